@@ -1,0 +1,76 @@
+# Cairn - a durable workflow engine for operations work.
+#
+#   make          build ./cairn
+#   make test     install dependencies, build, run every test (one summary line)
+#   make demo     run a real workflow, kill the engine midway, resume it
+#   make asan     unit tests under AddressSanitizer and UBSan
+#   make bench    benchmarks (see bench/README.md)
+
+CC      ?= cc
+PKGS    := yaml-0.1 sqlite3 libcurl libssh2 libpcre2-8 libmicrohttpd libcrypto libpq
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -I. \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljq -lm -pthread
+
+BUILD   ?= build
+LIBSRC  := $(wildcard common/*.c dsl/*.c engine/*.c actions/*.c server/*.c)
+CLISRC  := $(wildcard cli/*.c)
+UNITSRC := $(wildcard tests/unit/*.c)
+TOOLSRC := $(wildcard tests/tools/*.c)
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o)
+CLIOBJ  := $(CLISRC:%.c=$(BUILD)/%.o)
+UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
+TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+all: cairn
+
+cairn: $(BUILD)/cairn
+	cp $< $@
+
+$(BUILD)/libcairn.a: $(LIBOBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/cairn: $(CLIOBJ) $(BUILD)/libcairn.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/unit: $(UNITOBJ) $(BUILD)/libcairn.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcairn.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory cairn $(BUILD)/unit $(TOOLS)
+	@sh tests/run.sh
+
+unit: $(BUILD)/unit
+	$(BUILD)/unit
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" build-asan/unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/unit
+
+demo: deps cairn
+	@sh scripts/demo.sh
+
+bench: deps cairn $(TOOLS)
+	@sh bench/run.sh
+
+clean:
+	rm -rf build build-asan cairn
+
+.PHONY: all deps test unit asan demo bench clean
+
+-include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(UNITOBJ:.o=.d)

@@ -1,0 +1,38 @@
+/*
+ * registry.c - the table of built-in actions.
+ */
+#include "actions/action.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+extern const cairn_action cairn_action_set;
+extern const cairn_action cairn_action_fail;
+extern const cairn_action cairn_action_shell;
+
+static const cairn_action *const builtin[] = {
+    &cairn_action_set,
+    &cairn_action_fail,
+    &cairn_action_shell,
+};
+
+const cairn_action *cairn_action_find(const char *name) {
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (strcmp(builtin[i]->sig->name, name) == 0) return builtin[i];
+    return NULL;
+}
+
+const cairn_action_sig *cairn_action_lookup_sig(const char *name) {
+    const cairn_action *a = cairn_action_find(name);
+    return a ? a->sig : NULL;
+}
+
+int cairn_fail_set(cairn_fail *f, const char *kind, const char *fmt, ...) {
+    snprintf(f->kind, sizeof f->kind, "%s", kind);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}

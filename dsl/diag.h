@@ -1,0 +1,48 @@
+/*
+ * diag.h - a list of load-time diagnostics, each at file:line:col.
+ *
+ * The loader reports every error it can find, not only the first.  Rendering
+ * prints each as "file:line:col: error: message", then the source line and a
+ * caret under the column (when the source is known).  The list owns its
+ * strings; cairn_diags_free(NULL) does nothing.
+ */
+#ifndef CAIRN_DIAG_H
+#define CAIRN_DIAG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+#define CAIRN_DIAGS_MAX 200   /* more are counted but not kept */
+
+typedef struct cairn_diag {
+    char *file;
+    int line, col;      /* 1-based */
+    char *msg;
+} cairn_diag;
+
+typedef struct cairn_diags {
+    cairn_diag *items;
+    int count;          /* kept */
+    int dropped;        /* past CAIRN_DIAGS_MAX */
+    int cap;
+} cairn_diags;
+
+#define CAIRN_DIAGS_INIT {NULL, 0, 0, 0}
+
+void cairn_diags_add(cairn_diags *d, const char *file, int line, int col,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int cairn_diags_count(const cairn_diags *d);   /* count + dropped */
+
+/* Print every diagnostic to out.  src/len (may be NULL) is the text of the file
+ * the diagnostics name, for the source line and caret. */
+void cairn_diags_print(const cairn_diags *d, FILE *out, const char *src, size_t len);
+
+/* Copy the first diagnostic into err (as CAIRN_ESYNTAX); returns CAIRN_ESYNTAX,
+ * or 0 if there is none. */
+int cairn_diags_to_err(const cairn_diags *d, cairn_err *err);
+
+void cairn_diags_free(cairn_diags *d);
+
+#endif

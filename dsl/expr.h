@@ -1,0 +1,95 @@
+/*
+ * expr.h - Cairn expressions: `${{ <jq program> }}` inside workflow strings.
+ *
+ * A workflow's expressions are gathered into one cairn_exprset and compiled
+ * together as a single jq program of `def`s, because jq_compile re-binds jq's
+ * builtins on every call (about 20 ms) while one program of hundreds of defs
+ * compiles in about the same time.  Evaluation dispatches to the def by index.
+ *
+ * Builtins that read the clock, the environment, input or randomness (now,
+ * input, inputs, env, $ENV, input_filename, ...) are shadowed by defs that
+ * raise an error: decisions must replay the same.
+ *
+ * A cairn_tmpl is a value template built from a YAML node: constant subtrees
+ * stay as jv constants; strings holding `${{ }}` become parts to splice.
+ * Rendering evaluates the expressions over a context document (see DSL.md,
+ * Expressions) and yields a fresh jv.
+ *
+ * Threads: jq and jv are not thread-safe; an exprset and everything rendered
+ * from it are used on one thread only (the orchestrator's).
+ *
+ * Memory: cairn_exprset_free and cairn_tmpl_free free what they are given
+ * (NULL is allowed).  jv arguments follow jq's convention and are consumed
+ * unless the parameter is marked "borrowed".
+ */
+#ifndef CAIRN_EXPR_H
+#define CAIRN_EXPR_H
+
+#include <jv.h>
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "dsl/diag.h"
+#include "dsl/yaml.h"
+
+typedef struct cairn_exprset cairn_exprset;
+typedef struct cairn_tmpl cairn_tmpl;
+
+cairn_exprset *cairn_exprset_new(void);
+void cairn_exprset_free(cairn_exprset *set);
+
+/* Add one jq program found at file:line:col; returns its index (>= 0).
+ * Nothing is compiled until cairn_exprset_compile. */
+int cairn_exprset_add(cairn_exprset *set, const char *program,
+                      const char *file, int line, int col);
+
+/* Number of programs added. */
+int cairn_exprset_count(const cairn_exprset *set);
+
+/* Compile every program added.  Each syntax or compile error is reported to
+ * diags at the position of the string that holds it.  Returns 0 or
+ * CAIRN_ESYNTAX. */
+int cairn_exprset_compile(cairn_exprset *set, cairn_diags *diags);
+
+/* Evaluate program idx over doc (borrowed).  *out receives the single result;
+ * a program that yields nothing gives null; more than one result, or a jq
+ * runtime error, is CAIRN_EEXPR with the message in err. */
+int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err);
+
+/* How a template's string parts splice their values. */
+typedef enum {
+    CAIRN_SPLICE_TEXT,   /* strings raw, other values as compact JSON */
+    CAIRN_SPLICE_SHELL   /* as TEXT, then shell-quoted ('...') so data stays data */
+} cairn_splice_mode;
+
+/* Build a template from node (borrowed; the template keeps no pointer to it).
+ * Every `${{ }}` found is added to set; an unterminated `${{` is reported to
+ * diags.  mode applies to every string in the subtree.  Never returns NULL. */
+cairn_tmpl *cairn_tmpl_new(const cairn_node *node, cairn_exprset *set,
+                           cairn_splice_mode mode, const char *file, cairn_diags *diags);
+
+/* A template of one string (used for `if`, `foreach`, `until`, outputs). */
+cairn_tmpl *cairn_tmpl_from_string(const char *s, int line, int col, cairn_exprset *set,
+                                   cairn_splice_mode mode, const char *file,
+                                   cairn_diags *diags);
+
+/* True when the template holds no expression (rendering returns a copy of a constant). */
+bool cairn_tmpl_is_const(const cairn_tmpl *t);
+
+/* The constant value of a template with no expressions (jv_invalid otherwise). */
+jv cairn_tmpl_const_value(const cairn_tmpl *t);
+
+/* Render t over doc (borrowed) into *out.  A failed expression is
+ * CAIRN_EEXPR, err->msg naming the expression's position and jq's message. */
+int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
+                      cairn_err *err);
+
+void cairn_tmpl_free(cairn_tmpl *t);
+
+/* Shell-quote s into a new string owned by the caller ('a'"'"'b' style). */
+char *cairn_shell_quote(const char *s, size_t len);
+
+/* Truthiness as DSL.md defines it: anything but false and null. v borrowed. */
+bool cairn_truthy(jv v);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * workflow.h - a checked, compiled workflow: the step graph the engine runs.
+ *
+ * Pipeline: source text -> YAML tree with positions (yaml.h) -> every rule of
+ * DSL.md checked, all errors collected (diag.h) -> this compiled form, with
+ * every expression compiled once (expr.h) and `needs` resolved to indices.
+ *
+ * Actions are not known to this module: the caller passes a catalogue of
+ * action signatures (name and `with` fields) so that a static `with` is
+ * checked at load time.  Shell-ish fields (shell's `run`, ssh's `command`) are
+ * marked so their spliced values are shell-quoted.
+ *
+ * Memory: cairn_workflow_load returns a workflow the caller owns; free it with
+ * cairn_workflow_free (NULL allowed).  Everything reachable from it is owned
+ * by it.  A workflow is used on one thread (its exprset holds a jq_state).
+ */
+#ifndef CAIRN_WORKFLOW_H
+#define CAIRN_WORKFLOW_H
+
+#include <jv.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "dsl/diag.h"
+#include "dsl/expr.h"
+
+#define CAIRN_MAX_STEPS 10000          /* steps in one workflow, all blocks counted */
+#define CAIRN_ID_MAX 64                /* length of a step id or workflow name */
+
+/* ---- the catalogue of actions, given by the caller ---------------------- */
+
+typedef enum {
+    CAIRN_FIELD_ANY, CAIRN_FIELD_STRING, CAIRN_FIELD_NUMBER, CAIRN_FIELD_INTEGER,
+    CAIRN_FIELD_BOOL, CAIRN_FIELD_OBJECT, CAIRN_FIELD_ARRAY,
+    CAIRN_FIELD_STRING_OR_ARRAY,       /* e.g. notify's `to` */
+    CAIRN_FIELD_DURATION               /* a duration string: "30s" */
+} cairn_field_type;
+
+enum {
+    CAIRN_FIELD_REQUIRED = 1 << 0,
+    CAIRN_FIELD_SHELL    = 1 << 1      /* splice with shell quoting */
+};
+
+typedef struct cairn_field_sig {
+    const char *name;
+    cairn_field_type type;
+    int flags;
+} cairn_field_sig;
+
+typedef struct cairn_action_sig {
+    const char *name;
+    const cairn_field_sig *fields;     /* terminated by {NULL} */
+    bool open;                         /* any keys allowed (set) */
+    const char *one_of;                /* "run|argv": exactly one of these is required */
+} cairn_action_sig;
+
+/* Returns the signature of action `name`, or NULL when there is no such action. */
+typedef const cairn_action_sig *(*cairn_action_lookup)(const char *name);
+
+/* ---- the compiled workflow ---------------------------------------------- */
+
+typedef enum { CAIRN_BACKOFF_CONSTANT, CAIRN_BACKOFF_LINEAR, CAIRN_BACKOFF_EXPONENTIAL } cairn_backoff;
+typedef enum { CAIRN_ON_CRASH_RETRY, CAIRN_ON_CRASH_FAIL, CAIRN_ON_CRASH_ASK } cairn_on_crash;
+
+typedef struct cairn_retry {
+    int max_attempts;                  /* total attempts, >= 1 (default 1) */
+    cairn_backoff backoff;
+    int64_t delay_ms, max_delay_ms;    /* max_delay_ms 0: none */
+    bool jitter;
+    char *on;                          /* PCRE2 source, or NULL: every error retries */
+    cairn_tmpl *until;                 /* or NULL */
+} cairn_retry;
+
+typedef struct cairn_step cairn_step;
+struct cairn_step {
+    char *id;                          /* "" for compensate bodies */
+    char *name;                        /* or NULL */
+    char *uses;                        /* action name (`run:` becomes "shell") */
+    int line, col;                     /* position of the step's map */
+    cairn_tmpl *with;                  /* an object template; never NULL ({} when absent) */
+    int *needs;                        /* indices into the same block's steps */
+    int n_needs;
+    cairn_tmpl *if_;                   /* or NULL */
+    int64_t timeout_ms;                /* 0: none */
+    cairn_retry retry;
+    bool continue_on_error;
+    cairn_on_crash on_crash;
+    cairn_step *compensate;            /* or NULL */
+    cairn_tmpl *foreach;               /* or NULL */
+    int concurrency;                   /* foreach: 0 means all at once */
+    int index;                         /* position in its block */
+};
+
+typedef enum {
+    CAIRN_INPUT_STRING, CAIRN_INPUT_NUMBER, CAIRN_INPUT_INTEGER,
+    CAIRN_INPUT_BOOLEAN, CAIRN_INPUT_OBJECT, CAIRN_INPUT_ARRAY
+} cairn_input_type;
+
+typedef struct cairn_input_spec {
+    char *name;
+    cairn_input_type type;
+    bool required;
+    jv default_;                       /* jv_invalid() when none */
+    jv enum_;                          /* array, or jv_invalid() */
+    char *pattern;                     /* PCRE2, strings only; or NULL */
+    void *pattern_code;                /* compiled pcre2_code *, owned */
+    char *description;
+} cairn_input_spec;
+
+typedef struct cairn_named_tmpl {
+    char *name;
+    cairn_tmpl *value;
+} cairn_named_tmpl;
+
+typedef struct cairn_workflow {
+    char *file;                        /* as given to load */
+    char *source;                      /* the exact bytes loaded (NUL-terminated) */
+    size_t source_len;
+    char sha256[65];                   /* hex SHA-256 of source: runs are pinned to it */
+    char *name, *version, *description;
+    cairn_input_spec *inputs;  int n_inputs;
+    cairn_named_tmpl *outputs; int n_outputs;
+    cairn_named_tmpl *env;     int n_env;        /* strings; may hold expressions */
+    cairn_step *steps;         int n_steps;
+    cairn_step *on_failure;    int n_on_failure;  /* run in order; needs unused */
+    jv triggers;                       /* the `triggers` list as JSON, or jv_invalid() */
+    cairn_exprset *exprs;              /* every expression of the workflow */
+} cairn_workflow;
+
+/* Load and check a workflow from src (len bytes; file names it in messages).
+ * lookup resolves `uses`.  On success returns 0 and *out.  Otherwise every
+ * error found is in diags, and CAIRN_ESYNTAX (or CAIRN_ELIMIT) is returned. */
+int cairn_workflow_load(const char *file, const char *src, size_t len,
+                        cairn_action_lookup lookup, cairn_workflow **out,
+                        cairn_diags *diags);
+
+/* Read the file and load it (a missing or unreadable file is one diagnostic). */
+int cairn_workflow_load_file(const char *path, cairn_action_lookup lookup,
+                             cairn_workflow **out, cairn_diags *diags);
+
+void cairn_workflow_free(cairn_workflow *wf);
+
+/* Check run inputs (borrowed, an object) against the specs: types, required,
+ * enum, pattern, unknown names.  On success *out is the inputs with defaults
+ * filled in.  Errors name the input: "input 'host': expected a string". */
+int cairn_workflow_check_inputs(const cairn_workflow *wf, jv inputs, jv *out,
+                                cairn_err *err);
+
+/* Parse the text of `--input name=text` as the declared type of input name:
+ * strings as they are, numbers/integers/booleans by their literal, objects and
+ * arrays as JSON.  An unknown name is an error. */
+int cairn_workflow_parse_input(const cairn_workflow *wf, const char *name,
+                               const char *text, jv *out, cairn_err *err);
+
+/* Print the step graph: format "dot" or "mermaid".  Returns CAIRN_EINVAL for
+ * another format. */
+int cairn_workflow_graph(const cairn_workflow *wf, const char *format, FILE *out);
+
+/* Parse a duration ("250ms", "1h30m"); returns 0 and *ms, or CAIRN_EINVAL. */
+int cairn_duration_parse(const char *s, int64_t *ms);
+
+#endif
