@@ -9,16 +9,16 @@
 CC      ?= cc
 PKGS    := yaml-0.1 sqlite3 libcurl libssh2 libpcre2-8 libmicrohttpd libcrypto libpq
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -I. \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljq -lm -pthread
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljq -lm -pthread
 
 BUILD   ?= build
 LIBSRC  := $(wildcard common/*.c dsl/*.c engine/*.c actions/*.c server/*.c)
 CLISRC  := $(wildcard cli/*.c)
 UNITSRC := $(wildcard tests/unit/*.c)
 TOOLSRC := $(wildcard tests/tools/*.c)
-LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o)
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o
 CLIOBJ  := $(CLISRC:%.c=$(BUILD)/%.o)
 UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
@@ -44,6 +44,16 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcairn.a
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The journal schema is compiled in from schema/journal.sql.
+$(BUILD)/gen/schema_sql.c: schema/journal.sql
+	@mkdir -p $(@D)
+	@{ echo 'const char cairn_schema_sql[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	   echo ';'; } > $@
+
+$(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 deps:

@@ -10,11 +10,21 @@
 extern const cairn_action cairn_action_set;
 extern const cairn_action cairn_action_fail;
 extern const cairn_action cairn_action_shell;
+extern const cairn_action cairn_action_db;
+extern const cairn_action cairn_action_llm;
+extern const cairn_action cairn_action_http;
+extern const cairn_action cairn_action_notify;
+extern const cairn_action cairn_action_ssh;
 
 static const cairn_action *const builtin[] = {
     &cairn_action_set,
     &cairn_action_fail,
     &cairn_action_shell,
+    &cairn_action_db,
+    &cairn_action_llm,
+    &cairn_action_http,
+    &cairn_action_notify,
+    &cairn_action_ssh,
 };
 
 const cairn_action *cairn_action_find(const char *name) {

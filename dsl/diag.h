@@ -35,6 +35,10 @@ void cairn_diags_add(cairn_diags *d, const char *file, int line, int col,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int cairn_diags_count(const cairn_diags *d);   /* count + dropped */
 
+/* Order the diagnostics from index `from` on by line and column (stable), so
+ * that a file's errors read top to bottom whatever order they were found in. */
+void cairn_diags_sort(cairn_diags *d, int from);
+
 /* Print every diagnostic to out.  src/len (may be NULL) is the text of the file
  * the diagnostics name, for the source line and caret. */
 void cairn_diags_print(const cairn_diags *d, FILE *out, const char *src, size_t len);

@@ -68,6 +68,12 @@ typedef enum {
 cairn_tmpl *cairn_tmpl_new(const cairn_node *node, cairn_exprset *set,
                            cairn_splice_mode mode, const char *file, cairn_diags *diags);
 
+/* As cairn_tmpl_new for a map node (a step's `with`), with a splice mode per
+ * top-level field: the keys in shell_keys (NULL-terminated) splice with
+ * CAIRN_SPLICE_SHELL, every other field with CAIRN_SPLICE_TEXT. */
+cairn_tmpl *cairn_tmpl_new_fields(const cairn_node *map, const char *const *shell_keys,
+                                  cairn_exprset *set, const char *file, cairn_diags *diags);
+
 /* A template of one string (used for `if`, `foreach`, `until`, outputs). */
 cairn_tmpl *cairn_tmpl_from_string(const char *s, int line, int col, cairn_exprset *set,
                                    cairn_splice_mode mode, const char *file,

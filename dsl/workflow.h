@@ -8,7 +8,20 @@
  * Actions are not known to this module: the caller passes a catalogue of
  * action signatures (name and `with` fields) so that a static `with` is
  * checked at load time.  Shell-ish fields (shell's `run`, ssh's `command`) are
- * marked so their spliced values are shell-quoted.
+ * marked so their spliced values are shell-quoted.  A template has one splice
+ * mode (expr.h), so a step's `with` is SHELL when a shell field splices a
+ * value, else TEXT; when another field of the same `with` splices text too,
+ * it is quoted as well (never less quoting than needed).
+ *
+ * Where DSL.md is silent, the checker decides: `needs` may be one id or a
+ * list; on_failure steps take no `needs` (they run in order) and no
+ * `compensate`; `if` and `retry.until` must hold ${{ }} (`if` may also be a
+ * boolean, `foreach` a list), since a constant string there is almost always
+ * a forgotten ${{ }}; input and output names are [A-Za-z_][A-Za-z0-9_-]*, env
+ * names [A-Za-z_][A-Za-z0-9_]*; durations are positive except retry.delay;
+ * `defaults.retry` is copied whole into each step (and compensate body) that
+ * has no `retry`.  Every pattern is compiled with PCRE2_UTF and searched
+ * unanchored.
  *
  * Memory: cairn_workflow_load returns a workflow the caller owns; free it with
  * cairn_workflow_free (NULL allowed).  Everything reachable from it is owned
@@ -26,7 +39,9 @@
 #include "dsl/expr.h"
 
 #define CAIRN_MAX_STEPS 10000          /* steps in one workflow, all blocks counted */
-#define CAIRN_ID_MAX 64                /* length of a step id or workflow name */
+#define CAIRN_ID_MAX 64                /* length of a step id, workflow, input or output name */
+#define CAIRN_MAX_ATTEMPTS 1000000     /* retry.max_attempts */
+#define CAIRN_MAX_CONCURRENCY 100000   /* foreach concurrency */
 
 /* ---- the catalogue of actions, given by the caller ---------------------- */
 
@@ -68,7 +83,8 @@ typedef struct cairn_retry {
     cairn_backoff backoff;
     int64_t delay_ms, max_delay_ms;    /* max_delay_ms 0: none */
     bool jitter;
-    char *on;                          /* PCRE2 source, or NULL: every error retries */
+    char *on;                          /* PCRE2 source (compile with PCRE2_UTF), or NULL:
+                                          every error retries */
     cairn_tmpl *until;                 /* or NULL */
 } cairn_retry;
 
@@ -103,7 +119,7 @@ typedef struct cairn_input_spec {
     bool required;
     jv default_;                       /* jv_invalid() when none */
     jv enum_;                          /* array, or jv_invalid() */
-    char *pattern;                     /* PCRE2, strings only; or NULL */
+    char *pattern;                     /* PCRE2 (PCRE2_UTF, unanchored), strings only; or NULL */
     void *pattern_code;                /* compiled pcre2_code *, owned */
     char *description;
 } cairn_input_spec;
@@ -129,13 +145,17 @@ typedef struct cairn_workflow {
 } cairn_workflow;
 
 /* Load and check a workflow from src (len bytes; file names it in messages).
- * lookup resolves `uses`.  On success returns 0 and *out.  Otherwise every
- * error found is in diags, and CAIRN_ESYNTAX (or CAIRN_ELIMIT) is returned. */
+ * lookup resolves `uses` (NULL: actions and `with` are not checked, for
+ * tools that only read the graph).  On success returns 0 and *out.  Otherwise
+ * every error found is in diags, and CAIRN_ESYNTAX (or CAIRN_ELIMIT) is
+ * returned. */
 int cairn_workflow_load(const char *file, const char *src, size_t len,
                         cairn_action_lookup lookup, cairn_workflow **out,
                         cairn_diags *diags);
 
-/* Read the file and load it (a missing or unreadable file is one diagnostic). */
+/* Read the file and load it.  A missing or unreadable file is one diagnostic
+ * and CAIRN_EIO; a file over CAIRN_YAML_MAX_BYTES is refused by its size,
+ * before it is read (CAIRN_ELIMIT). */
 int cairn_workflow_load_file(const char *path, cairn_action_lookup lookup,
                              cairn_workflow **out, cairn_diags *diags);
 
@@ -153,8 +173,10 @@ int cairn_workflow_check_inputs(const cairn_workflow *wf, jv inputs, jv *out,
 int cairn_workflow_parse_input(const cairn_workflow *wf, const char *name,
                                const char *text, jv *out, cairn_err *err);
 
-/* Print the step graph: format "dot" or "mermaid".  Returns CAIRN_EINVAL for
- * another format. */
+/* Print the step graph: format "dot" or "mermaid".  Nodes are s_<id> (steps),
+ * c_<id> (the compensate body of step id, dashed) and f_<id> (on_failure, in
+ * a dashed group, chained in order); an edge runs from a needed step to the
+ * step that needs it.  Returns CAIRN_EINVAL for another format. */
 int cairn_workflow_graph(const cairn_workflow *wf, const char *format, FILE *out);
 
 /* Parse a duration ("250ms", "1h30m"); returns 0 and *ms, or CAIRN_EINVAL. */

@@ -6,7 +6,8 @@ set -eu
 PACKAGES="gcc make pkg-config libc6-dev
 libyaml-dev libsqlite3-dev libjq-dev libonig-dev libcurl4-openssl-dev
 libssh2-1-dev libpcre2-dev libmicrohttpd-dev libssl-dev libpq-dev
-sqlite3 jq python3 openssh-server openssh-client postgresql procps"
+sqlite3 jq python3 python3-jsonschema python3-yaml openssl
+openssh-server openssh-client postgresql procps passwd"
 
 missing=""
 for p in $PACKAGES; do

@@ -12,9 +12,9 @@ tally() { # name, command...
     name=$1; shift
     "$@" >"$log" 2>&1
     rc=$?
-    line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    p=$(echo "$line" | sed -nE 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/p')
-    f=$(echo "$line" | sed -nE 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\2/p')
+    line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(echo "$line" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1/p')
+    f=$(echo "$line" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\2/p')
     [ -z "$p" ] && { p=0; f=1; }
     [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
     if [ "$f" -ne 0 ]; then

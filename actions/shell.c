@@ -1,0 +1,358 @@
+/*
+ * shell.c - the `shell` action: run a script with /bin/sh -c, or an argv
+ * without a shell, and report its exit code and (capped) output.
+ *
+ * prepare copies the rendered `with` into a job of plain C strings (argv,
+ * the whole environment, cwd, stdin, the set of ok exit codes); execute runs
+ * it through cairn_proc_run (proc.h: process group, output cap, deadline,
+ * stop); finish turns the result into the output or a failure.
+ *
+ * Environment, later entries winning: the engine's own environment, the
+ * workflow `env` (info->env), `with.env`, then CAIRN_IDEMPOTENCY_KEY,
+ * CAIRN_RUN_ID, CAIRN_STEP_ID and CAIRN_ATTEMPT, which describe the attempt
+ * and cannot be overridden.  `with.env` values may be strings, numbers or
+ * booleans (written as JSON writes them: `PORT: 8080` is "8080"); `argv`
+ * takes strings only, since it exists for exact control.  A `with` field
+ * that is null counts as absent.
+ */
+#include "actions/action.h"
+#include "actions/proc.h"
+#include "common/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHELL_OK_CODES 256             /* exit codes are 0..255 */
+
+static const cairn_field_sig shell_fields[] = {
+    {"run", CAIRN_FIELD_STRING, CAIRN_FIELD_SHELL},
+    {"argv", CAIRN_FIELD_ARRAY, 0},
+    {"env", CAIRN_FIELD_OBJECT, 0},
+    {"cwd", CAIRN_FIELD_STRING, 0},
+    {"stdin", CAIRN_FIELD_STRING, 0},
+    {"ok_codes", CAIRN_FIELD_ARRAY, 0},
+    {NULL, 0, 0},
+};
+
+static const cairn_action_sig shell_sig = {"shell", shell_fields, false, "run|argv"};
+
+/* A NULL-terminated, owned array of owned strings. */
+typedef struct strv {
+    char **v;
+    int n, cap;
+} strv;
+
+typedef struct shell_job {
+    strv argv, env;
+    char *cwd;                         /* or NULL */
+    char *stdin_data;                  /* or NULL: /dev/null */
+    size_t stdin_len;
+    bool ok[SHELL_OK_CODES];
+    int rc;                            /* of cairn_proc_run */
+    cairn_err err;
+    cairn_proc_result res;
+} shell_job;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void strv_push(strv *s, char *owned) {
+    if (s->n + 2 > s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->v = cairn_realloc(s->v, (size_t)s->cap * sizeof *s->v);
+    }
+    s->v[s->n++] = owned;
+    s->v[s->n] = NULL;
+}
+
+static void strv_free(strv *s) {
+    for (int i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+}
+
+/* Put "NAME=value" (owned) in env, replacing an entry of the same name. */
+static void env_put(strv *env, char *entry) {
+    size_t len = strcspn(entry, "=") + 1;
+    for (int i = 0; i < env->n; i++)
+        if (strncmp(env->v[i], entry, len) == 0) {
+            free(env->v[i]);
+            env->v[i] = entry;
+            return;
+        }
+    strv_push(env, entry);
+}
+
+static void job_free(shell_job *j) {
+    if (j == NULL) return;
+    strv_free(&j->argv);
+    strv_free(&j->env);
+    free(j->cwd);
+    free(j->stdin_data);
+    cairn_proc_result_free(&j->res);
+    free(j);
+}
+
+/* with[name], or jv_invalid() when absent or null. */
+static jv field(jv with, const char *name) {
+    jv v = jv_object_get(jv_copy(with), jv_string(name));
+    if (jv_get_kind(v) == JV_KIND_NULL) {
+        jv_free(v);
+        return jv_invalid();
+    }
+    return v;
+}
+
+static bool present(jv v) { return jv_is_valid(v); }
+
+/* A string holding no NUL byte (exec would cut it there), copied to *out.
+ * Consumes v. */
+static int c_string(jv v, const char *what, char **out, cairn_fail *f) {
+    int rc = 0;
+    if (jv_get_kind(v) != JV_KIND_STRING)
+        rc = cairn_fail_set(f, "schema", "%s must be a string, not %s", what,
+                            jv_kind_name(jv_get_kind(v)));
+    else if (strlen(jv_string_value(v)) != (size_t)jv_string_length_bytes(jv_copy(v)))
+        rc = cairn_fail_set(f, "schema", "%s must not contain a NUL byte", what);
+    else
+        *out = cairn_strdup(jv_string_value(v));
+    jv_free(v);
+    return rc;
+}
+
+/* An env value: a string, or a number or boolean written as JSON writes it.
+ * Consumes v. */
+static int env_value(jv v, const char *what, char **out, cairn_fail *f) {
+    jv_kind k = jv_get_kind(v);
+    if (k == JV_KIND_NUMBER || k == JV_KIND_TRUE || k == JV_KIND_FALSE)
+        v = jv_dump_string(v, 0);
+    else if (k != JV_KIND_STRING) {
+        jv_free(v);
+        return cairn_fail_set(f, "schema", "%s must be a string, number or boolean, not %s",
+                              what, jv_kind_name(k));
+    }
+    return c_string(v, what, out, f);
+}
+
+/* ---- reading `with` ----------------------------------------------------- */
+
+static int check_keys(jv with, cairn_fail *f) {
+    int rc = 0;
+    jv keys = jv_keys(jv_copy(with));
+    for (int i = 0; rc == 0 && i < jv_array_length(jv_copy(keys)); i++) {
+        jv k = jv_array_get(jv_copy(keys), i);
+        const cairn_field_sig *s = shell_fields;
+        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
+        if (s->name == NULL)
+            rc = cairn_fail_set(f, "schema", "shell: unknown field '%s'", jv_string_value(k));
+        jv_free(k);
+    }
+    jv_free(keys);
+    return rc;
+}
+
+static int read_argv(jv argv, shell_job *j, cairn_fail *f) {
+    if (jv_get_kind(argv) != JV_KIND_ARRAY || jv_array_length(jv_copy(argv)) == 0)
+        return cairn_fail_set(f, "schema", "argv must be a non-empty list of strings");
+    int n = jv_array_length(jv_copy(argv));
+    for (int i = 0; i < n; i++) {
+        char what[32], *s = NULL;
+        snprintf(what, sizeof what, "argv[%d]", i);
+        if (c_string(jv_array_get(jv_copy(argv), i), what, &s, f) != 0) return -1;
+        strv_push(&j->argv, s);
+    }
+    if (j->argv.v[0][0] == '\0') return cairn_fail_set(f, "schema", "argv[0] must not be empty");
+    return 0;
+}
+
+/* Exactly one of `run` (given to /bin/sh -c) and `argv`. */
+static int read_command(jv with, shell_job *j, cairn_fail *f) {
+    jv run = field(with, "run"), argv = field(with, "argv");
+    char *script = NULL;
+    int rc;
+    if (present(run) == present(argv))
+        rc = cairn_fail_set(f, "schema", "shell needs exactly one of run and argv");
+    else if (present(argv))
+        rc = read_argv(argv, j, f);
+    else if ((rc = c_string(jv_copy(run), "run", &script, f)) == 0) {
+        strv_push(&j->argv, cairn_strdup("/bin/sh"));
+        strv_push(&j->argv, cairn_strdup("-c"));
+        strv_push(&j->argv, script);
+    }
+    jv_free(run);
+    jv_free(argv);
+    return rc;
+}
+
+static int read_with_env(jv env, shell_job *j, cairn_fail *f) {
+    int rc = 0;
+    if (jv_get_kind(env) != JV_KIND_OBJECT)
+        return cairn_fail_set(f, "schema", "env must be a map of strings, not %s",
+                              jv_kind_name(jv_get_kind(env)));
+    jv_object_foreach(env, name, value) {   /* borrows env; name, value are copies */
+        const char *nm = jv_string_value(name);
+        char what[CAIRN_FAIL_MSG_MAX / 2], *val = NULL;
+        snprintf(what, sizeof what, "env.%s", nm);
+        if (rc == 0 && (nm[0] == '\0' || strchr(nm, '=') ||
+                        strlen(nm) != (size_t)jv_string_length_bytes(jv_copy(name))))
+            rc = cairn_fail_set(f, "schema", "env: '%s' is not a valid variable name", nm);
+        if (rc == 0 && (rc = env_value(jv_copy(value), what, &val, f)) == 0)
+            env_put(&j->env, cairn_sprintf("%s=%s", nm, val));
+        free(val);
+        jv_free(name);
+        jv_free(value);
+    }
+    return rc;
+}
+
+static void put_attempt_env(shell_job *j, const cairn_attempt_info *info) {
+    static const char *const names[] = {"CAIRN_IDEMPOTENCY_KEY", "CAIRN_RUN_ID", "CAIRN_STEP_ID"};
+    const char *values[] = {info->idempotency_key, info->run_id, info->step_id};
+    for (int i = 0; i < 3; i++)
+        if (values[i]) env_put(&j->env, cairn_sprintf("%s=%s", names[i], values[i]));
+    env_put(&j->env, cairn_sprintf("CAIRN_ATTEMPT=%d", info->attempt));
+}
+
+static int read_env(jv with, const cairn_attempt_info *info, shell_job *j, cairn_fail *f) {
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) env_put(&j->env, cairn_strdup(*e));
+    for (const char *const *e = info->env; e && *e; e++)
+        if (strchr(*e, '=')) env_put(&j->env, cairn_strdup(*e));
+    jv env = field(with, "env");
+    int rc = present(env) ? read_with_env(env, j, f) : 0;
+    jv_free(env);
+    if (rc == 0) put_attempt_env(j, info);
+    return rc;
+}
+
+static int read_stdin(jv with, shell_job *j, cairn_fail *f) {
+    jv in = field(with, "stdin");
+    int rc = 0;
+    if (!present(in)) {
+    } else if (jv_get_kind(in) != JV_KIND_STRING) {
+        rc = cairn_fail_set(f, "schema", "stdin must be a string, not %s",
+                            jv_kind_name(jv_get_kind(in)));
+    } else {                           /* may hold NUL bytes: copied by length */
+        j->stdin_len = (size_t)jv_string_length_bytes(jv_copy(in));
+        j->stdin_data = cairn_strndup(jv_string_value(in), j->stdin_len);
+    }
+    jv_free(in);
+    return rc;
+}
+
+static int read_ok_codes(jv with, shell_job *j, cairn_fail *f) {
+    jv codes = field(with, "ok_codes");
+    int rc = 0;
+    if (!present(codes)) j->ok[0] = true;
+    else if (jv_get_kind(codes) != JV_KIND_ARRAY || jv_array_length(jv_copy(codes)) == 0)
+        rc = cairn_fail_set(f, "schema", "ok_codes must be a non-empty list of integers");
+    for (int i = 0; rc == 0 && present(codes) && i < jv_array_length(jv_copy(codes)); i++) {
+        jv c = jv_array_get(jv_copy(codes), i);
+        double d = jv_get_kind(c) == JV_KIND_NUMBER ? jv_number_value(c) : -1;
+        if (!(d >= 0 && d < SHELL_OK_CODES) || d != (double)(int)d)   /* NaN too */
+            rc = cairn_fail_set(f, "schema", "ok_codes[%d] must be an integer from 0 to %d",
+                                i, SHELL_OK_CODES - 1);
+        else
+            j->ok[(int)d] = true;
+        jv_free(c);
+    }
+    jv_free(codes);
+    return rc;
+}
+
+static int read_cwd(jv with, shell_job *j, cairn_fail *f) {
+    jv cwd = field(with, "cwd");
+    if (present(cwd)) return c_string(cwd, "cwd", &j->cwd, f);
+    jv_free(cwd);
+    return 0;
+}
+
+/* ---- the three phases --------------------------------------------------- */
+
+static int shell_prepare(jv with, const cairn_attempt_info *info, void **job, cairn_fail *f) {
+    if (jv_get_kind(with) != JV_KIND_OBJECT)
+        return cairn_fail_set(f, "schema", "shell: with must be a map");
+    shell_job *j = cairn_calloc(1, sizeof *j);
+    if (check_keys(with, f) || read_command(with, j, f) || read_env(with, info, j, f) ||
+        read_cwd(with, j, f) || read_stdin(with, j, f) || read_ok_codes(with, j, f)) {
+        job_free(j);
+        return -1;
+    }
+    *job = j;
+    return 0;
+}
+
+static void shell_execute(void *job, const cairn_attempt_info *info) {
+    shell_job *j = job;
+    cairn_proc_spec spec = {
+        .argv = j->argv.v, .envp = j->env.v, .cwd = j->cwd,
+        .stdin_data = j->stdin_data, .stdin_len = j->stdin_len,
+        .output_max = CAIRN_SHELL_OUTPUT_MAX, .deadline_ms = info->deadline_ms,
+        .stop = info->stop, .kill_grace_ms = CAIRN_SHELL_KILL_GRACE_MS,
+    };
+    j->rc = cairn_proc_run(&spec, &j->res, &j->err);
+}
+
+static jv shell_output(const cairn_proc_result *r) {
+    jv out = jv_object_set(jv_object(), jv_string("exit_code"), jv_number(r->exit_code));
+    out = cairn_capbuf_add_output(out, "stdout", &r->out);
+    out = cairn_capbuf_add_output(out, "stderr", &r->err);
+    return jv_object_set(out, jv_string("output_cap_bytes"), jv_number(r->out.cap));
+}
+
+/* The end of stderr for a failure message, or of stdout when stderr is
+ * empty (a failed step keeps no output: this is all that survives). */
+static void failure_detail(const cairn_proc_result *r, char *out, size_t outlen) {
+    char tail[CAIRN_OUTPUT_TAIL_MAX + 8];
+    cairn_capbuf_tail(&r->err, tail, sizeof tail);
+    if (tail[0]) {
+        snprintf(out, outlen, ": %s", tail);
+        return;
+    }
+    cairn_capbuf_tail(&r->out, tail, sizeof tail);
+    snprintf(out, outlen, tail[0] ? " (stdout: %s)" : "%s", tail);
+}
+
+/* A process that ran to its end: the output, or kind "exit". */
+static int judge_exit(shell_job *j, jv *output, cairn_fail *f) {
+    const cairn_proc_result *r = &j->res;
+    char detail[CAIRN_OUTPUT_TAIL_MAX + 32];
+    failure_detail(r, detail, sizeof detail);
+    if (r->outcome == CAIRN_PROC_SIGNALED) {
+        const char *abbrev = sigabbrev_np(r->term_signal);
+        return cairn_fail_set(f, "exit", "killed by signal %d (SIG%s)%s", r->term_signal,
+                              abbrev ? abbrev : "?", detail);
+    }
+    if (!j->ok[r->exit_code])
+        return cairn_fail_set(f, "exit", "exit code %d%s", r->exit_code, detail);
+    *output = shell_output(r);
+    return 0;
+}
+
+static int shell_finish(void *job, jv *output, cairn_fail *f) {
+    shell_job *j = job;
+    const cairn_proc_result *r = &j->res;
+    int rc;
+    if (j->rc < 0)
+        rc = cairn_fail_set(f, "exit", "%s", j->err.msg);
+    else if (r->outcome == CAIRN_PROC_TIMEOUT)
+        rc = cairn_fail_set(f, "timeout", r->spawned ? "deadline reached: process group killed"
+                                                     : "deadline reached before the start");
+    else if (r->outcome == CAIRN_PROC_CANCELLED)
+        rc = cairn_fail_set(f, "cancelled", r->spawned ? "stop requested: process group killed"
+                                                       : "stop requested before the start");
+    else
+        rc = judge_exit(j, output, f);
+    job_free(j);
+    return rc;
+}
+
+static void shell_discard(void *job) { job_free(job); }
+
+const cairn_action cairn_action_shell = {
+    .sig = &shell_sig,
+    .flags = 0,
+    .prepare = shell_prepare,
+    .execute = shell_execute,
+    .finish = shell_finish,
+    .discard = shell_discard,
+};

@@ -1,0 +1,55 @@
+/*
+ * cli.h - what the subcommands share: options, the database path, output.
+ *
+ * Exit codes: 0 success; 1 the run (or check) failed; 2 bad usage or input;
+ * 3 the journal could not be used.
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <jv.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
+
+typedef struct cli_opts {
+    const char *db;           /* --db, CAIRN_DB, or ./cairn.db */
+    bool json;
+    int argc;                 /* positional arguments left */
+    char **argv;
+} cli_opts;
+
+typedef int (*cli_cmd_fn)(cli_opts *o, int argc, char **argv);
+
+/* Print "cairn: <formatted err>" to stderr. */
+void cli_error(const cairn_err *err);
+/* Print "cairn: message" and return EXIT_USAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Take "--name value" or "--name=value" at argv[*i]; returns the value or NULL. */
+const char *cli_opt_value(int argc, char **argv, int *i, const char *name);
+
+/* Consume a global option at argv[*i] (--db PATH, --json); true if it was one. */
+bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+
+/* Print v (consumed) as JSON: pretty when pretty, else one line. */
+void cli_print_json(FILE *out, jv v, bool pretty);
+
+/* Whether stdout is a terminal (colour and live lines). */
+bool cli_tty(void);
+
+int cmd_check(cli_opts *o, int argc, char **argv);
+int cmd_graph(cli_opts *o, int argc, char **argv);
+int cmd_run(cli_opts *o, int argc, char **argv);
+int cmd_resume(cli_opts *o, int argc, char **argv);
+int cmd_cancel(cli_opts *o, int argc, char **argv);
+int cmd_show(cli_opts *o, int argc, char **argv);
+int cmd_runs(cli_opts *o, int argc, char **argv);
+int cmd_journal(cli_opts *o, int argc, char **argv);
+int cmd_verify(cli_opts *o, int argc, char **argv);
+int cmd_secret(cli_opts *o, int argc, char **argv);
+
+#endif

@@ -1,0 +1,356 @@
+/*
+ * cmd_run.c - the commands that drive the engine: run, resume, cancel.
+ *
+ * Each prints a line per durable transition.  SIGTERM and SIGINT ask the
+ * engine to stop taking work: running attempts get the grace period, then
+ * are journaled as interrupted, and `cairn resume` carries on later.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actions/action.h"
+#include "cli/cli.h"
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+#include "engine/owner.h"
+
+#define CAIRN_CANCEL_WAIT_MS 60000   /* how long `cancel` waits for another engine */
+#define CAIRN_INPUTS_FILE_MAX (1 << 20)
+
+static cairn_engine *signal_engine;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (signal_engine) cairn_engine_request_stop(signal_engine);
+}
+
+static void install_signals(cairn_engine *e) {
+    signal_engine = e;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- the transition printer ---------------------------------------------- */
+
+typedef struct {
+    bool colour;
+    FILE *out;
+} printer;
+
+static const char *colour_of(cairn_event_type t) {
+    switch (t) {
+    case CAIRN_EV_STEP_SUCCEEDED: case CAIRN_EV_RUN_SUCCEEDED: return "\033[32m";
+    case CAIRN_EV_STEP_FAILED: case CAIRN_EV_RUN_FAILED: case CAIRN_EV_STEP_CRASHED: return "\033[31m";
+    case CAIRN_EV_STEP_SKIPPED: case CAIRN_EV_RUN_CANCELLED: return "\033[33m";
+    default: return "";
+    }
+}
+
+static void error_text(jv data, char *out, size_t len) {
+    jv e = jv_object_get(jv_copy(data), jv_string("error"));
+    out[0] = '\0';
+    if (jv_get_kind(e) == JV_KIND_OBJECT) {
+        jv k = jv_object_get(jv_copy(e), jv_string("kind"));
+        jv m = jv_object_get(jv_copy(e), jv_string("message"));
+        snprintf(out, len, "%s: %s", jv_get_kind(k) == JV_KIND_STRING ? jv_string_value(k) : "?",
+                 jv_get_kind(m) == JV_KIND_STRING ? jv_string_value(m) : "");
+        jv_free(k);
+        jv_free(m);
+    }
+    jv_free(e);
+    char *nl = strchr(out, '\n');
+    if (nl) strcpy(nl, " ...");
+}
+
+static void print_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
+    printer *p = ud;
+    char when[40], what[160], detail[400] = "";
+    cairn_rfc3339(ev->time_ms, when, sizeof when);
+    jv index = jv_object_get(jv_copy(ev->data), jv_string("index"));
+    if (ev->step && jv_get_kind(index) == JV_KIND_NUMBER)
+        snprintf(what, sizeof what, "%s[%d]", ev->step, (int)jv_number_value(index));
+    else
+        snprintf(what, sizeof what, "%s", ev->step ? ev->step : "run");
+    jv_free(index);
+    if (ev->type == CAIRN_EV_STEP_STARTED) snprintf(detail, sizeof detail, "attempt %d", ev->attempt);
+    else if (ev->type == CAIRN_EV_RUN_CREATED) snprintf(detail, sizeof detail, "%s %s", st->workflow, st->id);
+    else error_text(ev->data, detail, sizeof detail);
+    const char *c = p->colour ? colour_of(ev->type) : "";
+    fprintf(p->out, "%.12s  %-24s %s%-20s%s %s\n", when + 11, what, c,
+            cairn_event_type_name(ev->type), *c ? "\033[0m" : "", detail);
+    fflush(p->out);
+}
+
+/* ---- shared --------------------------------------------------------------- */
+
+static int open_engine(const cli_opts *o, printer *p, cairn_engine **e) {
+    cairn_err err;
+    p->out = stdout;
+    p->colour = cli_tty();
+    cairn_engine_config cfg = {.db_path = o->db, .on_event = print_event, .ud = p};
+    const char *sync = getenv("CAIRN_SYNC");
+    if (sync && strcmp(sync, "normal") == 0) cfg.sync = CAIRN_SYNC_NORMAL;
+    const char *grace = getenv("CAIRN_GRACE_MS");
+    if (grace && atoll(grace) > 0) cfg.grace_ms = atoll(grace);
+    if (cairn_engine_open(&cfg, e, &err) != 0) {
+        cli_error(&err);
+        return EXIT_JOURNAL;
+    }
+    install_signals(*e);
+    return 0;
+}
+
+static int drive(cairn_engine *e) {
+    cairn_err err;
+    int rc = cairn_engine_run(e, &err);
+    if (rc) {
+        cli_error(&err);
+        return EXIT_JOURNAL;
+    }
+    return 0;
+}
+
+/* Read the finished run back from the journal (as `show` would). */
+static int final_status(const cli_opts *o, const char *run_id, bool print_json) {
+    cairn_store *s = NULL;
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_err err;
+    int rc = cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err);
+    if (rc == 0) rc = cairn_load_run(s, run_id, NULL, &st, &wf, &err);
+    if (rc) {
+        cli_error(&err);
+        cairn_store_close(s);
+        return EXIT_JOURNAL;
+    }
+    int out = st->status == CAIRN_RUN_SUCCEEDED ? EXIT_OK : EXIT_FAILED;
+    if (print_json) cli_print_json(stdout, cairn_run_state_to_json(st), false);
+    else if (!cairn_run_status_terminal(st->status))
+        fprintf(stderr, "cairn: run %s stopped while %s; `cairn resume` carries it on\n",
+                run_id, cairn_run_status_name(st->status));
+    cairn_run_state_free(st);
+    cairn_workflow_free(wf);
+    cairn_store_close(s);
+    return out;
+}
+
+/* ---- run ------------------------------------------------------------------ */
+
+static int read_inputs_file(const char *path, jv *inputs) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_usage("--inputs-file %s: cannot open", path);
+    char *buf = cairn_malloc(CAIRN_INPUTS_FILE_MAX + 1);
+    size_t n = fread(buf, 1, CAIRN_INPUTS_FILE_MAX + 1, f);
+    fclose(f);
+    int rc = 0;
+    if (n > CAIRN_INPUTS_FILE_MAX) {
+        rc = cli_usage("--inputs-file %s: larger than %d bytes", path, CAIRN_INPUTS_FILE_MAX);
+    } else {
+        buf[n] = '\0';
+        jv v = jv_parse_sized(buf, (int)n);
+        if (jv_get_kind(v) != JV_KIND_OBJECT) {
+            rc = cli_usage("--inputs-file %s: expected a JSON object", path);
+            jv_free(v);
+        } else {
+            jv_object_foreach(v, k, val) *inputs = jv_object_set(*inputs, k, val);
+            jv_free(v);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+typedef struct {
+    const char *file;
+    const char *inputs_file;
+    char **input_args;
+    int n_inputs;
+} run_args;
+
+static int parse_run_args(cli_opts *o, int argc, char **argv, run_args *a) {
+    const char *v;
+    a->input_args = cairn_calloc((size_t)argc + 1, sizeof *a->input_args);
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if ((v = cli_opt_value(argc, argv, &i, "--input")) != NULL) a->input_args[a->n_inputs++] = (char *)v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--inputs-file")) != NULL) a->inputs_file = v;
+        else if (argv[i][0] == '-') return cli_usage("run: unknown option '%s'", argv[i]);
+        else if (a->file) return cli_usage("run: one workflow file at a time");
+        else a->file = argv[i];
+    }
+    if (a->file == NULL) return cli_usage("usage: cairn run FILE [--input k=v]... [--inputs-file F] [--json]");
+    return 0;
+}
+
+static int gather_inputs(const cairn_workflow *wf, const run_args *a, jv *inputs) {
+    *inputs = jv_object();
+    if (a->inputs_file && read_inputs_file(a->inputs_file, inputs)) return EXIT_USAGE;
+    for (int i = 0; i < a->n_inputs; i++) {
+        char *eq = strchr(a->input_args[i], '=');
+        if (eq == NULL) return cli_usage("--input %s: expected name=value", a->input_args[i]);
+        char *name = cairn_strndup(a->input_args[i], (size_t)(eq - a->input_args[i]));
+        jv v;
+        cairn_err err;
+        int rc = cairn_workflow_parse_input(wf, name, eq + 1, &v, &err);
+        if (rc == 0) *inputs = jv_object_set(*inputs, jv_string(name), v);
+        free(name);
+        if (rc) {
+            cli_error(&err);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+int cmd_run(cli_opts *o, int argc, char **argv) {
+    run_args a = {0};
+    cairn_engine *e = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    jv inputs = jv_invalid();
+    char hash[65], run_id[CAIRN_RUN_ID_MAX];
+    cairn_err err;
+    printer p;
+    int rc = parse_run_args(o, argc, argv, &a);
+    if (rc) goto done;
+    if (cairn_workflow_load_file(a.file, cairn_action_lookup_sig, &wf, &d) != 0) {
+        cairn_diags_print(&d, stderr, NULL, 0);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if ((rc = gather_inputs(wf, &a, &inputs)) != 0) goto done;
+    if ((rc = open_engine(o, &p, &e)) != 0) goto done;
+    rc = cairn_engine_add_workflow(e, wf, hash, &err);
+    wf = NULL;   /* the engine owns it now */
+    if (rc == 0) {
+        rc = cairn_engine_start_run(e, hash, inputs, jv_null(), run_id, &err);
+        inputs = jv_invalid();
+    }
+    if (rc) {
+        cli_error(&err);
+        rc = err.code == CAIRN_EIO ? EXIT_JOURNAL : EXIT_USAGE;
+        goto done;
+    }
+    rc = drive(e);
+    cairn_engine_close(e);
+    e = NULL;
+    if (rc == 0) rc = final_status(o, run_id, o->json);
+done:
+    cairn_engine_close(e);
+    cairn_workflow_free(wf);
+    cairn_diags_free(&d);
+    jv_free(inputs);
+    free(a.input_args);
+    return rc;
+}
+
+/* ---- resume --------------------------------------------------------------- */
+
+int cmd_resume(cli_opts *o, int argc, char **argv) {
+    const char *only = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if (argv[i][0] == '-') return cli_usage("resume: unknown option '%s'", argv[i]);
+        only = argv[i];
+    }
+    cairn_engine *e = NULL;
+    printer p;
+    cairn_err err;
+    int taken = 0;
+    int rc = open_engine(o, &p, &e);
+    if (rc) return rc;
+    if (cairn_engine_resume(e, only, &taken, &err) != 0) {
+        cli_error(&err);
+        cairn_engine_close(e);
+        return err.code == CAIRN_EIO ? EXIT_JOURNAL : EXIT_FAILED;
+    }
+    fprintf(stderr, "cairn: resuming %d run%s\n", taken, taken == 1 ? "" : "s");
+    rc = drive(e);
+    cairn_engine_close(e);
+    return rc;
+}
+
+/* ---- cancel --------------------------------------------------------------- */
+
+static int run_status(const char *db, const char *run_id, cairn_run_row *row, cairn_err *err) {
+    cairn_store *s = NULL;
+    int rc = cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, true, &s, err);
+    if (rc == 0) rc = s->ops->get_run(s, run_id, row, err);
+    cairn_store_close(s);
+    return rc;
+}
+
+static bool row_ended(const cairn_run_row *row) {
+    return strcmp(row->status, "succeeded") == 0 || strcmp(row->status, "failed") == 0 ||
+           strcmp(row->status, "cancelled") == 0;
+}
+
+/* Another engine holds the run: wait (bounded) for it to carry out the cancel. */
+static int wait_for_end(const cli_opts *o, const char *run_id) {
+    int64_t deadline = cairn_now_ms() + CAIRN_CANCEL_WAIT_MS;
+    cairn_err err;
+    while (cairn_now_ms() < deadline) {
+        cairn_run_row row;
+        if (run_status(o->db, run_id, &row, &err) != 0) {
+            cli_error(&err);
+            return EXIT_JOURNAL;
+        }
+        bool ended = row_ended(&row);
+        if (ended) printf("run %s %s\n", run_id, row.status);
+        cairn_run_row_clear(&row);
+        if (ended) return EXIT_OK;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "cairn: cancel of %s recorded; the engine holding it has not finished yet\n",
+            run_id);
+    return EXIT_OK;
+}
+
+int cmd_cancel(cli_opts *o, int argc, char **argv) {
+    const char *run_id = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if (argv[i][0] == '-') return cli_usage("cancel: unknown option '%s'", argv[i]);
+        run_id = argv[i];
+    }
+    if (run_id == NULL) return cli_usage("usage: cairn cancel RUN");
+    cairn_run_row row;
+    cairn_err err;
+    if (run_status(o->db, run_id, &row, &err) != 0) {
+        cli_error(&err);
+        return err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+    }
+    int rc = 0;
+    bool held = row.owner && cairn_owner_alive(row.owner);
+    if (row_ended(&row)) {
+        fprintf(stderr, "cairn: run %s has already ended (%s)\n", run_id, row.status);
+        rc = EXIT_USAGE;
+    } else if (cairn_command_add(o->db, run_id, "cancel", "{}", &err) != 0) {
+        cli_error(&err);
+        rc = EXIT_JOURNAL;
+    }
+    cairn_run_row_clear(&row);
+    if (rc) return rc;
+    if (held) return wait_for_end(o, run_id);
+    /* no engine holds it: carry out the cancel here */
+    cairn_engine *e = NULL;
+    printer p;
+    if ((rc = open_engine(o, &p, &e)) != 0) return rc;
+    if (cairn_engine_resume(e, run_id, NULL, &err) != 0) {
+        cli_error(&err);
+        cairn_engine_close(e);
+        return EXIT_FAILED;
+    }
+    rc = drive(e);
+    cairn_engine_close(e);
+    return rc ? rc : final_status(o, run_id, false) == EXIT_JOURNAL ? EXIT_JOURNAL : EXIT_OK;
+}

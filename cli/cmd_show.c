@@ -1,0 +1,232 @@
+/*
+ * cmd_show.c - reading the journal: show, runs, journal, verify.
+ * These open the database read-only and never change it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+
+static int open_ro(const cli_opts *o, cairn_store **s) {
+    cairn_err err;
+    if (cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, s, &err) == 0) return 0;
+    cli_error(&err);
+    return EXIT_JOURNAL;
+}
+
+static const char *one_arg(cli_opts *o, int argc, char **argv, const char *cmd, int *rc) {
+    const char *arg = NULL;
+    *rc = 0;
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if (argv[i][0] == '-' || arg) {
+            *rc = cli_usage("usage: cairn %s RUN [--json] [--db PATH]", cmd);
+            return NULL;
+        }
+        arg = argv[i];
+    }
+    if (arg == NULL) *rc = cli_usage("usage: cairn %s RUN [--json] [--db PATH]", cmd);
+    return arg;
+}
+
+static void time_text(int64_t ms, char *out, size_t len) {
+    cairn_rfc3339(ms, out, len);
+}
+
+/* ---- show ------------------------------------------------------------------- */
+
+static void print_value(const char *label, jv v) {
+    jv s = jv_dump_string(v, 0);
+    printf("%-8s %s\n", label, jv_string_value(s));
+    jv_free(s);
+}
+
+static void show_text(const cairn_run_state *st) {
+    char c[40], u[40];
+    time_text(st->created_ms, c, sizeof c);
+    time_text(st->updated_ms, u, sizeof u);
+    printf("run      %s\nworkflow %s\nstatus   %s\ncreated  %s\nupdated  %s\n", st->id,
+           st->workflow ? st->workflow : "?", cairn_run_status_name(st->status), c, u);
+    print_value("inputs", jv_copy(st->inputs));
+    if (st->status == CAIRN_RUN_SUCCEEDED) print_value("outputs", jv_copy(st->outputs));
+    if (jv_get_kind(st->error) != JV_KIND_NULL) print_value("error", jv_copy(st->error));
+    printf("steps\n");
+    for (int i = 0; i < st->n_steps; i++) {
+        const cairn_step_state *s = &st->steps[i];
+        printf("  %-24s %-10s %d attempt%s", st->step_ids[i], cairn_step_status_name(s->status),
+               s->attempts, s->attempts == 1 ? "" : "s");
+        if (jv_get_kind(s->error) == JV_KIND_OBJECT) {
+            jv m = jv_dump_string(jv_copy(s->error), 0);
+            printf("  %s", jv_string_value(m));
+            jv_free(m);
+        }
+        printf("\n");
+    }
+}
+
+int cmd_show(cli_opts *o, int argc, char **argv) {
+    int rc;
+    const char *run_id = one_arg(o, argc, argv, "show", &rc);
+    if (!run_id) return rc;
+    cairn_store *s = NULL;
+    if ((rc = open_ro(o, &s)) != 0) return rc;
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_err err;
+    if (cairn_load_run(s, run_id, NULL, &st, &wf, &err) != 0) {
+        cli_error(&err);
+        rc = err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+    } else if (o->json) {
+        cli_print_json(stdout, cairn_run_state_to_json(st), false);
+    } else {
+        show_text(st);
+    }
+    cairn_run_state_free(st);
+    cairn_workflow_free(wf);
+    cairn_store_close(s);
+    return rc;
+}
+
+/* ---- runs -------------------------------------------------------------------- */
+
+int cmd_runs(cli_opts *o, int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!cli_common_opt(o, argc, argv, &i)) return cli_usage("usage: cairn runs [--json]");
+    cairn_store *s = NULL;
+    int rc = open_ro(o, &s), n = 0;
+    if (rc) return rc;
+    cairn_run_row *rows = NULL;
+    cairn_err err;
+    if (s->ops->list_runs(s, NULL, &rows, &n, &err) != 0) {
+        cli_error(&err);
+        cairn_store_close(s);
+        return EXIT_JOURNAL;
+    }
+    jv arr = jv_array();
+    if (!o->json) printf("%-18s %-28s %-12s %s\n", "ID", "WORKFLOW", "STATUS", "CREATED");
+    for (int i = 0; i < n; i++) {
+        char when[40];
+        time_text(rows[i].created_at, when, sizeof when);
+        if (!o->json) {
+            printf("%-18s %-28s %-12s %s\n", rows[i].id, rows[i].workflow, rows[i].status, when);
+            continue;
+        }
+        jv r = jv_object();
+        r = jv_object_set(r, jv_string("id"), jv_string(rows[i].id));
+        r = jv_object_set(r, jv_string("workflow"), jv_string(rows[i].workflow));
+        r = jv_object_set(r, jv_string("status"), jv_string(rows[i].status));
+        r = jv_object_set(r, jv_string("created_at"), jv_string(when));
+        if (rows[i].parent_id) r = jv_object_set(r, jv_string("parent"), jv_string(rows[i].parent_id));
+        arr = jv_array_append(arr, r);
+    }
+    if (o->json) cli_print_json(stdout, arr, false);
+    else jv_free(arr);
+    cairn_run_rows_free(rows, n);
+    cairn_store_close(s);
+    return EXIT_OK;
+}
+
+/* ---- journal ------------------------------------------------------------------- */
+
+static jv event_json(const cairn_event *ev) {
+    char when[40], hex[2 * CAIRN_HASH_LEN + 1];
+    for (int i = 0; i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", ev->hash[i]);
+    jv o = jv_object();
+    o = jv_object_set(o, jv_string("seq"), jv_number((double)ev->seq));
+    o = jv_object_set(o, jv_string("time"), jv_string(cairn_rfc3339(ev->time_ms, when, sizeof when)));
+    o = jv_object_set(o, jv_string("type"), jv_string(cairn_event_type_name(ev->type)));
+    o = jv_object_set(o, jv_string("step"), ev->step ? jv_string(ev->step) : jv_null());
+    o = jv_object_set(o, jv_string("attempt"), jv_number(ev->attempt));
+    o = jv_object_set(o, jv_string("data"), jv_parse(ev->data_text ? ev->data_text : "null"));
+    return jv_object_set(o, jv_string("hash"), jv_string(hex));
+}
+
+int cmd_journal(cli_opts *o, int argc, char **argv) {
+    int rc;
+    const char *run_id = one_arg(o, argc, argv, "journal", &rc);
+    if (!run_id) return rc;
+    cairn_store *s = NULL;
+    if ((rc = open_ro(o, &s)) != 0) return rc;
+    cairn_event *evs = NULL;
+    int n = 0;
+    cairn_err err;
+    cairn_run_row row;
+    if (s->ops->get_run(s, run_id, &row, &err) != 0 ||
+        s->ops->load_events(s, run_id, &evs, &n, &err) != 0) {
+        cli_error(&err);
+        cairn_store_close(s);
+        return err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+    }
+    cairn_run_row_clear(&row);
+    jv arr = jv_array();
+    for (int i = 0; i < n; i++) {
+        if (o->json) {
+            arr = jv_array_append(arr, event_json(&evs[i]));
+            continue;
+        }
+        char when[40];
+        cairn_rfc3339(evs[i].time_ms, when, sizeof when);
+        printf("%4lld %s %-20s %-20s %d %s\n", (long long)evs[i].seq, when,
+               cairn_event_type_name(evs[i].type), evs[i].step ? evs[i].step : "-",
+               evs[i].attempt, evs[i].data_text);
+    }
+    if (o->json) cli_print_json(stdout, arr, false);
+    else jv_free(arr);
+    cairn_events_free(evs, n);
+    cairn_store_close(s);
+    return EXIT_OK;
+}
+
+/* ---- verify -------------------------------------------------------------------- */
+
+static int verify_one(cairn_store *s, const char *run_id, const unsigned char *key) {
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_err err;
+    int rc = cairn_load_run(s, run_id, key, &st, &wf, &err);
+    if (rc == 0) {
+        char hex[2 * CAIRN_HASH_LEN + 1];
+        for (int i = 0; i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", st->head[i]);
+        printf("%s ok %lld events head %s\n", run_id, (long long)st->last_seq, hex);
+    } else {
+        char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
+        printf("%s FAILED %s\n", run_id, cairn_err_format(&err, msg, sizeof msg));
+    }
+    cairn_run_state_free(st);
+    cairn_workflow_free(wf);
+    return rc;
+}
+
+int cmd_verify(cli_opts *o, int argc, char **argv) {
+    cairn_store *s = NULL;
+    unsigned char key[32];
+    cairn_err err;
+    int bad = 0, given = 0;
+    for (int i = 0; i < argc; i++)
+        if (!cli_common_opt(o, argc, argv, &i)) argv[given++] = argv[i];
+    int rc = open_ro(o, &s);
+    if (rc) return rc;
+    if (cairn_journal_key(o->db, false, key, &err) != 0) {
+        cli_error(&err);
+        cairn_store_close(s);
+        return EXIT_JOURNAL;
+    }
+    if (given) {
+        for (int i = 0; i < given; i++) bad += verify_one(s, argv[i], key) != 0;
+    } else {
+        cairn_run_row *rows = NULL;
+        int n = 0;
+        if (s->ops->list_runs(s, NULL, &rows, &n, &err) != 0) {
+            cli_error(&err);
+            cairn_store_close(s);
+            return EXIT_JOURNAL;
+        }
+        for (int i = 0; i < n; i++) bad += verify_one(s, rows[i].id, key) != 0;
+        cairn_run_rows_free(rows, n);
+    }
+    cairn_store_close(s);
+    return bad ? EXIT_FAILED : EXIT_OK;
+}

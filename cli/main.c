@@ -1,0 +1,112 @@
+/*
+ * main.c - the cairn command: global options, then one subcommand.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char usage_text[] =
+    "usage: cairn [--db PATH] COMMAND [ARGS]\n"
+    "\n"
+    "Workflows:\n"
+    "  check FILE...                      check workflows; print every error\n"
+    "  graph FILE [--format dot|mermaid]  print a workflow's step graph\n"
+    "  run FILE [--input k=v]... [--inputs-file F] [--json]\n"
+    "                                     run a workflow to its end in this process\n"
+    "Runs:\n"
+    "  runs [--json]                      list runs, newest first\n"
+    "  show RUN [--json]                  a run's status, inputs, outputs and steps\n"
+    "  journal RUN [--json]               every event of a run\n"
+    "  resume                             finish every unfinished run\n"
+    "  cancel RUN                         stop a run and roll it back\n"
+    "  verify [RUN...]                    check the journal's hash chains\n"
+    "Secrets:\n"
+    "  secret set NAME                    store a secret (value read from stdin)\n"
+    "  secret list | secret rm NAME       names only; values never leave the file\n"
+    "\n"
+    "The journal is --db PATH, else $CAIRN_DB, else ./cairn.db.\n";
+
+typedef struct {
+    const char *name;
+    cli_cmd_fn fn;
+} command;
+
+static const command commands[] = {
+    {"check", cmd_check},   {"graph", cmd_graph},     {"run", cmd_run},
+    {"resume", cmd_resume}, {"cancel", cmd_cancel},   {"show", cmd_show},
+    {"runs", cmd_runs},     {"journal", cmd_journal}, {"verify", cmd_verify},
+    {"secret", cmd_secret},
+};
+
+void cli_error(const cairn_err *err) {
+    char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
+    fprintf(stderr, "cairn: %s\n", cairn_err_format(err, msg, sizeof msg));
+}
+
+int cli_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cairn: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+const char *cli_opt_value(int argc, char **argv, int *i, const char *name) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
+    const char *v;
+    if ((v = cli_opt_value(argc, argv, i, "--db")) != NULL) {
+        o->db = v;
+        return true;
+    }
+    if (strcmp(argv[*i], "--json") == 0) {
+        o->json = true;
+        return true;
+    }
+    return false;
+}
+
+void cli_print_json(FILE *out, jv v, bool pretty) {
+    jv s = jv_dump_string(v, pretty ? JV_PRINT_PRETTY | JV_PRINT_SPACE1 : 0);
+    fprintf(out, "%s\n", jv_string_value(s));
+    jv_free(s);
+}
+
+bool cli_tty(void) { return isatty(STDOUT_FILENO) == 1; }
+
+int main(int argc, char **argv) {
+    cli_opts o = {0};
+    o.db = getenv("CAIRN_DB") && *getenv("CAIRN_DB") ? getenv("CAIRN_DB") : "cairn.db";
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *v;
+        if ((v = cli_opt_value(argc, argv, &i, "--db")) != NULL) {
+            o.db = v;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else {
+            return cli_usage("unknown option '%s' (see cairn --help)", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(commands[k].name, argv[i]) == 0)
+            return commands[k].fn(&o, argc - i - 1, argv + i + 1);
+    return cli_usage("unknown command '%s' (see cairn --help)", argv[i]);
+}

@@ -1,0 +1,127 @@
+#include "common/json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void write_string(cairn_buf *out, const char *s, int len) {
+    static const char hex[] = "0123456789abcdef";
+    cairn_buf_putc(out, '"');
+    int start = 0;
+    for (int i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        cairn_buf_append(out, s + start, (size_t)(i - start));
+        start = i + 1;
+        switch (c) {
+        case '"': cairn_buf_puts(out, "\\\""); break;
+        case '\\': cairn_buf_puts(out, "\\\\"); break;
+        case '\n': cairn_buf_puts(out, "\\n"); break;
+        case '\t': cairn_buf_puts(out, "\\t"); break;
+        case '\r': cairn_buf_puts(out, "\\r"); break;
+        default: {
+            char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+            cairn_buf_append(out, esc, 6);
+        }
+        }
+    }
+    cairn_buf_append(out, s + start, (size_t)(len - start));
+    cairn_buf_putc(out, '"');
+}
+
+/* Integers are the common case (counts, exit codes, ids): format them by hand,
+ * since printf of a double is slow. */
+static void write_integer(cairn_buf *out, long long v) {
+    char num[24], *p = num + sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    cairn_buf_append(out, p, (size_t)(num + sizeof num - p));
+}
+
+static void write_number(cairn_buf *out, double d) {
+    char num[40];
+    int n;
+    if (d == floor(d) && fabs(d) < 9007199254740992.0 && !(d == 0 && signbit(d))) {
+        write_integer(out, (long long)d);
+        return;
+    }
+    if (isnan(d))
+        n = snprintf(num, sizeof num, "null");
+    else if (isinf(d))
+        n = snprintf(num, sizeof num, d > 0 ? "1.7976931348623157e+308" : "-1.7976931348623157e+308");
+    else if (d == 0)
+        n = snprintf(num, sizeof num, "-0");
+    else
+        n = snprintf(num, sizeof num, "%.17g", d);
+    cairn_buf_append(out, num, (size_t)n);
+}
+
+typedef struct {
+    const char *s;
+    int len;
+    jv key, val;
+} key_ref;
+
+static int cmp_keys(const void *a, const void *b) {
+    const key_ref *x = a, *y = b;
+    int n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, (size_t)n);
+    return c ? c : x->len - y->len;
+}
+
+static void write_object(cairn_buf *out, jv v) {
+    int n = jv_object_length(jv_copy(v)), i = 0;
+    key_ref small[16];
+    key_ref *keys = n <= 16 ? small : cairn_malloc((size_t)n * sizeof *keys);
+    jv_object_foreach(v, k, val)
+        keys[i++] = (key_ref){jv_string_value(k), jv_string_length_bytes(jv_copy(k)), k, val};
+    qsort(keys, (size_t)n, sizeof *keys, cmp_keys);
+    cairn_buf_putc(out, '{');
+    for (i = 0; i < n; i++) {
+        if (i) cairn_buf_putc(out, ',');
+        write_string(out, keys[i].s, keys[i].len);
+        cairn_buf_putc(out, ':');
+        cairn_json_write(out, keys[i].val);
+        jv_free(keys[i].val);
+        jv_free(keys[i].key);
+    }
+    cairn_buf_putc(out, '}');
+    if (keys != small) free(keys);
+}
+
+void cairn_json_write(cairn_buf *out, jv v) {
+    switch (jv_get_kind(v)) {
+    case JV_KIND_NULL: cairn_buf_puts(out, "null"); break;
+    case JV_KIND_TRUE: cairn_buf_puts(out, "true"); break;
+    case JV_KIND_FALSE: cairn_buf_puts(out, "false"); break;
+    case JV_KIND_NUMBER: write_number(out, jv_number_value(v)); break;
+    case JV_KIND_STRING:
+        write_string(out, jv_string_value(v), jv_string_length_bytes(jv_copy(v)));
+        break;
+    case JV_KIND_ARRAY: {
+        cairn_buf_putc(out, '[');
+        int n = jv_array_length(jv_copy(v));
+        for (int i = 0; i < n; i++) {
+            if (i) cairn_buf_putc(out, ',');
+            jv item = jv_array_get(jv_copy(v), i);
+            cairn_json_write(out, item);
+            jv_free(item);
+        }
+        cairn_buf_putc(out, ']');
+        break;
+    }
+    case JV_KIND_OBJECT: write_object(out, v); break;
+    default: cairn_buf_puts(out, "null"); break;   /* invalid: never stored */
+    }
+}
+
+char *cairn_json_text(jv v) {
+    cairn_buf b = CAIRN_BUF_INIT;
+    cairn_json_write(&b, v);
+    return cairn_buf_detach(&b);
+}

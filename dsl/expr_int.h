@@ -1,0 +1,87 @@
+/*
+ * expr_int.h - private to the expression module (expr.c, expr_compile.c,
+ * expr_lex.c, tmpl.c).
+ *
+ * Limits of the expression module:
+ *   CAIRN_EXPR_MAX          programs in one set (one workflow)
+ *   CAIRN_EXPR_MAX_LEN      bytes of one program
+ *   CAIRN_EXPR_MAX_NEST     brackets, strings and interpolations open at once
+ *   CAIRN_EXPR_FANOUT       branches of one dispatch node (see expr.c)
+ *   CAIRN_EXPR_CHUNK_MAX    distinct programs compiled by one jq_compile
+ *   CAIRN_EXPR_CHUNK_BYTES  bytes of program text compiled by one jq_compile
+ * The chunk limits exist because libjq 1.6 binds its ~300 builtins by walking
+ * the whole program once per builtin: past a few hundred kilobytes of
+ * bytecode the walks stop fitting in the CPU caches and compile time grows
+ * much faster than the program.  Several jq_states of bounded size keep it
+ * linear.
+ */
+#ifndef CAIRN_EXPR_INT_H
+#define CAIRN_EXPR_INT_H
+
+#include <jq.h>
+#include <stddef.h>
+
+#include "dsl/expr.h"
+
+#define CAIRN_EXPR_MAX 20000
+#define CAIRN_EXPR_MAX_LEN 16384
+#define CAIRN_EXPR_MAX_NEST 200
+#define CAIRN_EXPR_FANOUT 32
+#define CAIRN_EXPR_CHUNK_MAX (CAIRN_EXPR_FANOUT * CAIRN_EXPR_FANOUT)
+#define CAIRN_EXPR_CHUNK_BYTES 65536
+
+/* One program as added.  Programs with the same text share a leaf. */
+typedef struct expr_prog {
+    char *text;
+    size_t len;
+    char *file;
+    int line, col;
+    int leaf;                 /* index into leaves, after compile */
+} expr_prog;
+
+/* One distinct text: what is compiled, once. */
+typedef struct expr_leaf {
+    int prog;                 /* first program with this text */
+    int chunk, slot;          /* where it was compiled */
+    char *error;              /* why it does not compile, or NULL */
+} expr_leaf;
+
+/* NEW: programs added since the last compile; FAILED: some program does
+ * not compile, nothing can be evaluated. */
+typedef enum { SET_NEW, SET_READY, SET_FAILED } set_state;
+
+struct cairn_exprset {
+    expr_prog *progs;
+    int count, cap;
+    expr_leaf *leaves;
+    int nleaves;
+    jq_state **chunks;        /* one per chunk of leaves */
+    int nchunks;
+    set_state state;
+};
+
+/* Compile every leaf that has no error yet, in chunks (expr_compile.c): each
+ * leaf gets its chunk and slot, or its error. */
+void cairn__exprset_compile_leaves(cairn_exprset *set);
+
+/* Check that prog (len bytes) lexes, by jq 1.6's own lexer rules, as a
+ * balanced sequence of tokens: every bracket closed by its partner, every
+ * string and interpolation closed, nesting within CAIRN_EXPR_MAX_NEST.  Such a
+ * program placed between "(\n" and "\n)" can only be parsed as the expression
+ * inside those parentheses, whatever it holds: it cannot close them early,
+ * comment them out or swallow them in a string.  Also refuses `$ENV` (with any
+ * blanks or comments between `$` and the name), which jq 1.6 binds to the
+ * process environment.  Returns NULL when the program passes, else a message
+ * (a static string). */
+const char *cairn__exprlex_check(const char *prog, size_t len);
+
+/* s points just after a "${{".  Returns the offset in s of the "}}" that ends
+ * the expression: the first one that is not inside a jq string literal
+ * (interpolations in it included); -1 when there is none. */
+long cairn__exprlex_close(const char *s, size_t len);
+
+/* The position a program was added with. */
+void cairn__exprset_pos(const cairn_exprset *set, int idx, const char **file, int *line,
+                        int *col);
+
+#endif

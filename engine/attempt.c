@@ -1,0 +1,210 @@
+/*
+ * attempt.c - one attempt of an action, from render to journaled result.
+ *
+ *   render `with` -> prepare (checks it) -> append step_started
+ *   -> wait until step_started is durable (invariant 1)
+ *   -> execute on a worker (or inline for pure actions) -> finish
+ *   -> append step_succeeded / step_failed, and let the scheduler go on.
+ *
+ * The idempotency key is <run id>/<step id>[/<index>]: the same in every
+ * attempt, so a retry after a crash can be recognised downstream.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine_int.h"
+
+static void live_add(cairn_engine *e, eng_attempt *a) {
+    a->live_prev = NULL;
+    a->live_next = e->live;
+    if (e->live) e->live->live_prev = a;
+    e->live = a;
+}
+
+static void live_remove(cairn_engine *e, eng_attempt *a) {
+    if (a->live_prev) a->live_prev->live_next = a->live_next; else e->live = a->live_next;
+    if (a->live_next) a->live_next->live_prev = a->live_prev;
+}
+
+static jv attempt_extra(eng_attempt *a, const cairn_step *step) {
+    jv cur = jv_object();
+    cur = jv_object_set(cur, jv_string("id"), jv_string(step->id));
+    cur = jv_object_set(cur, jv_string("attempt"), jv_number(a->attempt));
+    cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(a->idem_key));
+    jv extra = jv_object_set(jv_object(), jv_string("step"), cur);
+    if (a->index >= 0) {
+        jv items = jv_invalid();
+        cairn_err err;
+        /* foreach was rendered when the step expanded; render again for the
+         * element: expressions are deterministic over the same document */
+        if (eng_render(a->run, step->foreach, jv_object(), &items, &err) == 0 &&
+            jv_get_kind(items) == JV_KIND_ARRAY)
+            extra = jv_object_set(extra, jv_string("item"), jv_array_get(items, a->index));
+        else
+            jv_free(items);
+        extra = jv_object_set(extra, jv_string("index"), jv_number(a->index));
+    }
+    return extra;
+}
+
+static void attempt_free(eng_attempt *a) {
+    free(a);
+}
+
+static void fail_before_start(cairn_engine *e, eng_attempt *a, jv error) {
+    eng_run *r = a->run;
+    if (a->index < 0) {
+        r->st->steps[a->step].attempts = a->attempt;
+        eng_step_failed(e, r, a->step, error);
+    } else {
+        jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
+        eng_emit(e, r, CAIRN_EV_STEP_FAILED, a->step, a->index, a->attempt, data);
+        eng_item_finished(e, r, a->step, a->index, false, error);
+    }
+    attempt_free(a);
+}
+
+void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
+    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step_state *s = &r->st->steps[i];
+    eng_attempt *a = cairn_calloc(1, sizeof *a);
+    a->run = r;
+    a->step = i;
+    a->index = index;
+    a->attempt = (index < 0 ? s->attempts : s->items[index].attempts) + 1;
+    a->action = cairn_action_find(step->uses);
+    if (index < 0)
+        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, step->id);
+    else
+        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, step->id, index);
+    a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = step->id,
+                                   .idempotency_key = a->idem_key, .attempt = a->attempt,
+                                   .stop = &a->stop, .env = (const char *const *)r->env};
+    if (a->action == NULL) {
+        fail_before_start(e, a, eng_error("schema", "no such action"));
+        return;
+    }
+    jv with = jv_invalid();
+    cairn_err err;
+    if (eng_render(r, step->with, attempt_extra(a, step), &with, &err) != 0) {
+        fail_before_start(e, a, eng_error("expression", err.msg));
+        return;
+    }
+    cairn_fail fail = {{0}, {0}};
+    if (a->action->prepare(with, &a->info, &a->job, &fail) != 0) {
+        jv_free(with);
+        fail_before_start(e, a, eng_error(fail.kind[0] ? fail.kind : "schema", fail.message));
+        return;
+    }
+    jv data = jv_object_set(jv_object(), jv_string("input"), with);
+    data = jv_object_set(data, jv_string("idempotency_key"), jv_string(a->idem_key));
+    a->ticket = eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, data);
+    r->in_flight++;
+    e->total_in_flight++;
+    live_add(e, a);
+    a->next = NULL;
+    if (e->await_tail) e->await_tail->next = a; else e->await_head = a;
+    e->await_tail = a;
+}
+
+static void dispatch(cairn_engine *e, eng_attempt *a) {
+    const cairn_step *step = &a->run->plan->wf->steps[a->step];
+    if (a->run->st->cancel_requested) a->stop.requested = 1;
+    if (e->stopping && cairn_now_ms() >= e->stop_deadline) {
+        a->stop.requested = 1;
+        a->interrupted = true;
+    }
+    if (step->timeout_ms > 0) a->info.deadline_ms = cairn_now_ms() + step->timeout_ms;
+    if (atomic_load(&a->stop.requested)) {
+        eng_finish_attempt(e, a);   /* never began: the job is dropped, not executed */
+    } else if ((a->action->flags & CAIRN_ACTION_INLINE) && !e->cfg.pool_only) {
+        a->executed = true;
+        a->action->execute(a->job, &a->info);
+        eng_finish_attempt(e, a);
+    } else {
+        a->executed = true;
+        eng_pool_submit(e->pool, a);
+    }
+}
+
+void eng_dispatch_durable(cairn_engine *e) {
+    while (e->await_head && e->await_head->ticket <= e->durable) {
+        eng_attempt *a = e->await_head;
+        e->await_head = a->next;
+        if (e->await_head == NULL) e->await_tail = NULL;
+        a->next = NULL;
+        dispatch(e, a);
+    }
+}
+
+static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,
+                          const cairn_fail *fail) {
+    eng_run *r = a->run;
+    if (rc == 0) {
+        jv data = jv_object_set(jv_object(), jv_string("output"), output);
+        eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, data);
+        if (a->index < 0) eng_step_done(e, r, a->step);
+        else eng_item_finished(e, r, a->step, a->index, true, jv_null());
+        return;
+    }
+    jv error = eng_error(fail->kind[0] ? fail->kind : "failed", fail->message);
+    if (a->index < 0) {
+        eng_step_failed(e, r, a->step, error);
+    } else {
+        jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
+        eng_emit(e, r, CAIRN_EV_STEP_FAILED, a->step, a->index, a->attempt, data);
+        eng_item_finished(e, r, a->step, a->index, false, error);
+    }
+}
+
+void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
+    eng_run *r = a->run;
+    live_remove(e, a);
+    r->in_flight--;
+    e->total_in_flight--;
+    jv output = jv_invalid();
+    cairn_fail fail = {{0}, {0}};
+    int rc;
+    if (a->executed) {
+        rc = a->action->finish(a->job, &output, &fail);
+    } else {
+        if (a->action->discard) a->action->discard(a->job);
+        rc = cairn_fail_set(&fail, "cancelled", "stopped before it began");
+    }
+    if (e->sticky) {
+        jv_free(output);
+    } else if (a->interrupted && rc != 0) {
+        jv_free(output);
+        eng_emit(e, r, CAIRN_EV_STEP_INTERRUPTED, a->step, a->index, a->attempt, jv_object());
+        if (a->index >= 0) r->items_running[a->step]--;
+    } else if (r->st->cancel_requested && rc != 0) {
+        jv_free(output);
+        jv error = eng_error("cancelled", "the run was cancelled");
+        jv data = jv_object_set(jv_object(), jv_string("error"), error);
+        eng_emit(e, r, CAIRN_EV_STEP_FAILED, a->step, a->index, a->attempt, data);
+    } else {
+        record_result(e, a, rc, output, &fail);
+    }
+    attempt_free(a);
+    eng_schedule(e, r);
+}
+
+void eng_stop_attempts(cairn_engine *e, eng_run *r) {
+    for (eng_attempt *a = e->live; a; a = a->live_next) {
+        if (r && a->run != r) continue;
+        if (r == NULL) a->interrupted = true;
+        atomic_store(&a->stop.requested, 1);
+    }
+    if (!e->sticky) return;
+    /* After a journal failure nothing more becomes durable: attempts waiting
+     * for their started event will never run. */
+    while (e->await_head) {
+        eng_attempt *a = e->await_head;
+        e->await_head = a->next;
+        eng_finish_attempt(e, a);
+    }
+    e->await_tail = NULL;
+}

@@ -1,0 +1,462 @@
+/*
+ * engine.c - the engine's public API and the orchestrator loop.
+ *
+ * The loop: hand the events appended since the last turn to the writer;
+ * sleep on the inbox (an eventfd) until the writer says what is durable, a
+ * worker returns an attempt, a command arrives, or a deadline passes; then
+ * act on each message.  Everything that changes run state happens here, on
+ * one thread.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine_int.h"
+#include "engine/owner.h"
+
+/* ---- inbox ------------------------------------------------------------- */
+
+void eng_post(cairn_engine *e, eng_msg *m) {
+    m->next = NULL;
+    pthread_mutex_lock(&e->inbox_mu);
+    if (e->inbox_tail) e->inbox_tail->next = m; else e->inbox_head = m;
+    e->inbox_tail = m;
+    pthread_mutex_unlock(&e->inbox_mu);
+    uint64_t one = 1;
+    if (write(e->wake_fd, &one, sizeof one) < 0) { /* the counter is full: already awake */ }
+}
+
+static eng_msg *take_inbox(cairn_engine *e) {
+    uint64_t n;
+    if (read(e->wake_fd, &n, sizeof n) < 0) { /* EAGAIN: nothing posted */ }
+    pthread_mutex_lock(&e->inbox_mu);
+    eng_msg *m = e->inbox_head;
+    e->inbox_head = e->inbox_tail = NULL;
+    pthread_mutex_unlock(&e->inbox_mu);
+    return m;
+}
+
+void cairn_engine_request_stop(cairn_engine *e) {
+    e->stop_requested = 1;
+    uint64_t one = 1;
+    if (write(e->wake_fd, &one, sizeof one) < 0) { /* already awake */ }
+}
+
+/* ---- run ids and the run table ---------------------------------------- */
+
+void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]) {
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
+    uint64_t ms = (uint64_t)cairn_wall_ms();
+    unsigned char rnd[6];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 0, sizeof rnd);
+    for (int i = 9; i >= 0; i--, ms >>= 5) out[i] = digits[ms & 31];
+    for (int i = 0; i < 6; i++) out[10 + i] = digits[rnd[i] & 31];
+    out[16] = '\0';
+}
+
+eng_run *eng_find_run(cairn_engine *e, const char *id) {
+    for (int i = 0; i < e->n_runs; i++)
+        if (strcmp(e->runs[i]->st->id, id) == 0) return e->runs[i];
+    return NULL;
+}
+
+void eng_add_run(cairn_engine *e, eng_run *r) {
+    if (e->n_runs == e->cap_runs) {
+        e->cap_runs = e->cap_runs ? e->cap_runs * 2 : 16;
+        e->runs = cairn_realloc(e->runs, (size_t)e->cap_runs * sizeof *e->runs);
+    }
+    e->runs[e->n_runs++] = r;
+}
+
+/* Drop runs whose last event is durable: memory stays flat. */
+static void drop_ended_runs(cairn_engine *e) {
+    for (int i = 0; i < e->n_runs;) {
+        eng_run *r = e->runs[i];
+        if (r->ended && r->end_ticket <= e->durable) {
+            e->runs[i] = e->runs[--e->n_runs];
+            eng_run_free(r);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* ---- appending events --------------------------------------------------- */
+
+static void sticky(cairn_engine *e, const cairn_err *err) {
+    if (e->sticky) return;
+    e->sticky = true;
+    e->sticky_err = *err;
+}
+
+int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                 int attempt, jv data) {
+    cairn_run_state *st = r->st;
+    cairn_event *ev = cairn_calloc(1, sizeof *ev);
+    snprintf(ev->run_id, sizeof ev->run_id, "%s", st->id);
+    ev->seq = st->last_seq + 1;
+    ev->time_ms = cairn_wall_ms();
+    ev->type = type;
+    ev->step = step >= 0 ? cairn_strdup(r->plan->ids[step]) : NULL;
+    ev->attempt = attempt;
+    if (index >= 0) data = jv_object_set(data, jv_string("index"), jv_number(index));
+    data = cairn_secrets_mask(data, e->secrets);   /* no secret reaches the journal */
+    ev->data = data;
+    ev->data_text = cairn_json_canonical(data);
+    ev->producer = r;
+    cairn_chain_hash(e->chain, ev->seq > 1 ? st->head : NULL, ev);
+    cairn_err err;
+    if (cairn_fold_apply(st, ev, &err) != 0) {
+        sticky(e, &err);
+        cairn_event_clear(ev);
+        free(ev);
+        return -1;
+    }
+    if (type == CAIRN_EV_RUN_CREATED) {
+        ev->workflow = cairn_strdup(st->workflow);
+        ev->def_hash = cairn_strdup(st->def_hash);
+        ev->parent = cairn_strdup(st->parent);
+    }
+    eng_batch_push(&e->out, ev);
+    e->out.ticket = ++e->next_ticket;
+    if (cairn_run_status_terminal(st->status)) {
+        r->ended = true;
+        r->end_ticket = e->out.ticket;
+    }
+    return e->out.ticket;
+}
+
+/* ---- plans (compiled workflows) ------------------------------------------ */
+
+static eng_plan *plan_new(cairn_workflow *wf) {
+    eng_plan *p = cairn_calloc(1, sizeof *p);
+    int n = wf->n_steps;
+    p->wf = wf;
+    p->ids = cairn_calloc((size_t)(n ? n : 1), sizeof *p->ids);
+    p->n_dependents = cairn_calloc((size_t)(n ? n : 1), sizeof *p->n_dependents);
+    p->dependents = cairn_calloc((size_t)(n ? n : 1), sizeof *p->dependents);
+    for (int i = 0; i < n; i++) {
+        p->ids[i] = wf->steps[i].id;
+        for (int k = 0; k < wf->steps[i].n_needs; k++) p->n_dependents[wf->steps[i].needs[k]]++;
+    }
+    for (int i = 0; i < n; i++)
+        p->dependents[i] = cairn_calloc((size_t)(p->n_dependents[i] + 1), sizeof(int));
+    int *fill = cairn_calloc((size_t)(n ? n : 1), sizeof *fill);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < wf->steps[i].n_needs; k++) {
+            int need = wf->steps[i].needs[k];
+            p->dependents[need][fill[need]++] = i;
+        }
+    free(fill);
+    return p;
+}
+
+static void plan_free(eng_plan *p) {
+    for (int i = 0; i < p->wf->n_steps; i++) free(p->dependents[i]);
+    free(p->dependents);
+    free(p->n_dependents);
+    free(p->ids);
+    cairn_workflow_free(p->wf);
+    free(p);
+}
+
+static eng_plan *find_plan(cairn_engine *e, const char *hash) {
+    for (eng_plan *p = e->plans; p; p = p->next)
+        if (strcmp(p->wf->sha256, hash) == 0) return p;
+    return NULL;
+}
+
+static eng_plan *add_plan(cairn_engine *e, cairn_workflow *wf) {
+    eng_plan *p = plan_new(wf);
+    p->next = e->plans;
+    e->plans = p;
+    return p;
+}
+
+eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, cairn_err *err) {
+    eng_plan *p = find_plan(e, def_hash);
+    if (p) return p;
+    char *src = NULL, *path = NULL;
+    size_t len = 0;
+    if (e->aux->ops->get_definition(e->aux, def_hash, &src, &len, &path, err)) return NULL;
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    cairn_workflow *wf = NULL;
+    if (cairn_workflow_load(path, src, len, cairn_action_lookup_sig, &wf, &d) == 0) {
+        p = add_plan(e, wf);
+    } else {
+        cairn_diags_to_err(&d, err);
+    }
+    cairn_diags_free(&d);
+    free(src);
+    free(path);
+    return p;
+}
+
+int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash[65],
+                              cairn_err *err) {
+    snprintf(def_hash, 65, "%s", wf->sha256);
+    if (find_plan(e, wf->sha256)) {
+        cairn_workflow_free(wf);
+        return 0;
+    }
+    int rc = e->aux->ops->put_definition(e->aux, wf->sha256, wf->name, wf->file, wf->source,
+                                         wf->source_len, err);
+    if (rc) {
+        cairn_workflow_free(wf);
+        return rc;
+    }
+    add_plan(e, wf);
+    return 0;
+}
+
+/* ---- opening and closing ------------------------------------------------- */
+
+int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err) {
+    cairn_engine *e = cairn_calloc(1, sizeof *e);
+    cairn_store *ws = NULL;
+    e->cfg = *cfg;
+    e->db_path = cairn_strdup(cfg->db_path);
+    e->cfg.db_path = e->db_path;
+    if (e->cfg.workers <= 0) e->cfg.workers = CAIRN_DEFAULT_WORKERS;
+    if (e->cfg.grace_ms <= 0) e->cfg.grace_ms = CAIRN_DEFAULT_GRACE_MS;
+    pthread_mutex_init(&e->inbox_mu, NULL);
+    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    cairn_owner_self(e->owner, sizeof e->owner);
+    int rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &e->aux, err);
+    if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
+    if (rc == 0) rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &ws, err);
+    if (rc) {
+        cairn_engine_close(e);
+        return rc;
+    }
+    ws->ops->set_owner(ws, e->owner);
+    e->chain = cairn_chain_new(e->key, sizeof e->key);
+    e->writer = eng_writer_start(e, ws);
+    e->pool = eng_pool_start(e, e->cfg.workers);
+    e->data_version = e->aux->ops->data_version(e->aux);
+    cairn_secrets_paths(e->db_path, &e->secrets_file, &e->secrets_key_file);
+    e->secrets_mtime_ns = -1;
+    *out = e;
+    return 0;
+}
+
+int eng_secrets_refresh(cairn_engine *e, cairn_err *err) {
+    struct stat sb;
+    int64_t mtime = stat(e->secrets_file, &sb) == 0
+                        ? (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec : 0;
+    if (e->secrets && mtime == e->secrets_mtime_ns) return 0;
+    cairn_secrets *s = NULL;
+    int rc = cairn_secrets_load(e->secrets_file, e->secrets_key_file, &s, err);
+    if (rc) return rc;
+    cairn_secrets_free(e->secrets);
+    e->secrets = s;
+    e->secrets_mtime_ns = mtime;
+    return 0;
+}
+
+void cairn_engine_close(cairn_engine *e) {
+    if (e == NULL) return;
+    eng_pool_stop(e->pool);
+    eng_writer_stop(e->writer);
+    /* Messages left (a stop with work queued): free their events here, on
+     * the thread that owns jv. */
+    for (eng_msg *m = take_inbox(e), *next; m; m = next) {
+        next = m->next;
+        eng_batch_free_events(&m->batch);
+        free(m);
+    }
+    if (e->aux) {
+        e->aux->ops->release_runs(e->aux, e->owner, NULL);
+        cairn_store_close(e->aux);
+    }
+    eng_batch_free_events(&e->out);
+    for (int i = 0; i < e->n_runs; i++) eng_run_free(e->runs[i]);
+    free(e->runs);
+    while (e->plans) {
+        eng_plan *p = e->plans;
+        e->plans = p->next;
+        plan_free(p);
+    }
+    cairn_chain_free(e->chain);
+    cairn_secrets_free(e->secrets);
+    free(e->secrets_file);
+    free(e->secrets_key_file);
+    if (e->wake_fd >= 0) close(e->wake_fd);
+    pthread_mutex_destroy(&e->inbox_mu);
+    free(e->db_path);
+    free(e);
+}
+
+/* ---- starting runs --------------------------------------------------------- */
+
+int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                           char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    eng_plan *plan = eng_plan_for(e, def_hash, err);
+    jv checked = jv_invalid();
+    int rc = plan ? cairn_workflow_check_inputs(plan->wf, inputs, &checked, err) : CAIRN_ENOTFOUND;
+    if (rc == 0) rc = eng_secrets_refresh(e, err);
+    jv_free(inputs);
+    if (rc) {
+        jv_free(trigger);
+        return rc;
+    }
+    cairn_new_run_id(run_id);
+    eng_run *r = eng_run_new(e, plan, run_id);
+    jv data = jv_object();
+    data = jv_object_set(data, jv_string("workflow"), jv_string(plan->wf->name));
+    data = jv_object_set(data, jv_string("def_hash"), jv_string(plan->wf->sha256));
+    data = jv_object_set(data, jv_string("inputs"), checked);
+    data = jv_object_set(data, jv_string("trigger"), trigger);
+    if (eng_emit(e, r, CAIRN_EV_RUN_CREATED, -1, -1, 0, data) < 0) {
+        *err = e->sticky_err;
+        eng_run_free(r);
+        return CAIRN_ECORRUPT;
+    }
+    eng_add_run(e, r);
+    eng_run_rebuild(e, r);
+    eng_schedule(e, r);
+    return 0;
+}
+
+int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_err *err) {
+    int count = 0, rc = 0;
+    if (run_id) {
+        rc = eng_resume_run(e, run_id, err);
+        count = rc == 0;
+    } else {
+        cairn_run_row *rows = NULL;
+        int n = 0;
+        rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating", &rows, &n, err);
+        for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */
+            cairn_err one;
+            int r1 = eng_resume_run(e, rows[i].id, &one);
+            if (r1 == 0) count++;
+            else if (r1 != CAIRN_EBUSY) {
+                char msg[CAIRN_ERR_MSG_MAX + 300];
+                fprintf(stderr, "cairn: run %s not resumed: %s\n", rows[i].id,
+                        cairn_err_format(&one, msg, sizeof msg));
+            }
+        }
+        cairn_run_rows_free(rows, n);
+    }
+    if (taken) *taken = count;
+    return rc;
+}
+
+/* ---- commands from other processes ---------------------------------------- */
+
+/* Carry out the commands waiting for runs this engine holds (only for run
+ * `only` when it is not NULL). */
+void eng_apply_commands(cairn_engine *e, const eng_run *only) {
+    cairn_command *cmds = NULL;
+    int n = 0;
+    if (e->aux->ops->list_commands(e->aux, e->owner, &cmds, &n, NULL) != 0) return;
+    for (int i = 0; i < n; i++) {
+        eng_run *r = eng_find_run(e, cmds[i].run_id);
+        if (r == NULL || (only && r != only) || r->ended || r->st->cancel_requested) continue;
+        if (strcmp(cmds[i].type, "cancel") == 0) eng_cancel_run(e, r, cmds[i].id);
+    }
+    cairn_commands_free(cmds, n);
+}
+
+static void poll_commands(cairn_engine *e) {
+    int64_t v = e->aux->ops->data_version(e->aux);
+    if (v == e->data_version) return;
+    e->data_version = v;
+    eng_apply_commands(e, NULL);
+}
+
+int cairn_command_add(const char *db_path, const char *run_id, const char *type,
+                      const char *data, cairn_err *err) {
+    cairn_store *s = NULL;
+    int rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, false, &s, err);
+    if (rc == 0) rc = s->ops->add_command(s, run_id, type, data, err);
+    cairn_store_close(s);
+    return rc;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static void on_durable(cairn_engine *e, eng_msg *m) {
+    if (m->batch.ticket > e->durable) e->durable = m->batch.ticket;
+    for (int i = 0; i < m->batch.n; i++) {
+        cairn_event *ev = m->batch.events[i];
+        eng_run *r = ev->producer;
+        if (e->cfg.on_event) e->cfg.on_event(ev, r->st, e->cfg.ud);
+    }
+    eng_batch_free_events(&m->batch);
+    eng_dispatch_durable(e);
+}
+
+static void handle(cairn_engine *e, eng_msg *m) {
+    switch (m->kind) {
+    case MSG_DURABLE: on_durable(e, m); break;
+    case MSG_RESULT: eng_finish_attempt(e, m->attempt); break;
+    case MSG_WRITE_FAILED:
+        sticky(e, &m->err);
+        eng_batch_free_events(&m->batch);
+        break;
+    }
+}
+
+/* Whether the loop has more to do.  After a journal failure nothing more can
+ * become durable: wait only for attempts to come back. */
+static bool active(const cairn_engine *e) {
+    if (e->total_in_flight > 0) return true;
+    if (e->sticky) return false;
+    if (e->durable < e->next_ticket) return true;
+    if (e->stopping) return false;
+    return e->n_runs > 0;
+}
+
+static int poll_timeout(const cairn_engine *e, int64_t now) {
+    int64_t t = e->next_command_poll - now;
+    if (e->stopping && e->stop_deadline - now < t) t = e->stop_deadline - now;
+    return t < 0 ? 0 : (int)t;
+}
+
+static void begin_stop(cairn_engine *e, int64_t now) {
+    e->stopping = true;
+    e->stop_deadline = now + e->cfg.grace_ms;
+}
+
+int cairn_engine_run(cairn_engine *e, cairn_err *err) {
+    e->next_command_poll = cairn_now_ms();
+    for (;;) {
+        int64_t now = cairn_now_ms();
+        if (e->stop_requested && !e->stopping) begin_stop(e, now);
+        if (e->sticky && !e->stopping) {
+            begin_stop(e, now);
+            e->stop_deadline = now;
+        }
+        if (e->stopping && now >= e->stop_deadline) eng_stop_attempts(e, NULL);
+        eng_writer_submit(e->writer, &e->out);
+        drop_ended_runs(e);
+        if (!active(e)) break;
+        struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
+        poll(&pfd, 1, poll_timeout(e, now));
+        for (eng_msg *m = take_inbox(e), *next; m; m = next) {
+            next = m->next;
+            handle(e, m);
+            free(m);
+        }
+        now = cairn_now_ms();
+        if (now >= e->next_command_poll && !e->stopping) {
+            poll_commands(e);
+            e->next_command_poll = now + CAIRN_COMMAND_POLL_MS;
+        }
+    }
+    if (e->sticky) {
+        if (err) *err = e->sticky_err;
+        return e->sticky_err.code ? e->sticky_err.code : CAIRN_EIO;
+    }
+    return 0;
+}

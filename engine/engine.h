@@ -1,0 +1,113 @@
+/*
+ * engine.h - the crash-safe engine: orchestrator, journal writer, workers.
+ *
+ * Invariants (numbered as the design refers to them):
+ *   1. An action's attempt never starts before its step_started event is
+ *      durable (committed and synced by the journal writer).
+ *   2. A step recorded as succeeded is never run again: not after a crash, a
+ *      restart or a replay.  Recovery folds the journal and starts only steps
+ *      that are not done; attempts in flight at a crash go to on_crash.
+ *   3. Each transition is appended to the journal before anything that
+ *      depends on it becomes visible: dependents are started in a later or
+ *      the same transaction as the event that made them ready.
+ *   4. All run state is owned by the orchestrator thread (the thread calling
+ *      cairn_engine_run), and is a fold of the journal (fold.h).  jq and jv
+ *      are used on that thread only.
+ *   5. A failed journal write is sticky: the engine stops trusting memory,
+ *      starts nothing more, and returns the error; a new engine reloads.
+ *
+ * Threads:
+ *   orchestrator  the caller of cairn_engine_run: decides, renders, appends.
+ *   writer        group commit: every event queued since its last commit goes
+ *                 into one transaction with one sync; then it tells the
+ *                 orchestrator how far is durable.
+ *   workers       a pool running actions' execute() (blocking I/O).
+ *
+ * A waiting run holds no thread.  Finished runs are dropped from memory once
+ * their last event is durable, so memory stays flat as runs pile up.
+ *
+ * Memory: the engine owns every workflow given to cairn_engine_add_workflow.
+ * Strings passed in are borrowed.
+ */
+#ifndef CAIRN_ENGINE_H
+#define CAIRN_ENGINE_H
+
+#include <jv.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "dsl/workflow.h"
+#include "engine/event.h"
+#include "engine/fold.h"
+#include "engine/store.h"
+
+#define CAIRN_DEFAULT_WORKERS 16
+#define CAIRN_DEFAULT_GRACE_MS 30000      /* SIGTERM: time running attempts get to finish */
+#define CAIRN_COMMAND_POLL_MS 100         /* how often commands from other processes are read */
+
+typedef struct cairn_engine cairn_engine;
+
+/* Called on the orchestrator thread once ev is durable.  st is the run's
+ * current state (it may already be past ev). */
+typedef void (*cairn_event_cb)(const cairn_event *ev, const cairn_run_state *st, void *ud);
+
+typedef struct cairn_engine_config {
+    const char *db_path;
+    cairn_sync_mode sync;
+    int workers;                 /* 0: CAIRN_DEFAULT_WORKERS */
+    int64_t grace_ms;            /* 0: CAIRN_DEFAULT_GRACE_MS */
+    bool pool_only;              /* run every action on the worker pool, even inline ones */
+    cairn_event_cb on_event;
+    void *ud;
+} cairn_engine_config;
+
+int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err);
+
+/* Close the engine: stops the threads (the loop must have returned). NULL ok. */
+void cairn_engine_close(cairn_engine *e);
+
+/* Give the engine a loaded workflow (ownership passes to the engine, even on
+ * error).  Its source is stored in the journal, pinned by its SHA-256.
+ * *def_hash (65 bytes) receives the hash runs are started with. */
+int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash[65],
+                              cairn_err *err);
+
+/* Start a run of a workflow added before.  inputs (consumed) are checked
+ * against the workflow's specs before anything is journaled; trigger
+ * (consumed) is recorded as `.run.trigger`.  run_id receives the new id. */
+int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                           char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
+
+/* Take over unfinished runs (run_id, or every unfinished run when NULL) whose
+ * engine is gone: fold their journals and hand in-flight attempts to
+ * on_crash.  *taken counts the runs taken (may be NULL). */
+int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_err *err);
+
+/* Run the orchestrator on this thread until no run it holds is active (each
+ * has ended, with its last event durable), or a stop was requested and
+ * running attempts have finished or been interrupted.  Returns 0, or the
+ * sticky journal error. */
+int cairn_engine_run(cairn_engine *e, cairn_err *err);
+
+/* Ask the engine to stop taking work (async-signal-safe: for SIGTERM/SIGINT).
+ * Running attempts get the grace period, then are stopped and journaled as
+ * interrupted. */
+void cairn_engine_request_stop(cairn_engine *e);
+
+/* Record a command for a run, to be carried out by the engine that holds it
+ * (or by the next one): type "cancel".  Works from any process. */
+int cairn_command_add(const char *db_path, const char *run_id, const char *type,
+                      const char *data, cairn_err *err);
+
+/* Fold a run's journal into state, reading the definition to know its steps.
+ * Verifies the hash chain when key is not NULL (a break is CAIRN_ECORRUPT).
+ * *wf_out receives the compiled workflow, owned by the caller; the state
+ * borrows its step ids, so free the state first. */
+int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
+                   cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err);
+
+/* A new run id: time-ordered, 16 characters [0-9a-z]. */
+void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * engine_int.h - the engine's private structures, shared by its files:
+ *   engine.c   the public API, the orchestrator loop, the inbox
+ *   sched.c    deciding what runs next: readiness, if, foreach, outputs, ending
+ *   attempt.c  one action attempt: render, prepare, journal, dispatch, finish
+ *   recover.c  loading runs from the journal, on_crash
+ *   writer.c   the group-commit journal writer thread
+ *   pool.c     the worker threads
+ */
+#ifndef CAIRN_ENGINE_INT_H
+#define CAIRN_ENGINE_INT_H
+
+#include <pthread.h>
+
+#include "actions/action.h"
+#include "engine/engine.h"
+#include "engine/secrets.h"
+
+typedef struct eng_run eng_run;
+typedef struct eng_attempt eng_attempt;
+
+/* A compiled workflow and what the scheduler derives from it once. */
+typedef struct eng_plan {
+    cairn_workflow *wf;
+    char **ids;                  /* step ids, in workflow order */
+    int *n_dependents;
+    int **dependents;            /* dependents[i]: steps whose needs include i */
+    struct eng_plan *next;
+} eng_plan;
+
+struct eng_attempt {
+    eng_run *run;
+    int step, index;             /* index: foreach item, or -1 */
+    int attempt;
+    const cairn_action *action;
+    void *job;
+    char idem_key[CAIRN_RUN_ID_MAX + 2 * CAIRN_ID_MAX + 16];
+    cairn_attempt_info info;
+    cairn_stop stop;
+    int64_t ticket;              /* dispatch once this much of the journal is durable */
+    bool interrupted;            /* stopped by a shutdown: journal it as interrupted */
+    bool executed;               /* handed to execute(); else the job is only discarded */
+    eng_attempt *next;           /* in the durability queue, the inbox, the pool */
+    eng_attempt *live_prev, *live_next;   /* every attempt in flight */
+};
+
+struct eng_run {
+    cairn_run_state *st;
+    eng_plan *plan;
+    jv ctx;                      /* the expression document, kept up to date */
+    char **env;                  /* rendered workflow env, "NAME=value", NULL-terminated */
+    int *waiting_on;             /* per step: needs not yet done */
+    int *items_running;          /* foreach: items in flight, per step */
+    int in_flight;               /* attempts started and not finished */
+    int done;                    /* steps done */
+    bool failing;                /* a step failed for good: start nothing more */
+    jv fail_error;               /* the error that fails the run */
+    bool ended;                  /* its terminal event is appended */
+    int64_t end_ticket;
+    int *ready;                  /* steps ready to start: a FIFO */
+    int ready_head, n_ready;
+};
+
+/* A batch of events handed to the writer, or handed back once durable. */
+typedef struct eng_batch {
+    cairn_event **events;
+    int n, cap;
+    int64_t ticket;              /* highest ticket in the batch */
+} eng_batch;
+
+typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED } eng_msg_kind;
+
+typedef struct eng_msg {
+    eng_msg_kind kind;
+    eng_batch batch;             /* MSG_DURABLE */
+    eng_attempt *attempt;        /* MSG_RESULT */
+    cairn_err err;               /* MSG_WRITE_FAILED */
+    struct eng_msg *next;
+} eng_msg;
+
+typedef struct eng_writer eng_writer;
+typedef struct eng_pool eng_pool;
+
+struct cairn_engine {
+    cairn_engine_config cfg;
+    char *db_path;
+    char owner[256];
+    cairn_store *aux;            /* the orchestrator's own connection (loads, claims) */
+    cairn_chain *chain;
+    unsigned char key[32];
+    eng_writer *writer;
+    eng_pool *pool;
+    eng_plan *plans;
+    cairn_secrets *secrets;      /* .secrets; every event is masked with them */
+    char *secrets_file, *secrets_key_file;
+    int64_t secrets_mtime_ns;    /* of the file when loaded; -1: not loaded */
+
+    eng_run **runs;              /* live runs held by this engine */
+    int n_runs, cap_runs;
+
+    eng_batch out;               /* events appended since the last hand-off */
+    int64_t next_ticket, durable;
+    eng_attempt *await_head, *await_tail;   /* started, waiting for durability */
+    eng_attempt *live;                      /* every attempt in flight */
+
+    pthread_mutex_t inbox_mu;
+    eng_msg *inbox_head, *inbox_tail;
+    int wake_fd;                 /* eventfd: the inbox has mail, or stop */
+    volatile int stop_requested; /* set from a signal handler */
+    bool stopping;
+    int64_t stop_deadline;
+    int64_t next_command_poll;
+    int64_t data_version;
+    int total_in_flight;
+    bool sticky;
+    cairn_err sticky_err;
+};
+
+/* engine.c */
+void eng_post(cairn_engine *e, eng_msg *m);
+eng_run *eng_find_run(cairn_engine *e, const char *id);
+void eng_add_run(cairn_engine *e, eng_run *r);
+eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, cairn_err *err);
+void eng_run_free(eng_run *r);
+void eng_apply_commands(cairn_engine *e, const eng_run *only);
+
+/* Append an event to run r: seq, time, hash, fold; queued for the writer.
+ * data is consumed.  Returns the event's ticket, or -1 on a fold error
+ * (which is sticky). */
+int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                 int attempt, jv data);
+
+/* Load the secrets again if their file changed since the last load. */
+int eng_secrets_refresh(cairn_engine *e, cairn_err *err);
+
+/* sched.c */
+eng_run *eng_run_new(cairn_engine *e, eng_plan *plan, const char *run_id);
+void eng_run_rebuild(cairn_engine *e, eng_run *r);   /* after a fold from the journal */
+void eng_schedule(cairn_engine *e, eng_run *r);      /* start what is ready, or end the run */
+void eng_step_done(cairn_engine *e, eng_run *r, int step);
+void eng_step_failed(cairn_engine *e, eng_run *r, int step, jv error);
+void eng_item_finished(cairn_engine *e, eng_run *r, int step, int index, bool ok, jv error);
+bool eng_step_is_done(const eng_run *r, int step);
+jv eng_error(const char *kind, const char *message);
+/* Render t over the run's document with `extra` fields added (consumed). */
+int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err);
+void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id);
+
+/* attempt.c */
+void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);
+void eng_dispatch_durable(cairn_engine *e);
+void eng_finish_attempt(cairn_engine *e, eng_attempt *a);
+void eng_stop_attempts(cairn_engine *e, eng_run *r);   /* r NULL: every run */
+
+/* recover.c */
+int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err);
+
+/* writer.c */
+eng_writer *eng_writer_start(cairn_engine *e, cairn_store *store);
+void eng_writer_submit(eng_writer *w, eng_batch *batch);   /* takes the batch's events */
+void eng_writer_stop(eng_writer *w);                       /* flushes, joins, closes store */
+
+/* pool.c */
+eng_pool *eng_pool_start(cairn_engine *e, int threads);
+void eng_pool_submit(eng_pool *p, eng_attempt *a);
+void eng_pool_stop(eng_pool *p);
+
+/* batches */
+void eng_batch_push(eng_batch *b, cairn_event *ev);
+void eng_batch_free_events(eng_batch *b);
+
+#endif

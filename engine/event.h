@@ -1,0 +1,100 @@
+/*
+ * event.h - journal events: the types, the record, and the hash chain.
+ *
+ * Every transition of a run is one event.  An event is valid when:
+ *   1. its seq is exactly one more than the previous event of its run (the
+ *      first is 1, and is run_created);
+ *   2. its type is one of CAIRN_EVENT_MAP; step events name a step of the
+ *      run's workflow;
+ *   3. data is a JSON object in canonical form (keys sorted, compact);
+ *   4. hash = HMAC-SHA-256(key, prev_hash || canonical bytes), prev_hash being
+ *      the previous event's hash (32 zero bytes for seq 1).  The canonical
+ *      bytes are run_id, seq, time, type, step, attempt and data, each
+ *      followed by a NUL, numbers in decimal.
+ * So an edit, a deletion or a reordering of events breaks the chain, and
+ * `cairn verify` finds it.  Exported chain heads also catch a cut-off tail.
+ *
+ * Event types and their data (every field not marked optional is present):
+ *   run_created        {workflow, def_hash, inputs, trigger, parent?}
+ *   step_started       {input, idempotency_key, index?}     attempt >= 1
+ *   step_succeeded     {output, index?}
+ *   step_failed        {error: {kind, message}, index?}    final for the step/item
+ *   step_skipped       {}                                   `if` was falsy
+ *   step_expanded      {count}                              foreach: items to run
+ *   step_crashed       {action: "retry"|"fail", index?}     found in flight on recovery
+ *   step_interrupted   {index?}                             stopped at shutdown
+ *   run_cancel_requested {by?}
+ *   run_succeeded      {outputs}
+ *   run_failed         {error: {kind, message, step?}}
+ *   run_cancelled      {}
+ *
+ * Memory: a cairn_event owns its strings and its data jv; cairn_event_clear
+ * frees them.  jv is used on the orchestrator thread (or a CLI's main thread)
+ * only: the journal writer sees text (data_text), never jv.
+ */
+#ifndef CAIRN_EVENT_H
+#define CAIRN_EVENT_H
+
+#include <jv.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define CAIRN_EVENT_MAP(X)                              \
+    X(RUN_CREATED,          "run_created")              \
+    X(STEP_STARTED,         "step_started")             \
+    X(STEP_SUCCEEDED,       "step_succeeded")           \
+    X(STEP_FAILED,          "step_failed")              \
+    X(STEP_SKIPPED,         "step_skipped")             \
+    X(STEP_EXPANDED,        "step_expanded")            \
+    X(STEP_CRASHED,         "step_crashed")             \
+    X(STEP_INTERRUPTED,     "step_interrupted")         \
+    X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
+    X(RUN_SUCCEEDED,        "run_succeeded")            \
+    X(RUN_FAILED,           "run_failed")               \
+    X(RUN_CANCELLED,        "run_cancelled")
+
+typedef enum {
+    CAIRN_EV_NONE = 0,
+#define CAIRN_EV_ENUM(name, str) CAIRN_EV_##name,
+    CAIRN_EVENT_MAP(CAIRN_EV_ENUM)
+#undef CAIRN_EV_ENUM
+} cairn_event_type;
+
+#define CAIRN_HASH_LEN 32
+#define CAIRN_RUN_ID_MAX 40
+
+typedef struct cairn_event {
+    char run_id[CAIRN_RUN_ID_MAX];
+    int64_t seq;
+    int64_t time_ms;                   /* wall clock, Unix ms */
+    cairn_event_type type;
+    char *step;                        /* NULL for run events */
+    int attempt;
+    char *data_text;                   /* canonical JSON */
+    jv data;                           /* parsed data, or jv_invalid() when not held */
+    unsigned char hash[CAIRN_HASH_LEN];
+    int64_t command_id;                /* >0: the command row this event answers */
+    /* run_created only: the `runs` projection's columns as plain text, so the
+     * journal writer thread never touches jv.  Owned; NULL otherwise. */
+    char *workflow, *def_hash, *parent;
+    void *producer;                    /* for the engine's own use; not stored */
+} cairn_event;
+
+const char *cairn_event_type_name(cairn_event_type t);
+cairn_event_type cairn_event_type_parse(const char *s);   /* CAIRN_EV_NONE if unknown */
+
+void cairn_event_clear(cairn_event *ev);                  /* frees members; NULL allowed */
+
+/* A keyed hasher for the chain.  The key is the journal's key (32 bytes). */
+typedef struct cairn_chain cairn_chain;
+cairn_chain *cairn_chain_new(const unsigned char *key, int keylen);
+void cairn_chain_free(cairn_chain *c);
+
+/* Compute ev->hash from prev (CAIRN_HASH_LEN bytes, or NULL for seq 1). */
+void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev);
+
+/* Canonical JSON text of v (borrowed): sorted keys, compact. Caller frees. */
+char *cairn_json_canonical(jv v);
+
+#endif

@@ -1,0 +1,334 @@
+/*
+ * fold.c - events to run state.  See fold.h for the state machines.
+ */
+#include "engine/fold.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+static const char *const step_names[] = {
+#define CAIRN_SS_NAME(n, s) s,
+    CAIRN_STEP_STATUS_MAP(CAIRN_SS_NAME)
+#undef CAIRN_SS_NAME
+};
+
+static const char *const run_names[] = {
+#define CAIRN_RS_NAME(n, s) s,
+    CAIRN_RUN_STATUS_MAP(CAIRN_RS_NAME)
+#undef CAIRN_RS_NAME
+};
+
+const char *cairn_step_status_name(cairn_step_status s) { return step_names[s]; }
+const char *cairn_run_status_name(cairn_run_status s) { return run_names[s]; }
+
+bool cairn_run_status_terminal(cairn_run_status s) {
+    return s == CAIRN_RUN_SUCCEEDED || s == CAIRN_RUN_FAILED || s == CAIRN_RUN_CANCELLED;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static char **sort_ids;   /* qsort has no context argument; only used inside new() */
+
+static int cmp_order(const void *a, const void *b) {
+    return strcmp(sort_ids[*(const int *)a], sort_ids[*(const int *)b]);
+}
+
+static void item_init(cairn_item_state *it) {
+    memset(it, 0, sizeof *it);
+    it->output = jv_null();
+    it->error = jv_null();
+}
+
+cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_steps) {
+    cairn_run_state *st = cairn_calloc(1, sizeof *st);
+    snprintf(st->id, sizeof st->id, "%s", run_id);
+    st->inputs = jv_object();
+    st->trigger = jv_null();
+    st->outputs = jv_null();
+    st->error = jv_null();
+    st->n_steps = n_steps;
+    st->step_ids = cairn_calloc((size_t)(n_steps ? n_steps : 1), sizeof *st->step_ids);
+    memcpy(st->step_ids, step_ids, (size_t)n_steps * sizeof *step_ids);
+    st->steps = cairn_calloc((size_t)n_steps, sizeof *st->steps);
+    st->order = cairn_calloc((size_t)n_steps, sizeof *st->order);
+    for (int i = 0; i < n_steps; i++) {
+        st->order[i] = i;
+        st->steps[i].output = jv_null();
+        st->steps[i].error = jv_null();
+    }
+    sort_ids = step_ids;
+    qsort(st->order, (size_t)n_steps, sizeof *st->order, cmp_order);
+    sort_ids = NULL;
+    return st;
+}
+
+static void step_state_clear(cairn_step_state *s) {
+    for (int i = 0; i < s->n_items; i++) {
+        jv_free(s->items[i].output);
+        jv_free(s->items[i].error);
+    }
+    free(s->items);
+    jv_free(s->output);
+    jv_free(s->error);
+}
+
+void cairn_run_state_free(cairn_run_state *st) {
+    if (st == NULL) return;
+    for (int i = 0; i < st->n_steps; i++) step_state_clear(&st->steps[i]);
+    free(st->steps);
+    free(st->order);
+    free(st->step_ids);
+    free(st->workflow);
+    free(st->def_hash);
+    free(st->parent);
+    jv_free(st->inputs);
+    jv_free(st->trigger);
+    jv_free(st->outputs);
+    jv_free(st->error);
+    free(st);
+}
+
+int cairn_run_state_step(const cairn_run_state *st, const char *id) {
+    int lo = 0, hi = st->n_steps - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        int c = strcmp(id, st->step_ids[st->order[mid]]);
+        if (c == 0) return st->order[mid];
+        if (c < 0) hi = mid - 1; else lo = mid + 1;
+    }
+    return -1;
+}
+
+int cairn_event_parse_data(cairn_event *ev, cairn_err *err) {
+    if (jv_is_valid(ev->data)) return 0;
+    jv_free(ev->data);
+    ev->data = jv_parse(ev->data_text ? ev->data_text : "");
+    if (jv_get_kind(ev->data) == JV_KIND_OBJECT) return 0;
+    jv_free(ev->data);
+    ev->data = jv_invalid();
+    return cairn_err_set(err, CAIRN_ECORRUPT, "run %s event %lld: data is not a JSON object",
+                         ev->run_id, (long long)ev->seq);
+}
+
+/* ---- applying ----------------------------------------------------------- */
+
+static jv field(const cairn_event *ev, const char *key) {
+    return jv_object_get(jv_copy(ev->data), jv_string(key));
+}
+
+static char *field_str(const cairn_event *ev, const char *key) {
+    jv v = field(ev, key);
+    char *s = jv_get_kind(v) == JV_KIND_STRING ? cairn_strdup(jv_string_value(v)) : NULL;
+    jv_free(v);
+    return s;
+}
+
+static void set_jv(jv *slot, jv v) {
+    jv_free(*slot);
+    *slot = v;
+}
+
+/* The item index of a step event, -1 for the step itself. */
+static int event_index(const cairn_event *ev) {
+    jv v = field(ev, "index");
+    int i = jv_get_kind(v) == JV_KIND_NUMBER ? (int)jv_number_value(v) : -1;
+    jv_free(v);
+    return i;
+}
+
+static int corrupt(const cairn_event *ev, cairn_err *err, const char *why) {
+    return cairn_err_set(err, CAIRN_ECORRUPT, "run %s event %lld (%s): %s", ev->run_id,
+                         (long long)ev->seq, cairn_event_type_name(ev->type), why);
+}
+
+static void apply_run_created(cairn_run_state *st, const cairn_event *ev) {
+    st->workflow = field_str(ev, "workflow");
+    st->def_hash = field_str(ev, "def_hash");
+    st->parent = field_str(ev, "parent");
+    set_jv(&st->inputs, field(ev, "inputs"));
+    set_jv(&st->trigger, field(ev, "trigger"));
+    st->created_ms = ev->time_ms;
+    st->status = CAIRN_RUN_RUNNING;
+}
+
+static jv item_outputs(const cairn_step_state *s) {
+    jv arr = jv_array();
+    for (int i = 0; i < s->n_items; i++) arr = jv_array_append(arr, jv_copy(s->items[i].output));
+    return arr;
+}
+
+/* Fields shared by steps and items, so one function moves either. */
+typedef struct {
+    cairn_step_status *status;
+    int *attempts;
+    bool *in_flight;
+    jv *output, *error;
+} slot;
+
+static void apply_to_slot(slot s, const cairn_event *ev) {
+    switch (ev->type) {
+    case CAIRN_EV_STEP_STARTED:
+        *s.status = CAIRN_STEP_RUNNING;
+        *s.attempts = ev->attempt;
+        *s.in_flight = true;
+        break;
+    case CAIRN_EV_STEP_SUCCEEDED:
+        *s.status = CAIRN_STEP_SUCCEEDED;
+        *s.in_flight = false;
+        set_jv(s.output, field(ev, "output"));
+        break;
+    case CAIRN_EV_STEP_FAILED: {
+        if (ev->attempt > *s.attempts) *s.attempts = ev->attempt;
+        *s.in_flight = false;
+        set_jv(s.error, field(ev, "error"));
+        /* an attempt stopped by the run's cancellation ends cancelled */
+        jv kind = jv_get_kind(*s.error) == JV_KIND_OBJECT
+                      ? jv_object_get(jv_copy(*s.error), jv_string("kind"))
+                      : jv_null();
+        bool cancelled = jv_get_kind(kind) == JV_KIND_STRING &&
+                         strcmp(jv_string_value(kind), "cancelled") == 0;
+        jv_free(kind);
+        *s.status = cancelled ? CAIRN_STEP_CANCELLED : CAIRN_STEP_FAILED;
+        break;
+    }
+    case CAIRN_EV_STEP_CRASHED: {
+        *s.in_flight = false;
+        char *action = field_str(ev, "action");
+        if (action && strcmp(action, "retry") == 0) *s.status = CAIRN_STEP_PENDING;
+        free(action);
+        break;
+    }
+    default:   /* step_interrupted: the attempt stays in flight for recovery */
+        break;
+    }
+}
+
+static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
+    int i = ev->step ? cairn_run_state_step(st, ev->step) : -1;
+    if (i < 0) return corrupt(ev, err, "names no step of the workflow");
+    cairn_step_state *s = &st->steps[i];
+    int idx = event_index(ev);
+    if (ev->type == CAIRN_EV_STEP_EXPANDED) {
+        jv n = field(ev, "count");
+        int count = jv_get_kind(n) == JV_KIND_NUMBER ? (int)jv_number_value(n) : -1;
+        jv_free(n);
+        if (count < 0 || s->expanded) return corrupt(ev, err, "bad foreach expansion");
+        s->expanded = true;
+        s->n_items = count;
+        s->items = cairn_calloc((size_t)(count ? count : 1), sizeof *s->items);
+        for (int k = 0; k < count; k++) item_init(&s->items[k]);
+        s->status = CAIRN_STEP_RUNNING;
+        return 0;
+    }
+    if (ev->type == CAIRN_EV_STEP_SKIPPED) {
+        s->status = CAIRN_STEP_SKIPPED;
+        s->done_seq = ev->seq;
+        return 0;
+    }
+    if (idx >= 0) {
+        if (!s->expanded || idx >= s->n_items) return corrupt(ev, err, "item index out of range");
+        cairn_item_state *it = &s->items[idx];
+        apply_to_slot((slot){&it->status, &it->attempts, &it->in_flight, &it->output, &it->error},
+                      ev);
+        return 0;
+    }
+    apply_to_slot((slot){&s->status, &s->attempts, &s->in_flight, &s->output, &s->error}, ev);
+    if (ev->type == CAIRN_EV_STEP_SUCCEEDED && s->expanded) set_jv(&s->output, item_outputs(s));
+    if (ev->type == CAIRN_EV_STEP_SUCCEEDED || ev->type == CAIRN_EV_STEP_FAILED)
+        s->done_seq = ev->seq;
+    return 0;
+}
+
+static void cancel_unfinished(cairn_run_state *st) {
+    for (int i = 0; i < st->n_steps; i++) {
+        cairn_step_status s = st->steps[i].status;
+        if (s == CAIRN_STEP_PENDING || s == CAIRN_STEP_RUNNING || s == CAIRN_STEP_WAITING)
+            st->steps[i].status = CAIRN_STEP_CANCELLED;
+    }
+}
+
+static int apply_run(cairn_run_state *st, const cairn_event *ev) {
+    switch (ev->type) {
+    case CAIRN_EV_RUN_CREATED: apply_run_created(st, ev); break;
+    case CAIRN_EV_RUN_CANCEL_REQUESTED: st->cancel_requested = true; break;
+    case CAIRN_EV_RUN_SUCCEEDED:
+        st->status = CAIRN_RUN_SUCCEEDED;
+        set_jv(&st->outputs, field(ev, "outputs"));
+        break;
+    case CAIRN_EV_RUN_FAILED:
+        st->status = CAIRN_RUN_FAILED;
+        set_jv(&st->error, field(ev, "error"));
+        break;
+    case CAIRN_EV_RUN_CANCELLED:
+        st->status = CAIRN_RUN_CANCELLED;
+        cancel_unfinished(st);
+        break;
+    default: break;
+    }
+    return 0;
+}
+
+static bool is_run_event(cairn_event_type t) {
+    return t == CAIRN_EV_RUN_CREATED || t == CAIRN_EV_RUN_CANCEL_REQUESTED ||
+           t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
+}
+
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
+    if (ev->type == CAIRN_EV_NONE) return corrupt(ev, err, "unknown event type");
+    if (ev->seq != st->last_seq + 1) return corrupt(ev, err, "sequence gap or reordering");
+    if ((ev->seq == 1) != (ev->type == CAIRN_EV_RUN_CREATED))
+        return corrupt(ev, err, "run_created must come first, and only once");
+    if (ev->seq > 1 && cairn_run_status_terminal(st->status))
+        return corrupt(ev, err, "event after the run ended");
+    if (!jv_is_valid(ev->data)) return corrupt(ev, err, "data not parsed");
+    int rc = is_run_event(ev->type) ? apply_run(st, ev) : apply_step(st, ev, err);
+    if (rc) return rc;
+    st->last_seq = ev->seq;
+    st->updated_ms = ev->time_ms;
+    memcpy(st->head, ev->hash, CAIRN_HASH_LEN);
+    return 0;
+}
+
+/* ---- presenting --------------------------------------------------------- */
+
+static jv step_json(const cairn_step_state *s) {
+    jv o = jv_object();
+    o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
+    o = jv_object_set(o, jv_string("attempts"), jv_number(s->attempts));
+    o = jv_object_set(o, jv_string("output"), jv_copy(s->output));
+    o = jv_object_set(o, jv_string("error"), jv_copy(s->error));
+    if (s->expanded) {
+        jv items = jv_array();
+        for (int i = 0; i < s->n_items; i++) {
+            const cairn_item_state *it = &s->items[i];
+            jv io = jv_object();
+            io = jv_object_set(io, jv_string("status"), jv_string(cairn_step_status_name(it->status)));
+            io = jv_object_set(io, jv_string("attempts"), jv_number(it->attempts));
+            io = jv_object_set(io, jv_string("output"), jv_copy(it->output));
+            io = jv_object_set(io, jv_string("error"), jv_copy(it->error));
+            items = jv_array_append(items, io);
+        }
+        o = jv_object_set(o, jv_string("items"), items);
+    }
+    return o;
+}
+
+jv cairn_run_state_to_json(const cairn_run_state *st) {
+    jv o = jv_object();
+    o = jv_object_set(o, jv_string("id"), jv_string(st->id));
+    o = jv_object_set(o, jv_string("workflow"), st->workflow ? jv_string(st->workflow) : jv_null());
+    o = jv_object_set(o, jv_string("status"), jv_string(cairn_run_status_name(st->status)));
+    o = jv_object_set(o, jv_string("inputs"), jv_copy(st->inputs));
+    o = jv_object_set(o, jv_string("outputs"), jv_copy(st->outputs));
+    o = jv_object_set(o, jv_string("error"), jv_copy(st->error));
+    if (st->parent) o = jv_object_set(o, jv_string("parent"), jv_string(st->parent));
+    o = jv_object_set(o, jv_string("created_at"), jv_number((double)st->created_ms));
+    o = jv_object_set(o, jv_string("updated_at"), jv_number((double)st->updated_ms));
+    jv steps = jv_object();
+    for (int i = 0; i < st->n_steps; i++)
+        steps = jv_object_set(steps, jv_string(st->step_ids[i]), step_json(&st->steps[i]));
+    return jv_object_set(o, jv_string("steps"), steps);
+}

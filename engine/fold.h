@@ -1,0 +1,122 @@
+/*
+ * fold.h - the one pure function from journal events to run state.
+ *
+ * Live execution, crash recovery, `cairn show`, `replay` and the API all build
+ * run state with cairn_fold_apply, event by event: there is one source of
+ * truth, and replay is real.  The fold decides nothing; it records.  What to
+ * do next is the orchestrator's business (engine.c).
+ *
+ * Step state machine (per step; per item for foreach steps):
+ *
+ *     pending --step_started--> running --step_succeeded--> succeeded
+ *        |                        |   \---step_failed-----> failed
+ *        |                        |    \--step_crashed{retry}--> pending
+ *        |                        \--step_interrupted: stays running, in flight
+ *        +--step_skipped--> skipped
+ *        +--step_expanded--> running (foreach: items pending)
+ *     any not done --run_cancelled--> cancelled
+ *
+ * "In flight" means an attempt has a step_started and no ending event: after
+ * a crash, exactly those attempts are handed to the step's on_crash policy.
+ *
+ * Run state machine:
+ *     (none) --run_created--> running --run_succeeded--> succeeded
+ *                               |  \----run_failed-----> failed
+ *                               \--run_cancel_requested (flag)--run_cancelled--> cancelled
+ *
+ * Invariants checked by the fold (a violation is CAIRN_ECORRUPT): the first
+ * event is run_created; seq increases by exactly one; step events name a
+ * known step and a valid item index; no event follows a terminal run event.
+ *
+ * Memory: a cairn_run_state owns its jv values and arrays;
+ * cairn_run_state_free releases them (NULL allowed).  jv: one thread.
+ */
+#ifndef CAIRN_FOLD_H
+#define CAIRN_FOLD_H
+
+#include <jv.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "engine/event.h"
+
+#define CAIRN_STEP_STATUS_MAP(X) \
+    X(PENDING, "pending") X(RUNNING, "running") X(WAITING, "waiting") \
+    X(SUCCEEDED, "succeeded") X(FAILED, "failed") X(SKIPPED, "skipped") \
+    X(CANCELLED, "cancelled")
+
+typedef enum {
+#define CAIRN_SS_ENUM(n, s) CAIRN_STEP_##n,
+    CAIRN_STEP_STATUS_MAP(CAIRN_SS_ENUM)
+#undef CAIRN_SS_ENUM
+} cairn_step_status;
+
+#define CAIRN_RUN_STATUS_MAP(X) \
+    X(RUNNING, "running") X(WAITING, "waiting") X(SUCCEEDED, "succeeded") \
+    X(FAILED, "failed") X(COMPENSATING, "compensating") X(CANCELLED, "cancelled")
+
+typedef enum {
+#define CAIRN_RS_ENUM(n, s) CAIRN_RUN_##n,
+    CAIRN_RUN_STATUS_MAP(CAIRN_RS_ENUM)
+#undef CAIRN_RS_ENUM
+} cairn_run_status;
+
+const char *cairn_step_status_name(cairn_step_status s);
+const char *cairn_run_status_name(cairn_run_status s);
+bool cairn_run_status_terminal(cairn_run_status s);
+
+typedef struct cairn_item_state {
+    cairn_step_status status;
+    int attempts;
+    bool in_flight;
+    jv output, error;
+} cairn_item_state;
+
+typedef struct cairn_step_state {
+    cairn_step_status status;
+    int attempts;                  /* attempts started (not for foreach steps) */
+    bool in_flight;
+    bool expanded;                 /* foreach: items known */
+    int n_items;
+    cairn_item_state *items;
+    jv output, error;              /* jv_null() until set */
+    int64_t done_seq;              /* seq of the event that made it done; 0 if not */
+} cairn_step_state;
+
+typedef struct cairn_run_state {
+    char id[CAIRN_RUN_ID_MAX];
+    char *workflow, *def_hash, *parent;
+    cairn_run_status status;
+    bool cancel_requested;
+    jv inputs, trigger, outputs, error;
+    int64_t created_ms, updated_ms;
+    int64_t last_seq;
+    unsigned char head[CAIRN_HASH_LEN];   /* hash of the last event */
+    int n_steps;
+    char **step_ids;                      /* the array is owned, the strings borrowed */
+    int *order;                           /* step indices sorted by id, for lookup */
+    cairn_step_state *steps;
+} cairn_run_state;
+
+/* Start an empty state for run_id whose workflow has these steps (the id
+ * strings are borrowed: they must outlive the state). */
+cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_steps);
+void cairn_run_state_free(cairn_run_state *st);
+
+/* Index of step id, or -1. */
+int cairn_run_state_step(const cairn_run_state *st, const char *id);
+
+/* Apply one event.  ev->data must be valid (parse data_text first).  Returns 0
+ * or CAIRN_ECORRUPT with a message naming the run and seq. */
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, cairn_err *err);
+
+/* Parse ev->data from ev->data_text when it is not held yet. */
+int cairn_event_parse_data(cairn_event *ev, cairn_err *err);
+
+/* The run as `cairn show --json` gives it:
+ * {id, workflow, status, inputs, outputs, error, created_at, updated_at,
+ *  steps: {id: {status, attempts, output, error}}} */
+jv cairn_run_state_to_json(const cairn_run_state *st);
+
+#endif

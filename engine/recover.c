@@ -1,0 +1,154 @@
+/*
+ * recover.c - bringing runs back from the journal.
+ *
+ * A run is loaded by folding its events (the same fold live execution uses),
+ * checking the hash chain on the way.  Then every attempt that was in flight
+ * when its engine died goes to the step's on_crash:
+ *   retry  step_crashed{action: retry}: the step is pending again and starts
+ *          a new attempt with the same idempotency key;
+ *   fail   step_crashed{action: fail}, then step_failed with kind "crash";
+ *   ask    (approvals) treated as fail until approvals exist.
+ * Steps that are done are never started again (invariant 2).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "engine/engine_int.h"
+#include "engine/owner.h"
+
+static int verify_link(const cairn_event *ev, const unsigned char *prev, cairn_chain *chain,
+                       cairn_err *err) {
+    cairn_event copy = *ev;
+    cairn_chain_hash(chain, prev, &copy);
+    if (memcmp(copy.hash, ev->hash, CAIRN_HASH_LEN) == 0) return 0;
+    return cairn_err_set(err, CAIRN_ECORRUPT,
+                         "run %s: event %lld does not match the journal's hash chain"
+                         " (edited, removed or reordered events)",
+                         ev->run_id, (long long)ev->seq);
+}
+
+/* Fold events into st, verifying the chain when chain is not NULL. */
+static int fold_events(cairn_run_state *st, cairn_event *evs, int n, cairn_chain *chain,
+                       cairn_err *err) {
+    for (int i = 0; i < n; i++) {
+        int rc = cairn_event_parse_data(&evs[i], err);
+        if (rc == 0 && chain) rc = verify_link(&evs[i], i ? st->head : NULL, chain, err);
+        if (rc == 0) rc = cairn_fold_apply(st, &evs[i], err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int load_workflow(cairn_store *s, const char *hash, cairn_workflow **wf, cairn_err *err) {
+    char *src = NULL, *path = NULL;
+    size_t len = 0;
+    int rc = s->ops->get_definition(s, hash, &src, &len, &path, err);
+    if (rc == 0) {
+        cairn_diags d = CAIRN_DIAGS_INIT;
+        rc = cairn_workflow_load(path, src, len, cairn_action_lookup_sig, wf, &d);
+        if (rc) cairn_diags_to_err(&d, err);
+        cairn_diags_free(&d);
+    }
+    free(src);
+    free(path);
+    return rc;
+}
+
+int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
+                   cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err) {
+    cairn_run_row row;
+    cairn_workflow *wf = NULL;
+    cairn_event *evs = NULL;
+    cairn_chain *chain = key ? cairn_chain_new(key, 32) : NULL;
+    char **ids = NULL;
+    int n = 0;
+    *st_out = NULL;
+    *wf_out = NULL;
+    int rc = s->ops->get_run(s, run_id, &row, err);
+    if (rc == 0) rc = load_workflow(s, row.def_hash, &wf, err);
+    if (rc == 0) rc = s->ops->load_events(s, row.id, &evs, &n, err);
+    if (rc == 0) {
+        ids = cairn_calloc((size_t)wf->n_steps + 1, sizeof *ids);
+        for (int i = 0; i < wf->n_steps; i++) ids[i] = wf->steps[i].id;
+        *st_out = cairn_run_state_new(row.id, ids, wf->n_steps);
+        rc = fold_events(*st_out, evs, n, chain, err);
+    }
+    if (rc == 0) {
+        *wf_out = wf;
+        wf = NULL;
+    } else {
+        cairn_run_state_free(*st_out);
+        *st_out = NULL;
+    }
+    cairn_workflow_free(wf);
+    free(ids);
+    cairn_events_free(evs, n);
+    cairn_chain_free(chain);
+    cairn_run_row_clear(&row);
+    return rc;
+}
+
+/* Hand each attempt found in flight to its step's on_crash. */
+static void handle_crashed(cairn_engine *e, eng_run *r) {
+    const cairn_workflow *wf = r->plan->wf;
+    for (int i = 0; i < wf->n_steps; i++) {
+        cairn_step_state *s = &r->st->steps[i];
+        bool retry = wf->steps[i].on_crash == CAIRN_ON_CRASH_RETRY;
+        jv action = jv_object_set(jv_object(), jv_string("action"),
+                                  jv_string(retry ? "retry" : "fail"));
+        const char *why = "the engine stopped while this attempt was running (on_crash: fail)";
+        if (s->in_flight) {
+            eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, -1, s->attempts, jv_copy(action));
+            if (!retry) {
+                jv data = jv_object_set(jv_object(), jv_string("error"), eng_error("crash", why));
+                eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, -1, s->attempts, data);
+            }
+        }
+        for (int k = 0; k < s->n_items; k++) {
+            if (!s->items[k].in_flight) continue;
+            eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, k, s->items[k].attempts, jv_copy(action));
+            if (!retry) {
+                jv data = jv_object_set(jv_object(), jv_string("error"), eng_error("crash", why));
+                eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, k, s->items[k].attempts, data);
+            }
+        }
+        jv_free(action);
+    }
+}
+
+int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
+    if (eng_find_run(e, run_id)) return 0;
+    cairn_run_row row;
+    cairn_event *evs = NULL;
+    int n = 0;
+    eng_run *r = NULL;
+    int rc = eng_secrets_refresh(e, err);
+    if (rc) return rc;
+    rc = e->aux->ops->claim_run(e->aux, run_id, e->owner, cairn_owner_alive, err);
+    if (rc == 0) rc = e->aux->ops->get_run(e->aux, run_id, &row, err);
+    if (rc) return rc;
+    eng_plan *plan = eng_plan_for(e, row.def_hash, err);
+    if (plan == NULL) rc = CAIRN_ENOTFOUND;
+    if (rc == 0) rc = e->aux->ops->load_events(e->aux, run_id, &evs, &n, err);
+    if (rc == 0) {
+        r = eng_run_new(e, plan, run_id);
+        rc = fold_events(r->st, evs, n, e->chain, err);
+    }
+    if (rc == 0 && cairn_run_status_terminal(r->st->status))
+        rc = cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", run_id,
+                           cairn_run_status_name(r->st->status));
+    if (rc == 0) {
+        eng_add_run(e, r);
+        handle_crashed(e, r);
+        eng_run_rebuild(e, r);
+        eng_apply_commands(e, r);   /* a cancel made while no engine held the run */
+        eng_schedule(e, r);
+        r = NULL;
+    }
+    eng_run_free(r);
+    cairn_events_free(evs, n);
+    cairn_run_row_clear(&row);
+    return rc;
+}

@@ -1,0 +1,340 @@
+/*
+ * sched.c - deciding what runs next.
+ *
+ * A step is done when it succeeded, was skipped, or failed with
+ * continue_on_error.  Each step counts the needs it still waits on; when a
+ * step becomes done its dependents' counts drop, and a step whose count
+ * reaches zero is ready.  Ready steps start (if, foreach, attempt) each time
+ * eng_schedule runs.  A step that fails for good makes the run "failing":
+ * nothing new starts, running attempts finish, then the run ends failed.
+ * A run ends succeeded when every step is done, with its outputs rendered.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine_int.h"
+
+jv eng_error(const char *kind, const char *message) {
+    jv o = jv_object_set(jv_object(), jv_string("kind"), jv_string(kind));
+    return jv_object_set(o, jv_string("message"), jv_string(message));
+}
+
+eng_run *eng_run_new(cairn_engine *e, eng_plan *plan, const char *run_id) {
+    (void)e;
+    int n = plan->wf->n_steps;
+    eng_run *r = cairn_calloc(1, sizeof *r);
+    r->plan = plan;
+    r->st = cairn_run_state_new(run_id, plan->ids, n);
+    r->ctx = jv_null();
+    r->fail_error = jv_null();
+    r->waiting_on = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
+    r->items_running = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
+    r->ready = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
+    return r;
+}
+
+void eng_run_free(eng_run *r) {
+    if (r == NULL) return;
+    cairn_run_state_free(r->st);
+    jv_free(r->ctx);
+    jv_free(r->fail_error);
+    for (char **p = r->env; p && *p; p++) free(*p);
+    free(r->env);
+    free(r->waiting_on);
+    free(r->items_running);
+    free(r->ready);
+    free(r);
+}
+
+bool eng_step_is_done(const eng_run *r, int i) {
+    const cairn_step_state *s = &r->st->steps[i];
+    return s->status == CAIRN_STEP_SUCCEEDED || s->status == CAIRN_STEP_SKIPPED ||
+           (s->status == CAIRN_STEP_FAILED && r->plan->wf->steps[i].continue_on_error);
+}
+
+/* ---- the expression document ------------------------------------------- */
+
+static jv step_view(const cairn_step_state *s) {
+    jv o = jv_object();
+    o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
+    o = jv_object_set(o, jv_string("output"), jv_copy(s->output));
+    o = jv_object_set(o, jv_string("error"), jv_copy(s->error));
+    return jv_object_set(o, jv_string("attempts"), jv_number(s->attempts));
+}
+
+static void ctx_set_step(eng_run *r, int i) {
+    jv steps = jv_object_get(jv_copy(r->ctx), jv_string("steps"));
+    r->ctx = jv_object_set(r->ctx, jv_string("steps"), jv_null());   /* keep steps unshared */
+    steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&r->st->steps[i]));
+    r->ctx = jv_object_set(r->ctx, jv_string("steps"), steps);
+}
+
+/* The workflow's env, rendered once per run over {inputs, run}. */
+static void render_env(eng_run *r, jv doc) {
+    const cairn_workflow *wf = r->plan->wf;
+    r->env = cairn_calloc((size_t)wf->n_env + 1, sizeof *r->env);
+    jv env = jv_object();
+    for (int i = 0; i < wf->n_env; i++) {
+        jv v = jv_invalid();
+        cairn_err err;
+        if (cairn_tmpl_render(wf->env[i].value, wf->exprs, doc, &v, &err) != 0) v = jv_string("");
+        if (jv_get_kind(v) != JV_KIND_STRING) {
+            jv t = jv_dump_string(v, 0);
+            v = t;
+        }
+        r->env[i] = cairn_sprintf("%s=%s", wf->env[i].name, jv_string_value(v));
+        env = jv_object_set(env, jv_string(wf->env[i].name), v);
+    }
+    r->ctx = jv_object_set(r->ctx, jv_string("env"), env);
+}
+
+static jv secrets_object(const cairn_secrets *s) {
+    jv o = jv_object();
+    for (int i = 0; s && i < s->count; i++)
+        o = jv_object_set(o, jv_string(s->names[i]), jv_string_sized(s->values[i], (int)s->lens[i]));
+    return o;
+}
+
+static void build_ctx(cairn_engine *e, eng_run *r) {
+    const cairn_run_state *st = r->st;
+    char when[40];
+    jv run = jv_object();
+    run = jv_object_set(run, jv_string("id"), jv_string(st->id));
+    run = jv_object_set(run, jv_string("workflow"), jv_string(st->workflow ? st->workflow : ""));
+    run = jv_object_set(run, jv_string("started_at"),
+                        jv_string(cairn_rfc3339(st->created_ms, when, sizeof when)));
+    run = jv_object_set(run, jv_string("trigger"), jv_copy(st->trigger));
+    jv_free(r->ctx);
+    r->ctx = jv_object();
+    r->ctx = jv_object_set(r->ctx, jv_string("inputs"), jv_copy(st->inputs));
+    r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(e->secrets));
+    r->ctx = jv_object_set(r->ctx, jv_string("run"), run);
+    /* every step is present from the start, in workflow order, so `.steps`
+     * has the same shape (and key order) live, after recovery and in replay */
+    jv steps = jv_object();
+    for (int i = 0; i < r->plan->wf->n_steps; i++)
+        steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&st->steps[i]));
+    r->ctx = jv_object_set(r->ctx, jv_string("steps"), steps);
+    render_env(r, r->ctx);
+}
+
+/* After the run's events are folded (new run or recovery): derive the
+ * scheduler's counters from the state. */
+void eng_run_rebuild(cairn_engine *e, eng_run *r) {
+    const cairn_workflow *wf = r->plan->wf;
+    build_ctx(e, r);
+    r->done = 0;
+    r->n_ready = r->ready_head = 0;
+    for (int i = 0; i < wf->n_steps; i++) {
+        const cairn_step_state *s = &r->st->steps[i];
+        if (eng_step_is_done(r, i)) r->done++;
+        if (s->status == CAIRN_STEP_FAILED && !wf->steps[i].continue_on_error && !r->failing) {
+            r->failing = true;
+            jv_free(r->fail_error);
+            jv base = jv_get_kind(s->error) == JV_KIND_OBJECT ? jv_copy(s->error)
+                                                              : eng_error("failed", "");
+            r->fail_error = jv_object_set(base, jv_string("step"), jv_string(wf->steps[i].id));
+        }
+        r->waiting_on[i] = 0;
+        for (int k = 0; k < wf->steps[i].n_needs; k++)
+            if (!eng_step_is_done(r, wf->steps[i].needs[k])) r->waiting_on[i]++;
+    }
+    for (int i = 0; i < wf->n_steps; i++)
+        if (r->st->steps[i].status == CAIRN_STEP_PENDING && r->waiting_on[i] == 0)
+            r->ready[r->n_ready++] = i;
+}
+
+/* ---- transitions ---------------------------------------------------------- */
+
+void eng_step_done(cairn_engine *e, eng_run *r, int i) {
+    (void)e;
+    ctx_set_step(r, i);
+    r->done++;
+    for (int k = 0; k < r->plan->n_dependents[i]; k++) {
+        int d = r->plan->dependents[i][k];
+        if (--r->waiting_on[d] == 0 && r->st->steps[d].status == CAIRN_STEP_PENDING)
+            r->ready[r->n_ready++] = d;
+    }
+}
+
+void eng_step_failed(cairn_engine *e, eng_run *r, int i, jv error) {
+    const cairn_step *step = &r->plan->wf->steps[i];
+    jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
+    eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, -1, r->st->steps[i].attempts, data);
+    if (step->continue_on_error) {
+        eng_step_done(e, r, i);
+    } else {
+        ctx_set_step(r, i);
+        if (!r->failing) {
+            r->failing = true;
+            jv_free(r->fail_error);
+            r->fail_error = jv_object_set(jv_copy(error), jv_string("step"), jv_string(step->id));
+        }
+    }
+    jv_free(error);
+}
+
+static void fail_expression(cairn_engine *e, eng_run *r, int i, const cairn_err *err) {
+    eng_step_failed(e, r, i, eng_error("expression", err->msg));
+}
+
+/* Render a template over the run's document plus `extra` fields (consumed). */
+int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err) {
+    if (cairn_tmpl_is_const(t)) {
+        jv_free(extra);
+        *out = cairn_tmpl_const_value(t);
+        return 0;
+    }
+    jv doc = jv_copy(r->ctx);
+    jv_object_foreach(extra, k, v) doc = jv_object_set(doc, k, v);
+    jv_free(extra);
+    int rc = cairn_tmpl_render(t, r->plan->wf->exprs, doc, out, err);
+    jv_free(doc);
+    return rc;
+}
+
+static void start_items(cairn_engine *e, eng_run *r, int i) {
+    const cairn_step *step = &r->plan->wf->steps[i];
+    cairn_step_state *s = &r->st->steps[i];
+    for (int k = 0; k < s->n_items; k++) {
+        if (step->concurrency > 0 && r->items_running[i] >= step->concurrency) break;
+        if (s->items[k].status != CAIRN_STEP_PENDING) continue;
+        r->items_running[i]++;
+        eng_start_attempt(e, r, i, k);
+    }
+}
+
+static void finish_foreach(cairn_engine *e, eng_run *r, int i) {
+    cairn_step_state *s = &r->st->steps[i];
+    for (int k = 0; k < s->n_items; k++) {
+        if (s->items[k].status == CAIRN_STEP_FAILED) {
+            eng_step_failed(e, r, i, jv_copy(s->items[k].error));
+            return;
+        }
+    }
+    eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, i, -1, 0, jv_object());
+    eng_step_done(e, r, i);
+}
+
+void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, jv error) {
+    (void)index;
+    (void)ok;
+    jv_free(error);
+    r->items_running[i]--;
+    cairn_step_state *s = &r->st->steps[i];
+    bool any_failed = false, all_done = true;
+    for (int k = 0; k < s->n_items; k++) {
+        if (s->items[k].status == CAIRN_STEP_FAILED) any_failed = true;
+        if (s->items[k].status != CAIRN_STEP_SUCCEEDED && s->items[k].status != CAIRN_STEP_FAILED)
+            all_done = false;
+    }
+    if ((all_done || any_failed) && r->items_running[i] == 0) {
+        finish_foreach(e, r, i);
+    } else if (!any_failed && !r->failing && !e->stopping) {
+        start_items(e, r, i);
+    }
+}
+
+static void start_foreach(cairn_engine *e, eng_run *r, int i) {
+    const cairn_step *step = &r->plan->wf->steps[i];
+    jv items = jv_invalid();
+    cairn_err err;
+    if (eng_render(r, step->foreach, jv_object(), &items, &err) != 0) {
+        fail_expression(e, r, i, &err);
+        return;
+    }
+    if (jv_get_kind(items) != JV_KIND_ARRAY) {
+        jv_free(items);
+        eng_step_failed(e, r, i, eng_error("expression", "foreach must give an array"));
+        return;
+    }
+    int n = jv_array_length(jv_copy(items));
+    jv_free(items);
+    eng_emit(e, r, CAIRN_EV_STEP_EXPANDED, i, -1, 0,
+             jv_object_set(jv_object(), jv_string("count"), jv_number(n)));
+    if (n == 0) {
+        finish_foreach(e, r, i);
+        return;
+    }
+    start_items(e, r, i);
+}
+
+static void start_step(cairn_engine *e, eng_run *r, int i) {
+    const cairn_step *step = &r->plan->wf->steps[i];
+    cairn_step_state *s = &r->st->steps[i];
+    if (s->status == CAIRN_STEP_RUNNING && s->expanded) {   /* a foreach resumed */
+        start_items(e, r, i);
+        return;
+    }
+    if (step->if_) {
+        jv v = jv_invalid();
+        cairn_err err;
+        if (eng_render(r, step->if_, jv_object(), &v, &err) != 0) {
+            fail_expression(e, r, i, &err);
+            return;
+        }
+        bool go = cairn_truthy(v);
+        jv_free(v);
+        if (!go) {
+            eng_emit(e, r, CAIRN_EV_STEP_SKIPPED, i, -1, 0, jv_object());
+            eng_step_done(e, r, i);
+            return;
+        }
+    }
+    if (step->foreach)
+        start_foreach(e, r, i);
+    else
+        eng_start_attempt(e, r, i, -1);
+}
+
+static void end_run(cairn_engine *e, eng_run *r) {
+    const cairn_workflow *wf = r->plan->wf;
+    jv outputs = jv_object();
+    for (int i = 0; i < wf->n_outputs; i++) {
+        jv v = jv_invalid();
+        cairn_err err;
+        if (eng_render(r, wf->outputs[i].value, jv_object(), &v, &err) != 0) {
+            jv_free(outputs);
+            jv error = eng_error("expression", err.msg);
+            error = jv_object_set(error, jv_string("output"), jv_string(wf->outputs[i].name));
+            eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0,
+                     jv_object_set(jv_object(), jv_string("error"), error));
+            return;
+        }
+        outputs = jv_object_set(outputs, jv_string(wf->outputs[i].name), v);
+    }
+    eng_emit(e, r, CAIRN_EV_RUN_SUCCEEDED, -1, -1, 0,
+             jv_object_set(jv_object(), jv_string("outputs"), outputs));
+}
+
+void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
+    if (r->ended || r->st->cancel_requested) return;
+    int64_t t = eng_emit(e, r, CAIRN_EV_RUN_CANCEL_REQUESTED, -1, -1, 0, jv_object());
+    if (t > 0 && command_id > 0) {
+        cairn_event *ev = e->out.events[e->out.n - 1];
+        ev->command_id = command_id;
+    }
+    eng_stop_attempts(e, r);
+    eng_schedule(e, r);
+}
+
+void eng_schedule(cairn_engine *e, eng_run *r) {
+    if (r->ended || e->sticky) return;
+    if (r->st->cancel_requested) {
+        if (r->in_flight == 0) eng_emit(e, r, CAIRN_EV_RUN_CANCELLED, -1, -1, 0, jv_object());
+        return;
+    }
+    if (e->stopping) return;
+    while (r->ready_head < r->n_ready && !r->failing) start_step(e, r, r->ready[r->ready_head++]);
+    if (r->ready_head == r->n_ready) r->ready_head = r->n_ready = 0;
+    if (r->failing) {
+        if (r->in_flight == 0) {
+            jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(r->fail_error));
+            eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0, data);
+        }
+        return;
+    }
+    if (r->done == r->plan->wf->n_steps) end_run(e, r);
+}

@@ -1,0 +1,106 @@
+/*
+ * store.c - what every store backend shares: frees for returned rows, and
+ * the journal's HMAC key.
+ */
+#include "engine/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+
+void cairn_store_close(cairn_store *s) {
+    if (s) s->ops->close(s);
+}
+
+void cairn_run_row_clear(cairn_run_row *r) {
+    if (r == NULL) return;
+    free(r->id);
+    free(r->workflow);
+    free(r->def_hash);
+    free(r->parent_id);
+    free(r->status);
+    free(r->owner);
+    memset(r, 0, sizeof *r);
+}
+
+void cairn_run_rows_free(cairn_run_row *rows, int n) {
+    for (int i = 0; rows && i < n; i++) cairn_run_row_clear(&rows[i]);
+    free(rows);
+}
+
+void cairn_events_free(cairn_event *evs, int n) {
+    for (int i = 0; evs && i < n; i++) cairn_event_clear(&evs[i]);
+    free(evs);
+}
+
+void cairn_commands_free(cairn_command *cmds, int n) {
+    for (int i = 0; cmds && i < n; i++) {
+        free(cmds[i].run_id);
+        free(cmds[i].type);
+        free(cmds[i].data);
+    }
+    free(cmds);
+}
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int key_from_hex(const char *hex, unsigned char key[32], cairn_err *err) {
+    if (strlen(hex) != 64)
+        return cairn_err_set(err, CAIRN_EINVAL, "CAIRN_JOURNAL_KEY must be 64 hex digits");
+    for (int i = 0; i < 32; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return cairn_err_set(err, CAIRN_EINVAL, "CAIRN_JOURNAL_KEY must be 64 hex digits");
+        key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static int create_key_file(const char *path, unsigned char key[32], cairn_err *err) {
+    if (getrandom(key, 32, 0) != 32)
+        return cairn_err_set(err, CAIRN_EIO, "getrandom: %s", strerror(errno));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return errno == EEXIST ? 1 : cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
+    int rc = 0;
+    if (write(fd, key, 32) != 32 || fsync(fd) != 0)
+        rc = cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+static int read_key_file(const char *path, unsigned char key[32], cairn_err *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    int rc = 0;
+    if (fstat(fd, &sb) == 0 && (sb.st_mode & 077))
+        rc = cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key must not be readable by others"
+                           " (chmod 600)", path);
+    else if (read(fd, key, 32) != 32)
+        rc = cairn_err_set(err, CAIRN_ECORRUPT, "%s: not a 32-byte journal key", path);
+    close(fd);
+    return rc;
+}
+
+int cairn_journal_key(const char *db_path, bool create, unsigned char key[32], cairn_err *err) {
+    const char *hex = getenv("CAIRN_JOURNAL_KEY");
+    if (hex && *hex) return key_from_hex(hex, key, err);
+    char *path = cairn_sprintf("%s.key", db_path);
+    int rc = 1;
+    if (create && access(path, F_OK) != 0) rc = create_key_file(path, key, err);
+    if (rc == 1) rc = read_key_file(path, key, err);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,103 @@
+/*
+ * store.h - where the journal lives, behind a small method table.
+ *
+ * The orchestrator and the fold know nothing of SQLite: they see this table.
+ * store_sqlite.c is the embedded default; another backend (PostgreSQL, or a
+ * test double that fails the Nth write) is one more file filling the table.
+ *
+ * Transactions: append() writes a batch of events and every projection they
+ * change (runs rows, answered commands) in one transaction, durably, or
+ * nothing.  A failed append leaves the store as it was; the engine then stops
+ * trusting its memory (sticky error) and exits, and the next start reloads.
+ *
+ * Threads: a store is used by one thread at a time.  The engine gives its
+ * store to the journal writer thread once execution starts; a reader (the CLI,
+ * the HTTP server) opens a store of its own.
+ *
+ * Memory: everything returned belongs to the caller (free with the matching
+ * *_free); strings and events passed in are borrowed.
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "engine/event.h"
+
+typedef struct cairn_store cairn_store;
+
+typedef struct cairn_run_row {
+    char *id, *workflow, *def_hash, *parent_id, *status, *owner;
+    int64_t created_at, updated_at;
+} cairn_run_row;
+
+typedef struct cairn_command {
+    int64_t id;
+    char *run_id, *type, *data;
+    int64_t created_at;
+} cairn_command;
+
+typedef struct cairn_store_ops {
+    const char *name;
+    /* Write events[0..n) and their projections in one durable transaction. */
+    int (*append)(cairn_store *s, cairn_event *const *events, int n, cairn_err *err);
+    /* All events of a run, in seq order (data_text set, data left invalid). */
+    int (*load_events)(cairn_store *s, const char *run_id, cairn_event **out, int *n,
+                       cairn_err *err);
+    /* Runs, newest first; status_filter NULL for all, else a comma list. */
+    int (*list_runs)(cairn_store *s, const char *status_filter, cairn_run_row **out,
+                     int *n, cairn_err *err);
+    int (*get_run)(cairn_store *s, const char *run_id, cairn_run_row *out, cairn_err *err);
+    int (*put_definition)(cairn_store *s, const char *hash, const char *name,
+                          const char *path, const char *source, size_t len, cairn_err *err);
+    int (*get_definition)(cairn_store *s, const char *hash, char **source, size_t *len,
+                          char **path, cairn_err *err);
+    /* Take ownership of a run if it has no live owner (alive() decides).
+     * Returns 0 when owned by `owner` afterwards, CAIRN_EBUSY when another
+     * live engine holds it. */
+    int (*claim_run)(cairn_store *s, const char *run_id, const char *owner,
+                     bool (*alive)(const char *owner), cairn_err *err);
+    /* Give up ownership of every run held by owner (clean shutdown). */
+    int (*release_runs)(cairn_store *s, const char *owner, cairn_err *err);
+    int (*add_command)(cairn_store *s, const char *run_id, const char *type,
+                       const char *data, cairn_err *err);
+    /* Commands for runs owned by owner, oldest first. */
+    int (*list_commands)(cairn_store *s, const char *owner, cairn_command **out, int *n,
+                         cairn_err *err);
+    /* The owner string recorded on runs this connection creates. */
+    void (*set_owner)(cairn_store *s, const char *owner);
+    /* A number that changes when another connection commits (cheap to poll). */
+    int64_t (*data_version)(cairn_store *s);
+    void (*close)(cairn_store *s);
+} cairn_store_ops;
+
+struct cairn_store {
+    const cairn_store_ops *ops;
+};
+
+/* Durability of commits: FULL syncs every commit (the default); NORMAL is the
+ * relaxed mode (a power loss may lose the newest commits, never corrupt). */
+typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
+
+/* Open (creating if absent) the SQLite journal at path.  A file that is not a
+ * Cairn journal, or is corrupt, is refused with CAIRN_ECORRUPT and not
+ * modified.  read_only opens without creating or writing anything. */
+int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
+                            cairn_store **out, cairn_err *err);
+
+/* Wrappers over the ops, and frees for what they return. */
+void cairn_store_close(cairn_store *s);
+void cairn_run_rows_free(cairn_run_row *rows, int n);
+void cairn_run_row_clear(cairn_run_row *row);
+void cairn_events_free(cairn_event *evs, int n);
+void cairn_commands_free(cairn_command *cmds, int n);
+
+/* The journal's HMAC key, kept beside the database as PATH.key (32 random
+ * bytes, mode 0600), created when create is true and it does not exist; or
+ * taken from CAIRN_JOURNAL_KEY (64 hex digits) when that is set. */
+int cairn_journal_key(const char *db_path, bool create, unsigned char key[32],
+                      cairn_err *err);
+
+#endif

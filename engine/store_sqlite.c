@@ -1,0 +1,526 @@
+/*
+ * store_sqlite.c - the journal in an embedded SQLite database.
+ *
+ * WAL mode; synchronous=FULL by default (every commit reaches the disk before
+ * append returns), NORMAL as the named relaxed mode.  Statements are prepared
+ * once per connection.  The schema is schema/journal.sql, compiled in.
+ *
+ * Opening never modifies a file that is not already a Cairn journal: the
+ * header (application_id, user_version, the table list) is read before any
+ * PRAGMA that writes, such as journal_mode=WAL.
+ */
+#include "engine/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+
+#define CAIRN_APP_ID 0x4341524E      /* "CARN" */
+#define CAIRN_SCHEMA_VERSION 1
+#define CAIRN_BUSY_TIMEOUT_MS 10000
+#define CAIRN_CACHE_KIB 65536        /* page cache per connection: appends stay in memory */
+
+extern const char cairn_schema_sql[];
+
+enum {
+    ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_INSERT_EVENT] = "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+    [ST_INSERT_RUN] = "INSERT INTO runs(id, workflow, def_hash, parent_id, status, created_at,"
+                      " updated_at, owner) VALUES (?,?,?,?,'running',?,?,?)",
+    [ST_UPDATE_RUN] = "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+    [ST_DELETE_COMMAND] = "DELETE FROM commands WHERE id = ?",
+};
+
+typedef struct {
+    cairn_store base;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT];
+    char *owner;
+    char *path;
+} sqlite_store;
+
+static int db_error(sqlite_store *s, cairn_err *err, const char *what) {
+    return cairn_err_set(err, CAIRN_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(sqlite_store *s, const char *sql, cairn_err *err) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    cairn_err_set(err, CAIRN_EIO, "%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return CAIRN_EIO;
+}
+
+static sqlite3_stmt *prepare(sqlite_store *s, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    return st;
+}
+
+static int64_t pragma_int(sqlite_store *s, const char *sql, int *rc) {
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    *rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (*rc == SQLITE_OK) {
+        *rc = sqlite3_step(st);
+        if (*rc == SQLITE_ROW) {
+            v = sqlite3_column_int64(st, 0);
+            *rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+/* Decide, reading only, whether the database is a Cairn journal, an empty
+ * file to initialise, or something to refuse. */
+static int check_header(sqlite_store *s, bool *fresh, cairn_err *err) {
+    int rc;
+    int64_t tables = pragma_int(s, "SELECT count(*) FROM sqlite_master", &rc);
+    if (rc != SQLITE_OK)
+        return cairn_err_set(err, CAIRN_ECORRUPT,
+                             "%s: not a Cairn journal (SQLite says: %s); the file was not modified",
+                             s->path, sqlite3_errstr(rc));
+    int64_t app = pragma_int(s, "PRAGMA application_id", &rc);
+    int64_t version = pragma_int(s, "PRAGMA user_version", &rc);
+    if (tables == 0 && app == 0) {
+        *fresh = true;
+        return 0;
+    }
+    if (app != CAIRN_APP_ID)
+        return cairn_err_set(err, CAIRN_ECORRUPT,
+                             "%s: not a Cairn journal (application id %lld); the file was not modified",
+                             s->path, (long long)app);
+    if (version != CAIRN_SCHEMA_VERSION)
+        return cairn_err_set(err, CAIRN_ECORRUPT,
+                             "%s: journal schema version %lld, this cairn reads version %d",
+                             s->path, (long long)version, CAIRN_SCHEMA_VERSION);
+    *fresh = false;
+    return 0;
+}
+
+static int init_schema(sqlite_store *s, cairn_err *err) {
+    char sql[256];
+    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;",
+             CAIRN_APP_ID, CAIRN_SCHEMA_VERSION);
+    if (exec_sql(s, sql, err) || exec_sql(s, cairn_schema_sql, err)) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return CAIRN_EIO;
+    }
+    return exec_sql(s, "COMMIT", err);
+}
+
+static int quick_check(sqlite_store *s, cairn_err *err) {
+    sqlite3_stmt *st = prepare(s, "PRAGMA quick_check(1)");
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int out = 0;
+    if (res == NULL || strcmp(res, "ok") != 0)
+        out = cairn_err_set(err, CAIRN_ECORRUPT,
+                            "%s: the journal is corrupt (%s); the file was not modified",
+                            s->path, res ? res : sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return out;
+}
+
+static const cairn_store_ops sqlite_ops;
+
+static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, cairn_err *err) {
+    bool fresh = false;
+    sqlite3_busy_timeout(s->db, CAIRN_BUSY_TIMEOUT_MS);
+    if (check_header(s, &fresh, err)) return CAIRN_ECORRUPT;
+    if (fresh && read_only)
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no journal here yet", s->path);
+    if (!fresh && !read_only && quick_check(s, err)) return CAIRN_ECORRUPT;
+    if (!read_only) {
+        if (exec_sql(s, "PRAGMA journal_mode = WAL", err)) return CAIRN_EIO;
+        if (exec_sql(s, sync == CAIRN_SYNC_FULL ? "PRAGMA synchronous = FULL"
+                                                : "PRAGMA synchronous = NORMAL", err))
+            return CAIRN_EIO;
+        if (fresh && init_schema(s, err)) return CAIRN_EIO;
+    }
+    exec_sql(s, "PRAGMA foreign_keys = ON", NULL);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", CAIRN_CACHE_KIB);
+    exec_sql(s, sql, NULL);
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (read_only) break;
+        s->stmt[i] = prepare(s, stmt_sql[i]);
+        if (s->stmt[i] == NULL) return db_error(s, err, "preparing statements");
+    }
+    return 0;
+}
+
+int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
+                            cairn_store **out, cairn_err *err) {
+    struct stat sb;
+    *out = NULL;
+    if (read_only && stat(path, &sb) != 0)
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no journal here (use --db or CAIRN_DB)",
+                             path);
+    sqlite_store *s = cairn_calloc(1, sizeof *s);
+    s->base.ops = &sqlite_ops;
+    s->path = cairn_strdup(path);
+    int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        cairn_err_set(err, CAIRN_EIO, "%s: cannot open: %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        sqlite_ops.close(&s->base);
+        return CAIRN_EIO;
+    }
+    rc = configure(s, sync, read_only, err);
+    if (rc) {
+        sqlite_ops.close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
+
+/* ---- appending --------------------------------------------------------- */
+
+static const char *status_after(cairn_event_type t) {
+    switch (t) {
+    case CAIRN_EV_RUN_SUCCEEDED: return "succeeded";
+    case CAIRN_EV_RUN_FAILED: return "failed";
+    case CAIRN_EV_RUN_CANCELLED: return "cancelled";
+    default: return NULL;
+    }
+}
+
+static int step_done(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+static int insert_run(sqlite_store *s, const cairn_event *ev) {
+    sqlite3_stmt *st = s->stmt[ST_INSERT_RUN];
+    sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev->workflow ? ev->workflow : "?", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, ev->def_hash ? ev->def_hash : "", -1, SQLITE_STATIC);
+    if (ev->parent) sqlite3_bind_text(st, 4, ev->parent, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, ev->time_ms);
+    sqlite3_bind_int64(st, 6, ev->time_ms);
+    if (s->owner) sqlite3_bind_text(st, 7, s->owner, -1, SQLITE_STATIC);
+    return step_done(st);
+}
+
+static int append_one(sqlite_store *s, const cairn_event *ev) {
+    sqlite3_stmt *st = s->stmt[ST_INSERT_EVENT];
+    sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, ev->seq);
+    sqlite3_bind_int64(st, 3, ev->time_ms);
+    sqlite3_bind_text(st, 4, cairn_event_type_name(ev->type), -1, SQLITE_STATIC);
+    if (ev->step) sqlite3_bind_text(st, 5, ev->step, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, ev->attempt);
+    sqlite3_bind_text(st, 7, ev->data_text, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
+    int rc = step_done(st);
+    if (rc == 0 && ev->type == CAIRN_EV_RUN_CREATED) rc = insert_run(s, ev);
+    const char *status = status_after(ev->type);
+    if (rc == 0 && status) {
+        st = s->stmt[ST_UPDATE_RUN];
+        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, ev->time_ms);
+        sqlite3_bind_text(st, 3, ev->run_id, -1, SQLITE_STATIC);
+        rc = step_done(st);
+    }
+    if (rc == 0 && ev->command_id > 0) {
+        st = s->stmt[ST_DELETE_COMMAND];
+        sqlite3_bind_int64(st, 1, ev->command_id);
+        rc = step_done(st);
+    }
+    return rc;
+}
+
+static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    for (int i = 0; i < n; i++) {
+        if (append_one(s, events[i]) != 0) {
+            db_error(s, err, "appending to the journal");
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return CAIRN_EIO;
+        }
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        db_error(s, err, "committing");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return CAIRN_EIO;
+    }
+    return 0;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static char *col_text(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? cairn_strdup((const char *)t) : NULL;
+}
+
+static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int *n,
+                          cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "SELECT seq, time, type, step, attempt, data, hash FROM events"
+                                  " WHERE run_id = ? ORDER BY seq");
+    if (!st) return db_error(s, err, "reading events");
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    int cap = 16, count = 0, rc;
+    cairn_event *evs = cairn_calloc((size_t)cap, sizeof *evs);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap *= 2;
+            evs = cairn_realloc(evs, (size_t)cap * sizeof *evs);
+        }
+        cairn_event *ev = &evs[count++];
+        memset(ev, 0, sizeof *ev);
+        snprintf(ev->run_id, sizeof ev->run_id, "%s", run_id);
+        ev->seq = sqlite3_column_int64(st, 0);
+        ev->time_ms = sqlite3_column_int64(st, 1);
+        ev->type = cairn_event_type_parse((const char *)sqlite3_column_text(st, 2));
+        ev->step = col_text(st, 3);
+        ev->attempt = sqlite3_column_int(st, 4);
+        ev->data_text = col_text(st, 5);
+        ev->data = jv_invalid();
+        if (sqlite3_column_bytes(st, 6) == CAIRN_HASH_LEN)
+            memcpy(ev->hash, sqlite3_column_blob(st, 6), CAIRN_HASH_LEN);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        cairn_events_free(evs, count);
+        return db_error(s, err, "reading events");
+    }
+    *out = evs;
+    *n = count;
+    return 0;
+}
+
+static void fill_run(sqlite3_stmt *st, cairn_run_row *r) {
+    r->id = col_text(st, 0);
+    r->workflow = col_text(st, 1);
+    r->def_hash = col_text(st, 2);
+    r->parent_id = col_text(st, 3);
+    r->status = col_text(st, 4);
+    r->created_at = sqlite3_column_int64(st, 5);
+    r->updated_at = sqlite3_column_int64(st, 6);
+    r->owner = col_text(st, 7);
+}
+
+#define RUN_COLUMNS "id, workflow, def_hash, parent_id, status, created_at, updated_at, owner"
+
+static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **out, int *n,
+                        cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, filter
+        ? "SELECT " RUN_COLUMNS " FROM runs WHERE instr(',' || ? || ',', ',' || status || ',') > 0"
+          " ORDER BY created_at DESC, id DESC"
+        : "SELECT " RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC");
+    if (!st) return db_error(s, err, "listing runs");
+    if (filter) sqlite3_bind_text(st, 1, filter, -1, SQLITE_STATIC);
+    int cap = 16, count = 0, rc;
+    cairn_run_row *rows = cairn_calloc((size_t)cap, sizeof *rows);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap *= 2;
+            rows = cairn_realloc(rows, (size_t)cap * sizeof *rows);
+        }
+        fill_run(st, &rows[count++]);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        cairn_run_rows_free(rows, count);
+        return db_error(s, err, "listing runs");
+    }
+    *out = rows;
+    *n = count;
+    return 0;
+}
+
+static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
+                      cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?");
+    if (!st) return db_error(s, err, "reading a run");
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out_rc = 0;
+    memset(out, 0, sizeof *out);
+    if (rc == SQLITE_ROW)
+        fill_run(st, out);
+    else if (rc == SQLITE_DONE)
+        out_rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no run '%s' in %s", run_id, s->path);
+    else
+        out_rc = db_error(s, err, "reading a run");
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
+static int sq_put_definition(cairn_store *base, const char *hash, const char *name,
+                             const char *path, const char *source, size_t len, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "INSERT OR IGNORE INTO definitions(hash, name, path, source,"
+                                  " created_at) VALUES (?,?,?,?,?)");
+    if (!st) return db_error(s, err, "storing a definition");
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, source, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, cairn_wall_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_error(s, err, "storing a definition");
+}
+
+static int sq_get_definition(cairn_store *base, const char *hash, char **source, size_t *len,
+                             char **path, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "SELECT source, path FROM definitions WHERE hash = ?");
+    if (!st) return db_error(s, err, "reading a definition");
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW) {
+        *len = (size_t)sqlite3_column_bytes(st, 0);
+        *source = cairn_strndup(sqlite3_column_blob(st, 0), *len);
+        *path = col_text(st, 1);
+    } else {
+        out = cairn_err_set(err, CAIRN_ENOTFOUND, "definition %s is missing from %s", hash,
+                            s->path);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* ---- ownership and commands -------------------------------------------- */
+
+static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner,
+                        bool (*alive)(const char *owner), cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    cairn_run_row row;
+    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    int rc = sq_get_run(base, run_id, &row, err);
+    if (rc == 0 && row.owner && strcmp(row.owner, owner) != 0 && alive(row.owner))
+        rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id,
+                           row.owner);
+    if (rc == 0) {
+        sqlite3_stmt *st = prepare(s, "UPDATE runs SET owner = ? WHERE id = ?");
+        sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = db_error(s, err, "claiming a run");
+        sqlite3_finalize(st);
+    }
+    cairn_run_row_clear(&row);
+    if (rc) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return exec_sql(s, "COMMIT", err);
+}
+
+static int sq_release_runs(cairn_store *base, const char *owner, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "UPDATE runs SET owner = NULL WHERE owner = ?");
+    if (!st) return db_error(s, err, "releasing runs");
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_error(s, err, "releasing runs");
+}
+
+static int sq_add_command(cairn_store *base, const char *run_id, const char *type,
+                          const char *data, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "INSERT INTO commands(run_id, type, data, created_at)"
+                                  " VALUES (?,?,?,?)");
+    if (!st) return db_error(s, err, "adding a command");
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, data ? data : "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, cairn_wall_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_error(s, err, "adding a command");
+}
+
+static int sq_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
+                            cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "SELECT c.id, c.run_id, c.type, c.data, c.created_at"
+                                  " FROM commands c JOIN runs r ON r.id = c.run_id"
+                                  " WHERE r.owner = ? ORDER BY c.id");
+    if (!st) return db_error(s, err, "reading commands");
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    int cap = 4, count = 0, rc;
+    cairn_command *cmds = cairn_calloc((size_t)cap, sizeof *cmds);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap *= 2;
+            cmds = cairn_realloc(cmds, (size_t)cap * sizeof *cmds);
+        }
+        cairn_command *c = &cmds[count++];
+        c->id = sqlite3_column_int64(st, 0);
+        c->run_id = col_text(st, 1);
+        c->type = col_text(st, 2);
+        c->data = col_text(st, 3);
+        c->created_at = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        cairn_commands_free(cmds, count);
+        return db_error(s, err, "reading commands");
+    }
+    *out = cmds;
+    *n = count;
+    return 0;
+}
+
+static void sq_set_owner(cairn_store *base, const char *owner) {
+    sqlite_store *s = (sqlite_store *)base;
+    free(s->owner);
+    s->owner = cairn_strdup(owner);
+}
+
+static int64_t sq_data_version(cairn_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    int rc;
+    return pragma_int(s, "PRAGMA data_version", &rc);
+}
+
+static void sq_close(cairn_store *base) {
+    sqlite_store *s = (sqlite_store *)base;
+    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->stmt[i]);
+    sqlite3_close(s->db);
+    free(s->owner);
+    free(s->path);
+    free(s);
+}
+
+static const cairn_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .append = sq_append,
+    .load_events = sq_load_events,
+    .list_runs = sq_list_runs,
+    .get_run = sq_get_run,
+    .put_definition = sq_put_definition,
+    .get_definition = sq_get_definition,
+    .claim_run = sq_claim_run,
+    .release_runs = sq_release_runs,
+    .add_command = sq_add_command,
+    .list_commands = sq_list_commands,
+    .set_owner = sq_set_owner,
+    .data_version = sq_data_version,
+    .close = sq_close,
+};

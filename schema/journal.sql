@@ -1,0 +1,53 @@
+-- Cairn journal schema, version 1.
+--
+-- The journal is event-sourced: `events` is the only source of truth, an
+-- append-only log of every transition of every run.  `runs` is a projection of
+-- it (written in the same transaction as the events that change it) kept for
+-- listing and for ownership; `definitions` holds the exact workflow source each
+-- run is pinned to; `commands` holds requests made by other processes (cancel,
+-- decisions) that the engine owning a run turns into events.
+--
+-- The database is recognised by PRAGMA application_id = 0x4341524E ("CARN")
+-- and PRAGMA user_version = 1; a file with another id is refused untouched.
+
+CREATE TABLE IF NOT EXISTS definitions (
+    hash        TEXT PRIMARY KEY,          -- hex SHA-256 of source
+    name        TEXT NOT NULL,             -- the workflow's `name`
+    path        TEXT NOT NULL,             -- the file it was loaded from
+    source      BLOB NOT NULL,             -- the exact bytes
+    created_at  INTEGER NOT NULL           -- Unix ms
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,       -- append order across runs (rows go at the end)
+    run_id      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,          -- 1, 2, 3... per run, no gaps
+    time        INTEGER NOT NULL,          -- Unix ms when the engine appended it
+    type        TEXT NOT NULL,             -- see engine/event.h
+    step        TEXT,                      -- step id, or NULL for run events
+    attempt     INTEGER NOT NULL DEFAULT 0,
+    data        TEXT NOT NULL,             -- canonical JSON object (sorted keys)
+    hash        BLOB NOT NULL,             -- HMAC-SHA-256(key, prev hash || canonical bytes)
+    UNIQUE (run_id, seq)
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    workflow    TEXT NOT NULL,
+    def_hash    TEXT NOT NULL REFERENCES definitions(hash),
+    parent_id   TEXT,                      -- the run that started this one, if any
+    status      TEXT NOT NULL,             -- running, waiting, succeeded, failed, compensating, cancelled
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    owner       TEXT                       -- engine holding the run: "host:pid:starttime"
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs(created_at);
+
+CREATE TABLE IF NOT EXISTS commands (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    type        TEXT NOT NULL,             -- cancel, ...
+    data        TEXT NOT NULL DEFAULT '{}',
+    created_at  INTEGER NOT NULL
+);

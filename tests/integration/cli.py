@@ -1,0 +1,277 @@
+"""The cairn command end to end: run, show, runs, journal, check, graph,
+cancel, SIGTERM and resume, and the refusals of bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json  # noqa: E402
+
+
+def write(s, name, text):
+    p = s.path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def wait_for(cond, what, timeout=30.0):
+    """Poll cond() until true; a deadline, not a guess: fails loudly if it passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_run_show_runs_journal(s):
+    wf = write(s, "hello.yaml", """cairn: 1
+name: hello
+inputs:
+  who: { type: string, required: true }
+  count: { type: integer, default: 2 }
+  tags: { type: array, default: [] }
+outputs:
+  greeting: ${{ .steps.greet.output.stdout }}
+  count: ${{ .inputs.count }}
+steps:
+  - id: greet
+    run: echo hello ${{ .inputs.who }} | tr -d '\\n'
+  - id: shape
+    uses: set
+    with: { n: "${{ .inputs.count }}", tags: "${{ .inputs.tags }}" }
+""")
+    db = s.path("a.db")
+    run, p = cairn_json("run", wf, "--input", "who=ops team", "--input", "count=5",
+                        "--input", 'tags=["a","b"]', db=db)
+    s.check(p.returncode == 0, "run exits 0 when the run succeeds", p.stderr)
+    s.check(run["status"] == "succeeded", "run --json: last line is the run")
+    s.check(run["outputs"] == {"greeting": "hello ops team", "count": 5}, "outputs rendered",
+            str(run["outputs"]))
+    s.check(run["steps"]["shape"]["output"] == {"n": 5, "tags": ["a", "b"]},
+            "--input values take the declared types", str(run["steps"]["shape"]))
+    s.check("step_started" in p.stdout and "greet" in p.stdout, "a line per transition")
+    shown, _ = cairn_json("show", run["id"], db=db)
+    s.check(shown == run, "show --json equals run --json's last line")
+    runs, _ = cairn_json("runs", db=db)
+    s.check(len(runs) == 1 and runs[0]["id"] == run["id"] and runs[0]["workflow"] == "hello"
+            and runs[0]["status"] == "succeeded" and "created_at" in runs[0], "runs lists it")
+    events, _ = cairn_json("journal", run["id"], db=db)
+    types = [e["type"] for e in events]
+    s.check(types == ["run_created", "step_started", "step_succeeded", "step_started",
+                      "step_succeeded", "run_succeeded"], "journal lists every event", str(types))
+    s.check([e["seq"] for e in events] == list(range(1, 7)), "journal seqs are 1..n")
+    v = cairn("verify", db=db)
+    s.check(v.returncode == 0 and " ok " in v.stdout, "verify passes", v.stdout + v.stderr)
+    text = cairn("show", run["id"], db=db)
+    s.check(text.returncode == 0 and "succeeded" in text.stdout, "show prints a summary")
+    env_db = s.path("env.db")
+    p = cairn("run", wf, "--input", "who=x", env={"CAIRN_DB": env_db})
+    s.check(p.returncode == 0 and os.path.exists(env_db), "CAIRN_DB names the journal")
+
+
+def test_failures_and_exit_codes(s):
+    wf = write(s, "fails.yaml", """cairn: 1
+name: fails
+steps:
+  - id: boom
+    run: echo broken >&2; exit 4
+""")
+    db = s.path("f.db")
+    run, p = cairn_json("run", wf, db=db)
+    s.check(p.returncode == 1, "a failed run exits 1", str(p.returncode))
+    s.check(run["status"] == "failed" and run["error"]["kind"] == "exit"
+            and run["error"]["step"] == "boom", "the run's error names kind and step",
+            str(run["error"]))
+    s.check("broken" in run["steps"]["boom"]["error"]["message"], "stderr is in the message")
+
+
+def test_bad_inputs_are_refused_before_journaling(s):
+    wf = write(s, "typed.yaml", """cairn: 1
+name: typed
+inputs:
+  host: { type: string, required: true, pattern: "^[a-z0-9.-]+$" }
+  port: { type: integer, default: 22 }
+steps:
+  - id: a
+    uses: set
+    with: { h: "${{ .inputs.host }}" }
+""")
+    db = s.path("typed.db")
+    cases = [([], "host"), (["--input", "host=BAD HOST"], "host"),
+             (["--input", "host=ok", "--input", "port=eighty"], "port"),
+             (["--input", "host=ok", "--input", "nope=1"], "nope")]
+    for args, name in cases:
+        p = cairn("run", wf, *args, db=db)
+        s.check(p.returncode == 2 and name in p.stderr, "bad input refused: %s" % args,
+                p.stderr)
+    runs = cairn("runs", "--json", db=db)
+    s.check(runs.returncode != 0 or json.loads(runs.stdout or "[]") == [],
+            "nothing was journaled for refused inputs", runs.stdout)
+
+
+def test_shell_injection_stays_data(s):
+    canary = s.path("canary")
+    wf = write(s, "alert.yaml", """cairn: 1
+name: alert
+inputs:
+  alert: { type: object, required: true }
+steps:
+  - id: echo
+    run: echo ${{ .inputs.alert.labels.instance }}
+""")
+    alert = {"labels": {"instance": "; touch %s; echo pwned" % canary}}
+    alert_file = write(s, "alert.json", json.dumps({"alert": alert}))
+    run, p = cairn_json("run", wf, "--inputs-file", alert_file, db=s.path("inj.db"))
+    s.check(p.returncode == 0, "the alert workflow runs", p.stderr)
+    s.check(not os.path.exists(canary), "an alert label holding '; touch ...' ran nothing")
+    s.check(run["steps"]["echo"]["output"]["stdout"] == alert["labels"]["instance"] + "\n",
+            "the label was printed as data", run["steps"]["echo"]["output"]["stdout"])
+
+
+def test_check_and_graph(s):
+    bad = write(s, "bad.yaml", """cairn: 1
+name: Bad Name
+steps:
+  - id: a
+    uses: sett
+    with: {}
+  - id: b
+    needs: [zz]
+    run: true
+""")
+    p = cairn("check", bad)
+    s.check(p.returncode == 1, "check exits 1 on errors")
+    lines = [l for l in p.stderr.splitlines() if "bad.yaml:" in l]
+    s.check(len(lines) >= 3, "check reports every error, not only the first", p.stderr)
+    s.check(all(l.startswith(bad + ":") for l in lines), "errors are file:line:col", p.stderr)
+    s.check("set" in p.stderr, "an unknown action gets a did-you-mean", p.stderr)
+    good = os.path.join(ROOT, "workflows", "disk-pressure.yaml")
+    p = cairn("check", good)
+    s.check(p.returncode == 0, "check exits 0 on a good workflow", p.stderr)
+    g = cairn("graph", good, "--format", "dot")
+    s.check(g.returncode == 0 and "digraph" in g.stdout and "measure" in g.stdout, "graph dot")
+    m = cairn("graph", good, "--format", "mermaid")
+    s.check(m.returncode == 0 and "flowchart" in m.stdout or "graph" in m.stdout, "graph mermaid")
+
+
+def test_sigterm_interrupts_and_resume_finishes(s):
+    log = s.path("term.log")
+    wf = write(s, "slow.yaml", """cairn: 1
+name: slow
+steps:
+  - id: first
+    run: echo first >> %s
+  - id: long
+    run: echo start >> %s; sleep 30; echo end >> %s
+  - id: last
+    run: echo last >> %s
+""" % (log, log, log, log))
+    db = s.path("term.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, CAIRN_GRACE_MS="300"))
+    wait_for(lambda: os.path.exists(log) and "start" in open(log).read(), "the long step")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    s.check(proc.returncode != 0, "the interrupted run does not exit 0")
+    runs, _ = cairn_json("runs", db=db)
+    run_id = runs[0]["id"]
+    events, _ = cairn_json("journal", run_id, db=db)
+    s.check(any(e["type"] == "step_interrupted" and e["step"] == "long" for e in events),
+            "SIGTERM journals the interrupted attempt", str([e["type"] for e in events]))
+    s.check(runs[0]["status"] == "running", "the run is left running for resume")
+    p = cairn("resume", db=db, env={"CAIRN_GRACE_MS": "300"})
+    s.check(p.returncode == 0, "resume exits 0", p.stderr)
+    shown, _ = cairn_json("show", run_id, db=db)
+    s.check(shown["status"] == "succeeded", "resume finishes the run", shown["status"])
+    s.check(shown["steps"]["long"]["attempts"] == 2, "the interrupted step ran again",
+            str(shown["steps"]["long"]))
+    s.check(open(log).read().count("first") == 1, "the finished step did not run again")
+
+
+def test_cancel_from_another_process(s):
+    log = s.path("cancel.log")
+    wf = write(s, "cancel.yaml", """cairn: 1
+name: cancellable
+steps:
+  - id: wait
+    run: echo waiting >> %s; sleep 60
+  - id: after
+    run: echo after >> %s
+""" % (log, log))
+    db = s.path("cancel.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(log), "the step to start")
+    runs, _ = cairn_json("runs", db=db)
+    run_id = runs[0]["id"]
+    c = cairn("cancel", run_id, db=db)
+    s.check(c.returncode == 0 and "cancelled" in c.stdout, "cancel waits for the engine",
+            c.stdout + c.stderr)
+    proc.wait(timeout=30)
+    s.check(proc.returncode == 1, "the cancelled run's engine exits 1")
+    shown, _ = cairn_json("show", run_id, db=db)
+    s.check(shown["status"] == "cancelled", "the run ends cancelled", shown["status"])
+    s.check(shown["steps"]["after"]["status"] == "cancelled", "later steps never start")
+    s.check("after" not in open(log).read(), "nothing ran after the cancel")
+    again = cairn("cancel", run_id, db=db)
+    s.check(again.returncode == 2 and "already ended" in again.stderr,
+            "cancelling a finished run is refused", again.stderr)
+
+
+def test_cancel_with_no_engine_running(s):
+    log = s.path("orphan.log")
+    wf = write(s, "orphan.yaml", """cairn: 1
+name: orphan
+steps:
+  - id: one
+    run: echo one >> %s; sleep 60
+  - id: two
+    run: echo two >> %s
+""" % (log, log))
+    db = s.path("orphan.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(log), "the step to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    runs, _ = cairn_json("runs", db=db)
+    c = cairn("cancel", runs[0]["id"], db=db)
+    s.check(c.returncode == 0, "cancel of an orphaned run carries it out", c.stderr)
+    shown, _ = cairn_json("show", runs[0]["id"], db=db)
+    s.check(shown["status"] == "cancelled", "the orphaned run ends cancelled", shown["status"])
+    s.check("two" not in open(log).read(), "no step started after the cancel")
+
+
+def test_journal_refusals(s):
+    notdb = write(s, "notes.txt", "not a database at all\n")
+    wf = os.path.join(ROOT, "workflows", "disk-pressure.yaml")
+    p = cairn("run", wf, "--input", "spool=/nonexistent", db=notdb)
+    s.check(p.returncode == 3 and "not a Cairn journal" in p.stderr, "a foreign file is refused",
+            p.stderr)
+    s.check(open(notdb).read() == "not a database at all\n", "and left untouched")
+    p = cairn("show", "nope", db=s.path("missing.db"))
+    s.check(p.returncode == 3 and "no journal" in p.stderr, "show on a missing journal", p.stderr)
+
+
+def main():
+    s = Suite("cli")
+    for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
+              test_bad_inputs_are_refused_before_journaling, test_shell_injection_stays_data,
+              test_check_and_graph, test_sigterm_interrupts_and_resume_finishes,
+              test_cancel_from_another_process, test_cancel_with_no_engine_running,
+              test_journal_refusals]:
+        try:
+            t(s)
+        except Exception as e:  # a crash in one test is a failure, not the end
+            s.check(False, t.__name__, repr(e))
+    s.finish()
+
+
+if __name__ == "__main__":
+    main()

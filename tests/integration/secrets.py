@@ -1,0 +1,83 @@
+"""Secrets: sealed in a file, read by expressions, never written anywhere.
+
+A secret is planted through `cairn secret set` and another through the
+environment; a workflow hands them to actions (which must receive the real
+values) and tries to leak them through outputs, stderr and error messages.
+Then every byte the engine wrote (journal files, stdout, stderr, show,
+journal) is searched for the values: none may appear."""
+import glob
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from cairn_test import Suite, cairn  # noqa: E402
+
+FILE_SECRET = "s3cr3t-planted-7f9a-file"
+ENV_SECRET = "s3cr3t-planted-4c2e-env"
+
+
+def main():
+    s = Suite("secrets")
+    db = s.path("s.db")
+    p = cairn("secret", "set", "API_TOKEN", db=db, input=FILE_SECRET + "\n")
+    s.check(p.returncode == 0, "secret set stores a secret", p.stderr)
+    p = cairn("secret", "set", "bad-name", db=db, input="x")
+    s.check(p.returncode == 2 and "bad-name" in p.stderr, "a bad secret name is refused")
+    p = cairn("secret", "list", db=db)
+    s.check(p.stdout.split() == ["API_TOKEN"], "secret list shows names only", p.stdout)
+    with open(db + ".secrets", "rb") as f:
+        s.check(FILE_SECRET.encode() not in f.read(), "the secrets file holds no plaintext")
+    s.check(oct(os.stat(db + ".secrets.key").st_mode & 0o777) == "0o600", "the key file is 0600")
+
+    received = s.path("received")
+    wf = s.path("leaky.yaml")
+    with open(wf, "w") as f:
+        f.write("""cairn: 1
+name: leaky
+outputs:
+  leaked: ${{ .secrets.API_TOKEN }}
+  header: ${{ .steps.shape.output.auth }}
+steps:
+  - id: use
+    run: printf '%s %s' ${{ .secrets.API_TOKEN }} ${{ .secrets.ENVTOKEN }} > RECEIVED; echo ${{ .secrets.API_TOKEN }}; echo ${{ .secrets.ENVTOKEN }} >&2
+  - id: shape
+    uses: set
+    with: { auth: "Bearer ${{ .secrets.API_TOKEN }}", env: "${{ .secrets.ENVTOKEN }}" }
+  - id: broken
+    run: echo "cannot reach with ${{ .secrets.API_TOKEN }}" >&2; exit 7
+    continue_on_error: true
+  - id: fails
+    uses: fail
+    with: { message: "token was ${{ .secrets.ENVTOKEN }}" }
+""".replace("RECEIVED", received))
+    p = cairn("run", wf, "--json", db=db, env={"CAIRN_SECRET_ENVTOKEN": ENV_SECRET})
+    s.check(p.returncode == 1, "the run fails at its last step as written", p.stderr)
+    with open(received) as f:
+        s.check(f.read() == FILE_SECRET + " " + ENV_SECRET, "actions receive the real values")
+    run_id = [l for l in p.stdout.splitlines() if l.startswith("{")][-1]
+    run_id = __import__("json").loads(run_id)["id"]
+    written = [p.stdout, p.stderr]
+    for cmd in (["show", run_id], ["show", run_id, "--json"], ["journal", run_id],
+                ["journal", run_id, "--json"], ["runs"]):
+        q = cairn(*cmd, db=db)
+        written += [q.stdout, q.stderr]
+    s.check("***" in p.stdout, "the stored copies show ***")
+    for path in glob.glob(db + "*"):
+        if path.endswith(".secrets") or path.endswith(".key"):
+            continue
+        with open(path, "rb") as f:
+            written.append(f.read().decode("latin-1"))
+    for secret in (FILE_SECRET, ENV_SECRET):
+        leaks = sum(secret in w for w in written)
+        s.check(leaks == 0, "no byte the engine wrote holds the %s secret" %
+                ("file" if secret == FILE_SECRET else "environment"), "%d places" % leaks)
+
+    os.environ_backup = None
+    bad = cairn("run", wf, db=db, env={"CAIRN_SECRET_KEY": "00" * 32})
+    s.check(bad.returncode != 0 and "does not open" in bad.stderr,
+            "a wrong key is refused clearly", bad.stderr)
+    s.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Helpers shared by the integration tests: run the cairn binary, count results.
+
+Each test script builds a Suite, calls check() for every assertion, and ends
+with suite.finish(), which prints "NAME: N passed, N failed" and exits non-zero
+on any failure.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CAIRN = os.path.join(ROOT, "cairn")
+
+
+class Suite:
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.tmp = tempfile.mkdtemp(prefix="cairn-%s-" % name)
+
+    def check(self, cond, what, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok - %s" % what)
+        else:
+            self.failed += 1
+            print("not ok - %s %s" % (what, detail))
+        return cond
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def finish(self):
+        if self.failed == 0:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print("kept %s for inspection" % self.tmp)
+        print("%s: %d passed, %d failed" % (self.name, self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
+
+
+def cairn(*args, db=None, env=None, input=None, timeout=300):
+    """Run cairn; returns CompletedProcess with text stdout/stderr."""
+    cmd = [CAIRN] + (["--db", db] if db else []) + list(args)
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    return subprocess.run(cmd, capture_output=True, text=True, env=e, input=input,
+                          timeout=timeout)
+
+
+def cairn_json(*args, db=None, env=None):
+    p = cairn(*args, "--json", db=db, env=env)
+    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    if not lines:
+        raise RuntimeError("no JSON from cairn %s: %s" % (" ".join(args), p.stderr))
+    return json.loads(lines[-1]), p

@@ -1,0 +1,152 @@
+/*
+ * bench.c - `make bench`: the engine's speed on this machine, in one run.
+ *
+ *   fsync    this disk's fdatasync rate (4 KiB writes), the limit W1 meets
+ *   W1       one run of 1,000 sequential `set` steps (one durable commit each)
+ *   W2       1,000 concurrent runs of 100 `set` steps each
+ *   load     load and compile a generated 1,000-step workflow, an expression
+ *            in every step
+ * W1 and W2 run twice: with `set` executed inline on the orchestrator, and
+ * with every action sent through the worker pool as side-effecting actions
+ * are.  Each figure is the median of BENCH_REPEAT runs (default 3).
+ */
+#include <fcntl.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actions/action.h"
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+
+static const char *dir;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double fsync_rate(void) {
+    char *path = cairn_sprintf("%s/fsync.bin", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char block[4096];
+    memset(block, 'x', sizeof block);
+    int n = 0;
+    int64_t start = cairn_now_ms(), end = start + 1000;
+    while (cairn_now_ms() < end) {
+        if (pwrite(fd, block, sizeof block, 0) < 0 || fdatasync(fd) != 0) break;
+        n++;
+    }
+    double secs = (double)(cairn_now_ms() - start) / 1000.0;
+    close(fd);
+    unlink(path);
+    free(path);
+    return n / secs;
+}
+
+static char *gen_workflow(int steps, bool expr) {
+    cairn_buf b = CAIRN_BUF_INIT;
+    cairn_buf_printf(&b, "cairn: 1\nname: bench-%d\nsteps:\n", steps);
+    for (int i = 0; i < steps; i++) {
+        if (expr)
+            cairn_buf_printf(&b, "  - id: s%d\n    uses: set\n    with: { n: %d, prev: \"${{ .steps | length }}\" }\n", i, i);
+        else
+            cairn_buf_printf(&b, "  - id: s%d\n    uses: set\n    with: { n: %d }\n", i, i);
+    }
+    return cairn_buf_detach(&b);
+}
+
+static cairn_workflow *load(const char *src) {
+    cairn_workflow *wf = NULL;
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    if (cairn_workflow_load("bench.yaml", src, strlen(src), cairn_action_lookup_sig, &wf, &d)) {
+        cairn_diags_print(&d, stderr, src, strlen(src));
+        exit(1);
+    }
+    cairn_diags_free(&d);
+    return wf;
+}
+
+/* Steps per second for `runs` concurrent runs of a `steps`-step workflow. */
+static double run_steps(int runs, int steps, bool pool_only, int trial) {
+    char *db = cairn_sprintf("%s/w-%d-%d-%d-%d.db", dir, runs, steps, pool_only, trial);
+    cairn_engine_config cfg = {.db_path = db, .pool_only = pool_only, .workers = 4};
+    cairn_engine *e = NULL;
+    cairn_err err;
+    if (cairn_engine_open(&cfg, &e, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    char *src = gen_workflow(steps, true);
+    char hash[65], id[CAIRN_RUN_ID_MAX];
+    cairn_engine_add_workflow(e, load(src), hash, &err);
+    int64_t start = cairn_now_ms();
+    for (int i = 0; i < runs; i++) {
+        if (cairn_engine_start_run(e, hash, jv_object(), jv_null(), id, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            exit(1);
+        }
+    }
+    if (cairn_engine_run(e, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    double secs = (double)(cairn_now_ms() - start) / 1000.0;
+    cairn_engine_close(e);
+    char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'.key", db, db, db, db);
+    if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", db);
+    free(cmd);
+    free(src);
+    free(db);
+    return runs * steps / secs;
+}
+
+static double load_ms(int steps) {
+    char *src = gen_workflow(steps, true);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cairn_workflow *wf = load(src);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    cairn_workflow_free(wf);
+    free(src);
+    return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+}
+
+int main(void) {
+    dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
+    int repeat = getenv("BENCH_REPEAT") ? atoi(getenv("BENCH_REPEAT")) : 3;
+    if (repeat < 1) repeat = 1;
+    double *v = cairn_calloc((size_t)repeat, sizeof *v);
+
+    for (int i = 0; i < repeat; i++) v[i] = fsync_rate();
+    double fs = median(v, repeat);
+    printf("%-44s %12s %10s\n", "benchmark", "median", "vs fsync");
+    printf("%-44s %10.0f/s %10s\n", "fsync (fdatasync of 4 KiB)", fs, "1.00");
+
+    struct { const char *name; int runs, steps; bool pool; } w[] = {
+        {"W1 1 run x 1000 sequential set (inline)", 1, 1000, false},
+        {"W1 1 run x 1000 sequential set (pool)", 1, 1000, true},
+        {"W2 1000 runs x 100 set (inline)", 1000, 100, false},
+        {"W3 100 runs x 100 set (inline, for profiling)", 100, 100, false},
+        {"W2 1000 runs x 100 set (pool)", 1000, 100, true},
+    };
+    const char *only = getenv("BENCH_ONLY");   /* a name prefix, e.g. "W2" */
+    for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
+        if (only && strncmp(w[k].name, only, strlen(only)) != 0) continue;
+        for (int i = 0; i < repeat; i++) v[i] = run_steps(w[k].runs, w[k].steps, w[k].pool, i);
+        double m = median(v, repeat);
+        printf("%-44s %6.0f steps/s %9.2f\n", w[k].name, m, m / fs);
+    }
+    for (int i = 0; i < repeat; i++) v[i] = load_ms(1000);
+    printf("%-44s %9.1f ms %10s\n", "load+compile 1000 steps, 1000 expressions", median(v, repeat), "-");
+    free(v);
+    return 0;
+}

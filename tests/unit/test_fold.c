@@ -1,0 +1,93 @@
+#include "common/mem.h"
+#include "engine/fold.h"
+#include "test.h"
+
+static char *ids[] = {"b", "a", "c"};
+
+static void apply(cairn_run_state *st, int64_t seq, cairn_event_type t, const char *step,
+                  int attempt, const char *data, int want) {
+    cairn_event ev;
+    memset(&ev, 0, sizeof ev);
+    snprintf(ev.run_id, sizeof ev.run_id, "r1");
+    ev.seq = seq;
+    ev.time_ms = seq * 10;
+    ev.type = t;
+    ev.step = (char *)step;
+    ev.attempt = attempt;
+    ev.data = jv_parse(data);
+    cairn_err err;
+    int rc = cairn_fold_apply(st, &ev, &err);
+    jv_free(ev.data);
+    if (rc != want) TEST_FAIL("seq %lld: got %d want %d (%s)", (long long)seq, rc, want, err.msg);
+}
+
+TEST(fold_tracks_steps_through_their_states) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{\"workflow\":\"w\",\"inputs\":{\"x\":1}}", 0);
+    CHECK_INT(st->status, CAIRN_RUN_RUNNING);
+    apply(st, 2, CAIRN_EV_STEP_STARTED, "a", 1, "{}", 0);
+    CHECK_INT(st->steps[1].status, CAIRN_STEP_RUNNING);
+    CHECK(st->steps[1].in_flight);
+    apply(st, 3, CAIRN_EV_STEP_SUCCEEDED, "a", 1, "{\"output\":{\"v\":2}}", 0);
+    CHECK_INT(st->steps[1].status, CAIRN_STEP_SUCCEEDED);
+    CHECK(!st->steps[1].in_flight);
+    CHECK_INT(jv_number_value(jv_object_get(jv_copy(st->steps[1].output), jv_string("v"))), 2);
+    apply(st, 4, CAIRN_EV_STEP_SKIPPED, "b", 0, "{}", 0);
+    CHECK_INT(st->steps[0].status, CAIRN_STEP_SKIPPED);
+    apply(st, 5, CAIRN_EV_STEP_STARTED, "c", 1, "{}", 0);
+    apply(st, 6, CAIRN_EV_STEP_CRASHED, "c", 1, "{\"action\":\"retry\"}", 0);
+    CHECK_INT(st->steps[2].status, CAIRN_STEP_PENDING);
+    apply(st, 7, CAIRN_EV_STEP_STARTED, "c", 2, "{}", 0);
+    apply(st, 8, CAIRN_EV_STEP_FAILED, "c", 2, "{\"error\":{\"kind\":\"exit\",\"message\":\"1\"}}", 0);
+    CHECK_INT(st->steps[2].status, CAIRN_STEP_FAILED);
+    CHECK_INT(st->steps[2].attempts, 2);
+    apply(st, 9, CAIRN_EV_RUN_FAILED, NULL, 0, "{\"error\":{\"kind\":\"exit\"}}", 0);
+    CHECK_INT(st->status, CAIRN_RUN_FAILED);
+    jv j = cairn_run_state_to_json(st);
+    jv s = jv_dump_string(j, JV_PRINT_SORTED);
+    CHECK_CONTAINS(jv_string_value(s), "\"a\":{\"attempts\":1,\"error\":null,\"output\":{\"v\":2},\"status\":\"succeeded\"}");
+    jv_free(s);
+    cairn_run_state_free(st);
+}
+
+TEST(fold_refuses_gaps_unknown_steps_and_events_after_the_end) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 2, CAIRN_EV_STEP_STARTED, "a", 1, "{}", CAIRN_ECORRUPT);      /* no run_created */
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 3, CAIRN_EV_STEP_STARTED, "a", 1, "{}", CAIRN_ECORRUPT);      /* gap */
+    apply(st, 2, CAIRN_EV_STEP_STARTED, "zz", 1, "{}", CAIRN_ECORRUPT);     /* unknown step */
+    apply(st, 2, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", CAIRN_ECORRUPT);      /* twice */
+    apply(st, 2, CAIRN_EV_RUN_SUCCEEDED, NULL, 0, "{\"outputs\":{}}", 0);
+    apply(st, 3, CAIRN_EV_STEP_STARTED, "a", 1, "{}", CAIRN_ECORRUPT);      /* after the end */
+    cairn_run_state_free(st);
+}
+
+TEST(fold_builds_foreach_output_from_items_in_order) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 2, CAIRN_EV_STEP_EXPANDED, "a", 0, "{\"count\":2}", 0);
+    apply(st, 3, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":1}", 0);
+    apply(st, 4, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":0}", 0);
+    apply(st, 5, CAIRN_EV_STEP_SUCCEEDED, "a", 1, "{\"index\":1,\"output\":\"second\"}", 0);
+    apply(st, 6, CAIRN_EV_STEP_SUCCEEDED, "a", 1, "{\"index\":0,\"output\":\"first\"}", 0);
+    apply(st, 7, CAIRN_EV_STEP_SUCCEEDED, "a", 0, "{}", 0);
+    apply(st, 8, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":5}", CAIRN_ECORRUPT);
+    jv out = jv_dump_string(jv_copy(st->steps[1].output), 0);
+    CHECK_STR(jv_string_value(out), "[\"first\",\"second\"]");
+    jv_free(out);
+    cairn_run_state_free(st);
+}
+
+TEST(fold_marks_unfinished_steps_cancelled_with_the_run) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 2, CAIRN_EV_STEP_STARTED, "b", 1, "{}", 0);
+    apply(st, 3, CAIRN_EV_STEP_SUCCEEDED, "b", 1, "{\"output\":null}", 0);
+    apply(st, 4, CAIRN_EV_RUN_CANCEL_REQUESTED, NULL, 0, "{}", 0);
+    CHECK(st->cancel_requested);
+    apply(st, 5, CAIRN_EV_RUN_CANCELLED, NULL, 0, "{}", 0);
+    CHECK_INT(st->steps[0].status, CAIRN_STEP_SUCCEEDED);
+    CHECK_INT(st->steps[1].status, CAIRN_STEP_CANCELLED);
+    CHECK_INT(st->status, CAIRN_RUN_CANCELLED);
+    cairn_run_state_free(st);
+}

@@ -1,0 +1,252 @@
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+#include "engine/event.h"
+#include "engine/fold.h"
+#include "engine/owner.h"
+#include "engine/store.h"
+#include "test.h"
+
+static char *path_in_tmp(const char *name) { return cairn_sprintf("%s/%s", test_tmpdir(), name); }
+
+static cairn_store *open_rw(const char *path) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    int rc = cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err);
+    if (rc) TEST_FAIL("open %s: %s", path, err.msg);
+    return s;
+}
+
+static cairn_event *make_event(const char *run, int64_t seq, cairn_event_type t, const char *data) {
+    cairn_event *ev = cairn_calloc(1, sizeof *ev);
+    snprintf(ev->run_id, sizeof ev->run_id, "%s", run);
+    ev->seq = seq;
+    ev->time_ms = 1000 + seq;
+    ev->type = t;
+    ev->data_text = cairn_strdup(data);
+    ev->data = jv_invalid();
+    if (t == CAIRN_EV_RUN_CREATED) {
+        ev->workflow = cairn_strdup("wf");
+        ev->def_hash = cairn_strdup("h1");
+    } else {
+        ev->step = cairn_strdup("a");
+    }
+    return ev;
+}
+
+static void put_def(cairn_store *s) {
+    cairn_err err;
+    CHECK_INT(s->ops->put_definition(s, "h1", "wf", "wf.yaml", "src", 3, &err), 0);
+}
+
+TEST(store_appends_and_reads_back_in_order) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(path);
+    cairn_err err;
+    put_def(s);
+    cairn_event *evs[3] = {
+        make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"workflow\":\"wf\"}"),
+        make_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
+        make_event("r1", 3, CAIRN_EV_STEP_SUCCEEDED, "{\"output\":1}"),
+    };
+    CHECK_INT(s->ops->append(s, evs, 3, &err), 0);
+    cairn_event *back = NULL;
+    int n = 0;
+    CHECK_INT(s->ops->load_events(s, "r1", &back, &n, &err), 0);
+    CHECK_INT(n, 3);
+    CHECK_INT(back[2].seq, 3);
+    CHECK_INT(back[2].type, CAIRN_EV_STEP_SUCCEEDED);
+    CHECK_STR(back[2].data_text, "{\"output\":1}");
+    CHECK_STR(back[1].step, "a");
+    cairn_run_row row;
+    CHECK_INT(s->ops->get_run(s, "r1", &row, &err), 0);
+    CHECK_STR(row.status, "running");
+    CHECK_STR(row.workflow, "wf");
+    cairn_run_row_clear(&row);
+    cairn_events_free(back, n);
+    for (int i = 0; i < 3; i++) { cairn_event_clear(evs[i]); free(evs[i]); }
+    cairn_store_close(s);
+    free(path);
+}
+
+TEST(store_rejects_a_duplicate_seq_and_keeps_nothing_of_the_batch) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(path);
+    cairn_err err;
+    put_def(s);
+    cairn_event *a[1] = {make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    CHECK_INT(s->ops->append(s, a, 1, &err), 0);
+    cairn_event *b[2] = {make_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
+                         make_event("r1", 1, CAIRN_EV_STEP_STARTED, "{}")};
+    CHECK(s->ops->append(s, b, 2, &err) != 0);
+    cairn_event *back = NULL;
+    int n = 0;
+    CHECK_INT(s->ops->load_events(s, "r1", &back, &n, &err), 0);
+    CHECK_INT(n, 1);   /* seq 2 was rolled back with the bad event */
+    cairn_events_free(back, n);
+    cairn_event_clear(a[0]); free(a[0]);
+    for (int i = 0; i < 2; i++) { cairn_event_clear(b[i]); free(b[i]); }
+    cairn_store_close(s);
+    free(path);
+}
+
+static void write_file(const char *path, const char *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    CHECK(fwrite(bytes, 1, n, f) == n);
+    fclose(f);
+}
+
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    char *buf = cairn_malloc(1 << 20);
+    *n = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    return buf;
+}
+
+TEST(store_refuses_a_file_that_is_not_a_journal_and_leaves_it_alone) {
+    char *path = path_in_tmp("notes.txt");
+    const char text[] = "these are my notes, not a database\n";
+    write_file(path, text, sizeof text - 1);
+    cairn_store *s = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "not a Cairn journal");
+    size_t n;
+    char *back = read_all(path, &n);
+    CHECK_INT(n, sizeof text - 1);
+    CHECK(memcmp(back, text, n) == 0);
+    free(back);
+    free(path);
+}
+
+TEST(store_refuses_another_programs_sqlite_database) {
+    char *path = path_in_tmp("other.db");
+    char *cmd = cairn_sprintf("sqlite3 '%s' 'CREATE TABLE t(x); INSERT INTO t VALUES (1);'", path);
+    CHECK_INT(system(cmd), 0);
+    size_t before_n, after_n;
+    char *before = read_all(path, &before_n);
+    cairn_store *s = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "not a Cairn journal");
+    char *after = read_all(path, &after_n);
+    CHECK_INT(after_n, before_n);
+    CHECK(memcmp(before, after, before_n) == 0);
+    struct stat sb;
+    char *wal = cairn_sprintf("%s-wal", path);
+    CHECK(stat(wal, &sb) != 0);   /* not switched to WAL mode either */
+    free(wal); free(before); free(after); free(cmd); free(path);
+}
+
+TEST(store_refuses_a_corrupt_journal_unmodified) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(path);
+    cairn_err err;
+    put_def(s);
+    for (int i = 0; i < 200; i++) {
+        char run[16];
+        snprintf(run, sizeof run, "r%d", i);
+        cairn_event *a[1] = {make_event(run, 1, CAIRN_EV_RUN_CREATED, "{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}")};
+        CHECK_INT(s->ops->append(s, a, 1, &err), 0);
+        cairn_event_clear(a[0]); free(a[0]);
+    }
+    cairn_store_close(s);
+    /* checkpoint the WAL into the main file, then scribble over a page */
+    char *cmd = cairn_sprintf("sqlite3 '%s' 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null", path);
+    CHECK_INT(system(cmd), 0);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    CHECK(pwrite(fd, junk, sizeof junk, 4096 * 2) == (ssize_t)sizeof junk);
+    close(fd);
+    size_t before_n, after_n;
+    char *before = read_all(path, &before_n);
+    CHECK(cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err) != 0);
+    CHECK_CONTAINS(err.msg, "was not modified");
+    char *after = read_all(path, &after_n);
+    CHECK_INT(after_n, before_n);
+    CHECK(memcmp(before, after, before_n) == 0);
+    free(before); free(after); free(cmd); free(path);
+}
+
+static bool never_alive(const char *owner) { (void)owner; return false; }
+static bool always_alive(const char *owner) { (void)owner; return true; }
+
+TEST(store_claims_runs_only_from_dead_owners) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(path);
+    cairn_err err;
+    put_def(s);
+    s->ops->set_owner(s, "host:1:1");
+    cairn_event *a[1] = {make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    CHECK_INT(s->ops->append(s, a, 1, &err), 0);
+    CHECK_INT(s->ops->claim_run(s, "r1", "host:2:2", always_alive, &err), CAIRN_EBUSY);
+    CHECK_INT(s->ops->claim_run(s, "r1", "host:2:2", never_alive, &err), 0);
+    cairn_run_row row;
+    CHECK_INT(s->ops->get_run(s, "r1", &row, &err), 0);
+    CHECK_STR(row.owner, "host:2:2");
+    cairn_run_row_clear(&row);
+    cairn_event_clear(a[0]); free(a[0]);
+    cairn_store_close(s);
+    free(path);
+}
+
+TEST(owner_of_this_process_is_alive_and_of_a_dead_one_is_not) {
+    char me[256];
+    cairn_owner_self(me, sizeof me);
+    CHECK(cairn_owner_alive(me));
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+    char host[128] = "";
+    gethostname(host, sizeof host);
+    char dead[256];
+    snprintf(dead, sizeof dead, "%s:%d:12345", host, (int)pid);
+    CHECK(!cairn_owner_alive(dead));
+}
+
+TEST(chain_hash_changes_with_any_field) {
+    unsigned char key[32] = {1, 2, 3};
+    cairn_chain *c = cairn_chain_new(key, 32);
+    cairn_event *ev = make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"a\":1}");
+    cairn_chain_hash(c, NULL, ev);
+    unsigned char h1[32];
+    memcpy(h1, ev->hash, 32);
+    free(ev->data_text);
+    ev->data_text = cairn_strdup("{\"a\":2}");
+    cairn_chain_hash(c, NULL, ev);
+    CHECK(memcmp(h1, ev->hash, 32) != 0);
+    free(ev->data_text);
+    ev->data_text = cairn_strdup("{\"a\":1}");
+    cairn_chain_hash(c, NULL, ev);
+    CHECK(memcmp(h1, ev->hash, 32) == 0);
+    cairn_chain_hash(c, h1, ev);   /* another predecessor */
+    CHECK(memcmp(h1, ev->hash, 32) != 0);
+    cairn_event_clear(ev); free(ev);
+    cairn_chain_free(c);
+}
+
+TEST(journal_key_file_is_created_private_and_reused) {
+    char *db = path_in_tmp("j.db");
+    unsigned char k1[32], k2[32];
+    cairn_err err;
+    unsetenv("CAIRN_JOURNAL_KEY");
+    CHECK_INT(cairn_journal_key(db, true, k1, &err), 0);
+    CHECK_INT(cairn_journal_key(db, false, k2, &err), 0);
+    CHECK(memcmp(k1, k2, 32) == 0);
+    char *kp = cairn_sprintf("%s.key", db);
+    struct stat sb;
+    CHECK_INT(stat(kp, &sb), 0);
+    CHECK_INT(sb.st_mode & 0777, 0600);
+    chmod(kp, 0644);
+    CHECK_INT(cairn_journal_key(db, false, k2, &err), CAIRN_EAUTH);
+    free(kp); free(db);
+}
