@@ -34,7 +34,10 @@ static void set_reset(cairn_exprset *set) {
     free(set->chunks);
     set->chunks = NULL;
     set->nchunks = 0;
-    for (int i = 0; i < set->nleaves; i++) free(set->leaves[i].error);
+    for (int i = 0; i < set->nleaves; i++) {
+        free(set->leaves[i].error);
+        jv_free(set->leaves[i].path);
+    }
     free(set->leaves);
     set->leaves = NULL;
     set->nleaves = 0;
@@ -102,7 +105,8 @@ static void build_leaves(cairn_exprset *set) {
             h = (h + 1) & (size - 1);
         }
         if (!table[h]) {
-            set->leaves[set->nleaves] = (expr_leaf){.prog = i, .chunk = -1, .slot = -1};
+            set->leaves[set->nleaves] = (expr_leaf){.prog = i, .chunk = -1, .slot = -1,
+                                                    .path = cairn__exprpath_parse(p->text, p->len)};
             table[h] = ++set->nleaves;
         }
         p->leaf = table[h] - 1;
@@ -224,6 +228,11 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
         return cairn_err_set(err, CAIRN_EINVAL, "no expression %d", idx);
     const expr_prog *p = &set->progs[idx];
     const expr_leaf *lf = &set->leaves[p->leaf];
+    if (jv_is_valid(lf->path)) {
+        char why[CAIRN_ERR_MSG_MAX / 2];
+        if (cairn__exprpath_eval(lf->path, doc, out, why, sizeof why) == 0) return 0;
+        return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col, "%s", why);
+    }
     jq_state *jq = set->chunks[lf->chunk];
     jq_start(jq, JV_ARRAY(jv_copy(doc), jv_number(lf->slot / CAIRN_EXPR_FANOUT),
                           jv_number(lf->slot % CAIRN_EXPR_FANOUT)), 0);

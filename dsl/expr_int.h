@@ -42,6 +42,7 @@ typedef struct expr_prog {
 /* One distinct text: what is compiled, once. */
 typedef struct expr_leaf {
     int prog;                 /* first program with this text */
+    jv path;                  /* a plain path, evaluated without jq; else invalid */
     int chunk, slot;          /* where it was compiled */
     char *error;              /* why it does not compile, or NULL */
 } expr_leaf;
@@ -59,6 +60,14 @@ struct cairn_exprset {
     int nchunks;
     set_state state;
 };
+
+/* A plain path (expr_path.c): the path as an array of keys and indices, or
+ * jv_invalid() when the text is anything else. */
+jv cairn__exprpath_parse(const char *text, size_t len);
+
+/* Walk doc (borrowed) along path (borrowed).  Returns 0 and *out, or -1 with
+ * jq's message for indexing a value that cannot be indexed. */
+int cairn__exprpath_eval(jv path, jv doc, jv *out, char *why, size_t why_len);
 
 /* Compile every leaf that has no error yet, in chunks (expr_compile.c): each
  * leaf gets its chunk and slot, or its error. */

@@ -141,9 +141,15 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r) {
         for (int k = 0; k < wf->steps[i].n_needs; k++)
             if (!eng_step_is_done(r, wf->steps[i].needs[k])) r->waiting_on[i]++;
     }
-    for (int i = 0; i < wf->n_steps; i++)
-        if (r->st->steps[i].status == CAIRN_STEP_PENDING && r->waiting_on[i] == 0)
+    for (int i = 0; i < wf->n_steps; i++) {
+        const cairn_step_state *s = &r->st->steps[i];
+        r->items_running[i] = 0;
+        for (int k = 0; k < s->n_items; k++) r->items_running[i] += s->items[k].in_flight;
+        /* a foreach cut short by a crash is ready too: its pending items start */
+        bool resumable = s->status == CAIRN_STEP_RUNNING && s->expanded;
+        if ((s->status == CAIRN_STEP_PENDING || resumable) && r->waiting_on[i] == 0)
             r->ready[r->n_ready++] = i;
+    }
 }
 
 /* ---- transitions ---------------------------------------------------------- */
@@ -218,11 +224,9 @@ static void finish_foreach(cairn_engine *e, eng_run *r, int i) {
     eng_step_done(e, r, i);
 }
 
-void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, jv error) {
-    (void)index;
-    (void)ok;
-    jv_free(error);
-    r->items_running[i]--;
+/* Start more items, or end the step when its items are all done (or one
+ * failed and the rest have stopped). */
+static void foreach_progress(cairn_engine *e, eng_run *r, int i) {
     cairn_step_state *s = &r->st->steps[i];
     bool any_failed = false, all_done = true;
     for (int k = 0; k < s->n_items; k++) {
@@ -230,11 +234,18 @@ void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, j
         if (s->items[k].status != CAIRN_STEP_SUCCEEDED && s->items[k].status != CAIRN_STEP_FAILED)
             all_done = false;
     }
-    if ((all_done || any_failed) && r->items_running[i] == 0) {
+    if ((all_done || any_failed) && r->items_running[i] == 0)
         finish_foreach(e, r, i);
-    } else if (!any_failed && !r->failing && !e->stopping) {
+    else if (!any_failed && !r->failing && !e->stopping)
         start_items(e, r, i);
-    }
+}
+
+void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, jv error) {
+    (void)index;
+    (void)ok;
+    jv_free(error);
+    r->items_running[i]--;
+    foreach_progress(e, r, i);
 }
 
 static void start_foreach(cairn_engine *e, eng_run *r, int i) {
@@ -265,7 +276,7 @@ static void start_step(cairn_engine *e, eng_run *r, int i) {
     const cairn_step *step = &r->plan->wf->steps[i];
     cairn_step_state *s = &r->st->steps[i];
     if (s->status == CAIRN_STEP_RUNNING && s->expanded) {   /* a foreach resumed */
-        start_items(e, r, i);
+        foreach_progress(e, r, i);
         return;
     }
     if (step->if_) {

@@ -28,7 +28,8 @@
 extern const char cairn_schema_sql[];
 
 enum {
-    ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_COUNT
+    ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
+    ST_ROLLBACK, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -38,6 +39,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " updated_at, owner) VALUES (?,?,?,?,'running',?,?,?)",
     [ST_UPDATE_RUN] = "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
     [ST_DELETE_COMMAND] = "DELETE FROM commands WHERE id = ?",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
 };
 
 typedef struct {
@@ -250,17 +254,17 @@ static int append_one(sqlite_store *s, const cairn_event *ev) {
 
 static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    if (step_done(s->stmt[ST_BEGIN]) != 0) return db_error(s, err, "starting a transaction");
     for (int i = 0; i < n; i++) {
         if (append_one(s, events[i]) != 0) {
             db_error(s, err, "appending to the journal");
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            step_done(s->stmt[ST_ROLLBACK]);
             return CAIRN_EIO;
         }
     }
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (step_done(s->stmt[ST_COMMIT]) != 0) {
         db_error(s, err, "committing");
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        step_done(s->stmt[ST_ROLLBACK]);
         return CAIRN_EIO;
     }
     return 0;

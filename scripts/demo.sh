@@ -26,16 +26,17 @@ PID=$!
 
 # wait until the run is inside its foreach step, then pull the plug
 i=0
-until $CAIRN --db "$DB" show --json "$($CAIRN --db "$DB" runs --json 2>/dev/null | sed -n 's/.*"id":"\([a-z0-9]*\)".*/\1/p')" 2>/dev/null \
-        | grep -q '"inspect":{"attempts":[0-9]*,"error":null,"items"'; do
-    i=$((i + 1)); [ $i -gt 400 ] && break
+RUN=""
+while [ $i -lt 400 ]; do
+    RUN=$($CAIRN --db "$DB" runs --json 2>/dev/null | sed -n 's/.*"id":"\([a-z0-9]*\)".*/\1/p')
+    [ -n "$RUN" ] && $CAIRN --db "$DB" journal "$RUN" 2>/dev/null | grep -q 'step_started *inspect' && break
+    i=$((i + 1))
     sleep 0.05
 done
 say "kill -9 the engine (pid $PID) in the middle of the run"
 kill -9 $PID 2>/dev/null || true
 wait $PID 2>/dev/null || true
 
-RUN=$($CAIRN --db "$DB" runs --json | sed -n 's/.*"id":"\([a-z0-9]*\)".*/\1/p')
 say "What the journal says survived: cairn show $RUN"
 $CAIRN --db "$DB" show "$RUN"
 

@@ -7,6 +7,10 @@
 #include "engine/engine.h"
 #include "test.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 typedef struct {
     cairn_engine *e;
     char *db;
@@ -270,26 +274,151 @@ TEST(engine_expression_errors_fail_the_step_with_kind_expression) {
     free_h(&h);
 }
 
-TEST(engine_resume_does_not_rerun_finished_steps_and_retries_in_flight_ones) {
+/* Run the workflow in a forked engine and kill -9 it once `marker` exists
+ * (a step creates it while it runs); then resume in this process. */
+static void crash_when(harness *h, const char *src, const char *marker) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        harness c = {0};
+        c.db = cairn_strdup(h->db);
+        open_engine(&c, true);
+        add(&c, src);
+        char id[CAIRN_RUN_ID_MAX];
+        start(&c, "{}", id);
+        drive(&c);
+        _exit(0);
+    }
+    for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++) usleep(5000);
+    CHECK(access(marker, F_OK) == 0);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+}
+
+static char *only_run(harness *h) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    cairn_run_row *rows = NULL;
+    int n = 0;
+    CHECK_INT(cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err), 0);
+    CHECK_INT(s->ops->list_runs(s, NULL, &rows, &n, &err), 0);
+    CHECK_INT(n, 1);
+    char *id = cairn_strdup(rows[0].id);
+    cairn_run_rows_free(rows, n);
+    cairn_store_close(s);
+    return id;
+}
+
+static int count_lines(const char *path, const char *prefix) {
+    FILE *f = fopen(path, "r");
+    char line[256];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) n += strncmp(line, prefix, strlen(prefix)) == 0;
+    if (f) fclose(f);
+    return n;
+}
+
+TEST(engine_resume_after_kill_reruns_only_what_was_in_flight) {
     harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
     char *log = cairn_sprintf("%s/log", test_tmpdir());
+    char *marker = cairn_sprintf("%s/marker", test_tmpdir());
     char *src = cairn_sprintf(
         "cairn: 1\nname: crashy\nsteps:\n"
         "  - id: a\n    run: echo a $CAIRN_ATTEMPT >> %s\n"
-        "  - id: b\n    run: echo b $CAIRN_ATTEMPT $CAIRN_IDEMPOTENCY_KEY >> %s\n"
-        "  - id: c\n    run: echo c $CAIRN_ATTEMPT >> %s\n    on_crash: fail\n", log, log, log);
-    /* Build the journal of an engine that died while b was running: run a, then
-     * forge b's start by running an engine that is stopped with grace 1 ms
-     * while b sleeps is racy; instead, simulate with the real engine's events:
-     * run the workflow to the end first in a copy, then check resume of a
-     * fresh run whose first attempt of b was interrupted. */
+        "  - id: b\n    run: echo b $CAIRN_ATTEMPT $CAIRN_IDEMPOTENCY_KEY >> %s;"
+        " [ $CAIRN_ATTEMPT -gt 1 ] || { touch %s; sleep 60; }\n"
+        "  - id: c\n    run: echo c $CAIRN_ATTEMPT >> %s\n", log, log, marker, log);
+    crash_when(&h, src, marker);
+    char *id = only_run(&h);
     open_engine(&h, true);
     add(&h, src);
-    char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
+    cairn_err err;
+    int taken = 0;
+    CHECK_INT(cairn_engine_resume(h.e, NULL, &taken, &err), 0);
+    CHECK_INT(taken, 1);
     drive(&h);
-    close_h(&h);
-    free(src);
-    free(log);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.a.attempts", "1");
+    CHECK_AT(run, "steps.b.attempts", "2");
+    CHECK_INT(count_lines(log, "a "), 1);   /* finished before the kill: never again */
+    CHECK_INT(count_lines(log, "b 1 "), 1);
+    CHECK_INT(count_lines(log, "b 2 "), 1);
+    CHECK_INT(count_lines(log, "c "), 1);
+    char *key = cairn_sprintf("b 2 %s/b", id);   /* the same idempotency key */
+    CHECK_INT(count_lines(log, key), 1);
+    CHECK_CONTAINS(h.trace.data, "step_crashed:b ");
+    free(key); jv_free(run); free(id); free(src); free(marker); free(log);
+    free_h(&h);
+}
+
+TEST(engine_resume_on_crash_fail_fails_the_step_with_kind_crash) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    char *marker = cairn_sprintf("%s/marker", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: nocrash\nsteps:\n"
+        "  - id: risky\n    on_crash: fail\n    run: touch %s; sleep 60\n"
+        "  - id: after\n    run: echo after\n", marker);
+    crash_when(&h, src, marker);
+    char *id = only_run(&h);
+    open_engine(&h, true);
+    add(&h, src);
+    cairn_err err;
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "failed");
+    CHECK_AT(run, "steps.risky.error.kind", "crash");
+    CHECK_AT(run, "steps.after.status", "pending");
+    jv_free(run); free(id); free(src); free(marker);
+    free_h(&h);
+}
+
+TEST(engine_resume_finishes_a_foreach_cut_short) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    char *dir = cairn_sprintf("%s/items", test_tmpdir());
+    char *marker = cairn_sprintf("%s/marker", test_tmpdir());
+    /* item 2 of 4 hangs in its first attempt; items run two at a time */
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: fe\nsteps:\n"
+        "  - id: each\n    foreach: ${{ [1,2,3,4] }}\n    concurrency: 2\n"
+        "    run: mkdir -p %s; echo x >> %s/${{ .item }};"
+        " if [ ${{ .item }} = 2 ] && [ $CAIRN_ATTEMPT = 1 ]; then touch %s; sleep 60; fi; echo ${{ .item }}\n"
+        "  - id: after\n    uses: set\n    with: { got: \"${{ .steps.each.output | map(.stdout) | join(\\\"\\\") }}\" }\n",
+        dir, dir, marker);
+    crash_when(&h, src, marker);
+    char *id = only_run(&h);
+    jv before = show(&h, id);   /* what the journal held at the kill */
+    open_engine(&h, true);
+    add(&h, src);
+    cairn_err err;
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.after.output.got", "1\n2\n3\n4\n");
+    char *p = cairn_sprintf("%s/2", dir);
+    CHECK_INT(count_lines(p, "x"), 2);   /* the hung item ran again */
+    free(p);
+    for (int k = 0; k < 4; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "steps.each.items.%d", k);
+        jv items = jv_object_get(jv_object_get(jv_object_get(jv_copy(before), jv_string("steps")),
+                                               jv_string("each")), jv_string("items"));
+        jv item = jv_array_get(items, k);
+        char *status = get(item, "status");
+        p = cairn_sprintf("%s/%d", dir, k + 1);
+        if (strcmp(status, "succeeded") == 0) CHECK_INT(count_lines(p, "x"), 1);
+        else CHECK(count_lines(p, "x") >= 1);
+        free(p);
+        free(status);
+        jv_free(item);
+    }
+    jv_free(before);
+    jv_free(run); free(id); free(src); free(marker); free(dir);
     free_h(&h);
 }

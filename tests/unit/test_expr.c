@@ -610,3 +610,36 @@ TEST(expr_template_error_names_position) {
     cairn_diags_free(&d);
     node_free(n);
 }
+
+/* Plain paths are walked without jq: they must mean what jq means. */
+TEST(expr_plain_paths_agree_with_jq) {
+    const char *progs[] = {".", ".a", ".a.b", ".a.list[1]", ".a[\"odd key\"]", ".missing.deeper",
+                           ".a.list[9]", ".a.b.c", ".a.list.x", ".a.list[0].y", NULL};
+    /* the same programs with a no-op tail, which jq must compile and run */
+    cairn_exprset *fast = cairn_exprset_new(), *slow = cairn_exprset_new();
+    for (int i = 0; progs[i]; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s | .", progs[i]);
+        cairn_exprset_add(fast, progs[i], "p.yaml", 1, 1);
+        cairn_exprset_add(slow, buf, "p.yaml", 1, 1);
+    }
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    CHECK_INT(cairn_exprset_compile(fast, &d), 0);
+    CHECK_INT(cairn_exprset_compile(slow, &d), 0);
+    jv doc = jv_parse("{\"a\":{\"b\":5,\"list\":[10,{\"y\":true}],\"odd key\":\"k\"}}");
+    for (int i = 0; progs[i]; i++) {
+        jv x = jv_invalid(), y = jv_invalid();
+        cairn_err e1, e2;
+        int r1 = cairn_exprset_eval(fast, i, doc, &x, &e1);
+        int r2 = cairn_exprset_eval(slow, i, doc, &y, &e2);
+        if (r1 != r2) TEST_FAIL("%s: %d vs %d", progs[i], r1, r2);
+        if (r1) CHECK_STR(e1.msg, e2.msg);
+        else if (!jv_equal(jv_copy(x), jv_copy(y))) TEST_FAIL("%s: values differ", progs[i]);
+        jv_free(x);
+        jv_free(y);
+    }
+    jv_free(doc);
+    cairn_diags_free(&d);
+    cairn_exprset_free(fast);
+    cairn_exprset_free(slow);
+}
