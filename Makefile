@@ -14,6 +14,8 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -M
 override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ljq -lm -pthread
 
 BUILD   ?= build
+# Quiet by default; `make V=1` shows each command.
+Q       := $(if $(V),,@)
 LIBSRC  := $(wildcard common/*.c dsl/*.c engine/*.c actions/*.c server/*.c)
 CLISRC  := $(wildcard cli/*.c)
 UNITSRC := $(wildcard tests/unit/*.c)
@@ -26,25 +28,29 @@ TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
 all: cairn
 
 cairn: $(BUILD)/cairn
-	cp $< $@
+	@cp $< $@
 
 $(BUILD)/libcairn.a: $(LIBOBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/cairn: $(CLIOBJ) $(BUILD)/libcairn.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/unit: $(UNITOBJ) $(BUILD)/libcairn.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcairn.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 # The journal schema is compiled in from schema/journal.sql.
 $(BUILD)/gen/schema_sql.c: schema/journal.sql
@@ -54,7 +60,7 @@ $(BUILD)/gen/schema_sql.c: schema/journal.sql
 	   echo ';'; } > $@
 
 $(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 deps:
 	@sh scripts/deps.sh

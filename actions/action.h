@@ -67,7 +67,12 @@ typedef struct cairn_attempt_info {
     const char *const *env;            /* workflow env, "NAME=value", NULL-terminated */
 } cairn_attempt_info;
 
-enum { CAIRN_ACTION_INLINE = 1 << 0 };
+enum {
+    CAIRN_ACTION_INLINE = 1 << 0,
+    /* Carried out by the engine itself (wait): only the signature is used,
+     * prepare/execute/finish are NULL. */
+    CAIRN_ACTION_ENGINE = 1 << 1
+};
 
 typedef struct cairn_action {
     const cairn_action_sig *sig;

@@ -15,6 +15,7 @@ extern const cairn_action cairn_action_llm;
 extern const cairn_action cairn_action_http;
 extern const cairn_action cairn_action_notify;
 extern const cairn_action cairn_action_ssh;
+extern const cairn_action cairn_action_wait;
 
 static const cairn_action *const builtin[] = {
     &cairn_action_set,
@@ -25,6 +26,7 @@ static const cairn_action *const builtin[] = {
     &cairn_action_http,
     &cairn_action_notify,
     &cairn_action_ssh,
+    &cairn_action_wait,
 };
 
 const cairn_action *cairn_action_find(const char *name) {

@@ -56,26 +56,26 @@ static void attempt_free(eng_attempt *a) {
 
 static void fail_before_start(cairn_engine *e, eng_attempt *a, jv error) {
     eng_run *r = a->run;
-    if (a->index < 0) {
-        r->st->steps[a->step].attempts = a->attempt;
-        eng_step_failed(e, r, a->step, error);
-    } else {
-        jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
-        eng_emit(e, r, CAIRN_EV_STEP_FAILED, a->step, a->index, a->attempt, data);
-        eng_item_finished(e, r, a->step, a->index, false, error);
-    }
+    if (a->index < 0 && r->st->steps[a->step].attempts < a->attempt)
+        r->st->steps[a->step].attempts = a->attempt;   /* journaled with the failure */
+    eng_attempt_failed(e, r, a->step, a->index, a->attempt, error);
     attempt_free(a);
 }
 
 void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_step *step = &r->plan->wf->steps[i];
     const cairn_step_state *s = &r->st->steps[i];
+    const cairn_action *action = cairn_action_find(step->uses);
+    if (action && (action->flags & CAIRN_ACTION_ENGINE)) {
+        eng_start_wait(e, r, i, index);
+        return;
+    }
     eng_attempt *a = cairn_calloc(1, sizeof *a);
     a->run = r;
     a->step = i;
     a->index = index;
     a->attempt = (index < 0 ? s->attempts : s->items[index].attempts) + 1;
-    a->action = cairn_action_find(step->uses);
+    a->action = action;
     if (index < 0)
         snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, step->id);
     else
@@ -143,21 +143,17 @@ void eng_dispatch_durable(cairn_engine *e) {
 static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,
                           const cairn_fail *fail) {
     eng_run *r = a->run;
-    if (rc == 0) {
+    jv error = jv_null();
+    if (rc == 0 && eng_until_met(r, a->step, output, &error)) {
         jv data = jv_object_set(jv_object(), jv_string("output"), output);
         eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, data);
         if (a->index < 0) eng_step_done(e, r, a->step);
         else eng_item_finished(e, r, a->step, a->index, true, jv_null());
         return;
     }
-    jv error = eng_error(fail->kind[0] ? fail->kind : "failed", fail->message);
-    if (a->index < 0) {
-        eng_step_failed(e, r, a->step, error);
-    } else {
-        jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
-        eng_emit(e, r, CAIRN_EV_STEP_FAILED, a->step, a->index, a->attempt, data);
-        eng_item_finished(e, r, a->step, a->index, false, error);
-    }
+    if (rc != 0) error = eng_error(fail->kind[0] ? fail->kind : "failed", fail->message);
+    jv_free(output);
+    eng_attempt_failed(e, r, a->step, a->index, a->attempt, error);
 }
 
 void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {

@@ -149,6 +149,7 @@ static eng_plan *plan_new(cairn_workflow *wf) {
     }
     for (int i = 0; i < n; i++)
         p->dependents[i] = cairn_calloc((size_t)(p->n_dependents[i] + 1), sizeof(int));
+    eng_plan_compile_retry(p);
     int *fill = cairn_calloc((size_t)(n ? n : 1), sizeof *fill);
     for (int i = 0; i < n; i++)
         for (int k = 0; k < wf->steps[i].n_needs; k++) {
@@ -160,6 +161,7 @@ static eng_plan *plan_new(cairn_workflow *wf) {
 }
 
 static void plan_free(eng_plan *p) {
+    eng_plan_free_retry(p);
     for (int i = 0; i < p->wf->n_steps; i++) free(p->dependents[i]);
     free(p->dependents);
     free(p->n_dependents);
@@ -280,6 +282,7 @@ void cairn_engine_close(cairn_engine *e) {
     eng_batch_free_events(&e->out);
     for (int i = 0; i < e->n_runs; i++) eng_run_free(e->runs[i]);
     free(e->runs);
+    free(e->timers);
     while (e->plans) {
         eng_plan *p = e->plans;
         e->plans = p->next;
@@ -419,6 +422,8 @@ static bool active(const cairn_engine *e) {
 
 static int poll_timeout(const cairn_engine *e, int64_t now) {
     int64_t t = e->next_command_poll - now;
+    int64_t timer = eng_timer_next(e);
+    if (timer != INT64_MAX && timer - cairn_wall_ms() < t) t = timer - cairn_wall_ms();
     if (e->stopping && e->stop_deadline - now < t) t = e->stop_deadline - now;
     return t < 0 ? 0 : (int)t;
 }
@@ -448,6 +453,7 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
             handle(e, m);
             free(m);
         }
+        eng_timers_fire(e);
         now = cairn_now_ms();
         if (now >= e->next_command_poll && !e->stopping) {
             poll_commands(e);

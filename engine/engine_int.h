@@ -19,9 +19,18 @@
 typedef struct eng_run eng_run;
 typedef struct eng_attempt eng_attempt;
 
+/* A durable timer: a retry's back-off or a `wait` step.  The deadline is wall
+ * clock (Unix ms), as journaled, so it means the same after a restart. */
+typedef struct eng_timer {
+    int64_t at;
+    char run_id[CAIRN_RUN_ID_MAX];
+    int step, index;
+} eng_timer;
+
 /* A compiled workflow and what the scheduler derives from it once. */
 typedef struct eng_plan {
     cairn_workflow *wf;
+    void **retry_on;             /* per step: compiled retry.on (pcre2_code *), or NULL */
     char **ids;                  /* step ids, in workflow order */
     int *n_dependents;
     int **dependents;            /* dependents[i]: steps whose needs include i */
@@ -102,6 +111,8 @@ struct cairn_engine {
     int64_t next_ticket, durable;
     eng_attempt *await_head, *await_tail;   /* started, waiting for durability */
     eng_attempt *live;                      /* every attempt in flight */
+    eng_timer *timers;                      /* a min-heap on `at` */
+    int n_timers, cap_timers;
 
     pthread_mutex_t inbox_mu;
     eng_msg *inbox_head, *inbox_tail;
@@ -145,6 +156,24 @@ jv eng_error(const char *kind, const char *message);
 /* Render t over the run's document with `extra` fields added (consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err);
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id);
+
+/* timer.c */
+void eng_timer_add(cairn_engine *e, eng_run *r, int step, int index, int64_t at);
+int64_t eng_timer_next(const cairn_engine *e);       /* wall ms, or INT64_MAX */
+void eng_timers_fire(cairn_engine *e);               /* every timer that is due */
+void eng_timers_rearm(cairn_engine *e, eng_run *r);  /* after recovery */
+
+/* retry.c */
+/* An attempt failed with error (consumed): retry it after its back-off if
+ * the step's retry allows, else fail the step or item for good. */
+void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int attempt, jv error);
+/* A succeeded attempt: true when retry.until holds (or there is none);
+ * else *error (kind until or expression) says why not. */
+bool eng_until_met(eng_run *r, int step, jv output, jv *error);
+/* Start a `wait` step: journal its deadline and arm its timer. */
+void eng_start_wait(cairn_engine *e, eng_run *r, int step, int index);
+void eng_plan_compile_retry(eng_plan *p);
+void eng_plan_free_retry(eng_plan *p);
 
 /* attempt.c */
 void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);

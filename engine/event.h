@@ -23,6 +23,11 @@
  *   step_expanded      {count}                              foreach: items to run
  *   step_crashed       {action: "retry"|"fail", index?}     found in flight on recovery
  *   step_interrupted   {index?}                             stopped at shutdown
+ *   step_retrying      {error, retry_at, index?}            the attempt failed; the
+ *                                                           next starts at retry_at
+ *                                                           (Unix ms, a durable timer)
+ *   step_waiting       {until}                              a `wait` step sleeps until
+ *                                                           `until` (Unix ms)
  *   run_cancel_requested {by?}
  *   run_succeeded      {outputs}
  *   run_failed         {error: {kind, message, step?}}
@@ -49,6 +54,8 @@
     X(STEP_EXPANDED,        "step_expanded")            \
     X(STEP_CRASHED,         "step_crashed")             \
     X(STEP_INTERRUPTED,     "step_interrupted")         \
+    X(STEP_RETRYING,        "step_retrying")            \
+    X(STEP_WAITING,         "step_waiting")             \
     X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
     X(RUN_SUCCEEDED,        "run_succeeded")            \
     X(RUN_FAILED,           "run_failed")               \

@@ -165,8 +165,16 @@ typedef struct {
     cairn_step_status *status;
     int *attempts;
     bool *in_flight;
+    int64_t *wake_at;
     jv *output, *error;
 } slot;
+
+static int64_t field_ms(const cairn_event *ev, const char *key) {
+    jv v = field(ev, key);
+    int64_t ms = jv_get_kind(v) == JV_KIND_NUMBER ? (int64_t)jv_number_value(v) : 0;
+    jv_free(v);
+    return ms;
+}
 
 static void apply_to_slot(slot s, const cairn_event *ev) {
     switch (ev->type) {
@@ -179,6 +187,7 @@ static void apply_to_slot(slot s, const cairn_event *ev) {
         *s.status = CAIRN_STEP_SUCCEEDED;
         *s.in_flight = false;
         set_jv(s.output, field(ev, "output"));
+        set_jv(s.error, jv_null());   /* an earlier attempt's error is history */
         break;
     case CAIRN_EV_STEP_FAILED: {
         if (ev->attempt > *s.attempts) *s.attempts = ev->attempt;
@@ -201,6 +210,18 @@ static void apply_to_slot(slot s, const cairn_event *ev) {
         free(action);
         break;
     }
+    case CAIRN_EV_STEP_RETRYING:
+        if (ev->attempt > *s.attempts) *s.attempts = ev->attempt;
+        *s.status = CAIRN_STEP_WAITING;
+        *s.in_flight = false;
+        *s.wake_at = field_ms(ev, "retry_at");
+        set_jv(s.error, field(ev, "error"));
+        break;
+    case CAIRN_EV_STEP_WAITING:
+        *s.status = CAIRN_STEP_WAITING;
+        *s.in_flight = false;   /* a timer, not an attempt: nothing to lose in a crash */
+        *s.wake_at = field_ms(ev, "until");
+        break;
     default:   /* step_interrupted: the attempt stays in flight for recovery */
         break;
     }
@@ -231,11 +252,12 @@ static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err
     if (idx >= 0) {
         if (!s->expanded || idx >= s->n_items) return corrupt(ev, err, "item index out of range");
         cairn_item_state *it = &s->items[idx];
-        apply_to_slot((slot){&it->status, &it->attempts, &it->in_flight, &it->output, &it->error},
-                      ev);
+        apply_to_slot((slot){&it->status, &it->attempts, &it->in_flight, &it->wake_at,
+                             &it->output, &it->error}, ev);
         return 0;
     }
-    apply_to_slot((slot){&s->status, &s->attempts, &s->in_flight, &s->output, &s->error}, ev);
+    apply_to_slot((slot){&s->status, &s->attempts, &s->in_flight, &s->wake_at, &s->output,
+                         &s->error}, ev);
     if (ev->type == CAIRN_EV_STEP_SUCCEEDED && s->expanded) set_jv(&s->output, item_outputs(s));
     if (ev->type == CAIRN_EV_STEP_SUCCEEDED || ev->type == CAIRN_EV_STEP_FAILED)
         s->done_seq = ev->seq;

@@ -11,6 +11,8 @@
  *     pending --step_started--> running --step_succeeded--> succeeded
  *        |                        |   \---step_failed-----> failed
  *        |                        |    \--step_crashed{retry}--> pending
+ *        |                        \--step_retrying--> waiting --(timer)--> step_started
+ *        +--step_waiting--> waiting --(timer)--> step_succeeded
  *        |                        \--step_interrupted: stays running, in flight
  *        +--step_skipped--> skipped
  *        +--step_expanded--> running (foreach: items pending)
@@ -70,6 +72,7 @@ typedef struct cairn_item_state {
     cairn_step_status status;
     int attempts;
     bool in_flight;
+    int64_t wake_at;               /* waiting: Unix ms its timer fires */
     jv output, error;
 } cairn_item_state;
 
@@ -77,6 +80,7 @@ typedef struct cairn_step_state {
     cairn_step_status status;
     int attempts;                  /* attempts started (not for foreach steps) */
     bool in_flight;
+    int64_t wake_at;               /* waiting: Unix ms its timer fires (retry, wait) */
     bool expanded;                 /* foreach: items known */
     int n_items;
     cairn_item_state *items;

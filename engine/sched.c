@@ -144,7 +144,8 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r) {
     for (int i = 0; i < wf->n_steps; i++) {
         const cairn_step_state *s = &r->st->steps[i];
         r->items_running[i] = 0;
-        for (int k = 0; k < s->n_items; k++) r->items_running[i] += s->items[k].in_flight;
+        for (int k = 0; k < s->n_items; k++)   /* a waiting item keeps its place */
+            r->items_running[i] += s->items[k].in_flight || s->items[k].status == CAIRN_STEP_WAITING;
         /* a foreach cut short by a crash is ready too: its pending items start */
         bool resumable = s->status == CAIRN_STEP_RUNNING && s->expanded;
         if ((s->status == CAIRN_STEP_PENDING || resumable) && r->waiting_on[i] == 0)

@@ -3,6 +3,7 @@
  * in the test's temporary directory.
  */
 #include "actions/action.h"
+#include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine.h"
 #include "test.h"
@@ -420,5 +421,228 @@ TEST(engine_resume_finishes_a_foreach_cut_short) {
     }
     jv_free(before);
     jv_free(run); free(id); free(src); free(marker); free(dir);
+    free_h(&h);
+}
+
+/* ---- retries and durable timers ------------------------------------------ */
+
+/* Events of the only run, as a JSON array (read back from the journal). */
+static jv events_of(harness *h, const char *run_id) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    cairn_event *evs = NULL;
+    int n = 0;
+    CHECK_INT(cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err), 0);
+    CHECK_INT(s->ops->load_events(s, run_id, &evs, &n, &err), 0);
+    jv arr = jv_array();
+    for (int i = 0; i < n; i++) {
+        jv o = jv_object_set(jv_object(), jv_string("type"),
+                             jv_string(cairn_event_type_name(evs[i].type)));
+        o = jv_object_set(o, jv_string("time"), jv_number((double)evs[i].time_ms));
+        o = jv_object_set(o, jv_string("attempt"), jv_number(evs[i].attempt));
+        o = jv_object_set(o, jv_string("data"), jv_parse(evs[i].data_text));
+        arr = jv_array_append(arr, o);
+    }
+    cairn_events_free(evs, n);
+    cairn_store_close(s);
+    return arr;
+}
+
+static int count_type(jv events, const char *type) {
+    int n = 0;
+    jv_array_foreach(events, i, ev) {
+        jv t = jv_object_get(ev, jv_string("type"));
+        n += strcmp(jv_string_value(t), type) == 0;
+        jv_free(t);
+    }
+    return n;
+}
+
+/* Data field `key` (a number) of the k-th event of `type`. */
+static double event_number(jv events, const char *type, int k, const char *key) {
+    double out = -1;
+    jv_array_foreach(events, i, ev) {
+        jv t = jv_object_get(jv_copy(ev), jv_string("type"));
+        if (strcmp(jv_string_value(t), type) == 0 && k-- == 0) {
+            jv v = strcmp(key, "time") == 0 ? jv_object_get(jv_copy(ev), jv_string("time"))
+                                            : jv_object_get(jv_object_get(jv_copy(ev), jv_string("data")),
+                                                            jv_string(key));
+            out = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
+            jv_free(v);
+        }
+        jv_free(t);
+        jv_free(ev);
+    }
+    return out;
+}
+
+TEST(engine_retries_with_exponential_backoff_until_success) {
+    harness h = {0};
+    open_engine(&h, true);
+    char *count = cairn_sprintf("%s/count", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: flaky\nsteps:\n"
+        "  - id: flaky\n    retry: { max_attempts: 4, backoff: exponential, delay: 100ms }\n"
+        "    run: echo x >> %s; [ $(wc -l < %s) -ge 3 ] || { echo down >&2; exit 1; }\n",
+        count, count);
+    add(&h, src);
+    char id[CAIRN_RUN_ID_MAX];
+    start(&h, "{}", id);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.flaky.attempts", "3");
+    CHECK_AT(run, "steps.flaky.error", "null");
+    jv evs = events_of(&h, id);
+    CHECK_INT(count_type(evs, "step_retrying"), 2);
+    /* the back-off doubles, and each next attempt waits for its journaled deadline */
+    double r1 = event_number(evs, "step_retrying", 0, "retry_at") - event_number(evs, "step_retrying", 0, "time");
+    double r2 = event_number(evs, "step_retrying", 1, "retry_at") - event_number(evs, "step_retrying", 1, "time");
+    CHECK(r1 >= 100 && r1 < 150);
+    CHECK(r2 >= 200 && r2 < 250);
+    CHECK(event_number(evs, "step_started", 1, "time") >= event_number(evs, "step_retrying", 0, "retry_at"));
+    jv_free(evs); jv_free(run); free(src); free(count);
+    free_h(&h);
+}
+
+TEST(engine_retry_on_filters_errors_and_exhaustion_fails) {
+    harness h = {0};
+    open_engine(&h, true);
+    add(&h, "cairn: 1\nname: picky\nsteps:\n"
+            "  - id: auth\n    retry: { max_attempts: 5, delay: 10ms, on: \"^timeout\" }\n"
+            "    uses: fail\n    with: { kind: auth, message: denied }\n");
+    char id[CAIRN_RUN_ID_MAX];
+    start(&h, "{}", id);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "steps.auth.attempts", "1");   /* auth does not match ^timeout */
+    CHECK_AT(run, "status", "failed");
+    jv_free(run);
+    close_h(&h);
+    open_engine(&h, true);
+    add(&h, "cairn: 1\nname: tries\nsteps:\n"
+            "  - id: t\n    retry: { max_attempts: 3, delay: 10ms, on: \"^timeout: \" }\n"
+            "    uses: fail\n    with: { kind: timeout, message: slow }\n");
+    start(&h, "{}", id);
+    drive(&h);
+    run = show(&h, id);
+    CHECK_AT(run, "steps.t.attempts", "3");
+    CHECK_AT(run, "steps.t.error.kind", "timeout");
+    CHECK_AT(run, "status", "failed");
+    jv_free(run);
+    free_h(&h);
+}
+
+TEST(engine_until_polls_the_output) {
+    harness h = {0};
+    open_engine(&h, true);
+    char *count = cairn_sprintf("%s/count", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: poll\nsteps:\n"
+        "  - id: poll\n    retry: { max_attempts: 10, delay: 10ms, until: \"${{ .output.stdout == \\\"3\\\\n\\\" }}\" }\n"
+        "    run: echo x >> %s; wc -l < %s\n", count, count);
+    add(&h, src);
+    char id[CAIRN_RUN_ID_MAX];
+    start(&h, "{}", id);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.poll.attempts", "3");
+    CHECK_AT(run, "steps.poll.output.stdout", "3\n");
+    jv_free(run); free(src); free(count);
+    free_h(&h);
+}
+
+/* Kill the engine once the journal holds an event of `type`, wait until
+ * the journaled deadline has passed with no engine running, then resume. */
+static void crash_at_event(harness *h, const char *src, const char *type, const char *key,
+                           char *run_id, double *deadline) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        harness c = {0};
+        c.db = cairn_strdup(h->db);
+        open_engine(&c, true);
+        add(&c, src);
+        char id[CAIRN_RUN_ID_MAX];
+        start(&c, "{}", id);
+        drive(&c);
+        _exit(0);
+    }
+    *deadline = -1;
+    for (int i = 0; i < 4000 && *deadline < 0; i++) {
+        usleep(2000);
+        if (access(h->db, F_OK) != 0) continue;
+        cairn_store *s = NULL;
+        cairn_err err;
+        cairn_run_row *rows = NULL;
+        int n = 0;
+        if (cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err) != 0) continue;
+        if (s->ops->list_runs(s, NULL, &rows, &n, &err) == 0 && n == 1) {
+            snprintf(run_id, CAIRN_RUN_ID_MAX, "%s", rows[0].id);
+            cairn_store_close(s);
+            s = NULL;
+            jv evs = events_of(h, run_id);
+            *deadline = event_number(evs, type, 0, key);
+            jv_free(evs);
+        }
+        cairn_run_rows_free(rows, n);
+        cairn_store_close(s);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK(*deadline > 0);
+    while ((double)cairn_wall_ms() <= *deadline) usleep(10000);   /* the deadline passes while down */
+}
+
+TEST(engine_wait_deadline_that_passed_while_down_fires_on_resume) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    const char *src = "cairn: 1\nname: nap\nsteps:\n"
+                      "  - id: nap\n    uses: wait\n    with: { duration: 400ms }\n"
+                      "  - id: after\n    uses: set\n    with: { at: \"${{ .steps.nap.output.fired_at }}\" }\n";
+    char id[CAIRN_RUN_ID_MAX];
+    double until;
+    crash_at_event(&h, src, "step_waiting", "until", id, &until);
+    jv mid = show(&h, id);
+    CHECK_AT(mid, "steps.nap.status", "waiting");
+    jv_free(mid);
+    open_engine(&h, true);
+    add(&h, src);
+    cairn_err err;
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.nap.status", "succeeded");
+    jv evs = events_of(&h, id);
+    CHECK_INT(count_type(evs, "step_waiting"), 1);     /* not started again */
+    CHECK(event_number(evs, "step_succeeded", 0, "time") >= until);
+    jv_free(evs); jv_free(run);
+    free_h(&h);
+}
+
+TEST(engine_retry_backoff_survives_a_crash) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    char *count = cairn_sprintf("%s/count", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: again\nsteps:\n"
+        "  - id: again\n    retry: { max_attempts: 2, delay: 500ms }\n"
+        "    run: echo x >> %s; [ $(wc -l < %s) -ge 2 ]\n", count, count);
+    char id[CAIRN_RUN_ID_MAX];
+    double retry_at;
+    crash_at_event(&h, src, "step_retrying", "retry_at", id, &retry_at);
+    open_engine(&h, true);
+    add(&h, src);
+    cairn_err err;
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.again.attempts", "2");
+    CHECK_INT(count_lines(count, "x"), 2);
+    jv evs = events_of(&h, id);
+    CHECK(event_number(evs, "step_started", 1, "time") >= retry_at);
+    jv_free(evs); jv_free(run); free(src); free(count);
     free_h(&h);
 }

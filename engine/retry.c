@@ -1,0 +1,172 @@
+/*
+ * retry.c - what happens after an attempt: retries with back-off, `until`
+ * polling, and `wait` steps.
+ *
+ * A failed attempt is retried when the step has attempts left and its error,
+ * as "<kind>: <message>", matches retry.on (when set).  The back-off is
+ * decided now and journaled (step_retrying{retry_at}), so a restart keeps the
+ * same deadline; jitter may be random for the same reason.
+ *   constant     delay
+ *   linear       delay * attempt
+ *   exponential  delay * 2^(attempt-1)
+ * then capped at max_delay; jitter picks uniformly in [d/2, d].
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine_int.h"
+
+void eng_plan_compile_retry(eng_plan *p) {
+    int n = p->wf->n_steps;
+    p->retry_on = cairn_calloc((size_t)(n ? n : 1), sizeof *p->retry_on);
+    for (int i = 0; i < n; i++) {
+        const char *on = p->wf->steps[i].retry.on;
+        int code;
+        PCRE2_SIZE off;
+        if (on)   /* the loader compiled it once already: it compiles */
+            p->retry_on[i] = pcre2_compile((PCRE2_SPTR)on, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+                                           &code, &off, NULL);
+    }
+}
+
+void eng_plan_free_retry(eng_plan *p) {
+    for (int i = 0; p->retry_on && i < p->wf->n_steps; i++) pcre2_code_free(p->retry_on[i]);
+    free(p->retry_on);
+}
+
+static bool error_matches(const eng_plan *p, int step, jv error) {
+    pcre2_code *re = p->retry_on[step];
+    if (re == NULL) return true;
+    jv kind = jv_object_get(jv_copy(error), jv_string("kind"));
+    jv msg = jv_object_get(jv_copy(error), jv_string("message"));
+    char *text = cairn_sprintf("%s: %s", jv_get_kind(kind) == JV_KIND_STRING ? jv_string_value(kind) : "",
+                               jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "");
+    jv_free(kind);
+    jv_free(msg);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int rc = pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    free(text);
+    return rc >= 0;
+}
+
+static int64_t backoff_ms(const cairn_retry *rt, int attempt) {
+    int64_t d = rt->delay_ms;
+    if (rt->backoff == CAIRN_BACKOFF_LINEAR) d *= attempt;
+    if (rt->backoff == CAIRN_BACKOFF_EXPONENTIAL)
+        for (int i = 1; i < attempt && d < INT64_MAX / 4; i++) d *= 2;
+    if (rt->max_delay_ms > 0 && d > rt->max_delay_ms) d = rt->max_delay_ms;
+    if (rt->jitter && d > 1) {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != sizeof r) r = (uint32_t)time(NULL);
+        d = d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
+    }
+    return d;
+}
+
+void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int attempt, jv error) {
+    const cairn_step *s = &r->plan->wf->steps[step];
+    bool retry = attempt < s->retry.max_attempts && !r->st->cancel_requested && !r->failing &&
+                 jv_get_kind(error) == JV_KIND_OBJECT && error_matches(r->plan, step, error);
+    if (retry) {
+        int64_t at = cairn_wall_ms() + backoff_ms(&s->retry, attempt);
+        jv data = jv_object_set(jv_object(), jv_string("error"), error);
+        data = jv_object_set(data, jv_string("retry_at"), jv_number((double)at));
+        eng_emit(e, r, CAIRN_EV_STEP_RETRYING, step, index, attempt, data);
+        eng_timer_add(e, r, step, index, at);
+        return;
+    }
+    if (index < 0) {
+        eng_step_failed(e, r, step, error);
+    } else {
+        jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
+        eng_emit(e, r, CAIRN_EV_STEP_FAILED, step, index, attempt, data);
+        eng_item_finished(e, r, step, index, false, error);
+    }
+}
+
+bool eng_until_met(eng_run *r, int step, jv output, jv *error) {
+    const cairn_tmpl *until = r->plan->wf->steps[step].retry.until;
+    if (until == NULL) return true;
+    jv v = jv_invalid();
+    cairn_err err;
+    jv extra = jv_object_set(jv_object(), jv_string("output"), jv_copy(output));
+    if (eng_render(r, until, extra, &v, &err) != 0) {
+        *error = eng_error("expression", err.msg);
+        return false;
+    }
+    bool ok = cairn_truthy(v);
+    jv_free(v);
+    if (!ok) *error = eng_error("until", "the until condition was not met");
+    return ok;
+}
+
+/* ---- wait steps --------------------------------------------------------------- */
+
+/* RFC 3339: 2026-11-23T15:06:50Z, with optional fraction and +hh:mm offset. */
+static int parse_rfc3339(const char *s, int64_t *ms) {
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (p == NULL) return -1;
+    int64_t frac = 0, scale = 1000;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            if (scale > 1) frac += (*p - '0') * (scale /= 10);
+        }
+    int64_t offset = 0;
+    if (*p == '+' || *p == '-') {
+        int hh, mm;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
+        offset = (int64_t)(hh * 60 + mm) * 60000 * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else {
+        return -1;
+    }
+    if (*p) return -1;
+    *ms = (int64_t)timegm(&tm) * 1000 + frac - offset;
+    return 0;
+}
+
+void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
+    const cairn_step *step = &r->plan->wf->steps[i];
+    jv with = jv_invalid();
+    cairn_err err;
+    int64_t until = 0;
+    int rc = eng_render(r, step->with, jv_object(), &with, &err);
+    jv error = jv_null();
+    if (rc) {
+        error = eng_error("expression", err.msg);
+    } else {
+        jv d = jv_object_get(jv_copy(with), jv_string("duration"));
+        jv u = jv_object_get(jv_copy(with), jv_string("until"));
+        int64_t ms = 0;
+        if (jv_get_kind(d) == JV_KIND_STRING && cairn_duration_parse(jv_string_value(d), &ms) == 0)
+            until = cairn_wall_ms() + ms;
+        else if (jv_get_kind(u) == JV_KIND_STRING && parse_rfc3339(jv_string_value(u), &until) == 0)
+            ;
+        else
+            error = eng_error("schema", "wait needs `duration` (like 30s) or `until` (RFC 3339)");
+        jv_free(d);
+        jv_free(u);
+    }
+    if (jv_get_kind(error) != JV_KIND_NULL) {
+        jv_free(with);
+        eng_attempt_failed(e, r, i, index, step->retry.max_attempts, error);
+        return;
+    }
+    jv data = jv_object_set(jv_object(), jv_string("input"), with);
+    eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, index, 1, data);
+    eng_emit(e, r, CAIRN_EV_STEP_WAITING, i, index, 1,
+             jv_object_set(jv_object(), jv_string("until"), jv_number((double)until)));
+    eng_timer_add(e, r, i, index, until);
+}
