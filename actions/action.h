@@ -90,6 +90,9 @@ typedef struct cairn_action {
 /* The built-in actions, by name; NULL when unknown. */
 const cairn_action *cairn_action_find(const char *name);
 
+/* The i-th built-in action (0-based), or NULL past the last. */
+const cairn_action *cairn_action_at(int i);
+
 /* The catalogue as the DSL wants it (for cairn_workflow_load). */
 const cairn_action_sig *cairn_action_lookup_sig(const char *name);
 

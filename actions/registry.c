@@ -35,6 +35,11 @@ const cairn_action *cairn_action_find(const char *name) {
     return NULL;
 }
 
+const cairn_action *cairn_action_at(int i) {
+    if (i < 0 || (size_t)i >= sizeof builtin / sizeof builtin[0]) return NULL;
+    return builtin[i];
+}
+
 const cairn_action_sig *cairn_action_lookup_sig(const char *name) {
     const cairn_action *a = cairn_action_find(name);
     return a ? a->sig : NULL;

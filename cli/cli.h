@@ -51,5 +51,6 @@ int cmd_runs(cli_opts *o, int argc, char **argv);
 int cmd_journal(cli_opts *o, int argc, char **argv);
 int cmd_verify(cli_opts *o, int argc, char **argv);
 int cmd_secret(cli_opts *o, int argc, char **argv);
+int cmd_actions(cli_opts *o, int argc, char **argv);
 
 #endif

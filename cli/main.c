@@ -14,6 +14,7 @@ static const char usage_text[] =
     "Workflows:\n"
     "  check FILE...                      check workflows; print every error\n"
     "  graph FILE [--format dot|mermaid]  print a workflow's step graph\n"
+    "  actions [--json]                   the built-in actions and their fields\n"
     "  run FILE [--input k=v]... [--inputs-file F] [--json]\n"
     "                                     run a workflow to its end in this process\n"
     "Runs:\n"
@@ -38,7 +39,7 @@ static const command commands[] = {
     {"check", cmd_check},   {"graph", cmd_graph},     {"run", cmd_run},
     {"resume", cmd_resume}, {"cancel", cmd_cancel},   {"show", cmd_show},
     {"runs", cmd_runs},     {"journal", cmd_journal}, {"verify", cmd_verify},
-    {"secret", cmd_secret},
+    {"secret", cmd_secret}, {"actions", cmd_actions},
 };
 
 void cli_error(const cairn_err *err) {

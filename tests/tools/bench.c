@@ -13,6 +13,7 @@
  * are.  Each figure is the median of BENCH_REPEAT runs (default 3).
  */
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,9 @@ int main(void) {
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 path expressions", median(v, repeat), "-");
     for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, ARITH);
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 jq expressions", median(v, repeat), "-");
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%-44s %9.1f MB %10s\n", "peak resident memory of the whole run", ru.ru_maxrss / 1024.0, "-");
     free(v);
     return 0;
 }
