@@ -31,7 +31,7 @@ static void live_remove(cairn_engine *e, eng_attempt *a) {
 
 static jv attempt_extra(eng_attempt *a, const cairn_step *step) {
     jv cur = jv_object();
-    cur = jv_object_set(cur, jv_string("id"), jv_string(step->id));
+    cur = jv_object_set(cur, jv_string("id"), jv_string(a->run->plan->ids[a->step]));
     cur = jv_object_set(cur, jv_string("attempt"), jv_number(a->attempt));
     cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(a->idem_key));
     jv extra = jv_object_set(jv_object(), jv_string("step"), cur);
@@ -63,7 +63,8 @@ static void fail_before_start(cairn_engine *e, eng_attempt *a, jv error) {
 }
 
 void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
-    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step *step = r->plan->steps[i];
+    const char *id = r->plan->ids[i];
     const cairn_step_state *s = &r->st->steps[i];
     const cairn_action *action = cairn_action_find(step->uses);
     if (action && (action->flags & CAIRN_ACTION_ENGINE)) {
@@ -77,10 +78,10 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     a->attempt = (index < 0 ? s->attempts : s->items[index].attempts) + 1;
     a->action = action;
     if (index < 0)
-        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, step->id);
+        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, id);
     else
-        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, step->id, index);
-    a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = step->id,
+        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, id, index);
+    a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = id,
                                    .idempotency_key = a->idem_key, .attempt = a->attempt,
                                    .stop = &a->stop, .env = (const char *const *)r->env};
     if (a->action == NULL) {
@@ -111,8 +112,9 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
 }
 
 static void dispatch(cairn_engine *e, eng_attempt *a) {
-    const cairn_step *step = &a->run->plan->wf->steps[a->step];
-    if (a->run->st->cancel_requested) a->stop.requested = 1;
+    const cairn_step *step = a->run->plan->steps[a->step];
+    if (a->run->st->cancel_requested && !eng_is_rollback_step(a->run, a->step))
+        a->stop.requested = 1;
     if (e->stopping && cairn_now_ms() >= e->stop_deadline) {
         a->stop.requested = 1;
         a->interrupted = true;
@@ -176,7 +178,7 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
         jv_free(output);
         eng_emit(e, r, CAIRN_EV_STEP_INTERRUPTED, a->step, a->index, a->attempt, jv_object());
         if (a->index >= 0) r->items_running[a->step]--;
-    } else if (r->st->cancel_requested && rc != 0) {
+    } else if (r->st->cancel_requested && rc != 0 && !eng_is_rollback_step(r, a->step)) {
         jv_free(output);
         jv error = eng_error("cancelled", "the run was cancelled");
         jv data = jv_object_set(jv_object(), jv_string("error"), error);

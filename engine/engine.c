@@ -136,36 +136,65 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
 
 /* ---- plans (compiled workflows) ------------------------------------------ */
 
+char **cairn_step_ids(const cairn_workflow *wf, int *n) {
+    int total = wf->n_steps + wf->n_on_failure;
+    for (int i = 0; i < wf->n_steps; i++) total += wf->steps[i].compensate != NULL;
+    char **ids = cairn_calloc((size_t)total + 1, sizeof *ids);
+    int k = 0;
+    for (int i = 0; i < wf->n_steps; i++) ids[k++] = cairn_strdup(wf->steps[i].id);
+    for (int i = 0; i < wf->n_on_failure; i++) ids[k++] = cairn_strdup(wf->on_failure[i].id);
+    for (int i = 0; i < wf->n_steps; i++)
+        if (wf->steps[i].compensate) ids[k++] = cairn_sprintf("%s#compensate", wf->steps[i].id);
+    *n = k;
+    return ids;
+}
+
+void cairn_step_ids_free(char **ids, int n) {
+    for (int i = 0; ids && i < n; i++) free(ids[i]);
+    free(ids);
+}
+
 static eng_plan *plan_new(cairn_workflow *wf) {
     eng_plan *p = cairn_calloc(1, sizeof *p);
-    int n = wf->n_steps;
     p->wf = wf;
-    p->ids = cairn_calloc((size_t)(n ? n : 1), sizeof *p->ids);
-    p->n_dependents = cairn_calloc((size_t)(n ? n : 1), sizeof *p->n_dependents);
-    p->dependents = cairn_calloc((size_t)(n ? n : 1), sizeof *p->dependents);
-    for (int i = 0; i < n; i++) {
-        p->ids[i] = wf->steps[i].id;
-        for (int k = 0; k < wf->steps[i].n_needs; k++) p->n_dependents[wf->steps[i].needs[k]]++;
+    p->n_main = wf->n_steps;
+    p->n_on_failure = wf->n_on_failure;
+    p->ids = cairn_step_ids(wf, &p->n_all);
+    int n = p->n_all;
+    p->steps = cairn_calloc((size_t)n + 1, sizeof *p->steps);
+    p->comp_of = cairn_calloc((size_t)p->n_main + 1, sizeof *p->comp_of);
+    int k = 0;
+    for (int i = 0; i < wf->n_steps; i++) p->steps[k++] = &wf->steps[i];
+    for (int i = 0; i < wf->n_on_failure; i++) p->steps[k++] = &wf->on_failure[i];
+    for (int i = 0; i < wf->n_steps; i++) {
+        p->comp_of[i] = wf->steps[i].compensate ? k : -1;
+        if (wf->steps[i].compensate) p->steps[k++] = wf->steps[i].compensate;
     }
+    p->n_dependents = cairn_calloc((size_t)n + 1, sizeof *p->n_dependents);
+    p->dependents = cairn_calloc((size_t)n + 1, sizeof *p->dependents);
+    for (int i = 0; i < p->n_main; i++)
+        for (int j = 0; j < wf->steps[i].n_needs; j++) p->n_dependents[wf->steps[i].needs[j]]++;
     for (int i = 0; i < n; i++)
         p->dependents[i] = cairn_calloc((size_t)(p->n_dependents[i] + 1), sizeof(int));
-    eng_plan_compile_retry(p);
-    int *fill = cairn_calloc((size_t)(n ? n : 1), sizeof *fill);
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < wf->steps[i].n_needs; k++) {
-            int need = wf->steps[i].needs[k];
+    int *fill = cairn_calloc((size_t)n + 1, sizeof *fill);
+    for (int i = 0; i < p->n_main; i++)
+        for (int j = 0; j < wf->steps[i].n_needs; j++) {
+            int need = wf->steps[i].needs[j];
             p->dependents[need][fill[need]++] = i;
         }
     free(fill);
+    eng_plan_compile_retry(p);
     return p;
 }
 
 static void plan_free(eng_plan *p) {
     eng_plan_free_retry(p);
-    for (int i = 0; i < p->wf->n_steps; i++) free(p->dependents[i]);
+    for (int i = 0; i < p->n_all; i++) free(p->dependents[i]);
     free(p->dependents);
     free(p->n_dependents);
-    free(p->ids);
+    cairn_step_ids_free(p->ids, p->n_all);
+    free(p->steps);
+    free(p->comp_of);
     cairn_workflow_free(p->wf);
     free(p);
 }

@@ -102,10 +102,16 @@ int cairn_command_add(const char *db_path, const char *run_id, const char *type,
 
 /* Fold a run's journal into state, reading the definition to know its steps.
  * Verifies the hash chain when key is not NULL (a break is CAIRN_ECORRUPT).
- * *wf_out receives the compiled workflow, owned by the caller; the state
- * borrows its step ids, so free the state first. */
+ * *wf_out receives the compiled workflow, owned by the caller. */
 int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
                    cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err);
+
+/* Every step a run of wf can journal, in this order: the steps, then the
+ * on_failure steps, then one "<id>#compensate" per step with a compensate
+ * body.  The array and its strings are the caller's (free with
+ * cairn_step_ids_free). */
+char **cairn_step_ids(const cairn_workflow *wf, int *n);
+void cairn_step_ids_free(char **ids, int n);
 
 /* A new run id: time-ordered, 16 characters [0-9a-z]. */
 void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]);

@@ -30,8 +30,14 @@ typedef struct eng_timer {
 /* A compiled workflow and what the scheduler derives from it once. */
 typedef struct eng_plan {
     cairn_workflow *wf;
+    /* Every step a run journals (cairn_step_ids): [0, n_main) the steps,
+     * [n_main, n_main + n_on_failure) the on_failure steps, then the
+     * compensate bodies.  comp_of[i] is step i's compensate body, or -1. */
+    int n_main, n_on_failure, n_all;
+    const cairn_step **steps;
+    int *comp_of;
     void **retry_on;             /* per step: compiled retry.on (pcre2_code *), or NULL */
-    char **ids;                  /* step ids, in workflow order */
+    char **ids;
     int *n_dependents;
     int **dependents;            /* dependents[i]: steps whose needs include i */
     struct eng_plan *next;
@@ -64,6 +70,9 @@ struct eng_run {
     int done;                    /* steps done */
     bool failing;                /* a step failed for good: start nothing more */
     jv fail_error;               /* the error that fails the run */
+    bool rolling_back;           /* compensations, then on_failure steps, run one by one */
+    int *rollback;               /* their order: plan step indices */
+    int n_rollback;
     bool ended;                  /* its terminal event is appended */
     int64_t end_ticket;
     int *ready;                  /* steps ready to start: a FIFO */
@@ -150,6 +159,8 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r);   /* after a fold from the jo
 void eng_schedule(cairn_engine *e, eng_run *r);      /* start what is ready, or end the run */
 void eng_step_done(cairn_engine *e, eng_run *r, int step);
 void eng_step_failed(cairn_engine *e, eng_run *r, int step, jv error);
+/* Whether step i belongs to the rollback (a compensate body or on_failure). */
+bool eng_is_rollback_step(const eng_run *r, int step);
 void eng_item_finished(cairn_engine *e, eng_run *r, int step, int index, bool ok, jv error);
 bool eng_step_is_done(const eng_run *r, int step);
 jv eng_error(const char *kind, const char *message);

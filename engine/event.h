@@ -29,6 +29,10 @@
  *   step_waiting       {until}                              a `wait` step sleeps until
  *                                                           `until` (Unix ms)
  *   run_cancel_requested {by?}
+ *   run_compensating   {error}                              rollback begins: compensate
+ *                                                           bodies of succeeded steps in
+ *                                                           reverse order of completion,
+ *                                                           then on_failure steps
  *   run_succeeded      {outputs}
  *   run_failed         {error: {kind, message, step?}}
  *   run_cancelled      {}
@@ -57,6 +61,7 @@
     X(STEP_RETRYING,        "step_retrying")            \
     X(STEP_WAITING,         "step_waiting")             \
     X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
+    X(RUN_COMPENSATING,     "run_compensating")         \
     X(RUN_SUCCEEDED,        "run_succeeded")            \
     X(RUN_FAILED,           "run_failed")               \
     X(RUN_CANCELLED,        "run_cancelled")

@@ -51,7 +51,7 @@ cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_
     st->error = jv_null();
     st->n_steps = n_steps;
     st->step_ids = cairn_calloc((size_t)(n_steps ? n_steps : 1), sizeof *st->step_ids);
-    memcpy(st->step_ids, step_ids, (size_t)n_steps * sizeof *step_ids);
+    for (int i = 0; i < n_steps; i++) st->step_ids[i] = cairn_strdup(step_ids[i]);
     st->steps = cairn_calloc((size_t)n_steps, sizeof *st->steps);
     st->order = cairn_calloc((size_t)n_steps, sizeof *st->order);
     for (int i = 0; i < n_steps; i++) {
@@ -59,7 +59,7 @@ cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_
         st->steps[i].output = jv_null();
         st->steps[i].error = jv_null();
     }
-    sort_ids = step_ids;
+    sort_ids = st->step_ids;
     qsort(st->order, (size_t)n_steps, sizeof *st->order, cmp_order);
     sort_ids = NULL;
     return st;
@@ -80,6 +80,7 @@ void cairn_run_state_free(cairn_run_state *st) {
     for (int i = 0; i < st->n_steps; i++) step_state_clear(&st->steps[i]);
     free(st->steps);
     free(st->order);
+    for (int i = 0; i < st->n_steps; i++) free(st->step_ids[i]);
     free(st->step_ids);
     free(st->workflow);
     free(st->def_hash);
@@ -276,6 +277,10 @@ static int apply_run(cairn_run_state *st, const cairn_event *ev) {
     switch (ev->type) {
     case CAIRN_EV_RUN_CREATED: apply_run_created(st, ev); break;
     case CAIRN_EV_RUN_CANCEL_REQUESTED: st->cancel_requested = true; break;
+    case CAIRN_EV_RUN_COMPENSATING:
+        st->status = CAIRN_RUN_COMPENSATING;
+        set_jv(&st->error, field(ev, "error"));
+        break;
     case CAIRN_EV_RUN_SUCCEEDED:
         st->status = CAIRN_RUN_SUCCEEDED;
         set_jv(&st->outputs, field(ev, "outputs"));
@@ -295,6 +300,7 @@ static int apply_run(cairn_run_state *st, const cairn_event *ev) {
 
 static bool is_run_event(cairn_event_type t) {
     return t == CAIRN_EV_RUN_CREATED || t == CAIRN_EV_RUN_CANCEL_REQUESTED ||
+           t == CAIRN_EV_RUN_COMPENSATING ||
            t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
 }
 

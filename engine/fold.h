@@ -25,6 +25,7 @@
  *     (none) --run_created--> running --run_succeeded--> succeeded
  *                               |  \----run_failed-----> failed
  *                               \--run_cancel_requested (flag)--run_cancelled--> cancelled
+ *                     running --run_compensating--> compensating --run_failed / run_cancelled
  *
  * Invariants checked by the fold (a violation is CAIRN_ECORRUPT): the first
  * event is run_created; seq increases by exactly one; step events name a
@@ -98,13 +99,13 @@ typedef struct cairn_run_state {
     int64_t last_seq;
     unsigned char head[CAIRN_HASH_LEN];   /* hash of the last event */
     int n_steps;
-    char **step_ids;                      /* the array is owned, the strings borrowed */
+    char **step_ids;                      /* owned copies */
     int *order;                           /* step indices sorted by id, for lookup */
     cairn_step_state *steps;
 } cairn_run_state;
 
-/* Start an empty state for run_id whose workflow has these steps (the id
- * strings are borrowed: they must outlive the state). */
+/* Start an empty state for run_id whose workflow has these steps (ids are
+ * copied).  The steps are every step a run can journal: see eng_step_ids. */
 cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_steps);
 void cairn_run_state_free(cairn_run_state *st);
 

@@ -69,10 +69,10 @@ int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
     int rc = s->ops->get_run(s, run_id, &row, err);
     if (rc == 0) rc = load_workflow(s, row.def_hash, &wf, err);
     if (rc == 0) rc = s->ops->load_events(s, row.id, &evs, &n, err);
+    int n_ids = 0;
     if (rc == 0) {
-        ids = cairn_calloc((size_t)wf->n_steps + 1, sizeof *ids);
-        for (int i = 0; i < wf->n_steps; i++) ids[i] = wf->steps[i].id;
-        *st_out = cairn_run_state_new(row.id, ids, wf->n_steps);
+        ids = cairn_step_ids(wf, &n_ids);
+        *st_out = cairn_run_state_new(row.id, ids, n_ids);
         rc = fold_events(*st_out, evs, n, chain, err);
     }
     if (rc == 0) {
@@ -83,7 +83,7 @@ int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
         *st_out = NULL;
     }
     cairn_workflow_free(wf);
-    free(ids);
+    cairn_step_ids_free(ids, n_ids);
     cairn_events_free(evs, n);
     cairn_chain_free(chain);
     cairn_run_row_clear(&row);
@@ -92,10 +92,9 @@ int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
 
 /* Hand each attempt found in flight to its step's on_crash. */
 static void handle_crashed(cairn_engine *e, eng_run *r) {
-    const cairn_workflow *wf = r->plan->wf;
-    for (int i = 0; i < wf->n_steps; i++) {
+    for (int i = 0; i < r->plan->n_all; i++) {
         cairn_step_state *s = &r->st->steps[i];
-        bool retry = wf->steps[i].on_crash == CAIRN_ON_CRASH_RETRY;
+        bool retry = r->plan->steps[i]->on_crash == CAIRN_ON_CRASH_RETRY;
         jv action = jv_object_set(jv_object(), jv_string("action"),
                                   jv_string(retry ? "retry" : "fail"));
         const char *why = "the engine stopped while this attempt was running (on_crash: fail)";

@@ -24,10 +24,10 @@
 #include "engine/engine_int.h"
 
 void eng_plan_compile_retry(eng_plan *p) {
-    int n = p->wf->n_steps;
+    int n = p->n_all;
     p->retry_on = cairn_calloc((size_t)(n ? n : 1), sizeof *p->retry_on);
     for (int i = 0; i < n; i++) {
-        const char *on = p->wf->steps[i].retry.on;
+        const char *on = p->steps[i]->retry.on;
         int code;
         PCRE2_SIZE off;
         if (on)   /* the loader compiled it once already: it compiles */
@@ -37,7 +37,7 @@ void eng_plan_compile_retry(eng_plan *p) {
 }
 
 void eng_plan_free_retry(eng_plan *p) {
-    for (int i = 0; p->retry_on && i < p->wf->n_steps; i++) pcre2_code_free(p->retry_on[i]);
+    for (int i = 0; p->retry_on && i < p->n_all; i++) pcre2_code_free(p->retry_on[i]);
     free(p->retry_on);
 }
 
@@ -72,8 +72,11 @@ static int64_t backoff_ms(const cairn_retry *rt, int attempt) {
 }
 
 void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int attempt, jv error) {
-    const cairn_step *s = &r->plan->wf->steps[step];
-    bool retry = attempt < s->retry.max_attempts && !r->st->cancel_requested && !r->failing &&
+    const cairn_step *s = r->plan->steps[step];
+    /* in the rollback every body gets its own retries; before it, a failing
+     * or cancelled run starts nothing more */
+    bool go_on = eng_is_rollback_step(r, step) || (!r->st->cancel_requested && !r->failing);
+    bool retry = attempt < s->retry.max_attempts && go_on &&
                  jv_get_kind(error) == JV_KIND_OBJECT && error_matches(r->plan, step, error);
     if (retry) {
         int64_t at = cairn_wall_ms() + backoff_ms(&s->retry, attempt);
@@ -93,7 +96,7 @@ void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int at
 }
 
 bool eng_until_met(eng_run *r, int step, jv output, jv *error) {
-    const cairn_tmpl *until = r->plan->wf->steps[step].retry.until;
+    const cairn_tmpl *until = r->plan->steps[step]->retry.until;
     if (until == NULL) return true;
     jv v = jv_invalid();
     cairn_err err;
@@ -138,7 +141,7 @@ static int parse_rfc3339(const char *s, int64_t *ms) {
 }
 
 void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
-    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step *step = r->plan->steps[i];
     jv with = jv_invalid();
     cairn_err err;
     int64_t until = 0;

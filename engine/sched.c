@@ -23,10 +23,11 @@ jv eng_error(const char *kind, const char *message) {
 
 eng_run *eng_run_new(cairn_engine *e, eng_plan *plan, const char *run_id) {
     (void)e;
-    int n = plan->wf->n_steps;
+    int n = plan->n_all;
     eng_run *r = cairn_calloc(1, sizeof *r);
     r->plan = plan;
     r->st = cairn_run_state_new(run_id, plan->ids, n);
+    r->rollback = cairn_calloc((size_t)n + 1, sizeof *r->rollback);
     r->ctx = jv_null();
     r->fail_error = jv_null();
     r->waiting_on = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
@@ -45,14 +46,17 @@ void eng_run_free(eng_run *r) {
     free(r->waiting_on);
     free(r->items_running);
     free(r->ready);
+    free(r->rollback);
     free(r);
 }
 
 bool eng_step_is_done(const eng_run *r, int i) {
     const cairn_step_state *s = &r->st->steps[i];
     return s->status == CAIRN_STEP_SUCCEEDED || s->status == CAIRN_STEP_SKIPPED ||
-           (s->status == CAIRN_STEP_FAILED && r->plan->wf->steps[i].continue_on_error);
+           (s->status == CAIRN_STEP_FAILED && r->plan->steps[i]->continue_on_error);
 }
+
+bool eng_is_rollback_step(const eng_run *r, int i) { return i >= r->plan->n_main; }
 
 /* ---- the expression document ------------------------------------------- */
 
@@ -114,42 +118,55 @@ static void build_ctx(cairn_engine *e, eng_run *r) {
     /* every step is present from the start, in workflow order, so `.steps`
      * has the same shape (and key order) live, after recovery and in replay */
     jv steps = jv_object();
-    for (int i = 0; i < r->plan->wf->n_steps; i++)
+    for (int i = 0; i < r->plan->n_all; i++)
         steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&st->steps[i]));
     r->ctx = jv_object_set(r->ctx, jv_string("steps"), steps);
     render_env(r, r->ctx);
 }
 
+static void fail_run(eng_run *r, jv error, const char *step_id) {
+    r->failing = true;
+    jv_free(r->fail_error);
+    jv base = jv_get_kind(error) == JV_KIND_OBJECT ? error : (jv_free(error), eng_error("failed", ""));
+    r->fail_error = step_id ? jv_object_set(base, jv_string("step"), jv_string(step_id)) : base;
+}
+
+static void build_rollback(eng_run *r);
+
 /* After the run's events are folded (new run or recovery): derive the
  * scheduler's counters from the state. */
 void eng_run_rebuild(cairn_engine *e, eng_run *r) {
-    const cairn_workflow *wf = r->plan->wf;
+    const eng_plan *p = r->plan;
     build_ctx(e, r);
     r->done = 0;
     r->n_ready = r->ready_head = 0;
-    for (int i = 0; i < wf->n_steps; i++) {
+    for (int i = 0; i < p->n_main; i++) {
         const cairn_step_state *s = &r->st->steps[i];
+        const cairn_step *step = p->steps[i];
         if (eng_step_is_done(r, i)) r->done++;
-        if (s->status == CAIRN_STEP_FAILED && !wf->steps[i].continue_on_error && !r->failing) {
-            r->failing = true;
-            jv_free(r->fail_error);
-            jv base = jv_get_kind(s->error) == JV_KIND_OBJECT ? jv_copy(s->error)
-                                                              : eng_error("failed", "");
-            r->fail_error = jv_object_set(base, jv_string("step"), jv_string(wf->steps[i].id));
-        }
+        if (s->status == CAIRN_STEP_FAILED && !step->continue_on_error && !r->failing)
+            fail_run(r, jv_copy(s->error), step->id);
         r->waiting_on[i] = 0;
-        for (int k = 0; k < wf->steps[i].n_needs; k++)
-            if (!eng_step_is_done(r, wf->steps[i].needs[k])) r->waiting_on[i]++;
+        for (int k = 0; k < step->n_needs; k++)
+            if (!eng_step_is_done(r, step->needs[k])) r->waiting_on[i]++;
     }
-    for (int i = 0; i < wf->n_steps; i++) {
+    for (int i = 0; i < p->n_all; i++) {
         const cairn_step_state *s = &r->st->steps[i];
         r->items_running[i] = 0;
         for (int k = 0; k < s->n_items; k++)   /* a waiting item keeps its place */
             r->items_running[i] += s->items[k].in_flight || s->items[k].status == CAIRN_STEP_WAITING;
         /* a foreach cut short by a crash is ready too: its pending items start */
         bool resumable = s->status == CAIRN_STEP_RUNNING && s->expanded;
-        if ((s->status == CAIRN_STEP_PENDING || resumable) && r->waiting_on[i] == 0)
+        if (i < p->n_main && (s->status == CAIRN_STEP_PENDING || resumable) && r->waiting_on[i] == 0)
             r->ready[r->n_ready++] = i;
+    }
+    if (r->st->status == CAIRN_RUN_COMPENSATING) {   /* a crash during the rollback */
+        r->failing = true;
+        jv_free(r->fail_error);
+        r->fail_error = jv_copy(r->st->error);
+        r->ctx = jv_object_set(r->ctx, jv_string("error"), jv_copy(r->fail_error));
+        r->rolling_back = true;
+        build_rollback(r);
     }
 }
 
@@ -158,7 +175,7 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r) {
 void eng_step_done(cairn_engine *e, eng_run *r, int i) {
     (void)e;
     ctx_set_step(r, i);
-    r->done++;
+    if (!eng_is_rollback_step(r, i)) r->done++;
     for (int k = 0; k < r->plan->n_dependents[i]; k++) {
         int d = r->plan->dependents[i][k];
         if (--r->waiting_on[d] == 0 && r->st->steps[d].status == CAIRN_STEP_PENDING)
@@ -167,20 +184,17 @@ void eng_step_done(cairn_engine *e, eng_run *r, int i) {
 }
 
 void eng_step_failed(cairn_engine *e, eng_run *r, int i, jv error) {
-    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step *step = r->plan->steps[i];
     jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(error));
     eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, -1, r->st->steps[i].attempts, data);
-    if (step->continue_on_error) {
-        eng_step_done(e, r, i);
+    if (step->continue_on_error || eng_is_rollback_step(r, i)) {
+        eng_step_done(e, r, i);   /* a failed compensation is recorded; the rest still run */
+        jv_free(error);
     } else {
         ctx_set_step(r, i);
-        if (!r->failing) {
-            r->failing = true;
-            jv_free(r->fail_error);
-            r->fail_error = jv_object_set(jv_copy(error), jv_string("step"), jv_string(step->id));
-        }
+        if (!r->failing) fail_run(r, error, step->id);
+        else jv_free(error);
     }
-    jv_free(error);
 }
 
 static void fail_expression(cairn_engine *e, eng_run *r, int i, const cairn_err *err) {
@@ -203,7 +217,7 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
 }
 
 static void start_items(cairn_engine *e, eng_run *r, int i) {
-    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step *step = r->plan->steps[i];
     cairn_step_state *s = &r->st->steps[i];
     for (int k = 0; k < s->n_items; k++) {
         if (step->concurrency > 0 && r->items_running[i] >= step->concurrency) break;
@@ -250,7 +264,7 @@ void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, j
 }
 
 static void start_foreach(cairn_engine *e, eng_run *r, int i) {
-    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step *step = r->plan->steps[i];
     jv items = jv_invalid();
     cairn_err err;
     if (eng_render(r, step->foreach, jv_object(), &items, &err) != 0) {
@@ -274,7 +288,7 @@ static void start_foreach(cairn_engine *e, eng_run *r, int i) {
 }
 
 static void start_step(cairn_engine *e, eng_run *r, int i) {
-    const cairn_step *step = &r->plan->wf->steps[i];
+    const cairn_step *step = r->plan->steps[i];
     cairn_step_state *s = &r->st->steps[i];
     if (s->status == CAIRN_STEP_RUNNING && s->expanded) {   /* a foreach resumed */
         foreach_progress(e, r, i);
@@ -322,7 +336,8 @@ static void end_run(cairn_engine *e, eng_run *r) {
 }
 
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
-    if (r->ended || r->st->cancel_requested) return;
+    /* a run already rolling back finishes its rollback, whatever is asked */
+    if (r->ended || r->st->cancel_requested || r->rolling_back) return;
     int64_t t = eng_emit(e, r, CAIRN_EV_RUN_CANCEL_REQUESTED, -1, -1, 0, jv_object());
     if (t > 0 && command_id > 0) {
         cairn_event *ev = e->out.events[e->out.n - 1];
@@ -332,21 +347,84 @@ void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
     eng_schedule(e, r);
 }
 
-void eng_schedule(cairn_engine *e, eng_run *r) {
-    if (r->ended || e->sticky) return;
-    if (r->st->cancel_requested) {
-        if (r->in_flight == 0) eng_emit(e, r, CAIRN_EV_RUN_CANCELLED, -1, -1, 0, jv_object());
-        return;
+/* ---- rollback ------------------------------------------------------------- */
+
+/* The rollback's order: the compensate bodies of succeeded steps, latest
+ * completion first, then the on_failure steps as written.  Derived from the
+ * state alone, so recovery rebuilds the same order. */
+static void build_rollback(eng_run *r) {
+    const eng_plan *p = r->plan;
+    int n = 0;
+    for (int i = 0; i < p->n_main; i++) {
+        if (p->comp_of[i] < 0 || r->st->steps[i].status != CAIRN_STEP_SUCCEEDED) continue;
+        r->rollback[n++] = i;
     }
-    if (e->stopping) return;
-    while (r->ready_head < r->n_ready && !r->failing) start_step(e, r, r->ready[r->ready_head++]);
-    if (r->ready_head == r->n_ready) r->ready_head = r->n_ready = 0;
-    if (r->failing) {
-        if (r->in_flight == 0) {
-            jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(r->fail_error));
-            eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0, data);
+    for (int a = 1; a < n; a++)   /* insertion sort: latest completion first */
+        for (int b = a; b > 0 && r->st->steps[r->rollback[b - 1]].done_seq <
+                                     r->st->steps[r->rollback[b]].done_seq; b--) {
+            int t = r->rollback[b];
+            r->rollback[b] = r->rollback[b - 1];
+            r->rollback[b - 1] = t;
         }
+    for (int k = 0; k < n; k++) r->rollback[k] = p->comp_of[r->rollback[k]];
+    for (int k = 0; k < p->n_on_failure; k++) r->rollback[n++] = p->n_main + k;
+    r->n_rollback = n;
+}
+
+static bool settled(cairn_step_status s) {
+    return s == CAIRN_STEP_SUCCEEDED || s == CAIRN_STEP_FAILED || s == CAIRN_STEP_SKIPPED ||
+           s == CAIRN_STEP_CANCELLED;
+}
+
+static void end_rollback(cairn_engine *e, eng_run *r) {
+    if (r->st->cancel_requested) {
+        eng_emit(e, r, CAIRN_EV_RUN_CANCELLED, -1, -1, 0, jv_object());
         return;
     }
-    if (r->done == r->plan->wf->n_steps) end_run(e, r);
+    jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(r->fail_error));
+    eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0, data);
+}
+
+/* Run the rollback one body at a time, in order. */
+static void rollback_next(cairn_engine *e, eng_run *r) {
+    if (r->in_flight > 0) return;
+    for (int k = 0; k < r->n_rollback; k++) {
+        int i = r->rollback[k];
+        cairn_step_status s = r->st->steps[i].status;
+        if (settled(s)) continue;
+        if (s != CAIRN_STEP_PENDING) return;           /* waiting on a retry back-off */
+        start_step(e, r, i);
+        if (!settled(r->st->steps[i].status)) return;  /* started: it comes back later */
+    }
+    end_rollback(e, r);
+}
+
+static void begin_rollback(cairn_engine *e, eng_run *r) {
+    if (!r->failing) fail_run(r, eng_error("cancelled", "the run was cancelled"), NULL);
+    r->rolling_back = true;
+    build_rollback(r);
+    if (r->n_rollback == 0) {
+        end_rollback(e, r);
+        return;
+    }
+    eng_emit(e, r, CAIRN_EV_RUN_COMPENSATING, -1, -1, 0,
+             jv_object_set(jv_object(), jv_string("error"), jv_copy(r->fail_error)));
+    r->ctx = jv_object_set(r->ctx, jv_string("error"), jv_copy(r->fail_error));
+    rollback_next(e, r);
+}
+
+void eng_schedule(cairn_engine *e, eng_run *r) {
+    if (r->ended || e->sticky || e->stopping) return;
+    if (r->rolling_back) {
+        rollback_next(e, r);
+        return;
+    }
+    if (!r->st->cancel_requested)
+        while (r->ready_head < r->n_ready && !r->failing) start_step(e, r, r->ready[r->ready_head++]);
+    if (r->ready_head == r->n_ready) r->ready_head = r->n_ready = 0;
+    if (r->failing || r->st->cancel_requested) {
+        if (r->in_flight == 0) begin_rollback(e, r);   /* running attempts finish first */
+        return;
+    }
+    if (r->done == r->plan->n_main) end_run(e, r);
 }

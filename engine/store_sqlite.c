@@ -201,6 +201,7 @@ static const char *status_after(cairn_event_type t) {
     case CAIRN_EV_RUN_SUCCEEDED: return "succeeded";
     case CAIRN_EV_RUN_FAILED: return "failed";
     case CAIRN_EV_RUN_CANCELLED: return "cancelled";
+    case CAIRN_EV_RUN_COMPENSATING: return "compensating";
     default: return NULL;
     }
 }

@@ -64,7 +64,7 @@ static bool still_waiting(eng_run *r, const eng_timer *t) {
 }
 
 static void fire(cairn_engine *e, eng_run *r, const eng_timer *t) {
-    const cairn_step *step = &r->plan->wf->steps[t->step];
+    const cairn_step *step = r->plan->steps[t->step];
     if (strcmp(step->uses, "wait") == 0) {
         char when[40];
         jv out = jv_object_set(jv_object(), jv_string("fired_at"),
@@ -73,7 +73,7 @@ static void fire(cairn_engine *e, eng_run *r, const eng_timer *t) {
                  jv_object_set(jv_object(), jv_string("output"), out));
         if (t->index < 0) eng_step_done(e, r, t->step);
         else eng_item_finished(e, r, t->step, t->index, true, jv_null());
-    } else if (!r->failing && !r->st->cancel_requested) {
+    } else if (eng_is_rollback_step(r, t->step) || (!r->failing && !r->st->cancel_requested)) {
         eng_start_attempt(e, r, t->step, t->index);
     }
     eng_schedule(e, r);

@@ -199,15 +199,19 @@ def test_cancel_from_another_process(s):
     wf = write(s, "cancel.yaml", """cairn: 1
 name: cancellable
 steps:
+  - id: prep
+    run: echo prepared >> %s
+    compensate:
+      run: echo undone >> %s
   - id: wait
     run: echo waiting >> %s; sleep 60
   - id: after
     run: echo after >> %s
-""" % (log, log))
+""" % (log, log, log, log))
     db = s.path("cancel.db")
     proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_for(lambda: os.path.exists(log), "the step to start")
+    wait_for(lambda: os.path.exists(log) and "waiting" in open(log).read(), "the step to start")
     runs, _ = cairn_json("runs", db=db)
     run_id = runs[0]["id"]
     c = cairn("cancel", run_id, db=db)
@@ -219,6 +223,8 @@ steps:
     s.check(shown["status"] == "cancelled", "the run ends cancelled", shown["status"])
     s.check(shown["steps"]["after"]["status"] == "cancelled", "later steps never start")
     s.check("after" not in open(log).read(), "nothing ran after the cancel")
+    s.check(open(log).read().count("undone") == 1, "the cancel rolled back the finished step",
+            open(log).read())
     again = cairn("cancel", run_id, db=db)
     s.check(again.returncode == 2 and "already ended" in again.stderr,
             "cancelling a finished run is refused", again.stderr)

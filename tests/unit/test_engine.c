@@ -646,3 +646,104 @@ TEST(engine_retry_backoff_survives_a_crash) {
     jv_free(evs); jv_free(run); free(src); free(count);
     free_h(&h);
 }
+
+/* ---- rollback ------------------------------------------------------------- */
+
+TEST(engine_failure_compensates_in_reverse_then_runs_on_failure) {
+    harness h = {0};
+    open_engine(&h, true);
+    char *log = cairn_sprintf("%s/log", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: rollback\nsteps:\n"
+        "  - id: a\n    run: echo do a >> %s\n    compensate: { run: echo undo a >> %s }\n"
+        "  - id: b\n    run: echo do b >> %s\n"
+        "    compensate:\n      run: echo undo b ${{ .error.kind }} ${{ .steps.b.status }} >> %s\n"
+        "  - id: skipped\n    if: ${{ false }}\n    run: echo never\n    compensate: { run: echo undo skipped >> %s }\n"
+        "  - id: c\n    run: echo do c >> %s; exit 9\n    compensate: { run: echo undo c >> %s }\n"
+        "  - id: d\n    run: echo do d >> %s\n"
+        "on_failure:\n"
+        "  - id: tell\n    run: echo tell ${{ .error.step }} ${{ .error.kind }} >> %s\n"
+        "  - id: quiet\n    if: ${{ .error.kind == \"nope\" }}\n    run: echo quiet >> %s\n",
+        log, log, log, log, log, log, log, log, log, log);
+    add(&h, src);
+    char id[CAIRN_RUN_ID_MAX];
+    start(&h, "{}", id);
+    drive(&h);
+    FILE *f = fopen(log, "r");
+    char text[512] = "";
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    CHECK_STR(text, "do a\ndo b\ndo c\nundo b exit succeeded\nundo a\ntell c exit\n");
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "failed");
+    CHECK_AT(run, "error.step", "c");
+    CHECK_AT(run, "error.kind", "exit");
+    CHECK_AT(run, "steps.b#compensate.status", "succeeded");
+    CHECK_AT(run, "steps.c#compensate.status", "pending");   /* c never succeeded */
+    CHECK_AT(run, "steps.quiet.status", "skipped");
+    CHECK_AT(run, "steps.d.status", "pending");
+    CHECK_CONTAINS(h.trace.data, "run_compensating:run ");
+    jv_free(run); free(src); free(log);
+    free_h(&h);
+}
+
+TEST(engine_failed_compensation_is_recorded_and_the_rest_still_run) {
+    harness h = {0};
+    open_engine(&h, true);
+    char *log = cairn_sprintf("%s/log", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: rollback2\nsteps:\n"
+        "  - id: a\n    run: echo do a >> %s\n    compensate: { run: echo undo a >> %s }\n"
+        "  - id: b\n    run: echo do b >> %s\n"
+        "    compensate:\n      run: echo undo b try >> %s; exit 3\n      retry: { max_attempts: 2, delay: 10ms }\n"
+        "  - id: c\n    uses: fail\n    with: { message: broken }\n",
+        log, log, log, log);
+    add(&h, src);
+    char id[CAIRN_RUN_ID_MAX];
+    start(&h, "{}", id);
+    drive(&h);
+    CHECK_INT(count_lines(log, "undo b try"), 2);   /* its own retries */
+    CHECK_INT(count_lines(log, "undo a"), 1);       /* still ran */
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "failed");
+    CHECK_AT(run, "error.step", "c");
+    CHECK_AT(run, "steps.b#compensate.status", "failed");
+    CHECK_AT(run, "steps.b#compensate.attempts", "2");
+    jv_free(run); free(src); free(log);
+    free_h(&h);
+}
+
+TEST(engine_crash_during_rollback_resumes_it_and_compensates_once) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    char *log = cairn_sprintf("%s/log", test_tmpdir());
+    char *marker = cairn_sprintf("%s/marker", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: rollback3\nsteps:\n"
+        "  - id: a\n    run: echo do a >> %s\n    compensate: { run: echo undo a >> %s }\n"
+        "  - id: b\n    run: echo do b >> %s\n"
+        "    compensate:\n      run: echo undo b $CAIRN_ATTEMPT >> %s; [ $CAIRN_ATTEMPT -gt 1 ] || { touch %s; sleep 60; }\n"
+        "  - id: c\n    uses: fail\n    with: { message: broken }\n"
+        "on_failure:\n  - id: tell\n    run: echo tell >> %s\n",
+        log, log, log, log, marker, log);
+    crash_when(&h, src, marker);
+    char *id = only_run(&h);
+    jv mid = show(&h, id);
+    CHECK_AT(mid, "status", "compensating");
+    jv_free(mid);
+    open_engine(&h, true);
+    add(&h, src);
+    cairn_err err;
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
+    drive(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "failed");
+    CHECK_INT(count_lines(log, "do "), 2);
+    CHECK_INT(count_lines(log, "undo b 1"), 1);
+    CHECK_INT(count_lines(log, "undo b 2"), 1);   /* in flight at the crash: run again */
+    CHECK_INT(count_lines(log, "undo a"), 1);
+    CHECK_INT(count_lines(log, "tell"), 1);
+    jv_free(run); free(id); free(src); free(marker); free(log);
+    free_h(&h);
+}
