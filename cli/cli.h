@@ -46,6 +46,8 @@ int cmd_graph(cli_opts *o, int argc, char **argv);
 int cmd_run(cli_opts *o, int argc, char **argv);
 int cmd_resume(cli_opts *o, int argc, char **argv);
 int cmd_cancel(cli_opts *o, int argc, char **argv);
+int cmd_pause(cli_opts *o, int argc, char **argv);
+int cmd_unpause(cli_opts *o, int argc, char **argv);
 int cmd_show(cli_opts *o, int argc, char **argv);
 int cmd_runs(cli_opts *o, int argc, char **argv);
 int cmd_journal(cli_opts *o, int argc, char **argv);

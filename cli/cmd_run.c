@@ -278,7 +278,7 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
     return rc;
 }
 
-/* ---- cancel --------------------------------------------------------------- */
+/* ---- cancel, pause, unpause ---------------------------------------------- */
 
 static int run_status(const char *db, const char *run_id, cairn_run_row *row, cairn_err *err) {
     cairn_store *s = NULL;
@@ -314,6 +314,68 @@ static int wait_for_end(const cli_opts *o, const char *run_id) {
             run_id);
     return EXIT_OK;
 }
+
+/* Wait (bounded) until the engine holding the run has taken the command. */
+static bool wait_taken(const cli_opts *o, const char *run_id, const char *field, bool want) {
+    int64_t deadline = cairn_now_ms() + CAIRN_CANCEL_WAIT_MS;
+    while (cairn_now_ms() < deadline) {
+        cairn_store *s = NULL;
+        cairn_run_state *st = NULL;
+        cairn_workflow *wf = NULL;
+        cairn_err err;
+        bool done = false;
+        if (cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err) == 0 &&
+            cairn_load_run(s, run_id, NULL, &st, &wf, &err) == 0)
+            done = strcmp(field, "paused") == 0 ? st->paused == want : false;
+        cairn_run_state_free(st);
+        cairn_workflow_free(wf);
+        cairn_store_close(s);
+        if (done) return true;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static int pause_or_unpause(cli_opts *o, int argc, char **argv, bool pause) {
+    const char *run_id = NULL, *cmd = pause ? "pause" : "unpause";
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if (argv[i][0] == '-') return cli_usage("%s: unknown option '%s'", cmd, argv[i]);
+        run_id = argv[i];
+    }
+    if (run_id == NULL) return cli_usage("usage: cairn %s RUN", cmd);
+    cairn_run_row row;
+    cairn_err err;
+    if (run_status(o->db, run_id, &row, &err) != 0) {
+        cli_error(&err);
+        return err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+    }
+    bool ended = row_ended(&row), held = row.owner && cairn_owner_alive(row.owner);
+    cairn_run_row_clear(&row);
+    if (ended) {
+        fprintf(stderr, "cairn: run %s has already ended\n", run_id);
+        return EXIT_USAGE;
+    }
+    if (cairn_command_add(o->db, run_id, cmd, "{}", &err) != 0) {
+        cli_error(&err);
+        return EXIT_JOURNAL;
+    }
+    if (!held) {
+        printf("run %s: %s recorded; it takes effect when the run resumes\n", run_id, cmd);
+        return EXIT_OK;
+    }
+    if (!wait_taken(o, run_id, "paused", pause)) {
+        fprintf(stderr, "cairn: %s of %s recorded; the engine holding it has not taken it yet\n",
+                cmd, run_id);
+        return EXIT_OK;
+    }
+    printf("run %s %s\n", run_id, pause ? "paused" : "unpaused");
+    return EXIT_OK;
+}
+
+int cmd_pause(cli_opts *o, int argc, char **argv) { return pause_or_unpause(o, argc, argv, true); }
+int cmd_unpause(cli_opts *o, int argc, char **argv) { return pause_or_unpause(o, argc, argv, false); }
 
 int cmd_cancel(cli_opts *o, int argc, char **argv) {
     const char *run_id = NULL;

@@ -23,6 +23,7 @@ static const char usage_text[] =
     "  journal RUN [--json]               every event of a run\n"
     "  resume                             finish every unfinished run\n"
     "  cancel RUN                         stop a run and roll it back\n"
+    "  pause RUN | unpause RUN            start no new step (running ones finish) / go on\n"
     "  verify [RUN...]                    check the journal's hash chains\n"
     "Secrets:\n"
     "  secret set NAME                    store a secret (value read from stdin)\n"
@@ -39,7 +40,8 @@ static const command commands[] = {
     {"check", cmd_check},   {"graph", cmd_graph},     {"run", cmd_run},
     {"resume", cmd_resume}, {"cancel", cmd_cancel},   {"show", cmd_show},
     {"runs", cmd_runs},     {"journal", cmd_journal}, {"verify", cmd_verify},
-    {"secret", cmd_secret}, {"actions", cmd_actions},
+    {"secret", cmd_secret}, {"actions", cmd_actions}, {"pause", cmd_pause},
+    {"unpause", cmd_unpause},
 };
 
 void cli_error(const cairn_err *err) {

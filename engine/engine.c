@@ -393,8 +393,10 @@ void eng_apply_commands(cairn_engine *e, const eng_run *only) {
     if (e->aux->ops->list_commands(e->aux, e->owner, &cmds, &n, NULL) != 0) return;
     for (int i = 0; i < n; i++) {
         eng_run *r = eng_find_run(e, cmds[i].run_id);
-        if (r == NULL || (only && r != only) || r->ended || r->st->cancel_requested) continue;
+        if (r == NULL || (only && r != only) || r->ended) continue;
         if (strcmp(cmds[i].type, "cancel") == 0) eng_cancel_run(e, r, cmds[i].id);
+        else if (strcmp(cmds[i].type, "pause") == 0) eng_pause_run(e, r, true, cmds[i].id);
+        else if (strcmp(cmds[i].type, "unpause") == 0) eng_pause_run(e, r, false, cmds[i].id);
     }
     cairn_commands_free(cmds, n);
 }

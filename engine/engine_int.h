@@ -167,6 +167,8 @@ jv eng_error(const char *kind, const char *message);
 /* Render t over the run's document with `extra` fields added (consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err);
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id);
+/* Pause (or unpause) a run: journaled; a paused run starts no new step. */
+void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id);
 
 /* timer.c */
 void eng_timer_add(cairn_engine *e, eng_run *r, int step, int index, int64_t at);

@@ -29,6 +29,8 @@
  *   step_waiting       {until}                              a `wait` step sleeps until
  *                                                           `until` (Unix ms)
  *   run_cancel_requested {by?}
+ *   run_paused         {}                                   start no new step (running
+ *   run_unpaused       {}                                   attempts finish); carry on
  *   run_compensating   {error}                              rollback begins: compensate
  *                                                           bodies of succeeded steps in
  *                                                           reverse order of completion,
@@ -62,6 +64,8 @@
     X(STEP_WAITING,         "step_waiting")             \
     X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
     X(RUN_COMPENSATING,     "run_compensating")         \
+    X(RUN_PAUSED,           "run_paused")               \
+    X(RUN_UNPAUSED,         "run_unpaused")             \
     X(RUN_SUCCEEDED,        "run_succeeded")            \
     X(RUN_FAILED,           "run_failed")               \
     X(RUN_CANCELLED,        "run_cancelled")

@@ -277,6 +277,8 @@ static int apply_run(cairn_run_state *st, const cairn_event *ev) {
     switch (ev->type) {
     case CAIRN_EV_RUN_CREATED: apply_run_created(st, ev); break;
     case CAIRN_EV_RUN_CANCEL_REQUESTED: st->cancel_requested = true; break;
+    case CAIRN_EV_RUN_PAUSED: st->paused = true; break;
+    case CAIRN_EV_RUN_UNPAUSED: st->paused = false; break;
     case CAIRN_EV_RUN_COMPENSATING:
         st->status = CAIRN_RUN_COMPENSATING;
         set_jv(&st->error, field(ev, "error"));
@@ -300,7 +302,7 @@ static int apply_run(cairn_run_state *st, const cairn_event *ev) {
 
 static bool is_run_event(cairn_event_type t) {
     return t == CAIRN_EV_RUN_CREATED || t == CAIRN_EV_RUN_CANCEL_REQUESTED ||
-           t == CAIRN_EV_RUN_COMPENSATING ||
+           t == CAIRN_EV_RUN_COMPENSATING || t == CAIRN_EV_RUN_PAUSED || t == CAIRN_EV_RUN_UNPAUSED ||
            t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
 }
 
@@ -353,6 +355,7 @@ jv cairn_run_state_to_json(const cairn_run_state *st) {
     o = jv_object_set(o, jv_string("outputs"), jv_copy(st->outputs));
     o = jv_object_set(o, jv_string("error"), jv_copy(st->error));
     if (st->parent) o = jv_object_set(o, jv_string("parent"), jv_string(st->parent));
+    o = jv_object_set(o, jv_string("paused"), jv_bool(st->paused));
     o = jv_object_set(o, jv_string("created_at"), jv_number((double)st->created_ms));
     o = jv_object_set(o, jv_string("updated_at"), jv_number((double)st->updated_ms));
     jv steps = jv_object();

@@ -94,6 +94,7 @@ typedef struct cairn_run_state {
     char *workflow, *def_hash, *parent;
     cairn_run_status status;
     bool cancel_requested;
+    bool paused;                          /* run_paused, until run_unpaused */
     jv inputs, trigger, outputs, error;
     int64_t created_ms, updated_ms;
     int64_t last_seq;

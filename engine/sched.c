@@ -335,14 +335,29 @@ static void end_run(cairn_engine *e, eng_run *r) {
              jv_object_set(jv_object(), jv_string("outputs"), outputs));
 }
 
+/* Journal an answer to a command from another process, marking the command
+ * row for deletion in the same transaction. */
+static void emit_for_command(cairn_engine *e, eng_run *r, cairn_event_type type, int64_t command_id) {
+    int64_t t = eng_emit(e, r, type, -1, -1, 0, jv_object());
+    if (t > 0 && command_id > 0) e->out.events[e->out.n - 1]->command_id = command_id;
+}
+
+void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id) {
+    if (r->ended || r->st->paused == pause) {
+        if (command_id > 0) e->aux->ops->delete_command(e->aux, command_id, NULL);
+        return;
+    }
+    emit_for_command(e, r, pause ? CAIRN_EV_RUN_PAUSED : CAIRN_EV_RUN_UNPAUSED, command_id);
+    eng_schedule(e, r);
+}
+
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
     /* a run already rolling back finishes its rollback, whatever is asked */
-    if (r->ended || r->st->cancel_requested || r->rolling_back) return;
-    int64_t t = eng_emit(e, r, CAIRN_EV_RUN_CANCEL_REQUESTED, -1, -1, 0, jv_object());
-    if (t > 0 && command_id > 0) {
-        cairn_event *ev = e->out.events[e->out.n - 1];
-        ev->command_id = command_id;
+    if (r->ended || r->st->cancel_requested || r->rolling_back) {
+        if (command_id > 0) e->aux->ops->delete_command(e->aux, command_id, NULL);
+        return;
     }
+    emit_for_command(e, r, CAIRN_EV_RUN_CANCEL_REQUESTED, command_id);
     eng_stop_attempts(e, r);
     eng_schedule(e, r);
 }
@@ -419,12 +434,12 @@ void eng_schedule(cairn_engine *e, eng_run *r) {
         rollback_next(e, r);
         return;
     }
-    if (!r->st->cancel_requested)
+    if (!r->st->cancel_requested && !r->st->paused)
         while (r->ready_head < r->n_ready && !r->failing) start_step(e, r, r->ready[r->ready_head++]);
     if (r->ready_head == r->n_ready) r->ready_head = r->n_ready = 0;
     if (r->failing || r->st->cancel_requested) {
         if (r->in_flight == 0) begin_rollback(e, r);   /* running attempts finish first */
         return;
     }
-    if (r->done == r->plan->n_main) end_run(e, r);
+    if (r->done == r->plan->n_main && !r->st->paused) end_run(e, r);
 }

@@ -63,6 +63,8 @@ typedef struct cairn_store_ops {
     int (*release_runs)(cairn_store *s, const char *owner, cairn_err *err);
     int (*add_command)(cairn_store *s, const char *run_id, const char *type,
                        const char *data, cairn_err *err);
+    /* Drop a command that needs no event (already done, or moot). */
+    int (*delete_command)(cairn_store *s, int64_t id, cairn_err *err);
     /* Commands for runs owned by owner, oldest first. */
     int (*list_commands)(cairn_store *s, const char *owner, cairn_command **out, int *n,
                          cairn_err *err);

@@ -460,6 +460,16 @@ static int sq_add_command(cairn_store *base, const char *run_id, const char *typ
     return rc == SQLITE_DONE ? 0 : db_error(s, err, "adding a command");
 }
 
+static int sq_delete_command(cairn_store *base, int64_t id, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "DELETE FROM commands WHERE id = ?");
+    if (!st) return db_error(s, err, "deleting a command");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_error(s, err, "deleting a command");
+}
+
 static int sq_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
                             cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
@@ -525,6 +535,7 @@ static const cairn_store_ops sqlite_ops = {
     .release_runs = sq_release_runs,
     .add_command = sq_add_command,
     .list_commands = sq_list_commands,
+    .delete_command = sq_delete_command,
     .set_owner = sq_set_owner,
     .data_version = sq_data_version,
     .close = sq_close,

@@ -254,6 +254,47 @@ steps:
     s.check("two" not in open(log).read(), "no step started after the cancel")
 
 
+def test_pause_holds_new_steps_and_survives_a_restart(s):
+    go, started, log = s.path("go"), s.path("started"), s.path("pause.log")
+    wf = write(s, "pause.yaml", """cairn: 1
+name: pausable
+steps:
+  - id: first
+    run: touch %s; for i in $(seq 1 600); do [ -e %s ] && break; sleep 0.05; done; echo first >> %s
+  - id: second
+    run: echo second >> %s
+""" % (started, go, log, log))
+    db = s.path("pause.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(started), "the first step to start")
+    run_id = cairn_json("runs", db=db)[0][0]["id"]
+    p = cairn("pause", run_id, db=db)
+    s.check(p.returncode == 0 and "paused" in p.stdout, "pause is taken by the running engine",
+            p.stdout + p.stderr)
+    open(go, "w").close()
+
+    def first_done():
+        events, _ = cairn_json("journal", run_id, db=db)
+        return any(e["type"] == "step_succeeded" and e["step"] == "first" for e in events)
+    wait_for(first_done, "the first step to finish")
+    events, _ = cairn_json("journal", run_id, db=db)
+    s.check(not any(e["step"] == "second" for e in events),
+            "a paused run starts no new step", str([e["type"] for e in events]))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    shown, _ = cairn_json("show", run_id, db=db)
+    s.check(shown["paused"] is True, "the pause is journaled and survives the engine")
+    p = cairn("unpause", run_id, db=db)
+    s.check(p.returncode == 0 and "recorded" in p.stdout, "unpause with no engine is recorded",
+            p.stdout + p.stderr)
+    p = cairn("resume", db=db)
+    shown, _ = cairn_json("show", run_id, db=db)
+    s.check(shown["status"] == "succeeded" and shown["paused"] is False,
+            "resume picks the unpause up and finishes", str(shown["status"]))
+    s.check(open(log).read() == "first\nsecond\n", "each step ran once", open(log).read())
+
+
 def test_journal_refusals(s):
     notdb = write(s, "notes.txt", "not a database at all\n")
     wf = os.path.join(ROOT, "workflows", "disk-pressure.yaml")
@@ -271,6 +312,7 @@ def main():
               test_bad_inputs_are_refused_before_journaling, test_shell_injection_stays_data,
               test_check_and_graph, test_sigterm_interrupts_and_resume_finishes,
               test_cancel_from_another_process, test_cancel_with_no_engine_running,
+              test_pause_holds_new_steps_and_survives_a_restart,
               test_journal_refusals]:
         try:
             t(s)
