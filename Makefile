@@ -28,7 +28,7 @@ TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
 all: cairn
 
 cairn: $(BUILD)/cairn
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/libcairn.a: $(LIBOBJ)
 	@mkdir -p $(@D)

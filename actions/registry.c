@@ -16,6 +16,7 @@ extern const cairn_action cairn_action_http;
 extern const cairn_action cairn_action_notify;
 extern const cairn_action cairn_action_ssh;
 extern const cairn_action cairn_action_wait;
+extern const cairn_action cairn_action_approval;
 
 static const cairn_action *const builtin[] = {
     &cairn_action_set,
@@ -27,6 +28,7 @@ static const cairn_action *const builtin[] = {
     &cairn_action_notify,
     &cairn_action_ssh,
     &cairn_action_wait,
+    &cairn_action_approval,
 };
 
 const cairn_action *cairn_action_find(const char *name) {

@@ -231,7 +231,10 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     rc = cairn_engine_add_workflow(e, wf, hash, &err);
     wf = NULL;   /* the engine owns it now */
     if (rc == 0) {
-        rc = cairn_engine_start_run(e, hash, inputs, jv_null(), run_id, &err);
+        const char *user = getenv("USER");
+        jv trigger = jv_object_set(jv_object(), jv_string("source"), jv_string("cli"));
+        trigger = jv_object_set(trigger, jv_string("user"), jv_string(user && *user ? user : "unknown"));
+        rc = cairn_engine_start_run(e, hash, inputs, trigger, run_id, &err);
         inputs = jv_invalid();
     }
     if (rc) {

@@ -24,6 +24,10 @@ static const char usage_text[] =
     "  resume                             finish every unfinished run\n"
     "  cancel RUN                         stop a run and roll it back\n"
     "  pause RUN | unpause RUN            start no new step (running ones finish) / go on\n"
+    "Approvals:\n"
+    "  approvals [--json]                 pending approvals\n"
+    "  approve RUN STEP --as NAME [--comment TEXT]\n"
+    "  reject RUN STEP --as NAME [--comment TEXT]\n"
     "  verify [RUN...]                    check the journal's hash chains\n"
     "Secrets:\n"
     "  secret set NAME                    store a secret (value read from stdin)\n"
@@ -41,7 +45,8 @@ static const command commands[] = {
     {"resume", cmd_resume}, {"cancel", cmd_cancel},   {"show", cmd_show},
     {"runs", cmd_runs},     {"journal", cmd_journal}, {"verify", cmd_verify},
     {"secret", cmd_secret}, {"actions", cmd_actions}, {"pause", cmd_pause},
-    {"unpause", cmd_unpause},
+    {"unpause", cmd_unpause}, {"approvals", cmd_approvals}, {"approve", cmd_approve},
+    {"reject", cmd_reject},
 };
 
 void cli_error(const cairn_err *err) {

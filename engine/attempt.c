@@ -68,7 +68,8 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_step_state *s = &r->st->steps[i];
     const cairn_action *action = cairn_action_find(step->uses);
     if (action && (action->flags & CAIRN_ACTION_ENGINE)) {
-        eng_start_wait(e, r, i, index);
+        if (strcmp(step->uses, "approval") == 0) eng_start_approval(e, r, i, index);
+        else eng_start_wait(e, r, i, index);
         return;
     }
     eng_attempt *a = cairn_calloc(1, sizeof *a);

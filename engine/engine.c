@@ -397,6 +397,7 @@ void eng_apply_commands(cairn_engine *e, const eng_run *only) {
         if (strcmp(cmds[i].type, "cancel") == 0) eng_cancel_run(e, r, cmds[i].id);
         else if (strcmp(cmds[i].type, "pause") == 0) eng_pause_run(e, r, true, cmds[i].id);
         else if (strcmp(cmds[i].type, "unpause") == 0) eng_pause_run(e, r, false, cmds[i].id);
+        else if (strcmp(cmds[i].type, "decide") == 0) eng_apply_decision(e, r, cmds[i].data, cmds[i].id);
     }
     cairn_commands_free(cmds, n);
 }

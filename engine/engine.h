@@ -113,6 +113,14 @@ int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
 char **cairn_step_ids(const cairn_workflow *wf, int *n);
 void cairn_step_ids_free(char **ids, int n);
 
+/* Whether `by` may decide the open approval of step in st now: the approval
+ * exists and is undecided, the run has not ended, by is an approver (or
+ * there is no list); to approve, by must also not have started the run
+ * (unless allow_self_approval) nor approved already.  0, or an error saying
+ * which. */
+int cairn_approval_check(const cairn_run_state *st, const char *step, const char *by,
+                         bool approve, cairn_err *err);
+
 /* A new run id: time-ordered, 16 characters [0-9a-z]. */
 void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]);
 

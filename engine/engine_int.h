@@ -188,6 +188,12 @@ void eng_start_wait(cairn_engine *e, eng_run *r, int step, int index);
 void eng_plan_compile_retry(eng_plan *p);
 void eng_plan_free_retry(eng_plan *p);
 
+/* approval.c */
+void eng_start_approval(cairn_engine *e, eng_run *r, int step, int index);
+void eng_ask_after_crash(cairn_engine *e, eng_run *r, int step);
+void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t command_id);
+void eng_approval_timeout(cairn_engine *e, eng_run *r, int step);
+
 /* attempt.c */
 void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);
 void eng_dispatch_durable(cairn_engine *e);

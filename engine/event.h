@@ -28,6 +28,12 @@
  *                                                           (Unix ms, a durable timer)
  *   step_waiting       {until}                              a `wait` step sleeps until
  *                                                           `until` (Unix ms)
+ *   approval_requested {prompt, approvers, quorum, deadline, on_timeout,
+ *                       escalate_to, forbidden?, ask?}      the step waits for people;
+ *                                                           deadline Unix ms or 0;
+ *                                                           forbidden: who may not decide
+ *   approval_decided   {decision, by, comment, at}          one person's approve/reject
+ *   approval_escalated {approvers, deadline}                unanswered: asked of others
  *   run_cancel_requested {by?}
  *   run_paused         {}                                   start no new step (running
  *   run_unpaused       {}                                   attempts finish); carry on
@@ -62,6 +68,9 @@
     X(STEP_INTERRUPTED,     "step_interrupted")         \
     X(STEP_RETRYING,        "step_retrying")            \
     X(STEP_WAITING,         "step_waiting")             \
+    X(APPROVAL_REQUESTED,   "approval_requested")       \
+    X(APPROVAL_DECIDED,     "approval_decided")         \
+    X(APPROVAL_ESCALATED,   "approval_escalated")       \
     X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
     X(RUN_COMPENSATING,     "run_compensating")         \
     X(RUN_PAUSED,           "run_paused")               \

@@ -58,6 +58,7 @@ cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_
         st->order[i] = i;
         st->steps[i].output = jv_null();
         st->steps[i].error = jv_null();
+        st->steps[i].approval = jv_null();
     }
     sort_ids = st->step_ids;
     qsort(st->order, (size_t)n_steps, sizeof *st->order, cmp_order);
@@ -73,6 +74,7 @@ static void step_state_clear(cairn_step_state *s) {
     free(s->items);
     jv_free(s->output);
     jv_free(s->error);
+    jv_free(s->approval);
 }
 
 void cairn_run_state_free(cairn_run_state *st) {
@@ -228,10 +230,43 @@ static void apply_to_slot(slot s, const cairn_event *ev) {
     }
 }
 
+/* Approvals: the request opens, decisions and escalations update it.  The
+ * step's own outcome is a step_succeeded / step_failed after them. */
+static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
+    if (ev->type == CAIRN_EV_APPROVAL_REQUESTED) {
+        jv a = jv_object_set(jv_copy(ev->data), jv_string("approvals"), jv_array());
+        set_jv(&s->approval, a);
+        s->status = CAIRN_STEP_WAITING;
+        s->in_flight = false;
+        s->wake_at = field_ms(ev, "deadline");
+        return;
+    }
+    if (jv_get_kind(s->approval) != JV_KIND_OBJECT) return;
+    if (ev->type == CAIRN_EV_APPROVAL_ESCALATED) {
+        s->approval = jv_object_set(s->approval, jv_string("approvers"), field(ev, "approvers"));
+        s->approval = jv_object_set(s->approval, jv_string("deadline"), field(ev, "deadline"));
+        s->approval = jv_object_set(s->approval, jv_string("escalated"), jv_true());
+        s->wake_at = field_ms(ev, "deadline");
+        return;
+    }
+    jv decision = field(ev, "decision");
+    if (jv_get_kind(decision) == JV_KIND_STRING && strcmp(jv_string_value(decision), "approve") == 0) {
+        jv names = jv_object_get(jv_copy(s->approval), jv_string("approvals"));
+        s->approval = jv_object_set(s->approval, jv_string("approvals"),
+                                    jv_array_append(names, field(ev, "by")));
+    }
+    jv_free(decision);
+}
+
 static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
     int i = ev->step ? cairn_run_state_step(st, ev->step) : -1;
     if (i < 0) return corrupt(ev, err, "names no step of the workflow");
     cairn_step_state *s = &st->steps[i];
+    if (ev->type == CAIRN_EV_APPROVAL_REQUESTED || ev->type == CAIRN_EV_APPROVAL_DECIDED ||
+        ev->type == CAIRN_EV_APPROVAL_ESCALATED) {
+        apply_approval(s, ev);
+        return 0;
+    }
     int idx = event_index(ev);
     if (ev->type == CAIRN_EV_STEP_EXPANDED) {
         jv n = field(ev, "count");
@@ -324,12 +359,24 @@ int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, cairn_err *err)
 
 /* ---- presenting --------------------------------------------------------- */
 
+cairn_run_status cairn_run_state_status(const cairn_run_state *st) {
+    if (st->status != CAIRN_RUN_RUNNING) return st->status;
+    bool waiting = false;
+    for (int i = 0; i < st->n_steps; i++) {
+        if (st->steps[i].status == CAIRN_STEP_RUNNING) return st->status;
+        waiting |= st->steps[i].status == CAIRN_STEP_WAITING;
+    }
+    return waiting ? CAIRN_RUN_WAITING : st->status;
+}
+
 static jv step_json(const cairn_step_state *s) {
     jv o = jv_object();
     o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
     o = jv_object_set(o, jv_string("attempts"), jv_number(s->attempts));
     o = jv_object_set(o, jv_string("output"), jv_copy(s->output));
     o = jv_object_set(o, jv_string("error"), jv_copy(s->error));
+    if (jv_get_kind(s->approval) == JV_KIND_OBJECT)
+        o = jv_object_set(o, jv_string("approval"), jv_copy(s->approval));
     if (s->expanded) {
         jv items = jv_array();
         for (int i = 0; i < s->n_items; i++) {
@@ -350,7 +397,7 @@ jv cairn_run_state_to_json(const cairn_run_state *st) {
     jv o = jv_object();
     o = jv_object_set(o, jv_string("id"), jv_string(st->id));
     o = jv_object_set(o, jv_string("workflow"), st->workflow ? jv_string(st->workflow) : jv_null());
-    o = jv_object_set(o, jv_string("status"), jv_string(cairn_run_status_name(st->status)));
+    o = jv_object_set(o, jv_string("status"), jv_string(cairn_run_status_name(cairn_run_state_status(st))));
     o = jv_object_set(o, jv_string("inputs"), jv_copy(st->inputs));
     o = jv_object_set(o, jv_string("outputs"), jv_copy(st->outputs));
     o = jv_object_set(o, jv_string("error"), jv_copy(st->error));

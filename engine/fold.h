@@ -86,6 +86,8 @@ typedef struct cairn_step_state {
     int n_items;
     cairn_item_state *items;
     jv output, error;              /* jv_null() until set */
+    jv approval;                   /* an open or decided approval: the request, with
+                                      "approvals" (names so far) and "decision"; or null */
     int64_t done_seq;              /* seq of the event that made it done; 0 if not */
 } cairn_step_state;
 
@@ -119,6 +121,10 @@ int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, cairn_err *err)
 
 /* Parse ev->data from ev->data_text when it is not held yet. */
 int cairn_event_parse_data(cairn_event *ev, cairn_err *err);
+
+/* The run's status as people see it: a running run whose only activity is
+ * waiting (approvals, timers) is "waiting". */
+cairn_run_status cairn_run_state_status(const cairn_run_state *st);
 
 /* The run as `cairn show --json` gives it:
  * {id, workflow, status, inputs, outputs, error, created_at, updated_at,

@@ -92,23 +92,26 @@ int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
 
 /* Hand each attempt found in flight to its step's on_crash. */
 static void handle_crashed(cairn_engine *e, eng_run *r) {
+    static const char *const names[] = {"retry", "fail", "ask"};
+    const char *why = "the engine stopped while this attempt was running (on_crash: fail)";
     for (int i = 0; i < r->plan->n_all; i++) {
         cairn_step_state *s = &r->st->steps[i];
-        bool retry = r->plan->steps[i]->on_crash == CAIRN_ON_CRASH_RETRY;
-        jv action = jv_object_set(jv_object(), jv_string("action"),
-                                  jv_string(retry ? "retry" : "fail"));
-        const char *why = "the engine stopped while this attempt was running (on_crash: fail)";
+        cairn_on_crash oc = r->plan->steps[i]->on_crash;
+        if (oc == CAIRN_ON_CRASH_ASK && s->n_items > 0) oc = CAIRN_ON_CRASH_FAIL;   /* per item: no */
+        jv action = jv_object_set(jv_object(), jv_string("action"), jv_string(names[oc]));
         if (s->in_flight) {
             eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, -1, s->attempts, jv_copy(action));
-            if (!retry) {
+            if (oc == CAIRN_ON_CRASH_FAIL) {
                 jv data = jv_object_set(jv_object(), jv_string("error"), eng_error("crash", why));
                 eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, -1, s->attempts, data);
+            } else if (oc == CAIRN_ON_CRASH_ASK) {
+                eng_ask_after_crash(e, r, i);   /* a person decides whether to run it again */
             }
         }
         for (int k = 0; k < s->n_items; k++) {
             if (!s->items[k].in_flight) continue;
             eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, k, s->items[k].attempts, jv_copy(action));
-            if (!retry) {
+            if (oc != CAIRN_ON_CRASH_RETRY) {
                 jv data = jv_object_set(jv_object(), jv_string("error"), eng_error("crash", why));
                 eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, k, s->items[k].attempts, data);
             }

@@ -65,7 +65,10 @@ static bool still_waiting(eng_run *r, const eng_timer *t) {
 
 static void fire(cairn_engine *e, eng_run *r, const eng_timer *t) {
     const cairn_step *step = r->plan->steps[t->step];
-    if (strcmp(step->uses, "wait") == 0) {
+    if (strcmp(step->uses, "approval") == 0 &&
+        jv_get_kind(r->st->steps[t->step].approval) == JV_KIND_OBJECT) {
+        eng_approval_timeout(e, r, t->step);
+    } else if (strcmp(step->uses, "wait") == 0) {
         char when[40];
         jv out = jv_object_set(jv_object(), jv_string("fired_at"),
                                jv_string(cairn_rfc3339(cairn_wall_ms(), when, sizeof when)));
@@ -91,9 +94,10 @@ void eng_timers_fire(cairn_engine *e) {
 void eng_timers_rearm(cairn_engine *e, eng_run *r) {
     for (int i = 0; i < r->st->n_steps; i++) {
         const cairn_step_state *s = &r->st->steps[i];
-        if (s->status == CAIRN_STEP_WAITING) eng_timer_add(e, r, i, -1, s->wake_at);
+        /* wake_at 0: waiting for people, with no time-out */
+        if (s->status == CAIRN_STEP_WAITING && s->wake_at > 0) eng_timer_add(e, r, i, -1, s->wake_at);
         for (int k = 0; k < s->n_items; k++)
-            if (s->items[k].status == CAIRN_STEP_WAITING)
+            if (s->items[k].status == CAIRN_STEP_WAITING && s->items[k].wake_at > 0)
                 eng_timer_add(e, r, i, k, s->items[k].wake_at);
     }
 }

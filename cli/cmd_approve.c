@@ -1,0 +1,163 @@
+/*
+ * cmd_approve.c - approval gates from the command line:
+ *   cairn approvals [--json]                        pending approvals
+ *   cairn approve RUN STEP --as NAME [--comment T]  one approval
+ *   cairn reject  RUN STEP --as NAME [--comment T]  a rejection
+ * A decision is checked here first (the approval exists and is open, NAME
+ * may decide it), so a refused one records nothing; the engine holding the
+ * run checks again when it journals the decision.  With no engine holding
+ * the run, the decision waits in the journal for the next resume.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+#include "engine/owner.h"
+
+#define CAIRN_DECIDE_WAIT_MS 60000   /* how long a decision waits to see it taken */
+
+static int load(const cli_opts *o, const char *run_id, cairn_run_state **st, cairn_workflow **wf) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    int rc = cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err);
+    if (rc == 0) rc = cairn_load_run(s, run_id, NULL, st, wf, &err);
+    cairn_store_close(s);
+    if (rc) cli_error(&err);
+    return rc == 0 ? 0 : rc == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+}
+
+static jv pending_of(const cairn_run_state *st) {
+    jv out = jv_array();
+    for (int i = 0; i < st->n_steps; i++) {
+        const cairn_step_state *s = &st->steps[i];
+        if (s->status != CAIRN_STEP_WAITING || jv_get_kind(s->approval) != JV_KIND_OBJECT) continue;
+        jv a = jv_object_set(jv_copy(s->approval), jv_string("run"), jv_string(st->id));
+        a = jv_object_set(a, jv_string("workflow"), jv_string(st->workflow ? st->workflow : ""));
+        out = jv_array_append(out, jv_object_set(a, jv_string("step"), jv_string(st->step_ids[i])));
+    }
+    return out;
+}
+
+static void print_pending(jv a) {
+    jv run = jv_object_get(jv_copy(a), jv_string("run")), step = jv_object_get(jv_copy(a), jv_string("step"));
+    jv prompt = jv_object_get(jv_copy(a), jv_string("prompt"));
+    jv who = jv_dump_string(jv_object_get(jv_copy(a), jv_string("approvers")), 0);
+    jv got = jv_object_get(jv_copy(a), jv_string("approvals")), q = jv_object_get(jv_copy(a), jv_string("quorum"));
+    printf("%-18s %-20s %d/%d  approvers %s  %s\n", jv_string_value(run), jv_string_value(step),
+           jv_array_length(got), (int)jv_number_value(q), jv_string_value(who),
+           jv_get_kind(prompt) == JV_KIND_STRING ? jv_string_value(prompt) : "");
+    jv_free(run); jv_free(step); jv_free(prompt); jv_free(who); jv_free(q);
+}
+
+int cmd_approvals(cli_opts *o, int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!cli_common_opt(o, argc, argv, &i)) return cli_usage("usage: cairn approvals [--json]");
+    cairn_store *s = NULL;
+    cairn_err err;
+    cairn_run_row *rows = NULL;
+    int n = 0;
+    if (cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err) != 0 ||
+        s->ops->list_runs(s, "running,waiting,compensating", &rows, &n, &err) != 0) {
+        cli_error(&err);
+        cairn_store_close(s);
+        return EXIT_JOURNAL;
+    }
+    cairn_store_close(s);
+    jv all = jv_array();
+    for (int i = 0; i < n; i++) {
+        cairn_run_state *st = NULL;
+        cairn_workflow *wf = NULL;
+        if (load(o, rows[i].id, &st, &wf) != 0) continue;
+        jv p = pending_of(st);
+        jv_array_foreach(p, k, a) all = jv_array_append(all, a);
+        jv_free(p);
+        cairn_run_state_free(st);
+        cairn_workflow_free(wf);
+    }
+    cairn_run_rows_free(rows, n);
+    if (o->json) {
+        cli_print_json(stdout, all, false);
+        return EXIT_OK;
+    }
+    jv_array_foreach(all, k, a) {
+        print_pending(a);
+        jv_free(a);
+    }
+    if (jv_array_length(jv_copy(all)) == 0) printf("no pending approvals\n");
+    jv_free(all);
+    return EXIT_OK;
+}
+
+/* The decision is taken once the step no longer waits, or NAME's approval is in. */
+static bool taken(const cli_opts *o, const char *run_id, const char *step, const char *by) {
+    int64_t deadline = cairn_now_ms() + CAIRN_DECIDE_WAIT_MS;
+    while (cairn_now_ms() < deadline) {
+        cairn_run_state *st = NULL;
+        cairn_workflow *wf = NULL;
+        if (load(o, run_id, &st, &wf) != 0) return false;
+        cairn_err err;
+        int i = cairn_run_state_step(st, step);
+        bool done = i < 0 || st->steps[i].status != CAIRN_STEP_WAITING ||
+                    cairn_approval_check(st, step, by, true, &err) == CAIRN_EEXISTS;
+        cairn_run_state_free(st);
+        cairn_workflow_free(wf);
+        if (done) return true;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+static int decide(cli_opts *o, int argc, char **argv, bool approve) {
+    const char *words[2] = {0}, *by = NULL, *comment = NULL, *v, *cmd = approve ? "approve" : "reject";
+    int nwords = 0;
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if ((v = cli_opt_value(argc, argv, &i, "--as")) != NULL) by = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--comment")) != NULL) comment = v;
+        else if (argv[i][0] == '-' || nwords == 2) return cli_usage("%s: unexpected '%s'", cmd, argv[i]);
+        else words[nwords++] = argv[i];
+    }
+    if (nwords != 2 || by == NULL || !*by)
+        return cli_usage("usage: cairn %s RUN STEP --as NAME [--comment TEXT]", cmd);
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_err err;
+    int rc = load(o, words[0], &st, &wf);
+    if (rc) return rc;
+    if (cairn_approval_check(st, words[1], by, approve, &err) != 0) {
+        cli_error(&err);
+        rc = EXIT_USAGE;
+    }
+    cairn_run_state_free(st);
+    cairn_workflow_free(wf);
+    if (rc) return rc;
+    jv d = jv_object_set(jv_object(), jv_string("step"), jv_string(words[1]));
+    d = jv_object_set(d, jv_string("decision"), jv_string(cmd));
+    d = jv_object_set(d, jv_string("by"), jv_string(by));
+    d = jv_object_set(d, jv_string("comment"), comment ? jv_string(comment) : jv_null());
+    jv text = jv_dump_string(d, 0);
+    rc = cairn_command_add(o->db, words[0], "decide", jv_string_value(text), &err);
+    jv_free(text);
+    if (rc) {
+        cli_error(&err);
+        return EXIT_JOURNAL;
+    }
+    cairn_store *s = NULL;
+    cairn_run_row row = {0};
+    bool held = cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err) == 0 &&
+                s->ops->get_run(s, words[0], &row, &err) == 0 && row.owner && cairn_owner_alive(row.owner);
+    cairn_run_row_clear(&row);
+    cairn_store_close(s);
+    if (!held) printf("%s of %s/%s by %s recorded; `cairn resume` carries it out\n", cmd, words[0], words[1], by);
+    else if (taken(o, words[0], words[1], by)) printf("%s of %s/%s by %s taken\n", cmd, words[0], words[1], by);
+    else fprintf(stderr, "cairn: %s recorded; the engine holding %s has not taken it yet\n", cmd, words[0]);
+    return EXIT_OK;
+}
+
+int cmd_approve(cli_opts *o, int argc, char **argv) { return decide(o, argc, argv, true); }
+int cmd_reject(cli_opts *o, int argc, char **argv) { return decide(o, argc, argv, false); }

@@ -1,0 +1,227 @@
+/*
+ * approval.c - approval gates: a step that waits for people.
+ *
+ * Starting an approval step journals approval_requested (who may decide,
+ * how many approvals make a quorum, the deadline) and parks the step as
+ * waiting: no thread, only a timer when there is a time-out.  Decisions
+ * arrive as commands from any process (`cairn approve`, the API), are
+ * checked against the request (approvers, no self-approval, one vote each,
+ * still open) and journaled as approval_decided; a quorum of approvals
+ * succeeds the step, one rejection fails it with kind "rejected".  At the
+ * deadline, on_timeout rejects, approves, or escalates once to escalate_to
+ * with a fresh time-out.  on_crash: ask turns an interrupted attempt into
+ * such a request: approving runs the step again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/engine_int.h"
+
+static jv get(jv o, const char *key) {
+    return jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string(key)) : jv_null();
+}
+
+static bool str_in(jv list, const char *name) {
+    bool found = false;
+    if (jv_get_kind(list) != JV_KIND_ARRAY) return false;
+    jv_array_foreach(list, i, v) {
+        found |= jv_get_kind(v) == JV_KIND_STRING && strcmp(jv_string_value(v), name) == 0;
+        jv_free(v);
+    }
+    return found;
+}
+
+int cairn_approval_check(const cairn_run_state *st, const char *step, const char *by,
+                         bool approve, cairn_err *err) {
+    int i = cairn_run_state_step(st, step);
+    if (cairn_run_status_terminal(st->status))
+        return cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", st->id,
+                             cairn_run_status_name(st->status));
+    if (i < 0) return cairn_err_set(err, CAIRN_ENOTFOUND, "run %s has no step '%s'", st->id, step);
+    const cairn_step_state *s = &st->steps[i];
+    if (jv_get_kind(s->approval) != JV_KIND_OBJECT)
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "step '%s' of run %s asks for no approval",
+                             step, st->id);
+    if (s->status != CAIRN_STEP_WAITING)
+        return cairn_err_set(err, CAIRN_ESTATE, "the approval of step '%s' is already decided (%s)",
+                             step, cairn_step_status_name(s->status));
+    jv approvers = get(s->approval, "approvers"), forbidden = get(s->approval, "forbidden");
+    jv votes = get(s->approval, "approvals");
+    int rc = 0;
+    if (jv_get_kind(approvers) == JV_KIND_ARRAY && jv_array_length(jv_copy(approvers)) > 0 &&
+        !str_in(approvers, by)) {
+        jv text = jv_dump_string(jv_copy(approvers), 0);
+        rc = cairn_err_set(err, CAIRN_EAUTH, "%s may not decide this approval (approvers: %s)", by,
+                           jv_string_value(text));
+        jv_free(text);
+    } else if (approve && jv_get_kind(forbidden) == JV_KIND_STRING &&
+               strcmp(jv_string_value(forbidden), by) == 0) {
+        rc = cairn_err_set(err, CAIRN_EAUTH, "%s started this run and may not approve it"
+                           " (allow_self_approval is false)", by);
+    } else if (approve && str_in(votes, by)) {
+        rc = cairn_err_set(err, CAIRN_EEXISTS, "%s has already approved step '%s'", by, step);
+    }
+    jv_free(approvers);
+    jv_free(forbidden);
+    jv_free(votes);
+    return rc;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static int64_t duration_of(jv with, const char *key) {
+    jv v = get(with, key);
+    int64_t ms = 0;
+    if (jv_get_kind(v) == JV_KIND_STRING) cairn_duration_parse(jv_string_value(v), &ms);
+    jv_free(v);
+    return ms;
+}
+
+static jv request_from(eng_run *r, jv with) {
+    jv req = jv_object();
+    jv prompt = get(with, "prompt"), approvers = get(with, "approvers"), q = get(with, "quorum");
+    jv esc = get(with, "escalate_to"), on_timeout = get(with, "on_timeout"), self = get(with, "allow_self_approval");
+    int64_t timeout = duration_of(with, "timeout");
+    req = jv_object_set(req, jv_string("prompt"), prompt);
+    req = jv_object_set(req, jv_string("approvers"), jv_get_kind(approvers) == JV_KIND_ARRAY ? approvers : (jv_free(approvers), jv_array()));
+    req = jv_object_set(req, jv_string("quorum"), jv_get_kind(q) == JV_KIND_NUMBER ? q : (jv_free(q), jv_number(1)));
+    req = jv_object_set(req, jv_string("escalate_to"), jv_get_kind(esc) == JV_KIND_ARRAY ? esc : (jv_free(esc), jv_array()));
+    req = jv_object_set(req, jv_string("on_timeout"), jv_get_kind(on_timeout) == JV_KIND_STRING ? on_timeout : (jv_free(on_timeout), jv_string("reject")));
+    req = jv_object_set(req, jv_string("timeout_ms"), jv_number((double)timeout));
+    req = jv_object_set(req, jv_string("deadline"), jv_number(timeout ? (double)(cairn_wall_ms() + timeout) : 0));
+    jv user = get(r->st->trigger, "user");
+    if (jv_get_kind(self) != JV_KIND_TRUE && jv_get_kind(user) == JV_KIND_STRING)
+        req = jv_object_set(req, jv_string("forbidden"), user);
+    else
+        jv_free(user);
+    jv_free(self);
+    return req;
+}
+
+void eng_start_approval(cairn_engine *e, eng_run *r, int i, int index) {
+    const cairn_step *step = r->plan->steps[i];
+    jv with = jv_invalid();
+    cairn_err err;
+    if (index >= 0) {
+        eng_attempt_failed(e, r, i, index, 1, eng_error("schema", "an approval step cannot use foreach"));
+        return;
+    }
+    if (eng_render(r, step->with, jv_object(), &with, &err) != 0) {
+        eng_attempt_failed(e, r, i, -1, 1, eng_error("expression", err.msg));
+        return;
+    }
+    jv req = request_from(r, with);
+    eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, -1, 1,
+             jv_object_set(jv_object(), jv_string("input"), with));
+    int64_t deadline = (int64_t)jv_number_value(jv_object_get(jv_copy(req), jv_string("deadline")));
+    eng_emit(e, r, CAIRN_EV_APPROVAL_REQUESTED, i, -1, 1, req);
+    if (deadline) eng_timer_add(e, r, i, -1, deadline);
+}
+
+void eng_ask_after_crash(cairn_engine *e, eng_run *r, int i) {
+    char prompt[256];
+    snprintf(prompt, sizeof prompt, "Step %s was running when the engine stopped; run it again?",
+             r->plan->ids[i]);
+    jv req = jv_object_set(jv_object(), jv_string("prompt"), jv_string(prompt));
+    req = jv_object_set(req, jv_string("approvers"), jv_array());
+    req = jv_object_set(req, jv_string("quorum"), jv_number(1));
+    req = jv_object_set(req, jv_string("deadline"), jv_number(0));
+    req = jv_object_set(req, jv_string("ask"), jv_true());
+    eng_emit(e, r, CAIRN_EV_APPROVAL_REQUESTED, i, -1, r->st->steps[i].attempts, req);
+}
+
+/* ---- deciding ------------------------------------------------------------ */
+
+static void approved(cairn_engine *e, eng_run *r, int i, const char *comment) {
+    cairn_step_state *s = &r->st->steps[i];
+    jv ask = get(s->approval, "ask");
+    bool is_ask = jv_get_kind(ask) == JV_KIND_TRUE;
+    jv_free(ask);
+    if (is_ask) {   /* run it again, with the same idempotency key */
+        eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, -1, s->attempts,
+                 jv_object_set(jv_object(), jv_string("action"), jv_string("retry")));
+        eng_start_attempt(e, r, i, -1);
+        return;
+    }
+    char when[40];
+    jv out = jv_object_set(jv_object(), jv_string("decision"), jv_string("approved"));
+    out = jv_object_set(out, jv_string("by"), get(s->approval, "approvals"));
+    out = jv_object_set(out, jv_string("comment"), comment ? jv_string(comment) : jv_null());
+    out = jv_object_set(out, jv_string("at"), jv_string(cairn_rfc3339(cairn_wall_ms(), when, sizeof when)));
+    eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, i, -1, s->attempts,
+             jv_object_set(jv_object(), jv_string("output"), out));
+    eng_step_done(e, r, i);
+}
+
+static void rejected(cairn_engine *e, eng_run *r, int i, const char *why) {
+    r->st->steps[i].attempts = r->st->steps[i].attempts ? r->st->steps[i].attempts : 1;
+    eng_attempt_failed(e, r, i, -1, r->plan->steps[i]->retry.max_attempts,
+                       eng_error("rejected", why));
+}
+
+void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t command_id) {
+    jv d = jv_parse(data ? data : "{}");
+    jv step = get(d, "step"), by = get(d, "by"), decision = get(d, "decision"), comment = get(d, "comment");
+    cairn_err err;
+    bool ok = jv_get_kind(step) == JV_KIND_STRING && jv_get_kind(by) == JV_KIND_STRING &&
+              jv_get_kind(decision) == JV_KIND_STRING &&
+              cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by),
+                                   strcmp(jv_string_value(decision), "approve") == 0, &err) == 0;
+    if (!ok) {   /* moot by now (decided meanwhile): drop it, journal nothing */
+        e->aux->ops->delete_command(e->aux, command_id, NULL);
+    } else {
+        int i = cairn_run_state_step(r->st, jv_string_value(step));
+        char when[40];
+        bool approve = strcmp(jv_string_value(decision), "approve") == 0;
+        const char *c = jv_get_kind(comment) == JV_KIND_STRING ? jv_string_value(comment) : NULL;
+        jv ev = jv_object_set(jv_object(), jv_string("decision"), jv_string(approve ? "approve" : "reject"));
+        ev = jv_object_set(ev, jv_string("by"), jv_copy(by));
+        ev = jv_object_set(ev, jv_string("comment"), c ? jv_string(c) : jv_null());
+        ev = jv_object_set(ev, jv_string("at"), jv_string(cairn_rfc3339(cairn_wall_ms(), when, sizeof when)));
+        int64_t t = eng_emit(e, r, CAIRN_EV_APPROVAL_DECIDED, i, -1, r->st->steps[i].attempts, ev);
+        if (t > 0 && command_id > 0) e->out.events[e->out.n - 1]->command_id = command_id;
+        if (!approve) {
+            char why[512];
+            snprintf(why, sizeof why, "rejected by %s%s%s", jv_string_value(by), c ? ": " : "", c ? c : "");
+            rejected(e, r, i, why);
+        } else {
+            jv votes = get(r->st->steps[i].approval, "approvals"), q = get(r->st->steps[i].approval, "quorum");
+            int need = jv_get_kind(q) == JV_KIND_NUMBER ? (int)jv_number_value(q) : 1;
+            if (jv_array_length(votes) >= need) approved(e, r, i, c);
+            jv_free(q);
+        }
+        eng_schedule(e, r);
+    }
+    jv_free(step);
+    jv_free(by);
+    jv_free(decision);
+    jv_free(comment);
+    jv_free(d);
+}
+
+void eng_approval_timeout(cairn_engine *e, eng_run *r, int i) {
+    jv a = jv_copy(r->st->steps[i].approval);
+    jv on_timeout = get(a, "on_timeout"), esc = get(a, "escalate_to"), escalated = get(a, "escalated");
+    const char *what = jv_get_kind(on_timeout) == JV_KIND_STRING ? jv_string_value(on_timeout) : "reject";
+    if (strcmp(what, "approve") == 0) {
+        approved(e, r, i, "approved when the time-out passed");
+    } else if (strcmp(what, "escalate") == 0 && jv_get_kind(escalated) != JV_KIND_TRUE &&
+               jv_array_length(jv_copy(esc)) > 0) {
+        jv t = get(a, "timeout_ms");
+        int64_t deadline = cairn_wall_ms() + (int64_t)jv_number_value(t);
+        jv_free(t);
+        jv data = jv_object_set(jv_object(), jv_string("approvers"), jv_copy(esc));
+        data = jv_object_set(data, jv_string("deadline"), jv_number((double)deadline));
+        eng_emit(e, r, CAIRN_EV_APPROVAL_ESCALATED, i, -1, r->st->steps[i].attempts, data);
+        eng_timer_add(e, r, i, -1, deadline);
+    } else {
+        rejected(e, r, i, "no decision before the time-out");
+    }
+    jv_free(on_timeout);
+    jv_free(esc);
+    jv_free(escalated);
+    jv_free(a);
+}
