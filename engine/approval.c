@@ -115,10 +115,14 @@ void eng_start_approval(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv req = request_from(r, with);
     eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, -1, 1,
-             jv_object_set(jv_object(), jv_string("input"), with));
+             jv_object_set(jv_object(), jv_string("input"), jv_copy(with)));
     int64_t deadline = (int64_t)jv_number_value(jv_object_get(jv_copy(req), jv_string("deadline")));
+    jv notify = get(with, "notify");
     eng_emit(e, r, CAIRN_EV_APPROVAL_REQUESTED, i, -1, 1, req);
     if (deadline) eng_timer_add(e, r, i, -1, deadline);
+    jv_free(with);
+    if (jv_get_kind(notify) == JV_KIND_OBJECT) eng_start_side_notify(e, r, i, notify);
+    else jv_free(notify);
 }
 
 void eng_ask_after_crash(cairn_engine *e, eng_run *r, int i) {

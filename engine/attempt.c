@@ -133,6 +133,36 @@ static void dispatch(cairn_engine *e, eng_attempt *a) {
     }
 }
 
+void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with) {
+    eng_attempt *a = cairn_calloc(1, sizeof *a);
+    a->run = r;
+    a->step = i;
+    a->index = -1;
+    a->attempt = r->st->steps[i].attempts;
+    a->side = true;
+    a->action = cairn_action_find("notify");
+    snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/notify", r->st->id, r->plan->ids[i]);
+    a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = r->plan->ids[i],
+                                   .idempotency_key = a->idem_key, .attempt = a->attempt,
+                                   .stop = &a->stop, .env = (const char *const *)r->env};
+    cairn_fail fail = {{0}, {0}};
+    if (a->action == NULL || a->action->prepare(with, &a->info, &a->job, &fail) != 0) {
+        jv err = eng_error(fail.kind[0] ? fail.kind : "schema", fail.message[0] ? fail.message : "no notify action");
+        eng_emit(e, r, CAIRN_EV_APPROVAL_NOTIFIED, i, -1, a->attempt,
+                 jv_object_set(jv_object(), jv_string("error"), err));
+        jv_free(with);
+        free(a);
+        return;
+    }
+    jv_free(with);
+    a->ticket = e->next_ticket;   /* after the request it announces is durable */
+    r->in_flight++;
+    e->total_in_flight++;
+    live_add(e, a);
+    if (e->await_tail) e->await_tail->next = a; else e->await_head = a;
+    e->await_tail = a;
+}
+
 void eng_dispatch_durable(cairn_engine *e) {
     while (e->await_head && e->await_head->ticket <= e->durable) {
         eng_attempt *a = e->await_head;
@@ -175,6 +205,12 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
     }
     if (e->sticky) {
         jv_free(output);
+    } else if (a->side) {
+        jv data = rc == 0 ? jv_object_set(jv_object(), jv_string("output"), output)
+                          : (jv_free(output),
+                             jv_object_set(jv_object(), jv_string("error"),
+                                           eng_error(fail.kind[0] ? fail.kind : "failed", fail.message)));
+        eng_emit(e, r, CAIRN_EV_APPROVAL_NOTIFIED, a->step, -1, a->attempt, data);
     } else if (a->interrupted && rc != 0) {
         jv_free(output);
         eng_emit(e, r, CAIRN_EV_STEP_INTERRUPTED, a->step, a->index, a->attempt, jv_object());

@@ -55,6 +55,8 @@ struct eng_attempt {
     int64_t ticket;              /* dispatch once this much of the journal is durable */
     bool interrupted;            /* stopped by a shutdown: journal it as interrupted */
     bool executed;               /* handed to execute(); else the job is only discarded */
+    bool side;                   /* an approval's notification: journaled as
+                                    approval_notified, the step's state untouched */
     eng_attempt *next;           /* in the durability queue, the inbox, the pool */
     eng_attempt *live_prev, *live_next;   /* every attempt in flight */
 };
@@ -195,6 +197,9 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
 void eng_approval_timeout(cairn_engine *e, eng_run *r, int step);
 
 /* attempt.c */
+/* Send an approval's `notify` body (a notify action's with, consumed) for
+ * step i; its result is journaled as approval_notified. */
+void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with);
 void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);
 void eng_dispatch_durable(cairn_engine *e);
 void eng_finish_attempt(cairn_engine *e, eng_attempt *a);

@@ -34,6 +34,9 @@
  *                                                           forbidden: who may not decide
  *   approval_decided   {decision, by, comment, at}          one person's approve/reject
  *   approval_escalated {approvers, deadline}                unanswered: asked of others
+ *   approval_notified  {output | error}                     the approval's notify sent
+ *                                                           (at most once: not retried
+ *                                                           after a crash)
  *   run_cancel_requested {by?}
  *   run_paused         {}                                   start no new step (running
  *   run_unpaused       {}                                   attempts finish); carry on
@@ -71,6 +74,7 @@
     X(APPROVAL_REQUESTED,   "approval_requested")       \
     X(APPROVAL_DECIDED,     "approval_decided")         \
     X(APPROVAL_ESCALATED,   "approval_escalated")       \
+    X(APPROVAL_NOTIFIED,    "approval_notified")        \
     X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
     X(RUN_COMPENSATING,     "run_compensating")         \
     X(RUN_PAUSED,           "run_paused")               \

@@ -262,6 +262,7 @@ static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err
     int i = ev->step ? cairn_run_state_step(st, ev->step) : -1;
     if (i < 0) return corrupt(ev, err, "names no step of the workflow");
     cairn_step_state *s = &st->steps[i];
+    if (ev->type == CAIRN_EV_APPROVAL_NOTIFIED) return 0;   /* a record only */
     if (ev->type == CAIRN_EV_APPROVAL_REQUESTED || ev->type == CAIRN_EV_APPROVAL_DECIDED ||
         ev->type == CAIRN_EV_APPROVAL_ESCALATED) {
         apply_approval(s, ev);

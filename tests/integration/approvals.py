@@ -196,11 +196,55 @@ steps:
             "approving runs it again", str(shown["steps"]["risky"]))
 
 
+def test_notify_when_the_approval_opens(s):
+    import http.server
+    import threading
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        wf = write(s, "notified.yaml", """cairn: 1
+name: notified
+steps:
+  - id: gate
+    uses: approval
+    with:
+      prompt: "Deploy?"
+      notify: { channel: webhook, url: "http://127.0.0.1:%d/hook", json: { text: "approve ${{ .run.id }}" } }
+""" % server.server_address[1])
+        db = s.path("notified.db")
+        proc = start(wf, db, "carol")
+        run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
+        wait_for(lambda: received, "the notification")
+        s.check(received[0] == {"text": "approve " + run_id}, "the approval's notify is sent",
+                str(received))
+        wait_for(lambda: any(e["type"] == "approval_notified" for e in events(db, run_id)),
+                 "the notification to be journaled")
+        ev = [e for e in events(db, run_id) if e["type"] == "approval_notified"][0]
+        s.check(ev["data"]["output"]["delivered"] is True, "its delivery is journaled", str(ev))
+        cairn("approve", run_id, "gate", "--as", "dave", db=db)
+        proc.wait(timeout=30)
+        s.check(proc.returncode == 0, "the run then finishes")
+    finally:
+        server.shutdown()
+
+
 def main():
     s = Suite("approvals")
     for t in [test_quorum_and_approvers, test_reject_and_self_approval,
               test_decision_with_no_engine_running, test_timeout_escalates,
-              test_timeout_rejects_by_default, test_on_crash_ask]:
+              test_timeout_rejects_by_default, test_on_crash_ask,
+              test_notify_when_the_approval_opens]:
         try:
             t(s)
         except Exception as e:
