@@ -15,8 +15,10 @@ extern const cairn_action cairn_action_llm;
 extern const cairn_action cairn_action_http;
 extern const cairn_action cairn_action_notify;
 extern const cairn_action cairn_action_ssh;
+extern const cairn_action cairn_action_match;
 extern const cairn_action cairn_action_wait;
 extern const cairn_action cairn_action_approval;
+extern const cairn_action cairn_action_workflow;
 
 static const cairn_action *const builtin[] = {
     &cairn_action_set,
@@ -27,8 +29,10 @@ static const cairn_action *const builtin[] = {
     &cairn_action_http,
     &cairn_action_notify,
     &cairn_action_ssh,
+    &cairn_action_match,
     &cairn_action_wait,
     &cairn_action_approval,
+    &cairn_action_workflow,
 };
 
 const cairn_action *cairn_action_find(const char *name) {

@@ -5,6 +5,9 @@
  * engine to stop taking work: running attempts get the grace period, then
  * are journaled as interrupted, and `cairn resume` carries on later.
  */
+#include <glob.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +213,36 @@ static int gather_inputs(const cairn_workflow *wf, const run_args *a, jv *inputs
     return 0;
 }
 
+/* Every *.yaml beside file (file itself aside) goes into the journal too,
+ * so `uses: workflow` can start it by name.  One that does not load is
+ * skipped with a warning: it can only matter if a step names it. */
+static void add_siblings(cairn_engine *e, const char *file) {
+    char *copy = cairn_strdup(file);
+    char *pattern = cairn_sprintf("%s/*.yaml", dirname(copy));
+    char self[PATH_MAX], other[PATH_MAX];
+    glob_t g;
+    if (realpath(file, self) == NULL) self[0] = '\0';
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            if (realpath(g.gl_pathv[i], other) && strcmp(self, other) == 0) continue;
+            cairn_diags d = CAIRN_DIAGS_INIT;
+            cairn_workflow *wf = NULL;
+            cairn_err err;
+            char hash[65];
+            if (cairn_workflow_load_file(g.gl_pathv[i], cairn_action_lookup_sig, &wf, &d) != 0) {
+                cairn_diags_to_err(&d, &err);
+                fprintf(stderr, "cairn: %s is not loaded for child runs: %s\n", g.gl_pathv[i], err.msg);
+            } else if (cairn_engine_add_workflow(e, wf, hash, &err) != 0) {
+                cli_error(&err);
+            }
+            cairn_diags_free(&d);
+        }
+        globfree(&g);
+    }
+    free(pattern);
+    free(copy);
+}
+
 int cmd_run(cli_opts *o, int argc, char **argv) {
     run_args a = {0};
     cairn_engine *e = NULL;
@@ -228,6 +261,7 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     }
     if ((rc = gather_inputs(wf, &a, &inputs)) != 0) goto done;
     if ((rc = open_engine(o, &p, &e)) != 0) goto done;
+    add_siblings(e, a.file);
     rc = cairn_engine_add_workflow(e, wf, hash, &err);
     wf = NULL;   /* the engine owns it now */
     if (rc == 0) {

@@ -69,6 +69,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_action *action = cairn_action_find(step->uses);
     if (action && (action->flags & CAIRN_ACTION_ENGINE)) {
         if (strcmp(step->uses, "approval") == 0) eng_start_approval(e, r, i, index);
+        else if (strcmp(step->uses, "workflow") == 0) eng_start_child(e, r, i, index);
         else eng_start_wait(e, r, i, index);
         return;
     }

@@ -329,24 +329,31 @@ void cairn_engine_close(cairn_engine *e) {
 
 /* ---- starting runs --------------------------------------------------------- */
 
-int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
-                           char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
-    eng_plan *plan = eng_plan_for(e, def_hash, err);
+int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                  char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    run_id[0] = '\0';
+    return eng_start_run_as(e, plan, inputs, trigger, parent, run_id, err);
+}
+
+int eng_start_run_as(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
     jv checked = jv_invalid();
-    int rc = plan ? cairn_workflow_check_inputs(plan->wf, inputs, &checked, err) : CAIRN_ENOTFOUND;
-    if (rc == 0) rc = eng_secrets_refresh(e, err);
+    int rc = cairn_workflow_check_inputs(plan->wf, inputs, &checked, err);
     jv_free(inputs);
+    if (rc == 0) rc = eng_secrets_refresh(e, err);
     if (rc) {
+        jv_free(checked);
         jv_free(trigger);
         return rc;
     }
-    cairn_new_run_id(run_id);
+    if (run_id[0] == '\0') cairn_new_run_id(run_id);
     eng_run *r = eng_run_new(e, plan, run_id);
     jv data = jv_object();
     data = jv_object_set(data, jv_string("workflow"), jv_string(plan->wf->name));
     data = jv_object_set(data, jv_string("def_hash"), jv_string(plan->wf->sha256));
     data = jv_object_set(data, jv_string("inputs"), checked);
     data = jv_object_set(data, jv_string("trigger"), trigger);
+    if (parent) data = jv_object_set(data, jv_string("parent"), jv_string(parent));
     if (eng_emit(e, r, CAIRN_EV_RUN_CREATED, -1, -1, 0, data) < 0) {
         *err = e->sticky_err;
         eng_run_free(r);
@@ -356,6 +363,17 @@ int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv 
     eng_run_rebuild(e, r);
     eng_schedule(e, r);
     return 0;
+}
+
+int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                           char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    eng_plan *plan = eng_plan_for(e, def_hash, err);
+    if (plan == NULL) {
+        jv_free(inputs);
+        jv_free(trigger);
+        return CAIRN_ENOTFOUND;
+    }
+    return eng_start_run(e, plan, inputs, trigger, NULL, run_id, err);
 }
 
 int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_err *err) {

@@ -76,6 +76,7 @@ struct eng_run {
     int *rollback;               /* their order: plan step indices */
     int n_rollback;
     bool ended;                  /* its terminal event is appended */
+    bool parent_told;            /* a child run: its parent has taken its outcome */
     int64_t end_ticket;
     int *ready;                  /* steps ready to start: a FIFO */
     int ready_head, n_ready;
@@ -189,6 +190,23 @@ bool eng_until_met(eng_run *r, int step, jv output, jv *error);
 void eng_start_wait(cairn_engine *e, eng_run *r, int step, int index);
 void eng_plan_compile_retry(eng_plan *p);
 void eng_plan_free_retry(eng_plan *p);
+
+/* engine.c: start a run of plan; parent (or NULL) is the run whose
+ * `workflow` step starts it.  inputs and trigger are consumed. */
+int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                  char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
+/* As eng_start_run with the id chosen already (run_id holds it, or "" for a new one). */
+int eng_start_run_as(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
+
+/* child.c */
+void eng_start_child(cairn_engine *e, eng_run *r, int step, int index);
+/* A run with a parent has ended: the parent's step takes its outcome. */
+void eng_child_ended(cairn_engine *e, eng_run *child);
+/* After recovery: a parent step whose child ended meanwhile takes its outcome. */
+void eng_reconcile_children(cairn_engine *e, eng_run *parent);
+/* Cancel the live children of r. */
+void eng_cancel_children(cairn_engine *e, eng_run *r);
 
 /* approval.c */
 void eng_start_approval(cairn_engine *e, eng_run *r, int step, int index);

@@ -37,6 +37,9 @@
  *   approval_notified  {output | error}                     the approval's notify sent
  *                                                           (at most once: not retried
  *                                                           after a crash)
+ *   child_started      {child}                              a `workflow` step waits for
+ *                                                           its child run (journaled in
+ *                                                           the same commit)
  *   run_cancel_requested {by?}
  *   run_paused         {}                                   start no new step (running
  *   run_unpaused       {}                                   attempts finish); carry on
@@ -75,6 +78,7 @@
     X(APPROVAL_DECIDED,     "approval_decided")         \
     X(APPROVAL_ESCALATED,   "approval_escalated")       \
     X(APPROVAL_NOTIFIED,    "approval_notified")        \
+    X(CHILD_STARTED,        "child_started")            \
     X(RUN_CANCEL_REQUESTED, "run_cancel_requested")     \
     X(RUN_COMPENSATING,     "run_compensating")         \
     X(RUN_PAUSED,           "run_paused")               \

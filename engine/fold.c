@@ -263,6 +263,15 @@ static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err
     if (i < 0) return corrupt(ev, err, "names no step of the workflow");
     cairn_step_state *s = &st->steps[i];
     if (ev->type == CAIRN_EV_APPROVAL_NOTIFIED) return 0;   /* a record only */
+    if (ev->type == CAIRN_EV_CHILD_STARTED) {
+        char *child = field_str(ev, "child");
+        snprintf(s->child, sizeof s->child, "%s", child ? child : "");
+        free(child);
+        s->status = CAIRN_STEP_WAITING;
+        s->in_flight = false;   /* the child is journaled: nothing is lost in a crash */
+        s->wake_at = 0;
+        return 0;
+    }
     if (ev->type == CAIRN_EV_APPROVAL_REQUESTED || ev->type == CAIRN_EV_APPROVAL_DECIDED ||
         ev->type == CAIRN_EV_APPROVAL_ESCALATED) {
         apply_approval(s, ev);
@@ -378,6 +387,7 @@ static jv step_json(const cairn_step_state *s) {
     o = jv_object_set(o, jv_string("error"), jv_copy(s->error));
     if (jv_get_kind(s->approval) == JV_KIND_OBJECT)
         o = jv_object_set(o, jv_string("approval"), jv_copy(s->approval));
+    if (s->child[0]) o = jv_object_set(o, jv_string("child"), jv_string(s->child));
     if (s->expanded) {
         jv items = jv_array();
         for (int i = 0; i < s->n_items; i++) {

@@ -86,6 +86,7 @@ typedef struct cairn_step_state {
     int n_items;
     cairn_item_state *items;
     jv output, error;              /* jv_null() until set */
+    char child[CAIRN_RUN_ID_MAX];  /* a `workflow` step's child run, or "" */
     jv approval;                   /* an open or decided approval: the request, with
                                       "approvals" (names so far) and "decision"; or null */
     int64_t done_seq;              /* seq of the event that made it done; 0 if not */

@@ -146,6 +146,7 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
         handle_crashed(e, r);
         eng_run_rebuild(e, r);
         eng_timers_rearm(e, r);     /* a deadline that passed meanwhile fires at once */
+        eng_reconcile_children(e, r);
         eng_apply_commands(e, r);   /* a cancel made while no engine held the run */
         eng_schedule(e, r);
         r = NULL;

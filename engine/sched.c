@@ -358,6 +358,7 @@ void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
         return;
     }
     emit_for_command(e, r, CAIRN_EV_RUN_CANCEL_REQUESTED, command_id);
+    eng_cancel_children(e, r);
     eng_stop_attempts(e, r);
     eng_schedule(e, r);
 }
@@ -428,7 +429,14 @@ static void begin_rollback(cairn_engine *e, eng_run *r) {
     rollback_next(e, r);
 }
 
+static void schedule(cairn_engine *e, eng_run *r);
+
 void eng_schedule(cairn_engine *e, eng_run *r) {
+    schedule(e, r);
+    if (r->ended && r->st->parent && !r->parent_told) eng_child_ended(e, r);
+}
+
+static void schedule(cairn_engine *e, eng_run *r) {
     if (r->ended || e->sticky || e->stopping) return;
     if (r->rolling_back) {
         rollback_next(e, r);

@@ -54,6 +54,8 @@ typedef struct cairn_store_ops {
                           const char *path, const char *source, size_t len, cairn_err *err);
     int (*get_definition)(cairn_store *s, const char *hash, char **source, size_t *len,
                           char **path, cairn_err *err);
+    /* The hash of the newest definition named name (child workflows). */
+    int (*find_definition)(cairn_store *s, const char *name, char hash[65], cairn_err *err);
     /* Take ownership of a run if it has no live owner (alive() decides).
      * Returns 0 when owned by `owner` afterwards, CAIRN_EBUSY when another
      * live engine holds it. */

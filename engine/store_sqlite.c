@@ -377,8 +377,10 @@ static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
 static int sq_put_definition(cairn_store *base, const char *hash, const char *name,
                              const char *path, const char *source, size_t len, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = prepare(s, "INSERT OR IGNORE INTO definitions(hash, name, path, source,"
-                                  " created_at) VALUES (?,?,?,?,?)");
+    /* the newest load of a definition is the one child runs get by name */
+    sqlite3_stmt *st = prepare(s, "INSERT INTO definitions(hash, name, path, source, created_at)"
+                                  " VALUES (?,?,?,?,?) ON CONFLICT(hash) DO UPDATE"
+                                  " SET created_at = excluded.created_at");
     if (!st) return db_error(s, err, "storing a definition");
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -405,6 +407,23 @@ static int sq_get_definition(cairn_store *base, const char *hash, char **source,
         out = cairn_err_set(err, CAIRN_ENOTFOUND, "definition %s is missing from %s", hash,
                             s->path);
     }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int sq_find_definition(cairn_store *base, const char *name, char hash[65],
+                              cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "SELECT hash FROM definitions WHERE name = ?"
+                                  " ORDER BY created_at DESC, rowid DESC LIMIT 1");
+    if (!st) return db_error(s, err, "finding a definition");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW)
+        snprintf(hash, 65, "%s", (const char *)sqlite3_column_text(st, 0));
+    else
+        out = cairn_err_set(err, CAIRN_ENOTFOUND, "no workflow named '%s' is loaded (cairn run"
+                            " loads every *.yaml beside its FILE)", name);
     sqlite3_finalize(st);
     return out;
 }
@@ -531,6 +550,7 @@ static const cairn_store_ops sqlite_ops = {
     .get_run = sq_get_run,
     .put_definition = sq_put_definition,
     .get_definition = sq_get_definition,
+    .find_definition = sq_find_definition,
     .claim_run = sq_claim_run,
     .release_runs = sq_release_runs,
     .add_command = sq_add_command,
