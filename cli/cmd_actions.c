@@ -17,6 +17,7 @@ static const char *type_name(cairn_field_type t) {
     case CAIRN_FIELD_ARRAY: return "array";
     case CAIRN_FIELD_STRING_OR_ARRAY: return "string|array";
     case CAIRN_FIELD_DURATION: return "duration";
+    case CAIRN_FIELD_PATTERN: return "pattern";
     default: return "any";
     }
 }

@@ -3,8 +3,9 @@
  * template the engine renders it from.
  *
  * What is static is checked now (unknown field, missing field, wrong type,
- * one_of); a scalar that holds an expression gets its type only when it is
- * rendered, so the action checks it then (failure kind `schema`).
+ * one_of, a constant PCRE2 pattern that does not compile); a scalar that
+ * holds an expression gets its type only when it is rendered, so the action
+ * checks it then (failure kind `schema`).
  *
  * `run: script` is the shorthand for `uses: shell` with `with.run`: the run
  * node is merged into `with` (which may give shell's other fields).
@@ -32,6 +33,7 @@ static const char *type_name(cairn_field_type t) {
     case CAIRN_FIELD_ARRAY: return "a list";
     case CAIRN_FIELD_STRING_OR_ARRAY: return "a string or a list";
     case CAIRN_FIELD_DURATION: return "a duration such as 30s, 5m or 1h30m";
+    case CAIRN_FIELD_PATTERN: return "a string (a PCRE2 pattern)";
     case CAIRN_FIELD_ANY: break;
     }
     return "any value";
@@ -61,6 +63,7 @@ static bool type_ok(cairn_field_type t, const cairn_node *n) {
     if (cairn__has_expr(n)) return true;
     switch (t) {
     case CAIRN_FIELD_ANY: return true;
+    case CAIRN_FIELD_PATTERN:          /* a string; check_pattern compiles it */
     case CAIRN_FIELD_STRING: return scalar && scalar_is(n, JV_KIND_STRING);
     case CAIRN_FIELD_NUMBER: return scalar && scalar_is(n, JV_KIND_NUMBER);
     case CAIRN_FIELD_INTEGER: return scalar && is_integer(n);
@@ -73,6 +76,19 @@ static bool type_ok(cairn_field_type t, const cairn_node *n) {
         return scalar && cairn_duration_parse(n->text, &ms) == 0;
     }
     return false;
+}
+
+/* A constant pattern must compile (its type already checked).  It is refused
+ * only when it compiles neither plain nor with PCRE2_EXTENDED, which an
+ * action's flags may turn on (see CAIRN_FIELD_PATTERN); PCRE2's message is
+ * the plain one's. */
+static void check_pattern(wf_ctx *c, const cairn_node *val, const char *what) {
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)val->text, val->len,
+                                   CAIRN_PCRE2_OPTIONS | PCRE2_EXTENDED, &code, &off, NULL);
+    if (re == NULL) re = cairn__compile_pattern(c, val, what);
+    pcre2_code_free(re);
 }
 
 static void unknown_field(wf_ctx *c, const cairn_node *key, const cairn_action_sig *sig) {
@@ -123,10 +139,13 @@ static void check_fields(wf_ctx *c, const cairn_node *at, const cairn_node *map,
         const cairn_node *key = map->keys[i], *val = map->values[i];
         const cairn_field_sig *f = find_field(sig, key->text);
         if (f == NULL && !sig->open) unknown_field(c, key, sig);
-        if (f == NULL || type_ok(f->type, val)) continue;
+        if (f == NULL) continue;
         char what[CAIRN_ID_MAX + 80];
         snprintf(what, sizeof what, "with.%.60s (action '%s')", key->text, sig->name);
-        cairn__expected(c, val, what, type_name(f->type));
+        if (!type_ok(f->type, val))
+            cairn__expected(c, val, what, type_name(f->type));
+        else if (f->type == CAIRN_FIELD_PATTERN && !cairn__has_expr(val))
+            check_pattern(c, val, what);
     }
     for (const cairn_field_sig *f = sig->fields; f && f->name; f++)
         if ((f->flags & CAIRN_FIELD_REQUIRED) && !cairn_node_key(map, f->name))

@@ -49,7 +49,13 @@ typedef enum {
     CAIRN_FIELD_ANY, CAIRN_FIELD_STRING, CAIRN_FIELD_NUMBER, CAIRN_FIELD_INTEGER,
     CAIRN_FIELD_BOOL, CAIRN_FIELD_OBJECT, CAIRN_FIELD_ARRAY,
     CAIRN_FIELD_STRING_OR_ARRAY,       /* e.g. notify's `to` */
-    CAIRN_FIELD_DURATION               /* a duration string: "30s" */
+    CAIRN_FIELD_DURATION,              /* a duration string: "30s" */
+    /* A PCRE2 pattern (a string); a constant one is compiled at load time and
+     * its error reported at its position.  Since an action may turn on
+     * PCRE2_EXTENDED (match's `flags: x`), where `#` starts a comment and
+     * white space is ignored, only a pattern that compiles neither way is
+     * refused; one holding ${{ }} is compiled by the action at run time. */
+    CAIRN_FIELD_PATTERN
 } cairn_field_type;
 
 enum {

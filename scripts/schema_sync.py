@@ -14,14 +14,15 @@ TYPES = {"string": {"type": "string"}, "number": {"type": "number"},
          "integer": {"type": "integer"}, "boolean": {"type": "boolean"},
          "object": {"type": "object"}, "array": {"type": "array"},
          "string|array": {"type": ["string", "array"]},
-         "duration": {"$ref": "#/definitions/duration"}, "any": {}}
+         "duration": {"$ref": "#/definitions/duration"}, "pattern": {"type": "string"},
+         "any": {}}
 
 
 def property_for(field):
     t = TYPES[field["type"]]
     if not t:
         return {"description": "See `cairn actions`."}
-    if field["type"] == "string":
+    if field["type"] in ("string", "pattern"):
         return dict(t, description="See `cairn actions`.")
     return {"anyOf": [t, {"$ref": "#/definitions/expression"}],
             "description": "See `cairn actions`."}
