@@ -9,17 +9,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json  # noqa: E402
+from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
 
 
-def wait_for(cond, what, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def setup(s, name, child_steps):

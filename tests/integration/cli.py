@@ -8,24 +8,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json  # noqa: E402
+from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
 
 
-def write(s, name, text):
-    p = s.path(name)
-    with open(p, "w") as f:
-        f.write(text)
-    return p
 
 
-def wait_for(cond, what, timeout=30.0):
-    """Poll cond() until true; a deadline, not a guess: fails loudly if it passes."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def test_run_show_runs_journal(s):

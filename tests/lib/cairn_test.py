@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAIRN = os.path.join(ROOT, "cairn")
@@ -59,3 +60,23 @@ def cairn_json(*args, db=None, env=None):
     if not lines:
         raise RuntimeError("no JSON from cairn %s: %s" % (" ".join(args), p.stderr))
     return json.loads(lines[-1]), p
+
+
+def wait_for(cond, what, timeout=30.0):
+    """Poll cond() until it is truthy and return its value; a deadline, not a
+    guess: past it the test fails loudly naming what it waited for."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def write(suite, name, text):
+    """Write text to a file in the suite's folder; returns its path."""
+    p = suite.path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p

@@ -275,9 +275,8 @@ TEST(engine_expression_errors_fail_the_step_with_kind_expression) {
     free_h(&h);
 }
 
-/* Run the workflow in a forked engine and kill -9 it once `marker` exists
- * (a step creates it while it runs); then resume in this process. */
-static void crash_when(harness *h, const char *src, const char *marker) {
+/* Run the workflow in a forked engine on h's journal; returns its pid. */
+static pid_t fork_engine(harness *h, const char *src) {
     pid_t pid = fork();
     if (pid == 0) {
         harness c = {0};
@@ -289,6 +288,13 @@ static void crash_when(harness *h, const char *src, const char *marker) {
         drive(&c);
         _exit(0);
     }
+    return pid;
+}
+
+/* Run the workflow in a forked engine and kill -9 it once `marker` exists
+ * (a step creates it while it runs); then resume in this process. */
+static void crash_when(harness *h, const char *src, const char *marker) {
+    pid_t pid = fork_engine(h, src);
     for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++) usleep(5000);
     CHECK(access(marker, F_OK) == 0);
     kill(pid, SIGKILL);
@@ -557,17 +563,7 @@ TEST(engine_until_polls_the_output) {
  * the journaled deadline has passed with no engine running, then resume. */
 static void crash_at_event(harness *h, const char *src, const char *type, const char *key,
                            char *run_id, double *deadline) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        harness c = {0};
-        c.db = cairn_strdup(h->db);
-        open_engine(&c, true);
-        add(&c, src);
-        char id[CAIRN_RUN_ID_MAX];
-        start(&c, "{}", id);
-        drive(&c);
-        _exit(0);
-    }
+    pid_t pid = fork_engine(h, src);
     *deadline = -1;
     for (int i = 0; i < 4000 && *deadline < 0; i++) {
         usleep(2000);
