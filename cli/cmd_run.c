@@ -30,6 +30,11 @@ static void on_signal(int sig) {
     if (signal_engine) cairn_engine_request_stop(signal_engine);
 }
 
+static void on_wake(int sig) {
+    (void)sig;
+    if (signal_engine) cairn_engine_wake(signal_engine);
+}
+
 static void install_signals(cairn_engine *e) {
     signal_engine = e;
     struct sigaction sa;
@@ -38,6 +43,8 @@ static void install_signals(cairn_engine *e) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_wake;
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 

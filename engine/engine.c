@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,11 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     if (e->cfg.grace_ms <= 0) e->cfg.grace_ms = CAIRN_DEFAULT_GRACE_MS;
     pthread_mutex_init(&e->inbox_mu, NULL);
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    /* other processes send SIGUSR1 to say "new command" (cairn_owner_wake);
+     * its default would end this process: ignore it unless the program
+     * handles it (the CLI calls cairn_engine_wake) */
+    struct sigaction old;
+    if (sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGUSR1, SIG_IGN);
     cairn_owner_self(e->owner, sizeof e->owner);
     int rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &e->aux, err);
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
@@ -432,8 +438,18 @@ int cairn_command_add(const char *db_path, const char *run_id, const char *type,
     cairn_store *s = NULL;
     int rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, false, &s, err);
     if (rc == 0) rc = s->ops->add_command(s, run_id, type, data, err);
+    cairn_run_row row = {0};
+    if (rc == 0 && s->ops->get_run(s, run_id, &row, NULL) == 0)
+        cairn_owner_wake(row.owner);   /* read it now, not at the next poll */
+    cairn_run_row_clear(&row);
     cairn_store_close(s);
     return rc;
+}
+
+void cairn_engine_wake(cairn_engine *e) {
+    e->poll_now = 1;
+    uint64_t one = 1;
+    if (write(e->wake_fd, &one, sizeof one) < 0) { /* already awake */ }
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -505,6 +521,10 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
         }
         eng_timers_fire(e);
         now = cairn_now_ms();
+        if (e->poll_now) {
+            e->poll_now = 0;
+            e->next_command_poll = now;
+        }
         if (now >= e->next_command_poll && !e->stopping) {
             poll_commands(e);
             e->next_command_poll = now + CAIRN_COMMAND_POLL_MS;

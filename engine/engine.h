@@ -95,6 +95,10 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err);
  * interrupted. */
 void cairn_engine_request_stop(cairn_engine *e);
 
+/* Read commands from other processes now rather than at the next poll
+ * (async-signal-safe: for SIGUSR1, which cairn_command_add sends). */
+void cairn_engine_wake(cairn_engine *e);
+
 /* Record a command for a run, to be carried out by the engine that holds it
  * (or by the next one): type "cancel".  Works from any process. */
 int cairn_command_add(const char *db_path, const char *run_id, const char *type,

@@ -130,6 +130,7 @@ struct cairn_engine {
     eng_msg *inbox_head, *inbox_tail;
     int wake_fd;                 /* eventfd: the inbox has mail, or stop */
     volatile int stop_requested; /* set from a signal handler */
+    volatile int poll_now;       /* set from a signal handler: read commands now */
     bool stopping;
     int64_t stop_deadline;
     int64_t next_command_poll;

@@ -50,3 +50,12 @@ bool cairn_owner_alive(const char *owner) {
     if (pid <= 0 || (kill((pid_t)pid, 0) != 0)) return false;
     return start_time(pid) == st;
 }
+
+void cairn_owner_wake(const char *owner) {
+    if (owner == NULL || !cairn_owner_alive(owner)) return;
+    const char *c1 = strchr(owner, ':');
+    long pid = c1 ? strtol(c1 + 1, NULL, 10) : 0;
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    if (pid > 0 && strncmp(owner, host, (size_t)(c1 - owner)) == 0) kill((pid_t)pid, SIGUSR1);
+}
