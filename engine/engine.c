@@ -267,7 +267,7 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     struct sigaction old;
     if (sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGUSR1, SIG_IGN);
     cairn_owner_self(e->owner, sizeof e->owner);
-    int rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &e->aux, err);
+    int rc = cairn_store_open_sqlite_checked(e->db_path, cfg->sync, &e->aux, err);
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
     if (rc == 0) rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &ws, err);
     if (rc) {
@@ -391,6 +391,8 @@ int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_e
         cairn_run_row *rows = NULL;
         int n = 0;
         rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating", &rows, &n, err);
+        /* one transaction for every claim: one sync, not one per run */
+        bool batch = rc == 0 && n > 1 && e->aux->ops->batch_begin(e->aux, NULL) == 0;
         for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */
             cairn_err one;
             int r1 = eng_resume_run(e, rows[i].id, &one);
@@ -401,6 +403,7 @@ int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_e
                         cairn_err_format(&one, msg, sizeof msg));
             }
         }
+        if (batch) rc = e->aux->ops->batch_end(e->aux, err);
         cairn_run_rows_free(rows, n);
     }
     if (taken) *taken = count;

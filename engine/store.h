@@ -61,6 +61,9 @@ typedef struct cairn_store_ops {
      * live engine holds it. */
     int (*claim_run)(cairn_store *s, const char *run_id, const char *owner,
                      bool (*alive)(const char *owner), cairn_err *err);
+    /* Group many claims into one transaction (one sync): resume of many runs. */
+    int (*batch_begin)(cairn_store *s, cairn_err *err);
+    int (*batch_end)(cairn_store *s, cairn_err *err);
     /* Give up ownership of every run held by owner (clean shutdown). */
     int (*release_runs)(cairn_store *s, const char *owner, cairn_err *err);
     int (*add_command)(cairn_store *s, const char *run_id, const char *type,
@@ -86,10 +89,16 @@ struct cairn_store {
 typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
 
 /* Open (creating if absent) the SQLite journal at path.  A file that is not a
- * Cairn journal, or is corrupt, is refused with CAIRN_ECORRUPT and not
- * modified.  read_only opens without creating or writing anything. */
+ * Cairn journal is refused with CAIRN_ECORRUPT and not modified.  read_only
+ * opens without creating or writing anything. */
 int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
                             cairn_store **out, cairn_err *err);
+
+/* As above, read-write, and also checks the whole file's integrity first
+ * (PRAGMA quick_check, which reads every page): a corrupt journal is refused
+ * untouched.  What an engine opens with, once per start. */
+int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cairn_store **out,
+                                    cairn_err *err);
 
 /* Wrappers over the ops, and frees for what they return. */
 void cairn_store_close(cairn_store *s);

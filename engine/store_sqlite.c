@@ -141,13 +141,14 @@ static int quick_check(sqlite_store *s, cairn_err *err) {
 
 static const cairn_store_ops sqlite_ops;
 
-static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, cairn_err *err) {
+static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool check,
+                     cairn_err *err) {
     bool fresh = false;
     sqlite3_busy_timeout(s->db, CAIRN_BUSY_TIMEOUT_MS);
     if (check_header(s, &fresh, err)) return CAIRN_ECORRUPT;
     if (fresh && read_only)
         return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no journal here yet", s->path);
-    if (!fresh && !read_only && quick_check(s, err)) return CAIRN_ECORRUPT;
+    if (!fresh && check && quick_check(s, err)) return CAIRN_ECORRUPT;
     if (!read_only) {
         if (exec_sql(s, "PRAGMA journal_mode = WAL", err)) return CAIRN_EIO;
         if (exec_sql(s, sync == CAIRN_SYNC_FULL ? "PRAGMA synchronous = FULL"
@@ -167,8 +168,8 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, cair
     return 0;
 }
 
-int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
-                            cairn_store **out, cairn_err *err) {
+static int open_sqlite(const char *path, cairn_sync_mode sync, bool read_only, bool check,
+                       cairn_store **out, cairn_err *err) {
     struct stat sb;
     *out = NULL;
     if (read_only && stat(path, &sb) != 0)
@@ -185,13 +186,23 @@ int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_on
         sqlite_ops.close(&s->base);
         return CAIRN_EIO;
     }
-    rc = configure(s, sync, read_only, err);
+    rc = configure(s, sync, read_only, check, err);
     if (rc) {
         sqlite_ops.close(&s->base);
         return rc;
     }
     *out = &s->base;
     return 0;
+}
+
+int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
+                            cairn_store **out, cairn_err *err) {
+    return open_sqlite(path, sync, read_only, false, out, err);
+}
+
+int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cairn_store **out,
+                                    cairn_err *err) {
+    return open_sqlite(path, sync, false, true, out, err);
 }
 
 /* ---- appending --------------------------------------------------------- */
@@ -430,16 +441,18 @@ static int sq_find_definition(cairn_store *base, const char *name, char hash[65]
 
 /* ---- ownership and commands -------------------------------------------- */
 
+/* A savepoint, so a claim nests inside a batch (sq_batch_begin) or stands
+ * alone as its own transaction. */
 static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner,
                         bool (*alive)(const char *owner), cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
     cairn_run_row row;
-    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    if (exec_sql(s, "SAVEPOINT claim", err)) return CAIRN_EIO;
     int rc = sq_get_run(base, run_id, &row, err);
     if (rc == 0 && row.owner && strcmp(row.owner, owner) != 0 && alive(row.owner))
         rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id,
                            row.owner);
-    if (rc == 0) {
+    if (rc == 0 && (row.owner == NULL || strcmp(row.owner, owner) != 0)) {
         sqlite3_stmt *st = prepare(s, "UPDATE runs SET owner = ? WHERE id = ?");
         sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
@@ -448,10 +461,18 @@ static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner
     }
     cairn_run_row_clear(&row);
     if (rc) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(s->db, "ROLLBACK TO claim; RELEASE claim", NULL, NULL, NULL);
         return rc;
     }
-    return exec_sql(s, "COMMIT", err);
+    return exec_sql(s, "RELEASE claim", err);
+}
+
+static int sq_batch_begin(cairn_store *base, cairn_err *err) {
+    return exec_sql((sqlite_store *)base, "BEGIN IMMEDIATE", err);
+}
+
+static int sq_batch_end(cairn_store *base, cairn_err *err) {
+    return exec_sql((sqlite_store *)base, "COMMIT", err);
 }
 
 static int sq_release_runs(cairn_store *base, const char *owner, cairn_err *err) {
@@ -552,6 +573,8 @@ static const cairn_store_ops sqlite_ops = {
     .get_definition = sq_get_definition,
     .find_definition = sq_find_definition,
     .claim_run = sq_claim_run,
+    .batch_begin = sq_batch_begin,
+    .batch_end = sq_batch_end,
     .release_runs = sq_release_runs,
     .add_command = sq_add_command,
     .list_commands = sq_list_commands,

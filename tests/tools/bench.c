@@ -13,14 +13,19 @@
  * are.  Each figure is the median of BENCH_REPEAT runs (default 3).
  */
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 
 #include "actions/action.h"
 #include "common/clock.h"
@@ -153,6 +158,115 @@ static double run_steps(int runs, int steps, bool pool_only, int trial) {
     return runs * steps / secs;
 }
 
+/* ---- W3: runs parked on approvals and timers ------------------------------ */
+
+#define W3_RUNS 10000
+#define W3_DECISIONS 50
+
+static cairn_engine *w3_engine;
+static char w3_watch[CAIRN_RUN_ID_MAX];
+static atomic_llong w3_seen_us;
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void w3_on_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
+    (void)st;
+    (void)ud;
+    if (ev->type == CAIRN_EV_STEP_STARTED && ev->step && strcmp(ev->step, "after") == 0 &&
+        strcmp(ev->run_id, w3_watch) == 0)
+        atomic_store(&w3_seen_us, mono_us());
+}
+
+static void w3_wake(int sig) {
+    (void)sig;
+    if (w3_engine) cairn_engine_wake(w3_engine);
+}
+
+static void *w3_loop(void *arg) {
+    cairn_err err;
+    cairn_engine_run(arg, &err);
+    return NULL;
+}
+
+/* Heap bytes in use (not what the allocator keeps from earlier phases). */
+static double heap_mb(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return (double)mi.uordblks / (1024.0 * 1024.0);
+}
+
+static void w3(void) {
+    char *db = cairn_sprintf("%s/w3.db", dir);
+    const char *src = "cairn: 1\nname: parked\ninputs:\n  kind: { type: string }\nsteps:\n"
+                      "  - id: gate\n    if: ${{ .inputs.kind == \"approval\" }}\n    uses: approval\n"
+                      "    with: { prompt: go? }\n"
+                      "  - id: nap\n    needs: []\n    if: ${{ .inputs.kind == \"timer\" }}\n"
+                      "    uses: wait\n    with: { duration: 1h }\n"
+                      "  - id: after\n    needs: [gate, nap]\n    uses: set\n    with: { done: true }\n";
+    cairn_engine_config cfg = {.db_path = db};
+    cairn_engine *e = NULL;
+    cairn_err err;
+    char hash[65], id[CAIRN_RUN_ID_MAX], (*ids)[CAIRN_RUN_ID_MAX] = cairn_calloc(W3_DECISIONS, sizeof *ids);
+    if (cairn_engine_open(&cfg, &e, &err)) exit(1);
+    cairn_engine_add_workflow(e, load(src), hash, &err);
+    for (int i = 0; i < W3_RUNS; i++) {
+        jv in = jv_object_set(jv_object(), jv_string("kind"), jv_string(i % 2 ? "timer" : "approval"));
+        cairn_engine_start_run(e, hash, in, jv_null(), id, &err);
+        if (i % 2 == 0 && i / 2 < W3_DECISIONS) memcpy(ids[i / 2], id, sizeof id);
+    }
+    cairn_engine_request_stop(e);   /* stop once everything is parked and durable */
+    cairn_engine_run(e, &err);
+    cairn_engine_close(e);
+
+    /* a fresh process for the engine that loads them */
+    pid_t pid = fork();
+    if (pid != 0) {
+        waitpid(pid, NULL, 0);
+        char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'.key", db, db, db, db);
+        if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", db);
+        free(cmd);
+        free(ids);
+        free(db);
+        return;
+    }
+    double heap0 = heap_mb();
+    int64_t t0 = mono_us();
+    cfg.on_event = w3_on_event;
+    cairn_engine_open(&cfg, &e, &err);
+    int taken = 0;
+    cairn_engine_resume(e, NULL, &taken, &err);
+    double ready_ms = (double)(mono_us() - t0) / 1000.0;
+    double heap = heap_mb() - heap0;
+    printf("%-44s %9.1f ms %10s\n", "W3 start-to-ready, 10000 parked runs", ready_ms, "-");
+    printf("%-44s %9.1f MB %10s\n", "W3 memory of the engine with them loaded", heap, "-");
+    if (taken != W3_RUNS) fprintf(stderr, "bench: resumed %d of %d runs\n", taken, W3_RUNS);
+
+    w3_engine = e;
+    signal(SIGUSR1, w3_wake);
+    pthread_t loop;
+    pthread_create(&loop, NULL, w3_loop, e);
+    double lat[W3_DECISIONS];
+    for (int k = 0; k < W3_DECISIONS; k++) {
+        memcpy(w3_watch, ids[k], sizeof w3_watch);
+        atomic_store(&w3_seen_us, 0);
+        int64_t start = mono_us();
+        cairn_command_add(db, ids[k], "decide",
+                          "{\"step\":\"gate\",\"decision\":\"approve\",\"by\":\"bench\"}", &err);
+        while (atomic_load(&w3_seen_us) == 0 && mono_us() - start < 5000000) usleep(50);
+        lat[k] = (double)(atomic_load(&w3_seen_us) - start) / 1000.0;
+    }
+    printf("%-44s %9.2f ms %10s\n", "W3 approval decision to next step (median)", median(lat, W3_DECISIONS), "-");
+    cairn_engine_request_stop(e);
+    pthread_join(loop, NULL);
+    w3_engine = NULL;
+    cairn_engine_close(e);
+    fflush(stdout);
+    _exit(0);
+}
+
 static double load_ms(int steps, int kind) {
     char *src = gen_workflow(steps, kind);
     struct timespec a, b;
@@ -195,6 +309,7 @@ int main(void) {
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 path expressions", median(v, repeat), "-");
     for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, ARITH);
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 jq expressions", median(v, repeat), "-");
+    if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("%-44s %9.1f MB %10s\n", "peak resident memory of the whole run", ru.ru_maxrss / 1024.0, "-");

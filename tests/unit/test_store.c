@@ -168,7 +168,7 @@ TEST(store_refuses_a_corrupt_journal_unmodified) {
     close(fd);
     size_t before_n, after_n;
     char *before = read_all(path, &before_n);
-    CHECK(cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err) != 0);
+    CHECK(cairn_store_open_sqlite_checked(path, CAIRN_SYNC_FULL, &s, &err) != 0);
     CHECK_CONTAINS(err.msg, "was not modified");
     char *after = read_all(path, &after_n);
     CHECK_INT(after_n, before_n);
