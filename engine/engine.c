@@ -63,9 +63,38 @@ void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]) {
     out[16] = '\0';
 }
 
+/* The run table: an array (for walks) plus an open-addressing index by id
+ * (for lookups: timers, commands and child runs name runs by id, and an
+ * engine may hold tens of thousands of parked runs).  The index stores
+ * positions in the array; it is rebuilt whenever the array changes shape,
+ * which costs O(n) per added or dropped run batch, not per lookup. */
+static uint64_t id_hash(const char *s) {
+    uint64_t h = 1469598103934665603u;
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211u;
+    return h;
+}
+
+static void index_rebuild(cairn_engine *e) {
+    size_t size = 64;
+    while (size < (size_t)e->n_runs * 2) size *= 2;
+    if (size != e->index_size) {
+        free(e->index);
+        e->index = cairn_malloc(size * sizeof *e->index);
+        e->index_size = size;
+    }
+    for (size_t i = 0; i < size; i++) e->index[i] = -1;
+    for (int i = 0; i < e->n_runs; i++) {
+        size_t h = (size_t)id_hash(e->runs[i]->st->id) & (size - 1);
+        while (e->index[h] >= 0) h = (h + 1) & (size - 1);
+        e->index[h] = i;
+    }
+}
+
 eng_run *eng_find_run(cairn_engine *e, const char *id) {
-    for (int i = 0; i < e->n_runs; i++)
-        if (strcmp(e->runs[i]->st->id, id) == 0) return e->runs[i];
+    if (e->index_size == 0) return NULL;
+    size_t h = (size_t)id_hash(id) & (e->index_size - 1);
+    for (; e->index[h] >= 0; h = (h + 1) & (e->index_size - 1))
+        if (strcmp(e->runs[e->index[h]]->st->id, id) == 0) return e->runs[e->index[h]];
     return NULL;
 }
 
@@ -75,19 +104,32 @@ void eng_add_run(cairn_engine *e, eng_run *r) {
         e->runs = cairn_realloc(e->runs, (size_t)e->cap_runs * sizeof *e->runs);
     }
     e->runs[e->n_runs++] = r;
+    if ((size_t)e->n_runs * 2 > e->index_size) {
+        index_rebuild(e);
+        return;
+    }
+    size_t h = (size_t)id_hash(r->st->id) & (e->index_size - 1);
+    while (e->index[h] >= 0) h = (h + 1) & (e->index_size - 1);
+    e->index[h] = e->n_runs - 1;
 }
 
 /* Drop runs whose last event is durable: memory stays flat. */
 static void drop_ended_runs(cairn_engine *e) {
+    if (e->ended_waiting == 0) return;   /* most turns: nothing ended */
+    bool dropped = false;
+    e->ended_waiting = 0;
     for (int i = 0; i < e->n_runs;) {
         eng_run *r = e->runs[i];
         if (r->ended && r->end_ticket <= e->durable) {
             e->runs[i] = e->runs[--e->n_runs];
             eng_run_free(r);
+            dropped = true;
         } else {
+            e->ended_waiting += r->ended;
             i++;
         }
     }
+    if (dropped) index_rebuild(e);
 }
 
 /* ---- appending events --------------------------------------------------- */
@@ -131,6 +173,7 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
     if (cairn_run_status_terminal(st->status)) {
         r->ended = true;
         r->end_ticket = e->out.ticket;
+        e->ended_waiting++;
     }
     return e->out.ticket;
 }
@@ -317,6 +360,7 @@ void cairn_engine_close(cairn_engine *e) {
     eng_batch_free_events(&e->out);
     for (int i = 0; i < e->n_runs; i++) eng_run_free(e->runs[i]);
     free(e->runs);
+    free(e->index);
     free(e->timers);
     while (e->plans) {
         eng_plan *p = e->plans;

@@ -118,6 +118,9 @@ struct cairn_engine {
 
     eng_run **runs;              /* live runs held by this engine */
     int n_runs, cap_runs;
+    int *index;                  /* open addressing by run id: positions in runs, -1 free */
+    size_t index_size;
+    int ended_waiting;           /* runs ended whose last event may not be durable yet */
 
     eng_batch out;               /* events appended since the last hand-off */
     int64_t next_ticket, durable;

@@ -48,6 +48,7 @@ typedef struct {
     cairn_store base;
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
+    sqlite3_stmt *get_run, *load_events;   /* prepared on first use, kept */
     char *owner;
     char *path;
 } sqlite_store;
@@ -68,6 +69,18 @@ static sqlite3_stmt *prepare(sqlite_store *s, const char *sql) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
     return st;
+}
+
+/* A statement kept for the connection's life: prepared the first time,
+ * reset (and its bindings cleared) every later time. */
+static sqlite3_stmt *kept(sqlite_store *s, sqlite3_stmt **slot, const char *sql) {
+    if (*slot == NULL) {
+        if (sqlite3_prepare_v2(s->db, sql, -1, slot, NULL) != SQLITE_OK) return NULL;
+    } else {
+        sqlite3_reset(*slot);
+        sqlite3_clear_bindings(*slot);
+    }
+    return *slot;
 }
 
 static int64_t pragma_int(sqlite_store *s, const char *sql, int *rc) {
@@ -292,8 +305,8 @@ static char *col_text(sqlite3_stmt *st, int i) {
 static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int *n,
                           cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = prepare(s, "SELECT seq, time, type, step, attempt, data, hash FROM events"
-                                  " WHERE run_id = ? ORDER BY seq");
+    sqlite3_stmt *st = kept(s, &s->load_events, "SELECT seq, time, type, step, attempt, data,"
+                                                " hash FROM events WHERE run_id = ? ORDER BY seq");
     if (!st) return db_error(s, err, "reading events");
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     int cap = 16, count = 0, rc;
@@ -316,7 +329,7 @@ static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **o
         if (sqlite3_column_bytes(st, 6) == CAIRN_HASH_LEN)
             memcpy(ev->hash, sqlite3_column_blob(st, 6), CAIRN_HASH_LEN);
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         cairn_events_free(evs, count);
         return db_error(s, err, "reading events");
@@ -370,7 +383,7 @@ static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **o
 static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
                       cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = prepare(s, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?");
+    sqlite3_stmt *st = kept(s, &s->get_run, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?");
     if (!st) return db_error(s, err, "reading a run");
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), out_rc = 0;
@@ -381,7 +394,7 @@ static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
         out_rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no run '%s' in %s", run_id, s->path);
     else
         out_rc = db_error(s, err, "reading a run");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return out_rc;
 }
 
@@ -557,6 +570,8 @@ static int64_t sq_data_version(cairn_store *base) {
 static void sq_close(cairn_store *base) {
     sqlite_store *s = (sqlite_store *)base;
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->stmt[i]);
+    sqlite3_finalize(s->get_run);
+    sqlite3_finalize(s->load_events);
     sqlite3_close(s->db);
     free(s->owner);
     free(s->path);
