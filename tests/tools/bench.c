@@ -222,6 +222,7 @@ static void w3(void) {
     cairn_engine_close(e);
 
     /* a fresh process for the engine that loads them */
+    fflush(stdout);
     pid_t pid = fork();
     if (pid != 0) {
         waitpid(pid, NULL, 0);
