@@ -483,11 +483,19 @@ static void poll_commands(cairn_engine *e) {
 int cairn_command_add(const char *db_path, const char *run_id, const char *type,
                       const char *data, cairn_err *err) {
     cairn_store *s = NULL;
-    int rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, false, &s, err);
-    if (rc == 0) rc = s->ops->add_command(s, run_id, type, data, err);
     cairn_run_row row = {0};
-    if (rc == 0 && s->ops->get_run(s, run_id, &row, NULL) == 0)
-        cairn_owner_wake(row.owner);   /* read it now, not at the next poll */
+    /* A live engine holds the run: it journals the command's effect durably
+     * and callers wait to see that, so the command row itself need not cost
+     * a sync.  With no engine, the row is all there is: synced. */
+    bool held = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, true, &s, NULL) == 0 &&
+                s->ops->get_run(s, run_id, &row, NULL) == 0 && row.owner &&
+                cairn_owner_alive(row.owner);
+    cairn_store_close(s);
+    s = NULL;
+    int rc = cairn_store_open_sqlite(db_path, held ? CAIRN_SYNC_NORMAL : CAIRN_SYNC_FULL, false,
+                                     &s, err);
+    if (rc == 0) rc = s->ops->add_command(s, run_id, type, data, err);
+    if (rc == 0 && held) cairn_owner_wake(row.owner);   /* read it now, not at the next poll */
     cairn_run_row_clear(&row);
     cairn_store_close(s);
     return rc;

@@ -100,7 +100,10 @@ void cairn_engine_request_stop(cairn_engine *e);
 void cairn_engine_wake(cairn_engine *e);
 
 /* Record a command for a run, to be carried out by the engine that holds it
- * (or by the next one): type "cancel".  Works from any process. */
+ * (or by the next one): "cancel", "pause", "unpause", "decide".  Works from
+ * any process.  When a live engine holds the run the row is written without
+ * a sync (the engine journals its effect durably, and callers wait for
+ * that); otherwise it is synced, since it must wait for the next resume. */
 int cairn_command_add(const char *db_path, const char *run_id, const char *type,
                       const char *data, cairn_err *err);
 
