@@ -420,3 +420,36 @@ void cairn_proc_result_free(cairn_proc_result *res) {
     cairn_capbuf_free(&res->out);
     cairn_capbuf_free(&res->err);
 }
+
+/* ---- `with` fields shell and ssh share ---------------------------------------- */
+
+static bool absent(jv v) { return !jv_is_valid(v) || jv_get_kind(v) == JV_KIND_NULL; }
+
+int cairn_with_ok_codes(jv codes, bool ok[CAIRN_EXIT_CODES], const char *who, cairn_fail *f) {
+    if (absent(codes)) {
+        ok[0] = true;
+        return 0;
+    }
+    int n = jv_get_kind(codes) == JV_KIND_ARRAY ? jv_array_length(jv_copy(codes)) : 0;
+    if (n == 0) return cairn_fail_set(f, "schema", "%sok_codes must be a non-empty list of integers", who);
+    for (int i = 0; i < n; i++) {
+        jv c = jv_array_get(jv_copy(codes), i);
+        double d = jv_get_kind(c) == JV_KIND_NUMBER ? jv_number_value(c) : -1;
+        jv_free(c);
+        if (!(d >= 0 && d < CAIRN_EXIT_CODES) || d != (double)(int)d)   /* NaN too */
+            return cairn_fail_set(f, "schema", "%sok_codes[%d] must be an integer from 0 to %d",
+                                  who, i, CAIRN_EXIT_CODES - 1);
+        ok[(int)d] = true;
+    }
+    return 0;
+}
+
+int cairn_with_stdin(jv in, char **data, size_t *len, const char *who, cairn_fail *f) {
+    if (absent(in)) return 0;
+    if (jv_get_kind(in) != JV_KIND_STRING)
+        return cairn_fail_set(f, "schema", "%sstdin must be a string, not %s", who,
+                              jv_kind_name(jv_get_kind(in)));
+    *len = (size_t)jv_string_length_bytes(jv_copy(in));
+    *data = cairn_strndup(jv_string_value(in), *len);
+    return 0;
+}

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHELL_OK_CODES 256             /* exit codes are 0..255 */
 
 static const cairn_field_sig shell_fields[] = {
     {"run", CAIRN_FIELD_STRING, CAIRN_FIELD_SHELL},
@@ -48,7 +47,7 @@ typedef struct shell_job {
     char *cwd;                         /* or NULL */
     char *stdin_data;                  /* or NULL: /dev/null */
     size_t stdin_len;
-    bool ok[SHELL_OK_CODES];
+    bool ok[CAIRN_EXIT_CODES];
     int rc;                            /* of cairn_proc_run */
     cairn_err err;
     cairn_proc_result res;
@@ -226,35 +225,14 @@ static int read_env(jv with, const cairn_attempt_info *info, shell_job *j, cairn
 
 static int read_stdin(jv with, shell_job *j, cairn_fail *f) {
     jv in = field(with, "stdin");
-    int rc = 0;
-    if (!present(in)) {
-    } else if (jv_get_kind(in) != JV_KIND_STRING) {
-        rc = cairn_fail_set(f, "schema", "stdin must be a string, not %s",
-                            jv_kind_name(jv_get_kind(in)));
-    } else {                           /* may hold NUL bytes: copied by length */
-        j->stdin_len = (size_t)jv_string_length_bytes(jv_copy(in));
-        j->stdin_data = cairn_strndup(jv_string_value(in), j->stdin_len);
-    }
+    int rc = cairn_with_stdin(in, &j->stdin_data, &j->stdin_len, "", f);
     jv_free(in);
     return rc;
 }
 
 static int read_ok_codes(jv with, shell_job *j, cairn_fail *f) {
     jv codes = field(with, "ok_codes");
-    int rc = 0;
-    if (!present(codes)) j->ok[0] = true;
-    else if (jv_get_kind(codes) != JV_KIND_ARRAY || jv_array_length(jv_copy(codes)) == 0)
-        rc = cairn_fail_set(f, "schema", "ok_codes must be a non-empty list of integers");
-    for (int i = 0; rc == 0 && present(codes) && i < jv_array_length(jv_copy(codes)); i++) {
-        jv c = jv_array_get(jv_copy(codes), i);
-        double d = jv_get_kind(c) == JV_KIND_NUMBER ? jv_number_value(c) : -1;
-        if (!(d >= 0 && d < SHELL_OK_CODES) || d != (double)(int)d)   /* NaN too */
-            rc = cairn_fail_set(f, "schema", "ok_codes[%d] must be an integer from 0 to %d",
-                                i, SHELL_OK_CODES - 1);
-        else
-            j->ok[(int)d] = true;
-        jv_free(c);
-    }
+    int rc = cairn_with_ok_codes(codes, j->ok, "", f);
     jv_free(codes);
     return rc;
 }

@@ -367,35 +367,14 @@ static int read_script(jv with, const cairn_attempt_info *info, ssh_job *j, cair
 
 static int read_stdin(jv with, ssh_job *j, cairn_fail *f) {
     jv in = field(with, "stdin");
-    int rc = 0;
-    if (!jv_is_valid(in)) {
-    } else if (jv_get_kind(in) != JV_KIND_STRING) {
-        rc = cairn_fail_set(f, "schema", "ssh: stdin must be a string, not %s",
-                            jv_kind_name(jv_get_kind(in)));
-    } else {                           /* may hold NUL bytes: copied by length */
-        j->stdin_len = (size_t)jv_string_length_bytes(jv_copy(in));
-        j->stdin_data = cairn_strndup(jv_string_value(in), j->stdin_len);
-    }
+    int rc = cairn_with_stdin(in, &j->stdin_data, &j->stdin_len, "ssh: ", f);
     jv_free(in);
     return rc;
 }
 
 static int read_ok_codes(jv with, ssh_job *j, cairn_fail *f) {
     jv codes = field(with, "ok_codes");
-    int rc = 0;
-    if (!jv_is_valid(codes)) j->ok[0] = true;
-    else if (jv_get_kind(codes) != JV_KIND_ARRAY || jv_array_length(jv_copy(codes)) == 0)
-        rc = cairn_fail_set(f, "schema", "ssh: ok_codes must be a non-empty list of integers");
-    for (int i = 0; rc == 0 && jv_is_valid(codes) && i < jv_array_length(jv_copy(codes)); i++) {
-        jv c = jv_array_get(jv_copy(codes), i);
-        double d = jv_get_kind(c) == JV_KIND_NUMBER ? jv_number_value(c) : -1;
-        if (!(d >= 0 && d < CAIRN_SSH_OK_CODES) || d != (double)(int)d)   /* NaN too */
-            rc = cairn_fail_set(f, "schema", "ssh: ok_codes[%d] must be an integer from 0 "
-                                             "to %d", i, CAIRN_SSH_OK_CODES - 1);
-        else
-            j->ok[(int)d] = true;
-        jv_free(c);
-    }
+    int rc = cairn_with_ok_codes(codes, j->ok, "ssh: ", f);
     jv_free(codes);
     return rc;
 }
@@ -513,7 +492,7 @@ static int ssh_finish(void *job, jv *output, cairn_fail *f) {
     else if (j->signal[0])
         rc = cairn_fail_set(f, "exit", "killed by signal SIG%s on %s%s", j->signal, j->host,
                             detail);
-    else if (j->exit_code < 0 || j->exit_code >= CAIRN_SSH_OK_CODES || !j->ok[j->exit_code])
+    else if (j->exit_code < 0 || j->exit_code >= CAIRN_EXIT_CODES || !j->ok[j->exit_code])
         rc = cairn_fail_set(f, "exit", "exit code %d on %s%s", j->exit_code, j->host, detail);
     else
         *output = ssh_output(j);

@@ -328,7 +328,7 @@ static bool is(const run_state *st, const char *state) { return strcmp(st->state
 
 static bool ok_code(const ssh_job *j, const char *value) {
     int code = atoi(value);
-    return code >= 0 && code < CAIRN_SSH_OK_CODES && j->ok[code];
+    return code >= 0 && code < CAIRN_EXIT_CODES && j->ok[code];
 }
 
 int ssh__detach(ssh_conn *c, const cairn_attempt_info *info) {

@@ -47,7 +47,6 @@
 #define CAIRN_SSH_IO_CHUNK 32768              /* bytes per channel read or write */
 #define CAIRN_SSH_FINGERPRINT_MAX 64          /* "SHA256:" + 43 base64 chars */
 #define CAIRN_SSH_SIGNAL_MAX 32               /* an exit signal's name */
-#define CAIRN_SSH_OK_CODES 256                /* exit codes 0..255 */
 #define CAIRN_SSH_STATE_DIR_DEFAULT "~/.cairn/jobs"
 
 /* ---- the job ------------------------------------------------------------ */
@@ -62,7 +61,7 @@ typedef struct ssh_job {
     char *script;                              /* env exports + command */
     char *stdin_data;                          /* or NULL */
     size_t stdin_len;
-    bool ok[CAIRN_SSH_OK_CODES];
+    bool ok[CAIRN_EXIT_CODES];
     bool detach;
     char *state_dir;                           /* detach; default CAIRN_SSH_STATE_DIR_DEFAULT */
     int64_t timeout_ms;                        /* 0: only the step deadline */
