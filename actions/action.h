@@ -90,6 +90,10 @@ typedef struct cairn_action {
 /* The built-in actions, by name; NULL when unknown. */
 const cairn_action *cairn_action_find(const char *name);
 
+/* For prepare: every key of `with` (borrowed) is a field of sig, else -1
+ * with f set ("<action>: unknown field 'x'", kind schema). */
+int cairn_with_keys(jv with, const cairn_action_sig *sig, cairn_fail *f);
+
 /* The i-th built-in action (0-based), or NULL past the last. */
 const cairn_action *cairn_action_at(int i);
 

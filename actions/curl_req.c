@@ -591,22 +591,6 @@ jv cairn_with_get(jv with, const char *name) {
     return v;
 }
 
-int cairn_with_keys(jv with, const cairn_action_sig *sig, cairn_fail *f) {
-    int rc = 0;
-    jv keys = jv_keys(jv_copy(with));
-    for (int i = 0; rc == 0 && i < jv_array_length(jv_copy(keys)); i++) {
-        jv k = jv_array_get(jv_copy(keys), i);
-        const cairn_field_sig *s = sig->fields;
-        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
-        if (s->name == NULL)
-            rc = cairn_fail_set(f, "schema", "%s: unknown field '%.100s'", sig->name,
-                                jv_string_value(k));
-        jv_free(k);
-    }
-    jv_free(keys);
-    return rc;
-}
-
 /* A jv string without NUL bytes, copied to *out.  Consumes v. */
 static int plain_string(jv v, const char *what, char **out, cairn_fail *f) {
     int rc = 0;

@@ -165,8 +165,6 @@ bool cairn_strv_has_header(const cairn_strv *s, const char *name);
  * field counts as absent, as everywhere in `with`. */
 jv cairn_with_get(jv with, const char *name);
 
-/* Every key of with must be a field of sig: else -1, kind "schema". */
-int cairn_with_keys(jv with, const cairn_action_sig *sig, cairn_fail *f);
 
 /* A string field (without NUL bytes) copied to *out; *out stays NULL when
  * the field is absent and not required. */

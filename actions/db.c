@@ -339,19 +339,6 @@ static int read_max_rows(jv with, db_job *j, cairn_fail *f) {
     return rc;
 }
 
-static int check_keys(jv with, cairn_fail *f) {
-    int rc = 0;
-    jv_object_foreach(with, k, v) {    /* borrows with; k, v are copies */
-        const cairn_field_sig *s = db_fields;
-        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
-        if (rc == 0 && s->name == NULL)
-            rc = cairn_fail_set(f, "schema", "db: unknown field '%.64s'", jv_string_value(k));
-        jv_free(k);
-        jv_free(v);
-    }
-    return rc;
-}
-
 /* ---- building the output (orchestrator thread) -------------------------- */
 
 /* Sign, significant digits (no leading or trailing zeros) and exponent E of
@@ -465,7 +452,7 @@ static int db_prepare(jv with, const cairn_attempt_info *info, void **job, cairn
     if (jv_get_kind(with) != JV_KIND_OBJECT)
         return cairn_fail_set(f, "schema", "db: with must be a map");
     db_job *j = cairn_calloc(1, sizeof *j);
-    if (check_keys(with, f) || read_driver(with, j, f) || read_string(with, "dsn", &j->dsn, f) ||
+    if (cairn_with_keys(with, &db_sig, f) || read_driver(with, j, f) || read_string(with, "dsn", &j->dsn, f) ||
         read_string(with, "query", &j->query, f) || read_params(with, j, f) ||
         read_timeout(with, j, f) || read_max_rows(with, j, f)) {
         cairn__db_job_free(j);

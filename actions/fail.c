@@ -46,25 +46,13 @@ static int get_string(jv with, const char *name, const char *dflt, char **out, c
     return rc;
 }
 
-static int check_keys(jv with, cairn_fail *f) {
-    int rc = 0;
-    jv_object_foreach(with, k, v) {    /* borrows with; k, v are copies */
-        const char *name = jv_string_value(k);
-        if (rc == 0 && strcmp(name, "message") != 0 && strcmp(name, "kind") != 0)
-            rc = cairn_fail_set(f, "schema", "fail: unknown field '%s'", name);
-        jv_free(k);
-        jv_free(v);
-    }
-    return rc;
-}
-
 static int fail_prepare(jv with, const cairn_attempt_info *info, void **job, cairn_fail *f) {
     char *kind = NULL, *message = NULL;
     int rc;
     (void)info;
     if (jv_get_kind(with) != JV_KIND_OBJECT)
         return cairn_fail_set(f, "schema", "fail: with must be a map");
-    if ((rc = check_keys(with, f)) == 0 &&
+    if ((rc = cairn_with_keys(with, &fail_sig, f)) == 0 &&
         (rc = get_string(with, "kind", FAIL_DEFAULT_KIND, &kind, f)) == 0 &&
         (rc = get_string(with, "message", NULL, &message, f)) == 0) {
         if (kind[0] == '\0' || strlen(kind) >= CAIRN_FAIL_KIND_MAX)

@@ -128,19 +128,6 @@ static int typed(jv with, const char *name, jv_kind k, const char *what, jv *out
 
 /* ---- reading `with` ----------------------------------------------------- */
 
-static int check_keys(jv with, cairn_fail *f) {
-    int rc = 0;
-    jv_object_foreach(with, k, v) {    /* borrows with; k, v are copies */
-        const cairn_field_sig *s = llm_fields;
-        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
-        if (rc == 0 && s->name == NULL)
-            rc = cairn_fail_set(f, "schema", "llm: unknown field '%s'", jv_string_value(k));
-        jv_free(k);
-        jv_free(v);
-    }
-    return rc;
-}
-
 static int read_provider(jv with, llm_job *j, cairn_fail *f) {
     jv p;
     int rc = typed(with, "provider", JV_KIND_STRING, "a string", &p, f);
@@ -342,7 +329,7 @@ static int llm_prepare(jv with, const cairn_attempt_info *info, void **job, cair
     llm_req r = {jv_invalid(), jv_invalid(), jv_invalid(), jv_invalid(), jv_invalid(),
                  jv_invalid()};
     j->resp.retry_after_ms = -1;
-    int rc = check_keys(with, f) || read_provider(with, j, f) || read_url(with, j, f) ||
+    int rc = cairn_with_keys(with, &llm_sig, f) || read_provider(with, j, f) || read_url(with, j, f) ||
              read_key(with, j, f) || read_request(with, j, &r, f) ||
              read_timeout(with, j, f) || build_body(j, &r, f) ? -1 : 0;
     req_free(&r);

@@ -271,19 +271,6 @@ static jv field(jv with, const char *name) {
     return jv_invalid();
 }
 
-static int check_keys(jv with, cairn_fail *f) {
-    int rc = 0;
-    jv_object_foreach(with, k, v) {    /* borrows with; k, v are copies */
-        const cairn_field_sig *s = match_fields;
-        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
-        if (rc == 0 && s->name == NULL)
-            rc = cairn_fail_set(f, "schema", "match: unknown field '%.64s'", jv_string_value(k));
-        jv_free(k);
-        jv_free(v);
-    }
-    return rc;
-}
-
 /* with[name], a required string of at most max bytes: a copy in *out. */
 static int read_text(jv with, const char *name, size_t max, char **out, size_t *len,
                      cairn_fail *f) {
@@ -351,7 +338,7 @@ static int match_prepare(jv with, const cairn_attempt_info *info, void **job, ca
     char *pattern = NULL;
     size_t pattern_len = 0;
     uint32_t options = 0;
-    int rc = check_keys(with, f);
+    int rc = cairn_with_keys(with, &match_sig, f);
     if (rc == 0) rc = read_text(with, "text", CAIRN_MATCH_TEXT_MAX, &j->text, &j->text_len, f);
     if (rc == 0)
         rc = read_text(with, "pattern", CAIRN_MATCH_PATTERN_MAX, &pattern, &pattern_len, f);

@@ -51,6 +51,24 @@ const cairn_action_sig *cairn_action_lookup_sig(const char *name) {
     return a ? a->sig : NULL;
 }
 
+/* Every key of with must be a field of sig (an open sig takes any). */
+int cairn_with_keys(jv with, const cairn_action_sig *sig, cairn_fail *f) {
+    int rc = 0;
+    if (sig->open) return 0;
+    jv keys = jv_keys(jv_copy(with));
+    for (int i = 0; rc == 0 && i < jv_array_length(jv_copy(keys)); i++) {
+        jv k = jv_array_get(jv_copy(keys), i);
+        const cairn_field_sig *s = sig->fields;
+        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
+        if (s->name == NULL)
+            rc = cairn_fail_set(f, "schema", "%s: unknown field '%.100s'", sig->name,
+                                jv_string_value(k));
+        jv_free(k);
+    }
+    jv_free(keys);
+    return rc;
+}
+
 int cairn_fail_set(cairn_fail *f, const char *kind, const char *fmt, ...) {
     snprintf(f->kind, sizeof f->kind, "%s", kind);
     va_list ap;

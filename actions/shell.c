@@ -134,21 +134,6 @@ static int env_value(jv v, const char *what, char **out, cairn_fail *f) {
 
 /* ---- reading `with` ----------------------------------------------------- */
 
-static int check_keys(jv with, cairn_fail *f) {
-    int rc = 0;
-    jv keys = jv_keys(jv_copy(with));
-    for (int i = 0; rc == 0 && i < jv_array_length(jv_copy(keys)); i++) {
-        jv k = jv_array_get(jv_copy(keys), i);
-        const cairn_field_sig *s = shell_fields;
-        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
-        if (s->name == NULL)
-            rc = cairn_fail_set(f, "schema", "shell: unknown field '%s'", jv_string_value(k));
-        jv_free(k);
-    }
-    jv_free(keys);
-    return rc;
-}
-
 static int read_argv(jv argv, shell_job *j, cairn_fail *f) {
     if (jv_get_kind(argv) != JV_KIND_ARRAY || jv_array_length(jv_copy(argv)) == 0)
         return cairn_fail_set(f, "schema", "argv must be a non-empty list of strings");
@@ -250,7 +235,7 @@ static int shell_prepare(jv with, const cairn_attempt_info *info, void **job, ca
     if (jv_get_kind(with) != JV_KIND_OBJECT)
         return cairn_fail_set(f, "schema", "shell: with must be a map");
     shell_job *j = cairn_calloc(1, sizeof *j);
-    if (check_keys(with, f) || read_command(with, j, f) || read_env(with, info, j, f) ||
+    if (cairn_with_keys(with, &shell_sig, f) || read_command(with, j, f) || read_env(with, info, j, f) ||
         read_cwd(with, j, f) || read_stdin(with, j, f) || read_ok_codes(with, j, f)) {
         job_free(j);
         return -1;

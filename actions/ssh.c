@@ -196,21 +196,6 @@ static bool is_identifier(const char *s) {
 
 /* ---- reading `with` ----------------------------------------------------- */
 
-static int check_keys(jv with, cairn_fail *f) {
-    int rc = 0;
-    jv keys = jv_keys(jv_copy(with));
-    for (int i = 0; rc == 0 && i < jv_array_length(jv_copy(keys)); i++) {
-        jv k = jv_array_get(jv_copy(keys), i);
-        const cairn_field_sig *s = ssh_fields;
-        while (s->name && strcmp(s->name, jv_string_value(k)) != 0) s++;
-        if (s->name == NULL)
-            rc = cairn_fail_set(f, "schema", "ssh: unknown field '%s'", jv_string_value(k));
-        jv_free(k);
-    }
-    jv_free(keys);
-    return rc;
-}
-
 static int read_host(jv with, ssh_job *j, cairn_fail *f) {
     jv v = field(with, "host");
     if (!jv_is_valid(v)) {
@@ -409,7 +394,7 @@ static int ssh_prepare(jv with, const cairn_attempt_info *info, void **job, cair
     if (jv_get_kind(with) != JV_KIND_OBJECT)
         return cairn_fail_set(f, "schema", "ssh: with must be a map");
     ssh_job *j = cairn_calloc(1, sizeof *j);
-    if (check_keys(with, f) || read_host(with, j, f) || read_port(with, j, f) ||
+    if (cairn_with_keys(with, &ssh_sig, f) || read_host(with, j, f) || read_port(with, j, f) ||
         read_user(with, j, f) || read_credentials(with, j, f) ||
         read_host_key_policy(with, j, f) || read_detach(with, info, j, f) ||
         read_script(with, info, j, f) || read_stdin(with, j, f) ||
