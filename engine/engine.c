@@ -64,35 +64,63 @@ void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]) {
 }
 
 /* The run table: an array (for walks) plus an open-addressing index by id
- * (for lookups: timers, commands and child runs name runs by id, and an
- * engine may hold tens of thousands of parked runs).  The index stores
- * positions in the array; it is rebuilt whenever the array changes shape,
- * which costs O(n) per added or dropped run batch, not per lookup. */
+ * with linear probing (for lookups: timers, commands and child runs name runs
+ * by id, and an engine may hold tens of thousands of parked runs).  The index
+ * stores positions in the array and each run knows its own position, so
+ * adding and dropping a run cost O(1): a run that ends while ten thousand
+ * others are parked must not cost a walk over all of them. */
 static uint64_t id_hash(const char *s) {
     uint64_t h = 1469598103934665603u;
     while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211u;
     return h;
 }
 
+static size_t index_home(const cairn_engine *e, const char *id) {
+    return (size_t)id_hash(id) & (e->index_size - 1);
+}
+
+static void index_insert(cairn_engine *e, int pos) {
+    size_t h = index_home(e, e->runs[pos]->st->id);
+    while (e->index[h] >= 0) h = (h + 1) & (e->index_size - 1);
+    e->index[h] = pos;
+}
+
 static void index_rebuild(cairn_engine *e) {
     size_t size = 64;
     while (size < (size_t)e->n_runs * 2) size *= 2;
-    if (size != e->index_size) {
-        free(e->index);
-        e->index = cairn_malloc(size * sizeof *e->index);
-        e->index_size = size;
-    }
+    free(e->index);
+    e->index = cairn_malloc(size * sizeof *e->index);
+    e->index_size = size;
     for (size_t i = 0; i < size; i++) e->index[i] = -1;
-    for (int i = 0; i < e->n_runs; i++) {
-        size_t h = (size_t)id_hash(e->runs[i]->st->id) & (size - 1);
-        while (e->index[h] >= 0) h = (h + 1) & (size - 1);
-        e->index[h] = i;
+    for (int i = 0; i < e->n_runs; i++) index_insert(e, i);
+}
+
+/* The index slot that holds position pos (which must be in the index). */
+static size_t index_slot_of(const cairn_engine *e, int pos) {
+    size_t h = index_home(e, e->runs[pos]->st->id);
+    while (e->index[h] != pos) h = (h + 1) & (e->index_size - 1);
+    return h;
+}
+
+/* Empty slot h, then move back every entry of the probe chain after it that
+ * could no longer be reached past the hole (deletion without tombstones). */
+static void index_delete_slot(cairn_engine *e, size_t h) {
+    size_t mask = e->index_size - 1, hole = h;
+    e->index[hole] = -1;
+    for (size_t j = (hole + 1) & mask; e->index[j] >= 0; j = (j + 1) & mask) {
+        size_t home = index_home(e, e->runs[e->index[j]]->st->id);
+        /* the entry at j stays when its home lies cyclically in (hole, j] */
+        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (stays) continue;
+        e->index[hole] = e->index[j];
+        e->index[j] = -1;
+        hole = j;
     }
 }
 
 eng_run *eng_find_run(cairn_engine *e, const char *id) {
     if (e->index_size == 0) return NULL;
-    size_t h = (size_t)id_hash(id) & (e->index_size - 1);
+    size_t h = index_home(e, id);
     for (; e->index[h] >= 0; h = (h + 1) & (e->index_size - 1))
         if (strcmp(e->runs[e->index[h]]->st->id, id) == 0) return e->runs[e->index[h]];
     return NULL;
@@ -103,33 +131,34 @@ void eng_add_run(cairn_engine *e, eng_run *r) {
         e->cap_runs = e->cap_runs ? e->cap_runs * 2 : 16;
         e->runs = cairn_realloc(e->runs, (size_t)e->cap_runs * sizeof *e->runs);
     }
+    r->slot = e->n_runs;
     e->runs[e->n_runs++] = r;
-    if ((size_t)e->n_runs * 2 > e->index_size) {
-        index_rebuild(e);
-        return;
-    }
-    size_t h = (size_t)id_hash(r->st->id) & (e->index_size - 1);
-    while (e->index[h] >= 0) h = (h + 1) & (e->index_size - 1);
-    e->index[h] = e->n_runs - 1;
+    if ((size_t)e->n_runs * 2 > e->index_size) index_rebuild(e);
+    else index_insert(e, r->slot);
 }
 
-/* Drop runs whose last event is durable: memory stays flat. */
-static void drop_ended_runs(cairn_engine *e) {
-    if (e->ended_waiting == 0) return;   /* most turns: nothing ended */
-    bool dropped = false;
-    e->ended_waiting = 0;
-    for (int i = 0; i < e->n_runs;) {
-        eng_run *r = e->runs[i];
-        if (r->ended && r->end_ticket <= e->durable) {
-            e->runs[i] = e->runs[--e->n_runs];
-            eng_run_free(r);
-            dropped = true;
-        } else {
-            e->ended_waiting += r->ended;
-            i++;
-        }
+/* Take r out of the table: the last run moves into its place. */
+static void remove_run(cairn_engine *e, eng_run *r) {
+    int pos = r->slot, last = e->n_runs - 1;
+    index_delete_slot(e, index_slot_of(e, pos));
+    if (pos != last) {
+        e->index[index_slot_of(e, last)] = pos;
+        e->runs[pos] = e->runs[last];
+        e->runs[pos]->slot = pos;
     }
-    if (dropped) index_rebuild(e);
+    e->n_runs--;
+}
+
+/* Drop runs whose last event is durable: memory stays flat.  Runs end in
+ * ticket order, so the queue's head is always the first to become durable. */
+static void drop_ended_runs(cairn_engine *e) {
+    while (e->ended_head && e->ended_head->end_ticket <= e->durable) {
+        eng_run *r = e->ended_head;
+        e->ended_head = r->ended_next;
+        if (e->ended_head == NULL) e->ended_tail = NULL;
+        remove_run(e, r);
+        eng_run_free(r);
+    }
 }
 
 /* ---- appending events --------------------------------------------------- */
@@ -170,10 +199,12 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
     }
     eng_batch_push(&e->out, ev);
     e->out.ticket = ++e->next_ticket;
-    if (cairn_run_status_terminal(st->status)) {
+    if (cairn_run_status_terminal(st->status) && !r->ended) {
         r->ended = true;
         r->end_ticket = e->out.ticket;
-        e->ended_waiting++;
+        if (e->ended_tail) e->ended_tail->ended_next = r;
+        else e->ended_head = r;
+        e->ended_tail = r;
     }
     return e->out.ticket;
 }

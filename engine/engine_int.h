@@ -78,6 +78,8 @@ struct eng_run {
     bool ended;                  /* its terminal event is appended */
     bool parent_told;            /* a child run: its parent has taken its outcome */
     int64_t end_ticket;
+    int slot;                    /* position in the engine's runs array */
+    eng_run *ended_next;         /* in the engine's queue of ended runs */
     int *ready;                  /* steps ready to start: a FIFO */
     int ready_head, n_ready;
 };
@@ -120,7 +122,7 @@ struct cairn_engine {
     int n_runs, cap_runs;
     int *index;                  /* open addressing by run id: positions in runs, -1 free */
     size_t index_size;
-    int ended_waiting;           /* runs ended whose last event may not be durable yet */
+    eng_run *ended_head, *ended_tail;   /* ended runs, in order of end_ticket */
 
     eng_batch out;               /* events appended since the last hand-off */
     int64_t next_ticket, durable;

@@ -8,7 +8,10 @@
 #include "engine/engine.h"
 #include "test.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -741,5 +744,67 @@ TEST(engine_crash_during_rollback_resumes_it_and_compensates_once) {
     CHECK_INT(count_lines(log, "undo a"), 1);
     CHECK_INT(count_lines(log, "tell"), 1);
     jv_free(run); free(id); free(src); free(marker); free(log);
+    free_h(&h);
+}
+
+/* ---- the run table ---------------------------------------------------------- */
+
+typedef struct {
+    _Atomic int succeeded;
+} end_counter;
+
+static void count_successes(const cairn_event *ev, const cairn_run_state *st, void *ud) {
+    (void)st;
+    if (ev->type == CAIRN_EV_RUN_SUCCEEDED) atomic_fetch_add(&((end_counter *)ud)->succeeded, 1);
+}
+
+static void *engine_thread(void *arg) {
+    cairn_err err;
+    return (void *)(intptr_t)cairn_engine_run(arg, &err);
+}
+
+static bool wait_for_successes(end_counter *c, int want) {
+    for (int64_t end = cairn_now_ms() + 60000; cairn_now_ms() < end; usleep(1000))
+        if (atomic_load(&c->succeeded) >= want) return true;
+    return false;
+}
+
+/* Runs that end are taken out of the table one by one while others stay
+ * parked; every parked run must still be found by id (a decision names it). */
+TEST(engine_finds_parked_runs_after_many_others_ended) {
+    enum { RUNS = 300 };
+    harness h = {0};
+    end_counter ends = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    cairn_engine_config cfg = {.db_path = h.db, .on_event = count_successes, .ud = &ends};
+    cairn_err err;
+    CHECK_INT(cairn_engine_open(&cfg, &h.e, &err), 0);
+    add(&h, "cairn: 1\nname: gated\ninputs:\n  kind: { type: string }\nsteps:\n"
+            "  - id: gate\n    if: ${{ .inputs.kind == \"approval\" }}\n    uses: approval\n"
+            "    with: { prompt: go? }\n"
+            "  - id: after\n    uses: set\n    with: { done: true }\n");
+    static char ids[RUNS][CAIRN_RUN_ID_MAX];
+    int parked = 0;
+    for (int i = 0; i < RUNS; i++)
+        start(&h, i % 3 == 0 ? "{\"kind\":\"approval\"}" : "{\"kind\":\"quick\"}", ids[i]);
+    pthread_t loop;
+    CHECK_INT(pthread_create(&loop, NULL, engine_thread, h.e), 0);
+    CHECK(wait_for_successes(&ends, RUNS - RUNS / 3));
+    for (int i = 0; i < RUNS; i += 3, parked++)
+        CHECK_INT(cairn_command_add(h.db, ids[i], "decide",
+                                    "{\"step\":\"gate\",\"decision\":\"approve\",\"by\":\"t\"}", &err), 0);
+    cairn_engine_wake(h.e);
+    CHECK(wait_for_successes(&ends, RUNS));
+    cairn_engine_request_stop(h.e);
+    void *rc = NULL;
+    pthread_join(loop, &rc);
+    CHECK_INT((int)(intptr_t)rc, 0);
+    CHECK_INT(parked, RUNS / 3);
+    for (int i = 0; i < RUNS; i += 3) {
+        jv run = show(&h, ids[i]);
+        CHECK_AT(run, "status", "succeeded");
+        CHECK_AT(run, "steps.gate.status", "succeeded");
+        jv_free(run);
+    }
     free_h(&h);
 }
