@@ -10,9 +10,13 @@
  *   1. Identical texts share one "leaf" (`.inputs.host` comes back often).
  *   2. Each leaf is checked lexically first (expr_lex.c): a program that could
  *      break out of its place, or that names $ENV, never reaches jq.
- *   3. The leaves are compiled in chunks, each one jq program; evaluation
- *      picks the leaf in its chunk by slot.
- *   4. Every program whose leaf does not compile gets one diagnostic, at the
+ *   3. A leaf in the small subset of jq that expr_native.c implements (plain
+ *      paths, literals, arithmetic, comparisons, and, or, //) is parsed there
+ *      and needs no jq_compile.  When its operands turn out to be of kinds the
+ *      subset leaves to jq, it is compiled alone, once, at that evaluation.
+ *   4. The other leaves are compiled in chunks, each one jq program;
+ *      evaluation picks the leaf in its chunk by slot.
+ *   5. Every program whose leaf does not compile gets one diagnostic, at the
  *      position it was added with.
  */
 #include "dsl/expr_int.h"
@@ -36,7 +40,7 @@ static void set_reset(cairn_exprset *set) {
     set->nchunks = 0;
     for (int i = 0; i < set->nleaves; i++) {
         free(set->leaves[i].error);
-        jv_free(set->leaves[i].path);
+        cairn__exprnative_free(set->leaves[i].native);
     }
     free(set->leaves);
     set->leaves = NULL;
@@ -105,8 +109,7 @@ static void build_leaves(cairn_exprset *set) {
             h = (h + 1) & (size - 1);
         }
         if (!table[h]) {
-            set->leaves[set->nleaves] = (expr_leaf){.prog = i, .chunk = -1, .slot = -1,
-                                                    .path = cairn__exprpath_parse(p->text, p->len)};
+            set->leaves[set->nleaves] = (expr_leaf){.prog = i, .chunk = -1, .slot = -1};
             table[h] = ++set->nleaves;
         }
         p->leaf = table[h] - 1;
@@ -132,9 +135,14 @@ static void check_leaves(cairn_exprset *set) {
         else {
             const char *msg = cairn__exprlex_check(p->text, p->len);
             if (msg) lf->error = cairn_strdup(msg);
+            else lf->native = cairn__exprnative_parse(p->text, p->len);
         }
     }
 }
+
+#define HOME_JQ_MSG                                                                       \
+    "%s exists, and libjq would load its definitions into every expression; move it away " \
+    "or run with HOME set to a directory without .jq"
 
 /* libjq 1.6 loads $HOME/.jq, when it is a file, into every program it
  * compiles: its defs would change what expressions compute on this host.
@@ -179,9 +187,7 @@ int cairn_exprset_compile(cairn_exprset *set, cairn_diags *diags) {
     char *home = home_jq_file();
     if (home) {
         const expr_prog *p = &set->progs[0];
-        cairn_diags_add(diags, p->file, p->line, p->col,
-                        "%s exists, and libjq would load its definitions into every expression; "
-                        "move it away or run with HOME set to a directory without .jq", home);
+        cairn_diags_add(diags, p->file, p->line, p->col, HOME_JQ_MSG, home);
         free(home);
         set->state = SET_FAILED;
         return CAIRN_ESYNTAX;
@@ -220,19 +226,9 @@ static int eval_error(const expr_prog *p, jv failure, cairn_err *err) {
  * that the caller's document is not shared (and copied on its next change). */
 static void release_input(jq_state *jq) { jq_start(jq, jv_null(), 0); }
 
-int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err) {
-    *out = jv_invalid();
-    if (set == NULL || set->state != SET_READY)
-        return cairn_err_set(err, CAIRN_ESTATE, "expressions are not compiled");
-    if (idx < 0 || idx >= set->count)
-        return cairn_err_set(err, CAIRN_EINVAL, "no expression %d", idx);
-    const expr_prog *p = &set->progs[idx];
-    const expr_leaf *lf = &set->leaves[p->leaf];
-    if (jv_is_valid(lf->path)) {
-        char why[CAIRN_ERR_MSG_MAX / 2];
-        if (cairn__exprpath_eval(lf->path, doc, out, why, sizeof why) == 0) return 0;
-        return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col, "%s", why);
-    }
+/* Run leaf lf of program p in its chunk. */
+static int eval_jq(cairn_exprset *set, const expr_prog *p, const expr_leaf *lf, jv doc, jv *out,
+                   cairn_err *err) {
     jq_state *jq = set->chunks[lf->chunk];
     jq_start(jq, JV_ARRAY(jv_copy(doc), jv_number(lf->slot / CAIRN_EXPR_FANOUT),
                           jv_number(lf->slot % CAIRN_EXPR_FANOUT)), 0);
@@ -261,4 +257,43 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
     jv_free(second);
     *out = first;
     return 0;
+}
+
+/* A native leaf whose operands need jq: compile it alone, the first time.
+ * $HOME/.jq is refused here as at cairn_exprset_compile, since it may have
+ * appeared since. */
+static int compile_deferred(cairn_exprset *set, const expr_prog *p, cairn_err *err) {
+    expr_leaf *lf = &set->leaves[p->leaf];
+    if (lf->chunk >= 0) return 0;
+    if (lf->error == NULL) {
+        char *home = home_jq_file();
+        if (home) {
+            int rc = cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col, HOME_JQ_MSG, home);
+            free(home);
+            return rc;
+        }
+        if (cairn__exprset_compile_leaf(set, p->leaf) == 0) return 0;
+    }
+    return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col, "%s", lf->error);
+}
+
+int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err) {
+    *out = jv_invalid();
+    if (set == NULL || set->state != SET_READY)
+        return cairn_err_set(err, CAIRN_ESTATE, "expressions are not compiled");
+    if (idx < 0 || idx >= set->count)
+        return cairn_err_set(err, CAIRN_EINVAL, "no expression %d", idx);
+    const expr_prog *p = &set->progs[idx];
+    if (set->leaves[p->leaf].native) {
+        jv v = cairn__exprnative_eval(set->leaves[p->leaf].native, doc);
+        if (jv_is_valid(v)) {
+            *out = v;
+            return 0;
+        }
+        if (jv_invalid_has_msg(jv_copy(v))) return eval_error(p, v, err);
+        jv_free(v);                     /* deferred to jq */
+        int rc = compile_deferred(set, p, err);
+        if (rc) return rc;
+    }
+    return eval_jq(set, p, &set->leaves[p->leaf], doc, out, err);
 }

@@ -1,10 +1,12 @@
 /*
  * expr.h - Cairn expressions: `${{ <jq program> }}` inside workflow strings.
  *
- * A workflow's expressions are gathered into one cairn_exprset and compiled
- * together as a single jq program of `def`s, because jq_compile re-binds jq's
- * builtins on every call (about 20 ms) while one program of hundreds of defs
- * compiles in about the same time.  Evaluation dispatches to the def by index.
+ * A workflow's expressions are gathered into one cairn_exprset.  Those in a
+ * small common subset of jq (plain paths, literals, arithmetic, comparisons,
+ * and, or, //: see expr_native.c) are parsed and evaluated without jq, with
+ * jq 1.6's meaning.  The rest are compiled together in a few jq programs,
+ * because jq_compile re-binds jq's builtins on every call (about 20 ms) while
+ * one program of hundreds of expressions compiles in about the same time.
  *
  * Builtins that read the clock, the environment, input or randomness (now,
  * input, inputs, env, $ENV, input_filename, ...) are shadowed by defs that

@@ -321,7 +321,7 @@ void cairn__exprset_compile_leaves(cairn_exprset *set) {
     int n = 0;
     size_t bytes = 0;
     for (int i = 0; i < set->nleaves; i++) {
-        if (set->leaves[i].error || jv_is_valid(set->leaves[i].path)) continue;   /* plain paths need no jq */
+        if (set->leaves[i].error || set->leaves[i].native) continue;   /* native: no jq */
         size_t len = set->progs[set->leaves[i].prog].len;
         if (n == CAIRN_EXPR_CHUNK_MAX || (n > 0 && bytes + len > CAIRN_EXPR_CHUNK_BYTES)) {
             compile_chunk(set, ids, n);
@@ -333,4 +333,9 @@ void cairn__exprset_compile_leaves(cairn_exprset *set) {
     }
     if (n) compile_chunk(set, ids, n);
     free(ids);
+}
+
+int cairn__exprset_compile_leaf(cairn_exprset *set, int leaf) {
+    compile_chunk(set, &leaf, 1);
+    return set->leaves[leaf].error ? -1 : 0;
 }

@@ -1,6 +1,6 @@
 /*
  * expr_int.h - private to the expression module (expr.c, expr_compile.c,
- * expr_lex.c, tmpl.c).
+ * expr_lex.c, expr_native.c, tmpl.c).
  *
  * Limits of the expression module:
  *   CAIRN_EXPR_MAX          programs in one set (one workflow)
@@ -39,11 +39,14 @@ typedef struct expr_prog {
     int leaf;                 /* index into leaves, after compile */
 } expr_prog;
 
+/* A text parsed by expr_native.c, evaluated without jq. */
+typedef struct cairn_exprnative cairn_exprnative;
+
 /* One distinct text: what is compiled, once. */
 typedef struct expr_leaf {
     int prog;                 /* first program with this text */
-    jv path;                  /* a plain path, evaluated without jq; else invalid */
-    int chunk, slot;          /* where it was compiled */
+    cairn_exprnative *native; /* in the native subset: no jq_compile at load; else NULL */
+    int chunk, slot;          /* where jq compiled it; -1 while it was not */
     char *error;              /* why it does not compile, or NULL */
 } expr_leaf;
 
@@ -61,17 +64,25 @@ struct cairn_exprset {
     set_state state;
 };
 
-/* A plain path (expr_path.c): the path as an array of keys and indices, or
- * jv_invalid() when the text is anything else. */
-jv cairn__exprpath_parse(const char *text, size_t len);
+/* Parse text (len bytes) when it lies in the subset of jq that expr_native.c
+ * evaluates (plain paths, literals, arithmetic, comparisons, and, or, //):
+ * a text accepted is valid jq 1.6.  Returns NULL for any other text. */
+cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len);
 
-/* Walk doc (borrowed) along path (borrowed).  Returns 0 and *out, or -1 with
- * jq's message for indexing a value that cannot be indexed. */
-int cairn__exprpath_eval(jv path, jv doc, jv *out, char *why, size_t why_len);
+/* Evaluate e over doc (borrowed) with jq 1.6's meaning.  Returns the value;
+ * jv_invalid_with_msg(jq's message) for a jq error; or jv_invalid() without
+ * a message when jq must evaluate the text (operand kinds left to jq). */
+jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc);
 
-/* Compile every leaf that has no error yet, in chunks (expr_compile.c): each
- * leaf gets its chunk and slot, or its error. */
+void cairn__exprnative_free(cairn_exprnative *e);
+
+/* Compile with jq every leaf that has no error and is not native, in chunks
+ * (expr_compile.c): each gets its chunk and slot, or its error. */
 void cairn__exprset_compile_leaves(cairn_exprset *set);
+
+/* Compile leaf (native, but deferred to jq at evaluation) alone, in a chunk
+ * of its own.  Returns 0, or -1 with the leaf's error set. */
+int cairn__exprset_compile_leaf(cairn_exprset *set, int leaf);
 
 /* Check that prog (len bytes) lexes, by jq 1.6's own lexer rules, as a
  * balanced sequence of tokens: every bracket closed by its partner, every

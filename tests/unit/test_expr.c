@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <jv.h>
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -150,15 +151,18 @@ TEST(expr_truthy) {
 /* The caller's document must not stay shared with the jq state: it would be
  * copied on its next change. */
 TEST(expr_eval_keeps_no_reference_to_the_document) {
-    const char *progs[] = {".a", "empty", "[.a, .a]", ".a.b", "1, 2", ". as $d | 1, 2, $d",
-                           ".a, error(.)"};
-    cairn_exprset *set = compile_ok(progs, 7);
+    /* jq, then native (a path, arithmetic, an error, one deferred to jq) */
+    const char *progs[] = {"empty", "[.a, .a]", "1, 2", ". as $d | 1, 2, $d", ".a, error(.)",
+                           ".a", ".a + 1", ".a // .", ".a.b", ".a * \"x\""};
+    const int want[] = {0, 0, CAIRN_EEXPR, CAIRN_EEXPR, CAIRN_EEXPR, 0, 0, 0, CAIRN_EEXPR, 0};
+    int n = (int)(sizeof progs / sizeof progs[0]);
+    cairn_exprset *set = compile_ok(progs, n);
     jv doc = jv_parse("{\"a\": 5}");
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < n; i++) {
         jv out;
         cairn_err e;
         int rc = cairn_exprset_eval(set, i, doc, &out, &e);
-        CHECK_INT(rc, i >= 3 ? CAIRN_EEXPR : 0);
+        CHECK_INT(rc, want[i]);
         jv_free(out);
         CHECK_INT(jv_get_refcnt(doc), 1);
     }
@@ -187,6 +191,22 @@ typedef struct bad_case {
     const char *prog;
     const char *msg;     /* expected in the diagnostic; NULL: the program is fine */
 } bad_case;
+
+/* Compile cases[i].prog, each added at line i + 1: every one must be refused
+ * with a diagnostic at its own line holding cases[i].msg. */
+static void expect_each_refused(const bad_case *cases, int n) {
+    cairn_exprset *set = cairn_exprset_new();
+    for (int i = 0; i < n; i++) cairn_exprset_add(set, cases[i].prog, "w.yaml", i + 1, 1);
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    CHECK_INT(cairn_exprset_compile(set, &d), CAIRN_ESYNTAX);
+    CHECK_INT(d.count, n);
+    for (int i = 0; i < n && i < d.count; i++) {
+        CHECK_INT(d.items[i].line, i + 1);
+        CHECK_CONTAINS(d.items[i].msg, cases[i].msg);
+    }
+    cairn_diags_free(&d);
+    cairn_exprset_free(set);
+}
 
 /* Syntax errors, undefined names (found only once the rest parses) and
  * lexical refusals, all among good programs: one diagnostic each, at the
@@ -273,23 +293,12 @@ TEST(expr_programs_cannot_break_out_of_their_place) {
         {"1; 2", "syntax error"},
         {"def f: 1;", "syntax error"},
     };
-    int n = (int)(sizeof cases / sizeof cases[0]);
-    cairn_exprset *set = cairn_exprset_new();
-    for (int i = 0; i < n; i++) cairn_exprset_add(set, cases[i].prog, "w.yaml", i + 1, 1);
-    cairn_diags d = CAIRN_DIAGS_INIT;
-    CHECK_INT(cairn_exprset_compile(set, &d), CAIRN_ESYNTAX);
-    CHECK_INT(d.count, n);
-    for (int i = 0; i < n; i++) {
-        CHECK_INT(d.items[i].line, i + 1);
-        CHECK_CONTAINS(d.items[i].msg, cases[i].msg);
-    }
-    cairn_diags_free(&d);
-    cairn_exprset_free(set);
+    expect_each_refused(cases, (int)(sizeof cases / sizeof cases[0]));
 
     /* A comment runs to the end of the program only; a program's own defs
      * stay its own, even one named like a shadowed builtin. */
     const char *progs[] = {".a # a comment )\"", "def now: 5; now", "now", "\"#\\\")\" + .b"};
-    set = compile_ok(progs, 4);
+    cairn_exprset *set = compile_ok(progs, 4);
     jv doc = jv_parse("{\"a\": 1, \"b\": \"x\"}"), out;
     cairn_err e;
     CHECK_INT(cairn_exprset_eval(set, 0, doc, &out, &e), 0);
@@ -347,13 +356,23 @@ TEST(expr_home_jq_file_is_refused) {
     char *home = cairn_sprintf("%s/home", test_tmpdir());
     CHECK_INT(mkdir(home, 0700), 0);
     CHECK_INT(setenv("HOME", home, 1), 0);
-    const char *ok[] = {".a"};
-    cairn_exprset_free(compile_ok(ok, 1));
+    const char *ok[] = {".a", ".a * .b"};
+    cairn_exprset *native = compile_ok(ok, 2);
     char *rc = cairn_sprintf("%s/.jq", home);
     FILE *f = fopen(rc, "w");
     CHECK(f != NULL);
     fputs("def foo: 42;\n", f);
     fclose(f);
+    /* A native program that needs jq once the file is there is refused too. */
+    jv doc = jv_parse("{\"a\": \"x\", \"b\": 2}"), out;
+    cairn_err e;
+    CHECK_INT(cairn_exprset_eval(native, 0, doc, &out, &e), 0);
+    jv_free(out);
+    CHECK_INT(cairn_exprset_eval(native, 1, doc, &out, &e), CAIRN_EEXPR);
+    CHECK_CONTAINS(e.msg, "/.jq exists, and libjq would load its definitions");
+    CHECK_INT(native->nchunks, 0);
+    jv_free(doc);
+    cairn_exprset_free(native);
     cairn_exprset *set = cairn_exprset_new();
     cairn_exprset_add(set, "foo", "w.yaml", 4, 2);
     cairn_diags d = CAIRN_DIAGS_INIT;
@@ -368,18 +387,21 @@ TEST(expr_home_jq_file_is_refused) {
 
 /* ---- scale --------------------------------------------------------------------------- */
 
-static void check_many(int n) {
+/* n programs `.steps.sK.output.v * 1000 + V` plus tail; with the tail " | ."
+ * they are outside the native subset and compiled by jq in chunks. */
+static void check_many(int n, const char *tail, int want_chunks) {
     cairn_exprset *set = cairn_exprset_new();
     for (int i = 0; i < n; i++) {
         /* Every fifth text repeats an earlier one: shared, still right. */
         int v = i % 5 == 4 ? i - 1 : i;
-        char *p = cairn_sprintf(".steps.s%d.output.v * 1000 + %d", v % 50, v);
+        char *p = cairn_sprintf(".steps.s%d.output.v * 1000 + %d%s", v % 50, v, tail);
         CHECK_INT(cairn_exprset_add(set, p, "w.yaml", i + 1, 7), i);
         free(p);
     }
     cairn_diags d = CAIRN_DIAGS_INIT;
     CHECK_INT(cairn_exprset_compile(set, &d), 0);
     CHECK_INT(d.count, 0);
+    CHECK_INT(set->nchunks, want_chunks);
     jv doc = jv_object();
     for (int s = 0; s < 50; s++)
         doc = jv_object_set(doc, jv_string_fmt("s%d", s),
@@ -399,10 +421,13 @@ static void check_many(int n) {
     cairn_exprset_free(set);
 }
 
-TEST(expr_thousand_programs_in_one_set) { check_many(1000); }
+TEST(expr_thousand_programs_in_one_set) {
+    check_many(1000, " | .", 1);
+    check_many(1000, "", 0);                /* the native subset: no jq at all */
+}
 
 /* More distinct programs than one jq program holds: several chunks. */
-TEST(expr_programs_past_one_chunk) { check_many(CAIRN_EXPR_CHUNK_MAX * 2 + 300); }
+TEST(expr_programs_past_one_chunk) { check_many(CAIRN_EXPR_CHUNK_MAX * 2 + 300, " | .", 2); }
 
 /* ---- templates ------------------------------------------------------------------------ */
 
@@ -642,4 +667,347 @@ TEST(expr_plain_paths_agree_with_jq) {
     cairn_diags_free(&d);
     cairn_exprset_free(fast);
     cairn_exprset_free(slow);
+}
+
+/* ---- the native subset (dsl/expr_native.c) against libjq itself ----------------- */
+
+static void drop_jq_msg(void *data, jv msg) {
+    (void)data;
+    jv_free(msg);
+}
+
+/* text compiled alone by libjq, as jq would run it; NULL when it does not compile. */
+static jq_state *jq_alone(const char *text) {
+    jq_state *jq = jq_init();
+    jq_set_error_cb(jq, drop_jq_msg, NULL);
+    if (jq_compile(jq, text)) return jq;
+    jq_teardown(&jq);
+    return NULL;
+}
+
+/* jq's first result over doc (borrowed): a value or jq's error; null for none. */
+static jv jq_first(jq_state *jq, jv doc) {
+    jq_start(jq, jv_copy(doc), 0);
+    jv v = jq_next(jq);
+    jq_start(jq, jv_null(), 0);
+    if (jv_is_valid(v) || jv_invalid_has_msg(jv_copy(v))) return v;
+    jv_free(v);
+    return jv_null();
+}
+
+/* A result for messages: its JSON, "error: <msg>" or "deferred".  v borrowed. */
+static char *show(jv v) {
+    if (jv_is_valid(v)) {
+        jv text = jv_dump_string(jv_copy(v), JV_PRINT_SORTED);
+        char *s = cairn_sprintf("%s %s", jv_kind_name(jv_get_kind(v)), jv_string_value(text));
+        jv_free(text);
+        return s;
+    }
+    jv msg = jv_invalid_get_msg(jv_copy(v));
+    char *s = jv_get_kind(msg) == JV_KIND_STRING ? cairn_sprintf("error: %s", jv_string_value(msg))
+                                                  : cairn_strdup("deferred");
+    jv_free(msg);
+    return s;
+}
+
+/* The same value (same kind, same JSON with sorted keys: NaN and -0 too)
+ * or the same error message.  Both borrowed. */
+static void check_same(const char *what, const char *text, jv doc, jv got, jv want) {
+    char *g = show(got), *w = show(want);
+    if (strcmp(g, w) != 0) {
+        jv d = jv_dump_string(jv_copy(doc), 0);
+        TEST_FAIL("%s `%s` over %s:\n    got:  %s\n    want: %s (libjq)", what, text,
+                  jv_string_value(d), g, w);
+    }
+    free(g);
+    free(w);
+}
+
+/* Documents of every kind and shape: numbers of every sort, missing keys,
+ * kinds swapped, a root that cannot be indexed by name. */
+static jv diff_docs(void) {
+    jv docs = jv_parse(
+        "[{\"n\": 5, \"m\": 2, \"z\": 0, \"f\": 2.5, \"neg\": -7, \"s\": \"abc\", \"t\": \"x,y\","
+        "  \"e\": \"\", \"a\": [1, 2, 3], \"b\": [2], \"o\": {\"k\": 1, \"deep\": {\"x\": 1}},"
+        "  \"p\": {\"k\": 2, \"deep\": {\"y\": 2}}, \"t1\": true, \"f1\": false, \"nul\": null,"
+        "  \"long\": \"a very long string value, past fifteen bytes\", \"big\": 1e300,"
+        "  \"huge\": 1e19, \"and\": 3},"
+        " {},"
+        " null,"
+        " [10, 20],"
+        " \"root\","
+        " {\"n\": \"5\", \"m\": null, \"z\": -0.0, \"f\": 0.5, \"neg\": -5, \"s\": 7,"
+        "  \"a\": {\"x\": 1}, \"o\": [1], \"b\": \"2\", \"t1\": 0, \"f1\": null, \"nul\": false,"
+        "  \"long\": \"\u00e9\u0301\u0301\u0301\u0301\u0301\u0301\u0301\u0301\","
+        "  \"t\": [\"x\"], \"p\": 1, \"huge\": 9.3e18, \"big\": 4503599627370497},"
+        " {\"n\": -3, \"m\": 0.3, \"z\": 1e-320, \"f\": -2.5, \"neg\": 3, \"s\": \"\", \"a\": [],"
+        "  \"b\": [], \"o\": {}, \"p\": {}, \"t1\": \"false\", \"f1\": [], \"nul\": {}}]");
+    /* numbers JSON cannot carry, but a computation can */
+    jv odd = JV_OBJECT(jv_string("n"), jv_number(NAN), jv_string("m"), jv_number(INFINITY),
+                       jv_string("z"), jv_number(-INFINITY), jv_string("f"), jv_number(NAN));
+    return jv_array_append(docs, odd);
+}
+
+typedef struct diff_case {
+    char native;          /* 'N': the native parser must accept it; 'J': decline it */
+    const char *text;
+} diff_case;
+
+static const diff_case DIFF[] = {
+    /* paths */
+    {'N', "."}, {'N', ".n"}, {'N', ".o.deep.x"}, {'N', ".a[1]"}, {'N', ".[0]"}, {'N', ".[\"n\"]"},
+    {'N', ".o[\"k\"]"}, {'N', ".missing.deeper"}, {'N', ".n.x"}, {'N', ".s[0]"}, {'N', ".a.x"},
+    {'N', ".o[0]"}, {'N', ".and"}, {'N', ".a[7]"},
+    /* literals and constant folding */
+    {'N', "1."}, {'N', ".5"}, {'N', "1.5e3"}, {'N', "1e-3"}, {'N', "007"}, {'N', "1E+2"},
+    {'N', "0.1 + 0.2"}, {'N', "\"\""}, {'N', "\"a\\tb\\u00e9\\/\\\\\\\"\""},
+    {'N', "\"\\ud83d\\ude00\""},
+    {'N', "\"\\b\\f\\r\\n\""}, {'N', "\"caf\xc3\xa9 \xff\""}, {'N', "true"}, {'N', "false"},
+    {'N', "null"}, {'N', "null + 1 + .n"}, {'N', "(null + \"a\") + 1"}, {'N', "2 * 3 / .z"},
+    {'N', ".n / (1 - 1)"}, {'N', "1 + null"}, {'N', "null + null"}, {'N', "1e308 * 1 + 1"},
+    {'N', "\"a\" + \"b\""}, {'N', "\"a\" * 0"}, {'N', "true + true"}, {'N', "1 == 1"},
+    {'N', "2 > 1.5"}, {'N', "\"a\" == \"a\""},
+    /* + */
+    {'N', ".n + 1"}, {'N', ".n + .m"}, {'N', ".s + .s"}, {'N', ".s + .n"}, {'N', ".n + .s"},
+    {'N', ".a + .b"}, {'N', ".o + .p"}, {'N', ".o + .a"}, {'N', ".nul + 1"}, {'N', "1 + .nul"},
+    {'N', ".nul + .nul"}, {'N', ".t1 + .t1"}, {'N', ".long + 1"}, {'N', ".big + .big"},
+    {'N', ".missing + .n"},
+    /* - * / % */
+    {'N', ".n - .m"}, {'N', ".n-1"}, {'N', ".s - 1"}, {'N', ".a - .b"}, {'N', ".a - 1"},
+    {'N', ".o - .p"}, {'N', ".o - 1"}, {'N', ".nul - 1"}, {'N', ".f1 - 1"}, {'N', ".long - .long"},
+    {'N', ".n * .m"}, {'N', ".s * 2"}, {'N', "2 * .s"}, {'N', ".s * .f"}, {'N', ".s * .n"},
+    {'N', ".o * .p"}, {'N', ".nul * 2"}, {'N', ".a * 2"}, {'N', ".big * .big"}, {'N', ".s * .s"},
+    {'N', ".n / .m"}, {'N', ".n / .z"}, {'N', ".z / .z"}, {'N', ".t / \",\""}, {'N', ".s / .s"},
+    {'N', ".s / 1"}, {'N', ".nul / 1"}, {'N', "1 / .nul"}, {'N', ".n / .f"},
+    {'N', ".n % .m"}, {'N', ".n % .z"}, {'N', ".n % .f"}, {'N', ".f % .m"}, {'N', ".neg % .m"},
+    {'N', ".n % .neg"}, {'N', ".huge % 7"}, {'N', ".big % 3"}, {'N', ".s % 2"}, {'N', ".nul % 2"},
+    {'N', "5 % 2"}, {'J', "-5 % 2"}, {'N', ".m % .n"}, {'N', ".n % .big"},
+    /* comparisons */
+    {'N', ".n == 5"}, {'N', ".n != 5"}, {'N', ".n < .m"}, {'N', ".n <= .n"}, {'N', ".s > .n"},
+    {'N', ".a < .o"}, {'N', ".nul < false"}, {'N', "false < true"}, {'N', ".o == .o"},
+    {'N', ".n >= .f"}, {'N', ".s == \"abc\""}, {'N', ".a == .b"}, {'N', ".z == 0"},
+    {'N', ".n>.m"}, {'N', ".o != .p"}, {'N', "(1 < 2) < 3"},
+    /* and, or, // */
+    {'N', "1 == 1 and 2 < 3"}, {'N', ".t1 and .f1"}, {'N', ".t1 or .f1"}, {'N', ".nul or .f1"},
+    {'N', ".n and .s"}, {'N', ".f1 and .missing.x"}, {'N', ".t1 or (1 - \"a\")"},
+    {'N', ".f1 and (1 - \"a\")"}, {'N', ".t1 and (1 - \"a\")"}, {'N', "(1 - \"a\") or true"},
+    {'N', ".a // .b // 3"}, {'N', ".nul // 3"}, {'N', ".f1 // \"d\""}, {'N', ".missing // .n"},
+    {'N', ".n.x // 1"}, {'N', "(1 - \"a\") // 2"}, {'N', "null // (1 - \"a\")"},
+    {'N', ".f1 // .nul"}, {'N', "(.s - 1) + (.n - \"x\")"}, {'N', ".n.x * .s.y"},
+    {'N', "false // false"}, {'N', ".s * 2 // 1"}, {'N', "1and 2"},
+    /* precedence */
+    {'N', "1 + 2 * 3"}, {'N', "(1 + 2) * 3"}, {'N', "1 - 2 - 3"}, {'N', "8 / 2 / 2"},
+    {'N', "2 * 3 % 4"}, {'N', "7 % 4 * 3"}, {'N', "1 + 2 == 3"}, {'N', "true or false and false"},
+    {'N', "(true or false) and false"}, {'N', ".n - 1 * 2"}, {'N', ".n+.m*2"},
+    {'N', "1 + 2 < 3 + 4"}, {'N', "1 // 2 or 3"}, {'N', "false or true // 3"},
+    {'N', ".nul // .n == 5 and .t1"}, {'N', ".a // .b and .c"}, {'N', "\t.n\n+\n1 "},
+    /* outside the subset: jq evaluates them, as before */
+    {'J', ".a | length"}, {'J', "-1"}, {'J', "-.n"}, {'J', ".n as $x | $x + 1"}, {'J', "{} + {}"},
+    {'J', "[.n] + [1]"}, {'J', ".a [0]"}, {'J', ".o .k"}, {'J', "0 / 0"}, {'J', "1e1000"},
+    {'J', ".n # comment"}, {'J', "\"\\(.n)\""}, {'J', ".a?"}, {'J', "[.[]?]"}, {'J', ".a[-1]"},
+    {'J', "not"}, {'J', "if .t1 then 1 else 2 end"}, {'J', ".\"n\""}, {'J', ".o[\"\\u006b\"]"},
+    {'J', "1 * -1"}, {'J', "1e308 * 10"}, {'J', ".n as $x | 1"},
+};
+
+/* Each corpus text over each document: the native evaluator alone (where it
+ * does not defer), cairn_exprset_eval (native, deferred or jq), and libjq
+ * running the text by itself must agree exactly. */
+TEST(expr_native_agrees_with_jq) {
+    int n = (int)(sizeof DIFF / sizeof DIFF[0]);
+    cairn_exprset *set = cairn_exprset_new();
+    for (int i = 0; i < n; i++) cairn_exprset_add(set, DIFF[i].text, "d.yaml", i + 1, 1);
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    if (cairn_exprset_compile(set, &d) != 0) TEST_FAIL("%s", d.items[0].msg);
+    jv docs = diff_docs();
+    int ndocs = jv_array_length(jv_copy(docs)), native = 0;
+    for (int i = 0; i < n; i++) {
+        const char *text = DIFF[i].text;
+        cairn_exprnative *e = cairn__exprnative_parse(text, strlen(text));
+        if ((e != NULL) != (DIFF[i].native == 'N'))
+            TEST_FAIL("`%s` should be %s", text, e ? "declined" : "parsed natively");
+        jq_state *jq = jq_alone(text);
+        if (jq == NULL) TEST_FAIL("`%s` does not compile with jq", text);
+        for (int k = 0; k < ndocs; k++) {
+            jv doc = jv_array_get(jv_copy(docs), k), want = jq_first(jq, doc);
+            jv got = e ? cairn__exprnative_eval(e, doc) : jv_invalid();
+            if (jv_is_valid(got) || jv_invalid_has_msg(jv_copy(got))) {
+                check_same("native", text, doc, got, want);
+                native++;
+            }
+            jv_free(got);
+            cairn_err err;
+            if (cairn_exprset_eval(set, i, doc, &got, &err) != 0)
+                got = jv_invalid_with_msg(jv_string(err.msg));
+            check_same("cairn_exprset_eval", text, doc, got, want);
+            jv_free(got);
+            jv_free(want);
+            jv_free(doc);
+        }
+        jq_teardown(&jq);
+        cairn__exprnative_free(e);
+    }
+    /* most cases are answered natively; the test is not vacuous */
+    CHECK(native > n * ndocs / 2);
+    jv_free(docs);
+    cairn_diags_free(&d);
+    cairn_exprset_free(set);
+}
+
+/* The native parser declines what jq refuses or reads otherwise, so that jq
+ * still reports it; and accepts the subset. */
+TEST(expr_native_parser_declines_outside_the_subset) {
+    static const char *const declined[] = {
+        "1 < 2 < 3", "1 == 1 == 1", "1 < 2 == true", ".a | .b", "-1", "1 * -1", "\"\\(.a)\"",
+        "\"a\\(.a)\"", ".[]", "$x", "$__loc__", "reduce .[] as $x (0; . + $x)", ".a.[0]", ".a..b",
+        "..", ".a?", ".\"a\"", "1 / 0", "0 / 0", "1 / (null + 0)", "1 / (1 - 1)",
+        "(1e308 * 10) / 1", "1e308 * 10", "1e1000", ".a\r", "\r.a", ".a\f", ".a # c",
+        "\"\\q\"", "\"\\u12\"",
+        "\"\\uzzzz\"", "\"\\ud83d\"", "\"\\ud83dx\"", "\"a\\", "1e", "1.a", "1.5.a", "0x10",
+        ".a = 1", ".a += 1", ".a -= 1", ".a *= 2", ".a /= 2", ".a %= 2", ".a //= 1", ".a |= 1",
+        "1 !=", "+ 1", "()", "(1", "1)", "not", "length", "and", "1 and", "or 1", "true::x",
+        "a::b", ".a[1.5]", ".a[ 0]", ".a [0]", ".a[-1]", ".a[\"k\\\"\"]", ".a[.b]", ".a[]",
+        "{a: 1}", "[1]", "@base64", ".a, .b", "if . then 1 else 2 end", "try .a", ".a as $x | 1",
+        "1 ! = 2", "1 <> 2", "1 === 2", "`", ";", ".a .b", "null.a", "\"x\"[0]", "(.a).b",
+        ".a?.b", "1and2", "truex", "nulls", "__loc__", "", " ", "1 2", ".a 1",
+    };
+    static const char *const accepted[] = {
+        ".", " . ", ".a", ".a-1", ".a+1", "1and 2", ".and", ".if", ".a[0][\"k\"].b", ".[\"\"]",
+        ".[007]", "(1 < 2) < 3", "\"a\\tb\"", "\"\\u00e9x\"", "1.", ".5", "1.e3", "1E-2",
+        ".n\n+\t1", "((.a))", ".a // .b // .c", "null", "true and false or null",
+        ".x == \"\" and .y != null", "1 / (1 - 2)", "0 / 1", "null + null", "\"(\" + \"x\"",
+        ".n % 0", ".__loc__",
+    };
+    for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+        cairn_exprnative *e = cairn__exprnative_parse(declined[i], strlen(declined[i]));
+        if (e) TEST_FAIL("`%s` should be declined", declined[i]);
+    }
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        cairn_exprnative *e = cairn__exprnative_parse(accepted[i], strlen(accepted[i]));
+        if (e == NULL) TEST_FAIL("`%s` should be parsed natively", accepted[i]);
+        cairn__exprnative_free(e);
+        jq_state *jq = jq_alone(accepted[i]);
+        if (jq == NULL) TEST_FAIL("`%s` does not compile with jq", accepted[i]);
+        jq_teardown(&jq);
+    }
+    /* What jq refuses keeps jq's diagnostic. */
+    static const bad_case bad[] = {
+        {"1 / 0", "Division by zero?"}, {"1 / (null + 0)", "Division by zero?"},
+        {"1 < 2 < 3", "syntax error, unexpected '<'"}, {".a\r", "INVALID_CHARACTER"},
+        {"\"\\ud83d\"", "surrogate pair"}, {".a.[0]", "syntax error"},
+    };
+    expect_each_refused(bad, (int)(sizeof bad / sizeof bad[0]));
+}
+
+static unsigned next_rand(unsigned *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+/* A random text of atoms and operators of the subset, some parenthesised,
+ * with and without blanks (`.n-1`, `1and .a`), so precedence, association
+ * and tokenisation all get exercised, valid or not. */
+static void random_text(cairn_buf *b, unsigned *seed, int depth) {
+    static const char *const atoms[] = {
+        ".n", ".m", ".s", ".a", ".o", ".nul", ".t1", ".f1", ".zz", ".", "1", "0", "2.5", "\"x\"",
+        "null", "true", "false", ".z", ".n.x", ".a[0]", "1e2", ".5", ".o[\"k\"]", ".long",
+    };
+    static const char *const ops[] = {"+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=",
+                                      "and", "or", "//"};
+    if (depth == 0 || next_rand(seed) % 4 == 0) {
+        cairn_buf_puts(b, atoms[next_rand(seed) % (sizeof atoms / sizeof atoms[0])]);
+        return;
+    }
+    bool paren = next_rand(seed) % 3 == 0;
+    if (paren) cairn_buf_putc(b, '(');
+    random_text(b, seed, depth - 1);
+    const char *op = ops[next_rand(seed) % (sizeof ops / sizeof ops[0])];
+    cairn_buf_printf(b, next_rand(seed) % 4 ? " %s " : "%s", op);
+    random_text(b, seed, depth - 1);
+    if (paren) cairn_buf_putc(b, ')');
+}
+
+/* A '/' that is not part of a "//". */
+static bool has_division(const char *s) {
+    for (size_t i = 0; s[i]; i++)
+        if (s[i] == '/' && s[i + 1] != '/' && (i == 0 || s[i - 1] != '/')) return true;
+    return false;
+}
+
+/* Random texts: each one the native parser accepts compiles with jq and
+ * gives jq's results over every document; nearly every one jq compiles is
+ * accepted (only constant folds to a NaN are not). */
+TEST(expr_native_random_texts_agree_with_jq) {
+    unsigned seed = 20261123;
+    jv docs = diff_docs();
+    int ndocs = jv_array_length(jv_copy(docs)), accepted = 0, valid = 0;
+    for (int i = 0; i < 250; i++) {
+        cairn_buf b = CAIRN_BUF_INIT;
+        random_text(&b, &seed, 1 + i % 4);
+        cairn_exprnative *e = cairn__exprnative_parse(b.data, b.len);
+        jq_state *jq = jq_alone(b.data);
+        if (e && jq == NULL) TEST_FAIL("`%s` is accepted but does not compile with jq", b.data);
+        if (jq && e == NULL && !has_division(b.data))
+            TEST_FAIL("`%s` compiles with jq but is declined", b.data);
+        accepted += e != NULL;
+        valid += jq != NULL;
+        for (int k = 0; e && k < ndocs; k++) {
+            jv doc = jv_array_get(jv_copy(docs), k), want = jq_first(jq, doc);
+            jv got = cairn__exprnative_eval(e, doc);
+            if (jv_is_valid(got) || jv_invalid_has_msg(jv_copy(got)))
+                check_same("native", b.data, doc, got, want);
+            jv_free(got);
+            jv_free(want);
+            jv_free(doc);
+        }
+        if (jq) jq_teardown(&jq);
+        cairn__exprnative_free(e);
+        cairn_buf_free(&b);
+    }
+    CHECK(accepted > 100);
+    CHECK(valid - accepted < 10);
+    jv_free(docs);
+}
+
+/* A set of native programs compiles nothing with jq; one whose operands
+ * need jq is compiled alone, once, when first evaluated that way. */
+TEST(expr_native_programs_need_no_jq_at_load) {
+    const char *progs[] = {".steps.s1.output.n + 1", ".a // \"d\"", ".n * .m", ".x == 1 and .y"};
+    cairn_exprset *set = compile_ok(progs, 4);
+    CHECK_INT(set->nchunks, 0);
+    for (int i = 0; i < set->nleaves; i++) CHECK(set->leaves[i].native != NULL);
+    jv doc = jv_parse("{\"n\": 3, \"m\": 4, \"a\": false, \"x\": 1, \"y\": [],"
+                      " \"steps\": {\"s1\": {\"output\": {\"n\": 41}}}}"), out;
+    cairn_err e;
+    CHECK_INT(cairn_exprset_eval(set, 0, doc, &out, &e), 0);
+    CHECK(jv_number_value(out) == 42);
+    CHECK_INT(cairn_exprset_eval(set, 1, doc, &out, &e), 0);
+    CHECK_STR(jv_string_value(out), "d");
+    jv_free(out);
+    CHECK_INT(cairn_exprset_eval(set, 2, doc, &out, &e), 0);
+    CHECK(jv_number_value(out) == 12);
+    CHECK_INT(cairn_exprset_eval(set, 3, doc, &out, &e), 0);
+    CHECK(jv_get_kind(out) == JV_KIND_TRUE);
+    CHECK_INT(set->nchunks, 0);
+    CHECK_INT(jv_get_refcnt(doc), 1);
+    /* string * number is left to jq: compiled now, once */
+    jv doc2 = jv_parse("{\"n\": \"ab\", \"m\": 2}");
+    for (int round = 0; round < 2; round++) {
+        CHECK_INT(cairn_exprset_eval(set, 2, doc2, &out, &e), 0);
+        CHECK_STR(jv_string_value(out), "abab");
+        jv_free(out);
+        CHECK_INT(set->nchunks, 1);
+        CHECK_INT(jv_get_refcnt(doc2), 1);
+    }
+    /* native again for other operands, and errors keep their place */
+    CHECK_INT(cairn_exprset_eval(set, 2, doc, &out, &e), 0);
+    CHECK(jv_number_value(out) == 12);
+    jv_free(doc2);
+    doc2 = jv_parse("{\"n\": null, \"m\": 2}");
+    CHECK_INT(cairn_exprset_eval(set, 2, doc2, &out, &e), CAIRN_EEXPR);
+    CHECK_STR(e.msg, "null (null) and number (2) cannot be multiplied");
+    CHECK_STR(e.file, "w.yaml");
+    CHECK_INT(e.line, 3);
+    jv_free(doc2);
+    jv_free(doc);
+    cairn_exprset_free(set);
 }
