@@ -164,13 +164,23 @@ void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with) {
     e->await_tail = a;
 }
 
+/* Start every attempt whose step_started is durable.  When many runs wait on
+ * one commit, the events their attempts produce go to the writer every
+ * CAIRN_SUBMIT_EVERY attempts rather than all at the end: the writer commits
+ * the first of them while this thread works on the rest, so the two threads
+ * overlap instead of taking turns. */
 void eng_dispatch_durable(cairn_engine *e) {
+    int since_submit = 0;
     while (e->await_head && e->await_head->ticket <= e->durable) {
         eng_attempt *a = e->await_head;
         e->await_head = a->next;
         if (e->await_head == NULL) e->await_tail = NULL;
         a->next = NULL;
         dispatch(e, a);
+        if (++since_submit == CAIRN_SUBMIT_EVERY) {
+            eng_writer_submit(e->writer, &e->out);
+            since_submit = 0;
+        }
     }
 }
 

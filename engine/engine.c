@@ -259,11 +259,13 @@ static eng_plan *plan_new(cairn_workflow *wf) {
         }
     free(fill);
     eng_plan_compile_retry(p);
+    p->pending_steps = jv_invalid();
     return p;
 }
 
 static void plan_free(eng_plan *p) {
     eng_plan_free_retry(p);
+    jv_free(p->pending_steps);
     for (int i = 0; i < p->n_all; i++) free(p->dependents[i]);
     free(p->dependents);
     free(p->n_dependents);
@@ -600,10 +602,12 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
         if (!active(e)) break;
         struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
         poll(&pfd, 1, poll_timeout(e, now));
+        int handled = 0;
         for (eng_msg *m = take_inbox(e), *next; m; m = next) {
             next = m->next;
             handle(e, m);
             free(m);
+            if (++handled % CAIRN_SUBMIT_EVERY == 0) eng_writer_submit(e->writer, &e->out);
         }
         eng_timers_fire(e);
         now = cairn_now_ms();

@@ -40,6 +40,7 @@ typedef struct eng_plan {
     char **ids;
     int *n_dependents;
     int **dependents;            /* dependents[i]: steps whose needs include i */
+    jv pending_steps;            /* `.steps` of a run where nothing has started (sched.c) */
     struct eng_plan *next;
 } eng_plan;
 
@@ -100,6 +101,10 @@ typedef struct eng_msg {
     cairn_err err;               /* MSG_WRITE_FAILED */
     struct eng_msg *next;
 } eng_msg;
+
+/* Attempts started from one durable batch, or results taken from the inbox,
+ * between hand-offs to the writer (see eng_dispatch_durable). */
+#define CAIRN_SUBMIT_EVERY 64
 
 typedef struct eng_writer eng_writer;
 typedef struct eng_pool eng_pool;

@@ -68,6 +68,28 @@ static jv step_view(const cairn_step_state *s) {
     return jv_object_set(o, jv_string("attempts"), jv_number(s->attempts));
 }
 
+static bool untouched(const cairn_step_state *s) {
+    return s->status == CAIRN_STEP_PENDING && s->attempts == 0 &&
+           jv_get_kind(s->output) == JV_KIND_NULL && jv_get_kind(s->error) == JV_KIND_NULL;
+}
+
+/* Every step is present in `.steps` from the start, in workflow order, so it
+ * has the same shape (and key order) live, after recovery and in replay.  The
+ * object for a run where nothing has started is built once per plan and
+ * shared: a new run costs a reference, not an object per step. */
+static jv pending_steps(eng_plan *p) {
+    if (!jv_is_valid(p->pending_steps)) {
+        cairn_step_state fresh = {.status = CAIRN_STEP_PENDING, .output = jv_null(),
+                                  .error = jv_null()};
+        jv view = step_view(&fresh);
+        p->pending_steps = jv_object();
+        for (int i = 0; i < p->n_all; i++)
+            p->pending_steps = jv_object_set(p->pending_steps, jv_string(p->ids[i]), jv_copy(view));
+        jv_free(view);
+    }
+    return jv_copy(p->pending_steps);
+}
+
 static void ctx_set_step(eng_run *r, int i) {
     jv steps = jv_object_get(jv_copy(r->ctx), jv_string("steps"));
     r->ctx = jv_object_set(r->ctx, jv_string("steps"), jv_null());   /* keep steps unshared */
@@ -115,11 +137,10 @@ static void build_ctx(cairn_engine *e, eng_run *r) {
     r->ctx = jv_object_set(r->ctx, jv_string("inputs"), jv_copy(st->inputs));
     r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(e->secrets));
     r->ctx = jv_object_set(r->ctx, jv_string("run"), run);
-    /* every step is present from the start, in workflow order, so `.steps`
-     * has the same shape (and key order) live, after recovery and in replay */
-    jv steps = jv_object();
+    jv steps = pending_steps(r->plan);
     for (int i = 0; i < r->plan->n_all; i++)
-        steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&st->steps[i]));
+        if (!untouched(&st->steps[i]))
+            steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&st->steps[i]));
     r->ctx = jv_object_set(r->ctx, jv_string("steps"), steps);
     render_env(r, r->ctx);
 }
