@@ -171,11 +171,16 @@ static void sticky(cairn_engine *e, const cairn_err *err) {
 
 int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                  int attempt, jv data) {
+    return eng_emit_at(e, r, type, step, index, attempt, data, cairn_wall_ms());
+}
+
+int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                    int attempt, jv data, int64_t time_ms) {
     cairn_run_state *st = r->st;
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
     snprintf(ev->run_id, sizeof ev->run_id, "%s", st->id);
     ev->seq = st->last_seq + 1;
-    ev->time_ms = cairn_wall_ms();
+    ev->time_ms = time_ms;
     ev->type = type;
     ev->step = step >= 0 ? cairn_strdup(r->plan->ids[step]) : NULL;
     ev->attempt = attempt;

@@ -164,6 +164,11 @@ void eng_apply_commands(cairn_engine *e, const eng_run *only);
 int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                  int attempt, jv data);
 
+/* As eng_emit, with the event's time given: for an event whose data holds a
+ * deadline computed from that same instant (retry_at = time + back-off). */
+int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                    int attempt, jv data, int64_t time_ms);
+
 /* Load the secrets again if their file changed since the last load. */
 int eng_secrets_refresh(cairn_engine *e, cairn_err *err);
 

@@ -79,10 +79,10 @@ void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int at
     bool retry = attempt < s->retry.max_attempts && go_on &&
                  jv_get_kind(error) == JV_KIND_OBJECT && error_matches(r->plan, step, error);
     if (retry) {
-        int64_t at = cairn_wall_ms() + backoff_ms(&s->retry, attempt);
+        int64_t now = cairn_wall_ms(), at = now + backoff_ms(&s->retry, attempt);
         jv data = jv_object_set(jv_object(), jv_string("error"), error);
         data = jv_object_set(data, jv_string("retry_at"), jv_number((double)at));
-        eng_emit(e, r, CAIRN_EV_STEP_RETRYING, step, index, attempt, data);
+        eng_emit_at(e, r, CAIRN_EV_STEP_RETRYING, step, index, attempt, data, now);
         eng_timer_add(e, r, step, index, at);
         return;
     }
