@@ -582,62 +582,6 @@ bool cairn_strv_has_header(const cairn_strv *s, const char *name) {
     return has_header(s->v, name);
 }
 
-jv cairn_with_get(jv with, const char *name) {
-    jv v = jv_object_get(jv_copy(with), jv_string(name));
-    if (jv_get_kind(v) == JV_KIND_NULL) {
-        jv_free(v);
-        return jv_invalid();
-    }
-    return v;
-}
-
-/* A jv string without NUL bytes, copied to *out.  Consumes v. */
-static int plain_string(jv v, const char *what, char **out, cairn_fail *f) {
-    int rc = 0;
-    if (jv_get_kind(v) != JV_KIND_STRING)
-        rc = cairn_fail_set(f, "schema", "%s must be a string, not %s", what,
-                            jv_kind_name(jv_get_kind(v)));
-    else if (strlen(jv_string_value(v)) != (size_t)jv_string_length_bytes(jv_copy(v)))
-        rc = cairn_fail_set(f, "schema", "%s must not contain a NUL byte", what);
-    else
-        *out = cairn_strdup(jv_string_value(v));
-    jv_free(v);
-    return rc;
-}
-
-int cairn_with_string(jv with, const char *name, bool required, char **out, cairn_fail *f) {
-    jv v = cairn_with_get(with, name);
-    *out = NULL;
-    if (jv_is_valid(v)) return plain_string(v, name, out, f);
-    jv_free(v);
-    return required ? cairn_fail_set(f, "schema", "the field '%s' is required", name) : 0;
-}
-
-int cairn_with_bool(jv with, const char *name, bool *out, cairn_fail *f) {
-    jv v = cairn_with_get(with, name);
-    jv_kind k = jv_get_kind(v);
-    int rc = 0;
-    if (k == JV_KIND_TRUE || k == JV_KIND_FALSE) *out = k == JV_KIND_TRUE;
-    else if (jv_is_valid(v))
-        rc = cairn_fail_set(f, "schema", "%s must be true or false, not %s", name,
-                            jv_kind_name(k));
-    jv_free(v);
-    return rc;
-}
-
-int cairn_with_duration(jv with, const char *name, int64_t *out_ms, cairn_fail *f) {
-    char *s = NULL;
-    int64_t ms = 0;
-    int rc = cairn_with_string(with, name, false, &s, f);
-    if (rc == 0 && s && (cairn_duration_parse(s, &ms) != 0 || ms <= 0))
-        rc = cairn_fail_set(f, "schema", "%s must be a positive duration such as 30s, not "
-                                         "'%.60s'", name, s);
-    else if (rc == 0 && s)
-        *out_ms = ms;
-    free(s);
-    return rc;
-}
-
 static bool is_token(const char *s) {
     if (*s == '\0') return false;
     for (; *s; s++)
@@ -648,10 +592,7 @@ static bool is_token(const char *s) {
 /* One header value as text: a string, or a number or boolean as JSON writes
  * it.  Consumes v. */
 static int header_value(jv v, const char *what, char **out, cairn_fail *f) {
-    jv_kind k = jv_get_kind(v);
-    if (k == JV_KIND_NUMBER || k == JV_KIND_TRUE || k == JV_KIND_FALSE)
-        v = jv_dump_string(v, 0);
-    if (plain_string(v, what, out, f) != 0) return -1;
+    if (cairn_with_scalar_text(v, "", what, out, f) != 0) return -1;
     if (strpbrk(*out, "\r\n") == NULL) return 0;
     free(*out);
     *out = NULL;

@@ -52,6 +52,7 @@
 #include <jv.h>
 
 #include "actions/action.h"
+#include "actions/with.h"
 #include "actions/proc.h"
 
 /* ---- limits ------------------------------------------------------------- */
@@ -160,21 +161,6 @@ void cairn_strv_free(cairn_strv *s);              /* NULL is allowed */
 
 /* Whether a "Name: value" list holds header `name` (any case). */
 bool cairn_strv_has_header(const cairn_strv *s, const char *name);
-
-/* with[name] (with borrowed), or jv_invalid() when absent or null: a null
- * field counts as absent, as everywhere in `with`. */
-jv cairn_with_get(jv with, const char *name);
-
-
-/* A string field (without NUL bytes) copied to *out; *out stays NULL when
- * the field is absent and not required. */
-int cairn_with_string(jv with, const char *name, bool required, char **out, cairn_fail *f);
-
-/* A boolean field; *out keeps its value (the default) when absent. */
-int cairn_with_bool(jv with, const char *name, bool *out, cairn_fail *f);
-
-/* A positive duration string ("30s"); *out_ms keeps its value when absent. */
-int cairn_with_duration(jv with, const char *name, int64_t *out_ms, cairn_fail *f);
 
 /* A map of HTTP headers appended to out as "Name: value": names are HTTP
  * tokens; values are strings, numbers or booleans (written as JSON writes

@@ -61,6 +61,7 @@
  * the capped result, and builds the output on the orchestrator thread.
  */
 #include "actions/db_int.h"
+#include "actions/with.h"
 #include "common/mem.h"
 
 #include <math.h>
@@ -203,22 +204,13 @@ void cairn__db_blob(db_value *v, const void *data, size_t len) {
 /* ---- reading `with` ----------------------------------------------------- */
 
 /* with[name], or jv_invalid() when absent or null. */
-static jv field(jv with, const char *name) {
-    jv v = jv_object_get(jv_copy(with), jv_string(name));
-    if (jv_get_kind(v) == JV_KIND_NULL) {
-        jv_free(v);
-        return jv_invalid();
-    }
-    return v;
-}
-
 static bool has_nul(jv s) {
     return strlen(jv_string_value(s)) != (size_t)jv_string_length_bytes(jv_copy(s));
 }
 
 /* A required string without NUL bytes, copied to *out. */
 static int read_string(jv with, const char *name, char **out, cairn_fail *f) {
-    jv v = field(with, name);
+    jv v = cairn_with_get(with, name);
     int rc = 0;
     if (!jv_is_valid(v))
         rc = cairn_fail_set(f, "schema", "db: %s is required", name);
@@ -292,7 +284,7 @@ static int read_param(jv v, int i, db_driver driver, db_param *p, cairn_fail *f)
 }
 
 static int read_params(jv with, db_job *j, cairn_fail *f) {
-    jv ps = field(with, "params");
+    jv ps = cairn_with_get(with, "params");
     int rc = 0;
     if (!jv_is_valid(ps)) return 0;
     if (jv_get_kind(ps) != JV_KIND_ARRAY)
@@ -312,19 +304,8 @@ static int read_params(jv with, db_job *j, cairn_fail *f) {
     return rc;
 }
 
-static int read_timeout(jv with, db_job *j, cairn_fail *f) {
-    jv t = field(with, "timeout");
-    int rc = 0;
-    if (jv_is_valid(t) && (jv_get_kind(t) != JV_KIND_STRING ||
-                           cairn_duration_parse(jv_string_value(t), &j->timeout_ms) != 0 ||
-                           j->timeout_ms <= 0))
-        rc = cairn_fail_set(f, "schema", "db: timeout must be a duration such as \"30s\"");
-    jv_free(t);
-    return rc;
-}
-
 static int read_max_rows(jv with, db_job *j, cairn_fail *f) {
-    jv m = field(with, "max_rows");
+    jv m = cairn_with_get(with, "max_rows");
     int rc = 0;
     j->max_rows = CAIRN_DB_MAX_ROWS;
     if (jv_is_valid(m)) {
@@ -454,7 +435,7 @@ static int db_prepare(jv with, const cairn_attempt_info *info, void **job, cairn
     db_job *j = cairn_calloc(1, sizeof *j);
     if (cairn_with_keys(with, &db_sig, f) || read_driver(with, j, f) || read_string(with, "dsn", &j->dsn, f) ||
         read_string(with, "query", &j->query, f) || read_params(with, j, f) ||
-        read_timeout(with, j, f) || read_max_rows(with, j, f)) {
+        cairn_with_duration(with, "timeout", &j->timeout_ms, f) || read_max_rows(with, j, f)) {
         cairn__db_job_free(j);
         return -1;
     }

@@ -23,6 +23,7 @@
  * the deadline or exceed CAIRN_LLM_RETRY_AFTER_MAX_MS is not started.
  */
 #include "actions/llm_int.h"
+#include "actions/with.h"
 #include "actions/proc.h"
 #include "common/clock.h"
 
@@ -105,19 +106,10 @@ static void scrub_fail(cairn_fail *f, const char *key) {
 }
 
 /* with[name], or jv_invalid() when absent or null. */
-static jv field(jv with, const char *name) {
-    jv v = jv_object_get(jv_copy(with), jv_string(name));
-    if (jv_get_kind(v) == JV_KIND_NULL) {
-        jv_free(v);
-        return jv_invalid();
-    }
-    return v;
-}
-
 /* An optional field of kind k (consumed on failure). */
 static int typed(jv with, const char *name, jv_kind k, const char *what, jv *out,
                  cairn_fail *f) {
-    *out = field(with, name);
+    *out = cairn_with_get(with, name);
     if (!jv_is_valid(*out) || jv_get_kind(*out) == k) return 0;
     int rc = cairn_fail_set(f, "schema", "llm: %s must be %s, not %s", name, what,
                             jv_kind_name(jv_get_kind(*out)));
@@ -269,19 +261,6 @@ static int read_numbers(jv with, llm_req *r, cairn_fail *f) {
     return 0;
 }
 
-static int read_timeout(jv with, llm_job *j, cairn_fail *f) {
-    jv t;
-    if (typed(with, "timeout", JV_KIND_STRING, "a duration such as 30s or 2m", &t, f) != 0)
-        return -1;
-    int rc = 0;
-    if (jv_is_valid(t) && (cairn_duration_parse(jv_string_value(t), &j->timeout_ms) != 0 ||
-                           j->timeout_ms <= 0))
-        rc = cairn_fail_set(f, "schema", "llm: timeout '%s' is not a duration such as 30s or 2m",
-                            jv_string_value(t));
-    jv_free(t);
-    return rc;
-}
-
 static int read_request(jv with, llm_job *j, llm_req *r, cairn_fail *f) {
     jv model;
     if (typed(with, "model", JV_KIND_STRING, "a string", &model, f) != 0) return -1;
@@ -331,7 +310,7 @@ static int llm_prepare(jv with, const cairn_attempt_info *info, void **job, cair
     j->resp.retry_after_ms = -1;
     int rc = cairn_with_keys(with, &llm_sig, f) || read_provider(with, j, f) || read_url(with, j, f) ||
              read_key(with, j, f) || read_request(with, j, &r, f) ||
-             read_timeout(with, j, f) || build_body(j, &r, f) ? -1 : 0;
+             cairn_with_duration(with, "timeout", &j->timeout_ms, f) || build_body(j, &r, f) ? -1 : 0;
     req_free(&r);
     if (rc != 0) {
         scrub_fail(f, j->api_key);

@@ -70,6 +70,7 @@
 #include <time.h>
 
 #include "actions/action.h"
+#include "actions/with.h"
 #include "common/clock.h"
 #include "common/mem.h"
 
@@ -264,17 +265,10 @@ static void job_free(match_job *j) {
 /* ---- prepare: read `with` ----------------------------------------------- */
 
 /* with[name], or jv_invalid() when absent or null. */
-static jv field(jv with, const char *name) {
-    jv v = jv_object_get(jv_copy(with), jv_string(name));
-    if (jv_get_kind(v) != JV_KIND_NULL) return v;
-    jv_free(v);
-    return jv_invalid();
-}
-
 /* with[name], a required string of at most max bytes: a copy in *out. */
 static int read_text(jv with, const char *name, size_t max, char **out, size_t *len,
                      cairn_fail *f) {
-    jv v = field(with, name);
+    jv v = cairn_with_get(with, name);
     jv_kind k = jv_get_kind(v);
     size_t n = k == JV_KIND_STRING ? (size_t)jv_string_length_bytes(jv_copy(v)) : 0;
     int rc = 0;
@@ -299,7 +293,7 @@ static int read_flags(jv with, uint32_t *options, cairn_fail *f) {
     static const char letters[] = "imsx";
     static const uint32_t bits[] = {PCRE2_CASELESS, PCRE2_MULTILINE, PCRE2_DOTALL,
                                     PCRE2_EXTENDED};
-    jv v = field(with, "flags");
+    jv v = cairn_with_get(with, "flags");
     jv_kind k = jv_get_kind(v);
     int rc = 0, n = k == JV_KIND_STRING ? jv_string_length_bytes(jv_copy(v)) : 0;
     *options = MATCH_OPTIONS;
@@ -319,7 +313,7 @@ static int read_flags(jv with, uint32_t *options, cairn_fail *f) {
 }
 
 static int read_all(jv with, bool *all, cairn_fail *f) {
-    jv v = field(with, "all");
+    jv v = cairn_with_get(with, "all");
     jv_kind k = jv_get_kind(v);
     int rc = 0;
     *all = k == JV_KIND_TRUE;

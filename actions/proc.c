@@ -8,6 +8,7 @@
  * its pid and group id, until every signal to the group has been sent.
  */
 #include "actions/proc.h"
+#include "actions/with.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -423,33 +424,37 @@ void cairn_proc_result_free(cairn_proc_result *res) {
 
 /* ---- `with` fields shell and ssh share ---------------------------------------- */
 
-static bool absent(jv v) { return !jv_is_valid(v) || jv_get_kind(v) == JV_KIND_NULL; }
-
-int cairn_with_ok_codes(jv codes, bool ok[CAIRN_EXIT_CODES], const char *who, cairn_fail *f) {
-    if (absent(codes)) {
+int cairn_with_ok_codes(jv with, bool ok[CAIRN_EXIT_CODES], const char *who, cairn_fail *f) {
+    jv codes = cairn_with_get(with, "ok_codes");
+    int n = jv_get_kind(codes) == JV_KIND_ARRAY ? jv_array_length(jv_copy(codes)) : 0, rc = 0;
+    if (!jv_is_valid(codes))
         ok[0] = true;
-        return 0;
-    }
-    int n = jv_get_kind(codes) == JV_KIND_ARRAY ? jv_array_length(jv_copy(codes)) : 0;
-    if (n == 0) return cairn_fail_set(f, "schema", "%sok_codes must be a non-empty list of integers", who);
-    for (int i = 0; i < n; i++) {
+    else if (n == 0)
+        rc = cairn_fail_set(f, "schema", "%sok_codes must be a non-empty list of integers", who);
+    for (int i = 0; i < n && rc == 0; i++) {
         jv c = jv_array_get(jv_copy(codes), i);
         double d = jv_get_kind(c) == JV_KIND_NUMBER ? jv_number_value(c) : -1;
         jv_free(c);
         if (!(d >= 0 && d < CAIRN_EXIT_CODES) || d != (double)(int)d)   /* NaN too */
-            return cairn_fail_set(f, "schema", "%sok_codes[%d] must be an integer from 0 to %d",
-                                  who, i, CAIRN_EXIT_CODES - 1);
-        ok[(int)d] = true;
+            rc = cairn_fail_set(f, "schema", "%sok_codes[%d] must be an integer from 0 to %d",
+                                who, i, CAIRN_EXIT_CODES - 1);
+        else
+            ok[(int)d] = true;
     }
-    return 0;
+    jv_free(codes);
+    return rc;
 }
 
-int cairn_with_stdin(jv in, char **data, size_t *len, const char *who, cairn_fail *f) {
-    if (absent(in)) return 0;
-    if (jv_get_kind(in) != JV_KIND_STRING)
-        return cairn_fail_set(f, "schema", "%sstdin must be a string, not %s", who,
-                              jv_kind_name(jv_get_kind(in)));
-    *len = (size_t)jv_string_length_bytes(jv_copy(in));
-    *data = cairn_strndup(jv_string_value(in), *len);
-    return 0;
+int cairn_with_stdin(jv with, char **data, size_t *len, const char *who, cairn_fail *f) {
+    jv in = cairn_with_get(with, "stdin");
+    int rc = 0;
+    if (jv_is_valid(in) && jv_get_kind(in) != JV_KIND_STRING)
+        rc = cairn_fail_set(f, "schema", "%sstdin must be a string, not %s", who,
+                            jv_kind_name(jv_get_kind(in)));
+    else if (jv_is_valid(in)) {
+        *len = (size_t)jv_string_length_bytes(jv_copy(in));
+        *data = cairn_strndup(jv_string_value(in), *len);
+    }
+    jv_free(in);
+    return rc;
 }

@@ -127,12 +127,12 @@ void cairn_proc_result_free(cairn_proc_result *res);   /* NULL is allowed */
 
 #define CAIRN_EXIT_CODES 256   /* exit codes are 0..255 */
 
-/* `ok_codes` (borrowed; invalid or null: absent, meaning [0]) into ok[].
- * who prefixes messages ("ssh: ").  0, or -1 with f set (kind schema). */
-int cairn_with_ok_codes(jv codes, bool ok[CAIRN_EXIT_CODES], const char *who, cairn_fail *f);
+/* with.ok_codes (with borrowed; absent means [0]) into ok[].  who prefixes
+ * messages ("ssh: ").  0, or -1 with f set (kind schema). */
+int cairn_with_ok_codes(jv with, bool ok[CAIRN_EXIT_CODES], const char *who, cairn_fail *f);
 
-/* `stdin` (borrowed; invalid or null: absent) copied by length (it may hold
+/* with.stdin (with borrowed; may be absent) copied by length (it may hold
  * NUL bytes) into *data (caller frees) and *len. */
-int cairn_with_stdin(jv in, char **data, size_t *len, const char *who, cairn_fail *f);
+int cairn_with_stdin(jv with, char **data, size_t *len, const char *who, cairn_fail *f);
 
 #endif

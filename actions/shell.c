@@ -17,6 +17,7 @@
  */
 #include "actions/action.h"
 #include "actions/proc.h"
+#include "actions/with.h"
 #include "common/mem.h"
 
 #include <stdio.h>
@@ -91,47 +92,6 @@ static void job_free(shell_job *j) {
     free(j);
 }
 
-/* with[name], or jv_invalid() when absent or null. */
-static jv field(jv with, const char *name) {
-    jv v = jv_object_get(jv_copy(with), jv_string(name));
-    if (jv_get_kind(v) == JV_KIND_NULL) {
-        jv_free(v);
-        return jv_invalid();
-    }
-    return v;
-}
-
-static bool present(jv v) { return jv_is_valid(v); }
-
-/* A string holding no NUL byte (exec would cut it there), copied to *out.
- * Consumes v. */
-static int c_string(jv v, const char *what, char **out, cairn_fail *f) {
-    int rc = 0;
-    if (jv_get_kind(v) != JV_KIND_STRING)
-        rc = cairn_fail_set(f, "schema", "%s must be a string, not %s", what,
-                            jv_kind_name(jv_get_kind(v)));
-    else if (strlen(jv_string_value(v)) != (size_t)jv_string_length_bytes(jv_copy(v)))
-        rc = cairn_fail_set(f, "schema", "%s must not contain a NUL byte", what);
-    else
-        *out = cairn_strdup(jv_string_value(v));
-    jv_free(v);
-    return rc;
-}
-
-/* An env value: a string, or a number or boolean written as JSON writes it.
- * Consumes v. */
-static int env_value(jv v, const char *what, char **out, cairn_fail *f) {
-    jv_kind k = jv_get_kind(v);
-    if (k == JV_KIND_NUMBER || k == JV_KIND_TRUE || k == JV_KIND_FALSE)
-        v = jv_dump_string(v, 0);
-    else if (k != JV_KIND_STRING) {
-        jv_free(v);
-        return cairn_fail_set(f, "schema", "%s must be a string, number or boolean, not %s",
-                              what, jv_kind_name(k));
-    }
-    return c_string(v, what, out, f);
-}
-
 /* ---- reading `with` ----------------------------------------------------- */
 
 static int read_argv(jv argv, shell_job *j, cairn_fail *f) {
@@ -141,7 +101,7 @@ static int read_argv(jv argv, shell_job *j, cairn_fail *f) {
     for (int i = 0; i < n; i++) {
         char what[32], *s = NULL;
         snprintf(what, sizeof what, "argv[%d]", i);
-        if (c_string(jv_array_get(jv_copy(argv), i), what, &s, f) != 0) return -1;
+        if (cairn_with_text(jv_array_get(jv_copy(argv), i), "", what, 0, &s, f) != 0) return -1;
         strv_push(&j->argv, s);
     }
     if (j->argv.v[0][0] == '\0') return cairn_fail_set(f, "schema", "argv[0] must not be empty");
@@ -150,14 +110,14 @@ static int read_argv(jv argv, shell_job *j, cairn_fail *f) {
 
 /* Exactly one of `run` (given to /bin/sh -c) and `argv`. */
 static int read_command(jv with, shell_job *j, cairn_fail *f) {
-    jv run = field(with, "run"), argv = field(with, "argv");
+    jv run = cairn_with_get(with, "run"), argv = cairn_with_get(with, "argv");
     char *script = NULL;
     int rc;
-    if (present(run) == present(argv))
+    if (jv_is_valid(run) == jv_is_valid(argv))
         rc = cairn_fail_set(f, "schema", "shell needs exactly one of run and argv");
-    else if (present(argv))
+    else if (jv_is_valid(argv))
         rc = read_argv(argv, j, f);
-    else if ((rc = c_string(jv_copy(run), "run", &script, f)) == 0) {
+    else if ((rc = cairn_with_text(jv_copy(run), "", "run", 0, &script, f)) == 0) {
         strv_push(&j->argv, cairn_strdup("/bin/sh"));
         strv_push(&j->argv, cairn_strdup("-c"));
         strv_push(&j->argv, script);
@@ -179,7 +139,7 @@ static int read_with_env(jv env, shell_job *j, cairn_fail *f) {
         if (rc == 0 && (nm[0] == '\0' || strchr(nm, '=') ||
                         strlen(nm) != (size_t)jv_string_length_bytes(jv_copy(name))))
             rc = cairn_fail_set(f, "schema", "env: '%s' is not a valid variable name", nm);
-        if (rc == 0 && (rc = env_value(jv_copy(value), what, &val, f)) == 0)
+        if (rc == 0 && (rc = cairn_with_scalar_text(jv_copy(value), "", what, &val, f)) == 0)
             env_put(&j->env, cairn_sprintf("%s=%s", nm, val));
         free(val);
         jv_free(name);
@@ -201,30 +161,16 @@ static int read_env(jv with, const cairn_attempt_info *info, shell_job *j, cairn
     for (char **e = environ; e && *e; e++) env_put(&j->env, cairn_strdup(*e));
     for (const char *const *e = info->env; e && *e; e++)
         if (strchr(*e, '=')) env_put(&j->env, cairn_strdup(*e));
-    jv env = field(with, "env");
-    int rc = present(env) ? read_with_env(env, j, f) : 0;
+    jv env = cairn_with_get(with, "env");
+    int rc = jv_is_valid(env) ? read_with_env(env, j, f) : 0;
     jv_free(env);
     if (rc == 0) put_attempt_env(j, info);
     return rc;
 }
 
-static int read_stdin(jv with, shell_job *j, cairn_fail *f) {
-    jv in = field(with, "stdin");
-    int rc = cairn_with_stdin(in, &j->stdin_data, &j->stdin_len, "", f);
-    jv_free(in);
-    return rc;
-}
-
-static int read_ok_codes(jv with, shell_job *j, cairn_fail *f) {
-    jv codes = field(with, "ok_codes");
-    int rc = cairn_with_ok_codes(codes, j->ok, "", f);
-    jv_free(codes);
-    return rc;
-}
-
 static int read_cwd(jv with, shell_job *j, cairn_fail *f) {
-    jv cwd = field(with, "cwd");
-    if (present(cwd)) return c_string(cwd, "cwd", &j->cwd, f);
+    jv cwd = cairn_with_get(with, "cwd");
+    if (jv_is_valid(cwd)) return cairn_with_text(cwd, "", "cwd", 0, &j->cwd, f);
     jv_free(cwd);
     return 0;
 }
@@ -236,7 +182,8 @@ static int shell_prepare(jv with, const cairn_attempt_info *info, void **job, ca
         return cairn_fail_set(f, "schema", "shell: with must be a map");
     shell_job *j = cairn_calloc(1, sizeof *j);
     if (cairn_with_keys(with, &shell_sig, f) || read_command(with, j, f) || read_env(with, info, j, f) ||
-        read_cwd(with, j, f) || read_stdin(with, j, f) || read_ok_codes(with, j, f)) {
+        read_cwd(with, j, f) || cairn_with_stdin(with, &j->stdin_data, &j->stdin_len, "", f) ||
+        cairn_with_ok_codes(with, j->ok, "", f)) {
         job_free(j);
         return -1;
     }

@@ -60,6 +60,7 @@
  * CAIRN_SSH_USER_MAX; the rest in ssh_int.h.
  */
 #include "actions/ssh_int.h"
+#include "actions/with.h"
 #include "common/mem.h"
 
 #include <stdarg.h>
@@ -133,50 +134,18 @@ static void job_free(ssh_job *j) {
 }
 
 /* with[name], or jv_invalid() when absent or null. */
-static jv field(jv with, const char *name) {
-    jv v = jv_object_get(jv_copy(with), jv_string(name));
-    if (jv_get_kind(v) == JV_KIND_NULL) {
-        jv_free(v);
-        return jv_invalid();
-    }
-    return v;
-}
-
 /* A string with no NUL byte and at most max bytes (0: any), copied to *out.
  * Consumes v. */
 static int c_string(jv v, const char *what, size_t max, char **out, cairn_fail *f) {
-    int rc = 0;
-    if (jv_get_kind(v) != JV_KIND_STRING)
-        rc = cairn_fail_set(f, "schema", "ssh: %s must be a string, not %s", what,
-                            jv_kind_name(jv_get_kind(v)));
-    else if (strlen(jv_string_value(v)) != (size_t)jv_string_length_bytes(jv_copy(v)))
-        rc = cairn_fail_set(f, "schema", "ssh: %s must not contain a NUL byte", what);
-    else if (max && strlen(jv_string_value(v)) > max)
-        rc = cairn_fail_set(f, "schema", "ssh: %s is longer than %zu bytes", what, max);
-    else
-        *out = cairn_strdup(jv_string_value(v));
-    jv_free(v);
-    return rc;
+    return cairn_with_text(v, "ssh: ", what, max, out, f);
 }
 
 /* An optional string field: *out stays NULL when absent. */
 static int opt_string(jv with, const char *name, size_t max, char **out, cairn_fail *f) {
-    jv v = field(with, name);
+    jv v = cairn_with_get(with, name);
     if (jv_is_valid(v)) return c_string(v, name, max, out, f);
     jv_free(v);
     return 0;
-}
-
-static int opt_bool(jv with, const char *name, bool *out, cairn_fail *f) {
-    jv v = field(with, name);
-    jv_kind k = jv_get_kind(v);
-    int rc = 0;
-    if (k == JV_KIND_TRUE || k == JV_KIND_FALSE) *out = k == JV_KIND_TRUE;
-    else if (k != JV_KIND_INVALID)
-        rc = cairn_fail_set(f, "schema", "ssh: %s must be true or false, not %s", name,
-                            jv_kind_name(k));
-    jv_free(v);
-    return rc;
 }
 
 static bool has_control(const char *s) {
@@ -197,7 +166,7 @@ static bool is_identifier(const char *s) {
 /* ---- reading `with` ----------------------------------------------------- */
 
 static int read_host(jv with, ssh_job *j, cairn_fail *f) {
-    jv v = field(with, "host");
+    jv v = cairn_with_get(with, "host");
     if (!jv_is_valid(v)) {
         jv_free(v);
         return cairn_fail_set(f, "schema", "ssh: host is required");
@@ -212,7 +181,7 @@ static int read_host(jv with, ssh_job *j, cairn_fail *f) {
 
 /* An integer from 1 to 65535, or its decimal text. */
 static int read_port(jv with, ssh_job *j, cairn_fail *f) {
-    jv v = field(with, "port");
+    jv v = cairn_with_get(with, "port");
     double d = -1;
     j->port = CAIRN_SSH_PORT_DEFAULT;
     if (jv_get_kind(v) == JV_KIND_NUMBER) d = jv_number_value(v);
@@ -255,7 +224,7 @@ static int read_credentials(jv with, ssh_job *j, cairn_fail *f) {
 
 static int read_host_key_policy(jv with, ssh_job *j, cairn_fail *f) {
     if (opt_string(with, "known_hosts", 0, &j->known_hosts, f) ||
-        opt_bool(with, "insecure_host_key", &j->insecure, f))
+        cairn_with_bool(with, "insecure_host_key", &j->insecure, f))
         return -1;
     if (j->insecure && j->known_hosts)
         return cairn_fail_set(f, "schema", "ssh: give known_hosts or insecure_host_key: true, "
@@ -264,20 +233,6 @@ static int read_host_key_policy(jv with, ssh_job *j, cairn_fail *f) {
         return cairn_fail_set(f, "schema", "ssh: known_hosts is required (a file of trusted "
                                            "host keys), unless insecure_host_key: true");
     return 0;
-}
-
-/* An env value: a string, or a number or boolean written as JSON writes it.
- * Consumes v. */
-static int env_value(jv v, const char *what, char **out, cairn_fail *f) {
-    jv_kind k = jv_get_kind(v);
-    if (k == JV_KIND_NUMBER || k == JV_KIND_TRUE || k == JV_KIND_FALSE)
-        v = jv_dump_string(v, 0);
-    else if (k != JV_KIND_STRING) {
-        jv_free(v);
-        return cairn_fail_set(f, "schema", "ssh: %s must be a string, number or boolean, "
-                                           "not %s", what, jv_kind_name(k));
-    }
-    return c_string(v, what, 0, out, f);
 }
 
 static int export_var(cairn_buf *b, const char *name, const char *value, cairn_fail *f) {
@@ -292,7 +247,7 @@ static int export_var(cairn_buf *b, const char *name, const char *value, cairn_f
 }
 
 static int export_with_env(jv with, cairn_buf *b, cairn_fail *f) {
-    jv env = field(with, "env");
+    jv env = cairn_with_get(with, "env");
     int rc = 0;
     if (jv_is_valid(env) && jv_get_kind(env) != JV_KIND_OBJECT)
         rc = cairn_fail_set(f, "schema", "ssh: env must be a map, not %s",
@@ -301,7 +256,7 @@ static int export_with_env(jv with, cairn_buf *b, cairn_fail *f) {
         jv_object_foreach(env, name, value) {
             char what[CAIRN_FAIL_MSG_MAX / 4], *val = NULL;
             snprintf(what, sizeof what, "env.%s", jv_string_value(name));
-            if (rc == 0 && (rc = env_value(jv_copy(value), what, &val, f)) == 0)
+            if (rc == 0 && (rc = cairn_with_scalar_text(jv_copy(value), "ssh: ", what, &val, f)) == 0)
                 rc = export_var(b, jv_string_value(name), val, f);
             free(val);
             jv_free(name);
@@ -350,22 +305,8 @@ static int read_script(jv with, const cairn_attempt_info *info, ssh_job *j, cair
     return rc;
 }
 
-static int read_stdin(jv with, ssh_job *j, cairn_fail *f) {
-    jv in = field(with, "stdin");
-    int rc = cairn_with_stdin(in, &j->stdin_data, &j->stdin_len, "ssh: ", f);
-    jv_free(in);
-    return rc;
-}
-
-static int read_ok_codes(jv with, ssh_job *j, cairn_fail *f) {
-    jv codes = field(with, "ok_codes");
-    int rc = cairn_with_ok_codes(codes, j->ok, "ssh: ", f);
-    jv_free(codes);
-    return rc;
-}
-
 static int read_detach(jv with, const cairn_attempt_info *info, ssh_job *j, cairn_fail *f) {
-    if (opt_bool(with, "detach", &j->detach, f) ||
+    if (cairn_with_bool(with, "detach", &j->detach, f) ||
         opt_string(with, "state_dir", 0, &j->state_dir, f))
         return -1;
     if (j->state_dir && !j->detach)
@@ -377,17 +318,6 @@ static int read_detach(jv with, const cairn_attempt_info *info, ssh_job *j, cair
     return 0;
 }
 
-static int read_timeout(jv with, ssh_job *j, cairn_fail *f) {
-    jv v = field(with, "timeout");
-    int rc = 0;
-    if (jv_is_valid(v) && (jv_get_kind(v) != JV_KIND_STRING ||
-                           cairn_duration_parse(jv_string_value(v), &j->timeout_ms) != 0 ||
-                           j->timeout_ms <= 0))
-        rc = cairn_fail_set(f, "schema", "ssh: timeout must be a duration such as 30s or 5m");
-    jv_free(v);
-    return rc;
-}
-
 /* ---- the three phases --------------------------------------------------- */
 
 static int ssh_prepare(jv with, const cairn_attempt_info *info, void **job, cairn_fail *f) {
@@ -397,8 +327,10 @@ static int ssh_prepare(jv with, const cairn_attempt_info *info, void **job, cair
     if (cairn_with_keys(with, &ssh_sig, f) || read_host(with, j, f) || read_port(with, j, f) ||
         read_user(with, j, f) || read_credentials(with, j, f) ||
         read_host_key_policy(with, j, f) || read_detach(with, info, j, f) ||
-        read_script(with, info, j, f) || read_stdin(with, j, f) ||
-        read_ok_codes(with, j, f) || read_timeout(with, j, f)) {
+        read_script(with, info, j, f) ||
+        cairn_with_stdin(with, &j->stdin_data, &j->stdin_len, "ssh: ", f) ||
+        cairn_with_ok_codes(with, j->ok, "ssh: ", f) ||
+        cairn_with_duration(with, "timeout", &j->timeout_ms, f)) {
         job_free(j);
         return -1;
     }

@@ -823,7 +823,7 @@ TEST(llm_bad_with_fails_schema_in_prepare) {
         {"{'provider': 'openai', 'model': 'm', 'prompt': 'x', 'max_tokens': 0.5}",
          "max_tokens must be a whole number"},
         {"{'provider': 'openai', 'model': 'm', 'prompt': 'x', 'timeout': 'soon'}",
-         "timeout 'soon' is not a duration"},
+         "timeout must be a positive duration such as 30s, not 'soon'"},
         {"{'provider': 'openai', 'model': 'm', 'prompt': 'x', 'base_url': 'ftp://h'}",
          "base_url must start with http:// or https://"},
         {"{'provider': 'openai', 'model': 'm', 'prompt': 'x', 'schema': {'type': 'array'}}",

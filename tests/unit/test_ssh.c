@@ -430,6 +430,12 @@ TEST(ssh_bad_with_is_schema) {
         {set(base_with(&d, "true"), "state_dir", jv_string("/tmp/x")), "goes with detach"},
         {set(base_with(&d, "true"), "host", jv_string("a b")), "not a host name"},
         {set(base_with(&d, ""), "port", jv_number(22)), "command must be"},
+        {set(base_with(&d, "true"), "detach", jv_string("yes")), "detach must be true or false"},
+        {set(base_with(&d, "true"), "stdin", jv_number(1)), "ssh: stdin must be a string"},
+        {set(base_with(&d, "true"), "env", jv_parse("{\"A\": [1]}")),
+         "ssh: env.A must be a string, number or boolean, not array"},
+        {set(base_with(&d, "true"), "user", jv_string_sized("a\0b", 3)),
+         "ssh: user must not contain a NUL byte"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cairn_fail f = run_fails(cases[i].with);
