@@ -30,6 +30,17 @@ void test_register(const char *name, const char *file, test_fn fn) {
 
 const char *test_tmpdir(void) { return tmpdir; }
 
+jv test_json(const char *text) {
+    char *s = strdup(text);
+    if (s == NULL) abort();
+    for (char *p = s; *p; p++)
+        if (*p == '\'') *p = '"';
+    jv v = jv_parse(s);
+    free(s);
+    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
+    return v;
+}
+
 static int selected(const char *name, int argc, char **argv) {
     if (argc < 2) return 1;
     for (int i = 1; i < argc; i++)

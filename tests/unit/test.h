@@ -9,6 +9,7 @@
 #ifndef CAIRN_TEST_H
 #define CAIRN_TEST_H
 
+#include <jv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,5 +62,8 @@ void test_register(const char *name, const char *file, test_fn fn);
 
 /* A fresh empty directory for this test (removed by the runner afterwards). */
 const char *test_tmpdir(void);
+
+/* JSON written with ' for " (readability) parsed; bad JSON fails the test. */
+jv test_json(const char *text);
 
 #endif

@@ -7,17 +7,6 @@
 
 #include <jv.h>
 
-/* JSON with ' for " (readability). */
-static jv basic_json(const char *text) {
-    char *s = strdup(text);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(s);
-    free(s);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
-}
-
 static cairn_stop basic_stop;
 static const cairn_attempt_info basic_info = {
     .run_id = "r1", .step_id = "s1", .idempotency_key = "r1/s1", .attempt = 1,
@@ -70,7 +59,7 @@ TEST(actions_sigs_describe_fields) {
 }
 
 TEST(set_output_equals_input) {
-    jv in = basic_json("{'a': 1, 'b': {'c': [1, 'two', null]}, 's': 'x\\u00e9'}");
+    jv in = test_json("{'a': 1, 'b': {'c': [1, 'two', null]}, 's': 'x\\u00e9'}");
     jv out = jv_invalid();
     cairn_fail f = {{0}, {0}};
     CHECK_INT(basic_run("set", jv_copy(in), &out, &f), 0);
@@ -86,7 +75,7 @@ TEST(set_empty_map_and_discard) {
     /* A job discarded instead of finished frees its copy (ASan checks). */
     const cairn_action *a = cairn_action_find("set");
     void *job = NULL;
-    jv with = basic_json("{'k': ['v']}");
+    jv with = test_json("{'k': ['v']}");
     CHECK_INT(a->prepare(with, &basic_info, &job, &f), 0);
     jv_free(with);
     a->discard(job);
@@ -103,7 +92,7 @@ TEST(set_refuses_non_map) {
 TEST(fail_uses_kind_and_message) {
     jv out = jv_invalid();
     cairn_fail f = {{0}, {0}};
-    CHECK_INT(basic_run("fail", basic_json("{'message': 'disk 97% full', 'kind': 'disk'}"),
+    CHECK_INT(basic_run("fail", test_json("{'message': 'disk 97% full', 'kind': 'disk'}"),
                         &out, &f), -1);
     CHECK_STR(f.kind, "disk");
     CHECK_STR(f.message, "disk 97% full");
@@ -113,7 +102,7 @@ TEST(fail_uses_kind_and_message) {
 TEST(fail_kind_defaults_to_failed) {
     jv out = jv_invalid();
     cairn_fail f = {{0}, {0}};
-    CHECK_INT(basic_run("fail", basic_json("{'message': 'stop here', 'kind': null}"), &out, &f),
+    CHECK_INT(basic_run("fail", test_json("{'message': 'stop here', 'kind': null}"), &out, &f),
               -1);
     CHECK_STR(f.kind, "failed");
     CHECK_STR(f.message, "stop here");
@@ -122,7 +111,7 @@ TEST(fail_kind_defaults_to_failed) {
 static void fail_expect_schema(const char *with, const char *needle) {
     jv out = jv_invalid();
     cairn_fail f = {{0}, {0}};
-    CHECK_INT(basic_run("fail", basic_json(with), &out, &f), 1);
+    CHECK_INT(basic_run("fail", test_json(with), &out, &f), 1);
     CHECK_STR(f.kind, "schema");
     CHECK_CONTAINS(f.message, needle);
 }
@@ -142,7 +131,7 @@ TEST(fail_discard_frees_job) {
     const cairn_action *a = cairn_action_find("fail");
     void *job = NULL;
     cairn_fail f = {{0}, {0}};
-    jv with = basic_json("{'message': 'never finished'}");
+    jv with = test_json("{'message': 'never finished'}");
     CHECK_INT(a->prepare(with, &basic_info, &job, &f), 0);
     jv_free(with);
     a->discard(job);

@@ -51,20 +51,9 @@ static void attempt_init(attempt *a, int64_t deadline_ms) {
     };
 }
 
-/* JSON with ' for " (readability). */
-static jv js(const char *text) {
-    char *s = strdup(text);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(s);
-    free(s);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
-}
-
 /* {driver, dsn, query} merged into extra (JSON text with ', or NULL). */
 static jv with_q(const char *driver, const char *dsn, const char *query, const char *extra) {
-    jv w = extra ? js(extra) : jv_object();
+    jv w = extra ? test_json(extra) : jv_object();
     w = jv_object_set(w, jv_string("driver"), jv_string(driver));
     w = jv_object_set(w, jv_string("dsn"), jv_string(dsn));
     return jv_object_set(w, jv_string("query"), jv_string(query));
@@ -120,7 +109,7 @@ static int get_bool(jv out, const char *key) {
 
 /* out[key] must equal the JSON want (with '). */
 static void check_json(jv out, const char *key, const char *want) {
-    jv got = get(out, key), w = js(want);
+    jv got = get(out, key), w = test_json(want);
     if (!jv_equal(jv_copy(got), jv_copy(w))) {
         jv g = jv_dump_string(jv_copy(got), JV_PRINT_SORTED), e = jv_dump_string(w, JV_PRINT_SORTED);
         TEST_FAIL("output.%s:\n    got:  %s\n    want: %s", key, jv_string_value(g),
@@ -269,7 +258,7 @@ static void bad_with(jv with, const char *needle) {
 }
 
 TEST(db_with_is_checked) {
-    bad_with(js("{'driver': 'sqlite', 'dsn': 'x'}"), "query is required");
+    bad_with(test_json("{'driver': 'sqlite', 'dsn': 'x'}"), "query is required");
     bad_with(with_q("mysql", "x", "SELECT 1", NULL), "driver must be");
     bad_with(with_q("sqlite", "x", "SELECT 1", "{'params': {'a': 1}}"), "params must be a list");
     bad_with(with_q("sqlite", "x", "SELECT 1", "{'max_rows': 10001}"), "max_rows");

@@ -144,11 +144,7 @@ static cairn_attempt_info http_info = {
 static jv hj(const char *fmt, int port) {
     char text[4096];
     snprintf(text, sizeof text, fmt, port, port, port);
-    for (char *p = text; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(text);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
+    return test_json(text);
 }
 
 /* prepare + execute + finish; 1 when prepare refused, else finish's result. */

@@ -8,22 +8,11 @@
 
 #include <jv.h>
 
-/* JSON with ' for " (readability). */
-static jv js_json(const char *text) {
-    char *s = strdup(text);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(s);
-    free(s);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
-}
-
 static cairn_jschema *js_compile(const char *schema) {
     cairn_jschema *s = NULL;
     cairn_err err;
     cairn_err_clear(&err);
-    jv v = js_json(schema);
+    jv v = test_json(schema);
     int rc = cairn_jschema_new(v, &s, &err);
     jv_free(v);
     if (rc != 0) TEST_FAIL("schema %s refused: %s", schema, err.msg);
@@ -36,7 +25,7 @@ static const char *js_check(const char *schema, const char *value) {
     cairn_jschema *s = js_compile(schema);
     cairn_err err;
     cairn_err_clear(&err);
-    jv v = js_json(value);
+    jv v = test_json(value);
     int rc = cairn_jschema_check(s, v, &err);
     jv_free(v);
     cairn_jschema_free(s);
@@ -56,7 +45,7 @@ static const char *js_refused(const char *schema) {
     cairn_jschema *s = NULL;
     cairn_err err;
     cairn_err_clear(&err);
-    jv v = js_json(schema);
+    jv v = test_json(schema);
     int rc = cairn_jschema_new(v, &s, &err);
     jv_free(v);
     if (rc != CAIRN_ESYNTAX) TEST_FAIL("schema %s was accepted", schema);

@@ -98,20 +98,9 @@ static void standin_start(standin *s, const char *api_key) {
     standin_wait_ready(s);
 }
 
-/* JSON with ' for " (readability). */
-static jv llm_json(const char *text) {
-    char *s = strdup(text);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(s);
-    free(s);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
-}
-
 /* Script the replies: a JSON list (with ' for "), one entry per request. */
 static void standin_control(standin *s, const char *script) {
-    jv v = llm_json(script);
+    jv v = test_json(script);
     jv text = jv_dump_string(v, 0);
     FILE *fp = fopen(s->control, "w");
     CHECK(fp != NULL);
@@ -185,7 +174,7 @@ static void check_num_at(jv v, const char *path, double want, int line) {
 
 /* v at path equals the JSON text want (with ' for "). */
 static void check_json_at(jv v, const char *path, const char *want, int line) {
-    jv x = at(v, path), w = llm_json(want);
+    jv x = at(v, path), w = test_json(want);
     if (!jv_equal(jv_copy(x), jv_copy(w))) {
         jv got = jv_dump_string(x, 0);
         TEST_FAIL("line %d: %s is %s, want %s", line, path, jv_string_value(got), want);
@@ -222,7 +211,7 @@ static void attempt_init(attempt *a, int64_t deadline_ms) {
 
 /* with (JSON text, ' for ") plus base_url = base + suffix (base NULL: none). */
 static jv with_at(const char *base, const char *suffix, const char *json) {
-    jv w = llm_json(json);
+    jv w = test_json(json);
     if (base == NULL) return w;
     char url[200];
     snprintf(url, sizeof url, "%s%s", base, suffix);
@@ -388,7 +377,7 @@ TEST(llm_default_base_urls_are_the_providers) {
         attempt_init(&a, 0);
         void *job = NULL;
         cairn_fail f = {{0}, {0}};
-        jv with = llm_json(cases[i][0]);
+        jv with = test_json(cases[i][0]);
         CHECK_INT(cairn_action_llm.prepare(with, &a.info, &job, &f), 0);
         jv_free(with);
         CHECK_STR(((llm_job *)job)->url, cases[i][1]);
@@ -834,7 +823,7 @@ TEST(llm_bad_with_fails_schema_in_prepare) {
          "api_key must not contain line breaks"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cairn_fail f = llm_fails(llm_json(cases[i][0]), 0, 1);
+        cairn_fail f = llm_fails(test_json(cases[i][0]), 0, 1);
         CHECK_STR(f.kind, "schema");
         CHECK_CONTAINS(f.message, cases[i][1]);
     }

@@ -48,12 +48,7 @@ static int run(jv with, const cairn_attempt_info *info, jv *out, cairn_fail *f) 
 
 /* out (consumed) matches the JSON text, where ' stands for ". */
 static void check_json(jv out, const char *want_text) {
-    char *s = cairn_strdup(want_text);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv want = jv_parse(s);
-    free(s);
-    if (!jv_is_valid(want)) TEST_FAIL("bad test JSON: %s", want_text);
+    jv want = test_json(want_text);
     if (!jv_equal(jv_copy(out), jv_copy(want))) {
         jv got = jv_dump_string(jv_copy(out), JV_PRINT_SORTED);
         jv exp = jv_dump_string(want, JV_PRINT_SORTED);

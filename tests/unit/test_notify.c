@@ -37,11 +37,7 @@ static const cairn_attempt_info notify_info = {
 static jv nj(const char *fmt, int port, const char *s) {
     char text[4096];
     snprintf(text, sizeof text, fmt, port, s ? s : "", s ? s : "");
-    for (char *p = text; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(text);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
+    return test_json(text);
 }
 
 static int notify_run(jv with, jv *out, cairn_fail *f) {

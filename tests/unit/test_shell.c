@@ -43,20 +43,9 @@ static void attempt_init(attempt *a, int64_t deadline_ms) {
     };
 }
 
-/* JSON with ' for " (readability). */
-static jv sh_json(const char *text) {
-    char *s = strdup(text);
-    for (char *p = s; *p; p++)
-        if (*p == '\'') *p = '"';
-    jv v = jv_parse(s);
-    free(s);
-    if (!jv_is_valid(v)) TEST_FAIL("bad test JSON: %s", text);
-    return v;
-}
-
 /* {run: script} merged into extra (a JSON object text, or NULL). */
 static jv with_run(const char *script, const char *extra) {
-    jv w = extra ? sh_json(extra) : jv_object();
+    jv w = extra ? test_json(extra) : jv_object();
     return jv_object_set(w, jv_string("run"), jv_string(script));
 }
 
@@ -200,7 +189,7 @@ TEST(shell_argv_found_in_step_path) {
     char extra[600];
     snprintf(extra, sizeof extra, "{'argv': ['my-tool', 'x'], 'env': {'PATH': '%s:/usr/bin:/bin'}}",
              test_tmpdir());
-    jv out = shell_ok(sh_json(extra), &a.info);
+    jv out = shell_ok(test_json(extra), &a.info);
     CHECK_STR(get_str(out, "stdout"), "tool ran x\n");
     jv_free(out);
 }
@@ -490,13 +479,13 @@ TEST(proc_utf8_repair_replaces_maximal_bad_pieces) {
 /* ---- failures before and at the start ---------------------------------- */
 
 TEST(shell_schema_errors) {
-    expect_fail(sh_json("{}"), "schema", "exactly one of run and argv");
-    expect_fail(sh_json("{'run': 'true', 'argv': ['true']}"), "schema", "exactly one of");
-    expect_fail(sh_json("{'run': 42}"), "schema", "run must be a string, not number");
-    expect_fail(sh_json("{'argv': 'ls -l'}"), "schema", "argv must be a non-empty list");
-    expect_fail(sh_json("{'argv': []}"), "schema", "argv must be a non-empty list");
-    expect_fail(sh_json("{'argv': ['echo', 5]}"), "schema", "argv[1] must be a string");
-    expect_fail(sh_json("{'argv': ['']}"), "schema", "argv[0] must not be empty");
+    expect_fail(test_json("{}"), "schema", "exactly one of run and argv");
+    expect_fail(test_json("{'run': 'true', 'argv': ['true']}"), "schema", "exactly one of");
+    expect_fail(test_json("{'run': 42}"), "schema", "run must be a string, not number");
+    expect_fail(test_json("{'argv': 'ls -l'}"), "schema", "argv must be a non-empty list");
+    expect_fail(test_json("{'argv': []}"), "schema", "argv must be a non-empty list");
+    expect_fail(test_json("{'argv': ['echo', 5]}"), "schema", "argv[1] must be a string");
+    expect_fail(test_json("{'argv': ['']}"), "schema", "argv[0] must not be empty");
     expect_fail(with_run("true", "{'ok_codes': ['0']}"), "schema", "ok_codes[0] must be an integer");
     expect_fail(with_run("true", "{'ok_codes': [0, 1.5]}"), "schema", "ok_codes[1] must be");
     expect_fail(with_run("true", "{'ok_codes': [256]}"), "schema", "from 0 to 255");
@@ -513,9 +502,9 @@ TEST(shell_schema_errors) {
 }
 
 TEST(shell_start_failures_are_exit) {
-    expect_fail(sh_json("{'argv': ['cairn-no-such-program']}"), "exit",
+    expect_fail(test_json("{'argv': ['cairn-no-such-program']}"), "exit",
                 "program 'cairn-no-such-program' not found in PATH");
-    expect_fail(sh_json("{'argv': ['/nonexistent/prog']}"), "exit", "cannot run '/nonexistent/prog'");
+    expect_fail(test_json("{'argv': ['/nonexistent/prog']}"), "exit", "cannot run '/nonexistent/prog'");
     expect_fail(with_run("true", "{'cwd': '/nonexistent-dir'}"), "exit", "cwd '/nonexistent-dir'");
 }
 
