@@ -92,6 +92,14 @@ static char *get(jv v, const char *jq_path) {
     return out;
 }
 
+/* Start a run of the workflow added last, drive the engine until it has
+ * nothing left to do, and return the run as `show` gives it. */
+static jv run_to_end(harness *h, const char *inputs_json, char *run_id) {
+    start(h, inputs_json, run_id);
+    drive(h);
+    return show(h, run_id);
+}
+
 #define CHECK_AT(v, path, want)            \
     do {                                   \
         char *got_ = get((v), (path));     \
@@ -119,9 +127,7 @@ TEST(engine_runs_a_sequence_and_renders_outputs) {
             "  - id: a\n    uses: set\n    with: { n: 41 }\n"
             "  - id: b\n    uses: set\n    with: { text: \"hello ${{ .inputs.who }} ${{ .steps.a.output.n + 1 }}\" }\n");
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "outputs.greeting", "hello world 42");
     CHECK_AT(run, "outputs.n", "41");
@@ -169,9 +175,7 @@ TEST(engine_runs_needs_in_parallel_and_joins) {
         flag, flag);
     add(&h, src);
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "steps.d.output.b", "succeeded");
     jv_free(run);
@@ -187,9 +191,7 @@ TEST(engine_skips_on_if_and_skipped_does_not_spread) {
             "  - id: a\n    if: ${{ false }}\n    uses: set\n    with: {}\n"
             "  - id: b\n    uses: set\n    with: { saw: \"${{ .steps.a.status }}\" }\n");
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "steps.a.status", "skipped");
     CHECK_AT(run, "steps.b.output.saw", "skipped");
     CHECK_AT(run, "status", "succeeded");
@@ -204,9 +206,7 @@ TEST(engine_fails_the_run_and_starts_nothing_after_a_failure) {
             "  - id: a\n    uses: fail\n    with: { message: boom, kind: broken }\n"
             "  - id: b\n    uses: set\n    with: {}\n");
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "failed");
     CHECK_AT(run, "error.kind", "broken");
     CHECK_AT(run, "error.step", "a");
@@ -222,9 +222,7 @@ TEST(engine_continue_on_error_lets_dependents_run) {
             "  - id: a\n    run: exit 3\n    continue_on_error: true\n"
             "  - id: b\n    uses: set\n    with: { code: \"${{ .steps.a.error.kind }}\" }\n");
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "steps.a.status", "failed");
     CHECK_AT(run, "steps.b.output.code", "exit");
@@ -245,9 +243,7 @@ TEST(engine_foreach_respects_concurrency_and_keeps_order) {
         dir, dir, dir, dir);
     add(&h, src);
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
     jv out = jv_object_get(jv_object_get(jv_object_get(jv_copy(run), jv_string("steps")),
                                          jv_string("each")), jv_string("output"));
@@ -269,9 +265,7 @@ TEST(engine_expression_errors_fail_the_step_with_kind_expression) {
     add(&h, "cairn: 1\nname: ex\nsteps:\n"
             "  - id: a\n    uses: set\n    with: { v: \"${{ .inputs.nope.deeper | ascii_downcase }}\" }\n");
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "failed");
     CHECK_AT(run, "steps.a.error.kind", "expression");
     jv_free(run);
@@ -496,9 +490,7 @@ TEST(engine_retries_with_exponential_backoff_until_success) {
         count, count);
     add(&h, src);
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "steps.flaky.attempts", "3");
     CHECK_AT(run, "steps.flaky.error", "null");
@@ -521,9 +513,7 @@ TEST(engine_retry_on_filters_errors_and_exhaustion_fails) {
             "  - id: auth\n    retry: { max_attempts: 5, delay: 10ms, on: \"^timeout\" }\n"
             "    uses: fail\n    with: { kind: auth, message: denied }\n");
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "steps.auth.attempts", "1");   /* auth does not match ^timeout */
     CHECK_AT(run, "status", "failed");
     jv_free(run);
@@ -552,9 +542,7 @@ TEST(engine_until_polls_the_output) {
         "    run: echo x >> %s; wc -l < %s\n", count, count);
     add(&h, src);
     char id[CAIRN_RUN_ID_MAX];
-    start(&h, "{}", id);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "steps.poll.attempts", "3");
     CHECK_AT(run, "steps.poll.output.stdout", "3\n");
