@@ -48,7 +48,8 @@ typedef struct {
     cairn_store base;
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
-    sqlite3_stmt *get_run, *load_events;   /* prepared on first use, kept */
+    /* prepared on first use, kept: recovery runs them once per run */
+    sqlite3_stmt *get_run, *load_events, *claim, *list_commands;
     char *owner;
     char *path;
 } sqlite_store;
@@ -466,11 +467,13 @@ static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner
         rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id,
                            row.owner);
     if (rc == 0 && (row.owner == NULL || strcmp(row.owner, owner) != 0)) {
-        sqlite3_stmt *st = prepare(s, "UPDATE runs SET owner = ? WHERE id = ?");
-        sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = db_error(s, err, "claiming a run");
-        sqlite3_finalize(st);
+        sqlite3_stmt *st = kept(s, &s->claim, "UPDATE runs SET owner = ? WHERE id = ?");
+        if (st) {
+            sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+        }
+        if (st == NULL || sqlite3_step(st) != SQLITE_DONE) rc = db_error(s, err, "claiming a run");
+        if (st) sqlite3_reset(st);
     }
     cairn_run_row_clear(&row);
     if (rc) {
@@ -526,9 +529,10 @@ static int sq_delete_command(cairn_store *base, int64_t id, cairn_err *err) {
 static int sq_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
                             cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = prepare(s, "SELECT c.id, c.run_id, c.type, c.data, c.created_at"
-                                  " FROM commands c JOIN runs r ON r.id = c.run_id"
-                                  " WHERE r.owner = ? ORDER BY c.id");
+    sqlite3_stmt *st = kept(s, &s->list_commands,
+                            "SELECT c.id, c.run_id, c.type, c.data, c.created_at"
+                            " FROM commands c JOIN runs r ON r.id = c.run_id"
+                            " WHERE r.owner = ? ORDER BY c.id");
     if (!st) return db_error(s, err, "reading commands");
     sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
     int cap = 4, count = 0, rc;
@@ -545,7 +549,7 @@ static int sq_list_commands(cairn_store *base, const char *owner, cairn_command 
         c->data = col_text(st, 3);
         c->created_at = sqlite3_column_int64(st, 4);
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         cairn_commands_free(cmds, count);
         return db_error(s, err, "reading commands");
@@ -572,6 +576,8 @@ static void sq_close(cairn_store *base) {
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->stmt[i]);
     sqlite3_finalize(s->get_run);
     sqlite3_finalize(s->load_events);
+    sqlite3_finalize(s->claim);
+    sqlite3_finalize(s->list_commands);
     sqlite3_close(s->db);
     free(s->owner);
     free(s->path);
