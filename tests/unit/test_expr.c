@@ -1011,3 +1011,26 @@ TEST(expr_native_programs_need_no_jq_at_load) {
     jv_free(doc);
     cairn_exprset_free(set);
 }
+
+/* Past CAIRN_EXPR_NATIVE_DEPTH nested levels or CAIRN_EXPR_NATIVE_NODES
+ * nodes a text is declined by the native parser and jq computes it: the
+ * limits bound recursion, never the result. */
+TEST(expr_native_limits_hand_the_text_to_jq) {
+    cairn_buf deep = CAIRN_BUF_INIT, wide = CAIRN_BUF_INIT;
+    for (int i = 0; i < 100; i++) cairn_buf_puts(&deep, "(");
+    cairn_buf_puts(&deep, ".n + 1");
+    for (int i = 0; i < 100; i++) cairn_buf_puts(&deep, ")");
+    cairn_buf_puts(&wide, ".n");
+    for (int i = 0; i < 300; i++) cairn_buf_puts(&wide, " + .n");
+    char *deep_s = cairn_buf_detach(&deep), *wide_s = cairn_buf_detach(&wide);
+    CHECK(cairn__exprnative_parse(deep_s, strlen(deep_s)) == NULL);
+    CHECK(cairn__exprnative_parse(wide_s, strlen(wide_s)) == NULL);
+    const char *just_inside = "((((.n + 1))))";
+    cairn_exprnative *ok = cairn__exprnative_parse(just_inside, strlen(just_inside));
+    CHECK(ok != NULL);
+    cairn__exprnative_free(ok);
+    CHECK_EVAL(deep_s, "{\"n\": 1}", "2");
+    CHECK_EVAL(wide_s, "{\"n\": 1}", "301");
+    free(deep_s);
+    free(wide_s);
+}
