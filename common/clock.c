@@ -11,6 +11,12 @@ static int64_t clock_ms(clockid_t id) {
 
 int64_t cairn_now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
+int64_t cairn_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t cairn_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 char *cairn_rfc3339(int64_t wall_ms, char *out, size_t outlen) {

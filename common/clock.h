@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 int64_t cairn_now_ms(void);    /* CLOCK_MONOTONIC */
+int64_t cairn_now_us(void);    /* CLOCK_MONOTONIC, microseconds: short waits */
 int64_t cairn_wall_ms(void);   /* CLOCK_REALTIME */
 
 /* Format wall-clock ms as RFC 3339 UTC with milliseconds

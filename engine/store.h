@@ -90,7 +90,11 @@ typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
 
 /* Open (creating if absent) the SQLite journal at path.  A file that is not a
  * Cairn journal is refused with CAIRN_ECORRUPT and not modified.  read_only
- * opens without creating or writing anything. */
+ * opens without creating or writing anything.  A read-write open extends the
+ * write-ahead log (PATH-wal) with zeros to CAIRN_WAL_PREALLOC_FRAMES pages,
+ * once, and the log is kept at that size when the store closes: commits then
+ * overwrite blocks already on disk, and never pay for a file growing. */
+#define CAIRN_WAL_PREALLOC_FRAMES 1100   /* SQLite checkpoints at 1,000 pages; and some */
 int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
                             cairn_store **out, cairn_err *err);
 

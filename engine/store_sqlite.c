@@ -24,6 +24,8 @@
 #define CAIRN_SCHEMA_VERSION 1
 #define CAIRN_BUSY_TIMEOUT_MS 10000
 #define CAIRN_CACHE_KIB 65536        /* page cache per connection: appends stay in memory */
+#define CAIRN_WAL_HEADER 32             /* SQLite's log format: file header, */
+#define CAIRN_WAL_FRAME_HEADER 24       /* and each frame's header before its page */
 
 extern const char cairn_schema_sql[];
 
@@ -153,6 +155,43 @@ static int quick_check(sqlite_store *s, cairn_err *err) {
     return out;
 }
 
+/* The write-ahead log, written ahead of time.  On this file system a sync
+ * that must also record a file's new size costs about twice a plain one, and
+ * SQLite's log grows with every commit until its first checkpoint.  So a
+ * writing connection extends the log with zeros, once, to the size it
+ * reaches between checkpoints, and keeps it when it closes (PERSIST_WAL):
+ * each commit then overwrites blocks already on the disk.  Zeros past the
+ * last frame are not frames to SQLite (a frame must carry the log's salt and
+ * checksum), so readers and recovery stop there.  The extension is written
+ * under the write lock, so no other process appends meanwhile, and only past
+ * the log's current end.  A failure here costs speed, never data: it is not
+ * an error. */
+static void preallocate_wal(sqlite_store *s) {
+    int persist = 1, rc;
+    sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    int64_t page = pragma_int(s, "PRAGMA page_size", &rc);
+    if (rc != SQLITE_OK || page <= 0 || exec_sql(s, "BEGIN IMMEDIATE", NULL)) return;
+    /* a read opens the log */
+    pragma_int(s, "SELECT count(*) FROM sqlite_master", &rc);
+    sqlite3_file *wal = NULL;
+    sqlite3_int64 size = 0;
+    if (rc == SQLITE_OK &&
+        sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
+        wal && wal->pMethods && wal->pMethods->xFileSize(wal, &size) == SQLITE_OK) {
+        static const char zeros[65536];
+        sqlite3_int64 want = CAIRN_WAL_HEADER + CAIRN_WAL_PREALLOC_FRAMES * (page + CAIRN_WAL_FRAME_HEADER);
+        bool wrote = false;
+        while (size < want) {
+            int n = want - size < (sqlite3_int64)sizeof zeros ? (int)(want - size) : (int)sizeof zeros;
+            if (wal->pMethods->xWrite(wal, zeros, n, size) != SQLITE_OK) break;
+            size += n;
+            wrote = true;
+        }
+        if (wrote) wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    }
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static const cairn_store_ops sqlite_ops;
 
 static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool check,
@@ -169,6 +208,7 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool
                                                 : "PRAGMA synchronous = NORMAL", err))
             return CAIRN_EIO;
         if (fresh && init_schema(s, err)) return CAIRN_EIO;
+        preallocate_wal(s);
     }
     exec_sql(s, "PRAGMA foreign_keys = ON", NULL);
     char sql[64];

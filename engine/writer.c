@@ -8,6 +8,9 @@
  * runs share each fsync.  Events go back to the orchestrator to be freed:
  * their jv data must never be touched on this thread.
  *
+ * After each commit the writer spins a little for the next batch before it
+ * sleeps on its condition variable (eng_spin_for).
+ *
  * A failed write is posted as MSG_WRITE_FAILED; every later batch fails too
  * (sticky), since the store's state is no longer known.
  */
@@ -26,6 +29,7 @@ struct eng_writer {
     eng_batch pending;
     bool stop;
     bool failed;
+    atomic_int work;             /* pending is not empty: read while spinning */
 };
 
 void eng_batch_push(eng_batch *b, cairn_event *ev) {
@@ -56,6 +60,8 @@ static void post_result(eng_writer *w, eng_batch *batch, int rc, const cairn_err
 static void *writer_main(void *arg) {
     eng_writer *w = arg;
     for (;;) {
+        /* the orchestrator answers a commit within microseconds */
+        eng_spin_for(&w->work);
         pthread_mutex_lock(&w->mu);
         while (w->pending.n == 0 && !w->stop) pthread_cond_wait(&w->cond, &w->mu);
         if (w->pending.n == 0 && w->stop) {
@@ -64,6 +70,7 @@ static void *writer_main(void *arg) {
         }
         eng_batch batch = w->pending;
         memset(&w->pending, 0, sizeof w->pending);
+        atomic_store(&w->work, 0);
         pthread_mutex_unlock(&w->mu);
 
         cairn_err err;
@@ -91,6 +98,7 @@ void eng_writer_submit(eng_writer *w, eng_batch *batch) {
     pthread_mutex_lock(&w->mu);
     for (int i = 0; i < batch->n; i++) eng_batch_push(&w->pending, batch->events[i]);
     if (batch->ticket > w->pending.ticket) w->pending.ticket = batch->ticket;
+    atomic_store(&w->work, 1);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     batch->n = 0;
