@@ -30,24 +30,11 @@ static void write_string(cairn_buf *out, const char *s, int len) {
     cairn_buf_putc(out, '"');
 }
 
-/* Integers are the common case (counts, exit codes, ids): format them by hand,
- * since printf of a double is slow. */
-static void write_integer(cairn_buf *out, long long v) {
-    char num[24], *p = num + sizeof num;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) *--p = '-';
-    cairn_buf_append(out, p, (size_t)(num + sizeof num - p));
-}
-
 static void write_number(cairn_buf *out, double d) {
     char num[40];
     int n;
     if (d == floor(d) && fabs(d) < 9007199254740992.0 && !(d == 0 && signbit(d))) {
-        write_integer(out, (long long)d);
+        cairn_buf_put_ll(out, (long long)d);   /* integers are the common case */
         return;
     }
     if (isnan(d))

@@ -88,6 +88,17 @@ void cairn_buf_printf(cairn_buf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
+void cairn_buf_put_ll(cairn_buf *b, long long v) {
+    char num[24], *p = num + sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    cairn_buf_append(b, p, (size_t)(num + sizeof num - p));
+}
+
 void cairn_buf_reset(cairn_buf *b) {
     b->len = 0;
     if (b->data) b->data[0] = '\0';

@@ -31,6 +31,8 @@ typedef struct cairn_buf {
 void cairn_buf_append(cairn_buf *b, const void *p, size_t n);
 void cairn_buf_puts(cairn_buf *b, const char *s);
 void cairn_buf_putc(cairn_buf *b, char c);
+/* Append v in decimal, as "%lld" writes it, without printf's cost. */
+void cairn_buf_put_ll(cairn_buf *b, long long v);
 void cairn_buf_printf(cairn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cairn_buf_reset(cairn_buf *b);       /* len = 0, keeps the memory */
 char *cairn_buf_detach(cairn_buf *b);     /* caller owns the string; b is emptied */

@@ -277,6 +277,12 @@ static int compile_deferred(cairn_exprset *set, const expr_prog *p, cairn_err *e
     return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col, "%s", lf->error);
 }
 
+bool cairn_exprset_reads(const cairn_exprset *set, int idx, const char *key) {
+    if (set == NULL || set->state != SET_READY || idx < 0 || idx >= set->count) return true;
+    const cairn_exprnative *native = set->leaves[set->progs[idx].leaf].native;
+    return native == NULL || cairn__exprnative_reads(native, key);
+}
+
 int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err) {
     *out = jv_invalid();
     if (set == NULL || set->state != SET_READY)

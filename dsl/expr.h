@@ -58,6 +58,12 @@ int cairn_exprset_compile(cairn_exprset *set, cairn_diags *diags);
  * runtime error, is CAIRN_EEXPR with the message in err. */
 int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err);
 
+/* Whether program idx may read the top-level field key of the document it is
+ * evaluated over.  Known only for the native subset: any other program (or a
+ * set not compiled) may read anything, and the answer is true.  Lets a
+ * caller leave out of the document what no expression reads. */
+bool cairn_exprset_reads(const cairn_exprset *set, int idx, const char *key);
+
 /* How a template's string parts splice their values. */
 typedef enum {
     CAIRN_SPLICE_TEXT,   /* strings raw, other values as compact JSON */
@@ -86,6 +92,10 @@ bool cairn_tmpl_is_const(const cairn_tmpl *t);
 
 /* The constant value of a template with no expressions (jv_invalid otherwise). */
 jv cairn_tmpl_const_value(const cairn_tmpl *t);
+
+/* Whether rendering t may read the document's top-level field key (see
+ * cairn_exprset_reads); false for a constant template. */
+bool cairn_tmpl_reads(const cairn_tmpl *t, const cairn_exprset *set, const char *key);
 
 /* Render t over doc (borrowed) into *out.  A failed expression is
  * CAIRN_EEXPR, err->msg naming the expression's position and jq's message. */

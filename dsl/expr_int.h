@@ -74,6 +74,10 @@ cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len);
  * a message when jq must evaluate the text (operand kinds left to jq). */
 jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc);
 
+/* Whether evaluating e may read doc's field key: true when some path of e
+ * starts there, or is `.` (the whole document), or starts with an index. */
+bool cairn__exprnative_reads(const cairn_exprnative *e, const char *key);
+
 void cairn__exprnative_free(cairn_exprnative *e);
 
 /* Compile with jq every leaf that has no error and is not native, in chunks

@@ -579,3 +579,14 @@ static jv eval(const cairn_exprnative *e, int k, jv doc) {
 }
 
 jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc) { return eval(e, e->root, doc); }
+
+bool cairn__exprnative_reads(const cairn_exprnative *e, const char *key) {
+    for (int i = 0; i < e->n; i++) {
+        if (e->nodes[i].op != N_PATH) continue;
+        jv first = jv_array_get(jv_copy(e->nodes[i].v), 0);   /* `.` alone: invalid */
+        bool reads = jv_get_kind(first) != JV_KIND_STRING || strcmp(jv_string_value(first), key) == 0;
+        jv_free(first);
+        if (reads) return true;
+    }
+    return false;
+}

@@ -236,6 +236,15 @@ jv cairn_tmpl_const_value(const cairn_tmpl *t) {
     return t->kind == T_CONST ? jv_copy(t->value) : jv_invalid();
 }
 
+bool cairn_tmpl_reads(const cairn_tmpl *t, const cairn_exprset *set, const char *key) {
+    if (t == NULL) return false;
+    for (int i = 0; i < t->nparts; i++)
+        if (t->parts[i].text == NULL && cairn_exprset_reads(set, t->parts[i].expr, key)) return true;
+    for (int i = 0; i < t->nkids; i++)
+        if (cairn_tmpl_reads(t->kids[i].t, set, key)) return true;
+    return false;
+}
+
 /* ---- rendering ----------------------------------------------------------- */
 
 /* Evaluate part expression idx; a failure names the expression's place. */

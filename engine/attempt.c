@@ -92,7 +92,8 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv with = jv_invalid();
     cairn_err err;
-    if (eng_render(r, step->with, attempt_extra(a, step), &with, &err) != 0) {
+    jv extra = r->plan->with_reads_attempt[i] ? attempt_extra(a, step) : jv_object();
+    if (eng_render(r, step->with, extra, &with, &err) != 0) {
         fail_before_start(e, a, eng_error("expression", err.msg));
         return;
     }
@@ -102,8 +103,8 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
         fail_before_start(e, a, eng_error(fail.kind[0] ? fail.kind : "schema", fail.message));
         return;
     }
-    jv data = jv_object_set(jv_object(), jv_string("input"), with);
-    data = jv_object_set(data, jv_string("idempotency_key"), jv_string(a->idem_key));
+    jv data = jv_object_set(jv_object(), eng_key(r->plan, KEY_INPUT), with);
+    data = jv_object_set(data, eng_key(r->plan, KEY_IDEMPOTENCY_KEY), jv_string(a->idem_key));
     a->ticket = eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, data);
     r->in_flight++;
     e->total_in_flight++;
@@ -189,7 +190,7 @@ static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,
     eng_run *r = a->run;
     jv error = jv_null();
     if (rc == 0 && eng_until_met(r, a->step, output, &error)) {
-        jv data = jv_object_set(jv_object(), jv_string("output"), output);
+        jv data = jv_object_set(jv_object(), eng_key(r->plan, KEY_OUTPUT), output);
         eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, data);
         if (a->index < 0) eng_step_done(e, r, a->step);
         else eng_item_finished(e, r, a->step, a->index, true, jv_null());

@@ -194,7 +194,7 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
                     int attempt, jv data, int64_t time_ms) {
     cairn_run_state *st = r->st;
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
-    snprintf(ev->run_id, sizeof ev->run_id, "%s", st->id);
+    memcpy(ev->run_id, st->id, sizeof ev->run_id);   /* same size; NUL-terminated */
     ev->seq = st->last_seq + 1;
     ev->time_ms = time_ms;
     ev->type = type;
@@ -281,12 +281,35 @@ static eng_plan *plan_new(cairn_workflow *wf) {
     free(fill);
     eng_plan_compile_retry(p);
     p->pending_steps = jv_invalid();
+    static const char *const key_text[KEY_COUNT] = {
+        [KEY_STATUS] = "status", [KEY_OUTPUT] = "output", [KEY_ERROR] = "error",
+        [KEY_ATTEMPTS] = "attempts", [KEY_STEPS] = "steps", [KEY_INPUT] = "input",
+        [KEY_IDEMPOTENCY_KEY] = "idempotency_key"};
+    for (int k = 0; k < KEY_COUNT; k++) p->keys[k] = jv_string(key_text[k]);
+    p->id_keys = cairn_calloc((size_t)n + 1, sizeof *p->id_keys);
+    for (int i = 0; i < n; i++) p->id_keys[i] = jv_string(p->ids[i]);
+    for (int k = 0; k < CAIRN_STEP_STATUS_COUNT; k++)
+        p->status_names[k] = jv_string(cairn_step_status_name((cairn_step_status)k));
+    /* most steps never read their attempt's own fields: then rendering
+     * `with` needs no per-attempt document (attempt.c) */
+    p->with_reads_attempt = cairn_calloc((size_t)n + 1, sizeof *p->with_reads_attempt);
+    for (int i = 0; i < n; i++) {
+        const cairn_tmpl *w = p->steps[i]->with;
+        p->with_reads_attempt[i] = cairn_tmpl_reads(w, wf->exprs, "step") ||
+                                   cairn_tmpl_reads(w, wf->exprs, "item") ||
+                                   cairn_tmpl_reads(w, wf->exprs, "index");
+    }
     return p;
 }
 
 static void plan_free(eng_plan *p) {
     eng_plan_free_retry(p);
     jv_free(p->pending_steps);
+    free(p->with_reads_attempt);
+    for (int k = 0; k < KEY_COUNT; k++) jv_free(p->keys[k]);
+    for (int k = 0; k < CAIRN_STEP_STATUS_COUNT; k++) jv_free(p->status_names[k]);
+    for (int i = 0; i < p->n_all; i++) jv_free(p->id_keys[i]);
+    free(p->id_keys);
     for (int i = 0; i < p->n_all; i++) free(p->dependents[i]);
     free(p->dependents);
     free(p->n_dependents);

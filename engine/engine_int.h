@@ -28,6 +28,13 @@ typedef struct eng_timer {
 } eng_timer;
 
 /* A compiled workflow and what the scheduler derives from it once. */
+/* Object keys set on every step, made once per plan: copying one costs a
+ * reference count where jv_string would allocate, copy and hash anew. */
+typedef enum {
+    KEY_STATUS, KEY_OUTPUT, KEY_ERROR, KEY_ATTEMPTS, KEY_STEPS, KEY_INPUT, KEY_IDEMPOTENCY_KEY,
+    KEY_COUNT
+} eng_key_name;
+
 typedef struct eng_plan {
     cairn_workflow *wf;
     /* Every step a run journals (cairn_step_ids): [0, n_main) the steps,
@@ -41,8 +48,18 @@ typedef struct eng_plan {
     int *n_dependents;
     int **dependents;            /* dependents[i]: steps whose needs include i */
     jv pending_steps;            /* `.steps` of a run where nothing has started (sched.c) */
+    bool *with_reads_attempt;    /* per step: `with` may read .step, .item or .index */
+    jv keys[KEY_COUNT];
+    jv *id_keys;                 /* ids[i] as jv strings */
+    jv status_names[CAIRN_STEP_STATUS_COUNT];
     struct eng_plan *next;
 } eng_plan;
+
+static inline jv eng_key(const eng_plan *p, eng_key_name k) { return jv_copy(p->keys[k]); }
+static inline jv eng_id_key(const eng_plan *p, int step) { return jv_copy(p->id_keys[step]); }
+static inline jv eng_status_name(const eng_plan *p, cairn_step_status s) {
+    return jv_copy(p->status_names[s]);
+}
 
 struct eng_attempt {
     eng_run *run;

@@ -84,9 +84,8 @@ static void put_str(cairn_buf *b, const char *s) {
 }
 
 static void put_num(cairn_buf *b, long long v) {
-    char num[32];
-    int n = snprintf(num, sizeof num, "%lld", v);
-    cairn_buf_append(b, num, (size_t)n + 1);
+    cairn_buf_put_ll(b, v);
+    cairn_buf_putc(b, '\0');
 }
 
 void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev) {

@@ -53,6 +53,7 @@ typedef enum {
 #define CAIRN_SS_ENUM(n, s) CAIRN_STEP_##n,
     CAIRN_STEP_STATUS_MAP(CAIRN_SS_ENUM)
 #undef CAIRN_SS_ENUM
+    CAIRN_STEP_STATUS_COUNT
 } cairn_step_status;
 
 #define CAIRN_RUN_STATUS_MAP(X) \

@@ -60,12 +60,12 @@ bool eng_is_rollback_step(const eng_run *r, int i) { return i >= r->plan->n_main
 
 /* ---- the expression document ------------------------------------------- */
 
-static jv step_view(const cairn_step_state *s) {
+static jv step_view(const eng_plan *p, const cairn_step_state *s) {
     jv o = jv_object();
-    o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
-    o = jv_object_set(o, jv_string("output"), jv_copy(s->output));
-    o = jv_object_set(o, jv_string("error"), jv_copy(s->error));
-    return jv_object_set(o, jv_string("attempts"), jv_number(s->attempts));
+    o = jv_object_set(o, eng_key(p, KEY_STATUS), eng_status_name(p, s->status));
+    o = jv_object_set(o, eng_key(p, KEY_OUTPUT), jv_copy(s->output));
+    o = jv_object_set(o, eng_key(p, KEY_ERROR), jv_copy(s->error));
+    return jv_object_set(o, eng_key(p, KEY_ATTEMPTS), jv_number(s->attempts));
 }
 
 static bool untouched(const cairn_step_state *s) {
@@ -81,20 +81,21 @@ static jv pending_steps(eng_plan *p) {
     if (!jv_is_valid(p->pending_steps)) {
         cairn_step_state fresh = {.status = CAIRN_STEP_PENDING, .output = jv_null(),
                                   .error = jv_null()};
-        jv view = step_view(&fresh);
+        jv view = step_view(p, &fresh);
         p->pending_steps = jv_object();
         for (int i = 0; i < p->n_all; i++)
-            p->pending_steps = jv_object_set(p->pending_steps, jv_string(p->ids[i]), jv_copy(view));
+            p->pending_steps = jv_object_set(p->pending_steps, eng_id_key(p, i), jv_copy(view));
         jv_free(view);
     }
     return jv_copy(p->pending_steps);
 }
 
 static void ctx_set_step(eng_run *r, int i) {
-    jv steps = jv_object_get(jv_copy(r->ctx), jv_string("steps"));
-    r->ctx = jv_object_set(r->ctx, jv_string("steps"), jv_null());   /* keep steps unshared */
-    steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&r->st->steps[i]));
-    r->ctx = jv_object_set(r->ctx, jv_string("steps"), steps);
+    const eng_plan *p = r->plan;
+    jv steps = jv_object_get(jv_copy(r->ctx), eng_key(p, KEY_STEPS));
+    r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), jv_null());   /* keep steps unshared */
+    steps = jv_object_set(steps, eng_id_key(p, i), step_view(p, &r->st->steps[i]));
+    r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), steps);
 }
 
 /* The workflow's env, rendered once per run over {inputs, run}. */
@@ -140,8 +141,8 @@ static void build_ctx(cairn_engine *e, eng_run *r) {
     jv steps = pending_steps(r->plan);
     for (int i = 0; i < r->plan->n_all; i++)
         if (!untouched(&st->steps[i]))
-            steps = jv_object_set(steps, jv_string(r->plan->ids[i]), step_view(&st->steps[i]));
-    r->ctx = jv_object_set(r->ctx, jv_string("steps"), steps);
+            steps = jv_object_set(steps, eng_id_key(r->plan, i), step_view(r->plan, &st->steps[i]));
+    r->ctx = jv_object_set(r->ctx, eng_key(r->plan, KEY_STEPS), steps);
     render_env(r, r->ctx);
 }
 

@@ -1,3 +1,5 @@
+#include <limits.h>
+#include <stdio.h>
 #include "test.h"
 #include "common/err.h"
 #include "common/mem.h"
@@ -10,6 +12,18 @@ TEST(err_formats_position) {
     CHECK_STR(cairn_err_format(&e, out, sizeof out), "a.yaml:3:7: expected a map");
     CHECK_STR(cairn_strerror(CAIRN_ENOTFOUND), "not found");
     CHECK_STR(cairn_strerror(12345), "unknown error");
+}
+
+TEST(buf_put_ll_writes_what_printf_writes) {
+    const long long v[] = {0, 7, -7, 10, 1234567890123LL, -1000, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        cairn_buf b = CAIRN_BUF_INIT;
+        char want[32];
+        snprintf(want, sizeof want, "%lld", v[i]);
+        cairn_buf_put_ll(&b, v[i]);
+        CHECK_STR(b.data, want);
+        cairn_buf_free(&b);
+    }
 }
 
 TEST(buf_grows_and_detaches) {

@@ -138,6 +138,31 @@ TEST(engine_runs_a_sequence_and_renders_outputs) {
     free_h(&h);
 }
 
+/* `.step` is built per attempt only for a `with` that reads it: both kinds
+ * of step in one run, and the fields must be the attempt's own. */
+TEST(engine_gives_with_its_attempt_fields_when_it_reads_them) {
+    harness h = {0};
+    open_engine(&h, false);
+    add(&h, "cairn: 1\nname: fields\nsteps:\n"
+            "  - id: a\n    uses: set\n    with: { n: 1 }\n"
+            "  - id: b\n    uses: set\n"
+            "    with: { id: \"${{ .step.id }}\", attempt: \"${{ .step.attempt }}\",\n"
+            "            key: \"${{ .step.idempotency_key }}\", n: \"${{ .steps.a.output.n }}\" }\n"
+            "  - id: c\n    uses: set\n    with: { n: \"${{ .steps.b.output.attempt + 1 }}\" }\n");
+    char id[CAIRN_RUN_ID_MAX];
+    jv run = run_to_end(&h, "{}", id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.b.output.id", "b");
+    CHECK_AT(run, "steps.b.output.attempt", "1");
+    char key[CAIRN_RUN_ID_MAX + 8];
+    snprintf(key, sizeof key, "%s/b", id);
+    CHECK_AT(run, "steps.b.output.key", key);
+    CHECK_AT(run, "steps.b.output.n", "1");
+    CHECK_AT(run, "steps.c.output.n", "2");
+    jv_free(run);
+    free_h(&h);
+}
+
 TEST(engine_refuses_bad_inputs_before_journaling_anything) {
     harness h = {0};
     open_engine(&h, false);

@@ -619,6 +619,32 @@ TEST(expr_template_tree_renders_only_dynamic_parts) {
     node_free(root);
 }
 
+/* Whether a template may read a top-level field: known for native texts,
+ * assumed for the rest (a jq program may read anything). */
+static bool reads(const char *s, const char *key) {
+    cairn_exprset *set = cairn_exprset_new();
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    cairn_tmpl *t = cairn_tmpl_from_string(s, 1, 1, set, CAIRN_SPLICE_TEXT, "w.yaml", &d);
+    CHECK_INT(cairn_exprset_compile(set, &d), 0);
+    bool r = cairn_tmpl_reads(t, set, key);
+    cairn_tmpl_free(t);
+    cairn_exprset_free(set);
+    cairn_diags_free(&d);
+    return r;
+}
+
+TEST(expr_template_knows_which_fields_it_may_read) {
+    CHECK(!reads("plain text", "step"));
+    CHECK(!reads("${{ .steps.a.output.n + 1 }}", "step"));
+    CHECK(!reads("x ${{ .inputs.host }} y ${{ .run.id }}", "step"));
+    CHECK(reads("${{ .steps.a.output.n }}", "steps"));
+    CHECK(reads("a ${{ .inputs.n }} b ${{ .step.attempt }}", "step"));
+    CHECK(reads("${{ .[\"step\"].id }}", "step"));
+    CHECK(reads("${{ . }}", "step"));                     /* the whole document */
+    CHECK(reads("${{ .item // 0 }}", "item"));
+    CHECK(reads("${{ .steps.a.output | length }}", "step"));   /* jq: anything */
+}
+
 TEST(expr_template_error_names_position) {
     cairn_node *n = scalar("a ${{ .x.y }} b", false, 7, 4);
     cairn_exprset *set = cairn_exprset_new();
