@@ -90,11 +90,17 @@ typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
 
 /* Open (creating if absent) the SQLite journal at path.  A file that is not a
  * Cairn journal is refused with CAIRN_ECORRUPT and not modified.  read_only
- * opens without creating or writing anything.  A read-write open extends the
- * write-ahead log (PATH-wal) with zeros to CAIRN_WAL_PREALLOC_FRAMES pages,
- * once, and the log is kept at that size when the store closes: commits then
- * overwrite blocks already on disk, and never pay for a file growing. */
-#define CAIRN_WAL_PREALLOC_FRAMES 1100   /* SQLite checkpoints at 1,000 pages; and some */
+ * opens without creating or writing anything.  A read-write open checkpoints
+ * every CAIRN_WAL_CHECKPOINT_PAGES pages written to the write-ahead log
+ * (PATH-wal), and extends the log with zeros to CAIRN_WAL_PREALLOC_FRAMES
+ * pages, once; the log is kept at that size when the store closes: commits
+ * then overwrite blocks already on disk, and never pay for a file growing.
+ * A checkpoint copies each page changed since the last one back into the
+ * database, once however often it changed: with thousands of runs in flight
+ * every commit changes a page per run, so fewer, larger checkpoints copy far
+ * less (SQLite's default is 1,000 pages). */
+#define CAIRN_WAL_CHECKPOINT_PAGES 4000
+#define CAIRN_WAL_PREALLOC_FRAMES (CAIRN_WAL_CHECKPOINT_PAGES + 400)   /* and the last commits */
 int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
                             cairn_store **out, cairn_err *err);
 

@@ -208,6 +208,9 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool
                                                 : "PRAGMA synchronous = NORMAL", err))
             return CAIRN_EIO;
         if (fresh && init_schema(s, err)) return CAIRN_EIO;
+        char ckpt[64];
+        snprintf(ckpt, sizeof ckpt, "PRAGMA wal_autocheckpoint = %d", CAIRN_WAL_CHECKPOINT_PAGES);
+        exec_sql(s, ckpt, NULL);
         preallocate_wal(s);
     }
     exec_sql(s, "PRAGMA foreign_keys = ON", NULL);
