@@ -3,21 +3,18 @@
 #include <stdio.h>
 #include <time.h>
 
-static int64_t clock_ms(clockid_t id) {
+/* The clock in units of 1/per second. */
+static int64_t clock_read(clockid_t id, int64_t per) {
     struct timespec ts;
     clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * per + ts.tv_nsec / (1000000000 / per);
 }
 
-int64_t cairn_now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+int64_t cairn_now_ms(void) { return clock_read(CLOCK_MONOTONIC, 1000); }
 
-int64_t cairn_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+int64_t cairn_now_us(void) { return clock_read(CLOCK_MONOTONIC, 1000000); }
 
-int64_t cairn_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+int64_t cairn_wall_ms(void) { return clock_read(CLOCK_REALTIME, 1000); }
 
 char *cairn_rfc3339(int64_t wall_ms, char *out, size_t outlen) {
     time_t secs = (time_t)(wall_ms / 1000);

@@ -5,8 +5,8 @@
  * sleep on the inbox (an eventfd) until the writer says what is durable, a
  * worker returns an attempt, a command arrives, or a deadline passes; then
  * act on each message.  While a commit is in flight the loop spins a little
- * before it sleeps (eng_spin_for): the writer's answer is that close.  Everything that changes run state happens here, on
- * one thread.
+ * before it sleeps (eng_spin_for): the writer's answer is that close.
+ * Everything that changes run state happens here, on one thread.
  */
 #include <errno.h>
 #include <poll.h>
@@ -52,13 +52,9 @@ static eng_msg *take_inbox(cairn_engine *e) {
     return m;
 }
 
-bool eng_spin_for(atomic_int *flag) {
+void eng_spin_for(atomic_int *flag) {
     int64_t until = cairn_now_us() + CAIRN_SPIN_US;
-    while (!atomic_load(flag)) {
-        if (cairn_now_us() >= until) return false;
-        sched_yield();
-    }
-    return true;
+    while (!atomic_load(flag) && cairn_now_us() < until) sched_yield();
 }
 
 void cairn_engine_request_stop(cairn_engine *e) {
@@ -389,7 +385,7 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     cairn_owner_self(e->owner, sizeof e->owner);
     int rc = cairn_store_open_sqlite_checked(e->db_path, cfg->sync, &e->aux, err);
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
-    if (rc == 0) rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &ws, err);
+    if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, cfg->sync, &ws, err);
     if (rc) {
         cairn_engine_close(e);
         return rc;

@@ -27,7 +27,6 @@ typedef struct eng_timer {
     int step, index;
 } eng_timer;
 
-/* A compiled workflow and what the scheduler derives from it once. */
 /* Object keys set on every step, made once per plan: copying one costs a
  * reference count where jv_string would allocate, copy and hash anew. */
 typedef enum {
@@ -35,6 +34,7 @@ typedef enum {
     KEY_COUNT
 } eng_key_name;
 
+/* A compiled workflow and what the scheduler derives from it once. */
 typedef struct eng_plan {
     cairn_workflow *wf;
     /* Every step a run journals (cairn_step_ids): [0, n_main) the steps,
@@ -126,8 +126,8 @@ typedef struct eng_msg {
  * and only while a commit is in flight.  See eng_spin_for. */
 #define CAIRN_SPIN_US 500
 
-/* Spin until *flag is set or CAIRN_SPIN_US pass; true if it was set. */
-bool eng_spin_for(atomic_int *flag);
+/* Spin until *flag is set or CAIRN_SPIN_US pass. */
+void eng_spin_for(atomic_int *flag);
 
 /* Attempts started from one durable batch, or results taken from the inbox,
  * between hand-offs to the writer (see eng_dispatch_durable). */

@@ -92,10 +92,7 @@ typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
  * Cairn journal is refused with CAIRN_ECORRUPT and not modified.  read_only
  * opens without creating or writing anything.  A read-write open checkpoints
  * every CAIRN_WAL_CHECKPOINT_PAGES pages written to the write-ahead log
- * (PATH-wal), and extends the log with zeros to CAIRN_WAL_PREALLOC_FRAMES
- * pages, once; the log is kept at that size when the store closes: commits
- * then overwrite blocks already on disk, and never pay for a file growing.
- * A checkpoint copies each page changed since the last one back into the
+ * (PATH-wal).  A checkpoint copies each page changed since the last one back into the
  * database, once however often it changed: with thousands of runs in flight
  * every commit changes a page per run, so fewer, larger checkpoints copy far
  * less (SQLite's default is 1,000 pages). */
@@ -109,6 +106,14 @@ int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_on
  * untouched.  What an engine opens with, once per start. */
 int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cairn_store **out,
                                     cairn_err *err);
+
+/* As cairn_store_open_sqlite, read-write, for the engine's journal writer,
+ * which commits at a rate: it also extends the write-ahead log with zeros to
+ * CAIRN_WAL_PREALLOC_FRAMES pages, once, and keeps the log at that size when
+ * the store closes, so that commits overwrite blocks already on disk and
+ * never pay for a file growing. */
+int cairn_store_open_sqlite_writer(const char *path, cairn_sync_mode sync, cairn_store **out,
+                                   cairn_err *err);
 
 /* Wrappers over the ops, and frees for what they return. */
 void cairn_store_close(cairn_store *s);

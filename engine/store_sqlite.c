@@ -155,53 +155,58 @@ static int quick_check(sqlite_store *s, cairn_err *err) {
     return out;
 }
 
-/* The write-ahead log, written ahead of time.  On this file system a sync
- * that must also record a file's new size costs about twice a plain one, and
- * SQLite's log grows with every commit until its first checkpoint.  So a
- * writing connection extends the log with zeros, once, to the size it
- * reaches between checkpoints, and keeps it when it closes (PERSIST_WAL):
- * each commit then overwrites blocks already on the disk.  Zeros past the
- * last frame are not frames to SQLite (a frame must carry the log's salt and
- * checksum), so readers and recovery stop there.  The extension is written
- * under the write lock, so no other process appends meanwhile, and only past
- * the log's current end.  A failure here costs speed, never data: it is not
- * an error. */
-static void preallocate_wal(sqlite_store *s) {
+/* The write-ahead log, written ahead of time, for the engine's journal
+ * writer only (a CLI command that adds one row should not pay for it).  On
+ * this file system a sync that must also record a file's new size costs
+ * about twice a plain one, and SQLite's log grows with every commit until
+ * its first checkpoint.  So the writer extends the log with zeros, once, to
+ * the size it reaches between checkpoints, and keeps it when it closes
+ * (PERSIST_WAL): each commit then overwrites blocks already on the disk.
+ * Zeros past the last frame are not frames to SQLite (a frame must carry the
+ * log's salt and checksum), so readers and recovery stop there.  The
+ * extension is written under the write lock, so no other process appends
+ * meanwhile, and only past the log's current end.  A failure here costs
+ * speed, never data: it is not an error. */
+static void extend_wal(sqlite3_file *wal, sqlite3_int64 want) {
+    static const char zeros[65536];
+    sqlite3_int64 size = 0;
+    if (wal->pMethods->xFileSize(wal, &size) != SQLITE_OK || size >= want) return;
+    for (; size < want; size += (sqlite3_int64)sizeof zeros) {
+        int n = want - size < (sqlite3_int64)sizeof zeros ? (int)(want - size) : (int)sizeof zeros;
+        if (wal->pMethods->xWrite(wal, zeros, n, size) != SQLITE_OK) break;
+    }
+    wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+}
+
+static void write_wal_ahead(sqlite_store *s) {
     int persist = 1, rc;
     sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     int64_t page = pragma_int(s, "PRAGMA page_size", &rc);
     if (rc != SQLITE_OK || page <= 0 || exec_sql(s, "BEGIN IMMEDIATE", NULL)) return;
-    /* a read opens the log */
-    pragma_int(s, "SELECT count(*) FROM sqlite_master", &rc);
+    pragma_int(s, "SELECT count(*) FROM sqlite_master", &rc);   /* a read opens the log */
     sqlite3_file *wal = NULL;
-    sqlite3_int64 size = 0;
     if (rc == SQLITE_OK &&
         sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
-        wal && wal->pMethods && wal->pMethods->xFileSize(wal, &size) == SQLITE_OK) {
-        static const char zeros[65536];
-        sqlite3_int64 want = CAIRN_WAL_HEADER + CAIRN_WAL_PREALLOC_FRAMES * (page + CAIRN_WAL_FRAME_HEADER);
-        bool wrote = false;
-        while (size < want) {
-            int n = want - size < (sqlite3_int64)sizeof zeros ? (int)(want - size) : (int)sizeof zeros;
-            if (wal->pMethods->xWrite(wal, zeros, n, size) != SQLITE_OK) break;
-            size += n;
-            wrote = true;
-        }
-        if (wrote) wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
-    }
+        wal && wal->pMethods)
+        extend_wal(wal, CAIRN_WAL_HEADER +
+                            CAIRN_WAL_PREALLOC_FRAMES * (page + CAIRN_WAL_FRAME_HEADER));
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static const cairn_store_ops sqlite_ops;
 
-static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool check,
-                     cairn_err *err) {
+/* How a connection is opened: to read, to write, to write after checking the
+ * whole file, or as the engine's journal writer. */
+typedef enum { OPEN_READ, OPEN_WRITE, OPEN_CHECKED, OPEN_WRITER } open_mode;
+
+static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cairn_err *err) {
+    bool read_only = mode == OPEN_READ;
     bool fresh = false;
     sqlite3_busy_timeout(s->db, CAIRN_BUSY_TIMEOUT_MS);
     if (check_header(s, &fresh, err)) return CAIRN_ECORRUPT;
     if (fresh && read_only)
         return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no journal here yet", s->path);
-    if (!fresh && check && quick_check(s, err)) return CAIRN_ECORRUPT;
+    if (!fresh && mode == OPEN_CHECKED && quick_check(s, err)) return CAIRN_ECORRUPT;
     if (!read_only) {
         if (exec_sql(s, "PRAGMA journal_mode = WAL", err)) return CAIRN_EIO;
         if (exec_sql(s, sync == CAIRN_SYNC_FULL ? "PRAGMA synchronous = FULL"
@@ -211,7 +216,7 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool
         char ckpt[64];
         snprintf(ckpt, sizeof ckpt, "PRAGMA wal_autocheckpoint = %d", CAIRN_WAL_CHECKPOINT_PAGES);
         exec_sql(s, ckpt, NULL);
-        preallocate_wal(s);
+        if (mode == OPEN_WRITER) write_wal_ahead(s);
     }
     exec_sql(s, "PRAGMA foreign_keys = ON", NULL);
     char sql[64];
@@ -225,8 +230,9 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, bool read_only, bool
     return 0;
 }
 
-static int open_sqlite(const char *path, cairn_sync_mode sync, bool read_only, bool check,
+static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
                        cairn_store **out, cairn_err *err) {
+    bool read_only = mode == OPEN_READ;
     struct stat sb;
     *out = NULL;
     if (read_only && stat(path, &sb) != 0)
@@ -243,7 +249,7 @@ static int open_sqlite(const char *path, cairn_sync_mode sync, bool read_only, b
         sqlite_ops.close(&s->base);
         return CAIRN_EIO;
     }
-    rc = configure(s, sync, read_only, check, err);
+    rc = configure(s, sync, mode, err);
     if (rc) {
         sqlite_ops.close(&s->base);
         return rc;
@@ -254,12 +260,17 @@ static int open_sqlite(const char *path, cairn_sync_mode sync, bool read_only, b
 
 int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
                             cairn_store **out, cairn_err *err) {
-    return open_sqlite(path, sync, read_only, false, out, err);
+    return open_sqlite(path, sync, read_only ? OPEN_READ : OPEN_WRITE, out, err);
+}
+
+int cairn_store_open_sqlite_writer(const char *path, cairn_sync_mode sync, cairn_store **out,
+                                   cairn_err *err) {
+    return open_sqlite(path, sync, OPEN_WRITER, out, err);
 }
 
 int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cairn_store **out,
                                     cairn_err *err) {
-    return open_sqlite(path, sync, false, true, out, err);
+    return open_sqlite(path, sync, OPEN_CHECKED, out, err);
 }
 
 /* ---- appending --------------------------------------------------------- */
