@@ -41,7 +41,9 @@ typedef struct cairn_command {
 
 typedef struct cairn_store_ops {
     const char *name;
-    /* Write events[0..n) and their projections in one durable transaction. */
+    /* Write events[0..n) and their projections in one durable transaction.
+     * Each event's seq must follow its run's last (1 for run_created): an
+     * event that does not (a second writer) fails the whole batch. */
     int (*append)(cairn_store *s, cairn_event *const *events, int n, cairn_err *err);
     /* All events of a run, in seq order (data_text set, data left invalid). */
     int (*load_events)(cairn_store *s, const char *run_id, cairn_event **out, int *n,
@@ -98,6 +100,9 @@ typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
  * less (SQLite's default is 1,000 pages). */
 #define CAIRN_WAL_CHECKPOINT_PAGES 4000
 #define CAIRN_WAL_PREALLOC_FRAMES (CAIRN_WAL_CHECKPOINT_PAGES + 400)   /* and the last commits */
+/* Events are indexed by (run, seq) in bulk, this many at a time; a run's
+ * load scans at most this many unindexed events (store_sqlite.c). */
+#define CAIRN_EVENT_INDEX_BATCH 4096
 int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
                             cairn_store **out, cairn_err *err);
 

@@ -7,7 +7,33 @@
  *
  * Opening never modifies a file that is not already a Cairn journal: the
  * header (application_id, user_version, the table list) is read before any
- * PRAGMA that writes, such as journal_mode=WAL.
+ * PRAGMA that writes, such as journal_mode=WAL.  A version 1 journal is read
+ * as it is, and upgraded to version 2 by the first connection that writes.
+ *
+ * The event index.  Loading a run reads its events by (run_id, seq); a
+ * B-tree on that key, kept up to date by every append, costs each commit one
+ * more page per run it touches, and with many runs in flight those pages lie
+ * all over the index: it doubled what the engine wrote per step.  So the
+ * index is built in bulk instead:
+ *
+ *   event_index (run_id, seq) -> event_id   every event with id <= upto
+ *   index_state.upto                        how far event_index reaches
+ *   the tail: events with id > upto         at most CAIRN_EVENT_INDEX_BATCH
+ *                                           of them, found by a short scan
+ *
+ * An append that takes the tail to CAIRN_EVENT_INDEX_BATCH events indexes it
+ * in the same transaction, sorted, so the entries of each run land together;
+ * every connection that writes indexes the tail when it opens, so recovery
+ * finds an empty one.  Readers see index and upto change in one commit.
+ *
+ * With no unique index on (run_id, seq), the store checks sequence numbers
+ * itself: an event must follow its run's last one (seq + 1), else the whole
+ * batch is refused, as a second engine writing the same run would be.  The
+ * last seq of each run in flight is kept in memory (last_seq), learned from
+ * run_created or from one query, and forgotten when the run ends; a commit
+ * by another connection that appended events (PRAGMA data_version, then the
+ * newest event id) empties it, and so does a failed append, whose numbers
+ * never reached the disk.
  */
 #include "engine/store.h"
 
@@ -19,9 +45,11 @@
 
 #include "common/clock.h"
 #include "common/mem.h"
+#include "common/strmap.h"
 
 #define CAIRN_APP_ID 0x4341524E      /* "CARN" */
-#define CAIRN_SCHEMA_VERSION 1
+#define CAIRN_SCHEMA_VERSION 2
+#define CAIRN_SCHEMA_V1 1            /* events carried UNIQUE (run_id, seq); no event_index */
 #define CAIRN_BUSY_TIMEOUT_MS 10000
 #define CAIRN_CACHE_KIB 65536        /* page cache per connection: appends stay in memory */
 #define CAIRN_WAL_HEADER 32             /* SQLite's log format: file header, */
@@ -31,7 +59,7 @@ extern const char cairn_schema_sql[];
 
 enum {
     ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
-    ST_ROLLBACK, ST_COUNT
+    ST_ROLLBACK, ST_DATA_VERSION, ST_GET_UPTO, ST_INDEX_TAIL, ST_SET_UPTO, ST_LAST_SEQ, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -44,7 +72,24 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_GET_UPTO] = "SELECT (SELECT upto FROM index_state), (SELECT coalesce(max(id), 0) FROM events)",
+    [ST_INDEX_TAIL] = "INSERT INTO event_index(run_id, seq, event_id) SELECT run_id, seq, id"
+                      " FROM events WHERE id > ?1 AND id <= ?2 ORDER BY run_id, seq",
+    [ST_SET_UPTO] = "UPDATE index_state SET upto = ?",
+    [ST_LAST_SEQ] = "SELECT coalesce(max(m), 0) FROM (SELECT max(seq) AS m FROM event_index"
+                    " WHERE run_id = ?1 UNION ALL SELECT max(seq) FROM events"
+                    " WHERE id > ?2 AND run_id = ?1)",
 };
+
+/* A run's events in seq order: the indexed ones, then the tail's. */
+static const char load_events_sql[] =
+    "SELECT e.seq, e.time, e.type, e.step, e.attempt, e.data, e.hash"
+    " FROM event_index i JOIN events e ON e.id = i.event_id WHERE i.run_id = ?1"
+    " UNION ALL SELECT seq, time, type, step, attempt, data, hash FROM events"
+    " WHERE id > (SELECT upto FROM index_state) AND run_id = ?1 ORDER BY 1";
+static const char load_events_v1_sql[] =
+    "SELECT seq, time, type, step, attempt, data, hash FROM events WHERE run_id = ? ORDER BY seq";
 
 typedef struct {
     cairn_store base;
@@ -54,6 +99,11 @@ typedef struct {
     sqlite3_stmt *get_run, *load_events, *claim, *list_commands;
     char *owner;
     char *path;
+    int version;                /* of the schema: CAIRN_SCHEMA_VERSION once written */
+    int64_t upto;               /* index_state.upto as this connection last saw it */
+    int64_t data_version;       /* PRAGMA data_version after this connection's last append */
+    int64_t last_event_id;      /* the newest event id this connection knows of */
+    cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
 } sqlite_store;
 
 static int db_error(sqlite_store *s, cairn_err *err, const char *what) {
@@ -122,10 +172,12 @@ static int check_header(sqlite_store *s, bool *fresh, cairn_err *err) {
         return cairn_err_set(err, CAIRN_ECORRUPT,
                              "%s: not a Cairn journal (application id %lld); the file was not modified",
                              s->path, (long long)app);
-    if (version != CAIRN_SCHEMA_VERSION)
+    if (version != CAIRN_SCHEMA_VERSION && version != CAIRN_SCHEMA_V1)
         return cairn_err_set(err, CAIRN_ECORRUPT,
-                             "%s: journal schema version %lld, this cairn reads version %d",
-                             s->path, (long long)version, CAIRN_SCHEMA_VERSION);
+                             "%s: journal schema version %lld, this cairn reads versions %d"
+                             " to %d; the file was not modified",
+                             s->path, (long long)version, CAIRN_SCHEMA_V1, CAIRN_SCHEMA_VERSION);
+    s->version = (int)version;
     *fresh = false;
     return 0;
 }
@@ -139,6 +191,30 @@ static int init_schema(sqlite_store *s, cairn_err *err) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return CAIRN_EIO;
     }
+    s->version = CAIRN_SCHEMA_VERSION;
+    return exec_sql(s, "COMMIT", err);
+}
+
+/* Version 1 to 2: the events table loses its UNIQUE (run_id, seq), which
+ * takes a copy of the table, and gains the bulk index (filled by catch_up).
+ * One transaction: a crash leaves version 1 as it was. */
+static int upgrade_v1(sqlite_store *s, cairn_err *err) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", CAIRN_SCHEMA_VERSION);
+    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    if (exec_sql(s, "ALTER TABLE events RENAME TO events_v1", err) ||
+        exec_sql(s, cairn_schema_sql, err) ||
+        exec_sql(s, "INSERT INTO events(id, run_id, seq, time, type, step, attempt, data, hash)"
+                    " SELECT id, run_id, seq, time, type, step, attempt, data, hash"
+                    " FROM events_v1 ORDER BY id; DROP TABLE events_v1", err) ||
+        exec_sql(s, sql, err)) {
+        char why[CAIRN_ERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return cairn_err_set(err, CAIRN_EIO, "upgrading the journal to version %d: %s",
+                             CAIRN_SCHEMA_VERSION, why);
+    }
+    s->version = CAIRN_SCHEMA_VERSION;
     return exec_sql(s, "COMMIT", err);
 }
 
@@ -193,6 +269,105 @@ static void write_wal_ahead(sqlite_store *s) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* ---- the event index (see the top of this file) ------------------------ */
+
+static int step_done(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+static int64_t step_int(sqlite3_stmt *st, int col, int *rc) {
+    int64_t v = 0;
+    *rc = sqlite3_step(st);
+    if (*rc == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, col);
+        *rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return v;
+}
+
+/* Index the events with upto < id <= through, in (run_id, seq) order, and
+ * move upto.  Inside the caller's transaction. */
+static int index_tail(sqlite_store *s, int64_t through) {
+    sqlite3_stmt *st = s->stmt[ST_INDEX_TAIL];
+    sqlite3_bind_int64(st, 1, s->upto);
+    sqlite3_bind_int64(st, 2, through);
+    int rc = step_done(st);
+    if (rc) return rc;
+    st = s->stmt[ST_SET_UPTO];
+    sqlite3_bind_int64(st, 1, through);
+    return step_done(st);
+}
+
+/* Read upto (and the last event id) as the transaction sees them. */
+static int read_upto(sqlite_store *s, int64_t *last_id) {
+    sqlite3_stmt *st = s->stmt[ST_GET_UPTO];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        s->upto = sqlite3_column_int64(st, 0);
+        *last_id = sqlite3_column_int64(st, 1);
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* A connection that writes starts with the whole journal indexed. */
+static int catch_up(sqlite_store *s, cairn_err *err) {
+    int64_t last = 0;
+    int rc = step_done(s->stmt[ST_BEGIN]);
+    if (rc == 0) rc = read_upto(s, &last);
+    if (rc == 0 && last > s->upto) rc = index_tail(s, last);
+    if (rc == 0) rc = step_done(s->stmt[ST_COMMIT]);
+    if (rc) {
+        db_error(s, err, "indexing the journal");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return CAIRN_EIO;
+    }
+    if (last > s->upto) s->upto = last;
+    s->last_event_id = last;
+    s->last_seq = cairn_strmap_new();
+    s->data_version = step_int(s->stmt[ST_DATA_VERSION], 0, &rc);
+    return rc == SQLITE_OK ? 0 : db_error(s, err, "reading the data version");
+}
+
+/* Catch up with what another connection committed since this one's last
+ * append: upto may have moved (a connection that opens indexes the tail),
+ * and if events were appended (a second engine), the runs' last seqs known
+ * here may be stale.  Most such commits append none (a claim, a command):
+ * the newest event id tells.  Inside the append's transaction. */
+static int forget_if_changed(sqlite_store *s) {
+    int rc;
+    int64_t v = step_int(s->stmt[ST_DATA_VERSION], 0, &rc), last_id = 0;
+    if (rc != SQLITE_OK || v == s->data_version) return rc;
+    s->data_version = v;
+    rc = read_upto(s, &last_id);
+    if (rc == SQLITE_OK && last_id != s->last_event_id) {
+        cairn_strmap_clear(s->last_seq);
+        s->last_event_id = last_id;
+    }
+    return rc;
+}
+
+/* The seq the run's next event must carry; a run not in memory is looked up
+ * (index, then tail) once. */
+static int next_seq(sqlite_store *s, const char *run_id, int64_t *next) {
+    int64_t last;
+    int rc = SQLITE_OK;
+    if (!cairn_strmap_get(s->last_seq, run_id, &last)) {
+        sqlite3_stmt *st = s->stmt[ST_LAST_SEQ];
+        sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, s->upto);
+        last = step_int(st, 0, &rc);
+        sqlite3_clear_bindings(st);
+    }
+    *next = last + 1;
+    return rc;
+}
+
 static const cairn_store_ops sqlite_ops;
 
 /* How a connection is opened: to read, to write, to write after checking the
@@ -213,6 +388,7 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
                                                 : "PRAGMA synchronous = NORMAL", err))
             return CAIRN_EIO;
         if (fresh && init_schema(s, err)) return CAIRN_EIO;
+        if (s->version == CAIRN_SCHEMA_V1 && upgrade_v1(s, err)) return CAIRN_EIO;
         char ckpt[64];
         snprintf(ckpt, sizeof ckpt, "PRAGMA wal_autocheckpoint = %d", CAIRN_WAL_CHECKPOINT_PAGES);
         exec_sql(s, ckpt, NULL);
@@ -227,7 +403,7 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
         s->stmt[i] = prepare(s, stmt_sql[i]);
         if (s->stmt[i] == NULL) return db_error(s, err, "preparing statements");
     }
-    return 0;
+    return read_only ? 0 : catch_up(s, err);
 }
 
 static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
@@ -285,13 +461,6 @@ static const char *status_after(cairn_event_type t) {
     }
 }
 
-static int step_done(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : rc;
-}
-
 static int insert_run(sqlite_store *s, const cairn_event *ev) {
     sqlite3_stmt *st = s->stmt[ST_INSERT_RUN];
     sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
@@ -304,7 +473,30 @@ static int insert_run(sqlite_store *s, const cairn_event *ev) {
     return step_done(st);
 }
 
-static int append_one(sqlite_store *s, const cairn_event *ev) {
+/* Refuse an event that does not follow its run's last one: the whole batch
+ * goes with it.  A run starts with run_created at 1 (the runs table refuses
+ * a second run_created of the same id). */
+static int check_seq(sqlite_store *s, const cairn_event *ev, cairn_err *err) {
+    int64_t want = 1;
+    if (ev->type != CAIRN_EV_RUN_CREATED && next_seq(s, ev->run_id, &want) != SQLITE_OK)
+        return db_error(s, err, "reading a run's last event");
+    if (ev->seq == want && (want > 1 || ev->type == CAIRN_EV_RUN_CREATED)) return 0;
+    if (ev->seq == want)
+        return cairn_err_set(err, CAIRN_ESTATE, "%s: run %s: its first event is %s, not"
+                             " run_created; nothing of this batch was written", s->path,
+                             ev->run_id, cairn_event_type_name(ev->type));
+    return cairn_err_set(err, CAIRN_ESTATE,
+                         "%s: run %s: event %lld (%s) arrives where event %lld belongs; nothing"
+                         " of this batch was written (is a second engine writing this run?)",
+                         s->path, ev->run_id, (long long)ev->seq,
+                         cairn_event_type_name(ev->type), (long long)want);
+}
+
+static bool run_ends(cairn_event_type t) {
+    return t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
+}
+
+static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id) {
     sqlite3_stmt *st = s->stmt[ST_INSERT_EVENT];
     sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, ev->seq);
@@ -315,6 +507,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev) {
     sqlite3_bind_text(st, 7, ev->data_text, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
     int rc = step_done(st);
+    *event_id = sqlite3_last_insert_rowid(s->db);
     if (rc == 0 && ev->type == CAIRN_EV_RUN_CREATED) rc = insert_run(s, ev);
     const char *status = status_after(ev->type);
     if (rc == 0 && status) {
@@ -329,24 +522,37 @@ static int append_one(sqlite_store *s, const cairn_event *ev) {
         sqlite3_bind_int64(st, 1, ev->command_id);
         rc = step_done(st);
     }
+    if (rc == 0) {
+        if (run_ends(ev->type)) cairn_strmap_remove(s->last_seq, ev->run_id);
+        else cairn_strmap_put(s->last_seq, ev->run_id, ev->seq);
+    }
     return rc;
 }
 
+/* Append the batch, and index the tail when it has grown to a batch's
+ * worth.  On failure nothing was written, and last_seq (which may have run
+ * ahead) is emptied. */
 static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
+    int64_t last_id = 0;
+    int rc = 0;
     if (step_done(s->stmt[ST_BEGIN]) != 0) return db_error(s, err, "starting a transaction");
-    for (int i = 0; i < n; i++) {
-        if (append_one(s, events[i]) != 0) {
-            db_error(s, err, "appending to the journal");
-            step_done(s->stmt[ST_ROLLBACK]);
-            return CAIRN_EIO;
-        }
+    if (forget_if_changed(s) != SQLITE_OK) rc = db_error(s, err, "reading the data version");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = check_seq(s, events[i], err);
+        if (rc == 0 && append_one(s, events[i], &last_id) != 0)
+            rc = db_error(s, err, "appending to the journal");
     }
-    if (step_done(s->stmt[ST_COMMIT]) != 0) {
-        db_error(s, err, "committing");
+    bool index = rc == 0 && last_id - s->upto >= CAIRN_EVENT_INDEX_BATCH;
+    if (index && index_tail(s, last_id) != 0) rc = db_error(s, err, "indexing the journal");
+    if (rc == 0 && step_done(s->stmt[ST_COMMIT]) != 0) rc = db_error(s, err, "committing");
+    if (rc) {
         step_done(s->stmt[ST_ROLLBACK]);
-        return CAIRN_EIO;
+        cairn_strmap_clear(s->last_seq);
+        return rc;
     }
+    if (index) s->upto = last_id;
+    if (last_id) s->last_event_id = last_id;
     return 0;
 }
 
@@ -360,8 +566,8 @@ static char *col_text(sqlite3_stmt *st, int i) {
 static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int *n,
                           cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = kept(s, &s->load_events, "SELECT seq, time, type, step, attempt, data,"
-                                                " hash FROM events WHERE run_id = ? ORDER BY seq");
+    sqlite3_stmt *st = kept(s, &s->load_events, s->version == CAIRN_SCHEMA_V1
+                                                    ? load_events_v1_sql : load_events_sql);
     if (!st) return db_error(s, err, "reading events");
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     int cap = 16, count = 0, rc;
@@ -633,6 +839,7 @@ static void sq_close(cairn_store *base) {
     sqlite3_finalize(s->claim);
     sqlite3_finalize(s->list_commands);
     sqlite3_close(s->db);
+    cairn_strmap_free(s->last_seq);
     free(s->owner);
     free(s->path);
     free(s);

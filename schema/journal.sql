@@ -1,4 +1,4 @@
--- Cairn journal schema, version 1.
+-- Cairn journal schema, version 2.
 --
 -- The journal is event-sourced: `events` is the only source of truth, an
 -- append-only log of every transition of every run.  `runs` is a projection of
@@ -8,7 +8,8 @@
 -- decisions) that the engine owning a run turns into events.
 --
 -- The database is recognised by PRAGMA application_id = 0x4341524E ("CARN")
--- and PRAGMA user_version = 1; a file with another id is refused untouched.
+-- and PRAGMA user_version = 2 (version 1 journals are upgraded by the first
+-- connection that writes); a file with another id is refused untouched.
 
 CREATE TABLE IF NOT EXISTS definitions (
     hash        TEXT PRIMARY KEY,          -- hex SHA-256 of source
@@ -27,9 +28,21 @@ CREATE TABLE IF NOT EXISTS events (
     step        TEXT,                      -- step id, or NULL for run events
     attempt     INTEGER NOT NULL DEFAULT 0,
     data        TEXT NOT NULL,             -- canonical JSON object (sorted keys)
-    hash        BLOB NOT NULL,             -- HMAC-SHA-256(key, prev hash || canonical bytes)
-    UNIQUE (run_id, seq)
+    hash        BLOB NOT NULL              -- HMAC-SHA-256(key, prev hash || canonical bytes)
 );
+
+CREATE TABLE IF NOT EXISTS event_index (
+    run_id      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    event_id    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS index_state (
+    one         INTEGER PRIMARY KEY CHECK (one = 1),
+    upto        INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO index_state(one, upto) VALUES (1, 0);
 
 CREATE TABLE IF NOT EXISTS runs (
     id          TEXT PRIMARY KEY,

@@ -3,6 +3,7 @@
 #include "test.h"
 #include "common/err.h"
 #include "common/mem.h"
+#include "common/strmap.h"
 
 TEST(err_formats_position) {
     cairn_err e;
@@ -36,4 +37,46 @@ TEST(buf_grows_and_detaches) {
     CHECK_INT(strlen(s), 2000);
     free(s);
     cairn_buf_free(NULL);
+}
+
+/* Keys come and go in a small table, so removal must keep every probe run
+ * whole: each key still present is found with its latest value, each removed
+ * one is gone. */
+TEST(strmap_keeps_every_key_through_puts_and_removals) {
+    enum { N = 2000 };
+    static int64_t want[N];            /* -1: not in the map */
+    cairn_strmap *m = cairn_strmap_new();
+    char key[32];
+    int64_t v = 0;
+    CHECK(!cairn_strmap_get(m, "absent", &v));
+    CHECK(!cairn_strmap_remove(m, "absent"));
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "run-%d", i);
+        cairn_strmap_put(m, key, i);
+        want[i] = i;
+        if (i % 3 == 0) {
+            snprintf(key, sizeof key, "run-%d", i / 2);
+            CHECK(cairn_strmap_remove(m, key));
+            want[i / 2] = -1;
+        }
+    }
+    cairn_strmap_put(m, "run-7", 70);  /* back after its removal */
+    want[7] = 70;
+    cairn_strmap_put(m, "run-8", 80);  /* a replaced value */
+    want[8] = 80;
+    size_t present = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "run-%d", i);
+        bool found = cairn_strmap_get(m, key, &v);
+        CHECK(found == (want[i] >= 0));
+        if (found) CHECK_INT(v, want[i]);
+        present += found;
+    }
+    CHECK_INT(cairn_strmap_count(m), present);
+    cairn_strmap_clear(m);
+    CHECK_INT(cairn_strmap_count(m), 0);
+    CHECK(!cairn_strmap_get(m, "run-1", &v));
+    cairn_strmap_put(m, "run-1", 1);
+    CHECK(cairn_strmap_get(m, "run-1", &v) && v == 1);
+    cairn_strmap_free(m);
 }

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "common/mem.h"
 #include "engine/event.h"
 #include "engine/fold.h"
@@ -89,6 +91,158 @@ TEST(store_rejects_a_duplicate_seq_and_keeps_nothing_of_the_batch) {
     cairn_events_free(back, n);
     cairn_event_clear(a[0]); free(a[0]);
     for (int i = 0; i < 2; i++) { cairn_event_clear(b[i]); free(b[i]); }
+    cairn_store_close(s);
+    free(path);
+}
+
+static void free_events(cairn_event **evs, int n) {
+    for (int i = 0; i < n; i++) {
+        cairn_event_clear(evs[i]);
+        free(evs[i]);
+    }
+}
+
+static int append1(cairn_store *s, const char *run, int64_t seq, cairn_event_type t,
+                   cairn_err *err) {
+    char data[48];
+    snprintf(data, sizeof data, "{\"run\":\"%s\",\"seq\":%lld}", run, (long long)seq);
+    cairn_event *ev[1] = {make_event(run, seq, t, data)};
+    int rc = s->ops->append(s, ev, 1, err);
+    free_events(ev, 1);
+    return rc;
+}
+
+/* Every event of the run, in seq order 1..n, each carrying its own data. */
+static void check_run_loads(cairn_store *s, const char *run, int n_want) {
+    cairn_event *back = NULL;
+    int n = 0;
+    cairn_err err;
+    CHECK_INT(s->ops->load_events(s, run, &back, &n, &err), 0);
+    CHECK_INT(n, n_want);
+    for (int i = 0; i < n; i++) {
+        char data[48];
+        snprintf(data, sizeof data, "{\"run\":\"%s\",\"seq\":%d}", run, i + 1);
+        CHECK_INT(back[i].seq, i + 1);
+        CHECK_STR(back[i].data_text, data);
+    }
+    cairn_events_free(back, n);
+}
+
+static int64_t sql_int(const char *path, const char *sql) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Three runs interleaved past one bulk index: each loads whole and in order
+ * from the indexed part and the tail, before and after a reopen (which
+ * indexes the tail), and the index covers exactly what upto says. */
+TEST(store_loads_a_run_from_the_bulk_index_and_the_tail) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(path);
+    cairn_err err;
+    const char *runs[3] = {"rc", "ra", "rb"};
+    int per_run = CAIRN_EVENT_INDEX_BATCH / 2;    /* 1.5 batches in all */
+    put_def(s);
+    for (int seq = 1; seq <= per_run; seq++)
+        for (int r = 0; r < 3; r++)
+            CHECK_INT(append1(s, runs[r], seq,
+                              seq == 1 ? CAIRN_EV_RUN_CREATED : CAIRN_EV_STEP_STARTED, &err), 0);
+    int64_t upto = sql_int(path, "SELECT upto FROM index_state");
+    CHECK_INT(upto, CAIRN_EVENT_INDEX_BATCH);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM event_index"), upto);
+    for (int r = 0; r < 3; r++) check_run_loads(s, runs[r], per_run);
+    cairn_store_close(s);
+
+    s = open_rw(path);
+    CHECK_INT(sql_int(path, "SELECT upto FROM index_state"), 3 * per_run);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM event_index"), 3 * per_run);
+    for (int r = 0; r < 3; r++) check_run_loads(s, runs[r], per_run);
+    CHECK_INT(append1(s, "ra", per_run + 1, CAIRN_EV_STEP_STARTED, &err), 0);
+    check_run_loads(s, "ra", per_run + 1);
+    cairn_store_close(s);
+    free(path);
+}
+
+/* The store keeps each run's events numbered 1, 2, 3... with no unique
+ * index to lean on: a gap, a repeat, or a run's first event that is not
+ * run_created are refused, whether the run's last seq is in memory, must be
+ * read from the journal (a new connection), or was moved by another
+ * connection's commit meanwhile. */
+TEST(store_refuses_an_event_that_does_not_follow_its_run) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *a = open_rw(path);
+    cairn_err err;
+    put_def(a);
+    CHECK_INT(append1(a, "r1", 1, CAIRN_EV_RUN_CREATED, &err), 0);
+    CHECK_INT(append1(a, "r1", 2, CAIRN_EV_STEP_STARTED, &err), 0);
+    CHECK_INT(append1(a, "r1", 4, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    CHECK_CONTAINS(err.msg, "event 4 (step_started) arrives where event 3 belongs");
+    CHECK_INT(append1(a, "r1", 2, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    CHECK_INT(append1(a, "r2", 1, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    CHECK_INT(append1(a, "r1", 1, CAIRN_EV_RUN_CREATED, &err), CAIRN_EIO);  /* the run exists */
+
+    cairn_store *b = open_rw(path);          /* learns r1's last seq from the journal */
+    CHECK_INT(append1(b, "r1", 2, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    CHECK_INT(append1(b, "r1", 3, CAIRN_EV_STEP_STARTED, &err), 0);
+    CHECK_INT(append1(a, "r1", 3, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    CHECK_INT(append1(a, "r1", 4, CAIRN_EV_STEP_SUCCEEDED, &err), 0);
+    check_run_loads(b, "r1", 4);
+    cairn_store_close(b);
+    cairn_store_close(a);
+    free(path);
+}
+
+/* A version 1 journal (UNIQUE (run_id, seq) on events, no bulk index) is
+ * read as it is by a read-only open and upgraded by the first that writes,
+ * keeping every event and its order. */
+TEST(store_reads_a_version_1_journal_and_upgrades_it_when_writing) {
+    char *path = path_in_tmp("v1.db");
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "PRAGMA journal_mode = WAL; PRAGMA application_id = 1128354382; PRAGMA user_version = 1;"
+        "CREATE TABLE definitions (hash TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL,"
+        " source BLOB NOT NULL, created_at INTEGER NOT NULL);"
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " time INTEGER NOT NULL, type TEXT NOT NULL, step TEXT, attempt INTEGER NOT NULL DEFAULT 0,"
+        " data TEXT NOT NULL, hash BLOB NOT NULL, UNIQUE (run_id, seq));"
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, workflow TEXT NOT NULL, def_hash TEXT NOT NULL"
+        " REFERENCES definitions(hash), parent_id TEXT, status TEXT NOT NULL, created_at INTEGER"
+        " NOT NULL, updated_at INTEGER NOT NULL, owner TEXT);"
+        "CREATE INDEX runs_by_status ON runs(status); CREATE INDEX runs_by_created ON runs(created_at);"
+        "CREATE TABLE commands (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, type TEXT NOT NULL,"
+        " data TEXT NOT NULL DEFAULT '{}', created_at INTEGER NOT NULL);"
+        "INSERT INTO definitions VALUES ('h1', 'wf', 'wf.yaml', 'src', 1);"
+        "INSERT INTO runs VALUES ('r1', 'wf', 'h1', NULL, 'running', 1, 1, NULL);"
+        "INSERT INTO events(run_id, seq, time, type, step, data, hash) VALUES"
+        " ('r1', 1, 1, 'run_created', NULL, '{\"run\":\"r1\",\"seq\":1}', x'00'),"
+        " ('r9', 1, 1, 'run_created', NULL, '{}', x'00'),"
+        " ('r1', 2, 2, 'step_started', 'a', '{\"run\":\"r1\",\"seq\":2}', x'00');";
+    CHECK_INT(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    cairn_store *s = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, true, &s, &err), 0);
+    check_run_loads(s, "r1", 2);
+    cairn_store_close(s);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 1);   /* reading changed nothing */
+
+    s = open_rw(path);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 2);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM event_index"), 3);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'events_v1'"), 0);
+    check_run_loads(s, "r1", 2);
+    CHECK_INT(append1(s, "r1", 2, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    CHECK_INT(append1(s, "r1", 3, CAIRN_EV_STEP_SUCCEEDED, &err), 0);
+    check_run_loads(s, "r1", 3);
     cairn_store_close(s);
     free(path);
 }
