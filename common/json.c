@@ -61,15 +61,38 @@ static int cmp_keys(const void *a, const void *b) {
     return c ? c : x->len - y->len;
 }
 
+/* Most objects in events have a handful of keys: insertion sort them. */
+static void sort_keys(key_ref *keys, int n) {
+    if (n > 16) {
+        qsort(keys, (size_t)n, sizeof *keys, cmp_keys);
+        return;
+    }
+    for (int i = 1; i < n; i++) {
+        key_ref k = keys[i];
+        int j = i;
+        for (; j > 0 && cmp_keys(&keys[j - 1], &k) > 0; j--) keys[j] = keys[j - 1];
+        keys[j] = k;
+    }
+}
+
 static void write_object(cairn_buf *out, jv v) {
-    int n = jv_object_length(jv_copy(v)), i = 0;
-    key_ref small[16];
-    key_ref *keys = n <= 16 ? small : cairn_malloc((size_t)n * sizeof *keys);
-    jv_object_foreach(v, k, val)
-        keys[i++] = (key_ref){jv_string_value(k), jv_string_length_bytes(jv_copy(k)), k, val};
-    qsort(keys, (size_t)n, sizeof *keys, cmp_keys);
+    key_ref small[16], *keys = small;
+    int n = 0, cap = 16;
+    jv_object_foreach(v, k, val) {
+        if (n == cap) {
+            cap *= 2;
+            if (keys == small) {
+                keys = cairn_malloc((size_t)cap * sizeof *keys);
+                memcpy(keys, small, sizeof small);
+            } else {
+                keys = cairn_realloc(keys, (size_t)cap * sizeof *keys);
+            }
+        }
+        keys[n++] = (key_ref){jv_string_value(k), jv_string_length_bytes(jv_copy(k)), k, val};
+    }
+    sort_keys(keys, n);
     cairn_buf_putc(out, '{');
-    for (i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         if (i) cairn_buf_putc(out, ',');
         write_string(out, keys[i].s, keys[i].len);
         cairn_buf_putc(out, ':');
@@ -109,6 +132,7 @@ void cairn_json_write(cairn_buf *out, jv v) {
 
 char *cairn_json_text(jv v) {
     cairn_buf b = CAIRN_BUF_INIT;
+    cairn_buf_reserve(&b, 240);   /* an event's data, mostly, in one allocation */
     cairn_json_write(&b, v);
     return cairn_buf_detach(&b);
 }

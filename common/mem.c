@@ -55,7 +55,7 @@ char *cairn_sprintf(const char *fmt, ...) {
     return b.data;
 }
 
-static void buf_reserve(cairn_buf *b, size_t extra) {
+void cairn_buf_reserve(cairn_buf *b, size_t extra) {
     size_t need = b->len + extra + 1;
     if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
@@ -65,7 +65,7 @@ static void buf_reserve(cairn_buf *b, size_t extra) {
 }
 
 void cairn_buf_append(cairn_buf *b, const void *p, size_t n) {
-    buf_reserve(b, n);
+    cairn_buf_reserve(b, n);
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -81,7 +81,7 @@ void cairn_buf_printf(cairn_buf *b, const char *fmt, ...) {
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n <= 0) return;
-    buf_reserve(b, (size_t)n);
+    cairn_buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

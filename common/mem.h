@@ -28,6 +28,8 @@ typedef struct cairn_buf {
 
 #define CAIRN_BUF_INIT {NULL, 0, 0}
 
+/* Make room for extra more bytes (and the NUL) without writing them. */
+void cairn_buf_reserve(cairn_buf *b, size_t extra);
 void cairn_buf_append(cairn_buf *b, const void *p, size_t n);
 void cairn_buf_puts(cairn_buf *b, const char *s);
 void cairn_buf_putc(cairn_buf *b, char c);
