@@ -97,7 +97,8 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
         fail_before_start(e, a, eng_error("expression", err.msg));
         return;
     }
-    cairn_fail fail = {{0}, {0}};
+    cairn_fail fail;
+    cairn_fail_clear(&fail);
     if (a->action->prepare(with, &a->info, &a->job, &fail) != 0) {
         jv_free(with);
         fail_before_start(e, a, eng_error(fail.kind[0] ? fail.kind : "schema", fail.message));
@@ -207,7 +208,8 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
     r->in_flight--;
     e->total_in_flight--;
     jv output = jv_invalid();
-    cairn_fail fail = {{0}, {0}};
+    cairn_fail fail;
+    cairn_fail_clear(&fail);
     int rc;
     if (a->executed) {
         rc = a->action->finish(a->job, &output, &fail);

@@ -214,6 +214,10 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
         ev->def_hash = cairn_strdup(st->def_hash);
         ev->parent = cairn_strdup(st->parent);
     }
+    if (e->cfg.on_event == NULL) {   /* nobody reads it again: free it while it is hot */
+        jv_free(ev->data);
+        ev->data = jv_invalid();
+    }
     eng_batch_push(&e->out, ev);
     e->out.ticket = ++e->next_ticket;
     if (cairn_run_status_terminal(st->status) && !r->ended) {
