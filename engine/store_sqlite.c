@@ -13,18 +13,23 @@
  * The event index.  Loading a run reads its events by (run_id, seq); a
  * B-tree on that key, kept up to date by every append, costs each commit one
  * more page per run it touches, and with many runs in flight those pages lie
- * all over the index: it doubled what the engine wrote per step.  So the
- * index is built in bulk instead:
+ * all over the index: it doubled what the engine wrote per step.  An entry
+ * per event added in bulk still cost the writer a B-tree descent per event.
+ * So the index holds a row per run per stretch of the journal:
  *
- *   event_index (run_id, seq) -> event_id   every event with id <= upto
+ *   event_index (run_id, first_seq) -> ids  the run's events first_seq,
+ *                                           first_seq + 1, ... with id <= upto,
+ *                                           their ids packed (common/idlist.h)
  *   index_state.upto                        how far event_index reaches
  *   the tail: events with id > upto         at most CAIRN_EVENT_INDEX_BATCH
  *                                           of them, found by a short scan
  *
  * An append that takes the tail to CAIRN_EVENT_INDEX_BATCH events indexes it
- * in the same transaction, sorted, so the entries of each run land together;
- * every connection that writes indexes the tail when it opens, so recovery
- * finds an empty one.  Readers see index and upto change in one commit.
+ * in the same transaction: one pass over the tail in id order groups each
+ * run's events, and the rows go in in run order.  Every connection that
+ * writes indexes the tail when it opens, so recovery finds an empty one.
+ * Readers see rows and upto change in one commit, and read a run's rows and
+ * the tail in one snapshot.
  *
  * With no unique index on (run_id, seq), the store checks sequence numbers
  * itself: an event must follow its run's last one (seq + 1), else the whole
@@ -44,6 +49,7 @@
 #include <sys/stat.h>
 
 #include "common/clock.h"
+#include "common/idlist.h"
 #include "common/mem.h"
 #include "common/strmap.h"
 
@@ -59,7 +65,8 @@ extern const char cairn_schema_sql[];
 
 enum {
     ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
-    ST_ROLLBACK, ST_DATA_VERSION, ST_GET_UPTO, ST_INDEX_TAIL, ST_SET_UPTO, ST_LAST_SEQ, ST_COUNT
+    ST_ROLLBACK, ST_DATA_VERSION, ST_GET_UPTO, ST_TAIL_ROWS, ST_INDEX_ROW, ST_SET_UPTO,
+    ST_LAST_ROW, ST_TAIL_MAX, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -74,32 +81,31 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_GET_UPTO] = "SELECT (SELECT upto FROM index_state), (SELECT coalesce(max(id), 0) FROM events)",
-    [ST_INDEX_TAIL] = "INSERT INTO event_index(run_id, seq, event_id) SELECT run_id, seq, id"
-                      " FROM events WHERE id > ?1 AND id <= ?2 ORDER BY run_id, seq",
+    [ST_TAIL_ROWS] = "SELECT run_id, seq, id FROM events WHERE id > ?1 AND id <= ?2 ORDER BY id",
+    [ST_INDEX_ROW] = "INSERT INTO event_index(run_id, first_seq, ids) VALUES (?,?,?)",
     [ST_SET_UPTO] = "UPDATE index_state SET upto = ?",
-    [ST_LAST_SEQ] = "SELECT coalesce(max(m), 0) FROM (SELECT max(seq) AS m FROM event_index"
-                    " WHERE run_id = ?1 UNION ALL SELECT max(seq) FROM events"
-                    " WHERE id > ?2 AND run_id = ?1)",
+    [ST_LAST_ROW] = "SELECT first_seq, ids FROM event_index WHERE run_id = ?"
+                    " ORDER BY first_seq DESC LIMIT 1",
+    [ST_TAIL_MAX] = "SELECT coalesce(max(seq), 0) FROM events WHERE id > ?2 AND run_id = ?1",
 };
 
-/* A run's events: the indexed ones, then the tail's, each part in seq order
- * as it is read (the index's key; the tail's ids).  No ORDER BY: sorting a
- * few rows cost more than the rest of a load (10,000 runs resumed), and
- * sq_load_events sorts in the rare case the parts come out of order. */
-static const char load_events_sql[] =
-    "SELECT e.seq, e.time, e.type, e.step, e.attempt, e.data, e.hash"
-    " FROM event_index i JOIN events e ON e.id = i.event_id WHERE i.run_id = ?1"
-    " UNION ALL SELECT seq, time, type, step, attempt, data, hash FROM events"
-    " WHERE id > (SELECT upto FROM index_state) AND run_id = ?1";
-static const char load_events_v1_sql[] =
-    "SELECT seq, time, type, step, attempt, data, hash FROM events WHERE run_id = ? ORDER BY seq";
+#define EVENT_COLUMNS "seq, time, type, step, attempt, data, hash"
+static const char load_rows_sql[] =
+    "SELECT first_seq, ids FROM event_index WHERE run_id = ? ORDER BY first_seq";
+static const char load_one_sql[] =
+    "SELECT " EVENT_COLUMNS " FROM events WHERE id = ? AND run_id = ?";
+static const char load_tail_sql[] =
+    "SELECT " EVENT_COLUMNS " FROM events WHERE id > ? AND run_id = ? ORDER BY id";
+static const char load_v1_sql[] =
+    "SELECT " EVENT_COLUMNS " FROM events WHERE run_id = ? ORDER BY seq";
 
 typedef struct {
     cairn_store base;
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     /* prepared on first use, kept: recovery runs them once per run */
-    sqlite3_stmt *get_run, *load_events, *claim, *list_commands;
+    sqlite3_stmt *get_run, *claim, *list_commands;
+    sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto;
     char *owner;
     char *path;
     int version;                /* of the schema: CAIRN_SCHEMA_VERSION once written */
@@ -292,17 +298,87 @@ static int64_t step_int(sqlite3_stmt *st, int col, int *rc) {
     return v;
 }
 
-/* Index the events with upto < id <= through, in (run_id, seq) order, and
- * move upto.  Inside the caller's transaction. */
+/* One run's events in a stretch of the tail: consecutive seqs, their ids. */
+typedef struct {
+    char *run_id;
+    int64_t first_seq, last_seq, last_id;
+    cairn_buf ids;
+} stretch;
+
+static int cmp_stretch(const void *a, const void *b) {
+    return strcmp(((const stretch *)a)->run_id, ((const stretch *)b)->run_id);
+}
+
+static int write_stretch(sqlite_store *s, const stretch *x) {
+    sqlite3_stmt *st = s->stmt[ST_INDEX_ROW];
+    sqlite3_bind_text(st, 1, x->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, x->first_seq);
+    sqlite3_bind_blob(st, 3, x->ids.data, (int)x->ids.len, SQLITE_STATIC);
+    return step_done(st);
+}
+
+/* Add the event at (run, seq, id) to its run's stretch, starting one (and
+ * writing out the one before) where the seqs do not follow on. */
+static int add_to_stretch(sqlite_store *s, cairn_strmap *at, stretch **v, int *n, int *cap,
+                          const char *run, int64_t seq, int64_t id) {
+    int64_t k;
+    stretch *x = NULL;
+    if (cairn_strmap_get(at, run, &k)) {
+        x = &(*v)[k];
+        if (seq != x->last_seq + 1) {
+            int rc = write_stretch(s, x);
+            if (rc) return rc;
+            cairn_buf_reset(&x->ids);
+            x->first_seq = seq;
+            x->last_id = 0;
+        }
+    } else {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *v = cairn_realloc(*v, (size_t)*cap * sizeof **v);
+        }
+        x = &(*v)[*n];
+        *x = (stretch){.run_id = cairn_strdup(run), .first_seq = seq, .ids = CAIRN_BUF_INIT};
+        cairn_strmap_put(at, run, (*n)++);
+    }
+    cairn_idlist_put(&x->ids, x->last_id, id);
+    x->last_id = id;
+    x->last_seq = seq;
+    return 0;
+}
+
+/* Index the events with upto < id <= through and move upto: one row per
+ * run (per stretch of consecutive seqs), written in run order.  Inside the
+ * caller's transaction. */
 static int index_tail(sqlite_store *s, int64_t through) {
-    sqlite3_stmt *st = s->stmt[ST_INDEX_TAIL];
+    cairn_strmap *at = cairn_strmap_new();
+    stretch *v = NULL;
+    int n = 0, cap = 0, rc;
+    sqlite3_stmt *st = s->stmt[ST_TAIL_ROWS];
     sqlite3_bind_int64(st, 1, s->upto);
     sqlite3_bind_int64(st, 2, through);
-    int rc = step_done(st);
-    if (rc) return rc;
-    st = s->stmt[ST_SET_UPTO];
-    sqlite3_bind_int64(st, 1, through);
-    return step_done(st);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = add_to_stretch(s, at, &v, &n, &cap, (const char *)sqlite3_column_text(st, 0),
+                            sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+        if (rc) break;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    rc = rc == SQLITE_DONE ? 0 : rc;
+    if (rc == 0) qsort(v, (size_t)n, sizeof *v, cmp_stretch);
+    for (int i = 0; rc == 0 && i < n; i++) rc = write_stretch(s, &v[i]);
+    if (rc == 0) {
+        st = s->stmt[ST_SET_UPTO];
+        sqlite3_bind_int64(st, 1, through);
+        rc = step_done(st);
+    }
+    for (int i = 0; i < n; i++) {
+        free(v[i].run_id);
+        cairn_buf_free(&v[i].ids);
+    }
+    free(v);
+    cairn_strmap_free(at);
+    return rc;
 }
 
 /* Read upto (and the last event id) as the transaction sees them. */
@@ -355,18 +431,38 @@ static int forget_if_changed(sqlite_store *s) {
     return rc;
 }
 
+/* A run's last seq as the journal has it: its last index row, then the tail. */
+static int last_seq_in_journal(sqlite_store *s, const char *run_id, int64_t *last) {
+    sqlite3_stmt *st = s->stmt[ST_LAST_ROW];
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *last = 0;
+    if (rc == SQLITE_ROW) {
+        long count = cairn_idlist_count(sqlite3_column_blob(st, 1),
+                                        (size_t)sqlite3_column_bytes(st, 1));
+        *last = sqlite3_column_int64(st, 0) + count - 1;
+        rc = count > 0 ? SQLITE_OK : SQLITE_CORRUPT;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_OK) return rc;
+    st = s->stmt[ST_TAIL_MAX];
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, s->upto);
+    int64_t tail = step_int(st, 0, &rc);
+    sqlite3_clear_bindings(st);
+    if (tail > *last) *last = tail;
+    return rc;
+}
+
 /* The seq the run's next event must carry; a run not in memory is looked up
- * (index, then tail) once. */
+ * in the journal once. */
 static int next_seq(sqlite_store *s, const char *run_id, int64_t *next) {
     int64_t last;
     int rc = SQLITE_OK;
-    if (!cairn_strmap_get(s->last_seq, run_id, &last)) {
-        sqlite3_stmt *st = s->stmt[ST_LAST_SEQ];
-        sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, s->upto);
-        last = step_int(st, 0, &rc);
-        sqlite3_clear_bindings(st);
-    }
+    if (!cairn_strmap_get(s->last_seq, run_id, &last)) rc = last_seq_in_journal(s, run_id, &last);
     *next = last + 1;
     return rc;
 }
@@ -566,50 +662,106 @@ static char *col_text(sqlite3_stmt *st, int i) {
     return t ? cairn_strdup((const char *)t) : NULL;
 }
 
-static int cmp_seq(const void *a, const void *b) {
-    int64_t x = ((const cairn_event *)a)->seq, y = ((const cairn_event *)b)->seq;
-    return (x > y) - (x < y);
+/* A run's events as they are read, in seq order. */
+typedef struct {
+    const char *run_id;
+    cairn_event *v;
+    int n, cap;
+} event_list;
+
+/* Append the row st stands on (EVENT_COLUMNS). */
+static cairn_event *add_event(event_list *l, sqlite3_stmt *st) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = cairn_realloc(l->v, (size_t)l->cap * sizeof *l->v);
+    }
+    cairn_event *ev = &l->v[l->n++];
+    memset(ev, 0, sizeof *ev);
+    snprintf(ev->run_id, sizeof ev->run_id, "%s", l->run_id);
+    ev->seq = sqlite3_column_int64(st, 0);
+    ev->time_ms = sqlite3_column_int64(st, 1);
+    ev->type = cairn_event_type_parse((const char *)sqlite3_column_text(st, 2));
+    ev->step = col_text(st, 3);
+    ev->attempt = sqlite3_column_int(st, 4);
+    ev->data_text = col_text(st, 5);
+    ev->data = jv_invalid();
+    if (sqlite3_column_bytes(st, 6) == CAIRN_HASH_LEN)
+        memcpy(ev->hash, sqlite3_column_blob(st, 6), CAIRN_HASH_LEN);
+    return ev;
+}
+
+/* Every row of st (bound by the caller); SQLITE_DONE at the end. */
+static int add_rows(event_list *l, sqlite3_stmt *st) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) add_event(l, st);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The events one index row lists: first_seq, first_seq + 1, ... by id. */
+static int add_indexed(sqlite_store *s, event_list *l, int64_t first_seq,
+                       const unsigned char *ids, size_t len) {
+    sqlite3_stmt *one = kept(s, &s->load_one, load_one_sql);
+    if (one == NULL) return SQLITE_ERROR;
+    size_t pos = 0;
+    int64_t id = 0;
+    for (int64_t seq = first_seq; pos < len; seq++) {
+        if (cairn_idlist_next(ids, len, &pos, id, &id) != 0) return SQLITE_CORRUPT;
+        sqlite3_reset(one);
+        sqlite3_bind_int64(one, 1, id);
+        sqlite3_bind_text(one, 2, l->run_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(one) != SQLITE_ROW) return SQLITE_CORRUPT;   /* not there, or another run's */
+        if (add_event(l, one)->seq != seq) return SQLITE_CORRUPT;
+    }
+    sqlite3_reset(one);
+    return SQLITE_OK;
+}
+
+/* Index rows, then the tail, read in one snapshot (a savepoint), so that a
+ * commit that indexes the tail meanwhile can neither hide events nor show
+ * them twice. */
+static int load_indexed(sqlite_store *s, event_list *l) {
+    sqlite3_stmt *upto = kept(s, &s->load_upto, "SELECT upto FROM index_state");
+    sqlite3_stmt *rows = kept(s, &s->load_rows, load_rows_sql);
+    sqlite3_stmt *tail = kept(s, &s->load_tail, load_tail_sql);
+    if (!upto || !rows || !tail || exec_sql(s, "SAVEPOINT load", NULL)) return SQLITE_ERROR;
+    int rc;
+    int64_t after = step_int(upto, 0, &rc);
+    sqlite3_bind_text(rows, 1, l->run_id, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW)
+        rc = add_indexed(s, l, sqlite3_column_int64(rows, 0), sqlite3_column_blob(rows, 1),
+                         (size_t)sqlite3_column_bytes(rows, 1));
+    sqlite3_reset(rows);
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_int64(tail, 1, after);
+        sqlite3_bind_text(tail, 2, l->run_id, -1, SQLITE_STATIC);
+        rc = add_rows(l, tail);
+    }
+    sqlite3_exec(s->db, "RELEASE load", NULL, NULL, NULL);
+    return rc;
 }
 
 static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int *n,
                           cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = kept(s, &s->load_events, s->version == CAIRN_SCHEMA_V1
-                                                    ? load_events_v1_sql : load_events_sql);
-    if (!st) return db_error(s, err, "reading events");
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    int cap = 16, count = 0, rc;
-    cairn_event *evs = cairn_calloc((size_t)cap, sizeof *evs);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap *= 2;
-            evs = cairn_realloc(evs, (size_t)cap * sizeof *evs);
-        }
-        cairn_event *ev = &evs[count++];
-        memset(ev, 0, sizeof *ev);
-        snprintf(ev->run_id, sizeof ev->run_id, "%s", run_id);
-        ev->seq = sqlite3_column_int64(st, 0);
-        ev->time_ms = sqlite3_column_int64(st, 1);
-        ev->type = cairn_event_type_parse((const char *)sqlite3_column_text(st, 2));
-        ev->step = col_text(st, 3);
-        ev->attempt = sqlite3_column_int(st, 4);
-        ev->data_text = col_text(st, 5);
-        ev->data = jv_invalid();
-        if (sqlite3_column_bytes(st, 6) == CAIRN_HASH_LEN)
-            memcpy(ev->hash, sqlite3_column_blob(st, 6), CAIRN_HASH_LEN);
+    event_list l = {.run_id = run_id};
+    int rc;
+    if (s->version == CAIRN_SCHEMA_V1) {
+        sqlite3_stmt *st = kept(s, &s->load_rows, load_v1_sql);
+        if (st) sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+        rc = st ? add_rows(&l, st) : SQLITE_ERROR;
+    } else {
+        rc = load_indexed(s, &l);
     }
-    sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
-        cairn_events_free(evs, count);
+        cairn_events_free(l.v, l.n);
+        if (rc == SQLITE_CORRUPT)
+            return cairn_err_set(err, CAIRN_ECORRUPT, "%s: the event index of run %s does not"
+                                 " match its events", s->path, run_id);
         return db_error(s, err, "reading events");
     }
-    for (int i = 1; i < count; i++) {
-        if (evs[i].seq > evs[i - 1].seq) continue;
-        qsort(evs, (size_t)count, sizeof *evs, cmp_seq);
-        break;
-    }
-    *out = evs;
-    *n = count;
+    *out = l.v ? l.v : cairn_calloc(1, sizeof *l.v);
+    *n = l.n;
     return 0;
 }
 
@@ -848,7 +1000,10 @@ static void sq_close(cairn_store *base) {
     sqlite_store *s = (sqlite_store *)base;
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->stmt[i]);
     sqlite3_finalize(s->get_run);
-    sqlite3_finalize(s->load_events);
+    sqlite3_finalize(s->load_rows);
+    sqlite3_finalize(s->load_one);
+    sqlite3_finalize(s->load_tail);
+    sqlite3_finalize(s->load_upto);
     sqlite3_finalize(s->claim);
     sqlite3_finalize(s->list_commands);
     sqlite3_close(s->db);

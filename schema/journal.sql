@@ -31,11 +31,16 @@ CREATE TABLE IF NOT EXISTS events (
     hash        BLOB NOT NULL              -- HMAC-SHA-256(key, prev hash || canonical bytes)
 );
 
+-- A run's events by seq, built in bulk (engine/store_sqlite.c says why): every
+-- event with id <= index_state.upto is listed here; the few after it (the
+-- tail) are found by scanning.  A row lists one run's events first_seq,
+-- first_seq + 1, ... by their ids, ascending, as LEB128 deltas
+-- (common/idlist.h).  The store checks that seqs follow each other.
 CREATE TABLE IF NOT EXISTS event_index (
     run_id      TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    event_id    INTEGER NOT NULL,
-    PRIMARY KEY (run_id, seq)
+    first_seq   INTEGER NOT NULL,
+    ids         BLOB NOT NULL,             -- events.id of first_seq, first_seq + 1, ...
+    PRIMARY KEY (run_id, first_seq)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS index_state (

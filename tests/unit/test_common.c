@@ -3,6 +3,7 @@
 #include "test.h"
 #include "common/err.h"
 #include "common/mem.h"
+#include "common/idlist.h"
 #include "common/strmap.h"
 
 TEST(err_formats_position) {
@@ -79,4 +80,34 @@ TEST(strmap_keeps_every_key_through_puts_and_removals) {
     cairn_strmap_put(m, "run-1", 1);
     CHECK(cairn_strmap_get(m, "run-1", &v) && v == 1);
     cairn_strmap_free(m);
+}
+
+/* Ids one apart take a byte each; far-apart and huge ids survive the round
+ * trip; a truncated list or a zero step is refused, not misread. */
+TEST(idlist_round_trips_ascending_ids) {
+    const int64_t ids[] = {1, 2, 3, 130, 131, 100000, 100001, INT64_MAX / 2, INT64_MAX};
+    const size_t n_ids = sizeof ids / sizeof ids[0];
+    cairn_buf b = CAIRN_BUF_INIT;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        cairn_idlist_put(&b, prev, ids[i]);
+        prev = ids[i];
+    }
+    CHECK(b.len < n_ids * 3 + 20);
+    size_t pos = 0;
+    int64_t id = 0;
+    prev = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        CHECK_INT(cairn_idlist_next((const unsigned char *)b.data, b.len, &pos, prev, &id), 0);
+        CHECK_INT(id, ids[i]);
+        prev = id;
+    }
+    CHECK_INT(cairn_idlist_next((const unsigned char *)b.data, b.len, &pos, prev, &id), -1);
+    CHECK_INT(cairn_idlist_count((const unsigned char *)b.data, b.len), (long)n_ids);
+    CHECK_INT(cairn_idlist_count((const unsigned char *)b.data, b.len - 1), -1);
+    pos = 0;
+    CHECK_INT(cairn_idlist_next((const unsigned char *)"\x80\x80", 2, &pos, 0, &id), -1);
+    pos = 0;
+    CHECK_INT(cairn_idlist_next((const unsigned char *)"\x00", 1, &pos, 0, &id), -1);
+    cairn_buf_free(&b);
 }
