@@ -105,7 +105,7 @@ typedef struct {
     sqlite3_stmt *stmt[ST_COUNT];
     /* prepared on first use, kept: recovery runs them once per run */
     sqlite3_stmt *get_run, *claim, *list_commands;
-    sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto;
+    sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto, *load_begin, *load_end;
     char *owner;
     char *path;
     int version;                /* of the schema: CAIRN_SCHEMA_VERSION once written */
@@ -724,7 +724,9 @@ static int load_indexed(sqlite_store *s, event_list *l) {
     sqlite3_stmt *upto = kept(s, &s->load_upto, "SELECT upto FROM index_state");
     sqlite3_stmt *rows = kept(s, &s->load_rows, load_rows_sql);
     sqlite3_stmt *tail = kept(s, &s->load_tail, load_tail_sql);
-    if (!upto || !rows || !tail || exec_sql(s, "SAVEPOINT load", NULL)) return SQLITE_ERROR;
+    sqlite3_stmt *begin = kept(s, &s->load_begin, "SAVEPOINT load");
+    sqlite3_stmt *end = kept(s, &s->load_end, "RELEASE load");
+    if (!upto || !rows || !tail || !begin || !end || step_done(begin) != 0) return SQLITE_ERROR;
     int rc;
     int64_t after = step_int(upto, 0, &rc);
     sqlite3_bind_text(rows, 1, l->run_id, -1, SQLITE_STATIC);
@@ -737,7 +739,7 @@ static int load_indexed(sqlite_store *s, event_list *l) {
         sqlite3_bind_text(tail, 2, l->run_id, -1, SQLITE_STATIC);
         rc = add_rows(l, tail);
     }
-    sqlite3_exec(s->db, "RELEASE load", NULL, NULL, NULL);
+    step_done(end);
     return rc;
 }
 
@@ -1004,6 +1006,8 @@ static void sq_close(cairn_store *base) {
     sqlite3_finalize(s->load_one);
     sqlite3_finalize(s->load_tail);
     sqlite3_finalize(s->load_upto);
+    sqlite3_finalize(s->load_begin);
+    sqlite3_finalize(s->load_end);
     sqlite3_finalize(s->claim);
     sqlite3_finalize(s->list_commands);
     sqlite3_close(s->db);
