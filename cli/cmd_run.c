@@ -84,7 +84,12 @@ static void print_event(const cairn_event *ev, const cairn_run_state *st, void *
     printer *p = ud;
     char when[40], what[160], detail[400] = "";
     cairn_rfc3339(ev->time_ms, when, sizeof when);
-    jv index = jv_object_get(jv_copy(ev->data), jv_string("index"));
+    jv data = jv_parse(ev->data_text ? ev->data_text : "{}");   /* the engine keeps text only */
+    if (jv_get_kind(data) != JV_KIND_OBJECT) {
+        jv_free(data);
+        data = jv_object();
+    }
+    jv index = jv_object_get(jv_copy(data), jv_string("index"));
     if (ev->step && jv_get_kind(index) == JV_KIND_NUMBER)
         snprintf(what, sizeof what, "%s[%d]", ev->step, (int)jv_number_value(index));
     else
@@ -92,7 +97,8 @@ static void print_event(const cairn_event *ev, const cairn_run_state *st, void *
     jv_free(index);
     if (ev->type == CAIRN_EV_STEP_STARTED) snprintf(detail, sizeof detail, "attempt %d", ev->attempt);
     else if (ev->type == CAIRN_EV_RUN_CREATED) snprintf(detail, sizeof detail, "%s %s", st->workflow, st->id);
-    else error_text(ev->data, detail, sizeof detail);
+    else error_text(data, detail, sizeof detail);
+    jv_free(data);
     const char *c = p->colour ? colour_of(ev->type) : "";
     fprintf(p->out, "%.12s  %-24s %s%-20s%s %s\n", when + 11, what, c,
             cairn_event_type_name(ev->type), *c ? "\033[0m" : "", detail);

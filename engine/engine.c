@@ -22,6 +22,7 @@
 
 #include "common/clock.h"
 #include "common/mem.h"
+#include "common/strmap.h"
 #include "engine/engine_int.h"
 #include "engine/owner.h"
 
@@ -75,67 +76,14 @@ void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]) {
     out[16] = '\0';
 }
 
-/* The run table: an array (for walks) plus an open-addressing index by id
- * with linear probing (for lookups: timers, commands and child runs name runs
- * by id, and an engine may hold tens of thousands of parked runs).  The index
- * stores positions in the array and each run knows its own position, so
- * adding and dropping a run cost O(1): a run that ends while ten thousand
- * others are parked must not cost a walk over all of them. */
-static uint64_t id_hash(const char *s) {
-    uint64_t h = 1469598103934665603u;
-    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211u;
-    return h;
-}
-
-static size_t index_home(const cairn_engine *e, const char *id) {
-    return (size_t)id_hash(id) & (e->index_size - 1);
-}
-
-static void index_insert(cairn_engine *e, int pos) {
-    size_t h = index_home(e, e->runs[pos]->st->id);
-    while (e->index[h] >= 0) h = (h + 1) & (e->index_size - 1);
-    e->index[h] = pos;
-}
-
-static void index_rebuild(cairn_engine *e) {
-    size_t size = 64;
-    while (size < (size_t)e->n_runs * 2) size *= 2;
-    free(e->index);
-    e->index = cairn_malloc(size * sizeof *e->index);
-    e->index_size = size;
-    for (size_t i = 0; i < size; i++) e->index[i] = -1;
-    for (int i = 0; i < e->n_runs; i++) index_insert(e, i);
-}
-
-/* The index slot that holds position pos (which must be in the index). */
-static size_t index_slot_of(const cairn_engine *e, int pos) {
-    size_t h = index_home(e, e->runs[pos]->st->id);
-    while (e->index[h] != pos) h = (h + 1) & (e->index_size - 1);
-    return h;
-}
-
-/* Empty slot h, then move back every entry of the probe chain after it that
- * could no longer be reached past the hole (deletion without tombstones). */
-static void index_delete_slot(cairn_engine *e, size_t h) {
-    size_t mask = e->index_size - 1, hole = h;
-    e->index[hole] = -1;
-    for (size_t j = (hole + 1) & mask; e->index[j] >= 0; j = (j + 1) & mask) {
-        size_t home = index_home(e, e->runs[e->index[j]]->st->id);
-        /* the entry at j stays when its home lies cyclically in (hole, j] */
-        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
-        if (stays) continue;
-        e->index[hole] = e->index[j];
-        e->index[j] = -1;
-        hole = j;
-    }
-}
-
+/* The run table: an array (for walks) plus a map from run id to position in
+ * the array (for lookups: timers, commands and child runs name runs by id,
+ * and an engine may hold tens of thousands of parked runs).  Each run knows
+ * its own position, so adding and dropping a run cost O(1): a run that ends
+ * while ten thousand others are parked must not cost a walk over them. */
 eng_run *eng_find_run(cairn_engine *e, const char *id) {
-    if (e->index_size == 0) return NULL;
-    size_t h = index_home(e, id);
-    for (; e->index[h] >= 0; h = (h + 1) & (e->index_size - 1))
-        if (strcmp(e->runs[e->index[h]]->st->id, id) == 0) return e->runs[e->index[h]];
-    return NULL;
+    int64_t pos;
+    return cairn_strmap_get(e->run_slots, id, &pos) ? e->runs[pos] : NULL;
 }
 
 void eng_add_run(cairn_engine *e, eng_run *r) {
@@ -145,18 +93,17 @@ void eng_add_run(cairn_engine *e, eng_run *r) {
     }
     r->slot = e->n_runs;
     e->runs[e->n_runs++] = r;
-    if ((size_t)e->n_runs * 2 > e->index_size) index_rebuild(e);
-    else index_insert(e, r->slot);
+    cairn_strmap_put(e->run_slots, r->st->id, r->slot);
 }
 
 /* Take r out of the table: the last run moves into its place. */
 static void remove_run(cairn_engine *e, eng_run *r) {
     int pos = r->slot, last = e->n_runs - 1;
-    index_delete_slot(e, index_slot_of(e, pos));
+    cairn_strmap_remove(e->run_slots, r->st->id);
     if (pos != last) {
-        e->index[index_slot_of(e, last)] = pos;
         e->runs[pos] = e->runs[last];
         e->runs[pos]->slot = pos;
+        cairn_strmap_put(e->run_slots, e->runs[pos]->st->id, pos);
     }
     e->n_runs--;
 }
@@ -214,10 +161,8 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
         ev->def_hash = cairn_strdup(st->def_hash);
         ev->parent = cairn_strdup(st->parent);
     }
-    if (e->cfg.on_event == NULL) {   /* nobody reads it again: free it while it is hot */
-        jv_free(ev->data);
-        ev->data = jv_invalid();
-    }
+    jv_free(ev->data);               /* folded: free it while it is in cache */
+    ev->data = jv_invalid();
     eng_batch_push(&e->out, ev);
     e->out.ticket = ++e->next_ticket;
     if (cairn_run_status_terminal(st->status) && !r->ended) {
@@ -373,6 +318,7 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
 
 int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err) {
     cairn_engine *e = cairn_calloc(1, sizeof *e);
+    e->run_slots = cairn_strmap_new();
     cairn_store *ws = NULL;
     e->cfg = *cfg;
     e->db_path = cairn_strdup(cfg->db_path);
@@ -437,7 +383,7 @@ void cairn_engine_close(cairn_engine *e) {
     eng_batch_free_events(&e->out);
     for (int i = 0; i < e->n_runs; i++) eng_run_free(e->runs[i]);
     free(e->runs);
-    free(e->index);
+    cairn_strmap_free(e->run_slots);
     free(e->timers);
     while (e->plans) {
         eng_plan *p = e->plans;

@@ -49,7 +49,9 @@
 typedef struct cairn_engine cairn_engine;
 
 /* Called on the orchestrator thread once ev is durable.  st is the run's
- * current state (it may already be past ev). */
+ * current state (it may already be past ev).  ev's data is in data_text
+ * only, as for events read from the journal: its libjq form was freed once
+ * folded. */
 typedef void (*cairn_event_cb)(const cairn_event *ev, const cairn_run_state *st, void *ud);
 
 typedef struct cairn_engine_config {

@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "actions/action.h"
+#include "common/strmap.h"
 #include "engine/engine.h"
 #include "engine/secrets.h"
 
@@ -152,8 +153,7 @@ struct cairn_engine {
 
     eng_run **runs;              /* live runs held by this engine */
     int n_runs, cap_runs;
-    int *index;                  /* open addressing by run id: positions in runs, -1 free */
-    size_t index_size;
+    cairn_strmap *run_slots;     /* run id -> position in runs */
     eng_run *ended_head, *ended_tail;   /* ended runs, in order of end_ticket */
 
     eng_batch out;               /* events appended since the last hand-off */

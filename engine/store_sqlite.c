@@ -394,23 +394,30 @@ static int read_upto(sqlite_store *s, int64_t *last_id) {
     return rc;
 }
 
-/* A connection that writes starts with the whole journal indexed. */
+/* A connection that writes starts with the whole journal indexed.  The
+ * write lock is taken only when there is a tail to index.  The data version
+ * is read first: a commit by another connection after it, however soon,
+ * makes the next append read upto again. */
 static int catch_up(sqlite_store *s, cairn_err *err) {
     int64_t last = 0;
-    int rc = step_done(s->stmt[ST_BEGIN]);
-    if (rc == 0) rc = read_upto(s, &last);
-    if (rc == 0 && last > s->upto) rc = index_tail(s, last);
-    if (rc == 0) rc = step_done(s->stmt[ST_COMMIT]);
+    int rc;
+    s->last_seq = cairn_strmap_new();
+    s->data_version = step_int(s->stmt[ST_DATA_VERSION], 0, &rc);
+    if (rc == SQLITE_OK) rc = read_upto(s, &last);
+    if (rc == SQLITE_OK && last > s->upto) {
+        rc = step_done(s->stmt[ST_BEGIN]);
+        if (rc == 0) rc = read_upto(s, &last);   /* again, under the lock */
+        if (rc == 0 && last > s->upto) rc = index_tail(s, last);
+        if (rc == 0) rc = step_done(s->stmt[ST_COMMIT]);
+        if (rc == 0) s->upto = last;
+    }
     if (rc) {
         db_error(s, err, "indexing the journal");
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return CAIRN_EIO;
     }
-    if (last > s->upto) s->upto = last;
     s->last_event_id = last;
-    s->last_seq = cairn_strmap_new();
-    s->data_version = step_int(s->stmt[ST_DATA_VERSION], 0, &rc);
-    return rc == SQLITE_OK ? 0 : db_error(s, err, "reading the data version");
+    return 0;
 }
 
 /* Catch up with what another connection committed since this one's last
@@ -705,16 +712,16 @@ static int add_indexed(sqlite_store *s, event_list *l, int64_t first_seq,
     if (one == NULL) return SQLITE_ERROR;
     size_t pos = 0;
     int64_t id = 0;
-    for (int64_t seq = first_seq; pos < len; seq++) {
+    int rc = SQLITE_OK;
+    for (int64_t seq = first_seq; rc == SQLITE_OK && pos < len; seq++) {
         if (cairn_idlist_next(ids, len, &pos, id, &id) != 0) return SQLITE_CORRUPT;
-        sqlite3_reset(one);
         sqlite3_bind_int64(one, 1, id);
         sqlite3_bind_text(one, 2, l->run_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(one) != SQLITE_ROW) return SQLITE_CORRUPT;   /* not there, or another run's */
-        if (add_event(l, one)->seq != seq) return SQLITE_CORRUPT;
+        /* not there, another run's, or another seq: the index is wrong */
+        if (sqlite3_step(one) != SQLITE_ROW || add_event(l, one)->seq != seq) rc = SQLITE_CORRUPT;
+        sqlite3_reset(one);
     }
-    sqlite3_reset(one);
-    return SQLITE_OK;
+    return rc;
 }
 
 /* Index rows, then the tail, read in one snapshot (a savepoint), so that a
@@ -748,7 +755,7 @@ static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **o
     sqlite_store *s = (sqlite_store *)base;
     event_list l = {.run_id = run_id};
     int rc;
-    if (s->version == CAIRN_SCHEMA_V1) {
+    if (s->version == CAIRN_SCHEMA_V1) {   /* read-only: a writer upgrades at open */
         sqlite3_stmt *st = kept(s, &s->load_rows, load_v1_sql);
         if (st) sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
         rc = st ? add_rows(&l, st) : SQLITE_ERROR;

@@ -65,12 +65,21 @@ def test_failures_and_exit_codes(s):
     wf = write(s, "fails.yaml", """cairn: 1
 name: fails
 steps:
+  - id: each
+    foreach: [1]
+    uses: set
+    with: { n: "${{ .item }}" }
   - id: boom
     run: echo broken >&2; exit 4
 """)
     db = s.path("f.db")
     run, p = cairn_json("run", wf, db=db)
     s.check(p.returncode == 1, "a failed run exits 1", str(p.returncode))
+    lines = p.stdout.splitlines()
+    s.check(any("each[0]" in l and "step_succeeded" in l for l in lines),
+            "the live view names a foreach item by its index", p.stdout)
+    s.check(any("boom" in l and "step_failed" in l and "exit: " in l for l in lines),
+            "the live view gives a failure's kind and message", p.stdout)
     s.check(run["status"] == "failed" and run["error"]["kind"] == "exit"
             and run["error"]["step"] == "boom", "the run's error names kind and step",
             str(run["error"]))

@@ -181,6 +181,44 @@ TEST(store_loads_a_run_from_the_bulk_index_and_the_tail) {
     free(path);
 }
 
+/* Append seqs from..to of run in one batch (one commit). */
+static int append_range(cairn_store *s, const char *run, int64_t from, int64_t to, cairn_err *err) {
+    int n = (int)(to - from + 1);
+    cairn_event **evs = cairn_calloc((size_t)n, sizeof *evs);
+    for (int i = 0; i < n; i++) {
+        char data[48];
+        snprintf(data, sizeof data, "{\"run\":\"%s\",\"seq\":%lld}", run, (long long)(from + i));
+        evs[i] = make_event(run, from + i, from + i == 1 ? CAIRN_EV_RUN_CREATED
+                                                         : CAIRN_EV_STEP_STARTED, data);
+    }
+    int rc = s->ops->append(s, evs, n, err);
+    free_events(evs, n);
+    free(evs);
+    return rc;
+}
+
+/* Another connection that opens indexes this one's tail: this one must see
+ * upto move (or its next bulk index would list those events twice and be
+ * refused), and still refuse a repeat. */
+TEST(store_indexes_after_another_connection_indexed_its_tail) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *a = open_rw(path);
+    cairn_err err;
+    put_def(a);
+    CHECK_INT(append_range(a, "r1", 1, 10, &err), 0);
+    cairn_store *b = open_rw(path);
+    CHECK_INT(sql_int(path, "SELECT upto FROM index_state"), 10);
+    cairn_store_close(b);
+    int64_t last = 10 + CAIRN_EVENT_INDEX_BATCH;
+    CHECK_INT(append_range(a, "r1", 11, last, &err), 0);
+    CHECK_INT(sql_int(path, "SELECT upto FROM index_state"), last);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM event_index"), 2);
+    CHECK_INT(append1(a, "r1", last, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
+    check_run_loads(a, "r1", (int)last);
+    cairn_store_close(a);
+    free(path);
+}
+
 /* The store keeps each run's events numbered 1, 2, 3... with no unique
  * index to lean on: a gap, a repeat, or a run's first event that is not
  * run_created are refused, whether the run's last seq is in memory, must be
@@ -235,6 +273,7 @@ TEST(store_reads_a_version_1_journal_and_upgrades_it_when_writing) {
         "INSERT INTO events(run_id, seq, time, type, step, data, hash) VALUES"
         " ('r1', 1, 1, 'run_created', NULL, '{\"run\":\"r1\",\"seq\":1}', x'00'),"
         " ('r9', 1, 1, 'run_created', NULL, '{}', x'00'),"
+        " ('r9', 3, 1, 'step_started', 'a', '{}', x'00'),"
         " ('r1', 2, 2, 'step_started', 'a', '{\"run\":\"r1\",\"seq\":2}', x'00');";
     CHECK_INT(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -248,8 +287,16 @@ TEST(store_reads_a_version_1_journal_and_upgrades_it_when_writing) {
 
     s = open_rw(path);
     CHECK_INT(sql_int(path, "PRAGMA user_version"), 2);
-    CHECK_INT(sql_int(path, "SELECT upto FROM index_state"), 3);
-    CHECK_INT(sql_int(path, "SELECT count(*) FROM event_index"), 2);   /* r1 and r9 */
+    CHECK_INT(sql_int(path, "SELECT upto FROM index_state"), 4);
+    /* r1, and r9 in two stretches: a gap left by an older engine is kept */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM event_index"), 3);
+    cairn_event *r9 = NULL;
+    int n9 = 0;
+    CHECK_INT(s->ops->load_events(s, "r9", &r9, &n9, &err), 0);
+    CHECK_INT(n9, 2);
+    CHECK_INT(r9[0].seq, 1);
+    CHECK_INT(r9[1].seq, 3);
+    cairn_events_free(r9, n9);
     CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'events_v1'"), 0);
     check_run_loads(s, "r1", 2);
     CHECK_INT(append1(s, "r1", 2, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
