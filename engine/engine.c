@@ -42,6 +42,10 @@ void eng_post(cairn_engine *e, eng_msg *m) {
     if (write(e->wake_fd, &one, sizeof one) < 0) { /* the counter is full: already awake */ }
 }
 
+static void post_from_writer(void *e, eng_msg *m) {
+    eng_post(e, m);
+}
+
 static eng_msg *take_inbox(cairn_engine *e) {
     uint64_t n;
     if (read(e->wake_fd, &n, sizeof n) < 0) { /* EAGAIN: nothing posted */ }
@@ -335,14 +339,16 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     cairn_owner_self(e->owner, sizeof e->owner);
     int rc = cairn_store_open_sqlite_checked(e->db_path, cfg->sync, &e->aux, err);
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
-    if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, cfg->sync, &ws, err);
+    /* the writer syncs apart from its commits (writer.c) */
+    cairn_sync_mode ws_sync = cfg->sync == CAIRN_SYNC_FULL ? CAIRN_SYNC_DEFERRED : cfg->sync;
+    if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, ws_sync, &ws, err);
     if (rc) {
         cairn_engine_close(e);
         return rc;
     }
     ws->ops->set_owner(ws, e->owner);
     e->chain = cairn_chain_new(e->key, sizeof e->key);
-    e->writer = eng_writer_start(e, ws);
+    e->writer = eng_writer_start(ws, post_from_writer, e);
     e->pool = eng_pool_start(e, e->cfg.workers);
     e->data_version = e->aux->ops->data_version(e->aux);
     cairn_secrets_paths(e->db_path, &e->secrets_file, &e->secrets_key_file);

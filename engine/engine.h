@@ -19,8 +19,10 @@
  * Threads:
  *   orchestrator  the caller of cairn_engine_run: decides, renders, appends.
  *   writer        group commit: every event queued since its last commit goes
- *                 into one transaction with one sync; then it tells the
- *                 orchestrator how far is durable.
+ *                 into one transaction (not yet synced).
+ *   syncer        one sync for every transaction committed since its last;
+ *                 then it tells the orchestrator how far is durable.  So the
+ *                 writer's next commit overlaps the last one's sync (writer.c).
  *   workers       a pool running actions' execute() (blocking I/O).
  *
  * A waiting run holds no thread.  Finished runs are dropped from memory once

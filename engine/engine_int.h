@@ -270,8 +270,10 @@ void eng_stop_attempts(cairn_engine *e, eng_run *r);   /* r NULL: every run */
 /* recover.c */
 int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err);
 
-/* writer.c */
-eng_writer *eng_writer_start(cairn_engine *e, cairn_store *store);
+/* writer.c: posts every batch back through post(ud, msg), in submission
+ * order, from its own thread; the writer owns the store from here on. */
+typedef void (*eng_post_fn)(void *ud, eng_msg *m);
+eng_writer *eng_writer_start(cairn_store *store, eng_post_fn post, void *ud);
 void eng_writer_submit(eng_writer *w, eng_batch *batch);   /* takes the batch's events */
 void eng_writer_stop(eng_writer *w);                       /* flushes, joins, closes store */
 

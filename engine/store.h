@@ -10,9 +10,10 @@
  * nothing.  A failed append leaves the store as it was; the engine then stops
  * trusting its memory (sticky error) and exits, and the next start reloads.
  *
- * Threads: a store is used by one thread at a time.  The engine gives its
- * store to the journal writer thread once execution starts; a reader (the CLI,
- * the HTTP server) opens a store of its own.
+ * Threads: a store is used by one thread at a time (sync() excepted, see
+ * there).  The engine gives its store to the journal writer thread once
+ * execution starts; a reader (the CLI, the HTTP server) opens a store of its
+ * own.
  *
  * Memory: everything returned belongs to the caller (free with the matching
  * *_free); strings and events passed in are borrowed.
@@ -43,8 +44,16 @@ typedef struct cairn_store_ops {
     const char *name;
     /* Write events[0..n) and their projections in one durable transaction.
      * Each event's seq must follow its run's last (1 for run_created): an
-     * event that does not (a second writer) fails the whole batch. */
+     * event that does not (a second writer) fails the whole batch.  Opened
+     * with CAIRN_SYNC_DEFERRED, durable only once sync() has returned. */
     int (*append)(cairn_store *s, cairn_event *const *events, int n, cairn_err *err);
+    /* Make every append that returned before this call durable: one sync
+     * however many commits it covers; 0 at once unless the store was opened
+     * with CAIRN_SYNC_DEFERRED.  The one call that may run on a second thread
+     * while the owning thread appends.  After a failure nothing more is known
+     * to be durable (a later sync may not report the lost pages): treat every
+     * later commit as failed too. */
+    int (*sync)(cairn_store *s, cairn_err *err);
     /* All events of a run, in seq order (data_text set, data left invalid). */
     int (*load_events)(cairn_store *s, const char *run_id, cairn_event **out, int *n,
                        cairn_err *err);
@@ -87,8 +96,12 @@ struct cairn_store {
 };
 
 /* Durability of commits: FULL syncs every commit (the default); NORMAL is the
- * relaxed mode (a power loss may lose the newest commits, never corrupt). */
-typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL } cairn_sync_mode;
+ * relaxed mode (a power loss may lose the newest commits, never corrupt).
+ * DEFERRED is FULL with the sync taken out of append: a commit is whole at
+ * once (other connections see it, a crash of the process keeps it) and
+ * durable against power loss once a later sync() returns.  It is how the
+ * journal writer writes one batch while the last one syncs. */
+typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL, CAIRN_SYNC_DEFERRED } cairn_sync_mode;
 
 /* Open (creating if absent) the SQLite journal at path.  A file that is not a
  * Cairn journal is refused with CAIRN_ECORRUPT and not modified.  read_only

@@ -2,7 +2,8 @@
  * store_sqlite.c - the journal in an embedded SQLite database.
  *
  * WAL mode; synchronous=FULL by default (every commit reaches the disk before
- * append returns), NORMAL as the named relaxed mode.  Statements are prepared
+ * append returns), NORMAL as the named relaxed mode, and DEFERRED for the
+ * journal writer (commits synced by sq_sync, see there).  Statements are prepared
  * once per connection.  The schema is schema/journal.sql, compiled in.
  *
  * Opening never modifies a file that is not already a Cairn journal: the
@@ -42,11 +43,15 @@
  */
 #include "engine/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/idlist.h"
@@ -113,6 +118,8 @@ typedef struct {
     int64_t data_version;       /* PRAGMA data_version after this connection's last append */
     int64_t last_event_id;      /* the newest event id this connection knows of */
     cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
+    int log_fd;                 /* CAIRN_SYNC_DEFERRED: the write-ahead log, for sync(); else -1 */
+    bool sync_failed;           /* a sync failed: none is trusted after it (sync()'s thread only) */
 } sqlite_store;
 
 static int db_error(sqlite_store *s, cairn_err *err, const char *what) {
@@ -476,6 +483,44 @@ static int next_seq(sqlite_store *s, const char *run_id, int64_t *next) {
 
 static const cairn_store_ops sqlite_ops;
 
+/* ---- deferred sync ------------------------------------------------------ */
+
+/* CAIRN_SYNC_DEFERRED.  SQLite commits with synchronous=NORMAL: each commit's
+ * frames are written to the log but not synced (SQLite still syncs the log
+ * before a checkpoint copies it, the database after, and the log's header
+ * when the log starts over, so a crash never leaves a torn journal).  sq_sync
+ * syncs the log through a descriptor of its own, which a second thread may
+ * use while this connection writes: one fdatasync covers every frame written
+ * before it, so every commit that had returned.  The log stays the same file
+ * while this connection is open (SQLite deletes it only when the last
+ * connection to the database closes).  Its directory is synced once here, as
+ * SQLite does at the first sync of a log it has just created. */
+static int open_log_for_sync(sqlite_store *s, cairn_err *err) {
+    char *log = cairn_sprintf("%s-wal", s->path);
+    char *dir_of = cairn_strdup(s->path);
+    int rc = 0;
+    s->log_fd = open(log, O_RDONLY | O_CLOEXEC);
+    int dir = open(dirname(dir_of), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->log_fd < 0 || dir < 0 || fsync(dir) != 0)
+        rc = cairn_err_set(err, CAIRN_EIO, "%s: cannot open the write-ahead log to sync it: %s",
+                           log, strerror(errno));
+    if (dir >= 0) close(dir);
+    free(dir_of);
+    free(log);
+    return rc;
+}
+
+static int sq_sync(cairn_store *base, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    if (s->log_fd < 0) return 0;
+    if (!s->sync_failed && fdatasync(s->log_fd) == 0) return 0;
+    int rc = cairn_err_set(err, CAIRN_EIO, "%s-wal: syncing the journal failed%s%s", s->path,
+                           s->sync_failed ? " earlier" : ": ",
+                           s->sync_failed ? "" : strerror(errno));
+    s->sync_failed = true;
+    return rc;
+}
+
 /* How a connection is opened: to read, to write, to write after checking the
  * whole file, or as the engine's journal writer. */
 typedef enum { OPEN_READ, OPEN_WRITE, OPEN_CHECKED, OPEN_WRITER } open_mode;
@@ -490,6 +535,7 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
     if (!fresh && mode == OPEN_CHECKED && quick_check(s, err)) return CAIRN_ECORRUPT;
     if (!read_only) {
         if (exec_sql(s, "PRAGMA journal_mode = WAL", err)) return CAIRN_EIO;
+        /* DEFERRED commits with NORMAL and syncs in sq_sync */
         if (exec_sql(s, sync == CAIRN_SYNC_FULL ? "PRAGMA synchronous = FULL"
                                                 : "PRAGMA synchronous = NORMAL", err))
             return CAIRN_EIO;
@@ -509,7 +555,10 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
         s->stmt[i] = prepare(s, stmt_sql[i]);
         if (s->stmt[i] == NULL) return db_error(s, err, "preparing statements");
     }
-    return read_only ? 0 : catch_up(s, err);
+    if (read_only) return 0;
+    int rc = catch_up(s, err);
+    if (rc == 0 && sync == CAIRN_SYNC_DEFERRED) rc = open_log_for_sync(s, err);
+    return rc;
 }
 
 static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
@@ -523,6 +572,7 @@ static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
     sqlite_store *s = cairn_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
     s->path = cairn_strdup(path);
+    s->log_fd = -1;
     int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -1018,6 +1068,7 @@ static void sq_close(cairn_store *base) {
     sqlite3_finalize(s->claim);
     sqlite3_finalize(s->list_commands);
     sqlite3_close(s->db);
+    if (s->log_fd >= 0) close(s->log_fd);
     cairn_strmap_free(s->last_seq);
     free(s->owner);
     free(s->path);
@@ -1027,6 +1078,7 @@ static void sq_close(cairn_store *base) {
 static const cairn_store_ops sqlite_ops = {
     .name = "sqlite",
     .append = sq_append,
+    .sync = sq_sync,
     .load_events = sq_load_events,
     .list_runs = sq_list_runs,
     .get_run = sq_get_run,

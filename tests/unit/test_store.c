@@ -321,6 +321,37 @@ static long long file_size(const char *path) {
     return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
+/* The journal writer's mode: a commit is whole and seen by other connections
+ * at once, and sync() (which may run on another thread) makes it durable;
+ * files copied after the sync (what a power loss leaves) hold every event. */
+TEST(store_deferred_commits_show_at_once_and_sync_apart) {
+    char *path = path_in_tmp("j.db");
+    char *copy = path_in_tmp("copy.db");
+    char *wal = cairn_sprintf("%s-wal", path), *copy_wal = cairn_sprintf("%s-wal", copy);
+    cairn_store *s = NULL, *r = NULL;
+    cairn_err err;
+    if (cairn_store_open_sqlite_writer(path, CAIRN_SYNC_DEFERRED, &s, &err)) TEST_FAIL("%s", err.msg);
+    put_def(s);
+    CHECK_INT(append1(s, "r1", 1, CAIRN_EV_RUN_CREATED, &err), 0);
+    CHECK_INT(append1(s, "r1", 2, CAIRN_EV_STEP_STARTED, &err), 0);
+    if (cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, true, &r, &err)) TEST_FAIL("%s", err.msg);
+    check_run_loads(r, "r1", 2);
+    CHECK_INT(r->ops->sync(r, &err), 0);   /* nothing deferred there: nothing to do */
+    CHECK_INT(append1(s, "r1", 3, CAIRN_EV_STEP_SUCCEEDED, &err), 0);
+    CHECK_INT(s->ops->sync(s, &err), 0);
+    copy_file(path, copy);
+    copy_file(wal, copy_wal);
+    cairn_store *c = open_rw(copy);
+    check_run_loads(c, "r1", 3);
+    cairn_store_close(c);
+    cairn_store_close(r);
+    cairn_store_close(s);
+    free(copy_wal);
+    free(wal);
+    free(copy);
+    free(path);
+}
+
 /* The writer's log is written ahead with zeros (a plain read-write open, as
  * a CLI command makes, does not pay for that); a copy of the files taken
  * right after a commit (what a power loss leaves) must recover every

@@ -1,0 +1,159 @@
+/*
+ * Journal writer tests: the writer and syncer threads over a store double
+ * whose sync the test holds and releases, so the order of appends, syncs
+ * and posts is fixed by the test rather than by timing.
+ */
+#include <pthread.h>
+
+#include "common/mem.h"
+#include "engine/engine_int.h"
+#include "test.h"
+
+typedef struct {
+    cairn_store base;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int appended;               /* batches appended */
+    int append_calls;
+    int syncs;                  /* syncs finished */
+    int covered;                /* batches appended when the last finished sync began */
+    bool in_sync, hold_sync;
+    int fail_sync;              /* the sync (1-based) that fails; 0: none */
+    /* what the writer posted, in order */
+    int posted, posted_batch[8], posted_kind[8], posted_covered[8];
+} fake_store;
+
+static int fake_append(cairn_store *base, cairn_event *const *evs, int n, cairn_err *err) {
+    (void)evs, (void)n, (void)err;
+    fake_store *f = (fake_store *)base;
+    pthread_mutex_lock(&f->mu);
+    f->append_calls++;
+    f->appended++;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+static int fake_sync(cairn_store *base, cairn_err *err) {
+    fake_store *f = (fake_store *)base;
+    pthread_mutex_lock(&f->mu);
+    int covers = f->appended;
+    f->in_sync = true;
+    pthread_cond_broadcast(&f->cond);
+    while (f->hold_sync) pthread_cond_wait(&f->cond, &f->mu);
+    f->in_sync = false;
+    f->syncs++;
+    f->covered = covers;
+    int rc = f->syncs == f->fail_sync ? cairn_err_set(err, CAIRN_EIO, "sync failed") : 0;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+static void fake_close(cairn_store *base) {
+    (void)base;
+}
+
+static const cairn_store_ops fake_ops = {
+    .name = "fake", .append = fake_append, .sync = fake_sync, .close = fake_close};
+
+/* The batch number travels as the first event's seq. */
+static void collect(void *ud, eng_msg *m) {
+    fake_store *f = ud;
+    pthread_mutex_lock(&f->mu);
+    if (f->posted < 8) {
+        f->posted_batch[f->posted] = (int)m->batch.events[0]->seq;
+        f->posted_kind[f->posted] = m->kind;
+        f->posted_covered[f->posted] = f->covered;
+    }
+    f->posted++;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    eng_batch_free_events(&m->batch);
+    free(m);
+}
+
+static void fake_init(fake_store *f) {
+    memset(f, 0, sizeof *f);
+    f->base.ops = &fake_ops;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cond, NULL);
+}
+
+static void submit(eng_writer *w, int number) {
+    cairn_event *ev = cairn_calloc(1, sizeof *ev);
+    ev->seq = number;
+    ev->data = jv_invalid();
+    eng_batch b = {0};
+    eng_batch_push(&b, ev);
+    b.ticket = number;
+    eng_writer_submit(w, &b);
+    free(b.events);
+}
+
+/* Wait until *field reaches want (under f->mu). */
+static void wait_for(fake_store *f, const int *field, int want) {
+    pthread_mutex_lock(&f->mu);
+    while (*field < want) pthread_cond_wait(&f->cond, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void wait_in_sync(fake_store *f) {
+    pthread_mutex_lock(&f->mu);
+    while (!f->in_sync) pthread_cond_wait(&f->cond, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void release_syncs(fake_store *f) {
+    pthread_mutex_lock(&f->mu);
+    f->hold_sync = false;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+}
+
+TEST(writer_writes_on_while_a_sync_runs_and_posts_only_what_a_sync_covered) {
+    fake_store f;
+    fake_init(&f);
+    f.hold_sync = true;
+    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    submit(w, 1);
+    wait_in_sync(&f);            /* batch 1 is syncing, and the sync is held */
+    submit(w, 2);
+    wait_for(&f, &f.appended, 2);
+    submit(w, 3);
+    wait_for(&f, &f.appended, 3);   /* both written while the first sync waits */
+    pthread_mutex_lock(&f.mu);
+    CHECK_INT(f.posted, 0);         /* nothing is durable before its sync */
+    pthread_mutex_unlock(&f.mu);
+    release_syncs(&f);
+    wait_for(&f, &f.posted, 3);
+    eng_writer_stop(w);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(f.posted_batch[i], i + 1);   /* in order */
+        CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+        CHECK(f.posted_covered[i] >= f.posted_batch[i]);
+    }
+    CHECK_INT(f.posted_covered[0], 1);   /* the first sync began before 2 and 3 */
+    CHECK_INT(f.syncs, 2);               /* 2 and 3 shared the second */
+}
+
+TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
+    fake_store f;
+    fake_init(&f);
+    f.fail_sync = 1;
+    f.hold_sync = true;
+    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    submit(w, 1);
+    wait_in_sync(&f);
+    submit(w, 2);                    /* written while the failing sync runs */
+    wait_for(&f, &f.appended, 2);
+    release_syncs(&f);
+    wait_for(&f, &f.posted, 2);
+    submit(w, 3);
+    wait_for(&f, &f.posted, 3);
+    eng_writer_stop(w);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(f.posted_batch[i], i + 1);
+        CHECK_INT(f.posted_kind[i], MSG_WRITE_FAILED);   /* 2 too, though its own sync was fine */
+    }
+    CHECK_INT(f.append_calls, 2);   /* the third batch was never written */
+}
