@@ -28,9 +28,13 @@
 
 /* ---- inbox ------------------------------------------------------------- */
 
-/* The eventfd stays the one that wakes a sleeping orchestrator; `mail` only
- * lets a spinning one see the post without a system call.  A stale `mail`
- * costs one empty turn of the loop, never a lost message. */
+/* `mail` says the inbox has mail; the eventfd wakes an orchestrator that
+ * sleeps in poll.  A poster writes the eventfd only when the orchestrator
+ * says it may sleep (`sleeping`): while it runs or spins, `mail` is enough,
+ * and each step saves two system calls.  Both sides store their flag, then
+ * read the other's (sequentially consistent), so either the poster sees
+ * `sleeping` and writes, or the orchestrator sees `mail` and does not sleep.
+ * A stale `mail` costs one empty turn of the loop, never a lost message. */
 void eng_post(cairn_engine *e, eng_msg *m) {
     m->next = NULL;
     pthread_mutex_lock(&e->inbox_mu);
@@ -38,8 +42,22 @@ void eng_post(cairn_engine *e, eng_msg *m) {
     e->inbox_tail = m;
     pthread_mutex_unlock(&e->inbox_mu);
     atomic_store(&e->mail, 1);
+    if (!atomic_load(&e->sleeping)) return;
     uint64_t one = 1;
     if (write(e->wake_fd, &one, sizeof one) < 0) { /* the counter is full: already awake */ }
+}
+
+/* Wait in poll until mail, a wake-up or the timeout, unless mail is here. */
+static void wait_for_mail(cairn_engine *e, int timeout_ms) {
+    atomic_store(&e->sleeping, 1);
+    if (!atomic_load(&e->mail)) {
+        struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) > 0) {
+            uint64_t n;
+            if (read(e->wake_fd, &n, sizeof n) < 0) { /* EAGAIN: drained already */ }
+        }
+    }
+    atomic_store(&e->sleeping, 0);
 }
 
 static void post_from_writer(void *e, eng_msg *m) {
@@ -47,8 +65,6 @@ static void post_from_writer(void *e, eng_msg *m) {
 }
 
 static eng_msg *take_inbox(cairn_engine *e) {
-    uint64_t n;
-    if (read(e->wake_fd, &n, sizeof n) < 0) { /* EAGAIN: nothing posted */ }
     atomic_store(&e->mail, 0);
     pthread_mutex_lock(&e->inbox_mu);
     eng_msg *m = e->inbox_head;
@@ -598,8 +614,7 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
         if (!active(e)) break;
         /* a commit is in flight: its result is due within microseconds */
         if (e->durable < e->next_ticket) eng_spin_for(&e->mail);
-        struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
-        poll(&pfd, 1, poll_timeout(e, now));
+        wait_for_mail(e, poll_timeout(e, now));
         int handled = 0;
         for (eng_msg *m = take_inbox(e), *next; m; m = next) {
             next = m->next;

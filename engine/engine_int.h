@@ -167,6 +167,7 @@ struct cairn_engine {
     eng_msg *inbox_head, *inbox_tail;
     int wake_fd;                 /* eventfd: the inbox has mail, or stop */
     atomic_int mail;             /* the inbox has mail: read while spinning */
+    atomic_int sleeping;         /* the orchestrator may sleep in poll: posters write wake_fd */
     volatile int stop_requested; /* set from a signal handler */
     volatile int poll_now;       /* set from a signal handler: read commands now */
     bool stopping;
