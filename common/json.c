@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void write_string(cairn_buf *out, const char *s, int len) {
+void cairn_json_write_string(cairn_buf *out, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     cairn_buf_putc(out, '"');
-    int start = 0;
-    for (int i = 0; i < len; i++) {
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         cairn_buf_append(out, s + start, (size_t)(i - start));
@@ -94,7 +94,7 @@ static void write_object(cairn_buf *out, jv v) {
     cairn_buf_putc(out, '{');
     for (int i = 0; i < n; i++) {
         if (i) cairn_buf_putc(out, ',');
-        write_string(out, keys[i].s, keys[i].len);
+        cairn_json_write_string(out, keys[i].s, (size_t)keys[i].len);
         cairn_buf_putc(out, ':');
         cairn_json_write(out, keys[i].val);
         jv_free(keys[i].val);
@@ -111,7 +111,7 @@ void cairn_json_write(cairn_buf *out, jv v) {
     case JV_KIND_FALSE: cairn_buf_puts(out, "false"); break;
     case JV_KIND_NUMBER: write_number(out, jv_number_value(v)); break;
     case JV_KIND_STRING:
-        write_string(out, jv_string_value(v), jv_string_length_bytes(jv_copy(v)));
+        cairn_json_write_string(out, jv_string_value(v), (size_t)jv_string_length_bytes(jv_copy(v)));
         break;
     case JV_KIND_ARRAY: {
         cairn_buf_putc(out, '[');

@@ -20,6 +20,7 @@
 #include "common/mem.h"
 
 void cairn_json_write(cairn_buf *out, jv v);
+void cairn_json_write_string(cairn_buf *out, const char *s, size_t len);   /* quoted, escaped */
 char *cairn_json_text(jv v);
 
 #endif

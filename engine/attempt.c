@@ -104,9 +104,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
         fail_before_start(e, a, eng_error(fail.kind[0] ? fail.kind : "schema", fail.message));
         return;
     }
-    jv data = jv_object_set(jv_object(), eng_key(r->plan, KEY_INPUT), with);
-    data = jv_object_set(data, eng_key(r->plan, KEY_IDEMPOTENCY_KEY), jv_string(a->idem_key));
-    a->ticket = eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, data);
+    a->ticket = eng_emit_step(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, a->idem_key, with);
     r->in_flight++;
     e->total_in_flight++;
     live_add(e, a);
@@ -191,8 +189,7 @@ static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,
     eng_run *r = a->run;
     jv error = jv_null();
     if (rc == 0 && eng_until_met(r, a->step, output, &error)) {
-        jv data = jv_object_set(jv_object(), eng_key(r->plan, KEY_OUTPUT), output);
-        eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, data);
+        eng_emit_step(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, NULL, output);
         if (a->index < 0) eng_step_done(e, r, a->step);
         else eng_item_finished(e, r, a->step, a->index, true, jv_null());
         return;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/mem.h"
 #include "common/strmap.h"
 #include "engine/engine_int.h"
@@ -153,8 +154,10 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
     return eng_emit_at(e, r, type, step, index, attempt, data, cairn_wall_ms());
 }
 
-int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
-                    int attempt, jv data, int64_t time_ms) {
+/* Stamp, hash, fold and queue an event whose data (consumed) and canonical
+ * text (taken) are made. */
+static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int attempt,
+                    jv data, char *text, int64_t time_ms) {
     cairn_run_state *st = r->st;
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
     memcpy(ev->run_id, st->id, sizeof ev->run_id);   /* same size; NUL-terminated */
@@ -162,11 +165,10 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     ev->time_ms = time_ms;
     ev->type = type;
     ev->step = step >= 0 ? cairn_strdup(r->plan->ids[step]) : NULL;
+    ev->step_hint = step;
     ev->attempt = attempt;
-    if (index >= 0) data = jv_object_set(data, jv_string("index"), jv_number(index));
-    data = cairn_secrets_mask(data, e->secrets);   /* no secret reaches the journal */
     ev->data = data;
-    ev->data_text = cairn_json_canonical(data);
+    ev->data_text = text;
     ev->producer = r;
     cairn_chain_hash(e->chain, ev->seq > 1 ? st->head : NULL, ev);
     cairn_err err;
@@ -193,6 +195,44 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
         e->ended_tail = r;
     }
     return e->out.ticket;
+}
+
+int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                    int attempt, jv data, int64_t time_ms) {
+    if (index >= 0) data = jv_object_set(data, jv_string("index"), jv_number(index));
+    data = cairn_secrets_mask(data, e->secrets);   /* no secret reaches the journal */
+    return emit(e, r, type, step, attempt, data, cairn_json_canonical(data), time_ms);
+}
+
+/* Two events a step: their data's text is written key by key, in canonical
+ * order ("idempotency_key" < "index" < "input" < "output"), rather than
+ * built as an object and then taken apart and sorted again. */
+int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                      int attempt, const char *idempotency_key, jv value) {
+    const eng_plan *p = r->plan;
+    value = cairn_secrets_mask(value, e->secrets);   /* no secret reaches the journal */
+    cairn_buf b = CAIRN_BUF_INIT;
+    cairn_buf_reserve(&b, 240);
+    jv data = jv_object();
+    cairn_buf_putc(&b, '{');
+    if (idempotency_key) {
+        cairn_buf_puts(&b, "\"idempotency_key\":");
+        cairn_json_write_string(&b, idempotency_key, strlen(idempotency_key));
+        cairn_buf_putc(&b, ',');
+        data = jv_object_set(data, eng_key(p, KEY_IDEMPOTENCY_KEY), jv_string(idempotency_key));
+    }
+    if (index >= 0) {
+        cairn_buf_puts(&b, "\"index\":");
+        cairn_buf_put_ll(&b, index);
+        cairn_buf_putc(&b, ',');
+        data = jv_object_set(data, jv_string("index"), jv_number(index));
+    }
+    bool started = type == CAIRN_EV_STEP_STARTED;
+    cairn_buf_puts(&b, started ? "\"input\":" : "\"output\":");
+    cairn_json_write(&b, value);
+    cairn_buf_putc(&b, '}');
+    data = jv_object_set(data, eng_key(p, started ? KEY_INPUT : KEY_OUTPUT), value);
+    return emit(e, r, type, step, attempt, data, cairn_buf_detach(&b), cairn_wall_ms());
 }
 
 /* ---- plans (compiled workflows) ------------------------------------------ */

@@ -198,6 +198,12 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
 int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                     int attempt, jv data, int64_t time_ms);
 
+/* step_started (with idempotency_key, value the input) or step_succeeded
+ * (idempotency_key NULL, value the output): as eng_emit with data
+ * {idempotency_key?, index?, input|output: value}; value is consumed. */
+int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                      int attempt, const char *idempotency_key, jv value);
+
 /* Load the secrets again if their file changed since the last load. */
 int eng_secrets_refresh(cairn_engine *e, cairn_err *err);
 

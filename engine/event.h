@@ -112,6 +112,8 @@ typedef struct cairn_event {
      * journal writer thread never touches jv.  Owned; NULL otherwise. */
     char *workflow, *def_hash, *parent;
     void *producer;                    /* for the engine's own use; not stored */
+    int step_hint;                     /* where the producer thinks `step` is in the run's
+                                          step list; the fold checks it; not stored */
 } cairn_event;
 
 const char *cairn_event_type_name(cairn_event_type t);

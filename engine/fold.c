@@ -30,10 +30,11 @@ bool cairn_run_status_terminal(cairn_run_status s) {
 
 /* ---- construction ------------------------------------------------------- */
 
-static char **sort_ids;   /* qsort has no context argument; only used inside new() */
-
-static int cmp_order(const void *a, const void *b) {
-    return strcmp(sort_ids[*(const int *)a], sort_ids[*(const int *)b]);
+/* qsort_r, not a static for the ids: run states are built on several
+ * threads at once (the orchestrator, the HTTP server's). */
+static int cmp_order(const void *a, const void *b, void *ids) {
+    char **id = ids;
+    return strcmp(id[*(const int *)a], id[*(const int *)b]);
 }
 
 static void item_init(cairn_item_state *it) {
@@ -60,9 +61,7 @@ cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_
         st->steps[i].error = jv_null();
         st->steps[i].approval = jv_null();
     }
-    sort_ids = st->step_ids;
-    qsort(st->order, (size_t)n_steps, sizeof *st->order, cmp_order);
-    sort_ids = NULL;
+    qsort_r(st->order, (size_t)n_steps, sizeof *st->order, cmp_order, st->step_ids);
     return st;
 }
 
@@ -118,8 +117,20 @@ int cairn_event_parse_data(cairn_event *ev, cairn_err *err) {
 
 /* ---- applying ----------------------------------------------------------- */
 
+/* The member key of the event's data, or jv_invalid().  A scan of the few
+ * keys an event has, not jv_object_get: that wants a jv string made (and
+ * hashed) for every lookup, two lookups an event. */
 static jv field(const cairn_event *ev, const char *key) {
-    return jv_object_get(jv_copy(ev->data), jv_string(key));
+    jv d = ev->data;
+    size_t len = strlen(key);
+    for (int it = jv_object_iter(d); jv_object_iter_valid(d, it); it = jv_object_iter_next(d, it)) {
+        jv k = jv_object_iter_key(d, it);
+        bool hit = (size_t)jv_string_length_bytes(jv_copy(k)) == len &&
+                   memcmp(jv_string_value(k), key, len) == 0;
+        jv_free(k);
+        if (hit) return jv_object_iter_value(d, it);
+    }
+    return jv_invalid();
 }
 
 static char *field_str(const cairn_event *ev, const char *key) {
@@ -258,8 +269,16 @@ static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
     jv_free(decision);
 }
 
+/* The event's step: where its producer says, if that is so, else looked up. */
+static int event_step(const cairn_run_state *st, const cairn_event *ev) {
+    if (ev->step == NULL) return -1;
+    int hint = ev->step_hint;
+    if (hint >= 0 && hint < st->n_steps && strcmp(st->step_ids[hint], ev->step) == 0) return hint;
+    return cairn_run_state_step(st, ev->step);
+}
+
 static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
-    int i = ev->step ? cairn_run_state_step(st, ev->step) : -1;
+    int i = event_step(st, ev);
     if (i < 0) return corrupt(ev, err, "names no step of the workflow");
     cairn_step_state *s = &st->steps[i];
     if (ev->type == CAIRN_EV_APPROVAL_NOTIFIED) return 0;   /* a record only */

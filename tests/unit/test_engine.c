@@ -4,8 +4,10 @@
  */
 #include "actions/action.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+#include "engine/store.h"
 #include "test.h"
 
 #include <pthread.h>
@@ -502,6 +504,48 @@ static double event_number(jv events, const char *type, int k, const char *key) 
         jv_free(ev);
     }
     return out;
+}
+
+/* Every event's data is journaled as canonical text, whichever way the
+ * engine wrote it (the hash chain covers those bytes), and a step's events
+ * carry what event.h says: idempotency key, item index, input, output. */
+TEST(engine_journals_each_event_in_canonical_form) {
+    harness h = {0};
+    open_engine(&h, false);
+    add(&h, "cairn: 1\nname: canon\nsteps:\n"
+            "  - id: each\n    foreach: ${{ [1, 2] }}\n    uses: set\n"
+            "    with: { zeta: \"${{ .item }}\", alpha: { b: 1, a: [\"x\\ty\"] } }\n"
+            "  - id: plain\n    uses: set\n    with: { q: \"\\\"quoted\\\"\" }\n");
+    char id[CAIRN_RUN_ID_MAX];
+    jv run = run_to_end(&h, "{}", id);
+    CHECK_AT(run, "status", "succeeded");
+    cairn_store *s = NULL;
+    cairn_err err;
+    cairn_event *evs = NULL;
+    int n = 0;
+    CHECK_INT(cairn_store_open_sqlite(h.db, CAIRN_SYNC_FULL, true, &s, &err), 0);
+    CHECK_INT(s->ops->load_events(s, id, &evs, &n, &err), 0);
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        char *again = cairn_json_text(jv_parse(evs[i].data_text));
+        CHECK_STR(evs[i].data_text, again);
+        free(again);
+        if (evs[i].type == CAIRN_EV_STEP_STARTED && strcmp(evs[i].step, "each") == 0) {
+            char *want = cairn_sprintf("{\"idempotency_key\":\"%s/each/%d\",\"index\":%d,\"input\":"
+                                       "{\"alpha\":{\"a\":[\"x\\ty\"],\"b\":1},\"zeta\":%d}}",
+                                       id, started, started, started + 1);
+            CHECK_STR(evs[i].data_text, want);
+            free(want);
+            started++;
+        }
+        if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED && strcmp(evs[i].step, "plain") == 0)
+            CHECK_STR(evs[i].data_text, "{\"output\":{\"q\":\"\\\"quoted\\\"\"}}");
+    }
+    CHECK_INT(started, 2);
+    cairn_events_free(evs, n);
+    cairn_store_close(s);
+    jv_free(run);
+    free_h(&h);
 }
 
 TEST(engine_retries_with_exponential_backoff_until_success) {
