@@ -155,9 +155,9 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
 }
 
 /* Stamp, hash, fold and queue an event whose data (consumed) and canonical
- * text (taken) are made. */
+ * text (taken from the buffer) are made. */
 static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int attempt,
-                    jv data, char *text, int64_t time_ms) {
+                    jv data, cairn_buf *text, int64_t time_ms) {
     cairn_run_state *st = r->st;
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
     memcpy(ev->run_id, st->id, sizeof ev->run_id);   /* same size; NUL-terminated */
@@ -168,7 +168,8 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     ev->step_hint = step;
     ev->attempt = attempt;
     ev->data = data;
-    ev->data_text = text;
+    ev->data_len = text->len;
+    ev->data_text = cairn_buf_detach(text);
     ev->producer = r;
     cairn_chain_hash(e->chain, ev->seq > 1 ? st->head : NULL, ev);
     cairn_err err;
@@ -201,7 +202,10 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
                     int attempt, jv data, int64_t time_ms) {
     if (index >= 0) data = jv_object_set(data, jv_string("index"), jv_number(index));
     data = cairn_secrets_mask(data, e->secrets);   /* no secret reaches the journal */
-    return emit(e, r, type, step, attempt, data, cairn_json_canonical(data), time_ms);
+    cairn_buf text = CAIRN_BUF_INIT;
+    cairn_buf_reserve(&text, 240);   /* an event's data, mostly, in one allocation */
+    cairn_json_write(&text, data);
+    return emit(e, r, type, step, attempt, data, &text, time_ms);
 }
 
 /* Two events a step: their data's text is written key by key, in canonical
@@ -232,7 +236,7 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
     cairn_json_write(&b, value);
     cairn_buf_putc(&b, '}');
     data = jv_object_set(data, eng_key(p, started ? KEY_INPUT : KEY_OUTPUT), value);
-    return emit(e, r, type, step, attempt, data, cairn_buf_detach(&b), cairn_wall_ms());
+    return emit(e, r, type, step, attempt, data, &b, cairn_wall_ms());
 }
 
 /* ---- plans (compiled workflows) ------------------------------------------ */

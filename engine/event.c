@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
 #include "common/mem.h"
 
 static const char *const type_names[] = {
@@ -109,4 +108,3 @@ void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev
     SHA256_Final(ev->hash, &ctx);
 }
 
-char *cairn_json_canonical(jv v) { return cairn_json_text(v); }

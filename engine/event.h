@@ -105,6 +105,7 @@ typedef struct cairn_event {
     char *step;                        /* NULL for run events */
     int attempt;
     char *data_text;                   /* canonical JSON */
+    size_t data_len;                   /* its strlen, or 0 when not counted yet */
     jv data;                           /* parsed data, or jv_invalid() when not held */
     unsigned char hash[CAIRN_HASH_LEN];
     int64_t command_id;                /* >0: the command row this event answers */
@@ -129,7 +130,5 @@ void cairn_chain_free(cairn_chain *c);
 /* Compute ev->hash from prev (CAIRN_HASH_LEN bytes, or NULL for seq 1). */
 void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev);
 
-/* Canonical JSON text of v (borrowed): sorted keys, compact. Caller frees. */
-char *cairn_json_canonical(jv v);
 
 #endif

@@ -133,6 +133,10 @@ int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cair
 int cairn_store_open_sqlite_writer(const char *path, cairn_sync_mode sync, cairn_store **out,
                                    cairn_err *err);
 
+/* Process-wide SQLite settings, once; every open calls it.  A program that
+ * uses SQLite itself before it opens a store calls it first. */
+void cairn_store_sqlite_init(void);
+
 /* Wrappers over the ops, and frees for what they return. */
 void cairn_store_close(cairn_store *s);
 void cairn_run_rows_free(cairn_run_row *rows, int n);

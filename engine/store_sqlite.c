@@ -46,6 +46,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -561,9 +563,22 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
     return rc;
 }
 
+/* SQLite counts memory in use under a global mutex unless told not to: a
+ * lock and unlock for every allocation, a dozen an append.  Nothing here
+ * reads the counts.  The setting only takes before SQLite initialises. */
+static void sqlite_setup(void) {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+void cairn_store_sqlite_init(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
+}
+
 static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
                        cairn_store **out, cairn_err *err) {
     bool read_only = mode == OPEN_READ;
+    cairn_store_sqlite_init();
     struct stat sb;
     *out = NULL;
     if (read_only && stat(path, &sb) != 0)
@@ -660,7 +675,8 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     sqlite3_bind_text(st, 4, cairn_event_type_name(ev->type), -1, SQLITE_STATIC);
     if (ev->step) sqlite3_bind_text(st, 5, ev->step, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 6, ev->attempt);
-    sqlite3_bind_text(st, 7, ev->data_text, -1, SQLITE_STATIC);
+    int len = ev->data_len > 0 && ev->data_len < INT_MAX ? (int)ev->data_len : -1;
+    sqlite3_bind_text(st, 7, ev->data_text, len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
     int rc = step_done(st);
     *event_id = sqlite3_last_insert_rowid(s->db);

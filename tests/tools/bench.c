@@ -35,6 +35,7 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+#include "engine/store.h"
 
 static const char *dir;
 
@@ -303,6 +304,7 @@ static double load_ms(int steps, int kind) {
 }
 
 int main(void) {
+    cairn_store_sqlite_init();   /* before this file's own SQLite use */
     dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
     int repeat = getenv("BENCH_REPEAT") ? atoi(getenv("BENCH_REPEAT")) : 3;
     if (repeat < 1) repeat = 1;
