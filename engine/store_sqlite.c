@@ -11,35 +11,8 @@
  * PRAGMA that writes, such as journal_mode=WAL.  A version 1 journal is read
  * as it is, and upgraded to version 2 by the first connection that writes.
  *
- * The event index.  Loading a run reads its events by (run_id, seq); a
- * B-tree on that key, kept up to date by every append, costs each commit one
- * more page per run it touches, and with many runs in flight those pages lie
- * all over the index: it doubled what the engine wrote per step.  An entry
- * per event added in bulk still cost the writer a B-tree descent per event.
- * So the index holds a row per run per stretch of the journal:
- *
- *   event_index (run_id, first_seq) -> ids  the run's events first_seq,
- *                                           first_seq + 1, ... with id <= upto,
- *                                           their ids packed (common/idlist.h)
- *   index_state.upto                        how far event_index reaches
- *   the tail: events with id > upto         at most CAIRN_EVENT_INDEX_BATCH
- *                                           of them, found by a short scan
- *
- * An append that takes the tail to CAIRN_EVENT_INDEX_BATCH events indexes it
- * in the same transaction: one pass over the tail in id order groups each
- * run's events, and the rows go in in run order.  Every connection that
- * writes indexes the tail when it opens, so recovery finds an empty one.
- * Readers see rows and upto change in one commit, and read a run's rows and
- * the tail in one snapshot.
- *
- * With no unique index on (run_id, seq), the store checks sequence numbers
- * itself: an event must follow its run's last one (seq + 1), else the whole
- * batch is refused, as a second engine writing the same run would be.  The
- * last seq of each run in flight is kept in memory (last_seq), learned from
- * run_created or from one query, and forgotten when the run ends; a commit
- * by another connection that appended events (PRAGMA data_version, then the
- * newest event id) empties it, and so does a failed append, whose numbers
- * never reached the disk.
+ * The event index, and loading a run through it, are store_sqlite_index.c;
+ * what both files share is store_sqlite_int.h.
  */
 #include "engine/store.h"
 
@@ -56,25 +29,18 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/idlist.h"
 #include "common/mem.h"
 #include "common/strmap.h"
+#include "engine/store_sqlite_int.h"
 
 #define CAIRN_APP_ID 0x4341524E      /* "CARN" */
 #define CAIRN_SCHEMA_VERSION 2
-#define CAIRN_SCHEMA_V1 1            /* events carried UNIQUE (run_id, seq); no event_index */
 #define CAIRN_BUSY_TIMEOUT_MS 10000
 #define CAIRN_CACHE_KIB 65536        /* page cache per connection: appends stay in memory */
 #define CAIRN_WAL_HEADER 32             /* SQLite's log format: file header, */
 #define CAIRN_WAL_FRAME_HEADER 24       /* and each frame's header before its page */
 
 extern const char cairn_schema_sql[];
-
-enum {
-    ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
-    ST_ROLLBACK, ST_DATA_VERSION, ST_GET_UPTO, ST_TAIL_ROWS, ST_INDEX_ROW, ST_SET_UPTO,
-    ST_LAST_ROW, ST_TAIL_MAX, ST_COUNT
-};
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT_EVENT] = "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash)"
@@ -96,35 +62,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TAIL_MAX] = "SELECT coalesce(max(seq), 0) FROM events WHERE id > ?2 AND run_id = ?1",
 };
 
-#define EVENT_COLUMNS "seq, time, type, step, attempt, data, hash"
-static const char load_rows_sql[] =
-    "SELECT first_seq, ids FROM event_index WHERE run_id = ? ORDER BY first_seq";
-static const char load_one_sql[] =
-    "SELECT " EVENT_COLUMNS " FROM events WHERE id = ? AND run_id = ?";
-static const char load_tail_sql[] =
-    "SELECT " EVENT_COLUMNS " FROM events WHERE id > ? AND run_id = ? ORDER BY id";
-static const char load_v1_sql[] =
-    "SELECT " EVENT_COLUMNS " FROM events WHERE run_id = ? ORDER BY seq";
 
-typedef struct {
-    cairn_store base;
-    sqlite3 *db;
-    sqlite3_stmt *stmt[ST_COUNT];
-    /* prepared on first use, kept: recovery runs them once per run */
-    sqlite3_stmt *get_run, *claim, *list_commands;
-    sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto, *load_begin, *load_end;
-    char *owner;
-    char *path;
-    int version;                /* of the schema: CAIRN_SCHEMA_VERSION once written */
-    int64_t upto;               /* index_state.upto as this connection last saw it */
-    int64_t data_version;       /* PRAGMA data_version after this connection's last append */
-    int64_t last_event_id;      /* the newest event id this connection knows of */
-    cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
-    int log_fd;                 /* CAIRN_SYNC_DEFERRED: the write-ahead log, for sync(); else -1 */
-    bool sync_failed;           /* a sync failed: none is trusted after it (sync()'s thread only) */
-} sqlite_store;
-
-static int db_error(sqlite_store *s, cairn_err *err, const char *what) {
+int sq_db_error(sqlite_store *s, cairn_err *err, const char *what) {
     return cairn_err_set(err, CAIRN_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
@@ -144,7 +83,7 @@ static sqlite3_stmt *prepare(sqlite_store *s, const char *sql) {
 
 /* A statement kept for the connection's life: prepared the first time,
  * reset (and its bindings cleared) every later time. */
-static sqlite3_stmt *kept(sqlite_store *s, sqlite3_stmt **slot, const char *sql) {
+sqlite3_stmt *sq_kept(sqlite_store *s, sqlite3_stmt **slot, const char *sql) {
     if (*slot == NULL) {
         if (sqlite3_prepare_v2(s->db, sql, -1, slot, NULL) != SQLITE_OK) return NULL;
     } else {
@@ -166,6 +105,24 @@ static int64_t pragma_int(sqlite_store *s, const char *sql, int *rc) {
         }
     }
     sqlite3_finalize(st);
+    return v;
+}
+
+int sq_step_done(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+int64_t sq_step_int(sqlite3_stmt *st, int col, int *rc) {
+    int64_t v = 0;
+    *rc = sqlite3_step(st);
+    if (*rc == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, col);
+        *rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
     return v;
 }
 
@@ -287,202 +244,6 @@ static void write_wal_ahead(sqlite_store *s) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* ---- the event index (see the top of this file) ------------------------ */
-
-static int step_done(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : rc;
-}
-
-static int64_t step_int(sqlite3_stmt *st, int col, int *rc) {
-    int64_t v = 0;
-    *rc = sqlite3_step(st);
-    if (*rc == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, col);
-        *rc = SQLITE_OK;
-    }
-    sqlite3_reset(st);
-    return v;
-}
-
-/* One run's events in a stretch of the tail: consecutive seqs, their ids. */
-typedef struct {
-    char *run_id;
-    int64_t first_seq, last_seq, last_id;
-    cairn_buf ids;
-} stretch;
-
-static int cmp_stretch(const void *a, const void *b) {
-    return strcmp(((const stretch *)a)->run_id, ((const stretch *)b)->run_id);
-}
-
-static int write_stretch(sqlite_store *s, const stretch *x) {
-    sqlite3_stmt *st = s->stmt[ST_INDEX_ROW];
-    sqlite3_bind_text(st, 1, x->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, x->first_seq);
-    sqlite3_bind_blob(st, 3, x->ids.data, (int)x->ids.len, SQLITE_STATIC);
-    return step_done(st);
-}
-
-/* Add the event at (run, seq, id) to its run's stretch, starting one (and
- * writing out the one before) where the seqs do not follow on. */
-static int add_to_stretch(sqlite_store *s, cairn_strmap *at, stretch **v, int *n, int *cap,
-                          const char *run, int64_t seq, int64_t id) {
-    int64_t k;
-    stretch *x = NULL;
-    if (cairn_strmap_get(at, run, &k)) {
-        x = &(*v)[k];
-        if (seq != x->last_seq + 1) {
-            int rc = write_stretch(s, x);
-            if (rc) return rc;
-            cairn_buf_reset(&x->ids);
-            x->first_seq = seq;
-            x->last_id = 0;
-        }
-    } else {
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 64;
-            *v = cairn_realloc(*v, (size_t)*cap * sizeof **v);
-        }
-        x = &(*v)[*n];
-        *x = (stretch){.run_id = cairn_strdup(run), .first_seq = seq, .ids = CAIRN_BUF_INIT};
-        cairn_strmap_put(at, run, (*n)++);
-    }
-    cairn_idlist_put(&x->ids, x->last_id, id);
-    x->last_id = id;
-    x->last_seq = seq;
-    return 0;
-}
-
-/* Index the events with upto < id <= through and move upto: one row per
- * run (per stretch of consecutive seqs), written in run order.  Inside the
- * caller's transaction. */
-static int index_tail(sqlite_store *s, int64_t through) {
-    cairn_strmap *at = cairn_strmap_new();
-    stretch *v = NULL;
-    int n = 0, cap = 0, rc;
-    sqlite3_stmt *st = s->stmt[ST_TAIL_ROWS];
-    sqlite3_bind_int64(st, 1, s->upto);
-    sqlite3_bind_int64(st, 2, through);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = add_to_stretch(s, at, &v, &n, &cap, (const char *)sqlite3_column_text(st, 0),
-                            sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
-        if (rc) break;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    rc = rc == SQLITE_DONE ? 0 : rc;
-    if (rc == 0) qsort(v, (size_t)n, sizeof *v, cmp_stretch);
-    for (int i = 0; rc == 0 && i < n; i++) rc = write_stretch(s, &v[i]);
-    if (rc == 0) {
-        st = s->stmt[ST_SET_UPTO];
-        sqlite3_bind_int64(st, 1, through);
-        rc = step_done(st);
-    }
-    for (int i = 0; i < n; i++) {
-        free(v[i].run_id);
-        cairn_buf_free(&v[i].ids);
-    }
-    free(v);
-    cairn_strmap_free(at);
-    return rc;
-}
-
-/* Read upto (and the last event id) as the transaction sees them. */
-static int read_upto(sqlite_store *s, int64_t *last_id) {
-    sqlite3_stmt *st = s->stmt[ST_GET_UPTO];
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        s->upto = sqlite3_column_int64(st, 0);
-        *last_id = sqlite3_column_int64(st, 1);
-        rc = SQLITE_OK;
-    }
-    sqlite3_reset(st);
-    return rc;
-}
-
-/* A connection that writes starts with the whole journal indexed.  The
- * write lock is taken only when there is a tail to index.  The data version
- * is read first: a commit by another connection after it, however soon,
- * makes the next append read upto again. */
-static int catch_up(sqlite_store *s, cairn_err *err) {
-    int64_t last = 0;
-    int rc;
-    s->last_seq = cairn_strmap_new();
-    s->data_version = step_int(s->stmt[ST_DATA_VERSION], 0, &rc);
-    if (rc == SQLITE_OK) rc = read_upto(s, &last);
-    if (rc == SQLITE_OK && last > s->upto) {
-        rc = step_done(s->stmt[ST_BEGIN]);
-        if (rc == 0) rc = read_upto(s, &last);   /* again, under the lock */
-        if (rc == 0 && last > s->upto) rc = index_tail(s, last);
-        if (rc == 0) rc = step_done(s->stmt[ST_COMMIT]);
-        if (rc == 0) s->upto = last;
-    }
-    if (rc) {
-        db_error(s, err, "indexing the journal");
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return CAIRN_EIO;
-    }
-    s->last_event_id = last;
-    return 0;
-}
-
-/* Catch up with what another connection committed since this one's last
- * append: upto may have moved (a connection that opens indexes the tail),
- * and if events were appended (a second engine), the runs' last seqs known
- * here may be stale.  Most such commits append none (a claim, a command):
- * the newest event id tells.  Inside the append's transaction. */
-static int forget_if_changed(sqlite_store *s) {
-    int rc;
-    int64_t v = step_int(s->stmt[ST_DATA_VERSION], 0, &rc), last_id = 0;
-    if (rc != SQLITE_OK || v == s->data_version) return rc;
-    s->data_version = v;
-    rc = read_upto(s, &last_id);
-    if (rc == SQLITE_OK && last_id != s->last_event_id) {
-        cairn_strmap_clear(s->last_seq);
-        s->last_event_id = last_id;
-    }
-    return rc;
-}
-
-/* A run's last seq as the journal has it: its last index row, then the tail. */
-static int last_seq_in_journal(sqlite_store *s, const char *run_id, int64_t *last) {
-    sqlite3_stmt *st = s->stmt[ST_LAST_ROW];
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    *last = 0;
-    if (rc == SQLITE_ROW) {
-        long count = cairn_idlist_count(sqlite3_column_blob(st, 1),
-                                        (size_t)sqlite3_column_bytes(st, 1));
-        *last = sqlite3_column_int64(st, 0) + count - 1;
-        rc = count > 0 ? SQLITE_OK : SQLITE_CORRUPT;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_OK) return rc;
-    st = s->stmt[ST_TAIL_MAX];
-    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, s->upto);
-    int64_t tail = step_int(st, 0, &rc);
-    sqlite3_clear_bindings(st);
-    if (tail > *last) *last = tail;
-    return rc;
-}
-
-/* The seq the run's next event must carry; a run not in memory is looked up
- * in the journal once. */
-static int next_seq(sqlite_store *s, const char *run_id, int64_t *next) {
-    int64_t last;
-    int rc = SQLITE_OK;
-    if (!cairn_strmap_get(s->last_seq, run_id, &last)) rc = last_seq_in_journal(s, run_id, &last);
-    *next = last + 1;
-    return rc;
-}
-
 static const cairn_store_ops sqlite_ops;
 
 /* ---- deferred sync ------------------------------------------------------ */
@@ -555,10 +316,10 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
     for (int i = 0; i < ST_COUNT; i++) {
         if (read_only) break;
         s->stmt[i] = prepare(s, stmt_sql[i]);
-        if (s->stmt[i] == NULL) return db_error(s, err, "preparing statements");
+        if (s->stmt[i] == NULL) return sq_db_error(s, err, "preparing statements");
     }
     if (read_only) return 0;
-    int rc = catch_up(s, err);
+    int rc = sq_catch_up(s, err);
     if (rc == 0 && sync == CAIRN_SYNC_DEFERRED) rc = open_log_for_sync(s, err);
     return rc;
 }
@@ -641,7 +402,7 @@ static int insert_run(sqlite_store *s, const cairn_event *ev) {
     sqlite3_bind_int64(st, 5, ev->time_ms);
     sqlite3_bind_int64(st, 6, ev->time_ms);
     if (s->owner) sqlite3_bind_text(st, 7, s->owner, -1, SQLITE_STATIC);
-    return step_done(st);
+    return sq_step_done(st);
 }
 
 /* Refuse an event that does not follow its run's last one: the whole batch
@@ -649,8 +410,8 @@ static int insert_run(sqlite_store *s, const cairn_event *ev) {
  * a second run_created of the same id). */
 static int check_seq(sqlite_store *s, const cairn_event *ev, cairn_err *err) {
     int64_t want = 1;
-    if (ev->type != CAIRN_EV_RUN_CREATED && next_seq(s, ev->run_id, &want) != SQLITE_OK)
-        return db_error(s, err, "reading a run's last event");
+    if (ev->type != CAIRN_EV_RUN_CREATED && sq_next_seq(s, ev->run_id, &want) != SQLITE_OK)
+        return sq_db_error(s, err, "reading a run's last event");
     if (ev->seq == want && (want > 1 || ev->type == CAIRN_EV_RUN_CREATED)) return 0;
     if (ev->seq == want)
         return cairn_err_set(err, CAIRN_ESTATE, "%s: run %s: its first event is %s, not"
@@ -678,7 +439,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     int len = ev->data_len > 0 && ev->data_len < INT_MAX ? (int)ev->data_len : -1;
     sqlite3_bind_text(st, 7, ev->data_text, len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
-    int rc = step_done(st);
+    int rc = sq_step_done(st);
     *event_id = sqlite3_last_insert_rowid(s->db);
     if (rc == 0 && ev->type == CAIRN_EV_RUN_CREATED) rc = insert_run(s, ev);
     const char *status = status_after(ev->type);
@@ -687,12 +448,12 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
         sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, ev->time_ms);
         sqlite3_bind_text(st, 3, ev->run_id, -1, SQLITE_STATIC);
-        rc = step_done(st);
+        rc = sq_step_done(st);
     }
     if (rc == 0 && ev->command_id > 0) {
         st = s->stmt[ST_DELETE_COMMAND];
         sqlite3_bind_int64(st, 1, ev->command_id);
-        rc = step_done(st);
+        rc = sq_step_done(st);
     }
     if (rc == 0) {
         if (run_ends(ev->type)) cairn_strmap_remove(s->last_seq, ev->run_id);
@@ -708,18 +469,18 @@ static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn
     sqlite_store *s = (sqlite_store *)base;
     int64_t last_id = 0;
     int rc = 0;
-    if (step_done(s->stmt[ST_BEGIN]) != 0) return db_error(s, err, "starting a transaction");
-    if (forget_if_changed(s) != SQLITE_OK) rc = db_error(s, err, "reading the data version");
+    if (sq_step_done(s->stmt[ST_BEGIN]) != 0) return sq_db_error(s, err, "starting a transaction");
+    if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
         rc = check_seq(s, events[i], err);
         if (rc == 0 && append_one(s, events[i], &last_id) != 0)
-            rc = db_error(s, err, "appending to the journal");
+            rc = sq_db_error(s, err, "appending to the journal");
     }
     bool index = rc == 0 && last_id - s->upto >= CAIRN_EVENT_INDEX_BATCH;
-    if (index && index_tail(s, last_id) != 0) rc = db_error(s, err, "indexing the journal");
-    if (rc == 0 && step_done(s->stmt[ST_COMMIT]) != 0) rc = db_error(s, err, "committing");
+    if (index && sq_index_tail(s, last_id) != 0) rc = sq_db_error(s, err, "indexing the journal");
+    if (rc == 0 && sq_step_done(s->stmt[ST_COMMIT]) != 0) rc = sq_db_error(s, err, "committing");
     if (rc) {
-        step_done(s->stmt[ST_ROLLBACK]);
+        sq_step_done(s->stmt[ST_ROLLBACK]);
         cairn_strmap_clear(s->last_seq);
         return rc;
     }
@@ -730,125 +491,20 @@ static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn
 
 /* ---- reading ----------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *st, int i) {
+char *sq_col_text(sqlite3_stmt *st, int i) {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? cairn_strdup((const char *)t) : NULL;
 }
 
-/* A run's events as they are read, in seq order. */
-typedef struct {
-    const char *run_id;
-    cairn_event *v;
-    int n, cap;
-} event_list;
-
-/* Append the row st stands on (EVENT_COLUMNS). */
-static cairn_event *add_event(event_list *l, sqlite3_stmt *st) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->v = cairn_realloc(l->v, (size_t)l->cap * sizeof *l->v);
-    }
-    cairn_event *ev = &l->v[l->n++];
-    memset(ev, 0, sizeof *ev);
-    snprintf(ev->run_id, sizeof ev->run_id, "%s", l->run_id);
-    ev->seq = sqlite3_column_int64(st, 0);
-    ev->time_ms = sqlite3_column_int64(st, 1);
-    ev->type = cairn_event_type_parse((const char *)sqlite3_column_text(st, 2));
-    ev->step = col_text(st, 3);
-    ev->attempt = sqlite3_column_int(st, 4);
-    ev->data_text = col_text(st, 5);
-    ev->data = jv_invalid();
-    if (sqlite3_column_bytes(st, 6) == CAIRN_HASH_LEN)
-        memcpy(ev->hash, sqlite3_column_blob(st, 6), CAIRN_HASH_LEN);
-    return ev;
-}
-
-/* Every row of st (bound by the caller); SQLITE_DONE at the end. */
-static int add_rows(event_list *l, sqlite3_stmt *st) {
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) add_event(l, st);
-    sqlite3_reset(st);
-    return rc;
-}
-
-/* The events one index row lists: first_seq, first_seq + 1, ... by id. */
-static int add_indexed(sqlite_store *s, event_list *l, int64_t first_seq,
-                       const unsigned char *ids, size_t len) {
-    sqlite3_stmt *one = kept(s, &s->load_one, load_one_sql);
-    if (one == NULL) return SQLITE_ERROR;
-    size_t pos = 0;
-    int64_t id = 0;
-    int rc = SQLITE_OK;
-    for (int64_t seq = first_seq; rc == SQLITE_OK && pos < len; seq++) {
-        if (cairn_idlist_next(ids, len, &pos, id, &id) != 0) return SQLITE_CORRUPT;
-        sqlite3_bind_int64(one, 1, id);
-        sqlite3_bind_text(one, 2, l->run_id, -1, SQLITE_STATIC);
-        /* not there, another run's, or another seq: the index is wrong */
-        if (sqlite3_step(one) != SQLITE_ROW || add_event(l, one)->seq != seq) rc = SQLITE_CORRUPT;
-        sqlite3_reset(one);
-    }
-    return rc;
-}
-
-/* Index rows, then the tail, read in one snapshot (a savepoint), so that a
- * commit that indexes the tail meanwhile can neither hide events nor show
- * them twice. */
-static int load_indexed(sqlite_store *s, event_list *l) {
-    sqlite3_stmt *upto = kept(s, &s->load_upto, "SELECT upto FROM index_state");
-    sqlite3_stmt *rows = kept(s, &s->load_rows, load_rows_sql);
-    sqlite3_stmt *tail = kept(s, &s->load_tail, load_tail_sql);
-    sqlite3_stmt *begin = kept(s, &s->load_begin, "SAVEPOINT load");
-    sqlite3_stmt *end = kept(s, &s->load_end, "RELEASE load");
-    if (!upto || !rows || !tail || !begin || !end || step_done(begin) != 0) return SQLITE_ERROR;
-    int rc;
-    int64_t after = step_int(upto, 0, &rc);
-    sqlite3_bind_text(rows, 1, l->run_id, -1, SQLITE_STATIC);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(rows)) == SQLITE_ROW)
-        rc = add_indexed(s, l, sqlite3_column_int64(rows, 0), sqlite3_column_blob(rows, 1),
-                         (size_t)sqlite3_column_bytes(rows, 1));
-    sqlite3_reset(rows);
-    if (rc == SQLITE_DONE) {
-        sqlite3_bind_int64(tail, 1, after);
-        sqlite3_bind_text(tail, 2, l->run_id, -1, SQLITE_STATIC);
-        rc = add_rows(l, tail);
-    }
-    step_done(end);
-    return rc;
-}
-
-static int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int *n,
-                          cairn_err *err) {
-    sqlite_store *s = (sqlite_store *)base;
-    event_list l = {.run_id = run_id};
-    int rc;
-    if (s->version == CAIRN_SCHEMA_V1) {   /* read-only: a writer upgrades at open */
-        sqlite3_stmt *st = kept(s, &s->load_rows, load_v1_sql);
-        if (st) sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-        rc = st ? add_rows(&l, st) : SQLITE_ERROR;
-    } else {
-        rc = load_indexed(s, &l);
-    }
-    if (rc != SQLITE_DONE) {
-        cairn_events_free(l.v, l.n);
-        if (rc == SQLITE_CORRUPT)
-            return cairn_err_set(err, CAIRN_ECORRUPT, "%s: the event index of run %s does not"
-                                 " match its events", s->path, run_id);
-        return db_error(s, err, "reading events");
-    }
-    *out = l.v ? l.v : cairn_calloc(1, sizeof *l.v);
-    *n = l.n;
-    return 0;
-}
-
 static void fill_run(sqlite3_stmt *st, cairn_run_row *r) {
-    r->id = col_text(st, 0);
-    r->workflow = col_text(st, 1);
-    r->def_hash = col_text(st, 2);
-    r->parent_id = col_text(st, 3);
-    r->status = col_text(st, 4);
+    r->id = sq_col_text(st, 0);
+    r->workflow = sq_col_text(st, 1);
+    r->def_hash = sq_col_text(st, 2);
+    r->parent_id = sq_col_text(st, 3);
+    r->status = sq_col_text(st, 4);
     r->created_at = sqlite3_column_int64(st, 5);
     r->updated_at = sqlite3_column_int64(st, 6);
-    r->owner = col_text(st, 7);
+    r->owner = sq_col_text(st, 7);
 }
 
 #define RUN_COLUMNS "id, workflow, def_hash, parent_id, status, created_at, updated_at, owner"
@@ -860,7 +516,7 @@ static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **o
         ? "SELECT " RUN_COLUMNS " FROM runs WHERE instr(',' || ? || ',', ',' || status || ',') > 0"
           " ORDER BY created_at DESC, id DESC"
         : "SELECT " RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC");
-    if (!st) return db_error(s, err, "listing runs");
+    if (!st) return sq_db_error(s, err, "listing runs");
     if (filter) sqlite3_bind_text(st, 1, filter, -1, SQLITE_STATIC);
     int cap = 16, count = 0, rc;
     cairn_run_row *rows = cairn_calloc((size_t)cap, sizeof *rows);
@@ -874,7 +530,7 @@ static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **o
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         cairn_run_rows_free(rows, count);
-        return db_error(s, err, "listing runs");
+        return sq_db_error(s, err, "listing runs");
     }
     *out = rows;
     *n = count;
@@ -884,8 +540,8 @@ static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **o
 static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
                       cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = kept(s, &s->get_run, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?");
-    if (!st) return db_error(s, err, "reading a run");
+    sqlite3_stmt *st = sq_kept(s, &s->get_run, "SELECT " RUN_COLUMNS " FROM runs WHERE id = ?");
+    if (!st) return sq_db_error(s, err, "reading a run");
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), out_rc = 0;
     memset(out, 0, sizeof *out);
@@ -894,7 +550,7 @@ static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
     else if (rc == SQLITE_DONE)
         out_rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no run '%s' in %s", run_id, s->path);
     else
-        out_rc = db_error(s, err, "reading a run");
+        out_rc = sq_db_error(s, err, "reading a run");
     sqlite3_reset(st);
     return out_rc;
 }
@@ -906,7 +562,7 @@ static int sq_put_definition(cairn_store *base, const char *hash, const char *na
     sqlite3_stmt *st = prepare(s, "INSERT INTO definitions(hash, name, path, source, created_at)"
                                   " VALUES (?,?,?,?,?) ON CONFLICT(hash) DO UPDATE"
                                   " SET created_at = excluded.created_at");
-    if (!st) return db_error(s, err, "storing a definition");
+    if (!st) return sq_db_error(s, err, "storing a definition");
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
@@ -914,20 +570,20 @@ static int sq_put_definition(cairn_store *base, const char *hash, const char *na
     sqlite3_bind_int64(st, 5, cairn_wall_ms());
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_error(s, err, "storing a definition");
+    return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "storing a definition");
 }
 
 static int sq_get_definition(cairn_store *base, const char *hash, char **source, size_t *len,
                              char **path, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = prepare(s, "SELECT source, path FROM definitions WHERE hash = ?");
-    if (!st) return db_error(s, err, "reading a definition");
+    if (!st) return sq_db_error(s, err, "reading a definition");
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), out = 0;
     if (rc == SQLITE_ROW) {
         *len = (size_t)sqlite3_column_bytes(st, 0);
         *source = cairn_strndup(sqlite3_column_blob(st, 0), *len);
-        *path = col_text(st, 1);
+        *path = sq_col_text(st, 1);
     } else {
         out = cairn_err_set(err, CAIRN_ENOTFOUND, "definition %s is missing from %s", hash,
                             s->path);
@@ -941,7 +597,7 @@ static int sq_find_definition(cairn_store *base, const char *name, char hash[65]
     sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = prepare(s, "SELECT hash FROM definitions WHERE name = ?"
                                   " ORDER BY created_at DESC, rowid DESC LIMIT 1");
-    if (!st) return db_error(s, err, "finding a definition");
+    if (!st) return sq_db_error(s, err, "finding a definition");
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), out = 0;
     if (rc == SQLITE_ROW)
@@ -967,12 +623,12 @@ static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner
         rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id,
                            row.owner);
     if (rc == 0 && (row.owner == NULL || strcmp(row.owner, owner) != 0)) {
-        sqlite3_stmt *st = kept(s, &s->claim, "UPDATE runs SET owner = ? WHERE id = ?");
+        sqlite3_stmt *st = sq_kept(s, &s->claim, "UPDATE runs SET owner = ? WHERE id = ?");
         if (st) {
             sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
         }
-        if (st == NULL || sqlite3_step(st) != SQLITE_DONE) rc = db_error(s, err, "claiming a run");
+        if (st == NULL || sqlite3_step(st) != SQLITE_DONE) rc = sq_db_error(s, err, "claiming a run");
         if (st) sqlite3_reset(st);
     }
     cairn_run_row_clear(&row);
@@ -994,11 +650,11 @@ static int sq_batch_end(cairn_store *base, cairn_err *err) {
 static int sq_release_runs(cairn_store *base, const char *owner, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = prepare(s, "UPDATE runs SET owner = NULL WHERE owner = ?");
-    if (!st) return db_error(s, err, "releasing runs");
+    if (!st) return sq_db_error(s, err, "releasing runs");
     sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_error(s, err, "releasing runs");
+    return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "releasing runs");
 }
 
 static int sq_add_command(cairn_store *base, const char *run_id, const char *type,
@@ -1006,34 +662,34 @@ static int sq_add_command(cairn_store *base, const char *run_id, const char *typ
     sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = prepare(s, "INSERT INTO commands(run_id, type, data, created_at)"
                                   " VALUES (?,?,?,?)");
-    if (!st) return db_error(s, err, "adding a command");
+    if (!st) return sq_db_error(s, err, "adding a command");
     sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, data ? data : "{}", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, cairn_wall_ms());
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_error(s, err, "adding a command");
+    return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "adding a command");
 }
 
 static int sq_delete_command(cairn_store *base, int64_t id, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
     sqlite3_stmt *st = prepare(s, "DELETE FROM commands WHERE id = ?");
-    if (!st) return db_error(s, err, "deleting a command");
+    if (!st) return sq_db_error(s, err, "deleting a command");
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_error(s, err, "deleting a command");
+    return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "deleting a command");
 }
 
 static int sq_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
                             cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = kept(s, &s->list_commands,
+    sqlite3_stmt *st = sq_kept(s, &s->list_commands,
                             "SELECT c.id, c.run_id, c.type, c.data, c.created_at"
                             " FROM commands c JOIN runs r ON r.id = c.run_id"
                             " WHERE r.owner = ? ORDER BY c.id");
-    if (!st) return db_error(s, err, "reading commands");
+    if (!st) return sq_db_error(s, err, "reading commands");
     sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
     int cap = 4, count = 0, rc;
     cairn_command *cmds = cairn_calloc((size_t)cap, sizeof *cmds);
@@ -1044,15 +700,15 @@ static int sq_list_commands(cairn_store *base, const char *owner, cairn_command 
         }
         cairn_command *c = &cmds[count++];
         c->id = sqlite3_column_int64(st, 0);
-        c->run_id = col_text(st, 1);
-        c->type = col_text(st, 2);
-        c->data = col_text(st, 3);
+        c->run_id = sq_col_text(st, 1);
+        c->type = sq_col_text(st, 2);
+        c->data = sq_col_text(st, 3);
         c->created_at = sqlite3_column_int64(st, 4);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         cairn_commands_free(cmds, count);
-        return db_error(s, err, "reading commands");
+        return sq_db_error(s, err, "reading commands");
     }
     *out = cmds;
     *n = count;

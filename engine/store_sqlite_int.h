@@ -1,0 +1,58 @@
+/*
+ * store_sqlite_int.h - what store_sqlite.c and store_sqlite_index.c share:
+ * the connection, its prepared statements, and the event index's entry
+ * points.  Private to those two files.
+ */
+#ifndef CAIRN_STORE_SQLITE_INT_H
+#define CAIRN_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/strmap.h"
+#include "engine/store.h"
+
+#define CAIRN_SCHEMA_V1 1            /* events carried UNIQUE (run_id, seq); no event_index */
+
+/* Statements every writing connection prepares at open (stmt_sql). */
+enum {
+    ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
+    ST_ROLLBACK, ST_DATA_VERSION, ST_GET_UPTO, ST_TAIL_ROWS, ST_INDEX_ROW, ST_SET_UPTO,
+    ST_LAST_ROW, ST_TAIL_MAX, ST_COUNT
+};
+
+typedef struct {
+    cairn_store base;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[ST_COUNT];
+    /* prepared on first use, kept: recovery runs them once per run */
+    sqlite3_stmt *get_run, *claim, *list_commands;
+    sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto, *load_begin, *load_end;
+    char *owner;
+    char *path;
+    int version;                /* of the schema: CAIRN_SCHEMA_VERSION once written */
+    int64_t upto;               /* index_state.upto as this connection last saw it */
+    int64_t data_version;       /* PRAGMA data_version after this connection's last append */
+    int64_t last_event_id;      /* the newest event id this connection knows of */
+    cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
+    int log_fd;                 /* CAIRN_SYNC_DEFERRED: the write-ahead log, for sync(); else -1 */
+    bool sync_failed;           /* a sync failed: none is trusted after it (sync()'s thread only) */
+} sqlite_store;
+
+/* Shared helpers (store_sqlite.c). */
+int sq_db_error(sqlite_store *s, cairn_err *err, const char *what);   /* CAIRN_EIO, with SQLite's message */
+sqlite3_stmt *sq_kept(sqlite_store *s, sqlite3_stmt **slot, const char *sql);   /* prepared once, reset */
+int sq_step_done(sqlite3_stmt *st);                  /* step, reset, unbind: 0 or SQLite's code */
+int64_t sq_step_int(sqlite3_stmt *st, int col, int *rc);   /* one row's integer; reset */
+char *sq_col_text(sqlite3_stmt *st, int i);          /* a copy, or NULL */
+
+/* The event index (store_sqlite_index.c). */
+int sq_index_tail(sqlite_store *s, int64_t through);   /* index upto < id <= through */
+int sq_catch_up(sqlite_store *s, cairn_err *err);      /* at open: index the whole tail */
+int sq_forget_if_changed(sqlite_store *s);             /* another connection appended? */
+int sq_next_seq(sqlite_store *s, const char *run_id, int64_t *next);
+int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int *n,
+                   cairn_err *err);
+
+#endif
