@@ -527,7 +527,9 @@ TEST(engine_journals_each_event_in_canonical_form) {
     CHECK_INT(s->ops->load_events(s, id, &evs, &n, &err), 0);
     int started = 0;
     for (int i = 0; i < n; i++) {
-        char *again = cairn_json_text(jv_parse(evs[i].data_text));
+        jv parsed = jv_parse(evs[i].data_text);
+        char *again = cairn_json_text(parsed);   /* borrows */
+        jv_free(parsed);
         CHECK_STR(evs[i].data_text, again);
         free(again);
         if (evs[i].type == CAIRN_EV_STEP_STARTED && strcmp(evs[i].step, "each") == 0) {
