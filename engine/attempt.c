@@ -29,6 +29,23 @@ static void live_remove(cairn_engine *e, eng_attempt *a) {
     if (a->live_next) a->live_next->live_prev = a->live_prev;
 }
 
+/* <run id>/<step id>[/<index>], cut to fit: snprintf's result without its
+ * format parsing, which was a sizeable part of starting an attempt. */
+static void idem_key(char *out, size_t cap, const char *run_id, const char *step, int index) {
+    size_t n = 0;
+    for (const char *p = run_id; *p && n + 1 < cap; p++) out[n++] = *p;
+    if (n + 1 < cap) out[n++] = '/';
+    for (const char *p = step; *p && n + 1 < cap; p++) out[n++] = *p;
+    if (index >= 0) {
+        char digits[12];
+        int k = 0;
+        for (unsigned v = (unsigned)index; k == 0 || v; v /= 10) digits[k++] = (char)('0' + v % 10);
+        if (n + 1 < cap) out[n++] = '/';
+        while (k > 0 && n + 1 < cap) out[n++] = digits[--k];
+    }
+    out[n] = '\0';
+}
+
 static jv attempt_extra(eng_attempt *a, const cairn_step *step) {
     jv cur = jv_object();
     cur = jv_object_set(cur, jv_string("id"), jv_string(a->run->plan->ids[a->step]));
@@ -40,7 +57,7 @@ static jv attempt_extra(eng_attempt *a, const cairn_step *step) {
         cairn_err err;
         /* foreach was rendered when the step expanded; render again for the
          * element: expressions are deterministic over the same document */
-        if (eng_render(a->run, step->foreach, jv_object(), &items, &err) == 0 &&
+        if (eng_render(a->run, step->foreach, jv_null(), &items, &err) == 0 &&
             jv_get_kind(items) == JV_KIND_ARRAY)
             extra = jv_object_set(extra, jv_string("item"), jv_array_get(items, a->index));
         else
@@ -79,10 +96,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     a->index = index;
     a->attempt = (index < 0 ? s->attempts : s->items[index].attempts) + 1;
     a->action = action;
-    if (index < 0)
-        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, id);
-    else
-        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, id, index);
+    idem_key(a->idem_key, sizeof a->idem_key, r->st->id, id, index);
     a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = id,
                                    .idempotency_key = a->idem_key, .attempt = a->attempt,
                                    .stop = &a->stop, .env = (const char *const *)r->env};
@@ -92,7 +106,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv with = jv_invalid();
     cairn_err err;
-    jv extra = r->plan->with_reads_attempt[i] ? attempt_extra(a, step) : jv_object();
+    jv extra = r->plan->with_reads_attempt[i] ? attempt_extra(a, step) : jv_null();
     if (eng_render(r, step->with, extra, &with, &err) != 0) {
         fail_before_start(e, a, eng_error("expression", err.msg));
         return;

@@ -31,7 +31,7 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
         eng_attempt_failed(e, r, i, index, 1, eng_error("schema", "a workflow step cannot use foreach"));
         return;
     }
-    if (eng_render(r, step->with, jv_object(), &with, &err) != 0) {
+    if (eng_render(r, step->with, jv_null(), &with, &err) != 0) {
         eng_attempt_failed(e, r, i, -1, 1, eng_error("expression", err.msg));
         return;
     }

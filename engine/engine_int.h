@@ -218,7 +218,8 @@ bool eng_is_rollback_step(const eng_run *r, int step);
 void eng_item_finished(cairn_engine *e, eng_run *r, int step, int index, bool ok, jv error);
 bool eng_step_is_done(const eng_run *r, int step);
 jv eng_error(const char *kind, const char *message);
-/* Render t over the run's document with `extra` fields added (consumed). */
+/* Render t over the run's document with `extra` fields added (an object,
+ * or jv_null() for none; consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err);
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id);
 /* Pause (or unpause) a run: journaled; a paused run starts no new step. */

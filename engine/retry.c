@@ -145,7 +145,7 @@ void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
     jv with = jv_invalid();
     cairn_err err;
     int64_t until = 0;
-    int rc = eng_render(r, step->with, jv_object(), &with, &err);
+    int rc = eng_render(r, step->with, jv_null(), &with, &err);
     jv error = jv_null();
     if (rc) {
         error = eng_error("expression", err.msg);

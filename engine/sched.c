@@ -231,7 +231,8 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
         return 0;
     }
     jv doc = jv_copy(r->ctx);
-    jv_object_foreach(extra, k, v) doc = jv_object_set(doc, k, v);
+    if (jv_get_kind(extra) == JV_KIND_OBJECT)
+        jv_object_foreach(extra, k, v) doc = jv_object_set(doc, k, v);
     jv_free(extra);
     int rc = cairn_tmpl_render(t, r->plan->wf->exprs, doc, out, err);
     jv_free(doc);
@@ -289,7 +290,7 @@ static void start_foreach(cairn_engine *e, eng_run *r, int i) {
     const cairn_step *step = r->plan->steps[i];
     jv items = jv_invalid();
     cairn_err err;
-    if (eng_render(r, step->foreach, jv_object(), &items, &err) != 0) {
+    if (eng_render(r, step->foreach, jv_null(), &items, &err) != 0) {
         fail_expression(e, r, i, &err);
         return;
     }
@@ -319,7 +320,7 @@ static void start_step(cairn_engine *e, eng_run *r, int i) {
     if (step->if_) {
         jv v = jv_invalid();
         cairn_err err;
-        if (eng_render(r, step->if_, jv_object(), &v, &err) != 0) {
+        if (eng_render(r, step->if_, jv_null(), &v, &err) != 0) {
             fail_expression(e, r, i, &err);
             return;
         }
@@ -343,7 +344,7 @@ static void end_run(cairn_engine *e, eng_run *r) {
     for (int i = 0; i < wf->n_outputs; i++) {
         jv v = jv_invalid();
         cairn_err err;
-        if (eng_render(r, wf->outputs[i].value, jv_object(), &v, &err) != 0) {
+        if (eng_render(r, wf->outputs[i].value, jv_null(), &v, &err) != 0) {
             jv_free(outputs);
             jv error = eng_error("expression", err.msg);
             error = jv_object_set(error, jv_string("output"), jv_string(wf->outputs[i].name));
