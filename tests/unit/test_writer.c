@@ -133,7 +133,9 @@ TEST(writer_writes_on_while_a_sync_runs_and_posts_only_what_a_sync_covered) {
         CHECK(f.posted_covered[i] >= f.posted_batch[i]);
     }
     CHECK_INT(f.posted_covered[0], 1);   /* the first sync began before 2 and 3 */
-    CHECK_INT(f.syncs, 2);               /* 2 and 3 shared the second */
+    /* 2 and 3 share the second sync unless 3 reached the syncer only after
+     * it began (its append is counted before it is handed over) */
+    CHECK(f.syncs == 2 || f.syncs == 3);
 }
 
 TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
