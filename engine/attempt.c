@@ -29,23 +29,6 @@ static void live_remove(cairn_engine *e, eng_attempt *a) {
     if (a->live_next) a->live_next->live_prev = a->live_prev;
 }
 
-/* <run id>/<step id>[/<index>], cut to fit: snprintf's result without its
- * format parsing, which was a sizeable part of starting an attempt. */
-static void idem_key(char *out, size_t cap, const char *run_id, const char *step, int index) {
-    size_t n = 0;
-    for (const char *p = run_id; *p && n + 1 < cap; p++) out[n++] = *p;
-    if (n + 1 < cap) out[n++] = '/';
-    for (const char *p = step; *p && n + 1 < cap; p++) out[n++] = *p;
-    if (index >= 0) {
-        char digits[12];
-        int k = 0;
-        for (unsigned v = (unsigned)index; k == 0 || v; v /= 10) digits[k++] = (char)('0' + v % 10);
-        if (n + 1 < cap) out[n++] = '/';
-        while (k > 0 && n + 1 < cap) out[n++] = digits[--k];
-    }
-    out[n] = '\0';
-}
-
 static jv attempt_extra(eng_attempt *a, const cairn_step *step) {
     jv cur = jv_object();
     cur = jv_object_set(cur, jv_string("id"), jv_string(a->run->plan->ids[a->step]));
@@ -96,7 +79,10 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     a->index = index;
     a->attempt = (index < 0 ? s->attempts : s->items[index].attempts) + 1;
     a->action = action;
-    idem_key(a->idem_key, sizeof a->idem_key, r->st->id, id, index);
+    if (index < 0)
+        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, id);
+    else
+        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, id, index);
     a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = id,
                                    .idempotency_key = a->idem_key, .attempt = a->attempt,
                                    .stop = &a->stop, .env = (const char *const *)r->env};

@@ -200,7 +200,7 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
 
 int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                     int attempt, jv data, int64_t time_ms) {
-    if (index >= 0) data = jv_object_set(data, jv_string("index"), jv_number(index));
+    if (index >= 0) data = jv_object_set(data, eng_key(r->plan, KEY_INDEX), jv_number(index));
     data = cairn_secrets_mask(data, e->secrets);   /* no secret reaches the journal */
     cairn_buf text = CAIRN_BUF_INIT;
     cairn_buf_reserve(&text, 240);   /* an event's data, mostly, in one allocation */
@@ -229,7 +229,7 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
         cairn_buf_puts(&b, "\"index\":");
         cairn_buf_put_ll(&b, index);
         cairn_buf_putc(&b, ',');
-        data = jv_object_set(data, jv_string("index"), jv_number(index));
+        data = jv_object_set(data, eng_key(p, KEY_INDEX), jv_number(index));
     }
     bool started = type == CAIRN_EV_STEP_STARTED;
     cairn_buf_puts(&b, started ? "\"input\":" : "\"output\":");
@@ -293,7 +293,7 @@ static eng_plan *plan_new(cairn_workflow *wf) {
     static const char *const key_text[KEY_COUNT] = {
         [KEY_STATUS] = "status", [KEY_OUTPUT] = "output", [KEY_ERROR] = "error",
         [KEY_ATTEMPTS] = "attempts", [KEY_STEPS] = "steps", [KEY_INPUT] = "input",
-        [KEY_IDEMPOTENCY_KEY] = "idempotency_key"};
+        [KEY_IDEMPOTENCY_KEY] = "idempotency_key", [KEY_INDEX] = "index"};
     for (int k = 0; k < KEY_COUNT; k++) p->keys[k] = jv_string(key_text[k]);
     p->id_keys = cairn_calloc((size_t)n + 1, sizeof *p->id_keys);
     for (int i = 0; i < n; i++) p->id_keys[i] = jv_string(p->ids[i]);

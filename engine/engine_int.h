@@ -32,7 +32,7 @@ typedef struct eng_timer {
  * reference count where jv_string would allocate, copy and hash anew. */
 typedef enum {
     KEY_STATUS, KEY_OUTPUT, KEY_ERROR, KEY_ATTEMPTS, KEY_STEPS, KEY_INPUT, KEY_IDEMPOTENCY_KEY,
-    KEY_COUNT
+    KEY_INDEX, KEY_COUNT
 } eng_key_name;
 
 /* A compiled workflow and what the scheduler derives from it once. */

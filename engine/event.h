@@ -130,5 +130,4 @@ void cairn_chain_free(cairn_chain *c);
 /* Compute ev->hash from prev (CAIRN_HASH_LEN bytes, or NULL for seq 1). */
 void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev);
 
-
 #endif

@@ -114,7 +114,7 @@ typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL, CAIRN_SYNC_DEFERRED } cairn_s
 #define CAIRN_WAL_CHECKPOINT_PAGES 4000
 #define CAIRN_WAL_PREALLOC_FRAMES (CAIRN_WAL_CHECKPOINT_PAGES + 400)   /* and the last commits */
 /* Events are indexed by (run, seq) in bulk, this many at a time; a run's
- * load scans at most this many unindexed events (store_sqlite.c), about
+ * load scans at most this many unindexed events (store_sqlite_index.c), about
  * 5 ms.  Larger batches mean fewer, longer rows when many runs are in
  * flight: with 1,000 runs, 4,096 made a row per four events and the rows
  * were a tenth of the writer's time. */

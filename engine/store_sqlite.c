@@ -275,13 +275,9 @@ static int open_log_for_sync(sqlite_store *s, cairn_err *err) {
 
 static int sq_sync(cairn_store *base, cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
-    if (s->log_fd < 0) return 0;
-    if (!s->sync_failed && fdatasync(s->log_fd) == 0) return 0;
-    int rc = cairn_err_set(err, CAIRN_EIO, "%s-wal: syncing the journal failed%s%s", s->path,
-                           s->sync_failed ? " earlier" : ": ",
-                           s->sync_failed ? "" : strerror(errno));
-    s->sync_failed = true;
-    return rc;
+    if (s->log_fd < 0 || fdatasync(s->log_fd) == 0) return 0;
+    return cairn_err_set(err, CAIRN_EIO, "%s-wal: syncing the journal failed: %s", s->path,
+                         strerror(errno));
 }
 
 /* How a connection is opened: to read, to write, to write after checking the

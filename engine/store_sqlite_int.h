@@ -37,7 +37,6 @@ typedef struct {
     int64_t last_event_id;      /* the newest event id this connection knows of */
     cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
     int log_fd;                 /* CAIRN_SYNC_DEFERRED: the write-ahead log, for sync(); else -1 */
-    bool sync_failed;           /* a sync failed: none is trusted after it (sync()'s thread only) */
 } sqlite_store;
 
 /* Shared helpers (store_sqlite.c). */

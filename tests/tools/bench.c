@@ -327,7 +327,9 @@ int main(void) {
     printf("%-44s %10.0f/s %10.2f\n", "fsync appending 4 KiB (the file grows)", fa, fa / fs);
     for (int i = 0; i < repeat; i++) v[i] = fsync_rate(false, FSYNC_WORK_US);
     double fw = median(v, repeat);
-    printf("%-44s %10.0f/s %10.2f\n", "fsync after 100 us of work each", fw, fw / fs);
+    char label[64];
+    snprintf(label, sizeof label, "fsync after %d us of work each", FSYNC_WORK_US);
+    printf("%-44s %10.0f/s %10.2f\n", label, fw, fw / fs);
     for (int i = 0; i < repeat; i++) v[i] = sqlite_commit_rate();
     double sc = median(v, repeat);
     printf("%-44s %10.0f/s %10.2f\n", "sqlite commit (2 rows, WAL, synchronous=FULL)", sc, sc / fs);

@@ -456,14 +456,21 @@ TEST(engine_resume_finishes_a_foreach_cut_short) {
 
 /* ---- retries and durable timers ------------------------------------------ */
 
-/* Events of the only run, as a JSON array (read back from the journal). */
-static jv events_of(harness *h, const char *run_id) {
+/* A run's events as the journal holds them (free with cairn_events_free). */
+static cairn_event *journal_of(harness *h, const char *run_id, int *n) {
     cairn_store *s = NULL;
     cairn_err err;
     cairn_event *evs = NULL;
-    int n = 0;
     CHECK_INT(cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err), 0);
-    CHECK_INT(s->ops->load_events(s, run_id, &evs, &n, &err), 0);
+    CHECK_INT(s->ops->load_events(s, run_id, &evs, n, &err), 0);
+    cairn_store_close(s);
+    return evs;
+}
+
+/* Events of the only run, as a JSON array (read back from the journal). */
+static jv events_of(harness *h, const char *run_id) {
+    int n = 0;
+    cairn_event *evs = journal_of(h, run_id, &n);
     jv arr = jv_array();
     for (int i = 0; i < n; i++) {
         jv o = jv_object_set(jv_object(), jv_string("type"),
@@ -474,7 +481,6 @@ static jv events_of(harness *h, const char *run_id) {
         arr = jv_array_append(arr, o);
     }
     cairn_events_free(evs, n);
-    cairn_store_close(s);
     return arr;
 }
 
@@ -519,13 +525,9 @@ TEST(engine_journals_each_event_in_canonical_form) {
     char id[CAIRN_RUN_ID_MAX];
     jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "succeeded");
-    cairn_store *s = NULL;
-    cairn_err err;
-    cairn_event *evs = NULL;
     int n = 0;
-    CHECK_INT(cairn_store_open_sqlite(h.db, CAIRN_SYNC_FULL, true, &s, &err), 0);
-    CHECK_INT(s->ops->load_events(s, id, &evs, &n, &err), 0);
-    int started = 0;
+    cairn_event *evs = journal_of(&h, id, &n);
+    int started = 0, succeeded = 0, plain = 0;
     for (int i = 0; i < n; i++) {
         jv parsed = jv_parse(evs[i].data_text);
         char *again = cairn_json_text(parsed);   /* borrows */
@@ -540,12 +542,32 @@ TEST(engine_journals_each_event_in_canonical_form) {
             free(want);
             started++;
         }
-        if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED && strcmp(evs[i].step, "plain") == 0)
+        /* an item's (the step's own, last, holds every item's output) */
+        if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED && strcmp(evs[i].step, "each") == 0 &&
+            strncmp(evs[i].data_text, "{\"index\":", 9) == 0) {
+            char *want = cairn_sprintf("{\"index\":%d,\"output\":"
+                                       "{\"alpha\":{\"a\":[\"x\\ty\"],\"b\":1},\"zeta\":%d}}",
+                                       succeeded, succeeded + 1);
+            CHECK_STR(evs[i].data_text, want);
+            free(want);
+            succeeded++;
+        }
+        if (evs[i].type == CAIRN_EV_STEP_STARTED && strcmp(evs[i].step, "plain") == 0) {
+            char *want = cairn_sprintf("{\"idempotency_key\":\"%s/plain\",\"input\":"
+                                       "{\"q\":\"\\\"quoted\\\"\"}}", id);
+            CHECK_STR(evs[i].data_text, want);
+            free(want);
+            plain++;
+        }
+        if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED && strcmp(evs[i].step, "plain") == 0) {
             CHECK_STR(evs[i].data_text, "{\"output\":{\"q\":\"\\\"quoted\\\"\"}}");
+            plain++;
+        }
     }
     CHECK_INT(started, 2);
+    CHECK_INT(succeeded, 2);
+    CHECK_INT(plain, 2);
     cairn_events_free(evs, n);
-    cairn_store_close(s);
     jv_free(run);
     free_h(&h);
 }
