@@ -130,7 +130,7 @@ static void dispatch(cairn_engine *e, eng_attempt *a) {
         eng_finish_attempt(e, a);
     } else {
         a->executed = true;
-        eng_pool_submit(e->pool, a);
+        eng_pool_queue(e->pool, a);
     }
 }
 
@@ -165,9 +165,10 @@ void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with) {
 }
 
 /* Start every attempt whose step_started is durable.  When many runs wait on
- * one commit, the events their attempts produce go to the writer every
- * CAIRN_SUBMIT_EVERY attempts rather than all at the end: the writer commits
- * the first of them while this thread works on the rest, so the two threads
+ * one commit, the events their attempts produce go to the writer, and the
+ * attempts queued for the pool to the workers, every CAIRN_SUBMIT_EVERY
+ * attempts rather than all at the end: the writer and the workers start on
+ * the first of them while this thread works on the rest, so the threads
  * overlap instead of taking turns. */
 void eng_dispatch_durable(cairn_engine *e) {
     int since_submit = 0;
@@ -179,9 +180,11 @@ void eng_dispatch_durable(cairn_engine *e) {
         dispatch(e, a);
         if (++since_submit == CAIRN_SUBMIT_EVERY) {
             eng_writer_submit(e->writer, &e->out);
+            eng_pool_flush(e->pool);
             since_submit = 0;
         }
     }
+    eng_pool_flush(e->pool);
 }
 
 static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,

@@ -287,7 +287,8 @@ void eng_writer_stop(eng_writer *w);                       /* flushes, joins, cl
 
 /* pool.c */
 eng_pool *eng_pool_start(cairn_engine *e, int threads);
-void eng_pool_submit(eng_pool *p, eng_attempt *a);
+void eng_pool_queue(eng_pool *p, eng_attempt *a);   /* orchestrator: runs at the next flush */
+void eng_pool_flush(eng_pool *p);                   /* hands every queued attempt to the workers */
 void eng_pool_stop(eng_pool *p);
 
 /* batches */

@@ -3,6 +3,13 @@
  * an attempt (fork and wait, HTTP, SSH, SQL).  A finished attempt goes back
  * to the orchestrator's inbox as MSG_RESULT; the job holds the result as
  * plain C data (no jv crosses threads).
+ *
+ * The orchestrator queues attempts on a list of its own (eng_pool_queue) and
+ * hands the list over in one piece (eng_pool_flush): one lock for many
+ * attempts, and a wake-up only for as many sleeping workers as there are new
+ * attempts, sent after the lock is released so that a woken worker does not
+ * at once wait for it.  A wake per attempt, under the lock, cost the
+ * orchestrator a seventh of its time with a thousand runs in flight.
  */
 #include <stdlib.h>
 
@@ -15,15 +22,22 @@ struct eng_pool {
     int n;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    eng_attempt *head, *tail;
+    eng_attempt *head, *tail;    /* handed over, not yet taken: under mu */
+    int idle;                    /* workers waiting on cond: under mu */
     bool stop;
+    eng_attempt *queued, *queued_tail;   /* orchestrator only: not yet handed over */
+    int n_queued;
 };
 
 static void *worker_main(void *arg) {
     eng_pool *p = arg;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (p->head == NULL && !p->stop) pthread_cond_wait(&p->cond, &p->mu);
+        while (p->head == NULL && !p->stop) {
+            p->idle++;
+            pthread_cond_wait(&p->cond, &p->mu);
+            p->idle--;
+        }
         eng_attempt *a = p->head;
         if (a == NULL) {
             pthread_mutex_unlock(&p->mu);
@@ -55,19 +69,32 @@ eng_pool *eng_pool_start(cairn_engine *e, int threads) {
     return p;
 }
 
-void eng_pool_submit(eng_pool *p, eng_attempt *a) {
+void eng_pool_queue(eng_pool *p, eng_attempt *a) {
     a->next = NULL;
+    if (p->queued_tail) p->queued_tail->next = a; else p->queued = a;
+    p->queued_tail = a;
+    p->n_queued++;
+}
+
+void eng_pool_flush(eng_pool *p) {
+    if (p->queued == NULL) return;
     pthread_mutex_lock(&p->mu);
-    if (p->tail) p->tail->next = a; else p->head = a;
-    p->tail = a;
-    pthread_cond_signal(&p->cond);
+    if (p->tail) p->tail->next = p->queued; else p->head = p->queued;
+    p->tail = p->queued_tail;
+    int wake = p->idle < p->n_queued ? p->idle : p->n_queued;
     pthread_mutex_unlock(&p->mu);
+    p->queued = p->queued_tail = NULL;
+    p->n_queued = 0;
+    /* a worker that wakes to an empty queue (another took the work) waits
+     * again: a spare wake costs time, never an attempt */
+    for (int i = 0; i < wake; i++) pthread_cond_signal(&p->cond);
 }
 
 /* Workers finish the queue first: the orchestrator stops the pool only once
  * no attempt is in flight. */
 void eng_pool_stop(eng_pool *p) {
     if (p == NULL) return;
+    eng_pool_flush(p);
     pthread_mutex_lock(&p->mu);
     p->stop = true;
     pthread_cond_broadcast(&p->cond);
