@@ -19,6 +19,7 @@
 
 typedef struct eng_run eng_run;
 typedef struct eng_attempt eng_attempt;
+typedef struct eng_msg eng_msg;
 
 /* A durable timer: a retry's back-off or a `wait` step.  The deadline is wall
  * clock (Unix ms), as journaled, so it means the same after a restart. */
@@ -76,6 +77,7 @@ struct eng_attempt {
     bool executed;               /* handed to execute(); else the job is only discarded */
     bool side;                   /* an approval's notification: journaled as
                                     approval_notified, the step's state untouched */
+    eng_msg *result;             /* queued for the pool: the message its worker posts */
     eng_attempt *next;           /* in the durability queue, the inbox, the pool */
     eng_attempt *live_prev, *live_next;   /* every attempt in flight */
 };
@@ -112,13 +114,13 @@ typedef struct eng_batch {
 
 typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED } eng_msg_kind;
 
-typedef struct eng_msg {
+struct eng_msg {
     eng_msg_kind kind;
     eng_batch batch;             /* MSG_DURABLE */
     eng_attempt *attempt;        /* MSG_RESULT */
     cairn_err err;               /* MSG_WRITE_FAILED */
     struct eng_msg *next;
-} eng_msg;
+};
 
 /* How long a thread that expects a hand-off within one commit's time spins
  * for it before it sleeps.  Waking a sleeping thread costs tens of

@@ -49,9 +49,8 @@ static void *worker_main(void *arg) {
 
         a->next = NULL;
         a->action->execute(a->job, &a->info);
-        eng_msg *m = cairn_calloc(1, sizeof *m);
-        m->kind = MSG_RESULT;
-        m->attempt = a;
+        eng_msg *m = a->result;
+        a->result = NULL;
         eng_post(p->e, m);
     }
     return NULL;
@@ -69,7 +68,13 @@ eng_pool *eng_pool_start(cairn_engine *e, int threads) {
     return p;
 }
 
+/* The result's message is allocated here, on the orchestrator, which also
+ * frees it: a worker that allocated it would grow its own malloc arena while
+ * the orchestrator's frees shrank it again, a page fault or two per attempt. */
 void eng_pool_queue(eng_pool *p, eng_attempt *a) {
+    a->result = cairn_calloc(1, sizeof *a->result);
+    a->result->kind = MSG_RESULT;
+    a->result->attempt = a;
     a->next = NULL;
     if (p->queued_tail) p->queued_tail->next = a; else p->queued = a;
     p->queued_tail = a;
