@@ -156,8 +156,8 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
 
 /* Stamp, hash, fold and queue an event whose data (consumed) and canonical
  * text (taken from the buffer) are made. */
-static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int attempt,
-                    jv data, cairn_buf *text, int64_t time_ms) {
+static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
+                    int attempt, jv data, cairn_buf *text, int64_t time_ms) {
     cairn_run_state *st = r->st;
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
     memcpy(ev->run_id, st->id, sizeof ev->run_id);   /* same size; NUL-terminated */
@@ -165,7 +165,9 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     ev->time_ms = time_ms;
     ev->type = type;
     ev->step = step >= 0 ? cairn_strdup(r->plan->ids[step]) : NULL;
+    ev->hinted = true;
     ev->step_hint = step;
+    ev->index_hint = index >= 0 ? index : -1;
     ev->attempt = attempt;
     ev->data = data;
     ev->data_len = text->len;
@@ -205,7 +207,7 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     cairn_buf text = CAIRN_BUF_INIT;
     cairn_buf_reserve(&text, 240);   /* an event's data, mostly, in one allocation */
     cairn_json_write(&text, data);
-    return emit(e, r, type, step, attempt, data, &text, time_ms);
+    return emit(e, r, type, step, index, attempt, data, &text, time_ms);
 }
 
 /* Two events a step: their data's text is written key by key, in canonical
@@ -236,7 +238,7 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
     cairn_json_write(&b, value);
     cairn_buf_putc(&b, '}');
     data = jv_object_set(data, eng_key(p, started ? KEY_INPUT : KEY_OUTPUT), value);
-    return emit(e, r, type, step, attempt, data, &b, cairn_wall_ms());
+    return emit(e, r, type, step, index, attempt, data, &b, cairn_wall_ms());
 }
 
 /* ---- plans (compiled workflows) ------------------------------------------ */

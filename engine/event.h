@@ -59,6 +59,7 @@
 #define CAIRN_EVENT_H
 
 #include <jv.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -113,8 +114,12 @@ typedef struct cairn_event {
      * journal writer thread never touches jv.  Owned; NULL otherwise. */
     char *workflow, *def_hash, *parent;
     void *producer;                    /* for the engine's own use; not stored */
-    int step_hint;                     /* where the producer thinks `step` is in the run's
-                                          step list; the fold checks it; not stored */
+    /* Set by the engine, which made the event, and not stored: where `step`
+     * is in the run's step list (the fold checks it against the id), and the
+     * foreach item `data` names ("index"; -1: none), so that the fold need
+     * not look for it.  A parsed event has hinted false. */
+    bool hinted;
+    int step_hint, index_hint;
 } cairn_event;
 
 const char *cairn_event_type_name(cairn_event_type t);

@@ -147,6 +147,7 @@ static void set_jv(jv *slot, jv v) {
 
 /* The item index of a step event, -1 for the step itself. */
 static int event_index(const cairn_event *ev) {
+    if (ev->hinted) return ev->index_hint;
     jv v = field(ev, "index");
     int i = jv_get_kind(v) == JV_KIND_NUMBER ? (int)jv_number_value(v) : -1;
     jv_free(v);
@@ -273,7 +274,7 @@ static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
 static int event_step(const cairn_run_state *st, const cairn_event *ev) {
     if (ev->step == NULL) return -1;
     int hint = ev->step_hint;
-    if (hint >= 0 && hint < st->n_steps && strcmp(st->step_ids[hint], ev->step) == 0) return hint;
+    if (ev->hinted && hint >= 0 && hint < st->n_steps && strcmp(st->step_ids[hint], ev->step) == 0) return hint;
     return cairn_run_state_step(st, ev->step);
 }
 
