@@ -159,6 +159,7 @@ struct cairn_engine {
     eng_run *ended_head, *ended_tail;   /* ended runs, in order of end_ticket */
 
     eng_batch out;               /* events appended since the last hand-off */
+    cairn_buf event_text;        /* the event being made: its data's canonical text */
     int64_t next_ticket, durable;
     eng_attempt *await_head, *await_tail;   /* started, waiting for durability */
     eng_attempt *live;                      /* every attempt in flight */

@@ -36,8 +36,10 @@ cairn_event_type cairn_event_type_parse(const char *s) {
 
 void cairn_event_clear(cairn_event *ev) {
     if (ev == NULL) return;
-    free(ev->step);
-    free(ev->data_text);
+    if (!ev->packed) {
+        free(ev->step);
+        free(ev->data_text);
+    }
     free(ev->workflow);
     free(ev->def_hash);
     free(ev->parent);

@@ -120,6 +120,10 @@ typedef struct cairn_event {
      * not look for it.  A parsed event has hinted false. */
     bool hinted;
     int step_hint, index_hint;
+    /* `step` and `data_text` lie in the event's own allocation, after the
+     * struct (the engine makes its events so: one allocation, not three);
+     * cairn_event_clear leaves them to whoever frees the event. */
+    bool packed;
 } cairn_event;
 
 const char *cairn_event_type_name(cairn_event_type t);
