@@ -223,32 +223,32 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
 
 /* Two events a step: their data's text is written key by key, in canonical
  * order ("idempotency_key" < "index" < "input" < "output"), rather than
- * built as an object and then taken apart and sorted again. */
+ * built as an object and then taken apart and sorted again.  The object the
+ * fold gets holds only what it reads from these two events beyond the
+ * event's hints: the output (see cairn_event in event.h). */
 int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                       int attempt, const char *idempotency_key, jv value) {
-    const eng_plan *p = r->plan;
     value = cairn_secrets_mask(value, e->secrets);   /* no secret reaches the journal */
     cairn_buf *b = &e->event_text;
     cairn_buf_reset(b);
-    jv data = jv_object();
     cairn_buf_putc(b, '{');
     if (idempotency_key) {
         cairn_buf_puts(b, "\"idempotency_key\":");
         cairn_json_write_string(b, idempotency_key, strlen(idempotency_key));
         cairn_buf_putc(b, ',');
-        data = jv_object_set(data, eng_key(p, KEY_IDEMPOTENCY_KEY), jv_string(idempotency_key));
     }
     if (index >= 0) {
         cairn_buf_puts(b, "\"index\":");
         cairn_buf_put_ll(b, index);
         cairn_buf_putc(b, ',');
-        data = jv_object_set(data, eng_key(p, KEY_INDEX), jv_number(index));
     }
     bool started = type == CAIRN_EV_STEP_STARTED;
     cairn_buf_puts(b, started ? "\"input\":" : "\"output\":");
     cairn_json_write(b, value);
     cairn_buf_putc(b, '}');
-    data = jv_object_set(data, eng_key(p, started ? KEY_INPUT : KEY_OUTPUT), value);
+    jv data = jv_object();
+    if (started) jv_free(value);
+    else data = jv_object_set(data, eng_key(r->plan, KEY_OUTPUT), value);
     return emit(e, r, type, step, index, attempt, data, cairn_wall_ms());
 }
 
@@ -305,8 +305,7 @@ static eng_plan *plan_new(cairn_workflow *wf) {
     p->pending_steps = jv_invalid();
     static const char *const key_text[KEY_COUNT] = {
         [KEY_STATUS] = "status", [KEY_OUTPUT] = "output", [KEY_ERROR] = "error",
-        [KEY_ATTEMPTS] = "attempts", [KEY_STEPS] = "steps", [KEY_INPUT] = "input",
-        [KEY_IDEMPOTENCY_KEY] = "idempotency_key", [KEY_INDEX] = "index"};
+        [KEY_ATTEMPTS] = "attempts", [KEY_STEPS] = "steps", [KEY_INDEX] = "index"};
     for (int k = 0; k < KEY_COUNT; k++) p->keys[k] = jv_string(key_text[k]);
     p->id_keys = cairn_calloc((size_t)n + 1, sizeof *p->id_keys);
     for (int i = 0; i < n; i++) p->id_keys[i] = jv_string(p->ids[i]);

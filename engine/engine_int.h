@@ -32,8 +32,7 @@ typedef struct eng_timer {
 /* Object keys set on every step, made once per plan: copying one costs a
  * reference count where jv_string would allocate, copy and hash anew. */
 typedef enum {
-    KEY_STATUS, KEY_OUTPUT, KEY_ERROR, KEY_ATTEMPTS, KEY_STEPS, KEY_INPUT, KEY_IDEMPOTENCY_KEY,
-    KEY_INDEX, KEY_COUNT
+    KEY_STATUS, KEY_OUTPUT, KEY_ERROR, KEY_ATTEMPTS, KEY_STEPS, KEY_INDEX, KEY_COUNT
 } eng_key_name;
 
 /* A compiled workflow and what the scheduler derives from it once. */

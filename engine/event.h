@@ -117,7 +117,9 @@ typedef struct cairn_event {
     /* Set by the engine, which made the event, and not stored: where `step`
      * is in the run's step list (the fold checks it against the id), and the
      * foreach item `data` names ("index"; -1: none), so that the fold need
-     * not look for it.  A parsed event has hinted false. */
+     * not look for it.  A parsed event has hinted false.  A hinted
+     * step_started or step_succeeded event's `data` holds only what the
+     * fold reads besides (the output); `data_text` holds it all. */
     bool hinted;
     int step_hint, index_hint;
     /* `step` and `data_text` lie in the event's own allocation, after the
