@@ -572,6 +572,55 @@ TEST(engine_journals_each_event_in_canonical_form) {
     free_h(&h);
 }
 
+/* The engine folds the events it makes with hints and only the data the
+ * fold reads; `show` folds the same events parsed from the journal.  Both
+ * must give the same run, item by item, inline and on the pool. */
+typedef struct {
+    jv live;   /* the engine's own state of the run when its end was durable */
+} end_state;
+
+static void keep_end_state(const cairn_event *ev, const cairn_run_state *st, void *ud) {
+    end_state *es = ud;
+    if (ev->type != CAIRN_EV_RUN_SUCCEEDED && ev->type != CAIRN_EV_RUN_FAILED) return;
+    jv_free(es->live);
+    es->live = cairn_run_state_to_json(st);
+}
+
+TEST(engine_state_equals_the_fold_of_its_journal) {
+    for (int pool_only = 0; pool_only <= 1; pool_only++) {
+        harness h = {0};
+        end_state es = {jv_invalid()};
+        h.db = cairn_sprintf("%s/live%d.db", test_tmpdir(), pool_only);
+        cairn_engine_config cfg = {.db_path = h.db, .on_event = keep_end_state, .ud = &es,
+                                   .pool_only = pool_only, .workers = 2};
+        cairn_err err;
+        CHECK_INT(cairn_engine_open(&cfg, &h.e, &err), 0);
+        add(&h, "cairn: 1\nname: live\ninputs:\n  n: { type: integer }\n"
+                "outputs:\n  sum: ${{ .steps.each.output | map(.v) | add }}\nsteps:\n"
+                "  - id: each\n    foreach: ${{ [range(.inputs.n)] }}\n    concurrency: 2\n"
+                "    uses: set\n    with: { v: \"${{ .item * 10 }}\" }\n"
+                "  - id: broken\n    uses: fail\n    with: { message: no }\n"
+                "    continue_on_error: true\n"
+                "  - id: never\n    if: ${{ false }}\n    uses: set\n    with: { x: 1 }\n"
+                "  - id: last\n    uses: set\n    with: { seen: \"${{ .steps.each.output[2].v }}\" }\n");
+        char id[CAIRN_RUN_ID_MAX];
+        jv run = run_to_end(&h, "{\"n\":4}", id);
+        CHECK_AT(run, "status", "succeeded");
+        CHECK_AT(run, "outputs.sum", "60");
+        CHECK_AT(run, "steps.broken.status", "failed");
+        CHECK_AT(run, "steps.never.status", "skipped");
+        CHECK_AT(run, "steps.last.output.seen", "20");
+        CHECK(jv_is_valid(es.live));
+        if (jv_is_valid(es.live) && !jv_equal(jv_copy(es.live), jv_copy(run))) {
+            char *a = cairn_json_text(es.live), *b = cairn_json_text(run);
+            TEST_FAIL("live %s\njournal %s", a, b);
+        }
+        jv_free(es.live);
+        jv_free(run);
+        free_h(&h);
+    }
+}
+
 TEST(engine_retries_with_exponential_backoff_until_success) {
     harness h = {0};
     open_engine(&h, true);
