@@ -15,7 +15,9 @@
  * W1 and W2 run twice: with `set` executed inline on the orchestrator, and
  * with every action sent through the worker pool as side-effecting actions
  * are; W1 also on a journal already in use.  Each figure is the median of
- * BENCH_REPEAT runs (default 3).
+ * BENCH_REPEAT runs (default 3).  "vs fsync" divides by the fsync rate
+ * measured first; "beside" (W1 only) is the median of each trial's ratio to
+ * the fsync rate measured just before and just after it (w1_beside_fsync).
  */
 #include <fcntl.h>
 #include <malloc.h>
@@ -58,13 +60,13 @@ static double median(double *v, int n) {
  * so this is the most a loop doing that much work per commit could reach. */
 #define FSYNC_WORK_US 100   /* about what a W1 step does between its syncs */
 
-static double fsync_rate(bool append, int work_us) {
+static double fsync_rate(bool append, int work_us, int ms) {
     char *path = cairn_sprintf("%s/fsync.bin", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char block[4096];
     memset(block, 'x', sizeof block);
     int n = 0;
-    int64_t start = cairn_now_ms(), end = start + 1000;
+    int64_t start = cairn_now_ms(), end = start + ms;
     while (cairn_now_ms() < end) {
         for (int64_t until = cairn_now_us() + work_us; cairn_now_us() < until;) {
         }
@@ -188,6 +190,21 @@ static double run_steps(int runs, int steps, bool pool_only, bool warm, int tria
     free(src);
     free(db);
     return runs * steps / secs;
+}
+
+/* One W1 trial between two half-second fsync measurements: its steps per
+ * second go to *rate, and the ratio to the mean of the two fsync rates is
+ * returned.  This disk's fsync rate drifts by half within minutes, so a
+ * ratio against the rate measured at the start of `make bench` says as much
+ * about the drift as about W1; the rate measured beside each trial does
+ * not. */
+#define FSYNC_BESIDE_MS 500
+
+static double w1_beside_fsync(bool pool, bool warm, int trial, double *rate) {
+    double before = fsync_rate(false, 0, FSYNC_BESIDE_MS);
+    *rate = run_steps(1, 1000, pool, warm, trial);
+    double after = fsync_rate(false, 0, FSYNC_BESIDE_MS);
+    return *rate / ((before + after) / 2);
 }
 
 /* ---- W3: runs parked on approvals and timers ------------------------------ */
@@ -317,15 +334,16 @@ int main(void) {
     int repeat = getenv("BENCH_REPEAT") ? atoi(getenv("BENCH_REPEAT")) : 3;
     if (repeat < 1) repeat = 1;
     double *v = cairn_calloc((size_t)repeat, sizeof *v);
+    double *paired = cairn_calloc((size_t)repeat, sizeof *paired);
 
-    for (int i = 0; i < repeat; i++) v[i] = fsync_rate(false, 0);
+    for (int i = 0; i < repeat; i++) v[i] = fsync_rate(false, 0, 1000);
     double fs = median(v, repeat);
-    printf("%-44s %12s %10s\n", "benchmark", "median", "vs fsync");
+    printf("%-44s %12s %10s %10s\n", "benchmark", "median", "vs fsync", "beside");
     printf("%-44s %10.0f/s %10s\n", "fsync (fdatasync of 4 KiB)", fs, "1.00");
-    for (int i = 0; i < repeat; i++) v[i] = fsync_rate(true, 0);
+    for (int i = 0; i < repeat; i++) v[i] = fsync_rate(true, 0, 1000);
     double fa = median(v, repeat);
     printf("%-44s %10.0f/s %10.2f\n", "fsync appending 4 KiB (the file grows)", fa, fa / fs);
-    for (int i = 0; i < repeat; i++) v[i] = fsync_rate(false, FSYNC_WORK_US);
+    for (int i = 0; i < repeat; i++) v[i] = fsync_rate(false, FSYNC_WORK_US, 1000);
     double fw = median(v, repeat);
     char label[64];
     snprintf(label, sizeof label, "fsync after %d us of work each", FSYNC_WORK_US);
@@ -345,9 +363,17 @@ int main(void) {
     const char *only = getenv("BENCH_ONLY");   /* a name prefix, e.g. "W2" */
     for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
         if (only && strncmp(w[k].name, only, strlen(only)) != 0) continue;
-        for (int i = 0; i < repeat; i++) v[i] = run_steps(w[k].runs, w[k].steps, w[k].pool, w[k].warm, i);
+        char beside[16] = "-";
+        for (int i = 0; i < repeat; i++) {
+            if (w[k].runs == 1) {
+                paired[i] = w1_beside_fsync(w[k].pool, w[k].warm, i, &v[i]);
+            } else {
+                v[i] = run_steps(w[k].runs, w[k].steps, w[k].pool, w[k].warm, i);
+            }
+        }
+        if (w[k].runs == 1) snprintf(beside, sizeof beside, "%.2f", median(paired, repeat));
         double m = median(v, repeat);
-        printf("%-44s %6.0f steps/s %9.2f\n", w[k].name, m, m / fs);
+        printf("%-44s %6.0f steps/s %9.2f %10s\n", w[k].name, m, m / fs, beside);
     }
     for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, PATH);
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 path expressions", median(v, repeat), "-");
@@ -360,5 +386,6 @@ int main(void) {
     getrusage(RUSAGE_SELF, &ru);
     printf("%-44s %9.1f MB %10s\n", "peak resident memory of the whole run", ru.ru_maxrss / 1024.0, "-");
     free(v);
+    free(paired);
     return 0;
 }
