@@ -643,6 +643,16 @@ static bool active(const cairn_engine *e) {
     return e->n_runs > 0;
 }
 
+/* Hand the loop's events to the writer.  A small batch, when nothing else
+ * waits (no mail, the writer and syncer idle: one run going step by step),
+ * is committed on this thread instead, see CAIRN_COMMIT_HERE_MAX. */
+static void submit_out(cairn_engine *e) {
+    if (e->out.n <= CAIRN_COMMIT_HERE_MAX && !atomic_load(&e->mail) &&
+        eng_writer_commit_if_idle(e->writer, &e->out))
+        return;
+    eng_writer_submit(e->writer, &e->out);
+}
+
 static int poll_timeout(const cairn_engine *e, int64_t now) {
     int64_t t = e->next_command_poll - now;
     int64_t timer = eng_timer_next(e);
@@ -666,7 +676,7 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
             e->stop_deadline = now;
         }
         if (e->stopping && now >= e->stop_deadline) eng_stop_attempts(e, NULL);
-        eng_writer_submit(e->writer, &e->out);
+        submit_out(e);
         drop_ended_runs(e);
         if (!active(e)) break;
         /* a commit is in flight: its result is due within microseconds */

@@ -18,6 +18,9 @@
  *
  * Threads:
  *   orchestrator  the caller of cairn_engine_run: decides, renders, appends.
+ *                 It blocks on the journal only to commit a small batch
+ *                 itself when the writer and syncer are idle and no mail
+ *                 waits (writer.c, CAIRN_COMMIT_HERE_MAX).
  *   writer        group commit: every event queued since its last commit goes
  *                 into one transaction (not yet synced).
  *   syncer        one sync for every transaction committed since its last;

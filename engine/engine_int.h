@@ -124,9 +124,21 @@ struct eng_msg {
 /* How long a thread that expects a hand-off within one commit's time spins
  * for it before it sleeps.  Waking a sleeping thread costs tens of
  * microseconds on a virtual machine, a sixth of a commit and two of them a
- * step; spinning (yielding to any thread that has work) costs only idle CPU,
- * and only while a commit is in flight.  See eng_spin_for. */
+ * step; spinning (yielding to any thread that has work) costs idle CPU,
+ * only while a commit is in flight, and on a virtual machine some of the
+ * disk's speed: a thread spinning beside a loop of syncs was measured to
+ * slow it by a tenth to a quarter.  See eng_spin_for. */
 #define CAIRN_SPIN_US 500
+
+/* The largest batch the orchestrator writes and syncs itself when the writer
+ * and syncer are idle and no mail waits: a run going step by step then
+ * commits as a loop of syncs does, on one thread, with no hand-off and no
+ * thread spinning beside the sync (W1 in `make bench`: from 0.45-0.56 to
+ * 0.53-0.62 of the fsync rate measured beside it).  The orchestrator then
+ * blocks for one sync, only when it had nothing else to do; a large batch
+ * (many runs at once) goes to the writer, whose work overlaps the
+ * orchestrator's. */
+#define CAIRN_COMMIT_HERE_MAX 8
 
 /* Spin until *flag is set or CAIRN_SPIN_US pass. */
 void eng_spin_for(atomic_int *flag);
@@ -285,6 +297,11 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err);
 typedef void (*eng_post_fn)(void *ud, eng_msg *m);
 eng_writer *eng_writer_start(cairn_store *store, eng_post_fn post, void *ud);
 void eng_writer_submit(eng_writer *w, eng_batch *batch);   /* takes the batch's events */
+/* When the writer and syncer are idle (nothing submitted, written or syncing),
+ * write and sync the batch on the calling thread, post its result as they
+ * would, and return true (taking its events); else return false and leave
+ * the batch as it is. */
+bool eng_writer_commit_if_idle(eng_writer *w, eng_batch *batch);
 void eng_writer_stop(eng_writer *w);                       /* flushes, joins, closes store */
 
 /* pool.c */

@@ -15,6 +15,7 @@ typedef struct {
     pthread_cond_t cond;
     int appended;               /* batches appended */
     int append_calls;
+    pthread_t append_thread;    /* the thread of the last append */
     int syncs;                  /* syncs finished */
     int covered;                /* batches appended when the last finished sync began */
     bool in_sync, hold_sync;
@@ -28,6 +29,7 @@ static int fake_append(cairn_store *base, cairn_event *const *evs, int n, cairn_
     fake_store *f = (fake_store *)base;
     pthread_mutex_lock(&f->mu);
     f->append_calls++;
+    f->append_thread = pthread_self();
     f->appended++;
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
@@ -79,15 +81,33 @@ static void fake_init(fake_store *f) {
     pthread_cond_init(&f->cond, NULL);
 }
 
-static void submit(eng_writer *w, int number) {
+static eng_batch one_event_batch(int number) {
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
     ev->seq = number;
     ev->data = jv_invalid();
     eng_batch b = {0};
     eng_batch_push(&b, ev);
     b.ticket = number;
+    return b;
+}
+
+static void submit(eng_writer *w, int number) {
+    eng_batch b = one_event_batch(number);
     eng_writer_submit(w, &b);
     free(b.events);
+}
+
+/* Commit on this thread if the writer is idle; else submit.  Returns
+ * whether it was committed here. */
+static bool commit_here_or_submit(eng_writer *w, int number) {
+    eng_batch b = one_event_batch(number);
+    bool here = eng_writer_commit_if_idle(w, &b);
+    if (!here) {
+        CHECK_INT(b.n, 1);            /* left as it was */
+        eng_writer_submit(w, &b);
+    }
+    free(b.events);
+    return here;
 }
 
 /* Wait until *field reaches want (under f->mu). */
@@ -158,4 +178,62 @@ TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
         CHECK_INT(f.posted_kind[i], MSG_WRITE_FAILED);   /* 2 too, though its own sync was fine */
     }
     CHECK_INT(f.append_calls, 2);   /* the third batch was never written */
+}
+
+TEST(writer_commits_on_the_calling_thread_when_idle_and_posts_before_returning) {
+    fake_store f;
+    fake_init(&f);
+    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    for (int i = 1; i <= 3; i++) {
+        CHECK(commit_here_or_submit(w, i));
+        pthread_mutex_lock(&f.mu);
+        CHECK_INT(f.posted, i);      /* synced and posted before it returned */
+        CHECK_INT(f.syncs, i);
+        CHECK(pthread_equal(f.append_thread, pthread_self()));
+        pthread_mutex_unlock(&f.mu);
+    }
+    eng_writer_stop(w);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(f.posted_batch[i], i + 1);
+        CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+        CHECK_INT(f.posted_covered[i], i + 1);
+    }
+}
+
+TEST(writer_leaves_a_batch_to_its_threads_while_a_sync_is_under_way) {
+    fake_store f;
+    fake_init(&f);
+    f.hold_sync = true;
+    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    submit(w, 1);
+    wait_in_sync(&f);
+    CHECK(!commit_here_or_submit(w, 2));   /* 1 is syncing: 2 must follow it */
+    wait_for(&f, &f.appended, 2);
+    CHECK(!pthread_equal(f.append_thread, pthread_self()));
+    release_syncs(&f);
+    wait_for(&f, &f.posted, 2);
+    CHECK(commit_here_or_submit(w, 3));    /* idle again */
+    eng_writer_stop(w);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(f.posted_batch[i], i + 1);
+        CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+        CHECK(f.posted_covered[i] >= f.posted_batch[i]);
+    }
+}
+
+TEST(writer_fails_every_batch_after_a_failed_sync_on_the_calling_thread) {
+    fake_store f;
+    fake_init(&f);
+    f.fail_sync = 1;
+    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    CHECK(commit_here_or_submit(w, 1));
+    CHECK(commit_here_or_submit(w, 2));
+    submit(w, 3);
+    wait_for(&f, &f.posted, 3);
+    eng_writer_stop(w);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(f.posted_batch[i], i + 1);
+        CHECK_INT(f.posted_kind[i], MSG_WRITE_FAILED);
+    }
+    CHECK_INT(f.append_calls, 1);   /* nothing written after the failure */
 }
