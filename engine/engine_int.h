@@ -131,7 +131,9 @@ struct eng_msg {
 #define CAIRN_SPIN_US 500
 
 /* The largest batch the orchestrator writes and syncs itself when the writer
- * and syncer are idle and no mail waits: a run going step by step then
+ * and syncer are idle and no mail waits (a sequential step's batch is two
+ * events, a step's result and the next one's start; a few runs at once
+ * stay under 8): a run going step by step then
  * commits as a loop of syncs does, on one thread, with no hand-off and no
  * thread spinning beside the sync (W1 in `make bench`: from 0.45-0.56 to
  * 0.53-0.62 of the fsync rate measured beside it).  The orchestrator then

@@ -52,12 +52,13 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* fdatasync rate of 4 KiB writes: overwriting one block (the raw limit of a
- * durable commit), or appending, so that every sync must also record the
- * file's new size; with work_us, after that long on the CPU before each
- * write, as a workload that computes between its commits does: on a virtual
- * disk a sync that follows a pause costs more than one issued back to back,
- * so this is the most a loop doing that much work per commit could reach. */
+/* fdatasync rate of 4 KiB writes over `ms` milliseconds: overwriting one
+ * block (the raw limit of a durable commit), or appending, so that every
+ * sync must also record the file's new size; with work_us, after that long
+ * on the CPU before each write, as a workload that computes between its
+ * commits does: on a virtual disk a sync that follows a pause costs more
+ * than one issued back to back, so this is the most a loop doing that much
+ * work per commit could reach. */
 #define FSYNC_WORK_US 100   /* about what a W1 step does between its syncs */
 
 static double fsync_rate(bool append, int work_us, int ms) {
@@ -192,17 +193,17 @@ static double run_steps(int runs, int steps, bool pool_only, bool warm, int tria
     return runs * steps / secs;
 }
 
-/* One W1 trial between two half-second fsync measurements: its steps per
- * second go to *rate, and the ratio to the mean of the two fsync rates is
- * returned.  This disk's fsync rate drifts by half within minutes, so a
- * ratio against the rate measured at the start of `make bench` says as much
- * about the drift as about W1; the rate measured beside each trial does
- * not. */
+/* One W1 trial (one run of `steps` steps) between two half-second fsync
+ * measurements: its steps per second go to *rate, and the ratio to the mean
+ * of the two fsync rates is returned.  This disk's fsync rate drifts by a
+ * third within a minute, so a ratio against the rate measured at the start
+ * of `make bench` says as much about the drift as about W1; the rate
+ * measured beside each trial does not. */
 #define FSYNC_BESIDE_MS 500
 
-static double w1_beside_fsync(bool pool, bool warm, int trial, double *rate) {
+static double w1_beside_fsync(int steps, bool pool, bool warm, int trial, double *rate) {
     double before = fsync_rate(false, 0, FSYNC_BESIDE_MS);
-    *rate = run_steps(1, 1000, pool, warm, trial);
+    *rate = run_steps(1, steps, pool, warm, trial);
     double after = fsync_rate(false, 0, FSYNC_BESIDE_MS);
     return *rate / ((before + after) / 2);
 }
@@ -365,11 +366,10 @@ int main(void) {
         if (only && strncmp(w[k].name, only, strlen(only)) != 0) continue;
         char beside[16] = "-";
         for (int i = 0; i < repeat; i++) {
-            if (w[k].runs == 1) {
-                paired[i] = w1_beside_fsync(w[k].pool, w[k].warm, i, &v[i]);
-            } else {
+            if (w[k].runs == 1)
+                paired[i] = w1_beside_fsync(w[k].steps, w[k].pool, w[k].warm, i, &v[i]);
+            else
                 v[i] = run_steps(w[k].runs, w[k].steps, w[k].pool, w[k].warm, i);
-            }
         }
         if (w[k].runs == 1) snprintf(beside, sizeof beside, "%.2f", median(paired, repeat));
         double m = median(v, repeat);

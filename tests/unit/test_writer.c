@@ -19,6 +19,7 @@ typedef struct {
     int syncs;                  /* syncs finished */
     int covered;                /* batches appended when the last finished sync began */
     bool in_sync, hold_sync;
+    bool in_append, hold_append;
     int fail_sync;              /* the sync (1-based) that fails; 0: none */
     /* what the writer posted, in order */
     int posted, posted_batch[8], posted_kind[8], posted_covered[8];
@@ -30,6 +31,10 @@ static int fake_append(cairn_store *base, cairn_event *const *evs, int n, cairn_
     pthread_mutex_lock(&f->mu);
     f->append_calls++;
     f->append_thread = pthread_self();
+    f->in_append = true;
+    pthread_cond_broadcast(&f->cond);
+    while (f->hold_append) pthread_cond_wait(&f->cond, &f->mu);
+    f->in_append = false;
     f->appended++;
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
@@ -130,13 +135,20 @@ static void release_syncs(fake_store *f) {
     pthread_mutex_unlock(&f->mu);
 }
 
+/* Start a writer over f and submit batch 1; return once its sync has begun
+ * and is held. */
+static eng_writer *start_with_first_sync_held(fake_store *f) {
+    f->hold_sync = true;
+    eng_writer *w = eng_writer_start(&f->base, collect, f);
+    submit(w, 1);
+    wait_in_sync(f);
+    return w;
+}
+
 TEST(writer_writes_on_while_a_sync_runs_and_posts_only_what_a_sync_covered) {
     fake_store f;
     fake_init(&f);
-    f.hold_sync = true;
-    eng_writer *w = eng_writer_start(&f.base, collect, &f);
-    submit(w, 1);
-    wait_in_sync(&f);            /* batch 1 is syncing, and the sync is held */
+    eng_writer *w = start_with_first_sync_held(&f);
     submit(w, 2);
     wait_for(&f, &f.appended, 2);
     submit(w, 3);
@@ -162,10 +174,7 @@ TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
     fake_store f;
     fake_init(&f);
     f.fail_sync = 1;
-    f.hold_sync = true;
-    eng_writer *w = eng_writer_start(&f.base, collect, &f);
-    submit(w, 1);
-    wait_in_sync(&f);
+    eng_writer *w = start_with_first_sync_held(&f);
     submit(w, 2);                    /* written while the failing sync runs */
     wait_for(&f, &f.appended, 2);
     release_syncs(&f);
@@ -203,10 +212,7 @@ TEST(writer_commits_on_the_calling_thread_when_idle_and_posts_before_returning) 
 TEST(writer_leaves_a_batch_to_its_threads_while_a_sync_is_under_way) {
     fake_store f;
     fake_init(&f);
-    f.hold_sync = true;
-    eng_writer *w = eng_writer_start(&f.base, collect, &f);
-    submit(w, 1);
-    wait_in_sync(&f);
+    eng_writer *w = start_with_first_sync_held(&f);
     CHECK(!commit_here_or_submit(w, 2));   /* 1 is syncing: 2 must follow it */
     wait_for(&f, &f.appended, 2);
     CHECK(!pthread_equal(f.append_thread, pthread_self()));
@@ -236,4 +242,27 @@ TEST(writer_fails_every_batch_after_a_failed_sync_on_the_calling_thread) {
         CHECK_INT(f.posted_kind[i], MSG_WRITE_FAILED);
     }
     CHECK_INT(f.append_calls, 1);   /* nothing written after the failure */
+}
+
+TEST(writer_leaves_a_batch_to_its_threads_while_one_is_being_written) {
+    fake_store f;
+    fake_init(&f);
+    f.hold_append = true;
+    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    submit(w, 1);
+    pthread_mutex_lock(&f.mu);
+    while (!f.in_append) pthread_cond_wait(&f.cond, &f.mu);   /* 1 is being written, held */
+    pthread_mutex_unlock(&f.mu);
+    CHECK(!commit_here_or_submit(w, 2));   /* the store's connection is the writer's */
+    pthread_mutex_lock(&f.mu);
+    f.hold_append = false;
+    pthread_cond_broadcast(&f.cond);
+    pthread_mutex_unlock(&f.mu);
+    wait_for(&f, &f.posted, 2);
+    eng_writer_stop(w);
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(f.posted_batch[i], i + 1);
+        CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+    }
+    CHECK(!pthread_equal(f.append_thread, pthread_self()));
 }
