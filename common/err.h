@@ -27,7 +27,8 @@
     X(TYPE,     -9,  "type mismatch")                                \
     X(EXPR,     -10, "expression failed")                            \
     X(AUTH,     -11, "not authorised")                               \
-    X(EXISTS,   -12, "already exists")
+    X(EXISTS,   -12, "already exists")                               \
+    X(FULL,     -13, "no room left")
 
 typedef enum {
     CAIRN_OK = 0,

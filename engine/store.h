@@ -47,6 +47,10 @@ typedef struct cairn_store_ops {
      * event that does not (a second writer) fails the whole batch.  Opened
      * with CAIRN_SYNC_DEFERRED, durable only once sync() has returned. */
     int (*append)(cairn_store *s, cairn_event *const *events, int n, cairn_err *err);
+    /* As append, but an event whose seq is below its run's next is skipped
+     * (the store holds it already): replaying a commit log (clog.h) twice
+     * changes nothing.  A gap still fails the batch. */
+    int (*append_missing)(cairn_store *s, cairn_event *const *events, int n, cairn_err *err);
     /* Make every append that returned before this call durable: one sync
      * however many commits it covers; 0 at once unless the store was opened
      * with CAIRN_SYNC_DEFERRED.  The one call that may run on a second thread

@@ -404,10 +404,12 @@ static int insert_run(sqlite_store *s, const cairn_event *ev) {
 /* Refuse an event that does not follow its run's last one: the whole batch
  * goes with it.  A run starts with run_created at 1 (the runs table refuses
  * a second run_created of the same id). */
-static int check_seq(sqlite_store *s, const cairn_event *ev, cairn_err *err) {
+static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, cairn_err *err) {
     int64_t want = 1;
-    if (ev->type != CAIRN_EV_RUN_CREATED && sq_next_seq(s, ev->run_id, &want) != SQLITE_OK)
+    if ((held || ev->type != CAIRN_EV_RUN_CREATED) && sq_next_seq(s, ev->run_id, &want) != SQLITE_OK)
         return sq_db_error(s, err, "reading a run's last event");
+    if (held) *held = ev->seq < want;
+    if (held && *held) return 0;
     if (ev->seq == want && (want > 1 || ev->type == CAIRN_EV_RUN_CREATED)) return 0;
     if (ev->seq == want)
         return cairn_err_set(err, CAIRN_ESTATE, "%s: run %s: its first event is %s, not"
@@ -458,17 +460,20 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     return rc;
 }
 
-/* Append the batch, and index the tail when it has grown to a batch's
- * worth.  On failure nothing was written, and last_seq (which may have run
- * ahead) is emptied. */
-static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn_err *err) {
-    sqlite_store *s = (sqlite_store *)base;
+/* Append the batch (skipping the events the journal holds already when
+ * skip_held), and index the tail when it has grown to a batch's worth.  On
+ * failure nothing was written, and last_seq (which may have run ahead) is
+ * emptied. */
+static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool skip_held,
+                        cairn_err *err) {
     int64_t last_id = 0;
     int rc = 0;
+    bool held = false;
     if (sq_step_done(s->stmt[ST_BEGIN]) != 0) return sq_db_error(s, err, "starting a transaction");
     if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
-        rc = check_seq(s, events[i], err);
+        rc = check_seq(s, events[i], skip_held ? &held : NULL, err);
+        if (held) continue;
         if (rc == 0 && append_one(s, events[i], &last_id) != 0)
             rc = sq_db_error(s, err, "appending to the journal");
     }
@@ -483,6 +488,15 @@ static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn
     if (index) s->upto = last_id;
     if (last_id) s->last_event_id = last_id;
     return 0;
+}
+
+static int sq_append(cairn_store *base, cairn_event *const *events, int n, cairn_err *err) {
+    return append_batch((sqlite_store *)base, events, n, false, err);
+}
+
+static int sq_append_missing(cairn_store *base, cairn_event *const *events, int n,
+                             cairn_err *err) {
+    return append_batch((sqlite_store *)base, events, n, true, err);
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -746,6 +760,7 @@ static void sq_close(cairn_store *base) {
 static const cairn_store_ops sqlite_ops = {
     .name = "sqlite",
     .append = sq_append,
+    .append_missing = sq_append_missing,
     .sync = sq_sync,
     .load_events = sq_load_events,
     .list_runs = sq_list_runs,

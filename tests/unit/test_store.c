@@ -13,6 +13,7 @@
 #include "engine/fold.h"
 #include "engine/owner.h"
 #include "engine/store.h"
+#include "fixtures.h"
 #include "test.h"
 
 static char *path_in_tmp(const char *name) { return cairn_sprintf("%s/%s", test_tmpdir(), name); }
@@ -25,37 +26,15 @@ static cairn_store *open_rw(const char *path) {
     return s;
 }
 
-static cairn_event *make_event(const char *run, int64_t seq, cairn_event_type t, const char *data) {
-    cairn_event *ev = cairn_calloc(1, sizeof *ev);
-    snprintf(ev->run_id, sizeof ev->run_id, "%s", run);
-    ev->seq = seq;
-    ev->time_ms = 1000 + seq;
-    ev->type = t;
-    ev->data_text = cairn_strdup(data);
-    ev->data = jv_invalid();
-    if (t == CAIRN_EV_RUN_CREATED) {
-        ev->workflow = cairn_strdup("wf");
-        ev->def_hash = cairn_strdup("h1");
-    } else {
-        ev->step = cairn_strdup("a");
-    }
-    return ev;
-}
-
-static void put_def(cairn_store *s) {
-    cairn_err err;
-    CHECK_INT(s->ops->put_definition(s, "h1", "wf", "wf.yaml", "src", 3, &err), 0);
-}
-
 TEST(store_appends_and_reads_back_in_order) {
     char *path = path_in_tmp("j.db");
     cairn_store *s = open_rw(path);
     cairn_err err;
-    put_def(s);
+    fx_put_def(s);
     cairn_event *evs[3] = {
-        make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"workflow\":\"wf\"}"),
-        make_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
-        make_event("r1", 3, CAIRN_EV_STEP_SUCCEEDED, "{\"output\":1}"),
+        fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"workflow\":\"wf\"}"),
+        fx_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
+        fx_event("r1", 3, CAIRN_EV_STEP_SUCCEEDED, "{\"output\":1}"),
     };
     CHECK_INT(s->ops->append(s, evs, 3, &err), 0);
     cairn_event *back = NULL;
@@ -72,7 +51,32 @@ TEST(store_appends_and_reads_back_in_order) {
     CHECK_STR(row.workflow, "wf");
     cairn_run_row_clear(&row);
     cairn_events_free(back, n);
-    for (int i = 0; i < 3; i++) { cairn_event_clear(evs[i]); free(evs[i]); }
+    fx_free_events(evs, 3);
+    cairn_store_close(s);
+    free(path);
+}
+
+TEST(store_append_missing_skips_what_it_holds_and_refuses_a_gap) {
+    char *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(path);
+    cairn_err err;
+    fx_put_def(s);
+    cairn_event *evs[4] = {
+        fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}"),
+        fx_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
+        fx_event("r1", 3, CAIRN_EV_STEP_SUCCEEDED, "{}"),
+        fx_event("r1", 5, CAIRN_EV_STEP_STARTED, "{}"),
+    };
+    CHECK_INT(s->ops->append(s, evs, 2, &err), 0);
+    CHECK_INT(s->ops->append_missing(s, evs, 3, &err), 0);   /* 1 and 2 held: 3 is new */
+    cairn_event *back = NULL;
+    int n = 0;
+    CHECK_INT(s->ops->load_events(s, "r1", &back, &n, &err), 0);
+    CHECK_INT(n, 3);
+    cairn_events_free(back, n);
+    CHECK_INT(s->ops->append_missing(s, evs + 3, 1, &err), CAIRN_ESTATE);   /* 4 is missing */
+    CHECK_CONTAINS(err.msg, "arrives where event 4 belongs");
+    fx_free_events(evs, 4);
     cairn_store_close(s);
     free(path);
 }
@@ -81,11 +85,11 @@ TEST(store_rejects_a_duplicate_seq_and_keeps_nothing_of_the_batch) {
     char *path = path_in_tmp("j.db");
     cairn_store *s = open_rw(path);
     cairn_err err;
-    put_def(s);
-    cairn_event *a[1] = {make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    fx_put_def(s);
+    cairn_event *a[1] = {fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}")};
     CHECK_INT(s->ops->append(s, a, 1, &err), 0);
-    cairn_event *b[2] = {make_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
-                         make_event("r1", 1, CAIRN_EV_STEP_STARTED, "{}")};
+    cairn_event *b[2] = {fx_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}"),
+                         fx_event("r1", 1, CAIRN_EV_STEP_STARTED, "{}")};
     CHECK(s->ops->append(s, b, 2, &err) != 0);
     cairn_event *back = NULL;
     int n = 0;
@@ -93,7 +97,7 @@ TEST(store_rejects_a_duplicate_seq_and_keeps_nothing_of_the_batch) {
     CHECK_INT(n, 1);   /* seq 2 was rolled back with the bad event */
     cairn_events_free(back, n);
     cairn_event_clear(a[0]); free(a[0]);
-    for (int i = 0; i < 2; i++) { cairn_event_clear(b[i]); free(b[i]); }
+    fx_free_events(b, 2);
     cairn_store_close(s);
     free(path);
 }
@@ -109,7 +113,7 @@ static int append1(cairn_store *s, const char *run, int64_t seq, cairn_event_typ
                    cairn_err *err) {
     char data[48];
     snprintf(data, sizeof data, "{\"run\":\"%s\",\"seq\":%lld}", run, (long long)seq);
-    cairn_event *ev[1] = {make_event(run, seq, t, data)};
+    cairn_event *ev[1] = {fx_event(run, seq, t, data)};
     int rc = s->ops->append(s, ev, 1, err);
     free_events(ev, 1);
     return rc;
@@ -154,7 +158,7 @@ TEST(store_loads_a_run_from_the_bulk_index_and_the_tail) {
     if (cairn_store_open_sqlite(path, CAIRN_SYNC_NORMAL, false, &s, &err)) TEST_FAIL("%s", err.msg);
     const char *runs[3] = {"rc", "ra", "rb"};
     int per_run = CAIRN_EVENT_INDEX_BATCH / 2;    /* 1.5 batches in all */
-    put_def(s);
+    fx_put_def(s);
     for (int seq = 1; seq <= per_run; seq++)
         for (int r = 0; r < 3; r++)
             CHECK_INT(append1(s, runs[r], seq,
@@ -193,7 +197,7 @@ static int append_range(cairn_store *s, const char *run, int64_t from, int64_t t
     for (int i = 0; i < n; i++) {
         char data[48];
         snprintf(data, sizeof data, "{\"run\":\"%s\",\"seq\":%lld}", run, (long long)(from + i));
-        evs[i] = make_event(run, from + i, from + i == 1 ? CAIRN_EV_RUN_CREATED
+        evs[i] = fx_event(run, from + i, from + i == 1 ? CAIRN_EV_RUN_CREATED
                                                          : CAIRN_EV_STEP_STARTED, data);
     }
     int rc = s->ops->append(s, evs, n, err);
@@ -209,7 +213,7 @@ TEST(store_indexes_after_another_connection_indexed_its_tail) {
     char *path = path_in_tmp("j.db");
     cairn_store *a = open_rw(path);
     cairn_err err;
-    put_def(a);
+    fx_put_def(a);
     CHECK_INT(append_range(a, "r1", 1, 10, &err), 0);
     cairn_store *b = open_rw(path);
     CHECK_INT(sql_int(path, "SELECT upto FROM index_state"), 10);
@@ -233,7 +237,7 @@ TEST(store_refuses_an_event_that_does_not_follow_its_run) {
     char *path = path_in_tmp("j.db");
     cairn_store *a = open_rw(path);
     cairn_err err;
-    put_def(a);
+    fx_put_def(a);
     CHECK_INT(append1(a, "r1", 1, CAIRN_EV_RUN_CREATED, &err), 0);
     CHECK_INT(append1(a, "r1", 2, CAIRN_EV_STEP_STARTED, &err), 0);
     CHECK_INT(append1(a, "r1", 4, CAIRN_EV_STEP_STARTED, &err), CAIRN_ESTATE);
@@ -361,7 +365,7 @@ TEST(store_deferred_commits_show_at_once_and_sync_apart) {
     cairn_store_close(full);
     if (cairn_store_open_sqlite_writer(path, CAIRN_SYNC_DEFERRED, &s, &err)) TEST_FAIL("%s", err.msg);
     CHECK_INT(fds_on(wal), sqlite_own + 1);   /* and the store's own, for sync() */
-    put_def(s);
+    fx_put_def(s);
     CHECK_INT(append1(s, "r1", 1, CAIRN_EV_RUN_CREATED, &err), 0);
     CHECK_INT(append1(s, "r1", 2, CAIRN_EV_STEP_STARTED, &err), 0);
     if (cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, true, &r, &err)) TEST_FAIL("%s", err.msg);
@@ -398,9 +402,9 @@ TEST(store_writes_its_log_ahead_and_recovers_past_the_zeros) {
     cairn_err err;
     if (cairn_store_open_sqlite_writer(path, CAIRN_SYNC_FULL, &s, &err)) TEST_FAIL("%s", err.msg);
     CHECK(file_size(wal) >= want);
-    put_def(s);
-    cairn_event *evs[2] = {make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}"),
-                           make_event("r1", 2, CAIRN_EV_STEP_STARTED, "{\"n\":2}")};
+    fx_put_def(s);
+    cairn_event *evs[2] = {fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}"),
+                           fx_event("r1", 2, CAIRN_EV_STEP_STARTED, "{\"n\":2}")};
     CHECK_INT(s->ops->append(s, evs, 2, &err), 0);
 
     char *copy = path_in_tmp("copy.db");
@@ -418,7 +422,7 @@ TEST(store_writes_its_log_ahead_and_recovers_past_the_zeros) {
 
     cairn_store_close(s);
     CHECK(file_size(wal) >= want);   /* kept for the next open */
-    for (int i = 0; i < 2; i++) { cairn_event_clear(evs[i]); free(evs[i]); }
+    fx_free_events(evs, 2);
     free(copy_wal);
     free(copy);
     free(wal);
@@ -480,11 +484,11 @@ TEST(store_refuses_a_corrupt_journal_unmodified) {
     char *path = path_in_tmp("j.db");
     cairn_store *s = open_rw(path);
     cairn_err err;
-    put_def(s);
+    fx_put_def(s);
     for (int i = 0; i < 200; i++) {
         char run[16];
         snprintf(run, sizeof run, "r%d", i);
-        cairn_event *a[1] = {make_event(run, 1, CAIRN_EV_RUN_CREATED, "{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}")};
+        cairn_event *a[1] = {fx_event(run, 1, CAIRN_EV_RUN_CREATED, "{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}")};
         CHECK_INT(s->ops->append(s, a, 1, &err), 0);
         cairn_event_clear(a[0]); free(a[0]);
     }
@@ -515,9 +519,9 @@ TEST(store_claims_runs_only_from_dead_owners) {
     char *path = path_in_tmp("j.db");
     cairn_store *s = open_rw(path);
     cairn_err err;
-    put_def(s);
+    fx_put_def(s);
     s->ops->set_owner(s, "host:1:1");
-    cairn_event *a[1] = {make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    cairn_event *a[1] = {fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{}")};
     CHECK_INT(s->ops->append(s, a, 1, &err), 0);
     CHECK_INT(s->ops->claim_run(s, "r1", "host:2:2", always_alive, &err), CAIRN_EBUSY);
     CHECK_INT(s->ops->claim_run(s, "r1", "host:2:2", never_alive, &err), 0);
@@ -548,7 +552,7 @@ TEST(owner_of_this_process_is_alive_and_of_a_dead_one_is_not) {
 TEST(chain_hash_changes_with_any_field) {
     unsigned char key[32] = {1, 2, 3};
     cairn_chain *c = cairn_chain_new(key, 32);
-    cairn_event *ev = make_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"a\":1}");
+    cairn_event *ev = fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"a\":1}");
     cairn_chain_hash(c, NULL, ev);
     unsigned char h1[32];
     memcpy(h1, ev->hash, 32);

@@ -1,0 +1,518 @@
+/*
+ * clog.c - the commit log (format and contract: clog.h).
+ */
+#include "engine/clog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "engine/owner.h"
+
+#define HEADER_MAGIC "CAIRNCL1"
+#define RECORD_HEAD 24               /* magic, length, generation, count, checksum */
+#define OWNER_MAX 255
+#define NO_STRING 0xffffffffu
+
+struct cairn_clog {
+    int fd;
+    char *path;
+    char *owner;                 /* this holder: the next reset's writer */
+    char writer[OWNER_MAX + 1];  /* the header's: who wrote the records */
+    uint64_t generation;
+    int64_t size;                /* of the file */
+    int64_t end;                 /* past the last record */
+    cairn_buf out;               /* the record being appended */
+    unsigned char *in;           /* records read back (apply) */
+    size_t in_cap;
+};
+
+/* ---- CRC-32C ------------------------------------------------------------ */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc32c(uint32_t crc, const unsigned char *p, size_t n) {
+    pthread_once(&crc_once, crc_init);
+    crc = ~crc;
+    while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- little-endian fields ----------------------------------------------- */
+
+static void put32(cairn_buf *b, uint32_t v) {
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    cairn_buf_append(b, x, 4);
+}
+
+static void put64(cairn_buf *b, uint64_t v) {
+    put32(b, (uint32_t)v);
+    put32(b, (uint32_t)(v >> 32));
+}
+
+static void put_str(cairn_buf *b, const char *s, size_t len) {
+    if (s == NULL) {
+        put32(b, NO_STRING);
+        return;
+    }
+    put32(b, (uint32_t)len);
+    cairn_buf_append(b, s, len);
+}
+
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p) {
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void set32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A bounded reader over a payload: every get fails once past its end. */
+typedef struct {
+    const unsigned char *p, *end;
+    bool bad;
+} cursor;
+
+static const unsigned char *take(cursor *c, size_t n) {
+    if (c->bad || (size_t)(c->end - c->p) < n) {
+        c->bad = true;
+        return NULL;
+    }
+    const unsigned char *at = c->p;
+    c->p += n;
+    return at;
+}
+
+static uint64_t take64(cursor *c) {
+    const unsigned char *p = take(c, 8);
+    return p ? get64(p) : 0;
+}
+
+static uint32_t take32(cursor *c) {
+    const unsigned char *p = take(c, 4);
+    return p ? get32(p) : 0;
+}
+
+/* A string, NUL-terminated, in a new allocation (NULL for none, or on error:
+ * c->bad tells which). */
+static char *take_str(cursor *c, size_t *len_out) {
+    uint32_t len = take32(c);
+    if (c->bad || len == NO_STRING) return NULL;
+    const unsigned char *p = take(c, len);
+    if (p == NULL) return NULL;
+    if (len_out) *len_out = len;
+    return cairn_strndup((const char *)p, len);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void encode_event(cairn_buf *b, const cairn_event *ev) {
+    size_t data_len = ev->data_len ? ev->data_len : strlen(ev->data_text);
+    put_str(b, ev->run_id, strlen(ev->run_id));
+    put64(b, (uint64_t)ev->seq);
+    put64(b, (uint64_t)ev->time_ms);
+    put32(b, (uint32_t)ev->type);
+    put_str(b, ev->step, ev->step ? strlen(ev->step) : 0);
+    put32(b, (uint32_t)ev->attempt);
+    put_str(b, ev->data_text, data_len);
+    cairn_buf_append(b, ev->hash, CAIRN_HASH_LEN);
+    put64(b, (uint64_t)ev->command_id);
+    put_str(b, ev->workflow, ev->workflow ? strlen(ev->workflow) : 0);
+    put_str(b, ev->def_hash, ev->def_hash ? strlen(ev->def_hash) : 0);
+    put_str(b, ev->parent, ev->parent ? strlen(ev->parent) : 0);
+}
+
+/* One event into ev (cleared first); false when the bytes are not one. */
+static bool decode_event(cursor *c, cairn_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    ev->data = jv_invalid();
+    char *run_id = take_str(c, NULL);
+    ev->seq = (int64_t)take64(c);
+    ev->time_ms = (int64_t)take64(c);
+    uint32_t type = take32(c);
+    ev->step = take_str(c, NULL);
+    ev->attempt = (int)take32(c);
+    ev->data_text = take_str(c, &ev->data_len);
+    const unsigned char *hash = take(c, CAIRN_HASH_LEN);
+    if (hash) memcpy(ev->hash, hash, CAIRN_HASH_LEN);
+    ev->command_id = (int64_t)take64(c);
+    ev->workflow = take_str(c, NULL);
+    ev->def_hash = take_str(c, NULL);
+    ev->parent = take_str(c, NULL);
+    bool ok = !c->bad && run_id && strlen(run_id) < CAIRN_RUN_ID_MAX && ev->data_text &&
+              type > CAIRN_EV_NONE && type <= CAIRN_EV_RUN_CANCELLED && ev->seq > 0;
+    if (ok) {
+        snprintf(ev->run_id, sizeof ev->run_id, "%s", run_id);
+        ev->type = (cairn_event_type)type;
+    }
+    free(run_id);
+    return ok;
+}
+
+size_t cairn_clog_record_size(cairn_event *const *events, int n) {
+    size_t size = RECORD_HEAD;
+    for (int i = 0; i < n; i++) {
+        const cairn_event *ev = events[i];
+        size += 4 + strlen(ev->run_id) + 8 + 8 + 4 + 4 + (ev->step ? strlen(ev->step) : 0) + 4 +
+                4 + (ev->data_len ? ev->data_len : strlen(ev->data_text)) + CAIRN_HASH_LEN + 8 +
+                4 + (ev->workflow ? strlen(ev->workflow) : 0) + 4 +
+                (ev->def_hash ? strlen(ev->def_hash) : 0) + 4 +
+                (ev->parent ? strlen(ev->parent) : 0);
+    }
+    return size;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+/* The record at p (avail bytes there) if it is one of generation gen:
+ * its total size, or 0. */
+static size_t valid_record(const unsigned char *p, size_t avail, uint64_t gen) {
+    if (avail < RECORD_HEAD || get32(p) != CAIRN_CLOG_MAGIC || get64(p + 8) != gen) return 0;
+    uint32_t len = get32(p + 4);
+    if (len > avail - RECORD_HEAD) return 0;
+    uint32_t crc = crc32c(0, p, 20);
+    crc = crc32c(crc, p + RECORD_HEAD, len);
+    return crc == get32(p + 20) ? RECORD_HEAD + (size_t)len : 0;
+}
+
+/* ---- the file ------------------------------------------------------------ */
+
+static int io_error(cairn_clog *l, cairn_err *err, const char *what) {
+    return cairn_err_set(err, CAIRN_EIO, "%s: %s: %s", l->path, what, strerror(errno));
+}
+
+static int write_all(int fd, const void *p, size_t n, int64_t off) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, c, n, (off_t)off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        c += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n, int64_t off) {
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = pread(fd, c, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        c += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+/* Zeros over [from, to), then a sync of the data and the size. */
+static int write_zeros(cairn_clog *l, int64_t from, int64_t to, cairn_err *err) {
+    static const char zeros[65536];
+    for (int64_t at = from; at < to; at += (int64_t)sizeof zeros) {
+        size_t n = to - at < (int64_t)sizeof zeros ? (size_t)(to - at) : sizeof zeros;
+        if (write_all(l->fd, zeros, n, at)) return io_error(l, err, "writing the log");
+    }
+    if (fsync(l->fd) != 0) return io_error(l, err, "syncing the log");
+    if (to > l->size) l->size = to;
+    return 0;
+}
+
+static int write_header(cairn_clog *l, uint64_t gen, const char *owner, cairn_err *err) {
+    cairn_buf b = {0};
+    cairn_buf_append(&b, HEADER_MAGIC, 8);
+    put64(&b, gen);
+    put_str(&b, owner, strlen(owner));
+    put32(&b, crc32c(0, (const unsigned char *)b.data, b.len));
+    int rc = write_all(l->fd, b.data, b.len, 0) || fdatasync(l->fd) != 0
+                 ? io_error(l, err, "writing the log's header") : 0;
+    cairn_buf_free(&b);
+    if (rc == 0) {
+        l->generation = gen;
+        snprintf(l->writer, sizeof l->writer, "%s", owner);
+        l->end = CAIRN_CLOG_HEADER;
+    }
+    return rc;
+}
+
+/* A header that holds: 1.  All zeros (a log whose making was cut short, or
+ * whose header a crash tore while starting over: either way, every record
+ * in it had been applied): 0.  Anything else is not a commit log: -1. */
+static int read_header(cairn_clog *l, const unsigned char *h) {
+    uint32_t len = get32(h + 16);
+    if (memcmp(h, HEADER_MAGIC, 8) == 0 && len <= OWNER_MAX &&
+        crc32c(0, h, 20 + len) == get32(h + 20 + len)) {
+        l->generation = get64(h + 8);
+        memcpy(l->writer, h + 20, len);
+        l->writer[len] = '\0';
+        return 1;
+    }
+    if (memcmp(h, HEADER_MAGIC, 8) == 0) return 0;   /* torn while starting over */
+    for (int i = 0; i < CAIRN_CLOG_HEADER; i++)
+        if (h[i]) return -1;
+    return 0;
+}
+
+/* Find the end of the records of the header's generation. */
+static int scan(cairn_clog *l, cairn_err *err) {
+    size_t n = (size_t)(l->size - CAIRN_CLOG_HEADER);
+    unsigned char *all = cairn_malloc(n ? n : 1);
+    int rc = read_all(l->fd, all, n, CAIRN_CLOG_HEADER) ? io_error(l, err, "reading the log") : 0;
+    size_t at = 0, size;
+    while (rc == 0 && (size = valid_record(all + at, n - at, l->generation)) > 0) at += size;
+    l->end = CAIRN_CLOG_HEADER + (int64_t)at;
+    free(all);
+    return rc;
+}
+
+/* Make a log anew: zeros over the whole file first, synced, then the header,
+ * so a header that holds always heads a file of its full size. */
+static int make_new(cairn_clog *l, cairn_err *err) {
+    int64_t size = l->size > CAIRN_CLOG_BYTES ? l->size : CAIRN_CLOG_BYTES;
+    int rc = write_zeros(l, 0, size, err);
+    char *dir_of = cairn_strdup(l->path);
+    int dir = rc ? -1 : open(dirname(dir_of), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rc == 0 && (dir < 0 || fsync(dir) != 0)) rc = io_error(l, err, "syncing its directory");
+    if (dir >= 0) close(dir);
+    free(dir_of);
+    if (rc == 0) rc = write_header(l, 1, "", err);
+    return rc;
+}
+
+int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_clog **out,
+                    cairn_err *err) {
+    cairn_clog *l = cairn_calloc(1, sizeof *l);
+    l->path = cairn_sprintf("%s-clog", db_path);
+    l->owner = cairn_strndup(owner, strlen(owner) > OWNER_MAX ? OWNER_MAX : strlen(owner));
+    l->fd = open(l->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    unsigned char header[CAIRN_CLOG_HEADER];
+    struct stat sb;
+    int rc = 0, state = 0;
+    if (l->fd < 0 && errno == ENOENT && !create)
+        rc = cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no commit log", l->path);
+    else if (l->fd < 0) rc = io_error(l, err, "cannot open the commit log");
+    else if (flock(l->fd, LOCK_EX | LOCK_NB) != 0)
+        rc = errno == EWOULDBLOCK
+                 ? cairn_err_set(err, CAIRN_EBUSY, "%s: another engine holds the log", l->path)
+                 : io_error(l, err, "cannot lock the commit log");
+    else if (fstat(l->fd, &sb) != 0) rc = io_error(l, err, "cannot read the log's size");
+    if (rc == 0) {
+        l->size = sb.st_size;
+        memset(header, 0, sizeof header);
+        size_t have = l->size < CAIRN_CLOG_HEADER ? (size_t)l->size : sizeof header;
+        if (read_all(l->fd, header, have, 0))
+            rc = io_error(l, err, "reading the log's header");
+    }
+    if (rc == 0 && (state = read_header(l, header)) < 0)
+        rc = cairn_err_set(err, CAIRN_ECORRUPT, "%s: not a Cairn commit log; the file was not"
+                           " modified", l->path);
+    if (rc == 0 && state == 0) rc = make_new(l, err);
+    else if (rc == 0) rc = scan(l, err);
+    if (rc) {
+        cairn_clog_close(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t *end,
+                      cairn_err *err) {
+    cairn_buf *b = &l->out;
+    cairn_buf_reset(b);
+    cairn_buf_reserve(b, cairn_clog_record_size(events, n));
+    put32(b, CAIRN_CLOG_MAGIC);
+    put32(b, 0);   /* the payload's length, once known */
+    put64(b, l->generation);
+    put32(b, (uint32_t)n);
+    put32(b, 0);   /* the checksum */
+    for (int i = 0; i < n; i++) encode_event(b, events[i]);
+    if (l->end + (int64_t)b->len > l->size)
+        return cairn_err_set(err, CAIRN_EFULL, "%s: the log is full", l->path);
+    unsigned char *p = (unsigned char *)b->data;
+    set32(p + 4, (uint32_t)(b->len - RECORD_HEAD));
+    uint32_t crc = crc32c(0, p, 20);
+    set32(p + 20, crc32c(crc, p + RECORD_HEAD, b->len - RECORD_HEAD));
+    if (write_all(l->fd, p, b->len, l->end)) return io_error(l, err, "writing the log");
+    l->end += (int64_t)b->len;
+    *end = l->end;
+    return 0;
+}
+
+int cairn_clog_sync(cairn_clog *l, cairn_err *err) {
+    return fdatasync(l->fd) == 0 ? 0 : io_error(l, err, "syncing the log");
+}
+
+int64_t cairn_clog_end(const cairn_clog *l) {
+    return l->end;
+}
+
+const char *cairn_clog_writer(const cairn_clog *l) {
+    return l->writer;
+}
+
+/* Decode every record of [p, p + n) into evs (n_evs of them). */
+static int decode_range(cairn_clog *l, const unsigned char *p, size_t n, cairn_event **evs,
+                        int *n_evs, cairn_err *err) {
+    size_t at = 0, size;
+    int count = 0, cap = 0;
+    cairn_event *v = NULL;
+    bool ok = true;
+    while (ok && at < n && (size = valid_record(p + at, n - at, l->generation)) > 0) {
+        uint32_t k = get32(p + at + 16);
+        cursor c = {p + at + RECORD_HEAD, p + at + size, false};
+        for (uint32_t i = 0; ok && i < k; i++) {
+            if (count == cap) {
+                cap = cap ? cap * 2 : 64;
+                v = cairn_realloc(v, (size_t)cap * sizeof *v);
+            }
+            ok = decode_event(&c, &v[count]);
+            count++;
+        }
+        ok = ok && c.p == c.end;
+        at += size;
+    }
+    *evs = v;
+    *n_evs = count;
+    if (ok && at == n) return 0;
+    return cairn_err_set(err, CAIRN_ECORRUPT, "%s: a record at offset %lld does not hold events;"
+                         " the log was not applied", l->path,
+                         (long long)(CAIRN_CLOG_HEADER + at));
+}
+
+int cairn_clog_apply(cairn_clog *l, cairn_store *store, int64_t from, int64_t to, int *events,
+                     cairn_err *err) {
+    size_t n = to > from ? (size_t)(to - from) : 0;
+    if (events) *events = 0;
+    if (n == 0) return 0;
+    if (n > l->in_cap) {
+        free(l->in);
+        l->in = cairn_malloc(n);
+        l->in_cap = n;
+    }
+    cairn_event *evs = NULL;
+    int n_evs = 0;
+    int rc = read_all(l->fd, l->in, n, from) ? io_error(l, err, "reading the log") : 0;
+    if (rc == 0) rc = decode_range(l, l->in, n, &evs, &n_evs, err);
+    cairn_event **ptrs = cairn_malloc((size_t)(n_evs ? n_evs : 1) * sizeof *ptrs);
+    for (int i = 0; i < n_evs; i++) ptrs[i] = &evs[i];
+    if (rc == 0) rc = store->ops->append_missing(store, ptrs, n_evs, err);
+    if (rc == 0 && events) *events = n_evs;
+    free(ptrs);
+    cairn_events_free(evs, n_evs);
+    return rc;
+}
+
+/* Apply the records the log holds to the journal at db_path, through a
+ * connection that syncs every commit, and start the log over. */
+static int replay(cairn_clog *l, const char *db_path, cairn_err *err) {
+    cairn_store *s = NULL;
+    int rc = 0;
+    if (l->end > CAIRN_CLOG_HEADER) {
+        rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, false, &s, err);
+        if (rc == 0) {
+            s->ops->set_owner(s, l->writer);
+            rc = cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, l->end, NULL, err);
+        }
+        cairn_store_close(s);
+    }
+    return rc ? rc : cairn_clog_reset(l, 0, err);
+}
+
+int cairn_clog_take(const char *db_path, const char *owner, bool create, cairn_clog **out,
+                    cairn_err *err) {
+    cairn_clog *l = NULL;
+    int rc = cairn_clog_open(db_path, owner, create, &l, err);
+    if (rc == 0) rc = replay(l, db_path, err);
+    if (rc) {
+        cairn_clog_close(l);
+        l = NULL;
+    }
+    *out = l;
+    return rc;
+}
+
+/* Whether the log at path, read without its lock, holds a record written
+ * by an engine that is gone: then whoever holds the lock is applying it. */
+static bool gone_writer_pending(const char *path) {
+    unsigned char h[CAIRN_CLOG_HEADER], r[RECORD_HEAD];
+    cairn_clog peek = {.fd = open(path, O_RDONLY | O_CLOEXEC)};
+    bool pending = peek.fd >= 0 && read_all(peek.fd, h, sizeof h, 0) == 0 &&
+                   read_header(&peek, h) == 1 && peek.writer[0] &&
+                   read_all(peek.fd, r, sizeof r, CAIRN_CLOG_HEADER) == 0 &&
+                   get32(r) == CAIRN_CLOG_MAGIC && get64(r + 8) == peek.generation &&
+                   !cairn_owner_alive(peek.writer);
+    if (peek.fd >= 0) close(peek.fd);
+    return pending;
+}
+
+int cairn_clog_settle(const char *db_path, cairn_err *err) {
+    char *path = cairn_sprintf("%s-clog", db_path);
+    int rc;
+    bool timed_out = false;
+    /* The lock's holder is a live engine, whose records are its own runs'
+     * (it applied what it found when it took the log), or someone applying
+     * a dead engine's records right now: wait for that one to finish. */
+    for (int64_t until = cairn_now_ms() + CAIRN_CLOG_SETTLE_WAIT_MS;;) {
+        cairn_clog *l = NULL;
+        rc = cairn_clog_take(db_path, "", false, &l, err);
+        cairn_clog_close(l);
+        if (rc != CAIRN_EBUSY || !gone_writer_pending(path)) break;
+        if (cairn_now_ms() >= until) {
+            timed_out = true;
+            rc = cairn_err_set(err, CAIRN_EBUSY, "%s: another process has been applying the log"
+                               " of a stopped engine for %d s", path,
+                               CAIRN_CLOG_SETTLE_WAIT_MS / 1000);
+            break;
+        }
+        usleep(5000);
+    }
+    free(path);
+    if (timed_out) return rc;
+    return rc == CAIRN_EBUSY || rc == CAIRN_ENOTFOUND ? 0 : rc;
+}
+
+int cairn_clog_reset(cairn_clog *l, size_t need, cairn_err *err) {
+    int rc = 0;
+    int64_t want = CAIRN_CLOG_HEADER + (int64_t)need;
+    if (want > l->size) {
+        int64_t size = l->size * 2 > want ? l->size * 2 : want;
+        rc = write_zeros(l, l->size, size, err);
+    }
+    if (rc == 0) rc = write_header(l, l->generation + 1, l->owner, err);
+    return rc;
+}
+
+void cairn_clog_close(cairn_clog *l) {
+    if (l == NULL) return;
+    if (l->fd >= 0) close(l->fd);   /* releases the lock */
+    cairn_buf_free(&l->out);
+    free(l->in);
+    free(l->path);
+    free(l->owner);
+    free(l);
+}

@@ -1,0 +1,23 @@
+/*
+ * fixtures.h - journal events and definitions made by hand, for the tests
+ * of the store and the commit log.
+ */
+#ifndef CAIRN_TEST_FIXTURES_H
+#define CAIRN_TEST_FIXTURES_H
+
+#include <stdint.h>
+
+#include "engine/event.h"
+#include "engine/store.h"
+
+/* A new event of run `run` (free with cairn_event_clear and free): step "a"
+ * unless t is run_created, which names workflow "wf" of definition "h1". */
+cairn_event *fx_event(const char *run, int64_t seq, cairn_event_type t, const char *data);
+
+/* Store definition "h1" (workflow "wf") in s. */
+void fx_put_def(cairn_store *s);
+
+/* Free n events made by fx_event. */
+void fx_free_events(cairn_event **evs, int n);
+
+#endif

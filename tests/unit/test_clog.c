@@ -1,0 +1,250 @@
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+#include "engine/clog.h"
+#include "engine/owner.h"
+#include "engine/store.h"
+#include "fixtures.h"
+#include "test.h"
+
+static char *db_path(void) { return cairn_sprintf("%s/j.db", test_tmpdir()); }
+
+static cairn_clog *open_log(const char *db, const char *owner) {
+    cairn_clog *l = NULL;
+    cairn_err err;
+    if (cairn_clog_open(db, owner, true, &l, &err)) TEST_FAIL("open the log: %s", err.msg);
+    return l;
+}
+
+static cairn_store *open_store(const char *db) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    if (cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, false, &s, &err)) TEST_FAIL("%s", err.msg);
+    return s;
+}
+
+/* Append one record of run r1's events [first, first + n) (seq 1 is
+ * run_created, the rest step events); returns its end. */
+static int64_t append_r1(cairn_clog *l, int first, int n) {
+    cairn_event *evs[8];
+    for (int i = 0; i < n; i++)
+        evs[i] = fx_event("r1", first + i, first + i == 1 ? CAIRN_EV_RUN_CREATED
+                                                          : CAIRN_EV_STEP_STARTED, "{}");
+    int64_t end = 0;
+    cairn_err err;
+    int rc = cairn_clog_append(l, evs, n, &end, &err);
+    fx_free_events(evs, n);
+    if (rc) TEST_FAIL("append: %s", err.msg);
+    return end;
+}
+
+static int events_of_r1(cairn_store *s) {
+    cairn_event *evs = NULL;
+    int n = 0;
+    cairn_err err;
+    CHECK_INT(s->ops->load_events(s, "r1", &evs, &n, &err), 0);
+    cairn_events_free(evs, n);
+    return n;
+}
+
+static void pwrite_at(const char *path, int64_t off, const char *bytes, size_t n) {
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0);
+    CHECK_INT(pwrite(fd, bytes, n, off), (long long)n);
+    close(fd);
+}
+
+TEST(clog_records_survive_a_reopen_and_apply_once) {
+    char *db = db_path();
+    cairn_store *s = open_store(db);
+    fx_put_def(s);
+    cairn_err err;
+    cairn_clog *l = open_log(db, "engine-a");
+    CHECK_INT(cairn_clog_reset(l, 0, &err), 0);   /* engine-a writes from here */
+    append_r1(l, 1, 2);
+    int64_t end = append_r1(l, 3, 3);
+    CHECK_INT(cairn_clog_sync(l, &err), 0);
+    cairn_clog_close(l);                           /* as a crash would leave it */
+
+    l = open_log(db, "engine-b");
+    CHECK_INT(cairn_clog_end(l), end);
+    CHECK_STR(cairn_clog_writer(l), "engine-a");
+    CHECK_INT(events_of_r1(s), 0);
+    s->ops->set_owner(s, cairn_clog_writer(l));
+    int n = 0;
+    CHECK_INT(cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, end, &n, &err), 0);
+    CHECK_INT(n, 5);
+    CHECK_INT(events_of_r1(s), 5);
+    cairn_run_row row;
+    CHECK_INT(s->ops->get_run(s, "r1", &row, &err), 0);
+    CHECK_STR(row.owner, "engine-a");              /* claimable once engine-a is gone */
+    cairn_run_row_clear(&row);
+    /* a crash after the apply and before the reset: applying again adds nothing */
+    CHECK_INT(cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, end, &n, &err), 0);
+    CHECK_INT(events_of_r1(s), 5);
+    cairn_clog_close(l);
+    cairn_store_close(s);
+    free(db);
+}
+
+TEST(clog_stops_at_a_torn_record_and_forgets_what_a_reset_made_stale) {
+    char *db = db_path();
+    char *path = cairn_sprintf("%s-clog", db);
+    cairn_err err;
+    cairn_clog *l = open_log(db, "e");
+    int64_t first = append_r1(l, 1, 2);
+    int64_t second = append_r1(l, 3, 1);
+    append_r1(l, 4, 1);
+    cairn_clog_close(l);
+    pwrite_at(path, second + 30, "X", 1);          /* the third record, torn */
+    l = open_log(db, "e");
+    CHECK_INT(cairn_clog_end(l), second);
+    CHECK_INT(cairn_clog_reset(l, 0, &err), 0);
+    CHECK_INT(cairn_clog_end(l), CAIRN_CLOG_HEADER);
+    cairn_clog_close(l);
+    l = open_log(db, "e");
+    CHECK_INT(cairn_clog_end(l), CAIRN_CLOG_HEADER);   /* every old record is stale */
+    int64_t again = append_r1(l, 1, 2);            /* same size as the first was */
+    CHECK_INT(again, first);
+    cairn_clog_close(l);
+    l = open_log(db, "e");
+    CHECK_INT(cairn_clog_end(l), first);           /* the stale second one is not read */
+    cairn_clog_close(l);
+    free(path);
+    free(db);
+}
+
+TEST(clog_is_held_by_one_opener_at_a_time) {
+    char *db = db_path();
+    cairn_clog *l = open_log(db, "e"), *other = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_clog_open(db, "f", true, &other, &err), CAIRN_EBUSY);
+    CHECK_CONTAINS(err.msg, "another engine holds the log");
+    cairn_clog_close(l);
+    other = open_log(db, "f");
+    cairn_clog_close(other);
+    free(db);
+}
+
+TEST(clog_refuses_a_file_that_is_not_a_log_and_leaves_it_alone) {
+    char *db = db_path();
+    char *path = cairn_sprintf("%s-clog", db);
+    const char text[] = "not a commit log\n";
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK_INT(write(fd, text, sizeof text - 1), (long long)(sizeof text - 1));
+    close(fd);
+    cairn_clog *l = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_clog_open(db, "e", true, &l, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "not a Cairn commit log");
+    struct stat sb;
+    CHECK_INT(stat(path, &sb), 0);
+    CHECK_INT(sb.st_size, (long long)(sizeof text - 1));
+    free(path);
+    free(db);
+}
+
+TEST(clog_says_full_without_writing_and_grows_when_reset) {
+    char *db = db_path();
+    char *path = cairn_sprintf("%s-clog", db);
+    cairn_err err;
+    cairn_clog *l = open_log(db, "e");
+    size_t big = CAIRN_CLOG_BYTES + 1000;
+    char *data = cairn_malloc(big + 1);
+    memset(data, 'x', big);
+    data[big] = '\0';
+    cairn_event *ev = fx_event("r1", 1, CAIRN_EV_RUN_CREATED, data);
+    int64_t end = 0;
+    CHECK_INT(cairn_clog_append(l, &ev, 1, &end, &err), CAIRN_EFULL);
+    CHECK_INT(cairn_clog_end(l), CAIRN_CLOG_HEADER);
+    CHECK_INT(cairn_clog_reset(l, cairn_clog_record_size(&ev, 1), &err), 0);
+    CHECK_INT(cairn_clog_append(l, &ev, 1, &end, &err), 0);
+    CHECK_INT(end, CAIRN_CLOG_HEADER + (int64_t)cairn_clog_record_size(&ev, 1));
+    cairn_clog_close(l);
+    struct stat sb;
+    CHECK_INT(stat(path, &sb), 0);
+    CHECK(sb.st_size >= end);
+    l = open_log(db, "e");
+    CHECK_INT(cairn_clog_end(l), end);
+    cairn_clog_close(l);
+    fx_free_events(&ev, 1);
+    free(data);
+    free(path);
+    free(db);
+}
+
+/* An owner string naming a process of this host that does not exist. */
+static char *dead_owner(void) {
+    char self[256];
+    cairn_owner_self(self, sizeof self);
+    *strchr(self, ':') = '\0';
+    return cairn_sprintf("%s:999999999:1", self);
+}
+
+TEST(clog_settle_applies_a_gone_writers_records_and_leaves_a_live_ones_alone) {
+    char *db = db_path();
+    cairn_store *s = open_store(db);
+    fx_put_def(s);
+    cairn_err err;
+    CHECK_INT(cairn_clog_settle(db, &err), 0);     /* no log: nothing to do, nothing made */
+    char *path = cairn_sprintf("%s-clog", db);
+    CHECK(access(path, F_OK) != 0);
+    char self[256];
+    cairn_owner_self(self, sizeof self);
+    cairn_clog *l = open_log(db, self);
+    CHECK_INT(cairn_clog_reset(l, 0, &err), 0);
+    append_r1(l, 1, 2);
+    CHECK_INT(cairn_clog_settle(db, &err), 0);     /* a live engine holds it: left alone */
+    CHECK_INT(events_of_r1(s), 0);
+    cairn_clog_close(l);                           /* the engine is gone */
+    CHECK_INT(cairn_clog_settle(db, &err), 0);
+    CHECK_INT(events_of_r1(s), 2);
+    l = open_log(db, "engine-b");
+    CHECK_INT(cairn_clog_end(l), CAIRN_CLOG_HEADER);   /* started over */
+    cairn_clog_close(l);
+    cairn_store_close(s);
+    free(path);
+    free(db);
+}
+
+/* Holds the log with a gone writer's records for a while, then applies
+ * them and lets go: what an engine or a reader does when it takes it. */
+static void *slow_taker(void *arg) {
+    cairn_clog *l = arg;
+    usleep(200000);
+    cairn_err err;
+    char *db = db_path();
+    cairn_store *s = open_store(db);
+    s->ops->set_owner(s, cairn_clog_writer(l));
+    CHECK_INT(cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, cairn_clog_end(l), NULL, &err), 0);
+    CHECK_INT(cairn_clog_reset(l, 0, &err), 0);
+    cairn_store_close(s);
+    cairn_clog_close(l);
+    free(db);
+    return NULL;
+}
+
+TEST(clog_settle_waits_for_another_process_applying_a_gone_writers_records) {
+    char *db = db_path();
+    cairn_store *s = open_store(db);
+    fx_put_def(s);
+    cairn_err err;
+    char *dead = dead_owner();
+    cairn_clog *l = open_log(db, dead);
+    CHECK_INT(cairn_clog_reset(l, 0, &err), 0);    /* the dead engine's records */
+    append_r1(l, 1, 3);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, slow_taker, l), 0);
+    CHECK_INT(cairn_clog_settle(db, &err), 0);
+    CHECK_INT(events_of_r1(s), 3);                 /* read only once they were applied */
+    pthread_join(t, NULL);
+    cairn_store_close(s);
+    free(dead);
+    free(db);
+}
