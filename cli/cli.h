@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "engine/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
 
@@ -34,6 +35,13 @@ const char *cli_opt_value(int argc, char **argv, int *i, const char *name);
 
 /* Consume a global option at argv[*i] (--db PATH, --json); true if it was one. */
 bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+
+/* Open the journal at db to read it.  First, if an engine that is gone
+ * left events in the commit log (engine/clog.h), they are applied, so what
+ * is read is everything that engine made durable; failing that, a warning
+ * says the newest events may be missing.  The only write a reading command
+ * makes, as SQLite recovers its own log for the first reader after a crash. */
+int cli_open_journal(const char *db, cairn_store **s, cairn_err *err);
 
 /* Print v (consumed) as JSON: pretty when pretty, else one line. */
 void cli_print_json(FILE *out, jv v, bool pretty);

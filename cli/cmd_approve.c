@@ -23,7 +23,7 @@
 static int load(const cli_opts *o, const char *run_id, cairn_run_state **st, cairn_workflow **wf) {
     cairn_store *s = NULL;
     cairn_err err;
-    int rc = cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err);
+    int rc = cli_open_journal(o->db, &s, &err);
     if (rc == 0) rc = cairn_load_run(s, run_id, NULL, st, wf, &err);
     cairn_store_close(s);
     if (rc) cli_error(&err);
@@ -60,7 +60,7 @@ int cmd_approvals(cli_opts *o, int argc, char **argv) {
     cairn_err err;
     cairn_run_row *rows = NULL;
     int n = 0;
-    if (cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err) != 0 ||
+    if (cli_open_journal(o->db, &s, &err) != 0 ||
         s->ops->list_runs(s, "running,waiting,compensating", &rows, &n, &err) != 0) {
         cli_error(&err);
         cairn_store_close(s);
@@ -149,7 +149,7 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     }
     cairn_store *s = NULL;
     cairn_run_row row = {0};
-    bool held = cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err) == 0 &&
+    bool held = cli_open_journal(o->db, &s, &err) == 0 &&
                 s->ops->get_run(s, words[0], &row, &err) == 0 && row.owner && cairn_owner_alive(row.owner);
     cairn_run_row_clear(&row);
     cairn_store_close(s);

@@ -140,7 +140,7 @@ static int final_status(const cli_opts *o, const char *run_id, bool print_json) 
     cairn_run_state *st = NULL;
     cairn_workflow *wf = NULL;
     cairn_err err;
-    int rc = cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err);
+    int rc = cli_open_journal(o->db, &s, &err);
     if (rc == 0) rc = cairn_load_run(s, run_id, NULL, &st, &wf, &err);
     if (rc) {
         cli_error(&err);
@@ -332,7 +332,7 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
 
 static int run_status(const char *db, const char *run_id, cairn_run_row *row, cairn_err *err) {
     cairn_store *s = NULL;
-    int rc = cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, true, &s, err);
+    int rc = cli_open_journal(db, &s, err);
     if (rc == 0) rc = s->ops->get_run(s, run_id, row, err);
     cairn_store_close(s);
     return rc;
@@ -374,7 +374,7 @@ static bool wait_taken(const cli_opts *o, const char *run_id, const char *field,
         cairn_workflow *wf = NULL;
         cairn_err err;
         bool done = false;
-        if (cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, &s, &err) == 0 &&
+        if (cli_open_journal(o->db, &s, &err) == 0 &&
             cairn_load_run(s, run_id, NULL, &st, &wf, &err) == 0)
             done = strcmp(field, "paused") == 0 ? st->paused == want : false;
         cairn_run_state_free(st);

@@ -1,6 +1,7 @@
 /*
  * cmd_show.c - reading the journal: show, runs, journal, verify.
- * These open the database read-only and never change it.
+ * These read the database and change nothing in it, but for applying the
+ * commit log an engine that is gone left (cli_open_journal).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 static int open_ro(const cli_opts *o, cairn_store **s) {
     cairn_err err;
-    if (cairn_store_open_sqlite(o->db, CAIRN_SYNC_FULL, true, s, &err) == 0) return 0;
+    if (cli_open_journal(o->db, s, &err) == 0) return 0;
     cli_error(&err);
     return EXIT_JOURNAL;
 }

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "engine/clog.h"
+#include "engine/store.h"
 
 static const char usage_text[] =
     "usage: cairn [--db PATH] COMMAND [ARGS]\n"
@@ -52,6 +54,16 @@ static const command commands[] = {
 void cli_error(const cairn_err *err) {
     char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
     fprintf(stderr, "cairn: %s\n", cairn_err_format(err, msg, sizeof msg));
+}
+
+int cli_open_journal(const char *db, cairn_store **s, cairn_err *err) {
+    cairn_err settle;
+    if (cairn_clog_settle(db, &settle) != 0) {
+        char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
+        fprintf(stderr, "cairn: warning: the newest events of a stopped engine may be missing"
+                " (%s)\n", cairn_err_format(&settle, msg, sizeof msg));
+    }
+    return cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, true, s, err);
 }
 
 int cli_usage(const char *fmt, ...) {

@@ -49,13 +49,25 @@ void eng_post(cairn_engine *e, eng_msg *m) {
 }
 
 /* Wait in poll until mail, a wake-up or the timeout, unless mail is here. */
+static bool sleep_on_wake_fd(cairn_engine *e, int timeout_ms) {
+    struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) <= 0) return false;
+    uint64_t n;
+    if (read(e->wake_fd, &n, sizeof n) < 0) { /* EAGAIN: drained already */ }
+    return true;
+}
+
+/* Sleep until mail comes or timeout_ms pass.  With the commit log, an
+ * orchestrator idle for CAIRN_CLOG_IDLE_MS (a step that takes a while, an
+ * approval, a timer) has the writer apply what is durable at once, so that
+ * other processes read a waiting run as it stands. */
 static void wait_for_mail(cairn_engine *e, int timeout_ms) {
     atomic_store(&e->sleeping, 1);
     if (!atomic_load(&e->mail)) {
-        struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
-        if (poll(&pfd, 1, timeout_ms) > 0) {
-            uint64_t n;
-            if (read(e->wake_fd, &n, sizeof n) < 0) { /* EAGAIN: drained already */ }
+        int first = e->logged && timeout_ms > CAIRN_CLOG_IDLE_MS ? CAIRN_CLOG_IDLE_MS : timeout_ms;
+        if (!sleep_on_wake_fd(e, first) && first < timeout_ms) {
+            eng_writer_apply_soon(e->writer);
+            sleep_on_wake_fd(e, timeout_ms - first);
         }
     }
     atomic_store(&e->sleeping, 0);
@@ -392,6 +404,25 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
 
 /* ---- opening and closing ------------------------------------------------- */
 
+/* Take the commit log, applying what it holds; keep it when keep, else let
+ * it go.  *out is NULL when another engine holds it (that engine applied
+ * it when it took it). */
+static int take_log(cairn_engine *e, bool keep, cairn_clog **out, cairn_err *err) {
+    int rc = keep ? cairn_clog_take(e->db_path, e->owner, true, out, err)
+                  : cairn_clog_settle(e->db_path, err);
+    if (!keep) *out = NULL;
+    return rc == CAIRN_EBUSY ? 0 : rc;
+}
+
+/* Before reading runs to claim them: everything this engine wrote is in
+ * SQLite, and so is whatever a dead holder of the log left there. */
+static int settle_journal(cairn_engine *e, cairn_err *err) {
+    cairn_clog *none;
+    if (!e->logged) return take_log(e, false, &none, err);
+    eng_writer_submit(e->writer, &e->out);
+    return eng_writer_catch_up(e->writer, err);
+}
+
 int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err) {
     cairn_engine *e = cairn_calloc(1, sizeof *e);
     e->run_slots = cairn_strmap_new();
@@ -413,14 +444,19 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
     /* the writer syncs apart from its commits (writer.c) */
     cairn_sync_mode ws_sync = cfg->sync == CAIRN_SYNC_FULL ? CAIRN_SYNC_DEFERRED : cfg->sync;
+    /* With syncs relaxed there is nothing for the log to save */
+    cairn_clog *log = NULL;
+    if (rc == 0) rc = take_log(e, cfg->sync == CAIRN_SYNC_FULL, &log, err);
     if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, ws_sync, &ws, err);
     if (rc) {
+        cairn_clog_close(log);
         cairn_engine_close(e);
         return rc;
     }
     ws->ops->set_owner(ws, e->owner);
     e->chain = cairn_chain_new(e->key, sizeof e->key);
-    e->writer = eng_writer_start(ws, post_from_writer, e);
+    e->logged = log != NULL;
+    e->writer = eng_writer_start(ws, log, post_from_writer, e);
     e->pool = eng_pool_start(e, e->cfg.workers);
     e->data_version = e->aux->ops->data_version(e->aux);
     cairn_secrets_paths(e->db_path, &e->secrets_file, &e->secrets_key_file);
@@ -469,6 +505,7 @@ void cairn_engine_close(cairn_engine *e) {
         plan_free(p);
     }
     cairn_chain_free(e->chain);
+    free(e->taken);
     cairn_buf_free(&e->event_text);
     cairn_secrets_free(e->secrets);
     free(e->secrets_file);
@@ -528,29 +565,35 @@ int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv 
     return eng_start_run(e, plan, inputs, trigger, NULL, run_id, err);
 }
 
+/* Every unfinished run in the journal; *count those taken. */
+static int resume_all(cairn_engine *e, int *count, cairn_err *err) {
+    cairn_run_row *rows = NULL;
+    int n = 0;
+    int rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating", &rows, &n, err);
+    /* one transaction for every claim: one sync, not one per run */
+    bool batch = rc == 0 && n > 1 && e->aux->ops->batch_begin(e->aux, NULL) == 0;
+    for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */
+        cairn_err one;
+        int r1 = eng_resume_run(e, rows[i].id, &one);
+        if (r1 == 0) (*count)++;
+        else if (r1 != CAIRN_EBUSY) {
+            char msg[CAIRN_ERR_MSG_MAX + 300];
+            fprintf(stderr, "cairn: run %s not resumed: %s\n", rows[i].id,
+                    cairn_err_format(&one, msg, sizeof msg));
+        }
+    }
+    if (batch) rc = e->aux->ops->batch_end(e->aux, err);
+    cairn_run_rows_free(rows, n);
+    return rc;
+}
+
 int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_err *err) {
-    int count = 0, rc = 0;
-    if (run_id) {
+    int count = 0, rc = settle_journal(e, err);
+    if (rc == 0 && run_id) {
         rc = eng_resume_run(e, run_id, err);
         count = rc == 0;
-    } else {
-        cairn_run_row *rows = NULL;
-        int n = 0;
-        rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating", &rows, &n, err);
-        /* one transaction for every claim: one sync, not one per run */
-        bool batch = rc == 0 && n > 1 && e->aux->ops->batch_begin(e->aux, NULL) == 0;
-        for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */
-            cairn_err one;
-            int r1 = eng_resume_run(e, rows[i].id, &one);
-            if (r1 == 0) count++;
-            else if (r1 != CAIRN_EBUSY) {
-                char msg[CAIRN_ERR_MSG_MAX + 300];
-                fprintf(stderr, "cairn: run %s not resumed: %s\n", rows[i].id,
-                        cairn_err_format(&one, msg, sizeof msg));
-            }
-        }
-        if (batch) rc = e->aux->ops->batch_end(e->aux, err);
-        cairn_run_rows_free(rows, n);
+    } else if (rc == 0) {
+        rc = resume_all(e, &count, err);
     }
     if (taken) *taken = count;
     return rc;
@@ -558,19 +601,61 @@ int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_e
 
 /* ---- commands from other processes ---------------------------------------- */
 
+/* A command's row leaves the table in the transaction that writes the
+ * event answering it, which may come a while after the event is durable
+ * (the commit log applies in bulk).  Until then the engine remembers it as
+ * taken.  The row's time goes with its id: SQLite may give a deleted row's
+ * id to the next command. */
+static int find_taken(const cairn_engine *e, const cairn_command *c) {
+    for (int i = 0; i < e->n_taken; i++)
+        if (e->taken[i].id == c->id && e->taken[i].created_at == c->created_at) return i;
+    return -1;
+}
+
+static void add_taken(cairn_engine *e, const cairn_command *c) {
+    if (e->n_taken == e->cap_taken) {
+        e->cap_taken = e->cap_taken ? e->cap_taken * 2 : 8;
+        e->taken = cairn_realloc(e->taken, (size_t)e->cap_taken * sizeof *e->taken);
+    }
+    e->taken[e->n_taken].id = c->id;
+    e->taken[e->n_taken++].created_at = c->created_at;
+}
+
+/* Whether an event queued since out[from] answers command id. */
+static bool answered(const cairn_engine *e, int from, int64_t id) {
+    for (int j = from; j < e->out.n; j++)
+        if (e->out.events[j]->command_id == id) return true;
+    return false;
+}
+
+/* Forget taken commands whose rows are gone (cmds is every row there is). */
+static void prune_taken(cairn_engine *e, const cairn_command *cmds, int n) {
+    int kept = 0;
+    for (int i = 0; i < e->n_taken; i++) {
+        bool listed = false;
+        for (int k = 0; k < n && !listed; k++)
+            listed = cmds[k].id == e->taken[i].id && cmds[k].created_at == e->taken[i].created_at;
+        if (listed) e->taken[kept++] = e->taken[i];
+    }
+    e->n_taken = kept;
+}
+
 /* Carry out the commands waiting for runs this engine holds (only for run
  * `only` when it is not NULL). */
 void eng_apply_commands(cairn_engine *e, const eng_run *only) {
     cairn_command *cmds = NULL;
     int n = 0;
     if (e->aux->ops->list_commands(e->aux, e->owner, &cmds, &n, NULL) != 0) return;
+    prune_taken(e, cmds, n);
     for (int i = 0; i < n; i++) {
         eng_run *r = eng_find_run(e, cmds[i].run_id);
-        if (r == NULL || (only && r != only) || r->ended) continue;
+        if (r == NULL || (only && r != only) || r->ended || find_taken(e, &cmds[i]) >= 0) continue;
+        int from = e->out.n;
         if (strcmp(cmds[i].type, "cancel") == 0) eng_cancel_run(e, r, cmds[i].id);
         else if (strcmp(cmds[i].type, "pause") == 0) eng_pause_run(e, r, true, cmds[i].id);
         else if (strcmp(cmds[i].type, "unpause") == 0) eng_pause_run(e, r, false, cmds[i].id);
         else if (strcmp(cmds[i].type, "decide") == 0) eng_apply_decision(e, r, cmds[i].data, cmds[i].id);
+        if (answered(e, from, cmds[i].id)) add_taken(e, &cmds[i]);
     }
     cairn_commands_free(cmds, n);
 }
@@ -700,6 +785,9 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
             e->next_command_poll = now + CAIRN_COMMAND_POLL_MS;
         }
     }
+    /* what is durable is also where other connections read it */
+    if (!e->sticky && e->logged && eng_writer_catch_up(e->writer, &e->sticky_err) != 0)
+        e->sticky = true;
     if (e->sticky) {
         if (err) *err = e->sticky_err;
         return e->sticky_err.code ? e->sticky_err.code : CAIRN_EIO;

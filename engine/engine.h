@@ -3,7 +3,7 @@
  *
  * Invariants (numbered as the design refers to them):
  *   1. An action's attempt never starts before its step_started event is
- *      durable (committed and synced by the journal writer).
+ *      durable (synced in the commit log, clog.h, or in SQLite).
  *   2. A step recorded as succeeded is never run again: not after a crash, a
  *      restart or a replay.  Recovery folds the journal and starts only steps
  *      that are not done; attempts in flight at a crash go to on_crash.
@@ -21,11 +21,15 @@
  *                 It blocks on the journal only to commit a small batch
  *                 itself when the writer and syncer are idle and no mail
  *                 waits (writer.c, CAIRN_COMMIT_HERE_MAX).
- *   writer        group commit: every event queued since its last commit goes
- *                 into one transaction (not yet synced).
- *   syncer        one sync for every transaction committed since its last;
- *                 then it tells the orchestrator how far is durable.  So the
- *                 writer's next commit overlaps the last one's sync (writer.c).
+ *   writer        group commit: every event queued since its last write goes
+ *                 into one record of the commit log (clog.h), or, when
+ *                 another engine holds the log, one SQLite transaction (not
+ *                 yet synced).  It also applies durable records to SQLite,
+ *                 in bulk and without a sync, and syncs SQLite before the
+ *                 log starts over.
+ *   syncer        one sync for every batch written since its last; then it
+ *                 tells the orchestrator how far is durable.  So the
+ *                 writer's next write overlaps the last one's sync (writer.c).
  *   workers       a pool running actions' execute() (blocking I/O).
  *
  * A waiting run holds no thread.  Finished runs are dropped from memory once
@@ -69,6 +73,9 @@ typedef struct cairn_engine_config {
     void *ud;
 } cairn_engine_config;
 
+/* Open the engine on cfg->db_path.  It takes the commit log beside the
+ * journal (applying what a dead engine left in it) unless another engine
+ * holds it; then it commits straight to SQLite. */
 int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err);
 
 /* Close the engine: stops the threads (the loop must have returned). NULL ok. */
@@ -88,13 +95,15 @@ int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv 
 
 /* Take over unfinished runs (run_id, or every unfinished run when NULL) whose
  * engine is gone: fold their journals and hand in-flight attempts to
- * on_crash.  *taken counts the runs taken (may be NULL). */
+ * on_crash.  First everything this engine wrote is applied to SQLite, and
+ * so is a dead engine's commit log if this engine does not hold the log.
+ * *taken counts the runs taken (may be NULL). */
 int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_err *err);
 
 /* Run the orchestrator on this thread until no run it holds is active (each
- * has ended, with its last event durable), or a stop was requested and
- * running attempts have finished or been interrupted.  Returns 0, or the
- * sticky journal error. */
+ * has ended, with its last event durable and in SQLite), or a stop was
+ * requested and running attempts have finished or been interrupted.
+ * Returns 0, or the sticky journal error. */
 int cairn_engine_run(cairn_engine *e, cairn_err *err);
 
 /* Ask the engine to stop taking work (async-signal-safe: for SIGTERM/SIGINT).

@@ -2,50 +2,69 @@
  * writer.c - the journal writer: group commit, with the sync overlapped.
  *
  * Two threads.  The writer takes every event the orchestrator queued since
- * its last commit and writes them in one transaction; the commit is whole at
- * once but not yet synced (CAIRN_SYNC_DEFERRED).  The syncer takes every
- * batch committed since its last sync, syncs the log once, and posts each
+ * its last commit and writes them in one go, not yet synced.  The syncer
+ * takes every batch written since its last sync, syncs once, and posts each
  * batch back in order (MSG_DURABLE), so the orchestrator knows how far the
  * journal is durable and can start what waited on it.  So while one batch
  * syncs, the next one is written: the disk's wait and the writer's work
  * overlap instead of taking turns, and many runs share each sync.
+ *
+ * Where a batch is written depends on whether the engine holds the commit
+ * log (clog.h):
+ *   - with the log, a batch is one record appended to it, and the syncer
+ *     syncs the log.  The writer applies what is durable to SQLite later,
+ *     many batches in one transaction with no sync (apply_due says when: a
+ *     count, an age, a run's end, or someone waiting to read), and before
+ *     the log starts over it syncs SQLite (make_room).  A step then waits
+ *     for a pwrite and a sync, and SQLite's work is off its path.
+ *   - without it (another engine holds it, or syncs are relaxed), a batch
+ *     is a SQLite transaction (CAIRN_SYNC_DEFERRED) and the syncer syncs
+ *     SQLite's own log.
  *
  * When both threads are idle (nothing submitted, written or syncing) the
  * orchestrator may write and sync a small batch itself
  * (eng_writer_commit_if_idle): one run going step by step has nothing to
  * overlap, and on a virtual machine every hand-off between threads costs a
  * wake-up or a spinning neighbour, which slows the disk's own sync (see
- * CAIRN_COMMIT_HERE_MAX).  Whoever holds `writing` owns the store's
- * connection; the batch is still posted in order, since nothing earlier is
- * left unposted when the writer is idle.
+ * CAIRN_COMMIT_HERE_MAX).  Whoever holds `writing` owns the log, or the
+ * store's connection without one; with the log, the store is the writer
+ * thread's alone.  The batch is still posted in order, since nothing
+ * earlier is left unposted when the writer is idle.
  *
- *   orchestrator --submit--> pending --writer: append--> committed
+ *   orchestrator --submit--> pending --writer: write--> committed
  *                --syncer: sync once--> MSG_DURABLE (or MSG_WRITE_FAILED)
- *   orchestrator --commit_if_idle: append, sync--> MSG_DURABLE (to itself)
+ *   orchestrator --commit_if_idle: write, sync--> MSG_DURABLE (to itself)
+ *   durable records --writer: apply, in bulk--> SQLite (log mode)
  *
- * Nothing is posted durable before a sync that began after its commit
- * returned.  A failed append, or a failed sync, fails its batch and every
- * later one (sticky): after a failed sync the kernel may have dropped pages
- * that a later sync would not report.  Events go back to the orchestrator to
- * be freed: their jv data must never be touched on these threads.
+ * Nothing is posted durable before a sync that began after its write
+ * returned.  A failed write, sync or apply fails its batch and every later
+ * one (sticky): after a failed sync the kernel may have dropped pages that
+ * a later sync would not report.  Events go back to the orchestrator to be
+ * freed: their jv data must never be touched on these threads (the apply
+ * reads the log back instead).
  *
  * Each thread spins a little for its next hand-off before it sleeps on its
  * condition variable (eng_spin_for).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
 struct eng_writer {
     cairn_store *store;
+    cairn_clog *log;             /* NULL: batches commit straight to the store */
     eng_post_fn post;
     void *ud;
     pthread_t writer, syncer;
     pthread_mutex_t mu;
-    pthread_cond_t cond;         /* writer: pending is not empty, or stop */
+    pthread_cond_t cond;         /* writer: pending is not empty, an apply is due, or stop */
     pthread_cond_t sync_cond;    /* syncer: committed is not empty, or the writer is done */
+    pthread_cond_t idle_cond;    /* catch_up: a thread finished a piece of work */
     eng_batch pending;           /* submitted, not yet written */
     eng_msg *committed, *committed_tail;   /* written (or failed), not yet synced */
     bool writing;                /* a batch is being written (writer thread, or here) */
@@ -55,7 +74,14 @@ struct eng_writer {
     bool failed;                 /* whoever holds `writing` */
     atomic_int work;             /* pending is not empty: read while spinning */
     atomic_int sync_work;        /* committed is not empty: read while spinning */
-    atomic_int sync_failed;      /* set by the syncer, read by the writer */
+    atomic_int sync_failed;      /* a sync or an apply failed: every later batch fails */
+    /* log mode: records in [log_applied, log_durable) are synced and not
+     * yet in the store; `unapplied` counts their events */
+    int64_t log_durable, log_applied;
+    int unapplied;
+    int64_t apply_by;            /* monotonic ms: the oldest unapplied event's deadline */
+    bool apply_now;              /* a run ended among them */
+    int catching_up;             /* callers waiting in eng_writer_catch_up */
 };
 
 void eng_batch_push(eng_batch *b, cairn_event *ev) {
@@ -75,11 +101,100 @@ void eng_batch_free_events(eng_batch *b) {
     memset(b, 0, sizeof *b);
 }
 
+static bool failed_already(eng_writer *w) {
+    return w->failed || atomic_load(&w->sync_failed);
+}
+
+/* ---- log mode: applying to the store ------------------------------------ */
+
+/* Under mu. */
+static bool apply_due(const eng_writer *w) {
+    return w->unapplied > 0 &&
+           (w->apply_now || w->catching_up > 0 || w->unapplied >= CAIRN_CLOG_APPLY_EVENTS ||
+            cairn_now_ms() >= w->apply_by);
+}
+
+/* A failure no batch carries (an apply's): every later batch fails, and
+ * the orchestrator hears of it. */
+static void post_failure(eng_writer *w, const cairn_err *err) {
+    atomic_store(&w->sync_failed, 1);
+    eng_msg *m = cairn_calloc(1, sizeof *m);
+    m->kind = MSG_WRITE_FAILED;
+    m->err = *err;
+    w->post(w->ud, m);
+}
+
+/* Writer thread (or the stopping thread once the others are joined): put
+ * every durable record into the store. */
+static int apply_durable(eng_writer *w, cairn_err *err) {
+    pthread_mutex_lock(&w->mu);
+    int64_t from = w->log_applied, to = w->log_durable;
+    w->unapplied = 0;
+    w->apply_now = false;
+    pthread_mutex_unlock(&w->mu);
+    int rc = cairn_clog_apply(w->log, w->store, from, to, NULL, err);
+    pthread_mutex_lock(&w->mu);
+    if (rc == 0) w->log_applied = to;
+    pthread_cond_broadcast(&w->idle_cond);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Writer thread, holding `writing`, when a record does not fit: wait until
+ * every record written is synced, apply them all, sync the store, and
+ * start the log over (grown if the record needs it). */
+static int make_room(eng_writer *w, size_t need, cairn_err *err) {
+    pthread_mutex_lock(&w->mu);
+    while (w->committed || w->syncing) pthread_cond_wait(&w->idle_cond, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    if (atomic_load(&w->sync_failed))
+        return cairn_err_set(err, CAIRN_EIO, "the journal failed earlier");
+    int rc = apply_durable(w, err);
+    if (rc == 0) rc = w->store->ops->sync(w->store, err);
+    if (rc == 0) rc = cairn_clog_reset(w->log, need, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&w->mu);
+        w->log_applied = w->log_durable = cairn_clog_end(w->log);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return rc;
+}
+
+/* ---- writing and syncing ------------------------------------------------- */
+
+/* Write one batch; sticky after any failure.  In log mode *log_end receives
+ * the end of its record.  A batch that does not fit in the log makes room
+ * when may_wait; else CAIRN_EFULL, with nothing written and nothing failed. */
+static int write_batch(eng_writer *w, eng_batch *batch, int64_t *log_end, bool may_wait,
+                       cairn_err *err) {
+    cairn_err_clear(err);
+    *log_end = 0;
+    if (failed_already(w)) {
+        w->failed = true;
+        return cairn_err_set(err, CAIRN_EIO, "the journal failed earlier");
+    }
+    int rc;
+    if (w->log == NULL) {
+        rc = w->store->ops->append(w->store, batch->events, batch->n, err);
+    } else {
+        rc = cairn_clog_append(w->log, batch->events, batch->n, log_end, err);
+        if (rc == CAIRN_EFULL && !may_wait) return rc;
+        if (rc == CAIRN_EFULL) {
+            rc = make_room(w, cairn_clog_record_size(batch->events, batch->n), err);
+            if (rc == 0) rc = cairn_clog_append(w->log, batch->events, batch->n, log_end, err);
+        }
+    }
+    if (rc) w->failed = true;
+    return rc;
+}
+
 /* Hand a written batch (or its failure) to the syncer. */
-static void hand_to_syncer(eng_writer *w, eng_batch *batch, int rc, const cairn_err *err) {
+static void hand_to_syncer(eng_writer *w, eng_batch *batch, int64_t log_end, int rc,
+                           const cairn_err *err) {
     eng_msg *m = cairn_calloc(1, sizeof *m);
     m->kind = rc == 0 ? MSG_DURABLE : MSG_WRITE_FAILED;
     m->batch = *batch;
+    m->log_end = log_end;
     if (rc) m->err = *err;
     pthread_mutex_lock(&w->mu);
     w->writing = false;
@@ -87,45 +202,28 @@ static void hand_to_syncer(eng_writer *w, eng_batch *batch, int rc, const cairn_
     w->committed_tail = m;
     atomic_store(&w->sync_work, 1);
     pthread_cond_signal(&w->sync_cond);
+    pthread_cond_broadcast(&w->idle_cond);
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Append one batch; sticky after any failure, of an append or of a sync. */
-static int write_batch(eng_writer *w, eng_batch *batch, cairn_err *err) {
-    cairn_err_clear(err);
-    if (atomic_load(&w->sync_failed)) w->failed = true;
-    int rc = w->failed ? cairn_err_set(err, CAIRN_EIO, "the journal failed earlier")
-                       : w->store->ops->append(w->store, batch->events, batch->n, err);
-    if (rc) w->failed = true;
-    return rc;
+static bool ends_a_run(cairn_event_type t) {
+    return t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
 }
 
-static void sync_and_post(eng_writer *w, eng_msg *list);
-
-static void *writer_main(void *arg) {
-    eng_writer *w = arg;
-    for (;;) {
-        /* the orchestrator answers a commit within microseconds */
-        eng_spin_for(&w->work);
-        pthread_mutex_lock(&w->mu);
-        while (w->pending.n == 0 && !w->stop) pthread_cond_wait(&w->cond, &w->mu);
-        if (w->pending.n == 0 && w->stop) {
-            w->writer_done = true;
-            pthread_cond_signal(&w->sync_cond);
-            pthread_mutex_unlock(&w->mu);
-            break;
-        }
-        eng_batch batch = w->pending;
-        memset(&w->pending, 0, sizeof w->pending);
-        atomic_store(&w->work, 0);
-        w->writing = true;
-        pthread_mutex_unlock(&w->mu);
-
-        cairn_err err;
-        int rc = write_batch(w, &batch, &err);
-        hand_to_syncer(w, &batch, rc, &err);
+/* Log mode, after a sync: the list's records are durable and wait to be
+ * applied.  Read before the list is posted (its events go back then). */
+static void note_durable(eng_writer *w, eng_msg *list) {
+    pthread_mutex_lock(&w->mu);
+    bool first = w->unapplied == 0;   /* the writer may sleep with no deadline */
+    for (eng_msg *m = list; m; m = m->next) {
+        if (m->kind != MSG_DURABLE) continue;
+        if (m->log_end > w->log_durable) w->log_durable = m->log_end;
+        if (w->unapplied == 0) w->apply_by = cairn_now_ms() + CAIRN_CLOG_APPLY_MS;
+        w->unapplied += m->batch.n;
+        for (int i = 0; i < m->batch.n; i++) w->apply_now |= ends_a_run(m->batch.events[i]->type);
     }
-    return NULL;
+    if ((first && w->unapplied > 0) || apply_due(w)) pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* Sync once for every batch in the list that was written, then post them
@@ -138,9 +236,12 @@ static void sync_and_post(eng_writer *w, eng_msg *list) {
     int rc = 0;
     if (atomic_load(&w->sync_failed))
         rc = cairn_err_set(&err, CAIRN_EIO, "the journal failed earlier");
+    else if (written && w->log)
+        rc = cairn_clog_sync(w->log, &err);
     else if (written)
         rc = w->store->ops->sync(w->store, &err);
     if (rc) atomic_store(&w->sync_failed, 1);
+    else if (w->log) note_durable(w, list);
     for (eng_msg *m = list, *next; m; m = next) {
         next = m->next;
         m->next = NULL;
@@ -150,6 +251,61 @@ static void sync_and_post(eng_writer *w, eng_msg *list) {
         }
         w->post(w->ud, m);
     }
+}
+
+/* ---- the threads --------------------------------------------------------- */
+
+/* Sleep until there is something to do; under mu.  With events waiting to
+ * be applied, no longer than their deadline. */
+static void wait_for_work(eng_writer *w) {
+    while (w->pending.n == 0 && !w->stop && !apply_due(w)) {
+        if (w->unapplied == 0) {
+            pthread_cond_wait(&w->cond, &w->mu);
+            continue;
+        }
+        int64_t at = w->apply_by;
+        struct timespec ts = {.tv_sec = at / 1000, .tv_nsec = (long)(at % 1000) * 1000000};
+        pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+    }
+}
+
+static void *writer_main(void *arg) {
+    eng_writer *w = arg;
+    bool spin = true;
+    for (;;) {
+        /* the orchestrator answers a commit within microseconds */
+        if (spin) eng_spin_for(&w->work);
+        pthread_mutex_lock(&w->mu);
+        wait_for_work(w);
+        if (apply_due(w)) {
+            /* before the next batch: with many runs the writer always has one */
+            bool failed = atomic_load(&w->sync_failed);
+            if (failed) w->unapplied = 0;   /* the log keeps them for the next engine */
+            pthread_mutex_unlock(&w->mu);
+            cairn_err err;
+            if (!failed && apply_durable(w, &err) != 0) post_failure(w, &err);
+            spin = false;
+            continue;
+        }
+        if (w->pending.n == 0) {   /* stopping */
+            w->writer_done = true;
+            pthread_cond_signal(&w->sync_cond);
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        eng_batch batch = w->pending;
+        memset(&w->pending, 0, sizeof w->pending);
+        atomic_store(&w->work, 0);
+        w->writing = true;
+        pthread_mutex_unlock(&w->mu);
+
+        cairn_err err;
+        int64_t log_end;
+        int rc = write_batch(w, &batch, &log_end, true, &err);
+        hand_to_syncer(w, &batch, log_end, rc, &err);
+        spin = true;
+    }
+    return NULL;
 }
 
 static void *syncer_main(void *arg) {
@@ -172,19 +328,29 @@ static void *syncer_main(void *arg) {
         sync_and_post(w, list);
         pthread_mutex_lock(&w->mu);
         w->syncing = false;
+        pthread_cond_broadcast(&w->idle_cond);
         pthread_mutex_unlock(&w->mu);
     }
     return NULL;
 }
 
-eng_writer *eng_writer_start(cairn_store *store, eng_post_fn post, void *ud) {
+/* ---- the interface -------------------------------------------------------- */
+
+eng_writer *eng_writer_start(cairn_store *store, cairn_clog *log, eng_post_fn post, void *ud) {
     eng_writer *w = cairn_calloc(1, sizeof *w);
     w->store = store;
+    w->log = log;
     w->post = post;
     w->ud = ud;
+    if (log) w->log_durable = w->log_applied = cairn_clog_end(log);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);   /* apply_by is cairn_now_ms */
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_cond_init(&w->sync_cond, NULL);
+    pthread_cond_init(&w->idle_cond, NULL);
     if (pthread_create(&w->writer, NULL, writer_main, w) != 0 ||
         pthread_create(&w->syncer, NULL, syncer_main, w) != 0)
         abort();
@@ -209,17 +375,62 @@ bool eng_writer_commit_if_idle(eng_writer *w, eng_batch *batch) {
     if (idle) w->writing = true;
     pthread_mutex_unlock(&w->mu);
     if (!idle) return false;
-    eng_msg *m = cairn_calloc(1, sizeof *m);
-    for (int i = 0; i < batch->n; i++) eng_batch_push(&m->batch, batch->events[i]);
-    m->batch.ticket = batch->ticket;
-    batch->n = 0;
-    int rc = write_batch(w, &m->batch, &m->err);
-    m->kind = rc == 0 ? MSG_DURABLE : MSG_WRITE_FAILED;
-    sync_and_post(w, m);
+    cairn_err err;
+    int64_t log_end;
+    int rc = write_batch(w, batch, &log_end, false, &err);
+    if (rc != CAIRN_EFULL) {
+        eng_msg *m = cairn_calloc(1, sizeof *m);
+        for (int i = 0; i < batch->n; i++) eng_batch_push(&m->batch, batch->events[i]);
+        m->batch.ticket = batch->ticket;
+        batch->n = 0;
+        m->kind = rc == 0 ? MSG_DURABLE : MSG_WRITE_FAILED;
+        m->log_end = log_end;
+        if (rc) m->err = err;
+        sync_and_post(w, m);
+    }
     pthread_mutex_lock(&w->mu);
     w->writing = false;
     pthread_mutex_unlock(&w->mu);
-    return true;
+    return rc != CAIRN_EFULL;
+}
+
+void eng_writer_apply_soon(eng_writer *w) {
+    pthread_mutex_lock(&w->mu);
+    if (w->unapplied > 0 && !w->apply_now) {
+        w->apply_now = true;
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+int eng_writer_catch_up(eng_writer *w, cairn_err *err) {
+    pthread_mutex_lock(&w->mu);
+    w->catching_up++;
+    pthread_cond_signal(&w->cond);
+    while (!failed_already(w) &&
+           (w->pending.n > 0 || w->writing || w->committed || w->syncing ||
+            w->log_applied < w->log_durable))
+        pthread_cond_wait(&w->idle_cond, &w->mu);
+    w->catching_up--;
+    bool failed = failed_already(w);
+    pthread_mutex_unlock(&w->mu);
+    return failed ? cairn_err_set(err, CAIRN_EIO, "the journal failed earlier") : 0;
+}
+
+/* Log mode, once the threads are joined: apply what is left, sync the
+ * store and start the log over, so the next engine finds it empty.  After a
+ * failure the log is left as it is, for the next engine to apply. */
+static void drain_log(eng_writer *w) {
+    if (failed_already(w)) return;   /* the orchestrator has told of it */
+    cairn_err err;
+    int rc = apply_durable(w, &err);
+    if (rc == 0) rc = w->store->ops->sync(w->store, &err);
+    if (rc == 0) rc = cairn_clog_reset(w->log, 0, &err);
+    if (rc) {
+        char msg[CAIRN_ERR_MSG_MAX + 300];
+        fprintf(stderr, "cairn: the commit log was left for the next engine to apply: %s\n",
+                cairn_err_format(&err, msg, sizeof msg));
+    }
 }
 
 void eng_writer_stop(eng_writer *w) {
@@ -230,10 +441,13 @@ void eng_writer_stop(eng_writer *w) {
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->writer, NULL);
     pthread_join(w->syncer, NULL);
+    if (w->log) drain_log(w);
+    cairn_clog_close(w->log);
     cairn_store_close(w->store);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
     pthread_cond_destroy(&w->sync_cond);
+    pthread_cond_destroy(&w->idle_cond);
     free(w->pending.events);
     free(w);
 }

@@ -208,8 +208,7 @@ steps:
     proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     wait_for(lambda: os.path.exists(log) and "waiting" in open(log).read(), "the step to start")
-    runs, _ = cairn_json("runs", db=db)
-    run_id = runs[0]["id"]
+    run_id = wait_for(lambda: cairn_json("runs", db=db)[0], "the run to show")[0]["id"]
     c = cairn("cancel", run_id, db=db)
     s.check(c.returncode == 0 and "cancelled" in c.stdout, "cancel waits for the engine",
             c.stdout + c.stderr)
@@ -264,7 +263,7 @@ steps:
     proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     wait_for(lambda: os.path.exists(started), "the first step to start")
-    run_id = cairn_json("runs", db=db)[0][0]["id"]
+    run_id = wait_for(lambda: cairn_json("runs", db=db)[0], "the run to show")[0]["id"]
     p = cairn("pause", run_id, db=db)
     s.check(p.returncode == 0 and "paused" in p.stdout, "pause is taken by the running engine",
             p.stdout + p.stderr)

@@ -185,7 +185,7 @@ static double run_steps(int runs, int steps, bool pool_only, bool warm, int tria
     start_runs(e, hash, runs);
     double secs = (double)(cairn_now_ms() - start) / 1000.0;
     cairn_engine_close(e);
-    char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'.key", db, db, db, db);
+    char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'-clog '%s'.key", db, db, db, db, db);
     if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", db);
     free(cmd);
     free(src);
@@ -276,7 +276,7 @@ static void w3(void) {
     pid_t pid = fork();
     if (pid != 0) {
         waitpid(pid, NULL, 0);
-        char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'.key", db, db, db, db);
+        char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'-clog '%s'.key", db, db, db, db, db);
         if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", db);
         free(cmd);
         free(ids);

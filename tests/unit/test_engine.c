@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "engine/clog.h"
 #include "engine/engine.h"
 #include "engine/store.h"
 #include "test.h"
@@ -362,8 +363,8 @@ TEST(engine_resume_after_kill_reruns_only_what_was_in_flight) {
         " [ $CAIRN_ATTEMPT -gt 1 ] || { touch %s; sleep 60; }\n"
         "  - id: c\n    run: echo c $CAIRN_ATTEMPT >> %s\n", log, log, marker, log);
     crash_when(&h, src, marker);
+    open_engine(&h, true);   /* applies what the commit log held */
     char *id = only_run(&h);
-    open_engine(&h, true);
     add(&h, src);
     cairn_err err;
     int taken = 0;
@@ -385,6 +386,47 @@ TEST(engine_resume_after_kill_reruns_only_what_was_in_flight) {
     free_h(&h);
 }
 
+/* An engine opened while another holds the commit log commits straight to
+ * SQLite; once the holder dies it applies what the log held before it
+ * claims the dead engine's runs, so no step that was durable only in the
+ * log runs again. */
+TEST(engine_beside_a_log_holder_commits_to_sqlite_and_applies_its_log_once_it_dies) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    char *log = cairn_sprintf("%s/log", test_tmpdir());
+    char *marker = cairn_sprintf("%s/marker", test_tmpdir());
+    char *src = cairn_sprintf(
+        "cairn: 1\nname: holder\nsteps:\n"
+        "  - id: a\n    run: echo a $CAIRN_ATTEMPT >> %s\n"
+        "  - id: b\n    run: echo b $CAIRN_ATTEMPT >> %s;"
+        " [ $CAIRN_ATTEMPT -gt 1 ] || { touch %s; sleep 60; }\n", log, log, marker);
+    pid_t pid = fork_engine(&h, src);   /* takes the log */
+    for (int i = 0; i < 6000 && access(marker, F_OK) != 0; i++) usleep(5000);
+    CHECK(access(marker, F_OK) == 0);
+    open_engine(&h, true);
+    add(&h, "cairn: 1\nname: beside\nsteps:\n  - id: s\n    uses: set\n    with: { n: 1 }\n");
+    char other[CAIRN_RUN_ID_MAX];
+    jv run = run_to_end(&h, "{}", other);   /* show reads SQLite alone */
+    CHECK_AT(run, "status", "succeeded");
+    jv_free(run);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    add(&h, src);
+    cairn_err err;
+    int taken = 0;
+    CHECK_INT(cairn_engine_resume(h.e, NULL, &taken, &err), 0);
+    CHECK_INT(taken, 1);
+    drive(&h);
+    CHECK_INT(count_lines(log, "a "), 1);   /* durable before the kill: never again */
+    CHECK_INT(count_lines(log, "b 2"), 1);
+    cairn_clog *l = NULL;   /* applied, started over and let go */
+    CHECK_INT(cairn_clog_open(h.db, "test", false, &l, &err), 0);
+    CHECK_INT(cairn_clog_end(l), CAIRN_CLOG_HEADER);
+    cairn_clog_close(l);
+    free(src); free(marker); free(log);
+    free_h(&h);
+}
+
 TEST(engine_resume_on_crash_fail_fails_the_step_with_kind_crash) {
     harness h = {0};
     h.db = cairn_sprintf("%s/j.db", test_tmpdir());
@@ -394,8 +436,8 @@ TEST(engine_resume_on_crash_fail_fails_the_step_with_kind_crash) {
         "  - id: risky\n    on_crash: fail\n    run: touch %s; sleep 60\n"
         "  - id: after\n    run: echo after\n", marker);
     crash_when(&h, src, marker);
+    open_engine(&h, true);   /* applies what the commit log held */
     char *id = only_run(&h);
-    open_engine(&h, true);
     add(&h, src);
     cairn_err err;
     CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
@@ -422,9 +464,9 @@ TEST(engine_resume_finishes_a_foreach_cut_short) {
         "  - id: after\n    uses: set\n    with: { got: \"${{ .steps.each.output | map(.stdout) | join(\\\"\\\") }}\" }\n",
         dir, dir, marker);
     crash_when(&h, src, marker);
+    open_engine(&h, true);   /* applies what the commit log held */
     char *id = only_run(&h);
     jv before = show(&h, id);   /* what the journal held at the kill */
-    open_engine(&h, true);
     add(&h, src);
     cairn_err err;
     CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
@@ -857,11 +899,11 @@ TEST(engine_crash_during_rollback_resumes_it_and_compensates_once) {
         "on_failure:\n  - id: tell\n    run: echo tell >> %s\n",
         log, log, log, log, marker, log);
     crash_when(&h, src, marker);
+    open_engine(&h, true);   /* applies what the commit log held */
     char *id = only_run(&h);
     jv mid = show(&h, id);
     CHECK_AT(mid, "status", "compensating");
     jv_free(mid);
-    open_engine(&h, true);
     add(&h, src);
     cairn_err err;
     CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);

@@ -139,7 +139,7 @@ static void release_syncs(fake_store *f) {
  * and is held. */
 static eng_writer *start_with_first_sync_held(fake_store *f) {
     f->hold_sync = true;
-    eng_writer *w = eng_writer_start(&f->base, collect, f);
+    eng_writer *w = eng_writer_start(&f->base, NULL, collect, f);
     submit(w, 1);
     wait_in_sync(f);
     return w;
@@ -192,7 +192,7 @@ TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
 TEST(writer_commits_on_the_calling_thread_when_idle_and_posts_before_returning) {
     fake_store f;
     fake_init(&f);
-    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    eng_writer *w = eng_writer_start(&f.base, NULL, collect, &f);
     for (int i = 1; i <= 3; i++) {
         CHECK(commit_here_or_submit(w, i));
         pthread_mutex_lock(&f.mu);
@@ -218,6 +218,8 @@ TEST(writer_leaves_a_batch_to_its_threads_while_a_sync_is_under_way) {
     CHECK(!pthread_equal(f.append_thread, pthread_self()));
     release_syncs(&f);
     wait_for(&f, &f.posted, 2);
+    cairn_err err;
+    CHECK_INT(eng_writer_catch_up(w, &err), 0);   /* and the syncer is done */
     CHECK(commit_here_or_submit(w, 3));    /* idle again */
     eng_writer_stop(w);
     for (int i = 0; i < 3; i++) {
@@ -231,7 +233,7 @@ TEST(writer_fails_every_batch_after_a_failed_sync_on_the_calling_thread) {
     fake_store f;
     fake_init(&f);
     f.fail_sync = 1;
-    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    eng_writer *w = eng_writer_start(&f.base, NULL, collect, &f);
     CHECK(commit_here_or_submit(w, 1));
     CHECK(commit_here_or_submit(w, 2));
     submit(w, 3);
@@ -248,7 +250,7 @@ TEST(writer_leaves_a_batch_to_its_threads_while_one_is_being_written) {
     fake_store f;
     fake_init(&f);
     f.hold_append = true;
-    eng_writer *w = eng_writer_start(&f.base, collect, &f);
+    eng_writer *w = eng_writer_start(&f.base, NULL, collect, &f);
     submit(w, 1);
     pthread_mutex_lock(&f.mu);
     while (!f.in_append) pthread_cond_wait(&f.cond, &f.mu);   /* 1 is being written, held */
