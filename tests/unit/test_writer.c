@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "common/mem.h"
+#include "engine/clog.h"
 #include "engine/engine_int.h"
 #include "test.h"
 
@@ -21,6 +22,8 @@ typedef struct {
     bool in_sync, hold_sync;
     bool in_append, hold_append;
     int fail_sync;              /* the sync (1-based) that fails; 0: none */
+    int applied, apply_calls;   /* with the commit log: events applied, and in how many calls */
+    bool fail_apply;
     /* what the writer posted, in order */
     int posted, posted_batch[8], posted_kind[8], posted_covered[8];
 } fake_store;
@@ -56,19 +59,32 @@ static int fake_sync(cairn_store *base, cairn_err *err) {
     return rc;
 }
 
+static int fake_append_missing(cairn_store *base, cairn_event *const *evs, int n,
+                               cairn_err *err) {
+    (void)evs;
+    fake_store *f = (fake_store *)base;
+    pthread_mutex_lock(&f->mu);
+    f->apply_calls++;
+    if (!f->fail_apply) f->applied += n;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+    return f->fail_apply ? cairn_err_set(err, CAIRN_EIO, "apply failed") : 0;
+}
+
 static void fake_close(cairn_store *base) {
     (void)base;
 }
 
 static const cairn_store_ops fake_ops = {
-    .name = "fake", .append = fake_append, .sync = fake_sync, .close = fake_close};
+    .name = "fake", .append = fake_append, .append_missing = fake_append_missing,
+    .sync = fake_sync, .close = fake_close};
 
 /* The batch number travels as the first event's seq. */
 static void collect(void *ud, eng_msg *m) {
     fake_store *f = ud;
     pthread_mutex_lock(&f->mu);
-    if (f->posted < 8) {
-        f->posted_batch[f->posted] = (int)m->batch.events[0]->seq;
+    if (f->posted < 8) {   /* a failure no batch carries (an apply's) counts as batch 0 */
+        f->posted_batch[f->posted] = m->batch.n ? (int)m->batch.events[0]->seq : 0;
         f->posted_kind[f->posted] = m->kind;
         f->posted_covered[f->posted] = f->covered;
     }
@@ -267,4 +283,142 @@ TEST(writer_leaves_a_batch_to_its_threads_while_one_is_being_written) {
         CHECK_INT(f.posted_kind[i], MSG_DURABLE);
     }
     CHECK(!pthread_equal(f.append_thread, pthread_self()));
+}
+
+/* ---- with the commit log ---------------------------------------------------- */
+
+/* A batch of `events` step events of `size` data bytes each, numbered as
+ * above, that the commit log can carry. */
+static eng_batch log_batch(int number, int events, size_t size) {
+    eng_batch b = {0};
+    for (int i = 0; i < events; i++) {
+        cairn_event *ev = cairn_calloc(1, sizeof *ev);
+        snprintf(ev->run_id, sizeof ev->run_id, "r");
+        ev->seq = number;
+        ev->type = CAIRN_EV_STEP_STARTED;
+        ev->step = cairn_strdup("a");
+        ev->data_text = cairn_malloc(size + 1);
+        memset(ev->data_text, 'x', size);
+        ev->data_text[size] = '\0';
+        ev->data = jv_invalid();
+        eng_batch_push(&b, ev);
+    }
+    b.ticket = number;
+    return b;
+}
+
+static eng_writer *start_logged(fake_store *f, char **db) {
+    *db = cairn_sprintf("%s/j.db", test_tmpdir());
+    cairn_clog *log = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_clog_open(*db, "test", true, &log, &err), 0);
+    return eng_writer_start(&f->base, log, collect, f);
+}
+
+static int64_t log_end_after_stop(const char *db) {
+    cairn_clog *log = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_clog_open(db, "test", false, &log, &err), 0);
+    int64_t end = cairn_clog_end(log);
+    cairn_clog_close(log);
+    return end;
+}
+
+TEST(writer_with_the_log_syncs_it_and_applies_to_the_store_without_a_sync) {
+    fake_store f;
+    fake_init(&f);
+    char *db;
+    eng_writer *w = start_logged(&f, &db);
+    for (int i = 1; i <= 3; i++) {   /* one at a time: pending batches would merge */
+        eng_batch b = log_batch(i, 2, 10);
+        eng_writer_submit(w, &b);
+        free(b.events);
+        wait_for(&f, &f.posted, i);
+    }
+    CHECK_INT(f.syncs, 0);            /* durable in the log: the store was not synced */
+    cairn_err err;
+    CHECK_INT(eng_writer_catch_up(w, &err), 0);
+    CHECK_INT(f.applied, 6);          /* in the store once caught up */
+    CHECK_INT(f.appended, 0);         /* never committed one batch at a time */
+    eng_writer_stop(w);
+    CHECK_INT(f.syncs, 1);            /* the store synced before the log started over */
+    CHECK_INT(log_end_after_stop(db), CAIRN_CLOG_HEADER);
+    for (int i = 0; i < 3; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+    free(db);
+}
+
+TEST(writer_with_a_full_log_applies_syncs_the_store_and_starts_it_over) {
+    fake_store f;
+    fake_init(&f);
+    char *db;
+    eng_writer *w = start_logged(&f, &db);
+    int batches = 24;                 /* 24 x 256 KiB: half again the log's size */
+    for (int i = 1; i <= batches; i++) {
+        eng_batch b = log_batch(i, 1, 256 * 1024);
+        eng_writer_submit(w, &b);
+        free(b.events);
+        wait_for(&f, &f.posted, i);
+    }
+    for (int i = 0; i < 8; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+    pthread_mutex_lock(&f.mu);
+    int synced_when_full = f.syncs;
+    pthread_mutex_unlock(&f.mu);
+    CHECK(synced_when_full >= 1);
+    cairn_err err;
+    CHECK_INT(eng_writer_catch_up(w, &err), 0);
+    CHECK_INT(f.applied, batches);
+    eng_writer_stop(w);
+    free(db);
+}
+
+TEST(writer_with_the_log_fails_every_later_batch_after_a_failed_apply) {
+    fake_store f;
+    fake_init(&f);
+    f.fail_apply = true;
+    char *db;
+    eng_writer *w = start_logged(&f, &db);
+    eng_batch b = log_batch(1, 1, 10);
+    eng_writer_submit(w, &b);
+    free(b.events);
+    wait_for(&f, &f.posted, 1);
+    cairn_err err;
+    CHECK_INT(eng_writer_catch_up(w, &err), CAIRN_EIO);   /* the apply failed */
+    wait_for(&f, &f.posted, 2);
+    CHECK_INT(f.posted_batch[1], 0);
+    CHECK_INT(f.posted_kind[1], MSG_WRITE_FAILED);        /* the orchestrator hears of it */
+    b = log_batch(2, 1, 10);
+    eng_writer_submit(w, &b);
+    free(b.events);
+    wait_for(&f, &f.posted, 3);
+    CHECK_INT(f.posted_kind[2], MSG_WRITE_FAILED);
+    eng_writer_stop(w);
+    CHECK(log_end_after_stop(db) > CAIRN_CLOG_HEADER);  /* kept for the next engine */
+    free(db);
+}
+
+TEST(writer_with_the_log_leaves_a_batch_that_does_not_fit_to_its_thread) {
+    fake_store f;
+    fake_init(&f);
+    char *db;
+    eng_writer *w = start_logged(&f, &db);
+    bool here[5];
+    for (int i = 1; i <= 5; i++) {   /* 1 MiB each: the fourth finds the log full */
+        eng_batch b = log_batch(i, 1, 1024 * 1024);
+        here[i - 1] = eng_writer_commit_if_idle(w, &b);
+        if (!here[i - 1]) {
+            CHECK_INT(b.n, 1);       /* left as it was */
+            eng_writer_submit(w, &b);
+        }
+        free(b.events);
+        wait_for(&f, &f.posted, i);
+        cairn_err err;
+        CHECK_INT(eng_writer_catch_up(w, &err), 0);
+    }
+    CHECK(here[0] && here[1] && here[2] && !here[3]);
+    CHECK(here[4]);                  /* the log started over */
+    CHECK_INT(f.syncs, 1);
+    CHECK_INT(f.applied, 5);
+    for (int i = 0; i < 5; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+    eng_writer_stop(w);
+    free(db);
 }
