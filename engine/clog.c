@@ -308,7 +308,10 @@ int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_c
     cairn_clog *l = cairn_calloc(1, sizeof *l);
     l->path = cairn_sprintf("%s-clog", db_path);
     l->owner = cairn_strndup(owner, strlen(owner) > OWNER_MAX ? OWNER_MAX : strlen(owner));
-    l->fd = open(l->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    /* readable by whoever may read the journal, as SQLite makes its -wal */
+    struct stat db_sb;
+    mode_t mode = stat(db_path, &db_sb) == 0 ? (db_sb.st_mode & 0666) : 0600;
+    l->fd = open(l->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), mode);
     unsigned char header[CAIRN_CLOG_HEADER];
     struct stat sb;
     int rc = 0, state = 0;
@@ -477,6 +480,15 @@ int cairn_clog_settle(const char *db_path, cairn_err *err) {
     /* The lock's holder is a live engine, whose records are its own runs'
      * (it applied what it found when it took the log), or someone applying
      * a dead engine's records right now: wait for that one to finish. */
+    if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        /* a reader that may not write the journal: it can only tell */
+        rc = gone_writer_pending(path)
+                 ? cairn_err_set(err, CAIRN_EIO, "%s: holds events of a stopped engine that"
+                                 " this user may not apply", path)
+                 : 0;
+        free(path);
+        return rc;
+    }
     for (int64_t until = cairn_now_ms() + CAIRN_CLOG_SETTLE_WAIT_MS;;) {
         cairn_clog *l = NULL;
         rc = cairn_clog_take(db_path, "", false, &l, err);

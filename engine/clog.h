@@ -11,9 +11,9 @@
  * event is always durable in one of the two, and SQLite always holds a
  * prefix of what the log made durable.
  *
- * The file is PATH-clog beside the journal PATH, written with zeros to its
- * full size when it is made (a sync then never has to record the file's
- * growth):
+ * The file is PATH-clog beside the journal PATH, with the journal's
+ * permissions, written with zeros to its full size when it is made (a sync
+ * then never has to record the file's growth):
  *
  *   header   offset 0, CAIRN_CLOG_HEADER bytes:
  *            "CAIRNCL1", u64 generation, u32 owner length, the owner
