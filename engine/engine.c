@@ -48,7 +48,7 @@ void eng_post(cairn_engine *e, eng_msg *m) {
     if (write(e->wake_fd, &one, sizeof one) < 0) { /* the counter is full: already awake */ }
 }
 
-/* Wait in poll until mail, a wake-up or the timeout, unless mail is here. */
+/* Poll the wake-up descriptor for up to timeout_ms; true when woken. */
 static bool sleep_on_wake_fd(cairn_engine *e, int timeout_ms) {
     struct pollfd pfd = {.fd = e->wake_fd, .events = POLLIN};
     if (poll(&pfd, 1, timeout_ms) <= 0) return false;
@@ -405,8 +405,9 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
 /* ---- opening and closing ------------------------------------------------- */
 
 /* Take the commit log, applying what it holds; keep it when keep, else let
- * it go.  *out is NULL when another engine holds it (that engine applied
- * it when it took it). */
+ * it go.  *out is NULL when another process holds it: this engine then
+ * commits straight to SQLite, and settles the log again before it claims
+ * runs (settle_journal). */
 static int take_log(cairn_engine *e, bool keep, cairn_clog **out, cairn_err *err) {
     int rc = keep ? cairn_clog_take(e->db_path, e->owner, true, out, err)
                   : cairn_clog_settle(e->db_path, err);
