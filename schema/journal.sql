@@ -7,6 +7,11 @@
 -- run is pinned to; `commands` holds requests made by other processes (cancel,
 -- decisions) that the engine owning a run turns into events.
 --
+-- An engine makes events durable in its commit log first (DB-clog beside
+-- this file, engine/clog.h) and applies them here in bulk, so these tables
+-- may be some milliseconds behind a running engine; whoever opens the
+-- journal after an engine died applies what its log still held.
+--
 -- The database is recognised by PRAGMA application_id = 0x4341524E ("CARN")
 -- and PRAGMA user_version = 2 (version 1 journals are upgraded by the first
 -- connection that writes); a file with another id is refused untouched.
