@@ -114,10 +114,9 @@ static bool apply_due(const eng_writer *w) {
             cairn_now_ms() >= w->apply_by);
 }
 
-/* A failure no batch carries (an apply's): every later batch fails, and
- * the orchestrator hears of it. */
+/* A failure no batch carries (an apply's, which apply_durable made
+ * sticky): the orchestrator hears of it. */
 static void post_failure(eng_writer *w, const cairn_err *err) {
-    atomic_store(&w->sync_failed, 1);
     eng_msg *m = cairn_calloc(1, sizeof *m);
     m->kind = MSG_WRITE_FAILED;
     m->err = *err;
@@ -135,6 +134,7 @@ static int apply_durable(eng_writer *w, cairn_err *err) {
     int rc = cairn_clog_apply(w->log, w->store, from, to, NULL, err);
     pthread_mutex_lock(&w->mu);
     if (rc == 0) w->log_applied = to;
+    else atomic_store(&w->sync_failed, 1);   /* before catch_up wakes to look */
     pthread_cond_broadcast(&w->idle_cond);
     pthread_mutex_unlock(&w->mu);
     return rc;
