@@ -163,26 +163,13 @@ static bool decode_event(cursor *c, cairn_event *ev) {
     ev->def_hash = take_str(c, NULL);
     ev->parent = take_str(c, NULL);
     bool ok = !c->bad && run_id && strlen(run_id) < CAIRN_RUN_ID_MAX && ev->data_text &&
-              type > CAIRN_EV_NONE && type <= CAIRN_EV_RUN_CANCELLED && ev->seq > 0;
+              cairn_event_type_known(type) && ev->seq > 0;
     if (ok) {
         snprintf(ev->run_id, sizeof ev->run_id, "%s", run_id);
         ev->type = (cairn_event_type)type;
     }
     free(run_id);
     return ok;
-}
-
-size_t cairn_clog_record_size(cairn_event *const *events, int n) {
-    size_t size = RECORD_HEAD;
-    for (int i = 0; i < n; i++) {
-        const cairn_event *ev = events[i];
-        size += 4 + strlen(ev->run_id) + 8 + 8 + 4 + 4 + (ev->step ? strlen(ev->step) : 0) + 4 +
-                4 + (ev->data_len ? ev->data_len : strlen(ev->data_text)) + CAIRN_HASH_LEN + 8 +
-                4 + (ev->workflow ? strlen(ev->workflow) : 0) + 4 +
-                (ev->def_hash ? strlen(ev->def_hash) : 0) + 4 +
-                (ev->parent ? strlen(ev->parent) : 0);
-    }
-    return size;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -277,15 +264,34 @@ static int read_header(cairn_clog *l, const unsigned char *h) {
     return 0;
 }
 
-/* Find the end of the records of the header's generation. */
+/* Read n bytes at off into l->in (grown to fit). */
+static int read_in(cairn_clog *l, size_t n, int64_t off, cairn_err *err) {
+    if (n > l->in_cap) {
+        free(l->in);
+        l->in = cairn_malloc(n);
+        l->in_cap = n;
+    }
+    return read_all(l->fd, l->in, n, off) ? io_error(l, err, "reading the log") : 0;
+}
+
+/* Find the end of the records of the header's generation, a record at a
+ * time: an empty log costs one read of a record's head, not the file. */
 static int scan(cairn_clog *l, cairn_err *err) {
-    size_t n = (size_t)(l->size - CAIRN_CLOG_HEADER);
-    unsigned char *all = cairn_malloc(n ? n : 1);
-    int rc = read_all(l->fd, all, n, CAIRN_CLOG_HEADER) ? io_error(l, err, "reading the log") : 0;
-    size_t at = 0, size;
-    while (rc == 0 && (size = valid_record(all + at, n - at, l->generation)) > 0) at += size;
-    l->end = CAIRN_CLOG_HEADER + (int64_t)at;
-    free(all);
+    int64_t at = CAIRN_CLOG_HEADER;
+    int rc = 0;
+    for (;;) {
+        if (l->size - at < RECORD_HEAD || (rc = read_in(l, RECORD_HEAD, at, err)) != 0) break;
+        const unsigned char *h = l->in;
+        int64_t len = get32(h + 4);
+        if (get32(h) != CAIRN_CLOG_MAGIC || get64(h + 8) != l->generation ||
+            len > l->size - at - RECORD_HEAD)
+            break;
+        size_t size = RECORD_HEAD + (size_t)len;
+        if ((rc = read_in(l, size, at, err)) != 0 || valid_record(l->in, size, l->generation) == 0)
+            break;
+        at += (int64_t)size;
+    }
+    l->end = at;
     return rc;
 }
 
@@ -347,15 +353,16 @@ int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t 
                       cairn_err *err) {
     cairn_buf *b = &l->out;
     cairn_buf_reset(b);
-    cairn_buf_reserve(b, cairn_clog_record_size(events, n));
     put32(b, CAIRN_CLOG_MAGIC);
     put32(b, 0);   /* the payload's length, once known */
     put64(b, l->generation);
     put32(b, (uint32_t)n);
     put32(b, 0);   /* the checksum */
     for (int i = 0; i < n; i++) encode_event(b, events[i]);
-    if (l->end + (int64_t)b->len > l->size)
+    if (l->end + (int64_t)b->len > l->size) {
+        *end = (int64_t)b->len;
         return cairn_err_set(err, CAIRN_EFULL, "%s: the log is full", l->path);
+    }
     unsigned char *p = (unsigned char *)b->data;
     set32(p + 4, (uint32_t)(b->len - RECORD_HEAD));
     uint32_t crc = crc32c(0, p, 20);
@@ -412,14 +419,9 @@ int cairn_clog_apply(cairn_clog *l, cairn_store *store, int64_t from, int64_t to
     size_t n = to > from ? (size_t)(to - from) : 0;
     if (events) *events = 0;
     if (n == 0) return 0;
-    if (n > l->in_cap) {
-        free(l->in);
-        l->in = cairn_malloc(n);
-        l->in_cap = n;
-    }
     cairn_event *evs = NULL;
     int n_evs = 0;
-    int rc = read_all(l->fd, l->in, n, from) ? io_error(l, err, "reading the log") : 0;
+    int rc = read_in(l, n, from, err);
     if (rc == 0) rc = decode_range(l, l->in, n, &evs, &n_evs, err);
     cairn_event **ptrs = cairn_malloc((size_t)(n_evs ? n_evs : 1) * sizeof *ptrs);
     for (int i = 0; i < n_evs; i++) ptrs[i] = &evs[i];
@@ -431,11 +433,15 @@ int cairn_clog_apply(cairn_clog *l, cairn_store *store, int64_t from, int64_t to
 }
 
 /* Apply the records the log holds to the journal at db_path, through a
- * connection that syncs every commit, and start the log over. */
+ * connection that syncs every commit, and start the log over.  An empty
+ * log is started over only to name a new writer: a reader (owner "")
+ * writes nothing then. */
 static int replay(cairn_clog *l, const char *db_path, cairn_err *err) {
+    bool records = l->end > CAIRN_CLOG_HEADER;
+    if (!records && (l->owner[0] == '\0' || strcmp(l->owner, l->writer) == 0)) return 0;
     cairn_store *s = NULL;
     int rc = 0;
-    if (l->end > CAIRN_CLOG_HEADER) {
+    if (records) {
         rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, false, &s, err);
         if (rc == 0) {
             s->ops->set_owner(s, l->writer);

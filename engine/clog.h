@@ -73,7 +73,9 @@ int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_c
  * holds to the journal (through a connection of its own that syncs each
  * commit, the runs they create owned by the log's last writer, so that any
  * engine may claim them once it is gone), and start it over: what the last
- * holder made durable is in SQLite before anyone reads its runs there. */
+ * holder made durable is in SQLite before anyone reads its runs there.  An
+ * empty log is started over only when owner is not "" and not its writer
+ * already (the header must name the engine whose records follow). */
 int cairn_clog_take(const char *db_path, const char *owner, bool create, cairn_clog **out,
                     cairn_err *err);
 
@@ -88,10 +90,11 @@ int cairn_clog_take(const char *db_path, const char *owner, bool create, cairn_c
  * CAIRN_CLOG_APPLY_MS). */
 int cairn_clog_settle(const char *db_path, cairn_err *err);
 
-/* Append events[0..n) as one record after the last.  Returns CAIRN_EFULL,
- * writing nothing, when the record does not fit before the end of the file
- * (then apply, sync the store, reset, and append again).  *end receives the
- * offset just past the record.  Not durable until cairn_clog_sync. */
+/* Append events[0..n) as one record after the last.  *end receives the
+ * offset just past the record.  Not durable until cairn_clog_sync.
+ * Returns CAIRN_EFULL, writing nothing, when the record does not fit before
+ * the end of the file; then *end receives the bytes it needs (apply, sync
+ * the store, reset with that need, and append again). */
 int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t *end,
                       cairn_err *err);
 
@@ -119,9 +122,6 @@ int cairn_clog_reset(cairn_clog *l, size_t need, cairn_err *err);
 
 /* The engine that wrote the records (the header's owner; "" for a new log). */
 const char *cairn_clog_writer(const cairn_clog *l);
-
-/* The bytes a record of events[0..n) takes. */
-size_t cairn_clog_record_size(cairn_event *const *events, int n);
 
 /* Close and unlock.  NULL is allowed. */
 void cairn_clog_close(cairn_clog *l);

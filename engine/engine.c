@@ -404,22 +404,21 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
 
 /* ---- opening and closing ------------------------------------------------- */
 
-/* Take the commit log, applying what it holds; keep it when keep, else let
- * it go.  *out is NULL when another process holds it: this engine then
- * commits straight to SQLite, and settles the log again before it claims
- * runs (settle_journal). */
-static int take_log(cairn_engine *e, bool keep, cairn_clog **out, cairn_err *err) {
-    int rc = keep ? cairn_clog_take(e->db_path, e->owner, true, out, err)
-                  : cairn_clog_settle(e->db_path, err);
-    if (!keep) *out = NULL;
+/* Take the commit log, applying what it holds; *out stays NULL when
+ * another process holds it: this engine then commits straight to SQLite,
+ * and settles the log again before it claims runs (settle_journal).  With
+ * syncs relaxed there is no sync for the log to save: only settle it. */
+static int take_log(cairn_engine *e, cairn_clog **out, cairn_err *err) {
+    *out = NULL;
+    if (e->cfg.sync != CAIRN_SYNC_FULL) return cairn_clog_settle(e->db_path, err);
+    int rc = cairn_clog_take(e->db_path, e->owner, true, out, err);
     return rc == CAIRN_EBUSY ? 0 : rc;
 }
 
 /* Before reading runs to claim them: everything this engine wrote is in
  * SQLite, and so is whatever a dead holder of the log left there. */
 static int settle_journal(cairn_engine *e, cairn_err *err) {
-    cairn_clog *none;
-    if (!e->logged) return take_log(e, false, &none, err);
+    if (!e->logged) return cairn_clog_settle(e->db_path, err);
     eng_writer_submit(e->writer, &e->out);
     return eng_writer_catch_up(e->writer, err);
 }
@@ -445,9 +444,8 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
     /* the writer syncs apart from its commits (writer.c) */
     cairn_sync_mode ws_sync = cfg->sync == CAIRN_SYNC_FULL ? CAIRN_SYNC_DEFERRED : cfg->sync;
-    /* With syncs relaxed there is nothing for the log to save */
     cairn_clog *log = NULL;
-    if (rc == 0) rc = take_log(e, cfg->sync == CAIRN_SYNC_FULL, &log, err);
+    if (rc == 0) rc = take_log(e, &log, err);
     if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, ws_sync, &ws, err);
     if (rc) {
         cairn_clog_close(log);

@@ -24,8 +24,16 @@ static const char *const type_names[] = {
 
 #define N_TYPES ((int)(sizeof type_names / sizeof type_names[0]))
 
+bool cairn_event_type_known(long t) {
+    return t > 0 && t < N_TYPES;
+}
+
 const char *cairn_event_type_name(cairn_event_type t) {
-    return (t > 0 && (int)t < N_TYPES) ? type_names[t] : "none";
+    return cairn_event_type_known(t) ? type_names[t] : "none";
+}
+
+bool cairn_event_ends_run(cairn_event_type t) {
+    return t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
 }
 
 cairn_event_type cairn_event_type_parse(const char *s) {

@@ -130,6 +130,9 @@ typedef struct cairn_event {
 
 const char *cairn_event_type_name(cairn_event_type t);
 cairn_event_type cairn_event_type_parse(const char *s);   /* CAIRN_EV_NONE if unknown */
+bool cairn_event_type_known(long t);                     /* one of CAIRN_EVENT_MAP */
+/* run_succeeded, run_failed or run_cancelled: the run's last event. */
+bool cairn_event_ends_run(cairn_event_type t);
 
 void cairn_event_clear(cairn_event *ev);                  /* frees members; NULL allowed */
 

@@ -422,10 +422,6 @@ static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, cairn_e
                          cairn_event_type_name(ev->type), (long long)want);
 }
 
-static bool run_ends(cairn_event_type t) {
-    return t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
-}
-
 static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id) {
     sqlite3_stmt *st = s->stmt[ST_INSERT_EVENT];
     sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
@@ -454,7 +450,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
         rc = sq_step_done(st);
     }
     if (rc == 0) {
-        if (run_ends(ev->type)) cairn_strmap_remove(s->last_seq, ev->run_id);
+        if (cairn_event_ends_run(ev->type)) cairn_strmap_remove(s->last_seq, ev->run_id);
         else cairn_strmap_put(s->last_seq, ev->run_id, ev->seq);
     }
     return rc;

@@ -140,15 +140,9 @@ static int apply_durable(eng_writer *w, cairn_err *err) {
     return rc;
 }
 
-/* Writer thread, holding `writing`, when a record does not fit: wait until
- * every record written is synced, apply them all, sync the store, and
- * start the log over (grown if the record needs it). */
-static int make_room(eng_writer *w, size_t need, cairn_err *err) {
-    pthread_mutex_lock(&w->mu);
-    while (w->committed || w->syncing) pthread_cond_wait(&w->idle_cond, &w->mu);
-    pthread_mutex_unlock(&w->mu);
-    if (atomic_load(&w->sync_failed))
-        return cairn_err_set(err, CAIRN_EIO, "the journal failed earlier");
+/* Every record written is synced: apply them all, sync the store, and
+ * start the log over (grown to hold need bytes of records). */
+static int start_log_over(eng_writer *w, size_t need, cairn_err *err) {
     int rc = apply_durable(w, err);
     if (rc == 0) rc = w->store->ops->sync(w->store, err);
     if (rc == 0) rc = cairn_clog_reset(w->log, need, err);
@@ -158,6 +152,18 @@ static int make_room(eng_writer *w, size_t need, cairn_err *err) {
         pthread_mutex_unlock(&w->mu);
     }
     return rc;
+}
+
+/* Writer thread, holding `writing`, when a record of need bytes does not
+ * fit: wait until the syncer has synced every record written, then start
+ * the log over. */
+static int make_room(eng_writer *w, size_t need, cairn_err *err) {
+    pthread_mutex_lock(&w->mu);
+    while (w->committed || w->syncing) pthread_cond_wait(&w->idle_cond, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    if (atomic_load(&w->sync_failed))
+        return cairn_err_set(err, CAIRN_EIO, "the journal failed earlier");
+    return start_log_over(w, need, err);
 }
 
 /* ---- writing and syncing ------------------------------------------------- */
@@ -180,7 +186,7 @@ static int write_batch(eng_writer *w, eng_batch *batch, int64_t *log_end, bool m
         rc = cairn_clog_append(w->log, batch->events, batch->n, log_end, err);
         if (rc == CAIRN_EFULL && !may_wait) return rc;
         if (rc == CAIRN_EFULL) {
-            rc = make_room(w, cairn_clog_record_size(batch->events, batch->n), err);
+            rc = make_room(w, (size_t)*log_end, err);   /* EFULL: *log_end is the need */
             if (rc == 0) rc = cairn_clog_append(w->log, batch->events, batch->n, log_end, err);
         }
     }
@@ -206,10 +212,6 @@ static void hand_to_syncer(eng_writer *w, eng_batch *batch, int64_t log_end, int
     pthread_mutex_unlock(&w->mu);
 }
 
-static bool ends_a_run(cairn_event_type t) {
-    return t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
-}
-
 /* Log mode, after a sync: the list's records are durable and wait to be
  * applied.  Read before the list is posted (its events go back then). */
 static void note_durable(eng_writer *w, eng_msg *list) {
@@ -220,7 +222,7 @@ static void note_durable(eng_writer *w, eng_msg *list) {
         if (m->log_end > w->log_durable) w->log_durable = m->log_end;
         if (w->unapplied == 0) w->apply_by = cairn_now_ms() + CAIRN_CLOG_APPLY_MS;
         w->unapplied += m->batch.n;
-        for (int i = 0; i < m->batch.n; i++) w->apply_now |= ends_a_run(m->batch.events[i]->type);
+        for (int i = 0; i < m->batch.n; i++) w->apply_now |= cairn_event_ends_run(m->batch.events[i]->type);
     }
     if ((first && w->unapplied > 0) || apply_due(w)) pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
@@ -279,11 +281,9 @@ static void *writer_main(void *arg) {
         wait_for_work(w);
         if (apply_due(w)) {
             /* before the next batch: with many runs the writer always has one */
-            bool failed = atomic_load(&w->sync_failed);
-            if (failed) w->unapplied = 0;   /* the log keeps them for the next engine */
             pthread_mutex_unlock(&w->mu);
             cairn_err err;
-            if (!failed && apply_durable(w, &err) != 0) post_failure(w, &err);
+            if (apply_durable(w, &err) != 0) post_failure(w, &err);
             spin = false;
             continue;
         }
@@ -423,10 +423,7 @@ int eng_writer_catch_up(eng_writer *w, cairn_err *err) {
 static void drain_log(eng_writer *w) {
     if (failed_already(w)) return;   /* the orchestrator has told of it */
     cairn_err err;
-    int rc = apply_durable(w, &err);
-    if (rc == 0) rc = w->store->ops->sync(w->store, &err);
-    if (rc == 0) rc = cairn_clog_reset(w->log, 0, &err);
-    if (rc) {
+    if (start_log_over(w, 0, &err) != 0) {
         char msg[CAIRN_ERR_MSG_MAX + 300];
         fprintf(stderr, "cairn: the commit log was left for the next engine to apply: %s\n",
                 cairn_err_format(&err, msg, sizeof msg));

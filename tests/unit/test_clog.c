@@ -53,8 +53,16 @@ static int events_of_r1(cairn_store *s) {
     return n;
 }
 
+/* The first n bytes of path into out. */
+static void pread_at(const char *path, char *out, size_t n) {
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    CHECK_INT(pread(fd, out, n, 0), (long long)n);
+    close(fd);
+}
+
 static void pwrite_at(const char *path, int64_t off, const char *bytes, size_t n) {
-    int fd = open(path, O_WRONLY);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
     CHECK(fd >= 0);
     CHECK_INT(pwrite(fd, bytes, n, off), (long long)n);
     close(fd);
@@ -136,9 +144,7 @@ TEST(clog_refuses_a_file_that_is_not_a_log_and_leaves_it_alone) {
     char *db = db_path();
     char *path = cairn_sprintf("%s-clog", db);
     const char text[] = "not a commit log\n";
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CHECK_INT(write(fd, text, sizeof text - 1), (long long)(sizeof text - 1));
-    close(fd);
+    pwrite_at(path, 0, text, sizeof text - 1);
     cairn_clog *l = NULL;
     cairn_err err;
     CHECK_INT(cairn_clog_open(db, "e", true, &l, &err), CAIRN_ECORRUPT);
@@ -146,6 +152,9 @@ TEST(clog_refuses_a_file_that_is_not_a_log_and_leaves_it_alone) {
     struct stat sb;
     CHECK_INT(stat(path, &sb), 0);
     CHECK_INT(sb.st_size, (long long)(sizeof text - 1));
+    char back[sizeof text] = {0};
+    pread_at(path, back, sizeof text - 1);
+    CHECK_STR(back, text);
     free(path);
     free(db);
 }
@@ -160,12 +169,13 @@ TEST(clog_says_full_without_writing_and_grows_when_reset) {
     memset(data, 'x', big);
     data[big] = '\0';
     cairn_event *ev = fx_event("r1", 1, CAIRN_EV_RUN_CREATED, data);
-    int64_t end = 0;
-    CHECK_INT(cairn_clog_append(l, &ev, 1, &end, &err), CAIRN_EFULL);
+    int64_t need = 0, end = 0;
+    CHECK_INT(cairn_clog_append(l, &ev, 1, &need, &err), CAIRN_EFULL);
     CHECK_INT(cairn_clog_end(l), CAIRN_CLOG_HEADER);
-    CHECK_INT(cairn_clog_reset(l, cairn_clog_record_size(&ev, 1), &err), 0);
+    CHECK(need > (int64_t)big);                    /* the record's size */
+    CHECK_INT(cairn_clog_reset(l, (size_t)need, &err), 0);
     CHECK_INT(cairn_clog_append(l, &ev, 1, &end, &err), 0);
-    CHECK_INT(end, CAIRN_CLOG_HEADER + (int64_t)cairn_clog_record_size(&ev, 1));
+    CHECK_INT(end, CAIRN_CLOG_HEADER + need);
     cairn_clog_close(l);
     struct stat sb;
     CHECK_INT(stat(path, &sb), 0);
@@ -246,5 +256,56 @@ TEST(clog_settle_waits_for_another_process_applying_a_gone_writers_records) {
     pthread_join(t, NULL);
     cairn_store_close(s);
     free(dead);
+    free(db);
+}
+
+TEST(clog_refuses_to_apply_a_record_whose_events_do_not_decode) {
+    char *db = db_path();
+    cairn_store *s = open_store(db);
+    fx_put_def(s);
+    cairn_err err;
+    cairn_clog *l = open_log(db, "e");
+    append_r1(l, 1, 1);
+    cairn_event *ev = fx_event("r1", 2, CAIRN_EV_STEP_STARTED, "{}");
+    ev->type = (cairn_event_type)999;              /* whole and checksummed, but no event */
+    int64_t end = 0;
+    CHECK_INT(cairn_clog_append(l, &ev, 1, &end, &err), 0);
+    fx_free_events(&ev, 1);
+    cairn_clog_close(l);
+    CHECK_INT(cairn_clog_settle(db, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "does not hold events; the log was not applied");
+    CHECK_INT(events_of_r1(s), 0);                 /* not even the good record before it */
+    l = open_log(db, "e");
+    CHECK_INT(cairn_clog_end(l), end);             /* kept as it was */
+    cairn_clog_close(l);
+    cairn_store_close(s);
+    free(db);
+}
+
+TEST(clog_an_empty_log_is_written_only_to_name_a_new_writer) {
+    char *db = db_path();
+    char *path = cairn_sprintf("%s-clog", db);
+    cairn_store *s = open_store(db);
+    cairn_err err;
+    cairn_clog *l = NULL;
+    CHECK_INT(cairn_clog_take(db, "engine-a", true, &l, &err), 0);
+    CHECK_STR(cairn_clog_writer(l), "engine-a");   /* its records will follow */
+    cairn_clog_close(l);
+    char before[CAIRN_CLOG_HEADER], after[CAIRN_CLOG_HEADER];
+    pread_at(path, before, sizeof before);
+    CHECK_INT(cairn_clog_settle(db, &err), 0);     /* a reader: nothing to apply, nothing written */
+    pread_at(path, after, sizeof after);
+    CHECK(memcmp(before, after, sizeof before) == 0);
+    CHECK_INT(cairn_clog_take(db, "engine-a", true, &l, &err), 0);
+    cairn_clog_close(l);
+    pread_at(path, after, sizeof after);
+    CHECK(memcmp(before, after, sizeof before) == 0);   /* the same writer again */
+    CHECK_INT(cairn_clog_take(db, "engine-b", true, &l, &err), 0);
+    CHECK_STR(cairn_clog_writer(l), "engine-b");
+    cairn_clog_close(l);
+    pread_at(path, after, sizeof after);
+    CHECK(memcmp(before, after, sizeof before) != 0);
+    cairn_store_close(s);
+    free(path);
     free(db);
 }
