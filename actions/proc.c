@@ -168,18 +168,18 @@ static bool is_program(const char *path, const char *cwd) {
 
 /* The program to exec: argv[0] itself when it holds a '/', else the first
  * match in the child's own PATH (not ours: `env: {PATH: ...}` must count). */
-static int find_program(const cairn_proc_spec *spec, char **out, cairn_err *err) {
-    const char *name = spec->argv[0];
+int cairn_proc_find(const char *name, char *const *envp, const char *cwd, char **out,
+                    cairn_err *err) {
     if (strchr(name, '/')) {
         *out = cairn_strdup(name);
         return 0;
     }
-    const char *path = env_get(spec->envp, "PATH");
+    const char *path = env_get(envp, "PATH");
     if (path == NULL) path = PROC_DEFAULT_PATH;
     while (name[0] != '\0') {
         size_t len = strcspn(path, ":");
         char *cand = cairn_sprintf("%.*s%s%s", (int)len, path, len ? "/" : "", name);
-        if (is_program(cand, spec->cwd)) {
+        if (is_program(cand, cwd)) {
             *out = cand;
             return 0;
         }
@@ -406,7 +406,7 @@ int cairn_proc_run(const cairn_proc_spec *spec, cairn_proc_result *res, cairn_er
     pid_t pid = 0;
     pump p = {-1, -1, -1, -1, spec->stdin_data, spec->stdin_len, 0, &res->out, &res->err, false};
     int rc = check_cwd(spec->cwd, err);
-    if (rc == 0) rc = find_program(spec, &path, err);
+    if (rc == 0) rc = cairn_proc_find(spec->argv[0], spec->envp, spec->cwd, &path, err);
     if (rc == 0) rc = open_pipes(spec, child, &p, err);
     if (rc == 0) rc = spawn(spec, path, child, &pid, err);
     for (int i = 0; i < 3; i++) close_fd(&child[i]);

@@ -123,6 +123,13 @@ int cairn_proc_run(const cairn_proc_spec *spec, cairn_proc_result *res, cairn_er
 
 void cairn_proc_result_free(cairn_proc_result *res);   /* NULL is allowed */
 
+/* Where the program `name` is for a child with environment envp and working
+ * folder cwd (NULL: ours): name itself when it holds a '/', else the first
+ * executable match in envp's PATH (a default PATH when it has none).
+ * Returns 0 and *out (the caller's), or CAIRN_ENOTFOUND. */
+int cairn_proc_find(const char *name, char *const *envp, const char *cwd, char **out,
+                    cairn_err *err);
+
 /* ---- `with` fields shell and ssh share -------------------------------------- */
 
 #define CAIRN_EXIT_CODES 256   /* exit codes are 0..255 */

@@ -1,11 +1,23 @@
 /*
- * shell.c - the `shell` action: run a script with /bin/sh -c, or an argv
- * without a shell, and report its exit code and (capped) output.
+ * shell.c - the `shell` action: run a script, or an argv without a shell,
+ * and report its exit code and (capped) output.
  *
- * prepare copies the rendered `with` into a job of plain C strings (argv,
- * the whole environment, cwd, stdin, the set of ok exit codes); execute runs
- * it through cairn_proc_run (proc.h: process group, output cap, deadline,
- * stop); finish turns the result into the output or a failure.
+ * with: run (a script) or argv (a list of strings), shell (`bash` or `sh`),
+ * env, cwd, stdin, ok_codes ([0]).
+ *
+ * A script runs as GitHub Actions runs one, so that a failing command fails
+ * the step, in a pipeline too: `bash --noprofile --norc -eo pipefail -c
+ * SCRIPT` when bash is found in the step's PATH, else `/bin/sh -e -c
+ * SCRIPT`; `shell: bash` insists on bash (a step on a host without it fails
+ * with kind exit), `shell: sh` chooses /bin/sh.  Values spliced into `run`
+ * arrive as the variables CAIRN_V1, CAIRN_V2, ... in `with.env`, the script
+ * referring to them (dsl/shlex.h): no value is ever on the command line.
+ *
+ * prepare copies the rendered `with` into a job of plain C strings (the
+ * script or argv, the whole environment, cwd, stdin, the set of ok exit
+ * codes); execute chooses the shell and runs it through cairn_proc_run
+ * (proc.h: process group, output cap, deadline, stop); finish turns the
+ * result into the output or a failure.
  *
  * Environment, later entries winning: the engine's own environment, the
  * workflow `env` (info->env), `with.env`, then CAIRN_IDEMPOTENCY_KEY,
@@ -28,6 +40,7 @@
 static const cairn_field_sig shell_fields[] = {
     {"run", CAIRN_FIELD_STRING, CAIRN_FIELD_SHELL},
     {"argv", CAIRN_FIELD_ARRAY, 0},
+    {"shell", CAIRN_FIELD_STRING, 0},
     {"env", CAIRN_FIELD_OBJECT, 0},
     {"cwd", CAIRN_FIELD_STRING, 0},
     {"stdin", CAIRN_FIELD_STRING, 0},
@@ -43,8 +56,13 @@ typedef struct strv {
     int n, cap;
 } strv;
 
+/* Which shell runs `run`. */
+typedef enum { SHELL_AUTO, SHELL_BASH, SHELL_SH } shell_kind;
+
 typedef struct shell_job {
-    strv argv, env;
+    strv argv, env;                    /* argv: `argv`, or the shell's, made in execute */
+    char *script;                      /* `run`, or NULL */
+    shell_kind shell;
     char *cwd;                         /* or NULL */
     char *stdin_data;                  /* or NULL: /dev/null */
     size_t stdin_len;
@@ -86,6 +104,7 @@ static void job_free(shell_job *j) {
     if (j == NULL) return;
     strv_free(&j->argv);
     strv_free(&j->env);
+    free(j->script);
     free(j->cwd);
     free(j->stdin_data);
     cairn_proc_result_free(&j->res);
@@ -108,23 +127,35 @@ static int read_argv(jv argv, shell_job *j, cairn_fail *f) {
     return 0;
 }
 
-/* Exactly one of `run` (given to /bin/sh -c) and `argv`. */
+static int read_shell(jv with, shell_job *j, cairn_fail *f) {
+    jv v = cairn_with_get(with, "shell");
+    char *name = NULL;
+    int rc = 0;
+    if (!jv_is_valid(v)) jv_free(v);
+    else if ((rc = cairn_with_text(v, "", "shell", 0, &name, f)) == 0) {
+        if (strcmp(name, "bash") == 0) j->shell = SHELL_BASH;
+        else if (strcmp(name, "sh") == 0) j->shell = SHELL_SH;
+        else rc = cairn_fail_set(f, "schema", "shell must be bash or sh, not '%.100s'", name);
+    }
+    free(name);
+    if (rc == 0 && j->shell != SHELL_AUTO && j->script == NULL)
+        rc = cairn_fail_set(f, "schema", "shell goes with run (argv runs no shell)");
+    return rc;
+}
+
+/* Exactly one of `run` (a script for the shell) and `argv`. */
 static int read_command(jv with, shell_job *j, cairn_fail *f) {
     jv run = cairn_with_get(with, "run"), argv = cairn_with_get(with, "argv");
-    char *script = NULL;
     int rc;
     if (jv_is_valid(run) == jv_is_valid(argv))
         rc = cairn_fail_set(f, "schema", "shell needs exactly one of run and argv");
     else if (jv_is_valid(argv))
         rc = read_argv(argv, j, f);
-    else if ((rc = cairn_with_text(jv_copy(run), "", "run", 0, &script, f)) == 0) {
-        strv_push(&j->argv, cairn_strdup("/bin/sh"));
-        strv_push(&j->argv, cairn_strdup("-c"));
-        strv_push(&j->argv, script);
-    }
+    else
+        rc = cairn_with_text(jv_copy(run), "", "run", 0, &j->script, f);
     jv_free(run);
     jv_free(argv);
-    return rc;
+    return rc ? rc : read_shell(with, j, f);
 }
 
 static int read_with_env(jv env, shell_job *j, cairn_fail *f) {
@@ -191,8 +222,28 @@ static int shell_prepare(jv with, const cairn_attempt_info *info, void **job, ca
     return 0;
 }
 
+/* The shell's argv for the script: bash when asked for or found, else sh.
+ * The lookup runs here, on a worker, since it touches the file system. */
+static int shell_argv(shell_job *j) {
+    char *bash = NULL;
+    cairn_err err;
+    if (j->shell != SHELL_SH &&
+        cairn_proc_find("bash", j->env.v, j->cwd, &bash, &err) != 0 && j->shell == SHELL_BASH)
+        return cairn_err_set(&j->err, CAIRN_ENOTFOUND, "shell: bash is not in the step's "
+                             "PATH (shell: sh runs /bin/sh)");
+    const char *const with_bash[] = {"--noprofile", "--norc", "-eo", "pipefail", "-c", NULL};
+    const char *const with_sh[] = {"-e", "-c", NULL};
+    strv_push(&j->argv, bash ? bash : cairn_strdup("/bin/sh"));
+    for (const char *const *a = bash ? with_bash : with_sh; *a; a++)
+        strv_push(&j->argv, cairn_strdup(*a));
+    strv_push(&j->argv, j->script);
+    j->script = NULL;
+    return 0;
+}
+
 static void shell_execute(void *job, const cairn_attempt_info *info) {
     shell_job *j = job;
+    if (j->script && (j->rc = shell_argv(j)) != 0) return;
     cairn_proc_spec spec = {
         .argv = j->argv.v, .envp = j->env.v, .cwd = j->cwd,
         .stdin_data = j->stdin_data, .stdin_len = j->stdin_len,

@@ -17,11 +17,21 @@
  * lines libssh2 cannot parse are skipped.  Host key algorithms held in
  * known_hosts for the host are preferred in the key exchange.
  *
- * Environment: sshd refuses most variables, so the workflow `env`, then
- * `with.env`, then CAIRN_IDEMPOTENCY_KEY, CAIRN_RUN_ID, CAIRN_STEP_ID and
- * CAIRN_ATTEMPT are sent as `export NAME='value'; ` before the command
- * (export, not a bare prefix, so that the whole script and its expansions
- * see them).  Names must be shell identifiers.
+ * The script: sshd refuses most variables, so the workflow `env`, then
+ * `with.env` (which holds the values spliced into `command`, CAIRN_V1, ...:
+ * dsl/shlex.h), then CAIRN_IDEMPOTENCY_KEY, CAIRN_RUN_ID, CAIRN_STEP_ID and
+ * CAIRN_ATTEMPT become `export NAME='value'` lines ahead of the command, and
+ * the whole is wrapped in `{ }`, so that a script cut short is a syntax
+ * error that runs nothing.  Names must be shell identifiers.  The script
+ * never travels on a command line: the exec request is a fixed bootstrap,
+ *
+ *   if command -v bash >/dev/null 2>&1; then exec bash --noprofile --norc
+ *   -eo pipefail -c 'eval "$(head -c N)"'; else exec /bin/sh -e -c ...; fi
+ *
+ * and the script's N bytes come first on the channel's stdin, `with.stdin`
+ * after them.  So the remote login shell must be POSIX (sh, bash, dash, ksh,
+ * zsh) with `head -c`, and no value or secret appears in the host's process
+ * list.  With detach the script is the job's `cmd` file, run the same way.
  *
  * Output: exit_code, stdout, stderr (+ _truncated, _bytes), output_cap_bytes,
  * host, port, host_key_checked, host_key_fingerprint (OpenSSH's SHA256:...),
@@ -55,8 +65,7 @@
  * unless PubkeyAcceptedAlgorithms allows it; the failure message says so.
  *
  * Limits: CAIRN_SHELL_OUTPUT_MAX bytes kept of stdout and of stderr (the
- * rest is read and counted); CAIRN_SSH_COMMAND_MAX bytes of exec request;
- * CAIRN_SSH_KNOWN_HOSTS_MAX bytes of known_hosts; CAIRN_SSH_HOST_MAX and
+ * rest is read and counted); CAIRN_SSH_KNOWN_HOSTS_MAX bytes of known_hosts; CAIRN_SSH_HOST_MAX and
  * CAIRN_SSH_USER_MAX; the rest in ssh_int.h.
  */
 #include "actions/ssh_int.h"
@@ -242,7 +251,7 @@ static int export_var(cairn_buf *b, const char *name, const char *value, cairn_f
                               name);
     cairn_buf_printf(b, "export %s=", name);
     ssh__quote(b, value);
-    cairn_buf_puts(b, "; ");
+    cairn_buf_putc(b, '\n');
     return 0;
 }
 
@@ -277,13 +286,15 @@ static int export_attempt(const cairn_attempt_info *info, cairn_buf *b, cairn_fa
     return export_var(b, "CAIRN_ATTEMPT", attempt, f);
 }
 
-/* The script: workflow env, with.env, the attempt variables, the command. */
+/* The script: workflow env, with.env, the attempt variables, the command,
+ * in braces. */
 static int read_script(jv with, const cairn_attempt_info *info, ssh_job *j, cairn_fail *f) {
     cairn_buf b = CAIRN_BUF_INIT;
     char *cmd = NULL;
     int rc = opt_string(with, "command", 0, &cmd, f);
     if (rc == 0 && (cmd == NULL || cmd[0] == '\0'))
         rc = cairn_fail_set(f, "schema", "ssh: command must be a non-empty string");
+    cairn_buf_puts(&b, "{\n");
     for (const char *const *e = info->env; rc == 0 && e && *e; e++) {
         const char *eq = strchr(*e, '=');
         if (eq == NULL) continue;
@@ -293,12 +304,7 @@ static int read_script(jv with, const cairn_attempt_info *info, ssh_job *j, cair
     }
     if (rc == 0) rc = export_with_env(with, &b, f);
     if (rc == 0) rc = export_attempt(info, &b, f);
-    if (rc == 0) cairn_buf_puts(&b, cmd);
-    if (rc == 0 && !j->detach && b.len > CAIRN_SSH_COMMAND_MAX)
-        rc = cairn_fail_set(f, "schema", "ssh: command with its env is %zu bytes; the limit "
-                                         "is %d (install a longer script on the host, or use "
-                                         "detach, which sends it as data)", b.len,
-                            CAIRN_SSH_COMMAND_MAX);
+    if (rc == 0) cairn_buf_printf(&b, "%s\n}\n", cmd);
     free(cmd);
     if (rc == 0) j->script = cairn_buf_detach(&b);
     cairn_buf_free(&b);
@@ -340,11 +346,27 @@ static int ssh_prepare(jv with, const cairn_attempt_info *info, void **job, cair
     return 0;
 }
 
+/* The exec request that reads the script's len bytes from stdin and runs
+ * it (the header says why). */
+static char *bootstrap(size_t len) {
+    return cairn_sprintf("if command -v bash >/dev/null 2>&1; then exec bash --noprofile "
+                         "--norc -eo pipefail -c 'eval \"$(head -c %zu)\"'; else exec /bin/sh "
+                         "-e -c 'eval \"$(head -c %zu)\"'; fi", len, len);
+}
+
 static void run_plain(ssh_conn *c, ssh_job *j) {
     ssh_run r;
+    size_t slen = strlen(j->script);
+    char *request = bootstrap(slen);
+    cairn_buf in = CAIRN_BUF_INIT;
+    cairn_buf_append(&in, j->script, slen);
+    if (j->stdin_data) cairn_buf_append(&in, j->stdin_data, j->stdin_len);
     ssh__run_init(&r, CAIRN_SHELL_OUTPUT_MAX);
-    if (ssh__exec(c, j->script, j->stdin_data, j->stdin_len, &r,
-                  "running the command (it may still be running on the host)") == 0) {
+    int rc = ssh__exec(c, request, in.data, in.len, &r,
+                       "running the command (it may still be running on the host)");
+    free(request);
+    cairn_buf_free(&in);
+    if (rc == 0) {
         j->exit_code = r.exit_code;
         memcpy(j->signal, r.signal, sizeof j->signal);
     }

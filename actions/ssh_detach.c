@@ -10,7 +10,8 @@
  *       key               the idempotency key, for people
  *       1/ 2/ ...         one directory per run of the command:
  *           attempt       the attempt that claimed the run
- *           cmd           the script (env exports + command), run with $SHELL
+ *           cmd           the script (ssh.c), run with bash -eo pipefail, or
+ *                         sh -e where the host has no bash
  *           in            stdin, when given
  *           pid           the job's pid, written by the job itself (rename)
  *           out, err      its stdout and stderr
@@ -105,7 +106,9 @@ static const char sh_job[] =
     "exec </dev/null >/dev/null 2>&1\n"
     "i=/dev/null\n"
     "[ -f \"$r/in\" ] && i=\"$r/in\"\n"
-    "\"${SHELL:-/bin/sh}\" \"$r/cmd\" <\"$i\" >\"$r/out\" 2>\"$r/err\"\n"
+    "if command -v bash >/dev/null 2>&1; then\n"
+    "  bash --noprofile --norc -eo pipefail \"$r/cmd\" <\"$i\" >\"$r/out\" 2>\"$r/err\"\n"
+    "else /bin/sh -e \"$r/cmd\" <\"$i\" >\"$r/out\" 2>\"$r/err\"; fi\n"
     "echo $? >\"$r/rc.tmp\" && mv -f \"$r/rc.tmp\" \"$r/rc\"\n";
 
 /* Starts the job ($job) detached; prints "STARTED pid" once it runs. */

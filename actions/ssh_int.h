@@ -36,7 +36,6 @@
 #define CAIRN_SSH_PORT_DEFAULT 22
 #define CAIRN_SSH_HOST_MAX 255                /* bytes in `host` */
 #define CAIRN_SSH_USER_MAX 255                /* bytes in `user` */
-#define CAIRN_SSH_COMMAND_MAX 32768           /* exec request: env exports + command */
 #define CAIRN_SSH_LOGIN_TIMEOUT_MS 30000      /* resolve + connect + handshake + auth */
 #define CAIRN_SSH_POLL_SLICE_MS 50            /* longest wait between stop checks */
 #define CAIRN_SSH_KEEPALIVE_S 15              /* SSH keepalive while waiting */
@@ -58,7 +57,7 @@ typedef struct ssh_job {
     char *key_file, *passphrase, *password;    /* exactly one of key_file, password */
     char *known_hosts;                         /* NULL with insecure_host_key */
     bool insecure;
-    char *script;                              /* env exports + command */
+    char *script;                              /* { env exports; command } (ssh.c) */
     char *stdin_data;                          /* or NULL */
     size_t stdin_len;
     bool ok[CAIRN_EXIT_CODES];

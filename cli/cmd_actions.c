@@ -28,7 +28,7 @@ static jv action_json(const cairn_action *a) {
         jv o = jv_object_set(jv_object(), jv_string("name"), jv_string(f->name));
         o = jv_object_set(o, jv_string("type"), jv_string(type_name(f->type)));
         o = jv_object_set(o, jv_string("required"), jv_bool(f->flags & CAIRN_FIELD_REQUIRED));
-        if (f->flags & CAIRN_FIELD_SHELL) o = jv_object_set(o, jv_string("shell_quoted"), jv_true());
+        if (f->flags & CAIRN_FIELD_SHELL) o = jv_object_set(o, jv_string("script"), jv_true());
         fields = jv_array_append(fields, o);
     }
     jv o = jv_object_set(jv_object(), jv_string("name"), jv_string(a->sig->name));

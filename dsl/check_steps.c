@@ -9,13 +9,14 @@
 #include "dsl/workflow_int.h"
 
 static const char *const step_keys[] = {
-    "id", "name", "uses", "run", "with", "needs", "if", "timeout", "retry",
+    "id", "name", "uses", "run", "shell", "with", "needs", "if", "timeout", "retry",
     "continue_on_error", "on_crash", "compensate", "foreach", "concurrency", NULL};
 static const char *const failure_keys[] = {
-    "id", "name", "uses", "run", "with", "if", "timeout", "retry",
+    "id", "name", "uses", "run", "shell", "with", "if", "timeout", "retry",
     "continue_on_error", "on_crash", "foreach", "concurrency", NULL};
 static const char *const failure_refused[] = {"needs", "compensate", NULL};
-static const char *const body_keys[] = {"name", "uses", "run", "with", "timeout", "retry", NULL};
+static const char *const body_keys[] = {"name", "uses", "run", "shell", "with", "timeout",
+                                        "retry", NULL};
 static const char *const body_refused[] = {
     "id", "needs", "if", "continue_on_error", "on_crash", "compensate", "foreach",
     "concurrency", NULL};
@@ -143,6 +144,11 @@ static const cairn_action_sig *check_action(wf_ctx *c, const cairn_node *step, c
         cairn__wf_error(c, step, "%s needs 'uses' (an action) or 'run' (a shell script)", what);
         return NULL;
     }
+    if (!run && cairn_node_get(step, "shell")) {
+        cairn__wf_error(c, cairn_node_key(step, "shell"), "shell: goes with run: (with uses: "
+                        "shell, give with.shell)");
+        return NULL;
+    }
     const char *name = run ? "shell" : cairn__want_text(c, uses, "uses") ? uses->text : NULL;
     if (name == NULL) return NULL;
     s->uses = cairn_strdup(name);
@@ -221,7 +227,7 @@ void cairn__check_step(wf_ctx *c, const cairn_node *n, cairn_step *s, wf_block_k
     if ((v = cairn_node_get(n, "name")) && cairn__want_text(c, v, "name"))
         s->name = cairn_strdup(v->text);
     const cairn_action_sig *sig = check_action(c, n, s, what);
-    cairn__check_with(c, n, cairn_node_get(n, "with"), cairn_node_get(n, "run"), sig, s);
+    cairn__check_with(c, n, cairn_node_get(n, "with"), sig, s);
     if (needs) *needs = kind == BLOCK_STEPS ? cairn_node_get(n, "needs") : NULL;
     check_limits(c, n, s);
     if (kind == BLOCK_COMPENSATE) return;

@@ -153,8 +153,9 @@ static void check_fields(wf_ctx *c, const cairn_node *at, const cairn_node *map,
     if (sig->one_of) check_one_of(c, at, map, sig);
 }
 
-/* The template.  Values spliced into fields flagged CAIRN_FIELD_SHELL are
- * shell-quoted; every other field splices as text. */
+/* The template.  Values spliced into fields flagged CAIRN_FIELD_SHELL
+ * become variables the script refers to (expr.h); every other field splices
+ * as text. */
 static cairn_tmpl *build(wf_ctx *c, const cairn_node *map, const cairn_action_sig *sig) {
     const char *shell_keys[8] = {NULL};
     int n = 0;
@@ -163,31 +164,34 @@ static cairn_tmpl *build(wf_ctx *c, const cairn_node *map, const cairn_action_si
     return cairn_tmpl_new_fields(map, shell_keys, c->wf->exprs, c->file, c->diags);
 }
 
+/* The step keys that are shorthand for a field of `with` (`run: x` is
+ * `uses: shell` with `with.run: x`; `shell:` goes with it). */
+static const char *const shorthands[] = {"run", "shell", NULL};
+
 void cairn__check_with(wf_ctx *c, const cairn_node *step, const cairn_node *with,
-                       const cairn_node *run, const cairn_action_sig *sig, cairn_step *s) {
+                       const cairn_action_sig *sig, cairn_step *s) {
     cairn_node empty = {.kind = CAIRN_NODE_MAP, .line = step->line, .col = step->col};
     if (with && !cairn__want_map(c, with, "with")) with = NULL, sig = NULL;  /* one error */
     const cairn_node *map = with ? with : &empty;
     cairn_node merged = *map;
-    if (run) {
-        if (cairn_node_key(map, "run"))
-            cairn__wf_error(c, cairn_node_key(map, "run"),
-                            "with: 'run' is given twice (the step's run: is with.run)");
-        if (!cairn__want_text(c, run, "run")) sig = NULL;   /* one error is enough */
-        merged.keys = cairn_malloc((size_t)(map->count + 1) * sizeof *merged.keys);
-        merged.values = cairn_malloc((size_t)(map->count + 1) * sizeof *merged.values);
-        for (int i = 0; i < map->count; i++) {
-            merged.keys[i] = map->keys[i];
-            merged.values[i] = map->values[i];
-        }
-        merged.keys[map->count] = (cairn_node *)cairn_node_key(step, "run");
-        merged.values[map->count] = (cairn_node *)run;
-        merged.count = map->count + 1;
+    merged.keys = cairn_malloc((size_t)(map->count + 2) * sizeof *merged.keys);
+    merged.values = cairn_malloc((size_t)(map->count + 2) * sizeof *merged.values);
+    for (int i = 0; i < map->count; i++) {
+        merged.keys[i] = map->keys[i];
+        merged.values[i] = map->values[i];
+    }
+    for (const char *const *k = shorthands; *k; k++) {
+        const cairn_node *v = cairn_node_get(step, *k);
+        if (v == NULL) continue;
+        if (cairn_node_key(map, *k))
+            cairn__wf_error(c, cairn_node_key(map, *k), "with: '%s' is given twice (the "
+                            "step's %s: is with.%s)", *k, *k, *k);
+        if (!cairn__want_text(c, v, *k)) sig = NULL;   /* one error is enough */
+        merged.keys[merged.count] = (cairn_node *)cairn_node_key(step, *k);
+        merged.values[merged.count++] = (cairn_node *)v;
     }
     if (sig) check_fields(c, with ? with : step, &merged, sig);
     s->with = build(c, &merged, sig);
-    if (run) {
-        free(merged.keys);
-        free(merged.values);
-    }
+    free(merged.keys);
+    free(merged.values);
 }

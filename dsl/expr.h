@@ -64,28 +64,29 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
  * caller leave out of the document what no expression reads. */
 bool cairn_exprset_reads(const cairn_exprset *set, int idx, const char *key);
 
-/* How a template's string parts splice their values. */
-typedef enum {
-    CAIRN_SPLICE_TEXT,   /* strings raw, other values as compact JSON */
-    CAIRN_SPLICE_SHELL   /* as TEXT, then shell-quoted ('...') so data stays data */
-} cairn_splice_mode;
-
 /* Build a template from node (borrowed; the template keeps no pointer to it).
  * Every `${{ }}` found is added to set; an unterminated `${{` is reported to
- * diags.  mode applies to every string in the subtree.  Never returns NULL. */
-cairn_tmpl *cairn_tmpl_new(const cairn_node *node, cairn_exprset *set,
-                           cairn_splice_mode mode, const char *file, cairn_diags *diags);
+ * diags.  A string that is not exactly one expression splices each value as
+ * text: strings raw, other values as compact JSON.  Never returns NULL. */
+cairn_tmpl *cairn_tmpl_new(const cairn_node *node, cairn_exprset *set, const char *file,
+                           cairn_diags *diags);
 
-/* As cairn_tmpl_new for a map node (a step's `with`), with a splice mode per
- * top-level field: the keys in shell_keys (NULL-terminated) splice with
- * CAIRN_SPLICE_SHELL, every other field with CAIRN_SPLICE_TEXT. */
+/* As cairn_tmpl_new for a map node (a step's `with`) whose fields named in
+ * shell_keys (NULL-terminated) are shell scripts.  A script that splices
+ * values (and is not exactly one expression, which is the whole script) is
+ * rewritten at load time so that each value is referenced as the
+ * environment variable CAIRN_V<n>, n counting from 1 over the map, in the
+ * form its quoting context needs (shlex.h); a splice that cannot be placed
+ * safely is reported to diags with its position.  Rendering the map puts
+ * the rewritten script in the field and each value, as text, into the
+ * map's `env` field (made when absent; over an entry of the same name):
+ * values never become shell text. */
 cairn_tmpl *cairn_tmpl_new_fields(const cairn_node *map, const char *const *shell_keys,
                                   cairn_exprset *set, const char *file, cairn_diags *diags);
 
 /* A template of one string (used for `if`, `foreach`, `until`, outputs). */
 cairn_tmpl *cairn_tmpl_from_string(const char *s, int line, int col, cairn_exprset *set,
-                                   cairn_splice_mode mode, const char *file,
-                                   cairn_diags *diags);
+                                   const char *file, cairn_diags *diags);
 
 /* True when the template holds no expression (rendering returns a copy of a constant). */
 bool cairn_tmpl_is_const(const cairn_tmpl *t);
@@ -103,9 +104,6 @@ int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
                       cairn_err *err);
 
 void cairn_tmpl_free(cairn_tmpl *t);
-
-/* Shell-quote s into a new string owned by the caller ('a'"'"'b' style). */
-char *cairn_shell_quote(const char *s, size_t len);
 
 /* Truthiness as DSL.md defines it: anything but false and null. v borrowed. */
 bool cairn_truthy(jv v);

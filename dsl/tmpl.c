@@ -7,20 +7,30 @@
  * only its dynamic children into a copy of it.  A string is a list of parts,
  * literal text and expressions; a string that is exactly one expression is
  * "whole" and renders to the expression's value, JSON type kept.
+ *
+ * A shell field of a `with` map (shell's `run`, ssh's `command`) that
+ * splices values is a T_SHELL: its text is the script rewritten at load time
+ * (shlex.h), each splice replaced by a reference to CAIRN_V<n>, and its parts
+ * are the expressions alone.  The map renders the script in the field and
+ * the values into its `env` field, CAIRN_V<n> = the value as text: the
+ * values reach the script as environment variables and never as shell text.
  */
 #include "dsl/expr_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/mem.h"
+#include "dsl/shlex.h"
 
-typedef enum { T_CONST, T_STRING, T_MAP, T_SEQ } tmpl_kind;
+typedef enum { T_CONST, T_STRING, T_SHELL, T_MAP, T_SEQ } tmpl_kind;
 
 typedef struct tmpl_part {
     char *text;          /* literal text, or NULL for an expression */
     size_t len;
     int expr;            /* index in the set */
+    size_t src_off;      /* where the part starts in the author's string */
 } tmpl_part;
 
 typedef struct tmpl_kid {
@@ -31,9 +41,10 @@ typedef struct tmpl_kid {
 
 struct cairn_tmpl {
     tmpl_kind kind;
-    jv value;            /* T_CONST: the value; T_MAP, T_SEQ: the base */
-    cairn_splice_mode mode;
+    jv value;            /* T_CONST: the value; T_MAP, T_SEQ: the base;
+                            T_SHELL: the rewritten script */
     bool whole;
+    int var0;            /* T_SHELL: part i's value is CAIRN_V<var0 + i + 1> */
     tmpl_part *parts;
     int nparts;
     tmpl_kid *kids;
@@ -84,10 +95,11 @@ static void pos_of(const str_src *src, size_t off, int *line, int *col) {
     if (src->col0 > 0 && memchr(src->s, '\n', src->len) == NULL) *col = src->col0 + (int)off;
 }
 
-static void add_part(cairn_tmpl *t, const char *text, size_t len, int expr) {
+static void add_part(cairn_tmpl *t, const char *text, size_t len, int expr, size_t src_off) {
     if (text && len == 0) return;
     t->parts = cairn_realloc(t->parts, (size_t)(t->nparts + 1) * sizeof *t->parts);
-    t->parts[t->nparts++] = (tmpl_part){text ? cairn_strndup(text, len) : NULL, len, expr};
+    t->parts[t->nparts++] =
+        (tmpl_part){text ? cairn_strndup(text, len) : NULL, len, expr, src_off};
 }
 
 static void trim(const char **s, size_t *len) {
@@ -118,19 +130,18 @@ static size_t parse_expr(const str_src *src, cairn_tmpl *t, size_t off) {
                         "too many expressions in one workflow (the limit is %d)", CAIRN_EXPR_MAX);
         return 0;
     }
-    add_part(t, NULL, 0, idx);
+    add_part(t, NULL, 0, idx, off);
     return off + 3 + (size_t)end + 2;
 }
 
-static cairn_tmpl *tmpl_string(const str_src *src, cairn_splice_mode mode) {
+static cairn_tmpl *tmpl_string(const str_src *src) {
     cairn_tmpl *t = tmpl_alloc(T_STRING, jv_invalid());
-    t->mode = mode;
     size_t at = 0;
     for (;;) {
         const char *open = memmem(src->s + at, src->len - at, OPEN, 3);
         if (open == NULL) break;
         size_t off = (size_t)(open - src->s);
-        add_part(t, src->s + at, off - at, -1);
+        add_part(t, src->s + at, off - at, -1, at);
         size_t next = parse_expr(src, t, off);
         if (next == 0) {                 /* reported: keep the text as it is */
             cairn_tmpl_free(t);
@@ -138,18 +149,92 @@ static cairn_tmpl *tmpl_string(const str_src *src, cairn_splice_mode mode) {
         }
         at = next;
     }
-    add_part(t, src->s + at, src->len - at, -1);
+    add_part(t, src->s + at, src->len - at, -1, at);
     t->whole = t->nparts == 1 && t->parts[0].text == NULL;
     return t;
 }
 
 cairn_tmpl *cairn_tmpl_from_string(const char *s, int line, int col, cairn_exprset *set,
-                                   cairn_splice_mode mode, const char *file,
-                                   cairn_diags *diags) {
+                                   const char *file, cairn_diags *diags) {
     size_t len = strlen(s);
     if (!has_open(s, len)) return tmpl_alloc(T_CONST, jv_string_sized(s, (int)len));
     str_src src = {s, len, line, col, col, file, set, diags};
-    return tmpl_string(&src, mode);
+    return tmpl_string(&src);
+}
+
+/* ---- shell fields ------------------------------------------------------------ */
+
+/* Where literal offset off (in the parts' text, splices cut out) stands in
+ * the author's string: a splice's offset maps to its `${{`. */
+static size_t source_offset(const cairn_tmpl *t, size_t off, size_t src_len) {
+    size_t lit = 0;
+    for (int i = 0; i < t->nparts; i++) {
+        const tmpl_part *p = &t->parts[i];
+        if (p->text == NULL && off == lit) return p->src_off;
+        if (p->text && off < lit + p->len) return p->src_off + (off - lit);
+        if (p->text) lit += p->len;
+    }
+    return src_len;
+}
+
+static void shell_error(const str_src *src, const cairn_tmpl *t, const cairn_shlex_err *e) {
+    size_t at = source_offset(t, e->offset, src->len);
+    int line, col, sline = 1, scol = 1;
+    pos_of(src, at, &line, &col);
+    for (size_t i = 0; i < at; i++, scol++)
+        if (src->s[i] == '\n') sline++, scol = 0;
+    cairn_diags_add(src->diags, src->file, line, col, "in the script at its line %d, column "
+                    "%d: %s", sline, scol, e->why);
+}
+
+/* t (a T_STRING of parts) becomes a T_SHELL: the script with each splice
+ * replaced by a reference to its variable, and the expressions alone. */
+static void rewrite_shell(cairn_tmpl *t, const cairn_shctx *ctx, int var0) {
+    cairn_buf script = CAIRN_BUF_INIT;
+    int k = 0;
+    for (int i = 0; i < t->nparts; i++) {
+        tmpl_part *p = &t->parts[i];
+        if (p->text) {
+            cairn_buf_append(&script, p->text, p->len);
+            free(p->text);
+            continue;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "CAIRN_V%d", var0 + k + 1);
+        cairn_shlex_reference(&script, ctx[k], name);
+        t->parts[k++] = *p;
+    }
+    t->nparts = k;
+    t->kind = T_SHELL;
+    t->var0 = var0;
+    t->value = jv_string_sized(script.data ? script.data : "", (int)script.len);
+    cairn_buf_free(&script);
+}
+
+/* The template of a shell field's string, which holds at least one `${{`;
+ * *nvars counts the variables of the whole `with`. */
+static cairn_tmpl *tmpl_shell(const str_src *src, int *nvars) {
+    cairn_tmpl *t = tmpl_string(src);
+    if (t->kind != T_STRING || t->whole) return t;      /* reported, or the whole script */
+    cairn_buf lit = CAIRN_BUF_INIT;
+    size_t *marks = cairn_calloc((size_t)t->nparts, sizeof *marks);
+    cairn_shctx *ctx = cairn_calloc((size_t)t->nparts, sizeof *ctx);
+    int n = 0;
+    for (int i = 0; i < t->nparts; i++) {
+        if (t->parts[i].text) cairn_buf_append(&lit, t->parts[i].text, t->parts[i].len);
+        else marks[n++] = lit.len;
+    }
+    cairn_shlex_err err;
+    if (cairn_shlex_place(lit.data ? lit.data : "", lit.len, marks, n, ctx, &err) != 0)
+        shell_error(src, t, &err);
+    else {
+        rewrite_shell(t, ctx, *nvars);
+        *nvars += n;
+    }
+    cairn_buf_free(&lit);
+    free(marks);
+    free(ctx);
+    return t;
 }
 
 /* ---- trees ------------------------------------------------------------------ */
@@ -166,11 +251,11 @@ static void add_kid(cairn_tmpl *t, jv key, int index, cairn_tmpl *kid) {
     t->kids[t->nkids++] = (tmpl_kid){key, index, kid};
 }
 
-static cairn_tmpl *tmpl_dynamic(const cairn_node *n, cairn_exprset *set, cairn_splice_mode mode,
-                                const char *file, cairn_diags *diags);
+static cairn_tmpl *tmpl_dynamic(const cairn_node *n, cairn_exprset *set, const char *file,
+                                cairn_diags *diags);
 
-static cairn_tmpl *tmpl_children(const cairn_node *n, cairn_exprset *set, cairn_splice_mode mode,
-                                 const char *file, cairn_diags *diags) {
+static cairn_tmpl *tmpl_children(const cairn_node *n, cairn_exprset *set, const char *file,
+                                 cairn_diags *diags) {
     bool map = n->kind == CAIRN_NODE_MAP;
     cairn_tmpl *t = tmpl_alloc(map ? T_MAP : T_SEQ, map ? jv_object() : jv_array());
     for (int i = 0; i < n->count; i++) {
@@ -179,30 +264,35 @@ static cairn_tmpl *tmpl_children(const cairn_node *n, cairn_exprset *set, cairn_
         jv value = jv_null();
         if (node_has_expr(v))
             add_kid(t, map ? jv_copy(key) : jv_invalid(), i,
-                    tmpl_dynamic(v, set, mode, file, diags));
+                    tmpl_dynamic(v, set, file, diags));
         else value = cairn_node_to_jv(v);
         t->value = map ? jv_object_set(t->value, key, value) : jv_array_set(t->value, i, value);
     }
     return t;
 }
 
-/* The template of n, which holds at least one `${{`. */
-static cairn_tmpl *tmpl_dynamic(const cairn_node *n, cairn_exprset *set, cairn_splice_mode mode,
-                                const char *file, cairn_diags *diags) {
-    if (n->kind != CAIRN_NODE_SCALAR) return tmpl_children(n, set, mode, file, diags);
-    /* Where the text starts: a plain scalar at the node, a quoted one a byte
-     * after its quote.  Block scalars start on the next line: their text has
-     * a newline, and pos_of then keeps the node's position. */
-    str_src src = {n->text, n->len, n->line, n->col, n->col + (n->quoted ? 1 : 0),
-                   file, set, diags};
-    return tmpl_string(&src, mode);
+/* Where a scalar's text starts: a plain scalar at the node, a quoted one a
+ * byte after its quote.  Block scalars start on the next line: their text
+ * has a newline, and pos_of then keeps the node's position. */
+static str_src scalar_src(const cairn_node *n, cairn_exprset *set, const char *file,
+                          cairn_diags *diags) {
+    return (str_src){n->text, n->len, n->line, n->col, n->col + (n->quoted ? 1 : 0),
+                     file, set, diags};
 }
 
-cairn_tmpl *cairn_tmpl_new(const cairn_node *node, cairn_exprset *set, cairn_splice_mode mode,
-                           const char *file, cairn_diags *diags) {
+/* The template of n, which holds at least one `${{`. */
+static cairn_tmpl *tmpl_dynamic(const cairn_node *n, cairn_exprset *set, const char *file,
+                                cairn_diags *diags) {
+    if (n->kind != CAIRN_NODE_SCALAR) return tmpl_children(n, set, file, diags);
+    str_src src = scalar_src(n, set, file, diags);
+    return tmpl_string(&src);
+}
+
+cairn_tmpl *cairn_tmpl_new(const cairn_node *node, cairn_exprset *set, const char *file,
+                           cairn_diags *diags) {
     if (node == NULL) return tmpl_alloc(T_CONST, jv_null());
     if (!node_has_expr(node)) return tmpl_alloc(T_CONST, cairn_node_to_jv(node));
-    return tmpl_dynamic(node, set, mode, file, diags);
+    return tmpl_dynamic(node, set, file, diags);
 }
 
 static bool listed(const cairn_node *key, const char *const *keys) {
@@ -214,15 +304,18 @@ static bool listed(const cairn_node *key, const char *const *keys) {
 cairn_tmpl *cairn_tmpl_new_fields(const cairn_node *map, const char *const *shell_keys,
                                   cairn_exprset *set, const char *file, cairn_diags *diags) {
     if (map == NULL || map->kind != CAIRN_NODE_MAP || !node_has_expr(map))
-        return cairn_tmpl_new(map, set, CAIRN_SPLICE_TEXT, file, diags);
+        return cairn_tmpl_new(map, set, file, diags);
     cairn_tmpl *t = tmpl_alloc(T_MAP, jv_object());
+    int nvars = 0;
     for (int i = 0; i < map->count; i++) {
         const cairn_node *v = map->values[i];
         jv key = jv_string_sized(map->keys[i]->text, (int)map->keys[i]->len);
         jv value = jv_null();
-        cairn_splice_mode mode = listed(map->keys[i], shell_keys) ? CAIRN_SPLICE_SHELL
-                                                                  : CAIRN_SPLICE_TEXT;
-        if (node_has_expr(v)) add_kid(t, jv_copy(key), i, tmpl_dynamic(v, set, mode, file, diags));
+        if (node_has_expr(v) && v->kind == CAIRN_NODE_SCALAR && listed(map->keys[i], shell_keys)) {
+            str_src src = scalar_src(v, set, file, diags);
+            add_kid(t, jv_copy(key), i, tmpl_shell(&src, &nvars));
+        } else if (node_has_expr(v))
+            add_kid(t, jv_copy(key), i, tmpl_dynamic(v, set, file, diags));
         else value = cairn_node_to_jv(v);
         t->value = jv_object_set(t->value, key, value);
     }
@@ -259,25 +352,9 @@ static int eval_at(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err)
     return cairn_err_set(err, rc, "expression at %s:%d:%d: %s", file, line, col, local.msg);
 }
 
-/* Append v (consumed) to b: strings raw, other values as compact JSON; in
- * shell mode single-quoted, so that the shell reads it as one word of data. */
-static int splice(cairn_buf *b, jv v, cairn_splice_mode mode, cairn_err *err) {
-    if (jv_get_kind(v) != JV_KIND_STRING) v = jv_dump_string(v, 0);
-    const char *s = jv_string_value(v);
-    size_t len = (size_t)jv_string_length_bytes(jv_copy(v));
-    int rc = 0;
-    if (mode != CAIRN_SPLICE_SHELL) {
-        cairn_buf_append(b, s, len);
-    } else if (memchr(s, '\0', len)) {
-        rc = cairn_err_set(err, CAIRN_EEXPR, "a value spliced into a shell command holds a NUL "
-                           "byte, which a command line cannot carry");
-    } else {
-        char *q = cairn_shell_quote(s, len);
-        cairn_buf_puts(b, q);
-        free(q);
-    }
-    jv_free(v);
-    return rc;
+/* v (consumed) as text: strings raw, other values as compact JSON. */
+static jv as_text(jv v) {
+    return jv_get_kind(v) == JV_KIND_STRING ? v : jv_dump_string(v, 0);
 }
 
 static int render_string(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
@@ -289,11 +366,80 @@ static int render_string(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *ou
         const tmpl_part *p = &t->parts[i];
         jv v;
         if (p->text) cairn_buf_append(&b, p->text, p->len);
-        else if ((rc = eval_at(set, p->expr, doc, &v, err)) == 0) rc = splice(&b, v, t->mode, err);
+        else if ((rc = eval_at(set, p->expr, doc, &v, err)) == 0) {
+            v = as_text(v);
+            cairn_buf_append(&b, jv_string_value(v), (size_t)jv_string_length_bytes(jv_copy(v)));
+            jv_free(v);
+        }
     }
     if (rc == 0) *out = jv_string_sized(b.data ? b.data : "", (int)b.len);
     cairn_buf_free(&b);
     return rc;
+}
+
+/* A T_SHELL's values into *vars (an object, created when invalid):
+ * CAIRN_V<n> = the value as text.  An environment variable cannot hold a NUL
+ * byte, so a value with one is an error rather than a truncated value. */
+static int render_vars(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *vars,
+                       cairn_err *err) {
+    if (!jv_is_valid(*vars)) *vars = jv_object();
+    for (int i = 0; i < t->nparts; i++) {
+        jv v;
+        int rc = eval_at(set, t->parts[i].expr, doc, &v, err);
+        if (rc) return rc;
+        v = as_text(v);
+        if (memchr(jv_string_value(v), '\0', (size_t)jv_string_length_bytes(jv_copy(v)))) {
+            jv_free(v);
+            return cairn_err_set(err, CAIRN_EEXPR, "a value spliced into a shell script holds "
+                                 "a NUL byte, which an environment variable cannot carry");
+        }
+        char name[32];
+        snprintf(name, sizeof name, "CAIRN_V%d", t->var0 + i + 1);
+        *vars = jv_object_set(*vars, jv_string(name), v);
+    }
+    return 0;
+}
+
+/* The map's `env` with vars (consumed) set in it, the spliced values winning
+ * over the author's entries of the same name.  An `env` that is not a map is
+ * left for the action to refuse (the step then fails before it runs). */
+static jv with_vars(jv map, jv vars) {
+    jv env = jv_object_get(jv_copy(map), jv_string("env"));
+    jv_kind k = jv_get_kind(env);
+    if (k == JV_KIND_INVALID || k == JV_KIND_NULL) {
+        jv_free(env);
+        env = jv_object();
+    } else if (k != JV_KIND_OBJECT) {
+        jv_free(env);
+        jv_free(vars);
+        return map;
+    }
+    return jv_object_set(map, jv_string("env"), jv_object_merge(env, vars));
+}
+
+static int render_kids(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
+                       cairn_err *err) {
+    jv v = jv_copy(t->value), vars = jv_invalid();
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < t->nkids; i++) {
+        const tmpl_kid *k = &t->kids[i];
+        jv kv = jv_invalid();
+        if (k->t->kind == T_SHELL) {
+            rc = render_vars(k->t, set, doc, &vars, err);
+            kv = jv_copy(k->t->value);
+        } else
+            rc = cairn_tmpl_render(k->t, set, doc, &kv, err);
+        if (rc) jv_free(kv);
+        else v = t->kind == T_MAP ? jv_object_set(v, jv_copy(k->key), kv)
+                                  : jv_array_set(v, k->index, kv);
+    }
+    if (rc) {
+        jv_free(v);
+        jv_free(vars);
+        return rc;
+    }
+    *out = jv_is_valid(vars) ? with_vars(v, vars) : v;
+    return 0;
 }
 
 int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
@@ -305,41 +451,17 @@ int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
     }
     switch (t->kind) {
     case T_CONST:
+    case T_SHELL:                      /* its values are the map's to render */
         *out = jv_copy(t->value);
         return 0;
     case T_STRING:
         return render_string(t, set, doc, out, err);
     default:
-        break;
+        return render_kids(t, set, doc, out, err);
     }
-    jv v = jv_copy(t->value);
-    for (int i = 0; i < t->nkids; i++) {
-        const tmpl_kid *k = &t->kids[i];
-        jv kv;
-        int rc = cairn_tmpl_render(k->t, set, doc, &kv, err);
-        if (rc) {
-            jv_free(v);
-            return rc;
-        }
-        v = t->kind == T_MAP ? jv_object_set(v, jv_copy(k->key), kv)
-                             : jv_array_set(v, k->index, kv);
-    }
-    *out = v;
-    return 0;
 }
 
-/* ---- shell quoting and truth ---------------------------------------------- */
-
-char *cairn_shell_quote(const char *s, size_t len) {
-    cairn_buf b = CAIRN_BUF_INIT;
-    cairn_buf_putc(&b, '\'');
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\'') cairn_buf_puts(&b, "'\"'\"'");   /* close, a quoted ', reopen */
-        else cairn_buf_putc(&b, s[i]);
-    }
-    cairn_buf_putc(&b, '\'');
-    return cairn_buf_detach(&b);
-}
+/* ---- truth ---------------------------------------------------------------- */
 
 bool cairn_truthy(jv v) {
     jv_kind k = jv_get_kind(v);

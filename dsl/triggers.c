@@ -55,7 +55,7 @@ static void check_match(wf_ctx *c, const cairn_node *m) {
 /* Build and drop a template: its expressions stay in the set, compiled with
  * the rest, so their syntax is checked at load time. */
 static void compile_check(wf_ctx *c, const cairn_node *n) {
-    cairn_tmpl_free(cairn_tmpl_new(n, c->wf->exprs, CAIRN_SPLICE_TEXT, c->file, c->diags));
+    cairn_tmpl_free(cairn_tmpl_new(n, c->wf->exprs, c->file, c->diags));
 }
 
 static void check_trigger(wf_ctx *c, const cairn_node *t) {

@@ -64,7 +64,7 @@ static void check_outputs(wf_ctx *c, const cairn_node *n) {
                             "digits, '_' and '-', starting with a letter or '_'", k->text);
         cairn_named_tmpl *o = &wf->outputs[wf->n_outputs++];
         o->name = cairn_strdup(k->text);
-        o->value = cairn_tmpl_new(n->values[i], wf->exprs, CAIRN_SPLICE_TEXT, c->file, c->diags);
+        o->value = cairn_tmpl_new(n->values[i], wf->exprs, c->file, c->diags);
     }
 }
 
@@ -89,7 +89,7 @@ static void check_env(wf_ctx *c, const cairn_node *n) {
         if (!cairn__want_text(c, v, what)) continue;
         cairn_named_tmpl *e = &wf->env[wf->n_env++];
         e->name = cairn_strdup(k->text);
-        e->value = cairn_tmpl_from_string(v->text, v->line, v->col, wf->exprs, CAIRN_SPLICE_TEXT,
+        e->value = cairn_tmpl_from_string(v->text, v->line, v->col, wf->exprs,
                                           c->file, c->diags);
     }
 }

@@ -7,11 +7,11 @@
  *
  * Actions are not known to this module: the caller passes a catalogue of
  * action signatures (name and `with` fields) so that a static `with` is
- * checked at load time.  Shell-ish fields (shell's `run`, ssh's `command`) are
- * marked so their spliced values are shell-quoted.  A template has one splice
- * mode (expr.h), so a step's `with` is SHELL when a shell field splices a
- * value, else TEXT; when another field of the same `with` splices text too,
- * it is quoted as well (never less quoting than needed).
+ * checked at load time.  Script fields (shell's `run`, ssh's `command`) are
+ * marked: a value spliced into one reaches the script as an environment
+ * variable the rewritten script refers to (expr.h, shlex.h), never as shell
+ * text.  The step keys `run:` and `shell:` are shorthand for `uses: shell`
+ * with those `with` fields.
  *
  * Where DSL.md is silent, the checker decides: `needs` may be one id or a
  * list; on_failure steps take no `needs` (they run in order) and no
@@ -60,7 +60,7 @@ typedef enum {
 
 enum {
     CAIRN_FIELD_REQUIRED = 1 << 0,
-    CAIRN_FIELD_SHELL    = 1 << 1      /* splice with shell quoting */
+    CAIRN_FIELD_SHELL    = 1 << 1      /* a script: splices become variables */
 };
 
 typedef struct cairn_field_sig {

@@ -112,10 +112,10 @@ void cairn__check_step(wf_ctx *c, const cairn_node *n, cairn_step *s, wf_block_k
  * checked clean. */
 bool cairn__check_retry(wf_ctx *c, const cairn_node *n, cairn_retry *r);
 
-/* Check `with` (NULL: absent) against the action and build s->with.
- * run is the `run:` shorthand node or NULL. */
+/* Check `with` (NULL: absent) against the action and build s->with, the
+ * step's `run:` and `shell:` shorthands merged into it as fields. */
 void cairn__check_with(wf_ctx *c, const cairn_node *step, const cairn_node *with,
-                       const cairn_node *run, const cairn_action_sig *sig, cairn_step *s);
+                       const cairn_action_sig *sig, cairn_step *s);
 
 /* Step ids unique across blocks; needs resolved per block; cycles. */
 void cairn__resolve_needs(wf_ctx *c);

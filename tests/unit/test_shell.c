@@ -11,6 +11,7 @@
  * orphaned at once and no shell can reap it before the test does.
  */
 #include "test.h"
+#include "splice_matrix.h"
 #include "actions/action.h"
 #include "actions/proc.h"
 #include "common/clock.h"
@@ -497,6 +498,8 @@ TEST(shell_schema_errors) {
     expect_fail(with_run("true", "{'cwd': 7}"), "schema", "cwd must be a string");
     expect_fail(with_run("true", "{'stdin': [1]}"), "schema", "stdin must be a string");
     expect_fail(with_run("true", "{'timeout': '5s'}"), "schema", "unknown field 'timeout'");
+    expect_fail(with_run("true", "{'shell': 'zsh'}"), "schema", "shell must be bash or sh, not 'zsh'");
+    expect_fail(test_json("{'argv': ['true'], 'shell': 'sh'}"), "schema", "shell goes with run");
     jv nul = jv_object_set(jv_object(), jv_string("run"), jv_string_sized("echo a\0b", 8));
     expect_fail(nul, "schema", "run must not contain a NUL byte");
 }
@@ -518,4 +521,71 @@ TEST(shell_discard_frees_job) {
     CHECK_INT(sh->prepare(with, &a.info, &job, &f), 0);
     jv_free(with);
     sh->discard(job);
+}
+
+/* ---- spliced values and the shell ---------------------------------------- */
+
+/* Every hostile value prints as exactly itself in every quoting context, and
+ * nothing of it runs, under bash and under sh. */
+static void splice_matrix(bool bash) {
+    attempt a;
+    attempt_init(&a, 0);
+    char *pwned = cairn_sprintf("%s/PWNED", test_tmpdir());
+    for (int i = 0; i < sm_payload_count(); i++) {
+        char *v = sm_payload(i, pwned), *want = sm_expected(v, bash);
+        jv out = shell_ok(sm_render("shell", "run", sm_script(bash),
+                                    bash ? "shell: bash" : "shell: sh", v), &a.info);
+        CHECK_STR(get_str(out, "stdout"), want);
+        if (access(pwned, F_OK) == 0) TEST_FAIL("payload %d ran: %s", i, v);
+        jv_free(out);
+        free(v);
+        free(want);
+    }
+    free(pwned);
+}
+
+TEST(shell_spliced_values_stay_data_under_bash) { splice_matrix(true); }
+TEST(shell_spliced_values_stay_data_under_sh) { splice_matrix(false); }
+
+/* A value, a secret say, is in the script's environment, never on the
+ * shell's command line (which any user of the host can read). */
+TEST(shell_spliced_values_are_not_on_the_command_line) {
+    attempt a;
+    attempt_init(&a, 0);
+    jv out = shell_ok(sm_render("shell", "run", "tr '\\000' ' ' </proc/$$/cmdline; echo; "
+                                "printf '%s' \"${{ .inputs.x }}\"", "", "s3cr3t-value"),
+                      &a.info);
+    const char *got = get_str(out, "stdout");
+    CHECK_CONTAINS(got, "pipefail -c");
+    CHECK(strstr(got, "s3cr3t-value\n") == NULL);          /* not on the command line */
+    CHECK(strlen(got) > 12 && strcmp(got + strlen(got) - 12, "s3cr3t-value") == 0);
+    jv_free(out);
+}
+
+/* Scripts run as bash -eo pipefail: a failing command fails the step, in a
+ * pipeline too; sh runs with -e. */
+TEST(shell_scripts_stop_at_the_first_failure) {
+    expect_fail(with_run("false | cat; echo after", NULL), "exit", "exit code 1");
+    expect_fail(with_run("false; echo after", "{'shell': 'sh'}"), "exit", "exit code 1");
+    attempt a;
+    attempt_init(&a, 0);
+    jv out = shell_ok(with_run("test -n \"$BASH_VERSION\" && echo bash", NULL), &a.info);
+    CHECK_STR(get_str(out, "stdout"), "bash\n");
+    jv_free(out);
+    out = shell_ok(with_run("echo \"${BASH_VERSION:-sh}\"", "{'shell': 'sh'}"), &a.info);
+    CHECK_STR(get_str(out, "stdout"), "sh\n");
+    jv_free(out);
+}
+
+/* Without bash in the step's PATH, sh runs the script; `shell: bash` then
+ * fails instead. */
+TEST(shell_without_bash_falls_back_to_sh) {
+    attempt a;
+    attempt_init(&a, 0);
+    jv out = shell_ok(with_run("echo \"${BASH_VERSION:-sh}\"", "{'env': {'PATH': '/nonexistent'}}"),
+                      &a.info);
+    CHECK_STR(get_str(out, "stdout"), "sh\n");
+    jv_free(out);
+    expect_fail(with_run("true", "{'shell': 'bash', 'env': {'PATH': '/nonexistent'}}"), "exit",
+                "bash is not in the step's PATH");
 }

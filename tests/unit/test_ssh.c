@@ -13,6 +13,7 @@
  * this machine, so the test reads them directly.
  */
 #include "test.h"
+#include "splice_matrix.h"
 #include "actions/action.h"
 #include "actions/proc.h"
 #include "common/clock.h"
@@ -849,6 +850,70 @@ TEST(ssh_server_killed_mid_command_is_connect) {
     kill(read_pid(tmp_path("remote.pid")), SIGKILL);
 }
 
+/* ---- spliced values ------------------------------------------------------ */
+
+/* `command` with `${{ .inputs.x }}` splices, rendered over value, with d's
+ * connection fields in place of the placeholders the loader needs. */
+static jv spliced_with(const sshd *d, const char *command, const char *value) {
+    jv w = sm_render("ssh", "command", command, "host: h, user: u, key_file: k, "
+                     "known_hosts: kh", value);
+    jv base = base_with(d, "true");
+    jv_object_foreach(base, key, v) {
+        if (strcmp(jv_string_value(key), "command") != 0) w = jv_object_set(w, key, v);
+        else {
+            jv_free(key);
+            jv_free(v);
+        }
+    }
+    jv_free(base);
+    return w;
+}
+
+/* Every hostile value prints as exactly itself in every quoting context on
+ * the host, and nothing of it runs there. */
+TEST(ssh_spliced_values_stay_data) {
+    sshd d;
+    sshd_start(&d, 0);
+    char *pwned = cairn_strdup(tmp_path("PWNED"));     /* tmp_path's buffer is reused */
+    for (int i = 0; i < sm_payload_count(); i++) {
+        char *v = sm_payload(i, pwned), *want = sm_expected(v, true);
+        jv out = run_ok(spliced_with(&d, sm_script(true), v));
+        CHECK_STR(get_str(out, "stdout"), want);
+        if (access(pwned, F_OK) == 0) TEST_FAIL("payload %d ran on the host: %s", i, v);
+        jv_free(out);
+        free(v);
+        free(want);
+    }
+    free(pwned);
+}
+
+/* Neither the script nor its values are on the host's command lines: the
+ * exec request is a fixed bootstrap and the script arrives on stdin, ahead
+ * of with.stdin, which the command still reads. */
+TEST(ssh_spliced_values_are_not_on_the_command_line) {
+    sshd d;
+    sshd_start(&d, 0);
+    jv w = spliced_with(&d, "tr '\\000' ' ' </proc/$$/cmdline; echo; tr '\\000' ' ' "
+                        "</proc/$PPID/cmdline; echo; printf '%s|' \"${{ .inputs.x }}\"; cat",
+                        "s3cr3t-value");
+    jv out = run_ok(set(w, "stdin", jv_string("from stdin")));
+    const char *got = get_str(out, "stdout");
+    CHECK_CONTAINS(got, "pipefail -c eval \"$(head -c ");
+    const char *tail = strstr(got, "s3cr3t-value|from stdin");
+    CHECK(tail != NULL && tail == strstr(got, "s3cr3t-value"));   /* its only appearance */
+    jv_free(out);
+}
+
+/* The command runs under bash -eo pipefail on the host: a failing command
+ * fails the step, in a pipeline too. */
+TEST(ssh_command_stops_at_the_first_failure) {
+    sshd d;
+    sshd_start(&d, 0);
+    cairn_fail f = run_fails(base_with(&d, "false | cat; echo after"));
+    CHECK_STR(f.kind, "exit");
+    CHECK_CONTAINS(f.message, "exit code 1");
+}
+
 /* ---- detach ------------------------------------------------------------- */
 
 static jv detach_with(const sshd *d, const char *command) {
@@ -1007,4 +1072,23 @@ TEST(ssh_detach_default_state_dir_is_in_home) {
     CHECK(access(rc, F_OK) == 0);
     sh("rm -rf '%.*s'", (int)(strrchr(dir, '/') - dir), dir);
     jv_free(out);
+}
+
+/* A detached job's script carries its spliced values the same way. */
+TEST(ssh_detach_spliced_values_stay_data) {
+    sshd d;
+    sshd_start(&d, 0);
+    char *pwned = cairn_strdup(tmp_path("PWNED"));
+    char *v = sm_payload(0, pwned), *want = sm_expected(v, true);
+    jv w = spliced_with(&d, sm_script(true), v);
+    w = set(set(w, "detach", jv_true()), "state_dir", jv_string(tmp_path("jobs")));
+    attempt a;
+    attempt_init(&a, "run-9/spliced", 1);
+    jv out = ssh_ok(w, &a.info);
+    CHECK_STR(get_str(out, "stdout"), want);
+    CHECK(access(pwned, F_OK) != 0);
+    jv_free(out);
+    free(v);
+    free(want);
+    free(pwned);
 }

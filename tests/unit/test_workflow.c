@@ -22,7 +22,8 @@ static const cairn_field_sig fail_f[] = {
 static const cairn_field_sig shell_f[] = {
     {"run", CAIRN_FIELD_STRING, CAIRN_FIELD_SHELL}, {"argv", CAIRN_FIELD_ARRAY, 0},
     {"env", CAIRN_FIELD_OBJECT, 0}, {"cwd", CAIRN_FIELD_STRING, 0},
-    {"stdin", CAIRN_FIELD_STRING, 0}, {"ok_codes", CAIRN_FIELD_ARRAY, 0}, {NULL, 0, 0}};
+    {"stdin", CAIRN_FIELD_STRING, 0}, {"ok_codes", CAIRN_FIELD_ARRAY, 0},
+    {"shell", CAIRN_FIELD_STRING, 0}, {NULL, 0, 0}};
 static const cairn_field_sig probe_f[] = {
     {"count", CAIRN_FIELD_INTEGER, 0}, {"ratio", CAIRN_FIELD_NUMBER, 0},
     {"verbose", CAIRN_FIELD_BOOL, 0}, {"wait", CAIRN_FIELD_DURATION, 0},
@@ -393,33 +394,63 @@ static char *render_with(const cairn_workflow *wf, int i, const char *doc) {
     return r;
 }
 
-/* Values spliced into a shell field are quoted; other fields splice raw. */
-TEST(workflow_shell_fields_splice_quoted) {
+/* Values spliced into a shell field become variables of `env` that the
+ * script refers to; other fields splice raw. */
+TEST(workflow_shell_fields_splice_as_variables) {
     loaded l = load(HEAD "steps:\n"
-                    "  - {id: a, run: \"echo ${{ .inputs.x }}\"}\n"
+                    "  - {id: a, run: \"echo ${{ .inputs.x }} '${{ .inputs.app }}'\"}\n"
                     "  - {id: b, uses: shell, with: {argv: [echo, \"x=${{ .inputs.x }}\"], "
                     "cwd: \"/srv/${{ .inputs.app }}\"}}\n"
                     "  - {id: c, uses: shell, with: {run: \"${{ .inputs.script }}\", "
                     "env: {APP: \"app-${{ .inputs.app }}\"}}}\n"
                     "  - {id: d, uses: set, with: {msg: \"hi ${{ .inputs.x }}\"}}\n"
-                    "  - {id: e, run: \"${{ .inputs.x }} ; echo }}\"}\n");
+                    "  - {id: e, uses: shell, with: {run: \"echo \\\"${{ .inputs.x }}\\\" }}\", "
+                    "env: {APP: web, CAIRN_V1: author}}}\n");
     CHECK_STR(l.text, "");
     const char *doc = "{\"inputs\": {\"x\": \"; rm -rf /\", \"app\": \"web\", \"script\": \"ls | wc\"}}";
     char *s = render_with(l.wf, 0, doc);
-    CHECK_STR(s, "{\"run\":\"echo '; rm -rf /'\"}");
+    CHECK_STR(s, "{\"env\":{\"CAIRN_V1\":\"; rm -rf /\",\"CAIRN_V2\":\"web\"},"
+                 "\"run\":\"echo \\\"${CAIRN_V1}\\\" ''\\\"${CAIRN_V2}\\\"''\"}");
     free(s);
     s = render_with(l.wf, 1, doc);
     CHECK_STR(s, "{\"argv\":[\"echo\",\"x=; rm -rf /\"],\"cwd\":\"/srv/web\"}");
     free(s);
-    s = render_with(l.wf, 2, doc);   /* the whole script is the author's: not quoted */
+    s = render_with(l.wf, 2, doc);   /* the whole script is the author's */
     CHECK_STR(s, "{\"env\":{\"APP\":\"app-web\"},\"run\":\"ls | wc\"}");
     free(s);
     s = render_with(l.wf, 3, doc);
     CHECK_STR(s, "{\"msg\":\"hi ; rm -rf /\"}");
     free(s);
-    s = render_with(l.wf, 4, doc);   /* not one whole expression: quoted */
-    CHECK_STR(s, "{\"run\":\"'; rm -rf /' ; echo }}\"}");
+    s = render_with(l.wf, 4, doc);   /* the author's env kept, the value winning */
+    CHECK_STR(s, "{\"env\":{\"APP\":\"web\",\"CAIRN_V1\":\"; rm -rf /\"},"
+                 "\"run\":\"echo \\\"${CAIRN_V1}\\\" }}\"}");
     free(s);
+    done(&l);
+}
+
+/* `shell:` beside `run:` is with.shell; alone, or twice, it is an error. */
+TEST(workflow_step_shell_goes_with_run) {
+    loaded l = load(HEAD "steps:\n  - {id: a, run: \"echo hi\", shell: sh}\n");
+    CHECK_STR(l.text, "");
+    char *s = render_with(l.wf, 0, "{}");
+    CHECK_STR(s, "{\"run\":\"echo hi\",\"shell\":\"sh\"}");
+    free(s);
+    done(&l);
+    l = load(HEAD "steps:\n  - {id: a, uses: set, shell: sh}\n");
+    CHECK_CONTAINS(l.text, "w.yaml:4:24: error: shell: goes with run:");
+    done(&l);
+    l = load(HEAD "steps:\n  - {id: a, run: \"true\", shell: sh, with: {shell: bash}}\n");
+    CHECK_CONTAINS(l.text, "with: 'shell' is given twice");
+    done(&l);
+}
+
+/* A splice the shell would read again is refused at load time, at its place. */
+TEST(workflow_shell_splice_in_backquotes_is_a_load_error) {
+    loaded l = load(HEAD "steps:\n"
+                    "  - {id: a, run: \"echo `ls ${{ .inputs.x }}`\"}\n");
+    CHECK_INT(l.rc, CAIRN_ESYNTAX);
+    CHECK_CONTAINS(l.text, "w.yaml:4:28: error: in the script at its line 1, column 10: a value "
+                           "cannot be spliced inside backquotes");
     done(&l);
 }
 
