@@ -81,19 +81,40 @@ static size_t *line_starts(const char *src, size_t len, int *nlines) {
     return starts;
 }
 
+/* The byte offset of character column col (1-based) in line, or len. */
+static size_t column_offset(const char *line, size_t len, int col) {
+    int c = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)line[i] & 0xC0) != 0x80 && ++c == col) return i;
+    return len;
+}
+
 /* The source line, then a caret under column col (counted in characters;
- * tabs are repeated so the caret lines up in a terminal). */
+ * tabs are repeated so the caret lines up in a terminal).  A line longer
+ * than CAIRN_DIAG_LINE_MAX bytes is shown as a window of that many bytes
+ * around the column, its cut ends marked "...". */
 static void print_caret(FILE *out, const char *line, size_t len, int col) {
     if (len > 0 && line[len - 1] == '\r') len--;
-    fprintf(out, "  %.*s\n  ", (int)len, line);
-    int c = 1;
-    for (size_t i = 0; i < len && c < col; i++) {
+    size_t at = column_offset(line, len, col), from = 0, to = len;
+    if (len > CAIRN_DIAG_LINE_MAX) {
+        from = at > CAIRN_DIAG_LINE_MAX / 2 ? at - CAIRN_DIAG_LINE_MAX / 2 : 0;
+        while (from > 0 && ((unsigned char)line[from] & 0xC0) == 0x80) from--;
+        to = from + CAIRN_DIAG_LINE_MAX < len ? from + CAIRN_DIAG_LINE_MAX : len;
+        while (to < len && ((unsigned char)line[to] & 0xC0) == 0x80) to--;
+    }
+    const char *pre = from > 0 ? "..." : "", *post = to < len ? "..." : "";
+    fprintf(out, "  %s%.*s%s\n  %s", pre, (int)(to - from), line + from, post,
+            from > 0 ? "   " : "");
+    for (size_t i = from; i < at && i < to; i++) {
         unsigned char ch = (unsigned char)line[i];
         if ((ch & 0xC0) == 0x80) continue;      /* UTF-8 continuation byte */
         fputc(ch == '\t' ? '\t' : ' ', out);
-        c++;
     }
-    for (; c < col; c++) fputc(' ', out);
+    if (at == len) {                            /* a column past the end */
+        int c = 1;
+        for (size_t i = 0; i < len; i++) c += ((unsigned char)line[i] & 0xC0) != 0x80;
+        for (; c < col; c++) fputc(' ', out);
+    }
     fputs("^\n", out);
 }
 

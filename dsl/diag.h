@@ -15,6 +15,7 @@
 #include "common/err.h"
 
 #define CAIRN_DIAGS_MAX 200   /* more are counted but not kept */
+#define CAIRN_DIAG_LINE_MAX 160   /* bytes of a long source line shown, around the caret */
 
 typedef struct cairn_diag {
     char *file;

@@ -20,7 +20,7 @@ typedef struct parsed {
     char *text;          /* the diagnostics as printed, without source lines */
 } parsed;
 
-static char *render(const cairn_diags *d, const char *src, size_t len) {
+__attribute__((noinline)) static char *render(const cairn_diags *d, const char *src, size_t len) {
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
@@ -356,6 +356,34 @@ TEST(diag_renders_source_line_and_caret) {
     cairn_diags_free(&d);
     CHECK_INT(cairn_diags_to_err(&d, &e), 0);
     cairn_diags_free(NULL);
+}
+
+/* A 50 KB line is shown as a window around the column, the caret under the
+ * same character: every printed line stays short. */
+TEST(diag_long_line_is_shown_as_a_window) {
+    size_t n = 50000;
+    char *src = malloc(n + 2);
+    memset(src, 'x', n);
+    memcpy(src + 30000, "BAD", 3);
+    src[n] = '\n';
+    src[n + 1] = '\0';
+    cairn_diags d = CAIRN_DIAGS_INIT;
+    cairn_diags_add(&d, "f.yaml", 1, 30001, "here");
+    cairn_diags_add(&d, "f.yaml", 1, 2, "at the start");
+    char *s = render(&d, src, n + 1);
+    size_t longest = 0;
+    for (char *line = s, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
+        if ((size_t)(nl - line) > longest) longest = (size_t)(nl - line);
+    CHECK(longest <= CAIRN_DIAG_LINE_MAX + 8);
+    /* the caret stands under the B of BAD */
+    char *shown = strstr(s, "BAD"), *caret = strchr(s, '^');
+    CHECK(shown && caret);
+    CHECK_INT(caret - strchr(shown, '\n'), shown - strstr(s, "\n  ..."));
+    CHECK_CONTAINS(s, "f.yaml:1:2: error: at the start\n  xxxx");
+    CHECK_CONTAINS(s, "x...\n   ^\n");
+    free(s);
+    free(src);
+    cairn_diags_free(&d);
 }
 
 TEST(diag_keeps_a_bounded_number) {
