@@ -61,6 +61,7 @@
  * the capped result, and builds the output on the orchestrator thread.
  */
 #include "actions/db_int.h"
+#include "common/json.h"
 #include "actions/with.h"
 #include "common/mem.h"
 
@@ -391,7 +392,7 @@ static jv value_jv(const db_value *v) {
     case DB_REAL: return real_jv(v->d);
     case DB_NUMERIC: return numeric_jv(v);
     case DB_JSON: {
-        jv parsed = jv_parse_sized(v->s, (int)v->len);
+        jv parsed = cairn_json_parse(v->s, v->len);
         if (jv_is_valid(parsed)) return parsed;
         jv_free(parsed);
         return jv_string_sized(v->s, (int)v->len);

@@ -48,6 +48,7 @@
  */
 #include "actions/action.h"
 #include "actions/curl_req.h"
+#include "common/json.h"
 #include "common/mem.h"
 
 #include <ctype.h>
@@ -374,27 +375,6 @@ static bool json_type(const char *ct) {
     return n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-/* One JSON text (libjq's parser, without jv_parse's habit of quoting the
- * whole input in its message). */
-static jv parse_json(const char *s, size_t n) {
-    jv_parser *p = jv_parser_new(0);
-    jv_parser_set_buf(p, s, (int)n, 0);
-    jv v = jv_parser_next(p);
-    if (jv_is_valid(v)) {
-        jv next = jv_parser_next(p);
-        if (jv_is_valid(next) || jv_invalid_has_msg(jv_copy(next))) {
-            jv_free(v);
-            v = jv_is_valid(next) ? jv_invalid_with_msg(jv_string("more than one JSON value"))
-                                  : jv_copy(next);
-        }
-        jv_free(next);
-    } else if (!jv_invalid_has_msg(jv_copy(v))) {
-        jv_free(v);
-        v = jv_invalid_with_msg(jv_string("no JSON value"));
-    }
-    jv_parser_free(p);
-    return v;
-}
 
 static int body_value(const http_job *j, jv *out, cairn_fail *f) {
     const cairn_capbuf *b = &j->resp.body;
@@ -406,7 +386,7 @@ static int body_value(const http_job *j, jv *out, cairn_fail *f) {
         *out = jv_null();
         return 0;
     }
-    jv v = parse_json(b->head.data, b->head.len);
+    jv v = cairn_json_parse(b->head.data, b->head.len);
     if (jv_is_valid(v)) {
         *out = v;
         return 0;

@@ -23,6 +23,7 @@
  * the deadline or exceed CAIRN_LLM_RETRY_AFTER_MAX_MS is not started.
  */
 #include "actions/llm_int.h"
+#include "common/json.h"
 #include "actions/with.h"
 #include "actions/proc.h"
 #include "common/clock.h"
@@ -381,7 +382,7 @@ static void llm_execute(void *job, const cairn_attempt_info *info) {
  * error.type), or a plain error/message/detail string, or the start of the
  * body itself. */
 static void error_text(const llm_http_resp *resp, char *out, size_t outlen) {
-    jv body = jv_parse_sized(resp->body.data ? resp->body.data : "", (int)resp->body.len);
+    jv body = cairn_json_parse(resp->body.data ? resp->body.data : "", resp->body.len);
     jv err = cairn__llm_get(body, "error", JV_KIND_OBJECT);
     jv msg = cairn__llm_get(err, "message", JV_KIND_STRING);
     jv type = cairn__llm_get(err, "type", JV_KIND_STRING);
@@ -445,7 +446,8 @@ static jv unfence(jv text) {
 /* With a schema: *text is JSON matching it; *json receives it parsed. */
 static int structured(llm_job *j, jv *text, const llm_reply *r, jv *json, cairn_fail *f) {
     *text = unfence(*text);
-    *json = jv_parse_sized(jv_string_value(*text), jv_string_length_bytes(jv_copy(*text)));
+    *json = cairn_json_parse(jv_string_value(*text),
+                             (size_t)jv_string_length_bytes(jv_copy(*text)));
     if (!jv_is_valid(*json)) {
         jv msg = jv_invalid_get_msg(*json);
         const char *fr = jv_get_kind(r->finish_reason) == JV_KIND_STRING
@@ -502,7 +504,7 @@ static int judge_reply(llm_job *j, jv *output, cairn_fail *f) {
         return cairn_fail_set(f, "protocol", "HTTP %ld from %s with content type '%s', not "
                               "application/json", resp->status, j->url,
                               resp->content_type[0] ? resp->content_type : "(none)");
-    jv body = jv_parse_sized(resp->body.data ? resp->body.data : "", (int)resp->body.len);
+    jv body = cairn_json_parse(resp->body.data ? resp->body.data : "", resp->body.len);
     if (!jv_is_valid(body)) {
         jv msg = jv_invalid_get_msg(body);
         int rc = cairn_fail_set(f, "protocol", "the reply from %s is not valid JSON (%s, %zu "

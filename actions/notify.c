@@ -46,6 +46,7 @@
  * (email); with tls_verify false also "tls_verify": false and a warning.
  */
 #include "actions/action.h"
+#include "common/json.h"
 #include "actions/curl_req.h"
 #include "common/clock.h"
 #include "common/mem.h"
@@ -660,7 +661,7 @@ static int status_fail(const notify_job *j, cairn_fail *f) {
 static jv pd_dedup_key(const notify_job *j) {
     const cairn_capbuf *b = &j->resp.body;
     jv reply = b->head.len && !cairn_capbuf_truncated(b)
-                   ? jv_parse_sized(b->head.data, (int)b->head.len) : jv_invalid();
+                   ? cairn_json_parse(b->head.data, b->head.len) : jv_invalid();
     jv key = jv_get_kind(reply) == JV_KIND_OBJECT
                  ? jv_object_get(jv_copy(reply), jv_string("dedup_key")) : jv_invalid();
     jv_free(reply);

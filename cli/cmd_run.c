@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "actions/action.h"
+#include "common/json.h"
 #include "cli/cli.h"
 #include "common/clock.h"
 #include "common/mem.h"
@@ -171,7 +172,7 @@ static int read_inputs_file(const char *path, jv *inputs) {
         rc = cli_usage("--inputs-file %s: larger than %d bytes", path, CAIRN_INPUTS_FILE_MAX);
     } else {
         buf[n] = '\0';
-        jv v = jv_parse_sized(buf, (int)n);
+        jv v = cairn_json_parse(buf, n);
         if (jv_get_kind(v) != JV_KIND_OBJECT) {
             rc = cli_usage("--inputs-file %s: expected a JSON object", path);
             jv_free(v);

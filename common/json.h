@@ -1,5 +1,6 @@
 /*
- * json.h - writing jv values as text, fast and canonically.
+ * json.h - writing jv values as text, fast and canonically; reading JSON
+ * from outside safely.
  *
  * jq 1.6's jv_dump_string is slow (it grows its output one piece at a time
  * and sorts keys through jv arrays), and the journal writes every event's data
@@ -8,6 +9,8 @@
  * as integers when integral and below 2^53, else with 17 significant digits
  * (so they read back to the same double).  The same value always gives the
  * same bytes, which is what the journal's hash chain needs.
+ *
+ * Reading: cairn_json_parse takes JSON from outside through a strict check.
  *
  * Memory: v is borrowed; the text is appended to a caller-owned buffer, or
  * returned as a new string the caller frees.
@@ -18,6 +21,16 @@
 #include <jv.h>
 
 #include "common/mem.h"
+
+#define CAIRN_JSON_DEPTH_MAX 256           /* nesting of arrays and objects, as jq's */
+#define CAIRN_JSON_TEXT_MAX 0x7fffffff     /* bytes: jq takes an int */
+
+/* One JSON text from outside (a reply, a body, a file): n bytes of s, which
+ * need not be NUL-terminated.  Strict RFC 8259 (no NaN, no comments, no
+ * control characters in strings, one value with only white space around
+ * it), checked before libjq parses it (json_parse.c says why).  Returns the
+ * value, or jv_invalid_with_msg("<what> at byte N"). */
+jv cairn_json_parse(const char *s, size_t n);
 
 void cairn_json_write(cairn_buf *out, jv v);
 void cairn_json_write_string(cairn_buf *out, const char *s, size_t len);   /* quoted, escaped */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "common/json.h"
 #include "dsl/workflow_int.h"
 
 static const char *const spec_keys[] = {
@@ -271,7 +272,7 @@ static jv parse_as(cairn_input_type t, const char *text) {
     if (t == CAIRN_INPUT_BOOLEAN)
         return strcmp(text, "true") == 0 ? jv_true() : strcmp(text, "false") == 0 ? jv_false()
                                                                                    : jv_invalid();
-    return jv_parse(text);
+    return cairn_json_parse(text, strlen(text));
 }
 
 int cairn_workflow_parse_input(const cairn_workflow *wf, const char *name, const char *text,

@@ -2,6 +2,7 @@
  * secrets.c - sealing and opening secrets with AES-256-GCM.  See secrets.h.
  */
 #include "engine/secrets.h"
+#include "common/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -199,7 +200,7 @@ static int read_file(const char *path, jv *secrets, cairn_err *err) {
     size_t n = fread(buf, 1, CAIRN_SECRETS_FILE_MAX + 1, f);
     fclose(f);
     int rc = 0;
-    jv doc = n > CAIRN_SECRETS_FILE_MAX ? jv_invalid() : jv_parse_sized(buf, (int)n);
+    jv doc = n > CAIRN_SECRETS_FILE_MAX ? jv_invalid() : cairn_json_parse(buf, n);
     free(buf);
     jv s = jv_get_kind(doc) == JV_KIND_OBJECT ? jv_object_get(jv_copy(doc), jv_string("secrets"))
                                               : jv_invalid();

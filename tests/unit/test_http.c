@@ -422,7 +422,7 @@ TEST(http_body_kept_as_string_unless_json_type) {
 TEST(http_bad_json_body_fails_with_protocol) {
     int port = start_target();
     http_fails(hj("{'url': 'http://127.0.0.1:%d/truncated'}", port), "protocol",
-               "Content-Type is application/json but its body is not valid JSON: Unfinished");
+               "Content-Type is application/json but its body is not valid JSON: unfinished");
     http_fails(hj("{'url': 'http://127.0.0.1:%d/status/200?body=not%%20json"
                   "&type=application/json'}", port), "protocol", "not valid JSON");
     /* A body cut short of its Content-Length. */

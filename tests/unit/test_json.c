@@ -29,3 +29,61 @@ TEST(json_text_matches_jq_sorted_dump_on_keys) {
     jv_free(jq);
     jv_free(v);
 }
+
+/* ---- reading JSON from outside ------------------------------------------- */
+
+static void check_parses(const char *text) {
+    jv got = cairn_json_parse(text, strlen(text)), want = jv_parse(text);
+    if (!jv_is_valid(got)) TEST_FAIL("refused: %s", text);
+    CHECK(jv_equal(got, want));
+}
+
+static void check_refused(const char *text, size_t n, const char *why) {
+    jv v = cairn_json_parse(text, n);
+    CHECK(!jv_is_valid(v));
+    jv msg = jv_invalid_get_msg(v);
+    CHECK_STR(jv_string_value(msg), why);
+    jv_free(msg);
+}
+
+TEST(json_parse_takes_what_rfc8259_allows) {
+    check_parses("{\"a\": [1, -2.5e3, 0, 1E+2, true, false, null], \"b\": {}}");
+    check_parses(" \"\\u00e9\\n\\\"\\/\" ");
+    check_parses("[[], {}, \"\", -0]");
+    check_parses("\t7\r\n");
+}
+
+/* The message is the scanner's (jq's would name a line and column): jq
+ * never sees a refused text, and so never leaks on one. */
+TEST(json_parse_refuses_before_jq_sees_it) {
+    check_refused("{\"a\" \"b\"}", 9, "expected ':' at byte 5");
+    check_refused("[\"a\" \"b\"]", 9, "expected ',' or ']' at byte 5");
+    check_refused("{\"a\":1 \"b\":2}", 13, "expected ',' or '}' at byte 7");
+    check_refused("{\"a\":1}x", 8, "more after the value at byte 7");
+    check_refused("", 0, "expected a value at byte 0");
+    check_refused("nan", 3, "unexpected word at byte 0");
+    check_refused("[01]", 4, "expected ',' or ']' at byte 2");
+    check_refused("[1.]", 4, "expected a digit at byte 3");
+    check_refused("\"a\tb\"", 5, "a control character in a string at byte 2");
+    check_refused("\"\\x\"", 4, "a bad escape at byte 2");
+    check_refused("\"\\u12g4\"", 8, "a bad \\u escape at byte 5");
+    check_refused("\"abc", 4, "unfinished: an unterminated string at byte 4, the end");
+    check_refused("[1, {\"a\": ", 10, "unfinished: expected a value at byte 10, the end");
+    check_refused("[1,]", 4, "expected a value at byte 3");
+    check_refused("{\"a\":1}\0{}", 10, "more after the value at byte 7");
+}
+
+TEST(json_parse_nesting_is_bounded) {
+    char deep[2 * CAIRN_JSON_DEPTH_MAX + 8];
+    int n = CAIRN_JSON_DEPTH_MAX;
+    memset(deep, '[', (size_t)n);
+    memset(deep + n, ']', (size_t)n);
+    deep[2 * n] = '\0';
+    check_parses(deep);
+    memset(deep, '[', (size_t)n + 1);
+    memset(deep + n + 1, ']', (size_t)n + 1);
+    deep[2 * n + 2] = '\0';
+    char why[64];
+    snprintf(why, sizeof why, "nested too deeply at byte %d", n);
+    check_refused(deep, strlen(deep), why);
+}
