@@ -110,10 +110,10 @@ static void print_caret(FILE *out, const char *line, size_t len, int col) {
         if ((ch & 0xC0) == 0x80) continue;      /* UTF-8 continuation byte */
         fputc(ch == '\t' ? '\t' : ' ', out);
     }
-    if (at == len) {                            /* a column past the end */
+    if (at == len) {                            /* a column past the end: just after it */
         int c = 1;
         for (size_t i = 0; i < len; i++) c += ((unsigned char)line[i] & 0xC0) != 0x80;
-        for (; c < col; c++) fputc(' ', out);
+        if (c < col && to == len) fputc(' ', out);
     }
     fputs("^\n", out);
 }

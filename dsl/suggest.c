@@ -178,8 +178,8 @@ pcre2_code *cairn__compile_pattern(wf_ctx *c, const cairn_node *n, const char *w
 cairn_tmpl *cairn__expr_field(wf_ctx *c, const cairn_node *n, const char *what, int allow) {
     cairn_exprset *set = c->wf->exprs;
     if (cairn__has_expr(n))
-        return cairn_tmpl_from_string(n->text, n->line, n->col, set,
-                                      c->file, c->diags);
+        return cairn_tmpl_from_string(n->text, n->line, n->text_col ? n->text_col : n->col,
+                                      set, c->file, c->diags);
     bool is_bool = cairn__is_plain(n) && strcmp(cairn_node_kind_name(n), "a boolean") == 0;
     if (((allow & EXPR_OR_BOOL) && is_bool) || ((allow & EXPR_OR_LIST) && n->kind == CAIRN_NODE_SEQ))
         return cairn_tmpl_new(n, set, c->file, c->diags);

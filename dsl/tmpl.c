@@ -271,13 +271,11 @@ static cairn_tmpl *tmpl_children(const cairn_node *n, cairn_exprset *set, const 
     return t;
 }
 
-/* Where a scalar's text starts: a plain scalar at the node, a quoted one a
- * byte after its quote.  Block scalars start on the next line: their text
- * has a newline, and pos_of then keeps the node's position. */
+/* A scalar's text, and where its first byte stands when the text is the
+ * source byte for byte (yaml.h); elsewhere pos_of keeps the node's place. */
 static str_src scalar_src(const cairn_node *n, cairn_exprset *set, const char *file,
                           cairn_diags *diags) {
-    return (str_src){n->text, n->len, n->line, n->col, n->col + (n->quoted ? 1 : 0),
-                     file, set, diags};
+    return (str_src){n->text, n->len, n->line, n->col, n->text_col, file, set, diags};
 }
 
 /* The template of n, which holds at least one `${{`. */

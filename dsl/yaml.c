@@ -184,6 +184,20 @@ static bool tag_ok(builder *b, const yaml_char_t *tag, const char *want, yaml_ma
     return false;
 }
 
+/* The column of the text's first byte when its bytes stand in the source
+ * one for one on the scalar's line (plain, or quoted without escapes);
+ * else 0.  Block scalars and folded or escaped text are 0. */
+static int text_column(const yaml_event_t *ev) {
+    yaml_scalar_style_t st = ev->data.scalar.style;
+    const yaml_mark_t *a = &ev->start_mark, *z = &ev->end_mark;
+    size_t quotes = st == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                    st == YAML_DOUBLE_QUOTED_SCALAR_STYLE ? 2 : 0;
+    if ((st != YAML_PLAIN_SCALAR_STYLE && quotes == 0) || a->line != z->line ||
+        z->index - a->index != ev->data.scalar.length + quotes)
+        return 0;
+    return (int)a->column + 1 + (quotes ? 1 : 0);
+}
+
 static void on_scalar(builder *b, yaml_event_t *ev) {
     yaml_mark_t m = ev->start_mark;
     if (!spend(b, 1, m)) return;
@@ -192,6 +206,7 @@ static void on_scalar(builder *b, yaml_event_t *ev) {
     n->len = ev->data.scalar.length;
     n->text = cairn_strndup((const char *)ev->data.scalar.value, n->len);
     n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || ev->data.scalar.tag;
+    n->text_col = text_column(ev);
     if (memchr(n->text, '\0', n->len))
         fail_mark(b, CAIRN_ESYNTAX, false, m, "a string may not hold a NUL character");
     if (ev->data.scalar.anchor)

@@ -36,6 +36,8 @@ struct cairn_node {
     char *text;                 /* NUL-terminated (no NUL inside: refused) */
     size_t len;
     bool quoted;                /* single-, double-quoted, literal or folded */
+    int text_col;               /* column of text[0] when the text stands in the
+                                   source byte for byte on one line; else 0 */
     /* map: keys[i] (scalars) -> values[i]; seq: values[i] */
     cairn_node **keys;
     cairn_node **values;

@@ -470,6 +470,7 @@ static cairn_node *scalar(const char *text, bool quoted, int line, int col) {
     n->quoted = quoted;
     n->line = line;
     n->col = col;
+    n->text_col = col + (quoted ? 1 : 0);    /* one line, no escapes, as the parser says */
     return n;
 }
 

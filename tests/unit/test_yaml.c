@@ -329,6 +329,22 @@ TEST(yaml_free_accepts_null) {
     CHECK(cairn_node_get(NULL, "x") == NULL);
 }
 
+/* text_col is set only where the text is the source byte for byte. */
+TEST(yaml_text_column_only_where_bytes_match) {
+    parsed p = parse("a: plain text\nb: 'single'\nc: \"dq\"\nd: \"e\\tsc\"\n"
+                     "e: >-\n  folded\n  text\nf: |\n  lit\ng: 'it''s'\n");
+    CHECK_INT(p.rc, 0);
+    const cairn_node *root = cairn_yaml_root(p.doc);
+    CHECK_INT(cairn_node_get(root, "a")->text_col, 4);
+    CHECK_INT(cairn_node_get(root, "b")->text_col, 5);
+    CHECK_INT(cairn_node_get(root, "c")->text_col, 5);
+    CHECK_INT(cairn_node_get(root, "d")->text_col, 0);   /* an escape */
+    CHECK_INT(cairn_node_get(root, "e")->text_col, 0);   /* folded */
+    CHECK_INT(cairn_node_get(root, "f")->text_col, 0);   /* literal */
+    CHECK_INT(cairn_node_get(root, "g")->text_col, 0);   /* '' is one quote */
+    done(&p);
+}
+
 /* ---- diag rendering ------------------------------------------------------- */
 
 TEST(diag_renders_source_line_and_caret) {
