@@ -5,6 +5,7 @@
 #   make demo     run a real workflow, kill the engine midway, resume it
 #   make asan     unit tests under AddressSanitizer and UBSan
 #   make bench    benchmarks (see bench/README.md)
+#   make fuzz     libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)
 
 CC      ?= cc
 PKGS    := yaml-0.1 sqlite3 libcurl libssh2 libpcre2-8 libmicrohttpd libcrypto libpq
@@ -24,6 +25,8 @@ LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o
 CLIOBJ  := $(CLISRC:%.c=$(BUILD)/%.o)
 UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
+FUZZSRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ    := $(FUZZSRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 
 all: cairn
 
@@ -43,6 +46,11 @@ $(BUILD)/unit: $(UNITOBJ) $(BUILD)/libcairn.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libcairn.a
+	@mkdir -p $(@D)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+build-fuzz/fuzz/%: tests/fuzz/%.c build-fuzz/libcairn.a
 	@mkdir -p $(@D)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -78,6 +86,14 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" build-asan/unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/unit
 
+# clang's libFuzzer, with ASan and UBSan; not part of `make test`.
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=fuzzer,address,undefined" $(FUZZ)
+	@FUZZ_BUILD=build-fuzz sh tests/fuzz/run.sh
+
 demo: deps cairn
 	@sh scripts/demo.sh
 
@@ -85,8 +101,8 @@ bench: deps cairn $(TOOLS)
 	@sh bench/run.sh
 
 clean:
-	rm -rf build build-asan cairn
+	rm -rf build build-asan build-fuzz cairn
 
-.PHONY: all deps test unit asan demo bench clean
+.PHONY: all deps test unit asan fuzz demo bench clean
 
 -include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(UNITOBJ:.o=.d)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install every Debian package the build, the tests and the demo need.
+# Install every Debian package the build, the tests and the demo need;
+# `deps.sh fuzz` adds clang and its libFuzzer runtime for `make fuzz`.
 # Idempotent: when all are present it does nothing (one dpkg-query call).
 set -eu
 
@@ -8,6 +9,7 @@ libyaml-dev libsqlite3-dev libjq-dev libonig-dev libcurl4-openssl-dev
 libssh2-1-dev libpcre2-dev libmicrohttpd-dev libssl-dev libpq-dev
 sqlite3 jq python3 python3-jsonschema python3-yaml openssl
 openssh-server openssh-client postgresql procps passwd"
+[ "${1:-}" = fuzz ] && PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
