@@ -8,6 +8,7 @@
  * its pid and group id, until every signal to the group has been sent.
  */
 #include "actions/proc.h"
+#include "actions/pgroup.h"
 #include "actions/with.h"
 
 #include <errno.h>
@@ -15,10 +16,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -274,33 +275,65 @@ static void pump_once(pump *p, int timeout_ms) {
 
 /* ---- the child ---------------------------------------------------------- */
 
+/* What the child does between vfork and exec.  It shares our memory and
+ * runs on this thread's stack while the thread waits, so it makes system
+ * calls only, and hands a failure's errno back through *failed.  Signals
+ * are blocked across the vfork (no handler of ours may run in the child);
+ * the child resets them to their defaults before it unblocks them. */
+static void __attribute__((noreturn))
+child_exec(const cairn_proc_spec *spec, const char *path, const int child[3], pid_t parent,
+           volatile int *failed) {
+    sigset_t none;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    int slot[3] = {child[0], child[1], child[2]};
+    /* Die with the engine.  The kernel sends this when the thread that made
+     * us exits, not the process: a pool worker, which lives until the engine
+     * closes and never returns from execute while its child runs (pool.c). */
+    if (setpgid(0, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) goto fail;
+    if (getppid() != parent) _exit(127);       /* the engine died before the prctl */
+    if (slot[0] < 0 && (slot[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) goto fail;
+    for (int fd = 0; fd < 3; fd++) {           /* dup2 onto itself keeps O_CLOEXEC: clear it */
+        if (slot[fd] == fd ? fcntl(fd, F_SETFD, 0) != 0 : dup2(slot[fd], fd) != fd) goto fail;
+    }
+    if (spec->cwd && chdir(spec->cwd) != 0) goto fail;
+    close_range(3, ~0U, 0);                    /* no engine fd leaks in (most are O_CLOEXEC) */
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(path, spec->argv, spec->envp);
+fail:
+    *failed = errno ? errno : EIO;
+    _exit(127);
+}
+
+/* Start the child as the leader of a new process group; see child_exec. */
 static int spawn(const cairn_proc_spec *spec, const char *path, const int child[3],
                  pid_t *pid, cairn_err *err) {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, all;
-    sigemptyset(&none);
+    sigset_t all, old;
+    volatile int failed = 0;
+    pid_t parent = getpid();
     sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    if (child[0] >= 0) posix_spawn_file_actions_adddup2(&fa, child[0], 0);
-    else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, child[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, child[2], 2);
-    if (spec->cwd) posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);   /* no engine fd leaks in */
-    /* Own process group (setpgid(0,0)), no inherited mask or ignored signals. */
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    int rc = posix_spawn(pid, path, &fa, &at, spec->argv, spec->envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    if (rc == 0) return 0;
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid_t p = vfork();
+    if (p == 0) child_exec(spec, path, child, parent, &failed);
+    int rc = p < 0 ? errno : failed;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (p > 0 && rc != 0)
+        while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {}
+    if (rc == 0) {
+        *pid = p;
+        return 0;
+    }
     return cairn_err_set(err, rc == ENOENT || rc == EACCES ? CAIRN_ENOTFOUND : CAIRN_EIO,
                          "cannot run '%s': %s", path, strerror(rc));
+}
+
+/* Tell the attempt the group exists, with its leader's start time. */
+static void report_spawn(const cairn_proc_spec *spec, pid_t pid) {
+    const cairn_attempt_info *info = spec->attempt;
+    cairn_proc_stat ps;
+    if (info == NULL || info->spawned == NULL || cairn_proc_stat_read(pid, &ps, NULL) != 0) return;
+    info->spawned(info, pid, ps.start);
 }
 
 static bool leader_exited(pid_t pid) {
@@ -380,6 +413,7 @@ static void run_child(const cairn_proc_spec *spec, pump *p, pid_t pid, cairn_pro
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     p->pidfd = open_pidfd(pid);
+    report_spawn(spec, pid);
     res->spawned = true;
     res->pid = pid;
     res->outcome = supervise(spec, p, pid);

@@ -2,7 +2,7 @@
  * proc.h - run a local process with captured, capped output, a deadline and
  * a stop flag; and the capped output buffer other actions (ssh) reuse.
  *
- * cairn_proc_run spawns argv (posix_spawn) as the leader of a new process
+ * cairn_proc_run starts argv (vfork and execve) as the leader of a new process
  * group, feeds it stdin from memory (or /dev/null), and reads stdout and
  * stderr concurrently with poll(), so the child never blocks on a full pipe
  * and we never block on a slow child.  Each stream keeps its first
@@ -22,6 +22,14 @@
  * process is left running, and its later writes to stdout or stderr fail
  * (EPIPE), so a daemon should redirect its output ("cmd >log 2>&1 &").
  * Processes left in the group after a normal exit are not killed.
+ *
+ * Dying with the engine: the leader gets SIGKILL when the thread that started
+ * it exits (PR_SET_PDEATHSIG), which, for the calling thread of
+ * cairn_proc_run, happens only when the whole process dies: it does not
+ * return before the leader is reaped.  The leader's own children are not
+ * covered (the kernel clears the setting across fork): they are why the
+ * group is reported to spec->attempt (action.h, `spawned`) as soon as it
+ * exists, so that the engine journals it and recovery kills it (pgroup.h).
  *
  * Threads: cairn_proc_run and the capbuf functions without jv use no jv and
  * no global state, so they run on a worker thread; cairn_capbuf_jv and
@@ -97,6 +105,7 @@ typedef struct cairn_proc_spec {
     int64_t deadline_ms;               /* CLOCK_MONOTONIC ms; 0: none */
     const cairn_stop *stop;            /* or NULL */
     int64_t kill_grace_ms;
+    const cairn_attempt_info *attempt; /* or NULL: its `spawned` is told of the group */
 } cairn_proc_spec;
 
 typedef enum {

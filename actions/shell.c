@@ -248,7 +248,7 @@ static void shell_execute(void *job, const cairn_attempt_info *info) {
         .argv = j->argv.v, .envp = j->env.v, .cwd = j->cwd,
         .stdin_data = j->stdin_data, .stdin_len = j->stdin_len,
         .output_max = CAIRN_SHELL_OUTPUT_MAX, .deadline_ms = info->deadline_ms,
-        .stop = info->stop, .kill_grace_ms = CAIRN_SHELL_KILL_GRACE_MS,
+        .stop = info->stop, .kill_grace_ms = CAIRN_SHELL_KILL_GRACE_MS, .attempt = info,
     };
     j->rc = cairn_proc_run(&spec, &j->res, &j->err);
 }

@@ -10,6 +10,11 @@
  * attempts, sent after the lock is released so that a woken worker does not
  * at once wait for it.  A wake per attempt, under the lock, cost the
  * orchestrator a seventh of its time with a thousand runs in flight.
+ *
+ * A worker exits only in eng_pool_stop, once no attempt is in flight, and
+ * execute returns only once the process it started is reaped (proc.h): so a
+ * child's PR_SET_PDEATHSIG, which follows the thread that started it, fires
+ * only when the engine itself dies.
  */
 #include <stdlib.h>
 
