@@ -85,7 +85,8 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
         snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, id, index);
     a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = id,
                                    .idempotency_key = a->idem_key, .attempt = a->attempt,
-                                   .stop = &a->stop, .env = (const char *const *)r->env};
+                                   .stop = &a->stop, .env = (const char *const *)r->env,
+                                   .spawned = eng_attempt_spawned, .spawned_ud = e};
     if (a->action == NULL) {
         fail_before_start(e, a, eng_error("schema", "no such action"));
         return;

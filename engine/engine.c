@@ -710,6 +710,7 @@ static void handle(cairn_engine *e, eng_msg *m) {
     switch (m->kind) {
     case MSG_DURABLE: on_durable(e, m); break;
     case MSG_RESULT: eng_finish_attempt(e, m->attempt); break;
+    case MSG_SPAWNED: eng_spawned(e, m); break;
     case MSG_WRITE_FAILED:
         sticky(e, &m->err);
         eng_batch_free_events(&m->batch);

@@ -4,6 +4,7 @@
  *   sched.c    deciding what runs next: readiness, if, foreach, outputs, ending
  *   attempt.c  one action attempt: render, prepare, journal, dispatch, finish
  *   recover.c  loading runs from the journal, on_crash
+ *   orphan.c   attempts' process groups: journaled, killed after a crash
  *   writer.c   the group-commit journal writer thread
  *   pool.c     the worker threads
  */
@@ -112,12 +113,13 @@ typedef struct eng_batch {
     int64_t ticket;              /* highest ticket in the batch */
 } eng_batch;
 
-typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED } eng_msg_kind;
+typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED, MSG_SPAWNED } eng_msg_kind;
 
 struct eng_msg {
     eng_msg_kind kind;
     eng_batch batch;             /* MSG_DURABLE */
-    eng_attempt *attempt;        /* MSG_RESULT */
+    eng_attempt *attempt;        /* MSG_RESULT, MSG_SPAWNED */
+    int64_t pgid, start;         /* MSG_SPAWNED: the group the attempt started */
     cairn_err err;               /* MSG_WRITE_FAILED */
     int64_t log_end;             /* its record's end in the commit log, if it has one */
     struct eng_msg *next;
@@ -313,6 +315,15 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);
 void eng_dispatch_durable(cairn_engine *e);
 void eng_finish_attempt(cairn_engine *e, eng_attempt *a);
 void eng_stop_attempts(cairn_engine *e, eng_run *r);   /* r NULL: every run */
+
+/* orphan.c: an attempt's process groups, journaled as they start and
+ * killed at recovery if a crash left them running */
+/* cairn_attempt_info.spawned: a worker thread posts MSG_SPAWNED. */
+void eng_attempt_spawned(const cairn_attempt_info *info, int64_t pgid, int64_t start);
+void eng_spawned(cairn_engine *e, eng_msg *m);   /* journals step_spawned */
+/* Kill what is left of the process group recorded for that attempt, if
+ * any, and note the outcome in a step_crashed event's data (consumed). */
+jv eng_kill_orphan(const eng_run *r, int step, int index, int attempt, jv data);
 
 /* recover.c */
 int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err);

@@ -21,7 +21,16 @@
  *   step_failed        {error: {kind, message}, index?}    final for the step/item
  *   step_skipped       {}                                   `if` was falsy
  *   step_expanded      {count}                              foreach: items to run
- *   step_crashed       {action: "retry"|"fail", index?}     found in flight on recovery
+ *   step_crashed       {action: "retry"|"fail"|"ask",      found in flight on recovery;
+ *                       index?, orphan?}                    orphan: what was left of its
+ *                                                           process group (step_spawned):
+ *                                                           an outcome of actions/pgroup.h
+ *   step_spawned       {pgid, start, host, index?}          the attempt started a local
+ *                                                           process group: the leader's pid
+ *                                                           (= the group id), its start
+ *                                                           time (clock ticks after boot)
+ *                                                           and the host where these mean
+ *                                                           something (actions/pgroup.h)
  *   step_interrupted   {index?}                             stopped at shutdown
  *   step_retrying      {error, retry_at, index?}            the attempt failed; the
  *                                                           next starts at retry_at
@@ -86,7 +95,8 @@
     X(RUN_UNPAUSED,         "run_unpaused")             \
     X(RUN_SUCCEEDED,        "run_succeeded")            \
     X(RUN_FAILED,           "run_failed")               \
-    X(RUN_CANCELLED,        "run_cancelled")
+    X(RUN_CANCELLED,        "run_cancelled")            \
+    X(STEP_SPAWNED,         "step_spawned")   /* last: the commit log stores the number */
 
 typedef enum {
     CAIRN_EV_NONE = 0,

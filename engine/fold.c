@@ -90,6 +90,8 @@ void cairn_run_state_free(cairn_run_state *st) {
     jv_free(st->trigger);
     jv_free(st->outputs);
     jv_free(st->error);
+    for (int i = 0; i < st->n_spawned; i++) free(st->spawned[i].host);
+    free(st->spawned);
     free(st);
 }
 
@@ -270,6 +272,48 @@ static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
     jv_free(decision);
 }
 
+/* ---- process groups (step_spawned) ---------------------------------------- */
+
+static bool attempt_in_flight(const cairn_run_state *st, const cairn_spawned *p) {
+    const cairn_step_state *s = &st->steps[p->step];
+    if (p->index < 0) return s->in_flight && s->attempts == p->attempt;
+    return p->index < s->n_items && s->items[p->index].in_flight &&
+           s->items[p->index].attempts == p->attempt;
+}
+
+/* Make room for one more record: drop those of attempts that have ended
+ * first, and grow only when that frees too little. */
+static void spawned_room(cairn_run_state *st) {
+    if (st->n_spawned < st->cap_spawned) return;
+    int kept = 0;
+    for (int i = 0; i < st->n_spawned; i++) {
+        if (attempt_in_flight(st, &st->spawned[i])) st->spawned[kept++] = st->spawned[i];
+        else free(st->spawned[i].host);
+    }
+    st->n_spawned = kept;
+    if (st->cap_spawned > 0 && kept * 2 <= st->cap_spawned) return;
+    st->cap_spawned = st->cap_spawned ? st->cap_spawned * 2 : 4;
+    st->spawned = cairn_realloc(st->spawned, (size_t)st->cap_spawned * sizeof *st->spawned);
+}
+
+static void apply_spawned(cairn_run_state *st, int step, int index, const cairn_event *ev) {
+    int64_t pgid = field_ms(ev, "pgid");
+    if (pgid <= 1) return;   /* names no group this engine could have made */
+    spawned_room(st);
+    st->spawned[st->n_spawned++] = (cairn_spawned){
+        .step = step, .index = index, .attempt = ev->attempt, .pgid = pgid,
+        .start = field_ms(ev, "start"), .host = field_str(ev, "host")};
+}
+
+const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step, int index,
+                                             int attempt) {
+    for (int i = st->n_spawned - 1; i >= 0; i--) {
+        const cairn_spawned *p = &st->spawned[i];
+        if (p->step == step && p->index == index && p->attempt == attempt) return p;
+    }
+    return NULL;
+}
+
 /* The event's step: where its producer says, if that is so, else looked up. */
 static int event_step(const cairn_run_state *st, const cairn_event *ev) {
     if (ev->step == NULL) return -1;
@@ -315,8 +359,13 @@ static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err
         s->done_seq = ev->seq;
         return 0;
     }
+    if (idx >= 0 && (!s->expanded || idx >= s->n_items))
+        return corrupt(ev, err, "item index out of range");
+    if (ev->type == CAIRN_EV_STEP_SPAWNED) {
+        apply_spawned(st, i, idx, ev);
+        return 0;
+    }
     if (idx >= 0) {
-        if (!s->expanded || idx >= s->n_items) return corrupt(ev, err, "item index out of range");
         cairn_item_state *it = &s->items[idx];
         apply_to_slot((slot){&it->status, &it->attempts, &it->in_flight, &it->wake_at,
                              &it->output, &it->error}, ev);

@@ -93,6 +93,16 @@ typedef struct cairn_step_state {
     int64_t done_seq;              /* seq of the event that made it done; 0 if not */
 } cairn_step_state;
 
+/* A process group an attempt started (step_spawned), kept while the attempt
+ * may be in flight, so that recovery can kill what a crash left of it.  A
+ * record whose attempt has ended is dropped when the table fills up: it
+ * holds about twice as many as there are attempts with a process at once. */
+typedef struct cairn_spawned {
+    int step, index, attempt;             /* index: foreach item, or -1 */
+    int64_t pgid, start;
+    char *host;                           /* owned */
+} cairn_spawned;
+
 typedef struct cairn_run_state {
     char id[CAIRN_RUN_ID_MAX];
     char *workflow, *def_hash, *parent;
@@ -107,6 +117,8 @@ typedef struct cairn_run_state {
     char **step_ids;                      /* owned copies */
     int *order;                           /* step indices sorted by id, for lookup */
     cairn_step_state *steps;
+    cairn_spawned *spawned;               /* see cairn_spawned */
+    int n_spawned, cap_spawned;
 } cairn_run_state;
 
 /* Start an empty state for run_id whose workflow has these steps (ids are
@@ -116,6 +128,11 @@ void cairn_run_state_free(cairn_run_state *st);
 
 /* Index of step id, or -1. */
 int cairn_run_state_step(const cairn_run_state *st, const char *id);
+
+/* The process group recorded for that attempt of step (index: item or -1),
+ * or NULL. */
+const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step, int index,
+                                             int attempt);
 
 /* Apply one event.  ev->data must be valid (parse data_text first).  Returns 0
  * or CAIRN_ECORRUPT with a message naming the run and seq. */

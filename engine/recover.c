@@ -8,7 +8,9 @@
  *          a new attempt with the same idempotency key;
  *   fail   step_crashed{action: fail}, then step_failed with kind "crash";
  *   ask    (approvals) treated as fail until approvals exist.
- * Steps that are done are never started again (invariant 2).
+ * Steps that are done are never started again (invariant 2).  Before an
+ * in-flight attempt is retried, failed or asked about, what is left of the
+ * process group it started is killed (orphan.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +102,8 @@ static void handle_crashed(cairn_engine *e, eng_run *r) {
         if (oc == CAIRN_ON_CRASH_ASK && s->n_items > 0) oc = CAIRN_ON_CRASH_FAIL;   /* per item: no */
         jv action = jv_object_set(jv_object(), jv_string("action"), jv_string(names[oc]));
         if (s->in_flight) {
-            eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, -1, s->attempts, jv_copy(action));
+            jv crashed = eng_kill_orphan(r, i, -1, s->attempts, jv_copy(action));
+            eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, -1, s->attempts, crashed);
             if (oc == CAIRN_ON_CRASH_FAIL) {
                 jv data = jv_object_set(jv_object(), jv_string("error"), eng_error("crash", why));
                 eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, -1, s->attempts, data);
@@ -110,7 +113,8 @@ static void handle_crashed(cairn_engine *e, eng_run *r) {
         }
         for (int k = 0; k < s->n_items; k++) {
             if (!s->items[k].in_flight) continue;
-            eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, k, s->items[k].attempts, jv_copy(action));
+            jv crashed = eng_kill_orphan(r, i, k, s->items[k].attempts, jv_copy(action));
+            eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, k, s->items[k].attempts, crashed);
             if (oc != CAIRN_ON_CRASH_RETRY) {
                 jv data = jv_object_set(jv_object(), jv_string("error"), eng_error("crash", why));
                 eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, k, s->items[k].attempts, data);

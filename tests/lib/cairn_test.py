@@ -35,6 +35,14 @@ class Suite:
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
 
+    def run_all(self, tests):
+        """Call each test(suite); an exception fails that test, not the rest."""
+        for t in tests:
+            try:
+                t(self)
+            except Exception as e:
+                self.check(False, t.__name__, repr(e))
+
     def finish(self):
         if self.failed == 0:
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -91,3 +91,35 @@ TEST(fold_marks_unfinished_steps_cancelled_with_the_run) {
     CHECK_INT(st->status, CAIRN_RUN_CANCELLED);
     cairn_run_state_free(st);
 }
+
+TEST(fold_keeps_process_groups_of_attempts_in_flight) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 2, CAIRN_EV_STEP_EXPANDED, "a", 0, "{\"count\":2}", 0);
+    apply(st, 3, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":1}", 0);
+    apply(st, 4, CAIRN_EV_STEP_SPAWNED, "a", 1, "{\"host\":\"h\",\"index\":1,\"pgid\":700,\"start\":9}", 0);
+    apply(st, 5, CAIRN_EV_STEP_STARTED, "c", 1, "{}", 0);
+    apply(st, 6, CAIRN_EV_STEP_SPAWNED, "c", 1, "{\"host\":\"h\",\"pgid\":800,\"start\":10}", 0);
+    const cairn_spawned *p = cairn_run_state_spawned(st, 1, 1, 1);
+    CHECK(p != NULL);
+    CHECK_INT(p->pgid, 700);
+    CHECK_INT(p->start, 9);
+    CHECK_STR(p->host, "h");
+    CHECK(cairn_run_state_spawned(st, 1, 0, 1) == NULL);     /* another item */
+    CHECK(cairn_run_state_spawned(st, 1, -1, 1) == NULL);    /* the step, not the item */
+    CHECK_INT(cairn_run_state_spawned(st, 2, -1, 1)->pgid, 800);
+    /* Records of ended attempts make room; those in flight are kept. */
+    int64_t seq = 7;
+    for (int k = 0; k < 40; k++) {
+        char data[160];
+        apply(st, seq++, CAIRN_EV_STEP_STARTED, "b", k + 1, "{}", 0);
+        snprintf(data, sizeof data, "{\"host\":\"h\",\"pgid\":%d,\"start\":1}", 1000 + k);
+        apply(st, seq++, CAIRN_EV_STEP_SPAWNED, "b", k + 1, data, 0);
+        apply(st, seq++, CAIRN_EV_STEP_RETRYING, "b", k + 1, "{\"retry_at\":0}", 0);
+    }
+    CHECK(st->cap_spawned <= 8);
+    CHECK_INT(cairn_run_state_spawned(st, 1, 1, 1)->pgid, 700);
+    CHECK_INT(cairn_run_state_spawned(st, 2, -1, 1)->pgid, 800);
+    apply(st, seq++, CAIRN_EV_STEP_SPAWNED, "a", 1, "{\"index\":4,\"pgid\":5}", CAIRN_ECORRUPT);
+    cairn_run_state_free(st);
+}
