@@ -71,10 +71,11 @@ typedef struct cairn_attempt_info {
     int64_t deadline_ms;               /* CLOCK_MONOTONIC ms; 0: none */
     cairn_stop *stop;                  /* never NULL */
     const char *const *env;            /* workflow env, "NAME=value", NULL-terminated */
-    /* Called by execute, on its thread, for each local process group the
-     * attempt starts (pgid, and its leader's start time: pgroup.h), before
-     * waiting on it: the engine journals it (step_spawned) so that recovery
-     * after a crash can kill what is left.  NULL: nobody is told. */
+    /* Called by execute, on its thread, for a local process group the
+     * attempt started and that still runs (pgid, and its leader's start
+     * time: pgroup.h; when, proc.h says): the engine journals it
+     * (step_spawned) so that recovery after a crash can kill what is left.
+     * NULL: nobody is told. */
     void (*spawned)(const struct cairn_attempt_info *info, int64_t pgid, int64_t start);
     void *spawned_ud;                  /* the engine's, for spawned */
 } cairn_attempt_info;

@@ -361,9 +361,10 @@ static int wait_ms(int64_t now, int64_t deadline, int64_t until) {
 }
 
 /* Pump until the leader exits and its output is drained (returns EXITED, the
- * final status coming from the reap), or until a stop or the deadline. */
+ * final status coming from the reap), or until a stop or the deadline.  A
+ * leader still running CAIRN_PROC_REPORT_MS after the start is reported. */
 static cairn_proc_outcome supervise(const cairn_proc_spec *spec, pump *p, pid_t pid) {
-    int64_t drain_until = 0;
+    int64_t drain_until = 0, report_at = cairn_now_ms() + CAIRN_PROC_REPORT_MS;
     for (;;) {
         int64_t now = cairn_now_ms();
         bool late = spec->deadline_ms && now >= spec->deadline_ms;
@@ -377,7 +378,11 @@ static cairn_proc_outcome supervise(const cairn_proc_spec *spec, pump *p, pid_t 
             return CAIRN_PROC_EXITED;
         if (!drain_until && stop) return CAIRN_PROC_CANCELLED;
         if (!drain_until && late) return CAIRN_PROC_TIMEOUT;
-        pump_once(p, wait_ms(now, spec->deadline_ms, drain_until));
+        if (!drain_until && report_at && now >= report_at) {
+            report_spawn(spec, pid);
+            report_at = 0;
+        }
+        pump_once(p, wait_ms(now, spec->deadline_ms, drain_until ? drain_until : report_at));
     }
 }
 
@@ -413,7 +418,6 @@ static void run_child(const cairn_proc_spec *spec, pump *p, pid_t pid, cairn_pro
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     p->pidfd = open_pidfd(pid);
-    report_spawn(spec, pid);
     res->spawned = true;
     res->pid = pid;
     res->outcome = supervise(spec, p, pid);

@@ -28,8 +28,11 @@
  * cairn_proc_run, happens only when the whole process dies: it does not
  * return before the leader is reaped.  The leader's own children are not
  * covered (the kernel clears the setting across fork): they are why the
- * group is reported to spec->attempt (action.h, `spawned`) as soon as it
- * exists, so that the engine journals it and recovery kills it (pgroup.h).
+ * group is reported to spec->attempt (action.h, `spawned`), so that the
+ * engine journals it and recovery kills it (pgroup.h).  The report comes
+ * once the leader has run for CAIRN_PROC_REPORT_MS: a step that ends sooner
+ * (most short commands) costs no journal commit for it, and a crash in that
+ * time leaves the leader's children unrecorded.
  *
  * Threads: cairn_proc_run and the capbuf functions without jv use no jv and
  * no global state, so they run on a worker thread; cairn_capbuf_jv and
@@ -59,6 +62,7 @@
 #define CAIRN_SHELL_KILL_GRACE_MS 2000       /* SIGTERM -> SIGKILL of the group */
 #define CAIRN_PROC_POLL_SLICE_MS 50          /* longest wait between stop checks */
 #define CAIRN_PROC_DRAIN_MS 200              /* reading after the leader exited */
+#define CAIRN_PROC_REPORT_MS 20              /* running this long: report the group */
 #define CAIRN_OUTPUT_TAIL_MAX 512            /* last bytes of a stream kept for messages */
 
 /* ---- a capped output buffer --------------------------------------------- */

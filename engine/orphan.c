@@ -12,10 +12,11 @@
  * failed or asked about, and says in step_crashed what it found.
  *
  * The gap: the engine may die after the process started and before its
- * step_spawned is durable (one commit, well under a millisecond when the
- * disk is idle).  The leader then dies with the engine (PR_SET_PDEATHSIG,
- * proc.h), but a child it started in that time is in no journal and
- * outlives both.
+ * step_spawned is durable: the group is reported once it has run for
+ * CAIRN_PROC_REPORT_MS (so that short steps cost no commit for it), then
+ * takes one commit.  The leader then dies with the engine
+ * (PR_SET_PDEATHSIG, proc.h), but a child it started in that time is in no
+ * journal and outlives both.
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -14,10 +14,12 @@
 #include "common/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -212,6 +214,7 @@ TEST(pgroup_zombie_leader_counts_as_gone) {
 typedef struct told {
     int64_t pgid, start;
     int fd;                            /* or -1: write the pgid here too */
+    const char *fifo;                  /* or NULL: then let the script go on */
 } told;
 
 static void on_spawned(const cairn_attempt_info *info, int64_t pgid, int64_t start) {
@@ -219,6 +222,9 @@ static void on_spawned(const cairn_attempt_info *info, int64_t pgid, int64_t sta
     t->pgid = pgid;
     t->start = start;
     if (t->fd >= 0 && write(t->fd, &pgid, sizeof pgid) != sizeof pgid) abort();
+    int go = t->fifo ? open(t->fifo, O_WRONLY) : -1;   /* the script waits on it */
+    if (go >= 0 && write(go, "go\n", 3) != 3) abort();
+    if (go >= 0) close(go);
 }
 
 static void run_script(const char *script, told *t, cairn_proc_result *res) {
@@ -231,10 +237,17 @@ static void run_script(const char *script, told *t, cairn_proc_result *res) {
     if (cairn_proc_run(&spec, res, &err) != 0) TEST_FAIL("proc_run: %s", err.msg);
 }
 
-TEST(proc_tells_the_attempt_its_group_and_start_time) {
-    told t = {0, 0, -1};
+TEST(proc_tells_the_attempt_its_group_and_start_time_while_it_runs) {
+    char fifo[300], script[600];
+    snprintf(fifo, sizeof fifo, "%s/go", test_tmpdir());
+    CHECK_INT(mkfifo(fifo, 0600), 0);
+    told t = {0, 0, -1, fifo};
     cairn_proc_result res;
-    run_script("echo $$ $(cut -d' ' -f5,22 /proc/$$/stat)", &t, &res);
+    /* the script ends once it has been reported, or fails after 5 s */
+    snprintf(script, sizeof script, "echo $$ $(cut -d' ' -f5,22 /proc/$$/stat); timeout 5 cat %s", fifo);
+    run_script(script, &t, &res);
+    CHECK_INT(res.outcome, CAIRN_PROC_EXITED);
+    CHECK_INT(res.exit_code, 0);
     long long pid, pgrp, start;
     CHECK_INT(sscanf(res.out.head.data, "%lld %lld %lld", &pid, &pgrp, &start), 3);
     CHECK_INT(t.pgid, pid);
@@ -256,7 +269,7 @@ TEST(proc_leader_dies_with_the_engine) {
     pid_t engine = fork();
     CHECK(engine >= 0);
     if (engine == 0) {                 /* starts the process from a thread, as a worker does */
-        told t = {0, 0, fds[1]};
+        told t = {0, 0, fds[1], NULL};
         pthread_t th;
         pthread_create(&th, NULL, run_forever, &t);
         alarm(LEAK_S);
