@@ -1,5 +1,6 @@
 /*
- * secrets.c - sealing and opening secrets with AES-256-GCM.  See secrets.h.
+ * secrets.c - sealing and opening secrets with AES-256-GCM.  See secrets.h;
+ * masking is in secrets_mask.c.
  */
 #include "engine/secrets.h"
 #include "common/json.h"
@@ -52,6 +53,7 @@ void cairn_secrets_free(cairn_secrets *s) {
     free(s->names);
     free(s->values);
     free(s->lens);
+    cairn__secrets_spellings_free(s->spellings);
     free(s);
 }
 
@@ -316,54 +318,6 @@ static void load_env(cairn_secrets *s) {
     }
 }
 
-/* Replace every occurrence of every secret value in s (consumed) by ***. */
-static jv mask_string(jv str, const cairn_secrets *sec) {
-    const char *text = jv_string_value(str);
-    bool hit = false;
-    for (int i = 0; i < sec->count && !hit; i++)
-        hit = sec->lens[i] > 0 && strstr(text, sec->values[i]) != NULL;
-    if (!hit) return str;
-    cairn_buf b = CAIRN_BUF_INIT;
-    cairn_buf_puts(&b, text);
-    jv_free(str);
-    for (int i = 0; i < sec->count; i++) {
-        if (sec->lens[i] == 0) continue;
-        char *p;
-        while ((p = strstr(b.data, sec->values[i])) != NULL) {
-            size_t at = (size_t)(p - b.data), rest = b.len - at - sec->lens[i];
-            char *tail = cairn_strndup(p + sec->lens[i], rest);
-            b.len = at;
-            cairn_buf_puts(&b, "***");
-            cairn_buf_append(&b, tail, rest);
-            free(tail);
-        }
-    }
-    jv out = jv_string_sized(b.data, (int)b.len);
-    cairn_buf_free(&b);
-    return out;
-}
-
-jv cairn_secrets_mask(jv v, const cairn_secrets *sec) {
-    if (sec == NULL || sec->count == 0) return v;
-    switch (jv_get_kind(v)) {
-    case JV_KIND_STRING: return mask_string(v, sec);
-    case JV_KIND_ARRAY: {
-        int n = jv_array_length(jv_copy(v));
-        for (int i = 0; i < n; i++)
-            v = jv_array_set(v, i, cairn_secrets_mask(jv_array_get(jv_copy(v), i), sec));
-        return v;
-    }
-    case JV_KIND_OBJECT: {
-        jv out = jv_object();
-        jv_object_foreach(v, k, val)
-            out = jv_object_set(out, mask_string(k, sec), cairn_secrets_mask(val, sec));
-        jv_free(v);
-        return out;
-    }
-    default: return v;
-    }
-}
-
 int cairn_secrets_load(const char *file, const char *key_file, cairn_secrets **out,
                        cairn_err *err) {
     cairn_secrets *s = cairn_calloc(1, sizeof *s);
@@ -396,6 +350,7 @@ int cairn_secrets_load(const char *file, const char *key_file, cairn_secrets **o
         return rc;
     }
     load_env(s);
+    cairn__secrets_spell(s);
     *out = s;
     return 0;
 }

@@ -17,6 +17,38 @@
  * Names are [A-Za-z_][A-Za-z0-9_]*, at most CAIRN_SECRET_NAME_MAX bytes;
  * values at most CAIRN_SECRET_VALUE_MAX bytes.
  *
+ * Masking (cairn_secrets_mask, secrets_mask.c) replaces by "***", in every
+ * string and object key, each of these spellings of each secret's value:
+ *   - the value itself;
+ *   - for values of at least CAIRN_SECRET_SPELLING_MIN bytes, also:
+ *     the value upper-cased and lower-cased (ASCII, as jq's ascii_upcase and
+ *     ascii_downcase); the body of its JSON string, as Cairn and as jq's
+ *     tojson escape it; hex, lower and upper case; base64 in the standard and
+ *     the URL-safe alphabets, with or without padding: the value's own
+ *     encoding, and, for a value inside a longer encoded string, the run of
+ *     whole 3-byte groups that encodes the same at each of the three offsets
+ *     (the one or two characters at each edge, which mix the value's first
+ *     or last bytes with its neighbours', are left);
+ *   - any of the above URL-encoded: a string holding '%' is also searched
+ *     with every %XX decoded (either case of hex digit, whichever characters
+ *     the encoder chose to escape), and a spelling holding a space is also
+ *     searched with '+' for it.
+ * A shorter value is masked only where it appears as it is: its other
+ * spellings are a handful of characters that ordinary text holds by chance
+ * (hex "6162" for "ab"), and masking them would eat stored data.  A value of
+ * one byte still masks that byte everywhere: a secret that short protects
+ * nothing, and leaking it would be worse than the noise.
+ * Not caught: any other transformation (part of the value, reversed, hashed,
+ * encrypted, compressed, mixed case, base64 or hex wrapped across lines,
+ * two encodings stacked other than URL-encoding over one above, JSON with
+ * non-ASCII escaped as \uXXXX, any other encoding).  Masking is a safety
+ * net for mistakes, not a barrier against a workflow author who means to
+ * leak a secret.
+ * Cost: the spellings (at most 20 a secret) are computed once per loaded set
+ * and sorted by length; masking a string is one memmem per spelling no
+ * longer than it, plus a percent-decoded pass when it holds '%'; a value
+ * holding none is stored as it is, not rebuilt (`make bench`, "mask").
+ *
  * Memory: a cairn_secrets owns its names and values; free it with
  * cairn_secrets_free (NULL allowed), which wipes the values.
  */
@@ -32,12 +64,14 @@
 #define CAIRN_SECRET_NAME_MAX 128
 #define CAIRN_SECRET_VALUE_MAX 65536
 #define CAIRN_SECRETS_FILE_MAX (16 << 20)
+#define CAIRN_SECRET_SPELLING_MIN 8   /* bytes: shorter values are masked as they are only */
 
 typedef struct cairn_secrets {
     int count;
     char **names;
     char **values;
     size_t *lens;
+    struct cairn_secret_spellings *spellings;   /* what masking searches; secrets_mask.c */
 } cairn_secrets;
 
 /* Where the secrets file and its key file are, for a journal at db_path. */
@@ -61,9 +95,14 @@ int cairn_secrets_names(const char *file, char ***names, int *n, cairn_err *err)
 
 bool cairn_secret_name_ok(const char *name);
 
-/* v (consumed) with every occurrence of every secret value, in strings and
- * object keys, replaced by "***".  What the journal, logs and API keep. */
+/* v (consumed) with every occurrence of every secret value, in each spelling
+ * listed above, in strings and object keys (at any depth), replaced by "***".
+ * What the journal, logs and API keep.  s may be NULL. */
 jv cairn_secrets_mask(jv v, const cairn_secrets *s);
+
+/* Private to secrets*.c: (re)compute s's spellings from its values; free them. */
+void cairn__secrets_spell(cairn_secrets *s);
+void cairn__secrets_spellings_free(struct cairn_secret_spellings *sp);
 
 void cairn_secrets_free(cairn_secrets *s);
 
