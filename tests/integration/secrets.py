@@ -4,16 +4,89 @@ A secret is planted through `cairn secret set` and another through the
 environment; a workflow hands them to actions (which must receive the real
 values) and tries to leak them through outputs, stderr and error messages.
 Then every byte the engine wrote (journal files, stdout, stderr, show,
-journal) is searched for the values: none may appear."""
+journal) is searched for the values: none may appear.  A second workflow
+plants the value in every other spelling masking promises to catch
+(engine/secrets.h), through expressions and a shell step's stdout."""
+import base64
 import glob
+import json
 import os
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from cairn_test import Suite, cairn  # noqa: E402
 
 FILE_SECRET = "s3cr3t-planted-7f9a-file"
 ENV_SECRET = "s3cr3t-planted-4c2e-env"
+# Mixed case, a space, and characters JSON and URLs escape.
+SPELLED = 'Pa55 W/rd+"Qx"~!'
+
+# Each field plants one spelling of .secrets.SPELLED; `set` stores them all.
+SPELLINGS_WF = r"""cairn: 1
+name: spellings
+steps:
+  - id: spell
+    uses: set
+    with:
+      upper: '${{ .secrets.SPELLED | ascii_upcase }}'
+      lower: '${{ .secrets.SPELLED | ascii_downcase }}'
+      json: '${{ {token: .secrets.SPELLED} | tojson }}'
+      uri: "https://example.invalid/?t=${{ .secrets.SPELLED | @uri }}&x=1"
+      uri_lower: '${{ .secrets.SPELLED | @uri | gsub("%(?<h>[0-9A-F]{2})"; "%" + (.h | ascii_downcase)) }}'
+      form: '${{ .secrets.SPELLED | @uri | gsub("%20"; "+") }}'
+      base64: '${{ .secrets.SPELLED | @base64 }}'
+      base64_at_1: '${{ "B" + .secrets.SPELLED + "tail" | @base64 }}'
+      base64_at_2: '${{ "Be" + .secrets.SPELLED + "tail" | @base64 }}'
+      base64url: '${{ "Bearer " + .secrets.SPELLED | @base64 | gsub("\\+"; "-") | gsub("/"; "_") | rtrimstr("=") }}'
+      hex: '${{ .secrets.SPELLED | explode | map(. as $c | "0123456789abcdef" as $h | $h[($c / 16 | floor):($c / 16 | floor) + 1] + $h[($c % 16):($c % 16) + 1]) | add }}'
+      list: ["${{ .secrets.SPELLED }}", [["${{ .secrets.SPELLED | ascii_upcase }}"]]]
+  - id: dump
+    run: printf '%s' ${{ .secrets.SPELLED }} | od -An -tx1 | tr -d ' \n' | tr a-f A-F; echo; printf '%s' ${{ .secrets.SPELLED }} | basenc --base64url
+"""
+
+
+def spellings(v):
+    """Every spelling of v planted above, computed here independently."""
+    b = v.encode()
+    out = {"upper": v.upper(), "lower": v.lower(), "json": json.dumps(v)[1:-1],
+           "hex": b.hex(), "HEX": b.hex().upper()}
+    for safe in ("", "~!*'()"):   # RFC 3986's choice, and jq 1.6 @uri's
+        q = urllib.parse.quote(v, safe=safe)
+        out["uri " + safe] = q
+        out["uri lower " + safe] = q.lower()
+        out["form " + safe] = q.replace("%20", "+")
+    for prefix in (b"", b"B", b"Be", b"Bearer "):
+        for name, enc in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
+            text = enc(prefix + b + b"tail").decode()
+            first, end = -(-len(prefix) // 3), (len(prefix) + len(b)) // 3
+            out["%s at %d" % (name, len(prefix))] = text[4 * first:4 * end]
+    return out
+
+
+def check_spellings(s, db):
+    wf = s.path("spellings.yaml")
+    with open(wf, "w") as f:
+        f.write(SPELLINGS_WF)
+    p = cairn("run", wf, "--json", db=db, env={"CAIRN_SECRET_SPELLED": SPELLED})
+    s.check(p.returncode == 0, "the spellings run succeeds", p.stderr)
+    run = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+    stored = run["steps"]["spell"]["output"]
+    masked = [k for k, v in stored.items() if "***" in json.dumps(v)]
+    s.check(len(masked) == len(stored), "every planted spelling is stored as ***",
+            json.dumps(stored))
+    written = [p.stdout, p.stderr]
+    for cmd in (["show", run["id"], "--json"], ["journal", run["id"], "--json"]):
+        q = cairn(*cmd, db=db)
+        written += [q.stdout, q.stderr]
+    for path in glob.glob(db + "*"):
+        if not (path.endswith(".secrets") or path.endswith(".key")):
+            with open(path, "rb") as f:
+                written.append(f.read().decode("latin-1"))
+    leaked = [name for name, text in spellings(SPELLED).items()   # as is, or in JSON text
+              if any(t in w for w in written for t in (text, json.dumps(text)[1:-1]))]
+    s.check(not leaked, "no byte the engine wrote holds the secret in another spelling",
+            ", ".join(leaked))
 
 
 def main():
@@ -71,6 +144,8 @@ steps:
         leaks = sum(secret in w for w in written)
         s.check(leaks == 0, "no byte the engine wrote holds the %s secret" %
                 ("file" if secret == FILE_SECRET else "environment"), "%d places" % leaks)
+
+    check_spellings(s, db)
 
     os.environ_backup = None
     bad = cairn("run", wf, db=db, env={"CAIRN_SECRET_KEY": "00" * 32})
