@@ -11,6 +11,9 @@
  *   load     load and compile a generated 1,000-step workflow, an expression
  *            in every step: plain paths and arithmetic (evaluated natively),
  *            then jq pipelines (compiled by libjq)
+ *   mask     masking secrets (in every spelling, secrets.h) out of a stored
+ *            value with MASK_SECRETS secrets loaded: a W2 step's input, and
+ *            a shell step's output holding 4 KiB of text
  * W1 and W2 steps each read the step before them through a plain path.
  * W1 and W2 run twice: with `set` executed inline on the orchestrator, and
  * with every action sent through the worker pool as side-effecting actions
@@ -38,6 +41,7 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+#include "engine/secrets.h"
 #include "engine/store.h"
 
 static const char *dir;
@@ -329,6 +333,55 @@ static double load_ms(int steps, int kind) {
     return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 }
 
+/* ---- mask: what hiding secrets costs each stored value ----------------------- */
+
+#define MASK_SECRETS 3
+
+/* Microseconds to mask value (borrowed) once, the median of `repeat` rounds
+ * of `n` maskings. */
+static double mask_us(jv value, int n, int repeat) {
+    static const char *const values[MASK_SECRETS] = {
+        "ghp_4f9Kq2ZxV7mB1nR8tY3uW6pL0sD5aHcE", "hunter2-correct-horse", "xoxb-1234-5678-abcdEFGH"};
+    char name[32];
+    for (int i = 0; i < MASK_SECRETS; i++) {
+        snprintf(name, sizeof name, "CAIRN_SECRET_BENCH%d", i);
+        setenv(name, values[i], 1);
+    }
+    cairn_secrets *s = NULL;
+    cairn_err err;
+    char *file = cairn_sprintf("%s/none.secrets", dir);
+    if (cairn_secrets_load(file, file, &s, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    double *v = cairn_calloc((size_t)repeat, sizeof *v);
+    for (int r = 0; r < repeat; r++) {
+        int64_t start = cairn_now_us();
+        for (int i = 0; i < n; i++) jv_free(cairn_secrets_mask(jv_copy(value), s));
+        v[r] = (double)(cairn_now_us() - start) / n;
+    }
+    double m = median(v, repeat);
+    free(v);
+    free(file);
+    cairn_secrets_free(s);
+    jv_free(value);
+    return m;
+}
+
+static void mask_lines(int repeat) {
+    jv input = jv_object_set(jv_object(), jv_string("n"), jv_number(42));
+    input = jv_object_set(input, jv_string("prev"), jv_string("41"));
+    cairn_buf text = CAIRN_BUF_INIT;
+    while (text.len < 4096) cairn_buf_printf(&text, "%zu 2026-12-07T05:06:07Z INFO pruned /var/spool/app/%zu.log\n", text.len, text.len);
+    jv out = jv_object_set(jv_object(), jv_string("exit_code"), jv_number(0));
+    out = jv_object_set(out, jv_string("stdout"), jv_string_sized(text.data, (int)text.len));
+    out = jv_object_set(out, jv_string("stderr"), jv_string(""));
+    double a = mask_us(input, 200000, repeat), b = mask_us(out, 20000, repeat);
+    printf("%-44s %9.2f us %10s\n", "mask a W2 step's input, 3 secrets", a, "-");
+    printf("%-44s %9.0f MB/s %8s\n", "mask a 4 KiB shell output, 3 secrets", text.len / b, "-");
+    cairn_buf_free(&text);
+}
+
 int main(void) {
     cairn_store_sqlite_init();   /* before this file's own SQLite use */
     dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
@@ -381,6 +434,7 @@ int main(void) {
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 arithmetic expressions", median(v, repeat), "-");
     for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, JQ);
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 jq pipelines", median(v, repeat), "-");
+    if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
     if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
