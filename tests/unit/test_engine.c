@@ -9,6 +9,7 @@
 #include "engine/clog.h"
 #include "engine/engine.h"
 #include "engine/store.h"
+#include "engine_harness.h"
 #include "test.h"
 
 #include <pthread.h>
@@ -17,109 +18,6 @@
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-typedef struct {
-    cairn_engine *e;
-    char *db;
-    char hash[65];
-    cairn_buf trace;   /* "type:step " for every durable event */
-} harness;
-
-static void trace_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
-    (void)st;
-    harness *h = ud;
-    cairn_buf_printf(&h->trace, "%s:%s ", cairn_event_type_name(ev->type), ev->step ? ev->step : "run");
-}
-
-static void open_engine(harness *h, bool pool_only) {
-    if (!h->db) h->db = cairn_sprintf("%s/j.db", test_tmpdir());
-    cairn_engine_config cfg = {.db_path = h->db, .on_event = trace_event, .ud = h,
-                               .pool_only = pool_only, .workers = 4};
-    cairn_err err;
-    if (cairn_engine_open(&cfg, &h->e, &err)) TEST_FAIL("open: %s", err.msg);
-}
-
-static void add(harness *h, const char *src) {
-    cairn_workflow *wf = NULL;
-    cairn_diags d = CAIRN_DIAGS_INIT;
-    if (cairn_workflow_load("t.yaml", src, strlen(src), cairn_action_lookup_sig, &wf, &d)) {
-        cairn_diags_print(&d, stderr, src, strlen(src));
-        TEST_FAIL("workflow did not load");
-    }
-    cairn_diags_free(&d);
-    cairn_err err;
-    CHECK_INT(cairn_engine_add_workflow(h->e, wf, h->hash, &err), 0);
-}
-
-static void start(harness *h, const char *inputs_json, char *run_id) {
-    cairn_err err;
-    int rc = cairn_engine_start_run(h->e, h->hash, jv_parse(inputs_json), jv_null(), run_id, &err);
-    if (rc) TEST_FAIL("start: %s", err.msg);
-}
-
-static void drive(harness *h) {
-    cairn_err err;
-    if (cairn_engine_run(h->e, &err)) TEST_FAIL("run: %s", err.msg);
-}
-
-/* The run as `show --json` gives it, read back from the journal. */
-static jv show(harness *h, const char *run_id) {
-    cairn_store *s = NULL;
-    cairn_err err;
-    cairn_run_state *st = NULL;
-    cairn_workflow *wf = NULL;
-    unsigned char key[32];
-    CHECK_INT(cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err), 0);
-    CHECK_INT(cairn_journal_key(h->db, false, key, &err), 0);
-    if (cairn_load_run(s, run_id, key, &st, &wf, &err)) TEST_FAIL("load: %s", err.msg);
-    jv j = cairn_run_state_to_json(st);
-    cairn_run_state_free(st);
-    cairn_workflow_free(wf);
-    cairn_store_close(s);
-    return j;
-}
-
-static char *get(jv v, const char *jq_path) {
-    /* a tiny path walker: "a.b.c" */
-    char *p = cairn_strdup(jq_path), *save = NULL;
-    jv cur = jv_copy(v);
-    for (char *k = strtok_r(p, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
-        if (jv_get_kind(cur) != JV_KIND_OBJECT) { jv_free(cur); cur = jv_null(); break; }
-        cur = jv_object_get(cur, jv_string(k));
-        if (!jv_is_valid(cur)) { cur = jv_null(); break; }
-    }
-    free(p);
-    jv s = jv_get_kind(cur) == JV_KIND_STRING ? cur : jv_dump_string(cur, 0);
-    char *out = cairn_strdup(jv_string_value(s));
-    jv_free(s);
-    return out;
-}
-
-/* Start a run of the workflow added last, drive the engine until it has
- * nothing left to do, and return the run as `show` gives it. */
-static jv run_to_end(harness *h, const char *inputs_json, char *run_id) {
-    start(h, inputs_json, run_id);
-    drive(h);
-    return show(h, run_id);
-}
-
-#define CHECK_AT(v, path, want)            \
-    do {                                   \
-        char *got_ = get((v), (path));     \
-        CHECK_STR(got_, (want));           \
-        free(got_);                        \
-    } while (0)
-
-static void close_h(harness *h) {
-    cairn_engine_close(h->e);
-    h->e = NULL;
-}
-
-static void free_h(harness *h) {
-    close_h(h);
-    cairn_buf_free(&h->trace);
-    free(h->db);
-}
 
 TEST(engine_runs_a_sequence_and_renders_outputs) {
     harness h = {0};
@@ -342,15 +240,6 @@ static char *only_run(harness *h) {
     return id;
 }
 
-static int count_lines(const char *path, const char *prefix) {
-    FILE *f = fopen(path, "r");
-    char line[256];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) n += strncmp(line, prefix, strlen(prefix)) == 0;
-    if (f) fclose(f);
-    return n;
-}
-
 TEST(engine_resume_after_kill_reruns_only_what_was_in_flight) {
     harness h = {0};
     h.db = cairn_sprintf("%s/j.db", test_tmpdir());
@@ -497,62 +386,6 @@ TEST(engine_resume_finishes_a_foreach_cut_short) {
 }
 
 /* ---- retries and durable timers ------------------------------------------ */
-
-/* A run's events as the journal holds them (free with cairn_events_free). */
-static cairn_event *journal_of(harness *h, const char *run_id, int *n) {
-    cairn_store *s = NULL;
-    cairn_err err;
-    cairn_event *evs = NULL;
-    CHECK_INT(cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err), 0);
-    CHECK_INT(s->ops->load_events(s, run_id, &evs, n, &err), 0);
-    cairn_store_close(s);
-    return evs;
-}
-
-/* Events of the only run, as a JSON array (read back from the journal). */
-static jv events_of(harness *h, const char *run_id) {
-    int n = 0;
-    cairn_event *evs = journal_of(h, run_id, &n);
-    jv arr = jv_array();
-    for (int i = 0; i < n; i++) {
-        jv o = jv_object_set(jv_object(), jv_string("type"),
-                             jv_string(cairn_event_type_name(evs[i].type)));
-        o = jv_object_set(o, jv_string("time"), jv_number((double)evs[i].time_ms));
-        o = jv_object_set(o, jv_string("attempt"), jv_number(evs[i].attempt));
-        o = jv_object_set(o, jv_string("data"), jv_parse(evs[i].data_text));
-        arr = jv_array_append(arr, o);
-    }
-    cairn_events_free(evs, n);
-    return arr;
-}
-
-static int count_type(jv events, const char *type) {
-    int n = 0;
-    jv_array_foreach(events, i, ev) {
-        jv t = jv_object_get(ev, jv_string("type"));
-        n += strcmp(jv_string_value(t), type) == 0;
-        jv_free(t);
-    }
-    return n;
-}
-
-/* Data field `key` (a number) of the k-th event of `type`. */
-static double event_number(jv events, const char *type, int k, const char *key) {
-    double out = -1;
-    jv_array_foreach(events, i, ev) {
-        jv t = jv_object_get(jv_copy(ev), jv_string("type"));
-        if (strcmp(jv_string_value(t), type) == 0 && k-- == 0) {
-            jv v = strcmp(key, "time") == 0 ? jv_object_get(jv_copy(ev), jv_string("time"))
-                                            : jv_object_get(jv_object_get(jv_copy(ev), jv_string("data")),
-                                                            jv_string(key));
-            out = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
-            jv_free(v);
-        }
-        jv_free(t);
-        jv_free(ev);
-    }
-    return out;
-}
 
 /* Every event's data is journaled as canonical text, whichever way the
  * engine wrote it (the hash chain covers those bytes), and a step's events

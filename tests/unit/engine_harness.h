@@ -1,0 +1,64 @@
+/*
+ * engine_harness.h - running real workflows through an engine in a unit
+ * test, on a journal in the test's temporary directory, and reading back
+ * what it journaled.
+ *
+ * Memory: strings and jv values returned belong to the caller; a harness is
+ * zeroed by the test ({0}) and freed with free_h.  Failures end the test.
+ */
+#ifndef CAIRN_TEST_ENGINE_HARNESS_H
+#define CAIRN_TEST_ENGINE_HARNESS_H
+
+#include <jv.h>
+#include <stdbool.h>
+
+#include "common/mem.h"
+#include "engine/engine.h"
+#include "engine/event.h"
+
+typedef struct {
+    cairn_engine *e;
+    char *db;
+    char hash[65];
+    cairn_buf trace;   /* "type:step " for every durable event */
+} harness;
+
+/* Open h->e on h->db (default: j.db in the test's directory), tracing every
+ * durable event into h->trace; pool_only runs every action on the pool. */
+void open_engine(harness *h, bool pool_only);
+/* Load a workflow from YAML text and give it to the engine (h->hash). */
+void add(harness *h, const char *src);
+/* Start a run of the workflow added last (run_id: CAIRN_RUN_ID_MAX bytes). */
+void start(harness *h, const char *inputs_json, char *run_id);
+/* Run the engine until it has nothing left to do. */
+void drive(harness *h);
+/* The run as `show --json` gives it, read back from the journal. */
+jv show(harness *h, const char *run_id);
+/* The value at a dotted path ("steps.a.status") as text: strings raw, the
+ * rest as JSON, null when absent. */
+char *get(jv v, const char *jq_path);
+/* start, drive, show. */
+jv run_to_end(harness *h, const char *inputs_json, char *run_id);
+void close_h(harness *h);
+void free_h(harness *h);
+
+#define CHECK_AT(v, path, want)            \
+    do {                                   \
+        char *got_ = get((v), (path));     \
+        CHECK_STR(got_, (want));           \
+        free(got_);                        \
+    } while (0)
+
+/* Lines of the file at path that start with prefix (0 when it is absent). */
+int count_lines(const char *path, const char *prefix);
+/* A run's events as the journal holds them (free with cairn_events_free). */
+cairn_event *journal_of(harness *h, const char *run_id, int *n);
+/* The run's events as a JSON array of {type, time, attempt, data}. */
+jv events_of(harness *h, const char *run_id);
+/* How many of events (borrowed) are of type. */
+int count_type(jv events, const char *type);
+/* Data field `key` (a number; "time": the event's time) of the k-th event
+ * of `type` (events borrowed), -1 when absent. */
+double event_number(jv events, const char *type, int k, const char *key);
+
+#endif
