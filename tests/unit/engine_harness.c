@@ -3,17 +3,28 @@
  */
 #include "engine_harness.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "actions/action.h"
 #include "engine/store.h"
 #include "test.h"
 
+/* The trace is written on the orchestrator thread and, with drive_in_thread,
+ * read on the test's: one lock and condition for the process (one test). */
+static pthread_mutex_t trace_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t trace_cond = PTHREAD_COND_INITIALIZER;
+
 static void trace_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
     (void)st;
     harness *h = ud;
+    pthread_mutex_lock(&trace_mu);
     cairn_buf_printf(&h->trace, "%s:%s ", cairn_event_type_name(ev->type), ev->step ? ev->step : "run");
+    pthread_cond_broadcast(&trace_cond);
+    pthread_mutex_unlock(&trace_mu);
 }
 
 void open_engine(harness *h, bool pool_only) {
@@ -164,3 +175,42 @@ double event_number(jv events, const char *type, int k, const char *key) {
     return out;
 }
 
+
+/* ---- an engine on a thread of its own --------------------------------------- */
+
+static void *drive_loop(void *arg) {
+    cairn_err err;
+    return (void *)(intptr_t)cairn_engine_run(arg, &err);
+}
+
+void drive_in_thread(harness *h, pthread_t *thread) {
+    CHECK_INT(pthread_create(thread, NULL, drive_loop, h->e), 0);
+}
+
+void join_drive(pthread_t thread) {
+    void *rc = NULL;
+    pthread_join(thread, &rc);
+    CHECK_INT((int)(intptr_t)rc, 0);
+}
+
+static int occurrences(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+void wait_trace(harness *h, const char *event, int count) {
+    char *what = cairn_sprintf("%s ", event);
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += HARNESS_WAIT_S;
+    int seen = 0, rc = 0;
+    pthread_mutex_lock(&trace_mu);
+    while ((seen = occurrences(h->trace.data, what)) < count && rc == 0)
+        rc = pthread_cond_timedwait(&trace_cond, &trace_mu, &end);
+    pthread_mutex_unlock(&trace_mu);
+    if (seen < count)
+        TEST_FAIL("waited %d s for %d x \"%s\", saw %d; trace: %s", HARNESS_WAIT_S, count, event,
+                  seen, h->trace.data ? h->trace.data : "");
+    free(what);
+}

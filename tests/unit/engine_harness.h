@@ -10,6 +10,7 @@
 #define CAIRN_TEST_ENGINE_HARNESS_H
 
 #include <jv.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "common/mem.h"
@@ -60,5 +61,17 @@ int count_type(jv events, const char *type);
 /* Data field `key` (a number; "time": the event's time) of the k-th event
  * of `type` (events borrowed), -1 when absent. */
 double event_number(jv events, const char *type, int k, const char *key);
+
+/* Run the engine (cairn_engine_run) on a new thread, so the test can act
+ * while it runs (decide, create files) and wait for what it journals. */
+void drive_in_thread(harness *h, pthread_t *thread);
+/* Join that thread once the engine has nothing left to do (or was asked to
+ * stop); fails the test if it returned an error. */
+void join_drive(pthread_t thread);
+/* Wait until the engine has traced `event` ("type:step", e.g.
+ * "step_succeeded:b") count times in all, at most HARNESS_WAIT_S seconds:
+ * past that the test fails, printing the trace. */
+#define HARNESS_WAIT_S 30
+void wait_trace(harness *h, const char *event, int count);
 
 #endif
