@@ -5,9 +5,11 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "engine/secrets.h"
+#include "engine_harness.h"
 #include "test.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The set a run would load: no secrets file, these CAIRN_SECRET_* variables. */
 static cairn_secrets *load(const char *name, const char *value) {
@@ -115,4 +117,36 @@ TEST(secrets_mask_without_secrets_changes_nothing) {
     cairn_secrets *s = load("EMPTY", "");
     CHECK_MASKED(v, s, "{\"a\":[\"x\",{\"b\":\"y\"}]}");
     cairn_secrets_free(s);
+}
+
+/* Through the engine: a foreach whose items hold the secret, as a string,
+ * inside a list, upper-cased and as the first element of a `set` list. */
+TEST(secrets_mask_foreach_items_and_set_lists_in_the_journal) {
+    setenv("CAIRN_SECRET_TOK", "hunter22-token", 1);
+    harness h = {0};
+    open_engine(&h, false);
+    add(&h, "cairn: 1\nname: items\nsteps:\n"
+            "  - id: each\n"
+            "    foreach: ${{ [.secrets.TOK, \"plain\", [.secrets.TOK], (.secrets.TOK | ascii_upcase)] }}\n"
+            "    uses: set\n    with: { v: \"${{ .item }}\", i: \"${{ .index }}\" }\n"
+            "  - id: list\n    uses: set\n"
+            "    with: { l: [\"${{ .secrets.TOK }}\", [\"${{ .secrets.TOK }}\"], x] }\n");
+    char id[CAIRN_RUN_ID_MAX];
+    jv run = run_to_end(&h, "{}", id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.each.output",
+             "[{\"i\":0,\"v\":\"***\"},{\"i\":1,\"v\":\"plain\"},{\"i\":2,\"v\":[\"***\"]},"
+             "{\"i\":3,\"v\":\"***\"}]");
+    CHECK_AT(run, "steps.list.output", "{\"l\":[\"***\",[\"***\"],\"x\"]}");
+    int n = 0;
+    cairn_event *evs = journal_of(&h, id, &n);
+    for (int i = 0; i < n; i++) {
+        if (strcasestr(evs[i].data_text, "hunter22-token"))
+            TEST_FAIL("event %d (%s) holds the secret: %s", i, cairn_event_type_name(evs[i].type),
+                      evs[i].data_text);
+    }
+    CHECK(n > 10);
+    cairn_events_free(evs, n);
+    jv_free(run);
+    free_h(&h);
 }
