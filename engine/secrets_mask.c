@@ -33,16 +33,8 @@ struct cairn_secret_spellings {
 
 /* ---- the spellings of one value -------------------------------------------- */
 
-/* Adds p[0..len) unless it is empty or already there; takes p. */
+/* Adds p[0..len), taking p; duplicates go when the list is sorted. */
 static void add_taken(struct cairn_secret_spellings *sp, char *p, size_t len) {
-    for (int i = 0; i < sp->n && len > 0; i++) {
-        if (sp->v[i].len == len && memcmp(sp->v[i].p, p, len) == 0) len = 0;
-    }
-    if (len == 0) {
-        OPENSSL_cleanse(p, strlen(p));
-        free(p);
-        return;
-    }
     if (sp->n == sp->cap) {
         sp->cap = sp->cap ? 2 * sp->cap : 16;
         sp->v = cairn_realloc(sp->v, (size_t)sp->cap * sizeof *sp->v);
@@ -108,6 +100,8 @@ static void add_base64(struct cairn_secret_spellings *sp, const unsigned char *v
 /* Base64 of the value on its own, and of the whole 3-byte groups of it that
  * encode the same wherever it sits in a longer string: starting 0, 2 or 1
  * bytes in (for a value at offset 0, 1 or 2 mod 3 of what was encoded). */
+_Static_assert(CAIRN_SECRET_SPELLING_MIN >= 3, "add_base64_all skips up to 2 bytes");
+
 static void add_base64_all(struct cairn_secret_spellings *sp, const char *v, size_t len) {
     const unsigned char *u = (const unsigned char *)v;
     for (int url = 0; url <= 1; url++) {
@@ -129,24 +123,43 @@ static void spell_one(struct cairn_secret_spellings *sp, const char *v, size_t l
     add_base64_all(sp, v, len);
 }
 
+static void needle_free(needle *k) {
+    OPENSSL_cleanse(k->p, k->len);
+    free(k->p);
+}
+
+/* Shortest first (see find_all), equal ones side by side. */
 static int by_length(const void *a, const void *b) {
     const needle *x = a, *y = b;
-    return x->len < y->len ? -1 : x->len > y->len;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return memcmp(x->p, y->p, x->len);
+}
+
+/* Sorts the needles and drops empty and repeated ones (a value whose
+ * spellings coincide: no letters, nothing to escape). */
+static void sort_unique(struct cairn_secret_spellings *sp) {
+    if (sp->n == 0) return;
+    qsort(sp->v, (size_t)sp->n, sizeof *sp->v, by_length);
+    int kept = 0;
+    for (int i = 0; i < sp->n; i++) {
+        if (sp->v[i].len == 0 || (kept > 0 && by_length(&sp->v[kept - 1], &sp->v[i]) == 0))
+            needle_free(&sp->v[i]);
+        else
+            sp->v[kept++] = sp->v[i];
+    }
+    sp->n = kept;
 }
 
 void cairn__secrets_spell(cairn_secrets *s) {
     cairn__secrets_spellings_free(s->spellings);
     s->spellings = cairn_calloc(1, sizeof *s->spellings);
     for (int i = 0; i < s->count; i++) spell_one(s->spellings, s->values[i], s->lens[i]);
-    qsort(s->spellings->v, (size_t)s->spellings->n, sizeof *s->spellings->v, by_length);
+    sort_unique(s->spellings);
 }
 
 void cairn__secrets_spellings_free(struct cairn_secret_spellings *sp) {
     if (sp == NULL) return;
-    for (int i = 0; i < sp->n; i++) {
-        OPENSSL_cleanse(sp->v[i].p, sp->v[i].len);
-        free(sp->v[i].p);
-    }
+    for (int i = 0; i < sp->n; i++) needle_free(&sp->v[i]);
     free(sp->v);
     free(sp);
 }
@@ -185,7 +198,8 @@ static int find_all(const struct cairn_secret_spellings *sp, const char *text, s
         const char *p = text, *end = text + n, *q;
         while ((size_t)(end - p) >= k->len && (q = memmem(p, (size_t)(end - p), k->p, k->len))) {
             size_t at = (size_t)(q - text);
-            if (++found && out == NULL) return found;
+            found++;
+            if (out == NULL) return found;
             if (origin) spans_add(out, origin[at], origin[at + k->len]);
             else spans_add(out, at, at + k->len);
             p = q + 1;

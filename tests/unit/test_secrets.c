@@ -29,7 +29,9 @@ static cairn_secrets *load(const char *name, const char *value) {
 /* v masked, as compact JSON (caller frees). */
 static char *masked(jv v, const cairn_secrets *s) {
     cairn_buf b = CAIRN_BUF_INIT;
-    cairn_json_write(&b, cairn_secrets_mask(v, s));
+    jv out = cairn_secrets_mask(v, s);
+    cairn_json_write(&b, out);   /* borrows out */
+    jv_free(out);
     return cairn_buf_detach(&b);
 }
 
