@@ -18,6 +18,17 @@
  *      evaluation picks the leaf in its chunk by slot.
  *   5. Every program whose leaf does not compile gets one diagnostic, at the
  *      position it was added with.
+ *
+ * Bounds (expr.h): a jq evaluation runs armed under the watchdog of
+ * expr_guard.c, which halts it past the set's time or memory; string
+ * repetition, the one builtin that grows past any bound in a single C call
+ * from a small input, is checked against the memory budget before it runs
+ * (expr_compile.c); and a result is walked, at most as far as the budget,
+ * before anyone else sees it.  Left to the time bound only: a builtin that
+ * walks a value whose parts are shared many times over (`[., .]` nested,
+ * then `tostring` or `==`), which stops only when the walk ends; and jq
+ * 1.6 frees a value nested hundreds of thousands deep by recursion, which
+ * can overflow the stack.  An evaluator process would close both.
  */
 #include "dsl/expr_int.h"
 
@@ -27,11 +38,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/clock.h"
 #include "common/mem.h"
+#include "dsl/expr_guard.h"
 
 /* ---- life cycle --------------------------------------------------------- */
 
-cairn_exprset *cairn_exprset_new(void) { return cairn_calloc(1, sizeof(cairn_exprset)); }
+cairn_exprset *cairn_exprset_new(void) {
+    cairn_exprset *set = cairn_calloc(1, sizeof(cairn_exprset));
+    cairn_exprset_set_limits(set, CAIRN_EXPR_TIME_MS_DEFAULT, CAIRN_EXPR_MEMORY_DEFAULT);
+    return set;
+}
+
+void cairn_exprset_set_limits(cairn_exprset *set, int64_t time_ms, int64_t memory_bytes) {
+    set->time_ms = time_ms;
+    set->memory_bytes = memory_bytes;
+}
 
 static void set_reset(cairn_exprset *set) {
     for (int i = 0; i < set->nchunks; i++) jq_teardown(&set->chunks[i]);
@@ -226,37 +248,115 @@ static int eval_error(const expr_prog *p, jv failure, cairn_err *err) {
  * that the caller's document is not shared (and copied on its next change). */
 static void release_input(jq_state *jq) { jq_start(jq, jv_null(), 0); }
 
-/* Run leaf lf of program p in its chunk. */
-static int eval_jq(cairn_exprset *set, const expr_prog *p, const expr_leaf *lf, jv doc, jv *out,
-                   cairn_err *err) {
-    jq_state *jq = set->chunks[lf->chunk];
-    jq_start(jq, JV_ARRAY(jv_copy(doc), jv_number(lf->slot / CAIRN_EXPR_FANOUT),
-                          jv_number(lf->slot % CAIRN_EXPR_FANOUT)), 0);
-    jv first = jq_next(jq);
+/* A walk over a result, to see that it fits the bounds before anyone else
+ * walks it: a value may share its parts, so what it holds in memory says
+ * nothing of how long dumping it takes. */
+typedef struct {
+    int64_t left;             /* bytes the budget still allows, about */
+    int64_t deadline_us;      /* the evaluation's; checked every 4,096 values */
+    unsigned seen;
+    cairn_guard_verdict why;  /* MEMORY also for a value nested too deep */
+} size_walk;
+
+/* Count v as its compact JSON would be, about: 16 bytes a value plus its
+ * strings' bytes.  False once it is over the budget, nested deeper than
+ * CAIRN_EXPR_RESULT_DEPTH, or the deadline has passed. */
+static bool walk_fits(size_walk *w, jv v, int depth) {
+    if (depth > CAIRN_EXPR_RESULT_DEPTH) w->why = CAIRN_GUARD_MEMORY;
+    else if (++w->seen % 4096 == 0 && cairn_now_us() > w->deadline_us) w->why = CAIRN_GUARD_TIME;
+    jv_kind k = jv_get_kind(v);
+    w->left -= 16 + (k == JV_KIND_STRING ? jv_string_length_bytes(jv_copy(v)) : 0);
+    if (w->left < 0 && w->why == CAIRN_GUARD_OK) w->why = CAIRN_GUARD_MEMORY;
+    if (k == JV_KIND_ARRAY) {
+        int len = jv_array_length(jv_copy(v));
+        for (int i = 0; i < len && w->why == CAIRN_GUARD_OK; i++) {
+            jv x = jv_array_get(jv_copy(v), i);
+            walk_fits(w, x, depth + 1);
+            jv_free(x);
+        }
+    } else if (k == JV_KIND_OBJECT) {
+        jv_object_foreach(v, key, x) {
+            w->left -= jv_string_length_bytes(key);
+            if (w->why == CAIRN_GUARD_OK) walk_fits(w, x, depth + 1);
+            jv_free(x);
+        }
+    }
+    return w->why == CAIRN_GUARD_OK;
+}
+
+static int bound_error(const cairn_exprset *set, const expr_prog *p, cairn_guard_verdict why,
+                       cairn_err *err) {
+    if (why == CAIRN_GUARD_TIME)
+        return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col,
+                            "stopped: the expression ran past its time bound of %lld ms "
+                            "(limits.expression_time)", (long long)set->time_ms);
+    return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col,
+                        "stopped: the expression grew memory past its bound of %lld MiB "
+                        "(limits.expression_memory)", (long long)(set->memory_bytes >> 20));
+}
+
+/* Check a result against the bounds, with what is left of the time. */
+static int check_result(const cairn_exprset *set, const expr_prog *p, jv v, int64_t start_us,
+                        cairn_err *err) {
+    size_walk w = {.left = set->memory_bytes, .deadline_us = start_us + set->time_ms * 1000};
+    if (walk_fits(&w, v, 0)) return 0;
+    if (w.why == CAIRN_GUARD_TIME) return bound_error(set, p, w.why, err);
+    return cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col,
+                        "the expression's result is larger than its memory bound of %lld MiB "
+                        "(limits.expression_memory), or nested deeper than %d",
+                        (long long)(set->memory_bytes >> 20), CAIRN_EXPR_RESULT_DEPTH);
+}
+
+/* What jq yielded: exactly one value, or nothing (null); first and second
+ * are consumed. */
+static int one_result(const cairn_exprset *set, const expr_prog *p, jv first, jv second,
+                      int64_t start_us, jv *out, cairn_err *err) {
+    int rc = 0;
     if (!jv_is_valid(first)) {
+        jv_free(second);
         if (!jv_invalid_has_msg(jv_copy(first))) {
             jv_free(first);
             *out = jv_null();
             return 0;
         }
-        int rc = eval_error(p, first, err);
-        release_input(jq);
-        return rc;
+        return eval_error(p, first, err);
     }
-    jv second = jq_next(jq);
-    if (jv_is_valid(second) || jv_invalid_has_msg(jv_copy(second))) {
-        jv_free(first);
-        int rc = jv_is_valid(second)
-                     ? cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col,
-                                    "expression yielded more than one value")
-                     : eval_error(p, jv_copy(second), err);
-        jv_free(second);
-        release_input(jq);
-        return rc;
-    }
+    if (jv_is_valid(second))
+        rc = cairn_err_at(err, CAIRN_EEXPR, p->file, p->line, p->col,
+                          "expression yielded more than one value");
+    else if (jv_invalid_has_msg(jv_copy(second)))
+        rc = eval_error(p, jv_copy(second), err);
+    else
+        rc = check_result(set, p, first, start_us, err);
     jv_free(second);
-    *out = first;
-    return 0;
+    if (rc == 0) *out = first;
+    else jv_free(first);
+    return rc;
+}
+
+/* Run leaf lf of program p in its chunk, under the watchdog: armed after
+ * jq_start, which would clear a halt made before it. */
+static int eval_jq(cairn_exprset *set, const expr_prog *p, const expr_leaf *lf, jv doc, jv *out,
+                   cairn_err *err) {
+    jq_state *jq = set->chunks[lf->chunk];
+    jq_start(jq, JV_ARRAY(jv_copy(doc), jv_number(lf->slot / CAIRN_EXPR_FANOUT),
+                          jv_number(lf->slot % CAIRN_EXPR_FANOUT),
+                          jv_number((double)set->memory_bytes)), 0);
+    int64_t start_us = cairn_now_us();
+    cairn_exprguard_arm(jq, set->time_ms, set->memory_bytes);
+    jv first = jq_next(jq);
+    jv second = jv_is_valid(first) ? jq_next(jq) : jv_invalid();
+    cairn_guard_verdict why = cairn_exprguard_disarm();
+    int rc;
+    if (why != CAIRN_GUARD_OK) {
+        jv_free(first);
+        jv_free(second);
+        rc = bound_error(set, p, why, err);
+    } else {
+        rc = one_result(set, p, first, second, start_us, out, err);
+    }
+    if (rc) release_input(jq);   /* also frees what a halted evaluation held */
+    return rc;
 }
 
 /* A native leaf whose operands need jq: compile it alone, the first time.

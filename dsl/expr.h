@@ -17,6 +17,18 @@
  * Rendering evaluates the expressions over a context document (see DSL.md,
  * Expressions) and yields a fresh jv.
  *
+ * Bounds: every evaluation is bounded in time and memory (DSL.md), per set,
+ * so per workflow (its `limits:` key).  A jq evaluation past its time, or
+ * growing the process's memory past its budget, is halted by a watchdog
+ * (expr_guard.h) and fails with CAIRN_EEXPR; a result whose JSON would be
+ * larger than the memory budget, or nested deeper than
+ * CAIRN_EXPR_RESULT_DEPTH, fails the same way (so nothing downstream walks
+ * an unbounded value).  What expr_native.c evaluates is bounded by its size
+ * (CAIRN_EXPR_NATIVE_NODES) and the document's, and hands jq any
+ * concatenation larger than CAIRN_EXPR_NATIVE_CONCAT_MAX.
+ *   CAIRN_EXPR_TIME_MS_DEFAULT, CAIRN_EXPR_TIME_MS_MAX    time, default and most
+ *   CAIRN_EXPR_MEMORY_DEFAULT, _MIN, _MAX                 memory budget in bytes
+ *
  * Threads: jq and jv are not thread-safe; an exprset and everything rendered
  * from it are used on one thread only (the orchestrator's).
  *
@@ -29,6 +41,7 @@
 
 #include <jv.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "dsl/diag.h"
@@ -37,8 +50,20 @@
 typedef struct cairn_exprset cairn_exprset;
 typedef struct cairn_tmpl cairn_tmpl;
 
+#define CAIRN_EXPR_TIME_MS_DEFAULT 1000
+#define CAIRN_EXPR_TIME_MS_MAX 60000
+#define CAIRN_EXPR_MEMORY_DEFAULT (256LL << 20)
+#define CAIRN_EXPR_MEMORY_MIN (1LL << 20)
+#define CAIRN_EXPR_MEMORY_MAX (16LL << 30)
+#define CAIRN_EXPR_RESULT_DEPTH 512
+
+/* A new set, bounded by the defaults. */
 cairn_exprset *cairn_exprset_new(void);
 void cairn_exprset_free(cairn_exprset *set);
+
+/* Bound every evaluation of set to time_ms and memory_bytes (the caller
+ * keeps them within the _MAX and _MIN above). */
+void cairn_exprset_set_limits(cairn_exprset *set, int64_t time_ms, int64_t memory_bytes);
 
 /* Add one jq program found at file:line:col; returns its index (>= 0).
  * Nothing is compiled until cairn_exprset_compile. */
@@ -54,8 +79,9 @@ int cairn_exprset_count(const cairn_exprset *set);
 int cairn_exprset_compile(cairn_exprset *set, cairn_diags *diags);
 
 /* Evaluate program idx over doc (borrowed).  *out receives the single result;
- * a program that yields nothing gives null; more than one result, or a jq
- * runtime error, is CAIRN_EEXPR with the message in err. */
+ * a program that yields nothing gives null; more than one result, a jq
+ * runtime error, or an evaluation past the set's bounds is CAIRN_EEXPR with
+ * the message in err. */
 int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err);
 
 /* Whether program idx may read the top-level field key of the document it is

@@ -7,7 +7,9 @@
  *
  *   def now: error("...");                    the shadowed builtins, one a line
  *   def __cairn_pick($d; f0; ...; f31): if $d < 16 then ... f0 ... end;
- *   null as $ENV | .[1] as $__cairn_hi | .[2] as $__cairn_lo | .[0] |
+ *   def __cairn_times(a; b): a * b;           jq's own `*`
+ *   null as $ENV | .[1] as $__cairn_hi | .[2] as $__cairn_lo |
+ *   .[3] as $__cairn_mem | def _multiply(a; b): ...; .[0] |
  *   __cairn_pick($__cairn_hi;
  *   __cairn_pick($__cairn_lo;
  *   (
@@ -17,7 +19,12 @@
  *   <leaf of slot 1>
  *   ); ...
  *
- * Evaluation passes [doc, slot / 32, slot % 32].  A leaf is a closure
+ * Evaluation passes [doc, slot / 32, slot % 32, memory budget].  jq compiles
+ * `a * b` to a call of `_multiply(a; b)`, which a def in the program
+ * shadows: the one above refuses a string repeated past the memory budget
+ * (a single C call that jq cannot halt: `"x" * 1e9` takes seconds and a
+ * gigabyte), and passes anything else to jq's own, evaluating b, then a, as
+ * jq does.  A leaf is a closure
  * argument: it runs only when picked, costs two instructions of scaffolding,
  * and gets a bytecode function of its own (jq refuses functions over 64 KiB).
  * Measured alternatives, 1,000 programs: an if/elif tree over an index costs
@@ -98,7 +105,16 @@ static void gen_prelude(gen *g) {
     for (int i = 0; i < CAIRN_EXPR_FANOUT; i++) cairn_buf_printf(&g->b, "; f%d", i);
     cairn_buf_puts(&g->b, "): ");
     gen_pick_tree(g, 0, CAIRN_EXPR_FANOUT);
-    cairn_buf_puts(&g->b, ";\nnull as $ENV | .[1] as $__cairn_hi | .[2] as $__cairn_lo | .[0] |\n");
+    cairn_buf_puts(&g->b, ";\ndef __cairn_times(a; b): a * b;\n"
+                   "null as $ENV | .[1] as $__cairn_hi | .[2] as $__cairn_lo | .[3] as $__cairn_mem |\n"
+                   "def _multiply(a; b): b as $b | a as $a |\n"
+                   "  if ($a | type) == \"string\" and ($b | type) == \"number\" then [$a, $b]\n"
+                   "  elif ($a | type) == \"number\" and ($b | type) == \"string\" then [$b, $a]\n"
+                   "  else null end |\n"
+                   "  if . != null and __cairn_times(.[0] | utf8bytelength; .[1]) > $__cairn_mem then\n"
+                   "    error(\"string repetition past the memory bound of \\($__cairn_mem / 1048576) MiB \"\n"
+                   "          + \"(limits.expression_memory)\")\n"
+                   "  else __cairn_times($a; $b) end;\n.[0] |\n");
     g->line = 1;
     for (size_t i = 0; i < g->b.len; i++) g->line += g->b.data[i] == '\n';
 }

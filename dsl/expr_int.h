@@ -20,6 +20,7 @@
 
 #include <jq.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dsl/expr.h"
 
@@ -62,6 +63,7 @@ struct cairn_exprset {
     jq_state **chunks;        /* one per chunk of leaves */
     int nchunks;
     set_state state;
+    int64_t time_ms, memory_bytes;   /* the bounds on one evaluation */
 };
 
 /* Parse text (len bytes) when it lies in the subset of jq that expr_native.c

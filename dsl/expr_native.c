@@ -53,7 +53,11 @@
  *
  * Limits: CAIRN_EXPR_NATIVE_NODES nodes and CAIRN_EXPR_NATIVE_DEPTH nested
  * levels per text, so that parsing and evaluating recurse boundedly; a larger
- * text is declined.
+ * text is declined.  Evaluation visits each node once, so its time is
+ * bounded by the text and the document; what could grow memory is `+` of
+ * strings, arrays or objects (127 of them over one large output), so a
+ * concatenation larger than CAIRN_EXPR_NATIVE_CONCAT_MAX (bytes, 16 a
+ * value) is deferred to jq, which evaluates it under the set's bounds.
  */
 #include "dsl/expr_int.h"
 
@@ -67,6 +71,7 @@
 
 #define CAIRN_EXPR_NATIVE_NODES 256
 #define CAIRN_EXPR_NATIVE_DEPTH 64
+#define CAIRN_EXPR_NATIVE_CONCAT_MAX (1 << 20)
 
 /* ---- the tree ------------------------------------------------------------ */
 
@@ -459,8 +464,20 @@ static jv number_op(nat_op op, jv a, jv b) {
     return jv_number(arith(op, x, y));
 }
 
+/* Whether a + b (both strings, arrays or objects) makes more than
+ * CAIRN_EXPR_NATIVE_CONCAT_MAX bytes, counting 16 a value. */
+static bool concat_too_big(jv a, jv b) {
+    jv_kind k = jv_get_kind(a);
+    int64_t n = k == JV_KIND_STRING
+                    ? (int64_t)jv_string_length_bytes(jv_copy(a)) + jv_string_length_bytes(jv_copy(b))
+                : k == JV_KIND_ARRAY
+                    ? 16 * ((int64_t)jv_array_length(jv_copy(a)) + jv_array_length(jv_copy(b)))
+                    : 16 * ((int64_t)jv_object_length(jv_copy(a)) + jv_object_length(jv_copy(b)));
+    return n > CAIRN_EXPR_NATIVE_CONCAT_MAX;
+}
+
 /* f_plus: null is the identity; numbers add; strings, arrays and objects
- * concatenate or merge. */
+ * concatenate or merge (a large result is left to jq, see Limits). */
 static jv plus(jv a, jv b) {
     if (jv_get_kind(a) == JV_KIND_NULL) {
         jv_free(a);
@@ -471,6 +488,9 @@ static jv plus(jv a, jv b) {
         return a;
     }
     if (both(a, b, JV_KIND_NUMBER)) return number_op(N_ADD, a, b);
+    if ((both(a, b, JV_KIND_STRING) || both(a, b, JV_KIND_ARRAY) || both(a, b, JV_KIND_OBJECT)) &&
+        concat_too_big(a, b))
+        return defer(a, b);
     if (both(a, b, JV_KIND_STRING)) return jv_string_concat(a, b);
     if (both(a, b, JV_KIND_ARRAY)) return jv_array_concat(a, b);
     if (both(a, b, JV_KIND_OBJECT)) return jv_object_merge(a, b);

@@ -2,6 +2,12 @@
  * workflow.c - load a workflow: parse, check the document's keys, hand steps,
  * inputs and triggers to their checkers, resolve the graph, compile every
  * expression once, and pin the source by its SHA-256.
+ *
+ * `limits:` bounds each expression evaluation (expr.h):
+ *   expression_time    a duration, at most CAIRN_EXPR_TIME_MS_MAX (default 1s)
+ *   expression_memory  <integer><unit>, unit B, KB, MB or GB (powers of 1024;
+ *                      KiB, MiB, GiB also read), from CAIRN_EXPR_MEMORY_MIN to
+ *                      CAIRN_EXPR_MEMORY_MAX (default 256MB)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +22,9 @@
 
 static const char *const doc_keys[] = {
     "cairn", "name", "version", "description", "inputs", "outputs", "env", "defaults",
-    "triggers", "steps", "on_failure", NULL};
+    "triggers", "steps", "on_failure", "limits", NULL};
 static const char *const defaults_keys[] = {"timeout", "retry", NULL};
+static const char *const limits_keys[] = {"expression_time", "expression_memory", NULL};
 
 /* ---- small document keys -------------------------------------------------- */
 
@@ -109,6 +116,43 @@ static void check_defaults(wf_ctx *c, const cairn_node *n) {
     }
 }
 
+/* "256MB" to bytes; -1 when it is not <integer><unit> or overflows. */
+static int64_t parse_size(const char *s) {
+    static const struct { const char *unit; int shift; } units[] = {
+        {"B", 0}, {"KB", 10}, {"KiB", 10}, {"MB", 20}, {"MiB", 20}, {"GB", 30}, {"GiB", 30}};
+    int64_t v = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX >> 30) / 10) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == s) return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(p, units[i].unit) == 0) return v << units[i].shift;
+    return -1;
+}
+
+static void check_limits(wf_ctx *c, const cairn_node *n) {
+    if (!cairn__want_map(c, n, "limits")) return;
+    cairn__check_keys(c, n, limits_keys, "limits", NULL, NULL);
+    int64_t time_ms = CAIRN_EXPR_TIME_MS_DEFAULT, memory = CAIRN_EXPR_MEMORY_DEFAULT;
+    const cairn_node *v;
+    if ((v = cairn_node_get(n, "expression_time")) &&
+        cairn__want_duration(c, v, "limits.expression_time", false, &time_ms) &&
+        time_ms > CAIRN_EXPR_TIME_MS_MAX)
+        cairn__wf_error(c, v, "limits.expression_time: %.30s is longer than the most allowed, "
+                        "%ds", v->text, CAIRN_EXPR_TIME_MS_MAX / 1000);
+    if ((v = cairn_node_get(n, "expression_memory")) &&
+        cairn__want_text(c, v, "limits.expression_memory")) {
+        memory = parse_size(v->text);
+        if (memory < CAIRN_EXPR_MEMORY_MIN || memory > CAIRN_EXPR_MEMORY_MAX)
+            cairn__wf_error(c, v, "limits.expression_memory: expected a size from %lldMB to "
+                            "%lldGB such as 256MB (units B, KB, MB, GB), got '%.30s'",
+                            CAIRN_EXPR_MEMORY_MIN >> 20, CAIRN_EXPR_MEMORY_MAX >> 30, v->text);
+    }
+    cairn_exprset_set_limits(c->wf->exprs, time_ms, memory);
+}
+
 /* ---- step lists ----------------------------------------------------------- */
 
 static void check_block(wf_ctx *c, const cairn_node *n, wf_block_kind kind) {
@@ -166,6 +210,7 @@ static void check_document(wf_ctx *c, const cairn_node *root) {
     if ((v = cairn_node_get(root, "env"))) check_env(c, v);
     if ((v = cairn_node_get(root, "defaults"))) check_defaults(c, v);
     if ((v = cairn_node_get(root, "triggers"))) cairn__check_triggers(c, v);
+    if ((v = cairn_node_get(root, "limits"))) check_limits(c, v);
     check_steps(c, root);
 }
 

@@ -247,7 +247,7 @@ TEST(workflow_unknown_keys_suggest_the_closest) {
                "'on_failure'?)");
     expect_one(HEAD ONE_STEP "zzz: 1\n",
                "w.yaml:6:1: error: unknown key 'zzz' in the workflow; expected one of: cairn, name, "
-               "version, description, inputs, outputs, env, defaults, triggers, steps, on_failure");
+               "version, description, inputs, outputs, env, defaults, triggers, steps, on_failure, limits");
     expect_one(HEAD "steps:\n  - id: a\n    uses: set\n    neds: []\n",
                "w.yaml:6:5: error: unknown key 'neds' in a step (did you mean 'needs'?)");
     expect_one(HEAD "steps:\n  - id: a\n    uses: set\n    retry: {max_attemps: 2}\n",
