@@ -198,6 +198,68 @@ TEST(engine_expression_errors_fail_the_step_with_kind_expression) {
     free_h(&h);
 }
 
+/* A runaway expression in step b of one run, beside another run of 20
+ * timed steps in the same engine: b fails with kind `expression` at its
+ * bound, a's success (which b reads) is journaled, the run fails, and the
+ * other run steps on before b and after it, to its end. */
+static void check_runaway_beside_a_run(const char *b_fields) {
+    harness h = {0};
+    open_engine(&h, false);
+    cairn_buf src = CAIRN_BUF_INIT;
+    cairn_buf_puts(&src, "cairn: 1\nname: beside\nsteps:\n");
+    for (int i = 1; i <= 20; i++)
+        cairn_buf_printf(&src, "  - id: w%d\n    uses: wait\n    with: { duration: 50ms }\n", i);
+    add(&h, src.data);
+    char beside_hash[65], beside[CAIRN_RUN_ID_MAX], runaway[CAIRN_RUN_ID_MAX];
+    memcpy(beside_hash, h.hash, sizeof beside_hash);
+    start(&h, "{}", beside);
+    cairn_buf_free(&src);
+    cairn_buf_printf(&src, "cairn: 1\nname: runaway\nlimits: { expression_time: 300ms }\n"
+                     "steps:\n  - id: a\n    uses: wait\n    with: { duration: 200ms }\n"
+                     "  - id: b\n    uses: set\n%s", b_fields);
+    add(&h, src.data);
+    start(&h, "{}", runaway);
+    drive(&h);
+    jv r = show(&h, runaway), o = show(&h, beside);
+    CHECK_AT(r, "status", "failed");
+    CHECK_AT(r, "steps.a.status", "succeeded");
+    CHECK_AT(r, "steps.b.error.kind", "expression");
+    CHECK_AT(r, "error.kind", "expression");
+    char *msg = get(r, "steps.b.error.message");
+    CHECK_CONTAINS(msg, "ran past its time bound of 300 ms");
+    CHECK_AT(o, "status", "succeeded");
+    const char *failed = strstr(h.trace.data, "step_failed:b ");
+    CHECK(failed != NULL);
+    CHECK_CONTAINS(failed, "step_succeeded:w");          /* after the bound */
+    const char *before = strstr(h.trace.data, "step_succeeded:w");
+    CHECK(before != NULL && before < failed);            /* and before it */
+    free(msg);
+    jv_free(r);
+    jv_free(o);
+    cairn_buf_free(&src);
+    free_h(&h);
+}
+
+TEST(engine_runaway_repeat_in_with_fails_its_step_and_others_carry_on) {
+    check_runaway_beside_a_run(
+        "    with: { v: \"${{ [limit(1e12; repeat(.steps.a.output.fired_at))] }}\" }\n");
+}
+
+TEST(engine_runaway_recursion_in_with_fails_its_step_and_others_carry_on) {
+    check_runaway_beside_a_run("    with: { v: \"${{ .steps.a.output.fired_at as $x | def f: f; f }}\" }\n");
+}
+
+TEST(engine_runaway_repeat_in_if_fails_its_step_and_others_carry_on) {
+    check_runaway_beside_a_run(
+        "    if: \"${{ [limit(1e12; repeat(.steps.a.output.fired_at))] | length > 0 }}\"\n"
+        "    with: { v: 2 }\n");
+}
+
+TEST(engine_runaway_recursion_in_if_fails_its_step_and_others_carry_on) {
+    check_runaway_beside_a_run("    if: \"${{ .steps.a.output.fired_at as $x | def f: f; f }}\"\n"
+                               "    with: { v: 2 }\n");
+}
+
 /* Run the workflow in a forked engine on h's journal; returns its pid. */
 static pid_t fork_engine(harness *h, const char *src) {
     pid_t pid = fork();
