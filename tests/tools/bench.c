@@ -14,6 +14,9 @@
  *   mask     masking secrets (in every spelling, secrets.h) out of a stored
  *            value with MASK_SECRETS secrets loaded: a W2 step's input, and
  *            a shell step's output holding 4 KiB of text
+ *   eval     one expression evaluation, each bounded in time and memory:
+ *            a plain path (native) and a jq pipeline, over a document of
+ *            1,000 steps' outputs
  * W1 and W2 steps each read the step before them through a plain path.
  * W1 and W2 run twice: with `set` executed inline on the orchestrator, and
  * with every action sent through the worker pool as side-effecting actions
@@ -382,6 +385,44 @@ static void mask_lines(int repeat) {
     cairn_buf_free(&text);
 }
 
+/* Microseconds per evaluation of the 999 expressions of a generated
+ * workflow (kind as gen_workflow) over the document they read, 100 times. */
+static double eval_us(int kind) {
+    char *src = gen_workflow(1000, kind);
+    cairn_workflow *wf = load(src);
+    jv steps = jv_object();
+    for (int i = 0; i < 1000; i++)
+        steps = jv_object_set(steps, jv_string_fmt("s%d", i),
+                              JV_OBJECT(jv_string("output"), JV_OBJECT(jv_string("n"), jv_number(i))));
+    jv doc = JV_OBJECT(jv_string("steps"), steps);
+    int n = cairn_exprset_count(wf->exprs);
+    int64_t t0 = cairn_now_us();
+    for (int round = 0; round < 100; round++)
+        for (int i = 0; i < n; i++) {
+            jv out;
+            cairn_err err;
+            if (cairn_exprset_eval(wf->exprs, i, doc, &out, &err)) {
+                fprintf(stderr, "bench: %s\n", err.msg);
+                exit(1);
+            }
+            jv_free(out);
+        }
+    double us = (double)(cairn_now_us() - t0) / (100.0 * n);
+    jv_free(doc);
+    cairn_workflow_free(wf);
+    free(src);
+    return us;
+}
+
+static void eval_lines(int repeat) {
+    double *v = cairn_calloc((size_t)repeat, sizeof *v);
+    for (int i = 0; i < repeat; i++) v[i] = eval_us(PATH);
+    printf("%-44s %9.2f us %10s\n", "eval a plain path (native), each", median(v, repeat), "-");
+    for (int i = 0; i < repeat; i++) v[i] = eval_us(JQ);
+    printf("%-44s %9.2f us %10s\n", "eval a jq pipeline, each", median(v, repeat), "-");
+    free(v);
+}
+
 int main(void) {
     cairn_store_sqlite_init();   /* before this file's own SQLite use */
     dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
@@ -435,6 +476,7 @@ int main(void) {
     for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, JQ);
     printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 jq pipelines", median(v, repeat), "-");
     if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
+    if (only == NULL || strncmp(only, "eval", 4) == 0) eval_lines(repeat);
     if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
