@@ -33,6 +33,7 @@ static pthread_key_t slot_key;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;       /* on CLOCK_MONOTONIC */
 static guard_slot *slots;
+static bool running;              /* the watchdog thread exists in this process */
 static bool sleeping;
 static int64_t last_armed_us;
 static int64_t last_rss = -1, last_sample_us;   /* the watchdog's previous sample */
@@ -115,19 +116,45 @@ static void slot_free(void *p) {
     free(s);
 }
 
-static void start(void) {
+static void init_wake(void) {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&wake, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_t t;
+}
+
+/* A child of fork() has no watchdog: the next arming starts one.  Only the
+ * forking thread lives on, with its slot; the lock was held across the fork
+ * so that no other thread had it half-way. */
+static void fork_prepare(void) { pthread_mutex_lock(&mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&mu); }
+static void fork_child(void) {
+    slots = pthread_getspecific(slot_key);
+    if (slots) slots->next = NULL;
+    running = sleeping = false;
+    pthread_mutex_init(&mu, NULL);
+    init_wake();
+}
+
+static void init(void) {
+    init_wake();
     if (pthread_key_create(&slot_key, slot_free) != 0 ||
-        pthread_create(&t, NULL, watchdog, NULL) != 0) {
+        pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+        fprintf(stderr, "cairn: cannot set up the expression watchdog\n");
+        abort();
+    }
+}
+
+/* Start the watchdog thread (mu held). */
+static void start_watchdog(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog, NULL) != 0) {
         fprintf(stderr, "cairn: cannot start the expression watchdog\n");
         abort();
     }
     pthread_detach(t);
+    running = true;
 }
 
 static guard_slot *my_slot(void) {
@@ -143,7 +170,7 @@ static guard_slot *my_slot(void) {
 }
 
 void cairn_exprguard_arm(jq_state *jq, int64_t time_ms, int64_t memory_bytes) {
-    pthread_once(&once, start);
+    pthread_once(&once, init);
     guard_slot *s = my_slot();
     int64_t now = cairn_now_us();
     pthread_mutex_lock(&mu);
@@ -154,6 +181,7 @@ void cairn_exprguard_arm(jq_state *jq, int64_t time_ms, int64_t memory_bytes) {
     s->base_rss = -1;
     s->verdict = CAIRN_GUARD_OK;
     last_armed_us = now;
+    if (!running) start_watchdog();
     if (sleeping) {
         sleeping = false;
         pthread_cond_signal(&wake);
@@ -162,6 +190,7 @@ void cairn_exprguard_arm(jq_state *jq, int64_t time_ms, int64_t memory_bytes) {
 }
 
 cairn_guard_verdict cairn_exprguard_disarm(void) {
+    pthread_once(&once, init);
     guard_slot *s = pthread_getspecific(slot_key);
     if (s == NULL) return CAIRN_GUARD_OK;
     pthread_mutex_lock(&mu);

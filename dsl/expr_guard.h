@@ -19,7 +19,8 @@
  * under the guard's lock and only while it is armed, so once disarm returns
  * the state belongs to its thread alone.  Each thread that evaluates has a
  * slot of its own (several engines may run in one process); a slot is freed
- * when its thread ends.
+ * when its thread ends.  A child of fork() starts a watchdog of its own
+ * when it first arms.
  *
  * The bounds:
  *   time    monotonic time since arming; the watchdog wakes at the deadline.

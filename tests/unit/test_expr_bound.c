@@ -8,7 +8,10 @@
 #include "test.h"
 
 #include <jv.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "actions/action.h"
 #include "common/clock.h"
@@ -76,6 +79,29 @@ TEST(expr_bound_time_halts_runaways_and_the_state_serves_again) {
         CHECK_EVAL_FAILS(set, 3, "{}", "ran past its time bound of 200 ms");
         CHECK_EVAL_IS(set, 2, "{\"a\": 1}", "2");
     }
+    cairn_exprset_free(set);
+}
+
+/* A child of fork() has no watchdog thread of its parent's: it gets its own. */
+TEST(expr_bound_holds_in_a_forked_child) {
+    static const char *const progs[] = {"def f: f; f", "[.a] | length"};
+    cairn_exprset *set = bounded_set(progs, 2, 200, CAIRN_EXPR_MEMORY_DEFAULT);
+    CHECK_EVAL_IS(set, 1, "{}", "1");                 /* the parent's watchdog runs */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *got = eval_text(set, 0, "{}");
+        _exit(strstr(got, "ran past its time bound of 200 ms") ? 0 : 1);
+    }
+    int status = 0;
+    int64_t deadline = cairn_now_ms() + 20000;
+    while (waitpid(pid, &status, WNOHANG) == 0 && cairn_now_ms() < deadline) usleep(10000);
+    bool exited = kill(pid, 0) != 0;
+    if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    CHECK(exited);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     cairn_exprset_free(set);
 }
 
