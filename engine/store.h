@@ -126,11 +126,24 @@ typedef enum { CAIRN_SYNC_FULL, CAIRN_SYNC_NORMAL, CAIRN_SYNC_DEFERRED } cairn_s
 int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_only,
                             cairn_store **out, cairn_err *err);
 
-/* As above, read-write, and also checks the whole file's integrity first
- * (PRAGMA quick_check, which reads every page): a corrupt journal is refused
- * untouched.  What an engine opens with, once per start. */
+/* Check the whole file's integrity (PRAGMA quick_check, which reads every
+ * page) through a read-only connection: a corrupt journal is refused with
+ * CAIRN_ECORRUPT and nothing is written.  0 when there is no journal yet.
+ * What an engine does first, once per start. */
+int cairn_store_check_sqlite(const char *path, cairn_err *err);
+
+/* cairn_store_check_sqlite, then cairn_store_open_sqlite read-write. */
 int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cairn_store **out,
                                     cairn_err *err);
+
+/* The journal's id (schema/journal.sql, table meta): CAIRN_JOURNAL_ID_HEX
+ * hex digits made at random when the journal is created, or by the first
+ * connection that writes to a journal made before journals had one.  The
+ * commit log is bound to it (clog.h).  id receives "" when there is no
+ * journal at path or it has no id yet.  Reads through a read-only connection
+ * of its own: writes nothing. */
+#define CAIRN_JOURNAL_ID_HEX 32
+int cairn_journal_id(const char *path, char id[CAIRN_JOURNAL_ID_HEX + 1], cairn_err *err);
 
 /* As cairn_store_open_sqlite, read-write, for the engine's journal writer,
  * which commits at a rate: it also extends the write-ahead log with zeros to

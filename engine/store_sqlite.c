@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +194,29 @@ static int upgrade_v1(sqlite_store *s, cairn_err *err) {
     return exec_sql(s, "COMMIT", err);
 }
 
+/* Give the journal its id if it has none (a journal made before journals
+ * had one): 16 random bytes as hex, in meta.  Read first, so a journal that
+ * has one costs a read and no write. */
+static int ensure_journal_id(sqlite_store *s, cairn_err *err) {
+    sqlite3_stmt *st = prepare(s, "SELECT value FROM meta WHERE key = 'journal_id'");
+    bool has = st && sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (has) return 0;
+    unsigned char raw[CAIRN_JOURNAL_ID_HEX / 2];
+    char id[CAIRN_JOURNAL_ID_HEX + 1], sql[160];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return cairn_err_set(err, CAIRN_EIO, "getrandom: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof raw; i++) snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO meta(key, value) VALUES ('journal_id', '%s')",
+             id);
+    if (exec_sql(s, "BEGIN IMMEDIATE", err)) return CAIRN_EIO;
+    if (exec_sql(s, cairn_schema_sql, err) || exec_sql(s, sql, err)) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return CAIRN_EIO;
+    }
+    return exec_sql(s, "COMMIT", err);
+}
+
 static int quick_check(sqlite_store *s, cairn_err *err) {
     sqlite3_stmt *st = prepare(s, "PRAGMA quick_check(1)");
     int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
@@ -280,12 +304,13 @@ static int sq_sync(cairn_store *base, cairn_err *err) {
                          strerror(errno));
 }
 
-/* How a connection is opened: to read, to write, to write after checking the
- * whole file, or as the engine's journal writer. */
+/* How a connection is opened: to read, to read and check the whole file
+ * (nothing written, so a refusal changes nothing), to write, or as the
+ * engine's journal writer. */
 typedef enum { OPEN_READ, OPEN_WRITE, OPEN_CHECKED, OPEN_WRITER } open_mode;
 
 static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cairn_err *err) {
-    bool read_only = mode == OPEN_READ;
+    bool read_only = mode == OPEN_READ || mode == OPEN_CHECKED;
     bool fresh = false;
     sqlite3_busy_timeout(s->db, CAIRN_BUSY_TIMEOUT_MS);
     if (check_header(s, &fresh, err)) return CAIRN_ECORRUPT;
@@ -300,6 +325,7 @@ static int configure(sqlite_store *s, cairn_sync_mode sync, open_mode mode, cair
             return CAIRN_EIO;
         if (fresh && init_schema(s, err)) return CAIRN_EIO;
         if (s->version == CAIRN_SCHEMA_V1 && upgrade_v1(s, err)) return CAIRN_EIO;
+        if (ensure_journal_id(s, err)) return CAIRN_EIO;
         char ckpt[64];
         snprintf(ckpt, sizeof ckpt, "PRAGMA wal_autocheckpoint = %d", CAIRN_WAL_CHECKPOINT_PAGES);
         exec_sql(s, ckpt, NULL);
@@ -334,7 +360,7 @@ void cairn_store_sqlite_init(void) {
 
 static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
                        cairn_store **out, cairn_err *err) {
-    bool read_only = mode == OPEN_READ;
+    bool read_only = mode == OPEN_READ || mode == OPEN_CHECKED;
     cairn_store_sqlite_init();
     struct stat sb;
     *out = NULL;
@@ -372,9 +398,37 @@ int cairn_store_open_sqlite_writer(const char *path, cairn_sync_mode sync, cairn
     return open_sqlite(path, sync, OPEN_WRITER, out, err);
 }
 
+int cairn_store_check_sqlite(const char *path, cairn_err *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;   /* nothing to check: a new journal */
+    cairn_store *s = NULL;
+    int rc = open_sqlite(path, CAIRN_SYNC_FULL, OPEN_CHECKED, &s, err);
+    cairn_store_close(s);
+    return rc == CAIRN_ENOTFOUND ? 0 : rc;   /* an empty file: made a journal on first write */
+}
+
 int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cairn_store **out,
                                     cairn_err *err) {
-    return open_sqlite(path, sync, OPEN_CHECKED, out, err);
+    *out = NULL;
+    int rc = cairn_store_check_sqlite(path, err);
+    return rc ? rc : open_sqlite(path, sync, OPEN_WRITE, out, err);
+}
+
+int cairn_journal_id(const char *db_path, char id[CAIRN_JOURNAL_ID_HEX + 1], cairn_err *err) {
+    id[0] = '\0';
+    cairn_store *base = NULL;
+    int rc = open_sqlite(db_path, CAIRN_SYNC_FULL, OPEN_READ, &base, err);
+    if (rc) return rc == CAIRN_ENOTFOUND ? 0 : rc;
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = NULL;
+    /* no meta table: a journal made before journals had an id */
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'journal_id'", -1, &st,
+                           NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_bytes(st, 0) == CAIRN_JOURNAL_ID_HEX)
+        memcpy(id, sqlite3_column_text(st, 0), CAIRN_JOURNAL_ID_HEX + 1);
+    sqlite3_finalize(st);
+    cairn_store_close(base);
+    return 0;
 }
 
 /* ---- appending --------------------------------------------------------- */

@@ -16,6 +16,15 @@
 -- and PRAGMA user_version = 2 (version 1 journals are upgraded by the first
 -- connection that writes); a file with another id is refused untouched.
 
+-- The journal's identity: key 'journal_id' holds 32 hex digits, made at random
+-- when the journal is created (or by the first connection that writes to a
+-- journal made before it had one).  The commit log carries the same id in its
+-- header and is refused beside any other journal (engine/clog.h).
+CREATE TABLE IF NOT EXISTS meta (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS definitions (
     hash        TEXT PRIMARY KEY,          -- hex SHA-256 of source
     name        TEXT NOT NULL,             -- the workflow's `name`
