@@ -371,8 +371,17 @@ static int open_sqlite(const char *path, cairn_sync_mode sync, open_mode mode,
     s->base.ops = &sqlite_ops;
     s->path = cairn_strdup(path);
     s->log_fd = -1;
-    int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* A reader opens the file to write (SQLite falls back to reading when it
+     * may not) but writes nothing: query_only, and no checkpoint when it
+     * closes.  A connection opened only to read cannot rebuild the index of
+     * a write-ahead log that a crash left (SQLITE_READONLY_RECOVERY), and
+     * the first reader after a power loss must. */
+    int flags = SQLITE_OPEN_READWRITE | (read_only ? 0 : SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK && read_only &&
+        (sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) != SQLITE_OK ||
+         sqlite3_exec(s->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK))
+        rc = SQLITE_ERROR;
     if (rc != SQLITE_OK) {
         cairn_err_set(err, CAIRN_EIO, "%s: cannot open: %s", path,
                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
