@@ -40,7 +40,9 @@ bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
  * left events in the commit log (engine/clog.h), they are applied, so what
  * is read is everything that engine made durable; failing that, a warning
  * says the newest events may be missing.  The only write a reading command
- * makes, as SQLite recovers its own log for the first reader after a crash. */
+ * makes, as SQLite recovers its own log for the first reader after a crash.
+ * A damaged log, or one of another journal, refuses the journal
+ * (CAIRN_ECORRUPT; callers exit 3) with nothing written. */
 int cli_open_journal(const char *db, cairn_store **s, cairn_err *err);
 
 /* Print v (consumed) as JSON: pretty when pretty, else one line. */

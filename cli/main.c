@@ -58,7 +58,13 @@ void cli_error(const cairn_err *err) {
 
 int cli_open_journal(const char *db, cairn_store **s, cairn_err *err) {
     cairn_err settle;
-    if (cairn_clog_settle(db, &settle) != 0) {
+    int rc = cairn_clog_settle(db, &settle);
+    if (rc == CAIRN_ECORRUPT) {   /* damaged or foreign: refused, nothing changed */
+        *s = NULL;
+        *err = settle;
+        return rc;
+    }
+    if (rc != 0) {
         char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
         fprintf(stderr, "cairn: warning: the newest events of a stopped engine may be missing"
                 " (%s)\n", cairn_err_format(&settle, msg, sizeof msg));

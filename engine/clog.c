@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -18,8 +20,12 @@
 #include "common/mem.h"
 #include "engine/owner.h"
 
-#define HEADER_MAGIC "CAIRNCL1"
-#define RECORD_HEAD 24               /* magic, length, generation, count, checksum */
+#define HEADER_MAGIC "CAIRNCL2"
+#define OLD_HEADER_MAGIC "CAIRNCL1"  /* before logs named their journal */
+#define OLD_RECORD_MAGIC 0x31524c43u /* "CLR1" */
+#define ID_LEN (CAIRN_JOURNAL_ID_HEX / 2)
+#define HEADER_OWNER 32              /* where the owner's length is, after magic, generation, id */
+#define RECORD_HEAD 32               /* magic, length, generation, synced, count, checksum */
 #define OWNER_MAX 255
 #define NO_STRING 0xffffffffu
 
@@ -29,8 +35,14 @@ struct cairn_clog {
     char *owner;                 /* this holder: the next reset's writer */
     char writer[OWNER_MAX + 1];  /* the header's: who wrote the records */
     uint64_t generation;
+    unsigned char id[ID_LEN];    /* the journal's, as the header names it; zeros: none */
+    bool rebind;                 /* the header names no journal or another: rewrite it */
+    bool restart;                /* damage was let go: start over, even for a reader */
     int64_t size;                /* of the file */
-    int64_t end;                 /* past the last record */
+    _Atomic int64_t end;         /* past the last record */
+    _Atomic int64_t synced;      /* the records before this offset are durable */
+    int64_t damage;              /* damage proven past the last record: its offset, or -1 */
+    int64_t last;                /* the last whole record of this generation past end, or -1 */
     cairn_buf out;               /* the record being appended */
     unsigned char *in;           /* records read back (apply) */
     size_t in_cap;
@@ -180,9 +192,9 @@ static size_t valid_record(const unsigned char *p, size_t avail, uint64_t gen) {
     if (avail < RECORD_HEAD || get32(p) != CAIRN_CLOG_MAGIC || get64(p + 8) != gen) return 0;
     uint32_t len = get32(p + 4);
     if (len > avail - RECORD_HEAD) return 0;
-    uint32_t crc = crc32c(0, p, 20);
+    uint32_t crc = crc32c(0, p, RECORD_HEAD - 4);
     crc = crc32c(crc, p + RECORD_HEAD, len);
-    return crc == get32(p + 20) ? RECORD_HEAD + (size_t)len : 0;
+    return crc == get32(p + RECORD_HEAD - 4) ? RECORD_HEAD + (size_t)len : 0;
 }
 
 /* ---- the file ------------------------------------------------------------ */
@@ -233,6 +245,7 @@ static int write_header(cairn_clog *l, uint64_t gen, const char *owner, cairn_er
     cairn_buf b = {0};
     cairn_buf_append(&b, HEADER_MAGIC, 8);
     put64(&b, gen);
+    cairn_buf_append(&b, l->id, ID_LEN);
     put_str(&b, owner, strlen(owner));
     put32(&b, crc32c(0, (const unsigned char *)b.data, b.len));
     int rc = write_all(l->fd, b.data, b.len, 0) || fdatasync(l->fd) != 0
@@ -241,24 +254,34 @@ static int write_header(cairn_clog *l, uint64_t gen, const char *owner, cairn_er
     if (rc == 0) {
         l->generation = gen;
         snprintf(l->writer, sizeof l->writer, "%s", owner);
-        l->end = CAIRN_CLOG_HEADER;
+        l->end = l->synced = CAIRN_CLOG_HEADER;
+        l->rebind = l->restart = false;
     }
     return rc;
 }
 
-/* A header that holds: 1.  All zeros (a log whose making was cut short, or
- * whose header a crash tore while starting over: either way, every record
- * in it had been applied): 0.  Anything else is not a commit log: -1. */
+/* A header that holds: 1.  One of the format before logs named their
+ * journal: 2.  All zeros (a log whose making was cut short, or whose header
+ * a crash tore while starting over: either way, every record in it had been
+ * applied): 0.  Anything else is not a commit log: -1. */
 static int read_header(cairn_clog *l, const unsigned char *h) {
-    uint32_t len = get32(h + 16);
+    uint32_t len = get32(h + HEADER_OWNER);
     if (memcmp(h, HEADER_MAGIC, 8) == 0 && len <= OWNER_MAX &&
-        crc32c(0, h, 20 + len) == get32(h + 20 + len)) {
+        crc32c(0, h, HEADER_OWNER + 4 + len) == get32(h + HEADER_OWNER + 4 + len)) {
         l->generation = get64(h + 8);
-        memcpy(l->writer, h + 20, len);
+        memcpy(l->id, h + 16, ID_LEN);
+        memcpy(l->writer, h + HEADER_OWNER + 4, len);
         l->writer[len] = '\0';
         return 1;
     }
-    if (memcmp(h, HEADER_MAGIC, 8) == 0) return 0;   /* torn while starting over */
+    uint32_t old_len = get32(h + 16);
+    if (memcmp(h, OLD_HEADER_MAGIC, 8) == 0 && old_len <= OWNER_MAX &&
+        crc32c(0, h, 20 + old_len) == get32(h + 20 + old_len)) {
+        l->generation = get64(h + 8);
+        return 2;
+    }
+    if (memcmp(h, HEADER_MAGIC, 8) == 0 || memcmp(h, OLD_HEADER_MAGIC, 8) == 0)
+        return 0;   /* torn while starting over */
     for (int i = 0; i < CAIRN_CLOG_HEADER; i++)
         if (h[i]) return -1;
     return 0;
@@ -274,25 +297,67 @@ static int read_in(cairn_clog *l, size_t n, int64_t off, cairn_err *err) {
     return read_all(l->fd, l->in, n, off) ? io_error(l, err, "reading the log") : 0;
 }
 
+/* *size receives the size of the whole record of this generation at at
+ * (left in l->in), or 0 when there is none there. */
+static int record_at(cairn_clog *l, int64_t at, size_t *size, cairn_err *err) {
+    *size = 0;
+    int rc = 0;
+    if (l->size - at < RECORD_HEAD || (rc = read_in(l, RECORD_HEAD, at, err)) != 0) return rc;
+    const unsigned char *h = l->in;
+    int64_t len = get32(h + 4);
+    if (get32(h) != CAIRN_CLOG_MAGIC || get64(h + 8) != l->generation ||
+        len > l->size - at - RECORD_HEAD)
+        return 0;
+    size_t n = RECORD_HEAD + (size_t)len;
+    if ((rc = read_in(l, n, at, err)) == 0) *size = valid_record(l->in, n, l->generation);
+    return rc;
+}
+
+/* Past the last record, at from, lie zeros or older generations' records
+ * (a crash tears only what was never synced), or damage.  Look at every
+ * offset after from for a whole record of this generation (its length may
+ * be what was damaged, so records cannot be followed): l->last receives the
+ * last one's offset, and l->damage receives from if one of them was written
+ * once from had been synced (its synced field passes from).  A record
+ * written before that may outlive a torn one before it, when both were
+ * unsynced at a power loss: that is still a crash. */
+static int look_past(cairn_clog *l, int64_t from, cairn_err *err) {
+    unsigned char *chunk = cairn_malloc(CAIRN_CLOG_SCAN_CHUNK);
+    static const unsigned char magic[4] = {0x43, 0x4c, 0x52, 0x32};   /* CAIRN_CLOG_MAGIC */
+    int rc = 0;
+    l->damage = l->last = -1;
+    for (int64_t at = from + 1; rc == 0 && l->size - at >= RECORD_HEAD;) {
+        size_t size = 0, n = l->size - at < CAIRN_CLOG_SCAN_CHUNK ? (size_t)(l->size - at)
+                                                                 : CAIRN_CLOG_SCAN_CHUNK;
+        if (read_all(l->fd, chunk, n, at)) {
+            rc = io_error(l, err, "reading the log");
+            break;
+        }
+        int64_t next = at + (int64_t)n - 3;   /* a magic across the chunk's end: read again */
+        for (unsigned char *p = chunk; rc == 0 && size == 0 &&
+             (p = memmem(p, n - (size_t)(p - chunk), magic, 4)) != NULL; p++) {
+            size_t i = (size_t)(p - chunk);
+            if (i + 16 <= n && get64(p + 8) != l->generation) continue;
+            if ((rc = record_at(l, at + (int64_t)i, &size, err)) != 0 || size == 0) continue;
+            l->last = at + (int64_t)i;
+            if ((int64_t)get64(l->in + 16) > from) l->damage = from;
+            next = l->last + (int64_t)size;
+        }
+        at = next;
+    }
+    free(chunk);
+    return rc;
+}
+
 /* Find the end of the records of the header's generation, a record at a
- * time: an empty log costs one read of a record's head, not the file. */
+ * time, then look past it for damage. */
 static int scan(cairn_clog *l, cairn_err *err) {
     int64_t at = CAIRN_CLOG_HEADER;
-    int rc = 0;
-    for (;;) {
-        if (l->size - at < RECORD_HEAD || (rc = read_in(l, RECORD_HEAD, at, err)) != 0) break;
-        const unsigned char *h = l->in;
-        int64_t len = get32(h + 4);
-        if (get32(h) != CAIRN_CLOG_MAGIC || get64(h + 8) != l->generation ||
-            len > l->size - at - RECORD_HEAD)
-            break;
-        size_t size = RECORD_HEAD + (size_t)len;
-        if ((rc = read_in(l, size, at, err)) != 0 || valid_record(l->in, size, l->generation) == 0)
-            break;
-        at += (int64_t)size;
-    }
+    size_t size = 0;
+    int rc;
+    while ((rc = record_at(l, at, &size, err)) == 0 && size > 0) at += (int64_t)size;
     l->end = at;
-    return rc;
+    return rc ? rc : look_past(l, at, err);
 }
 
 /* Make a log anew: zeros over the whole file first, synced, then the header,
@@ -309,18 +374,126 @@ static int make_new(cairn_clog *l, cairn_err *err) {
     return rc;
 }
 
-int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_clog **out,
-                    cairn_err *err) {
-    cairn_clog *l = cairn_calloc(1, sizeof *l);
-    l->path = cairn_sprintf("%s-clog", db_path);
-    l->owner = cairn_strndup(owner, strlen(owner) > OWNER_MAX ? OWNER_MAX : strlen(owner));
+static int decode_range(cairn_clog *l, const unsigned char *p, size_t n, cairn_event **evs,
+                        int *n_evs, cairn_err *err);
+
+/* hex (CAIRN_JOURNAL_ID_HEX digits, or "") into id (zeros for ""). */
+static void id_from_hex(const char *hex, unsigned char id[ID_LEN]) {
+    memset(id, 0, ID_LEN);
+    for (int i = 0; hex[0] && i < ID_LEN; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        id[i] = (unsigned char)v;
+    }
+}
+
+static void id_to_hex(const unsigned char id[ID_LEN], char hex[CAIRN_JOURNAL_ID_HEX + 1]) {
+    for (int i = 0; i < ID_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+}
+
+static bool id_none(const unsigned char id[ID_LEN]) {
+    static const unsigned char zeros[ID_LEN];
+    return memcmp(id, zeros, ID_LEN) == 0;
+}
+
+/* A log of the older format: taken over when it holds no record, else
+ * refused (it names no journal, so its records cannot be told to be this
+ * journal's). */
+static int old_format(cairn_clog *l, cairn_err *err) {
+    unsigned char r[RECORD_HEAD] = {0};
+    if (l->size >= CAIRN_CLOG_HEADER + RECORD_HEAD &&
+        read_all(l->fd, r, sizeof r, CAIRN_CLOG_HEADER))
+        return io_error(l, err, "reading the log");
+    if (get32(r) == OLD_RECORD_MAGIC && get64(r + 8) == l->generation)
+        return cairn_err_set(err, CAIRN_ECORRUPT, "%s: a commit log written by an older cairn"
+                             " still holds records; nothing was applied or changed: apply them"
+                             " with the cairn that wrote them (cairn resume), then use this one",
+                             l->path);
+    l->end = l->synced = CAIRN_CLOG_HEADER;
+    l->damage = l->last = -1;
+    l->rebind = true;
+    return 0;
+}
+
+/* The log must be the journal's (want: its id, zeros for none yet).  One
+ * that holds no record is taken over, whatever journal it names. */
+static int bind(cairn_clog *l, const unsigned char want[ID_LEN], cairn_err *err) {
+    bool records = l->end > CAIRN_CLOG_HEADER || l->last >= 0;
+    if (memcmp(l->id, want, ID_LEN) == 0 && !id_none(want)) return 0;
+    if (!records) {
+        l->rebind = l->rebind || memcmp(l->id, want, ID_LEN) != 0;
+        memcpy(l->id, want, ID_LEN);
+        return 0;
+    }
+    char have_hex[CAIRN_JOURNAL_ID_HEX + 1], want_hex[CAIRN_JOURNAL_ID_HEX + 1];
+    id_to_hex(l->id, have_hex);
+    id_to_hex(want, want_hex);
+    return cairn_err_set(err, CAIRN_ECORRUPT, "%s: holds records of another journal (the log"
+                         " names journal %s, this journal is %s); nothing was applied or"
+                         " changed: if the file was copied here, move it away (engine/clog.h,"
+                         " \"Damage, for an operator\")", l->path,
+                         id_none(l->id) ? "none" : have_hex,
+                         id_none(want) ? "not yet named" : want_hex);
+}
+
+/* Whether every event of the record at l->last is in the journal: then so
+ * is everything before it, since the journal holds a prefix of the log. */
+static int last_record_held(cairn_clog *l, const char *db_path, bool *held, cairn_err *err) {
+    size_t size = 0;
+    cairn_event *evs = NULL;
+    int n = 0;
+    cairn_store *s = NULL;
+    *held = false;
+    int rc = record_at(l, l->last, &size, err);
+    if (rc == 0) rc = decode_range(l, l->in, size, &evs, &n, err);
+    if (rc == 0) rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, true, &s, err);
+    *held = rc == 0;
+    for (int i = 0; rc == 0 && *held && i < n; i++) {
+        cairn_event *have = NULL;
+        int count = 0;
+        rc = s->ops->load_events(s, evs[i].run_id, &have, &count, err);
+        *held = rc == 0 && count >= evs[i].seq;
+        cairn_events_free(have, count);
+    }
+    cairn_store_close(s);
+    cairn_events_free(evs, n);
+    return rc == CAIRN_ENOTFOUND ? 0 : rc;
+}
+
+/* Proven damage (look_past): go on when the journal holds every event from
+ * there on, or the operator accepts losing them (CAIRN_CLOG_ACCEPT_DAMAGE
+ * names the offset); else refuse, changing nothing. */
+static int judge_damage(cairn_clog *l, const char *db_path, cairn_err *err) {
+    bool held = false;
+    int rc = l->damage < 0 ? 0 : last_record_held(l, db_path, &held, err);
+    if (rc || l->damage < 0) return rc;
+    const char *accept = getenv("CAIRN_CLOG_ACCEPT_DAMAGE");
+    bool accepted = accept && *accept && atoll(accept) == l->damage;
+    if (!held && !accepted)
+        return cairn_err_set(err, CAIRN_ECORRUPT, "%s: damaged at offset %lld: the record there"
+                             " fails its checksum, and records written after it was synced follow"
+                             " it, with events the journal does not hold; nothing was applied or"
+                             " changed.  Keep a copy of the file, then restore it from a backup,"
+                             " or accept losing every event from that offset on with"
+                             " CAIRN_CLOG_ACCEPT_DAMAGE=%lld (engine/clog.h, \"Damage, for an"
+                             " operator\")",
+                             l->path, (long long)l->damage, (long long)l->damage);
+    fprintf(stderr, "cairn: warning: %s: damaged at offset %lld; %s: applying the records"
+            " before it and starting the log over\n", l->path, (long long)l->damage,
+            held ? "the journal already holds every event from there on"
+                 : "CAIRN_CLOG_ACCEPT_DAMAGE drops every event from there on");
+    l->restart = true;   /* started over even by a reader, so the damage is told once */
+    return 0;
+}
+
+/* Open and lock the file, and read its header (state: read_header's). */
+static int open_file(cairn_clog *l, const char *db_path, bool create, int *state, cairn_err *err) {
     /* readable by whoever may read the journal, as SQLite makes its -wal */
-    struct stat db_sb;
+    struct stat db_sb, sb;
     mode_t mode = stat(db_path, &db_sb) == 0 ? (db_sb.st_mode & 0666) : 0600;
+    unsigned char header[CAIRN_CLOG_HEADER] = {0};
     l->fd = open(l->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), mode);
-    unsigned char header[CAIRN_CLOG_HEADER];
-    struct stat sb;
-    int rc = 0, state = 0;
+    int rc = 0;
     if (l->fd < 0 && errno == ENOENT && !create)
         rc = cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no commit log", l->path);
     else if (l->fd < 0) rc = io_error(l, err, "cannot open the commit log");
@@ -331,16 +504,35 @@ int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_c
     else if (fstat(l->fd, &sb) != 0) rc = io_error(l, err, "cannot read the log's size");
     if (rc == 0) {
         l->size = sb.st_size;
-        memset(header, 0, sizeof header);
         size_t have = l->size < CAIRN_CLOG_HEADER ? (size_t)l->size : sizeof header;
-        if (read_all(l->fd, header, have, 0))
-            rc = io_error(l, err, "reading the log's header");
+        if (read_all(l->fd, header, have, 0)) rc = io_error(l, err, "reading the log's header");
     }
-    if (rc == 0 && (state = read_header(l, header)) < 0)
+    if (rc == 0 && (*state = read_header(l, header)) < 0)
         rc = cairn_err_set(err, CAIRN_ECORRUPT, "%s: not a Cairn commit log; the file was not"
                            " modified", l->path);
-    if (rc == 0 && state == 0) rc = make_new(l, err);
-    else if (rc == 0) rc = scan(l, err);
+    return rc;
+}
+
+int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_clog **out,
+                    cairn_err *err) {
+    cairn_clog *l = cairn_calloc(1, sizeof *l);
+    l->path = cairn_sprintf("%s-clog", db_path);
+    l->owner = cairn_strndup(owner, strlen(owner) > OWNER_MAX ? OWNER_MAX : strlen(owner));
+    l->damage = l->last = -1;
+    char hex[CAIRN_JOURNAL_ID_HEX + 1];
+    unsigned char want[ID_LEN];
+    int state = 0;
+    int rc = cairn_journal_id(db_path, hex, err);
+    id_from_hex(rc == 0 ? hex : "", want);
+    if (rc == 0) rc = open_file(l, db_path, create, &state, err);
+    if (rc == 0 && state == 0) {
+        memcpy(l->id, want, ID_LEN);
+        rc = make_new(l, err);
+    } else if (rc == 0) {
+        rc = state == 2 ? old_format(l, err) : scan(l, err);
+    }
+    if (rc == 0) rc = bind(l, want, err);
+    if (rc == 0) rc = judge_damage(l, db_path, err);
     if (rc) {
         cairn_clog_close(l);
         return rc;
@@ -356,6 +548,7 @@ int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t 
     put32(b, CAIRN_CLOG_MAGIC);
     put32(b, 0);   /* the payload's length, once known */
     put64(b, l->generation);
+    put64(b, (uint64_t)atomic_load(&l->synced));
     put32(b, (uint32_t)n);
     put32(b, 0);   /* the checksum */
     for (int i = 0; i < n; i++) encode_event(b, events[i]);
@@ -365,8 +558,8 @@ int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t 
     }
     unsigned char *p = (unsigned char *)b->data;
     set32(p + 4, (uint32_t)(b->len - RECORD_HEAD));
-    uint32_t crc = crc32c(0, p, 20);
-    set32(p + 20, crc32c(crc, p + RECORD_HEAD, b->len - RECORD_HEAD));
+    uint32_t crc = crc32c(0, p, RECORD_HEAD - 4);
+    set32(p + RECORD_HEAD - 4, crc32c(crc, p + RECORD_HEAD, b->len - RECORD_HEAD));
     if (write_all(l->fd, p, b->len, l->end)) return io_error(l, err, "writing the log");
     l->end += (int64_t)b->len;
     *end = l->end;
@@ -374,7 +567,10 @@ int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t 
 }
 
 int cairn_clog_sync(cairn_clog *l, cairn_err *err) {
-    return fdatasync(l->fd) == 0 ? 0 : io_error(l, err, "syncing the log");
+    int64_t upto = atomic_load(&l->end);   /* appended before the sync began: covered */
+    if (fdatasync(l->fd) != 0) return io_error(l, err, "syncing the log");
+    if (upto > atomic_load(&l->synced)) atomic_store(&l->synced, upto);
+    return 0;
 }
 
 int64_t cairn_clog_end(const cairn_clog *l) {
@@ -393,7 +589,7 @@ static int decode_range(cairn_clog *l, const unsigned char *p, size_t n, cairn_e
     cairn_event *v = NULL;
     bool ok = true;
     while (ok && at < n && (size = valid_record(p + at, n - at, l->generation)) > 0) {
-        uint32_t k = get32(p + at + 16);
+        uint32_t k = get32(p + at + 24);
         cursor c = {p + at + RECORD_HEAD, p + at + size, false};
         for (uint32_t i = 0; ok && i < k; i++) {
             if (count == cap) {
@@ -434,21 +630,26 @@ int cairn_clog_apply(cairn_clog *l, cairn_store *store, int64_t from, int64_t to
 
 /* Apply the records the log holds to the journal at db_path, through a
  * connection that syncs every commit, and start the log over.  An empty
- * log is started over only to name a new writer: a reader (owner "")
- * writes nothing then. */
+ * log is started over only to name a new writer or its journal: a reader
+ * (owner "") writes nothing then.  A journal without an id yet gets one
+ * first (its first connection that writes makes it), for the header. */
 static int replay(cairn_clog *l, const char *db_path, cairn_err *err) {
     bool records = l->end > CAIRN_CLOG_HEADER;
-    if (!records && (l->owner[0] == '\0' || strcmp(l->owner, l->writer) == 0)) return 0;
+    if (!records && !l->restart &&
+        (l->owner[0] == '\0' || (strcmp(l->owner, l->writer) == 0 && !l->rebind)))
+        return 0;
     cairn_store *s = NULL;
+    char hex[CAIRN_JOURNAL_ID_HEX + 1];
     int rc = 0;
-    if (records) {
+    if (records || id_none(l->id))   /* applies; gives the journal its id if it has none */
         rc = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, false, &s, err);
-        if (rc == 0) {
-            s->ops->set_owner(s, l->writer);
-            rc = cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, l->end, NULL, err);
-        }
-        cairn_store_close(s);
+    if (rc == 0 && records) {
+        s->ops->set_owner(s, l->writer);
+        rc = cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, l->end, NULL, err);
     }
+    cairn_store_close(s);
+    if (rc == 0 && id_none(l->id) && (rc = cairn_journal_id(db_path, hex, err)) == 0)
+        id_from_hex(hex, l->id);
     return rc ? rc : cairn_clog_reset(l, 0, err);
 }
 

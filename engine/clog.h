@@ -16,21 +16,68 @@
  * then never has to record the file's growth):
  *
  *   header   offset 0, CAIRN_CLOG_HEADER bytes:
- *            "CAIRNCL1", u64 generation, u32 owner length, the owner
- *            (the engine that wrote the records), u32 CRC-32C of all before
+ *            "CAIRNCL2", u64 generation, the journal's id (16 bytes, the
+ *            binary of cairn_journal_id's hex; zeros: none yet), u32 owner
+ *            length, the owner (the engine that wrote the records), u32
+ *            CRC-32C of all before
  *   records  from CAIRN_CLOG_HEADER on, back to back:
  *            u32 CAIRN_CLOG_MAGIC, u32 payload length, u64 generation,
- *            u32 event count, u32 CRC-32C of the 20 bytes before it and of
- *            the payload; then the payload, the events one after another
+ *            u64 synced (the offset before which the log was durable when
+ *            the record was written: the end of the records that a
+ *            finished cairn_clog_sync covered), u32 event count, u32 CRC-32C
+ *            of the 28 bytes before it and of the payload; then the payload,
+ *            the events one after another
  *   integers little-endian; strings as a u32 length (0xffffffff: none) and
  *   their bytes.
  *
- * A record counts only when its magic, generation and checksum hold and its
- * events decode: reading stops at the first that does not, so a torn tail
- * (a crash in the middle of a write) or a record left from an earlier
- * generation is never replayed.  Starting over (cairn_clog_reset) writes and
- * syncs a header with the next generation, which makes every record in the
- * file stale at once.
+ * A record counts when its magic, generation and checksum hold and its
+ * events decode.  Starting over (cairn_clog_reset) writes and syncs a
+ * header with the next generation, which makes every record in the file
+ * stale at once.
+ *
+ * Torn tail or damage.  Records are read from the header on until one does
+ * not hold; that offset is the end.  What follows is normally zeros or an
+ * earlier generation's records, or a torn tail: a crash in the middle of
+ * writes never synced.  Then the rest of the file is searched, at every
+ * offset (the damaged record's length cannot be trusted), for a whole record
+ * of this generation whose synced field passes the end: it was written after
+ * the bytes at the end had been synced, so they were whole once, and a
+ * crash cannot explain them (unsynced records may outlive a torn one before
+ * them at a power loss, so a whole record alone proves nothing).  That is
+ * damage:
+ *   - when the journal holds every event of the last whole record in the
+ *     file (so, as it holds a prefix of the log, every event from the
+ *     damage on), a warning names the offset and the log goes on as if
+ *     its end were there: nothing is lost;
+ *   - else the open is refused with CAIRN_ECORRUPT (the CLI exits 3) naming
+ *     the file and the offset, and nothing is applied or written.
+ * The search reads the file once per open, in CAIRN_CLOG_SCAN_CHUNK pieces.
+ * Damage to the last records written before a crash, with no record written
+ * after their sync, cannot be told from a torn tail and is dropped as one.
+ *
+ * Damage, for an operator.  Nothing was changed: first copy PATH-clog (and
+ * PATH, PATH-wal) aside.  Then either put back a good copy of PATH-clog
+ * (a backup, or the disk's own repair) and run the command again, or
+ * accept losing the events from the damage on: run the command again with
+ * CAIRN_CLOG_ACCEPT_DAMAGE set to the offset the refusal named, which applies
+ * every record before that offset, drops the rest and starts the log over.
+ * The runs whose events were dropped resume from what the journal holds:
+ * steps whose end was lost are treated as interrupted (their on_crash).
+ *
+ * Bound to its journal.  The journal gets a random id when it is made (or,
+ * made before journals had one, from its first connection that writes) and
+ * the log's header carries it.  A log naming another journal (copied from
+ * elsewhere, or left by a journal deleted and made again), or none, is
+ * refused with CAIRN_ECORRUPT if it holds records, nothing applied or
+ * written: move it away if it was not this journal's.  One that holds no
+ * record is taken over: the next engine writes this journal's id into it.
+ * A log of the format before this one (header "CAIRNCL1") is taken over
+ * when empty; one still holding records is refused: apply it with the cairn
+ * that wrote it first.
+ *
+ * A refused open writes nothing: the checks above only read (the journal
+ * through a read-only connection), and take, settle and the engine write
+ * (apply, start over, make the journal's id) only once they pass.
  *
  * One process writes the log: cairn_clog_open takes an exclusive flock on it
  * and fails with CAIRN_EBUSY while another process holds it.  Whoever takes
@@ -38,11 +85,12 @@
  * of that holder's runs.
  *
  * Threads: append and reset from one thread at a time; sync may run on a
- * second thread meanwhile, and apply on a third, over records already
- * appended (it reads them back with pread).
+ * second thread meanwhile (not during a reset), and apply on a third, over
+ * records already appended (it reads them back with pread).
  *
  * Limits: CAIRN_CLOG_BYTES is the file's size; a batch larger than the log
- * grows the file at the next reset.
+ * grows the file at the next reset.  CAIRN_CLOG_SCAN_CHUNK is read at a time
+ * when the file is searched past its end.
  */
 #ifndef CAIRN_CLOG_H
 #define CAIRN_CLOG_H
@@ -56,14 +104,16 @@
 
 #define CAIRN_CLOG_BYTES (4 << 20)     /* the file, header included */
 #define CAIRN_CLOG_HEADER 4096
-#define CAIRN_CLOG_MAGIC 0x31524c43u   /* "CLR1" */
+#define CAIRN_CLOG_MAGIC 0x32524c43u   /* "CLR2" */
+#define CAIRN_CLOG_SCAN_CHUNK (1 << 20)   /* the search past the end reads this much at once */
 #define CAIRN_CLOG_SETTLE_WAIT_MS 30000   /* cairn_clog_settle waits for another's apply */
 
 typedef struct cairn_clog cairn_clog;
 
 /* Open the log of the journal at db_path (making it if absent and create,
  * else CAIRN_ENOTFOUND) and lock it.  CAIRN_EBUSY when another process holds
- * it.  The records its last holder left stay until cairn_clog_reset;
+ * it; CAIRN_ECORRUPT, nothing written, for damage or a log of another
+ * journal (above).  The records its last holder left stay until cairn_clog_reset;
  * cairn_clog_end says how far they go.  owner is what the next reset
  * records as the log's writer (copied). */
 int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_clog **out,

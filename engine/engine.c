@@ -440,12 +440,15 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     struct sigaction old;
     if (sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGUSR1, SIG_IGN);
     cairn_owner_self(e->owner, sizeof e->owner);
-    int rc = cairn_store_open_sqlite_checked(e->db_path, cfg->sync, &e->aux, err);
+    /* what may refuse the journal reads only, so a refusal changes nothing:
+     * the database's integrity, then the commit log (clog.h) */
+    int rc = cairn_store_check_sqlite(e->db_path, err);
+    cairn_clog *log = NULL;
+    if (rc == 0) rc = take_log(e, &log, err);
+    if (rc == 0) rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &e->aux, err);
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
     /* the writer syncs apart from its commits (writer.c) */
     cairn_sync_mode ws_sync = cfg->sync == CAIRN_SYNC_FULL ? CAIRN_SYNC_DEFERRED : cfg->sync;
-    cairn_clog *log = NULL;
-    if (rc == 0) rc = take_log(e, &log, err);
     if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, ws_sync, &ws, err);
     if (rc) {
         cairn_clog_close(log);

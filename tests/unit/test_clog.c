@@ -15,18 +15,20 @@
 
 static char *db_path(void) { return cairn_sprintf("%s/j.db", test_tmpdir()); }
 
-static cairn_clog *open_log(const char *db, const char *owner) {
-    cairn_clog *l = NULL;
-    cairn_err err;
-    if (cairn_clog_open(db, owner, true, &l, &err)) TEST_FAIL("open the log: %s", err.msg);
-    return l;
-}
-
 static cairn_store *open_store(const char *db) {
     cairn_store *s = NULL;
     cairn_err err;
     if (cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, false, &s, &err)) TEST_FAIL("%s", err.msg);
     return s;
+}
+
+/* The log of the journal at db (made first if absent: a log names its journal). */
+static cairn_clog *open_log(const char *db, const char *owner) {
+    cairn_clog *l = NULL;
+    cairn_err err;
+    cairn_store_close(open_store(db));
+    if (cairn_clog_open(db, owner, true, &l, &err)) TEST_FAIL("open the log: %s", err.msg);
+    return l;
 }
 
 /* Append one record of run r1's events [first, first + n) (seq 1 is

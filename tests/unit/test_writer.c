@@ -310,7 +310,10 @@ static eng_batch log_batch(int number, int events, size_t size) {
 static eng_writer *start_logged(fake_store *f, char **db) {
     *db = cairn_sprintf("%s/j.db", test_tmpdir());
     cairn_clog *log = NULL;
+    cairn_store *journal = NULL;   /* the log names its journal: make one */
     cairn_err err;
+    CHECK_INT(cairn_store_open_sqlite(*db, CAIRN_SYNC_FULL, false, &journal, &err), 0);
+    cairn_store_close(journal);
     CHECK_INT(cairn_clog_open(*db, "test", true, &log, &err), 0);
     return eng_writer_start(&f->base, log, collect, f);
 }
