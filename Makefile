@@ -27,6 +27,8 @@ UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZSRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ    := $(FUZZSRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
+# Loaded into cairn by tests/integration/powerloss.py to trace the journal's I/O.
+SHIM    := $(BUILD)/tools/powerloss.so
 
 all: cairn
 
@@ -55,6 +57,11 @@ build-fuzz/fuzz/%: tests/fuzz/%.c build-fuzz/libcairn.a
 	@echo "  LD    $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(SHIM): tests/shim/powerloss.c
+	@mkdir -p $(@D)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC    $<"
@@ -74,7 +81,7 @@ deps:
 	@sh scripts/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory cairn $(BUILD)/unit $(TOOLS)
+	@$(MAKE) --no-print-directory cairn $(BUILD)/unit $(TOOLS) $(SHIM)
 	@sh tests/run.sh
 
 unit: $(BUILD)/unit
