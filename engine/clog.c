@@ -513,25 +513,31 @@ static int open_file(cairn_clog *l, const char *db_path, bool create, int *state
     return rc;
 }
 
+/* The journal's id into want (zeros when it has none yet). */
+static int journal_id(const char *db_path, unsigned char want[ID_LEN], cairn_err *err) {
+    char hex[CAIRN_JOURNAL_ID_HEX + 1];
+    int rc = cairn_journal_id(db_path, hex, err);
+    id_from_hex(rc == 0 ? hex : "", want);
+    return rc;
+}
+
 int cairn_clog_open(const char *db_path, const char *owner, bool create, cairn_clog **out,
                     cairn_err *err) {
     cairn_clog *l = cairn_calloc(1, sizeof *l);
     l->path = cairn_sprintf("%s-clog", db_path);
     l->owner = cairn_strndup(owner, strlen(owner) > OWNER_MAX ? OWNER_MAX : strlen(owner));
     l->damage = l->last = -1;
-    char hex[CAIRN_JOURNAL_ID_HEX + 1];
     unsigned char want[ID_LEN];
     int state = 0;
-    int rc = cairn_journal_id(db_path, hex, err);
-    id_from_hex(rc == 0 ? hex : "", want);
-    if (rc == 0) rc = open_file(l, db_path, create, &state, err);
-    if (rc == 0 && state == 0) {
-        memcpy(l->id, want, ID_LEN);
+    int rc = open_file(l, db_path, create, &state, err);
+    if (rc == 0 && state == 0 && (rc = journal_id(db_path, l->id, err)) == 0)
         rc = make_new(l, err);
-    } else if (rc == 0) {
+    else if (rc == 0 && state != 0)
         rc = state == 2 ? old_format(l, err) : scan(l, err);
-    }
-    if (rc == 0) rc = bind(l, want, err);
+    /* a reader of a log without records writes nothing: the id cannot matter */
+    bool records = l->end > CAIRN_CLOG_HEADER || l->last >= 0;
+    if (rc == 0 && (records || l->owner[0]) && (rc = journal_id(db_path, want, err)) == 0)
+        rc = bind(l, want, err);
     if (rc == 0) rc = judge_damage(l, db_path, err);
     if (rc) {
         cairn_clog_close(l);

@@ -76,8 +76,9 @@
  * that wrote it first.
  *
  * A refused open writes nothing: the checks above only read (the journal
- * through a read-only connection), and take, settle and the engine write
- * (apply, start over, make the journal's id) only once they pass.
+ * through a connection that writes nothing, store.h), and take, settle and
+ * the engine write (apply, start over, make the journal's id) only once they
+ * pass.
  *
  * One process writes the log: cairn_clog_open takes an exclusive flock on it
  * and fails with CAIRN_EBUSY while another process holds it.  Whoever takes
@@ -105,7 +106,7 @@
 #define CAIRN_CLOG_BYTES (4 << 20)     /* the file, header included */
 #define CAIRN_CLOG_HEADER 4096
 #define CAIRN_CLOG_MAGIC 0x32524c43u   /* "CLR2" */
-#define CAIRN_CLOG_SCAN_CHUNK (1 << 20)   /* the search past the end reads this much at once */
+#define CAIRN_CLOG_SCAN_CHUNK (64 << 10)   /* the search past the end reads this much at once */
 #define CAIRN_CLOG_SETTLE_WAIT_MS 30000   /* cairn_clog_settle waits for another's apply */
 
 typedef struct cairn_clog cairn_clog;

@@ -127,9 +127,9 @@ int cairn_store_open_sqlite(const char *path, cairn_sync_mode sync, bool read_on
                             cairn_store **out, cairn_err *err);
 
 /* Check the whole file's integrity (PRAGMA quick_check, which reads every
- * page) through a read-only connection: a corrupt journal is refused with
- * CAIRN_ECORRUPT and nothing is written.  0 when there is no journal yet.
- * What an engine does first, once per start. */
+ * page) through a connection that writes nothing: a corrupt journal is
+ * refused with CAIRN_ECORRUPT and nothing is written.  0 when there is no
+ * journal yet.  What an engine does first, once per start. */
 int cairn_store_check_sqlite(const char *path, cairn_err *err);
 
 /* cairn_store_check_sqlite, then cairn_store_open_sqlite read-write. */
@@ -140,8 +140,8 @@ int cairn_store_open_sqlite_checked(const char *path, cairn_sync_mode sync, cair
  * hex digits made at random when the journal is created, or by the first
  * connection that writes to a journal made before journals had one.  The
  * commit log is bound to it (clog.h).  id receives "" when there is no
- * journal at path or it has no id yet.  Reads through a read-only connection
- * of its own: writes nothing. */
+ * journal at path or it has no id yet.  Reads through a connection of its
+ * own that writes nothing. */
 #define CAIRN_JOURNAL_ID_HEX 32
 int cairn_journal_id(const char *path, char id[CAIRN_JOURNAL_ID_HEX + 1], cairn_err *err);
 
