@@ -29,22 +29,15 @@ static void live_remove(cairn_engine *e, eng_attempt *a) {
     if (a->live_next) a->live_next->live_prev = a->live_prev;
 }
 
-static jv attempt_extra(eng_attempt *a, const cairn_step *step) {
+static jv attempt_extra(eng_attempt *a) {
     jv cur = jv_object();
     cur = jv_object_set(cur, jv_string("id"), jv_string(a->run->plan->ids[a->step]));
     cur = jv_object_set(cur, jv_string("attempt"), jv_number(a->attempt));
     cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(a->idem_key));
     jv extra = jv_object_set(jv_object(), jv_string("step"), cur);
-    if (a->index >= 0) {
-        jv items = jv_invalid();
-        cairn_err err;
-        /* foreach was rendered when the step expanded; render again for the
-         * element: expressions are deterministic over the same document */
-        if (eng_render(a->run, step->foreach, jv_null(), &items, &err) == 0 &&
-            jv_get_kind(items) == JV_KIND_ARRAY)
-            extra = jv_object_set(extra, jv_string("item"), jv_array_get(items, a->index));
-        else
-            jv_free(items);
+    if (a->index >= 0) {   /* the element of the list the step expanded to, once */
+        jv item = jv_array_get(jv_copy(a->run->items[a->step]), a->index);
+        extra = jv_object_set(extra, jv_string("item"), jv_is_valid(item) ? item : jv_null());
         extra = jv_object_set(extra, jv_string("index"), jv_number(a->index));
     }
     return extra;
@@ -93,7 +86,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv with = jv_invalid();
     cairn_err err;
-    jv extra = r->plan->with_reads_attempt[i] ? attempt_extra(a, step) : jv_null();
+    jv extra = r->plan->with_reads_attempt[i] ? attempt_extra(a) : jv_null();
     if (eng_render(r, step->with, extra, &with, &err) != 0) {
         fail_before_start(e, a, eng_error("expression", err.msg));
         return;

@@ -54,6 +54,9 @@
 #define CAIRN_DEFAULT_WORKERS 16
 #define CAIRN_DEFAULT_GRACE_MS 30000      /* SIGTERM: time running attempts get to finish */
 #define CAIRN_COMMAND_POLL_MS 100         /* how often commands from other processes are read */
+/* Items one foreach may expand to; a longer list fails the step (kind
+ * expression).  The list is journaled once, in step_expanded. */
+#define CAIRN_FOREACH_MAX_ITEMS 10000000
 
 typedef struct cairn_engine cairn_engine;
 

@@ -90,6 +90,9 @@ struct eng_run {
     char **env;                  /* rendered workflow env, "NAME=value", NULL-terminated */
     int *waiting_on;             /* per step: needs not yet done */
     int *items_running;          /* foreach: items in flight, per step */
+    int *items_next;             /* foreach: items below this index have started, per step */
+    jv *items;                   /* foreach: the items its attempts render with, per step
+                                    (as the expression gave them; jv_null() before) */
     int in_flight;               /* attempts started and not finished */
     int done;                    /* steps done */
     bool failing;                /* a step failed for good: start nothing more */

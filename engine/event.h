@@ -20,7 +20,12 @@
  *   step_succeeded     {output, index?}
  *   step_failed        {error: {kind, message}, index?}    final for the step/item
  *   step_skipped       {}                                   `if` was falsy
- *   step_expanded      {count}                              foreach: items to run
+ *   step_expanded      {count, items}                       foreach: the list the
+ *                                                           expression gave, journaled
+ *                                                           once (an item's attempts
+ *                                                           take their element from it,
+ *                                                           also after a crash); older
+ *                                                           journals hold count only
  *   step_crashed       {action: "retry"|"fail"|"ask",      found in flight on recovery;
  *                       index?, orphan?}                    orphan: what was left of its
  *                                                           process group (step_spawned):

@@ -60,6 +60,7 @@ cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_
         st->steps[i].output = jv_null();
         st->steps[i].error = jv_null();
         st->steps[i].approval = jv_null();
+        st->steps[i].item_list = jv_null();
     }
     qsort_r(st->order, (size_t)n_steps, sizeof *st->order, cmp_order, st->step_ids);
     return st;
@@ -71,6 +72,7 @@ static void step_state_clear(cairn_step_state *s) {
         jv_free(s->items[i].error);
     }
     free(s->items);
+    jv_free(s->item_list);
     jv_free(s->output);
     jv_free(s->error);
     jv_free(s->approval);
@@ -314,6 +316,34 @@ const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step
     return NULL;
 }
 
+/* foreach: the items are known.  The list is kept as journaled (older
+ * journals hold the count only). */
+static int apply_expanded(cairn_step_state *s, const cairn_event *ev, cairn_err *err) {
+    jv n = field(ev, "count"), list = field(ev, "items");
+    int count = jv_get_kind(n) == JV_KIND_NUMBER ? (int)jv_number_value(n) : -1;
+    jv_free(n);
+    bool listed = jv_get_kind(list) == JV_KIND_ARRAY;
+    if (count < 0 || s->expanded || (listed && jv_array_length(jv_copy(list)) != count) ||
+        (!listed && jv_is_valid(list))) {
+        jv_free(list);
+        return corrupt(ev, err, "bad foreach expansion");
+    }
+    s->expanded = true;
+    s->n_items = count;
+    s->items = cairn_calloc((size_t)(count ? count : 1), sizeof *s->items);
+    for (int k = 0; k < count; k++) item_init(&s->items[k]);
+    set_jv(&s->item_list, listed ? list : jv_null());
+    s->status = CAIRN_STEP_RUNNING;
+    return 0;
+}
+
+/* Keep a foreach's counts of succeeded and failed items as one item moves
+ * into (delta 1) or out of (delta -1) status. */
+static void count_items(cairn_step_state *s, cairn_step_status status, int delta) {
+    if (status == CAIRN_STEP_SUCCEEDED) s->items_succeeded += delta;
+    if (status == CAIRN_STEP_FAILED) s->items_failed += delta;
+}
+
 /* The event's step: where its producer says, if that is so, else looked up. */
 static int event_step(const cairn_run_state *st, const cairn_event *ev) {
     if (ev->step == NULL) return -1;
@@ -342,18 +372,7 @@ static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err
         return 0;
     }
     int idx = event_index(ev);
-    if (ev->type == CAIRN_EV_STEP_EXPANDED) {
-        jv n = field(ev, "count");
-        int count = jv_get_kind(n) == JV_KIND_NUMBER ? (int)jv_number_value(n) : -1;
-        jv_free(n);
-        if (count < 0 || s->expanded) return corrupt(ev, err, "bad foreach expansion");
-        s->expanded = true;
-        s->n_items = count;
-        s->items = cairn_calloc((size_t)(count ? count : 1), sizeof *s->items);
-        for (int k = 0; k < count; k++) item_init(&s->items[k]);
-        s->status = CAIRN_STEP_RUNNING;
-        return 0;
-    }
+    if (ev->type == CAIRN_EV_STEP_EXPANDED) return apply_expanded(s, ev, err);
     if (ev->type == CAIRN_EV_STEP_SKIPPED) {
         s->status = CAIRN_STEP_SKIPPED;
         s->done_seq = ev->seq;
@@ -367,8 +386,11 @@ static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err
     }
     if (idx >= 0) {
         cairn_item_state *it = &s->items[idx];
+        cairn_step_status was = it->status;
         apply_to_slot((slot){&it->status, &it->attempts, &it->in_flight, &it->wake_at,
                              &it->output, &it->error}, ev);
+        count_items(s, was, -1);
+        count_items(s, it->status, 1);
         return 0;
     }
     apply_to_slot((slot){&s->status, &s->attempts, &s->in_flight, &s->wake_at, &s->output,

@@ -29,7 +29,12 @@
  *
  * Invariants checked by the fold (a violation is CAIRN_ECORRUPT): the first
  * event is run_created; seq increases by exactly one; step events name a
- * known step and a valid item index; no event follows a terminal run event.
+ * known step and a valid item index; a step_expanded's item list, when it
+ * has one, holds `count` items; no event follows a terminal run event.
+ *
+ * Cost: applying one event is O(size of its data), whatever the run's size:
+ * a foreach's items are counted as they change state (items_succeeded,
+ * items_failed) rather than scanned, so a foreach of n items folds in O(n).
  *
  * Memory: a cairn_run_state owns its jv values and arrays;
  * cairn_run_state_free releases them (NULL allowed).  jv: one thread.
@@ -86,6 +91,10 @@ typedef struct cairn_step_state {
     bool expanded;                 /* foreach: items known */
     int n_items;
     cairn_item_state *items;
+    jv item_list;                  /* foreach: the items as step_expanded journaled them
+                                      (secrets masked), or jv_null() (not expanded, or a
+                                      journal that recorded the count only) */
+    int items_succeeded, items_failed;   /* foreach: items now in those states */
     jv output, error;              /* jv_null() until set */
     char child[CAIRN_RUN_ID_MAX];  /* a `workflow` step's child run, or "" */
     jv approval;                   /* an open or decided approval: the request, with

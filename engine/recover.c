@@ -31,13 +31,16 @@ static int verify_link(const cairn_event *ev, const unsigned char *prev, cairn_c
                          ev->run_id, (long long)ev->seq);
 }
 
-/* Fold events into st, verifying the chain when chain is not NULL. */
+/* Fold events into st, verifying the chain when chain is not NULL.  Each
+ * event is cleared once folded (the state holds what it needs), so a long
+ * run's parsed events are not all held at once. */
 static int fold_events(cairn_run_state *st, cairn_event *evs, int n, cairn_chain *chain,
                        cairn_err *err) {
     for (int i = 0; i < n; i++) {
         int rc = cairn_event_parse_data(&evs[i], err);
         if (rc == 0 && chain) rc = verify_link(&evs[i], i ? st->head : NULL, chain, err);
         if (rc == 0) rc = cairn_fold_apply(st, &evs[i], err);
+        cairn_event_clear(&evs[i]);
         if (rc) return rc;
     }
     return 0;

@@ -8,6 +8,14 @@
  * eng_schedule runs.  A step that fails for good makes the run "failing":
  * nothing new starts, running attempts finish, then the run ends failed.
  * A run ends succeeded when every step is done, with its outputs rendered.
+ *
+ * foreach: the expression is rendered once, when the step expands, and its
+ * list journaled once in step_expanded; each item's attempt takes its
+ * element from that list, and after a crash the list comes from the journal,
+ * not from rendering again over a document that may have changed.  Items
+ * start in index order from a cursor and are counted as they finish (the
+ * fold keeps the counts), so a foreach of n items costs O(n), not O(n^2).
+ * At most CAIRN_FOREACH_MAX_ITEMS items.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +40,9 @@ eng_run *eng_run_new(cairn_engine *e, eng_plan *plan, const char *run_id) {
     r->fail_error = jv_null();
     r->waiting_on = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
     r->items_running = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
+    r->items_next = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
+    r->items = cairn_calloc((size_t)(n ? n : 1), sizeof(jv));
+    for (int i = 0; i < n; i++) r->items[i] = jv_null();
     r->ready = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
     return r;
 }
@@ -45,6 +56,9 @@ void eng_run_free(eng_run *r) {
     free(r->env);
     free(r->waiting_on);
     free(r->items_running);
+    free(r->items_next);
+    for (int i = 0; r->items && i < r->plan->n_all; i++) jv_free(r->items[i]);
+    free(r->items);
     free(r->ready);
     free(r->rollback);
     free(r);
@@ -154,6 +168,7 @@ static void fail_run(eng_run *r, jv error, const char *step_id) {
 }
 
 static void build_rollback(eng_run *r);
+static void recall_items(cairn_engine *e, eng_run *r, int i);
 
 /* After the run's events are folded (new run or recovery): derive the
  * scheduler's counters from the state. */
@@ -175,6 +190,8 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r) {
     for (int i = 0; i < p->n_all; i++) {
         const cairn_step_state *s = &r->st->steps[i];
         r->items_running[i] = 0;
+        r->items_next[i] = 0;
+        if (s->expanded) recall_items(e, r, i);
         for (int k = 0; k < s->n_items; k++)   /* a waiting item keeps its place */
             r->items_running[i] += s->items[k].in_flight || s->items[k].status == CAIRN_STEP_WAITING;
         /* a foreach cut short by a crash is ready too: its pending items start */
@@ -239,11 +256,16 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
     return rc;
 }
 
+/* Start pending items in index order, from the cursor on.  An item behind
+ * the cursor never becomes pending again while the run is live (a retry
+ * restarts its own item from a timer; a crash's retry is seen at rebuild,
+ * which puts the cursor back to 0). */
 static void start_items(cairn_engine *e, eng_run *r, int i) {
     const cairn_step *step = r->plan->steps[i];
     cairn_step_state *s = &r->st->steps[i];
-    for (int k = 0; k < s->n_items; k++) {
+    while (r->items_next[i] < s->n_items && s->items_failed == 0 && !r->failing) {
         if (step->concurrency > 0 && r->items_running[i] >= step->concurrency) break;
+        int k = r->items_next[i]++;
         if (s->items[k].status != CAIRN_STEP_PENDING) continue;
         r->items_running[i]++;
         eng_start_attempt(e, r, i, k);
@@ -266,12 +288,8 @@ static void finish_foreach(cairn_engine *e, eng_run *r, int i) {
  * failed and the rest have stopped). */
 static void foreach_progress(cairn_engine *e, eng_run *r, int i) {
     cairn_step_state *s = &r->st->steps[i];
-    bool any_failed = false, all_done = true;
-    for (int k = 0; k < s->n_items; k++) {
-        if (s->items[k].status == CAIRN_STEP_FAILED) any_failed = true;
-        if (s->items[k].status != CAIRN_STEP_SUCCEEDED && s->items[k].status != CAIRN_STEP_FAILED)
-            all_done = false;
-    }
+    bool any_failed = s->items_failed > 0;
+    bool all_done = s->items_succeeded + s->items_failed == s->n_items;
     if ((all_done || any_failed) && r->items_running[i] == 0)
         finish_foreach(e, r, i);
     else if (!any_failed && !r->failing && !e->stopping)
@@ -286,23 +304,59 @@ void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, j
     foreach_progress(e, r, i);
 }
 
-static void start_foreach(cairn_engine *e, eng_run *r, int i) {
-    const cairn_step *step = r->plan->steps[i];
+/* Render step i's foreach expression: 0 and *items, or an error message. */
+static int render_items(eng_run *r, int i, jv *items, cairn_err *err) {
+    if (eng_render(r, r->plan->steps[i]->foreach, jv_null(), items, err) != 0) return err->code;
+    int rc = 0;
+    if (jv_get_kind(*items) != JV_KIND_ARRAY)
+        rc = cairn_err_set(err, CAIRN_EINVAL, "foreach must give an array");
+    else if (jv_array_length(jv_copy(*items)) > CAIRN_FOREACH_MAX_ITEMS)
+        rc = cairn_err_set(err, CAIRN_ELIMIT, "foreach gave %d items; at most %d",
+                           jv_array_length(jv_copy(*items)), CAIRN_FOREACH_MAX_ITEMS);
+    if (rc) {
+        jv_free(*items);
+        *items = jv_invalid();
+    }
+    return rc;
+}
+
+/* After recovery: the items of an expanded foreach are the list its
+ * step_expanded journaled.  Secrets in it were journaled masked, so when
+ * rendering again gives a list that masks to exactly the journaled one,
+ * that list is the same one with the secrets' values: it is used.  A
+ * journal that recorded only the count gets the list rendered again. */
+static void recall_items(cairn_engine *e, eng_run *r, int i) {
+    const cairn_step_state *s = &r->st->steps[i];
+    bool journaled = jv_get_kind(s->item_list) == JV_KIND_ARRAY;
+    bool masks = e->secrets && e->secrets->count > 0;
     jv items = jv_invalid();
     cairn_err err;
-    if (eng_render(r, step->foreach, jv_null(), &items, &err) != 0) {
+    jv_free(r->items[i]);
+    r->items[i] = jv_copy(s->item_list);
+    if ((journaled && !masks) || render_items(r, i, &items, &err) != 0) return;
+    if (!journaled || jv_equal(cairn_secrets_mask(jv_copy(items), e->secrets),
+                               jv_copy(s->item_list))) {
+        jv_free(r->items[i]);
+        r->items[i] = items;
+    } else {
+        jv_free(items);
+    }
+}
+
+static void start_foreach(cairn_engine *e, eng_run *r, int i) {
+    jv items = jv_invalid();
+    cairn_err err;
+    if (render_items(r, i, &items, &err) != 0) {
         fail_expression(e, r, i, &err);
         return;
     }
-    if (jv_get_kind(items) != JV_KIND_ARRAY) {
-        jv_free(items);
-        eng_step_failed(e, r, i, eng_error("expression", "foreach must give an array"));
-        return;
-    }
     int n = jv_array_length(jv_copy(items));
-    jv_free(items);
-    eng_emit(e, r, CAIRN_EV_STEP_EXPANDED, i, -1, 0,
-             jv_object_set(jv_object(), jv_string("count"), jv_number(n)));
+    jv data = jv_object_set(jv_object(), jv_string("count"), jv_number(n));
+    data = jv_object_set(data, jv_string("items"), jv_copy(items));
+    jv_free(r->items[i]);
+    r->items[i] = items;
+    r->items_next[i] = 0;
+    eng_emit(e, r, CAIRN_EV_STEP_EXPANDED, i, -1, 0, data);
     if (n == 0) {
         finish_foreach(e, r, i);
         return;

@@ -78,6 +78,30 @@ TEST(fold_builds_foreach_output_from_items_in_order) {
     cairn_run_state_free(st);
 }
 
+TEST(fold_keeps_the_journaled_foreach_list_and_counts_items) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 2, CAIRN_EV_STEP_EXPANDED, "a", 0, "{\"count\":3,\"items\":[1]}", CAIRN_ECORRUPT);
+    apply(st, 2, CAIRN_EV_STEP_EXPANDED, "a", 0, "{\"count\":1,\"items\":\"x\"}", CAIRN_ECORRUPT);
+    apply(st, 2, CAIRN_EV_STEP_EXPANDED, "a", 0, "{\"count\":3,\"items\":[\"x\",\"y\",\"z\"]}", 0);
+    jv list = jv_dump_string(jv_copy(st->steps[1].item_list), 0);
+    CHECK_STR(jv_string_value(list), "[\"x\",\"y\",\"z\"]");
+    jv_free(list);
+    apply(st, 3, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":0}", 0);
+    apply(st, 4, CAIRN_EV_STEP_SUCCEEDED, "a", 1, "{\"index\":0,\"output\":1}", 0);
+    apply(st, 5, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":1}", 0);
+    apply(st, 6, CAIRN_EV_STEP_FAILED, "a", 1, "{\"index\":1,\"error\":{\"kind\":\"exit\"}}", 0);
+    apply(st, 7, CAIRN_EV_STEP_STARTED, "a", 1, "{\"index\":2}", 0);
+    CHECK_INT(st->steps[1].items_succeeded, 1);
+    CHECK_INT(st->steps[1].items_failed, 1);
+    apply(st, 8, CAIRN_EV_STEP_CRASHED, "a", 1, "{\"index\":2,\"action\":\"retry\"}", 0);
+    apply(st, 9, CAIRN_EV_STEP_STARTED, "a", 2, "{\"index\":2}", 0);
+    apply(st, 10, CAIRN_EV_STEP_SUCCEEDED, "a", 2, "{\"index\":2,\"output\":3}", 0);
+    CHECK_INT(st->steps[1].items_succeeded, 2);
+    CHECK_INT(st->steps[1].items_failed, 1);
+    cairn_run_state_free(st);
+}
+
 TEST(fold_marks_unfinished_steps_cancelled_with_the_run) {
     cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
     apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
