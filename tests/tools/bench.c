@@ -8,6 +8,8 @@
  *   W2       1,000 concurrent runs of 100 `set` steps each
  *   W3       10,000 runs parked on approvals and timers: start-to-ready, memory,
  *            and the time from an approval decision to the next step
+ *   foreach  one run of one foreach step over 100,000 `set` items: items per
+ *            second and the peak resident memory of a fresh process doing it
  *   load     load and compile a generated 1,000-step workflow, an expression
  *            in every step: plain paths and arithmetic (evaluated natively),
  *            then jq pipelines (compiled by libjq)
@@ -325,6 +327,61 @@ static void w3(void) {
     _exit(0);
 }
 
+/* ---- foreach: one step over many items ------------------------------------ */
+
+#define FOREACH_ITEMS 100000
+
+/* In a fresh process (this program run again with the argument "foreach"),
+ * so that its peak resident memory is the foreach's own: run the foreach
+ * once and print "<items per second> <peak resident KiB>". */
+static int foreach_child(void) {
+    char *db = cairn_sprintf("%s/foreach.db", dir);
+    const char *src = "cairn: 1\nname: fan\ninputs:\n  n: { type: integer }\nsteps:\n"
+                      "  - id: each\n    foreach: ${{ [range(.inputs.n)] }}\n    uses: set\n"
+                      "    with: { v: \"${{ .item }}\", i: \"${{ .index }}\" }\n";
+    cairn_engine_config cfg = {.db_path = db};
+    cairn_engine *e = NULL;
+    cairn_err err;
+    char hash[65], id[CAIRN_RUN_ID_MAX];
+    if (cairn_engine_open(&cfg, &e, &err)) exit(1);
+    cairn_engine_add_workflow(e, load(src), hash, &err);
+    int64_t start = cairn_now_ms();
+    jv in = jv_object_set(jv_object(), jv_string("n"), jv_number(FOREACH_ITEMS));
+    if (cairn_engine_start_run(e, hash, in, jv_null(), id, &err) || cairn_engine_run(e, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    double secs = (double)(cairn_now_ms() - start) / 1000.0;
+    cairn_engine_close(e);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%f %ld\n", FOREACH_ITEMS / secs, ru.ru_maxrss);
+    char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'-clog '%s'.key", db, db, db, db, db);
+    if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", db);
+    free(cmd);
+    free(db);
+    return 0;
+}
+
+static void foreach_bench(int repeat, double *rate, double *mb) {
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) exit(1);
+    self[len] = '\0';
+    char *cmd = cairn_sprintf("exec '%s' foreach", self);
+    for (int i = 0; i < repeat; i++) {
+        FILE *p = popen(cmd, "r");
+        long kib = 0;
+        if (p == NULL || fscanf(p, "%lf %ld", &rate[i], &kib) != 2) {
+            fprintf(stderr, "bench: the foreach trial failed\n");
+            exit(1);
+        }
+        pclose(p);
+        mb[i] = (double)kib / 1024.0;
+    }
+    free(cmd);
+}
+
 static double load_ms(int steps, int kind) {
     char *src = gen_workflow(steps, kind);
     struct timespec a, b;
@@ -423,9 +480,10 @@ static void eval_lines(int repeat) {
     free(v);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     cairn_store_sqlite_init();   /* before this file's own SQLite use */
     dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
+    if (argc > 1 && strcmp(argv[1], "foreach") == 0) return foreach_child();
     int repeat = getenv("BENCH_REPEAT") ? atoi(getenv("BENCH_REPEAT")) : 3;
     if (repeat < 1) repeat = 1;
     double *v = cairn_calloc((size_t)repeat, sizeof *v);
@@ -478,6 +536,15 @@ int main(void) {
     if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
     if (only == NULL || strncmp(only, "eval", 4) == 0) eval_lines(repeat);
     if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
+    if (only == NULL || strncmp(only, "foreach", 7) == 0) {
+        double *mb = cairn_calloc((size_t)repeat, sizeof *mb);
+        foreach_bench(repeat, v, mb);
+        printf("%-44s %6.0f items/s %9s %10s\n", "foreach 1 run x 100000 set items",
+               median(v, repeat), "-", "-");
+        printf("%-44s %9.1f MB %10s\n", "foreach peak resident memory (own process)",
+               median(mb, repeat), "-");
+        free(mb);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("%-44s %9.1f MB %10s\n", "peak resident memory of the whole run", ru.ru_maxrss / 1024.0, "-");
