@@ -216,7 +216,7 @@ static void check_document(wf_ctx *c, const cairn_node *root) {
 
 /* ---- load and free -------------------------------------------------------- */
 
-static void sha256_hex(const char *src, size_t len, char out[65]) {
+void cairn_workflow_hash(const char *src, size_t len, char out[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_Digest(src, len, md, &n, EVP_sha256(), NULL);
@@ -228,7 +228,7 @@ static cairn_workflow *wf_new(const char *file, const char *src, size_t len) {
     wf->file = cairn_strdup(file);
     wf->source = cairn_strndup(src, len);
     wf->source_len = len;
-    sha256_hex(src, len, wf->sha256);
+    cairn_workflow_hash(src, len, wf->sha256);
     wf->triggers = jv_invalid();
     wf->exprs = cairn_exprset_new();
     return wf;

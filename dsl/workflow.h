@@ -167,6 +167,9 @@ int cairn_workflow_load_file(const char *path, cairn_action_lookup lookup,
 
 void cairn_workflow_free(cairn_workflow *wf);
 
+/* The hex SHA-256 of a source, as runs are pinned to it (wf->sha256). */
+void cairn_workflow_hash(const char *src, size_t len, char out[65]);
+
 /* Check run inputs (borrowed, an object) against the specs: types, required,
  * enum, pattern, unknown names.  On success *out is the inputs with defaults
  * filled in.  Errors name the input: "input 'host': expected a string". */

@@ -40,7 +40,7 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
     int rc = jv_get_kind(name) == JV_KIND_STRING
                  ? e->aux->ops->find_definition(e->aux, jv_string_value(name), hash, &err)
                  : cairn_err_set(&err, CAIRN_EINVAL, "workflow: `name` must be a string");
-    if (rc == 0) plan = eng_plan_for(e, hash, &err);
+    if (rc == 0) plan = eng_plan_for(e, hash, NULL, &err);
     if (plan && jv_get_kind(inputs) == JV_KIND_NULL) {
         jv_free(inputs);
         inputs = jv_object();

@@ -366,22 +366,11 @@ static eng_plan *add_plan(cairn_engine *e, cairn_workflow *wf) {
     return p;
 }
 
-eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, cairn_err *err) {
+eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, const char *run_id, cairn_err *err) {
     eng_plan *p = find_plan(e, def_hash);
-    if (p) return p;
-    char *src = NULL, *path = NULL;
-    size_t len = 0;
-    if (e->aux->ops->get_definition(e->aux, def_hash, &src, &len, &path, err)) return NULL;
-    cairn_diags d = CAIRN_DIAGS_INIT;
     cairn_workflow *wf = NULL;
-    if (cairn_workflow_load(path, src, len, cairn_action_lookup_sig, &wf, &d) == 0) {
+    if (p == NULL && cairn_definition_load(e->aux, def_hash, run_id, &wf, err) == 0)
         p = add_plan(e, wf);
-    } else {
-        cairn_diags_to_err(&d, err);
-    }
-    cairn_diags_free(&d);
-    free(src);
-    free(path);
     return p;
 }
 
@@ -558,7 +547,7 @@ int eng_start_run_as(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, con
 
 int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
                            char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
-    eng_plan *plan = eng_plan_for(e, def_hash, err);
+    eng_plan *plan = eng_plan_for(e, def_hash, NULL, err);
     if (plan == NULL) {
         jv_free(inputs);
         jv_free(trigger);

@@ -128,9 +128,20 @@ int cairn_command_add(const char *db_path, const char *run_id, const char *type,
 
 /* Fold a run's journal into state, reading the definition to know its steps.
  * Verifies the hash chain when key is not NULL (a break is CAIRN_ECORRUPT).
- * *wf_out receives the compiled workflow, owned by the caller. */
+ * The definition is the one run_created pins (the runs row must name the
+ * same), loaded with cairn_definition_load.  *wf_out receives the compiled
+ * workflow, owned by the caller. */
 int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
                    cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err);
+
+/* Load and compile the definition pinned by hash (a hex SHA-256) from the
+ * journal.  Its source must hash to exactly that: an edited definition is
+ * CAIRN_ECORRUPT, with a message naming the run (run_id, or NULL when the
+ * load is for no run yet) and both hashes, and nothing is compiled.  Every
+ * load of a pinned definition goes through here: resume, show, verify,
+ * child runs.  *wf belongs to the caller. */
+int cairn_definition_load(cairn_store *s, const char *hash, const char *run_id,
+                          cairn_workflow **wf, cairn_err *err);
 
 /* Every step a run of wf can journal, in this order: the steps, then the
  * on_failure steps, then one "<id>#compensate" per step with a compensate

@@ -227,7 +227,10 @@ struct cairn_engine {
 void eng_post(cairn_engine *e, eng_msg *m);
 eng_run *eng_find_run(cairn_engine *e, const char *id);
 void eng_add_run(cairn_engine *e, eng_run *r);
-eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, cairn_err *err);
+/* The plan of the definition pinned by def_hash: one this engine holds, or
+ * loaded (and checked against the hash) from the journal for run_id (NULL:
+ * for no run yet).  NULL with *err on failure. */
+eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, const char *run_id, cairn_err *err);
 void eng_run_free(eng_run *r);
 void eng_apply_commands(cairn_engine *e, const eng_run *only);
 

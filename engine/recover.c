@@ -46,10 +46,22 @@ static int fold_events(cairn_run_state *st, cairn_event *evs, int n, cairn_chain
     return 0;
 }
 
-static int load_workflow(cairn_store *s, const char *hash, cairn_workflow **wf, cairn_err *err) {
-    char *src = NULL, *path = NULL;
+int cairn_definition_load(cairn_store *s, const char *hash, const char *run_id,
+                          cairn_workflow **wf, cairn_err *err) {
+    char *src = NULL, *path = NULL, actual[65];
     size_t len = 0;
+    *wf = NULL;
     int rc = s->ops->get_definition(s, hash, &src, &len, &path, err);
+    if (rc == 0) {
+        cairn_workflow_hash(src, len, actual);
+        if (strcmp(actual, hash) != 0)
+            rc = cairn_err_set(err, CAIRN_ECORRUPT,
+                               "%s%s%sthe stored definition does not match the hash it is pinned"
+                               " to: pinned %s, stored source hashes to %s (the definitions"
+                               " table was edited); refusing to use it",
+                               run_id ? "run " : "", run_id ? run_id : "", run_id ? ": " : "",
+                               hash, actual);
+    }
     if (rc == 0) {
         cairn_diags d = CAIRN_DIAGS_INIT;
         rc = cairn_workflow_load(path, src, len, cairn_action_lookup_sig, wf, &d);
@@ -61,19 +73,41 @@ static int load_workflow(cairn_store *s, const char *hash, cairn_workflow **wf, 
     return rc;
 }
 
+/* The definition a run is pinned to: the def_hash of its run_created event
+ * (covered by the chain), which its runs row must repeat. */
+static int run_pin(const cairn_run_row *row, cairn_event *evs, int n, char hash[65],
+                   cairn_err *err) {
+    if (n == 0 || evs[0].type != CAIRN_EV_RUN_CREATED)
+        return cairn_err_set(err, CAIRN_ECORRUPT, "run %s: its journal does not begin with"
+                             " run_created (event 1 missing or replaced)", row->id);
+    int rc = cairn_event_parse_data(&evs[0], err);
+    if (rc) return rc;
+    jv h = jv_object_get(jv_copy(evs[0].data), jv_string("def_hash"));
+    if (jv_get_kind(h) == JV_KIND_STRING) snprintf(hash, 65, "%s", jv_string_value(h));
+    else rc = cairn_err_set(err, CAIRN_ECORRUPT, "run %s: event 1 (run_created) pins no"
+                            " definition", row->id);
+    jv_free(h);
+    if (rc == 0 && strcmp(hash, row->def_hash) != 0)
+        rc = cairn_err_set(err, CAIRN_ECORRUPT, "run %s: the runs table names definition %s,"
+                           " its run_created event (seq 1) pins %s", row->id, row->def_hash, hash);
+    return rc;
+}
+
 int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
                    cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err) {
     cairn_run_row row;
     cairn_workflow *wf = NULL;
     cairn_event *evs = NULL;
     cairn_chain *chain = key ? cairn_chain_new(key, 32) : NULL;
-    char **ids = NULL;
+    char **ids = NULL, pin[65];
     int n = 0;
     *st_out = NULL;
     *wf_out = NULL;
     int rc = s->ops->get_run(s, run_id, &row, err);
-    if (rc == 0) rc = load_workflow(s, row.def_hash, &wf, err);
-    if (rc == 0) rc = s->ops->load_events(s, row.id, &evs, &n, err);
+    if (rc) return rc;
+    rc = s->ops->load_events(s, row.id, &evs, &n, err);
+    if (rc == 0) rc = run_pin(&row, evs, n, pin, err);
+    if (rc == 0) rc = cairn_definition_load(s, pin, row.id, &wf, err);
     int n_ids = 0;
     if (rc == 0) {
         ids = cairn_step_ids(wf, &n_ids);
@@ -138,9 +172,11 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     rc = e->aux->ops->claim_run(e->aux, run_id, e->owner, cairn_owner_alive, err);
     if (rc == 0) rc = e->aux->ops->get_run(e->aux, run_id, &row, err);
     if (rc) return rc;
-    eng_plan *plan = eng_plan_for(e, row.def_hash, err);
-    if (plan == NULL) rc = CAIRN_ENOTFOUND;
-    if (rc == 0) rc = e->aux->ops->load_events(e->aux, run_id, &evs, &n, err);
+    char pin[65];
+    eng_plan *plan = NULL;
+    rc = e->aux->ops->load_events(e->aux, run_id, &evs, &n, err);
+    if (rc == 0) rc = run_pin(&row, evs, n, pin, err);
+    if (rc == 0 && (plan = eng_plan_for(e, pin, run_id, err)) == NULL) rc = err->code;
     if (rc == 0) {
         r = eng_run_new(e, plan, run_id);
         rc = fold_events(r->st, evs, n, e->chain, err);
