@@ -1,7 +1,8 @@
 /*
  * cmd_show.c - reading the journal: show, runs, journal, verify.
  * These read the database and change nothing in it, but for applying the
- * commit log an engine that is gone left (cli_open_journal).
+ * commit log an engine that is gone left (cli_open_journal).  `verify` also
+ * checks the runs table against the events.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -183,11 +184,15 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
 
 /* ---- verify -------------------------------------------------------------------- */
 
+/* A run's chain, its pinned definition, and its runs row against its events. */
 static int verify_one(cairn_store *s, const char *run_id, const unsigned char *key) {
     cairn_run_state *st = NULL;
     cairn_workflow *wf = NULL;
+    cairn_run_row row = {0};
     cairn_err err;
     int rc = cairn_load_run(s, run_id, key, &st, &wf, &err);
+    if (rc == 0) rc = s->ops->get_run(s, run_id, &row, &err);
+    if (rc == 0) rc = cairn_run_row_check(&row, st, &err);
     if (rc == 0) {
         char hex[2 * CAIRN_HASH_LEN + 1];
         for (int i = 0; i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", st->head[i]);
@@ -198,6 +203,7 @@ static int verify_one(cairn_store *s, const char *run_id, const unsigned char *k
     }
     cairn_run_state_free(st);
     cairn_workflow_free(wf);
+    cairn_run_row_clear(&row);
     return rc;
 }
 

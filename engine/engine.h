@@ -134,6 +134,13 @@ int cairn_command_add(const char *db_path, const char *run_id, const char *type,
 int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
                    cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err);
 
+/* Whether the runs table's row agrees with the run's fold (st, from
+ * cairn_load_run): workflow, def_hash, parent_id, status (running,
+ * compensating or how it ended), created_at and updated_at (when status
+ * last changed).  0, or CAIRN_ECORRUPT naming the run and the first column
+ * that differs, with both values: the row was edited. */
+int cairn_run_row_check(const cairn_run_row *row, const cairn_run_state *st, cairn_err *err);
+
 /* Load and compile the definition pinned by hash (a hex SHA-256) from the
  * journal.  Its source must hash to exactly that: an edited definition is
  * CAIRN_ECORRUPT, with a message naming the run (run_id, or NULL when the

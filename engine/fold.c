@@ -171,6 +171,7 @@ static void apply_run_created(cairn_run_state *st, const cairn_event *ev) {
     set_jv(&st->trigger, field(ev, "trigger"));
     st->created_ms = ev->time_ms;
     st->status = CAIRN_RUN_RUNNING;
+    st->status_ms = ev->time_ms;
 }
 
 static jv item_outputs(const cairn_step_state *s) {
@@ -433,6 +434,9 @@ static int apply_run(cairn_run_state *st, const cairn_event *ev) {
         break;
     default: break;
     }
+    if (ev->type != CAIRN_EV_RUN_CANCEL_REQUESTED && ev->type != CAIRN_EV_RUN_PAUSED &&
+        ev->type != CAIRN_EV_RUN_UNPAUSED)
+        st->status_ms = ev->time_ms;
     return 0;
 }
 

@@ -120,6 +120,9 @@ typedef struct cairn_run_state {
     bool paused;                          /* run_paused, until run_unpaused */
     jv inputs, trigger, outputs, error;
     int64_t created_ms, updated_ms;
+    int64_t status_ms;                    /* time of run_created or of the last event
+                                             that changed status (the runs table's
+                                             updated_at) */
     int64_t last_seq;
     unsigned char head[CAIRN_HASH_LEN];   /* hash of the last event */
     int n_steps;

@@ -93,6 +93,34 @@ static int run_pin(const cairn_run_row *row, cairn_event *evs, int n, char hash[
     return rc;
 }
 
+/* A text column of the runs row against what the fold says it should hold
+ * (NULL: SQL NULL). */
+static int same_text(const cairn_run_row *row, const char *column, const char *got,
+                     const char *want, cairn_err *err) {
+    if (got == want || (got && want && strcmp(got, want) == 0)) return 0;
+    return cairn_err_set(err, CAIRN_ECORRUPT, "run %s: the runs table says %s = %s, its events"
+                         " say %s (the row was edited)", row->id, column, got ? got : "NULL",
+                         want ? want : "NULL");
+}
+
+static int same_time(const cairn_run_row *row, const char *column, int64_t got, int64_t want,
+                     cairn_err *err) {
+    if (got == want) return 0;
+    return cairn_err_set(err, CAIRN_ECORRUPT, "run %s: the runs table says %s = %lld, its events"
+                         " say %lld (the row was edited)", row->id, column, (long long)got,
+                         (long long)want);
+}
+
+int cairn_run_row_check(const cairn_run_row *row, const cairn_run_state *st, cairn_err *err) {
+    int rc = same_text(row, "status", row->status, cairn_run_status_name(st->status), err);
+    if (rc == 0) rc = same_text(row, "workflow", row->workflow, st->workflow ? st->workflow : "?", err);
+    if (rc == 0) rc = same_text(row, "def_hash", row->def_hash, st->def_hash ? st->def_hash : "", err);
+    if (rc == 0) rc = same_text(row, "parent_id", row->parent_id, st->parent, err);
+    if (rc == 0) rc = same_time(row, "created_at", row->created_at, st->created_ms, err);
+    if (rc == 0) rc = same_time(row, "updated_at", row->updated_at, st->status_ms, err);
+    return rc;
+}
+
 int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
                    cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err) {
     cairn_run_row row;
