@@ -15,7 +15,8 @@
  * not from rendering again over a document that may have changed.  Items
  * start in index order from a cursor and are counted as they finish (the
  * fold keeps the counts), so a foreach of n items costs O(n), not O(n^2).
- * At most CAIRN_FOREACH_MAX_ITEMS items.
+ * At most CAIRN_FOREACH_MAX_ITEMS items; without `concurrency`, at most
+ * CAIRN_FOREACH_WINDOW of them in flight at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -263,8 +264,9 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
 static void start_items(cairn_engine *e, eng_run *r, int i) {
     const cairn_step *step = r->plan->steps[i];
     cairn_step_state *s = &r->st->steps[i];
+    int limit = step->concurrency > 0 ? step->concurrency : CAIRN_FOREACH_WINDOW;
     while (r->items_next[i] < s->n_items && s->items_failed == 0 && !r->failing) {
-        if (step->concurrency > 0 && r->items_running[i] >= step->concurrency) break;
+        if (r->items_running[i] >= limit) break;
         int k = r->items_next[i]++;
         if (s->items[k].status != CAIRN_STEP_PENDING) continue;
         r->items_running[i]++;

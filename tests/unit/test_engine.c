@@ -447,6 +447,33 @@ TEST(engine_resume_finishes_a_foreach_cut_short) {
     free_h(&h);
 }
 
+/* Without `concurrency`, a foreach keeps at most CAIRN_FOREACH_WINDOW items
+ * in flight (started, not yet ended, in journal order), and uses the whole
+ * window: a long foreach does not hold an attempt for every item at once. */
+TEST(engine_foreach_without_concurrency_keeps_a_window_in_flight) {
+    harness h = {0};
+    open_engine(&h, false);
+    char *src = cairn_sprintf("cairn: 1\nname: wide\nsteps:\n"
+                              "  - id: each\n    foreach: ${{ [range(%d)] }}\n    uses: set\n"
+                              "    with: { v: \"${{ .item }}\" }\n", CAIRN_FOREACH_WINDOW + 500);
+    add(&h, src);
+    char id[CAIRN_RUN_ID_MAX];
+    jv run = run_to_end(&h, "{}", id);
+    CHECK_AT(run, "status", "succeeded");
+    int n = 0, in_flight = 0, most = 0;
+    cairn_event *evs = journal_of(&h, id, &n);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].step == NULL) continue;
+        in_flight += (evs[i].type == CAIRN_EV_STEP_STARTED) - (evs[i].type == CAIRN_EV_STEP_SUCCEEDED);
+        if (in_flight > most) most = in_flight;
+    }
+    CHECK_INT(most, CAIRN_FOREACH_WINDOW);
+    cairn_events_free(evs, n);
+    jv_free(run);
+    free(src);
+    free_h(&h);
+}
+
 /* ---- retries and durable timers ------------------------------------------ */
 
 /* Every event's data is journaled as canonical text, whichever way the
