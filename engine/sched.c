@@ -308,8 +308,8 @@ void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, j
 
 /* Render step i's foreach expression: 0 and *items, or an error message. */
 static int render_items(eng_run *r, int i, jv *items, cairn_err *err) {
-    if (eng_render(r, r->plan->steps[i]->foreach, jv_null(), items, err) != 0) return err->code;
-    int rc = 0;
+    int rc = eng_render(r, r->plan->steps[i]->foreach, jv_null(), items, err);
+    if (rc) return rc;
     if (jv_get_kind(*items) != JV_KIND_ARRAY)
         rc = cairn_err_set(err, CAIRN_EINVAL, "foreach must give an array");
     else if (jv_array_length(jv_copy(*items)) > CAIRN_FOREACH_MAX_ITEMS)
