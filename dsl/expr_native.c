@@ -230,6 +230,20 @@ static size_t path_index(const char *s, size_t i, size_t n, jv *path) {
     return end + 1;
 }
 
+/* Whether jq 1.6's lexer reads the '.' at s[i] as the start of a number
+ * rather than a field: its number rule matches `.e3` and `.E+1` too, and
+ * wins where it is at least as long as the field (`.e3`, `.e+3`; not
+ * `.e3x`), leaving an invalid literal: a compile error, for jq to report. */
+static bool dot_exponent(const char *s, size_t i, size_t n) {
+    size_t j = i + 1;
+    if (j >= n || (s[j] != 'e' && s[j] != 'E')) return false;
+    bool sign = ++j < n && (s[j] == '+' || s[j] == '-');
+    j += sign;
+    if (j >= n || !is_digit(s[j])) return false;
+    while (j < n && is_digit(s[j])) j++;
+    return sign || j == n || !is_ident(s[j]);
+}
+
 /* The path at s[i] == '.' (not a number).  A '.' inside a path must start
  * a field: `.a.[0]` is a syntax error in jq 1.6 and `.a..b` another token. */
 static tok_kind lex_path(parser *p) {
@@ -241,6 +255,8 @@ static tok_kind lex_path(parser *p) {
         if (i < n && s[i] == '[') {
             i = path_index(s, i, n, &path);
             if (i == 0) break;
+        } else if (i + 1 < n && s[i] == '.' && dot_exponent(s, i, n)) {
+            break;
         } else if (i + 1 < n && s[i] == '.' && is_ident_start(s[i + 1])) {
             size_t start = ++i;
             while (i < n && is_ident(s[i])) i++;

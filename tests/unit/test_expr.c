@@ -730,7 +730,8 @@ static const diff_case DIFF[] = {
     /* paths */
     {'N', "."}, {'N', ".n"}, {'N', ".o.deep.x"}, {'N', ".a[1]"}, {'N', ".[0]"}, {'N', ".[\"n\"]"},
     {'N', ".o[\"k\"]"}, {'N', ".missing.deeper"}, {'N', ".n.x"}, {'N', ".s[0]"}, {'N', ".a.x"},
-    {'N', ".o[0]"}, {'N', ".and"}, {'N', ".a[7]"},
+    {'N', ".o[0]"}, {'N', ".and"}, {'N', ".a[7]"}, {'N', ".e"}, {'N', ".e3x"}, {'N', ".e_3"},
+    {'N', ".E3_"},
     /* literals and constant folding */
     {'N', "1."}, {'N', ".5"}, {'N', "1.5e3"}, {'N', "1e-3"}, {'N', "007"}, {'N', "1E+2"},
     {'N', "0.1 + 0.2"}, {'N', "\"\""}, {'N', "\"a\\tb\\u00e9\\/\\\\\\\"\""},
@@ -785,6 +786,24 @@ static const diff_case DIFF[] = {
 /* Each corpus text over each document: the native evaluator alone (where it
  * does not defer), cairn_exprset_eval (native, deferred or jq), and libjq
  * running the text by itself must agree exactly. */
+/* jq 1.6 lexes `.e3` and `.E+1` as a (bad) number, not a field: a compile
+ * error that the native parser must leave to jq, so that loading refuses it. */
+TEST(expr_native_declines_what_jq_reads_as_a_number) {
+    const char *texts[] = {".e3", ".E1", ".a.e3", ".e+3", ".e-1 + 1", ".o.E12"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cairn_exprnative *e = cairn__exprnative_parse(texts[i], strlen(texts[i]));
+        if (e) TEST_FAIL("`%s` parsed natively; jq refuses it", texts[i]);
+        CHECK(jq_alone(texts[i]) == NULL);
+        cairn_exprset *set = cairn_exprset_new();
+        cairn_exprset_add(set, texts[i], "d.yaml", 1, 1);
+        cairn_diags d = CAIRN_DIAGS_INIT;
+        CHECK(cairn_exprset_compile(set, &d) != 0);
+        CHECK_CONTAINS(d.items[0].msg, "Invalid numeric literal");
+        cairn_diags_free(&d);
+        cairn_exprset_free(set);
+    }
+}
+
 TEST(expr_native_agrees_with_jq) {
     int n = (int)(sizeof DIFF / sizeof DIFF[0]);
     cairn_exprset *set = cairn_exprset_new();
