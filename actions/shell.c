@@ -13,6 +13,11 @@
  * arrive as the variables CAIRN_V1, CAIRN_V2, ... in `with.env`, the script
  * referring to them (dsl/shlex.h): no value is ever on the command line.
  *
+ * Limits: one environment string (NAME=value) must stay under
+ * CAIRN_SHELL_ENV_STRING_MAX bytes, the kernel's MAX_ARG_STRLEN, or the step
+ * fails with kind size before it starts; the kernel also caps the whole
+ * environment with the arguments (a quarter of the stack limit).
+ *
  * prepare copies the rendered `with` into a job of plain C strings (the
  * script or argv, the whole environment, cwd, stdin, the set of ok exit
  * codes); execute chooses the shell and runs it through cairn_proc_run
@@ -49,6 +54,8 @@ static const cairn_field_sig shell_fields[] = {
 };
 
 static const cairn_action_sig shell_sig = {"shell", shell_fields, false, "run|argv"};
+
+#define CAIRN_SHELL_ENV_STRING_MAX (32 * 4096)   /* Linux's MAX_ARG_STRLEN */
 
 /* A NULL-terminated, owned array of owned strings. */
 typedef struct strv {
@@ -187,6 +194,21 @@ static void put_attempt_env(shell_job *j, const cairn_attempt_info *info) {
     env_put(&j->env, cairn_sprintf("CAIRN_ATTEMPT=%d", info->attempt));
 }
 
+/* The kernel refuses to exec with an environment string of
+ * CAIRN_SHELL_ENV_STRING_MAX bytes or more: say which, before trying. */
+static int check_env_sizes(const shell_job *j, cairn_fail *f) {
+    for (int i = 0; i < j->env.n; i++) {
+        size_t len = strlen(j->env.v[i]) + 1;
+        if (len < CAIRN_SHELL_ENV_STRING_MAX) continue;
+        int name = (int)strcspn(j->env.v[i], "=");
+        return cairn_fail_set(f, "size", "env %.*s is %zu bytes; the kernel takes less than %d "
+                              "for one variable (a value spliced into run is one): pass large "
+                              "data with stdin or a file", name > 64 ? 64 : name, j->env.v[i],
+                              len, CAIRN_SHELL_ENV_STRING_MAX);
+    }
+    return 0;
+}
+
 static int read_env(jv with, const cairn_attempt_info *info, shell_job *j, cairn_fail *f) {
     extern char **environ;
     for (char **e = environ; e && *e; e++) env_put(&j->env, cairn_strdup(*e));
@@ -196,7 +218,7 @@ static int read_env(jv with, const cairn_attempt_info *info, shell_job *j, cairn
     int rc = jv_is_valid(env) ? read_with_env(env, j, f) : 0;
     jv_free(env);
     if (rc == 0) put_attempt_env(j, info);
-    return rc;
+    return rc ? rc : check_env_sizes(j, f);
 }
 
 static int read_cwd(jv with, shell_job *j, cairn_fail *f) {

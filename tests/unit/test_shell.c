@@ -499,6 +499,14 @@ TEST(shell_schema_errors) {
     expect_fail(with_run("true", "{'stdin': [1]}"), "schema", "stdin must be a string");
     expect_fail(with_run("true", "{'timeout': '5s'}"), "schema", "unknown field 'timeout'");
     expect_fail(with_run("true", "{'shell': 'zsh'}"), "schema", "shell must be bash or sh, not 'zsh'");
+    char *big = malloc(200001);
+    memset(big, 'y', 200000);
+    big[200000] = '\0';
+    jv w = with_run("true", NULL);
+    w = jv_object_set(w, jv_string("env"), jv_object_set(jv_object(), jv_string("CAIRN_V1"),
+                                                         jv_string(big)));
+    expect_fail(w, "size", "env CAIRN_V1 is 200010 bytes; the kernel takes less than 131072");
+    free(big);
     expect_fail(test_json("{'argv': ['true'], 'shell': 'sh'}"), "schema", "shell goes with run");
     jv nul = jv_object_set(jv_object(), jv_string("run"), jv_string_sized("echo a\0b", 8));
     expect_fail(nul, "schema", "run must not contain a NUL byte");
