@@ -51,6 +51,12 @@ void cli_print_json(FILE *out, jv v, bool pretty);
 /* Whether stdout is a terminal (colour and live lines). */
 bool cli_tty(void);
 
+/* Print COMMAND's usage (cmd_help.c) to stdout: EXIT_OK, or EXIT_USAGE for an
+ * unknown command. */
+int cli_help_command(const char *name);
+/* Whether argv (a command's arguments) asks for its help: --help or -h. */
+bool cli_wants_help(int argc, char **argv);
+
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);
 int cmd_run(cli_opts *o, int argc, char **argv);

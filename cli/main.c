@@ -34,6 +34,8 @@ static const char usage_text[] =
     "Secrets:\n"
     "  secret set NAME                    store a secret (value read from stdin)\n"
     "  secret list | secret rm NAME       names only; values never leave the file\n"
+    "Help:\n"
+    "  help [COMMAND]                     this list, or one command's usage (also COMMAND --help)\n"
     "\n"
     "The journal is --db PATH, else $CAIRN_DB, else ./cairn.db.\n";
 
@@ -131,8 +133,18 @@ int main(int argc, char **argv) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
     }
-    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
-        if (strcmp(commands[k].name, argv[i]) == 0)
-            return commands[k].fn(&o, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "help") == 0) {
+        if (i + 1 >= argc) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        if (i + 2 < argc) return cli_usage("usage: cairn help [COMMAND]");
+        return cli_help_command(argv[i + 1]);
+    }
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+        if (strcmp(commands[k].name, argv[i]) != 0) continue;
+        if (cli_wants_help(argc - i - 1, argv + i + 1)) return cli_help_command(argv[i]);
+        return commands[k].fn(&o, argc - i - 1, argv + i + 1);
+    }
     return cli_usage("unknown command '%s' (see cairn --help)", argv[i]);
 }

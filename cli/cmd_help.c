@@ -1,0 +1,84 @@
+/*
+ * cmd_help.c - `cairn help [COMMAND]` and `cairn COMMAND --help`: each
+ * command's usage and options, from one table.
+ *
+ * The table lists every command main.c dispatches (help included); a test
+ * (tests/integration/docs.sh) holds it, `cairn --help` and docs/cli.md to
+ * the same list.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    const char *text;   /* usage lines, a blank line, what it does and its options */
+} help_entry;
+
+static const help_entry entries[] = {
+    {"check", "usage: cairn check FILE...\n\n"
+              "Load and check each workflow file; print every error as file:line:col with\n"
+              "the source line and a caret.  Exit 0 when every file is valid, 1 otherwise.\n"},
+    {"graph", "usage: cairn graph FILE [--format dot|mermaid]\n\n"
+              "Print the workflow's step graph (default dot).\n"},
+    {"actions", "usage: cairn actions [--json]\n\n"
+                "List the built-in actions and their `with` fields (* marks a required one).\n"},
+    {"run", "usage: cairn run FILE [--input NAME=VALUE]... [--inputs-file F] [--json] [--db PATH]\n\n"
+            "Run a workflow to its end in this process, a line per durable transition.\n"
+            "Every *.yaml beside FILE is loaded too, for child workflows.\n"
+            "  --input NAME=VALUE  one input, read as its declared type (JSON for objects and arrays)\n"
+            "  --inputs-file F     a JSON object of inputs\n"
+            "  --json              last stdout line: the run as `show --json` prints it\n"
+            "Exit 0 when the run succeeded, 1 when it failed or was cancelled.\n"},
+    {"runs", "usage: cairn runs [--json] [--db PATH]\n\n"
+             "List runs, newest first: id, workflow, status, created_at.\n"},
+    {"show", "usage: cairn show RUN [--json] [--db PATH]\n\n"
+             "A run's status, inputs, outputs, error and steps; refused when its hash chain\n"
+             "or pinned definition does not check.\n"},
+    {"journal", "usage: cairn journal RUN [--json] [--db PATH]\n\n"
+                "Every event of a run.\n"},
+    {"resume", "usage: cairn resume [RUN] [--db PATH]\n\n"
+               "Finish every unfinished run (or only RUN) in this process.\n"},
+    {"cancel", "usage: cairn cancel RUN [--db PATH]\n\n"
+               "Stop a run and roll it back, from any process.\n"},
+    {"pause", "usage: cairn pause RUN [--db PATH]\n\n"
+              "Start no new step of RUN; running ones finish (journaled).\n"},
+    {"unpause", "usage: cairn unpause RUN [--db PATH]\n\n"
+                "Let a paused run start steps again.\n"},
+    {"approvals", "usage: cairn approvals [--json] [--db PATH]\n\n"
+                  "List the approval steps waiting for a decision.\n"},
+    {"approve", "usage: cairn approve RUN STEP --as NAME [--comment TEXT] [--db PATH]\n\n"
+                "Record an approval of RUN's approval step STEP by NAME.\n"},
+    {"reject", "usage: cairn reject RUN STEP --as NAME [--comment TEXT] [--db PATH]\n\n"
+               "Record a rejection of RUN's approval step STEP by NAME.\n"},
+    {"verify", "usage: cairn verify [RUN...] [--db PATH]\n\n"
+               "Check the HMAC chains, pinned definitions and runs table; print each chain head.\n"},
+    {"secret", "usage: cairn secret set NAME | secret list | secret rm NAME [--db PATH]\n\n"
+               "  set NAME  store a secret, its value read from stdin\n"
+               "  list      the names only\n"
+               "  rm NAME   remove a secret\n"},
+    {"help", "usage: cairn help [COMMAND]\n       cairn COMMAND --help\n\n"
+             "The list of commands, or one command's usage.\n"},
+};
+
+static const help_entry *find(const char *name) {
+    for (size_t k = 0; k < sizeof entries / sizeof entries[0]; k++)
+        if (strcmp(entries[k].name, name) == 0) return &entries[k];
+    return NULL;
+}
+
+int cli_help_command(const char *name) {
+    const help_entry *h = find(name);
+    if (h == NULL) return cli_usage("unknown command '%s' (see cairn help)", name);
+    fputs(h->text, stdout);
+    return EXIT_OK;
+}
+
+bool cli_wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) return false;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    }
+    return false;
+}
