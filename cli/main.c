@@ -134,6 +134,7 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (strcmp(argv[i], "help") == 0) {
+        if (cli_wants_help(argc - i - 1, argv + i + 1)) return cli_help_command("help");
         if (i + 1 >= argc) {
             fputs(usage_text, stdout);
             return EXIT_OK;
