@@ -9,7 +9,8 @@
  *
  *   1. Identical texts share one "leaf" (`.inputs.host` comes back often).
  *   2. Each leaf is checked lexically first (expr_lex.c): a program that could
- *      break out of its place, or that names $ENV, never reaches jq.
+ *      break out of its place, or that names $ENV, now, input..., never
+ *      reaches jq.
  *   3. A leaf in the small subset of jq that expr_native.c implements (plain
  *      paths, literals, arithmetic, comparisons, and, or, //) is parsed there
  *      and needs no jq_compile.  When its operands turn out to be of kinds the

@@ -8,9 +8,13 @@
  * because jq_compile re-binds jq's builtins on every call (about 20 ms) while
  * one program of hundreds of expressions compiles in about the same time.
  *
- * Builtins that read the clock, the environment, input or randomness (now,
- * input, inputs, env, $ENV, input_filename, ...) are shadowed by defs that
- * raise an error: decisions must replay the same.
+ * Builtins that read the clock, the time zone, the environment, input or the
+ * host's files, or write to stderr or stop the program (now, localtime,
+ * env, $ENV, input, inputs, input_filename, $__loc__, debug, stderr, halt,
+ * halt_error, import, ...: the list is in expr_lex.c) are refused when the
+ * set is compiled, by name, wherever the name is a call or a variable rather
+ * than a field (.now), a string or an object key ({now: 1}); a program's own
+ * def of such a name is refused too.  Decisions must replay the same.
  *
  * A cairn_tmpl is a value template built from a YAML node: constant subtrees
  * stay as jv constants; strings holding `${{ }}` become parts to splice.

@@ -5,7 +5,6 @@
  * Leaves are cut into chunks (CAIRN_EXPR_CHUNK_MAX, _BYTES); a chunk is one
  * jq program and one jq_state:
  *
- *   def now: error("...");                    the shadowed builtins, one a line
  *   def __cairn_pick($d; f0; ...; f31): if $d < 16 then ... f0 ... end;
  *   def __cairn_times(a; b): a * b;           jq's own `*`
  *   null as $ENV | .[1] as $__cairn_hi | .[2] as $__cairn_lo |
@@ -42,7 +41,9 @@
  * its tokens are balanced by jq's own lexer rules, so the parser can only
  * read it as the one expression inside those parentheses: it cannot close
  * them, comment them out, open a string over them or add a def beside them.
- * Its own defs are scoped to it.
+ * Its own defs are scoped to it.  Builtins that read the clock, the
+ * environment or input never reach this text: expr_lex.c refuses their
+ * names.
  */
 #include "dsl/expr_int.h"
 
@@ -54,20 +55,6 @@
 #include "common/mem.h"
 
 /* ---- the text of one chunk ---------------------------------------------- */
-
-/* Builtins that read the clock, the environment, the host or input, or that
- * write outside the result.  Shadowing them by name and arity is enough:
- * jq 1.6 offers no other way to reach a builtin.  (mktime, gmtime, strftime
- * and strptime compute from their input and stay.) */
-static const char *const shadowed[][2] = {
-    {"now", "now"}, {"localtime", "localtime"}, {"strflocaltime(f)", "strflocaltime"},
-    {"input", "input"}, {"inputs", "inputs"}, {"input_filename", "input_filename"},
-    {"input_line_number", "input_line_number"}, {"env", "env"}, {"debug", "debug"},
-    {"stderr", "stderr"}, {"halt", "halt"}, {"halt_error", "halt_error"},
-    {"halt_error(f)", "halt_error"}, {"get_search_list", "get_search_list"},
-    {"get_prog_origin", "get_prog_origin"}, {"get_jq_origin", "get_jq_origin"},
-    {"modulemeta", "modulemeta"},
-};
 
 typedef struct gen {
     cairn_buf b;
@@ -97,10 +84,6 @@ static void gen_pick_tree(gen *g, int lo, int hi) {
 }
 
 static void gen_prelude(gen *g) {
-    for (size_t i = 0; i < sizeof shadowed / sizeof shadowed[0]; i++)
-        cairn_buf_printf(&g->b, "def %s: error(\"%s is not available in expressions: they read "
-                         "only their document, so that a run replays the same\");\n",
-                         shadowed[i][0], shadowed[i][1]);
     cairn_buf_puts(&g->b, "def __cairn_pick($d");
     for (int i = 0; i < CAIRN_EXPR_FANOUT; i++) cairn_buf_printf(&g->b, "; f%d", i);
     cairn_buf_puts(&g->b, "): ");

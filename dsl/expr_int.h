@@ -95,10 +95,11 @@ int cairn__exprset_compile_leaf(cairn_exprset *set, int leaf);
  * string and interpolation closed, nesting within CAIRN_EXPR_MAX_NEST.  Such a
  * program placed between "(\n" and "\n)" can only be parsed as the expression
  * inside those parentheses, whatever it holds: it cannot close them early,
- * comment them out or swallow them in a string.  Also refuses `$ENV` (with any
- * blanks or comments between `$` and the name), which jq 1.6 binds to the
- * process environment.  Returns NULL when the program passes, else a message
- * (a static string). */
+ * comment them out or swallow them in a string.  Also refuses the builtins
+ * and variables that read the clock, the environment, input or the host
+ * (expr.h; `$ENV` and `$__loc__` with any blanks or comments between `$` and
+ * the name, as jq 1.6 lexes them).  Returns NULL when the program passes,
+ * else a message (a static string). */
 const char *cairn__exprlex_check(const char *prog, size_t len);
 
 /* s points just after a "${{".  Returns the offset in s of the "}}" that ends

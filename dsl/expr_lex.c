@@ -34,11 +34,6 @@ static bool lex_push(lexer *lx, char c) {
 /* The opener that a closing byte c pairs with ("(" also for interpolations). */
 static char opener_of(char c) { return c == ')' ? '(' : c == ']' ? '[' : '{'; }
 
-static bool is_ident_byte(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == ':';
-}
-
 /* Skip blanks and comments from lx->i. */
 static void skip_blanks(lexer *lx) {
     while (lx->i < lx->len) {
@@ -53,15 +48,85 @@ static void skip_blanks(lexer *lx) {
     }
 }
 
-/* At a `$` in code: is the variable named ENV?  jq 1.6 lexes `$` and the
- * name as two tokens, so `$ ENV` and `$#...\nENV` name it too. */
-static bool names_env(lexer *lx) {
-    lexer probe = *lx;
-    probe.i++;
-    skip_blanks(&probe);
-    size_t start = probe.i;
-    while (probe.i < probe.len && is_ident_byte(probe.p[probe.i])) probe.i++;
-    return probe.i - start == 3 && memcmp(probe.p + start, "ENV", 3) == 0;
+/* Names an expression may not use, as a call or a variable: each reads
+ * the clock, the time zone, the environment, input or the host's files, or
+ * writes to stderr or stops the program.  mktime, gmtime, strftime and
+ * strptime compute from their input and stay. */
+#define NOT_AVAILABLE " is not available in expressions: "
+#define REPLAY "; an expression reads only its document, so that a run replays the same"
+static const struct { const char *name, *msg; } refused_names[] = {
+    {"now", "now" NOT_AVAILABLE "it reads the clock" REPLAY},
+    {"localtime", "localtime" NOT_AVAILABLE "it reads the time zone" REPLAY},
+    {"strflocaltime", "strflocaltime" NOT_AVAILABLE "it reads the time zone" REPLAY},
+    {"env", "env" NOT_AVAILABLE "use .env, the workflow's env map"},
+    {"input", "input" NOT_AVAILABLE "it reads input" REPLAY},
+    {"inputs", "inputs" NOT_AVAILABLE "it reads input" REPLAY},
+    {"input_filename", "input_filename" NOT_AVAILABLE "it reads input" REPLAY},
+    {"input_line_number", "input_line_number" NOT_AVAILABLE "it reads input" REPLAY},
+    {"debug", "debug" NOT_AVAILABLE "it writes to stderr" REPLAY},
+    {"stderr", "stderr" NOT_AVAILABLE "it writes to stderr" REPLAY},
+    {"halt", "halt" NOT_AVAILABLE "it stops the engine's evaluator"},
+    {"halt_error", "halt_error" NOT_AVAILABLE "it stops the engine's evaluator; use error"},
+    {"get_search_list", "get_search_list" NOT_AVAILABLE "it reads the host's files" REPLAY},
+    {"get_prog_origin", "get_prog_origin" NOT_AVAILABLE "it reads the host's files" REPLAY},
+    {"get_jq_origin", "get_jq_origin" NOT_AVAILABLE "it reads the host's files" REPLAY},
+    {"modulemeta", "modulemeta" NOT_AVAILABLE "it reads the host's files" REPLAY},
+    {"import", "import" NOT_AVAILABLE "modules are files of the host" REPLAY},
+    {"include", "include" NOT_AVAILABLE "modules are files of the host" REPLAY},
+};
+static const struct { const char *name, *msg; } refused_vars[] = {
+    {"ENV", "$ENV" NOT_AVAILABLE "use .env, the workflow's env map"},
+    {"__loc__", "$__loc__" NOT_AVAILABLE "it names a place in the engine's compiled program"},
+};
+
+static bool is_name_start(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool is_name_byte(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
+
+/* From lx->i, the end of jq's IDENT: ([a-zA-Z_][a-zA-Z_0-9]*::)*[a-zA-Z_][a-zA-Z_0-9]*. */
+static size_t name_end(const lexer *lx, size_t i) {
+    for (;;) {
+        while (i < lx->len && is_name_byte(lx->p[i])) i++;
+        if (i + 2 < lx->len && lx->p[i] == ':' && lx->p[i + 1] == ':' &&
+            is_name_start(lx->p[i + 2]))
+            i += 2;
+        else
+            return i;
+    }
+}
+
+static bool same_name(const lexer *lx, size_t start, size_t end, const char *name) {
+    return strlen(name) == end - start && memcmp(lx->p + start, name, end - start) == 0;
+}
+
+/* At a `$` in code: the variable's name, skipped; the refusal when it is
+ * one of refused_vars.  jq 1.6 lexes `$` and the name as two tokens, so
+ * `$ ENV` and `$#...\nENV` name $ENV too. */
+static const char *lex_variable(lexer *lx) {
+    lx->i++;
+    skip_blanks(lx);
+    size_t start = lx->i, end = name_end(lx, start);
+    lx->i = end > start ? end - 1 : start - 1;
+    for (size_t k = 0; k < sizeof refused_vars / sizeof refused_vars[0]; k++)
+        if (same_name(lx, start, end, refused_vars[k].name)) return refused_vars[k].msg;
+    return NULL;
+}
+
+/* At the first byte of a name in code: skipped; the refusal when it is one
+ * of refused_names used as a call.  A name right after `.` is a field
+ * (`.now`), after `@` a format, and right after `{` or `,` in an object a
+ * key (`{now: 1}`, `{now}`: jq reads the value after the `:`, or `.now`). */
+static const char *lex_name(lexer *lx, char before) {
+    size_t start = lx->i, end = name_end(lx, start);
+    lx->i = end - 1;
+    char raw = start > 0 ? lx->p[start - 1] : 0;
+    if (raw == '.' || raw == '@' || (raw >= '0' && raw <= '9')) return NULL;
+    if (lex_top(lx) == '{' && (before == '{' || before == ',')) return NULL;
+    for (size_t k = 0; k < sizeof refused_names / sizeof refused_names[0]; k++)
+        if (same_name(lx, start, end, refused_names[k].name)) return refused_names[k].msg;
+    return NULL;
 }
 
 /* One byte inside a string literal. */
@@ -76,8 +141,9 @@ static const char *lex_string_byte(lexer *lx) {
     return NULL;
 }
 
-/* One token start in code. */
-static const char *lex_code_byte(lexer *lx) {
+/* One token start in code; before is the last byte of the token before it
+ * (0 at the start). */
+static const char *lex_code_byte(lexer *lx, char before) {
     char c = lx->p[lx->i];
     switch (c) {
     case '#':
@@ -97,19 +163,22 @@ static const char *lex_code_byte(lexer *lx) {
         return NULL;
     }
     case '$':
-        return names_env(lx) ? "$ENV is not available in expressions: use .env, the workflow's "
-                               "env map"
-                             : NULL;
+        return lex_variable(lx);
     default:
-        return NULL;
+        return is_name_start(c) ? lex_name(lx, before) : NULL;
     }
 }
 
 const char *cairn__exprlex_check(const char *prog, size_t len) {
     lexer lx = {.p = prog, .len = len};
+    char before = 0;
     for (lx.i = 0; lx.i < len; lx.i++) {
-        const char *msg = lex_top(&lx) == LEX_STRING ? lex_string_byte(&lx) : lex_code_byte(&lx);
+        bool code = lex_top(&lx) != LEX_STRING;
+        char c = prog[lx.i];
+        const char *msg = code ? lex_code_byte(&lx, before) : lex_string_byte(&lx);
         if (msg) return msg;
+        if (!code) before = '"';
+        else if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '#') before = prog[lx.i];
     }
     switch (lex_top(&lx)) {
     case 0: return NULL;
