@@ -102,12 +102,18 @@ int cairn_exprset_add(cairn_exprset *set, const char *program, const char *file,
 
 int cairn_exprset_count(const cairn_exprset *set) { return set ? set->count : 0; }
 
-void cairn__exprset_pos(const cairn_exprset *set, int idx, const char **file, int *line,
+void cairn_exprset_pos(const cairn_exprset *set, int idx, const char **file, int *line,
                         int *col) {
     const expr_prog *p = &set->progs[idx];
     *file = p->file;
     *line = p->line;
     *col = p->col;
+}
+
+void cairn_exprset_refs(const cairn_exprset *set, int idx, const char *root,
+                        cairn_expr_ref_cb cb, void *ctx) {
+    const expr_prog *p = &set->progs[idx];
+    cairn__exprlex_refs(p->text, p->len, root, cb, ctx);
 }
 
 /* ---- leaves: one per distinct text, each checked lexically --------------- */

@@ -94,6 +94,32 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
  * caller leave out of the document what no expression reads. */
 bool cairn_exprset_reads(const cairn_exprset *set, int idx, const char *key);
 
+/* The position program idx was added with. */
+void cairn_exprset_pos(const cairn_exprset *set, int idx, const char **file, int *line,
+                       int *col);
+
+/* Called with each name found by cairn_exprset_refs (len bytes, not
+ * NUL-terminated). */
+typedef void (*cairn_expr_ref_cb)(void *ctx, const char *name, size_t len);
+
+/* Call cb for each NAME that program idx reads as `.<root>.NAME`,
+ * `.<root>."NAME"` or `.<root>["NAME"]` (blanks allowed between tokens),
+ * where `.` is provably the document the program is evaluated over: the
+ * path starts the program, or follows only tokens that hand their operands
+ * the same input (literals, paths, $variables, comparisons, arithmetic, `,`,
+ * `//`, and, or, if/then/elif/else/end, object keys and `:`) at its own
+ * level of brackets, and every bracket around it (( [ { and string
+ * interpolations; an index `.a[.inputs.k]` too) opens at such a place.
+ * After `|`, a call of any function or keyword (map(...), reduce, def, try,
+ * as...), an assignment, `;`, `..` or a format, nothing more at that level
+ * or inside it is read: such a path is not reported, even when it is read
+ * from the root.  Nothing is reported for a program that does not lex. */
+void cairn_exprset_refs(const cairn_exprset *set, int idx, const char *root,
+                        cairn_expr_ref_cb cb, void *ctx);
+
+/* Call cb with the index of each expression of t, in order. */
+void cairn_tmpl_each_expr(const cairn_tmpl *t, void (*cb)(void *ctx, int idx), void *ctx);
+
 /* Build a template from node (borrowed; the template keeps no pointer to it).
  * Every `${{ }}` found is added to set; an unterminated `${{` is reported to
  * diags.  A string that is not exactly one expression splices each value as

@@ -102,13 +102,16 @@ int cairn__exprset_compile_leaf(cairn_exprset *set, int leaf);
  * else a message (a static string). */
 const char *cairn__exprlex_check(const char *prog, size_t len);
 
+/* Find the paths of prog (len bytes) that start at the document it is
+ * evaluated over, and call cb for each that reads a field of the field root
+ * (expr.h, cairn_exprset_refs, says which are found).  Nothing is found in
+ * a program that cairn__exprlex_check refuses. */
+void cairn__exprlex_refs(const char *prog, size_t len, const char *root,
+                         cairn_expr_ref_cb cb, void *ctx);
+
 /* s points just after a "${{".  Returns the offset in s of the "}}" that ends
  * the expression: the first one that is not inside a jq string literal
  * (interpolations in it included); -1 when there is none. */
 long cairn__exprlex_close(const char *s, size_t len);
-
-/* The position a program was added with. */
-void cairn__exprset_pos(const cairn_exprset *set, int idx, const char **file, int *line,
-                        int *col);
 
 #endif

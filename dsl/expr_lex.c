@@ -210,3 +210,187 @@ long cairn__exprlex_close(const char *s, size_t len) {
     }
     return -1;
 }
+
+/* ---- paths read from the document's root -------------------------------- */
+
+/* What the token before ends: an operand (a following `.name` is a field of
+ * it, not a path from `.`) or not (start, operator, opener). */
+typedef enum { PREV_NONE, PREV_TERM } prev_kind;
+
+typedef struct ref_scan {
+    lexer lx;
+    bool rooted[CAIRN_EXPR_MAX_NEST + 1];  /* per depth: `.` still the document */
+    prev_kind prev;
+    char before;                       /* the last byte of the token before */
+    const char *root;
+    cairn_expr_ref_cb cb;
+    void *ctx;
+} ref_scan;
+
+static bool rs_push(ref_scan *rs, char c) {
+    bool r = rs->rooted[rs->lx.depth];
+    if (!lex_push(&rs->lx, c)) return false;
+    rs->rooted[rs->lx.depth] = r;
+    rs->prev = PREV_NONE;
+    return true;
+}
+
+static void rs_unroot(ref_scan *rs) { rs->rooted[rs->lx.depth] = false; }
+
+/* After `.<root>`: the step or input name in `.NAME`, `."NAME"` or
+ * `["NAME"]` (blanks allowed between tokens; a string with an escape is not
+ * read).  Returns its length, *at its start; 0 when none. */
+static size_t ref_name(const lexer *lx, size_t i, size_t *at) {
+    lexer probe = *lx;
+    probe.i = i;
+    skip_blanks(&probe);
+    i = probe.i;
+    bool bracket = i < lx->len && lx->p[i] == '[';
+    if (!bracket && !(i < lx->len && lx->p[i] == '.')) return 0;
+    probe.i = i + 1;
+    if (bracket) skip_blanks(&probe);
+    i = probe.i;
+    if (!bracket && i < lx->len && is_name_start(lx->p[i])) {
+        *at = i;
+        size_t end = i;
+        while (end < lx->len && is_name_byte(lx->p[end])) end++;
+        return end - i;
+    }
+    if (i >= lx->len || lx->p[i] != '"') return 0;
+    size_t end = i + 1;
+    while (end < lx->len && lx->p[end] != '"' && lx->p[end] != '\\') end++;
+    if (end >= lx->len || lx->p[end] != '"' || end == i + 1) return 0;
+    probe.i = end + 1;
+    if (bracket) {
+        skip_blanks(&probe);
+        if (probe.i >= lx->len || lx->p[probe.i] != ']') return 0;
+    }
+    *at = i + 1;
+    return end - i - 1;
+}
+
+/* At a `.` in code. */
+static void rs_dot(ref_scan *rs) {
+    lexer *lx = &rs->lx;
+    size_t i = lx->i + 1;
+    if (i < lx->len && lx->p[i] == '.') {                 /* `..`: recursion */
+        rs_unroot(rs);
+        lx->i = i;
+    } else if (i < lx->len && lx->p[i] >= '0' && lx->p[i] <= '9') {
+        while (i < lx->len && (is_name_byte(lx->p[i]) || lx->p[i] == '.')) i++;
+        lx->i = i - 1;                                    /* `.5`: a number */
+    } else if (i < lx->len && is_name_start(lx->p[i])) {
+        size_t end = i;
+        while (end < lx->len && is_name_byte(lx->p[end])) end++;
+        size_t at = 0, n;
+        if (rs->prev != PREV_TERM && rs->rooted[lx->depth] && same_name(lx, i, end, rs->root) &&
+            (n = ref_name(lx, end, &at)) > 0)
+            rs->cb(rs->ctx, lx->p + at, n);
+        lx->i = end - 1;
+    }
+    rs->prev = PREV_TERM;
+}
+
+/* Keywords that hand their operands the input they were given. */
+static bool keeps_input(const lexer *lx, size_t start, size_t end) {
+    static const char *const kw[] = {"if", "then", "elif", "else", "end", "and", "or"};
+    for (size_t k = 0; k < sizeof kw / sizeof kw[0]; k++)
+        if (same_name(lx, start, end, kw[k])) return true;
+    return false;
+}
+
+/* At a name in code: a keyword that keeps `.`, an object key, or anything
+ * else (a call, reduce, def, try...), after which `.` may be another value. */
+static void rs_name(ref_scan *rs) {
+    lexer *lx = &rs->lx;
+    size_t start = lx->i, end = name_end(lx, start);
+    lx->i = end - 1;
+    bool key = lex_top(lx) == '{' && (rs->before == '{' || rs->before == ',');
+    if (keeps_input(lx, start, end)) {
+        rs->prev = same_name(lx, start, end, "end") ? PREV_TERM : PREV_NONE;
+        return;
+    }
+    if (!key) rs_unroot(rs);
+    rs->prev = PREV_TERM;
+}
+
+/* At an operator byte: comparisons, arithmetic, `,`, `:` and `//` keep `.`;
+ * `|`, assignments, `;`, `?//` and anything unknown may not. */
+static void rs_operator(ref_scan *rs, char c) {
+    lexer *lx = &rs->lx;
+    char next = lx->i + 1 < lx->len ? lx->p[lx->i + 1] : 0;
+    if (c == '?') {
+        if (next == '/') rs_unroot(rs);
+        else rs->prev = PREV_TERM;
+        return;
+    }
+    size_t n = c == '/' && next == '/' ? 2 : 1;
+    char after = lx->i + n < lx->len ? lx->p[lx->i + n] : 0;
+    bool keeps;
+    if (n == 1 && after == '=' && strchr("=!<>", c)) {
+        keeps = true;                                     /* ==, !=, <=, >= */
+        n = 2;
+    } else if (after == '=') {
+        keeps = false;                                    /* =, |=, +=, //=... */
+        n++;
+    } else {
+        keeps = c != '=' && strchr(",:<>+-*/%", c) != NULL;
+    }
+    lx->i += n - 1;
+    if (!keeps) rs_unroot(rs);
+    rs->prev = PREV_NONE;
+}
+
+static void rs_code_byte(ref_scan *rs, char c) {
+    lexer *lx = &rs->lx;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '#') {
+        if (c == '#') lex_code_byte(lx, 0);
+    } else if (c == '"' || c == '(' || c == '[' || c == '{') {
+        rs_push(rs, c);
+    } else if (c == ')' || c == ']' || c == '}') {
+        lx->depth--;
+        rs->prev = PREV_TERM;
+    } else if (c == '.') {
+        rs_dot(rs);
+    } else if (c == '$') {
+        lex_variable(lx);
+        rs->prev = PREV_TERM;
+    } else if (c == '@') {                                /* a format */
+        rs_unroot(rs);
+        lx->i = name_end(lx, lx->i + 1) - 1;
+        rs->prev = PREV_TERM;
+    } else if (is_name_start(c)) {
+        rs_name(rs);
+    } else if (c >= '0' && c <= '9') {
+        while (lx->i + 1 < lx->len && (is_name_byte(lx->p[lx->i + 1]) || lx->p[lx->i + 1] == '.'))
+            lx->i++;
+        rs->prev = PREV_TERM;
+    } else {
+        rs_operator(rs, c);
+    }
+}
+
+void cairn__exprlex_refs(const char *prog, size_t len, const char *root,
+                         cairn_expr_ref_cb cb, void *ctx) {
+    if (cairn__exprlex_check(prog, len) != NULL) return;
+    ref_scan rs = {.lx = {.p = prog, .len = len}, .root = root, .cb = cb, .ctx = ctx};
+    rs.rooted[0] = true;
+    for (rs.lx.i = 0; rs.lx.i < len; rs.lx.i++) {
+        char c = prog[rs.lx.i];
+        if (lex_top(&rs.lx) == LEX_STRING) {
+            bool closes = c == '"';
+            if (c == '\\' && rs.lx.i + 1 < len && prog[rs.lx.i + 1] == '(') {
+                rs.lx.i++;
+                rs_push(&rs, LEX_INTERP);
+            } else if (c == '\\') {
+                rs.lx.i++;
+            } else if (closes) {
+                rs.lx.depth--;
+                rs.prev = PREV_TERM;
+            }
+            continue;
+        }
+        rs_code_byte(&rs, c);
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '#') rs.before = c;
+    }
+}

@@ -336,6 +336,13 @@ bool cairn_tmpl_reads(const cairn_tmpl *t, const cairn_exprset *set, const char 
     return false;
 }
 
+void cairn_tmpl_each_expr(const cairn_tmpl *t, void (*cb)(void *ctx, int idx), void *ctx) {
+    if (t == NULL) return;
+    for (int i = 0; i < t->nparts; i++)
+        if (t->parts[i].text == NULL) cb(ctx, t->parts[i].expr);
+    for (int i = 0; i < t->nkids; i++) cairn_tmpl_each_expr(t->kids[i].t, cb, ctx);
+}
+
 /* ---- rendering ----------------------------------------------------------- */
 
 /* Evaluate part expression idx; a failure names the expression's place. */
@@ -346,7 +353,7 @@ static int eval_at(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err)
     if (rc != CAIRN_EEXPR) return cairn_err_set(err, rc, "%s", local.msg);
     const char *file;
     int line, col;
-    cairn__exprset_pos(set, idx, &file, &line, &col);
+    cairn_exprset_pos(set, idx, &file, &line, &col);
     return cairn_err_set(err, rc, "expression at %s:%d:%d: %s", file, line, col, local.msg);
 }
 

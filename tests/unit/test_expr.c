@@ -547,7 +547,7 @@ TEST(expr_template_tree_renders_only_dynamic_parts) {
     /* Positions: the quoted url's expression starts 8 bytes after its quote. */
     const char *file;
     int line, col;
-    cairn__exprset_pos(set, 0, &file, &line, &col);
+    cairn_exprset_pos(set, 0, &file, &line, &col);
     CHECK_STR(file, "w.yaml");
     CHECK_INT(line, 3);
     CHECK_INT(col, 16);
@@ -1050,4 +1050,71 @@ TEST(expr_native_limits_hand_the_text_to_jq) {
     CHECK_EVAL(wide_s, "{\"n\": 1}", "301");
     free(deep_s);
     free(wide_s);
+}
+
+/* ---- paths read from the document's root ------------------------------------- */
+
+static void join_ref(void *ctx, const char *name, size_t len) {
+    cairn_buf *b = ctx;
+    cairn_buf_printf(b, "%s%.*s", b->len ? " " : "", (int)len, name);
+}
+
+/* The names prog reads as .steps.NAME, space-separated ("" for none). */
+static char *step_refs(const char *prog) {
+    cairn_exprset *set = cairn_exprset_new();
+    cairn_exprset_add(set, prog, "w.yaml", 1, 1);
+    cairn_buf b = CAIRN_BUF_INIT;
+    cairn_exprset_refs(set, 0, "steps", join_ref, &b);
+    cairn_exprset_free(set);
+    char *s = cairn_strdup(b.data ? b.data : "");
+    cairn_buf_free(&b);
+    return s;
+}
+
+#define CHECK_REFS(prog, want)                 \
+    do {                                       \
+        char *got_ = step_refs(prog);          \
+        if (strcmp(got_, want) != 0)           \
+            TEST_FAIL("`%s`: found '%s', want '%s'", prog, got_, want); \
+        free(got_);                            \
+    } while (0)
+
+TEST(expr_refs_found_where_rooted_at_the_document) {
+    CHECK_REFS(".steps.a.output", "a");
+    CHECK_REFS(".steps.a.status == \"ok\" and .steps.b.x > 1", "a b");
+    CHECK_REFS(".steps[\"a-b\"].output // .steps.\"c\"", "a-b c");
+    CHECK_REFS(".steps .a", "a");
+    CHECK_REFS("(.steps.a.x + 1) * -.steps.b.y", "a b");
+    CHECK_REFS("[.steps.a, {k: .steps.b, (.steps.c.k): 1}]", "a b c");
+    CHECK_REFS("if .steps.a.x then .steps.b elif .x then 1 else .steps.c end", "a b c");
+    CHECK_REFS("\"n=\\(.steps.a.output.n)\"", "a");
+    CHECK_REFS(".x[.steps.a.k]", "a");
+    CHECK_REFS(".x != 1 or .steps.a.y <= 2", "a");
+    CHECK_REFS("{length: 1, b: .steps.a}", "a");
+    CHECK_REFS(".steps.a.x as $v | $v", "a");
+    CHECK_REFS("\"x\" # .steps.z\n+ .steps.a.y", "a");
+}
+
+/* A path after anything that may change `.` is not reported: a false
+ * error is worse than a missed one. */
+TEST(expr_refs_not_found_where_dot_may_be_another_value) {
+    CHECK_REFS(".x | .steps.a", "");
+    CHECK_REFS(".x.steps.a", "");
+    CHECK_REFS("$v.steps.a", "");
+    CHECK_REFS("map(.steps.a)", "");
+    CHECK_REFS("length > 0 and .steps.a", "");
+    CHECK_REFS("reduce .[] as $x (0; .steps.a)", "");
+    CHECK_REFS("def f: .steps.a; f", "");
+    CHECK_REFS("try .x catch .steps.a", "");
+    CHECK_REFS(".a |= .steps.b", "");
+    CHECK_REFS(".a = .steps.b", "");
+    CHECK_REFS(".. | .steps.a", "");
+    CHECK_REFS("@sh \"\\(.steps.a)\"", "");
+    CHECK_REFS("[.[] | .steps.a]", "");
+    CHECK_REFS("{a: .x | .steps.b}", "");
+    CHECK_REFS("\".steps.a\"", "");
+    CHECK_REFS(".steps[\"a\\u0062\"]", "");
+    CHECK_REFS(".steps[.k]", "");
+    CHECK_REFS(".steps", "");
+    CHECK_REFS(".steps.a | (", "");
 }
