@@ -1,7 +1,8 @@
 /*
  * workflow.c - load a workflow: parse, check the document's keys, hand steps,
- * inputs and triggers to their checkers, resolve the graph, compile every
- * expression once, and pin the source by its SHA-256.
+ * inputs and triggers to their checkers, resolve the graph, check what
+ * expressions read, compile every expression once, and pin the source by its
+ * SHA-256.
  *
  * `limits:` bounds each expression evaluation (expr.h):
  *   expression_time    a duration, at most CAIRN_EXPR_TIME_MS_MAX (default 1s)
@@ -263,6 +264,7 @@ int cairn_workflow_load(const char *file, const char *src, size_t len,
                     .blocks = {{.name = "steps"}, {.name = "on_failure"}}};
         check_document(&c, cairn_yaml_root(doc));
         adopt_blocks(&c);
+        cairn__check_refs(&c);
         cairn_exprset_compile(c.wf->exprs, diags);
         cairn_diags_sort(diags, first);
         rc = cairn_diags_count(diags) == before ? 0 : c.limit ? CAIRN_ELIMIT : CAIRN_ESYNTAX;

@@ -11,6 +11,7 @@
  *   check_steps.c  one step (or compensate body) and its keys
  *   check_with.c   a step's `with` against its action's signature
  *   needs.c        step ids, `needs` resolution, cycles
+ *   refs.c         the steps and inputs that expressions read
  *   triggers.c     the light shape check of `triggers`
  *   duration.c     "1h30m" -> milliseconds
  *   suggest.c      did-you-mean and node reading helpers
@@ -119,6 +120,10 @@ void cairn__check_with(wf_ctx *c, const cairn_node *step, const cairn_node *with
 
 /* Step ids unique across blocks; needs resolved per block; cycles. */
 void cairn__resolve_needs(wf_ctx *c);
+
+/* The steps and inputs every expression reads (refs.c); after the blocks
+ * are adopted into c->wf. */
+void cairn__check_refs(wf_ctx *c);
 
 void cairn__step_free(cairn_step *s);
 

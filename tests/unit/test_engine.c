@@ -189,7 +189,7 @@ TEST(engine_expression_errors_fail_the_step_with_kind_expression) {
     harness h = {0};
     open_engine(&h, false);
     add(&h, "cairn: 1\nname: ex\nsteps:\n"
-            "  - id: a\n    uses: set\n    with: { v: \"${{ .inputs.nope.deeper | ascii_downcase }}\" }\n");
+            "  - id: a\n    uses: set\n    with: { v: \"${{ .run.nope.deeper | ascii_downcase }}\" }\n");
     char id[CAIRN_RUN_ID_MAX];
     jv run = run_to_end(&h, "{}", id);
     CHECK_AT(run, "status", "failed");

@@ -365,7 +365,8 @@ TEST(workflow_with_static_types) {
                "w.yaml:4:40: error: with.count (action 'probe'): expected an integer, got null");
     /* a value that holds an expression is typed when it is rendered */
     expect_ok(HEAD "steps:\n  - {id: a, uses: probe, with: {count: \"${{ .inputs.n }}\", "
-              "verbose: \"${{ true }}\", opts: \"${{ {} }}\"}}\n");
+              "verbose: \"${{ true }}\", opts: \"${{ {} }}\"}}\n"
+              "inputs: {n: {type: integer}}\n");
 }
 
 TEST(workflow_with_one_of) {
@@ -377,7 +378,8 @@ TEST(workflow_with_one_of) {
                "w.yaml:4:28: error: with: give only one of 'run' and 'argv' for action 'shell'");
     expect_one(HEAD "steps:\n  - {id: a, uses: shell, with: {argv: x}}\n",
                "w.yaml:4:39: error: with.argv (action 'shell'): expected a list, got 'x'");
-    expect_ok(HEAD "steps:\n  - {id: a, uses: shell, with: {argv: [ls, \"${{ .inputs.d }}\"]}}\n");
+    expect_ok(HEAD "steps:\n  - {id: a, uses: shell, with: {argv: [ls, \"${{ .inputs.d }}\"]}}\n"
+              "inputs: {d: {type: string}}\n");
 }
 
 /* Render step i's `with` over doc (JSON text); returns it as sorted JSON. */
@@ -405,7 +407,8 @@ TEST(workflow_shell_fields_splice_as_variables) {
                     "env: {APP: \"app-${{ .inputs.app }}\"}}}\n"
                     "  - {id: d, uses: set, with: {msg: \"hi ${{ .inputs.x }}\"}}\n"
                     "  - {id: e, uses: shell, with: {run: \"echo \\\"${{ .inputs.x }}\\\" }}\", "
-                    "env: {APP: web, CAIRN_V1: author}}}\n");
+                    "env: {APP: web, CAIRN_V1: author}}}\n"
+                    "inputs: {x: {type: string}, app: {type: string}, script: {type: string}}\n");
     CHECK_STR(l.text, "");
     const char *doc = "{\"inputs\": {\"x\": \"; rm -rf /\", \"app\": \"web\", \"script\": \"ls | wc\"}}";
     char *s = render_with(l.wf, 0, doc);
@@ -641,7 +644,8 @@ TEST(workflow_compensate_bodies) {
 
 TEST(workflow_foreach_and_concurrency) {
     loaded l = load(HEAD "steps:\n  - {id: a, uses: set, foreach: \"${{ .inputs.hosts }}\", concurrency: 4}\n"
-                    "  - {id: b, uses: set, foreach: [x, y]}\n");
+                    "  - {id: b, uses: set, foreach: [x, y]}\n"
+                    "inputs: {hosts: {type: array}}\n");
     CHECK_STR(l.text, "");
     CHECK(l.wf->steps[0].foreach && !cairn_tmpl_is_const(l.wf->steps[0].foreach));
     CHECK_INT(l.wf->steps[0].concurrency, 4);
