@@ -48,10 +48,13 @@ steps:
     s.check(len(runs) == 1 and runs[0]["id"] == run["id"] and runs[0]["workflow"] == "hello"
             and runs[0]["status"] == "succeeded" and "created_at" in runs[0], "runs lists it")
     events, _ = cairn_json("journal", run["id"], db=db)
-    types = [e["type"] for e in events]
+    # a shell step still running after 20 ms has its process group journaled
+    # (step_spawned): whether it does depends on the machine's load
+    types = [e["type"] for e in events if e["type"] != "step_spawned"]
     s.check(types == ["run_created", "step_started", "step_succeeded", "step_started",
                       "step_succeeded", "run_succeeded"], "journal lists every event", str(types))
-    s.check([e["seq"] for e in events] == list(range(1, 7)), "journal seqs are 1..n")
+    s.check([e["seq"] for e in events] == list(range(1, len(events) + 1)),
+            "journal seqs are 1..n")
     v = cairn("verify", db=db)
     s.check(v.returncode == 0 and " ok " in v.stdout, "verify passes", v.stdout + v.stderr)
     text = cairn("show", run["id"], db=db)
