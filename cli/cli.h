@@ -1,8 +1,21 @@
 /*
  * cli.h - what the subcommands share: options, the database path, output.
  *
- * Exit codes: 0 success; 1 the run (or check) failed; 2 bad usage or input;
- * 3 the journal could not be used.
+ * Exit codes, the same for every command:
+ *   0  EXIT_OK       done as asked (for `run`, the run succeeded; for `cancel`,
+ *                    the run is cancelled or the cancel is recorded)
+ *   1  EXIT_FAILED   a run failed or was cancelled: `run`, and `resume` when a
+ *                    run it finished ended failed or cancelled
+ *   2  EXIT_USAGE    bad usage or bad input (an unknown option, a workflow
+ *                    file that does not load, as in `check` and `graph`, an
+ *                    input of the wrong type, a decision the approval refuses,
+ *                    a run that has already ended), or not found (a run, a
+ *                    secret, a step)
+ *   3  EXIT_JOURNAL  the journal cannot be used: it does not exist (only
+ *                    `run` makes one), it is not a Cairn journal, it is
+ *                    damaged, its key does not match, a run fails `verify` or
+ *                    `show`'s chain check, or a write to it or to the secrets
+ *                    file beside it failed
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -44,6 +57,15 @@ bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
  * A damaged log, or one of another journal, refuses the journal
  * (CAIRN_ECORRUPT; callers exit 3) with nothing written. */
 int cli_open_journal(const char *db, cairn_store **s, cairn_err *err);
+
+/* The exit code for a lookup in an open journal that failed with code:
+ * EXIT_USAGE when what was named is not there (CAIRN_ENOTFOUND), else
+ * EXIT_JOURNAL. */
+int cli_lookup_exit(int code);
+
+/* Refuse (EXIT_JOURNAL, error printed) when there is no journal at db, so a
+ * command that opens the engine does not make one; 0 when there is. */
+int cli_journal_exists(const char *db);
 
 /* Print v (consumed) as JSON: pretty when pretty, else one line. */
 void cli_print_json(FILE *out, jv v, bool pretty);

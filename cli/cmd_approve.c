@@ -20,14 +20,17 @@
 
 #define CAIRN_DECIDE_WAIT_MS 60000   /* how long a decision waits to see it taken */
 
+/* Load run_id; else the exit code, the error printed: 3 when the journal
+ * cannot be opened or the run not read, 2 when there is no such run. */
 static int load(const cli_opts *o, const char *run_id, cairn_run_state **st, cairn_workflow **wf) {
     cairn_store *s = NULL;
     cairn_err err;
-    int rc = cli_open_journal(o->db, &s, &err);
-    if (rc == 0) rc = cairn_load_run(s, run_id, NULL, st, wf, &err);
+    int out = 0, rc = cli_open_journal(o->db, &s, &err);
+    if (rc) out = EXIT_JOURNAL;
+    else if ((rc = cairn_load_run(s, run_id, NULL, st, wf, &err)) != 0) out = cli_lookup_exit(rc);
     cairn_store_close(s);
-    if (rc) cli_error(&err);
-    return rc == 0 ? 0 : rc == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+    if (out) cli_error(&err);
+    return out;
 }
 
 static jv pending_of(const cairn_run_state *st) {

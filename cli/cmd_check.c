@@ -39,7 +39,7 @@ int cmd_check(cli_opts *o, int argc, char **argv) {
         cairn_workflow_free(wf);
     }
     if (files == 0) return cli_usage("check: name at least one workflow file");
-    return bad ? EXIT_FAILED : EXIT_OK;
+    return bad ? EXIT_USAGE : EXIT_OK;
 }
 
 int cmd_graph(cli_opts *o, int argc, char **argv) {
@@ -55,7 +55,7 @@ int cmd_graph(cli_opts *o, int argc, char **argv) {
     if (strcmp(format, "dot") != 0 && strcmp(format, "mermaid") != 0)
         return cli_usage("graph: --format is dot or mermaid, not '%s'", format);
     cairn_workflow *wf = load_or_report(file);
-    if (wf == NULL) return EXIT_FAILED;
+    if (wf == NULL) return EXIT_USAGE;
     cairn_workflow_graph(wf, format, stdout);
     cairn_workflow_free(wf);
     return EXIT_OK;

@@ -54,6 +54,7 @@ static void install_signals(cairn_engine *e) {
 typedef struct {
     bool colour;
     FILE *out;
+    int ended_badly;   /* top-level runs that ended failed or cancelled here */
 } printer;
 
 static const char *colour_of(cairn_event_type t) {
@@ -84,6 +85,8 @@ static void error_text(jv data, char *out, size_t len) {
 static void print_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
     printer *p = ud;
     char when[40], what[160], detail[400] = "";
+    if ((ev->type == CAIRN_EV_RUN_FAILED || ev->type == CAIRN_EV_RUN_CANCELLED) && !st->parent)
+        p->ended_badly++;
     cairn_rfc3339(ev->time_ms, when, sizeof when);
     jv data = jv_parse(ev->data_text ? ev->data_text : "{}");   /* the engine keeps text only */
     if (jv_get_kind(data) != JV_KIND_OBJECT) {
@@ -112,6 +115,7 @@ static int open_engine(const cli_opts *o, printer *p, cairn_engine **e) {
     cairn_err err;
     p->out = stdout;
     p->colour = cli_tty();
+    p->ended_badly = 0;
     cairn_engine_config cfg = {.db_path = o->db, .on_event = print_event, .ud = p};
     const char *sync = getenv("CAIRN_SYNC");
     if (sync && strcmp(sync, "normal") == 0) cfg.sync = CAIRN_SYNC_NORMAL;
@@ -146,7 +150,7 @@ static int final_status(const cli_opts *o, const char *run_id, bool print_json) 
     if (rc) {
         cli_error(&err);
         cairn_store_close(s);
-        return EXIT_JOURNAL;
+        return EXIT_JOURNAL;   /* the run was there: it is the journal that fails */
     }
     int out = st->status == CAIRN_RUN_SUCCEEDED ? EXIT_OK : EXIT_FAILED;
     if (print_json) cli_print_json(stdout, cairn_run_state_to_json(st), false);
@@ -287,7 +291,7 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     }
     if (rc) {
         cli_error(&err);
-        rc = err.code == CAIRN_EIO ? EXIT_JOURNAL : EXIT_USAGE;
+        rc = err.code == CAIRN_EIO || err.code == CAIRN_ECORRUPT ? EXIT_JOURNAL : EXIT_USAGE;
         goto done;
     }
     rc = drive(e);
@@ -316,27 +320,34 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
     printer p;
     cairn_err err;
     int taken = 0;
-    int rc = open_engine(o, &p, &e);
+    int rc = cli_journal_exists(o->db);
+    if (rc == 0) rc = open_engine(o, &p, &e);
     if (rc) return rc;
     if (cairn_engine_resume(e, only, &taken, &err) != 0) {
         cli_error(&err);
-        cairn_engine_close(e);
-        return err.code == CAIRN_EIO ? EXIT_JOURNAL : EXIT_FAILED;
+        rc = err.code == CAIRN_ENOTFOUND || err.code == CAIRN_EBUSY ? EXIT_USAGE : EXIT_JOURNAL;
+    } else {
+        fprintf(stderr, "cairn: resuming %d run%s\n", taken, taken == 1 ? "" : "s");
+        rc = drive(e);
+        if (rc == 0 && p.ended_badly) rc = EXIT_FAILED;
     }
-    fprintf(stderr, "cairn: resuming %d run%s\n", taken, taken == 1 ? "" : "s");
-    rc = drive(e);
     cairn_engine_close(e);
     return rc;
 }
 
 /* ---- cancel, pause, unpause ---------------------------------------------- */
 
-static int run_status(const char *db, const char *run_id, cairn_run_row *row, cairn_err *err) {
+/* The runs row of run_id; else the exit code, the error printed: 3 when
+ * the journal cannot be opened, 2 when it holds no such run. */
+static int run_status(const char *db, const char *run_id, cairn_run_row *row) {
     cairn_store *s = NULL;
-    int rc = cli_open_journal(db, &s, err);
-    if (rc == 0) rc = s->ops->get_run(s, run_id, row, err);
+    cairn_err err;
+    int out = 0, rc = cli_open_journal(db, &s, &err);
+    if (rc) out = EXIT_JOURNAL;
+    else if ((rc = s->ops->get_run(s, run_id, row, &err)) != 0) out = cli_lookup_exit(rc);
+    if (out) cli_error(&err);
     cairn_store_close(s);
-    return rc;
+    return out;
 }
 
 static bool row_ended(const cairn_run_row *row) {
@@ -347,13 +358,10 @@ static bool row_ended(const cairn_run_row *row) {
 /* Another engine holds the run: wait (bounded) for it to carry out the cancel. */
 static int wait_for_end(const cli_opts *o, const char *run_id) {
     int64_t deadline = cairn_now_ms() + CAIRN_CANCEL_WAIT_MS;
-    cairn_err err;
     while (cairn_now_ms() < deadline) {
         cairn_run_row row;
-        if (run_status(o->db, run_id, &row, &err) != 0) {
-            cli_error(&err);
-            return EXIT_JOURNAL;
-        }
+        int rc = run_status(o->db, run_id, &row);
+        if (rc) return rc;
         bool ended = row_ended(&row);
         if (ended) printf("run %s %s\n", run_id, row.status);
         cairn_run_row_clear(&row);
@@ -398,10 +406,8 @@ static int pause_or_unpause(cli_opts *o, int argc, char **argv, bool pause) {
     if (run_id == NULL) return cli_usage("usage: cairn %s RUN", cmd);
     cairn_run_row row;
     cairn_err err;
-    if (run_status(o->db, run_id, &row, &err) != 0) {
-        cli_error(&err);
-        return err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
-    }
+    int rc = run_status(o->db, run_id, &row);
+    if (rc) return rc;
     bool ended = row_ended(&row), held = row.owner && cairn_owner_alive(row.owner);
     cairn_run_row_clear(&row);
     if (ended) {
@@ -438,11 +444,8 @@ int cmd_cancel(cli_opts *o, int argc, char **argv) {
     if (run_id == NULL) return cli_usage("usage: cairn cancel RUN");
     cairn_run_row row;
     cairn_err err;
-    if (run_status(o->db, run_id, &row, &err) != 0) {
-        cli_error(&err);
-        return err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
-    }
-    int rc = 0;
+    int rc = run_status(o->db, run_id, &row);
+    if (rc) return rc;
     bool held = row.owner && cairn_owner_alive(row.owner);
     if (row_ended(&row)) {
         fprintf(stderr, "cairn: run %s has already ended (%s)\n", run_id, row.status);
@@ -461,7 +464,7 @@ int cmd_cancel(cli_opts *o, int argc, char **argv) {
     if (cairn_engine_resume(e, run_id, NULL, &err) != 0) {
         cli_error(&err);
         cairn_engine_close(e);
-        return EXIT_FAILED;
+        return err.code == CAIRN_EBUSY ? EXIT_USAGE : EXIT_JOURNAL;
     }
     rc = drive(e);
     cairn_engine_close(e);

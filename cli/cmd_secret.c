@@ -42,7 +42,7 @@ int cmd_secret(cli_opts *o, int argc, char **argv) {
         read_stdin(&value, &len);
         if (cairn_secrets_set(file, key_file, words[1], value, len, &err) != 0) {
             cli_error(&err);
-            rc = err.code == CAIRN_EINVAL || err.code == CAIRN_ELIMIT ? EXIT_USAGE : EXIT_FAILED;
+            rc = err.code == CAIRN_EINVAL || err.code == CAIRN_ELIMIT ? EXIT_USAGE : EXIT_JOURNAL;
         } else {
             printf("secret %s stored in %s\n", words[1], file);
         }
@@ -51,14 +51,14 @@ int cmd_secret(cli_opts *o, int argc, char **argv) {
     } else if (nwords == 2 && strcmp(words[0], "rm") == 0) {
         if (cairn_secrets_remove(file, key_file, words[1], &err) != 0) {
             cli_error(&err);
-            rc = EXIT_FAILED;
+            rc = err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
         }
     } else if (nwords == 1 && strcmp(words[0], "list") == 0) {
         char **names = NULL;
         int n = 0;
         if (cairn_secrets_names(file, &names, &n, &err) != 0) {
             cli_error(&err);
-            rc = EXIT_FAILED;
+            rc = EXIT_JOURNAL;
         }
         jv arr = jv_array();
         for (int i = 0; i < n; i++) {

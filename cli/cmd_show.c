@@ -84,9 +84,9 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
     bool keyed = cairn_journal_key(o->db, false, key, &err) == 0;
     if (!keyed)   /* shown all the same: the chain is for `verify` to judge */
         fprintf(stderr, "cairn: the hash chain is not checked: %s\n", err.msg);
-    if (cairn_load_run(s, run_id, keyed ? key : NULL, &st, &wf, &err) != 0) {
+    if ((rc = cairn_load_run(s, run_id, keyed ? key : NULL, &st, &wf, &err)) != 0) {
         cli_error(&err);
-        rc = err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+        rc = cli_lookup_exit(rc);
     } else if (o->json) {
         cli_print_json(stdout, cairn_run_state_to_json(st), false);
     } else {
@@ -166,7 +166,7 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
         s->ops->load_events(s, run_id, &evs, &n, &err) != 0) {
         cli_error(&err);
         cairn_store_close(s);
-        return err.code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL;
+        return cli_lookup_exit(err.code);
     }
     cairn_run_row_clear(&row);
     jv arr = jv_array();
@@ -190,7 +190,8 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
 
 /* ---- verify -------------------------------------------------------------------- */
 
-/* A run's chain, its pinned definition, and its runs row against its events. */
+/* A run's chain, its pinned definition, and its runs row against its events.
+ * Returns 0, or the exit code for the run: 2 not found, 3 it fails. */
 static int verify_one(cairn_store *s, const char *run_id, const unsigned char *key) {
     cairn_run_state *st = NULL;
     cairn_workflow *wf = NULL;
@@ -206,6 +207,7 @@ static int verify_one(cairn_store *s, const char *run_id, const unsigned char *k
     } else {
         char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
         printf("%s FAILED %s\n", run_id, cairn_err_format(&err, msg, sizeof msg));
+        rc = cli_lookup_exit(rc);
     }
     cairn_run_state_free(st);
     cairn_workflow_free(wf);
@@ -213,11 +215,14 @@ static int verify_one(cairn_store *s, const char *run_id, const unsigned char *k
     return rc;
 }
 
+/* A run that fails outranks one not found. */
+static int max_exit(int a, int b) { return a > b ? a : b; }
+
 int cmd_verify(cli_opts *o, int argc, char **argv) {
     cairn_store *s = NULL;
     unsigned char key[32];
     cairn_err err;
-    int bad = 0, given = 0;
+    int worst = 0, given = 0;
     for (int i = 0; i < argc; i++)
         if (!cli_common_opt(o, argc, argv, &i)) argv[given++] = argv[i];
     int rc = open_ro(o, &s);
@@ -228,7 +233,7 @@ int cmd_verify(cli_opts *o, int argc, char **argv) {
         return EXIT_JOURNAL;
     }
     if (given) {
-        for (int i = 0; i < given; i++) bad += verify_one(s, argv[i], key) != 0;
+        for (int i = 0; i < given; i++) worst = max_exit(worst, verify_one(s, argv[i], key));
     } else {
         cairn_run_row *rows = NULL;
         int n = 0;
@@ -237,9 +242,9 @@ int cmd_verify(cli_opts *o, int argc, char **argv) {
             cairn_store_close(s);
             return EXIT_JOURNAL;
         }
-        for (int i = 0; i < n; i++) bad += verify_one(s, rows[i].id, key) != 0;
+        for (int i = 0; i < n; i++) worst = max_exit(worst, verify_one(s, rows[i].id, key));
         cairn_run_rows_free(rows, n);
     }
     cairn_store_close(s);
-    return bad ? EXIT_FAILED : EXIT_OK;
+    return worst;
 }

@@ -74,6 +74,18 @@ int cli_open_journal(const char *db, cairn_store **s, cairn_err *err) {
     return cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, true, s, err);
 }
 
+int cli_lookup_exit(int code) { return code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL; }
+
+int cli_journal_exists(const char *db) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    int rc = cli_open_journal(db, &s, &err);
+    cairn_store_close(s);
+    if (rc == 0) return 0;
+    cli_error(&err);
+    return EXIT_JOURNAL;
+}
+
 int cli_usage(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -15,6 +15,15 @@ from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json, wait_for, write  #
 
 
 
+def kill_once_started(db, wf, flag):
+    """Run wf and kill -9 its engine once the file flag exists."""
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(flag), "the step to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_run_show_runs_journal(s):
     wf = write(s, "hello.yaml", """cairn: 1
 name: hello
@@ -144,7 +153,7 @@ steps:
     run: true
 """)
     p = cairn("check", bad)
-    s.check(p.returncode == 1, "check exits 1 on errors")
+    s.check(p.returncode == 2, "check exits 2 on errors (bad input)", str(p.returncode))
     lines = [l for l in p.stderr.splitlines() if "bad.yaml:" in l]
     s.check(len(lines) >= 3, "check reports every error, not only the first", p.stderr)
     s.check(all(l.startswith(bad + ":") for l in lines), "errors are file:line:col", p.stderr)
@@ -154,6 +163,8 @@ steps:
     s.check(p.returncode == 0, "check exits 0 on a good workflow", p.stderr)
     g = cairn("graph", good, "--format", "dot")
     s.check(g.returncode == 0 and "digraph" in g.stdout and "measure" in g.stdout, "graph dot")
+    p = cairn("graph", bad)
+    s.check(p.returncode == 2, "graph of a file that does not load exits 2", str(p.returncode))
     m = cairn("graph", good, "--format", "mermaid")
     s.check(m.returncode == 0 and "flowchart" in m.stdout or "graph" in m.stdout, "graph mermaid")
 
@@ -239,11 +250,7 @@ steps:
     run: echo two >> %s
 """ % (log, log))
     db = s.path("orphan.db")
-    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_for(lambda: os.path.exists(log), "the step to start")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_once_started(db, wf, log)
     runs, _ = cairn_json("runs", db=db)
     c = cairn("cancel", runs[0]["id"], db=db)
     s.check(c.returncode == 0, "cancel of an orphaned run carries it out", c.stderr)
@@ -304,6 +311,53 @@ def test_journal_refusals(s):
     s.check(p.returncode == 3 and "no journal" in p.stderr, "show on a missing journal", p.stderr)
 
 
+def test_exit_code_table(s):
+    """0 ok, 1 a run failed or was cancelled, 2 bad usage, input or not found,
+    3 the journal cannot be used: the same for every command."""
+    missing = s.path("nowhere.db")
+    per_run = [["show", "r"], ["journal", "r"], ["cancel", "r"], ["pause", "r"],
+               ["unpause", "r"], ["approve", "r", "s", "--as", "a"],
+               ["reject", "r", "s", "--as", "a"], ["verify", "r"]]
+    for args in per_run + [["runs"], ["approvals"], ["verify"], ["resume"], ["resume", "r"]]:
+        p = cairn(*args, db=missing)
+        s.check(p.returncode == 3 and "no journal" in p.stderr,
+                "%s on a missing journal exits 3" % args[0], "exit %d: %s" % (p.returncode, p.stderr))
+    s.check(not os.path.exists(missing), "no command but run makes a journal")
+    wf = write(s, "ok.yaml", "cairn: 1\nname: ok\nsteps:\n  - id: a\n    uses: set\n    with: {}\n")
+    db = s.path("codes.db")
+    p = cairn("run", wf, db=db)
+    s.check(p.returncode == 0, "a run that succeeds exits 0", p.stderr)
+    for args in per_run + [["resume", "r"]]:
+        p = cairn(*(a.replace("r", "no-such-run") if a == "r" else a for a in args), db=db)
+        s.check(p.returncode == 2, "%s of a run that is not there exits 2" % args[0],
+                "exit %d: %s" % (p.returncode, p.stderr))
+    p = cairn("secret", "rm", "NO_SUCH", db=db)
+    s.check(p.returncode == 2, "secret rm of a secret that is not there exits 2",
+            "exit %d: %s" % (p.returncode, p.stderr))
+    for args in (["no-such-command"], ["runs", "--bogus"], ["run"]):
+        p = cairn(*args, db=db)
+        s.check(p.returncode == 2, "bad usage exits 2: %s" % args, str(p.returncode))
+
+
+def test_resume_exits_1_when_a_run_it_finished_failed(s):
+    mark = s.path("mark")
+    wf = write(s, "second.yaml", """cairn: 1
+name: second-time-fails
+steps:
+  - id: one
+    run: if [ -e %s ]; then exit 3; fi; touch %s; sleep 60
+""" % (mark, mark))
+    db = s.path("resume-fail.db")
+    kill_once_started(db, wf, mark)
+    p = cairn("resume", db=db)
+    runs, _ = cairn_json("runs", db=db)
+    s.check(runs[0]["status"] == "failed", "the resumed run fails", runs[0]["status"])
+    s.check(p.returncode == 1, "resume exits 1 when a run it finished failed",
+            "exit %d: %s" % (p.returncode, p.stderr))
+    p = cairn("resume", db=db)
+    s.check(p.returncode == 0, "resume with nothing to do exits 0", p.stderr)
+
+
 def main():
     s = Suite("cli")
     for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
@@ -311,7 +365,8 @@ def main():
               test_check_and_graph, test_sigterm_interrupts_and_resume_finishes,
               test_cancel_from_another_process, test_cancel_with_no_engine_running,
               test_pause_holds_new_steps_and_survives_a_restart,
-              test_journal_refusals]:
+              test_journal_refusals, test_exit_code_table,
+              test_resume_exits_1_when_a_run_it_finished_failed]:
         try:
             t(s)
         except Exception as e:  # a crash in one test is a failure, not the end

@@ -63,8 +63,8 @@ def expect_verify_fails(s, db, run_id, name, *words):
     p = cairn("verify", db=db)
     bad = [l for l in p.stdout.splitlines() if "FAILED" in l]
     has = lambda w: any(x in bad[0] for x in w) if isinstance(w, tuple) else w in bad[0]
-    s.check(p.returncode == 1 and bad and run_id in bad[0] and all(has(w) for w in words),
-            "%s: verify exits 1 naming the run and %s" % (name, ", ".join(map(str, words))),
+    s.check(p.returncode == 3 and bad and run_id in bad[0] and all(has(w) for w in words),
+            "%s: verify exits 3 naming the run and %s" % (name, ", ".join(map(str, words))),
             "exit %d: %s" % (p.returncode, p.stdout[-400:]))
 
 
