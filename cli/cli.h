@@ -31,6 +31,7 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
 
 typedef struct cli_opts {
     const char *db;           /* --db, CAIRN_DB, or ./cairn.db */
+    cairn_sync_mode sync;     /* CAIRN_SYNC (cli_sync_mode) */
     bool json;
     int argc;                 /* positional arguments left */
     char **argv;
@@ -66,6 +67,13 @@ int cli_lookup_exit(int code);
 /* Refuse (EXIT_JOURNAL, error printed) when there is no journal at db, so a
  * command that opens the engine does not make one; 0 when there is. */
 int cli_journal_exists(const char *db);
+
+/* The durability mode CAIRN_SYNC asks for: unset or empty or "full" is
+ * CAIRN_SYNC_FULL, "normal" CAIRN_SYNC_NORMAL.  Any other value is refused
+ * by every command but help (EXIT_USAGE, error printed) before anything is
+ * opened:
+ * a mistyped mode must not quietly give another durability. */
+int cli_sync_mode(cairn_sync_mode *out);
 
 /* Print v (consumed) as JSON: pretty when pretty, else one line. */
 void cli_print_json(FILE *out, jv v, bool pretty);

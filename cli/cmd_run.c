@@ -117,8 +117,7 @@ static int open_engine(const cli_opts *o, printer *p, cairn_engine **e) {
     p->colour = cli_tty();
     p->ended_badly = 0;
     cairn_engine_config cfg = {.db_path = o->db, .on_event = print_event, .ud = p};
-    const char *sync = getenv("CAIRN_SYNC");
-    if (sync && strcmp(sync, "normal") == 0) cfg.sync = CAIRN_SYNC_NORMAL;
+    cfg.sync = o->sync;
     const char *grace = getenv("CAIRN_GRACE_MS");
     if (grace && atoll(grace) > 0) cfg.grace_ms = atoll(grace);
     if (cairn_engine_open(&cfg, e, &err) != 0) {

@@ -84,7 +84,10 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
     bool keyed = cairn_journal_key(o->db, false, key, &err) == 0;
     if (!keyed)   /* shown all the same: the chain is for `verify` to judge */
         fprintf(stderr, "cairn: the hash chain is not checked: %s\n", err.msg);
-    if ((rc = cairn_load_run(s, run_id, keyed ? key : NULL, &st, &wf, &err)) != 0) {
+    if (keyed && cairn_journal_key_check(s, o->db, key, false, &err) != 0) {
+        cli_error(&err);
+        rc = EXIT_JOURNAL;
+    } else if ((rc = cairn_load_run(s, run_id, keyed ? key : NULL, &st, &wf, &err)) != 0) {
         cli_error(&err);
         rc = cli_lookup_exit(rc);
     } else if (o->json) {
@@ -227,7 +230,8 @@ int cmd_verify(cli_opts *o, int argc, char **argv) {
         if (!cli_common_opt(o, argc, argv, &i)) argv[given++] = argv[i];
     int rc = open_ro(o, &s);
     if (rc) return rc;
-    if (cairn_journal_key(o->db, false, key, &err) != 0) {
+    if (cairn_journal_key(o->db, false, key, &err) != 0 ||
+        cairn_journal_key_check(s, o->db, key, false, &err) != 0) {
         cli_error(&err);
         cairn_store_close(s);
         return EXIT_JOURNAL;

@@ -86,6 +86,17 @@ int cli_journal_exists(const char *db) {
     return EXIT_JOURNAL;
 }
 
+int cli_sync_mode(cairn_sync_mode *out) {
+    const char *v = getenv("CAIRN_SYNC");
+    *out = CAIRN_SYNC_FULL;
+    if (v == NULL || *v == '\0' || strcmp(v, "full") == 0) return 0;
+    if (strcmp(v, "normal") == 0) {
+        *out = CAIRN_SYNC_NORMAL;
+        return 0;
+    }
+    return cli_usage("CAIRN_SYNC is full or normal, not '%s'", v);
+}
+
 int cli_usage(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -157,6 +168,7 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
         if (strcmp(commands[k].name, argv[i]) != 0) continue;
         if (cli_wants_help(argc - i - 1, argv + i + 1)) return cli_help_command(argv[i]);
+        if (cli_sync_mode(&o.sync) != 0) return EXIT_USAGE;
         return commands[k].fn(&o, argc - i - 1, argv + i + 1);
     }
     return cli_usage("unknown command '%s' (see cairn --help)", argv[i]);

@@ -436,6 +436,7 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     if (rc == 0) rc = take_log(e, &log, err);
     if (rc == 0) rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &e->aux, err);
     if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
+    if (rc == 0) rc = cairn_journal_key_check(e->aux, e->db_path, e->key, true, err);
     /* the writer syncs apart from its commits (writer.c) */
     cairn_sync_mode ws_sync = cfg->sync == CAIRN_SYNC_FULL ? CAIRN_SYNC_DEFERRED : cfg->sync;
     if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, ws_sync, &ws, err);

@@ -1,6 +1,6 @@
 /*
  * store.c - what every store backend shares: frees for returned rows, and
- * the journal's HMAC key.
+ * the journal's HMAC key and its check value.
  */
 #include "engine/store.h"
 
@@ -12,6 +12,9 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "common/mem.h"
 
@@ -102,5 +105,61 @@ int cairn_journal_key(const char *db_path, bool create, unsigned char key[32], c
     if (create && access(path, F_OK) != 0) rc = create_key_file(path, key, err);
     if (rc == 1) rc = read_key_file(path, key, err);
     free(path);
+    return rc;
+}
+
+/* ---- the key check value -------------------------------------------------- */
+
+static void key_check_value(const unsigned char key[32], char hex[2 * CAIRN_HASH_LEN + 1]) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    HMAC(EVP_sha256(), key, 32, (const unsigned char *)CAIRN_KEY_CHECK_TEXT,
+         strlen(CAIRN_KEY_CHECK_TEXT), mac, &n);
+    for (unsigned int i = 0; i < n && i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+}
+
+static int key_mismatch(const char *db_path, cairn_err *err) {
+    const char *hex = getenv("CAIRN_JOURNAL_KEY");
+    if (hex && *hex)
+        return cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key does not match this journal"
+                             " (the key is CAIRN_JOURNAL_KEY)", db_path);
+    return cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key does not match this journal"
+                         " (the key is %s.key)", db_path, db_path);
+}
+
+/* A journal with no check value: the key against the first event of its
+ * oldest run, if it has any run.  1 when it matches or there is nothing to
+ * check it against, 0 when it does not match. */
+static int key_fits_events(cairn_store *s, const unsigned char key[32], cairn_err *err) {
+    cairn_run_row *rows = NULL;
+    cairn_event *evs = NULL;
+    int n = 0, n_evs = 0;
+    int rc = s->ops->list_runs(s, NULL, &rows, &n, err);
+    if (rc == 0 && n > 0) rc = s->ops->load_events(s, rows[n - 1].id, &evs, &n_evs, err);
+    if (rc == 0 && n_evs > 0) {
+        cairn_chain *chain = cairn_chain_new(key, 32);
+        cairn_event first = evs[0];
+        cairn_chain_hash(chain, NULL, &first);
+        rc = memcmp(first.hash, evs[0].hash, CAIRN_HASH_LEN) == 0;
+        cairn_chain_free(chain);
+    } else if (rc == 0) {
+        rc = 1;
+    }
+    cairn_events_free(evs, n_evs);
+    cairn_run_rows_free(rows, n);
+    return rc;
+}
+
+int cairn_journal_key_check(cairn_store *s, const char *db_path, const unsigned char key[32],
+                            bool record, cairn_err *err) {
+    char want[2 * CAIRN_HASH_LEN + 1], *have = NULL;
+    if (s->ops->get_meta == NULL) return 0;
+    key_check_value(key, want);
+    int rc = s->ops->get_meta(s, "key_check", &have, err);
+    if (rc == 0) rc = strcmp(have, want) == 0 ? 0 : key_mismatch(db_path, err);
+    else if (rc == CAIRN_ENOTFOUND && !record) rc = 0;
+    else if (rc == CAIRN_ENOTFOUND && (rc = key_fits_events(s, key, err)) >= 0)
+        rc = rc == 0 ? key_mismatch(db_path, err) : s->ops->put_meta(s, "key_check", want, err);
+    free(have);
     return rc;
 }

@@ -92,6 +92,11 @@ typedef struct cairn_store_ops {
     void (*set_owner)(cairn_store *s, const char *owner);
     /* A number that changes when another connection commits (cheap to poll). */
     int64_t (*data_version)(cairn_store *s);
+    /* The journal's facts about itself (its id, its key check value): *value
+     * (the caller's) for key, or CAIRN_ENOTFOUND.  put_meta keeps a value
+     * already there.  A store without them (a test double) leaves them NULL. */
+    int (*get_meta)(cairn_store *s, const char *key, char **value, cairn_err *err);
+    int (*put_meta)(cairn_store *s, const char *key, const char *value, cairn_err *err);
     void (*close)(cairn_store *s);
 } cairn_store_ops;
 
@@ -169,5 +174,19 @@ void cairn_commands_free(cairn_command *cmds, int n);
  * taken from CAIRN_JOURNAL_KEY (64 hex digits) when that is set. */
 int cairn_journal_key(const char *db_path, bool create, unsigned char key[32],
                       cairn_err *err);
+
+/* Whether key is this journal's key, so that a wrong one is named as such
+ * rather than read as every chain broken.  The journal keeps a key check
+ * value in meta (key_check: hex HMAC-SHA-256, under the key, of
+ * CAIRN_KEY_CHECK_TEXT).  A key that does not give it is refused with
+ * CAIRN_EAUTH, "the journal key does not match this journal", naming where
+ * the key came from (db_path.key or CAIRN_JOURNAL_KEY).  A journal with no
+ * value yet passes; when record is true (a writer: the engine opening it)
+ * the value is stored, after the key is checked against the first event of
+ * the journal's oldest run if it has one (a journal made before the value
+ * existed), so a wrong key is never recorded. */
+#define CAIRN_KEY_CHECK_TEXT "cairn journal key check"
+int cairn_journal_key_check(cairn_store *s, const char *db_path, const unsigned char key[32],
+                            bool record, cairn_err *err);
 
 #endif

@@ -678,6 +678,38 @@ static int sq_find_definition(cairn_store *base, const char *name, char hash[65]
     return out;
 }
 
+/* ---- meta ------------------------------------------------------------- */
+
+static int sq_get_meta(cairn_store *base, const char *key, char **value, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "SELECT value FROM meta WHERE key = ?");
+    int rc = st ? SQLITE_OK : SQLITE_DONE, out = 0;   /* no meta table: an older journal */
+    *value = NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_ROW)
+        *value = cairn_strdup((const char *)sqlite3_column_text(st, 0));
+    else if (rc == SQLITE_DONE)
+        out = cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no '%s' in meta", s->path, key);
+    else
+        out = sq_db_error(s, err, "reading the journal's meta table");
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int sq_put_meta(cairn_store *base, const char *key, const char *value, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)");
+    if (!st) return sq_db_error(s, err, "writing the journal's meta table");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int out = sqlite3_step(st) == SQLITE_DONE ? 0 : sq_db_error(s, err, "writing the journal's meta table");
+    sqlite3_finalize(st);
+    return out;
+}
+
 /* ---- ownership and commands -------------------------------------------- */
 
 /* A savepoint, so a claim nests inside a batch (sq_batch_begin) or stands
@@ -836,5 +868,7 @@ static const cairn_store_ops sqlite_ops = {
     .delete_command = sq_delete_command,
     .set_owner = sq_set_owner,
     .data_version = sq_data_version,
+    .get_meta = sq_get_meta,
+    .put_meta = sq_put_meta,
     .close = sq_close,
 };

@@ -3,6 +3,7 @@ cancel, SIGTERM and resume, and the refusals of bad input."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -358,6 +359,63 @@ steps:
     s.check(p.returncode == 0, "resume with nothing to do exits 0", p.stderr)
 
 
+def key_check(db):
+    con = sqlite3.connect(db)
+    row = con.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+    con.close()
+    return row[0] if row else None
+
+
+def test_a_wrong_journal_key_is_named(s):
+    wf = write(s, "keyed.yaml", "cairn: 1\nname: keyed\nsteps:\n  - id: a\n    uses: set\n"
+                                "    with: {}\n")
+    db = s.path("keyed.db")
+    run, p = cairn_json("run", wf, db=db)
+    s.check(p.returncode == 0 and key_check(db), "a new journal keeps a key check value", p.stderr)
+    wrong = {"CAIRN_JOURNAL_KEY": "ab" * 32}
+    for args in (["show", run["id"]], ["verify"], ["resume"], ["run", wf]):
+        p = cairn(*args, db=db, env=wrong)
+        s.check(p.returncode == 3 and "the journal key does not match this journal" in p.stderr
+                and "CAIRN_JOURNAL_KEY" in p.stderr and "edited" not in p.stdout + p.stderr,
+                "%s with another key: the key does not match" % args[0],
+                "exit %d: %s %s" % (p.returncode, p.stdout, p.stderr))
+    os.rename(db + ".key", db + ".key.real")
+    with open(db + ".key", "wb") as f:
+        f.write(b"k" * 32)
+    os.chmod(db + ".key", 0o600)
+    p = cairn("verify", db=db)
+    s.check(p.returncode == 3 and "does not match this journal (the key is %s.key)" % db in p.stderr,
+            "a wrong key file is named", p.stderr)
+    os.rename(db + ".key.real", db + ".key")
+    # a journal made before the check value: recorded by the first writer,
+    # and never from a wrong key
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM meta WHERE key = 'key_check'")
+    con.commit()
+    con.close()
+    p = cairn("resume", db=db, env=wrong)
+    s.check(p.returncode == 3 and "does not match this journal" in p.stderr and not key_check(db),
+            "an older journal: a wrong key is refused and not recorded", p.stderr)
+    p = cairn("resume", db=db)
+    s.check(p.returncode == 0 and key_check(db), "an older journal: the right key is recorded",
+            p.stderr)
+    p = cairn("verify", db=db)
+    s.check(p.returncode == 0, "and verify passes with it", p.stdout + p.stderr)
+
+
+def test_an_unknown_sync_mode_is_refused(s):
+    wf = write(s, "sync.yaml", "cairn: 1\nname: sync\nsteps:\n  - id: a\n    uses: set\n"
+                               "    with: {}\n")
+    db = s.path("sync.db")
+    p = cairn("run", wf, db=db, env={"CAIRN_SYNC": "off"})
+    s.check(p.returncode == 2 and "CAIRN_SYNC" in p.stderr and "'off'" in p.stderr,
+            "CAIRN_SYNC=off is refused", "exit %d: %s" % (p.returncode, p.stderr))
+    s.check(not os.path.exists(db), "and nothing was written")
+    for mode in ("normal", "full", ""):
+        p = cairn("run", wf, db=db, env={"CAIRN_SYNC": mode})
+        s.check(p.returncode == 0, "CAIRN_SYNC=%r is accepted" % mode, p.stderr)
+
+
 def main():
     s = Suite("cli")
     for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
@@ -366,7 +424,8 @@ def main():
               test_cancel_from_another_process, test_cancel_with_no_engine_running,
               test_pause_holds_new_steps_and_survives_a_restart,
               test_journal_refusals, test_exit_code_table,
-              test_resume_exits_1_when_a_run_it_finished_failed]:
+              test_resume_exits_1_when_a_run_it_finished_failed,
+              test_a_wrong_journal_key_is_named, test_an_unknown_sync_mode_is_refused]:
         try:
             t(s)
         except Exception as e:  # a crash in one test is a failure, not the end
