@@ -3,6 +3,7 @@ processes (or with no engine running), approvers, quorum, self-approval,
 time-outs with escalation, and on_crash: ask."""
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -16,9 +17,27 @@ from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa:
 
 
 
-def start(wf, db, user):
+ME = pwd.getpwuid(os.getuid()).pw_name   # who starts every run here
+
+
+def start(wf, db, env=None):
     return subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, USER=user))
+                            stderr=subprocess.DEVNULL, env=env or os.environ)
+
+
+def one_gate(s, name, env=None):
+    """Start a run of one approval gate (anyone may decide); returns its
+    journal, its engine and its id once the approval is open."""
+    wf = write(s, name + ".yaml", """cairn: 1
+name: %s
+steps:
+  - id: gate
+    uses: approval
+    with: { prompt: "Go?" }
+""" % name)
+    db = s.path(name + ".db")
+    proc = start(wf, db, env)
+    return db, proc, wait_for(lambda: pending(db), "the approval")[0]["run"]
 
 
 def pending(db):
@@ -42,7 +61,7 @@ steps:
     run: echo acted >> %s
 """ % log)
     db = s.path("q.db")
-    proc = start(wf, db, "carol")
+    proc = start(wf, db)
     items = wait_for(lambda: pending(db), "the approval to open")
     run_id = items[0]["run"]
     s.check(items[0]["step"] == "gate" and items[0]["prompt"] == "Restart nginx?",
@@ -80,17 +99,18 @@ name: selfish
 steps:
   - id: gate
     uses: approval
-    with: { prompt: "Go?", approvers: [alice] }
+    with: { prompt: "Go?", approvers: [%s, alice] }
   - id: act
     run: "true"
-""")
+""" % ME)
     db = s.path("self.db")
-    proc = start(wf, db, "alice")
+    # $USER says alice; the run is started by the process's real user all the same
+    proc = start(wf, db, env=dict(os.environ, USER="alice"))
     run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
-    p = cairn("approve", run_id, "gate", "--as", "alice", db=db)
-    s.check(p.returncode == 2 and "started this run" in p.stderr, "no self-approval by default",
-            p.stderr)
-    p = cairn("reject", run_id, "gate", "--as", "alice", "--comment", "not today", db=db)
+    p = cairn("approve", run_id, "gate", "--as", ME, db=db)
+    s.check(p.returncode == 2 and "started this run" in p.stderr,
+            "no self-approval by default, whatever $USER says", p.stderr)
+    p = cairn("reject", run_id, "gate", "--as", ME, "--comment", "not today", db=db)
     s.check(p.returncode == 0, "rejecting is allowed", p.stderr)
     proc.wait(timeout=30)
     shown, _ = cairn_json("show", run_id, db=db)
@@ -100,16 +120,7 @@ steps:
 
 
 def test_decision_with_no_engine_running(s):
-    wf = write(s, "later.yaml", """cairn: 1
-name: later
-steps:
-  - id: gate
-    uses: approval
-    with: { prompt: "Later?" }
-""")
-    db = s.path("later.db")
-    proc = start(wf, db, "carol")
-    run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
+    db, proc, run_id = one_gate(s, "later")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     p = cairn("approve", run_id, "gate", "--as", "dave", db=db)
@@ -130,7 +141,7 @@ steps:
             escalate_to: [boss] }
 """)
     db = s.path("esc.db")
-    proc = start(wf, db, "carol")
+    proc = start(wf, db)
     run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
     wait_for(lambda: [a for a in pending(db) if a.get("approvers") == ["boss"]], "the escalation")
     p = cairn("approve", run_id, "gate", "--as", "oncall", db=db)
@@ -167,7 +178,7 @@ steps:
     run: echo attempt $CAIRN_ATTEMPT >> %s; [ $CAIRN_ATTEMPT -gt 1 ] || { touch %s; sleep 60; }
 """ % (log, marker))
     db = s.path("ask.db")
-    proc = start(wf, db, "carol")
+    proc = start(wf, db)
     wait_for(lambda: os.path.exists(marker), "the risky step")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -210,7 +221,7 @@ steps:
       notify: { channel: webhook, url: "http://127.0.0.1:%d/hook", json: { text: "approve ${{ .run.id }}" } }
 """ % server.server_address[1])
         db = s.path("notified.db")
-        proc = start(wf, db, "carol")
+        proc = start(wf, db)
         run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
         wait_for(lambda: received, "the notification")
         s.check(received[0] == {"text": "approve " + run_id}, "the approval's notify is sent",
@@ -226,12 +237,22 @@ steps:
         server.shutdown()
 
 
+def test_self_approval_without_USER(s):
+    env = {k: v for k, v in os.environ.items() if k not in ("USER", "LOGNAME")}
+    db, proc, run_id = one_gate(s, "nouser", env)
+    p = cairn("approve", run_id, "gate", "--as", ME, db=db)
+    s.check(p.returncode == 2 and "started this run" in p.stderr,
+            "with $USER unset the starter is still known: no self-approval", p.stderr)
+    p = cairn("cancel", run_id, db=db)
+    proc.wait(timeout=30)
+
+
 def main():
     s = Suite("approvals")
     for t in [test_quorum_and_approvers, test_reject_and_self_approval,
               test_decision_with_no_engine_running, test_timeout_escalates,
               test_timeout_rejects_by_default, test_on_crash_ask,
-              test_notify_when_the_approval_opens]:
+              test_notify_when_the_approval_opens, test_self_approval_without_USER]:
         try:
             t(s)
         except Exception as e:
