@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "common/err.h"
+#include "dsl/workflow.h"
 #include "engine/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
@@ -78,7 +79,7 @@ int cli_sync_mode(cairn_sync_mode *out);
 /* Print v (consumed) as JSON: pretty when pretty, else one line. */
 void cli_print_json(FILE *out, jv v, bool pretty);
 
-/* Whether stdout is a terminal (colour and live lines). */
+/* Whether stdout is a terminal (live lines). */
 bool cli_tty(void);
 
 /* Print COMMAND's usage (cmd_help.c) to stdout: EXIT_OK, or EXIT_USAGE for an
@@ -86,6 +87,15 @@ bool cli_tty(void);
 int cli_help_command(const char *name);
 /* Whether argv (a command's arguments) asks for its help: --help or -h. */
 bool cli_wants_help(int argc, char **argv);
+
+/* Whether to colour what goes to stdout: a terminal, and NO_COLOR unset or
+ * empty (https://no-color.org: any other value turns colour off). */
+bool cli_colour(void);
+
+/* Load the workflow at path (cmd_check.c); on failure print every
+ * diagnostic to stderr as file:line:col with its source line and a caret
+ * under the spot, and return NULL.  The caller frees what it returns. */
+cairn_workflow *cli_load_workflow(const char *path);
 
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);

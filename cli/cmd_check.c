@@ -8,8 +8,7 @@
 #include "cli/cli.h"
 #include "dsl/workflow.h"
 
-/* Load path; on failure print every diagnostic with its source line. */
-static cairn_workflow *load_or_report(const char *path) {
+cairn_workflow *cli_load_workflow(const char *path) {
     cairn_diags d = CAIRN_DIAGS_INIT;
     cairn_workflow *wf = NULL;
     if (cairn_workflow_load_file(path, cairn_action_lookup_sig, &wf, &d) != 0) {
@@ -33,7 +32,7 @@ int cmd_check(cli_opts *o, int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (cli_common_opt(o, argc, argv, &i)) continue;
         files++;
-        cairn_workflow *wf = load_or_report(argv[i]);
+        cairn_workflow *wf = cli_load_workflow(argv[i]);
         if (wf == NULL) bad++;
         else printf("%s: ok (%s, %d steps)\n", argv[i], wf->name, wf->n_steps);
         cairn_workflow_free(wf);
@@ -54,7 +53,7 @@ int cmd_graph(cli_opts *o, int argc, char **argv) {
     if (file == NULL) return cli_usage("usage: cairn graph FILE [--format dot|mermaid]");
     if (strcmp(format, "dot") != 0 && strcmp(format, "mermaid") != 0)
         return cli_usage("graph: --format is dot or mermaid, not '%s'", format);
-    cairn_workflow *wf = load_or_report(file);
+    cairn_workflow *wf = cli_load_workflow(file);
     if (wf == NULL) return EXIT_USAGE;
     cairn_workflow_graph(wf, format, stdout);
     cairn_workflow_free(wf);

@@ -115,7 +115,7 @@ static void print_event(const cairn_event *ev, const cairn_run_state *st, void *
 static int open_engine(const cli_opts *o, printer *p, cairn_engine **e) {
     cairn_err err;
     p->out = stdout;
-    p->colour = cli_tty();
+    p->colour = cli_colour();
     p->ended_badly = 0;
     cairn_engine_config cfg = {.db_path = o->db, .on_event = print_event, .ud = p};
     cfg.sync = o->sync;
@@ -276,15 +276,13 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     run_args a = {0};
     cairn_engine *e = NULL;
     cairn_workflow *wf = NULL;
-    cairn_diags d = CAIRN_DIAGS_INIT;
     jv inputs = jv_invalid();
     char hash[65], run_id[CAIRN_RUN_ID_MAX];
     cairn_err err;
     printer p;
     int rc = parse_run_args(o, argc, argv, &a);
     if (rc) goto done;
-    if (cairn_workflow_load_file(a.file, cairn_action_lookup_sig, &wf, &d) != 0) {
-        cairn_diags_print(&d, stderr, NULL, 0);
+    if ((wf = cli_load_workflow(a.file)) == NULL) {
         rc = EXIT_USAGE;
         goto done;
     }
@@ -311,7 +309,6 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
 done:
     cairn_engine_close(e);
     cairn_workflow_free(wf);
-    cairn_diags_free(&d);
     jv_free(inputs);
     free(a.input_args);
     return rc;

@@ -137,6 +137,11 @@ void cli_print_json(FILE *out, jv v, bool pretty) {
 
 bool cli_tty(void) { return isatty(STDOUT_FILENO) == 1; }
 
+bool cli_colour(void) {
+    const char *no = getenv("NO_COLOR");
+    return cli_tty() && (no == NULL || *no == '\0');
+}
+
 int main(int argc, char **argv) {
     cli_opts o = {0};
     o.db = getenv("CAIRN_DB") && *getenv("CAIRN_DB") ? getenv("CAIRN_DB") : "cairn.db";

@@ -2,6 +2,7 @@
 cancel, SIGTERM and resume, and the refusals of bad input."""
 import json
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,18 @@ from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json, wait_for, write  #
 
 
 
+
+# three errors: a name, an unknown action, an unknown step
+BAD = """cairn: 1
+name: Bad Name
+steps:
+  - id: a
+    uses: sett
+    with: {}
+  - id: b
+    needs: [zz]
+    run: true
+"""
 
 
 def kill_once_started(db, wf, flag):
@@ -143,16 +156,7 @@ steps:
 
 
 def test_check_and_graph(s):
-    bad = write(s, "bad.yaml", """cairn: 1
-name: Bad Name
-steps:
-  - id: a
-    uses: sett
-    with: {}
-  - id: b
-    needs: [zz]
-    run: true
-""")
+    bad = write(s, "bad.yaml", BAD)
     p = cairn("check", bad)
     s.check(p.returncode == 2, "check exits 2 on errors (bad input)", str(p.returncode))
     lines = [l for l in p.stderr.splitlines() if "bad.yaml:" in l]
@@ -416,6 +420,50 @@ def test_an_unknown_sync_mode_is_refused(s):
         s.check(p.returncode == 0, "CAIRN_SYNC=%r is accepted" % mode, p.stderr)
 
 
+def test_run_reports_a_bad_file_as_check_does(s):
+    bad = write(s, "carets.yaml", BAD)
+    db = s.path("carets.db")
+    c, r = cairn("check", bad), cairn("run", bad, db=db)
+    s.check(r.returncode == 2 and r.stderr == c.stderr, "run prints check's errors, lines and carets",
+            "run:\n%s\ncheck:\n%s" % (r.stderr, c.stderr))
+    s.check("^" in r.stderr and "uses: sett" in r.stderr, "with the source line and a caret",
+            r.stderr)
+    s.check(not os.path.exists(db), "and writes nothing")
+
+
+def on_a_terminal(args, env):
+    """Run cairn with stdout on a pseudo-terminal; returns what it printed."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CAIRN] + args, stdout=slave, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, **env))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:   # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    return out.decode(errors="replace")
+
+
+def test_no_color(s):
+    wf = write(s, "colour.yaml", "cairn: 1\nname: colour\nsteps:\n  - id: a\n    uses: set\n"
+                                 "    with: {}\n")
+    db = s.path("colour.db")
+    out = on_a_terminal(["--db", db, "run", wf], {"NO_COLOR": ""})
+    s.check("\033[32m" in out and "step_succeeded" in out,
+            "on a terminal the run is coloured (NO_COLOR empty counts as unset)", repr(out))
+    for value in ("1", "0", "no"):
+        out = on_a_terminal(["--db", db, "run", wf], {"NO_COLOR": value})
+        s.check("\033[" not in out and "step_succeeded" in out,
+                "NO_COLOR=%s turns colour off" % value, repr(out))
+
+
 def main():
     s = Suite("cli")
     for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
@@ -425,7 +473,8 @@ def main():
               test_pause_holds_new_steps_and_survives_a_restart,
               test_journal_refusals, test_exit_code_table,
               test_resume_exits_1_when_a_run_it_finished_failed,
-              test_a_wrong_journal_key_is_named, test_an_unknown_sync_mode_is_refused]:
+              test_a_wrong_journal_key_is_named, test_an_unknown_sync_mode_is_refused,
+              test_run_reports_a_bad_file_as_check_does, test_no_color]:
         try:
             t(s)
         except Exception as e:  # a crash in one test is a failure, not the end
