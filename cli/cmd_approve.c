@@ -38,7 +38,7 @@ static jv pending_of(const cairn_run_state *st) {
     for (int i = 0; i < st->n_steps; i++) {
         const cairn_step_state *s = &st->steps[i];
         if (s->status != CAIRN_STEP_WAITING || jv_get_kind(s->approval) != JV_KIND_OBJECT) continue;
-        jv a = jv_object_set(jv_copy(s->approval), jv_string("run"), jv_string(st->id));
+        jv a = jv_object_set(cairn_approval_to_json(s->approval), jv_string("run"), jv_string(st->id));
         a = jv_object_set(a, jv_string("workflow"), jv_string(st->workflow ? st->workflow : ""));
         out = jv_array_append(out, jv_object_set(a, jv_string("step"), jv_string(st->step_ids[i])));
     }

@@ -142,9 +142,13 @@ int cmd_runs(cli_opts *o, int argc, char **argv) {
 
 /* ---- journal ------------------------------------------------------------------- */
 
+static void hash_hex(const unsigned char *hash, char hex[2 * CAIRN_HASH_LEN + 1]) {
+    for (int i = 0; i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+}
+
 static jv event_json(const cairn_event *ev) {
     char when[40], hex[2 * CAIRN_HASH_LEN + 1];
-    for (int i = 0; i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", ev->hash[i]);
+    hash_hex(ev->hash, hex);
     jv o = jv_object();
     o = jv_object_set(o, jv_string("seq"), jv_number((double)ev->seq));
     o = jv_object_set(o, jv_string("time"), jv_string(cairn_rfc3339(ev->time_ms, when, sizeof when)));
@@ -178,11 +182,12 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
             arr = jv_array_append(arr, event_json(&evs[i]));
             continue;
         }
-        char when[40];
+        char when[40], hex[2 * CAIRN_HASH_LEN + 1];
         cairn_rfc3339(evs[i].time_ms, when, sizeof when);
-        printf("%4lld %s %-20s %-20s %d %s\n", (long long)evs[i].seq, when,
+        hash_hex(evs[i].hash, hex);
+        printf("%4lld %s %-20s %-20s %d %s %s\n", (long long)evs[i].seq, when,
                cairn_event_type_name(evs[i].type), evs[i].step ? evs[i].step : "-",
-               evs[i].attempt, evs[i].data_text);
+               evs[i].attempt, hex, evs[i].data_text);
     }
     if (o->json) cli_print_json(stdout, arr, false);
     else jv_free(arr);
@@ -205,7 +210,7 @@ static int verify_one(cairn_store *s, const char *run_id, const unsigned char *k
     if (rc == 0) rc = cairn_run_row_check(&row, st, &err);
     if (rc == 0) {
         char hex[2 * CAIRN_HASH_LEN + 1];
-        for (int i = 0; i < CAIRN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", st->head[i]);
+        hash_hex(st->head, hex);
         printf("%s ok %lld events head %s\n", run_id, (long long)st->last_seq, hex);
     } else {
         char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/mem.h"
 
 static const char *const step_names[] = {
@@ -474,6 +475,19 @@ cairn_run_status cairn_run_state_status(const cairn_run_state *st) {
     return waiting ? CAIRN_RUN_WAITING : st->status;
 }
 
+static jv time_json(int64_t ms) {
+    char when[40];
+    return jv_string(cairn_rfc3339(ms, when, sizeof when));
+}
+
+jv cairn_approval_to_json(jv approval) {
+    jv a = jv_copy(approval);
+    jv d = jv_object_get(jv_copy(a), jv_string("deadline"));
+    int64_t ms = jv_get_kind(d) == JV_KIND_NUMBER ? (int64_t)jv_number_value(d) : 0;
+    jv_free(d);
+    return jv_object_set(a, jv_string("deadline"), ms > 0 ? time_json(ms) : jv_null());
+}
+
 static jv step_json(const cairn_step_state *s) {
     jv o = jv_object();
     o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
@@ -481,7 +495,7 @@ static jv step_json(const cairn_step_state *s) {
     o = jv_object_set(o, jv_string("output"), jv_copy(s->output));
     o = jv_object_set(o, jv_string("error"), jv_copy(s->error));
     if (jv_get_kind(s->approval) == JV_KIND_OBJECT)
-        o = jv_object_set(o, jv_string("approval"), jv_copy(s->approval));
+        o = jv_object_set(o, jv_string("approval"), cairn_approval_to_json(s->approval));
     if (s->child[0]) o = jv_object_set(o, jv_string("child"), jv_string(s->child));
     if (s->expanded) {
         jv items = jv_array();
@@ -509,8 +523,8 @@ jv cairn_run_state_to_json(const cairn_run_state *st) {
     o = jv_object_set(o, jv_string("error"), jv_copy(st->error));
     if (st->parent) o = jv_object_set(o, jv_string("parent"), jv_string(st->parent));
     o = jv_object_set(o, jv_string("paused"), jv_bool(st->paused));
-    o = jv_object_set(o, jv_string("created_at"), jv_number((double)st->created_ms));
-    o = jv_object_set(o, jv_string("updated_at"), jv_number((double)st->updated_ms));
+    o = jv_object_set(o, jv_string("created_at"), time_json(st->created_ms));
+    o = jv_object_set(o, jv_string("updated_at"), time_json(st->updated_ms));
     jv steps = jv_object();
     for (int i = 0; i < st->n_steps; i++)
         steps = jv_object_set(steps, jv_string(st->step_ids[i]), step_json(&st->steps[i]));

@@ -159,7 +159,13 @@ cairn_run_status cairn_run_state_status(const cairn_run_state *st);
 
 /* The run as `cairn show --json` gives it:
  * {id, workflow, status, inputs, outputs, error, created_at, updated_at,
- *  steps: {id: {status, attempts, output, error}}} */
+ *  steps: {id: {status, attempts, output, error}}}.  Times are RFC 3339 in
+ * UTC with milliseconds ("2026-12-07T05:05:04.527Z"), as in every JSON
+ * output of the CLI. */
 jv cairn_run_state_to_json(const cairn_run_state *st);
+
+/* A step's approval (cairn_step_state.approval, borrowed) as people see it:
+ * its deadline (wall-clock ms, 0 for none) as an RFC 3339 time or null. */
+jv cairn_approval_to_json(jv approval);
 
 #endif

@@ -3,6 +3,7 @@ cancel, SIGTERM and resume, and the refusals of bad input."""
 import json
 import os
 import pty
+import re
 import signal
 import sqlite3
 import subprocess
@@ -464,6 +465,63 @@ def test_no_color(s):
                 "NO_COLOR=%s turns colour off" % value, repr(out))
 
 
+RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+TIME_KEYS = ("created_at", "updated_at", "time", "deadline", "at")
+
+
+def times_in(v, where=""):
+    """Every (path, value) under a time key in v; a journal event's data is
+    the event as journaled and is left out."""
+    found = []
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k in TIME_KEYS and not isinstance(x, (dict, list)):
+                found.append((where + "." + k, x))
+            elif k != "data":
+                found += times_in(x, where + "." + k)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            found += times_in(x, "%s[%d]" % (where, i))
+    return found
+
+
+def test_one_time_format(s):
+    wf = write(s, "timed.yaml", """cairn: 1
+name: timed
+steps:
+  - id: first
+    uses: set
+    with: {}
+  - id: gate
+    uses: approval
+    with: { prompt: "Go?", timeout: 1h }
+""")
+    db = s.path("timed.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pending = wait_for(lambda: json.loads(cairn("approvals", "--json", db=db).stdout or "[]"),
+                       "the approval")
+    run_id = pending[0]["run"]
+    outputs = {"approvals": pending, "runs": cairn_json("runs", db=db)[0],
+               "show": cairn_json("show", run_id, db=db)[0],
+               "journal": cairn_json("journal", run_id, db=db)[0]}
+    for name, v in outputs.items():
+        found = times_in(v)
+        bad = [(k, x) for k, x in found if x is not None and not RFC3339_MS.match(str(x))]
+        s.check(found and not bad, "%s --json: every time is RFC 3339, UTC, milliseconds" % name,
+                "%s %s" % (bad, found))
+    s.check(RFC3339_MS.match(str(pending[0]["deadline"])), "an approval's deadline is a time",
+            str(pending[0]))
+    s.check(outputs["show"]["steps"]["gate"]["approval"]["deadline"] == pending[0]["deadline"],
+            "show gives the same deadline", str(outputs["show"]["steps"]["gate"]))
+    text = cairn("journal", run_id, db=db).stdout.splitlines()
+    hashes = [e["hash"] for e in outputs["journal"]]
+    s.check(len(text) == len(hashes) and all(h in l for h, l in zip(hashes, text)),
+            "journal text shows each event's hash", "\n".join(text))
+    cairn("cancel", run_id, db=db)
+    proc.wait(timeout=30)
+
+
 def main():
     s = Suite("cli")
     for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
@@ -474,7 +532,8 @@ def main():
               test_journal_refusals, test_exit_code_table,
               test_resume_exits_1_when_a_run_it_finished_failed,
               test_a_wrong_journal_key_is_named, test_an_unknown_sync_mode_is_refused,
-              test_run_reports_a_bad_file_as_check_does, test_no_color]:
+              test_run_reports_a_bad_file_as_check_does, test_no_color,
+              test_one_time_format]:
         try:
             t(s)
         except Exception as e:  # a crash in one test is a failure, not the end
