@@ -325,6 +325,10 @@ static int look_past(cairn_clog *l, int64_t from, cairn_err *err) {
     unsigned char *chunk = cairn_malloc(CAIRN_CLOG_SCAN_CHUNK);
     static const unsigned char magic[4] = {0x43, 0x4c, 0x52, 0x32};   /* CAIRN_CLOG_MAGIC */
     int rc = 0;
+    /* Each candidate's checksum covers up to the rest of the file: a file
+     * of candidates would cost its size squared.  Past the budget it is
+     * damage, with no record known after it. */
+    int64_t budget = CAIRN_CLOG_SCAN_WORK * l->size;
     l->damage = l->last = -1;
     for (int64_t at = from + 1; rc == 0 && l->size - at >= RECORD_HEAD;) {
         size_t size = 0, n = l->size - at < CAIRN_CLOG_SCAN_CHUNK ? (size_t)(l->size - at)
@@ -338,12 +342,17 @@ static int look_past(cairn_clog *l, int64_t from, cairn_err *err) {
              (p = memmem(p, n - (size_t)(p - chunk), magic, 4)) != NULL; p++) {
             size_t i = (size_t)(p - chunk);
             if (i + 16 <= n && get64(p + 8) != l->generation) continue;
+            if ((budget -= RECORD_HEAD + (i + 8 <= n ? get32(p + 4) : 0)) < 0) {
+                l->damage = from;
+                l->last = -1;
+                break;
+            }
             if ((rc = record_at(l, at + (int64_t)i, &size, err)) != 0 || size == 0) continue;
             l->last = at + (int64_t)i;
             if ((int64_t)get64(l->in + 16) > from) l->damage = from;
             next = l->last + (int64_t)size;
         }
-        at = next;
+        at = budget < 0 ? l->size : next;
     }
     free(chunk);
     return rc;
@@ -465,7 +474,7 @@ static int last_record_held(cairn_clog *l, const char *db_path, bool *held, cair
  * names the offset); else refuse, changing nothing. */
 static int judge_damage(cairn_clog *l, const char *db_path, cairn_err *err) {
     bool held = false;
-    int rc = l->damage < 0 ? 0 : last_record_held(l, db_path, &held, err);
+    int rc = l->damage < 0 || l->last < 0 ? 0 : last_record_held(l, db_path, &held, err);
     if (rc || l->damage < 0) return rc;
     const char *accept = getenv("CAIRN_CLOG_ACCEPT_DAMAGE");
     bool accepted = accept && *accept && atoll(accept) == l->damage;

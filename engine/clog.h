@@ -51,7 +51,10 @@
  *     its end were there: nothing is lost;
  *   - else the open is refused with CAIRN_ECORRUPT (the CLI exits 3) naming
  *     the file and the offset, and nothing is applied or written.
- * The search reads the file once per open, in CAIRN_CLOG_SCAN_CHUNK pieces.
+ * The search reads the file once per open, in CAIRN_CLOG_SCAN_CHUNK pieces,
+ * and checksums at most CAIRN_CLOG_SCAN_WORK times the file's size: a file
+ * packed with record headers of this generation (made to cost its size
+ * squared) is refused as damage past that, with no record known after it.
  * Damage to the last records written before a crash, with no record written
  * after their sync, cannot be told from a torn tail and is dropped as one.
  *
@@ -107,6 +110,7 @@
 #define CAIRN_CLOG_HEADER 4096
 #define CAIRN_CLOG_MAGIC 0x32524c43u   /* "CLR2" */
 #define CAIRN_CLOG_SCAN_CHUNK (64 << 10)   /* the search past the end reads this much at once */
+#define CAIRN_CLOG_SCAN_WORK 4            /* it checksums at most this many times the file's size */
 #define CAIRN_CLOG_SETTLE_WAIT_MS 30000   /* cairn_clog_settle waits for another's apply */
 
 typedef struct cairn_clog cairn_clog;

@@ -349,3 +349,36 @@ TEST(clog_a_refused_open_changes_no_file_of_the_journal) {
     free(path);
     free(db);
 }
+
+/* A tail packed with record headers of the log's generation, each claiming
+ * the rest of the file, would cost a checksum of megabytes per offset: the
+ * search stops at its budget and the open refuses, as for any damage that
+ * hides records, writing nothing. */
+TEST(clog_a_tail_packed_with_record_headers_is_refused_in_bounded_work) {
+    int64_t at[RECORDS + 1];
+    char *db = journal_with_log("packed.db", at);
+    char *log = cairn_sprintf("%s-clog", db);
+    int fd = open(log, O_RDWR);
+    CHECK(fd >= 0);
+    unsigned char head[16];
+    CHECK_INT(pread(fd, head, sizeof head, at[0]), (long long)sizeof head);   /* a real record */
+    struct stat st;
+    CHECK_INT(fstat(fd, &st), 0);
+    int64_t from = at[RECORDS] + 64, to = st.st_size - 64;
+    size_t n = (size_t)(to - from);
+    unsigned char *fill = cairn_malloc(n);
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        memcpy(fill + i, head, 16);                    /* magic, length, generation */
+        uint32_t len = (uint32_t)(st.st_size - (from + (int64_t)i) - 40);
+        memcpy(fill + i + 4, &len, 4);                 /* little-endian, as the format */
+    }
+    CHECK_INT(pwrite(fd, fill, n, from), (long long)n);
+    close(fd);
+    cairn_clog *l = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_clog_open(db, "x", false, &l, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "damaged at offset");
+    free(fill);
+    free(log);
+    free(db);
+}
