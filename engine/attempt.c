@@ -29,18 +29,22 @@ static void live_remove(cairn_engine *e, eng_attempt *a) {
     if (a->live_next) a->live_next->live_prev = a->live_prev;
 }
 
-static jv attempt_extra(eng_attempt *a) {
+jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const char *idem_key) {
     jv cur = jv_object();
-    cur = jv_object_set(cur, jv_string("id"), jv_string(a->run->plan->ids[a->step]));
-    cur = jv_object_set(cur, jv_string("attempt"), jv_number(a->attempt));
-    cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(a->idem_key));
+    cur = jv_object_set(cur, jv_string("id"), jv_string(r->plan->ids[step]));
+    cur = jv_object_set(cur, jv_string("attempt"), jv_number(attempt));
+    cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(idem_key));
     jv extra = jv_object_set(jv_object(), jv_string("step"), cur);
-    if (a->index >= 0) {   /* the element of the list the step expanded to, once */
-        jv item = jv_array_get(jv_copy(a->run->items[a->step]), a->index);
+    if (index >= 0) {   /* the element of the list the step expanded to, once */
+        jv item = jv_array_get(jv_copy(r->items[step]), index);
         extra = jv_object_set(extra, jv_string("item"), jv_is_valid(item) ? item : jv_null());
-        extra = jv_object_set(extra, jv_string("index"), jv_number(a->index));
+        extra = jv_object_set(extra, jv_string("index"), jv_number(index));
     }
     return extra;
+}
+
+static jv attempt_extra(eng_attempt *a) {
+    return eng_attempt_scope(a->run, a->step, a->index, a->attempt, a->idem_key);
 }
 
 static void attempt_free(eng_attempt *a) {

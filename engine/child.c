@@ -22,17 +22,24 @@ static jv get(jv o, const char *key) {
     return jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string(key)) : jv_null();
 }
 
+/* Each start of a child is an attempt of the step, numbered like any other,
+ * so that `retry` counts them and `with` may read .step.attempt (a second
+ * attempt can ask the child for something else). */
 void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_step *step = r->plan->steps[i];
     jv with = jv_invalid();
     cairn_err err;
-    char hash[65], child[CAIRN_RUN_ID_MAX];
+    char hash[65], child[CAIRN_RUN_ID_MAX], key[CAIRN_RUN_ID_MAX + CAIRN_ID_MAX + 2];
     if (index >= 0) {
-        eng_attempt_failed(e, r, i, index, 1, eng_error("schema", "a workflow step cannot use foreach"));
+        eng_attempt_failed(e, r, i, index, step->retry.max_attempts,
+                           eng_error("schema", "a workflow step cannot use foreach"));
         return;
     }
-    if (eng_render(r, step->with, jv_null(), &with, &err) != 0) {
-        eng_attempt_failed(e, r, i, -1, 1, eng_error("expression", err.msg));
+    int attempt = r->st->steps[i].attempts + 1;
+    snprintf(key, sizeof key, "%s/%s", r->st->id, r->plan->ids[i]);
+    jv extra = r->plan->with_reads_attempt[i] ? eng_attempt_scope(r, i, -1, attempt, key) : jv_null();
+    if (eng_render(r, step->with, extra, &with, &err) != 0) {
+        eng_attempt_failed(e, r, i, -1, attempt, eng_error("expression", err.msg));
         return;
     }
     jv name = get(with, "name"), inputs = get(with, "inputs");
@@ -51,14 +58,14 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
         jv_free(checked);
         if (rc) plan = NULL;
     }
-    eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, -1, 1, jv_object_set(jv_object(), jv_string("input"), with));
+    eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, -1, attempt, jv_object_set(jv_object(), jv_string("input"), with));
     if (plan) {
         jv trigger = jv_object_set(jv_object(), jv_string("source"), jv_string("workflow"));
         trigger = jv_object_set(trigger, jv_string("parent"), jv_string(r->st->id));
         trigger = jv_object_set(trigger, jv_string("step"), jv_string(r->plan->ids[i]));
         trigger = jv_object_set(trigger, jv_string("user"), get(r->st->trigger, "user"));
         cairn_new_run_id(child);   /* announced first, so the parent's event precedes the child's */
-        eng_emit(e, r, CAIRN_EV_CHILD_STARTED, i, -1, 1,
+        eng_emit(e, r, CAIRN_EV_CHILD_STARTED, i, -1, attempt,
                  jv_object_set(jv_object(), jv_string("child"), jv_string(child)));
         rc = eng_start_run_as(e, plan, jv_copy(inputs), trigger, r->st->id, child, &err);
     } else {
@@ -66,24 +73,31 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv_free(inputs);
     jv_free(name);
-    if (rc) eng_attempt_failed(e, r, i, -1, step->retry.max_attempts, eng_error("schema", err.msg));
+    if (rc) eng_attempt_failed(e, r, i, -1, attempt, eng_error("schema", err.msg));
 }
 
-/* The outcome of a child (state borrowed) for the parent's step i. */
+/* The outcome of a child (state borrowed) for the parent's step i: like an
+ * action's result, a success must also meet retry.until, and a failure is
+ * retried while the step has attempts left. */
 static void take_outcome(cairn_engine *e, eng_run *parent, int i, const cairn_run_state *child) {
-    if (child->status == CAIRN_RUN_SUCCEEDED) {
-        eng_emit(e, parent, CAIRN_EV_STEP_SUCCEEDED, i, -1, 1,
+    int attempt = parent->st->steps[i].attempts;
+    jv error = jv_null();
+    if (child->status == CAIRN_RUN_SUCCEEDED && eng_until_met(parent, i, child->outputs, &error)) {
+        eng_emit(e, parent, CAIRN_EV_STEP_SUCCEEDED, i, -1, attempt,
                  jv_object_set(jv_object(), jv_string("output"), jv_copy(child->outputs)));
         eng_step_done(e, parent, i);
     } else {
-        jv msg = get(child->error, "message");
-        char text[1024];
-        snprintf(text, sizeof text, "child run %s %s%s%s", child->id,
-                 cairn_run_status_name(child->status), jv_get_kind(msg) == JV_KIND_STRING ? ": " : "",
-                 jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "");
-        jv_free(msg);
-        eng_attempt_failed(e, parent, i, -1, parent->plan->steps[i]->retry.max_attempts,
-                           eng_error("child", text));
+        if (child->status != CAIRN_RUN_SUCCEEDED) {
+            jv msg = get(child->error, "message");
+            char text[1024];
+            snprintf(text, sizeof text, "child run %s %s%s%s", child->id,
+                     cairn_run_status_name(child->status), jv_get_kind(msg) == JV_KIND_STRING ? ": " : "",
+                     jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "");
+            jv_free(msg);
+            jv_free(error);
+            error = eng_error("child", text);
+        }
+        eng_attempt_failed(e, parent, i, -1, attempt, error);
     }
     eng_schedule(e, parent);
 }

@@ -318,6 +318,9 @@ void eng_approval_timeout(cairn_engine *e, eng_run *r, int step);
  * step i; its result is journaled as approval_notified. */
 void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with);
 void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);
+/* What `with` may read of the attempt being rendered: {step: {id, attempt,
+ * idempotency_key}}, plus item and index for a foreach item (index >= 0). */
+jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const char *idem_key);
 void eng_dispatch_durable(cairn_engine *e);
 void eng_finish_attempt(cairn_engine *e, eng_attempt *a);
 void eng_stop_attempts(cairn_engine *e, eng_run *r);   /* r NULL: every run */

@@ -109,10 +109,67 @@ def test_cancelling_the_parent_cancels_the_child(s):
             "cancelling the parent cancels its child", str(statuses) + p.stderr)
 
 
+def write_pair(s, name, parent_step, child_body):
+    d = s.path(name)
+    os.makedirs(d)
+    with open(os.path.join(d, "parent.yaml"), "w") as f:
+        f.write("cairn: 1\nname: parent-%s\nsteps:\n%s" % (name, parent_step))
+    with open(os.path.join(d, "child.yaml"), "w") as f:
+        f.write("cairn: 1\nname: child-%s\n%s" % (name, child_body))
+    return os.path.join(d, "parent.yaml")
+
+
+def test_retry_until_asks_another_child(s):
+    """retry.until holds a child's outputs to account, and each new child is
+    an attempt of its own: .step.attempt grows, and max_attempts bounds it."""
+    child = """inputs:
+  n: { type: integer, required: true }
+outputs:
+  ok: ${{ .inputs.n >= 2 }}
+  n: ${{ .inputs.n }}
+steps:
+  - id: s
+    uses: set
+    with: { n: "${{ .inputs.n }}" }
+"""
+    parent = write_pair(s, "until", """  - id: fix
+    uses: workflow
+    with: { name: child-until, inputs: { n: "${{ .step.attempt }}" } }
+    retry: { max_attempts: 3, delay: 0s, until: "${{ .output.ok }}" }
+""", child)
+    db = s.path("until.db")
+    run, p = cairn_json("run", parent, db=db)
+    step = run["steps"]["fix"]
+    s.check(p.returncode == 0 and step["attempts"] == 2 and step["output"] == {"ok": True, "n": 2},
+            "a child whose outputs fail `until` is retried, attempt numbered", str(step) + p.stderr)
+    kids = [r for r in runs_of(db) if r["workflow"] == "child-until"]
+    s.check(len(kids) == 2, "one child run per attempt", str(kids))
+
+    parent = write_pair(s, "spent", """  - id: fix
+    uses: workflow
+    with: { name: child-spent, inputs: { n: 0 } }
+    retry: { max_attempts: 3, delay: 0s }
+""", """inputs:
+  n: { type: integer, required: true }
+steps:
+  - id: broken
+    uses: fail
+    with: { message: still broken }
+""")
+    db = s.path("spent.db")
+    run, p = cairn_json("run", parent, db=db)
+    step = run["steps"]["fix"]
+    kids = [r for r in runs_of(db) if r["workflow"] == "child-spent"]
+    s.check(p.returncode == 1 and step["attempts"] == 3 and step["error"]["kind"] == "child"
+            and len(kids) == 3, "a failed child is retried until max_attempts, then fails the step",
+            "%s, %d children" % (step, len(kids)))
+
+
 def main():
     s = Suite("children")
     for t in [test_outputs_flow_to_the_parent, test_a_failed_child_fails_the_step,
-              test_crash_while_the_child_runs, test_cancelling_the_parent_cancels_the_child]:
+              test_crash_while_the_child_runs, test_cancelling_the_parent_cancels_the_child,
+              test_retry_until_asks_another_child]:
         try:
             t(s)
         except Exception as e:
