@@ -109,7 +109,10 @@ void eng_start_approval(cairn_engine *e, eng_run *r, int i, int index) {
         eng_attempt_failed(e, r, i, index, 1, eng_error("schema", "an approval step cannot use foreach"));
         return;
     }
-    if (eng_render(r, step->with, jv_null(), &with, &err) != 0) {
+    char key[CAIRN_RUN_ID_MAX + CAIRN_ID_MAX + 2];   /* `with` may name the step: .step.id */
+    snprintf(key, sizeof key, "%s/%s", r->st->id, r->plan->ids[i]);
+    jv extra = r->plan->with_reads_attempt[i] ? eng_attempt_scope(r, i, -1, 1, key) : jv_null();
+    if (eng_render(r, step->with, extra, &with, &err) != 0) {
         eng_attempt_failed(e, r, i, -1, 1, eng_error("expression", err.msg));
         return;
     }

@@ -218,13 +218,14 @@ steps:
     uses: approval
     with:
       prompt: "Deploy?"
-      notify: { channel: webhook, url: "http://127.0.0.1:%d/hook", json: { text: "approve ${{ .run.id }}" } }
+      notify: { channel: webhook, url: "http://127.0.0.1:%d/hook", json: { text: "approve ${{ .run.id }} ${{ .step.id }}" } }
 """ % server.server_address[1])
         db = s.path("notified.db")
         proc = start(wf, db)
         run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
         wait_for(lambda: received, "the notification")
-        s.check(received[0] == {"text": "approve " + run_id}, "the approval's notify is sent",
+        s.check(received[0] == {"text": "approve %s gate" % run_id},
+                "the approval's notify is sent, naming its step (.step)",
                 str(received))
         wait_for(lambda: any(e["type"] == "approval_notified" for e in events(db, run_id)),
                  "the notification to be journaled")
