@@ -394,6 +394,28 @@ static void start_step(cairn_engine *e, eng_run *r, int i) {
         eng_start_attempt(e, r, i, -1);
 }
 
+/* Before a run's failure is journaled: a step that never started ends
+ * skipped, and one that waits for people or a timer (an approval, a retry's
+ * back-off, a `wait`) or a foreach cut short ends cancelled, as a cancel
+ * leaves them, each as an event in the batch that ends the run.  A crash
+ * before that batch is durable loses them all, and the run, failing again
+ * on resume, settles what is still open.  A step waiting on a child run
+ * keeps waiting: the child's own end settles it. */
+static void settle_unfinished(cairn_engine *e, eng_run *r) {
+    for (int i = 0; i < r->plan->n_all; i++) {
+        const cairn_step_state *s = &r->st->steps[i];
+        if (s->status == CAIRN_STEP_PENDING) {
+            eng_emit(e, r, CAIRN_EV_STEP_SKIPPED, i, -1, 0,
+                     jv_object_set(jv_object(), jv_string("reason"), jv_string("run_failed")));
+        } else if ((s->status == CAIRN_STEP_WAITING && !s->child[0]) ||
+                   (s->status == CAIRN_STEP_RUNNING && !s->in_flight)) {
+            jv error = eng_error("cancelled", "the run failed before this step finished");
+            eng_emit(e, r, CAIRN_EV_STEP_FAILED, i, -1, s->attempts,
+                     jv_object_set(jv_object(), jv_string("error"), error));
+        }
+    }
+}
+
 static void end_run(cairn_engine *e, eng_run *r) {
     const cairn_workflow *wf = r->plan->wf;
     jv outputs = jv_object();
@@ -404,6 +426,7 @@ static void end_run(cairn_engine *e, eng_run *r) {
             jv_free(outputs);
             jv error = eng_error("expression", err.msg);
             error = jv_object_set(error, jv_string("output"), jv_string(wf->outputs[i].name));
+            settle_unfinished(e, r);
             eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0,
                      jv_object_set(jv_object(), jv_string("error"), error));
             return;
@@ -476,6 +499,7 @@ static void end_rollback(cairn_engine *e, eng_run *r) {
         eng_emit(e, r, CAIRN_EV_RUN_CANCELLED, -1, -1, 0, jv_object());
         return;
     }
+    settle_unfinished(e, r);
     jv data = jv_object_set(jv_object(), jv_string("error"), jv_copy(r->fail_error));
     eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0, data);
 }

@@ -87,7 +87,7 @@ void eng_timers_fire(cairn_engine *e) {
     while (e->n_timers && e->timers[0].at <= now && !e->stopping) {
         eng_timer t = pop(e);
         eng_run *r = eng_find_run(e, t.run_id);
-        if (r && still_waiting(r, &t)) fire(e, r, &t);
+        if (r && !r->ended && still_waiting(r, &t)) fire(e, r, &t);
     }
 }
 

@@ -136,7 +136,8 @@ TEST(engine_fails_the_run_and_starts_nothing_after_a_failure) {
     CHECK_AT(run, "status", "failed");
     CHECK_AT(run, "error.kind", "broken");
     CHECK_AT(run, "error.step", "a");
-    CHECK_AT(run, "steps.b.status", "pending");
+    CHECK_AT(run, "steps.b.status", "skipped");   /* never started: settled, not left pending */
+    CHECK_AT(run, "steps.b.attempts", "0");
     jv_free(run);
     free_h(&h);
 }
@@ -396,7 +397,7 @@ TEST(engine_resume_on_crash_fail_fails_the_step_with_kind_crash) {
     jv run = show(&h, id);
     CHECK_AT(run, "status", "failed");
     CHECK_AT(run, "steps.risky.error.kind", "crash");
-    CHECK_AT(run, "steps.after.status", "pending");
+    CHECK_AT(run, "steps.after.status", "skipped");
     jv_free(run); free(id); free(src); free(marker);
     free_h(&h);
 }
@@ -687,6 +688,17 @@ static void crash_at_event(harness *h, const char *src, const char *type, const 
     while ((double)cairn_wall_ms() <= *deadline) usleep(10000);   /* the deadline passes while down */
 }
 
+/* Open an engine on h's journal, resume run_id of src to its end, and
+ * return the run as `show` has it. */
+static jv resume_to_end(harness *h, const char *src, const char *run_id) {
+    open_engine(h, true);
+    add(h, src);
+    cairn_err err;
+    CHECK_INT(cairn_engine_resume(h->e, run_id, NULL, &err), 0);
+    drive(h);
+    return show(h, run_id);
+}
+
 TEST(engine_wait_deadline_that_passed_while_down_fires_on_resume) {
     harness h = {0};
     h.db = cairn_sprintf("%s/j.db", test_tmpdir());
@@ -699,12 +711,7 @@ TEST(engine_wait_deadline_that_passed_while_down_fires_on_resume) {
     jv mid = show(&h, id);
     CHECK_AT(mid, "steps.nap.status", "waiting");
     jv_free(mid);
-    open_engine(&h, true);
-    add(&h, src);
-    cairn_err err;
-    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = resume_to_end(&h, src, id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "steps.nap.status", "succeeded");
     jv evs = events_of(&h, id);
@@ -725,12 +732,7 @@ TEST(engine_retry_backoff_survives_a_crash) {
     char id[CAIRN_RUN_ID_MAX];
     double retry_at;
     crash_at_event(&h, src, "step_retrying", "retry_at", id, &retry_at);
-    open_engine(&h, true);
-    add(&h, src);
-    cairn_err err;
-    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
-    drive(&h);
-    jv run = show(&h, id);
+    jv run = resume_to_end(&h, src, id);
     CHECK_AT(run, "status", "succeeded");
     CHECK_AT(run, "steps.again.attempts", "2");
     CHECK_INT(count_lines(count, "x"), 2);
@@ -741,6 +743,75 @@ TEST(engine_retry_backoff_survives_a_crash) {
 }
 
 /* ---- rollback ------------------------------------------------------------- */
+
+/* The run's last k events as "type:step " ("-" for run events). */
+static char *last_events(harness *h, const char *run_id, int k) {
+    cairn_buf b = CAIRN_BUF_INIT;
+    int n = 0;
+    cairn_event *evs = journal_of(h, run_id, &n);
+    for (int i = n > k ? n - k : 0; i < n; i++)
+        cairn_buf_printf(&b, "%s:%s ", cairn_event_type_name(evs[i].type), evs[i].step ? evs[i].step : "-");
+    cairn_events_free(evs, n);
+    return b.data ? cairn_buf_detach(&b) : cairn_strdup("");
+}
+
+#define GATED_FAILURE                                                                   \
+    "cairn: 1\nname: gated-failure\nsteps:\n"                                           \
+    "  - id: gate\n    uses: approval\n    with: { prompt: go? }\n"                    \
+    "  - id: boom\n    needs: []\n    uses: fail\n    with: { message: boom, kind: broken }\n" \
+    "  - id: after\n    needs: [gate]\n    uses: set\n    with: {}\n"
+
+/* A failed run leaves nothing open: the step that never started ends
+ * skipped and the open approval cancelled, each journaled in the batch that
+ * ends the run (so `show`, `journal` and a reload agree). */
+TEST(engine_failure_skips_what_never_started_and_cancels_open_approvals) {
+    harness h = {0};
+    open_engine(&h, false);
+    add(&h, GATED_FAILURE);
+    char id[CAIRN_RUN_ID_MAX];
+    jv run = run_to_end(&h, "{}", id);
+    CHECK_AT(run, "status", "failed");
+    CHECK_AT(run, "error.step", "boom");
+    CHECK_AT(run, "steps.gate.status", "cancelled");
+    CHECK_AT(run, "steps.gate.error.kind", "cancelled");
+    CHECK_AT(run, "steps.after.status", "skipped");
+    CHECK_AT(run, "steps.after.attempts", "0");
+    char *tail = last_events(&h, id, 3);
+    CHECK_STR(tail, "step_failed:gate step_skipped:after run_failed:- ");
+    free(tail);
+    jv_free(run);
+    free_h(&h);
+}
+
+/* A run whose failure is durable but whose end is not (killed while another
+ * step still ran) settles the same way on resume, once. */
+TEST(engine_failure_cut_short_by_a_crash_settles_on_resume) {
+    harness h = {0};
+    h.db = cairn_sprintf("%s/j.db", test_tmpdir());
+    const char *src = GATED_FAILURE
+        "  - id: slow\n    needs: []\n    on_crash: fail\n    run: sleep 60\n";
+    char id[CAIRN_RUN_ID_MAX];
+    double failed_at;
+    crash_at_event(&h, src, "step_failed", "time", id, &failed_at);
+    jv mid = show(&h, id);
+    CHECK_AT(mid, "steps.gate.status", "waiting");
+    CHECK_AT(mid, "steps.after.status", "pending");
+    jv_free(mid);
+    jv run = resume_to_end(&h, src, id);
+    CHECK_AT(run, "status", "failed");
+    CHECK_AT(run, "steps.slow.error.kind", "crash");
+    CHECK_AT(run, "steps.gate.status", "cancelled");
+    CHECK_AT(run, "steps.after.status", "skipped");
+    jv evs = events_of(&h, id);
+    CHECK_INT(count_type(evs, "step_skipped"), 1);
+    CHECK_INT(count_type(evs, "run_failed"), 1);
+    jv_free(evs);
+    char *tail = last_events(&h, id, 3);
+    CHECK_STR(tail, "step_failed:gate step_skipped:after run_failed:- ");
+    free(tail);
+    jv_free(run);
+    free_h(&h);
+}
 
 TEST(engine_failure_compensates_in_reverse_then_runs_on_failure) {
     harness h = {0};
@@ -773,9 +844,9 @@ TEST(engine_failure_compensates_in_reverse_then_runs_on_failure) {
     CHECK_AT(run, "error.step", "c");
     CHECK_AT(run, "error.kind", "exit");
     CHECK_AT(run, "steps.b#compensate.status", "succeeded");
-    CHECK_AT(run, "steps.c#compensate.status", "pending");   /* c never succeeded */
+    CHECK_AT(run, "steps.c#compensate.status", "skipped");   /* c never succeeded */
     CHECK_AT(run, "steps.quiet.status", "skipped");
-    CHECK_AT(run, "steps.d.status", "pending");
+    CHECK_AT(run, "steps.d.status", "skipped");
     CHECK_CONTAINS(h.trace.data, "run_compensating:run ");
     jv_free(run); free(src); free(log);
     free_h(&h);
