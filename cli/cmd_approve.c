@@ -6,7 +6,9 @@
  * A decision is checked here first (the approval exists and is open, NAME
  * may decide it), so a refused one records nothing; the engine holding the
  * run checks again when it journals the decision.  With no engine holding
- * the run, the decision waits in the journal for the next resume.
+ * the run, the decision waits in the journal for the next resume: `approvals`
+ * counts it (as awaiting resume), and a second decision by the same name is
+ * refused then too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,27 +35,90 @@ static int load(const cli_opts *o, const char *run_id, cairn_run_state **st, cai
     return out;
 }
 
-static jv pending_of(const cairn_run_state *st) {
+/* The decisions on run_id's approvals not carried out yet, oldest first:
+ * [{step, decision, by, comment}] as `approve` recorded them.  An empty
+ * array when there are none or they cannot be read. */
+static jv awaiting_of(const cli_opts *o, const char *run_id) {
+    cairn_store *s = NULL;
+    cairn_command *cmds = NULL;
+    cairn_err err;
+    int n = 0;
+    jv out = jv_array();
+    if (cli_open_journal(o->db, &s, &err) == 0 && s->ops->run_commands(s, run_id, &cmds, &n, &err) == 0)
+        for (int i = 0; i < n; i++) {
+            jv d = strcmp(cmds[i].type, "decide") == 0 ? jv_parse(cmds[i].data) : jv_invalid();
+            if (jv_get_kind(d) == JV_KIND_OBJECT) out = jv_array_append(out, d);
+            else jv_free(d);
+        }
+    cairn_commands_free(cmds, n);
+    cairn_store_close(s);
+    return out;
+}
+
+static bool str_is(jv o, const char *key, const char *want) {
+    jv v = jv_object_get(jv_copy(o), jv_string(key));
+    bool same = jv_get_kind(v) == JV_KIND_STRING && strcmp(jv_string_value(v), want) == 0;
+    jv_free(v);
+    return same;
+}
+
+/* The decisions of awaiting (consumed) on step: a new array. */
+static jv awaiting_on(jv awaiting, const char *step) {
+    jv out = jv_array();
+    jv_array_foreach(awaiting, k, d) {
+        if (str_is(d, "step", step)) out = jv_array_append(out, d);
+        else jv_free(d);
+    }
+    jv_free(awaiting);
+    return out;
+}
+
+static jv pending_of(const cairn_run_state *st, jv awaiting) {
     jv out = jv_array();
     for (int i = 0; i < st->n_steps; i++) {
         const cairn_step_state *s = &st->steps[i];
         if (s->status != CAIRN_STEP_WAITING || jv_get_kind(s->approval) != JV_KIND_OBJECT) continue;
-        jv a = jv_object_set(cairn_approval_to_json(s->approval), jv_string("run"), jv_string(st->id));
+        jv a = jv_object_set(cairn_approval_to_json(s->approval), jv_string("awaiting_resume"),
+                             awaiting_on(jv_copy(awaiting), st->step_ids[i]));
+        a = jv_object_set(a, jv_string("run"), jv_string(st->id));
         a = jv_object_set(a, jv_string("workflow"), jv_string(st->workflow ? st->workflow : ""));
         out = jv_array_append(out, jv_object_set(a, jv_string("step"), jv_string(st->step_ids[i])));
     }
     return out;
 }
 
+/* "1/2": approvals of the quorum, counting those awaiting resume, which
+ * are then named: "1/2, 1 awaiting resume"; a rejection awaiting resume
+ * reads ", rejected by NAME (awaiting resume)". */
+static void print_tally(jv a) {
+    jv got = jv_object_get(jv_copy(a), jv_string("approvals")), q = jv_object_get(jv_copy(a), jv_string("quorum"));
+    jv waiting = jv_object_get(jv_copy(a), jv_string("awaiting_resume"));
+    int approvals = jv_array_length(got), later = 0;
+    char rejected[256] = "";
+    jv_array_foreach(waiting, k, d) {
+        jv by = jv_object_get(jv_copy(d), jv_string("by"));
+        if (str_is(d, "decision", "approve")) later++;
+        else if (jv_get_kind(by) == JV_KIND_STRING)
+            snprintf(rejected, sizeof rejected, ", rejected by %s (awaiting resume)", jv_string_value(by));
+        jv_free(by);
+        jv_free(d);
+    }
+    jv_free(waiting);
+    printf("%d/%d", approvals + later, jv_get_kind(q) == JV_KIND_NUMBER ? (int)jv_number_value(q) : 1);
+    if (later) printf(", %d awaiting resume", later);
+    printf("%s", rejected);
+    jv_free(q);
+}
+
 static void print_pending(jv a) {
     jv run = jv_object_get(jv_copy(a), jv_string("run")), step = jv_object_get(jv_copy(a), jv_string("step"));
     jv prompt = jv_object_get(jv_copy(a), jv_string("prompt"));
     jv who = jv_dump_string(jv_object_get(jv_copy(a), jv_string("approvers")), 0);
-    jv got = jv_object_get(jv_copy(a), jv_string("approvals")), q = jv_object_get(jv_copy(a), jv_string("quorum"));
-    printf("%-18s %-20s %d/%d  approvers %s  %s\n", jv_string_value(run), jv_string_value(step),
-           jv_array_length(got), (int)jv_number_value(q), jv_string_value(who),
+    printf("%-18s %-20s ", jv_string_value(run), jv_string_value(step));
+    print_tally(a);
+    printf("  approvers %s  %s\n", jv_string_value(who),
            jv_get_kind(prompt) == JV_KIND_STRING ? jv_string_value(prompt) : "");
-    jv_free(run); jv_free(step); jv_free(prompt); jv_free(who); jv_free(q);
+    jv_free(run); jv_free(step); jv_free(prompt); jv_free(who);
 }
 
 int cmd_approvals(cli_opts *o, int argc, char **argv) {
@@ -64,7 +129,7 @@ int cmd_approvals(cli_opts *o, int argc, char **argv) {
     cairn_run_row *rows = NULL;
     int n = 0;
     if (cli_open_journal(o->db, &s, &err) != 0 ||
-        s->ops->list_runs(s, "running,waiting,compensating", &rows, &n, &err) != 0) {
+        s->ops->list_runs(s, "running,waiting,compensating,paused", &rows, &n, &err) != 0) {
         cli_error(&err);
         cairn_store_close(s);
         return EXIT_JOURNAL;
@@ -75,7 +140,9 @@ int cmd_approvals(cli_opts *o, int argc, char **argv) {
         cairn_run_state *st = NULL;
         cairn_workflow *wf = NULL;
         if (load(o, rows[i].id, &st, &wf) != 0) continue;
-        jv p = pending_of(st);
+        jv awaiting = awaiting_of(o, rows[i].id);
+        jv p = pending_of(st, awaiting);
+        jv_free(awaiting);
         jv_array_foreach(p, k, a) all = jv_array_append(all, a);
         jv_free(p);
         cairn_run_state_free(st);
@@ -115,6 +182,23 @@ static bool taken(const cli_opts *o, const char *run_id, const char *step, const
     return false;
 }
 
+/* Whether by's decision on step of run_id is recorded and not carried out
+ * yet (no engine has taken it): one decision each, as the engine allows. */
+static bool decided_already(const cli_opts *o, const char *run_id, const char *step,
+                            const char *by, cairn_err *err) {
+    jv mine = awaiting_on(awaiting_of(o, run_id), step);
+    bool found = false;
+    jv_array_foreach(mine, k, d) {
+        found |= str_is(d, "by", by);
+        jv_free(d);
+    }
+    jv_free(mine);
+    if (found)
+        cairn_err_set(err, CAIRN_EEXISTS, "%s has already decided step '%s' of run %s; the"
+                      " decision awaits `cairn resume`", by, step, run_id);
+    return found;
+}
+
 static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     const char *words[2] = {0}, *by = NULL, *comment = NULL, *v, *cmd = approve ? "approve" : "reject";
     int nwords = 0;
@@ -132,7 +216,8 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     cairn_err err;
     int rc = load(o, words[0], &st, &wf);
     if (rc) return rc;
-    if (cairn_approval_check(st, words[1], by, approve, &err) != 0) {
+    if (cairn_approval_check(st, words[1], by, approve, &err) != 0 ||
+        decided_already(o, words[0], words[1], by, &err)) {
         cli_error(&err);
         rc = EXIT_USAGE;
     }

@@ -48,26 +48,39 @@ static void print_value(const char *label, jv v) {
     jv_free(s);
 }
 
+/* One line of a step or a foreach item: status, attempts, error. */
+static void print_progress(const char *status, int attempts, bool in_flight, jv error) {
+    printf(" %-10s %d attempt%s%s", status, attempts, attempts == 1 ? "" : "s",
+           in_flight ? " (in flight)" : "");
+    if (jv_get_kind(error) == JV_KIND_OBJECT) {
+        jv m = jv_dump_string(jv_copy(error), 0);
+        printf("  %s", jv_string_value(m));
+        jv_free(m);
+    }
+    printf("\n");
+}
+
 static void show_text(const cairn_run_state *st) {
     char c[40], u[40];
     time_text(st->created_ms, c, sizeof c);
     time_text(st->updated_ms, u, sizeof u);
     printf("run      %s\nworkflow %s\nstatus   %s\ncreated  %s\nupdated  %s\n", st->id,
-           st->workflow ? st->workflow : "?", cairn_run_status_name(st->status), c, u);
+           st->workflow ? st->workflow : "?", cairn_run_status_name(cairn_run_state_status(st)), c, u);
     print_value("inputs", jv_copy(st->inputs));
     if (st->status == CAIRN_RUN_SUCCEEDED) print_value("outputs", jv_copy(st->outputs));
     if (jv_get_kind(st->error) != JV_KIND_NULL) print_value("error", jv_copy(st->error));
     printf("steps\n");
     for (int i = 0; i < st->n_steps; i++) {
         const cairn_step_state *s = &st->steps[i];
-        printf("  %-24s %-10s %d attempt%s", st->step_ids[i], cairn_step_status_name(s->status),
-               s->attempts, s->attempts == 1 ? "" : "s");
-        if (jv_get_kind(s->error) == JV_KIND_OBJECT) {
-            jv m = jv_dump_string(jv_copy(s->error), 0);
-            printf("  %s", jv_string_value(m));
-            jv_free(m);
+        printf("  %-24s", st->step_ids[i]);
+        print_progress(cairn_step_status_name(s->status), s->attempts, s->in_flight, s->error);
+        for (int k = 0; k < s->n_items; k++) {
+            const cairn_item_state *it = &s->items[k];
+            char label[24];
+            snprintf(label, sizeof label, "[%d]", k);
+            printf("    %-22s", label);
+            print_progress(cairn_step_status_name(it->status), it->attempts, it->in_flight, it->error);
         }
-        printf("\n");
     }
 }
 

@@ -24,6 +24,11 @@ static jv get(jv o, const char *key) {
     return jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string(key)) : jv_null();
 }
 
+static jv get_or_null(jv o, const char *key) {
+    jv v = get(o, key);
+    return jv_is_valid(v) ? v : (jv_free(v), jv_null());
+}
+
 static bool str_in(jv list, const char *name) {
     bool found = false;
     if (jv_get_kind(list) != JV_KIND_ARRAY) return false;
@@ -142,6 +147,28 @@ void eng_ask_after_crash(cairn_engine *e, eng_run *r, int i) {
 
 /* ---- deciding ------------------------------------------------------------ */
 
+/* Each approval given, in order: [{by, comment, at}] (a rejection ends the
+ * step, so none is among them). */
+static jv approvals_made(jv approval) {
+    jv out = jv_array(), all = get(approval, "decisions");
+    if (jv_get_kind(all) == JV_KIND_ARRAY) {
+        jv_array_foreach(all, k, d) {
+            jv what = get(d, "decision");
+            if (jv_get_kind(what) == JV_KIND_STRING && strcmp(jv_string_value(what), "approve") == 0) {
+                jv one = jv_object_set(jv_object(), jv_string("by"), get_or_null(d, "by"));
+                one = jv_object_set(one, jv_string("comment"), get_or_null(d, "comment"));
+                out = jv_array_append(out, jv_object_set(one, jv_string("at"), get_or_null(d, "at")));
+            }
+            jv_free(what);
+            jv_free(d);
+        }
+    }
+    jv_free(all);
+    return out;
+}
+
+/* The step succeeds: its output says who approved, with what comments.
+ * comment: the one that made the quorum (or the time-out's). */
 static void approved(cairn_engine *e, eng_run *r, int i, const char *comment) {
     cairn_step_state *s = &r->st->steps[i];
     jv ask = get(s->approval, "ask");
@@ -158,6 +185,7 @@ static void approved(cairn_engine *e, eng_run *r, int i, const char *comment) {
     out = jv_object_set(out, jv_string("by"), get(s->approval, "approvals"));
     out = jv_object_set(out, jv_string("comment"), comment ? jv_string(comment) : jv_null());
     out = jv_object_set(out, jv_string("at"), jv_string(cairn_rfc3339(cairn_wall_ms(), when, sizeof when)));
+    out = jv_object_set(out, jv_string("decisions"), approvals_made(s->approval));
     eng_emit(e, r, CAIRN_EV_STEP_SUCCEEDED, i, -1, s->attempts,
              jv_object_set(jv_object(), jv_string("output"), out));
     eng_step_done(e, r, i);

@@ -561,7 +561,7 @@ int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv 
 static int resume_all(cairn_engine *e, int *count, cairn_err *err) {
     cairn_run_row *rows = NULL;
     int n = 0;
-    int rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating", &rows, &n, err);
+    int rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating,paused", &rows, &n, err);
     /* one transaction for every claim: one sync, not one per run */
     bool batch = rc == 0 && n > 1 && e->aux->ops->batch_begin(e->aux, NULL) == 0;
     for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */

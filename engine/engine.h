@@ -141,7 +141,7 @@ int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
                    cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err);
 
 /* Whether the runs table's row agrees with the run's fold (st, from
- * cairn_load_run): workflow, def_hash, parent_id, status (running,
+ * cairn_load_run): workflow, def_hash, parent_id, status (running, paused,
  * compensating or how it ended), created_at and updated_at (when status
  * last changed).  0, or CAIRN_ECORRUPT naming the run and the first column
  * that differs, with both values: the row was edited. */

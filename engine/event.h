@@ -19,7 +19,9 @@
  *   step_started       {input, idempotency_key, index?}     attempt >= 1
  *   step_succeeded     {output, index?}
  *   step_failed        {error: {kind, message}, index?}    final for the step/item
- *   step_skipped       {}                                   `if` was falsy
+ *   step_skipped       {reason?}                            `if` was falsy; reason
+ *                                                           "run_failed": the run failed
+ *                                                           before the step started
  *   step_expanded      {count, items}                       foreach: the list the
  *                                                           expression gave, journaled
  *                                                           once (an item's attempts
@@ -56,7 +58,9 @@
  *                                                           the same commit)
  *   run_cancel_requested {by?}
  *   run_paused         {}                                   start no new step (running
- *   run_unpaused       {}                                   attempts finish); carry on
+ *   run_unpaused       {}                                   attempts finish); carry on.
+ *                                                           A running run reads paused
+ *                                                           until unpaused
  *   run_compensating   {error}                              rollback begins: compensate
  *                                                           bodies of succeeded steps in
  *                                                           reverse order of completion,

@@ -248,11 +248,14 @@ static void apply_to_slot(slot s, const cairn_event *ev) {
     }
 }
 
-/* Approvals: the request opens, decisions and escalations update it.  The
- * step's own outcome is a step_succeeded / step_failed after them. */
+/* Approvals: the request opens, decisions and escalations update it:
+ * "approvals" lists who approved, "decisions" every decision as journaled
+ * ({decision, by, comment, at}).  The step's own outcome is a
+ * step_succeeded / step_failed after them. */
 static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
     if (ev->type == CAIRN_EV_APPROVAL_REQUESTED) {
         jv a = jv_object_set(jv_copy(ev->data), jv_string("approvals"), jv_array());
+        a = jv_object_set(a, jv_string("decisions"), jv_array());
         set_jv(&s->approval, a);
         s->status = CAIRN_STEP_WAITING;
         s->in_flight = false;
@@ -267,6 +270,13 @@ static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
         s->wake_at = field_ms(ev, "deadline");
         return;
     }
+    jv decisions = jv_object_get(jv_copy(s->approval), jv_string("decisions"));
+    if (jv_get_kind(decisions) != JV_KIND_ARRAY) {   /* a request journaled before it had them */
+        jv_free(decisions);
+        decisions = jv_array();
+    }
+    s->approval = jv_object_set(s->approval, jv_string("decisions"),
+                                jv_array_append(decisions, jv_copy(ev->data)));
     jv decision = field(ev, "decision");
     if (jv_get_kind(decision) == JV_KIND_STRING && strcmp(jv_string_value(decision), "approve") == 0) {
         jv names = jv_object_get(jv_copy(s->approval), jv_string("approvals"));
@@ -411,12 +421,26 @@ static void cancel_unfinished(cairn_run_state *st) {
     }
 }
 
+/* A running run reads paused until unpaused; the flag alone elsewhere (a
+ * rollback runs on, paused or not).  status_ms moves only with the status,
+ * as the runs table's updated_at does (store_sqlite.c). */
+static int apply_pause(cairn_run_state *st, const cairn_event *ev) {
+    bool pause = ev->type == CAIRN_EV_RUN_PAUSED;
+    cairn_run_status from = pause ? CAIRN_RUN_RUNNING : CAIRN_RUN_PAUSED;
+    st->paused = pause;
+    if (st->status == from) {
+        st->status = pause ? CAIRN_RUN_PAUSED : CAIRN_RUN_RUNNING;
+        st->status_ms = ev->time_ms;
+    }
+    return 0;
+}
+
 static int apply_run(cairn_run_state *st, const cairn_event *ev) {
     switch (ev->type) {
     case CAIRN_EV_RUN_CREATED: apply_run_created(st, ev); break;
     case CAIRN_EV_RUN_CANCEL_REQUESTED: st->cancel_requested = true; break;
-    case CAIRN_EV_RUN_PAUSED: st->paused = true; break;
-    case CAIRN_EV_RUN_UNPAUSED: st->paused = false; break;
+    case CAIRN_EV_RUN_PAUSED:
+    case CAIRN_EV_RUN_UNPAUSED: return apply_pause(st, ev);
     case CAIRN_EV_RUN_COMPENSATING:
         st->status = CAIRN_RUN_COMPENSATING;
         set_jv(&st->error, field(ev, "error"));
@@ -435,9 +459,7 @@ static int apply_run(cairn_run_state *st, const cairn_event *ev) {
         break;
     default: break;
     }
-    if (ev->type != CAIRN_EV_RUN_CANCEL_REQUESTED && ev->type != CAIRN_EV_RUN_PAUSED &&
-        ev->type != CAIRN_EV_RUN_UNPAUSED)
-        st->status_ms = ev->time_ms;
+    if (ev->type != CAIRN_EV_RUN_CANCEL_REQUESTED) st->status_ms = ev->time_ms;
     return 0;
 }
 
@@ -488,6 +510,18 @@ jv cairn_approval_to_json(jv approval) {
     return jv_object_set(a, jv_string("deadline"), ms > 0 ? time_json(ms) : jv_null());
 }
 
+/* in_flight: an attempt started and has no end in the journal (after a
+ * crash, until the engine resumes the run, the attempts it cut short). */
+static jv item_json(const cairn_item_state *it, int index) {
+    jv io = jv_object();
+    io = jv_object_set(io, jv_string("index"), jv_number(index));
+    io = jv_object_set(io, jv_string("status"), jv_string(cairn_step_status_name(it->status)));
+    io = jv_object_set(io, jv_string("attempts"), jv_number(it->attempts));
+    io = jv_object_set(io, jv_string("in_flight"), jv_bool(it->in_flight));
+    io = jv_object_set(io, jv_string("output"), jv_copy(it->output));
+    return jv_object_set(io, jv_string("error"), jv_copy(it->error));
+}
+
 static jv step_json(const cairn_step_state *s) {
     jv o = jv_object();
     o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
@@ -499,15 +533,7 @@ static jv step_json(const cairn_step_state *s) {
     if (s->child[0]) o = jv_object_set(o, jv_string("child"), jv_string(s->child));
     if (s->expanded) {
         jv items = jv_array();
-        for (int i = 0; i < s->n_items; i++) {
-            const cairn_item_state *it = &s->items[i];
-            jv io = jv_object();
-            io = jv_object_set(io, jv_string("status"), jv_string(cairn_step_status_name(it->status)));
-            io = jv_object_set(io, jv_string("attempts"), jv_number(it->attempts));
-            io = jv_object_set(io, jv_string("output"), jv_copy(it->output));
-            io = jv_object_set(io, jv_string("error"), jv_copy(it->error));
-            items = jv_array_append(items, io);
-        }
+        for (int i = 0; i < s->n_items; i++) items = jv_array_append(items, item_json(&s->items[i], i));
         o = jv_object_set(o, jv_string("items"), items);
     }
     return o;

@@ -25,6 +25,9 @@
  *     (none) --run_created--> running --run_succeeded--> succeeded
  *                               |  \----run_failed-----> failed
  *                               \--run_cancel_requested (flag)--run_cancelled--> cancelled
+ *                     running --run_paused--> paused --run_unpaused--> running
+ *                              (paused ends as running does; run_paused in any
+ *                              other status sets the flag only)
  *                     running --run_compensating--> compensating --run_failed / run_cancelled
  *
  * Invariants checked by the fold (a violation is CAIRN_ECORRUPT): the first
@@ -63,7 +66,8 @@ typedef enum {
 
 #define CAIRN_RUN_STATUS_MAP(X) \
     X(RUNNING, "running") X(WAITING, "waiting") X(SUCCEEDED, "succeeded") \
-    X(FAILED, "failed") X(COMPENSATING, "compensating") X(CANCELLED, "cancelled")
+    X(FAILED, "failed") X(COMPENSATING, "compensating") X(CANCELLED, "cancelled") \
+    X(PAUSED, "paused")
 
 typedef enum {
 #define CAIRN_RS_ENUM(n, s) CAIRN_RUN_##n,
@@ -159,7 +163,9 @@ cairn_run_status cairn_run_state_status(const cairn_run_state *st);
 
 /* The run as `cairn show --json` gives it:
  * {id, workflow, status, inputs, outputs, error, created_at, updated_at,
- *  steps: {id: {status, attempts, output, error}}}.  Times are RFC 3339 in
+ *  steps: {id: {status, attempts, output, error, approval?, child?,
+ *              items?: [{index, status, attempts, in_flight, output, error}]}}}
+ * (items: a foreach step's, once expanded).  Times are RFC 3339 in
  * UTC with milliseconds ("2026-12-07T05:05:04.527Z"), as in every JSON
  * output of the CLI. */
 jv cairn_run_state_to_json(const cairn_run_state *st);

@@ -88,6 +88,10 @@ typedef struct cairn_store_ops {
     /* Commands for runs owned by owner, oldest first. */
     int (*list_commands)(cairn_store *s, const char *owner, cairn_command **out, int *n,
                          cairn_err *err);
+    /* Commands for run_id not yet carried out, oldest first (decisions made
+     * while no engine held the run wait here for the next resume). */
+    int (*run_commands)(cairn_store *s, const char *run_id, cairn_command **out, int *n,
+                        cairn_err *err);
     /* The owner string recorded on runs this connection creates. */
     void (*set_owner)(cairn_store *s, const char *owner);
     /* A number that changes when another connection commits (cheap to poll). */

@@ -48,7 +48,9 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " VALUES (?,?,?,?,?,?,?,?)",
     [ST_INSERT_RUN] = "INSERT INTO runs(id, workflow, def_hash, parent_id, status, created_at,"
                       " updated_at, owner) VALUES (?,?,?,?,'running',?,?,?)",
-    [ST_UPDATE_RUN] = "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+    /* ?4: the status the run must have for the change, or NULL for any */
+    [ST_UPDATE_RUN] = "UPDATE runs SET status = ?1, updated_at = ?2 WHERE id = ?3"
+                      " AND status = coalesce(?4, status)",
     [ST_DELETE_COMMAND] = "DELETE FROM commands WHERE id = ?",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -442,12 +444,18 @@ int cairn_journal_id(const char *db_path, char id[CAIRN_JOURNAL_ID_HEX + 1], cai
 
 /* ---- appending --------------------------------------------------------- */
 
-static const char *status_after(cairn_event_type t) {
+/* The runs row's status after event type t, or NULL when t leaves it;
+ * *from: the status the row must have for the change (NULL: any), as the
+ * fold has it (a pause changes only a running run). */
+static const char *status_after(cairn_event_type t, const char **from) {
+    *from = NULL;
     switch (t) {
     case CAIRN_EV_RUN_SUCCEEDED: return "succeeded";
     case CAIRN_EV_RUN_FAILED: return "failed";
     case CAIRN_EV_RUN_CANCELLED: return "cancelled";
     case CAIRN_EV_RUN_COMPENSATING: return "compensating";
+    case CAIRN_EV_RUN_PAUSED: *from = "running"; return "paused";
+    case CAIRN_EV_RUN_UNPAUSED: *from = "paused"; return "running";
     default: return NULL;
     }
 }
@@ -499,12 +507,13 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     int rc = sq_step_done(st);
     *event_id = sqlite3_last_insert_rowid(s->db);
     if (rc == 0 && ev->type == CAIRN_EV_RUN_CREATED) rc = insert_run(s, ev);
-    const char *status = status_after(ev->type);
+    const char *from, *status = status_after(ev->type, &from);
     if (rc == 0 && status) {
         st = s->stmt[ST_UPDATE_RUN];
         sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, ev->time_ms);
         sqlite3_bind_text(st, 3, ev->run_id, -1, SQLITE_STATIC);
+        if (from) sqlite3_bind_text(st, 4, from, -1, SQLITE_STATIC);
         rc = sq_step_done(st);
     }
     if (rc == 0 && ev->command_id > 0) {
@@ -783,15 +792,9 @@ static int sq_delete_command(cairn_store *base, int64_t id, cairn_err *err) {
     return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "deleting a command");
 }
 
-static int sq_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
-                            cairn_err *err) {
-    sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = sq_kept(s, &s->list_commands,
-                            "SELECT c.id, c.run_id, c.type, c.data, c.created_at"
-                            " FROM commands c JOIN runs r ON r.id = c.run_id"
-                            " WHERE r.owner = ? ORDER BY c.id");
-    if (!st) return sq_db_error(s, err, "reading commands");
-    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+/* The rows of st, a query of commands bound and ready; reset after. */
+static int read_commands(sqlite_store *s, sqlite3_stmt *st, cairn_command **out, int *n,
+                         cairn_err *err) {
     int cap = 4, count = 0, rc;
     cairn_command *cmds = cairn_calloc((size_t)cap, sizeof *cmds);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -814,6 +817,31 @@ static int sq_list_commands(cairn_store *base, const char *owner, cairn_command 
     *out = cmds;
     *n = count;
     return 0;
+}
+
+#define COMMAND_COLUMNS "SELECT c.id, c.run_id, c.type, c.data, c.created_at FROM commands c"
+
+static int sq_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
+                            cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = sq_kept(s, &s->list_commands, COMMAND_COLUMNS
+                               " JOIN runs r ON r.id = c.run_id WHERE r.owner = ? ORDER BY c.id");
+    if (!st) return sq_db_error(s, err, "reading commands");
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    return read_commands(s, st, out, n, err);
+}
+
+static int sq_run_commands(cairn_store *base, const char *run_id, cairn_command **out, int *n,
+                           cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, COMMAND_COLUMNS " WHERE c.run_id = ? ORDER BY c.id", -1, &st,
+                           NULL) != SQLITE_OK)
+        return sq_db_error(s, err, "reading commands");
+    sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+    int rc = read_commands(s, st, out, n, err);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 static void sq_set_owner(cairn_store *base, const char *owner) {
@@ -865,6 +893,7 @@ static const cairn_store_ops sqlite_ops = {
     .release_runs = sq_release_runs,
     .add_command = sq_add_command,
     .list_commands = sq_list_commands,
+    .run_commands = sq_run_commands,
     .delete_command = sq_delete_command,
     .set_owner = sq_set_owner,
     .data_version = sq_data_version,

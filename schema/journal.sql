@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS runs (
     workflow    TEXT NOT NULL,
     def_hash    TEXT NOT NULL REFERENCES definitions(hash),
     parent_id   TEXT,                      -- the run that started this one, if any
-    status      TEXT NOT NULL,             -- running, waiting, succeeded, failed, compensating, cancelled
+    status      TEXT NOT NULL,             -- running, paused, succeeded, failed, compensating, cancelled
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     owner       TEXT                       -- engine holding the run: "host:pid:starttime"

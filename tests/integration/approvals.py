@@ -86,6 +86,9 @@ steps:
     out = shown["steps"]["gate"]["output"]
     s.check(out["decision"] == "approved" and out["by"] == ["alice", "bob"], "output names the approvers",
             str(out))
+    said = [(d["by"], d["comment"]) for d in out.get("decisions", [])]
+    s.check(said == [("alice", "ok"), ("bob", None)], "output carries each approver's comment",
+            str(out))
     p = cairn("reject", run_id, "gate", "--as", "bob", db=db)
     s.check(p.returncode == 2 and "already ended" in p.stderr, "deciding a finished run is refused",
             p.stderr)
@@ -117,6 +120,8 @@ steps:
     err = shown["steps"]["gate"]["error"]
     s.check(shown["status"] == "failed" and err["kind"] == "rejected" and "not today" in err["message"],
             "a rejection fails the step with kind rejected", str(err))
+    s.check(shown["steps"]["act"]["status"] == "skipped", "the step it guarded ends skipped",
+            shown["steps"]["act"]["status"])
 
 
 def test_decision_with_no_engine_running(s):
@@ -129,6 +134,42 @@ def test_decision_with_no_engine_running(s):
     p = cairn("resume", db=db)
     shown, _ = cairn_json("show", run_id, db=db)
     s.check(shown["status"] == "succeeded", "the next resume picks it up", shown["status"])
+
+
+def test_quorum_decided_with_no_engine_running(s):
+    wf = write(s, "later2.yaml", """cairn: 1
+name: later2
+steps:
+  - id: gate
+    uses: approval
+    with: { prompt: "Go?", approvers: [ann, bob, cy], quorum: 2 }
+""")
+    db = s.path("later2.db")
+    proc = start(wf, db)
+    run_id = wait_for(lambda: pending(db), "the approval")[0]["run"]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    p = cairn("approve", run_id, "gate", "--as", "ann", "--comment", "looks fine", db=db)
+    s.check(p.returncode == 0 and "recorded" in p.stdout, "ann's approval is recorded", p.stderr)
+    p = cairn("approvals", db=db)
+    s.check("1/2, 1 awaiting resume" in p.stdout, "approvals counts a decision awaiting resume",
+            p.stdout)
+    waiting = pending(db)[0].get("awaiting_resume", [])
+    s.check([(d["by"], d["decision"]) for d in waiting] == [("ann", "approve")],
+            "approvals --json lists it", str(waiting))
+    p = cairn("approve", run_id, "gate", "--as", "ann", db=db)
+    s.check(p.returncode == 2 and "already decided" in p.stderr,
+            "a second approval by the same name is refused with no engine too", p.stdout + p.stderr)
+    p = cairn("approve", run_id, "gate", "--as", "bob", "--comment", "ok by me", db=db)
+    s.check(p.returncode == 0, "bob's approval is recorded", p.stderr)
+    p = cairn("resume", db=db)
+    shown, _ = cairn_json("show", run_id, db=db)
+    out = shown["steps"]["gate"]["output"] or {}
+    s.check(shown["status"] == "succeeded" and out.get("by") == ["ann", "bob"],
+            "resume carries both out, once each", str(out))
+    said = [(d["by"], d["comment"]) for d in out.get("decisions", [])]
+    s.check(said == [("ann", "looks fine"), ("bob", "ok by me")] and out.get("comment") == "ok by me",
+            "each decider's comment is in the output", str(out))
 
 
 def test_timeout_escalates(s):
@@ -251,7 +292,8 @@ def test_self_approval_without_USER(s):
 def main():
     s = Suite("approvals")
     for t in [test_quorum_and_approvers, test_reject_and_self_approval,
-              test_decision_with_no_engine_running, test_timeout_escalates,
+              test_decision_with_no_engine_running, test_quorum_decided_with_no_engine_running,
+              test_timeout_escalates,
               test_timeout_rejects_by_default, test_on_crash_ask,
               test_notify_when_the_approval_opens, test_self_approval_without_USER]:
         try:

@@ -265,6 +265,15 @@ steps:
     s.check("two" not in open(log).read(), "no step started after the cancel")
 
 
+def run_in_background(wf, db, flag):
+    """Run wf on an engine of its own; returns it and the run's id once the
+    file flag exists (its first step made it)."""
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(flag), "the first step to start")
+    return proc, wait_for(lambda: cairn_json("runs", db=db)[0], "the run to show")[0]["id"]
+
+
 def test_pause_holds_new_steps_and_survives_a_restart(s):
     go, started, log = s.path("go"), s.path("started"), s.path("pause.log")
     wf = write(s, "pause.yaml", """cairn: 1
@@ -276,10 +285,7 @@ steps:
     run: echo second >> %s
 """ % (started, go, log, log))
     db = s.path("pause.db")
-    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_for(lambda: os.path.exists(started), "the first step to start")
-    run_id = wait_for(lambda: cairn_json("runs", db=db)[0], "the run to show")[0]["id"]
+    proc, run_id = run_in_background(wf, db, started)
     p = cairn("pause", run_id, db=db)
     s.check(p.returncode == 0 and "paused" in p.stdout, "pause is taken by the running engine",
             p.stdout + p.stderr)
@@ -304,6 +310,50 @@ steps:
     s.check(shown["status"] == "succeeded" and shown["paused"] is False,
             "resume picks the unpause up and finishes", str(shown["status"]))
     s.check(open(log).read() == "first\nsecond\n", "each step ran once", open(log).read())
+
+
+def status_everywhere(db, run_id):
+    """The run's status as runs (text, JSON) and show (text, JSON) give it."""
+    listed = cairn("runs", db=db).stdout.split()
+    row = listed[listed.index(run_id):][:3]
+    runs, _ = cairn_json("runs", db=db)
+    shown, _ = cairn_json("show", run_id, db=db)
+    text = re.search(r"^status +(\S+)", cairn("show", run_id, db=db).stdout, re.M)
+    return [row[2] if len(row) == 3 else None, runs[0]["status"], shown["status"],
+            text.group(1) if text else None]
+
+
+def test_paused_reads_paused_until_unpaused(s):
+    first, go = s.path("first2"), s.path("go2")
+    second, release = s.path("second2"), s.path("release2")
+    wf = write(s, "pause2.yaml", """cairn: 1
+name: pausable2
+steps:
+  - id: first
+    run: touch %s; for i in $(seq 1 600); do [ -e %s ] && break; sleep 0.05; done
+  - id: second
+    run: touch %s; for i in $(seq 1 600); do [ -e %s ] && break; sleep 0.05; done
+""" % (first, go, second, release))
+    db = s.path("pause2.db")
+    proc, run_id = run_in_background(wf, db, first)
+    p = cairn("pause", run_id, db=db)
+    s.check(p.returncode == 0, "pause is taken", p.stdout + p.stderr)
+    got = status_everywhere(db, run_id)
+    s.check(got == ["paused"] * 4, "a paused run reads paused in runs and show, text and JSON",
+            str(got))
+    p = cairn("verify", run_id, db=db)
+    s.check(p.returncode == 0, "verify agrees with the runs table while paused", p.stdout + p.stderr)
+    p = cairn("unpause", run_id, db=db)
+    s.check(p.returncode == 0, "unpause is taken", p.stdout + p.stderr)
+    got = status_everywhere(db, run_id)
+    s.check(got == ["running"] * 4, "unpaused, it reads running again", str(got))
+    open(go, "w").close()
+    wait_for(lambda: os.path.exists(second), "the second step to start")
+    p = cairn("verify", run_id, db=db)
+    s.check(p.returncode == 0, "verify agrees after the unpause", p.stdout + p.stderr)
+    open(release, "w").close()
+    proc.wait(timeout=60)
+    s.check(proc.returncode == 0, "the run then finishes")
 
 
 def test_journal_refusals(s):
@@ -529,6 +579,7 @@ def main():
               test_check_and_graph, test_sigterm_interrupts_and_resume_finishes,
               test_cancel_from_another_process, test_cancel_with_no_engine_running,
               test_pause_holds_new_steps_and_survives_a_restart,
+              test_paused_reads_paused_until_unpaused,
               test_journal_refusals, test_exit_code_table,
               test_resume_exits_1_when_a_run_it_finished_failed,
               test_a_wrong_journal_key_is_named, test_an_unknown_sync_mode_is_refused,

@@ -8,8 +8,11 @@ after a crash.
     those at 300, and step_expanded holds the list once.
   - kill -9 mid-foreach, then resume with the document changed (the secret
     the list is made from): the items are the ones journaled when the step
-    expanded, not a list rendered again."""
+    expanded, not a list rendered again.
+  - `show` gives each item's index, status, attempts and error, and after a
+    kill -9 the items that were in flight."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -110,10 +113,61 @@ def resume_same_list(s):
             str(seen))
 
 
+ITEMS = """cairn: 1
+name: items
+steps:
+  - id: each
+    foreach: ${{ [0, 1, 2, 3] }}
+    concurrency: 2
+    retry: { max_attempts: 2, delay: 0s }
+    run: >-
+      echo ${{ .index }} $CAIRN_ATTEMPT >> OUT;
+      if [ ${{ .index }} = 0 ] && [ $CAIRN_ATTEMPT = 1 ]; then exit 3; fi;
+      if [ ${{ .index }} -ge 2 ]; then while [ ! -e RELEASE ]; do sleep 0.05; done; fi
+"""
+
+
+def items_of(db, run_id):
+    run, _ = cairn_json("show", run_id, db=db)
+    return [(i["index"], i["status"], i["attempts"], i["in_flight"])
+            for i in run["steps"]["each"].get("items", [])]
+
+
+def show_items(s):
+    out, release = s.path("items.out"), s.path("items.release")
+    wf = write(s, "items.yaml", ITEMS.replace("OUT", out).replace("RELEASE", release))
+    db = s.path("items.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: os.path.exists(out) and {"2 1", "3 1"} <= set(open(out).read().splitlines()),
+             "items 2 and 3 to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_id = cairn_json("runs", db=db)[0][0]["id"]
+    got = items_of(db, run_id)
+    s.check(got == [(0, "succeeded", 2, False), (1, "succeeded", 1, False),
+                    (2, "running", 1, True), (3, "running", 1, True)],
+            "show --json gives each item's attempts, and the items in flight at the kill", str(got))
+    run, _ = cairn_json("show", run_id, db=db)
+    s.check(all("error" in i for i in run["steps"]["each"]["items"]), "each item has its error")
+    text = cairn("show", run_id, db=db).stdout
+    lines = [l.split() for l in text.splitlines() if re.match(r"^\s+\[\d+\]", l)]
+    s.check([l[:3] for l in lines] == [["[0]", "succeeded", "2"], ["[1]", "succeeded", "1"],
+                                       ["[2]", "running", "1"], ["[3]", "running", "1"]]
+            and all("in flight" in " ".join(l) for l in lines[2:]),
+            "show lists the items with their attempts, those in flight marked", text)
+    open(release, "w").close()
+    p = cairn("resume", db=db)
+    got = items_of(db, run_id)
+    s.check(p.returncode == 0 and [g[1] for g in got] == ["succeeded"] * 4 and got[2][2] == 2,
+            "resume runs the items in flight again and finishes", str(got))
+
+
 def main():
     s = Suite("foreach")
     linear(s)
     resume_same_list(s)
+    show_items(s)
     s.finish()
 
 
