@@ -147,3 +147,25 @@ TEST(fold_keeps_process_groups_of_attempts_in_flight) {
     apply(st, seq++, CAIRN_EV_STEP_SPAWNED, "a", 1, "{\"index\":4,\"pgid\":5}", CAIRN_ECORRUPT);
     cairn_run_state_free(st);
 }
+
+/* paused is a status of a running run, changed with updated_at (status_ms)
+ * as the runs table's row is; a rollback reads compensating, paused or not. */
+TEST(fold_pause_reads_paused_only_while_running) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 2, CAIRN_EV_RUN_PAUSED, NULL, 0, "{}", 0);
+    CHECK_INT(st->status, CAIRN_RUN_PAUSED);
+    CHECK_INT(cairn_run_state_status(st), CAIRN_RUN_PAUSED);
+    CHECK_INT(st->status_ms, 20);
+    apply(st, 3, CAIRN_EV_RUN_UNPAUSED, NULL, 0, "{}", 0);
+    CHECK_INT(st->status, CAIRN_RUN_RUNNING);
+    CHECK_INT(st->status_ms, 30);
+    apply(st, 4, CAIRN_EV_RUN_COMPENSATING, NULL, 0, "{\"error\":{\"kind\":\"x\"}}", 0);
+    apply(st, 5, CAIRN_EV_RUN_PAUSED, NULL, 0, "{}", 0);
+    CHECK_INT(st->status, CAIRN_RUN_COMPENSATING);
+    CHECK(st->paused);
+    apply(st, 6, CAIRN_EV_RUN_UNPAUSED, NULL, 0, "{}", 0);
+    CHECK_INT(st->status, CAIRN_RUN_COMPENSATING);
+    CHECK_INT(st->status_ms, 40);
+    cairn_run_state_free(st);
+}
