@@ -1,4 +1,4 @@
-"""workflows/incident-response.yaml end to end, every action against a real
+"""workflows/alert-triage.yaml end to end, every action against a real
 server on 127.0.0.1: the LLM stand-in (llm), the instance label parsed
 (match), sshd as root (ssh), PostgreSQL and an SQLite file (db), the HTTP
 target (http, and notify's Slack, webhook and PagerDuty), the SMTP sink
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from cairn_test import ROOT, Suite, cairn  # noqa: E402
 from servers import Postgres, Servers  # noqa: E402
 
-WORKFLOW = os.path.join(ROOT, "workflows", "incident-response.yaml")
+WORKFLOW = os.path.join(ROOT, "workflows", "alert-triage.yaml")
 RUN_TIMEOUT_S = 60
 
 HOST = "app-7.prod.internal"

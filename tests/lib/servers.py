@@ -4,6 +4,7 @@ stand-in, PostgreSQL through pg.sh) and an OpenSSH server.
 
     with Servers(tmp) as sv:
         http = sv.http()          # .port, .url(path), .requests()
+        target = sv.target()      # .url(path), .requests(), .fault(spec), .state()
         smtp = sv.smtp()          # .port, .url, .messages()
         llm = sv.llm(replies)     # .port, .base_url, .requests(), .script(entries)
         pg = sv.postgres()        # .port, .psql(sql) as the postgres superuser
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVERS = os.path.join(ROOT, "tests", "servers")
@@ -139,6 +141,50 @@ class HttpTarget:
 
     def url(self, path="/"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def requests(self):
+        return _records(self.dir)
+
+    def stop(self):
+        self.proc.stop()
+
+
+class TargetService:
+    """tests/servers/target_service.py: a service with a fault switch that
+    records every request to .dir and writes its log to .log_file."""
+
+    def __init__(self, folder, token=None):
+        self.dir = os.path.join(folder, "requests")
+        os.makedirs(self.dir)
+        self.log_file = os.path.join(folder, "service.log")
+        port_file = os.path.join(folder, "port")
+        argv = [sys.executable, os.path.join(SERVERS, "target_service.py"), "--port-file",
+                port_file, "--record", self.dir, "--log-file", self.log_file]
+        if token is not None:
+            argv += ["--token", token]
+        self.proc = Proc("target_service", argv, os.path.join(folder, "log"))
+        self.port = int(self.proc.await_file(port_file))
+
+    def url(self, path=""):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def _control(self, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url("/_control/" + path), data=data,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=READY_TIMEOUT_S) as r:
+            return json.load(r)
+
+    def fault(self, spec):
+        """Flip the switch: {"name", "cured_by", "recover_after", "fail_actions",
+        "fail_systems"}; {} clears every fault."""
+        return self._control("fault", spec)
+
+    def incident(self, record):
+        return self._control("incident", record)["result"]
+
+    def state(self):
+        return self._control("state")
 
     def requests(self):
         return _records(self.dir)
@@ -323,6 +369,9 @@ class Servers:
 
     def smtp(self):
         return self._keep(SmtpSink(self._sub("smtp")))
+
+    def target(self, name="target", token=None):
+        return self._keep(TargetService(self._sub(name), token))
 
     def llm(self, entries=None, api_key=None):
         return self._keep(LlmStandin(self._sub("llm"), entries, api_key))

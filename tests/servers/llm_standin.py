@@ -19,7 +19,12 @@ written: {"n", "status"}.
 
 What to answer comes from the control file C, read on every request: a JSON
 list whose n-th entry (0-based) scripts the n-th request; past the end the
-last entry repeats; no file means the defaults.  An entry may hold:
+last entry repeats; no file means the defaults.  An entry with `when` (a
+text) is a rule instead: the first rule whose text occurs in the request's
+system prompt or messages answers it, whatever its number; a request no
+rule fits takes the entries without `when` as above.  An entry may hold:
+
+    when           answer the requests whose prompt contains this text
 
     reply          the model's text (default "Hello from the stand-in.");
                    for an Anthropic request with a forced tool, a JSON
@@ -75,7 +80,7 @@ class State:
             self.count += 1
             return n
 
-    def entry(self, n):
+    def entry(self, n, body):
         try:
             with open(self.args.control) as f:
                 script = json.load(f)
@@ -83,6 +88,11 @@ class State:
             return {}
         if isinstance(script, dict):
             script = [script]
+        text = prompt_text(body)
+        for rule in script:
+            if "when" in rule and rule["when"] in text:
+                return rule
+        script = [e for e in script if "when" not in e]
         if not script:
             return {}
         return script[min(n, len(script) - 1)]
@@ -101,6 +111,21 @@ class Server(ThreadingHTTPServer):
         # here; anything else is worth a traceback.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+def prompt_text(body):
+    """The system prompt and every message's text of a request, joined."""
+    if not isinstance(body, dict):
+        return ""
+    parts = [body.get("system")] + [m.get("content") for m in body.get("messages") or []
+                                    if isinstance(m, dict)]
+    out = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        elif isinstance(p, list):
+            out += [b.get("text", "") for b in p if isinstance(b, dict)]
+    return "\n".join(out)
 
 
 def words(value):
@@ -167,7 +192,7 @@ class Handler(BaseHTTPRequestHandler):
         state.log({"n": n, "time": time.monotonic(), "method": "POST", "path": self.path,
                    "headers": {k.lower(): v for k, v in self.headers.items()},
                    "body": body, "raw": None if body is not None else raw})
-        entry = state.entry(n)
+        entry = state.entry(n, body)
         if self.path.endswith("/chat/completions"):
             self.serve(False, body, entry)
         elif self.path.endswith("/v1/messages"):

@@ -1,0 +1,253 @@
+"""The seed runbooks of workflows/, each run end to end with the real CLI
+against local stand-ins: the target service with its fault switch
+(tests/servers/target_service.py, which records every call in order), the
+LLM stand-in (answers keyed on the prompt), sshd as root, the SMTP sink and
+PostgreSQL.  Each runbook's happy path and its failure branch; every side
+effect is checked from outside, as the stand-ins saw it.
+
+    runbooks.py [RUNBOOK...]     only those (default: all)
+
+incident-response, servicenow-sre, onboarding, db-pool-exhaustion and
+approval-runbook have a section each below.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cairn_test import Suite  # noqa: E402
+from runbooks_lib import (LLM_KEY, PAGERDUTY_KEY, Scenario, calls, check_cairn_check,  # noqa: E402
+                          hooks, steps_status)
+from servers import Servers  # noqa: E402
+
+
+class Stand:
+    """The servers every runbook shares; a target service per scenario."""
+
+    def __init__(self, s, sv):
+        self.s = s
+        self.sv = sv
+        self.llm = sv.llm(api_key=LLM_KEY)
+        self.sshd = sv.sshd()
+        self.smtp = sv.smtp()
+        self._pg = None
+        self.n_targets = 0
+
+    def pg(self):
+        if self._pg is None:
+            self._pg = self.sv.postgres()
+        return self._pg
+
+    def target(self, token=None):
+        self.n_targets += 1
+        return self.sv.target("target%d" % self.n_targets, token)
+
+    def ssh_inputs(self):
+        return {"ssh_host": "127.0.0.1", "ssh_port": self.sshd.port, "ssh_user": self.sshd.user,
+                "ssh_key_file": self.sshd.key_file, "known_hosts": self.sshd.known_hosts}
+
+    def llm_inputs(self):
+        return {"llm_provider": "openai", "llm_base_url": self.llm.base_url,
+                "llm_model": "gpt-4o-mini"}
+
+    def llm_asked(self, since, when):
+        """The requests to the model after the first `since` whose prompt holds `when`."""
+        out = []
+        for r in self.llm.requests()[since:]:
+            text = json.dumps(r.get("body"))
+            if when in text:
+                out.append(r)
+        return out
+
+
+# ---- incident-response -------------------------------------------------------------
+
+IR_SECRETS = {"LLM_API_KEY": LLM_KEY, "PAGERDUTY_ROUTING_KEY": PAGERDUTY_KEY}
+IR_REASON = "checkout answers 503 to 7% of requests; users cannot pay"
+IR_FP_REASON = "the alert fired on the canary instance, which takes synthetic errors"
+
+
+def alertmanager_alert(fingerprint, instance="checkout-1.prod.internal:8080"):
+    """One alert of an Alertmanager webhook, version 4."""
+    return {"status": "firing",
+            "labels": {"alertname": "HighErrorRate", "severity": "critical", "instance": instance,
+                       "service": "checkout", "job": "checkout"},
+            "annotations": {"summary": "5xx rate above 5% on checkout for 10 minutes",
+                            "description": "checkout answers 503 to 7.2% of requests"},
+            "startsAt": "2026-12-07T06:58:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example/graph?g0.expr=job%3Acheckout%3A5xx",
+            "fingerprint": fingerprint}
+
+
+def ir_inputs(st, target, fingerprint):
+    return dict(st.ssh_inputs(), **st.llm_inputs(), alert=alertmanager_alert(fingerprint),
+                service_url=target.url(), notes_url=target.url("/hooks/notes"),
+                pagerduty_url=target.url("/hooks/pagerduty"), log_path=target.log_file,
+                diag_dir=st.s.path("diag"), approvers=["oncall-ann", "oncall-bo"], scale_by=2)
+
+
+def ir_triage(st, verdict, reason, fingerprint):
+    st.llm.script([{"when": fingerprint, "reply": json.dumps({"verdict": verdict, "reason": reason})}])
+
+
+def ir_false_positive(s, st):
+    fp = "fa15e0000000a001"
+    target = st.target()
+    ir_triage(st, "false_positive", IR_FP_REASON, fp)
+    asked = len(st.llm.requests())
+    sc = Scenario(s, "ir-fp", IR_SECRETS)
+    r, run = sc.run("incident-response", ir_inputs(st, target, fp))
+    s.check(r.returncode == 0 and run.get("status") == "succeeded",
+            "incident-response: a false positive ends the run as succeeded", r.stderr[-1500:])
+    s.check(run.get("outputs", {}).get("verdict") == "false_positive",
+            "incident-response: the verdict is in the outputs", str(run.get("outputs")))
+    reqs = st.llm_asked(asked, fp)
+    prompt = json.dumps(reqs[0]["body"]) if reqs else ""
+    s.check(len(reqs) == 1 and "HighErrorRate" in prompt and "startsAt" in prompt
+            and reqs[0]["headers"].get("authorization") == "Bearer " + LLM_KEY,
+            "incident-response: the model is asked once, with the whole alert and the key",
+            prompt[:300])
+    got = calls(target)
+    s.check(got == [("POST", "/hooks/notes", {
+        "fingerprint": fp, "alert": "HighErrorRate", "status": "closed",
+        "note": "False positive: %s. Nothing was changed." % IR_FP_REASON, "run": run.get("id")})],
+        "incident-response: a false positive is closed with a note and nothing else is touched",
+        json.dumps(got))
+    s.check(not os.path.exists(os.path.join(s.path("diag"), fp + ".txt")),
+            "incident-response: no SSH diagnosis for a false positive")
+    st_ = steps_status(run)
+    s.check(st_.get("approve") == "skipped" and st_.get("remediate") == "skipped",
+            "incident-response: no approval is asked for a false positive", str(st_))
+
+
+def ir_start_real(s, st, name, fault, fp):
+    """A real alert, up to its approval; returns (scenario, run, target)."""
+    target = st.target()
+    target.fault(fault)
+    ir_triage(st, "real", IR_REASON, fp)
+    sc = Scenario(s, name, IR_SECRETS)
+    run = sc.start("incident-response", ir_inputs(st, target, fp))
+    item = run.gate("approve")
+    s.check("Scale checkout from 2 to 4 replicas?" in item.get("prompt", "")
+            and IR_REASON in item.get("prompt", ""),
+            "incident-response: the approval says what will change and why", item.get("prompt", ""))
+    snap = os.path.join(s.path("diag"), fp + ".txt")
+    text = open(snap).read() if os.path.exists(snap) else ""
+    s.check(text.startswith("host ") and "HikariPool" not in text
+            and "upstream timeout after 5000ms" in text,
+            "incident-response: the SSH diagnosis read the service's log on its host", text[:400])
+    before = calls(target)
+    s.check([(m, p) for m, p, _ in before] == [("GET", "/metrics")],
+            "incident-response: nothing is changed before the approval", json.dumps(before))
+    return sc, run, target
+
+
+def ir_fixed(s, st):
+    fp = "fa15e0000000a002"
+    fault = {"name": "error_rate", "cured_by": ["scale"], "recover_after": 2}
+    sc, r, target = ir_start_real(s, st, "ir-fixed", fault, fp)
+    sc.decide("approve", r, "approve", "oncall-ann", "go")
+    run = r.wait()
+    s.check(r.returncode == 0 and run.get("status") == "succeeded",
+            "incident-response: approved, scaled and verified", r.stderr[-1500:] + str(run.get("error")))
+    got = [(m, p, b) for m, p, b in calls(target)]
+    want = [("GET", "/metrics"), ("POST", "/actions/scale", {"replicas": 4}),
+            ("GET", "/health"), ("GET", "/health"), ("GET", "/health"), ("POST", "/hooks/notes")]
+    s.check([c[:2] if c[1] != "/actions/scale" else c for c in got] == want,
+            "incident-response: scale-out, polling until healthy, then a note, in that order",
+            json.dumps(got))
+    s.check(target.state()["replicas"] == 4, "incident-response: the service runs 4 replicas")
+    note = hooks(target, "notes")
+    s.check(len(note) == 1 and note[0]["status"] == "resolved"
+            and "approved by oncall-ann" in note[0]["note"] and "after 3 health checks" in note[0]["note"],
+            "incident-response: the note says who approved and how many checks it took", json.dumps(note))
+    out = run.get("outputs", {})
+    s.check(out.get("replicas_before") == 2 and out.get("replicas_after") == 4
+            and out.get("approved_by") == ["oncall-ann"] and out.get("health_checks") == 3
+            and "upstream timeout" in (out.get("diagnostics") or ""),
+            "incident-response: the outputs tell the story", json.dumps(out)[:500])
+    s.check(not hooks(target, "pagerduty"), "incident-response: nobody is paged when it worked")
+
+
+def ir_verification_fails(s, st):
+    fp = "fa15e0000000a003"
+    fault = {"name": "error_rate", "cured_by": ["restart"]}   # scaling will not help
+    sc, r, target = ir_start_real(s, st, "ir-unfixed", fault, fp)
+    sc.decide("approve", r, "approve", "oncall-bo")
+    run = r.wait()
+    err = run.get("error") or {}
+    s.check(r.returncode == 1 and err.get("step") == "verify" and err.get("kind") == "until",
+            "incident-response: a service that stays sick fails verification", str(err))
+    got = calls(target)
+    shape = [(m, p) for m, p, _ in got]
+    want = ([("GET", "/metrics"), ("POST", "/actions/scale")] + [("GET", "/health")] * 6 +
+            [("POST", "/actions/scale"), ("POST", "/hooks/pagerduty"), ("POST", "/hooks/notes")])
+    s.check(shape == want, "incident-response: six health checks, then the rollback, then the page",
+            json.dumps(shape))
+    scales = [b for m, p, b in got if p == "/actions/scale"]
+    s.check(scales == [{"replicas": 4}, {"replicas": 2}] and target.state()["replicas"] == 2,
+            "incident-response: the rollback scales back to 2 replicas", json.dumps(scales))
+    page = hooks(target, "pagerduty")
+    ev = page[0] if page else {}
+    s.check(ev.get("routing_key") == PAGERDUTY_KEY and ev.get("dedup_key") == fp
+            and ev.get("event_action") == "trigger"
+            and ev.get("payload", {}).get("severity") == "critical"
+            and "automatic remediation failed at verify (until); rolled back"
+            in ev.get("payload", {}).get("summary", ""),
+            "incident-response: the page names the alert, the failure and the rollback",
+            json.dumps(ev)[:500])
+    details = ev.get("payload", {}).get("custom_details", {})
+    s.check("upstream timeout" in (details.get("diagnostics") or ""),
+            "incident-response: the page carries the SSH diagnosis", json.dumps(details)[:300])
+    note = hooks(target, "notes")
+    s.check(len(note) == 1 and note[0]["status"] == "escalated",
+            "incident-response: the note says it was escalated", json.dumps(note))
+
+
+def ir_rejected(s, st):
+    fp = "fa15e0000000a004"
+    fault = {"name": "error_rate", "cured_by": ["scale"]}
+    sc, r, target = ir_start_real(s, st, "ir-rejected", fault, fp)
+    p = sc.cli("approve", r.id, "approve", "--as", "mallory")
+    s.check(p.returncode == 2, "incident-response: only the named approvers may decide", p.stderr)
+    sc.decide("reject", r, "approve", "oncall-ann", "not during the sale")
+    run = r.wait()
+    s.check(r.returncode == 1 and (run.get("error") or {}).get("kind") == "rejected",
+            "incident-response: a rejection fails the run", str(run.get("error")))
+    shape = [(m, p) for m, p, _ in calls(target)]
+    s.check(shape == [("GET", "/metrics"), ("POST", "/hooks/notes")],
+            "incident-response: after a rejection nothing is changed and nobody is paged",
+            json.dumps(shape))
+    note = hooks(target, "notes")
+    s.check(note and note[0]["status"] == "rejected" and "not during the sale" in note[0]["note"],
+            "incident-response: the note carries the operator's reason", json.dumps(note))
+
+
+INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
+
+RUNBOOKS = {
+    "incident-response": INCIDENT_RESPONSE,
+}
+
+
+def main():
+    names = sys.argv[1:] or list(RUNBOOKS)
+    s = Suite("runbooks")
+    check_cairn_check(s, names)
+    try:
+        with Servers(s.path("servers")) as sv:
+            st = Stand(s, sv)
+            for name in names:
+                for t in RUNBOOKS[name]:
+                    try:
+                        t(s, st)
+                    except Exception as e:  # one broken scenario is a failure, not the end
+                        s.check(False, t.__name__, repr(e))
+    except Exception as e:  # servers that would not start, or not stop
+        s.check(False, "servers", repr(e))
+    s.finish()
+
+
+if __name__ == "__main__":
+    main()

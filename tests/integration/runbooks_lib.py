@@ -1,0 +1,134 @@
+"""What the runbook tests share: a journal per scenario, runs started with the
+real CLI (in the background when an operator must decide), approvals found
+by polling `cairn approvals`, and the target service's record of calls.
+
+    rb = Runbooks(suite, servers)
+    sc = rb.scenario("fp")                 # a fresh journal
+    run = sc.start("incident-response", inputs)
+    run.gate("approve"); sc.approve(run, "approve", "oncall-ann")
+    shown = run.wait()                     # the run as `show --json`
+"""
+import json
+import os
+import subprocess
+
+from cairn_test import CAIRN, ROOT, cairn, wait_for
+
+WORKFLOWS = os.path.join(ROOT, "workflows")
+RUN_TIMEOUT_S = 90          # a run ends within this, or the test fails
+GATE_TIMEOUT_S = 60         # an approval opens within this
+
+LLM_KEY = "sk-standin-7c1d9e3b5a"
+PAGERDUTY_KEY = "R0UTING-7f2a9c4e1b"
+
+
+def workflow(name):
+    return os.path.join(WORKFLOWS, name + ".yaml")
+
+
+class Run:
+    """One `cairn run` in the background."""
+
+    def __init__(self, scenario, name, proc):
+        self.sc = scenario
+        self.name = name
+        self.proc = proc
+        self.id = None
+
+    def gate(self, step):
+        """Wait for this run's approval `step` to open; returns the entry."""
+        def open_gate():
+            for item in self.sc.approvals():
+                if item["step"] == step and (self.id is None or item["run"] == self.id):
+                    return item
+            if self.proc.poll() is not None:
+                raise AssertionError("the run ended (%d) before %s opened:\n%s" % (
+                    self.proc.returncode, step, self.proc.stdout.read()[-3000:]))
+            return None
+        item = wait_for(open_gate, "approval %s of %s" % (step, self.name), GATE_TIMEOUT_S)
+        self.id = item["run"]
+        return item
+
+    def wait(self):
+        """Wait for the run to end; returns it as `show --json` prints it."""
+        out, err = self.proc.communicate(timeout=RUN_TIMEOUT_S)
+        self.returncode = self.proc.returncode
+        self.stderr = err
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        run = json.loads(lines[-1]) if lines else {}
+        if not run:
+            print("cairn run %s printed no run:\n%s\n%s" % (self.name, out[-3000:], err[-3000:]))
+        self.id = run.get("id", self.id)
+        return run
+
+
+class Scenario:
+    """A journal of its own, secrets in the environment."""
+
+    def __init__(self, suite, name, secrets):
+        self.s = suite
+        self.name = name
+        self.db = suite.path(name + ".db")
+        self.env = {"CAIRN_SECRET_" + k: v for k, v in secrets.items()}
+
+    def cli(self, *args, **kw):
+        return cairn(*args, db=self.db, env=self.env, **kw)
+
+    def start(self, name, inputs):
+        path = self.s.path("%s-%s.inputs.json" % (self.name, name))
+        with open(path, "w") as f:
+            json.dump(inputs, f)
+        env = dict(os.environ, **self.env)
+        proc = subprocess.Popen([CAIRN, "--db", self.db, "run", workflow(name), "--inputs-file",
+                                 path, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        return Run(self, name, proc)
+
+    def run(self, name, inputs):
+        r = self.start(name, inputs)
+        return r, r.wait()
+
+    def approvals(self):
+        p = self.cli("approvals", "--json")
+        return json.loads(p.stdout) if p.returncode == 0 and p.stdout.strip() else []
+
+    def decide(self, verb, run, step, who, comment=None):
+        args = [verb, run.id, step, "--as", who] + (["--comment", comment] if comment else [])
+        p = self.cli(*args)
+        self.s.check(p.returncode == 0, "%s %s of %s as %s" % (verb, step, run.name, who),
+                     p.stdout + p.stderr)
+
+    def journal(self, run_id):
+        p = self.cli("journal", run_id, "--json")
+        return json.loads(p.stdout) if p.returncode == 0 else []
+
+    def runs(self):
+        p = self.cli("runs", "--json")
+        return json.loads(p.stdout) if p.returncode == 0 else []
+
+
+def calls(target, since=0):
+    """The target's recorded requests after the first `since`, as
+    (METHOD, path, body) with JSON bodies parsed."""
+    out = []
+    for r in target.requests()[since:]:
+        body = r["body"]
+        try:
+            body = json.loads(body) if body else None
+        except ValueError:
+            pass
+        out.append((r["method"], r["path"], body))
+    return out
+
+
+def hooks(target, name, since=0):
+    return [b for m, p, b in calls(target, since) if p == "/hooks/" + name]
+
+
+def steps_status(run):
+    return {k: v["status"] for k, v in (run.get("steps") or {}).items()}
+
+
+def check_cairn_check(s, names):
+    p = cairn("check", *[workflow(n) for n in names])
+    s.check(p.returncode == 0, "cairn check accepts " + ", ".join(names), p.stdout + p.stderr)
