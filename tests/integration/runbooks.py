@@ -224,10 +224,105 @@ def ir_rejected(s, st):
             "incident-response: the note carries the operator's reason", json.dumps(note))
 
 
+# ---- db-pool-exhaustion --------------------------------------------------------------
+
+DB_SECRETS = {"LLM_API_KEY": LLM_KEY, "PAGERDUTY_ROUTING_KEY": PAGERDUTY_KEY}
+DB_LOOKS = [("GET", "/health"), ("GET", "/logs"), ("GET", "/metrics")]
+
+
+def db_run(s, st, name, fault, remediations):
+    target = st.target()
+    if fault:
+        target.fault(fault)
+    st.llm.script([{"when": "connection pool is exhausted", "reply": json.dumps(
+        {"cause": "connection_leak", "explanation": "connections are held across requests",
+         "remediations": remediations})}])
+    asked = len(st.llm.requests())
+    sc = Scenario(s, name, DB_SECRETS)
+    inputs = dict(st.llm_inputs(), service_url=target.url(), pagerduty_url=target.url("/hooks/pagerduty"))
+    r, run = sc.run("db-pool-exhaustion", inputs)
+    got = calls(target)
+    return sc, r, run, target, got, st.llm_asked(asked, "connection pool is exhausted")
+
+
+def children(sc, run):
+    return [c for c in sorted(sc.runs(), key=lambda c: c["created_at"])
+            if c.get("parent") == run.get("id")]
+
+
+def db_healthy(s, st):
+    sc, r, run, target, got, asked = db_run(s, st, "db-healthy", None, ["restart"])
+    s.check(r.returncode == 0 and run["outputs"]["detected"] is False
+            and run["outputs"]["pool"] == {"active": 3, "max": 20, "waiting": 0},
+            "db-pool-exhaustion: a healthy pool is read and left alone", json.dumps(run.get("outputs")))
+    s.check(sorted((m, p) for m, p, _ in got) == DB_LOOKS and not asked and not children(sc, run),
+            "db-pool-exhaustion: no pattern, no model, no action", json.dumps(got))
+
+
+def db_first_fix_works(s, st):
+    fault = {"name": "pool_exhausted", "cured_by": ["scale-pool"], "recover_after": 1}
+    sc, r, run, target, got, asked = db_run(s, st, "db-first", fault, ["scale-pool", "restart"])
+    out = run.get("outputs") or {}
+    s.check(r.returncode == 0 and out.get("detected") is True and out.get("fixed_by") == "scale-pool"
+            and out.get("tried") == 1 and out.get("plan") == ["scale-pool", "restart"],
+            "db-pool-exhaustion: detected, diagnosed, fixed by the first remediation",
+            r.stderr[-800:] + json.dumps(out))
+    s.check(out.get("pool") == {"active": 20, "max": 20, "waiting": 37} and out.get("log_hits") == 3,
+            "db-pool-exhaustion: the pattern comes from the metrics and the log (PCRE2)", json.dumps(out))
+    prompt = json.dumps(asked[0]["body"]) if asked else ""
+    s.check(len(asked) == 1 and "Connection is not available" in prompt and '\\"waiting\\":37' in prompt,
+            "db-pool-exhaustion: the model sees the gauges and the matching log lines", prompt[:600])
+    s.check(sorted(got[:3]) == [(m, p, None) for m, p in DB_LOOKS] and got[3:] == [
+        ("POST", "/actions/scale-pool", {"size": 40}), ("GET", "/health", None), ("GET", "/health", None)],
+        "db-pool-exhaustion: look first, then scale the pool, then poll until healthy", json.dumps(got))
+    kids = children(sc, run)
+    s.check([k["workflow"] for k in kids] == ["db-pool-remediate"] and kids[0]["status"] == "succeeded",
+            "db-pool-exhaustion: the remediation ran as a child workflow", json.dumps(kids))
+    s.check(target.state()["pool_max"] == 40, "db-pool-exhaustion: the pool was doubled")
+
+
+def db_second_fix(s, st):
+    fault = {"name": "pool_exhausted", "cured_by": ["scale-pool"]}
+    sc, r, run, target, got, asked = db_run(s, st, "db-second", fault, ["restart"])
+    out = run.get("outputs") or {}
+    s.check(r.returncode == 0 and out.get("tried") == 2 and out.get("fixed_by") == "scale-pool"
+            and out.get("plan") == ["restart", "scale-pool"],
+            "db-pool-exhaustion: when the first remediation does not verify, the next is tried",
+            r.stderr[-800:] + json.dumps(out))
+    acts = [(p, b) for m, p, b in got if p.startswith("/actions/")]
+    s.check(acts == [("/actions/restart", {}), ("/actions/scale-pool", {"size": 40})],
+            "db-pool-exhaustion: restart first, then scale-pool", json.dumps(acts))
+    shape = [p for m, p, b in got[3:]]
+    s.check(shape == ["/actions/restart"] + ["/health"] * 5 + ["/actions/scale-pool", "/health"],
+            "db-pool-exhaustion: five health checks fail the restart before the pool is scaled",
+            json.dumps(shape))
+    kids = children(sc, run)
+    shown = [sc.cli("show", k["id"], "--json") for k in kids]
+    outs = [json.loads(p.stdout).get("outputs") for p in shown if p.returncode == 0]
+    s.check([(o["remediation"], o["verified"]) for o in outs] == [("restart", False), ("scale-pool", True)],
+            "db-pool-exhaustion: one child per remediation, the first unverified", json.dumps(outs))
+    s.check(not hooks(target, "pagerduty"), "db-pool-exhaustion: nobody is paged when the second works")
+
+
+def db_nothing_works(s, st):
+    fault = {"name": "pool_exhausted", "cured_by": ["a-new-release"]}
+    sc, r, run, target, got, asked = db_run(s, st, "db-none", fault, ["restart", "scale-pool"])
+    err = run.get("error") or {}
+    s.check(r.returncode == 1 and err.get("step") == "fix" and err.get("kind") == "until",
+            "db-pool-exhaustion: when no remediation verifies the run fails", json.dumps(err))
+    acts = [p for m, p, b in got if p.startswith("/actions/")]
+    page = hooks(target, "pagerduty")
+    summary = page[0].get("payload", {}).get("summary", "") if page else ""
+    s.check(acts == ["/actions/restart", "/actions/scale-pool"] and len(page) == 1
+            and got[-1][1] == "/hooks/pagerduty" and "not fixed by restart, scale-pool" in summary,
+            "db-pool-exhaustion: both tried, then the on-call engineer is paged", json.dumps(page)[:400])
+
+
 INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
 
 RUNBOOKS = {
     "incident-response": INCIDENT_RESPONSE,
+    "db-pool-exhaustion": [db_healthy, db_first_fix_works, db_second_fix, db_nothing_works],
 }
 
 
