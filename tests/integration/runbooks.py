@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cairn_test import Suite  # noqa: E402
+from cairn_test import Suite, wait_for  # noqa: E402
 from runbooks_lib import (LLM_KEY, PAGERDUTY_KEY, Scenario, calls, check_cairn_check,  # noqa: E402
                           hooks, steps_status)
 from servers import Servers  # noqa: E402
@@ -318,11 +318,104 @@ def db_nothing_works(s, st):
             "db-pool-exhaustion: both tried, then the on-call engineer is paged", json.dumps(page)[:400])
 
 
+# ---- approval-runbook ------------------------------------------------------------------
+
+GATES = ["approve_drain", "approve_resize", "approve_restart"]
+
+
+def ap_start(s, st, name):
+    target = st.target()
+    sc = Scenario(s, name, {})
+    run = sc.start("approval-runbook", {
+        "service_url": target.url(), "pool_size": 50, "approvers": ["op-ann", "op-bo"],
+        "chat_url": target.url("/hooks/chat"), "ticket": "CHG0042"})
+    return sc, run, target
+
+
+def ap_gate(s, st, run, target, gate, done):
+    """Wait for `gate` and its announcement; check that only `done` actions
+    happened before it."""
+    item = run.gate(gate)
+    wait_for(lambda: len(hooks(target, "chat")) == GATES.index(gate) + 1, "the announcement of " + gate)
+    chat = hooks(target, "chat")[-1]
+    s.check(chat.get("step") == gate and "cairn approve %s %s --as NAME" % (run.id, gate) in chat["text"],
+            "approval-runbook: %s is announced with the command to approve it" % gate, json.dumps(chat))
+    acts = [p for m, p, b in calls(target) if p.startswith("/actions/")]
+    s.check(acts == done, "approval-runbook: before %s only %s happened" % (gate, done or "nothing"),
+            json.dumps(acts))
+    return item
+
+
+def ap_all_approved(s, st):
+    sc, r, target = ap_start(s, st, "ap-ok")
+    item = ap_gate(s, st, r, target, "approve_drain", [])
+    s.check(item["prompt"] == "CHG0042 Take checkout out of the load balancer?",
+            "approval-runbook: the prompt quotes the ticket", item["prompt"])
+    sc.decide("approve", r, "approve_drain", "op-ann")
+    item = ap_gate(s, st, r, target, "approve_resize", ["/actions/drain"])
+    s.check("from 20 to 50" in item["prompt"], "approval-runbook: the resize prompt names both sizes",
+            item["prompt"])
+    sc.decide("approve", r, "approve_resize", "op-bo", "pool is too small for the sale")
+    ap_gate(s, st, r, target, "approve_restart", ["/actions/drain", "/actions/scale-pool"])
+    sc.decide("approve", r, "approve_restart", "op-ann")
+    run = r.wait()
+    s.check(r.returncode == 0 and run.get("status") == "succeeded", "approval-runbook: all approved, all done",
+            r.stderr[-800:])
+    got = [(p, b) for m, p, b in calls(target) if not p.startswith("/hooks/")]
+    s.check(got == [("/metrics", None), ("/actions/drain", {}), ("/actions/scale-pool", {"size": 50}),
+                    ("/actions/restart", {}), ("/actions/undrain", {}), ("/health", None)],
+            "approval-runbook: each change in order, then back in the balancer and healthy", json.dumps(got))
+    state = target.state()
+    s.check(state["pool_max"] == 50 and not state["drained"] and state["restarts"] == 1,
+            "approval-runbook: the service ends resized, restarted and serving", json.dumps(state)[:300])
+    out = run.get("outputs") or {}
+    s.check(out.get("pool_before") == 20 and out.get("pool_after") == 50 and out.get("decisions") == [
+        {"by": ["op-ann"], "comment": None}, {"by": ["op-bo"], "comment": "pool is too small for the sale"},
+        {"by": ["op-ann"], "comment": None}], "approval-runbook: who decided what is in the outputs",
+        json.dumps(out))
+
+
+def ap_rejected(s, st):
+    sc, r, target = ap_start(s, st, "ap-rejected")
+    ap_gate(s, st, r, target, "approve_drain", [])
+    sc.decide("approve", r, "approve_drain", "op-ann")
+    ap_gate(s, st, r, target, "approve_resize", ["/actions/drain"])
+    sc.decide("approve", r, "approve_resize", "op-ann")
+    ap_gate(s, st, r, target, "approve_restart", ["/actions/drain", "/actions/scale-pool"])
+    sc.decide("reject", r, "approve_restart", "op-bo", "not before the backup")
+    run = r.wait()
+    err = run.get("error") or {}
+    s.check(r.returncode == 1 and err.get("kind") == "rejected" and err.get("step") == "approve_restart"
+            and "not before the backup" in err.get("message", ""),
+            "approval-runbook: a rejection fails the run with the operator's reason", json.dumps(err))
+    acts = [(p, b) for m, p, b in calls(target) if p.startswith("/actions/")]
+    s.check(acts == [("/actions/drain", {}), ("/actions/scale-pool", {"size": 50}),
+                     ("/actions/scale-pool", {"size": 20}), ("/actions/undrain", {})],
+            "approval-runbook: the rejection rolls back, newest first, and restarts nothing",
+            json.dumps(acts))
+    state = target.state()
+    s.check(state["pool_max"] == 20 and not state["drained"] and state["restarts"] == 0,
+            "approval-runbook: the service is as it was", json.dumps(state)[:300])
+
+
+def ap_rejected_first(s, st):
+    sc, r, target = ap_start(s, st, "ap-rejected-first")
+    ap_gate(s, st, r, target, "approve_drain", [])
+    p = sc.cli("approve", r.id, "approve_drain", "--as", "mallory")
+    s.check(p.returncode == 2, "approval-runbook: only the named approvers may decide", p.stderr)
+    sc.decide("reject", r, "approve_drain", "op-bo")
+    run = r.wait()
+    s.check(r.returncode == 1 and [p for m, p, b in calls(target)] == ["/metrics", "/hooks/chat"],
+            "approval-runbook: rejected at the first gate, nothing is touched",
+            json.dumps(calls(target)) + str(run.get("error")))
+
+
 INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
 
 RUNBOOKS = {
     "incident-response": INCIDENT_RESPONSE,
     "db-pool-exhaustion": [db_healthy, db_first_fix_works, db_second_fix, db_nothing_works],
+    "approval-runbook": [ap_all_approved, ap_rejected, ap_rejected_first],
 }
 
 
