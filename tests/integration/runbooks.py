@@ -410,12 +410,116 @@ def ap_rejected_first(s, st):
             json.dumps(calls(target)) + str(run.get("error")))
 
 
+# ---- onboarding ---------------------------------------------------------------------------
+
+OB_TOKEN = "prov-token-4d8e1a6c"
+OB_SECRETS = {"HR_DB_PASSWORD": "cairn-pw", "PROVISION_TOKEN": OB_TOKEN}
+SYSTEMS = ["directory", "github", "slack"]
+
+
+def ob_setup(st):
+    pg = st.pg()
+    if not pg.psql("SELECT to_regclass('employees') IS NOT NULL")[0][0] == "t":
+        pg.psql("""
+            CREATE TABLE employees (
+              id serial PRIMARY KEY, employee_id text UNIQUE NOT NULL, first_name text NOT NULL,
+              last_name text NOT NULL, department text, title text, manager_email text NOT NULL,
+              start_date date, email text UNIQUE);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON employees TO cairn;
+            GRANT USAGE ON SEQUENCE employees_id_seq TO cairn;
+            INSERT INTO employees (employee_id, first_name, last_name, manager_email, email)
+              VALUES ('E0001', 'Ann', 'Lee', 'cto@example.com', 'ann.lee@example.com');""")
+    return pg
+
+
+def ob_run(s, st, name, hire, fault=None):
+    pg = ob_setup(st)
+    target = st.target()
+    if fault:
+        target.fault(fault)
+    mails = len(st.smtp.messages())
+    sc = Scenario(s, name, OB_SECRETS)
+    r, run = sc.run("onboarding", {
+        "hire": hire, "hr_dsn": pg.dsn(user="cairn"), "domain": "example.com",
+        "provision_url": target.url("/provision"), "smtp_url": st.smtp.url,
+        "mail_from": "IT <it@example.com>", "helpdesk_email": "helpdesk@example.com"})
+    return sc, pg, target, r, run, st.smtp.messages()[mails:]
+
+
+def hire(employee_id, first, last):
+    return {"employee_id": employee_id, "first_name": first, "last_name": last,
+            "department": "Payments", "title": "SRE", "manager_email": "mgr.kim@example.com",
+            "start_date": "2027-01-04"}
+
+
+def ob_happy(s, st):
+    sc, pg, target, r, run, mails = ob_run(s, st, "ob-ok", hire("E0102", "Ann", "Lee"))
+    s.check(r.returncode == 0 and run.get("status") == "succeeded", "onboarding: a new hire is onboarded",
+            r.stderr[-1500:] + str(run.get("error")))
+    rows = pg.psql("SELECT id, first_name, last_name, department, start_date, email FROM employees "
+                   "WHERE employee_id = 'E0102'")
+    s.check(rows == [["2", "Ann", "Lee", "Payments", "2027-01-04", "ann.lee.2@example.com"]],
+            "onboarding: the employee is in the database, with a free address (ann.lee was taken)",
+            str(rows))
+    login = "ann.lee.2"
+    accounts = target.state()["accounts"]
+    s.check({k: list(v) for k, v in accounts.items()} == {k: [login] for k in SYSTEMS},
+            "onboarding: one account in each system", json.dumps(accounts))
+    posts = [r_ for r_ in target.requests() if r_["method"] == "POST"]
+    s.check(len(posts) == 3 and all(p["headers"].get("authorization") == "Bearer " + OB_TOKEN
+                                    and json.loads(p["body"]) == {
+                                        "login": login, "email": login + "@example.com", "name": "Ann Lee",
+                                        "department": "Payments", "manager": "mgr.kim@example.com"}
+                                    for p in posts),
+            "onboarding: each system got the account, with the token", json.dumps(posts)[:600])
+    ev = sc.first_events(run["id"])
+    starts = [ev.get(("step_started", k)) for k in SYSTEMS]
+    ends = [ev.get(("step_succeeded", k)) for k in SYSTEMS]
+    s.check(None not in starts + ends and max(starts) < min(ends),
+            "onboarding: the three accounts are opened in parallel", "starts %s ends %s" % (starts, ends))
+    s.check(len(mails) == 1 and mails[0]["rcpt_to"] == ["mgr.kim@example.com"]
+            and "Address: ann.lee.2@example.com" in mails[0]["data"]
+            and "GitHub account: github-1" in mails[0]["data"]
+            and "Ann Lee starts on 2027-01-04" in mails[0]["data"],
+            "onboarding: the manager gets the address and the accounts", json.dumps(mails)[:600])
+    out = run.get("outputs") or {}
+    s.check(out.get("email") == "ann.lee.2@example.com"
+            and out.get("accounts") == {k: k + "-1" for k in SYSTEMS},
+            "onboarding: the outputs name the address and the accounts", json.dumps(out))
+
+
+def ob_provisioning_fails(s, st):
+    fault = {"fail_systems": {"slack": 503}}
+    sc, pg, target, r, run, mails = ob_run(s, st, "ob-fail", hire("E0103", "Bo", "Park"), fault)
+    err = run.get("error") or {}
+    s.check(r.returncode == 1 and err.get("step") == "slack" and err.get("kind") == "status",
+            "onboarding: a system that refuses fails the run", json.dumps(err))
+    got = [(m, p) for m, p, _ in calls(target)]
+    for system in ("directory", "github"):
+        opened = ("POST", "/provision/%s/users" % system)
+        closed = ("DELETE", "/provision/%s/users/bo.park" % system)
+        s.check(opened in got and closed in got and got.index(opened) < got.index(closed),
+                "onboarding: the %s account opened is closed again" % system, json.dumps(got))
+    s.check(("POST", "/provision/slack/users") in got and not any(
+        m == "DELETE" and "slack" in p for m, p in got),
+        "onboarding: the system that failed is not asked to undo anything", json.dumps(got))
+    accounts = target.state()["accounts"]
+    s.check(all(not v for v in accounts.values()), "onboarding: no account is left open",
+            json.dumps(accounts))
+    rows = pg.psql("SELECT count(*) FROM employees WHERE employee_id = 'E0103'")
+    s.check(rows == [["0"]], "onboarding: the employee row is deleted", str(rows))
+    s.check(len(mails) == 1 and mails[0]["rcpt_to"] == ["helpdesk@example.com"]
+            and "failed at slack" in mails[0]["data"],
+            "onboarding: the help desk is told, the manager is not", json.dumps(mails)[:500])
+
+
 INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
 
 RUNBOOKS = {
     "incident-response": INCIDENT_RESPONSE,
     "db-pool-exhaustion": [db_healthy, db_first_fix_works, db_second_fix, db_nothing_works],
     "approval-runbook": [ap_all_approved, ap_rejected, ap_rejected_first],
+    "onboarding": [ob_happy, ob_provisioning_fails],
 }
 
 

@@ -102,6 +102,13 @@ class Scenario:
         p = self.cli("journal", run_id, "--json")
         return json.loads(p.stdout) if p.returncode == 0 else []
 
+    def first_events(self, run_id):
+        """(type, step) -> the seq of the run's first such event."""
+        first = {}
+        for e in self.journal(run_id):
+            first.setdefault((e["type"], e.get("step")), e["seq"])
+        return first
+
     def runs(self):
         p = self.cli("runs", "--json")
         return json.loads(p.stdout) if p.returncode == 0 else []
