@@ -513,6 +513,112 @@ def ob_provisioning_fails(s, st):
             "onboarding: the help desk is told, the manager is not", json.dumps(mails)[:500])
 
 
+# ---- servicenow-sre ------------------------------------------------------------------------
+
+SN_TOKEN = "sn-oauth-9b3e5d7f1a"
+SN_SECRETS = {"SERVICENOW_TOKEN": SN_TOKEN, "LLM_API_KEY": LLM_KEY}
+SN_SYS_ID = "9d385017c611228701d22104cc95c371"
+SN_HYPOTHESES = [
+    {"check": "error_rate", "cause": "the payment provider times out", "confidence": 0.35},
+    {"check": "pool_exhausted", "cause": "connections leak under load", "confidence": 0.8},
+    {"check": "disk_full", "cause": "logs filled the disk", "confidence": 0.1}]
+
+
+def sn_run(s, st, name, fault):
+    target = st.target(token=SN_TOKEN)
+    target.fault(fault)
+    target.incident({"sys_id": SN_SYS_ID, "number": "INC0010042", "state": "2", "urgency": "1",
+                     "short_description": "Checkout times out for many customers",
+                     "description": "Orders fail with 'could not get a database connection'",
+                     "cmdb_ci": "checkout"})
+    st.llm.script([
+        {"when": "You analyse ServiceNow incidents", "reply": json.dumps(
+            {"summary": "checkout cannot reach its database", "symptom": "orders time out",
+             "impact": "high"})},
+        {"when": "Propose hypotheses", "reply": json.dumps({"hypotheses": SN_HYPOTHESES})}])
+    asked = len(st.llm.requests())
+    sc = Scenario(s, name, SN_SECRETS)
+    inputs = dict(st.ssh_inputs(), **st.llm_inputs(), instance_url=target.url(), sys_id=SN_SYS_ID,
+                  service_url=target.url(), log_path=target.log_file, min_confidence=0.2)
+    r, run = sc.run("servicenow-sre", inputs)
+    return sc, target, r, run, st.llm.requests()[asked:]
+
+
+def sn_common(s, target, asked):
+    """What both branches do: read the ticket, ask the model twice, check two hypotheses."""
+    reqs = target.requests()
+    table = [q for q in reqs if q["path"].startswith("/api/now/table/incident/")]
+    s.check(table and all(q["headers"].get("authorization") == "Bearer " + SN_TOKEN for q in table),
+            "servicenow-sre: every Table API call carries the token", json.dumps(table)[:300])
+    s.check(table and table[0]["method"] == "GET", "servicenow-sre: the ticket is read first")
+    prompts = [json.dumps(a["body"]) for a in asked]
+    s.check(len(asked) == 2 and "INC0010042" in prompts[0] and "could not get a database connection" in
+            prompts[0] and "checkout cannot reach its database" in prompts[1],
+            "servicenow-sre: analysis from the ticket, hypotheses from the analysis", str(prompts)[:600])
+
+
+def sn_resolved(s, st):
+    fault = {"name": "pool_exhausted", "cured_by": ["scale-pool"], "recover_after": 1}
+    sc, target, r, run, asked = sn_run(s, st, "sn-ok", fault)
+    s.check(r.returncode == 0 and run.get("status") == "succeeded", "servicenow-sre: the incident is worked",
+            r.stderr[-1500:] + str(run.get("error")))
+    sn_common(s, target, asked)
+    out = run.get("outputs") or {}
+    hyps = {h["check"]: h for h in out.get("hypotheses") or []}
+    s.check(sorted(hyps) == ["disk_full", "error_rate", "pool_exhausted"]
+            and hyps["pool_exhausted"]["confidence"] == 0.8
+            and hyps["pool_exhausted"]["verdict"] == "confirmed"
+            and hyps["error_rate"]["verdict"] == "ruled_out"
+            and hyps["disk_full"]["verdict"] == "not_checked",
+            "servicenow-sre: every hypothesis is kept, with its confidence and verdict",
+            json.dumps(out.get("hypotheses"))[:800])
+    log = target.log_file
+    want_cmds = ["grep -c -i -E connection\\ is\\ not\\ available\\|pool\\ exhausted " + log,
+                 "grep -c -E upstream\\ timeout\\|answered\\ 5\\[0-9\\]\\[0-9\\] " + log]
+    s.check(out.get("commands") == want_cmds and hyps["pool_exhausted"]["commands"] == want_cmds[:1],
+            "servicenow-sre: every command run over SSH is kept", json.dumps(out.get("commands")))
+    s.check(out.get("confirmed") == "pool_exhausted" and out.get("verified") is True,
+            "servicenow-sre: the confirmed cause is remediated and verified", json.dumps(out)[:300])
+    shape = [(m, p) for m, p, _ in calls(target)]
+    s.check(shape == [("GET", "/api/now/table/incident/" + SN_SYS_ID), ("POST", "/actions/scale-pool"),
+                      ("GET", "/health"), ("GET", "/health"),
+                      ("PATCH", "/api/now/table/incident/" + SN_SYS_ID)],
+            "servicenow-sre: read, remediate, verify, then write back, in that order", json.dumps(shape))
+    inc = target.state()["incidents"][SN_SYS_ID]
+    notes = inc["work_notes_history"]
+    note = notes[0] if notes else ""
+    s.check(inc["state"] == "6" and inc.get("close_code") == "Solved (Permanently)"
+            and "connections leak under load" in inc.get("close_notes", ""),
+            "servicenow-sre: the ticket is resolved", json.dumps(inc)[:400])
+    s.check(len(notes) == 1 and "- pool_exhausted (confidence 0.8): connections leak under load -> confirmed"
+            in note and "- error_rate (confidence 0.35)" in note and "-> not_checked" in note
+            and "$ " + want_cmds[0] in note and "healthy after 2 health checks" in note
+            and note == out.get("work_note"),
+            "servicenow-sre: one work note with hypotheses, confidences, commands and the fix", note)
+
+
+def sn_not_verified(s, st):
+    fault = {"name": "pool_exhausted", "cured_by": ["restart"]}
+    sc, target, r, run, asked = sn_run(s, st, "sn-unfixed", fault)
+    err = run.get("error") or {}
+    s.check(r.returncode == 1 and err.get("step") == "verify",
+            "servicenow-sre: a fix that does not verify fails the run", json.dumps(err))
+    sn_common(s, target, asked)
+    shape = [(m, p) for m, p, _ in calls(target)]
+    s.check(shape[-1] == ("PATCH", "/api/now/table/incident/" + SN_SYS_ID) and
+            shape.count(("GET", "/health")) == 6,
+            "servicenow-sre: after six failed health checks the ticket is written to", json.dumps(shape))
+    inc = target.state()["incidents"][SN_SYS_ID]
+    notes = inc["work_notes_history"]
+    note = notes[0] if notes else ""
+    s.check(inc["state"] == "2" and "close_code" not in inc,
+            "servicenow-sre: the ticket stays open", json.dumps(inc)[:400])
+    s.check(len(notes) == 1 and "stopped at verify" in note
+            and "- pool_exhausted (confidence 0.8): connections leak under load" in note
+            and "$ grep -c -i -E" in note and "stays open" in note,
+            "servicenow-sre: the work note says where it stopped, with hypotheses and commands", note)
+
+
 INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
 
 RUNBOOKS = {
@@ -520,6 +626,7 @@ RUNBOOKS = {
     "db-pool-exhaustion": [db_healthy, db_first_fix_works, db_second_fix, db_nothing_works],
     "approval-runbook": [ap_all_approved, ap_rejected, ap_rejected_first],
     "onboarding": [ob_happy, ob_provisioning_fails],
+    "servicenow-sre": [sn_resolved, sn_not_verified],
 }
 
 
