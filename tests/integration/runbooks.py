@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cairn_test import Suite, wait_for  # noqa: E402
 from runbooks_lib import (LLM_KEY, PAGERDUTY_KEY, Scenario, calls, check_cairn_check,  # noqa: E402
-                          hooks, steps_status)
+                          check_journals, hooks, steps_status)
 from servers import Servers  # noqa: E402
 
 
@@ -643,6 +643,7 @@ def main():
                         t(s, st)
                     except Exception as e:  # one broken scenario is a failure, not the end
                         s.check(False, t.__name__, repr(e))
+            check_journals(s)
     except Exception as e:  # servers that would not start, or not stop
         s.check(False, "servers", repr(e))
     s.finish()

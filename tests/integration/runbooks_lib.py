@@ -62,6 +62,9 @@ class Run:
         return run
 
 
+SCENARIOS = []              # every one made, for the journal checks at the end
+
+
 class Scenario:
     """A journal of its own, secrets in the environment."""
 
@@ -69,7 +72,9 @@ class Scenario:
         self.s = suite
         self.name = name
         self.db = suite.path(name + ".db")
+        self.secrets = dict(secrets)
         self.env = {"CAIRN_SECRET_" + k: v for k, v in secrets.items()}
+        SCENARIOS.append(self)
 
     def cli(self, *args, **kw):
         return cairn(*args, db=self.db, env=self.env, **kw)
@@ -112,6 +117,20 @@ class Scenario:
     def runs(self):
         p = self.cli("runs", "--json")
         return json.loads(p.stdout) if p.returncode == 0 else []
+
+
+def check_journals(s):
+    """Every scenario's journal verifies, and holds none of its secrets."""
+    for sc in SCENARIOS:
+        p = sc.cli("verify")
+        s.check(p.returncode == 0, "%s: cairn verify passes" % sc.name, p.stdout + p.stderr)
+        blob = b""
+        for suffix in ("", "-wal", "-clog"):
+            if os.path.exists(sc.db + suffix):
+                with open(sc.db + suffix, "rb") as f:
+                    blob += f.read()
+        leaked = [k for k, v in sc.secrets.items() if v.encode() in blob]
+        s.check(blob and not leaked, "%s: no secret reaches the journal" % sc.name, str(leaked))
 
 
 def calls(target, since=0):
