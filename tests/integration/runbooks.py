@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cairn_test import Suite, wait_for  # noqa: E402
 from runbooks_lib import (LLM_KEY, PAGERDUTY_KEY, Scenario, calls, check_cairn_check,  # noqa: E402
-                          check_journals, hooks, steps_status)
+                          check_documented, check_journals, hooks, steps_status)
 from servers import Servers  # noqa: E402
 
 
@@ -621,6 +621,8 @@ def sn_not_verified(s, st):
 
 INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
 
+CHILDREN = {"db-pool-exhaustion": ["db-pool-remediate"]}
+
 RUNBOOKS = {
     "incident-response": INCIDENT_RESPONSE,
     "db-pool-exhaustion": [db_healthy, db_first_fix_works, db_second_fix, db_nothing_works],
@@ -633,7 +635,9 @@ RUNBOOKS = {
 def main():
     names = sys.argv[1:] or list(RUNBOOKS)
     s = Suite("runbooks")
-    check_cairn_check(s, names)
+    check_cairn_check(s, names + [c for n in names for c in CHILDREN.get(n, ())])
+    for name in names:
+        check_documented(s, name, CHILDREN.get(name, ()))
     try:
         with Servers(s.path("servers")) as sv:
             st = Stand(s, sv)

@@ -10,6 +10,7 @@ by polling `cairn approvals`, and the target service's record of calls.
 """
 import json
 import os
+import re
 import subprocess
 
 from cairn_test import CAIRN, ROOT, cairn, wait_for
@@ -153,6 +154,34 @@ def hooks(target, name, since=0):
 
 def steps_status(run):
     return {k: v["status"] for k, v in (run.get("steps") or {}).items()}
+
+
+def declared(name):
+    """(input names, secret names) a workflow file declares and reads."""
+    with open(workflow(name)) as f:
+        text = f.read()
+    block = re.search(r"^inputs:\n((?:  .*\n|\n)*)", text, flags=re.M)
+    inputs = re.findall(r"^  ([A-Za-z_][A-Za-z0-9_-]*):", block.group(1), flags=re.M) if block else []
+    return inputs, sorted(set(re.findall(r"\.secrets\.([A-Za-z_][A-Za-z0-9_]*)", text)))
+
+
+def check_documented(s, name, also=()):
+    """docs/runbooks.md's section on the runbook names each of its inputs
+    and secrets (and those of the workflows in `also`, its children)."""
+    with open(os.path.join(ROOT, "docs", "runbooks.md")) as f:
+        doc = f.read()
+    parts = re.split(r"^## ([^\n]*)$", doc, flags=re.M)
+    section = dict(zip(parts[1::2], parts[2::2])).get(name, "")
+    names = []
+    for n in (name,) + tuple(also):
+        inputs, secrets = declared(n)
+        names += [i for i in inputs if not i.startswith("llm_") and not i.startswith("ssh_")
+                  and i != "known_hosts"] + secrets
+    missing = [n for n in names if "`%s`" % n not in section]
+    s.check(section and not missing, "docs/runbooks.md describes %s: its inputs and secrets" % name,
+            "missing %s" % missing)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        s.check("`%s`" % name in f.read(), "README lists " + name)
 
 
 def check_cairn_check(s, names):
