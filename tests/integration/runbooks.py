@@ -121,13 +121,13 @@ def ir_false_positive(s, st):
             "incident-response: no approval is asked for a false positive", str(st_))
 
 
-def ir_start_real(s, st, name, fault, fp):
+def ir_start_real(s, st, name, fault, fp, **more):
     """A real alert, up to its approval; returns (scenario, run, target)."""
     target = st.target()
     target.fault(fault)
     ir_triage(st, "real", IR_REASON, fp)
     sc = Scenario(s, name, IR_SECRETS)
-    run = sc.start("incident-response", ir_inputs(st, target, fp))
+    run = sc.start("incident-response", dict(ir_inputs(st, target, fp), **more))
     item = run.gate("approve")
     s.check("Scale checkout from 2 to 4 replicas?" in item.get("prompt", "")
             and IR_REASON in item.get("prompt", ""),
@@ -619,7 +619,23 @@ def sn_not_verified(s, st):
             "servicenow-sre: the work note says where it stopped, with hypotheses and commands", note)
 
 
-INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected]
+def ir_unanswered(s, st):
+    fp = "fa15e0000000a005"
+    fault = {"name": "error_rate", "cured_by": ["scale"]}
+    sc, r, target = ir_start_real(s, st, "ir-unanswered", fault, fp, approval_timeout="2s")
+    run = r.wait()
+    err = run.get("error") or {}
+    s.check(r.returncode == 1 and err.get("kind") == "rejected" and "time-out" in err.get("message", ""),
+            "incident-response: an approval nobody answers stops the run", json.dumps(err))
+    shape = [(m, p) for m, p, _ in calls(target)]
+    s.check(shape == [("GET", "/metrics"), ("POST", "/hooks/pagerduty"), ("POST", "/hooks/notes")],
+            "incident-response: nothing changed, and the on-call engineer is paged", json.dumps(shape))
+    note = hooks(target, "notes")
+    s.check(note and note[0]["status"] == "escalated", "incident-response: the note says escalated",
+            json.dumps(note))
+
+
+INCIDENT_RESPONSE = [ir_false_positive, ir_fixed, ir_verification_fails, ir_rejected, ir_unanswered]
 
 CHILDREN = {"db-pool-exhaustion": ["db-pool-remediate"]}
 
