@@ -12,6 +12,7 @@ approval-runbook have a section each below.
 """
 import json
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -398,6 +399,28 @@ def ap_rejected(s, st):
             "approval-runbook: the service is as it was", json.dumps(state)[:300])
 
 
+def ap_engine_killed(s, st):
+    """kill -9 while an approval waits; the decision is taken with no engine
+    running; `cairn resume` carries on and no action happens twice."""
+    sc, r, target = ap_start(s, st, "ap-killed")
+    ap_gate(s, st, r, target, "approve_drain", [])
+    sc.decide("approve", r, "approve_drain", "op-ann")
+    ap_gate(s, st, r, target, "approve_resize", ["/actions/drain"])
+    r.proc.send_signal(signal.SIGKILL)
+    r.proc.communicate(timeout=30)
+    sc.decide("approve", r, "approve_resize", "op-bo")
+    resumed = sc.resume()
+    resumed.id = r.id
+    ap_gate(s, st, resumed, target, "approve_restart", ["/actions/drain", "/actions/scale-pool"])
+    sc.decide("approve", resumed, "approve_restart", "op-ann")
+    resumed.wait()
+    shown = json.loads(sc.cli("show", r.id, "--json").stdout or "{}")
+    s.check(resumed.returncode == 0 and shown.get("status") == "succeeded",
+            "approval-runbook: killed while waiting, resumed, finished", resumed.stderr[-800:])
+    acts = [p for m, p, b in calls(target) if p.startswith("/actions/")]
+    s.check(acts == ["/actions/drain", "/actions/scale-pool", "/actions/restart", "/actions/undrain"],
+            "approval-runbook: after the crash no action ran twice", json.dumps(acts))
+
 def ap_rejected_first(s, st):
     sc, r, target = ap_start(s, st, "ap-rejected-first")
     ap_gate(s, st, r, target, "approve_drain", [])
@@ -642,7 +665,7 @@ CHILDREN = {"db-pool-exhaustion": ["db-pool-remediate"]}
 RUNBOOKS = {
     "incident-response": INCIDENT_RESPONSE,
     "db-pool-exhaustion": [db_healthy, db_first_fix_works, db_second_fix, db_nothing_works],
-    "approval-runbook": [ap_all_approved, ap_rejected, ap_rejected_first],
+    "approval-runbook": [ap_all_approved, ap_rejected, ap_rejected_first, ap_engine_killed],
     "onboarding": [ob_happy, ob_provisioning_fails],
     "servicenow-sre": [sn_resolved, sn_not_verified],
 }

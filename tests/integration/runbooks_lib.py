@@ -30,10 +30,11 @@ def workflow(name):
 class Run:
     """One `cairn run` in the background."""
 
-    def __init__(self, scenario, name, proc):
+    def __init__(self, scenario, name, proc, prints_run=True):
         self.sc = scenario
         self.name = name
         self.proc = proc
+        self.prints_run = prints_run      # `run --json` does; `resume` does not
         self.id = None
 
     def gate(self, step):
@@ -57,7 +58,7 @@ class Run:
         self.stderr = err
         lines = [l for l in out.splitlines() if l.startswith("{")]
         run = json.loads(lines[-1]) if lines else {}
-        if not run:
+        if not run and self.prints_run:
             print("cairn run %s printed no run:\n%s\n%s" % (self.name, out[-3000:], err[-3000:]))
         self.id = run.get("id", self.id)
         return run
@@ -89,6 +90,12 @@ class Scenario:
                                  path, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env)
         return Run(self, name, proc)
+
+    def resume(self):
+        """`cairn resume` in the background, as a Run to wait on."""
+        proc = subprocess.Popen([CAIRN, "--db", self.db, "resume"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, **self.env))
+        return Run(self, "resume", proc, prints_run=False)
 
     def run(self, name, inputs):
         r = self.start(name, inputs)
