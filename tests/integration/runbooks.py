@@ -48,7 +48,10 @@ class Stand:
         return {"ssh_host": "127.0.0.1", "ssh_port": self.sshd.port, "ssh_user": self.sshd.user,
                 "ssh_key_file": self.sshd.key_file, "known_hosts": self.sshd.known_hosts}
 
-    def llm_inputs(self):
+    def llm_inputs(self, provider="openai"):
+        if provider == "anthropic":
+            return {"llm_provider": "anthropic", "llm_base_url": "http://127.0.0.1:%d" % self.llm.port,
+                    "llm_model": "claude-sonnet-4-5"}
         return {"llm_provider": "openai", "llm_base_url": self.llm.base_url,
                 "llm_model": "gpt-4o-mini"}
 
@@ -231,7 +234,7 @@ DB_SECRETS = {"LLM_API_KEY": LLM_KEY, "PAGERDUTY_ROUTING_KEY": PAGERDUTY_KEY}
 DB_LOOKS = [("GET", "/health"), ("GET", "/logs"), ("GET", "/metrics")]
 
 
-def db_run(s, st, name, fault, remediations):
+def db_run(s, st, name, fault, remediations, provider="openai"):
     target = st.target()
     if fault:
         target.fault(fault)
@@ -240,7 +243,8 @@ def db_run(s, st, name, fault, remediations):
          "remediations": remediations})}])
     asked = len(st.llm.requests())
     sc = Scenario(s, name, DB_SECRETS)
-    inputs = dict(st.llm_inputs(), service_url=target.url(), pagerduty_url=target.url("/hooks/pagerduty"))
+    inputs = dict(st.llm_inputs(provider), service_url=target.url(),
+                  pagerduty_url=target.url("/hooks/pagerduty"))
     r, run = sc.run("db-pool-exhaustion", inputs)
     got = calls(target)
     return sc, r, run, target, got, st.llm_asked(asked, "connection pool is exhausted")
@@ -283,8 +287,13 @@ def db_first_fix_works(s, st):
 
 
 def db_second_fix(s, st):
+    """With Anthropic's wire format, to show the provider is an input."""
     fault = {"name": "pool_exhausted", "cured_by": ["scale-pool"]}
-    sc, r, run, target, got, asked = db_run(s, st, "db-second", fault, ["restart"])
+    sc, r, run, target, got, asked = db_run(s, st, "db-second", fault, ["restart"], "anthropic")
+    s.check(len(asked) == 1 and asked[0]["path"] == "/v1/messages"
+            and asked[0]["headers"].get("x-api-key") == LLM_KEY,
+            "db-pool-exhaustion: the model is asked in Anthropic's format when told to",
+            json.dumps(asked)[:300])
     out = run.get("outputs") or {}
     s.check(r.returncode == 0 and out.get("tried") == 2 and out.get("fixed_by") == "scale-pool"
             and out.get("plan") == ["restart", "scale-pool"],
