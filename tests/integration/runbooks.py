@@ -120,9 +120,9 @@ def ir_false_positive(s, st):
         json.dumps(got))
     s.check(not os.path.exists(os.path.join(s.path("diag"), fp + ".txt")),
             "incident-response: no SSH diagnosis for a false positive")
-    st_ = steps_status(run)
-    s.check(st_.get("approve") == "skipped" and st_.get("remediate") == "skipped",
-            "incident-response: no approval is asked for a false positive", str(st_))
+    status = steps_status(run)
+    s.check(status.get("approve") == "skipped" and status.get("remediate") == "skipped",
+            "incident-response: no approval is asked for a false positive", str(status))
 
 
 def ir_start_real(s, st, name, fault, fp, **more):
@@ -497,7 +497,7 @@ def ob_happy(s, st):
     accounts = target.state()["accounts"]
     s.check({k: list(v) for k, v in accounts.items()} == {k: [login] for k in SYSTEMS},
             "onboarding: one account in each system", json.dumps(accounts))
-    posts = [r_ for r_ in target.requests() if r_["method"] == "POST"]
+    posts = [q for q in target.requests() if q["method"] == "POST"]
     s.check(len(posts) == 3 and all(p["headers"].get("authorization") == "Bearer " + OB_TOKEN
                                     and json.loads(p["body"]) == {
                                         "login": login, "email": login + "@example.com", "name": "Ann Lee",
