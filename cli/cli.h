@@ -30,6 +30,8 @@
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
 
+#define CLI_DEFAULT_DB "cairn.db"   /* the journal with neither --db nor $CAIRN_DB */
+
 typedef struct cli_opts {
     const char *db;           /* --db, CAIRN_DB, or ./cairn.db */
     cairn_sync_mode sync;     /* CAIRN_SYNC (cli_sync_mode) */

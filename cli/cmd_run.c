@@ -1,7 +1,8 @@
 /*
  * cmd_run.c - the commands that drive the engine: run, resume, cancel.
  *
- * Each prints a line per durable transition.  SIGTERM and SIGINT ask the
+ * Each prints the durable transitions as they happen (live.h: a line each,
+ * or the terminal view).  SIGTERM and SIGINT ask the
  * engine to stop taking work: running attempts get the grace period, then
  * are journaled as interrupted, and `cairn resume` carries on later.
  */
@@ -17,6 +18,7 @@
 #include "actions/action.h"
 #include "common/json.h"
 #include "cli/cli.h"
+#include "cli/live.h"
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine.h"
@@ -50,74 +52,14 @@ static void install_signals(cairn_engine *e) {
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* ---- the transition printer ---------------------------------------------- */
-
-typedef struct {
-    bool colour;
-    FILE *out;
-    int ended_badly;   /* top-level runs that ended failed or cancelled here */
-} printer;
-
-static const char *colour_of(cairn_event_type t) {
-    switch (t) {
-    case CAIRN_EV_STEP_SUCCEEDED: case CAIRN_EV_RUN_SUCCEEDED: return "\033[32m";
-    case CAIRN_EV_STEP_FAILED: case CAIRN_EV_RUN_FAILED: case CAIRN_EV_STEP_CRASHED: return "\033[31m";
-    case CAIRN_EV_STEP_SKIPPED: case CAIRN_EV_RUN_CANCELLED: return "\033[33m";
-    default: return "";
-    }
-}
-
-static void error_text(jv data, char *out, size_t len) {
-    jv e = jv_object_get(jv_copy(data), jv_string("error"));
-    out[0] = '\0';
-    if (jv_get_kind(e) == JV_KIND_OBJECT) {
-        jv k = jv_object_get(jv_copy(e), jv_string("kind"));
-        jv m = jv_object_get(jv_copy(e), jv_string("message"));
-        snprintf(out, len, "%s: %s", jv_get_kind(k) == JV_KIND_STRING ? jv_string_value(k) : "?",
-                 jv_get_kind(m) == JV_KIND_STRING ? jv_string_value(m) : "");
-        jv_free(k);
-        jv_free(m);
-    }
-    jv_free(e);
-    char *nl = strchr(out, '\n');
-    if (nl) strcpy(nl, " ...");
-}
-
-static void print_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
-    printer *p = ud;
-    char when[40], what[160], detail[400] = "";
-    if ((ev->type == CAIRN_EV_RUN_FAILED || ev->type == CAIRN_EV_RUN_CANCELLED) && !st->parent)
-        p->ended_badly++;
-    cairn_rfc3339(ev->time_ms, when, sizeof when);
-    jv data = jv_parse(ev->data_text ? ev->data_text : "{}");   /* the engine keeps text only */
-    if (jv_get_kind(data) != JV_KIND_OBJECT) {
-        jv_free(data);
-        data = jv_object();
-    }
-    jv index = jv_object_get(jv_copy(data), jv_string("index"));
-    if (ev->step && jv_get_kind(index) == JV_KIND_NUMBER)
-        snprintf(what, sizeof what, "%s[%d]", ev->step, (int)jv_number_value(index));
-    else
-        snprintf(what, sizeof what, "%s", ev->step ? ev->step : "run");
-    jv_free(index);
-    if (ev->type == CAIRN_EV_STEP_STARTED) snprintf(detail, sizeof detail, "attempt %d", ev->attempt);
-    else if (ev->type == CAIRN_EV_RUN_CREATED) snprintf(detail, sizeof detail, "%s %s", st->workflow, st->id);
-    else error_text(data, detail, sizeof detail);
-    jv_free(data);
-    const char *c = p->colour ? colour_of(ev->type) : "";
-    fprintf(p->out, "%.12s  %-24s %s%-20s%s %s\n", when + 11, what, c,
-            cairn_event_type_name(ev->type), *c ? "\033[0m" : "", detail);
-    fflush(p->out);
-}
-
 /* ---- shared --------------------------------------------------------------- */
 
-static int open_engine(const cli_opts *o, printer *p, cairn_engine **e) {
+/* The engine, its events printed by a new *p: the terminal view on a
+ * terminal (not with --json), else a line per transition (live.h). */
+static int open_engine(const cli_opts *o, cli_live **p, cairn_engine **e) {
     cairn_err err;
-    p->out = stdout;
-    p->colour = cli_colour();
-    p->ended_badly = 0;
-    cairn_engine_config cfg = {.db_path = o->db, .on_event = print_event, .ud = p};
+    *p = cli_live_new(stdout, o->db, cli_tty() && !o->json, cli_colour());
+    cairn_engine_config cfg = {.db_path = o->db, .on_event = cli_live_event, .ud = *p};
     cfg.sync = o->sync;
     const char *grace = getenv("CAIRN_GRACE_MS");
     if (grace && atoll(grace) > 0) cfg.grace_ms = atoll(grace);
@@ -279,7 +221,7 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     jv inputs = jv_invalid();
     char hash[65], run_id[CAIRN_RUN_ID_MAX];
     cairn_err err;
-    printer p;
+    cli_live *p = NULL;
     int rc = parse_run_args(o, argc, argv, &a);
     if (rc) goto done;
     if ((wf = cli_load_workflow(a.file)) == NULL) {
@@ -305,9 +247,12 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     rc = drive(e);
     cairn_engine_close(e);
     e = NULL;
+    cli_live_free(p);
+    p = NULL;
     if (rc == 0) rc = final_status(o, run_id, o->json);
 done:
     cairn_engine_close(e);
+    cli_live_free(p);
     cairn_workflow_free(wf);
     jv_free(inputs);
     free(a.input_args);
@@ -324,21 +269,25 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
         only = argv[i];
     }
     cairn_engine *e = NULL;
-    printer p;
+    cli_live *p = NULL;
     cairn_err err;
     int taken = 0;
     int rc = cli_journal_exists(o->db);
     if (rc == 0) rc = open_engine(o, &p, &e);
-    if (rc) return rc;
+    if (rc) {
+        cli_live_free(p);
+        return rc;
+    }
     if (cairn_engine_resume(e, only, &taken, &err) != 0) {
         cli_error(&err);
         rc = err.code == CAIRN_ENOTFOUND || err.code == CAIRN_EBUSY ? EXIT_USAGE : EXIT_JOURNAL;
     } else {
         fprintf(stderr, "cairn: resuming %d run%s\n", taken, taken == 1 ? "" : "s");
         rc = drive(e);
-        if (rc == 0 && p.ended_badly) rc = EXIT_FAILED;
+        if (rc == 0 && cli_live_ended_badly(p)) rc = EXIT_FAILED;
     }
     cairn_engine_close(e);
+    cli_live_free(p);
     return rc;
 }
 
@@ -466,14 +415,19 @@ int cmd_cancel(cli_opts *o, int argc, char **argv) {
     if (held) return wait_for_end(o, run_id);
     /* no engine holds it: carry out the cancel here */
     cairn_engine *e = NULL;
-    printer p;
-    if ((rc = open_engine(o, &p, &e)) != 0) return rc;
+    cli_live *p = NULL;
+    if ((rc = open_engine(o, &p, &e)) != 0) {
+        cli_live_free(p);
+        return rc;
+    }
     if (cairn_engine_resume(e, run_id, NULL, &err) != 0) {
         cli_error(&err);
         cairn_engine_close(e);
+        cli_live_free(p);
         return err.code == CAIRN_EBUSY ? EXIT_USAGE : EXIT_JOURNAL;
     }
     rc = drive(e);
     cairn_engine_close(e);
+    cli_live_free(p);
     return rc ? rc : final_status(o, run_id, false) == EXIT_JOURNAL ? EXIT_JOURNAL : EXIT_OK;
 }

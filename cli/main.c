@@ -144,7 +144,7 @@ bool cli_colour(void) {
 
 int main(int argc, char **argv) {
     cli_opts o = {0};
-    o.db = getenv("CAIRN_DB") && *getenv("CAIRN_DB") ? getenv("CAIRN_DB") : "cairn.db";
+    o.db = getenv("CAIRN_DB") && *getenv("CAIRN_DB") ? getenv("CAIRN_DB") : CLI_DEFAULT_DB;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *v;
