@@ -59,6 +59,9 @@ steps:
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+OPEN = []
+
+
 class Tty:
     """cairn under a pseudo-terminal; read() gathers what it printed."""
 
@@ -71,6 +74,7 @@ class Tty:
                                      cwd=cwd, env=e, close_fds=True)
         os.close(slave)
         self.raw = b""
+        OPEN.append(self)
 
     def read(self, timeout):
         r, _, _ = select.select([self.master], [], [], timeout)
@@ -94,6 +98,15 @@ class Tty:
                 break
         raise AssertionError("timed out waiting for %s; got %r" % (what, self.text()))
 
+    def close(self):
+        """Stop cairn if a failed check left it waiting; close the terminal."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+
     def status(self):
         """The status line showing now: what follows the last newline and erase."""
         return ANSI.sub("", self.text().split("\n")[-1].split("\r\x1b[K")[-1])
@@ -109,8 +122,9 @@ class Tty:
         end = time.monotonic() + timeout
         while time.monotonic() < end and (self.read(0.05) or self.proc.poll() is None):
             pass
-        os.close(self.master)
-        return self.proc.wait(timeout=5)
+        rc = self.proc.wait(timeout=5)
+        self.close()
+        return rc
 
     def text(self):
         return self.raw.decode("utf-8", "replace")
@@ -173,7 +187,8 @@ def test_the_view(s):
             "the status line shows progress and the open approval", repr(status))
     elsewhere = s.path()   # typed in another folder: --db makes it work there
     p = shell(cmd + " --comment 'ship it'", elsewhere)
-    s.check(p.returncode == 0, "the approve command works as printed", p.stdout + p.stderr)
+    if not s.check(p.returncode == 0, "the approve command works as printed", p.stdout + p.stderr):
+        return   # the run still waits: closed below
     rc = t.finish()
     lines = t.lines()
     s.check(rc == 0, "the run succeeds", str(rc))
@@ -214,7 +229,8 @@ def test_reject_with_the_default_journal(s):
     s.check("  gate awaits approval (1 needed; approvers alice, bob): Ship it?" in t.lines(),
             "the ask names the approvers and the prompt", repr(t.lines()))
     p = shell(cmd.replace("NAME", "bob"), d)
-    s.check(p.returncode == 0, "the reject command works as printed", p.stdout + p.stderr)
+    if not s.check(p.returncode == 0, "the reject command works as printed", p.stdout + p.stderr):
+        return
     rc = t.finish()
     lines = t.lines()
     s.check(rc == 1, "a rejected run exits 1", str(rc))
@@ -253,5 +269,9 @@ def test_json_and_pipes_keep_lines(s):
 
 
 s = Suite("live")
-s.run_all([test_the_view, test_reject_with_the_default_journal, test_json_and_pipes_keep_lines])
+try:
+    s.run_all([test_the_view, test_reject_with_the_default_journal, test_json_and_pipes_keep_lines])
+finally:
+    for t in OPEN:
+        t.close()
 s.finish()
