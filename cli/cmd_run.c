@@ -283,6 +283,7 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
         rc = err.code == CAIRN_ENOTFOUND || err.code == CAIRN_EBUSY ? EXIT_USAGE : EXIT_JOURNAL;
     } else {
         fprintf(stderr, "cairn: resuming %d run%s\n", taken, taken == 1 ? "" : "s");
+        cli_live_resumed(p);
         rc = drive(e);
         if (rc == 0 && cli_live_ended_badly(p)) rc = EXIT_FAILED;
     }

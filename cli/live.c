@@ -19,6 +19,7 @@
 #include "cli/live.h"
 #include "common/clock.h"
 #include "common/mem.h"
+#include "engine/owner.h"
 
 #define CAIRN_LIVE_COLUMNS_DEFAULT 80   /* when the terminal does not say */
 
@@ -31,7 +32,8 @@ typedef struct live_run {
     char id[CAIRN_RUN_ID_MAX];
     char *prefix;          /* "" for a top-level run, "WORKFLOW: " for a child */
     int n_main, n_steps;
-    int64_t *began_ms;     /* per step: time of its first event, 0 none yet */
+    int64_t *began_ms;     /* per step: time of its first event, 0 none yet, -1 unknown
+                              (it began before this process took the run over) */
     int64_t created_ms;
     char now[CAIRN_LIVE_STATUS_MAX];   /* its part of the status line */
 } live_run;
@@ -114,6 +116,14 @@ static void print_line(cli_live *l, const cairn_event *ev, const cairn_run_state
 
 /* ---- the view: runs followed ----------------------------------------------- */
 
+/* Open the journal to read, once; 0 when it is open. */
+static int open_store(cli_live *l) {
+    cairn_err err;
+    if (l->store == NULL && cairn_store_open_sqlite(l->db, CAIRN_SYNC_FULL, true, &l->store, &err) != 0)
+        l->store = NULL;
+    return l->store ? 0 : -1;
+}
+
 /* How many of the run's steps are its workflow's own (not on_failure steps
  * nor compensate bodies), read from the journal once per definition; when
  * it cannot be read, every step but compensate bodies. */
@@ -123,9 +133,7 @@ static int main_steps(cli_live *l, const cairn_run_state *st) {
     cairn_workflow *wf = NULL;
     cairn_err err;
     int n = 0;
-    if (l->store == NULL && cairn_store_open_sqlite(l->db, CAIRN_SYNC_FULL, true, &l->store, &err))
-        l->store = NULL;
-    if (l->store && st->def_hash && cairn_definition_load(l->store, st->def_hash, st->id, &wf, &err) == 0)
+    if (open_store(l) == 0 && st->def_hash && cairn_definition_load(l->store, st->def_hash, st->id, &wf, &err) == 0)
         n = wf->n_steps;
     else
         for (int i = 0; i < st->n_steps; i++) n += strchr(st->step_ids[i], '#') == NULL;
@@ -177,8 +185,8 @@ static int succeeded(const cairn_run_state *st, int n_main) {
 
 /* "WORKFLOW: " for a child run's lines, "" for a top-level run's. */
 static const char *prefix_of(const cairn_run_state *st, char *buf, size_t len) {
-    if (st->parent == NULL) return "";
-    snprintf(buf, len, "%s: ", st->workflow ? st->workflow : "?");
+    if (st->parent == NULL) snprintf(buf, len, "%s", "");
+    else snprintf(buf, len, "%s: ", st->workflow ? st->workflow : "?");
     return buf;
 }
 
@@ -304,7 +312,7 @@ static void step_line(view_ctx *c, const char *word, const char *detail) {
     const cairn_run_state *st = c->st;
     int n_main = c->r ? c->r->n_main : main_steps(c->l, st);
     if (c->step < n_main) snprintf(count, sizeof count, "%d/%d", done_at(st, n_main, c->ev->seq), n_main);
-    if (c->r && c->r->began_ms[c->step] && c->ev->type != CAIRN_EV_STEP_SKIPPED) {
+    if (c->r && c->r->began_ms[c->step] > 0 && c->ev->type != CAIRN_EV_STEP_SKIPPED) {
         duration_text(c->ev->time_ms - c->r->began_ms[c->step], took, sizeof took);
         int attempts = st->steps[c->step].attempts;
         if (attempts > 1) snprintf(took + strlen(took), sizeof took - strlen(took), ", %d attempts", attempts);
@@ -393,19 +401,21 @@ static const char *db_arg(cli_live *l) {
     return l->db_arg;
 }
 
-/* The approval's ask, and the exact commands that decide it. */
-static void approval_lines(view_ctx *c, const char *opened) {
-    jv prompt = field(c->data, "prompt"), approvers = field(c->data, "approvers");
-    jv forbidden = field(c->data, "forbidden"), quorum = field(c->data, "quorum");
+/* The approval's ask (an approval_requested event's data, or a step's
+ * approval in the run state), and the exact commands that decide it. */
+static void approval_lines(cli_live *l, const cairn_run_state *st, const char *pre, const char *step,
+                           jv ask, const char *opened) {
+    jv prompt = field(ask, "prompt"), approvers = field(ask, "approvers");
+    jv forbidden = field(ask, "forbidden"), quorum = field(ask, "quorum");
     jv who = names_text(approvers);
     char *as = approver_word(approvers, forbidden);
-    const char *db = db_arg(c->l);
-    emit(c->l, "  %s%s %s (%d needed; approvers %s)%s%s", c->pre, c->ev->step, opened,
+    const char *db = db_arg(l);
+    emit(l, "  %s%s %s (%d needed; approvers %s)%s%s", pre, step, opened,
          jv_get_kind(quorum) == JV_KIND_NUMBER ? (int)jv_number_value(quorum) : 1, jv_string_value(who),
          jv_get_kind(prompt) == JV_KIND_STRING ? ": " : "",
          jv_get_kind(prompt) == JV_KIND_STRING ? jv_string_value(prompt) : "");
-    emit(c->l, "      approve: cairn%sapprove %s %s --as %s", db, c->st->id, c->ev->step, as);
-    emit(c->l, "      reject:  cairn%sreject %s %s --as %s --comment 'why'", db, c->st->id, c->ev->step, as);
+    emit(l, "      approve: cairn%sapprove %s %s --as %s", db, st->id, step, as);
+    emit(l, "      reject:  cairn%sreject %s %s --as %s --comment 'why'", db, st->id, step, as);
     free(as);
     jv_free(prompt);
     jv_free(approvers);
@@ -414,8 +424,13 @@ static void approval_lines(view_ctx *c, const char *opened) {
     jv_free(who);
 }
 
-static void on_approval_requested(view_ctx *c) { approval_lines(c, "awaits approval"); }
-static void on_approval_escalated(view_ctx *c) { approval_lines(c, "escalated"); }
+static void on_approval_requested(view_ctx *c) {
+    approval_lines(c->l, c->st, c->pre, c->ev->step, c->data, "awaits approval");
+}
+
+static void on_approval_escalated(view_ctx *c) {
+    approval_lines(c->l, c->st, c->pre, c->ev->step, c->data, "escalated");
+}
 
 /* Who decided, and what they said. */
 static void on_approval_decided(view_ctx *c) {
@@ -503,6 +518,51 @@ static void view_event(cli_live *l, const cairn_event *ev, const cairn_run_state
     if ((size_t)ev->type < sizeof view_of / sizeof *view_of && view_of[ev->type]) view_of[ev->type](&c);
     if (c.r) run_now(c.r, st, ev->seq);
     redraw(l);
+}
+
+/* ---- the view: runs taken over ---------------------------------------------- */
+
+/* A run this engine took over, as the journal holds it: where it stands,
+ * and the commands for each approval it waits on (whose events came before
+ * this process).  Steps under way have no known start: no duration. */
+static void view_resumed(cli_live *l, const cairn_run_state *st) {
+    char pre[CAIRN_ID_MAX + 8];
+    live_run *r = run_of(l, st);
+    int n_main = r ? r->n_main : main_steps(l, st);
+    prefix_of(st, pre, sizeof pre);
+    if (st->parent) emit(l, "  %srun %s resumed", pre, st->id);
+    else emit(l, "run %s: %s, resumed at %d/%d steps", st->id, st->workflow ? st->workflow : "?",
+              done_at(st, n_main, st->last_seq), n_main);
+    for (int i = 0; i < st->n_steps; i++) {
+        const cairn_step_state *s = &st->steps[i];
+        if (r && s->status != CAIRN_STEP_PENDING) r->began_ms[i] = -1;
+        if (s->status == CAIRN_STEP_WAITING && jv_get_kind(s->approval) == JV_KIND_OBJECT)
+            approval_lines(l, st, pre, st->step_ids[i], s->approval, "awaits approval");
+    }
+    if (r) run_now(r, st, st->last_seq);
+}
+
+void cli_live_resumed(cli_live *l) {
+    cairn_run_row *rows = NULL;
+    int n = 0;
+    cairn_err err;
+    char self[256];
+    if (!l->view || open_store(l) != 0) return;
+    cairn_owner_self(self, sizeof self);
+    if (l->store->ops->list_runs(l->store, "running,waiting,compensating", &rows, &n, &err) != 0) n = 0;
+    for (int i = 0; i < n; i++) {
+        cairn_run_state *st = NULL;
+        cairn_workflow *wf = NULL;
+        if (rows[i].owner && strcmp(rows[i].owner, self) == 0 &&
+            cairn_load_run(l->store, rows[i].id, NULL, &st, &wf, &err) == 0)
+            view_resumed(l, st);
+        cairn_run_state_free(st);
+        cairn_workflow_free(wf);
+        cairn_run_row_clear(&rows[i]);
+    }
+    free(rows);
+    redraw(l);
+    fflush(l->out);
 }
 
 /* ---- the printer ------------------------------------------------------------- */

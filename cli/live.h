@@ -48,6 +48,12 @@ cli_live *cli_live_new(FILE *out, const char *db, bool view, bool colour);
 /* The engine's event callback (cairn_event_cb); ud is the cli_live. */
 void cli_live_event(const cairn_event *ev, const cairn_run_state *st, void *ud);
 
+/* After cairn_engine_resume and before the engine runs: in the view, say
+ * where each run this process took over stands, and print the commands for
+ * the approvals it waits on, since their events came before this process.
+ * Lines print nothing here. */
+void cli_live_resumed(cli_live *l);
+
 /* Top-level runs seen ending failed or cancelled. */
 int cli_live_ended_badly(const cli_live *l);
 

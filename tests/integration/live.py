@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, ROOT, Suite, cairn_json, write  # noqa: E402
+from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
 
 PARENT = """cairn: 1
 name: deploy
@@ -245,6 +245,35 @@ def test_reject_with_the_default_journal(s):
     s.check("\r\x1b[K" in t.text(), "NO_COLOR keeps the status line")
 
 
+def test_resume_shows_the_open_approval(s):
+    d = setup(s, "resume", "[alice]")
+    db = s.path("resume", "r.db")
+    first = subprocess.Popen([CAIRN, "--db", db, "run", "parent.yaml"], cwd=d,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: json.loads(cairn("approvals", "--json", db=db).stdout or "[]"), "the approval")
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    t = Tty(["--db", db, "resume"], cwd=d)
+    cmd = t.wait(r"^      approve: (cairn .*)$", "the approve command after resume").group(1)
+    head = re.search(r"^run (\S+): deploy, resumed at 2/5 steps$", "\n".join(t.lines()), re.M)
+    s.check(head is not None, "resume says where the run stands", repr(t.lines()))
+    s.check(head is not None and cmd == "cairn --db %s approve %s gate --as alice"
+            % (os.path.realpath(db), head.group(1)),
+            "resume prints the command for the approval opened before it", cmd)
+    p = shell(cmd, s.path())
+    if not s.check(p.returncode == 0, "that command works as printed", p.stdout + p.stderr):
+        return
+    rc = t.finish()
+    top = step_lines(t.lines())
+    s.check(rc == 0 and [(x[0], x[3]) for x in top] == [(3, "gate"), (4, "ship"), (5, "last")],
+            "resume counts on from where the run stood", repr(top))
+    s.check(top and top[0][4] is None and top[1][4] is not None,
+            "a step begun before resume shows no made-up duration", repr(top))
+    s.check("  doubled: 42" in t.lines(), "resume shows the outputs at the end", repr(t.lines()))
+
+
 def test_json_and_pipes_keep_lines(s):
     d = setup(s, "json", "[alice]")
     wf = write(s, os.path.join("json", "parent.yaml"), PARENT.replace(
@@ -270,7 +299,8 @@ def test_json_and_pipes_keep_lines(s):
 
 s = Suite("live")
 try:
-    s.run_all([test_the_view, test_reject_with_the_default_journal, test_json_and_pipes_keep_lines])
+    s.run_all([test_the_view, test_reject_with_the_default_journal, test_resume_shows_the_open_approval,
+               test_json_and_pipes_keep_lines])
 finally:
     for t in OPEN:
         t.close()
