@@ -306,7 +306,7 @@ static const char *paint(const view_ctx *c, cairn_event_type t) {
     return c->l->colour ? colour_of(t) : "";
 }
 
-/* "  3/5  ok        build                    1.2s, 2 attempts  detail" */
+/* "  3/5   ok      build                1.2s, 2 attempts  detail" */
 static void step_line(view_ctx *c, const char *word, const char *detail) {
     char count[32] = "-", took[64] = "";
     const cairn_run_state *st = c->st;
@@ -318,7 +318,7 @@ static void step_line(view_ctx *c, const char *word, const char *detail) {
         if (attempts > 1) snprintf(took + strlen(took), sizeof took - strlen(took), ", %d attempts", attempts);
     }
     const char *col = paint(c, c->ev->type);
-    emit(c->l, "  %s%-6s %s%-9s%s %-24s %s%s%s", c->pre, count, col, word, *col ? "\033[0m" : "",
+    emit(c->l, "  %s%-5s %s%-7s%s %-20s %s%s%s", c->pre, count, col, word, *col ? "\033[0m" : "",
          c->ev->step, took, *took && *detail ? "  " : "", detail);
 }
 
