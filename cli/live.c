@@ -22,6 +22,10 @@
 #include "engine/owner.h"
 
 #define CAIRN_LIVE_COLUMNS_DEFAULT 80   /* when the terminal does not say */
+/* A foreach item's event that prints no line redraws the status line at
+ * most this often: the status line costs a pass over the run's steps, and
+ * items may come by the thousand. */
+#define CAIRN_LIVE_ITEM_REDRAW_MS 100
 
 typedef struct live_def {
     char hash[65];
@@ -50,6 +54,8 @@ struct cli_live {
     int n_defs;
     cairn_store *store;    /* to read definitions, opened at first need */
     char status[CAIRN_LIVE_STATUS_MAX];   /* the status line showing, "" none */
+    long lines;            /* finished lines printed */
+    int64_t drawn_ms;      /* when the status line was last worked out (monotonic) */
 };
 
 /* ---- shared ---------------------------------------------------------------- */
@@ -231,6 +237,7 @@ static void erase_status(cli_live *l) {
 static void emit(cli_live *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void emit(cli_live *l, const char *fmt, ...) {
     va_list ap;
+    l->lines++;
     erase_status(l);
     va_start(ap, fmt);
     vfprintf(l->out, fmt, ap);
@@ -515,7 +522,11 @@ static void view_event(cli_live *l, const cairn_event *ev, const cairn_run_state
     if (c.r && c.step >= 0 && c.step < c.r->n_steps && c.r->began_ms[c.step] == 0)
         c.r->began_ms[c.step] = ev->time_ms;
     if (ev->step && c.step < 0) return;   /* the fold refuses such an event */
+    long lines = l->lines;
     if ((size_t)ev->type < sizeof view_of / sizeof *view_of && view_of[ev->type]) view_of[ev->type](&c);
+    int64_t now = cairn_now_ms();
+    if (c.index >= 0 && l->lines == lines && now - l->drawn_ms < CAIRN_LIVE_ITEM_REDRAW_MS) return;
+    l->drawn_ms = now;
     if (c.r) run_now(c.r, st, ev->seq);
     redraw(l);
 }
