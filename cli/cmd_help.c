@@ -25,7 +25,8 @@ static const help_entry entries[] = {
     {"actions", "usage: cairn actions [--json]\n\n"
                 "List the built-in actions and their `with` fields (* marks a required one).\n"},
     {"run", "usage: cairn run FILE [--input NAME=VALUE]... [--inputs-file F] [--json] [--db PATH]\n\n"
-            "Run a workflow to its end in this process, a line per durable transition.\n"
+            "Run a workflow to its end in this process, a line per durable transition; on a\n"
+            "terminal, a view: progress, durations, approve commands, decisions, outputs.\n"
             "Every *.yaml beside FILE is loaded too, for child workflows.\n"
             "  --input NAME=VALUE  one input, read as its declared type (JSON for objects and arrays)\n"
             "  --inputs-file F     a JSON object of inputs\n"
