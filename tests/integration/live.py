@@ -6,6 +6,7 @@ import json
 import os
 import re
 import select
+import shlex
 import subprocess
 import sys
 import time
@@ -168,19 +169,20 @@ def step_lines(lines, prefix=""):
 
 def test_the_view(s):
     d = setup(s, "view", "[alice]")
-    db = s.path("view", "journal.db")
+    db = s.path("view", "ops' journal.db")   # the command must quote it
     t = Tty(["--db", db, "run", os.path.join(d, "parent.yaml")], cwd=d)
     m = t.wait(r"^      approve: (cairn .*)$", "the approve command")
     cmd = m.group(1)
     run_id = re.search(r"^run (\S+): deploy, 5 steps$", "\n".join(t.lines()), re.M)
     s.check(run_id is not None, "the header names the run, its workflow and its 5 steps",
             repr(t.lines()[:3]))
-    want = "cairn --db %s approve %s gate --as alice" % (os.path.realpath(db),
-                                                         run_id.group(1) if run_id else "?")
-    s.check(cmd == want, "the approve command names the journal, the run, the step and the approver",
+    want = ["cairn", "--db", os.path.realpath(db), "approve", run_id.group(1) if run_id else "?",
+            "gate", "--as", "alice"]
+    s.check(shlex.split(cmd) == want,
+            "the approve command names the journal (quoted), the run, the step and the approver",
             "%r != %r" % (cmd, want))
     rej = t.wait(r"^      reject:  (.*)$", "the reject command").group(1)
-    s.check(rej == want.replace(" approve ", " reject ") + " --comment 'why'",
+    s.check(rej == cmd.replace(" approve ", " reject ") + " --comment 'why'",
             "the reject form is printed too", rej)
     status = t.wait_status("2/5 awaiting approval gate")
     s.check(status == "2/5 awaiting approval gate",
