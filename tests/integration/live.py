@@ -276,6 +276,41 @@ def test_resume_shows_the_open_approval(s):
     s.check("  doubled: 42" in t.lines(), "resume shows the outputs at the end", repr(t.lines()))
 
 
+def test_resume_shows_only_runs_it_took(s):
+    d = setup(s, "held", "[alice]")
+    db = s.path("held", "h.db")
+    engines = []
+
+    def waiting():
+        return [a["run"] for a in json.loads(cairn("approvals", "--json", db=db).stdout or "[]")]
+
+    def start():
+        engines.append(subprocess.Popen([CAIRN, "--db", db, "run", "parent.yaml"], cwd=d,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    try:
+        start()
+        held = wait_for(waiting, "the first approval")[0]   # its engine lives on and holds it
+        start()
+        gone = wait_for(lambda: [r for r in waiting() if r != held], "the second approval")[0]
+        engines[1].terminate()
+        engines[1].wait(timeout=60)
+        t = Tty(["--db", db, "resume"], cwd=d)
+        t.wait(r"^      approve: .* %s gate" % gone, "the approve command of the run taken")
+        p = shell("cairn --db '%s' approve %s gate --as alice" % (db, gone), d)
+        rc = t.finish()
+        s.check(rc == 0 and p.returncode == 0, "resume finishes the run it took", t.text()[-200:])
+        s.check(held not in t.text(), "resume shows nothing of a run another engine holds",
+                repr(t.lines()))
+        shell("cairn --db '%s' approve %s gate --as alice" % (db, held), d)
+        engines[0].wait(timeout=60)
+    finally:
+        for e in engines:
+            if e.poll() is None:
+                e.kill()
+                e.wait()
+
+
 def test_json_and_pipes_keep_lines(s):
     d = setup(s, "json", "[alice]")
     wf = write(s, os.path.join("json", "parent.yaml"), PARENT.replace(
@@ -302,6 +337,7 @@ def test_json_and_pipes_keep_lines(s):
 s = Suite("live")
 try:
     s.run_all([test_the_view, test_reject_with_the_default_journal, test_resume_shows_the_open_approval,
+               test_resume_shows_only_runs_it_took,
                test_json_and_pipes_keep_lines])
 finally:
     for t in OPEN:
