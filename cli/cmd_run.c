@@ -2,9 +2,9 @@
  * cmd_run.c - the commands that drive the engine: run, resume, cancel.
  *
  * Each prints the durable transitions as they happen (live.h: a line each,
- * or the terminal view).  SIGTERM and SIGINT ask the
- * engine to stop taking work: running attempts get the grace period, then
- * are journaled as interrupted, and `cairn resume` carries on later.
+ * or the terminal view).  SIGTERM and SIGINT ask the engine to stop taking
+ * work: running attempts get the grace period, then are journaled as
+ * interrupted, and `cairn resume` carries on later.
  */
 #include <glob.h>
 #include <libgen.h>
