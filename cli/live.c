@@ -325,8 +325,8 @@ static void step_line(view_ctx *c, const char *word, const char *detail) {
         if (attempts > 1) snprintf(took + strlen(took), sizeof took - strlen(took), ", %d attempts", attempts);
     }
     const char *col = paint(c, c->ev->type);
-    emit(c->l, "  %s%-5s %s%-7s%s %-20s %s%s%s", c->pre, count, col, word, *col ? "\033[0m" : "",
-         c->ev->step, took, *took && *detail ? "  " : "", detail);
+    emit(c->l, "  %s%-5s %s%-7s%s %-*s%s%s%s", c->pre, count, col, word, *col ? "\033[0m" : "",
+         *took || *detail ? 21 : 0, c->ev->step, took, *took && *detail ? "  " : "", detail);
 }
 
 /* A line for an event that changes no count: "  PREFIXwhat: detail". */
