@@ -6,6 +6,8 @@
  */
 #include "actions/action.h"
 
+#include <string.h>
+
 static const cairn_field_sig approval_fields[] = {
     {"prompt", CAIRN_FIELD_STRING, CAIRN_FIELD_REQUIRED},
     {"approvers", CAIRN_FIELD_ARRAY, 0},
@@ -18,9 +20,29 @@ static const cairn_field_sig approval_fields[] = {
     {NULL, 0, 0},
 };
 
+/* The rules the engine relies on, for constants: on_timeout's values,
+ * escalate with someone to escalate to, a quorum the approvers can reach. */
+static void approval_check(cairn_wcheck *w) {
+    const char *on_timeout = cairn_wcheck_string(w, "on_timeout");
+    jv quorum = cairn_wcheck_const(w, "quorum");
+    int approvers = cairn_wcheck_length(w, "approvers");
+    if (cairn_wcheck_enum(w, "on_timeout", "reject,approve,escalate", 0) && on_timeout &&
+        strcmp(on_timeout, "escalate") == 0 && !cairn_wcheck_given(w, "escalate_to"))
+        cairn_wcheck_error(w, "escalate_to", "on_timeout: escalate needs this field (who is "
+                           "asked when the time-out fires)");
+    double q = jv_get_kind(quorum) == JV_KIND_NUMBER ? jv_number_value(quorum) : 1;
+    if (approvers > 0 && (q < 1 || q > approvers))
+        cairn_wcheck_error(w, "quorum", "expected a whole number from 1 to %d (the approvers "
+                           "listed), got %g", approvers, q);
+    else if (q < 1)
+        cairn_wcheck_error(w, "quorum", "expected a whole number of at least 1, got %g", q);
+    jv_free(quorum);
+}
+
 static const cairn_action_sig approval_sig = {
     .name = "approval",
     .fields = approval_fields,
+    .check = approval_check,
 };
 
 const cairn_action cairn_action_approval = {

@@ -86,7 +86,10 @@ static const cairn_field_sig db_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig db_sig = {"db", db_fields, false, NULL};
+/* A constant driver is one this build has (load time). */
+static void db_check(cairn_wcheck *w) { cairn_wcheck_enum(w, "driver", "sqlite,postgres", 0); }
+
+static const cairn_action_sig db_sig = {.name = "db", .fields = db_fields, .check = db_check};
 
 /* ---- the job ------------------------------------------------------------ */
 

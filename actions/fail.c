@@ -21,7 +21,7 @@ static const cairn_field_sig fail_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig fail_sig = {"fail", fail_fields, false, NULL};
+static const cairn_action_sig fail_sig = {.name = "fail", .fields = fail_fields};
 
 typedef struct fail_job {
     char kind[CAIRN_FAIL_KIND_MAX];

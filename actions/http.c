@@ -5,8 +5,8 @@
  * `with`:
  *   url               http:// or https:// only (another scheme: kind "schema")
  *   method            default GET, or POST when json or body is given (a GET
- *                     with a body is almost always a mistake); letters only,
- *                     upper-cased
+ *                     with a body is almost always a mistake); one of
+ *                     HTTP_METHODS, in any case (sent upper-cased)
  *   headers           map; the author's value wins over every default below
  *   query             map of name -> string, number, boolean, or a list of
  *                     those (the name repeats); percent-encoded (RFC 3986
@@ -44,7 +44,10 @@
  *
  * Limits: those of curl_req.h (body, headers, redirects, timeouts), and
  * below: the body bytes quoted in a "status" message, the entries of
- * expect_status, the length of a method name.
+ * expect_status.
+ *
+ * At load time (http_check), constants are held to the same rules: the
+ * method, json or body and not both, no body with HEAD.
  */
 #include "actions/action.h"
 #include "actions/curl_req.h"
@@ -59,7 +62,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define HTTP_METHOD_MAX 32             /* letters in a method name */
+#define HTTP_METHODS "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS"
 #define HTTP_STATUS_RANGES_MAX 32      /* entries in expect_status */
 #define HTTP_EXPECT_TEXT_MAX 200       /* expect_status as quoted in messages */
 #define CAIRN_HTTP_SNIPPET_MAX 512     /* body bytes quoted in a "status" failure */
@@ -79,7 +82,10 @@ static const cairn_field_sig http_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig http_sig = {"http", http_fields, false, NULL};
+static void http_check(cairn_wcheck *w);
+
+static const cairn_action_sig http_sig = {
+    .name = "http", .fields = http_fields, .check = http_check};
 
 typedef struct status_range {
     int lo, hi;
@@ -205,20 +211,26 @@ static int read_body(jv with, http_job *j, cairn_fail *f) {
     return rc;
 }
 
+/* The rules of read_body and read_method, on constants at load time. */
+static void http_check(cairn_wcheck *w) {
+    bool json = cairn_wcheck_given(w, "json"), body = cairn_wcheck_given(w, "body");
+    const char *method = cairn_wcheck_string(w, "method");
+    if (json && body) cairn_wcheck_error(w, "body", "give json or body, not both");
+    if (cairn_wcheck_enum(w, "method", HTTP_METHODS, CAIRN_WCHECK_ANY_CASE) && method &&
+        strcasecmp(method, "HEAD") == 0 && (json || body))
+        cairn_wcheck_error(w, "method", "a HEAD request cannot carry json or body");
+}
+
 static int read_method(jv with, http_job *j, cairn_fail *f) {
     if (cairn_with_string(with, "method", false, &j->method, f)) return -1;
     if (j->method == NULL) {
         j->method = cairn_strdup(j->body ? "POST" : "GET");
         return 0;
     }
-    size_t n = strlen(j->method);
-    for (char *c = j->method; *c; c++) {
-        if (!isalpha((unsigned char)*c) || n > HTTP_METHOD_MAX)
-            return cairn_fail_set(f, "schema", "method '%.40s' is not a method name "
-                                               "(letters only, such as GET or POST)", j->method);
-        *c = (char)toupper((unsigned char)*c);
-    }
-    if (n == 0) return cairn_fail_set(f, "schema", "method must not be empty");
+    for (char *c = j->method; *c; c++) *c = (char)toupper((unsigned char)*c);
+    if (!cairn_with_listed(HTTP_METHODS, j->method))
+        return cairn_fail_set(f, "schema", "method must be one of %s, not '%.40s'",
+                              HTTP_METHODS, j->method);
     if (j->body && strcmp(j->method, "HEAD") == 0)
         return cairn_fail_set(f, "schema", "a HEAD request cannot carry json or body");
     return 0;

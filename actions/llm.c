@@ -49,7 +49,11 @@ static const cairn_field_sig llm_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig llm_sig = {"llm", llm_fields, false, "prompt|messages"};
+/* A constant provider is one Cairn speaks (load time). */
+static void llm_check(cairn_wcheck *w) { cairn_wcheck_enum(w, "provider", "openai,anthropic", 0); }
+
+static const cairn_action_sig llm_sig = {
+    .name = "llm", .fields = llm_fields, .one_of = "prompt|messages", .check = llm_check};
 
 /* ---- small helpers ------------------------------------------------------ */
 

@@ -97,7 +97,7 @@ static const cairn_field_sig match_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig match_sig = {"match", match_fields, false, NULL};
+static const cairn_action_sig match_sig = {.name = "match", .fields = match_fields};
 
 /* ---- PCRE2 memory through mem.h ----------------------------------------- */
 

@@ -99,7 +99,14 @@ static const cairn_field_sig notify_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig notify_sig = {"notify", notify_fields, false, NULL};
+static void notify_check(cairn_wcheck *w);
+
+static const cairn_action_sig notify_sig = {
+    .name = "notify", .fields = notify_fields, .check = notify_check};
+
+/* PagerDuty's enumerations, checked at load (constants) and in prepare. */
+static const char pd_actions[] = "trigger,acknowledge,resolve";
+static const char pd_severities[] = "critical,error,warning,info";
 
 typedef enum { CH_SLACK, CH_WEBHOOK, CH_EMAIL, CH_PAGERDUTY } channel_id;
 
@@ -149,16 +156,6 @@ static void job_free(notify_job *j) {
     cairn_strv_free(&j->rcpt);
     cairn_http_resp_free(&j->resp);
     free(j);
-}
-
-static bool in_list(const char *list, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        if (len == n && strncmp(p, name, n) == 0) return true;
-        p += len + (p[len] == ',');
-    }
-    return false;
 }
 
 /* ---- HTTP channels ------------------------------------------------------ */
@@ -244,7 +241,7 @@ static int enum_field(jv with, const char *name, const char *allowed, const char
                       char **out, cairn_fail *f) {
     if (cairn_with_string(with, name, false, out, f)) return -1;
     if (*out == NULL) *out = cairn_strdup(def);
-    if (in_list(allowed, *out)) return 0;
+    if (cairn_with_listed(allowed, *out)) return 0;
     return cairn_fail_set(f, "schema", "%s must be one of %s, not '%.40s'", name, allowed, *out);
 }
 
@@ -296,8 +293,8 @@ static int read_pagerduty(jv with, const cairn_attempt_info *info, notify_job *j
                           cairn_fail *f) {
     char *action = NULL, *severity = NULL, *url = NULL;
     int rc = -1;
-    if (enum_field(with, "event_action", "trigger,acknowledge,resolve", "trigger", &action, f) ||
-        enum_field(with, "severity", "critical,error,warning,info", "error", &severity, f) ||
+    if (enum_field(with, "event_action", pd_actions, "trigger", &action, f) ||
+        enum_field(with, "severity", pd_severities, "error", &severity, f) ||
         pd_fields(with, action, f) ||
         cairn_with_string(with, "dedup_key", strcmp(action, "trigger") != 0, &j->dedup_key, f) ||
         cairn_with_string(with, "url", false, &url, f))
@@ -569,8 +566,8 @@ static int check_channel_fields(jv with, const channel_def *c, cairn_fail *f) {
     int rc = 0;
     jv_object_foreach(with, key, value) {
         const char *k = jv_string_value(key);
-        if (rc == 0 && jv_get_kind(value) != JV_KIND_NULL && !in_list(common_fields, k) &&
-            !in_list(c->fields, k))
+        if (rc == 0 && jv_get_kind(value) != JV_KIND_NULL && !cairn_with_listed(common_fields, k) &&
+            !cairn_with_listed(c->fields, k))
             rc = cairn_fail_set(f, "schema", "notify: the field '%s' does not apply to channel "
                                              "%s (it takes: %s)", k, c->name, c->fields);
         jv_free(key);
@@ -588,6 +585,46 @@ static int check_channel_fields(jv with, const channel_def *c, cairn_fail *f) {
         p += len + (p[len] == ',');
     }
     return rc;
+}
+
+/* Each name of list (comma-separated) the wcheck does not have is reported
+ * as needed by what. */
+static void check_needed(cairn_wcheck *w, const char *list, const char *what) {
+    for (const char *p = list; *p;) {
+        char name[32];
+        size_t len = strcspn(p, ",");
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        if (!cairn_wcheck_given(w, name)) cairn_wcheck_error(w, name, "%s needs this field", what);
+        p += len + (p[len] == ',');
+    }
+}
+
+/* The load-time rules on constants: the channel, the fields it takes and
+ * needs (as check_channel_fields and the readers do when the step runs),
+ * and PagerDuty's enumerations. */
+static void notify_check(cairn_wcheck *w) {
+    const char *name = cairn_wcheck_string(w, "channel");
+    const channel_def *c = NULL;
+    if (!cairn_wcheck_enum(w, "channel", "slack,webhook,email,pagerduty", 0) || name == NULL)
+        return;
+    for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++)
+        if (strcmp(channels[i].name, name) == 0) c = &channels[i];
+    for (const cairn_field_sig *f = notify_fields; f->name; f++)
+        if (cairn_wcheck_given(w, f->name) && !cairn_with_listed(common_fields, f->name) &&
+            !cairn_with_listed(c->fields, f->name))
+            cairn_wcheck_error(w, f->name, "does not apply to channel %s (it takes: %s)",
+                               c->name, c->fields);
+    char what[48];
+    snprintf(what, sizeof what, "channel %s", c->name);
+    check_needed(w, c->required, what);
+    if (c != &channels[CH_PAGERDUTY] || !cairn_wcheck_enum(w, "event_action", pd_actions, 0) ||
+        !cairn_wcheck_enum(w, "severity", pd_severities, 0))
+        return;
+    const char *action = cairn_wcheck_string(w, "event_action");
+    if (!cairn_wcheck_given(w, "event_action") || (action && strcmp(action, "trigger") == 0))
+        check_needed(w, "summary", "a PagerDuty trigger");
+    else if (action)
+        check_needed(w, "dedup_key", "a PagerDuty acknowledge or resolve");
 }
 
 static int read_channel(jv with, notify_job *j, cairn_fail *f) {

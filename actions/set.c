@@ -13,7 +13,7 @@
 
 static const cairn_field_sig set_fields[] = {{NULL, 0, 0}};
 
-static const cairn_action_sig set_sig = {"set", set_fields, true, NULL};
+static const cairn_action_sig set_sig = {.name = "set", .fields = set_fields, .open = true};
 
 typedef struct set_job {
     jv value;

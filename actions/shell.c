@@ -53,7 +53,8 @@ static const cairn_field_sig shell_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig shell_sig = {"shell", shell_fields, false, "run|argv"};
+static const cairn_action_sig shell_sig = {
+    .name = "shell", .fields = shell_fields, .one_of = "run|argv"};
 
 #define CAIRN_SHELL_ENV_STRING_MAX (32 * 4096)   /* Linux's MAX_ARG_STRLEN */
 

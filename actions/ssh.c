@@ -96,7 +96,25 @@ static const cairn_field_sig ssh_fields[] = {
     {NULL, 0, 0},
 };
 
-static const cairn_action_sig ssh_sig = {"ssh", ssh_fields, false, "key_file|password"};
+/* The host key policy, when it is known at load (as read_host_key_policy
+ * checks it when the step runs): known_hosts, or insecure_host_key: true,
+ * and not both. */
+static void ssh_check(cairn_wcheck *w) {
+    jv insecure = cairn_wcheck_const(w, "insecure_host_key");
+    bool hosts = cairn_wcheck_given(w, "known_hosts"), on = jv_get_kind(insecure) == JV_KIND_TRUE;
+    if (!hosts && !cairn_wcheck_given(w, "insecure_host_key"))
+        cairn_wcheck_error(w, "known_hosts", "ssh needs known_hosts (a file of trusted host keys), "
+                           "or insecure_host_key: true");
+    else if (!hosts && jv_get_kind(insecure) == JV_KIND_FALSE)
+        cairn_wcheck_error(w, "known_hosts", "ssh needs known_hosts when insecure_host_key is false");
+    else if (hosts && on)
+        cairn_wcheck_error(w, "insecure_host_key", "give known_hosts or insecure_host_key: true, "
+                           "not both");
+    jv_free(insecure);
+}
+
+static const cairn_action_sig ssh_sig = {
+    .name = "ssh", .fields = ssh_fields, .one_of = "key_file|password", .check = ssh_check};
 
 /* ---- small helpers ------------------------------------------------------ */
 

@@ -79,3 +79,13 @@ int cairn_with_duration(jv with, const char *name, int64_t *out_ms, cairn_fail *
     free(s);
     return rc;
 }
+
+bool cairn_with_listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}

@@ -19,6 +19,9 @@
 
 #include "actions/action.h"
 
+/* Whether name is one of list (comma-separated: "GET,POST"). */
+bool cairn_with_listed(const char *list, const char *name);
+
 /* with[name], or jv_invalid() when absent or null. */
 jv cairn_with_get(jv with, const char *name);
 

@@ -6,7 +6,7 @@
 #include "actions/action.h"
 
 static const cairn_field_sig workflow_fields[] = {
-    {"name", CAIRN_FIELD_STRING, CAIRN_FIELD_REQUIRED},
+    {"name", CAIRN_FIELD_STRING, CAIRN_FIELD_REQUIRED | CAIRN_FIELD_WORKFLOW},
     {"inputs", CAIRN_FIELD_OBJECT, 0},
     {NULL, 0, 0},
 };

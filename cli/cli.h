@@ -99,6 +99,22 @@ bool cli_colour(void);
  * under the spot, and return NULL.  The caller frees what it returns. */
 cairn_workflow *cli_load_workflow(const char *path);
 
+typedef struct cairn_wfset cairn_wfset;
+
+/* Load the files named (files[0..n)) and the workflow files beside them as
+ * one set (dsl/wfset.h: the names children are started by), printing every
+ * error and warning to stderr with its source line and caret.  wfs[i] is
+ * files[i]'s workflow (owned by *set, which the caller frees), or NULL when
+ * it does not load or an error is in it.  Returns EXIT_OK, or EXIT_USAGE
+ * when an error was printed. */
+int cli_load_set(const char *const *files, int n, cairn_wfset **set, const cairn_workflow **wfs);
+
+/* Before a run of wf is journaled: every secret it reads by a constant name
+ * (wf->secrets) is in the secrets file beside db or the environment.
+ * EXIT_OK; EXIT_USAGE naming each one missing, at the expression that reads
+ * it; EXIT_JOURNAL when the secrets cannot be read (error printed). */
+int cli_check_secrets(const char *db, const cairn_workflow *wf);
+
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);
 int cmd_run(cli_opts *o, int argc, char **argv);

@@ -6,9 +6,6 @@
  * work: running attempts get the grace period, then are journaled as
  * interrupted, and `cairn resume` carries on later.
  */
-#include <glob.h>
-#include <libgen.h>
-#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,6 +20,7 @@
 #include "common/mem.h"
 #include "engine/engine.h"
 #include "engine/owner.h"
+#include "dsl/wfset.h"
 
 #define CAIRN_CANCEL_WAIT_MS 60000   /* how long `cancel` waits for another engine */
 #define CAIRN_INPUTS_FILE_MAX (1 << 20)
@@ -184,55 +182,37 @@ static int gather_inputs(const cairn_workflow *wf, const run_args *a, jv *inputs
     return 0;
 }
 
-/* Every *.yaml beside file (file itself aside) goes into the journal too,
- * so `uses: workflow` can start it by name.  One that does not load is
- * skipped with a warning: it can only matter if a step names it. */
-static void add_siblings(cairn_engine *e, const char *file) {
-    char *copy = cairn_strdup(file);
-    char *pattern = cairn_sprintf("%s/*.yaml", dirname(copy));
-    char self[PATH_MAX], other[PATH_MAX];
-    glob_t g;
-    if (realpath(file, self) == NULL) self[0] = '\0';
-    if (glob(pattern, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++) {
-            if (realpath(g.gl_pathv[i], other) && strcmp(self, other) == 0) continue;
-            cairn_diags d = CAIRN_DIAGS_INIT;
-            cairn_workflow *wf = NULL;
-            cairn_err err;
-            char hash[65];
-            if (cairn_workflow_load_file(g.gl_pathv[i], cairn_action_lookup_sig, &wf, &d) != 0) {
-                cairn_diags_to_err(&d, &err);
-                fprintf(stderr, "cairn: %s is not loaded for child runs: %s\n", g.gl_pathv[i], err.msg);
-            } else if (cairn_engine_add_workflow(e, wf, hash, &err) != 0) {
-                cli_error(&err);
-            }
-            cairn_diags_free(&d);
+/* Every workflow of the set goes into the journal, so `uses: workflow` can
+ * start it by name: those beside the file first (one that fails is
+ * reported and skipped), the file's own last, whose hash is *hash. */
+static int add_workflows(cairn_engine *e, cairn_wfset *set, char hash[65], cairn_err *err) {
+    int n = cairn_wfset_count(set), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = cairn_engine_add_workflow(e, cairn_wfset_take(set, i), hash, err);
+        if (rc && i < n - 1) {
+            cli_error(err);
+            rc = 0;
         }
-        globfree(&g);
     }
-    free(pattern);
-    free(copy);
+    return rc;
 }
 
 int cmd_run(cli_opts *o, int argc, char **argv) {
     run_args a = {0};
     cairn_engine *e = NULL;
-    cairn_workflow *wf = NULL;
+    cairn_wfset *set = NULL;
+    const cairn_workflow *wf = NULL;
     jv inputs = jv_invalid();
     char hash[65], run_id[CAIRN_RUN_ID_MAX];
     cairn_err err;
     cli_live *p = NULL;
     int rc = parse_run_args(o, argc, argv, &a);
     if (rc) goto done;
-    if ((wf = cli_load_workflow(a.file)) == NULL) {
-        rc = EXIT_USAGE;
-        goto done;
-    }
+    if ((rc = cli_load_set(&a.file, 1, &set, &wf)) != 0) goto done;
     if ((rc = gather_inputs(wf, &a, &inputs)) != 0) goto done;
+    if ((rc = cli_check_secrets(o->db, wf)) != 0) goto done;
     if ((rc = open_engine(o, &p, &e)) != 0) goto done;
-    add_siblings(e, a.file);
-    rc = cairn_engine_add_workflow(e, wf, hash, &err);
-    wf = NULL;   /* the engine owns it now */
+    rc = add_workflows(e, set, hash, &err);
     if (rc == 0) {
         jv trigger = jv_object_set(jv_object(), jv_string("source"), jv_string("cli"));
         trigger = jv_object_set(trigger, jv_string("user"), real_user());
@@ -253,7 +233,7 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
 done:
     cairn_engine_close(e);
     cli_live_free(p);
-    cairn_workflow_free(wf);
+    cairn_wfset_free(set);
     jv_free(inputs);
     free(a.input_args);
     return rc;

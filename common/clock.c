@@ -1,6 +1,7 @@
 #include "clock.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 /* The clock in units of 1/per second. */
@@ -25,3 +26,30 @@ char *cairn_rfc3339(int64_t wall_ms, char *out, size_t outlen) {
              (int)(wall_ms % 1000));
     return out;
 }
+
+int cairn_rfc3339_parse(const char *s, int64_t *ms) {
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (p == NULL) return -1;
+    int64_t frac = 0, scale = 1000;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            if (scale > 1) frac += (*p - '0') * (scale /= 10);
+        }
+    int64_t offset = 0;
+    if (*p == '+' || *p == '-') {
+        int hh, mm;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
+        offset = (int64_t)(hh * 60 + mm) * 60000 * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else {
+        return -1;
+    }
+    if (*p) return -1;
+    *ms = (int64_t)timegm(&tm) * 1000 + frac - offset;
+    return 0;
+}
+

@@ -18,4 +18,8 @@ int64_t cairn_wall_ms(void);   /* CLOCK_REALTIME */
  * ("2026-11-23T15:06:50.123Z") into out (at least 32 bytes); returns out. */
 char *cairn_rfc3339(int64_t wall_ms, char *out, size_t outlen);
 
+/* Parse RFC 3339 ("2026-11-23T15:06:50Z", an optional fraction, "Z" or a
+ * +hh:mm / -hh:mm offset) to wall-clock ms; 0, or -1 when s is not one. */
+int cairn_rfc3339_parse(const char *s, int64_t *ms);
+
 #endif

@@ -3,7 +3,8 @@
  * template the engine renders it from.
  *
  * What is static is checked now (unknown field, missing field, wrong type,
- * one_of, a constant PCRE2 pattern that does not compile); a scalar that
+ * one_of, a constant PCRE2 pattern that does not compile, then the action's
+ * own rules on constant values: wcheck.c); a scalar that
  * holds an expression gets its type only when it is rendered, so the action
  * checks it then (failure kind `schema`).
  *
@@ -153,6 +154,20 @@ static void check_fields(wf_ctx *c, const cairn_node *at, const cairn_node *map,
     if (sig->one_of) check_one_of(c, at, map, sig);
 }
 
+/* A constant workflow name (CAIRN_FIELD_WORKFLOW) is kept with its place,
+ * for the check over the loaded set (wfset.h). */
+static void note_children(wf_ctx *c, const cairn_node *map, const cairn_action_sig *sig) {
+    cairn_workflow *wf = c->wf;
+    for (const cairn_field_sig *f = sig->fields; f && f->name; f++) {
+        const cairn_node *v = cairn_node_get(map, f->name);
+        if (!(f->flags & CAIRN_FIELD_WORKFLOW) || v == NULL || v->kind != CAIRN_NODE_SCALAR ||
+            cairn__has_expr(v) || cairn__is_null(v))
+            continue;
+        wf->children = cairn_realloc(wf->children, (size_t)(wf->n_children + 1) * sizeof *wf->children);
+        wf->children[wf->n_children++] = (cairn_name_ref){cairn_strdup(v->text), v->line, v->col};
+    }
+}
+
 /* The template.  Values spliced into fields flagged CAIRN_FIELD_SHELL
  * become variables the script refers to (expr.h); every other field splices
  * as text. */
@@ -190,7 +205,14 @@ void cairn__check_with(wf_ctx *c, const cairn_node *step, const cairn_node *with
         merged.keys[merged.count] = (cairn_node *)cairn_node_key(step, *k);
         merged.values[merged.count++] = (cairn_node *)v;
     }
-    if (sig) check_fields(c, with ? with : step, &merged, sig);
+    if (sig) {
+        int before = cairn_diags_count(c->diags);
+        check_fields(c, with ? with : step, &merged, sig);
+        if (cairn_diags_count(c->diags) == before) {   /* the types hold: the values */
+            cairn__wcheck_run(c, with ? with : step, &merged, sig);
+            note_children(c, &merged, sig);
+        }
+    }
     s->with = build(c, &merged, sig);
     free(merged.keys);
     free(merged.values);

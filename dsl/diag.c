@@ -118,27 +118,55 @@ static void print_caret(FILE *out, const char *line, size_t len, int col) {
     fputs("^\n", out);
 }
 
-static void print_one(const cairn_diag *x, FILE *out, const char *src, size_t len,
-                      const size_t *starts, int nlines) {
+static void print_one(const cairn_diag *x, FILE *out, const char *word, const char *src,
+                      size_t len, const size_t *starts, int nlines) {
     if (x->line <= 0) {
-        fprintf(out, "%s: error: %s\n", x->file, x->msg);
+        fprintf(out, "%s: %s: %s\n", x->file, word, x->msg);
         return;
     }
-    fprintf(out, "%s:%d:%d: error: %s\n", x->file, x->line, x->col, x->msg);
+    fprintf(out, "%s:%d:%d: %s: %s\n", x->file, x->line, x->col, word, x->msg);
     if (src == NULL || x->line > nlines) return;
     size_t a = starts[x->line - 1];
     size_t b = x->line < nlines ? starts[x->line] - 1 : len;
     print_caret(out, src + a, b - a, x->col);
 }
 
+/* The one source cairn_diags_print is given, whatever the file. */
+typedef struct one_source {
+    const char *src;
+    size_t len;
+} one_source;
+
+static const char *the_source(void *ud, const char *file, size_t *len) {
+    (void)file;
+    one_source *o = ud;
+    *len = o->len;
+    return o->src;
+}
+
 void cairn_diags_print(const cairn_diags *d, FILE *out, const char *src, size_t len) {
+    one_source o = {src, len};
+    cairn_diags_print_each(d, out, "error", the_source, &o);
+}
+
+void cairn_diags_print_each(const cairn_diags *d, FILE *out, const char *word,
+                            cairn_diag_source source, void *ud) {
     if (d == NULL) return;
+    const char *file = NULL, *src = NULL;
+    size_t len = 0, *starts = NULL;
     int nlines = 0;
-    size_t *starts = src ? line_starts(src, len, &nlines) : NULL;
-    for (int i = 0; i < d->count; i++)
-        print_one(&d->items[i], out, src, len, starts, nlines);
+    for (int i = 0; i < d->count; i++) {
+        const cairn_diag *x = &d->items[i];
+        if (file == NULL || strcmp(file, x->file) != 0) {   /* lines of another file */
+            free(starts);
+            file = x->file;
+            src = source(ud, file, &len);
+            starts = src ? line_starts(src, len, &nlines) : NULL;
+        }
+        print_one(x, out, word, src, len, starts, nlines);
+    }
     if (d->dropped)
-        fprintf(out, "... and %d more error%s\n", d->dropped, d->dropped == 1 ? "" : "s");
+        fprintf(out, "... and %d more %s%s\n", d->dropped, word, d->dropped == 1 ? "" : "s");
     free(starts);
 }
 

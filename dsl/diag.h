@@ -44,6 +44,15 @@ void cairn_diags_sort(cairn_diags *d, int from);
  * the diagnostics name, for the source line and caret. */
 void cairn_diags_print(const cairn_diags *d, FILE *out, const char *src, size_t len);
 
+/* The text of the file a diagnostic names (borrowed; *len bytes), or NULL
+ * when it is not known. */
+typedef const char *(*cairn_diag_source)(void *ud, const char *file, size_t *len);
+
+/* As cairn_diags_print, each diagnostic with the source of its own file,
+ * and `word` ("error", "warning") after the position. */
+void cairn_diags_print_each(const cairn_diags *d, FILE *out, const char *word,
+                            cairn_diag_source source, void *ud);
+
 /* Copy the first diagnostic into err (as CAIRN_ESYNTAX); returns CAIRN_ESYNTAX,
  * or 0 if there is none. */
 int cairn_diags_to_err(const cairn_diags *d, cairn_err *err);

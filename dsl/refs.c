@@ -15,6 +15,9 @@
  *                   in a compensate body, an on_failure step, outputs:
  *                     any step.
  *
+ *   .secrets.NAME not checked here (the store is the run's): each NAME is
+ *                 kept in wf->secrets for `cairn run` to look up first.
+ *
  * Each name is reported once per expression, at the expression's position,
  * with a did-you-mean.  Triggers' inputs are evaluated over the event, not
  * this document, and are not checked.
@@ -143,6 +146,22 @@ static void check_step_ref(void *ctx, const char *name, size_t len) {
     free(ids);
 }
 
+/* A secret read by a constant name: kept once (wf->secrets), at the first
+ * expression that reads it, for a run to refuse one that is not there. */
+static void note_secret_ref(void *ctx, const char *name, size_t len) {
+    ref_ctx *r = ctx;
+    cairn_workflow *wf = r->c->wf;
+    for (int i = 0; i < wf->n_secrets; i++)
+        if (strlen(wf->secrets[i].name) == len && memcmp(wf->secrets[i].name, name, len) == 0)
+            return;
+    const char *file;
+    cairn_name_ref *ref;
+    wf->secrets = cairn_realloc(wf->secrets, (size_t)(wf->n_secrets + 1) * sizeof *wf->secrets);
+    ref = &wf->secrets[wf->n_secrets++];
+    ref->name = cairn_strndup(name, len);
+    cairn_exprset_pos(wf->exprs, r->idx, &file, &ref->line, &ref->col);
+}
+
 static void check_expr(void *ctx, int idx) {
     ref_ctx *r = ctx;
     r->idx = idx;
@@ -150,6 +169,7 @@ static void check_expr(void *ctx, int idx) {
     r->nseen = 0;
     cairn_exprset_refs(r->c->wf->exprs, idx, "inputs", check_input_ref, r);
     cairn_exprset_refs(r->c->wf->exprs, idx, "steps", check_step_ref, r);
+    cairn_exprset_refs(r->c->wf->exprs, idx, "secrets", note_secret_ref, r);
 }
 
 static void check_tmpl(ref_ctx *r, const cairn_tmpl *t) { cairn_tmpl_each_expr(t, check_expr, r); }

@@ -3,13 +3,16 @@
  * as JSON (wf->triggers) for the server, which owns their meaning.
  *
  * Checked here: each entry is a map with exactly one of `webhook` (a known
- * source) or `schedule` (five cron fields); `match` values compile as PCRE2;
- * expressions in `dedupe` and `inputs` compile (they are added to the
- * workflow's expression set, so a syntax error is a load-time error).
+ * source) or `schedule` (a cron expression: cron.h); `match` values compile
+ * as PCRE2; `inputs` names declared inputs; expressions in `dedupe` and
+ * `inputs` compile (they are added to the workflow's expression set, so a
+ * syntax error is a load-time error).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/mem.h"
+#include "dsl/cron.h"
 #include "dsl/workflow_int.h"
 
 static const char *const trigger_keys[] = {"webhook", "schedule", "match", "dedupe", "inputs", NULL};
@@ -28,19 +31,38 @@ static void check_source(wf_ctx *c, const cairn_node *n) {
                         "pagerduty, datadog, grafana, servicenow, generic", n->text);
 }
 
-/* Five fields separated by spaces (minute hour day month weekday). */
+/* A cron expression (cron.h); the error points at the bad field when the
+ * text stands in the source as it is. */
 static void check_schedule(wf_ctx *c, const cairn_node *n) {
     if (!cairn__want_text(c, n, "schedule")) return;
-    int fields = 0;
-    for (const char *p = n->text; *p;) {
-        p += strspn(p, " \t");
-        if (*p == '\0') break;
-        fields++;
-        p += strcspn(p, " \t");
+    cairn_cron cron;
+    char err[256];
+    size_t at;
+    if (cairn_cron_parse(n->text, &cron, err, sizeof err, &at) == 0) return;
+    cairn_node where = *n;
+    if (n->text_col) where.col = n->text_col + (int)at;
+    cairn__wf_error(c, &where, "schedule: not a cron expression: %s", err);
+}
+
+/* Each name a trigger's inputs give is a declared input (inputs.c has read
+ * them by now). */
+static void check_input_names(wf_ctx *c, const cairn_node *m) {
+    const cairn_workflow *wf = c->wf;
+    const char **names = cairn_calloc((size_t)wf->n_inputs + 1, sizeof *names);
+    for (int i = 0; i < wf->n_inputs; i++) names[i] = wf->inputs[i].name;
+    for (int i = 0; i < m->count; i++) {
+        const char *k = m->keys[i]->text, *hint = cairn__suggest(k, names, wf->n_inputs);
+        bool known = false;
+        for (int j = 0; j < wf->n_inputs && !known; j++) known = strcmp(names[j], k) == 0;
+        if (known) continue;
+        if (hint)
+            cairn__wf_error(c, m->keys[i], "inputs: unknown input '%s' (did you mean '%s'?)", k, hint);
+        else
+            cairn__wf_error(c, m->keys[i], "inputs: unknown input '%.60s' (%s)", k,
+                            wf->n_inputs ? "not among the workflow's inputs"
+                                         : "the workflow declares no inputs");
     }
-    if (fields != 5)
-        cairn__wf_error(c, n, "schedule: expected a cron expression of 5 fields (minute hour "
-                        "day month weekday), got '%.60s'", n->text);
+    free(names);
 }
 
 static void check_match(wf_ctx *c, const cairn_node *m) {
@@ -72,7 +94,10 @@ static void check_trigger(wf_ctx *c, const cairn_node *t) {
     if (cron) check_schedule(c, cron);
     if ((v = cairn_node_get(t, "match"))) check_match(c, v);
     if ((v = cairn_node_get(t, "dedupe")) && cairn__want_text(c, v, "dedupe")) compile_check(c, v);
-    if ((v = cairn_node_get(t, "inputs")) && cairn__want_map(c, v, "inputs")) compile_check(c, v);
+    if ((v = cairn_node_get(t, "inputs")) && cairn__want_map(c, v, "inputs")) {
+        check_input_names(c, v);
+        compile_check(c, v);
+    }
     if (!hook && (v = cairn_node_key(t, "match")))
         cairn__wf_error(c, v, "match applies only to webhook triggers");
     if (!hook && (v = cairn_node_key(t, "dedupe")))

@@ -48,6 +48,8 @@ static void check_name(wf_ctx *c, const cairn_node *root) {
     }
     if (!cairn__want_text(c, v, "name")) return;
     c->wf->name = cairn_strdup(v->text);
+    c->wf->name_line = v->line;
+    c->wf->name_col = v->col;
     if (v->len > CAIRN_ID_MAX)
         cairn__wf_error(c, v, "name: longer than %d characters", CAIRN_ID_MAX);
     else if (!((v->text[0] >= 'a' && v->text[0] <= 'z') || (v->text[0] >= '0' && v->text[0] <= '9')) ||
@@ -276,9 +278,7 @@ int cairn_workflow_load(const char *file, const char *src, size_t len,
     return rc;
 }
 
-/* Read at most CAIRN_YAML_MAX_BYTES + 1 bytes: a bigger file is refused by
- * its size before it is read. */
-static int read_source(const char *path, cairn_buf *b, cairn_diags *diags) {
+int cairn__read_source(const char *path, cairn_buf *b, cairn_diags *diags) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     int rc = 0;
@@ -311,11 +311,16 @@ int cairn_workflow_load_file(const char *path, cairn_action_lookup lookup,
     if (diags == NULL) diags = &local;
     cairn_buf b = CAIRN_BUF_INIT;
     *out = NULL;
-    int rc = read_source(path, &b, diags);
+    int rc = cairn__read_source(path, &b, diags);
     if (rc == 0) rc = cairn_workflow_load(path, b.data ? b.data : "", b.len, lookup, out, diags);
     cairn_buf_free(&b);
     cairn_diags_free(&local);
     return rc;
+}
+
+void cairn__name_refs_free(cairn_name_ref *a, int n) {
+    for (int i = 0; i < n; i++) free(a[i].name);
+    free(a);
 }
 
 static void free_named(cairn_named_tmpl *a, int n) {
@@ -354,5 +359,7 @@ void cairn_workflow_free(cairn_workflow *wf) {
     free(wf->name);
     free(wf->version);
     free(wf->description);
+    cairn__name_refs_free(wf->secrets, wf->n_secrets);
+    cairn__name_refs_free(wf->children, wf->n_children);
     free(wf);
 }

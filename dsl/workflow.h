@@ -60,7 +60,10 @@ typedef enum {
 
 enum {
     CAIRN_FIELD_REQUIRED = 1 << 0,
-    CAIRN_FIELD_SHELL    = 1 << 1      /* a script: splices become variables */
+    CAIRN_FIELD_SHELL    = 1 << 1,     /* a script: splices become variables */
+    /* Names a workflow (a child run): a constant one is kept in
+     * wf->children, for cairn_wfset_check to find among the loaded ones. */
+    CAIRN_FIELD_WORKFLOW = 1 << 2
 };
 
 typedef struct cairn_field_sig {
@@ -69,12 +72,49 @@ typedef struct cairn_field_sig {
     int flags;
 } cairn_field_sig;
 
+/* What an action's static check sees of one step's `with` (wcheck.c):
+ * opaque, valid only during the call. */
+typedef struct cairn_wcheck cairn_wcheck;
+
 typedef struct cairn_action_sig {
     const char *name;
     const cairn_field_sig *fields;     /* terminated by {NULL} */
     bool open;                         /* any keys allowed (set) */
     const char *one_of;                /* "run|argv": exactly one of these is required */
+    /* The action's own rules on values given as constants (an enumeration,
+     * a field another one needs), called at load time once the fields have
+     * their types; it reports through cairn_wcheck_error.  A field holding
+     * ${{ }} is left to the action when the step runs.  NULL: none. */
+    void (*check)(cairn_wcheck *w);
 } cairn_action_sig;
+
+/* Whether field name is given (a constant or an expression; null is
+ * absent). */
+bool cairn_wcheck_given(const cairn_wcheck *w, const char *name);
+
+/* The field as JSON when it is a constant (no ${{ }} anywhere in it); else
+ * jv_invalid() (absent, null, or known only at run time).  Caller frees. */
+jv cairn_wcheck_const(const cairn_wcheck *w, const char *name);
+
+/* The field's text when it is a constant string; else NULL.  Borrowed,
+ * valid during the check. */
+const char *cairn_wcheck_string(const cairn_wcheck *w, const char *name);
+
+/* The number of items of a field written as a list (its items may hold
+ * expressions, its length is known); else -1. */
+int cairn_wcheck_length(const cairn_wcheck *w, const char *name);
+
+/* Report a load error "with.<name> (action '<action>'): <message>" at the
+ * field's value, or at the step's `with` when the field is absent. */
+void cairn_wcheck_error(cairn_wcheck *w, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+enum { CAIRN_WCHECK_ANY_CASE = 1 << 0 };  /* for cairn_wcheck_enum: "post" is POST */
+
+/* A constant string field must be one of values (comma-separated); else it
+ * is reported with the list and a did-you-mean, and false is returned.
+ * Absent or known only at run time: true. */
+bool cairn_wcheck_enum(cairn_wcheck *w, const char *name, const char *values, int flags);
 
 /* Returns the signature of action `name`, or NULL when there is no such action. */
 typedef const cairn_action_sig *(*cairn_action_lookup)(const char *name);
@@ -135,6 +175,12 @@ typedef struct cairn_named_tmpl {
     cairn_tmpl *value;
 } cairn_named_tmpl;
 
+/* A name read somewhere in the file, and where. */
+typedef struct cairn_name_ref {
+    char *name;
+    int line, col;
+} cairn_name_ref;
+
 typedef struct cairn_workflow {
     char *file;                        /* as given to load */
     char *source;                      /* the exact bytes loaded (NUL-terminated) */
@@ -147,6 +193,12 @@ typedef struct cairn_workflow {
     cairn_step *steps;         int n_steps;
     cairn_step *on_failure;    int n_on_failure;  /* run in order; needs unused */
     jv triggers;                       /* the `triggers` list as JSON, or jv_invalid() */
+    int name_line, name_col;           /* where `name:` is given */
+    /* Read by a constant name: `.secrets.NAME` in an expression (each name
+     * once, at its first expression), and the workflows that steps start
+     * (fields marked CAIRN_FIELD_WORKFLOW, each step). */
+    cairn_name_ref *secrets;   int n_secrets;
+    cairn_name_ref *children;  int n_children;
     cairn_exprset *exprs;              /* every expression of the workflow */
 } cairn_workflow;
 

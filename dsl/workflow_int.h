@@ -10,6 +10,7 @@
  *   inputs.c       input specs at load time, and run inputs at start
  *   check_steps.c  one step (or compensate body) and its keys
  *   check_with.c   a step's `with` against its action's signature
+ *   wcheck.c       an action's own static rules on constant `with` values
  *   needs.c        step ids, `needs` resolution, cycles
  *   refs.c         the steps and inputs that expressions read
  *   triggers.c     the light shape check of `triggers`
@@ -25,6 +26,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "common/mem.h"
 #include "dsl/workflow.h"
 #include "dsl/yaml.h"
 
@@ -118,6 +120,11 @@ bool cairn__check_retry(wf_ctx *c, const cairn_node *n, cairn_retry *r);
 void cairn__check_with(wf_ctx *c, const cairn_node *step, const cairn_node *with,
                        const cairn_action_sig *sig, cairn_step *s);
 
+/* Call sig->check, if any, on map (the step's fields; errors without a
+ * field go at `at`). */
+void cairn__wcheck_run(wf_ctx *c, const cairn_node *at, const cairn_node *map,
+                       const cairn_action_sig *sig);
+
 /* Step ids unique across blocks; needs resolved per block; cycles. */
 void cairn__resolve_needs(wf_ctx *c);
 
@@ -126,5 +133,11 @@ void cairn__resolve_needs(wf_ctx *c);
 void cairn__check_refs(wf_ctx *c);
 
 void cairn__step_free(cairn_step *s);
+void cairn__name_refs_free(cairn_name_ref *a, int n);
+
+/* Read the file at path into b (at most CAIRN_YAML_MAX_BYTES + 1 bytes: a
+ * bigger file is refused by its size before it is read).  0, or CAIRN_EIO /
+ * CAIRN_ELIMIT with one diagnostic naming the file. */
+int cairn__read_source(const char *path, cairn_buf *b, cairn_diags *diags);
 
 #endif

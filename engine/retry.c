@@ -113,33 +113,6 @@ bool eng_until_met(eng_run *r, int step, jv output, jv *error) {
 
 /* ---- wait steps --------------------------------------------------------------- */
 
-/* RFC 3339: 2026-11-23T15:06:50Z, with optional fraction and +hh:mm offset. */
-static int parse_rfc3339(const char *s, int64_t *ms) {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (p == NULL) return -1;
-    int64_t frac = 0, scale = 1000;
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++) {
-            if (scale > 1) frac += (*p - '0') * (scale /= 10);
-        }
-    int64_t offset = 0;
-    if (*p == '+' || *p == '-') {
-        int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
-        offset = (int64_t)(hh * 60 + mm) * 60000 * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else {
-        return -1;
-    }
-    if (*p) return -1;
-    *ms = (int64_t)timegm(&tm) * 1000 + frac - offset;
-    return 0;
-}
-
 void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_step *step = r->plan->steps[i];
     jv with = jv_invalid();
@@ -155,7 +128,7 @@ void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
         int64_t ms = 0;
         if (jv_get_kind(d) == JV_KIND_STRING && cairn_duration_parse(jv_string_value(d), &ms) == 0)
             until = cairn_wall_ms() + ms;
-        else if (jv_get_kind(u) == JV_KIND_STRING && parse_rfc3339(jv_string_value(u), &until) == 0)
+        else if (jv_get_kind(u) == JV_KIND_STRING && cairn_rfc3339_parse(jv_string_value(u), &until) == 0)
             ;
         else
             error = eng_error("schema", "wait needs `duration` (like 30s) or `until` (RFC 3339)");

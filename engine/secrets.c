@@ -57,6 +57,12 @@ void cairn_secrets_free(cairn_secrets *s) {
     free(s);
 }
 
+bool cairn_secrets_has(const cairn_secrets *s, const char *name) {
+    for (int i = 0; s && i < s->count; i++)
+        if (strcmp(s->names[i], name) == 0) return true;
+    return false;
+}
+
 static void secrets_put(cairn_secrets *s, const char *name, const char *value, size_t len) {
     for (int i = 0; i < s->count; i++) {
         if (strcmp(s->names[i], name) != 0) continue;

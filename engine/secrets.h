@@ -95,6 +95,9 @@ int cairn_secrets_names(const char *file, char ***names, int *n, cairn_err *err)
 
 bool cairn_secret_name_ok(const char *name);
 
+/* Whether s (may be NULL) holds a secret of that name. */
+bool cairn_secrets_has(const cairn_secrets *s, const char *name);
+
 /* v (consumed) with every occurrence of every secret value, in each spelling
  * listed above, in strings and object keys (at any depth), replaced by "***".
  * What the journal, logs and API keep.  s may be NULL. */

@@ -114,7 +114,10 @@ def test_examples_check(s):
     for path in files:
         for i, block in enumerate(yaml_blocks(read(path))):
             total += 1
-            wf = write(s, "example-%s-%d.yaml" % (os.path.basename(path), i), block)
+            # each in a folder of its own: check loads the workflows beside a file
+            folder = "example-%s-%d" % (os.path.basename(path), i)
+            os.makedirs(s.path(folder))
+            wf = write(s, os.path.join(folder, "example.yaml"), block)
             p = cairn("check", wf)
             s.check(p.returncode == 0, "%s, yaml example %d passes cairn check"
                     % (os.path.relpath(path, ROOT), i + 1), p.stdout + p.stderr)
@@ -137,7 +140,8 @@ def test_readme_example_runs(s):
     blocks = yaml_blocks(read(os.path.join(ROOT, "README.md")))
     if not s.check(len(blocks) >= 1, "README has a YAML example"):
         return
-    wf = write(s, "readme.yaml", blocks[0])
+    os.makedirs(s.path("readme"))   # alone: `run` loads the workflows beside it
+    wf = write(s, os.path.join("readme", "readme.yaml"), blocks[0])
     spool = s.path("spool")
     for d in ("a", "b"):
         os.makedirs(os.path.join(spool, d))

@@ -257,7 +257,7 @@ TEST(http_methods_are_sent_as_named) {
     CHECK_INT(gk(out, "body", NULL), JV_KIND_NULL);
     jv_free(out);
     http_fails(hj("{'url': 'http://127.0.0.1:%d/', 'method': 'GE T'}", port), "schema",
-               "not a method name");
+               "method must be one of GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS, not 'GE T'");
 }
 
 TEST(http_author_headers_win_over_defaults) {

@@ -24,7 +24,7 @@ static const char *src =
     "steps:\n"
     "  - {id: a, uses: set}\n";
 
-static const cairn_action_sig set_sig = {"set", NULL, true, NULL};
+static const cairn_action_sig set_sig = {.name = "set", .open = true};
 static const cairn_action_sig *lookup(const char *name) {
     return strcmp(name, "set") == 0 ? &set_sig : NULL;
 }

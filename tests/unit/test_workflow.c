@@ -30,8 +30,8 @@ static const cairn_field_sig probe_f[] = {
     {"to", CAIRN_FIELD_STRING_OR_ARRAY, 0}, {"extra", CAIRN_FIELD_ANY, 0},
     {"opts", CAIRN_FIELD_OBJECT, 0}, {NULL, 0, 0}};
 static const cairn_action_sig sigs[] = {
-    {"set", set_f, true, NULL}, {"fail", fail_f, false, NULL},
-    {"shell", shell_f, false, "run|argv"}, {"probe", probe_f, false, NULL}};
+    {.name = "set", .fields = set_f, .open = true}, {.name = "fail", .fields = fail_f},
+    {.name = "shell", .fields = shell_f, .one_of = "run|argv"}, {.name = "probe", .fields = probe_f}};
 
 static const cairn_action_sig *lookup(const char *name) {
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
@@ -742,7 +742,8 @@ TEST(workflow_input_spec_errors) {
 /* ---- triggers ------------------------------------------------------------- */
 
 TEST(workflow_triggers) {
-    loaded l = load(HEAD "triggers:\n  - webhook: generic\n    match: {a: \"^x\"}\n"
+    loaded l = load(HEAD "inputs:\n  n: {type: integer, default: 0}\n"
+                    "triggers:\n  - webhook: generic\n    match: {a: \"^x\"}\n"
                     "  - schedule: \"0 3 * * 1\"\n    inputs: {n: 1}\n" ONE_STEP);
     CHECK_STR(l.text, "");
     jv s = jv_dump_string(jv_copy(l.wf->triggers), JV_PRINT_SORTED);
@@ -754,8 +755,8 @@ TEST(workflow_triggers) {
     expect_one(TRIG("{webhook: alertmanger}"),
                "w.yaml:4:15: error: webhook: unknown source 'alertmanger' (did you mean 'alertmanager'?)");
     expect_one(TRIG("{schedule: \"* * *\"}"),
-               "w.yaml:4:16: error: schedule: expected a cron expression of 5 fields (minute hour "
-               "day month weekday), got '* * *'");
+               "w.yaml:4:17: error: schedule: not a cron expression: expected 5 fields (minute "
+               "hour day month weekday), got 3");
     expect_one(TRIG("{webhook: generic, schedule: \"* * * * *\"}"),
                "w.yaml:4:24: error: a trigger is either a webhook or a schedule, not both");
     expect_one(TRIG("{inputs: {}}"),
@@ -768,6 +769,14 @@ TEST(workflow_triggers) {
     expect_one(TRIG("{webhook: generic, fliter: 1}"),
                "w.yaml:4:24: error: unknown key 'fliter' in a trigger; expected one of: webhook, "
                "schedule, match, dedupe, inputs");
+    expect_one(TRIG("{schedule: \"0 9 * * MON-FRI\", inputs: {n: 1}}"),
+               "w.yaml:4:44: error: inputs: unknown input 'n' (the workflow declares no inputs)");
+    expect_one(HEAD "inputs:\n  host: {type: string}\ntriggers:\n  - {schedule: \"0 9 * * *\", "
+               "inputs: {hots: x}}\n" ONE_STEP,
+               "w.yaml:6:38: error: inputs: unknown input 'hots' (did you mean 'host'?)");
+    expect_one(TRIG("{schedule: \"0 9 * * FRI-MON\"}"),
+               "w.yaml:4:25: error: schedule: not a cron expression: field 5 (day of week, 0-7): "
+               "'FRI-MON': the range 5-1 runs backwards");
     expect_one(HEAD "triggers: {webhook: generic}\n" ONE_STEP,
                "w.yaml:3:11: error: triggers: expected a list, got a map");
 #undef TRIG

@@ -1,0 +1,138 @@
+/*
+ * cron.c - parse a five-field cron expression into bit sets (cron.h).
+ */
+#include "dsl/cron.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL",
+                                          "AUG", "SEP", "OCT", "NOV", "DEC", NULL};
+static const char *const day_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL};
+
+typedef struct field_spec {
+    const char *what;
+    int min, max;
+    const char *const *names;          /* names[i] is min + i; or NULL */
+} field_spec;
+
+static const field_spec specs[5] = {
+    {"minute", 0, 59, NULL},
+    {"hour", 0, 23, NULL},
+    {"day of month", 1, 31, NULL},
+    {"month", 1, 12, month_names},
+    {"day of week", 0, 7, day_names},
+};
+
+typedef struct cron_parse {
+    const field_spec *spec;
+    int index;                         /* 1-based field number */
+    char *err;
+    size_t errlen;
+} cron_parse;
+
+static int fail(cron_parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(cron_parse *p, const char *fmt, ...) {
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(p->err, p->errlen, "field %d (%s, %d-%d): %s", p->index, p->spec->what,
+             p->spec->min, p->spec->max, msg);
+    return -1;
+}
+
+/* A number, or a name of the field; *s moves past it.  -1 when neither. */
+static int value(const field_spec *f, const char **s) {
+    const char *p = *s;
+    if (isdigit((unsigned char)*p)) {
+        long v = 0;
+        while (isdigit((unsigned char)*p) && v < 1000) v = v * 10 + (*p++ - '0');
+        if (isdigit((unsigned char)*p)) return -1;
+        *s = p;
+        return (int)v;
+    }
+    for (int i = 0; f->names && f->names[i]; i++)
+        if (strncasecmp(p, f->names[i], 3) == 0 && !isalpha((unsigned char)p[3])) {
+            *s = p + 3;
+            return f->min + i;
+        }
+    return -1;
+}
+
+/* One item of a list (tok, len bytes): *, a, a-b, each with an optional
+ * /step; its values are set in *bits. */
+static int item(cron_parse *p, const char *tok, size_t len, uint64_t *bits) {
+    char text[64];
+    snprintf(text, sizeof text, "%.*s", (int)(len < 60 ? len : 60), tok);
+    const field_spec *f = p->spec;
+    const char *s = text;
+    int lo = f->min, hi = f->max, step = 1;
+    if (*s == '*') {
+        s++;
+    } else {
+        if ((lo = value(f, &s)) < 0) return fail(p, "'%s' is not a value, range or step", text);
+        hi = lo;
+        if (*s == '-' && (s++, (hi = value(f, &s)) < 0))
+            return fail(p, "'%s': a range needs a value after '-'", text);
+    }
+    if (*s == '/') {
+        s++;
+        if ((step = value(&specs[0], &s)) < 1) return fail(p, "'%s': a step is a whole number "
+                                                           "from 1", text);
+    }
+    if (*s != '\0') return fail(p, "'%s' is not a value, range or step", text);
+    if (lo < f->min || lo > f->max) return fail(p, "'%s': %d is out of range", text, lo);
+    if (hi < f->min || hi > f->max) return fail(p, "'%s': %d is out of range", text, hi);
+    if (lo > hi) return fail(p, "'%s': the range %d-%d runs backwards", text, lo, hi);
+    for (int v = lo; v <= hi; v += step) *bits |= 1ull << (f->names == day_names && v == 7 ? 0 : v);
+    return 0;
+}
+
+/* A field (tok, len bytes): items separated by commas. */
+static int field(cron_parse *p, const char *tok, size_t len, uint64_t *bits) {
+    for (size_t i = 0; i <= len;) {
+        size_t n = 0;
+        while (i + n < len && tok[i + n] != ',') n++;
+        if (n == 0) return fail(p, "'%.*s' has an empty item", (int)(len < 60 ? len : 60), tok);
+        if (item(p, tok + i, n, bits) != 0) return -1;
+        i += n + 1;
+    }
+    return 0;
+}
+
+int cairn_cron_parse(const char *text, cairn_cron *out, char *err, size_t errlen, size_t *at) {
+    uint64_t *bits[5] = {&out->minute, &out->hour, &out->mday, &out->month, &out->wday};
+    const char *s = text;
+    int n = 0;
+    memset(out, 0, sizeof *out);
+    *at = 0;
+    if (strlen(text) > CAIRN_CRON_TEXT_MAX) {
+        snprintf(err, errlen, "longer than %d bytes", CAIRN_CRON_TEXT_MAX);
+        return -1;
+    }
+    for (;;) {
+        s += strspn(s, " \t");
+        if (*s == '\0') break;
+        size_t len = strcspn(s, " \t");
+        if (n < 5) {
+            cron_parse p = {&specs[n], n + 1, err, errlen};
+            *at = (size_t)(s - text);
+            if (field(&p, s, len, bits[n]) != 0) return -1;
+            if (n == 2) out->mday_star = *s == '*';
+            if (n == 4) out->wday_star = *s == '*';
+        }
+        n++;
+        s += len;
+    }
+    if (n != 5) {
+        *at = 0;
+        snprintf(err, errlen, "expected 5 fields (minute hour day month weekday), got %d", n);
+        return -1;
+    }
+    return 0;
+}
