@@ -175,6 +175,58 @@ def test_check_and_graph(s):
     s.check(m.returncode == 0 and "flowchart" in m.stdout or "graph" in m.stdout, "graph mermaid")
 
 
+def family(s, folder, child_name):
+    """A parent starting child_name, and a child (in a .yml file) beside it."""
+    os.makedirs(s.path(folder))
+    parent = write(s, os.path.join(folder, "parent.yaml"), """cairn: 1
+name: parent
+outputs:
+  said: ${{ .steps.kid.output.said }}
+steps:
+  - id: kid
+    uses: workflow
+    with: { name: %s }
+""" % child_name)
+    write(s, os.path.join(folder, "child.yml"), """cairn: 1
+name: child
+outputs:
+  said: ${{ .steps.say.output.word }}
+steps:
+  - { id: say, uses: set, with: { word: hi } }
+""")
+    return parent
+
+
+def test_check_and_run_load_the_workflows_beside(s):
+    parent = family(s, "fam", "child")
+    write(s, os.path.join("fam", "broken.yaml"), "cairn: 1\nname: broken\nsteps: 3\n")
+    p = cairn("check", parent)
+    s.check(p.returncode == 0 and "parent.yaml: ok" in p.stdout,
+            "check finds a child in a .yml file beside", p.stdout + p.stderr)
+    s.check("broken.yaml:3:8: warning: not loaded" in p.stderr,
+            "a file beside that does not load is a warning, not a failure", p.stderr)
+    run, r = cairn_json("run", parent, db=s.path("fam.db"))
+    s.check(r.returncode == 0 and run["outputs"] == {"said": "hi"},
+            "run starts the same child by name", r.stdout + r.stderr)
+
+    parent = family(s, "typo", "chlid")
+    p = cairn("check", parent)
+    s.check(p.returncode == 2 and "%s:8:19: error: with.name: no workflow named 'chlid'" % parent
+            in p.stderr and "did you mean 'child'?" in p.stderr,
+            "a child name that names no workflow is refused at its place", p.stderr)
+    r = cairn("run", parent, db=s.path("typo.db"))
+    s.check(r.returncode == 2 and r.stderr == p.stderr and not os.path.exists(s.path("typo.db")),
+            "and run refuses it as check does, before journaling", r.stderr)
+
+    parent = family(s, "twins", "child")
+    write(s, os.path.join("twins", "child-copy.yaml"), "cairn: 1\nname: child\nsteps:\n"
+          "  - { id: a, uses: set }\n")
+    p = cairn("check", parent)
+    s.check(p.returncode == 2 and "error: name: 'child' is also the name of" in p.stderr
+            and "child.yml" in p.stderr and "child-copy.yaml" in p.stderr,
+            "two workflows of the name a step starts: an error naming both files", p.stderr)
+
+
 def test_sigterm_interrupts_and_resume_finishes(s):
     log = s.path("term.log")
     wf = write(s, "slow.yaml", """cairn: 1
@@ -578,7 +630,8 @@ def main():
     s = Suite("cli")
     for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
               test_bad_inputs_are_refused_before_journaling, test_shell_injection_stays_data,
-              test_check_and_graph, test_sigterm_interrupts_and_resume_finishes,
+              test_check_and_graph, test_check_and_run_load_the_workflows_beside,
+              test_sigterm_interrupts_and_resume_finishes,
               test_cancel_from_another_process, test_cancel_with_no_engine_running,
               test_pause_holds_new_steps_and_survives_a_restart,
               test_paused_reads_paused_until_unpaused,

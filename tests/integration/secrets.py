@@ -146,12 +146,39 @@ steps:
                 ("file" if secret == FILE_SECRET else "environment"), "%d places" % leaks)
 
     check_spellings(s, db)
+    check_missing_secrets(s)
 
     os.environ_backup = None
     bad = cairn("run", wf, db=db, env={"CAIRN_SECRET_KEY": "00" * 32})
     s.check(bad.returncode != 0 and "does not open" in bad.stderr,
             "a wrong key is refused clearly", bad.stderr)
     s.finish()
+
+
+def check_missing_secrets(s):
+    """A run reading a secret that neither the store nor the environment
+    holds is refused before the journal exists, naming the secret where it
+    is read; once it is set (either way) the same file runs."""
+    os.makedirs(s.path("missing"))
+    db, wf = s.path("missing", "m.db"), s.path("missing", "needs.yaml")
+    with open(wf, "w") as f:
+        f.write("""cairn: 1
+name: needs-secrets
+steps:
+  - id: a
+    uses: set
+    with: { t: "${{ .secrets.NOT_SET }}", u: "${{ .secrets[\\"ALSO_NOT\\"] }}" }
+""")
+    p = cairn("run", wf, db=db)
+    s.check(p.returncode == 2, "a run reading an unset secret exits 2", p.stderr)
+    for name, col in (("NOT_SET", 17), ("ALSO_NOT", 46)):
+        s.check("%s:6:%d: error: secret '%s' is not set" % (wf, col, name) in p.stderr,
+                "the refusal names %s where it is read" % name, p.stderr)
+    s.check(not os.path.exists(db), "nothing is journaled (no journal is made)")
+    p = cairn("secret", "set", "NOT_SET", db=db, input="from-the-store\n")
+    p = cairn("run", wf, db=db, env={"CAIRN_SECRET_ALSO_NOT": "from-the-environment"})
+    s.check(p.returncode == 0, "with one in the store and one in the environment it runs",
+            p.stderr)
 
 
 if __name__ == "__main__":
