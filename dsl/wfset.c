@@ -189,6 +189,14 @@ static void missing_child(const cairn_wfset *s, const wf_entry *e, const cairn_n
     free(names);
 }
 
+/* Whether a needed workflow starts a child of that name. */
+static bool started(const cairn_wfset *s, const char *name) {
+    for (int i = 0; i < s->n; i++)
+        for (int k = 0; s->items[i].needed && k < s->items[i].wf->n_children; k++)
+            if (strcmp(s->items[i].wf->children[k].name, name) == 0) return true;
+    return false;
+}
+
 /* Two loaded workflows of one name: reported at the one that is named (or
  * needed), naming the other file. */
 static void duplicates(const cairn_wfset *s, cairn_diags *errors, cairn_diags *warnings) {
@@ -196,7 +204,7 @@ static void duplicates(const cairn_wfset *s, cairn_diags *errors, cairn_diags *w
         for (int i = 0; i < j; i++) {
             const wf_entry *a = &s->items[i], *b = &s->items[j];
             if (!name_of(a) || !name_of(b) || strcmp(name_of(a), name_of(b)) != 0) continue;
-            bool error = a->needed || b->needed;
+            bool error = (a->named && b->named) || started(s, name_of(a));
             const wf_entry *at = b->named || (b->needed && !a->named) ? b : a;
             const wf_entry *other = at == a ? b : a;
             cairn_diags_add(error ? errors : warnings, at->path, at->wf->name_line,

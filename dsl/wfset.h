@@ -12,8 +12,9 @@
  *     that failed to load gives that name, the error says so and its own
  *     errors are added.
  *   - Two loaded workflows of the same name are an error naming both files
- *     (a child run could start either) when one of them is needed; else a
- *     warning.
+ *     when a needed workflow starts a child of that name (it could start
+ *     either), or when both files are named; else a warning (a copy kept
+ *     beside the file run is not an error while nothing starts it by name).
  *   - A file beside that does not load is a warning (its first error),
  *     unless a needed workflow names it (above).
  *

@@ -58,6 +58,7 @@ TEST(cron_month_and_day_names_in_any_case) {
 
 TEST(cron_refuses_out_of_range_and_malformed_fields) {
     parse_bad("60 * * * *", 0, "field 1 (minute, 0-59): '60': 60 is out of range");
+    parse_bad("0-60 * * * *", 0, "field 1 (minute, 0-59): '0-60': 60 is out of range");
     parse_bad("0 24 * * *", 2, "field 2 (hour, 0-23): '24': 24 is out of range");
     parse_bad("0 0 0 * *", 4, "field 3 (day of month, 1-31): '0': 0 is out of range");
     parse_bad("0 0 32 * *", 4, "field 3 (day of month, 1-31): '32': 32 is out of range");
