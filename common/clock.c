@@ -1,5 +1,7 @@
 #include "clock.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -40,7 +42,9 @@ int cairn_rfc3339_parse(const char *s, int64_t *ms) {
     int64_t offset = 0;
     if (*p == '+' || *p == '-') {
         int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
+        bool shape = strlen(p) == 6 && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+                     p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]);
+        if (!shape || sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;   /* exactly +hh:mm */
         offset = (int64_t)(hh * 60 + mm) * 60000 * (*p == '-' ? -1 : 1);
         p += 6;
     } else if (*p == 'Z' || *p == 'z') {

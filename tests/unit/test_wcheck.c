@@ -176,6 +176,9 @@ TEST(wcheck_wait_until_is_rfc3339) {
     bad("{id: w, uses: wait, with: {until: '2026-13-01T00:00:00Z'}}",
         "w.yaml:4:39: error: with.until (action 'wait'): expected an RFC 3339 time such as "
         "2026-11-23T15:06:50Z, got '2026-13-01T00:00:00Z'");
+    bad("{id: w, uses: wait, with: {until: '2026-11-23T15:06:50+1:2'}}",
+        "w.yaml:4:39: error: with.until (action 'wait'): expected an RFC 3339 time such as "
+        "2026-11-23T15:06:50Z, got '2026-11-23T15:06:50+1:2'");
     good("{id: w, uses: wait, with: {until: '2026-11-23T15:06:50Z'}}");
     good("{id: w, uses: wait, with: {until: '2026-11-23T15:06:50.5+02:00'}}");
     good("{id: w, uses: wait, with: {until: '${{ .run.id }}'}}");
