@@ -24,6 +24,7 @@ typedef struct wf_entry {
     size_t len;
     cairn_diags diags;                 /* why it did not load */
     char *sniffed;                     /* not loaded: its `name:`, when the YAML reads */
+    bool foreign;                      /* not loaded: YAML, but no `cairn:` key at its top */
 } wf_entry;
 
 struct cairn_wfset {
@@ -38,35 +39,37 @@ cairn_wfset *cairn_wfset_new(cairn_action_lookup lookup) {
     return s;
 }
 
+static void entry_free(wf_entry *e) {
+    free(e->path);
+    free(e->real);
+    if (!e->taken) cairn_workflow_free(e->wf);
+    free(e->src);
+    cairn_diags_free(&e->diags);
+    free(e->sniffed);
+}
+
 void cairn_wfset_free(cairn_wfset *s) {
     if (s == NULL) return;
-    for (int i = 0; i < s->n; i++) {
-        wf_entry *e = &s->items[i];
-        free(e->path);
-        free(e->real);
-        if (!e->taken) cairn_workflow_free(e->wf);
-        free(e->src);
-        cairn_diags_free(&e->diags);
-        free(e->sniffed);
-    }
+    for (int i = 0; i < s->n; i++) entry_free(&s->items[i]);
     free(s->items);
     free(s);
 }
 
-/* The `name:` of a file that does not load, if its YAML reads: a step that
- * names it can then be told why it is missing. */
-static char *sniff_name(const wf_entry *e) {
+/* A file that does not load, if its YAML reads: its `name:` (a step that
+ * names it can be told why it is missing), and whether it is some other
+ * YAML (no `cairn:` key: a compose file, a CI file), which is no concern
+ * of the set. */
+static void sniff(wf_entry *e) {
     cairn_diags d = CAIRN_DIAGS_INIT;
     cairn_yaml_doc *doc = NULL;
-    char *name = NULL;
     if (e->src && cairn_yaml_parse(e->path, e->src, e->len, &doc, &d) == 0) {
         const cairn_node *root = cairn_yaml_root(doc);
         const cairn_node *v = root->kind == CAIRN_NODE_MAP ? cairn_node_get(root, "name") : NULL;
-        if (v && v->kind == CAIRN_NODE_SCALAR) name = cairn_strdup(v->text);
+        if (v && v->kind == CAIRN_NODE_SCALAR) e->sniffed = cairn_strdup(v->text);
+        e->foreign = root->kind != CAIRN_NODE_MAP || cairn_node_get(root, "cairn") == NULL;
     }
     cairn_yaml_free(doc);
     cairn_diags_free(&d);
-    return name;
 }
 
 /* Read and load path into a new entry; its errors go to e->diags. */
@@ -83,7 +86,7 @@ static wf_entry *load(cairn_wfset *s, const char *path, bool named) {
         cairn_workflow_load(path, e->src, e->len, s->lookup, &e->wf, &e->diags);
     }
     cairn_buf_free(&b);
-    if (e->wf == NULL) e->sniffed = sniff_name(e);
+    if (e->wf == NULL) sniff(e);
     return e;
 }
 
@@ -112,9 +115,11 @@ void cairn_wfset_add_siblings(cairn_wfset *s, const char *path) {
         char *pattern = here ? cairn_strdup(patterns[p] + 3) : cairn_sprintf(patterns[p], dir);
         glob_t g;
         if (glob(pattern, 0, NULL, &g) == 0) {
-            for (size_t i = 0; i < g.gl_pathc; i++)
-                if (realpath(g.gl_pathv[i], real) == NULL || !holds(s, real))
-                    load(s, g.gl_pathv[i], false);
+            for (size_t i = 0; i < g.gl_pathc; i++) {
+                if (realpath(g.gl_pathv[i], real) && holds(s, real)) continue;
+                wf_entry *e = load(s, g.gl_pathv[i], false);
+                if (e->foreign) entry_free(&s->items[--s->n]);   /* not a workflow */
+            }
             globfree(&g);
         }
         free(pattern);

@@ -18,6 +18,9 @@
  *   - A file beside that does not load is a warning (its first error),
  *     unless a needed workflow names it (above).
  *
+ * A file beside whose YAML has no `cairn:` key at its top is not a
+ * workflow (a compose or CI file) and is left out without a word.
+ *
  * Memory: the set owns what it loads; cairn_wfset_free(NULL) does nothing.
  */
 #ifndef CAIRN_WFSET_H

@@ -90,6 +90,7 @@ TEST(wfset_loads_the_yaml_and_yml_files_beside_and_finds_children) {
     put_doc("child.yml", "child", "grandchild");
     put_doc("grand.yaml", "grandchild", NULL);
     free(put("notes.txt", "not a workflow"));
+    free(put("compose.yml", "services:\n  web: {image: nginx}\n"));   /* other YAML: no word */
     checked c = check("parent.yaml");
     CHECK_STR(c.errors, "");
     CHECK_STR(c.warnings, "");
