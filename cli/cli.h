@@ -109,11 +109,13 @@ typedef struct cairn_wfset cairn_wfset;
  * when an error was printed. */
 int cli_load_set(const char *const *files, int n, cairn_wfset **set, const cairn_workflow **wfs);
 
-/* Before a run of wf is journaled: every secret it reads by a constant name
- * (wf->secrets) is in the secrets file beside db or the environment.
- * EXIT_OK; EXIT_USAGE naming each one missing, at the expression that reads
- * it; EXIT_JOURNAL when the secrets cannot be read (error printed). */
-int cli_check_secrets(const char *db, const cairn_workflow *wf);
+/* Before a run is journaled: every secret that a needed workflow of set
+ * (the one run, and the children it starts by constant names, as
+ * cairn_wfset_check found them) reads by a constant name (wf->secrets) is
+ * in the secrets file beside db or the environment.  EXIT_OK; EXIT_USAGE
+ * naming each one missing, at the expression that reads it; EXIT_JOURNAL
+ * when the secrets cannot be read (error printed). */
+int cli_check_secrets(const char *db, const cairn_wfset *set);
 
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);

@@ -78,25 +78,36 @@ int cmd_check(cli_opts *o, int argc, char **argv) {
     return rc;
 }
 
-int cli_check_secrets(const char *db, const cairn_workflow *wf) {
-    char *file = NULL, *key_file = NULL;
-    cairn_secrets *s = NULL;
-    cairn_err err;
-    int rc = EXIT_OK;
-    if (wf->n_secrets == 0) return EXIT_OK;   /* nothing to read: no key needed */
-    cairn_secrets_paths(db, &file, &key_file);
-    if (cairn_secrets_load(file, key_file, &s, &err) != 0) {
-        cli_error(&err);
-        rc = EXIT_JOURNAL;
-    }
-    for (int i = 0; s && i < wf->n_secrets; i++) {
+/* Print each secret wf reads that s does not hold; how many. */
+static int missing_secrets(const cairn_workflow *wf, const cairn_secrets *s) {
+    int missing = 0;
+    for (int i = 0; i < wf->n_secrets; i++) {
         const cairn_name_ref *r = &wf->secrets[i];
         if (cairn_secrets_has(s, r->name)) continue;
         fprintf(stderr, "%s:%d:%d: error: secret '%s' is not set: neither `cairn secret set "
                 "%s` nor the environment (CAIRN_SECRET_%s) gives it\n", wf->file, r->line,
                 r->col, r->name, r->name, r->name);
-        rc = EXIT_USAGE;
+        missing++;
     }
+    return missing;
+}
+
+int cli_check_secrets(const char *db, const cairn_wfset *set) {
+    char *file = NULL, *key_file = NULL;
+    cairn_secrets *s = NULL;
+    cairn_err err;
+    int n = cairn_wfset_count(set), reads = 0, missing = 0, rc = EXIT_OK;
+    for (int i = 0; i < n; i++)
+        if (cairn_wfset_needed(set, i)) reads += cairn_wfset_get(set, i)->n_secrets;
+    if (reads == 0) return EXIT_OK;           /* nothing to read: no key needed */
+    cairn_secrets_paths(db, &file, &key_file);
+    if (cairn_secrets_load(file, key_file, &s, &err) != 0) {
+        cli_error(&err);
+        rc = EXIT_JOURNAL;
+    }
+    for (int i = 0; s && i < n; i++)
+        if (cairn_wfset_needed(set, i)) missing += missing_secrets(cairn_wfset_get(set, i), s);
+    if (missing) rc = EXIT_USAGE;
     cairn_secrets_free(s);
     free(file);
     free(key_file);

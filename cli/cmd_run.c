@@ -210,7 +210,7 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     if (rc) goto done;
     if ((rc = cli_load_set(&a.file, 1, &set, &wf)) != 0) goto done;
     if ((rc = gather_inputs(wf, &a, &inputs)) != 0) goto done;
-    if ((rc = cli_check_secrets(o->db, wf)) != 0) goto done;
+    if ((rc = cli_check_secrets(o->db, set)) != 0) goto done;
     if ((rc = open_engine(o, &p, &e)) != 0) goto done;
     rc = add_workflows(e, set, hash, &err);
     if (rc == 0) {

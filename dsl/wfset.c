@@ -269,6 +269,11 @@ const cairn_workflow *cairn_wfset_get(const cairn_wfset *s, int i) {
     return e && !e->taken ? e->wf : NULL;
 }
 
+bool cairn_wfset_needed(const cairn_wfset *s, int i) {
+    wf_entry *e = nth(s, i);
+    return e && e->needed;
+}
+
 cairn_workflow *cairn_wfset_take(cairn_wfset *s, int i) {
     wf_entry *e = nth(s, i);
     if (e == NULL || e->taken) return NULL;

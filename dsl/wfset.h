@@ -56,6 +56,10 @@ const char *cairn_wfset_source(void *set, const char *file, size_t *len);
 int cairn_wfset_count(const cairn_wfset *s);
 const cairn_workflow *cairn_wfset_get(const cairn_wfset *s, int i);
 
+/* Whether the i-th loaded workflow is needed (named, or started by a
+ * needed one by a constant name), as the last cairn_wfset_check found. */
+bool cairn_wfset_needed(const cairn_wfset *s, int i);
+
 /* The i-th loaded workflow, now the caller's; the set keeps its source for
  * cairn_wfset_source. */
 cairn_workflow *cairn_wfset_take(cairn_wfset *s, int i);

@@ -157,10 +157,12 @@ steps:
 
 def check_missing_secrets(s):
     """A run reading a secret that neither the store nor the environment
-    holds is refused before the journal exists, naming the secret where it
-    is read; once it is set (either way) the same file runs."""
+    holds, itself or in a child it starts, is refused before the journal
+    exists, naming the secret where it is read; once each is set (either
+    way) the same file runs."""
     os.makedirs(s.path("missing"))
     db, wf = s.path("missing", "m.db"), s.path("missing", "needs.yaml")
+    child = s.path("missing", "child.yaml")
     with open(wf, "w") as f:
         f.write("""cairn: 1
 name: needs-secrets
@@ -168,15 +170,25 @@ steps:
   - id: a
     uses: set
     with: { t: "${{ .secrets.NOT_SET }}", u: "${{ .secrets[\\"ALSO_NOT\\"] }}" }
+  - { id: b, uses: workflow, with: { name: needs-child } }
+""")
+    with open(child, "w") as f:
+        f.write("""cairn: 1
+name: needs-child
+steps:
+  - { id: c, uses: set, with: { v: "${{ .secrets.CHILD_ONLY }}" } }
 """)
     p = cairn("run", wf, db=db)
     s.check(p.returncode == 2, "a run reading an unset secret exits 2", p.stderr)
     for name, col in (("NOT_SET", 17), ("ALSO_NOT", 46)):
         s.check("%s:6:%d: error: secret '%s' is not set" % (wf, col, name) in p.stderr,
                 "the refusal names %s where it is read" % name, p.stderr)
+    s.check("%s:4:37: error: secret 'CHILD_ONLY' is not set" % child in p.stderr,
+            "and names one a child it starts reads, in the child's file", p.stderr)
     s.check(not os.path.exists(db), "nothing is journaled (no journal is made)")
     p = cairn("secret", "set", "NOT_SET", db=db, input="from-the-store\n")
-    p = cairn("run", wf, db=db, env={"CAIRN_SECRET_ALSO_NOT": "from-the-environment"})
+    p = cairn("run", wf, db=db, env={"CAIRN_SECRET_ALSO_NOT": "from-the-environment",
+                                     "CAIRN_SECRET_CHILD_ONLY": "child's"})
     s.check(p.returncode == 0, "with one in the store and one in the environment it runs",
             p.stderr)
 
