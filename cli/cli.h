@@ -133,5 +133,7 @@ int cmd_journal(cli_opts *o, int argc, char **argv);
 int cmd_verify(cli_opts *o, int argc, char **argv);
 int cmd_secret(cli_opts *o, int argc, char **argv);
 int cmd_actions(cli_opts *o, int argc, char **argv);
+int cmd_trigger(cli_opts *o, int argc, char **argv);
+int cmd_token(cli_opts *o, int argc, char **argv);
 
 #endif

@@ -59,6 +59,22 @@ static const help_entry entries[] = {
                "  set NAME  store a secret, its value read from stdin\n"
                "  list      the names only\n"
                "  rm NAME   remove a secret\n"},
+    {"trigger", "usage: cairn trigger SOURCE --payload FILE --dry-run [--workflows DIR] [--json]\n\n"
+                "Normalize a webhook payload from SOURCE (alertmanager, pagerduty, datadog,\n"
+                "grafana, servicenow, generic) and match it against every workflow's triggers:\n"
+                "the runs that would start, with their inputs and dedupe keys, the resolved\n"
+                "alerts, the matches refused and the events nothing matched.\n"
+                "  --payload FILE   the body as the source sends it (- for stdin)\n"
+                "  --workflows DIR  every *.yaml and *.yml in DIR (default .)\n"
+                "  --dry-run        required: only a server starts runs from webhooks\n"
+                "  --json           the whole answer, with the normalized events\n"
+                "Exit 0 when the payload was read, 2 when it or a match was refused.\n"},
+    {"token", "usage: cairn token add NAME --role viewer|operator|admin [--group G]... [--tokens FILE]\n"
+              "       cairn token list [--json] [--tokens FILE]\n"
+              "       cairn token rm NAME [--tokens FILE]\n\n"
+              "Manage the server's API tokens.  `add` prints the new token once; the file\n"
+              "keeps only its SHA-256.  The file is --tokens FILE, else $CAIRN_TOKENS, else\n"
+              "DB.tokens beside the journal; mode 0600 (any other is refused).\n"},
     {"help", "usage: cairn help [COMMAND]\n       cairn COMMAND --help\n\n"
              "The list of commands, or one command's usage.\n"},
 };

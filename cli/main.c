@@ -31,6 +31,11 @@ static const char usage_text[] =
     "  approve RUN STEP --as NAME [--comment TEXT]\n"
     "  reject RUN STEP --as NAME [--comment TEXT]\n"
     "  verify [RUN...]                    check the journal's hash chains\n"
+    "Triggers:\n"
+    "  trigger SOURCE --payload FILE --dry-run [--workflows DIR] [--json]\n"
+    "                                     what a webhook from SOURCE would start\n"
+    "  token add NAME --role ROLE [--group G]... | token list | token rm NAME\n"
+    "                                     the server's API tokens (--tokens FILE)\n"
     "Secrets:\n"
     "  secret set NAME                    store a secret (value read from stdin)\n"
     "  secret list | secret rm NAME       names only; values never leave the file\n"
@@ -50,7 +55,7 @@ static const command commands[] = {
     {"runs", cmd_runs},     {"journal", cmd_journal}, {"verify", cmd_verify},
     {"secret", cmd_secret}, {"actions", cmd_actions}, {"pause", cmd_pause},
     {"unpause", cmd_unpause}, {"approvals", cmd_approvals}, {"approve", cmd_approve},
-    {"reject", cmd_reject},
+    {"reject", cmd_reject}, {"trigger", cmd_trigger}, {"token", cmd_token},
 };
 
 void cli_error(const cairn_err *err) {

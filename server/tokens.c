@@ -156,9 +156,9 @@ static int read_checked(const char *path, char **text, size_t *len, cairn_err *e
     struct stat sb;
     int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     *text = NULL;
-    if (fd < 0)
-        return cairn_err_set(err, errno == ENOENT ? CAIRN_ENOTFOUND : CAIRN_EIO, "%s: %s", path,
-                             strerror(errno));
+    if (fd < 0 && errno == ENOENT)
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no tokens file (`cairn token add` makes one)", path);
+    if (fd < 0) return cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
         rc = cairn_err_set(err, CAIRN_EIO, "%s: not a regular file", path);
     else if (sb.st_mode & 077)
