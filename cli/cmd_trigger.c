@@ -120,6 +120,7 @@ static void print_inputs(jv inputs) {
                cut ? " ..." : "");
         free(t);
         jv_free(name);
+        jv_free(value);
     }
 }
 

@@ -65,6 +65,7 @@ int cairn_applink_sign(const unsigned char *key, size_t klen, const char *run, c
     p = jv_object_set(p, jv_string("s"), jv_string(step));
     p = jv_object_set(p, jv_string("v"), jv_number(1));
     char *text = cairn_json_text(p);
+    jv_free(p);
     size_t len = strlen(text);
     char *out = cairn_malloc(4 * (len + 2) / 3 + 4 + 1 + 44 + 1);
     cairn_sig_b64((const unsigned char *)text, len, true, out);

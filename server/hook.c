@@ -137,6 +137,7 @@ static jv scalar_text(jv v) {
         char *t = cairn_json_text(v);
         jv s = jv_string(t);
         free(t);
+        jv_free(v);
         return s;
     }
     default: jv_free(v); return jv_null();
@@ -195,6 +196,7 @@ int cairn__hook_labels(hook_in *in, jv src, const char *path, jv *labels) {
 jv cairn__hook_fingerprint(jv alertname, jv labels) {
     jv pair = jv_array_append(jv_array_append(jv_array(), jv_copy(alertname)), jv_copy(labels));
     char *text = cairn_json_text(pair);
+    jv_free(pair);
     unsigned char d[CAIRN_SIG_SHA256_LEN];
     char hex[2 * CAIRN_SIG_SHA256_LEN + 1];
     cairn_sig_sha256(text, strlen(text), d);

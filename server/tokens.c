@@ -230,7 +230,9 @@ static int fsync_dir(const char *path) {
 
 /* Write, fsync, rename over path, fsync the folder. */
 static int save(const char *path, const cairn_tokens *t, cairn_err *err) {
-    char *text = cairn_json_text(to_json(t));
+    jv doc = to_json(t);
+    char *text = cairn_json_text(doc);
+    jv_free(doc);
     char *tmp = cairn_sprintf("%s.tmp", path);
     size_t len = strlen(text);
     int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);

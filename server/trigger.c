@@ -184,6 +184,7 @@ static jv as_text(jv v) {
         char *s = cairn_json_text(v);
         jv t = jv_string(s);
         free(s);
+        jv_free(v);
         return t;
     }
     jv_free(v);

@@ -19,6 +19,7 @@ seed fuzz_workflow workflows/*.yaml tests/fixtures/dsl/*.yaml
 seed fuzz_shlex tests/fuzz/seeds/shlex/*
 seed fuzz_expr tests/fuzz/seeds/expr/*
 seed fuzz_clog tests/fuzz/seeds/clog/*
+seed fuzz_hook tests/fixtures/hooks/*.json
 
 for bin in "$B"/fuzz/fuzz_*; do
     [ -x "$bin" ] || continue

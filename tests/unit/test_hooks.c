@@ -67,7 +67,9 @@ TEST(hook_alertmanager_group_is_one_event_per_alert) {
     CHECK_CONTAINS(field(ev, 0, "url", NULL), "prometheus.example.com");
     CHECK_STR(field(ev, 0, "starts_at", NULL), "2026-12-07T06:58:12.345Z");
     jv raw = jv_object_get(jv_array_get(jv_copy(ev), 1), jv_string("raw"));
-    CHECK_STR(field(jv_array_append(jv_array(), raw), 0, "version", NULL), "4");
+    jv wrapped = jv_array_append(jv_array(), raw);
+    CHECK_STR(field(wrapped, 0, "version", NULL), "4");
+    jv_free(wrapped);
     jv_free(ev);
 }
 
@@ -75,7 +77,9 @@ TEST(hook_alertmanager_group_labels_are_merged_under_the_alerts) {
     const char *body = "{'version':'4','groupLabels':{'team':'db'},'commonLabels':{'env':'prod',"
                        "'team':'x'},'alerts':[{'status':'firing','labels':{'alertname':'A',"
                        "'env':'stage'}}]}";
-    char *text = cairn_json_text(test_json(body));
+    jv parsed = test_json(body);
+    char *text = cairn_json_text(parsed);
+    jv_free(parsed);
     jv ev;
     cairn_err err;
     CHECK_INT(cairn_hook_normalize("alertmanager", text, strlen(text), &ev, &err), 0);
@@ -202,7 +206,9 @@ static void refused(const char *source, const char *body, size_t len, int code, 
 }
 
 static void refused_json(const char *source, const char *body, int code, const char *why) {
-    char *text = cairn_json_text(test_json(body));
+    jv parsed = test_json(body);
+    char *text = cairn_json_text(parsed);
+    jv_free(parsed);
     refused(source, text, strlen(text), code, why);
     free(text);
 }

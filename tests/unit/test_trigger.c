@@ -88,12 +88,16 @@ static char *list_of(jv answer, const char *list, const char *const *keys) {
         jv_free(item);
     }
     jv_free(l);
-    return cairn_json_text(out);
+    char *text = cairn_json_text(out);
+    jv_free(out);
+    return text;
 }
 
 static void check_list(jv answer, const char *list, const char *const *keys, const char *want) {
     char *got = list_of(answer, list, keys);
-    char *w = cairn_json_text(test_json(want));
+    jv parsed = test_json(want);
+    char *w = cairn_json_text(parsed);
+    jv_free(parsed);
     CHECK_STR(got, w);
     free(got);
     free(w);
