@@ -11,6 +11,7 @@
 #include <glob.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/json.h"
@@ -180,6 +181,9 @@ int cmd_trigger(cli_opts *o, int argc, char **argv) {
         cli_error(&err);
         rc = EXIT_USAGE;
     }
+    struct stat sb;
+    if (rc == 0 && (stat(a.dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        rc = cli_usage("trigger: --workflows %s: not a folder", a.dir);
     if (rc == 0) load_dir(a.dir, &wfs, &n_wf);
     if (rc == 0 && cairn_triggers_new(wfs, n_wf, &ts, &err) != 0) {
         cli_error(&err);

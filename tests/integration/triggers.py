@@ -67,6 +67,9 @@ def test_bad_usage_and_payloads(s):
               "--workflows", WFS)
     s.check(p.returncode == 2 and "only --dry-run is available without a server" in p.stderr,
             "without --dry-run: refused, exit 2", p.stderr)
+    p = dry_run("alertmanager", "alertmanager_group.json", workflows=s.path("nosuch"))
+    s.check(p.returncode == 2 and "not a folder" in p.stderr, "--workflows that is no folder: exit 2",
+            p.stderr)
     p = cairn("trigger", "nagios", "--payload", os.path.join(HOOKS, "generic_list.json"), "--dry-run")
     s.check(p.returncode == 2 and "no webhook source 'nagios'" in p.stderr, "unknown source", p.stderr)
     bad = write(s, "bad.json", '{"version": "4", "alerts": [{"labels": {"alertname": "A"}}]}')
