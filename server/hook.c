@@ -245,7 +245,7 @@ int cairn__hook_push(hook_in *in, jv ev) {
     ev = with_default(ev, "summary", jv_string(""));
     ev = with_default(ev, "labels", jv_object());
     ev = jv_object_set(ev, jv_string("source"), jv_string(in->source));
-    ev = jv_object_set(ev, jv_string("raw"), jv_copy(in->body));
+    ev = with_default(ev, "raw", jv_copy(in->body));
     in->events = jv_array_append(in->events, ev);
     return 0;
 }

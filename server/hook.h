@@ -13,7 +13,10 @@
  *   labels       an object of strings: what `match` may test beside the above
  *   fingerprint  the same alert's same key in every delivery, firing and
  *                resolved: what `dedupe` usually names
- *   raw          the whole payload as received
+ *   raw          the payload as received; for a group, with `alerts` cut
+ *                to this event's alert, and for a generic list, its own
+ *                entry (so a run started from one alert of a thousand does
+ *                not carry the other 999)
  *
  * plus fields of its source (docs/api.md lists each source's mapping).  One
  * request may hold several alerts (an Alertmanager or Grafana group): each

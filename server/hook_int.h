@@ -52,7 +52,7 @@ jv cairn__hook_fingerprint(jv alertname, jv labels);
 
 /* Check ev (consumed) and append it: status is firing or resolved,
  * alertname and fingerprint are non-empty strings; severity and summary
- * default to ""; labels to {}; source and raw are set here. */
+ * default to ""; labels to {}; raw to the whole body; source is set here. */
 int cairn__hook_push(hook_in *in, jv ev);
 
 #endif

@@ -114,6 +114,11 @@ static int group_alert(hook_in *in, const group_shape *shape, jv alert, int i, j
         ev = jv_object_set(ev, jv_string("fingerprint"), t);
         ev = jv_object_set(ev, jv_string("labels"), jv_copy(labels));
         ev = jv_object_set(ev, jv_string("annotations"), jv_copy(ann));
+        /* the group with this alert alone: a run started from one alert
+         * carries it, not every alert of the group */
+        ev = jv_object_set(ev, jv_string("raw"),
+                           jv_object_set(jv_copy(in->body), jv_string("alerts"),
+                                         jv_array_append(jv_array(), jv_copy(alert))));
         rc = cairn__hook_push(in, ev);
         ev = jv_invalid();
     } else {
@@ -420,6 +425,7 @@ static int generic_one(hook_in *in, jv obj, const char *path) {
         }
         ev = jv_object_set(ev, jv_string("fingerprint"), fp);
         ev = jv_object_set(ev, jv_string("labels"), labels);
+        ev = jv_object_set(ev, jv_string("raw"), jv_copy(obj));   /* of a list, its own entry */
         fp = labels = jv_invalid();
         rc = cairn__hook_push(in, ev);
         ev = jv_invalid();

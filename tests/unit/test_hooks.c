@@ -67,9 +67,15 @@ TEST(hook_alertmanager_group_is_one_event_per_alert) {
     CHECK_CONTAINS(field(ev, 0, "url", NULL), "prometheus.example.com");
     CHECK_STR(field(ev, 0, "starts_at", NULL), "2026-12-07T06:58:12.345Z");
     jv raw = jv_object_get(jv_array_get(jv_copy(ev), 1), jv_string("raw"));
-    jv wrapped = jv_array_append(jv_array(), raw);
+    jv wrapped = jv_array_append(jv_array(), jv_copy(raw));
     CHECK_STR(field(wrapped, 0, "version", NULL), "4");
+    CHECK_STR(field(wrapped, 0, "groupLabels", "alertname"), "HighErrorRate");
     jv_free(wrapped);
+    /* the group, with this event's alert alone */
+    jv alerts = jv_object_get(raw, jv_string("alerts"));
+    CHECK_INT(jv_array_length(jv_copy(alerts)), 1);
+    CHECK_STR(field(alerts, 0, "fingerprint", NULL), "0d94b1e27a6f3c58");
+    jv_free(alerts);
     jv_free(ev);
 }
 
@@ -191,6 +197,10 @@ TEST(hook_generic_list) {
     CHECK_STR(field(ev, 1, "labels", "days_left"), "29");  /* a number as text */
     CHECK_INT(strlen(field(ev, 1, "fingerprint", NULL)), CAIRN_HOOK_FINGERPRINT_HEX);
     CHECK_STR(field(ev, 1, "severity", NULL), "");
+    jv raw = jv_object_get(jv_array_get(jv_copy(ev), 1), jv_string("raw"));   /* its own entry */
+    jv name = jv_object_get(raw, jv_string("alertname"));
+    CHECK_STR(jv_string_value(name), "CertExpiring");
+    jv_free(name);
     jv_free(ev);
 }
 
