@@ -32,6 +32,7 @@
 #define CAIRN_APPLINK_MAX 2048        /* characters of a link token */
 #define CAIRN_APPLINK_FIELD_MAX 256   /* bytes of a run id, step id or approver */
 #define CAIRN_APPLINK_NONCE_HEX 32    /* hex digits of a nonce (16 bytes) */
+#define CAIRN_APPLINK_KEY_MIN 16      /* bytes of the key links are signed under, at least */
 
 #define CAIRN_APPLINK_MAP(X)                                              \
     X(OK,        "valid")                                                 \
@@ -54,7 +55,7 @@ typedef struct cairn_applink {
 } cairn_applink;
 
 /* A new link token for approver to decide step of run until expires_s,
- * signed under key (klen bytes, at least 16).  *token is the caller's;
+ * signed under key (klen bytes, at least CAIRN_APPLINK_KEY_MIN).  *token is the caller's;
  * nonce receives the link's nonce.  CAIRN_EINVAL for an empty or too long
  * field or a short key; CAIRN_EIO when no random bytes are to be had. */
 int cairn_applink_sign(const unsigned char *key, size_t klen, const char *run, const char *step,
