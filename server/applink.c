@@ -50,7 +50,9 @@ int cairn_applink_sign(const unsigned char *key, size_t klen, const char *run, c
     unsigned char raw[CAIRN_APPLINK_NONCE_HEX / 2], mac[CAIRN_SIG_SHA256_LEN];
     *token = NULL;
     nonce[0] = '\0';
-    if (klen < CAIRN_APPLINK_KEY_MIN) return cairn_err_set(err, CAIRN_EINVAL, "a link key needs %d bytes or more", CAIRN_APPLINK_KEY_MIN);
+    if (klen < CAIRN_APPLINK_KEY_MIN)
+        return cairn_err_set(err, CAIRN_EINVAL, "a link key needs %d bytes or more",
+                             CAIRN_APPLINK_KEY_MIN);
     if (!field_ok(run) || !field_ok(step) || !field_ok(approver))
         return cairn_err_set(err, CAIRN_EINVAL, "run, step and approver: 1 to %d bytes each",
                              CAIRN_APPLINK_FIELD_MAX);
@@ -119,7 +121,8 @@ cairn_applink_result cairn_applink_verify(const unsigned char *key, size_t klen,
     size_t len = strnlen(token, CAIRN_APPLINK_MAX + 1);
     const char *dot = memchr(token, '.', len);
     unsigned char got[CAIRN_SIG_SHA256_LEN + 2], mac[CAIRN_SIG_SHA256_LEN];
-    if (len > CAIRN_APPLINK_MAX || dot == NULL || klen < CAIRN_APPLINK_KEY_MIN) return CAIRN_APPLINK_MALFORMED;
+    if (len > CAIRN_APPLINK_MAX || dot == NULL || klen < CAIRN_APPLINK_KEY_MIN)
+        return CAIRN_APPLINK_MALFORMED;
     size_t head = (size_t)(dot - token);
     if (cairn_sig_unb64(dot + 1, len - head - 1, true, got, sizeof got) != CAIRN_SIG_SHA256_LEN)
         return CAIRN_APPLINK_MALFORMED;

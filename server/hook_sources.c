@@ -141,7 +141,8 @@ static int group(hook_in *in, const group_shape *shape) {
                               shape->version, shape->version);
     else if (jv_get_kind(alerts) != JV_KIND_ARRAY)
         rc = cairn__hook_fail(in, CAIRN_EINVAL, "alerts: expected a list");
-    if (rc == 0) rc = cairn__hook_labels(in, cairn__hook_get(b, "commonLabels"), "commonLabels", &common);
+    if (rc == 0)
+        rc = cairn__hook_labels(in, cairn__hook_get(b, "commonLabels"), "commonLabels", &common);
     if (rc == 0) rc = cairn__hook_labels(in, cairn__hook_get(b, "groupLabels"), "groupLabels", &common);
     if (rc == 0)
         rc = cairn__hook_labels(in, cairn__hook_get(b, "commonAnnotations"), "commonAnnotations",
@@ -289,7 +290,8 @@ int cairn__hook_datadog(hook_in *in) {
     jv host = cairn__hook_get(b, "hostname");
     if (rc == 0) {
         static const char *const summaries[] = {"title", "alert_title", NULL};
-        labels = label_if(labels, "host", jv_get_kind(host) == JV_KIND_STRING ? jv_copy(host) : jv_null());
+        labels = label_if(labels, "host",
+                          jv_get_kind(host) == JV_KIND_STRING ? jv_copy(host) : jv_null());
         if (jv_string_length_bytes(jv_copy(key)) == 0) {
             jv_free(key);
             key = cairn__hook_fingerprint(name, labels);
@@ -378,7 +380,8 @@ int cairn__hook_servicenow(hook_in *in) {
     else if (jv_string_length_bytes(jv_copy(state)) == 0)
         rc = cairn__hook_fail(in, CAIRN_EINVAL, "state: missing");
     if (rc == 0) {
-        for (int i = 0; sn_labels[i]; i++) labels = label_if(labels, sn_labels[i], sn_text(rec, sn_labels[i]));
+        for (int i = 0; sn_labels[i]; i++)
+            labels = label_if(labels, sn_labels[i], sn_text(rec, sn_labels[i]));
         ev = jv_object_set(ev, jv_string("status"), jv_string(sn_ended(state) ? "resolved" : "firing"));
         ev = jv_object_set(ev, jv_string("alertname"), jv_copy(title));
         ev = jv_object_set(ev, jv_string("summary"), jv_copy(title));

@@ -154,7 +154,8 @@ static cairn_hookauth_result basic(const cairn_hook_request *req, const cred *c)
     unsigned char plain[CAIRN_HOOK_CREDENTIAL_MAX];
     int n = cairn_sig_unb64(b64, strlen(b64), false, plain, sizeof plain);
     if (n < 0 || memchr(plain, ':', (size_t)n) == NULL) return CAIRN_HOOKAUTH_MALFORMED;
-    return cairn_sig_equal(plain, (size_t)n, c->value, c->len) ? CAIRN_HOOKAUTH_OK : CAIRN_HOOKAUTH_WRONG;
+    bool eq = cairn_sig_equal(plain, (size_t)n, c->value, c->len);
+    return eq ? CAIRN_HOOKAUTH_OK : CAIRN_HOOKAUTH_WRONG;
 }
 
 /* ---- the lines ------------------------------------------------------------------ */
@@ -220,7 +221,8 @@ cairn_hookauth_result cairn_hookauth_verify(const cairn_hook_request *req, const
     int lines = 0;
     if (credentials == NULL) return CAIRN_HOOKAUTH_NONE;
     /* every line is checked before any is tried: a broken one refuses all */
-    if (each_line(req, credentials, false, &lines) == CAIRN_HOOKAUTH_CONFIG) return CAIRN_HOOKAUTH_CONFIG;
+    if (each_line(req, credentials, false, &lines) == CAIRN_HOOKAUTH_CONFIG)
+        return CAIRN_HOOKAUTH_CONFIG;
     if (lines == 0) return CAIRN_HOOKAUTH_NONE;
     return each_line(req, credentials, true, &lines);
 }

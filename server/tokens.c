@@ -103,7 +103,8 @@ static int parse_entry(const char *path, int i, jv o, cairn_token *k, cairn_err 
     jv created = field(o, "created", JV_KIND_STRING);
     cairn_err ignored;
     int rc = 0;
-    if (!jv_is_valid(name) || !valid_name(jv_string_value(name))) rc = bad_entry(path, i, "bad or missing name", err);
+    if (!jv_is_valid(name) || !valid_name(jv_string_value(name)))
+        rc = bad_entry(path, i, "bad or missing name", err);
     else if (!jv_is_valid(role) || cairn_role_parse(jv_string_value(role), &k->role, &ignored))
         rc = bad_entry(path, i, "role is not viewer, operator or admin", err);
     else if (!jv_is_valid(hash) || cairn_sig_unhex(jv_string_value(hash), strlen(jv_string_value(hash)),
@@ -157,7 +158,8 @@ static int read_checked(const char *path, char **text, size_t *len, cairn_err *e
     int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     *text = NULL;
     if (fd < 0 && errno == ENOENT)
-        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no tokens file (`cairn token add` makes one)", path);
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no tokens file (`cairn token add` makes one)",
+                             path);
     if (fd < 0) return cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
         rc = cairn_err_set(err, CAIRN_EIO, "%s: not a regular file", path);
@@ -284,7 +286,8 @@ static int do_add(cairn_tokens *t, void *ud, cairn_err *err) {
     unsigned char raw[32];
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->t[i].name, a->name) == 0)
-            return cairn_err_set(err, CAIRN_EEXISTS, "a token named '%s' exists; remove it first", a->name);
+            return cairn_err_set(err, CAIRN_EEXISTS, "a token named '%s' exists; remove it first",
+                                 a->name);
     if (t->n >= CAIRN_TOKENS_MAX)
         return cairn_err_set(err, CAIRN_ELIMIT, "the file holds %d tokens, the most", CAIRN_TOKENS_MAX);
     if (cairn_sig_random(raw, sizeof raw) != 0)
