@@ -23,10 +23,10 @@ const char *cairn_hookauth_text(cairn_hookauth_result r) {
     return (unsigned)r < sizeof texts / sizeof texts[0] ? texts[r] : "unknown";
 }
 
-void cairn_hookauth_secret_name(const char *source, char out[CAIRN_HOOK_SECRET_NAME_MAX]) {
+void cairn_hookauth_secret_name(const char *source, char out[CAIRN_HOOK_SECRET_NAME_LEN]) {
     size_t n = strlen(source);
     out[0] = '\0';
-    if (n + 6 > CAIRN_HOOK_SECRET_NAME_MAX) return;
+    if (n + 6 > CAIRN_HOOK_SECRET_NAME_LEN) return;
     memcpy(out, "HOOK_", 5);
     for (size_t i = 0; i <= n; i++) out[5 + i] = (char)toupper((unsigned char)source[i]);
 }

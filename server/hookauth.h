@@ -61,11 +61,11 @@ typedef enum {
 #undef CAIRN_HOOKAUTH_ENUM
 } cairn_hookauth_result;
 
-#define CAIRN_HOOK_SECRET_NAME_MAX 32   /* bytes of "HOOK_<SOURCE>" and its NUL */
+#define CAIRN_HOOK_SECRET_NAME_LEN 32   /* bytes of "HOOK_<SOURCE>" and its NUL */
 
 /* The name of source's secret, "HOOK_" and the source in capitals, into
  * out; a source too long for it gives "". */
-void cairn_hookauth_secret_name(const char *source, char out[CAIRN_HOOK_SECRET_NAME_MAX]);
+void cairn_hookauth_secret_name(const char *source, char out[CAIRN_HOOK_SECRET_NAME_LEN]);
 
 /* The text of a result ("unknown" for anything else). */
 const char *cairn_hookauth_text(cairn_hookauth_result r);

@@ -100,6 +100,23 @@ def test_bad_workflow_is_skipped(s):
             "the bad one is reported and skipped", p.stderr)
 
 
+def test_limits_documented(s):
+    """Every limit the server's headers name is in docs/api.md and README's table."""
+    import glob
+    import re
+    names = set()
+    for h in glob.glob(os.path.join(ROOT, "server", "*.h")):
+        with open(h) as f:
+            names.update(re.findall(r"^#define (CAIRN_\w+_(?:MAX|MIN|LIMIT|S)) ", f.read(), re.M))
+    with open(os.path.join(ROOT, "docs", "api.md")) as f:
+        api = f.read()
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    s.check(len(names) >= 14, "the server's headers name their limits", str(sorted(names)))
+    missing = sorted(n for n in names if "`%s`" % n not in api or "`%s`" % n not in readme)
+    s.check(not missing, "every limit of server/*.h is in docs/api.md and README.md", str(missing))
+
+
 def test_tokens(s):
     db = s.path("cairn.db")
     p = cairn("token", "add", "alice", "--role", "operator", "--group", "dba", db=db)
@@ -136,5 +153,6 @@ def test_tokens(s):
 if __name__ == "__main__":
     suite = Suite("triggers")
     suite.run_all([test_dry_run_text, test_dry_run_json, test_refused_matches_exit_2,
-                   test_bad_usage_and_payloads, test_bad_workflow_is_skipped, test_tokens])
+                   test_bad_usage_and_payloads, test_bad_workflow_is_skipped,
+                   test_limits_documented, test_tokens])
     suite.finish()

@@ -98,7 +98,7 @@ TEST(hookauth_configuration_errors_refuse_everything) {
     CHECK_INT(verify("alertmanager", AUTH, auth, NULL, NULL, NOW, "basic nocolon\nbearer t0k3n"), CAIRN_HOOKAUTH_CONFIG);
     CHECK_INT(verify("alertmanager", AUTH, auth, NULL, NULL, NOW, "bearer"), CAIRN_HOOKAUTH_CONFIG);
     CHECK_STR(cairn_hookauth_text(CAIRN_HOOKAUTH_STALE), "the signed timestamp is outside the replay window");
-    char name[CAIRN_HOOK_SECRET_NAME_MAX];
+    char name[CAIRN_HOOK_SECRET_NAME_LEN];
     cairn_hookauth_secret_name("pagerduty", name);
     CHECK_STR(name, "HOOK_PAGERDUTY");
     cairn_hookauth_secret_name("a-source-name-far-too-long-for-it", name);
