@@ -20,6 +20,7 @@ seed fuzz_shlex tests/fuzz/seeds/shlex/*
 seed fuzz_expr tests/fuzz/seeds/expr/*
 seed fuzz_clog tests/fuzz/seeds/clog/*
 seed fuzz_hook tests/fixtures/hooks/*.json
+seed fuzz_hookauth tests/fuzz/seeds/hookauth/*
 
 for bin in "$B"/fuzz/fuzz_*; do
     [ -x "$bin" ] || continue
