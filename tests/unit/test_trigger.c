@@ -225,3 +225,26 @@ TEST(trigger_runaway_pattern_is_refused_not_hung) {
     cairn_buf_free(&b);
     unload(&l);
 }
+
+/* The language's list of sources (dsl/triggers.c) and the normalizers'
+ * table are one list: each source a workflow may name has a normalizer. */
+TEST(trigger_sources_are_the_languages) {
+    int n = 0;
+    for (int i = 0; cairn_hook_source(i); i++, n++) {
+        char *src = cairn_sprintf("cairn: 1\nname: s\ntriggers:\n  - webhook: %s\n"
+                                  "steps:\n  - id: s\n    uses: set\n", cairn_hook_source(i));
+        cairn_workflow *wf = NULL;
+        cairn_diags d = CAIRN_DIAGS_INIT;
+        cairn_err err;
+        if (cairn_workflow_load("s.yaml", src, strlen(src), NULL, &wf, &d) != 0) {
+            cairn_diags_to_err(&d, &err);
+            TEST_FAIL("%s: %s", cairn_hook_source(i), err.msg);
+        }
+        CHECK(cairn_hook_source_known(cairn_hook_source(i)));
+        cairn_workflow_free(wf);
+        cairn_diags_free(&d);
+        free(src);
+    }
+    CHECK_INT(n, 6);
+    CHECK(!cairn_hook_source_known("nagios"));
+}
