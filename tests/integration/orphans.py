@@ -166,7 +166,7 @@ def take_pid(pid):
     """Start an unrelated process (a session and group of its own) with this
     exact pid, through /proc/sys/kernel/ns_last_pid; None when other
     processes keep taking it first."""
-    for _ in range(200):
+    for _ in range(2000):
         with open("/proc/sys/kernel/ns_last_pid", "w") as f:
             f.write(str(pid - 1))
         p = subprocess.Popen(["sleep", "60"], start_new_session=True)
