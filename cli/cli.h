@@ -26,7 +26,7 @@
 
 #include "common/err.h"
 #include "dsl/workflow.h"
-#include "engine/store.h"
+#include "engine/journal.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
 
@@ -60,7 +60,7 @@ bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
  * makes, as SQLite recovers its own log for the first reader after a crash.
  * A damaged log, or one of another journal, refuses the journal
  * (CAIRN_ECORRUPT; callers exit 3) with nothing written. */
-int cli_open_journal(const char *db, cairn_store **s, cairn_err *err);
+int cli_open_journal(const char *db, cairn_journal **j, cairn_err *err);
 
 /* The exit code for a lookup in an open journal that failed with code:
  * EXIT_USAGE when what was named is not there (CAIRN_ENOTFOUND), else

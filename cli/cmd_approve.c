@@ -25,12 +25,13 @@
 /* Load run_id; else the exit code, the error printed: 3 when the journal
  * cannot be opened or the run not read, 2 when there is no such run. */
 static int load(const cli_opts *o, const char *run_id, cairn_run_state **st, cairn_workflow **wf) {
-    cairn_store *s = NULL;
+    cairn_journal *j = NULL;
     cairn_err err;
-    int out = 0, rc = cli_open_journal(o->db, &s, &err);
+    *wf = NULL;   /* the steps as stored: no compile */
+    int out = 0, rc = cli_open_journal(o->db, &j, &err);
     if (rc) out = EXIT_JOURNAL;
-    else if ((rc = cairn_load_run(s, run_id, NULL, st, wf, &err)) != 0) out = cli_lookup_exit(rc);
-    cairn_store_close(s);
+    else if ((rc = cairn_journal_load_run(j, run_id, st, NULL, &err)) != 0) out = cli_lookup_exit(rc);
+    cairn_journal_close(j);
     if (out) cli_error(&err);
     return out;
 }
@@ -39,19 +40,19 @@ static int load(const cli_opts *o, const char *run_id, cairn_run_state **st, cai
  * [{step, decision, by, comment}] as `approve` recorded them.  An empty
  * array when there are none or they cannot be read. */
 static jv awaiting_of(const cli_opts *o, const char *run_id) {
-    cairn_store *s = NULL;
+    cairn_journal *j = NULL;
     cairn_command *cmds = NULL;
     cairn_err err;
     int n = 0;
     jv out = jv_array();
-    if (cli_open_journal(o->db, &s, &err) == 0 && s->ops->run_commands(s, run_id, &cmds, &n, &err) == 0)
+    if (cli_open_journal(o->db, &j, &err) == 0 && cairn_journal_run_commands(j, run_id, &cmds, &n, &err) == 0)
         for (int i = 0; i < n; i++) {
             jv d = strcmp(cmds[i].type, "decide") == 0 ? jv_parse(cmds[i].data) : jv_invalid();
             if (jv_get_kind(d) == JV_KIND_OBJECT) out = jv_array_append(out, d);
             else jv_free(d);
         }
     cairn_commands_free(cmds, n);
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return out;
 }
 
@@ -124,17 +125,17 @@ static void print_pending(jv a) {
 int cmd_approvals(cli_opts *o, int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!cli_common_opt(o, argc, argv, &i)) return cli_usage("usage: cairn approvals [--json]");
-    cairn_store *s = NULL;
+    cairn_journal *j = NULL;
     cairn_err err;
     cairn_run_row *rows = NULL;
     int n = 0;
-    if (cli_open_journal(o->db, &s, &err) != 0 ||
-        s->ops->list_runs(s, "running,waiting,compensating,paused", &rows, &n, &err) != 0) {
+    if (cli_open_journal(o->db, &j, &err) != 0 ||
+        cairn_journal_list_runs(j, "running,waiting,compensating,paused", &rows, &n, &err) != 0) {
         cli_error(&err);
-        cairn_store_close(s);
+        cairn_journal_close(j);
         return EXIT_JOURNAL;
     }
-    cairn_store_close(s);
+    cairn_journal_close(j);
     jv all = jv_array();
     for (int i = 0; i < n; i++) {
         cairn_run_state *st = NULL;
@@ -229,18 +230,19 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     d = jv_object_set(d, jv_string("by"), jv_string(by));
     d = jv_object_set(d, jv_string("comment"), comment ? jv_string(comment) : jv_null());
     jv text = jv_dump_string(d, 0);
-    rc = cairn_command_add(o->db, words[0], "decide", jv_string_value(text), &err);
+    cairn_journal *j = NULL;
+    cairn_run_row row = {0};
+    rc = cli_open_journal(o->db, &j, &err);
+    if (rc == 0) rc = cairn_journal_put_command(j, words[0], "decide", jv_string_value(text), &err);
     jv_free(text);
+    bool held = rc == 0 && cairn_journal_get_run(j, words[0], &row, &err) == 0 && row.owner &&
+                cairn_owner_alive(row.owner);
+    cairn_run_row_clear(&row);
+    cairn_journal_close(j);
     if (rc) {
         cli_error(&err);
         return EXIT_JOURNAL;
     }
-    cairn_store *s = NULL;
-    cairn_run_row row = {0};
-    bool held = cli_open_journal(o->db, &s, &err) == 0 &&
-                s->ops->get_run(s, words[0], &row, &err) == 0 && row.owner && cairn_owner_alive(row.owner);
-    cairn_run_row_clear(&row);
-    cairn_store_close(s);
     if (!held) printf("%s of %s/%s by %s recorded; `cairn resume` carries it out\n", cmd, words[0], words[1], by);
     else if (taken(o, words[0], words[1], by)) printf("%s of %s/%s by %s taken\n", cmd, words[0], words[1], by);
     else fprintf(stderr, "cairn: %s recorded; the engine holding %s has not taken it yet\n", cmd, words[0]);

@@ -57,11 +57,12 @@ static void install_signals(cairn_engine *e) {
 static int open_engine(const cli_opts *o, cli_live **p, cairn_engine **e) {
     cairn_err err;
     *p = cli_live_new(stdout, o->db, cli_tty() && !o->json, cli_colour());
-    cairn_engine_config cfg = {.db_path = o->db, .on_event = cli_live_event, .ud = *p};
-    cfg.sync = o->sync;
+    cairn_engine_config cfg = {.on_event = cli_live_event, .ud = *p};
     const char *grace = getenv("CAIRN_GRACE_MS");
     if (grace && atoll(grace) > 0) cfg.grace_ms = atoll(grace);
-    if (cairn_engine_open(&cfg, e, &err) != 0) {
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE, .sync = o->sync};
+    if (cairn_journal_open(o->db, &jc, &cfg.journal, &err) != 0 ||
+        cairn_engine_open(&cfg, e, &err) != 0) {
         cli_error(&err);
         return EXIT_JOURNAL;
     }
@@ -81,15 +82,14 @@ static int drive(cairn_engine *e) {
 
 /* Read the finished run back from the journal (as `show` would). */
 static int final_status(const cli_opts *o, const char *run_id, bool print_json) {
-    cairn_store *s = NULL;
+    cairn_journal *j = NULL;
     cairn_run_state *st = NULL;
-    cairn_workflow *wf = NULL;
     cairn_err err;
-    int rc = cli_open_journal(o->db, &s, &err);
-    if (rc == 0) rc = cairn_load_run(s, run_id, NULL, &st, &wf, &err);
+    int rc = cli_open_journal(o->db, &j, &err);
+    if (rc == 0) rc = cairn_journal_load_run(j, run_id, &st, NULL, &err);
     if (rc) {
         cli_error(&err);
-        cairn_store_close(s);
+        cairn_journal_close(j);
         return EXIT_JOURNAL;   /* the run was there: it is the journal that fails */
     }
     int out = st->status == CAIRN_RUN_SUCCEEDED ? EXIT_OK : EXIT_FAILED;
@@ -98,8 +98,7 @@ static int final_status(const cli_opts *o, const char *run_id, bool print_json) 
         fprintf(stderr, "cairn: run %s stopped while %s; `cairn resume` carries it on\n",
                 run_id, cairn_run_status_name(st->status));
     cairn_run_state_free(st);
-    cairn_workflow_free(wf);
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return out;
 }
 
@@ -277,13 +276,13 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
 /* The runs row of run_id; else the exit code, the error printed: 3 when
  * the journal cannot be opened, 2 when it holds no such run. */
 static int run_status(const char *db, const char *run_id, cairn_run_row *row) {
-    cairn_store *s = NULL;
+    cairn_journal *j = NULL;
     cairn_err err;
-    int out = 0, rc = cli_open_journal(db, &s, &err);
+    int out = 0, rc = cli_open_journal(db, &j, &err);
     if (rc) out = EXIT_JOURNAL;
-    else if ((rc = s->ops->get_run(s, run_id, row, &err)) != 0) out = cli_lookup_exit(rc);
+    else if ((rc = cairn_journal_get_run(j, run_id, row, &err)) != 0) out = cli_lookup_exit(rc);
     if (out) cli_error(&err);
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return out;
 }
 
@@ -315,17 +314,15 @@ static int wait_for_end(const cli_opts *o, const char *run_id) {
 static bool wait_taken(const cli_opts *o, const char *run_id, const char *field, bool want) {
     int64_t deadline = cairn_now_ms() + CAIRN_CANCEL_WAIT_MS;
     while (cairn_now_ms() < deadline) {
-        cairn_store *s = NULL;
+        cairn_journal *j = NULL;
         cairn_run_state *st = NULL;
-        cairn_workflow *wf = NULL;
         cairn_err err;
         bool done = false;
-        if (cli_open_journal(o->db, &s, &err) == 0 &&
-            cairn_load_run(s, run_id, NULL, &st, &wf, &err) == 0)
+        if (cli_open_journal(o->db, &j, &err) == 0 &&
+            cairn_journal_load_run(j, run_id, &st, NULL, &err) == 0)
             done = strcmp(field, "paused") == 0 ? st->paused == want : false;
         cairn_run_state_free(st);
-        cairn_workflow_free(wf);
-        cairn_store_close(s);
+        cairn_journal_close(j);
         if (done) return true;
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL);
@@ -351,7 +348,7 @@ static int pause_or_unpause(cli_opts *o, int argc, char **argv, bool pause) {
         fprintf(stderr, "cairn: run %s has already ended\n", run_id);
         return EXIT_USAGE;
     }
-    if (cairn_command_add(o->db, run_id, cmd, "{}", &err) != 0) {
+    if (cairn_journal_command(o->db, run_id, cmd, "{}", &err) != 0) {
         cli_error(&err);
         return EXIT_JOURNAL;
     }
@@ -387,7 +384,7 @@ int cmd_cancel(cli_opts *o, int argc, char **argv) {
     if (row_ended(&row)) {
         fprintf(stderr, "cairn: run %s has already ended (%s)\n", run_id, row.status);
         rc = EXIT_USAGE;
-    } else if (cairn_command_add(o->db, run_id, "cancel", "{}", &err) != 0) {
+    } else if (cairn_journal_command(o->db, run_id, "cancel", "{}", &err) != 0) {
         cli_error(&err);
         rc = EXIT_JOURNAL;
     }

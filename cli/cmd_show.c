@@ -14,9 +14,9 @@
 #include "common/mem.h"
 #include "engine/engine.h"
 
-static int open_ro(const cli_opts *o, cairn_store **s) {
+static int open_ro(const cli_opts *o, cairn_journal **j) {
     cairn_err err;
-    if (cli_open_journal(o->db, s, &err) == 0) return 0;
+    if (cli_open_journal(o->db, j, &err) == 0) return 0;
     cli_error(&err);
     return EXIT_JOURNAL;
 }
@@ -88,19 +88,17 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
     int rc;
     const char *run_id = one_arg(o, argc, argv, "show", &rc);
     if (!run_id) return rc;
-    cairn_store *s = NULL;
-    if ((rc = open_ro(o, &s)) != 0) return rc;
+    cairn_journal *j = NULL;
+    if ((rc = open_ro(o, &j)) != 0) return rc;
     cairn_run_state *st = NULL;
-    cairn_workflow *wf = NULL;
     cairn_err err;
-    unsigned char key[32];
-    bool keyed = cairn_journal_key(o->db, false, key, &err) == 0;
-    if (!keyed)   /* shown all the same: the chain is for `verify` to judge */
+    int keyed = cairn_journal_use_key(j, &err);
+    if (keyed != 0 && keyed != CAIRN_EAUTH)   /* shown all the same: the chain is for `verify` to judge */
         fprintf(stderr, "cairn: the hash chain is not checked: %s\n", err.msg);
-    if (keyed && cairn_journal_key_check(s, o->db, key, false, &err) != 0) {
+    if (keyed == CAIRN_EAUTH) {
         cli_error(&err);
         rc = EXIT_JOURNAL;
-    } else if ((rc = cairn_load_run(s, run_id, keyed ? key : NULL, &st, &wf, &err)) != 0) {
+    } else if ((rc = cairn_journal_load_run(j, run_id, &st, NULL, &err)) != 0) {
         cli_error(&err);
         rc = cli_lookup_exit(rc);
     } else if (o->json) {
@@ -109,8 +107,7 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
         show_text(st);
     }
     cairn_run_state_free(st);
-    cairn_workflow_free(wf);
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return rc;
 }
 
@@ -119,14 +116,14 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
 int cmd_runs(cli_opts *o, int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (!cli_common_opt(o, argc, argv, &i)) return cli_usage("usage: cairn runs [--json]");
-    cairn_store *s = NULL;
-    int rc = open_ro(o, &s), n = 0;
+    cairn_journal *j = NULL;
+    int rc = open_ro(o, &j), n = 0;
     if (rc) return rc;
     cairn_run_row *rows = NULL;
     cairn_err err;
-    if (s->ops->list_runs(s, NULL, &rows, &n, &err) != 0) {
+    if (cairn_journal_list_runs(j, NULL, &rows, &n, &err) != 0) {
         cli_error(&err);
-        cairn_store_close(s);
+        cairn_journal_close(j);
         return EXIT_JOURNAL;
     }
     jv arr = jv_array();
@@ -149,7 +146,7 @@ int cmd_runs(cli_opts *o, int argc, char **argv) {
     if (o->json) cli_print_json(stdout, arr, false);
     else jv_free(arr);
     cairn_run_rows_free(rows, n);
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return EXIT_OK;
 }
 
@@ -168,7 +165,7 @@ static jv event_json(const cairn_event *ev) {
     o = jv_object_set(o, jv_string("type"), jv_string(cairn_event_type_name(ev->type)));
     o = jv_object_set(o, jv_string("step"), ev->step ? jv_string(ev->step) : jv_null());
     o = jv_object_set(o, jv_string("attempt"), jv_number(ev->attempt));
-    o = jv_object_set(o, jv_string("data"), jv_parse(ev->data_text ? ev->data_text : "null"));
+    o = jv_object_set(o, jv_string("data"), jv_parse(ev->data ? ev->data : "null"));
     return jv_object_set(o, jv_string("hash"), jv_string(hex));
 }
 
@@ -176,19 +173,16 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
     int rc;
     const char *run_id = one_arg(o, argc, argv, "journal", &rc);
     if (!run_id) return rc;
-    cairn_store *s = NULL;
-    if ((rc = open_ro(o, &s)) != 0) return rc;
+    cairn_journal *j = NULL;
+    if ((rc = open_ro(o, &j)) != 0) return rc;
     cairn_event *evs = NULL;
     int n = 0;
     cairn_err err;
-    cairn_run_row row;
-    if (s->ops->get_run(s, run_id, &row, &err) != 0 ||
-        s->ops->load_events(s, run_id, &evs, &n, &err) != 0) {
+    if (cairn_journal_load_events(j, run_id, &evs, &n, NULL, &err) != 0) {
         cli_error(&err);
-        cairn_store_close(s);
+        cairn_journal_close(j);
         return cli_lookup_exit(err.code);
     }
-    cairn_run_row_clear(&row);
     jv arr = jv_array();
     for (int i = 0; i < n; i++) {
         if (o->json) {
@@ -200,12 +194,12 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
         hash_hex(evs[i].hash, hex);
         printf("%4lld %s %-20s %-20s %d %s %s\n", (long long)evs[i].seq, when,
                cairn_event_type_name(evs[i].type), evs[i].step ? evs[i].step : "-",
-               evs[i].attempt, hex, evs[i].data_text);
+               evs[i].attempt, hex, evs[i].data);
     }
     if (o->json) cli_print_json(stdout, arr, false);
     else jv_free(arr);
     cairn_events_free(evs, n);
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return EXIT_OK;
 }
 
@@ -213,13 +207,13 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
 
 /* A run's chain, its pinned definition, and its runs row against its events.
  * Returns 0, or the exit code for the run: 2 not found, 3 it fails. */
-static int verify_one(cairn_store *s, const char *run_id, const unsigned char *key) {
+static int verify_one(cairn_journal *j, const char *run_id) {
     cairn_run_state *st = NULL;
     cairn_workflow *wf = NULL;
     cairn_run_row row = {0};
     cairn_err err;
-    int rc = cairn_load_run(s, run_id, key, &st, &wf, &err);
-    if (rc == 0) rc = s->ops->get_run(s, run_id, &row, &err);
+    int rc = cairn_journal_load_run(j, run_id, &st, &wf, &err);
+    if (rc == 0) rc = cairn_journal_get_run(j, run_id, &row, &err);
     if (rc == 0) rc = cairn_run_row_check(&row, st, &err);
     if (rc == 0) {
         char hex[2 * CAIRN_HASH_LEN + 1];
@@ -240,33 +234,31 @@ static int verify_one(cairn_store *s, const char *run_id, const unsigned char *k
 static int max_exit(int a, int b) { return a > b ? a : b; }
 
 int cmd_verify(cli_opts *o, int argc, char **argv) {
-    cairn_store *s = NULL;
-    unsigned char key[32];
+    cairn_journal *j = NULL;
     cairn_err err;
     int worst = 0, given = 0;
     for (int i = 0; i < argc; i++)
         if (!cli_common_opt(o, argc, argv, &i)) argv[given++] = argv[i];
-    int rc = open_ro(o, &s);
+    int rc = open_ro(o, &j);
     if (rc) return rc;
-    if (cairn_journal_key(o->db, false, key, &err) != 0 ||
-        cairn_journal_key_check(s, o->db, key, false, &err) != 0) {
+    if (cairn_journal_use_key(j, &err) != 0) {
         cli_error(&err);
-        cairn_store_close(s);
+        cairn_journal_close(j);
         return EXIT_JOURNAL;
     }
     if (given) {
-        for (int i = 0; i < given; i++) worst = max_exit(worst, verify_one(s, argv[i], key));
+        for (int i = 0; i < given; i++) worst = max_exit(worst, verify_one(j, argv[i]));
     } else {
         cairn_run_row *rows = NULL;
         int n = 0;
-        if (s->ops->list_runs(s, NULL, &rows, &n, &err) != 0) {
+        if (cairn_journal_list_runs(j, NULL, &rows, &n, &err) != 0) {
             cli_error(&err);
-            cairn_store_close(s);
+            cairn_journal_close(j);
             return EXIT_JOURNAL;
         }
-        for (int i = 0; i < n; i++) worst = max_exit(worst, verify_one(s, rows[i].id, key));
+        for (int i = 0; i < n; i++) worst = max_exit(worst, verify_one(j, rows[i].id));
         cairn_run_rows_free(rows, n);
     }
-    cairn_store_close(s);
+    cairn_journal_close(j);
     return worst;
 }

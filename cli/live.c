@@ -52,7 +52,7 @@ struct cli_live {
     int n_runs;
     live_def defs[CAIRN_LIVE_RUNS_MAX];
     int n_defs;
-    cairn_store *store;    /* to read definitions, opened at first need */
+    cairn_journal *journal;   /* to read definitions, opened at first need */
     char status[CAIRN_LIVE_STATUS_MAX];   /* the status line showing, "" none */
     long lines;            /* finished lines printed */
     int64_t drawn_ms;      /* when the status line was last worked out (monotonic) */
@@ -89,15 +89,14 @@ static void error_text(jv data, char *out, size_t len) {
 }
 
 static jv event_data(const cairn_event *ev) {
-    jv data = jv_parse(ev->data_text ? ev->data_text : "{}");   /* the engine keeps text only */
+    jv data = jv_parse(ev->data ? ev->data : "{}");   /* the engine keeps text only */
     if (jv_get_kind(data) == JV_KIND_OBJECT) return data;
     jv_free(data);
     return jv_object();
 }
 
 /* The foreach item an event names, or -1. */
-static int event_index(const cairn_event *ev, jv data) {
-    if (ev->hinted) return ev->index_hint;
+static int event_index(jv data) {
     jv index = field(data, "index");
     int i = jv_get_kind(index) == JV_KIND_NUMBER ? (int)jv_number_value(index) : -1;
     jv_free(index);
@@ -109,7 +108,7 @@ static int event_index(const cairn_event *ev, jv data) {
 static void print_line(cli_live *l, const cairn_event *ev, const cairn_run_state *st, jv data) {
     char when[40], what[160], detail[400] = "";
     cairn_rfc3339(ev->time_ms, when, sizeof when);
-    int index = event_index(ev, data);
+    int index = event_index(data);
     if (ev->step && index >= 0) snprintf(what, sizeof what, "%s[%d]", ev->step, index);
     else snprintf(what, sizeof what, "%s", ev->step ? ev->step : "run");
     if (ev->type == CAIRN_EV_STEP_STARTED) snprintf(detail, sizeof detail, "attempt %d", ev->attempt);
@@ -125,9 +124,8 @@ static void print_line(cli_live *l, const cairn_event *ev, const cairn_run_state
 /* Open the journal to read, once; 0 when it is open. */
 static int open_store(cli_live *l) {
     cairn_err err;
-    if (l->store == NULL && cairn_store_open_sqlite(l->db, CAIRN_SYNC_FULL, true, &l->store, &err) != 0)
-        l->store = NULL;
-    return l->store ? 0 : -1;
+    if (l->journal == NULL && cli_open_journal(l->db, &l->journal, &err) != 0) l->journal = NULL;
+    return l->journal ? 0 : -1;
 }
 
 /* How many of the run's steps are its workflow's own (not on_failure steps
@@ -139,7 +137,8 @@ static int main_steps(cli_live *l, const cairn_run_state *st) {
     cairn_workflow *wf = NULL;
     cairn_err err;
     int n = 0;
-    if (open_store(l) == 0 && st->def_hash && cairn_definition_load(l->store, st->def_hash, st->id, &wf, &err) == 0)
+    if (open_store(l) == 0 && st->def_hash &&
+        cairn_journal_definition(l->journal, st->def_hash, st->id, &wf, &err) == 0)
         n = wf->n_steps;
     else
         for (int i = 0; i < st->n_steps; i++) n += strchr(st->step_ids[i], '#') == NULL;
@@ -517,7 +516,7 @@ static const view_fn view_of[] = {
 static void view_event(cli_live *l, const cairn_event *ev, const cairn_run_state *st, jv data) {
     view_ctx c = {.l = l, .r = run_of(l, st), .ev = ev, .st = st, .data = data,
                   .step = ev->step ? cairn_run_state_step(st, ev->step) : -1};
-    c.index = event_index(ev, data);
+    c.index = event_index(data);
     prefix_of(st, c.pre, sizeof c.pre);
     if (c.r && c.step >= 0 && c.step < c.r->n_steps && c.r->began_ms[c.step] == 0)
         c.r->began_ms[c.step] = ev->time_ms;
@@ -560,15 +559,14 @@ void cli_live_resumed(cli_live *l) {
     char self[256];
     if (!l->view || open_store(l) != 0) return;
     cairn_owner_self(self, sizeof self);
-    if (l->store->ops->list_runs(l->store, "running,waiting,compensating", &rows, &n, &err) != 0) n = 0;
+    if (cairn_journal_list_runs(l->journal, "running,waiting,compensating", &rows, &n, &err) != 0)
+        n = 0;
     for (int i = 0; i < n; i++) {
         cairn_run_state *st = NULL;
-        cairn_workflow *wf = NULL;
         if (rows[i].owner && strcmp(rows[i].owner, self) == 0 &&
-            cairn_load_run(l->store, rows[i].id, NULL, &st, &wf, &err) == 0)
+            cairn_journal_load_run(l->journal, rows[i].id, &st, NULL, &err) == 0)
             view_resumed(l, st);
         cairn_run_state_free(st);
-        cairn_workflow_free(wf);
         cairn_run_row_clear(&rows[i]);
     }
     free(rows);
@@ -605,7 +603,7 @@ void cli_live_free(cli_live *l) {
     erase_status(l);
     fflush(l->out);
     while (l->n_runs) run_drop(l, &l->runs[l->n_runs - 1]);
-    cairn_store_close(l->store);
+    cairn_journal_close(l->journal);
     free(l->db);
     free(l->db_arg);
     free(l);

@@ -7,8 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "engine/clog.h"
-#include "engine/store.h"
+#include "engine/journal.h"
 
 static const char usage_text[] =
     "usage: cairn [--db PATH] COMMAND [ARGS]\n"
@@ -63,29 +62,21 @@ void cli_error(const cairn_err *err) {
     fprintf(stderr, "cairn: %s\n", cairn_err_format(err, msg, sizeof msg));
 }
 
-int cli_open_journal(const char *db, cairn_store **s, cairn_err *err) {
-    cairn_err settle;
-    int rc = cairn_clog_settle(db, &settle);
-    if (rc == CAIRN_ECORRUPT) {   /* damaged or foreign: refused, nothing changed */
-        *s = NULL;
-        *err = settle;
-        return rc;
-    }
-    if (rc != 0) {
-        char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
-        fprintf(stderr, "cairn: warning: the newest events of a stopped engine may be missing"
-                " (%s)\n", cairn_err_format(&settle, msg, sizeof msg));
-    }
-    return cairn_store_open_sqlite(db, CAIRN_SYNC_FULL, true, s, err);
+int cli_open_journal(const char *db, cairn_journal **j, cairn_err *err) {
+    cairn_journal_config cfg = {.role = CAIRN_JOURNAL_READER};
+    int rc = cairn_journal_open(db, &cfg, j, err);
+    if (rc == 0 && cairn_journal_warning(*j))
+        fprintf(stderr, "cairn: warning: %s\n", cairn_journal_warning(*j));
+    return rc;
 }
 
 int cli_lookup_exit(int code) { return code == CAIRN_ENOTFOUND ? EXIT_USAGE : EXIT_JOURNAL; }
 
 int cli_journal_exists(const char *db) {
-    cairn_store *s = NULL;
+    cairn_journal *j = NULL;
     cairn_err err;
-    int rc = cli_open_journal(db, &s, &err);
-    cairn_store_close(s);
+    int rc = cli_open_journal(db, &j, &err);
+    cairn_journal_close(j);
     if (rc == 0) return 0;
     cli_error(&err);
     return EXIT_JOURNAL;

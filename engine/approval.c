@@ -206,7 +206,7 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
               cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by),
                                    strcmp(jv_string_value(decision), "approve") == 0, &err) == 0;
     if (!ok) {   /* moot by now (decided meanwhile): drop it, journal nothing */
-        e->aux->ops->delete_command(e->aux, command_id, NULL);
+        cairn_journal_drop_command(e->journal, command_id);
     } else {
         int i = cairn_run_state_step(r->st, jv_string_value(step));
         char when[40];

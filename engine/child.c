@@ -45,7 +45,7 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
     jv name = get(with, "name"), inputs = get(with, "inputs");
     eng_plan *plan = NULL;
     int rc = jv_get_kind(name) == JV_KIND_STRING
-                 ? e->aux->ops->find_definition(e->aux, jv_string_value(name), hash, &err)
+                 ? cairn_journal_find_definition(e->journal, jv_string_value(name), hash, &err)
                  : cairn_err_set(&err, CAIRN_EINVAL, "workflow: `name` must be a string");
     if (rc == 0) plan = eng_plan_for(e, hash, NULL, &err);
     if (plan && jv_get_kind(inputs) == JV_KIND_NULL) {
@@ -122,13 +122,11 @@ void eng_reconcile_children(cairn_engine *e, eng_run *parent) {
         const cairn_step_state *s = &parent->st->steps[i];
         if (s->status != CAIRN_STEP_WAITING || !s->child[0] || eng_find_run(e, s->child)) continue;
         cairn_run_state *st = NULL;
-        cairn_workflow *wf = NULL;
         cairn_err err;
-        if (cairn_load_run(e->aux, s->child, NULL, &st, &wf, &err) == 0 &&
+        if (cairn_journal_load_run(e->journal, s->child, &st, NULL, &err) == 0 &&
             cairn_run_status_terminal(st->status))
             take_outcome(e, parent, i, st);
         cairn_run_state_free(st);
-        cairn_workflow_free(wf);
     }
 }
 

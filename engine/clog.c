@@ -142,39 +142,36 @@ static char *take_str(cursor *c, size_t *len_out) {
 /* ---- events ------------------------------------------------------------- */
 
 static void encode_event(cairn_buf *b, const cairn_event *ev) {
-    size_t data_len = ev->data_len ? ev->data_len : strlen(ev->data_text);
+    size_t data_len = ev->data_len ? ev->data_len : strlen(ev->data);
     put_str(b, ev->run_id, strlen(ev->run_id));
     put64(b, (uint64_t)ev->seq);
     put64(b, (uint64_t)ev->time_ms);
     put32(b, (uint32_t)ev->type);
     put_str(b, ev->step, ev->step ? strlen(ev->step) : 0);
     put32(b, (uint32_t)ev->attempt);
-    put_str(b, ev->data_text, data_len);
+    put_str(b, ev->data, data_len);
     cairn_buf_append(b, ev->hash, CAIRN_HASH_LEN);
     put64(b, (uint64_t)ev->command_id);
-    put_str(b, ev->workflow, ev->workflow ? strlen(ev->workflow) : 0);
-    put_str(b, ev->def_hash, ev->def_hash ? strlen(ev->def_hash) : 0);
-    put_str(b, ev->parent, ev->parent ? strlen(ev->parent) : 0);
+    /* three slots that held run_created's runs columns, which the journal
+     * now takes from its data: kept, empty, so the format stays "CAIRNCL2" */
+    for (int i = 0; i < 3; i++) put_str(b, NULL, 0);
 }
 
 /* One event into ev (cleared first); false when the bytes are not one. */
 static bool decode_event(cursor *c, cairn_event *ev) {
     memset(ev, 0, sizeof *ev);
-    ev->data = jv_invalid();
     char *run_id = take_str(c, NULL);
     ev->seq = (int64_t)take64(c);
     ev->time_ms = (int64_t)take64(c);
     uint32_t type = take32(c);
     ev->step = take_str(c, NULL);
     ev->attempt = (int)take32(c);
-    ev->data_text = take_str(c, &ev->data_len);
+    ev->data = take_str(c, &ev->data_len);
     const unsigned char *hash = take(c, CAIRN_HASH_LEN);
     if (hash) memcpy(ev->hash, hash, CAIRN_HASH_LEN);
     ev->command_id = (int64_t)take64(c);
-    ev->workflow = take_str(c, NULL);
-    ev->def_hash = take_str(c, NULL);
-    ev->parent = take_str(c, NULL);
-    bool ok = !c->bad && run_id && strlen(run_id) < CAIRN_RUN_ID_MAX && ev->data_text &&
+    for (int i = 0; i < 3; i++) free(take_str(c, NULL));   /* see encode_event */
+    bool ok = !c->bad && run_id && strlen(run_id) < CAIRN_RUN_ID_MAX && ev->data &&
               cairn_event_type_known(type) && ev->seq > 0;
     if (ok) {
         snprintf(ev->run_id, sizeof ev->run_id, "%s", run_id);

@@ -166,52 +166,44 @@ int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, i
     return eng_emit_at(e, r, type, step, index, attempt, data, cairn_wall_ms());
 }
 
-/* One allocation for the event, its step id and its data's text: an event
- * is made and freed for every step twice, and three allocations each were a
- * tenth of the orchestrator's time in W2. */
-static cairn_event *event_new(const char *step, const cairn_buf *text) {
+cairn_event *eng_event_new(eng_run *r, const char *step, const char *text, size_t len) {
     size_t step_len = step ? strlen(step) + 1 : 0;
-    cairn_event *ev = cairn_calloc(1, sizeof *ev + step_len + text->len + 1);
-    char *tail = (char *)(ev + 1);
+    eng_event *e = cairn_calloc(1, sizeof *e + step_len + len + 1);
+    char *tail = (char *)(e + 1);
+    cairn_event *ev = &e->ev;
     if (step) ev->step = memcpy(tail, step, step_len);
-    ev->data_text = memcpy(tail + step_len, text->data, text->len);
-    ev->data_text[text->len] = '\0';
-    ev->data_len = text->len;
-    ev->packed = true;
+    ev->data = memcpy(tail + step_len, text, len);
+    ev->data[len] = '\0';
+    ev->data_len = len;
+    e->run = r;
     return ev;
+}
+
+void eng_event_free(cairn_event *ev) {
+    free(ev);   /* eng_event begins with it; step and data lie in the same block */
 }
 
 /* Stamp, hash, fold and queue an event whose data (consumed) and canonical
  * text (e->event_text, copied) are made. */
-static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
-                    int attempt, jv data, int64_t time_ms) {
+static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int attempt,
+                    jv data, int64_t time_ms) {
     cairn_run_state *st = r->st;
-    cairn_event *ev = event_new(step >= 0 ? r->plan->ids[step] : NULL, &e->event_text);
+    cairn_event *ev = eng_event_new(r, step >= 0 ? r->plan->ids[step] : NULL,
+                                    e->event_text.data, e->event_text.len);
     memcpy(ev->run_id, st->id, sizeof ev->run_id);   /* same size; NUL-terminated */
     ev->seq = st->last_seq + 1;
     ev->time_ms = time_ms;
     ev->type = type;
-    ev->hinted = true;
-    ev->step_hint = step;
-    ev->index_hint = index >= 0 ? index : -1;
     ev->attempt = attempt;
-    ev->data = data;
-    ev->producer = r;
     cairn_chain_hash(e->chain, ev->seq > 1 ? st->head : NULL, ev);
     cairn_err err;
-    if (cairn_fold_apply(st, ev, &err) != 0) {
+    int rc = cairn_fold_apply(st, ev, data, &err);
+    jv_free(data);                   /* folded: free it while it is in cache */
+    if (rc != 0) {
         sticky(e, &err);
-        cairn_event_clear(ev);
-        free(ev);
+        eng_event_free(ev);
         return -1;
     }
-    if (type == CAIRN_EV_RUN_CREATED) {
-        ev->workflow = cairn_strdup(st->workflow);
-        ev->def_hash = cairn_strdup(st->def_hash);
-        ev->parent = cairn_strdup(st->parent);
-    }
-    jv_free(ev->data);               /* folded: free it while it is in cache */
-    ev->data = jv_invalid();
     eng_batch_push(&e->out, ev);
     e->out.ticket = ++e->next_ticket;
     if (cairn_run_status_terminal(st->status) && !r->ended) {
@@ -230,14 +222,14 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     data = cairn_secrets_mask(data, e->secrets);   /* no secret reaches the journal */
     cairn_buf_reset(&e->event_text);
     cairn_json_write(&e->event_text, data);
-    return emit(e, r, type, step, index, attempt, data, time_ms);
+    return emit(e, r, type, step, attempt, data, time_ms);
 }
 
 /* Two events a step: their data's text is written key by key, in canonical
  * order ("idempotency_key" < "index" < "input" < "output"), rather than
  * built as an object and then taken apart and sorted again.  The object the
- * fold gets holds only what it reads from these two events beyond the
- * event's hints: the output (see cairn_event in event.h). */
+ * fold gets holds only what it reads of these two events: the index and the
+ * output (see cairn_fold_apply). */
 int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                       int attempt, const char *idempotency_key, jv value) {
     value = cairn_secrets_mask(value, e->secrets);   /* no secret reaches the journal */
@@ -258,31 +250,15 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
     cairn_buf_puts(b, started ? "\"input\":" : "\"output\":");
     cairn_json_write(b, value);
     cairn_buf_putc(b, '}');
+    /* the fold reads the index, and of step_succeeded the output */
     jv data = jv_object();
     if (started) jv_free(value);
     else data = jv_object_set(data, eng_key(r->plan, KEY_OUTPUT), value);
-    return emit(e, r, type, step, index, attempt, data, cairn_wall_ms());
+    if (index >= 0) data = jv_object_set(data, eng_key(r->plan, KEY_INDEX), jv_number(index));
+    return emit(e, r, type, step, attempt, data, cairn_wall_ms());
 }
 
 /* ---- plans (compiled workflows) ------------------------------------------ */
-
-char **cairn_step_ids(const cairn_workflow *wf, int *n) {
-    int total = wf->n_steps + wf->n_on_failure;
-    for (int i = 0; i < wf->n_steps; i++) total += wf->steps[i].compensate != NULL;
-    char **ids = cairn_calloc((size_t)total + 1, sizeof *ids);
-    int k = 0;
-    for (int i = 0; i < wf->n_steps; i++) ids[k++] = cairn_strdup(wf->steps[i].id);
-    for (int i = 0; i < wf->n_on_failure; i++) ids[k++] = cairn_strdup(wf->on_failure[i].id);
-    for (int i = 0; i < wf->n_steps; i++)
-        if (wf->steps[i].compensate) ids[k++] = cairn_sprintf("%s#compensate", wf->steps[i].id);
-    *n = k;
-    return ids;
-}
-
-void cairn_step_ids_free(char **ids, int n) {
-    for (int i = 0; ids && i < n; i++) free(ids[i]);
-    free(ids);
-}
 
 static eng_plan *plan_new(cairn_workflow *wf) {
     eng_plan *p = cairn_calloc(1, sizeof *p);
@@ -369,7 +345,7 @@ static eng_plan *add_plan(cairn_engine *e, cairn_workflow *wf) {
 eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, const char *run_id, cairn_err *err) {
     eng_plan *p = find_plan(e, def_hash);
     cairn_workflow *wf = NULL;
-    if (p == NULL && cairn_definition_load(e->aux, def_hash, run_id, &wf, err) == 0)
+    if (p == NULL && cairn_journal_definition(e->journal, def_hash, run_id, &wf, err) == 0)
         p = add_plan(e, wf);
     return p;
 }
@@ -381,8 +357,7 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
         cairn_workflow_free(wf);
         return 0;
     }
-    int rc = e->aux->ops->put_definition(e->aux, wf->sha256, wf->name, wf->file, wf->source,
-                                         wf->source_len, err);
+    int rc = cairn_journal_put_definition(e->journal, wf, err);
     if (rc) {
         cairn_workflow_free(wf);
         return rc;
@@ -397,28 +372,23 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
  * another process holds it: this engine then commits straight to SQLite,
  * and settles the log again before it claims runs (settle_journal).  With
  * syncs relaxed there is no sync for the log to save: only settle it. */
-static int take_log(cairn_engine *e, cairn_clog **out, cairn_err *err) {
-    *out = NULL;
-    if (e->cfg.sync != CAIRN_SYNC_FULL) return cairn_clog_settle(e->db_path, err);
-    int rc = cairn_clog_take(e->db_path, e->owner, true, out, err);
-    return rc == CAIRN_EBUSY ? 0 : rc;
-}
-
 /* Before reading runs to claim them: everything this engine wrote is in
- * SQLite, and so is whatever a dead holder of the log left there. */
+ * the journal of record, and so is whatever a dead holder of the commit
+ * log left there. */
 static int settle_journal(cairn_engine *e, cairn_err *err) {
-    if (!e->logged) return cairn_clog_settle(e->db_path, err);
+    if (!e->logged) return cairn_journal_settle_others(e->journal, err);
     eng_writer_submit(e->writer, &e->out);
     return eng_writer_catch_up(e->writer, err);
 }
 
 int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err) {
+    *out = NULL;
+    if (cfg->journal == NULL) return cairn_err_set(err, CAIRN_EINVAL, "no journal");
     cairn_engine *e = cairn_calloc(1, sizeof *e);
     e->run_slots = cairn_strmap_new();
-    cairn_store *ws = NULL;
     e->cfg = *cfg;
-    e->db_path = cairn_strdup(cfg->db_path);
-    e->cfg.db_path = e->db_path;
+    e->journal = cfg->journal;
+    e->cfg.journal = NULL;
     if (e->cfg.workers <= 0) e->cfg.workers = CAIRN_DEFAULT_WORKERS;
     if (e->cfg.grace_ms <= 0) e->cfg.grace_ms = CAIRN_DEFAULT_GRACE_MS;
     pthread_mutex_init(&e->inbox_mu, NULL);
@@ -428,30 +398,12 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
      * handles it (the CLI calls cairn_engine_wake) */
     struct sigaction old;
     if (sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGUSR1, SIG_IGN);
-    cairn_owner_self(e->owner, sizeof e->owner);
-    /* what may refuse the journal reads only, so a refusal changes nothing:
-     * the database's integrity, then the commit log (clog.h) */
-    int rc = cairn_store_check_sqlite(e->db_path, err);
-    cairn_clog *log = NULL;
-    if (rc == 0) rc = take_log(e, &log, err);
-    if (rc == 0) rc = cairn_store_open_sqlite(e->db_path, cfg->sync, false, &e->aux, err);
-    if (rc == 0) rc = cairn_journal_key(e->db_path, true, e->key, err);
-    if (rc == 0) rc = cairn_journal_key_check(e->aux, e->db_path, e->key, true, err);
-    /* the writer syncs apart from its commits (writer.c) */
-    cairn_sync_mode ws_sync = cfg->sync == CAIRN_SYNC_FULL ? CAIRN_SYNC_DEFERRED : cfg->sync;
-    if (rc == 0) rc = cairn_store_open_sqlite_writer(e->db_path, ws_sync, &ws, err);
-    if (rc) {
-        cairn_clog_close(log);
-        cairn_engine_close(e);
-        return rc;
-    }
-    ws->ops->set_owner(ws, e->owner);
-    e->chain = cairn_chain_new(e->key, sizeof e->key);
-    e->logged = log != NULL;
-    e->writer = eng_writer_start(ws, log, post_from_writer, e);
+    e->chain = cairn_journal_chain(e->journal);
+    e->logged = cairn_journal_writes_ahead(e->journal);
+    e->writer = eng_writer_start(e->journal, post_from_writer, e);
     e->pool = eng_pool_start(e, e->cfg.workers);
-    e->data_version = e->aux->ops->data_version(e->aux);
-    cairn_secrets_paths(e->db_path, &e->secrets_file, &e->secrets_key_file);
+    e->data_version = cairn_journal_changes(e->journal);
+    cairn_journal_secrets_paths(e->journal, &e->secrets_file, &e->secrets_key_file);
     e->secrets_mtime_ns = -1;
     *out = e;
     return 0;
@@ -482,10 +434,6 @@ void cairn_engine_close(cairn_engine *e) {
         eng_batch_free_events(&m->batch);
         free(m);
     }
-    if (e->aux) {
-        e->aux->ops->release_runs(e->aux, e->owner, NULL);
-        cairn_store_close(e->aux);
-    }
     eng_batch_free_events(&e->out);
     for (int i = 0; i < e->n_runs; i++) eng_run_free(e->runs[i]);
     free(e->runs);
@@ -496,7 +444,6 @@ void cairn_engine_close(cairn_engine *e) {
         e->plans = p->next;
         plan_free(p);
     }
-    cairn_chain_free(e->chain);
     free(e->taken);
     cairn_buf_free(&e->event_text);
     cairn_secrets_free(e->secrets);
@@ -504,7 +451,7 @@ void cairn_engine_close(cairn_engine *e) {
     free(e->secrets_key_file);
     if (e->wake_fd >= 0) close(e->wake_fd);
     pthread_mutex_destroy(&e->inbox_mu);
-    free(e->db_path);
+    cairn_journal_close(e->journal);   /* after the writer: it releases the runs */
     free(e);
 }
 
@@ -561,9 +508,9 @@ int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv 
 static int resume_all(cairn_engine *e, int *count, cairn_err *err) {
     cairn_run_row *rows = NULL;
     int n = 0;
-    int rc = e->aux->ops->list_runs(e->aux, "running,waiting,compensating,paused", &rows, &n, err);
+    int rc = cairn_journal_list_runs(e->journal, "running,waiting,compensating,paused", &rows, &n, err);
     /* one transaction for every claim: one sync, not one per run */
-    bool batch = rc == 0 && n > 1 && e->aux->ops->batch_begin(e->aux, NULL) == 0;
+    bool batch = rc == 0 && n > 1 && cairn_journal_claims_begin(e->journal, NULL) == 0;
     for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */
         cairn_err one;
         int r1 = eng_resume_run(e, rows[i].id, &one);
@@ -574,7 +521,7 @@ static int resume_all(cairn_engine *e, int *count, cairn_err *err) {
                     cairn_err_format(&one, msg, sizeof msg));
         }
     }
-    if (batch) rc = e->aux->ops->batch_end(e->aux, err);
+    if (batch) rc = cairn_journal_claims_end(e->journal, err);
     cairn_run_rows_free(rows, n);
     return rc;
 }
@@ -637,7 +584,7 @@ static void prune_taken(cairn_engine *e, const cairn_command *cmds, int n) {
 void eng_apply_commands(cairn_engine *e, const eng_run *only) {
     cairn_command *cmds = NULL;
     int n = 0;
-    if (e->aux->ops->list_commands(e->aux, e->owner, &cmds, &n, NULL) != 0) return;
+    if (cairn_journal_take_commands(e->journal, &cmds, &n, NULL) != 0) return;
     prune_taken(e, cmds, n);
     for (int i = 0; i < n; i++) {
         eng_run *r = eng_find_run(e, cmds[i].run_id);
@@ -653,31 +600,10 @@ void eng_apply_commands(cairn_engine *e, const eng_run *only) {
 }
 
 static void poll_commands(cairn_engine *e) {
-    int64_t v = e->aux->ops->data_version(e->aux);
+    int64_t v = cairn_journal_changes(e->journal);
     if (v == e->data_version) return;
     e->data_version = v;
     eng_apply_commands(e, NULL);
-}
-
-int cairn_command_add(const char *db_path, const char *run_id, const char *type,
-                      const char *data, cairn_err *err) {
-    cairn_store *s = NULL;
-    cairn_run_row row = {0};
-    /* A live engine holds the run: it journals the command's effect durably
-     * and callers wait to see that, so the command row itself need not cost
-     * a sync.  With no engine, the row is all there is: synced. */
-    bool held = cairn_store_open_sqlite(db_path, CAIRN_SYNC_FULL, true, &s, NULL) == 0 &&
-                s->ops->get_run(s, run_id, &row, NULL) == 0 && row.owner &&
-                cairn_owner_alive(row.owner);
-    cairn_store_close(s);
-    s = NULL;
-    int rc = cairn_store_open_sqlite(db_path, held ? CAIRN_SYNC_NORMAL : CAIRN_SYNC_FULL, false,
-                                     &s, err);
-    if (rc == 0) rc = s->ops->add_command(s, run_id, type, data, err);
-    if (rc == 0 && held) cairn_owner_wake(row.owner);   /* read it now, not at the next poll */
-    cairn_run_row_clear(&row);
-    cairn_store_close(s);
-    return rc;
 }
 
 void cairn_engine_wake(cairn_engine *e) {
@@ -692,7 +618,7 @@ static void on_durable(cairn_engine *e, eng_msg *m) {
     if (m->batch.ticket > e->durable) e->durable = m->batch.ticket;
     for (int i = 0; i < m->batch.n; i++) {
         cairn_event *ev = m->batch.events[i];
-        eng_run *r = ev->producer;
+        eng_run *r = eng_event_run(ev);
         if (e->cfg.on_event) e->cfg.on_event(ev, r->st, e->cfg.ud);
     }
     eng_batch_free_events(&m->batch);

@@ -49,7 +49,7 @@
 #include "dsl/workflow.h"
 #include "engine/event.h"
 #include "engine/fold.h"
-#include "engine/store.h"
+#include "engine/journal.h"
 
 #define CAIRN_DEFAULT_WORKERS 16
 #define CAIRN_DEFAULT_GRACE_MS 30000      /* SIGTERM: time running attempts get to finish */
@@ -67,14 +67,12 @@
 typedef struct cairn_engine cairn_engine;
 
 /* Called on the orchestrator thread once ev is durable.  st is the run's
- * current state (it may already be past ev).  ev's data is in data_text
- * only, as for events read from the journal: its libjq form was freed once
- * folded. */
+ * current state (it may already be past ev).  ev is as the journal holds
+ * it: its data is text (event.h). */
 typedef void (*cairn_event_cb)(const cairn_event *ev, const cairn_run_state *st, void *ud);
 
 typedef struct cairn_engine_config {
-    const char *db_path;
-    cairn_sync_mode sync;
+    cairn_journal *journal;      /* opened as CAIRN_JOURNAL_ENGINE; the engine's, even on error */
     int workers;                 /* 0: CAIRN_DEFAULT_WORKERS */
     int64_t grace_ms;            /* 0: CAIRN_DEFAULT_GRACE_MS */
     bool pool_only;              /* run every action on the worker pool, even inline ones */
@@ -82,9 +80,8 @@ typedef struct cairn_engine_config {
     void *ud;
 } cairn_engine_config;
 
-/* Open the engine on cfg->db_path.  It takes the commit log beside the
- * journal (applying what a dead engine left in it) unless another engine
- * holds it; then it commits straight to SQLite. */
+/* Open the engine on cfg->journal, which it owns from here on (and closes
+ * with cairn_engine_close, or at once on error). */
 int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err);
 
 /* Close the engine: stops the threads (the loop must have returned). NULL ok. */
@@ -121,47 +118,8 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err);
 void cairn_engine_request_stop(cairn_engine *e);
 
 /* Read commands from other processes now rather than at the next poll
- * (async-signal-safe: for SIGUSR1, which cairn_command_add sends). */
+ * (async-signal-safe: for SIGUSR1, which cairn_journal_put_command sends). */
 void cairn_engine_wake(cairn_engine *e);
-
-/* Record a command for a run, to be carried out by the engine that holds it
- * (or by the next one): "cancel", "pause", "unpause", "decide".  Works from
- * any process.  When a live engine holds the run the row is written without
- * a sync (the engine journals its effect durably, and callers wait for
- * that); otherwise it is synced, since it must wait for the next resume. */
-int cairn_command_add(const char *db_path, const char *run_id, const char *type,
-                      const char *data, cairn_err *err);
-
-/* Fold a run's journal into state, reading the definition to know its steps.
- * Verifies the hash chain when key is not NULL (a break is CAIRN_ECORRUPT).
- * The definition is the one run_created pins (the runs row must name the
- * same), loaded with cairn_definition_load.  *wf_out receives the compiled
- * workflow, owned by the caller. */
-int cairn_load_run(cairn_store *s, const char *run_id, const unsigned char *key,
-                   cairn_run_state **st_out, cairn_workflow **wf_out, cairn_err *err);
-
-/* Whether the runs table's row agrees with the run's fold (st, from
- * cairn_load_run): workflow, def_hash, parent_id, status (running, paused,
- * compensating or how it ended), created_at and updated_at (when status
- * last changed).  0, or CAIRN_ECORRUPT naming the run and the first column
- * that differs, with both values: the row was edited. */
-int cairn_run_row_check(const cairn_run_row *row, const cairn_run_state *st, cairn_err *err);
-
-/* Load and compile the definition pinned by hash (a hex SHA-256) from the
- * journal.  Its source must hash to exactly that: an edited definition is
- * CAIRN_ECORRUPT, with a message naming the run (run_id, or NULL when the
- * load is for no run yet) and both hashes, and nothing is compiled.  Every
- * load of a pinned definition goes through here: resume, show, verify,
- * child runs.  *wf belongs to the caller. */
-int cairn_definition_load(cairn_store *s, const char *hash, const char *run_id,
-                          cairn_workflow **wf, cairn_err *err);
-
-/* Every step a run of wf can journal, in this order: the steps, then the
- * on_failure steps, then one "<id>#compensate" per step with a compensate
- * body.  The array and its strings are the caller's (free with
- * cairn_step_ids_free). */
-char **cairn_step_ids(const cairn_workflow *wf, int *n);
-void cairn_step_ids_free(char **ids, int n);
 
 /* Whether `by` may decide the open approval of step in st now: the approval
  * exists and is undecided, the run has not ended, by is an approver (or

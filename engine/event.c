@@ -44,18 +44,11 @@ cairn_event_type cairn_event_type_parse(const char *s) {
 
 void cairn_event_clear(cairn_event *ev) {
     if (ev == NULL) return;
-    if (!ev->packed) {
-        free(ev->step);
-        free(ev->data_text);
-    }
-    free(ev->workflow);
-    free(ev->def_hash);
-    free(ev->parent);
-    ev->workflow = ev->def_hash = ev->parent = NULL;
-    jv_free(ev->data);
+    free(ev->step);
+    free(ev->data);
     ev->step = NULL;
-    ev->data_text = NULL;
-    ev->data = jv_invalid();
+    ev->data = NULL;
+    ev->data_len = 0;
 }
 
 /* SHA-256 states with the HMAC pads already absorbed.  The low-level SHA256_*
@@ -109,7 +102,7 @@ void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev
     put_str(m, cairn_event_type_name(ev->type));
     put_str(m, ev->step);
     put_num(m, ev->attempt);
-    put_str(m, ev->data_text);
+    put_str(m, ev->data);
     SHA256_CTX ctx = c->inner;
     SHA256_Update(&ctx, m->data, m->len);
     SHA256_Final(inner, &ctx);

@@ -69,9 +69,13 @@
  *   run_failed         {error: {kind, message, step?}}
  *   run_cancelled      {}
  *
- * Memory: a cairn_event owns its strings and its data jv; cairn_event_clear
- * frees them.  jv is used on the orchestrator thread (or a CLI's main thread)
- * only: the journal writer sees text (data_text), never jv.
+ * One representation: an event is what the journal stores, its data the
+ * canonical JSON text.  Whoever needs the data parsed parses it (the fold
+ * does, fold.h), and the engine, which made the text from a value it still
+ * holds, hands the fold that value beside the event.
+ *
+ * Memory: a cairn_event owns its step and data; cairn_event_clear frees
+ * them.  Events cross threads (the journal writer's), so they hold no jv.
  */
 #ifndef CAIRN_EVENT_H
 #define CAIRN_EVENT_H
@@ -124,27 +128,11 @@ typedef struct cairn_event {
     cairn_event_type type;
     char *step;                        /* NULL for run events */
     int attempt;
-    char *data_text;                   /* canonical JSON */
-    size_t data_len;                   /* its strlen, or 0 when not counted yet */
-    jv data;                           /* parsed data, or jv_invalid() when not held */
+    char *data;                        /* canonical JSON: an object */
+    size_t data_len;                   /* strlen(data) */
     unsigned char hash[CAIRN_HASH_LEN];
-    int64_t command_id;                /* >0: the command row this event answers */
-    /* run_created only: the `runs` projection's columns as plain text, so the
-     * journal writer thread never touches jv.  Owned; NULL otherwise. */
-    char *workflow, *def_hash, *parent;
-    void *producer;                    /* for the engine's own use; not stored */
-    /* Set by the engine, which made the event, and not stored: where `step`
-     * is in the run's step list (the fold checks it against the id), and the
-     * foreach item `data` names ("index"; -1: none), so that the fold need
-     * not look for it.  A parsed event has hinted false.  A hinted
-     * step_started or step_succeeded event's `data` holds only what the
-     * fold reads besides (the output); `data_text` holds it all. */
-    bool hinted;
-    int step_hint, index_hint;
-    /* `step` and `data_text` lie in the event's own allocation, after the
-     * struct (the engine makes its events so: one allocation, not three);
-     * cairn_event_clear leaves them to whoever frees the event. */
-    bool packed;
+    int64_t command_id;                /* >0: the command row this event answers, deleted
+                                          in the transaction that stores the event */
 } cairn_event;
 
 const char *cairn_event_type_name(cairn_event_type t);

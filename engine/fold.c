@@ -109,23 +109,23 @@ int cairn_run_state_step(const cairn_run_state *st, const char *id) {
     return -1;
 }
 
-int cairn_event_parse_data(cairn_event *ev, cairn_err *err) {
-    if (jv_is_valid(ev->data)) return 0;
-    jv_free(ev->data);
-    ev->data = jv_parse(ev->data_text ? ev->data_text : "");
-    if (jv_get_kind(ev->data) == JV_KIND_OBJECT) return 0;
-    jv_free(ev->data);
-    ev->data = jv_invalid();
-    return cairn_err_set(err, CAIRN_ECORRUPT, "run %s event %lld: data is not a JSON object",
-                         ev->run_id, (long long)ev->seq);
-}
-
 /* ---- applying ----------------------------------------------------------- */
+
+/* An event as the fold's steps read it: the event with its data parsed. */
+typedef struct fold_ev {
+    const char *run_id;
+    int64_t seq, time_ms;
+    cairn_event_type type;
+    const char *step;
+    int attempt;
+    const unsigned char *hash;
+    jv data;                       /* borrowed */
+} fold_ev;
 
 /* The member key of the event's data, or jv_invalid().  A scan of the few
  * keys an event has, not jv_object_get: that wants a jv string made (and
  * hashed) for every lookup, two lookups an event. */
-static jv field(const cairn_event *ev, const char *key) {
+static jv field(const fold_ev *ev, const char *key) {
     jv d = ev->data;
     size_t len = strlen(key);
     for (int it = jv_object_iter(d); jv_object_iter_valid(d, it); it = jv_object_iter_next(d, it)) {
@@ -138,7 +138,7 @@ static jv field(const cairn_event *ev, const char *key) {
     return jv_invalid();
 }
 
-static char *field_str(const cairn_event *ev, const char *key) {
+static char *field_str(const fold_ev *ev, const char *key) {
     jv v = field(ev, key);
     char *s = jv_get_kind(v) == JV_KIND_STRING ? cairn_strdup(jv_string_value(v)) : NULL;
     jv_free(v);
@@ -151,20 +151,19 @@ static void set_jv(jv *slot, jv v) {
 }
 
 /* The item index of a step event, -1 for the step itself. */
-static int event_index(const cairn_event *ev) {
-    if (ev->hinted) return ev->index_hint;
+static int event_index(const fold_ev *ev) {
     jv v = field(ev, "index");
     int i = jv_get_kind(v) == JV_KIND_NUMBER ? (int)jv_number_value(v) : -1;
     jv_free(v);
     return i;
 }
 
-static int corrupt(const cairn_event *ev, cairn_err *err, const char *why) {
+static int corrupt(const fold_ev *ev, cairn_err *err, const char *why) {
     return cairn_err_set(err, CAIRN_ECORRUPT, "run %s event %lld (%s): %s", ev->run_id,
                          (long long)ev->seq, cairn_event_type_name(ev->type), why);
 }
 
-static void apply_run_created(cairn_run_state *st, const cairn_event *ev) {
+static void apply_run_created(cairn_run_state *st, const fold_ev *ev) {
     st->workflow = field_str(ev, "workflow");
     st->def_hash = field_str(ev, "def_hash");
     st->parent = field_str(ev, "parent");
@@ -190,14 +189,14 @@ typedef struct {
     jv *output, *error;
 } slot;
 
-static int64_t field_ms(const cairn_event *ev, const char *key) {
+static int64_t field_ms(const fold_ev *ev, const char *key) {
     jv v = field(ev, key);
     int64_t ms = jv_get_kind(v) == JV_KIND_NUMBER ? (int64_t)jv_number_value(v) : 0;
     jv_free(v);
     return ms;
 }
 
-static void apply_to_slot(slot s, const cairn_event *ev) {
+static void apply_to_slot(slot s, const fold_ev *ev) {
     switch (ev->type) {
     case CAIRN_EV_STEP_STARTED:
         *s.status = CAIRN_STEP_RUNNING;
@@ -252,7 +251,7 @@ static void apply_to_slot(slot s, const cairn_event *ev) {
  * "approvals" lists who approved, "decisions" every decision as journaled
  * ({decision, by, comment, at}).  The step's own outcome is a
  * step_succeeded / step_failed after them. */
-static void apply_approval(cairn_step_state *s, const cairn_event *ev) {
+static void apply_approval(cairn_step_state *s, const fold_ev *ev) {
     if (ev->type == CAIRN_EV_APPROVAL_REQUESTED) {
         jv a = jv_object_set(jv_copy(ev->data), jv_string("approvals"), jv_array());
         a = jv_object_set(a, jv_string("decisions"), jv_array());
@@ -310,7 +309,7 @@ static void spawned_room(cairn_run_state *st) {
     st->spawned = cairn_realloc(st->spawned, (size_t)st->cap_spawned * sizeof *st->spawned);
 }
 
-static void apply_spawned(cairn_run_state *st, int step, int index, const cairn_event *ev) {
+static void apply_spawned(cairn_run_state *st, int step, int index, const fold_ev *ev) {
     int64_t pgid = field_ms(ev, "pgid");
     if (pgid <= 1) return;   /* names no group this engine could have made */
     spawned_room(st);
@@ -330,7 +329,7 @@ const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step
 
 /* foreach: the items are known.  The list is kept as journaled (older
  * journals hold the count only). */
-static int apply_expanded(cairn_step_state *s, const cairn_event *ev, cairn_err *err) {
+static int apply_expanded(cairn_step_state *s, const fold_ev *ev, cairn_err *err) {
     jv n = field(ev, "count"), list = field(ev, "items");
     int count = jv_get_kind(n) == JV_KIND_NUMBER ? (int)jv_number_value(n) : -1;
     jv_free(n);
@@ -356,15 +355,12 @@ static void count_items(cairn_step_state *s, cairn_step_status status, int delta
     if (status == CAIRN_STEP_FAILED) s->items_failed += delta;
 }
 
-/* The event's step: where its producer says, if that is so, else looked up. */
-static int event_step(const cairn_run_state *st, const cairn_event *ev) {
-    if (ev->step == NULL) return -1;
-    int hint = ev->step_hint;
-    if (ev->hinted && hint >= 0 && hint < st->n_steps && strcmp(st->step_ids[hint], ev->step) == 0) return hint;
-    return cairn_run_state_step(st, ev->step);
+/* The event's step, or -1 for none of the workflow's. */
+static int event_step(const cairn_run_state *st, const fold_ev *ev) {
+    return ev->step ? cairn_run_state_step(st, ev->step) : -1;
 }
 
-static int apply_step(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
+static int apply_step(cairn_run_state *st, const fold_ev *ev, cairn_err *err) {
     int i = event_step(st, ev);
     if (i < 0) return corrupt(ev, err, "names no step of the workflow");
     cairn_step_state *s = &st->steps[i];
@@ -424,7 +420,7 @@ static void cancel_unfinished(cairn_run_state *st) {
 /* A running run reads paused until unpaused; the flag alone elsewhere (a
  * rollback runs on, paused or not).  status_ms moves only with the status,
  * as the runs table's updated_at does (store_sqlite.c). */
-static int apply_pause(cairn_run_state *st, const cairn_event *ev) {
+static int apply_pause(cairn_run_state *st, const fold_ev *ev) {
     bool pause = ev->type == CAIRN_EV_RUN_PAUSED;
     cairn_run_status from = pause ? CAIRN_RUN_RUNNING : CAIRN_RUN_PAUSED;
     st->paused = pause;
@@ -435,7 +431,7 @@ static int apply_pause(cairn_run_state *st, const cairn_event *ev) {
     return 0;
 }
 
-static int apply_run(cairn_run_state *st, const cairn_event *ev) {
+static int apply_run(cairn_run_state *st, const fold_ev *ev) {
     switch (ev->type) {
     case CAIRN_EV_RUN_CREATED: apply_run_created(st, ev); break;
     case CAIRN_EV_RUN_CANCEL_REQUESTED: st->cancel_requested = true; break;
@@ -469,20 +465,30 @@ static bool is_run_event(cairn_event_type t) {
            t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
 }
 
-int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, jv data, cairn_err *err) {
+    fold_ev in = {event->run_id, event->seq, event->time_ms, event->type, event->step,
+                  event->attempt, event->hash, data};
+    const fold_ev *ev = &in;
     if (ev->type == CAIRN_EV_NONE) return corrupt(ev, err, "unknown event type");
     if (ev->seq != st->last_seq + 1) return corrupt(ev, err, "sequence gap or reordering");
     if ((ev->seq == 1) != (ev->type == CAIRN_EV_RUN_CREATED))
         return corrupt(ev, err, "run_created must come first, and only once");
     if (ev->seq > 1 && cairn_run_status_terminal(st->status))
         return corrupt(ev, err, "event after the run ended");
-    if (!jv_is_valid(ev->data)) return corrupt(ev, err, "data not parsed");
+    if (jv_get_kind(data) != JV_KIND_OBJECT) return corrupt(ev, err, "data is not a JSON object");
     int rc = is_run_event(ev->type) ? apply_run(st, ev) : apply_step(st, ev, err);
     if (rc) return rc;
     st->last_seq = ev->seq;
     st->updated_ms = ev->time_ms;
     memcpy(st->head, ev->hash, CAIRN_HASH_LEN);
     return 0;
+}
+
+int cairn_fold_event(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
+    jv data = jv_parse_sized(ev->data ? ev->data : "", ev->data ? (int)strlen(ev->data) : 0);
+    int rc = cairn_fold_apply(st, ev, data, err);
+    jv_free(data);
+    return rc;
 }
 
 /* ---- presenting --------------------------------------------------------- */

@@ -150,12 +150,15 @@ int cairn_run_state_step(const cairn_run_state *st, const char *id);
 const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step, int index,
                                              int attempt);
 
-/* Apply one event.  ev->data must be valid (parse data_text first).  Returns 0
- * or CAIRN_ECORRUPT with a message naming the run and seq. */
-int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, cairn_err *err);
+/* Apply one event; data is its data parsed (borrowed).  The engine, which
+ * wrote ev->data from a value it holds, may pass an object holding only
+ * the members the fold reads of that type (step_started: index;
+ * step_succeeded: output, index) rather than parse its own text back.
+ * Returns 0 or CAIRN_ECORRUPT with a message naming the run and seq. */
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, jv data, cairn_err *err);
 
-/* Parse ev->data from ev->data_text when it is not held yet. */
-int cairn_event_parse_data(cairn_event *ev, cairn_err *err);
+/* Parse an event's data (as read from the journal) and apply it. */
+int cairn_fold_event(cairn_run_state *st, const cairn_event *ev, cairn_err *err);
 
 /* The run's status as people see it: a running run whose only activity is
  * waiting (approvals, timers) is "waiting". */

@@ -446,7 +446,7 @@ static void emit_for_command(cairn_engine *e, eng_run *r, cairn_event_type type,
 
 void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id) {
     if (r->ended || r->st->paused == pause) {
-        if (command_id > 0) e->aux->ops->delete_command(e->aux, command_id, NULL);
+        if (command_id > 0) cairn_journal_drop_command(e->journal, command_id);
         return;
     }
     emit_for_command(e, r, pause ? CAIRN_EV_RUN_PAUSED : CAIRN_EV_RUN_UNPAUSED, command_id);
@@ -456,7 +456,7 @@ void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id) 
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
     /* a run already rolling back finishes its rollback, whatever is asked */
     if (r->ended || r->st->cancel_requested || r->rolling_back) {
-        if (command_id > 0) e->aux->ops->delete_command(e->aux, command_id, NULL);
+        if (command_id > 0) cairn_journal_drop_command(e->journal, command_id);
         return;
     }
     emit_for_command(e, r, CAIRN_EV_RUN_CANCEL_REQUESTED, command_id);

@@ -1,9 +1,10 @@
 /*
- * store.h - where the journal lives, behind a small method table.
+ * store.h - one connection to the journal, behind a small method table.
  *
- * The orchestrator and the fold know nothing of SQLite: they see this table.
- * store_sqlite.c is the embedded default; another backend (PostgreSQL, or a
- * test double that fails the Nth write) is one more file filling the table.
+ * Only the journal's own files (journal.h is the door) open stores; the
+ * orchestrator and the CLI hold a cairn_journal.  store_sqlite.c is the
+ * embedded default; another backend (PostgreSQL, or a test double that
+ * fails the Nth write) is one more file filling the table.
  *
  * Transactions: append() writes a batch of events and every projection they
  * change (runs rows, answered commands) in one transaction, durably, or
@@ -11,9 +12,9 @@
  * trusting its memory (sticky error) and exits, and the next start reloads.
  *
  * Threads: a store is used by one thread at a time (sync() excepted, see
- * there).  The engine gives its store to the journal writer thread once
- * execution starts; a reader (the CLI, the HTTP server) opens a store of its
- * own.
+ * there).  An engine's journal gives its writer connection to the journal
+ * writer thread once execution starts; a reader (the CLI, the HTTP server)
+ * opens a journal of its own.
  *
  * Memory: everything returned belongs to the caller (free with the matching
  * *_free); strings and events passed in are borrowed.
@@ -58,7 +59,7 @@ typedef struct cairn_store_ops {
      * to be durable (a later sync may not report the lost pages): treat every
      * later commit as failed too. */
     int (*sync)(cairn_store *s, cairn_err *err);
-    /* All events of a run, in seq order (data_text set, data left invalid). */
+    /* All events of a run, in seq order. */
     int (*load_events)(cairn_store *s, const char *run_id, cairn_event **out, int *n,
                        cairn_err *err);
     /* Runs, newest first; status_filter NULL for all, else a comma list. */
@@ -69,6 +70,12 @@ typedef struct cairn_store_ops {
                           const char *path, const char *source, size_t len, cairn_err *err);
     int (*get_definition)(cairn_store *s, const char *hash, char **source, size_t *len,
                           char **path, cairn_err *err);
+    /* The step ids a run of the definition journals, one a line (journal.h,
+     * cairn_journal_put_definition), so a reader need not compile it.
+     * get_steps: CAIRN_ENOTFOUND for a definition stored without them.
+     * NULL in a store that does not keep them. */
+    int (*put_steps)(cairn_store *s, const char *hash, const char *steps, cairn_err *err);
+    int (*get_steps)(cairn_store *s, const char *hash, char **steps, cairn_err *err);
     /* The hash of the newest definition named name (child workflows). */
     int (*find_definition)(cairn_store *s, const char *name, char hash[65], cairn_err *err);
     /* Take ownership of a run if it has no live owner (alive() decides).

@@ -46,8 +46,11 @@ extern const char cairn_schema_sql[];
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT_EVENT] = "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash)"
                         " VALUES (?,?,?,?,?,?,?,?)",
+    /* the runs columns are run_created's data members (event.h) */
     [ST_INSERT_RUN] = "INSERT INTO runs(id, workflow, def_hash, parent_id, status, created_at,"
-                      " updated_at, owner) VALUES (?,?,?,?,'running',?,?,?)",
+                      " updated_at, owner) VALUES (?1, coalesce(json_extract(?2, '$.workflow'),"
+                      " '?'), coalesce(json_extract(?2, '$.def_hash'), ''),"
+                      " json_extract(?2, '$.parent'), 'running', ?3, ?3, ?4)",
     /* ?4: the status the run must have for the change, or NULL for any */
     [ST_UPDATE_RUN] = "UPDATE runs SET status = ?1, updated_at = ?2 WHERE id = ?3"
                       " AND status = coalesce(?4, status)",
@@ -463,12 +466,9 @@ static const char *status_after(cairn_event_type t, const char **from) {
 static int insert_run(sqlite_store *s, const cairn_event *ev) {
     sqlite3_stmt *st = s->stmt[ST_INSERT_RUN];
     sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, ev->workflow ? ev->workflow : "?", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, ev->def_hash ? ev->def_hash : "", -1, SQLITE_STATIC);
-    if (ev->parent) sqlite3_bind_text(st, 4, ev->parent, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, ev->time_ms);
-    sqlite3_bind_int64(st, 6, ev->time_ms);
-    if (s->owner) sqlite3_bind_text(st, 7, s->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ev->data, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, ev->time_ms);
+    if (s->owner) sqlite3_bind_text(st, 4, s->owner, -1, SQLITE_STATIC);
     return sq_step_done(st);
 }
 
@@ -502,7 +502,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     if (ev->step) sqlite3_bind_text(st, 5, ev->step, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 6, ev->attempt);
     int len = ev->data_len > 0 && ev->data_len < INT_MAX ? (int)ev->data_len : -1;
-    sqlite3_bind_text(st, 7, ev->data_text, len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, ev->data, len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
     int rc = sq_step_done(st);
     *event_id = sqlite3_last_insert_rowid(s->db);
@@ -666,6 +666,41 @@ static int sq_get_definition(cairn_store *base, const char *hash, char **source,
         out = cairn_err_set(err, CAIRN_ENOTFOUND, "definition %s is missing from %s", hash,
                             s->path);
     }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int sq_put_steps(cairn_store *base, const char *hash, const char *steps,
+                        cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    static const char sql[] = "INSERT OR REPLACE INTO definition_steps(hash, steps) VALUES (?,?)";
+    sqlite3_stmt *st = prepare(s, sql);
+    /* a journal made before the table: the schema adds what is missing */
+    if (!st && exec_sql(s, cairn_schema_sql, NULL) == 0) st = prepare(s, sql);
+    if (!st) return sq_db_error(s, err, "storing a definition's steps");
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, steps, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "storing a definition's steps");
+}
+
+static int sq_get_steps(cairn_store *base, const char *hash, char **steps, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    /* no table: a journal made before it existed, as a missing row */
+    sqlite3_stmt *st = prepare(s, "SELECT steps FROM definition_steps WHERE hash = ?");
+    int rc = SQLITE_DONE, out = 0;
+    *steps = NULL;
+    if (st) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_ROW)
+        *steps = sq_col_text(st, 0);
+    else if (rc == SQLITE_DONE)
+        out = cairn_err_set(err, CAIRN_ENOTFOUND, "definition %s: no steps stored", hash);
+    else
+        out = sq_db_error(s, err, "reading a definition's steps");
     sqlite3_finalize(st);
     return out;
 }
@@ -886,6 +921,8 @@ static const cairn_store_ops sqlite_ops = {
     .get_run = sq_get_run,
     .put_definition = sq_put_definition,
     .get_definition = sq_get_definition,
+    .put_steps = sq_put_steps,
+    .get_steps = sq_get_steps,
     .find_definition = sq_find_definition,
     .claim_run = sq_claim_run,
     .batch_begin = sq_batch_begin,

@@ -249,8 +249,8 @@ static cairn_event *add_event(event_list *l, sqlite3_stmt *st) {
     ev->type = cairn_event_type_parse((const char *)sqlite3_column_text(st, 2));
     ev->step = sq_col_text(st, 3);
     ev->attempt = sqlite3_column_int(st, 4);
-    ev->data_text = sq_col_text(st, 5);
-    ev->data = jv_invalid();
+    ev->data = sq_col_text(st, 5);
+    ev->data_len = ev->data ? (size_t)sqlite3_column_bytes(st, 5) : 0;
     if (sqlite3_column_bytes(st, 6) == CAIRN_HASH_LEN)
         memcpy(ev->hash, sqlite3_column_blob(st, 6), CAIRN_HASH_LEN);
     return ev;

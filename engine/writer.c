@@ -56,8 +56,8 @@
 #include "engine/engine_int.h"
 
 struct eng_writer {
-    cairn_store *store;
-    cairn_clog *log;             /* NULL: batches commit straight to the store */
+    cairn_journal *journal;
+    bool ahead;                  /* the journal writes ahead (commit log): apply later */
     eng_post_fn post;
     void *ud;
     pthread_t writer, syncer;
@@ -93,10 +93,7 @@ void eng_batch_push(eng_batch *b, cairn_event *ev) {
 }
 
 void eng_batch_free_events(eng_batch *b) {
-    for (int i = 0; i < b->n; i++) {
-        cairn_event_clear(b->events[i]);
-        free(b->events[i]);
-    }
+    for (int i = 0; i < b->n; i++) eng_event_free(b->events[i]);
     free(b->events);
     memset(b, 0, sizeof *b);
 }
@@ -131,7 +128,7 @@ static int apply_durable(eng_writer *w, cairn_err *err) {
     w->unapplied = 0;
     w->apply_now = false;
     pthread_mutex_unlock(&w->mu);
-    int rc = cairn_clog_apply(w->log, w->store, from, to, NULL, err);
+    int rc = cairn_journal_apply_written(w->journal, from, to, err);
     pthread_mutex_lock(&w->mu);
     if (rc == 0) w->log_applied = to;
     else atomic_store(&w->sync_failed, 1);   /* before catch_up wakes to look */
@@ -144,11 +141,10 @@ static int apply_durable(eng_writer *w, cairn_err *err) {
  * start the log over (grown to hold need bytes of records). */
 static int start_log_over(eng_writer *w, size_t need, cairn_err *err) {
     int rc = apply_durable(w, err);
-    if (rc == 0) rc = w->store->ops->sync(w->store, err);
-    if (rc == 0) rc = cairn_clog_reset(w->log, need, err);
+    if (rc == 0) rc = cairn_journal_start_over(w->journal, need, err);
     if (rc == 0) {
         pthread_mutex_lock(&w->mu);
-        w->log_applied = w->log_durable = cairn_clog_end(w->log);
+        w->log_applied = w->log_durable = cairn_journal_written_end(w->journal);
         pthread_mutex_unlock(&w->mu);
     }
     return rc;
@@ -179,16 +175,12 @@ static int write_batch(eng_writer *w, eng_batch *batch, int64_t *log_end, bool m
         w->failed = true;
         return cairn_err_set(err, CAIRN_EIO, "the journal failed earlier");
     }
-    int rc;
-    if (w->log == NULL) {
-        rc = w->store->ops->append(w->store, batch->events, batch->n, err);
-    } else {
-        rc = cairn_clog_append(w->log, batch->events, batch->n, log_end, err);
-        if (rc == CAIRN_EFULL && !may_wait) return rc;
-        if (rc == CAIRN_EFULL) {
-            rc = make_room(w, (size_t)*log_end, err);   /* EFULL: *log_end is the need */
-            if (rc == 0) rc = cairn_clog_append(w->log, batch->events, batch->n, log_end, err);
-        }
+    int rc = cairn_journal_append_batch(w->journal, batch->events, batch->n, log_end, err);
+    if (rc == CAIRN_EFULL && !may_wait) return rc;
+    if (rc == CAIRN_EFULL) {
+        rc = make_room(w, (size_t)*log_end, err);   /* EFULL: *log_end is the need */
+        if (rc == 0)
+            rc = cairn_journal_append_batch(w->journal, batch->events, batch->n, log_end, err);
     }
     if (rc) w->failed = true;
     return rc;
@@ -238,12 +230,10 @@ static void sync_and_post(eng_writer *w, eng_msg *list) {
     int rc = 0;
     if (atomic_load(&w->sync_failed))
         rc = cairn_err_set(&err, CAIRN_EIO, "the journal failed earlier");
-    else if (written && w->log)
-        rc = cairn_clog_sync(w->log, &err);
     else if (written)
-        rc = w->store->ops->sync(w->store, &err);
+        rc = cairn_journal_sync(w->journal, &err);
     if (rc) atomic_store(&w->sync_failed, 1);
-    else if (w->log) note_durable(w, list);
+    else if (w->ahead) note_durable(w, list);
     for (eng_msg *m = list, *next; m; m = next) {
         next = m->next;
         m->next = NULL;
@@ -336,13 +326,13 @@ static void *syncer_main(void *arg) {
 
 /* ---- the interface -------------------------------------------------------- */
 
-eng_writer *eng_writer_start(cairn_store *store, cairn_clog *log, eng_post_fn post, void *ud) {
+eng_writer *eng_writer_start(cairn_journal *journal, eng_post_fn post, void *ud) {
     eng_writer *w = cairn_calloc(1, sizeof *w);
-    w->store = store;
-    w->log = log;
+    w->journal = journal;
+    w->ahead = cairn_journal_writes_ahead(journal);
     w->post = post;
     w->ud = ud;
-    if (log) w->log_durable = w->log_applied = cairn_clog_end(log);
+    if (w->ahead) w->log_durable = w->log_applied = cairn_journal_written_end(journal);
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -438,9 +428,7 @@ void eng_writer_stop(eng_writer *w) {
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->writer, NULL);
     pthread_join(w->syncer, NULL);
-    if (w->log) drain_log(w);
-    cairn_clog_close(w->log);
-    cairn_store_close(w->store);
+    if (w->ahead) drain_log(w);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
     pthread_cond_destroy(&w->sync_cond);

@@ -33,6 +33,16 @@ CREATE TABLE IF NOT EXISTS definitions (
     created_at  INTEGER NOT NULL           -- Unix ms
 );
 
+-- Every step id a run of a definition can journal, one a line, in the
+-- engine's order (engine/journal.h, cairn_step_ids): what a reader folding
+-- a run needs of its definition, without compiling it.  Written with the
+-- definition; a definition stored before this table existed has no row,
+-- and a reader then compiles it.  `cairn verify` always compiles.
+CREATE TABLE IF NOT EXISTS definition_steps (
+    hash        TEXT PRIMARY KEY REFERENCES definitions(hash),
+    steps       TEXT NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS events (
     id          INTEGER PRIMARY KEY,       -- append order across runs (rows go at the end)
     run_id      TEXT NOT NULL,

@@ -44,14 +44,10 @@ static cairn_event *event(int64_t seq, cairn_event_type t) {
     ev->seq = seq;
     ev->time_ms = 1000 + seq;
     ev->type = t;
-    ev->data_text = cairn_strdup("{\"v\":1}");
-    ev->data = jv_invalid();
-    if (t == CAIRN_EV_RUN_CREATED) {
-        ev->workflow = cairn_strdup("wf");
-        ev->def_hash = cairn_strdup("h1");
-    } else {
-        ev->step = cairn_strdup("a");
-    }
+    ev->data = cairn_strdup(t == CAIRN_EV_RUN_CREATED ? "{\"def_hash\":\"h1\",\"workflow\":\"wf\"}"
+                                                      : "{\"v\":1}");
+    ev->data_len = strlen(ev->data);
+    if (t != CAIRN_EV_RUN_CREATED) ev->step = cairn_strdup("a");
     return ev;
 }
 

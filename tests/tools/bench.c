@@ -51,6 +51,14 @@
 
 static const char *dir;
 
+/* The journal at db opened as an engine opens it, and an engine on it. */
+static int open_at(const char *db, cairn_engine_config *cfg, cairn_engine **e, cairn_err *err) {
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE};
+    *e = NULL;
+    int rc = cairn_journal_open(db, &jc, &cfg->journal, err);
+    return rc ? rc : cairn_engine_open(cfg, e, err);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -179,10 +187,10 @@ static void start_runs(cairn_engine *e, const char *hash, int runs) {
  * the measured ones find the journal as a long-lived engine has it. */
 static double run_steps(int runs, int steps, bool pool_only, bool warm, int trial) {
     char *db = cairn_sprintf("%s/w-%d-%d-%d-%d.db", dir, runs, steps, pool_only, trial);
-    cairn_engine_config cfg = {.db_path = db, .pool_only = pool_only, .workers = 4};
+    cairn_engine_config cfg = {.pool_only = pool_only, .workers = 4};
     cairn_engine *e = NULL;
     cairn_err err;
-    if (cairn_engine_open(&cfg, &e, &err)) {
+    if (open_at(db, &cfg, &e, &err)) {
         fprintf(stderr, "bench: %s\n", err.msg);
         exit(1);
     }
@@ -265,11 +273,11 @@ static void w3(void) {
                       "  - id: nap\n    needs: []\n    if: ${{ .inputs.kind == \"timer\" }}\n"
                       "    uses: wait\n    with: { duration: 1h }\n"
                       "  - id: after\n    needs: [gate, nap]\n    uses: set\n    with: { done: true }\n";
-    cairn_engine_config cfg = {.db_path = db};
+    cairn_engine_config cfg = {0};
     cairn_engine *e = NULL;
     cairn_err err;
     char hash[65], id[CAIRN_RUN_ID_MAX], (*ids)[CAIRN_RUN_ID_MAX] = cairn_calloc(W3_DECISIONS, sizeof *ids);
-    if (cairn_engine_open(&cfg, &e, &err)) exit(1);
+    if (open_at(db, &cfg, &e, &err)) exit(1);
     cairn_engine_add_workflow(e, load(src), hash, &err);
     for (int i = 0; i < W3_RUNS; i++) {
         jv in = jv_object_set(jv_object(), jv_string("kind"), jv_string(i % 2 ? "timer" : "approval"));
@@ -295,7 +303,7 @@ static void w3(void) {
     double heap0 = heap_mb();
     int64_t t0 = mono_us();
     cfg.on_event = w3_on_event;
-    cairn_engine_open(&cfg, &e, &err);
+    open_at(db, &cfg, &e, &err);
     int taken = 0;
     cairn_engine_resume(e, NULL, &taken, &err);
     double ready_ms = (double)(mono_us() - t0) / 1000.0;
@@ -313,7 +321,7 @@ static void w3(void) {
         memcpy(w3_watch, ids[k], sizeof w3_watch);
         atomic_store(&w3_seen_us, 0);
         int64_t start = mono_us();
-        cairn_command_add(db, ids[k], "decide",
+        cairn_journal_command(db, ids[k], "decide",
                           "{\"step\":\"gate\",\"decision\":\"approve\",\"by\":\"bench\"}", &err);
         while (atomic_load(&w3_seen_us) == 0 && mono_us() - start < 5000000) usleep(50);
         lat[k] = (double)(atomic_load(&w3_seen_us) - start) / 1000.0;
@@ -339,11 +347,11 @@ static int foreach_child(void) {
     const char *src = "cairn: 1\nname: fan\ninputs:\n  n: { type: integer }\nsteps:\n"
                       "  - id: each\n    foreach: ${{ [range(.inputs.n)] }}\n    uses: set\n"
                       "    with: { v: \"${{ .item }}\", i: \"${{ .index }}\" }\n";
-    cairn_engine_config cfg = {.db_path = db};
+    cairn_engine_config cfg = {0};
     cairn_engine *e = NULL;
     cairn_err err;
     char hash[65], id[CAIRN_RUN_ID_MAX];
-    if (cairn_engine_open(&cfg, &e, &err)) exit(1);
+    if (open_at(db, &cfg, &e, &err)) exit(1);
     cairn_engine_add_workflow(e, load(src), hash, &err);
     int64_t start = cairn_now_ms();
     jv in = jv_object_set(jv_object(), jv_string("n"), jv_number(FOREACH_ITEMS));

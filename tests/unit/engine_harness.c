@@ -27,12 +27,19 @@ static void trace_event(const cairn_event *ev, const cairn_run_state *st, void *
     pthread_mutex_unlock(&trace_mu);
 }
 
+int engine_open_at(const char *db, cairn_engine_config *cfg, cairn_engine **e, cairn_err *err) {
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE};
+    *e = NULL;
+    int rc = cairn_journal_open(db, &jc, &cfg->journal, err);
+    return rc ? rc : cairn_engine_open(cfg, e, err);
+}
+
 void open_engine(harness *h, bool pool_only) {
     if (!h->db) h->db = cairn_sprintf("%s/j.db", test_tmpdir());
-    cairn_engine_config cfg = {.db_path = h->db, .on_event = trace_event, .ud = h,
-                               .pool_only = pool_only, .workers = 4};
+    cairn_engine_config cfg = {.on_event = trace_event, .ud = h, .pool_only = pool_only,
+                               .workers = 4};
     cairn_err err;
-    if (cairn_engine_open(&cfg, &h->e, &err)) TEST_FAIL("open: %s", err.msg);
+    if (engine_open_at(h->db, &cfg, &h->e, &err)) TEST_FAIL("open: %s", err.msg);
 }
 
 void add(harness *h, const char *src) {
@@ -60,18 +67,16 @@ void drive(harness *h) {
 
 /* The run as `show --json` gives it, read back from the journal. */
 jv show(harness *h, const char *run_id) {
-    cairn_store *s = NULL;
+    cairn_journal *jr = NULL;
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_READER};
     cairn_err err;
     cairn_run_state *st = NULL;
-    cairn_workflow *wf = NULL;
-    unsigned char key[32];
-    CHECK_INT(cairn_store_open_sqlite(h->db, CAIRN_SYNC_FULL, true, &s, &err), 0);
-    CHECK_INT(cairn_journal_key(h->db, false, key, &err), 0);
-    if (cairn_load_run(s, run_id, key, &st, &wf, &err)) TEST_FAIL("load: %s", err.msg);
+    CHECK_INT(cairn_journal_open(h->db, &jc, &jr, &err), 0);
+    CHECK_INT(cairn_journal_use_key(jr, &err), 0);
+    if (cairn_journal_load_run(jr, run_id, &st, NULL, &err)) TEST_FAIL("load: %s", err.msg);
     jv j = cairn_run_state_to_json(st);
     cairn_run_state_free(st);
-    cairn_workflow_free(wf);
-    cairn_store_close(s);
+    cairn_journal_close(jr);
     return j;
 }
 
@@ -140,7 +145,7 @@ jv events_of(harness *h, const char *run_id) {
                              jv_string(cairn_event_type_name(evs[i].type)));
         o = jv_object_set(o, jv_string("time"), jv_number((double)evs[i].time_ms));
         o = jv_object_set(o, jv_string("attempt"), jv_number(evs[i].attempt));
-        o = jv_object_set(o, jv_string("data"), jv_parse(evs[i].data_text));
+        o = jv_object_set(o, jv_string("data"), jv_parse(evs[i].data));
         arr = jv_array_append(arr, o);
     }
     cairn_events_free(evs, n);

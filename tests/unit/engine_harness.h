@@ -24,6 +24,9 @@ typedef struct {
     cairn_buf trace;   /* "type:step " for every durable event */
 } harness;
 
+/* Open the journal at db as an engine does, then an engine on it (cfg's
+ * journal is set here).  0, or the code of whichever failed. */
+int engine_open_at(const char *db, cairn_engine_config *cfg, cairn_engine **e, cairn_err *err);
 /* Open h->e on h->db (default: j.db in the test's directory), tracing every
  * durable event into h->trace; pool_only runs every action on the pool. */
 void open_engine(harness *h, bool pool_only);

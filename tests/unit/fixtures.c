@@ -6,20 +6,33 @@
 #include "common/mem.h"
 #include "test.h"
 
+char *fx_run_created_data(const char *data) {
+    jv d = jv_parse(data);
+    if (jv_get_kind(d) != JV_KIND_OBJECT) {   /* bytes a test sends as they are */
+        jv_free(d);
+        return cairn_strdup(data);
+    }
+    jv w = jv_object_get(jv_copy(d), jv_string("workflow"));
+    if (!jv_is_valid(w)) d = jv_object_set(d, jv_string("workflow"), jv_string("wf"));
+    jv_free(w);
+    jv h = jv_object_get(jv_copy(d), jv_string("def_hash"));
+    if (!jv_is_valid(h)) d = jv_object_set(d, jv_string("def_hash"), jv_string("h1"));
+    jv_free(h);
+    jv text = jv_dump_string(d, JV_PRINT_SORTED);
+    char *out = cairn_strdup(jv_string_value(text));
+    jv_free(text);
+    return out;
+}
+
 cairn_event *fx_event(const char *run, int64_t seq, cairn_event_type t, const char *data) {
     cairn_event *ev = cairn_calloc(1, sizeof *ev);
     snprintf(ev->run_id, sizeof ev->run_id, "%s", run);
     ev->seq = seq;
     ev->time_ms = 1000 + seq;
     ev->type = t;
-    ev->data_text = cairn_strdup(data);
-    ev->data = jv_invalid();
-    if (t == CAIRN_EV_RUN_CREATED) {
-        ev->workflow = cairn_strdup("wf");
-        ev->def_hash = cairn_strdup("h1");
-    } else {
-        ev->step = cairn_strdup("a");
-    }
+    ev->data = t == CAIRN_EV_RUN_CREATED ? fx_run_created_data(data) : cairn_strdup(data);
+    ev->data_len = strlen(ev->data);
+    if (t != CAIRN_EV_RUN_CREATED) ev->step = cairn_strdup("a");
     return ev;
 }
 

@@ -11,8 +11,14 @@
 #include "engine/store.h"
 
 /* A new event of run `run` (free with cairn_event_clear and free): step "a"
- * unless t is run_created, which names workflow "wf" of definition "h1". */
+ * unless t is run_created, whose data names workflow "wf" of definition
+ * "h1" unless data names others. */
 cairn_event *fx_event(const char *run, int64_t seq, cairn_event_type t, const char *data);
+
+/* run_created's data as fx_event stores it: data (an object) with
+ * workflow "wf" and def_hash "h1" added where it names none, canonical.
+ * Other bytes are kept as they are.  The caller frees it. */
+char *fx_run_created_data(const char *data);
 
 /* Store definition "h1" (workflow "wf") in s. */
 void fx_put_def(cairn_store *s);

@@ -339,9 +339,9 @@ TEST(clog_a_refused_open_changes_no_file_of_the_journal) {
     CHECK_INT(cairn_journal_id(db, id, &err), 0);
     file_state before[4], after[4];
     snapshot(db, before);
-    cairn_engine_config cfg = {.db_path = db};
-    cairn_engine *e = NULL;
-    CHECK_INT(cairn_engine_open(&cfg, &e, &err), CAIRN_ECORRUPT);
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE};
+    cairn_journal *j = NULL;
+    CHECK_INT(cairn_journal_open(db, &jc, &j, &err), CAIRN_ECORRUPT);
     CHECK_CONTAINS(err.msg, "damaged at offset");
     CHECK_INT(cairn_clog_settle(db, &err), CAIRN_ECORRUPT);   /* a reader's open too */
     snapshot(db, after);

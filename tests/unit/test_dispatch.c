@@ -11,10 +11,12 @@
  * unsynced start means the action ran before its start was durable.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "common/mem.h"
 #include "engine/engine_int.h"
+#include "engine/journal_int.h"
 #include "engine_harness.h"
 #include "test.h"
 
@@ -38,6 +40,7 @@ typedef struct {
     int appended;           /* batches written */
     int results;            /* attempt results checked */
     char violation[512];    /* the first result found behind an unsynced start */
+    cairn_journal *journal;      /* over this store: the writer's */
 } holding_store;
 
 static bool is_result(cairn_event_type t) {
@@ -45,10 +48,17 @@ static bool is_result(cairn_event_type t) {
            t == CAIRN_EV_STEP_RETRYING;
 }
 
+/* The foreach item an event names ("index" in its data), or -1.  Read from
+ * the text: this runs on the writer's thread, where jv is not used. */
+static int index_of(const cairn_event *ev) {
+    const char *p = strstr(ev->data, "\"index\":");
+    return p ? atoi(p + 8) : -1;
+}
+
 static started *find_start(holding_store *s, const cairn_event *ev) {
     for (int i = s->n_starts - 1; i >= 0; i--) {
         started *st = &s->starts[i];
-        if (st->index == ev->index_hint && st->attempt == ev->attempt &&
+        if (st->index == index_of(ev) && st->attempt == ev->attempt &&
             strcmp(st->step, ev->step) == 0 && strcmp(st->run_id, ev->run_id) == 0)
             return st;
     }
@@ -64,7 +74,7 @@ static void note(holding_store *s, const cairn_event *ev) {
         if (st && !st->synced && s->violation[0] == '\0')
             snprintf(s->violation, sizeof s->violation,
                      "%s of %s[%d] attempt %d written while its step_started was not synced",
-                     cairn_event_type_name(ev->type), ev->step, ev->index_hint, ev->attempt);
+                     cairn_event_type_name(ev->type), ev->step, index_of(ev), ev->attempt);
     }
     if (ev->type != CAIRN_EV_STEP_STARTED) return;
     if (s->n_starts == s->cap_starts) {
@@ -74,7 +84,7 @@ static void note(holding_store *s, const cairn_event *ev) {
     started *st = &s->starts[s->n_starts++];
     snprintf(st->run_id, sizeof st->run_id, "%s", ev->run_id);
     snprintf(st->step, sizeof st->step, "%s", ev->step);
-    st->index = ev->index_hint;
+    st->index = index_of(ev);
     st->attempt = ev->attempt;
     st->synced = false;
 }
@@ -130,9 +140,11 @@ static void hold_syncs(harness *h, holding_store *s) {
     cairn_err err;
     if (cairn_store_open_sqlite_writer(h->db, CAIRN_SYNC_DEFERRED, &s->real, &err))
         TEST_FAIL("open: %s", err.msg);
-    s->real->ops->set_owner(s->real, h->e->owner);
+    const char *owner = cairn_journal_owner(h->e->journal);
+    s->real->ops->set_owner(s->real, owner);
     h->e->logged = false;
-    h->e->writer = eng_writer_start(&s->base, NULL, post, h->e);
+    s->journal = cairn_journal_over(&s->base, NULL, owner);
+    h->e->writer = eng_writer_start(s->journal, post, h->e);
 }
 
 /* Parallel steps and a foreach, each attempt failing until its third. */
@@ -171,6 +183,7 @@ static void check_dispatch(bool pool_only) {
     CHECK_INT(s.results, 3 * (12 * 3 + 3 + 4 * 2 + 2));
     pthread_mutex_unlock(&s.mu);
     free_h(&h);
+    cairn_journal_close(s.journal);
     free(s.starts);
 }
 

@@ -494,38 +494,38 @@ TEST(engine_journals_each_event_in_canonical_form) {
     cairn_event *evs = journal_of(&h, id, &n);
     int started = 0, succeeded = 0, plain = 0;
     for (int i = 0; i < n; i++) {
-        jv parsed = jv_parse(evs[i].data_text);
+        jv parsed = jv_parse(evs[i].data);
         char *again = cairn_json_text(parsed);   /* borrows */
         jv_free(parsed);
-        CHECK_STR(evs[i].data_text, again);
+        CHECK_STR(evs[i].data, again);
         free(again);
         if (evs[i].type == CAIRN_EV_STEP_STARTED && strcmp(evs[i].step, "each") == 0) {
             char *want = cairn_sprintf("{\"idempotency_key\":\"%s/each/%d\",\"index\":%d,\"input\":"
                                        "{\"alpha\":{\"a\":[\"x\\ty\"],\"b\":1},\"zeta\":%d}}",
                                        id, started, started, started + 1);
-            CHECK_STR(evs[i].data_text, want);
+            CHECK_STR(evs[i].data, want);
             free(want);
             started++;
         }
         /* an item's (the step's own, last, holds every item's output) */
         if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED && strcmp(evs[i].step, "each") == 0 &&
-            strncmp(evs[i].data_text, "{\"index\":", 9) == 0) {
+            strncmp(evs[i].data, "{\"index\":", 9) == 0) {
             char *want = cairn_sprintf("{\"index\":%d,\"output\":"
                                        "{\"alpha\":{\"a\":[\"x\\ty\"],\"b\":1},\"zeta\":%d}}",
                                        succeeded, succeeded + 1);
-            CHECK_STR(evs[i].data_text, want);
+            CHECK_STR(evs[i].data, want);
             free(want);
             succeeded++;
         }
         if (evs[i].type == CAIRN_EV_STEP_STARTED && strcmp(evs[i].step, "plain") == 0) {
             char *want = cairn_sprintf("{\"idempotency_key\":\"%s/plain\",\"input\":"
                                        "{\"q\":\"\\\"quoted\\\"\"}}", id);
-            CHECK_STR(evs[i].data_text, want);
+            CHECK_STR(evs[i].data, want);
             free(want);
             plain++;
         }
         if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED && strcmp(evs[i].step, "plain") == 0) {
-            CHECK_STR(evs[i].data_text, "{\"output\":{\"q\":\"\\\"quoted\\\"\"}}");
+            CHECK_STR(evs[i].data, "{\"output\":{\"q\":\"\\\"quoted\\\"\"}}");
             plain++;
         }
     }
@@ -556,10 +556,10 @@ TEST(engine_state_equals_the_fold_of_its_journal) {
         harness h = {0};
         end_state es = {jv_invalid()};
         h.db = cairn_sprintf("%s/live%d.db", test_tmpdir(), pool_only);
-        cairn_engine_config cfg = {.db_path = h.db, .on_event = keep_end_state, .ud = &es,
+        cairn_engine_config cfg = {.on_event = keep_end_state, .ud = &es,
                                    .pool_only = pool_only, .workers = 2};
         cairn_err err;
-        CHECK_INT(cairn_engine_open(&cfg, &h.e, &err), 0);
+        CHECK_INT(engine_open_at(h.db, &cfg, &h.e, &err), 0);
         add(&h, "cairn: 1\nname: live\ninputs:\n  n: { type: integer }\n"
                 "outputs:\n  sum: ${{ .steps.each.output | map(.v) | add }}\nsteps:\n"
                 "  - id: each\n    foreach: ${{ [range(.inputs.n)] }}\n    concurrency: 2\n"
@@ -941,9 +941,9 @@ TEST(engine_finds_parked_runs_after_many_others_ended) {
     harness h = {0};
     end_counter ends = {0};
     h.db = cairn_sprintf("%s/j.db", test_tmpdir());
-    cairn_engine_config cfg = {.db_path = h.db, .on_event = count_successes, .ud = &ends};
+    cairn_engine_config cfg = {.on_event = count_successes, .ud = &ends};
     cairn_err err;
-    CHECK_INT(cairn_engine_open(&cfg, &h.e, &err), 0);
+    CHECK_INT(engine_open_at(h.db, &cfg, &h.e, &err), 0);
     add(&h, "cairn: 1\nname: gated\ninputs:\n  kind: { type: string }\nsteps:\n"
             "  - id: gate\n    if: ${{ .inputs.kind == \"approval\" }}\n    uses: approval\n"
             "    with: { prompt: go? }\n"
@@ -956,7 +956,7 @@ TEST(engine_finds_parked_runs_after_many_others_ended) {
     CHECK_INT(pthread_create(&loop, NULL, engine_thread, h.e), 0);
     CHECK(wait_for_successes(&ends, RUNS - RUNS / 3));
     for (int i = 0; i < RUNS; i += 3, parked++)
-        CHECK_INT(cairn_command_add(h.db, ids[i], "decide",
+        CHECK_INT(cairn_journal_command(h.db, ids[i], "decide",
                                     "{\"step\":\"gate\",\"decision\":\"approve\",\"by\":\"t\"}", &err), 0);
     cairn_engine_wake(h.e);
     CHECK(wait_for_successes(&ends, RUNS));

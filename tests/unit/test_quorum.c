@@ -17,7 +17,7 @@ static char *gate_workflow(const char *with) {
 static void decide(harness *h, const char *run_id, const char *by, const char *decision) {
     char *data = cairn_sprintf("{\"step\":\"gate\",\"decision\":\"%s\",\"by\":\"%s\"}", decision, by);
     cairn_err err;
-    if (cairn_command_add(h->db, run_id, "decide", data, &err)) TEST_FAIL("decide: %s", err.msg);
+    if (cairn_journal_command(h->db, run_id, "decide", data, &err)) TEST_FAIL("decide: %s", err.msg);
     cairn_engine_wake(h->e);
     free(data);
 }
@@ -31,7 +31,7 @@ static char *story(harness *h, const char *run_id) {
     for (int i = 0; i < n; i++) {
         if (evs[i].step == NULL || strcmp(evs[i].step, "gate") != 0) continue;
         if (evs[i].type == CAIRN_EV_APPROVAL_DECIDED) {
-            jv d = jv_parse(evs[i].data_text);
+            jv d = jv_parse(evs[i].data);
             jv by = jv_object_get(jv_copy(d), jv_string("by"));
             jv what = jv_object_get(d, jv_string("decision"));
             cairn_buf_printf(&b, "%s%c ", jv_string_value(by),

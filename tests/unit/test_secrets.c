@@ -143,9 +143,9 @@ TEST(secrets_mask_foreach_items_and_set_lists_in_the_journal) {
     int n = 0;
     cairn_event *evs = journal_of(&h, id, &n);
     for (int i = 0; i < n; i++) {
-        if (strcasestr(evs[i].data_text, "hunter22-token"))
+        if (strcasestr(evs[i].data, "hunter22-token"))
             TEST_FAIL("event %d (%s) holds the secret: %s", i, cairn_event_type_name(evs[i].type),
-                      evs[i].data_text);
+                      evs[i].data);
     }
     CHECK(n > 10);
     cairn_events_free(evs, n);

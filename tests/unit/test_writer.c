@@ -8,6 +8,7 @@
 #include "common/mem.h"
 #include "engine/clog.h"
 #include "engine/engine_int.h"
+#include "engine/journal_int.h"
 #include "test.h"
 
 typedef struct {
@@ -95,6 +96,21 @@ static void collect(void *ud, eng_msg *m) {
     free(m);
 }
 
+/* The writer of the test running (one a process): over a journal made of
+ * f's store and log, closed with it. */
+static cairn_journal *journal;
+
+static eng_writer *start_writer(cairn_store *store, cairn_clog *log, fake_store *f) {
+    journal = cairn_journal_over(store, log, "test");
+    return eng_writer_start(journal, collect, f);
+}
+
+static void stop_writer(eng_writer *w) {
+    eng_writer_stop(w);
+    cairn_journal_close(journal);
+    journal = NULL;
+}
+
 static void fake_init(fake_store *f) {
     memset(f, 0, sizeof *f);
     f->base.ops = &fake_ops;
@@ -103,9 +119,8 @@ static void fake_init(fake_store *f) {
 }
 
 static eng_batch one_event_batch(int number) {
-    cairn_event *ev = cairn_calloc(1, sizeof *ev);
+    cairn_event *ev = eng_event_new(NULL, NULL, "{}", 2);
     ev->seq = number;
-    ev->data = jv_invalid();
     eng_batch b = {0};
     eng_batch_push(&b, ev);
     b.ticket = number;
@@ -155,7 +170,7 @@ static void release_syncs(fake_store *f) {
  * and is held. */
 static eng_writer *start_with_first_sync_held(fake_store *f) {
     f->hold_sync = true;
-    eng_writer *w = eng_writer_start(&f->base, NULL, collect, f);
+    eng_writer *w = start_writer(&f->base, NULL, f);
     submit(w, 1);
     wait_in_sync(f);
     return w;
@@ -174,7 +189,7 @@ TEST(writer_writes_on_while_a_sync_runs_and_posts_only_what_a_sync_covered) {
     pthread_mutex_unlock(&f.mu);
     release_syncs(&f);
     wait_for(&f, &f.posted, 3);
-    eng_writer_stop(w);
+    stop_writer(w);
     for (int i = 0; i < 3; i++) {
         CHECK_INT(f.posted_batch[i], i + 1);   /* in order */
         CHECK_INT(f.posted_kind[i], MSG_DURABLE);
@@ -197,7 +212,7 @@ TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
     wait_for(&f, &f.posted, 2);
     submit(w, 3);
     wait_for(&f, &f.posted, 3);
-    eng_writer_stop(w);
+    stop_writer(w);
     for (int i = 0; i < 3; i++) {
         CHECK_INT(f.posted_batch[i], i + 1);
         CHECK_INT(f.posted_kind[i], MSG_WRITE_FAILED);   /* 2 too, though its own sync was fine */
@@ -208,7 +223,7 @@ TEST(writer_fails_the_batch_of_a_failed_sync_and_every_later_one) {
 TEST(writer_commits_on_the_calling_thread_when_idle_and_posts_before_returning) {
     fake_store f;
     fake_init(&f);
-    eng_writer *w = eng_writer_start(&f.base, NULL, collect, &f);
+    eng_writer *w = start_writer(&f.base, NULL, &f);
     for (int i = 1; i <= 3; i++) {
         CHECK(commit_here_or_submit(w, i));
         pthread_mutex_lock(&f.mu);
@@ -217,7 +232,7 @@ TEST(writer_commits_on_the_calling_thread_when_idle_and_posts_before_returning) 
         CHECK(pthread_equal(f.append_thread, pthread_self()));
         pthread_mutex_unlock(&f.mu);
     }
-    eng_writer_stop(w);
+    stop_writer(w);
     for (int i = 0; i < 3; i++) {
         CHECK_INT(f.posted_batch[i], i + 1);
         CHECK_INT(f.posted_kind[i], MSG_DURABLE);
@@ -237,7 +252,7 @@ TEST(writer_leaves_a_batch_to_its_threads_while_a_sync_is_under_way) {
     cairn_err err;
     CHECK_INT(eng_writer_catch_up(w, &err), 0);   /* and the syncer is done */
     CHECK(commit_here_or_submit(w, 3));    /* idle again */
-    eng_writer_stop(w);
+    stop_writer(w);
     for (int i = 0; i < 3; i++) {
         CHECK_INT(f.posted_batch[i], i + 1);
         CHECK_INT(f.posted_kind[i], MSG_DURABLE);
@@ -249,12 +264,12 @@ TEST(writer_fails_every_batch_after_a_failed_sync_on_the_calling_thread) {
     fake_store f;
     fake_init(&f);
     f.fail_sync = 1;
-    eng_writer *w = eng_writer_start(&f.base, NULL, collect, &f);
+    eng_writer *w = start_writer(&f.base, NULL, &f);
     CHECK(commit_here_or_submit(w, 1));
     CHECK(commit_here_or_submit(w, 2));
     submit(w, 3);
     wait_for(&f, &f.posted, 3);
-    eng_writer_stop(w);
+    stop_writer(w);
     for (int i = 0; i < 3; i++) {
         CHECK_INT(f.posted_batch[i], i + 1);
         CHECK_INT(f.posted_kind[i], MSG_WRITE_FAILED);
@@ -266,7 +281,7 @@ TEST(writer_leaves_a_batch_to_its_threads_while_one_is_being_written) {
     fake_store f;
     fake_init(&f);
     f.hold_append = true;
-    eng_writer *w = eng_writer_start(&f.base, NULL, collect, &f);
+    eng_writer *w = start_writer(&f.base, NULL, &f);
     submit(w, 1);
     pthread_mutex_lock(&f.mu);
     while (!f.in_append) pthread_cond_wait(&f.cond, &f.mu);   /* 1 is being written, held */
@@ -277,7 +292,7 @@ TEST(writer_leaves_a_batch_to_its_threads_while_one_is_being_written) {
     pthread_cond_broadcast(&f.cond);
     pthread_mutex_unlock(&f.mu);
     wait_for(&f, &f.posted, 2);
-    eng_writer_stop(w);
+    stop_writer(w);
     for (int i = 0; i < 2; i++) {
         CHECK_INT(f.posted_batch[i], i + 1);
         CHECK_INT(f.posted_kind[i], MSG_DURABLE);
@@ -292,15 +307,13 @@ TEST(writer_leaves_a_batch_to_its_threads_while_one_is_being_written) {
 static eng_batch log_batch(int number, int events, size_t size) {
     eng_batch b = {0};
     for (int i = 0; i < events; i++) {
-        cairn_event *ev = cairn_calloc(1, sizeof *ev);
+        char *text = cairn_malloc(size);
+        memset(text, 'x', size);
+        cairn_event *ev = eng_event_new(NULL, "a", text, size);
+        free(text);
         snprintf(ev->run_id, sizeof ev->run_id, "r");
         ev->seq = number;
         ev->type = CAIRN_EV_STEP_STARTED;
-        ev->step = cairn_strdup("a");
-        ev->data_text = cairn_malloc(size + 1);
-        memset(ev->data_text, 'x', size);
-        ev->data_text[size] = '\0';
-        ev->data = jv_invalid();
         eng_batch_push(&b, ev);
     }
     b.ticket = number;
@@ -315,7 +328,7 @@ static eng_writer *start_logged(fake_store *f, char **db) {
     CHECK_INT(cairn_store_open_sqlite(*db, CAIRN_SYNC_FULL, false, &journal, &err), 0);
     cairn_store_close(journal);
     CHECK_INT(cairn_clog_open(*db, "test", true, &log, &err), 0);
-    return eng_writer_start(&f->base, log, collect, f);
+    return start_writer(&f->base, log, f);
 }
 
 static int64_t log_end_after_stop(const char *db) {
@@ -343,7 +356,7 @@ TEST(writer_with_the_log_syncs_it_and_applies_to_the_store_without_a_sync) {
     CHECK_INT(eng_writer_catch_up(w, &err), 0);
     CHECK_INT(f.applied, 6);          /* in the store once caught up */
     CHECK_INT(f.appended, 0);         /* never committed one batch at a time */
-    eng_writer_stop(w);
+    stop_writer(w);
     CHECK_INT(f.syncs, 1);            /* the store synced before the log started over */
     CHECK_INT(log_end_after_stop(db), CAIRN_CLOG_HEADER);
     for (int i = 0; i < 3; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
@@ -370,7 +383,7 @@ TEST(writer_with_a_full_log_applies_syncs_the_store_and_starts_it_over) {
     cairn_err err;
     CHECK_INT(eng_writer_catch_up(w, &err), 0);
     CHECK_INT(f.applied, batches);
-    eng_writer_stop(w);
+    stop_writer(w);
     free(db);
 }
 
@@ -394,7 +407,7 @@ TEST(writer_with_the_log_fails_every_later_batch_after_a_failed_apply) {
     free(b.events);
     wait_for(&f, &f.posted, 3);
     CHECK_INT(f.posted_kind[2], MSG_WRITE_FAILED);
-    eng_writer_stop(w);
+    stop_writer(w);
     CHECK(log_end_after_stop(db) > CAIRN_CLOG_HEADER);  /* kept for the next engine */
     free(db);
 }
@@ -422,6 +435,6 @@ TEST(writer_with_the_log_leaves_a_batch_that_does_not_fit_to_its_thread) {
     CHECK_INT(f.syncs, 1);
     CHECK_INT(f.applied, 5);
     for (int i = 0; i < 5; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
-    eng_writer_stop(w);
+    stop_writer(w);
     free(db);
 }

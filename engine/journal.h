@@ -1,0 +1,224 @@
+/*
+ * journal.h - the one door to the journal.
+ *
+ * Everything that reads or writes runs goes through a cairn_journal: the
+ * CLI's commands, the engine (orchestrator and writer threads), later the
+ * HTTP server.  It is opened from where the journal lives (a path now; a
+ * URL names another store) and owns everything that place implies:
+ *
+ *   what                          SQLite journal (journal_sqlite.c)
+ *   the journal of record         PATH, through store_sqlite.c
+ *   a reader connection           every read below, claims, commands
+ *   a writer connection           append_batch and the commit log's apply
+ *   the commit log (engine only)  PATH-clog (clog.h), settled on open
+ *   the key                       PATH.key or CAIRN_JOURNAL_KEY, checked
+ *                                 against the journal's key check value
+ *   the secrets' location         PATH.secrets, PATH.secrets.key (secrets.h)
+ *
+ * Nothing outside the store's own files (journal*.c, store*.c, clog.c)
+ * opens a connection, reads the key file or touches the commit log; the
+ * orchestrator and the CLI hold a cairn_journal * and nothing else.  A
+ * second store (PostgreSQL) is one more backend: a file whose open()
+ * fills the table of journal_int.h, and its tests.
+ *
+ * Operations are named for what they do (append a batch, load a run, list
+ * runs, put a command, take commands, definitions, the key check), not for
+ * how SQLite does them.
+ *
+ * Roles.  A reader (the CLI's reading commands) opens without creating
+ * anything; the only write it makes is applying a stopped engine's commit
+ * log, as SQLite recovers its own log for the first reader.  An engine
+ * opens read-write: it checks the file's integrity, takes the commit log
+ * (applying what a dead engine left), makes the key if there is none and
+ * records the key check value.  A refused open writes nothing.
+ *
+ * Threads: one thread at a time, except the writer operations at the end,
+ * which belong to the engine's writer threads (engine/writer.c) once the
+ * engine runs (sync may run beside append_batch, see there).
+ *
+ * Memory: what an operation returns belongs to the caller (free with the
+ * *_free of store.h or fold.h); arguments are borrowed.
+ */
+#ifndef CAIRN_JOURNAL_H
+#define CAIRN_JOURNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "dsl/workflow.h"
+#include "engine/event.h"
+#include "engine/fold.h"
+#include "engine/store.h"
+
+typedef struct cairn_journal cairn_journal;
+
+typedef enum { CAIRN_JOURNAL_READER, CAIRN_JOURNAL_ENGINE } cairn_journal_role;
+
+typedef struct cairn_journal_config {
+    cairn_journal_role role;
+    cairn_sync_mode sync;        /* engine: CAIRN_SYNC_FULL or CAIRN_SYNC_NORMAL */
+} cairn_journal_config;
+
+/* Open the journal at where.  A reader of a journal that does not exist gets
+ * CAIRN_ENOTFOUND; a file that is not a Cairn journal, a damaged commit log
+ * or one of another journal is CAIRN_ECORRUPT, nothing written.  A reader
+ * that could not apply a stopped engine's log still opens, with a warning
+ * (cairn_journal_warning).  CAIRN_EBUSY never: a second engine opens too,
+ * and commits straight to the journal of record. */
+int cairn_journal_open(const char *where, const cairn_journal_config *cfg, cairn_journal **out,
+                       cairn_err *err);
+
+/* Close, releasing the runs an engine held.  NULL is allowed. */
+void cairn_journal_close(cairn_journal *j);
+
+/* What a reader should be told about the open (the newest events of a
+ * stopped engine may be missing), or NULL. */
+const char *cairn_journal_warning(const cairn_journal *j);
+
+/* ---- the key --------------------------------------------------------------- */
+
+/* Take the journal's key into use, so that loads check the hash chain.
+ * CAIRN_EAUTH when it is not this journal's key (event.h, store.h: the key
+ * check value); another code when it cannot be read (then loads go on
+ * without the check, for those that choose to).  An engine's journal has
+ * its key in use from the open. */
+int cairn_journal_use_key(cairn_journal *j, cairn_err *err);
+
+/* The hasher of the chain under the key in use, or NULL. */
+cairn_chain *cairn_journal_chain(cairn_journal *j);
+
+/* ---- runs -------------------------------------------------------------------- */
+
+/* Runs, newest first; status_filter NULL for all, else a comma list. */
+int cairn_journal_list_runs(cairn_journal *j, const char *status_filter, cairn_run_row **out,
+                            int *n, cairn_err *err);
+int cairn_journal_get_run(cairn_journal *j, const char *run_id, cairn_run_row *out,
+                          cairn_err *err);
+
+/* A run's events in seq order.  pin (may be NULL) receives the definition
+ * its run_created event pins, which the runs row must name too (else
+ * CAIRN_ECORRUPT). */
+int cairn_journal_load_events(cairn_journal *j, const char *run_id, cairn_event **evs, int *n,
+                              char pin[65], cairn_err *err);
+
+/* Fold evs (as load_events gave them) into st, checking the hash chain when
+ * the key is in use (a break is CAIRN_ECORRUPT).  Each event is cleared
+ * once folded, so a long run's events are not all held parsed at once. */
+int cairn_journal_fold(cairn_journal *j, cairn_run_state *st, cairn_event *evs, int n,
+                       cairn_err *err);
+
+/* Load a run: its events folded into *st (the caller's).  The steps are
+ * those of the definition it pins.  With wf NULL they are read as stored
+ * beside the definition (no compile: what `show` needs); else *wf receives
+ * the definition compiled (cairn_journal_definition: hash-checked), the
+ * caller's. */
+int cairn_journal_load_run(cairn_journal *j, const char *run_id, cairn_run_state **st,
+                           cairn_workflow **wf, cairn_err *err);
+
+/* Whether the runs table's row agrees with the run's fold (st, from
+ * cairn_journal_load_run): workflow, def_hash, parent_id, status (running,
+ * paused, compensating or how it ended), created_at and updated_at (when
+ * status last changed).  0, or CAIRN_ECORRUPT naming the run and the first
+ * column that differs, with both values: the row was edited. */
+int cairn_run_row_check(const cairn_run_row *row, const cairn_run_state *st, cairn_err *err);
+
+/* ---- definitions ----------------------------------------------------------- */
+
+/* Store wf's source pinned by its SHA-256, with the step ids a run of it
+ * journals (cairn_step_ids). */
+int cairn_journal_put_definition(cairn_journal *j, const cairn_workflow *wf, cairn_err *err);
+
+/* Load and compile the definition pinned by hash.  Its source must hash to
+ * exactly that: an edited definition is CAIRN_ECORRUPT, naming the run
+ * (run_id, or NULL) and both hashes, and nothing is compiled.  *wf is the
+ * caller's. */
+int cairn_journal_definition(cairn_journal *j, const char *hash, const char *run_id,
+                             cairn_workflow **wf, cairn_err *err);
+
+/* The hash of the newest definition named name (child workflows). */
+int cairn_journal_find_definition(cairn_journal *j, const char *name, char hash[65],
+                                  cairn_err *err);
+
+/* Every step a run of wf can journal, in this order: the steps, then the
+ * on_failure steps, then one "<id>#compensate" per step with a compensate
+ * body.  The array and its strings are the caller's (cairn_step_ids_free). */
+char **cairn_step_ids(const cairn_workflow *wf, int *n);
+void cairn_step_ids_free(char **ids, int n);
+
+/* ---- commands ---------------------------------------------------------------- */
+
+/* Record a command for a run ("cancel", "pause", "unpause", "decide"), to be
+ * carried out by the engine that holds it, or by the next one.  When a live
+ * engine holds the run the row is written without a sync (the engine
+ * journals its effect durably, and callers wait for that) and the engine is
+ * woken; otherwise it is synced, since it must wait for the next resume. */
+int cairn_journal_put_command(cairn_journal *j, const char *run_id, const char *type,
+                              const char *data, cairn_err *err);
+
+/* Open the journal at where to read, put a command, close: what a command
+ * line does once. */
+int cairn_journal_command(const char *where, const char *run_id, const char *type,
+                          const char *data, cairn_err *err);
+
+/* The commands for run_id not carried out yet, oldest first (decisions made
+ * while no engine held the run wait there for the next resume). */
+int cairn_journal_run_commands(cairn_journal *j, const char *run_id, cairn_command **out, int *n,
+                               cairn_err *err);
+
+/* Engine: the commands waiting for runs it holds, oldest first. */
+int cairn_journal_take_commands(cairn_journal *j, cairn_command **out, int *n, cairn_err *err);
+
+/* Engine: drop a command that needs no event (done already, or moot). */
+void cairn_journal_drop_command(cairn_journal *j, int64_t id);
+
+/* A number that changes when another process writes (cheap to poll). */
+int64_t cairn_journal_changes(cairn_journal *j);
+
+/* ---- the engine's hold on runs ------------------------------------------ */
+
+/* Who this engine is, as recorded on the runs it holds ("host:pid:start"). */
+const char *cairn_journal_owner(const cairn_journal *j);
+
+/* Take a run if no live engine holds it (else CAIRN_EBUSY).  Between
+ * claims_begin and claims_end, many claims are one transaction. */
+int cairn_journal_claim_run(cairn_journal *j, const char *run_id, cairn_err *err);
+int cairn_journal_claims_begin(cairn_journal *j, cairn_err *err);
+int cairn_journal_claims_end(cairn_journal *j, cairn_err *err);
+
+/* Before claiming runs, when the engine does not hold the commit log: apply
+ * what a stopped engine left in it (cairn_clog_settle). */
+int cairn_journal_settle_others(cairn_journal *j, cairn_err *err);
+
+/* The secrets' files beside the journal (secrets.h), the caller's. */
+void cairn_journal_secrets_paths(const cairn_journal *j, char **file, char **key_file);
+
+/* ---- the writer (engine/writer.c) ----------------------------------------- */
+
+/* Whether batches become durable ahead of the journal of record (in the
+ * commit log) and reach it later through apply_written. */
+bool cairn_journal_writes_ahead(const cairn_journal *j);
+
+/* Append a batch of events (the writer's connection).  Writing ahead, *mark
+ * receives where the batch ends in the log, and CAIRN_EFULL (nothing
+ * written) says the log must start over first, *mark then being the bytes
+ * it needs.  Not durable before cairn_journal_sync. */
+int cairn_journal_append_batch(cairn_journal *j, cairn_event *const *evs, int n, int64_t *mark,
+                               cairn_err *err);
+
+/* Make every batch appended before this call durable: one sync.  May run
+ * on a second thread beside append_batch. */
+int cairn_journal_sync(cairn_journal *j, cairn_err *err);
+
+/* Writing ahead: where appended batches end so far. */
+int64_t cairn_journal_written_end(const cairn_journal *j);
+
+/* Writing ahead: put the batches in [from, to) of the log (durable) into
+ * the journal of record, in one transaction, without a sync. */
+int cairn_journal_apply_written(cairn_journal *j, int64_t from, int64_t to, cairn_err *err);
+
+/* Writing ahead, everything applied: sync the journal of record and start
+ * the log over, with room for need bytes. */
+int cairn_journal_start_over(cairn_journal *j, size_t need, cairn_err *err);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * journal_int.h - what journal.c shares with the backends (journal_sqlite.c;
+ * a PostgreSQL journal is one more file filling cairn_journal_backend).
+ * Private to the journal's own files.
+ */
+#ifndef CAIRN_JOURNAL_INT_H
+#define CAIRN_JOURNAL_INT_H
+
+#include "engine/clog.h"
+#include "engine/journal.h"
+
+typedef struct cairn_journal_backend {
+    const char *scheme;          /* the prefix of where it serves ("postgres://"); NULL: a path */
+    /* Fill j->reader (and, for an engine, j->writer and j->log), reading
+     * the key into j->key (j->keyed) for an engine.  On failure the
+     * journal is closed by the caller (close must cope with a partial open). */
+    int (*open)(cairn_journal *j, cairn_err *err);
+    /* Read the key (a reader's cairn_journal_use_key); 0 and j->key set. */
+    int (*read_key)(cairn_journal *j, cairn_err *err);
+    int (*put_command)(cairn_journal *j, const char *run_id, const char *type, const char *data,
+                       cairn_err *err);
+    int (*settle_others)(cairn_journal *j, cairn_err *err);
+    void (*secrets_paths)(const cairn_journal *j, char **file, char **key_file);
+    /* The writer's operations (journal.h): sync, and for a backend that
+     * writes ahead, the rest. */
+    int (*append_batch)(cairn_journal *j, cairn_event *const *evs, int n, int64_t *mark,
+                        cairn_err *err);
+    int (*sync)(cairn_journal *j, cairn_err *err);
+    int64_t (*written_end)(const cairn_journal *j);
+    int (*apply_written)(cairn_journal *j, int64_t from, int64_t to, cairn_err *err);
+    int (*start_over)(cairn_journal *j, size_t need, cairn_err *err);
+    /* Release what open made (j->reader, j->writer, j->log...). */
+    void (*close)(cairn_journal *j);
+} cairn_journal_backend;
+
+struct cairn_journal {
+    const cairn_journal_backend *backend;
+    char *where;
+    cairn_journal_config cfg;
+    cairn_store *reader;         /* reads, claims, commands; the orchestrator's */
+    cairn_store *writer;         /* engine: append_batch, on the writer threads */
+    cairn_clog *log;             /* engine, SQLite: the commit log it holds, or NULL */
+    char owner[256];
+    bool keyed;
+    unsigned char key[32];
+    cairn_chain *chain;          /* under key, once keyed */
+    char *warning;
+};
+
+extern const cairn_journal_backend cairn_journal_sqlite;
+
+/* A journal made of parts already open, for a test that puts a store of
+ * its own (one that fails, or holds its syncs) under the engine's writer:
+ * writer is the store the writer appends to, log (NULL: none) the commit
+ * log it writes ahead in.  Both belong to the journal from here on. */
+cairn_journal *cairn_journal_over(cairn_store *writer, cairn_clog *log, const char *owner);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * test_journal.c - the journal's door (engine/journal.h) over journals
+ * built by hand: what a reader loads, and what the fold refuses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "common/mem.h"
+#include "engine/journal.h"
+#include "fixtures.h"
+#include "test.h"
+
+/* Source that hashes right but does not compile: a reader that compiles it
+ * fails. */
+static const char broken_src[] = "cairn: 1\nname: wf\nsteps: [ unclosed\n";
+
+/* Make a journal at path holding run r1 of broken_src (steps a and b
+ * stored beside it): run_created, then events[0..n) (step "a"). */
+static void hand_built(const char *path, const cairn_event_type *types, const char *const *data,
+                       int n) {
+    cairn_store *s = NULL;
+    cairn_err err;
+    char hash[65];
+    cairn_workflow_hash(broken_src, strlen(broken_src), hash);
+    CHECK_INT(cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err), 0);
+    CHECK_INT(s->ops->put_definition(s, hash, "wf", "wf.yaml", broken_src, strlen(broken_src),
+                                     &err), 0);
+    CHECK_INT(s->ops->put_steps(s, hash, "a\nb\n", &err), 0);
+    cairn_event *evs[8];
+    char *created = cairn_sprintf("{\"def_hash\":\"%s\",\"inputs\":{},\"trigger\":null,"
+                                  "\"workflow\":\"wf\"}", hash);
+    evs[0] = fx_event("r1", 1, CAIRN_EV_RUN_CREATED, created);
+    for (int i = 0; i < n; i++) evs[i + 1] = fx_event("r1", i + 2, types[i], data[i]);
+    CHECK_INT(s->ops->append(s, evs, n + 1, &err), 0);
+    fx_free_events(evs, n + 1);
+    free(created);
+    cairn_store_close(s);
+}
+
+static cairn_journal *open_reader(const char *path) {
+    cairn_journal_config cfg = {.role = CAIRN_JOURNAL_READER};
+    cairn_journal *j = NULL;
+    cairn_err err;
+    if (cairn_journal_open(path, &cfg, &j, &err)) TEST_FAIL("open %s: %s", path, err.msg);
+    return j;
+}
+
+TEST(journal_loads_a_run_with_the_steps_stored_not_the_definition_compiled) {
+    char *path = cairn_sprintf("%s/j.db", test_tmpdir());
+    cairn_event_type types[] = {CAIRN_EV_STEP_STARTED, CAIRN_EV_STEP_SUCCEEDED};
+    const char *data[] = {"{\"input\":{}}", "{\"output\":1}"};
+    hand_built(path, types, data, 2);
+    cairn_journal *j = open_reader(path);
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_journal_load_run(j, "r1", &st, NULL, &err), 0);
+    CHECK_INT(st->n_steps, 2);
+    CHECK_STR(st->step_ids[1], "b");
+    CHECK_INT(st->steps[0].status, CAIRN_STEP_SUCCEEDED);
+    cairn_run_state_free(st);
+    /* asked for the definition, the load compiles it, and this one fails */
+    CHECK(cairn_journal_load_run(j, "r1", &st, &wf, &err) != 0);
+    CHECK(st == NULL && wf == NULL);
+    cairn_journal_close(j);
+    free(path);
+}
+
+TEST(journal_refuses_an_edited_definition_without_compiling_it) {
+    char *path = cairn_sprintf("%s/j.db", test_tmpdir());
+    hand_built(path, NULL, NULL, 0);
+    sqlite3 *db = NULL;   /* the definitions table edited: same hash, other bytes */
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "UPDATE definitions SET source = 'edited'", NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    cairn_err err;
+    cairn_journal *j = open_reader(path);
+    cairn_run_state *st = NULL;
+    CHECK_INT(cairn_journal_load_run(j, "r1", &st, NULL, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "does not match the hash it is pinned to");
+    cairn_journal_close(j);
+    free(path);
+}
+
