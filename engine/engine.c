@@ -188,6 +188,10 @@ void eng_event_free(cairn_event *ev) {
 static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int attempt,
                     jv data, int64_t time_ms) {
     cairn_run_state *st = r->st;
+    if (e->sticky) {   /* invariant 5: nothing more is appended */
+        jv_free(data);
+        return -1;
+    }
     cairn_event *ev = eng_event_new(r, step >= 0 ? r->plan->ids[step] : NULL,
                                     e->event_text.data, e->event_text.len);
     memcpy(ev->run_id, st->id, sizeof ev->run_id);   /* same size; NUL-terminated */

@@ -360,10 +360,57 @@ static int event_step(const cairn_run_state *st, const fold_ev *ev) {
     return ev->step ? cairn_run_state_step(st, ev->step) : -1;
 }
 
+#define FROM(status) (1u << CAIRN_STEP_##status)
+
+/* The statuses a step event may find its step (or foreach item) in: the
+ * transitions of the state machine in fold.h.  0: any (a record only). */
+static unsigned from_statuses(cairn_event_type t) {
+    switch (t) {
+    case CAIRN_EV_STEP_STARTED: return FROM(PENDING) | FROM(WAITING);
+    case CAIRN_EV_STEP_SUCCEEDED: return FROM(RUNNING) | FROM(WAITING);
+    /* waiting: an on_crash ask answered "run it again" */
+    case CAIRN_EV_STEP_CRASHED: return FROM(RUNNING) | FROM(WAITING);
+    case CAIRN_EV_STEP_INTERRUPTED: return FROM(RUNNING);
+    case CAIRN_EV_STEP_SKIPPED:
+    case CAIRN_EV_STEP_EXPANDED: return FROM(PENDING);
+    case CAIRN_EV_APPROVAL_DECIDED:
+    case CAIRN_EV_APPROVAL_ESCALATED: return FROM(WAITING);
+    case CAIRN_EV_STEP_FAILED:
+    case CAIRN_EV_STEP_RETRYING:
+    case CAIRN_EV_STEP_WAITING:
+    case CAIRN_EV_APPROVAL_REQUESTED:
+    case CAIRN_EV_CHILD_STARTED: return FROM(PENDING) | FROM(RUNNING) | FROM(WAITING);
+    default: return 0;   /* step_spawned, approval_notified */
+    }
+}
+
+/* CAIRN_ECORRUPT unless status is one ev may find its step or item in. */
+static int check_from(const fold_ev *ev, cairn_step_status status, int index, cairn_err *err) {
+    unsigned allowed = from_statuses(ev->type);
+    if (allowed == 0 || (allowed & (1u << status))) return 0;
+    char want[96] = "", why[CAIRN_ERR_MSG_MAX / 2];
+    for (int k = 0; k < CAIRN_STEP_STATUS_COUNT; k++)
+        if (allowed & (1u << k))
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", want[0] ? " or " : "",
+                     cairn_step_status_name((cairn_step_status)k));
+    if (index >= 0)
+        snprintf(why, sizeof why, "step %s item %d is %s, not %s", ev->step, index,
+                 cairn_step_status_name(status), want);
+    else
+        snprintf(why, sizeof why, "step %s is %s, not %s", ev->step,
+                 cairn_step_status_name(status), want);
+    return corrupt(ev, err, why);
+}
+
 static int apply_step(cairn_run_state *st, const fold_ev *ev, cairn_err *err) {
     int i = event_step(st, ev);
     if (i < 0) return corrupt(ev, err, "names no step of the workflow");
     cairn_step_state *s = &st->steps[i];
+    int idx = event_index(ev);
+    if (idx >= 0 && (!s->expanded || idx >= s->n_items))
+        return corrupt(ev, err, "item index out of range");
+    int rc = check_from(ev, idx >= 0 ? s->items[idx].status : s->status, idx, err);
+    if (rc) return rc;
     if (ev->type == CAIRN_EV_APPROVAL_NOTIFIED) return 0;   /* a record only */
     if (ev->type == CAIRN_EV_CHILD_STARTED) {
         char *child = field_str(ev, "child");
@@ -379,15 +426,12 @@ static int apply_step(cairn_run_state *st, const fold_ev *ev, cairn_err *err) {
         apply_approval(s, ev);
         return 0;
     }
-    int idx = event_index(ev);
     if (ev->type == CAIRN_EV_STEP_EXPANDED) return apply_expanded(s, ev, err);
     if (ev->type == CAIRN_EV_STEP_SKIPPED) {
         s->status = CAIRN_STEP_SKIPPED;
         s->done_seq = ev->seq;
         return 0;
     }
-    if (idx >= 0 && (!s->expanded || idx >= s->n_items))
-        return corrupt(ev, err, "item index out of range");
     if (ev->type == CAIRN_EV_STEP_SPAWNED) {
         apply_spawned(st, i, idx, ev);
         return 0;

@@ -30,10 +30,23 @@
  *                              other status sets the flag only)
  *                     running --run_compensating--> compensating --run_failed / run_cancelled
  *
- * Invariants checked by the fold (a violation is CAIRN_ECORRUPT): the first
- * event is run_created; seq increases by exactly one; step events name a
- * known step and a valid item index; a step_expanded's item list, when it
- * has one, holds `count` items; no event follows a terminal run event.
+ * Invariants checked by the fold (a violation is CAIRN_ECORRUPT, naming the
+ * run and the event's seq): the first event is run_created; seq increases
+ * by exactly one; step events name a known step and a valid item index; a
+ * step_expanded's item list, when it has one, holds `count` items; no event
+ * follows a terminal run event; and every step event finds its step (or
+ * item) in a state the machine above leaves by it:
+ *
+ *     step_started                          pending, waiting
+ *     step_succeeded                        running, waiting
+ *     step_crashed                          running, waiting (an on_crash ask
+ *                                           answered "run it again")
+ *     step_interrupted                      running
+ *     step_skipped, step_expanded           pending
+ *     approval_decided, approval_escalated  waiting
+ *     step_failed, step_retrying, step_waiting,
+ *     approval_requested, child_started     pending, running, waiting
+ *     step_spawned, approval_notified       any (records)
  *
  * Cost: applying one event is O(size of its data), whatever the run's size:
  * a foreach's items are counted as they change state (items_succeeded,

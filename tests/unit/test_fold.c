@@ -168,3 +168,25 @@ TEST(fold_pause_reads_paused_only_while_running) {
     CHECK_INT(st->status_ms, 40);
     cairn_run_state_free(st);
 }
+
+/* Each transition is checked against the state it leaves (fold.h). */
+TEST(fold_refuses_a_transition_from_a_state_it_does_not_leave) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{}", 0);
+    apply(st, 2, CAIRN_EV_STEP_SUCCEEDED, "a", 1, "{\"output\":1}", CAIRN_ECORRUPT);
+    apply(st, 2, CAIRN_EV_STEP_CRASHED, "a", 1, "{\"action\":\"retry\"}", CAIRN_ECORRUPT);
+    apply(st, 2, CAIRN_EV_APPROVAL_DECIDED, "a", 0, "{\"decision\":\"approve\"}", CAIRN_ECORRUPT);
+    apply(st, 2, CAIRN_EV_STEP_STARTED, "a", 1, "{}", 0);
+    apply(st, 3, CAIRN_EV_STEP_STARTED, "a", 2, "{}", CAIRN_ECORRUPT);     /* running already */
+    apply(st, 3, CAIRN_EV_STEP_SKIPPED, "a", 0, "{}", CAIRN_ECORRUPT);
+    apply(st, 3, CAIRN_EV_STEP_SUCCEEDED, "a", 1, "{\"output\":1}", 0);
+    apply(st, 4, CAIRN_EV_STEP_FAILED, "a", 1, "{\"error\":{}}", CAIRN_ECORRUPT);  /* done */
+    apply(st, 4, CAIRN_EV_STEP_STARTED, "a", 2, "{}", CAIRN_ECORRUPT);
+    /* items: each is checked on its own */
+    apply(st, 4, CAIRN_EV_STEP_EXPANDED, "b", 0, "{\"count\":2}", 0);
+    apply(st, 5, CAIRN_EV_STEP_SUCCEEDED, "b", 1, "{\"index\":1,\"output\":1}", CAIRN_ECORRUPT);
+    apply(st, 5, CAIRN_EV_STEP_STARTED, "b", 1, "{\"index\":1}", 0);
+    apply(st, 6, CAIRN_EV_STEP_SUCCEEDED, "b", 1, "{\"index\":1,\"output\":1}", 0);
+    CHECK_INT(st->steps[0].items[1].status, CAIRN_STEP_SUCCEEDED);
+    cairn_run_state_free(st);
+}

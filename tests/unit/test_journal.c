@@ -86,3 +86,20 @@ TEST(journal_refuses_an_edited_definition_without_compiling_it) {
     free(path);
 }
 
+/* A journal whose events skip a transition is refused by the reader, which
+ * names the run, the event and what its step was. */
+TEST(journal_reader_refuses_a_transition_from_the_wrong_state) {
+    char *path = cairn_sprintf("%s/j.db", test_tmpdir());
+    cairn_event_type types[] = {CAIRN_EV_STEP_SUCCEEDED};   /* never started */
+    const char *data[] = {"{\"output\":1}"};
+    hand_built(path, types, data, 1);
+    cairn_journal *j = open_reader(path);
+    cairn_run_state *st = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_journal_load_run(j, "r1", &st, NULL, &err), CAIRN_ECORRUPT);
+    CHECK(st == NULL);
+    CHECK_STR(err.msg, "run r1 event 2 (step_succeeded): step a is pending, not running or"
+                       " waiting");
+    cairn_journal_close(j);
+    free(path);
+}
