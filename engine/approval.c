@@ -4,7 +4,7 @@
  * Starting an approval step journals approval_requested (who may decide,
  * how many approvals make a quorum, the deadline) and parks the step as
  * waiting: no thread, only a timer when there is a time-out.  Decisions
- * arrive as commands from any process (`cairn approve`, the API), are
+ * arrive as commands from any process (`cairn approve`, `cairn reject`), are
  * checked against the request (approvers, no self-approval, one vote each,
  * still open) and journaled as approval_decided; a quorum of approvals
  * succeeds the step, one rejection fails it with kind "rejected".  At the

@@ -4,8 +4,8 @@
  * Invariants (numbered as the design refers to them):
  *   1. An action's attempt never starts before its step_started event is
  *      durable (synced in the commit log, clog.h, or in SQLite).
- *   2. A step recorded as succeeded is never run again: not after a crash, a
- *      restart or a replay.  Recovery folds the journal and starts only steps
+ *   2. A step recorded as succeeded is never run again: not after a crash or
+ *      a restart.  Recovery folds the journal and starts only steps
  *      that are not done; attempts in flight at a crash go to on_crash.
  *   3. Each transition is appended to the journal before anything that
  *      depends on it becomes visible: dependents are started in a later or

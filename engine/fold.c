@@ -31,8 +31,8 @@ bool cairn_run_status_terminal(cairn_run_status s) {
 
 /* ---- construction ------------------------------------------------------- */
 
-/* qsort_r, not a static for the ids: run states are built on several
- * threads at once (the orchestrator, the HTTP server's). */
+/* qsort_r, not a static for the ids: a program may build run states on
+ * several threads at once. */
 static int cmp_order(const void *a, const void *b, void *ids) {
     char **id = ids;
     return strcmp(id[*(const int *)a], id[*(const int *)b]);

@@ -1,9 +1,9 @@
 /*
  * fold.h - the one pure function from journal events to run state.
  *
- * Live execution, crash recovery, `cairn show`, `replay` and the API all build
+ * Live execution, crash recovery, `cairn show` and `cairn verify` all build
  * run state with cairn_fold_apply, event by event: there is one source of
- * truth, and replay is real.  The fold decides nothing; it records.  What to
+ * truth.  The fold decides nothing; it records.  What to
  * do next is the orchestrator's business (engine.c).
  *
  * Step state machine (per step; per item for foreach steps):

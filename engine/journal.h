@@ -2,9 +2,9 @@
  * journal.h - the one door to the journal.
  *
  * Everything that reads or writes runs goes through a cairn_journal: the
- * CLI's commands, the engine (orchestrator and writer threads), later the
- * HTTP server.  It is opened from where the journal lives (a path now; a
- * URL names another store) and owns everything that place implies:
+ * CLI's commands and the engine (its orchestrator and writer threads).  It
+ * is opened from where the journal lives (a path now; a URL names another
+ * store) and owns everything that place implies:
  *
  *   what                          SQLite journal (journal_sqlite.c)
  *   the journal of record         PATH, through store_sqlite.c

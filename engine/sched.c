@@ -89,7 +89,7 @@ static bool untouched(const cairn_step_state *s) {
 }
 
 /* Every step is present in `.steps` from the start, in workflow order, so it
- * has the same shape (and key order) live, after recovery and in replay.  The
+ * has the same shape (and key order) live and after recovery.  The
  * object for a run where nothing has started is built once per plan and
  * shared: a new run costs a reference, not an object per step. */
 static jv pending_steps(eng_plan *p) {

@@ -13,8 +13,8 @@
  *
  * Threads: a store is used by one thread at a time (sync() excepted, see
  * there).  An engine's journal gives its writer connection to the journal
- * writer thread once execution starts; a reader (the CLI, the HTTP server)
- * opens a journal of its own.
+ * writer thread once execution starts; a reader (the CLI) opens a journal
+ * of its own.
  *
  * Memory: everything returned belongs to the caller (free with the matching
  * *_free); strings and events passed in are borrowed.
