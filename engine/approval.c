@@ -217,7 +217,7 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
         ev = jv_object_set(ev, jv_string("comment"), c ? jv_string(c) : jv_null());
         ev = jv_object_set(ev, jv_string("at"), jv_string(cairn_rfc3339(cairn_wall_ms(), when, sizeof when)));
         int64_t t = eng_emit(e, r, CAIRN_EV_APPROVAL_DECIDED, i, -1, r->st->steps[i].attempts, ev);
-        if (t > 0 && command_id > 0) e->out.events[e->out.n - 1]->command_id = command_id;
+        if (t > 0) eng_mark_answer(e, command_id);
         if (!approve) {
             char why[512];
             snprintf(why, sizeof why, "rejected by %s%s%s", jv_string_value(by), c ? ": " : "", c ? c : "");
@@ -237,7 +237,12 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
     jv_free(d);
 }
 
-void eng_approval_timeout(cairn_engine *e, eng_run *r, int i) {
+/* The approval's time-out passed: on_timeout says what follows. */
+void eng_approval_timer(cairn_engine *e, eng_run *r, int i, int index) {
+    if (jv_get_kind(r->st->steps[i].approval) != JV_KIND_OBJECT) {   /* a retry's back-off */
+        eng_start_attempt(e, r, i, index);
+        return;
+    }
     jv a = jv_copy(r->st->steps[i].approval);
     jv on_timeout = get(a, "on_timeout"), esc = get(a, "escalate_to"), escalated = get(a, "escalated");
     const char *what = jv_get_kind(on_timeout) == JV_KIND_STRING ? jv_string_value(on_timeout) : "reject";

@@ -17,32 +17,6 @@
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
-static void live_add(cairn_engine *e, eng_attempt *a) {
-    a->live_prev = NULL;
-    a->live_next = e->live;
-    if (e->live) e->live->live_prev = a;
-    e->live = a;
-}
-
-static void live_remove(cairn_engine *e, eng_attempt *a) {
-    if (a->live_prev) a->live_prev->live_next = a->live_next; else e->live = a->live_next;
-    if (a->live_next) a->live_next->live_prev = a->live_prev;
-}
-
-jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const char *idem_key) {
-    jv cur = jv_object();
-    cur = jv_object_set(cur, jv_string("id"), jv_string(r->plan->ids[step]));
-    cur = jv_object_set(cur, jv_string("attempt"), jv_number(attempt));
-    cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(idem_key));
-    jv extra = jv_object_set(jv_object(), jv_string("step"), cur);
-    if (index >= 0) {   /* the element of the list the step expanded to, once */
-        jv item = jv_array_get(jv_copy(r->items[step]), index);
-        extra = jv_object_set(extra, jv_string("item"), jv_is_valid(item) ? item : jv_null());
-        extra = jv_object_set(extra, jv_string("index"), jv_number(index));
-    }
-    return extra;
-}
-
 static jv attempt_extra(eng_attempt *a) {
     return eng_attempt_scope(a->run, a->step, a->index, a->attempt, a->idem_key);
 }
@@ -64,10 +38,9 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     const char *id = r->plan->ids[i];
     const cairn_step_state *s = &r->st->steps[i];
     const cairn_action *action = cairn_action_find(step->uses);
-    if (action && (action->flags & CAIRN_ACTION_ENGINE)) {
-        if (strcmp(step->uses, "approval") == 0) eng_start_approval(e, r, i, index);
-        else if (strcmp(step->uses, "workflow") == 0) eng_start_child(e, r, i, index);
-        else eng_start_wait(e, r, i, index);
+    const eng_carried *carried = eng_carried_for(action);
+    if (carried) {   /* the engine carries it out itself: no attempt */
+        carried->start(e, r, i, index);
         return;
     }
     eng_attempt *a = cairn_calloc(1, sizeof *a);
@@ -83,7 +56,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = id,
                                    .idempotency_key = a->idem_key, .attempt = a->attempt,
                                    .stop = &a->stop, .env = (const char *const *)r->env,
-                                   .spawned = eng_attempt_spawned, .spawned_ud = e};
+                                   .spawned = eng_attempt_spawned, .spawned_ud = e->inbox};
     if (a->action == NULL) {
         fail_before_start(e, a, eng_error("schema", "no such action"));
         return;
@@ -103,19 +76,14 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
         return;
     }
     a->ticket = eng_emit_step(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, a->idem_key, with);
-    r->in_flight++;
-    e->total_in_flight++;
-    live_add(e, a);
-    a->next = NULL;
-    if (e->await_tail) e->await_tail->next = a; else e->await_head = a;
-    e->await_tail = a;
+    eng_attempt_started(e, a);
 }
 
 static void dispatch(cairn_engine *e, eng_attempt *a) {
     const cairn_step *step = a->run->plan->steps[a->step];
     if (a->run->st->cancel_requested && !eng_is_rollback_step(a->run, a->step))
         a->stop.requested = 1;
-    if (e->stopping && cairn_now_ms() >= e->stop_deadline) {
+    if (eng_past_grace(e, cairn_now_ms())) {
         a->stop.requested = 1;
         a->interrupted = true;
     }
@@ -154,12 +122,8 @@ void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with) {
         return;
     }
     jv_free(with);
-    a->ticket = e->next_ticket;   /* after the request it announces is durable */
-    r->in_flight++;
-    e->total_in_flight++;
-    live_add(e, a);
-    if (e->await_tail) e->await_tail->next = a; else e->await_head = a;
-    e->await_tail = a;
+    a->ticket = eng_next_ticket(e);   /* after the request it announces is durable */
+    eng_attempt_started(e, a);
 }
 
 /* Start every attempt whose step_started is durable.  When many runs wait on
@@ -170,14 +134,10 @@ void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with) {
  * overlap instead of taking turns. */
 void eng_dispatch_durable(cairn_engine *e) {
     int since_submit = 0;
-    while (e->await_head && e->await_head->ticket <= e->durable) {
-        eng_attempt *a = e->await_head;
-        e->await_head = a->next;
-        if (e->await_head == NULL) e->await_tail = NULL;
-        a->next = NULL;
+    for (eng_attempt *a; (a = eng_take_ready(e, false)) != NULL;) {
         dispatch(e, a);
         if (++since_submit == CAIRN_SUBMIT_EVERY) {
-            eng_writer_submit(e->writer, &e->out);
+            eng_submit(e, false);
             eng_pool_flush(e->pool);
             since_submit = 0;
         }
@@ -202,9 +162,7 @@ static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,
 
 void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
     eng_run *r = a->run;
-    live_remove(e, a);
-    r->in_flight--;
-    e->total_in_flight--;
+    eng_attempt_ended(e, a);
     jv output = jv_invalid();
     cairn_fail fail;
     cairn_fail_clear(&fail);
@@ -215,7 +173,7 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
         if (a->action->discard) a->action->discard(a->job);
         rc = cairn_fail_set(&fail, "cancelled", "stopped before it began");
     }
-    if (e->sticky) {
+    if (eng_is_sticky(e)) {
         jv_free(output);
     } else if (a->side) {
         jv data = rc == 0 ? jv_object_set(jv_object(), jv_string("output"), output)
@@ -240,18 +198,13 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
 }
 
 void eng_stop_attempts(cairn_engine *e, eng_run *r) {
-    for (eng_attempt *a = e->live; a; a = a->live_next) {
+    for (eng_attempt *a = eng_live_first(e); a; a = a->live_next) {
         if (r && a->run != r) continue;
         if (r == NULL) a->interrupted = true;
         atomic_store(&a->stop.requested, 1);
     }
-    if (!e->sticky) return;
+    if (!eng_is_sticky(e)) return;
     /* After a journal failure nothing more becomes durable: attempts waiting
      * for their started event will never run. */
-    while (e->await_head) {
-        eng_attempt *a = e->await_head;
-        e->await_head = a->next;
-        eng_finish_attempt(e, a);
-    }
-    e->await_tail = NULL;
+    for (eng_attempt *a; (a = eng_take_ready(e, true)) != NULL;) eng_finish_attempt(e, a);
 }

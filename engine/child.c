@@ -67,7 +67,7 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
         cairn_new_run_id(child);   /* announced first, so the parent's event precedes the child's */
         eng_emit(e, r, CAIRN_EV_CHILD_STARTED, i, -1, attempt,
                  jv_object_set(jv_object(), jv_string("child"), jv_string(child)));
-        rc = eng_start_run_as(e, plan, jv_copy(inputs), trigger, r->st->id, child, &err);
+        rc = eng_start_run(e, plan, jv_copy(inputs), trigger, r->st->id, child, &err);
     } else {
         rc = rc ? rc : CAIRN_ENOTFOUND;
     }
@@ -131,8 +131,8 @@ void eng_reconcile_children(cairn_engine *e, eng_run *parent) {
 }
 
 void eng_cancel_children(cairn_engine *e, eng_run *r) {
-    for (int k = 0; k < e->n_runs; k++) {
-        eng_run *c = e->runs[k];
+    for (int k = 0; k < eng_run_count(e); k++) {
+        eng_run *c = eng_run_at(e, k);
         if (c->st->parent && strcmp(c->st->parent, r->st->id) == 0) eng_cancel_run(e, c, 0);
     }
 }

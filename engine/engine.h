@@ -35,6 +35,37 @@
  * A waiting run holds no thread.  Finished runs are dropped from memory once
  * their last event is durable, so memory stays flat as runs pile up.
  *
+ * Who owns what.  Each piece of state belongs to one file; the others
+ * reach it through that file's functions (engine_int.h), never its fields:
+ *
+ *   engine.c    the configuration, the stop (stopping, its deadline); the
+ *               loop, and what a timer that fires means.  The top: it calls
+ *               the others, none calls it.
+ *   durable.c   appending (seq, hash, fold, the batch for the writer, its
+ *               tickets), the durable mark, the queue of attempts waiting
+ *               for their step_started to be durable, every attempt in
+ *               flight and their count, ended runs waiting to be dropped,
+ *               the sticky failure, the secrets events are masked with.
+ *   inbox.c     the orchestrator's mailbox (writer, workers, signals).
+ *   runs.c      the runs held (by id and in a list), the plans.
+ *   timer.c     the durable timers (a heap; it calls nobody).
+ *   commands.c  commands from other processes, and those taken already.
+ *   sched.c     each run's readiness, foreach windows, rollback, ending.
+ *   attempt.c   one attempt: render, prepare, dispatch, finish.
+ *   retry.c     retries and `until`.   carried.c  steps the engine
+ *   approval.c, wait.c, child.c        carries out itself, by action.
+ *   recover.c   taking runs over from the journal, on_crash.
+ *   orphan.c    attempts' process groups.
+ *   batch.c     events and batches handed to the writer.
+ *   writer.c    the writer and syncer threads.  pool.c  the workers.
+ *   journal*.c, store*.c, clog.c  the journal (journal.h is the door).
+ *
+ * Who calls whom: engine.c and recover.c and commands.c from above; the
+ * step logic (sched, attempt, carried, approval, wait, child, retry) calls
+ * round in circles of at most five files (scripts/call_cycles.py, run by
+ * `make test`); below it durable, runs, timer, batch, inbox, writer, pool
+ * and the journal call nothing above them.
+ *
  * Memory: the engine owns every workflow given to cairn_engine_add_workflow.
  * Strings passed in are borrowed.
  */

@@ -1,12 +1,7 @@
 /*
- * engine_int.h - the engine's private structures, shared by its files:
- *   engine.c   the public API, the orchestrator loop, the inbox
- *   sched.c    deciding what runs next: readiness, if, foreach, outputs, ending
- *   attempt.c  one action attempt: render, prepare, journal, dispatch, finish
- *   recover.c  loading runs from the journal, on_crash
- *   orphan.c   attempts' process groups: journaled, killed after a crash
- *   writer.c   the group-commit journal writer thread
- *   pool.c     the worker threads
+ * engine_int.h - the engine's private structures and the functions its
+ * files call in one another.  Which file owns which state, and who calls
+ * whom, is written at the top of engine.h.
  */
 #ifndef CAIRN_ENGINE_INT_H
 #define CAIRN_ENGINE_INT_H
@@ -103,8 +98,8 @@ struct eng_run {
     bool ended;                  /* its terminal event is appended */
     bool parent_told;            /* a child run: its parent has taken its outcome */
     int64_t end_ticket;
-    int slot;                    /* position in the engine's runs array */
-    eng_run *ended_next;         /* in the engine's queue of ended runs */
+    int slot;                    /* position in the run table (runs.c) */
+    eng_run *ended_next;         /* in the queue of ended runs (durable.c) */
     int *ready;                  /* steps ready to start: a FIFO */
     int ready_head, n_ready;
 };
@@ -185,103 +180,185 @@ struct eng_msg {
  * steps on the pool do not trigger it. */
 #define CAIRN_CLOG_IDLE_MS 1
 
-/* Spin until *flag is set or CAIRN_SPIN_US pass. */
-void eng_spin_for(atomic_int *flag);
-
 /* Attempts started from one durable batch, or results taken from the inbox,
  * between hand-offs to the writer (see eng_dispatch_durable). */
 #define CAIRN_SUBMIT_EVERY 64
 
 typedef struct eng_writer eng_writer;
 typedef struct eng_pool eng_pool;
+typedef struct eng_inbox eng_inbox;
+typedef struct eng_durable eng_durable;
+typedef struct eng_timers eng_timers;
+typedef struct eng_runs eng_runs;
+typedef struct eng_commands eng_commands;
 
+/* The engine: each part is owned by the one file that defines it (see
+ * engine.h); the rest of the engine reaches it through that file's
+ * functions.  engine.c owns the configuration and the stop. */
 struct cairn_engine {
     cairn_engine_config cfg;
-    cairn_journal *journal;      /* the engine's: reads, claims, commands; the writer's */
-    cairn_chain *chain;          /* the journal's, under its key */
-    eng_writer *writer;
-    bool logged;                 /* the journal writes ahead (its commit log) */
-    eng_pool *pool;
-    eng_plan *plans;
-    cairn_secrets *secrets;      /* .secrets; every event is masked with them */
-    char *secrets_file, *secrets_key_file;
-    int64_t secrets_mtime_ns;    /* of the file when loaded; -1: not loaded */
-
-    eng_run **runs;              /* live runs held by this engine */
-    int n_runs, cap_runs;
-    cairn_strmap *run_slots;     /* run id -> position in runs */
-    eng_run *ended_head, *ended_tail;   /* ended runs, in order of end_ticket */
-
-    eng_batch out;               /* events appended since the last hand-off */
-    cairn_buf event_text;        /* the event being made: its data's canonical text */
-    int64_t next_ticket, durable;
-    eng_attempt *await_head, *await_tail;   /* started, waiting for durability */
-    eng_attempt *live;                      /* every attempt in flight */
-    eng_timer *timers;                      /* a min-heap on `at` */
-    int n_timers, cap_timers;
-
-    pthread_mutex_t inbox_mu;
-    eng_msg *inbox_head, *inbox_tail;
-    int wake_fd;                 /* eventfd: the inbox has mail, or stop */
-    atomic_int mail;             /* the inbox has mail: read while spinning */
-    atomic_int sleeping;         /* the orchestrator may sleep in poll: posters write wake_fd */
+    cairn_journal *journal;      /* the door to the journal (journal.h) */
+    eng_durable *dq;             /* durable.c: appending, and what waits for durability */
+    eng_inbox *inbox;            /* inbox.c: messages from the other threads */
+    eng_runs *runs;              /* runs.c: the runs held, and the plans */
+    eng_timers *timers;          /* timer.c: the durable timers */
+    eng_commands *commands;      /* commands.c: commands from other processes */
+    eng_writer *writer;          /* writer.c: the journal writer threads */
+    eng_pool *pool;              /* pool.c: the worker threads */
     volatile int stop_requested; /* set from a signal handler */
-    volatile int poll_now;       /* set from a signal handler: read commands now */
     bool stopping;
     int64_t stop_deadline;
-    int64_t next_command_poll;
-    /* Commands carried out whose answering event may not be in SQLite yet
-     * (its row goes in the same transaction): not to be carried out again. */
-    struct eng_taken { int64_t id, created_at; } *taken;
-    int n_taken, cap_taken;
-    int64_t data_version;
-    int total_in_flight;
-    bool sticky;
-    cairn_err sticky_err;
 };
 
-/* engine.c */
-void eng_post(cairn_engine *e, eng_msg *m);
-eng_run *eng_find_run(cairn_engine *e, const char *id);
-void eng_add_run(cairn_engine *e, eng_run *r);
-/* The plan of the definition pinned by def_hash: one this engine holds, or
- * loaded (and checked against the hash) from the journal for run_id (NULL:
- * for no run yet).  NULL with *err on failure. */
-eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, const char *run_id, cairn_err *err);
-void eng_run_free(eng_run *r);
-void eng_apply_commands(cairn_engine *e, const eng_run *only);
+/* Whether the attempts started now are to be stopped at once: the engine
+ * is stopping and the grace period has passed. */
+static inline bool eng_past_grace(const cairn_engine *e, int64_t now) {
+    return e->stopping && now >= e->stop_deadline;
+}
+
+/* Whether step i belongs to the rollback (a compensate body or on_failure). */
+static inline bool eng_is_rollback_step(const eng_run *r, int i) { return i >= r->plan->n_main; }
+
+/* inbox.c: messages posted by the writer, the workers and signal handlers,
+ * taken by the orchestrator. */
+eng_inbox *eng_inbox_new(void);
+void eng_inbox_free(eng_inbox *ib);    /* frees the messages left; NULL ok */
+void eng_post(eng_inbox *ib, eng_msg *m);                  /* any thread */
+eng_msg *eng_inbox_take(eng_inbox *ib);                    /* every message, in order */
+/* Sleep until mail comes or timeout_ms pass; after idle_ms (when less) call
+ * idle(ud) once and sleep on. */
+void eng_inbox_wait(eng_inbox *ib, int timeout_ms, int idle_ms, void (*idle)(void *), void *ud);
+void eng_inbox_wake(eng_inbox *ib);    /* async-signal-safe */
+bool eng_inbox_has_mail(eng_inbox *ib);
+/* Spin until *flag is set or CAIRN_SPIN_US pass. */
+void eng_spin_for(atomic_int *flag);
+/* Spin for the inbox's mail, as eng_spin_for. */
+void eng_inbox_spin(eng_inbox *ib);
+
+/* durable.c: appending events (stamp, hash, fold, queue for the writer) and
+ * what waits for them to be durable: attempts (their step_started), ended
+ * runs (their last event).  Also the secrets every event is masked with. */
+/* chain: the journal's; the secrets' file names become its. */
+eng_durable *eng_durable_new(cairn_chain *chain, char *secrets_file, char *secrets_key_file);
+void eng_durable_free(eng_durable *d);   /* frees the events not handed over; NULL ok */
 
 /* Append an event to run r: seq, time, hash, fold; queued for the writer.
- * data is consumed.  Returns the event's ticket, or -1 on a fold error
- * (which is sticky). */
+ * data is consumed.  Returns the event's ticket, or -1 on a fold error or
+ * once the journal failed (sticky). */
 int64_t eng_emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                  int attempt, jv data);
-
 /* As eng_emit, with the event's time given: for an event whose data holds a
  * deadline computed from that same instant (retry_at = time + back-off). */
 int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                     int attempt, jv data, int64_t time_ms);
-
 /* step_started (with idempotency_key, value the input) or step_succeeded
  * (idempotency_key NULL, value the output): as eng_emit with data
  * {idempotency_key?, index?, input|output: value}; value is consumed. */
 int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                       int attempt, const char *idempotency_key, jv value);
+/* The event appended last answers command_id (>0): its row is deleted in
+ * the transaction that stores the event. */
+void eng_mark_answer(cairn_engine *e, int64_t command_id);
+/* Events appended and not yet handed to the writer: a mark, and whether an
+ * event appended since the mark answers command_id. */
+int eng_appended(const cairn_engine *e);
+bool eng_answered_since(const cairn_engine *e, int mark, int64_t command_id);
+/* The ticket the next event appended will have (an approval's notify
+ * waits for the request before it). */
+int64_t eng_next_ticket(const cairn_engine *e);
+/* Hand the events appended so far to the writer; with `here`, a small
+ * batch is committed on this thread when the writer is idle and no mail
+ * waits (CAIRN_COMMIT_HERE_MAX). */
+void eng_submit(cairn_engine *e, bool here);
+/* A batch came back durable: remember how far, and call on_event(ev) for
+ * each event; the events are freed. */
+void eng_durable_reached(cairn_engine *e, eng_batch *batch);
+/* Whether every event appended is durable. */
+bool eng_all_durable(const cairn_engine *e);
+
+/* The journal failed (or a fold did): sticky (invariant 5). */
+void eng_sticky(cairn_engine *e, const cairn_err *err);
+bool eng_is_sticky(const cairn_engine *e);
+const cairn_err *eng_sticky_err(const cairn_engine *e);
+
+/* Attempts: started (in flight) until finished. */
+void eng_attempt_started(cairn_engine *e, eng_attempt *a);   /* waits for a->ticket */
+void eng_attempt_ended(cairn_engine *e, eng_attempt *a);
+/* The next started attempt whose ticket is durable, taken off the queue,
+ * or NULL; with `all`, the next one whatever its ticket. */
+eng_attempt *eng_take_ready(cairn_engine *e, bool all);
+/* Every attempt in flight, for stopping them: the first, and the next. */
+eng_attempt *eng_live_first(const cairn_engine *e);
+int eng_in_flight(const cairn_engine *e);
+/* The next ended run whose last event is durable, taken off the queue. */
+eng_run *eng_take_ended(cairn_engine *e);
 
 /* Load the secrets again if their file changed since the last load. */
 int eng_secrets_refresh(cairn_engine *e, cairn_err *err);
+/* The secrets loaded (every event is masked with them), or NULL. */
+const cairn_secrets *eng_secrets(const cairn_engine *e);
+/* An error value: {kind, message}. */
+jv eng_error(const char *kind, const char *message);
 
-/* sched.c */
-eng_run *eng_run_new(cairn_engine *e, eng_plan *plan, const char *run_id);
+/* runs.c: the runs this engine holds (by id, and in a list), and the plans
+ * of the workflows it knows. */
+eng_runs *eng_runs_new(void);
+void eng_runs_free(eng_runs *rs);        /* the runs and the plans; NULL ok */
+eng_run *eng_find_run(cairn_engine *e, const char *id);
+void eng_add_run(cairn_engine *e, eng_run *r);
+void eng_drop_run(cairn_engine *e, eng_run *r);   /* takes it out and frees it */
+int eng_run_count(const cairn_engine *e);
+eng_run *eng_run_at(const cairn_engine *e, int i);
+eng_run *eng_run_new(eng_plan *plan, const char *run_id);
+void eng_run_free(eng_run *r);
+/* The plan of the definition pinned by def_hash: one this engine holds, or
+ * loaded (and checked against the hash) from the journal for run_id (NULL:
+ * for no run yet).  NULL with *err on failure. */
+eng_plan *eng_plan_for(cairn_engine *e, const char *def_hash, const char *run_id, cairn_err *err);
+/* The plan of wf (ownership passes), made unless there is one already. */
+eng_plan *eng_plan_add(cairn_engine *e, cairn_workflow *wf);
+bool eng_plan_known(cairn_engine *e, const char *def_hash);
+
+/* commands.c: commands from other processes (cancel, pause, decide). */
+eng_commands *eng_commands_new(int64_t changes);
+void eng_commands_free(eng_commands *c);
+/* Carry out the commands waiting for runs this engine holds (only for run
+ * `only` when it is not NULL). */
+void eng_apply_commands(cairn_engine *e, const eng_run *only);
+/* At the next poll (every CAIRN_COMMAND_POLL_MS, or at once after a
+ * wake), when the journal changed since the last look: eng_apply_commands.
+ * now is monotonic ms. */
+void eng_poll_commands(cairn_engine *e, int64_t now);
+int64_t eng_commands_next(const eng_commands *c);   /* monotonic ms */
+void eng_commands_wake(eng_commands *c);             /* async-signal-safe */
+
+/* carried.c: steps the engine carries out itself (approval, wait, child
+ * workflow: actions with CAIRN_ACTION_ENGINE), found by their action. */
+typedef struct eng_carried {
+    const cairn_action *action;
+    /* Start the step (or item) instead of an attempt. */
+    void (*start)(cairn_engine *e, eng_run *r, int step, int index);
+    /* Its timer fired (the step still waits for that deadline); NULL: the
+     * timer is a retry's back-off, which starts the step again. */
+    void (*timer)(cairn_engine *e, eng_run *r, int step, int index);
+} eng_carried;
+const eng_carried *eng_carried_for(const cairn_action *action);   /* NULL: an attempt */
+
+/* sched.c: deciding what runs next */
+/* Start a run of plan; parent (or NULL) is the run whose `workflow` step
+ * starts it.  run_id holds the id chosen already, or "" for a new one (it
+ * receives it).  inputs and trigger are consumed. */
+int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                  char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
 void eng_run_rebuild(cairn_engine *e, eng_run *r);   /* after a fold from the journal */
 void eng_schedule(cairn_engine *e, eng_run *r);      /* start what is ready, or end the run */
 void eng_step_done(cairn_engine *e, eng_run *r, int step);
 void eng_step_failed(cairn_engine *e, eng_run *r, int step, jv error);
-/* Whether step i belongs to the rollback (a compensate body or on_failure). */
-bool eng_is_rollback_step(const eng_run *r, int step);
 void eng_item_finished(cairn_engine *e, eng_run *r, int step, int index, bool ok, jv error);
 bool eng_step_is_done(const eng_run *r, int step);
-jv eng_error(const char *kind, const char *message);
+/* What `with` may read of the attempt being rendered: {step: {id, attempt,
+ * idempotency_key}}, plus item and index for a foreach item (index >= 0). */
+jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const char *idem_key);
 /* Render t over the run's document with `extra` fields added (an object,
  * or jv_null() for none; consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err);
@@ -289,33 +366,29 @@ void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id);
 /* Pause (or unpause) a run: journaled; a paused run starts no new step. */
 void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id);
 
-/* timer.c */
+/* timer.c: the durable timers, a min-heap; it calls nobody (engine.c
+ * carries out what a timer that fires means). */
+eng_timers *eng_timers_new(void);
+void eng_timers_free(eng_timers *t);
 void eng_timer_add(cairn_engine *e, eng_run *r, int step, int index, int64_t at);
 int64_t eng_timer_next(const cairn_engine *e);       /* wall ms, or INT64_MAX */
-void eng_timers_fire(cairn_engine *e);               /* every timer that is due */
+/* Take the earliest timer if it is due at now (wall ms): true and *t. */
+bool eng_timer_take_due(cairn_engine *e, int64_t now, eng_timer *t);
 void eng_timers_rearm(cairn_engine *e, eng_run *r);  /* after recovery */
 
-/* retry.c */
+/* retry.c: what follows a failed or succeeded attempt */
 /* An attempt failed with error (consumed): retry it after its back-off if
  * the step's retry allows, else fail the step or item for good. */
 void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int attempt, jv error);
 /* A succeeded attempt: true when retry.until holds (or there is none);
  * else *error (kind until or expression) says why not. */
 bool eng_until_met(eng_run *r, int step, jv output, jv *error);
-/* Start a `wait` step: journal its deadline and arm its timer. */
+
+/* wait.c: the `wait` step (carried: its start, and its timer) */
 void eng_start_wait(cairn_engine *e, eng_run *r, int step, int index);
-void eng_plan_compile_retry(eng_plan *p);
-void eng_plan_free_retry(eng_plan *p);
+void eng_wait_over(cairn_engine *e, eng_run *r, int step, int index);
 
-/* engine.c: start a run of plan; parent (or NULL) is the run whose
- * `workflow` step starts it.  inputs and trigger are consumed. */
-int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
-                  char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
-/* As eng_start_run with the id chosen already (run_id holds it, or "" for a new one). */
-int eng_start_run_as(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
-                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
-
-/* child.c */
+/* child.c: the `workflow` step (carried) */
 void eng_start_child(cairn_engine *e, eng_run *r, int step, int index);
 /* A run with a parent has ended: the parent's step takes its outcome. */
 void eng_child_ended(cairn_engine *e, eng_run *child);
@@ -324,20 +397,17 @@ void eng_reconcile_children(cairn_engine *e, eng_run *parent);
 /* Cancel the live children of r. */
 void eng_cancel_children(cairn_engine *e, eng_run *r);
 
-/* approval.c */
+/* approval.c: the `approval` step (carried), and on_crash ask */
 void eng_start_approval(cairn_engine *e, eng_run *r, int step, int index);
 void eng_ask_after_crash(cairn_engine *e, eng_run *r, int step);
 void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t command_id);
-void eng_approval_timeout(cairn_engine *e, eng_run *r, int step);
+void eng_approval_timer(cairn_engine *e, eng_run *r, int step, int index);
 
 /* attempt.c */
 /* Send an approval's `notify` body (a notify action's with, consumed) for
  * step i; its result is journaled as approval_notified. */
 void eng_start_side_notify(cairn_engine *e, eng_run *r, int i, jv with);
 void eng_start_attempt(cairn_engine *e, eng_run *r, int step, int index);
-/* What `with` may read of the attempt being rendered: {step: {id, attempt,
- * idempotency_key}}, plus item and index for a foreach item (index >= 0). */
-jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const char *idem_key);
 void eng_dispatch_durable(cairn_engine *e);
 void eng_finish_attempt(cairn_engine *e, eng_attempt *a);
 void eng_stop_attempts(cairn_engine *e, eng_run *r);   /* r NULL: every run */
@@ -373,8 +443,8 @@ int eng_writer_catch_up(eng_writer *w, cairn_err *err);
 /* Flush, join, and apply what the journal wrote ahead. */
 void eng_writer_stop(eng_writer *w);
 
-/* pool.c */
-eng_pool *eng_pool_start(cairn_engine *e, int threads);
+/* pool.c: results go back through the inbox */
+eng_pool *eng_pool_start(eng_inbox *inbox, int threads);
 void eng_pool_queue(eng_pool *p, eng_attempt *a);   /* orchestrator: runs at the next flush */
 void eng_pool_flush(eng_pool *p);                   /* hands every queued attempt to the workers */
 void eng_pool_stop(eng_pool *p);

@@ -36,7 +36,7 @@ void eng_attempt_spawned(const cairn_attempt_info *info, int64_t pgid, int64_t s
 
 void eng_spawned(cairn_engine *e, eng_msg *m) {
     eng_attempt *a = m->attempt;
-    if (e->sticky) return;   /* nothing more becomes durable */
+    if (eng_is_sticky(e)) return;   /* nothing more becomes durable */
     jv data = jv_object_set(jv_object(), jv_string("pgid"), jv_number((double)m->pgid));
     data = jv_object_set(data, jv_string("start"), jv_number((double)m->start));
     data = jv_object_set(data, jv_string("host"), jv_string(cairn_pgroup_host()));

@@ -22,7 +22,7 @@
 #include "engine/engine_int.h"
 
 struct eng_pool {
-    cairn_engine *e;
+    eng_inbox *inbox;            /* where results go */
     pthread_t *threads;
     int n;
     pthread_mutex_t mu;
@@ -56,14 +56,14 @@ static void *worker_main(void *arg) {
         a->action->execute(a->job, &a->info);
         eng_msg *m = a->result;
         a->result = NULL;
-        eng_post(p->e, m);
+        eng_post(p->inbox, m);
     }
     return NULL;
 }
 
-eng_pool *eng_pool_start(cairn_engine *e, int threads) {
+eng_pool *eng_pool_start(eng_inbox *inbox, int threads) {
     eng_pool *p = cairn_calloc(1, sizeof *p);
-    p->e = e;
+    p->inbox = inbox;
     p->n = threads;
     p->threads = cairn_calloc((size_t)threads, sizeof *p->threads);
     pthread_mutex_init(&p->mu, NULL);

@@ -65,7 +65,7 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     if (rc == 0) rc = cairn_journal_load_events(e->journal, run_id, &evs, &n, pin, err);
     if (rc == 0 && (plan = eng_plan_for(e, pin, run_id, err)) == NULL) rc = err->code;
     if (rc == 0) {
-        r = eng_run_new(e, plan, run_id);
+        r = eng_run_new(plan, run_id);
         rc = cairn_journal_fold(e->journal, r->st, evs, n, err);
     }
     if (rc == 0 && cairn_run_status_terminal(r->st->status))

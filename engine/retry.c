@@ -1,6 +1,6 @@
 /*
- * retry.c - what happens after an attempt: retries with back-off, `until`
- * polling, and `wait` steps.
+ * retry.c - what happens after an attempt: retries with back-off, and
+ * `until` polling.
  *
  * A failed attempt is retried when the step has attempts left and its error,
  * as "<kind>: <message>", matches retry.on (when set).  The back-off is
@@ -22,24 +22,6 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine_int.h"
-
-void eng_plan_compile_retry(eng_plan *p) {
-    int n = p->n_all;
-    p->retry_on = cairn_calloc((size_t)(n ? n : 1), sizeof *p->retry_on);
-    for (int i = 0; i < n; i++) {
-        const char *on = p->steps[i]->retry.on;
-        int code;
-        PCRE2_SIZE off;
-        if (on)   /* the loader compiled it once already: it compiles */
-            p->retry_on[i] = pcre2_compile((PCRE2_SPTR)on, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
-                                           &code, &off, NULL);
-    }
-}
-
-void eng_plan_free_retry(eng_plan *p) {
-    for (int i = 0; p->retry_on && i < p->n_all; i++) pcre2_code_free(p->retry_on[i]);
-    free(p->retry_on);
-}
 
 static bool error_matches(const eng_plan *p, int step, jv error) {
     pcre2_code *re = p->retry_on[step];
@@ -109,40 +91,4 @@ bool eng_until_met(eng_run *r, int step, jv output, jv *error) {
     jv_free(v);
     if (!ok) *error = eng_error("until", "the until condition was not met");
     return ok;
-}
-
-/* ---- wait steps --------------------------------------------------------------- */
-
-void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
-    const cairn_step *step = r->plan->steps[i];
-    jv with = jv_invalid();
-    cairn_err err;
-    int64_t until = 0;
-    int rc = eng_render(r, step->with, jv_null(), &with, &err);
-    jv error = jv_null();
-    if (rc) {
-        error = eng_error("expression", err.msg);
-    } else {
-        jv d = jv_object_get(jv_copy(with), jv_string("duration"));
-        jv u = jv_object_get(jv_copy(with), jv_string("until"));
-        int64_t ms = 0;
-        if (jv_get_kind(d) == JV_KIND_STRING && cairn_duration_parse(jv_string_value(d), &ms) == 0)
-            until = cairn_wall_ms() + ms;
-        else if (jv_get_kind(u) == JV_KIND_STRING && cairn_rfc3339_parse(jv_string_value(u), &until) == 0)
-            ;
-        else
-            error = eng_error("schema", "wait needs `duration` (like 30s) or `until` (RFC 3339)");
-        jv_free(d);
-        jv_free(u);
-    }
-    if (jv_get_kind(error) != JV_KIND_NULL) {
-        jv_free(with);
-        eng_attempt_failed(e, r, i, index, step->retry.max_attempts, error);
-        return;
-    }
-    jv data = jv_object_set(jv_object(), jv_string("input"), with);
-    eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, index, 1, data);
-    eng_emit(e, r, CAIRN_EV_STEP_WAITING, i, index, 1,
-             jv_object_set(jv_object(), jv_string("until"), jv_number((double)until)));
-    eng_timer_add(e, r, i, index, until);
 }

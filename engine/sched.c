@@ -25,44 +25,36 @@
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
-jv eng_error(const char *kind, const char *message) {
-    jv o = jv_object_set(jv_object(), jv_string("kind"), jv_string(kind));
-    return jv_object_set(o, jv_string("message"), jv_string(message));
-}
+/* ---- starting a run --------------------------------------------------------- */
 
-eng_run *eng_run_new(cairn_engine *e, eng_plan *plan, const char *run_id) {
-    (void)e;
-    int n = plan->n_all;
-    eng_run *r = cairn_calloc(1, sizeof *r);
-    r->plan = plan;
-    r->st = cairn_run_state_new(run_id, plan->ids, n);
-    r->rollback = cairn_calloc((size_t)n + 1, sizeof *r->rollback);
-    r->ctx = jv_null();
-    r->fail_error = jv_null();
-    r->waiting_on = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
-    r->items_running = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
-    r->items_next = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
-    r->items = cairn_calloc((size_t)(n ? n : 1), sizeof(jv));
-    for (int i = 0; i < n; i++) r->items[i] = jv_null();
-    r->ready = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
-    return r;
-}
-
-void eng_run_free(eng_run *r) {
-    if (r == NULL) return;
-    cairn_run_state_free(r->st);
-    jv_free(r->ctx);
-    jv_free(r->fail_error);
-    for (char **p = r->env; p && *p; p++) free(*p);
-    free(r->env);
-    free(r->waiting_on);
-    free(r->items_running);
-    free(r->items_next);
-    for (int i = 0; r->items && i < r->plan->n_all; i++) jv_free(r->items[i]);
-    free(r->items);
-    free(r->ready);
-    free(r->rollback);
-    free(r);
+int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    jv checked = jv_invalid();
+    int rc = cairn_workflow_check_inputs(plan->wf, inputs, &checked, err);
+    jv_free(inputs);
+    if (rc == 0) rc = eng_secrets_refresh(e, err);
+    if (rc) {
+        jv_free(checked);
+        jv_free(trigger);
+        return rc;
+    }
+    if (run_id[0] == '\0') cairn_new_run_id(run_id);
+    eng_run *r = eng_run_new(plan, run_id);
+    jv data = jv_object();
+    data = jv_object_set(data, jv_string("workflow"), jv_string(plan->wf->name));
+    data = jv_object_set(data, jv_string("def_hash"), jv_string(plan->wf->sha256));
+    data = jv_object_set(data, jv_string("inputs"), checked);
+    data = jv_object_set(data, jv_string("trigger"), trigger);
+    if (parent) data = jv_object_set(data, jv_string("parent"), jv_string(parent));
+    if (eng_emit(e, r, CAIRN_EV_RUN_CREATED, -1, -1, 0, data) < 0) {
+        *err = *eng_sticky_err(e);
+        eng_run_free(r);
+        return CAIRN_ECORRUPT;
+    }
+    eng_add_run(e, r);
+    eng_run_rebuild(e, r);
+    eng_schedule(e, r);
+    return 0;
 }
 
 bool eng_step_is_done(const eng_run *r, int i) {
@@ -71,7 +63,6 @@ bool eng_step_is_done(const eng_run *r, int i) {
            (s->status == CAIRN_STEP_FAILED && r->plan->steps[i]->continue_on_error);
 }
 
-bool eng_is_rollback_step(const eng_run *r, int i) { return i >= r->plan->n_main; }
 
 /* ---- the expression document ------------------------------------------- */
 
@@ -151,7 +142,7 @@ static void build_ctx(cairn_engine *e, eng_run *r) {
     jv_free(r->ctx);
     r->ctx = jv_object();
     r->ctx = jv_object_set(r->ctx, jv_string("inputs"), jv_copy(st->inputs));
-    r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(e->secrets));
+    r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(eng_secrets(e)));
     r->ctx = jv_object_set(r->ctx, jv_string("run"), run);
     jv steps = pending_steps(r->plan);
     for (int i = 0; i < r->plan->n_all; i++)
@@ -239,6 +230,20 @@ void eng_step_failed(cairn_engine *e, eng_run *r, int i, jv error) {
 
 static void fail_expression(cairn_engine *e, eng_run *r, int i, const cairn_err *err) {
     eng_step_failed(e, r, i, eng_error("expression", err->msg));
+}
+
+jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const char *idem_key) {
+    jv cur = jv_object();
+    cur = jv_object_set(cur, jv_string("id"), jv_string(r->plan->ids[step]));
+    cur = jv_object_set(cur, jv_string("attempt"), jv_number(attempt));
+    cur = jv_object_set(cur, jv_string("idempotency_key"), jv_string(idem_key));
+    jv extra = jv_object_set(jv_object(), jv_string("step"), cur);
+    if (index >= 0) {   /* the element of the list the step expanded to, once */
+        jv item = jv_array_get(jv_copy(r->items[step]), index);
+        extra = jv_object_set(extra, jv_string("item"), jv_is_valid(item) ? item : jv_null());
+        extra = jv_object_set(extra, jv_string("index"), jv_number(index));
+    }
+    return extra;
 }
 
 /* Render a template over the run's document plus `extra` fields (consumed). */
@@ -330,13 +335,14 @@ static int render_items(eng_run *r, int i, jv *items, cairn_err *err) {
 static void recall_items(cairn_engine *e, eng_run *r, int i) {
     const cairn_step_state *s = &r->st->steps[i];
     bool journaled = jv_get_kind(s->item_list) == JV_KIND_ARRAY;
-    bool masks = e->secrets && e->secrets->count > 0;
+    const cairn_secrets *secrets = eng_secrets(e);
+    bool masks = secrets && secrets->count > 0;
     jv items = jv_invalid();
     cairn_err err;
     jv_free(r->items[i]);
     r->items[i] = jv_copy(s->item_list);
     if ((journaled && !masks) || render_items(r, i, &items, &err) != 0) return;
-    if (!journaled || jv_equal(cairn_secrets_mask(jv_copy(items), e->secrets),
+    if (!journaled || jv_equal(cairn_secrets_mask(jv_copy(items), secrets),
                                jv_copy(s->item_list))) {
         jv_free(r->items[i]);
         r->items[i] = items;
@@ -441,7 +447,7 @@ static void end_run(cairn_engine *e, eng_run *r) {
  * row for deletion in the same transaction. */
 static void emit_for_command(cairn_engine *e, eng_run *r, cairn_event_type type, int64_t command_id) {
     int64_t t = eng_emit(e, r, type, -1, -1, 0, jv_object());
-    if (t > 0 && command_id > 0) e->out.events[e->out.n - 1]->command_id = command_id;
+    if (t > 0) eng_mark_answer(e, command_id);
 }
 
 void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id) {
@@ -540,7 +546,7 @@ void eng_schedule(cairn_engine *e, eng_run *r) {
 }
 
 static void schedule(cairn_engine *e, eng_run *r) {
-    if (r->ended || e->sticky || e->stopping) return;
+    if (r->ended || eng_is_sticky(e) || e->stopping) return;
     if (r->rolling_back) {
         rollback_next(e, r);
         return;

@@ -84,20 +84,6 @@ struct eng_writer {
     int catching_up;             /* callers waiting in eng_writer_catch_up */
 };
 
-void eng_batch_push(eng_batch *b, cairn_event *ev) {
-    if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 64;
-        b->events = cairn_realloc(b->events, (size_t)b->cap * sizeof *b->events);
-    }
-    b->events[b->n++] = ev;
-}
-
-void eng_batch_free_events(eng_batch *b) {
-    for (int i = 0; i < b->n; i++) eng_event_free(b->events[i]);
-    free(b->events);
-    memset(b, 0, sizeof *b);
-}
-
 static bool failed_already(eng_writer *w) {
     return w->failed || atomic_load(&w->sync_failed);
 }

@@ -126,7 +126,7 @@ static void held_close(cairn_store *base) {
 static const cairn_store_ops holding_ops = {
     .name = "holding", .append = held_append, .sync = held_sync, .close = held_close};
 
-static void post(void *e, eng_msg *m) { eng_post(e, m); }
+static void post(void *inbox, eng_msg *m) { eng_post(inbox, m); }
 
 /* Give h's engine a writer over a holding store on the same journal, in
  * place of the one it opened (and of its commit log: the writer then syncs
@@ -142,9 +142,8 @@ static void hold_syncs(harness *h, holding_store *s) {
         TEST_FAIL("open: %s", err.msg);
     const char *owner = cairn_journal_owner(h->e->journal);
     s->real->ops->set_owner(s->real, owner);
-    h->e->logged = false;
     s->journal = cairn_journal_over(&s->base, NULL, owner);
-    h->e->writer = eng_writer_start(s->journal, post, h->e);
+    h->e->writer = eng_writer_start(s->journal, post, h->e->inbox);
 }
 
 /* Parallel steps and a foreach, each attempt failing until its third. */

@@ -1,0 +1,41 @@
+/*
+ * batch.c - the engine's events and the batches they travel in, between
+ * the orchestrator (which makes and frees them) and the writer threads
+ * (which write them).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "engine/engine_int.h"
+
+cairn_event *eng_event_new(eng_run *r, const char *step, const char *text, size_t len) {
+    size_t step_len = step ? strlen(step) + 1 : 0;
+    eng_event *e = cairn_calloc(1, sizeof *e + step_len + len + 1);
+    char *tail = (char *)(e + 1);
+    cairn_event *ev = &e->ev;
+    if (step) ev->step = memcpy(tail, step, step_len);
+    ev->data = memcpy(tail + step_len, text, len);
+    ev->data[len] = '\0';
+    ev->data_len = len;
+    e->run = r;
+    return ev;
+}
+
+void eng_event_free(cairn_event *ev) {
+    free(ev);   /* eng_event begins with it; step and data lie in the same block */
+}
+
+void eng_batch_push(eng_batch *b, cairn_event *ev) {
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->events = cairn_realloc(b->events, (size_t)b->cap * sizeof *b->events);
+    }
+    b->events[b->n++] = ev;
+}
+
+void eng_batch_free_events(eng_batch *b) {
+    for (int i = 0; i < b->n; i++) eng_event_free(b->events[i]);
+    free(b->events);
+    memset(b, 0, sizeof *b);
+}
