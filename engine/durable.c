@@ -121,7 +121,7 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     ev->attempt = attempt;
     cairn_chain_hash(d->chain, ev->seq > 1 ? st->head : NULL, ev);
     cairn_err err;
-    int rc = cairn_fold_apply(st, ev, data, &err);
+    int rc = cairn_fold_apply(st, ev, step, data, &err);
     jv_free(data);                   /* folded: free it while it is in cache */
     if (rc != 0) {
         eng_sticky(e, &err);

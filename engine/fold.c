@@ -120,6 +120,7 @@ typedef struct fold_ev {
     int attempt;
     const unsigned char *hash;
     jv data;                       /* borrowed */
+    int step_at;                   /* where the caller says step is, or -1 */
 } fold_ev;
 
 /* The member key of the event's data, or jv_invalid().  A scan of the few
@@ -355,9 +356,13 @@ static void count_items(cairn_step_state *s, cairn_step_status status, int delta
     if (status == CAIRN_STEP_FAILED) s->items_failed += delta;
 }
 
-/* The event's step, or -1 for none of the workflow's. */
+/* The event's step, or -1 for none of the workflow's: where the caller
+ * says, when that is so (one comparison), else looked up. */
 static int event_step(const cairn_run_state *st, const fold_ev *ev) {
-    return ev->step ? cairn_run_state_step(st, ev->step) : -1;
+    if (ev->step == NULL) return -1;
+    int at = ev->step_at;
+    if (at >= 0 && at < st->n_steps && strcmp(st->step_ids[at], ev->step) == 0) return at;
+    return cairn_run_state_step(st, ev->step);
 }
 
 #define FROM(status) (1u << CAIRN_STEP_##status)
@@ -509,9 +514,10 @@ static bool is_run_event(cairn_event_type t) {
            t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
 }
 
-int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, jv data, cairn_err *err) {
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, int step, jv data,
+                     cairn_err *err) {
     fold_ev in = {event->run_id, event->seq, event->time_ms, event->type, event->step,
-                  event->attempt, event->hash, data};
+                  event->attempt, event->hash, data, step};
     const fold_ev *ev = &in;
     if (ev->type == CAIRN_EV_NONE) return corrupt(ev, err, "unknown event type");
     if (ev->seq != st->last_seq + 1) return corrupt(ev, err, "sequence gap or reordering");
@@ -530,7 +536,7 @@ int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, jv data, cai
 
 int cairn_fold_event(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {
     jv data = jv_parse_sized(ev->data ? ev->data : "", ev->data ? (int)strlen(ev->data) : 0);
-    int rc = cairn_fold_apply(st, ev, data, err);
+    int rc = cairn_fold_apply(st, ev, -1, data, err);
     jv_free(data);
     return rc;
 }

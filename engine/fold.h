@@ -166,9 +166,12 @@ const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step
 /* Apply one event; data is its data parsed (borrowed).  The engine, which
  * wrote ev->data from a value it holds, may pass an object holding only
  * the members the fold reads of that type (step_started: index;
- * step_succeeded: output, index) rather than parse its own text back.
- * Returns 0 or CAIRN_ECORRUPT with a message naming the run and seq. */
-int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, jv data, cairn_err *err);
+ * step_succeeded: output, index) rather than parse its own text back, and
+ * step, the index of ev->step in st->step_ids when it knows it (checked
+ * with one comparison), or -1 to have it looked up.  Returns 0 or
+ * CAIRN_ECORRUPT with a message naming the run and seq. */
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, int step, jv data,
+                     cairn_err *err);
 
 /* Parse an event's data (as read from the journal) and apply it. */
 int cairn_fold_event(cairn_run_state *st, const cairn_event *ev, cairn_err *err);
