@@ -233,6 +233,7 @@ typedef struct {
     const char *run_id;
     cairn_event *v;
     int n, cap;
+    int64_t bad_seq;    /* the event the index lists and the events do not hold */
 } event_list;
 
 /* Append the row st stands on (EVENT_COLUMNS). */
@@ -273,6 +274,7 @@ static int add_indexed(sqlite_store *s, event_list *l, int64_t first_seq,
     int64_t id = 0;
     int rc = SQLITE_OK;
     for (int64_t seq = first_seq; rc == SQLITE_OK && pos < len; seq++) {
+        l->bad_seq = seq;
         if (cairn_idlist_next(ids, len, &pos, id, &id) != 0) return SQLITE_CORRUPT;
         sqlite3_bind_int64(one, 1, id);
         sqlite3_bind_text(one, 2, l->run_id, -1, SQLITE_STATIC);
@@ -324,8 +326,9 @@ int sq_load_events(cairn_store *base, const char *run_id, cairn_event **out, int
     if (rc != SQLITE_DONE) {
         cairn_events_free(l.v, l.n);
         if (rc == SQLITE_CORRUPT)
-            return cairn_err_set(err, CAIRN_ECORRUPT, "%s: the event index of run %s does not"
-                                 " match its events", s->path, run_id);
+            return cairn_err_set(err, CAIRN_ECORRUPT, "%s: run %s: event %lld is not where the"
+                                 " event index puts it (events deleted, moved or added behind"
+                                 " the journal's back)", s->path, run_id, (long long)l.bad_seq);
         return sq_db_error(s, err, "reading events");
     }
     *out = l.v ? l.v : cairn_calloc(1, sizeof *l.v);

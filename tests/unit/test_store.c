@@ -192,7 +192,7 @@ TEST(store_loads_a_run_from_the_bulk_index_and_the_tail) {
     cairn_event *back = NULL;
     int n = 0;
     CHECK_INT(s->ops->load_events(s, "rb", &back, &n, &err), CAIRN_ECORRUPT);
-    CHECK_CONTAINS(err.msg, "does not match");
+    CHECK_CONTAINS(err.msg, "run rb: event 1 is not where the event index puts it");
     cairn_store_close(s);
     free(path);
 }
