@@ -193,6 +193,34 @@ int cairn_journal_settle_others(cairn_journal *j, cairn_err *err);
 /* The secrets' files beside the journal (secrets.h), the caller's. */
 void cairn_journal_secrets_paths(const cairn_journal *j, char **file, char **key_file);
 
+/* ---- audit (journal_audit.c: cairn verify, export, import) ---------------- */
+
+/* Every run id in the runs table or in the events, in id order (ids are
+ * time-ordered): a run whose row was deleted is listed too.  in_runs[i]
+ * says whether ids[i] has a runs row.  Free with cairn_journal_ids_free. */
+int cairn_journal_run_ids(cairn_journal *j, char ***ids, bool **in_runs, int *n, cairn_err *err);
+void cairn_journal_ids_free(char **ids, bool *in_runs, int n);
+
+/* What identifies the journal and its key: its id (cairn_journal_id, "" for
+ * none) and its key check value (hex HMAC-SHA-256, under the key, of
+ * CAIRN_KEY_CHECK_TEXT: it names the key without giving it away; "" when
+ * the journal has none yet). */
+void cairn_journal_identity(cairn_journal *j, char id[CAIRN_JOURNAL_ID_HEX + 1],
+                            char key_check[2 * CAIRN_HASH_LEN + 1]);
+
+/* The key of the journal at where, without opening it (it need not exist):
+ * *chain, a hasher under it (the caller's: cairn_chain_free), and its key
+ * check value.  Fails when there is no key (no where.key, no
+ * CAIRN_JOURNAL_KEY): an import checks an export with a key first. */
+int cairn_journal_key_of(const char *where, cairn_chain **chain,
+                         char key_check[2 * CAIRN_HASH_LEN + 1], cairn_err *err);
+
+/* Engine role: write a run from another journal (its definition wf, its
+ * events evs[0..n), checked by the caller), with the runs row they
+ * project.  A run already here is CAIRN_EEXISTS, nothing written. */
+int cairn_journal_import(cairn_journal *j, const cairn_workflow *wf, cairn_event *const *evs,
+                         int n, cairn_err *err);
+
 /* ---- the writer (engine/writer.c) ----------------------------------------- */
 
 /* Whether batches become durable ahead of the journal of record (in the
