@@ -5,17 +5,19 @@
  *   0  EXIT_OK       done as asked (for `run`, the run succeeded; for `cancel`,
  *                    the run is cancelled or the cancel is recorded)
  *   1  EXIT_FAILED   a run failed or was cancelled: `run`, and `resume` when a
- *                    run it finished ended failed or cancelled
+ *                    run it finished ended failed or cancelled; a check of
+ *                    `verify` failed (a chain, a runs row, a head)
  *   2  EXIT_USAGE    bad usage or bad input (an unknown option, a workflow
  *                    file that does not load, as in `check` and `graph`, an
  *                    input of the wrong type, a decision the approval refuses,
  *                    a run that has already ended), or not found (a run, a
  *                    secret, a step)
  *   3  EXIT_JOURNAL  the journal cannot be used: it does not exist (only
- *                    `run` makes one), it is not a Cairn journal, it is
- *                    damaged, its key does not match, a run fails `verify` or
- *                    `show`'s chain check, or a write to it or to the secrets
- *                    file beside it failed
+ *                    `run` and `import` make one), it is not a Cairn
+ *                    journal, it is damaged, its key does not match or
+ *                    cannot be read, a run fails `show`'s (or timeline's,
+ *                    export's) chain check, or a write to it or to the
+ *                    secrets file beside it failed
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -131,6 +133,9 @@ int cmd_show(cli_opts *o, int argc, char **argv);
 int cmd_runs(cli_opts *o, int argc, char **argv);
 int cmd_journal(cli_opts *o, int argc, char **argv);
 int cmd_verify(cli_opts *o, int argc, char **argv);
+int cmd_timeline(cli_opts *o, int argc, char **argv);
+int cmd_export(cli_opts *o, int argc, char **argv);
+int cmd_import(cli_opts *o, int argc, char **argv);
 int cmd_secret(cli_opts *o, int argc, char **argv);
 int cmd_actions(cli_opts *o, int argc, char **argv);
 int cmd_trigger(cli_opts *o, int argc, char **argv);

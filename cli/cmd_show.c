@@ -1,10 +1,10 @@
 /*
- * cmd_show.c - reading the journal: show, runs, journal, verify.
+ * cmd_show.c - reading the journal: show, runs, journal.
  * These read the database and change nothing in it, but for applying the
  * commit log an engine that is gone left (cli_open_journal).  `show` checks
  * the run's hash chain and pinned definition as it folds (when the journal's
- * key is readable) and refuses a run that fails them; `verify` also checks
- * the runs table against the events.
+ * key is readable) and refuses a run that fails them (`verify`, in
+ * cmd_verify.c, checks every run).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -201,64 +201,4 @@ int cmd_journal(cli_opts *o, int argc, char **argv) {
     cairn_events_free(evs, n);
     cairn_journal_close(j);
     return EXIT_OK;
-}
-
-/* ---- verify -------------------------------------------------------------------- */
-
-/* A run's chain, its pinned definition, and its runs row against its events.
- * Returns 0, or the exit code for the run: 2 not found, 3 it fails. */
-static int verify_one(cairn_journal *j, const char *run_id) {
-    cairn_run_state *st = NULL;
-    cairn_workflow *wf = NULL;
-    cairn_run_row row = {0};
-    cairn_err err;
-    int rc = cairn_journal_load_run(j, run_id, &st, &wf, &err);
-    if (rc == 0) rc = cairn_journal_get_run(j, run_id, &row, &err);
-    if (rc == 0) rc = cairn_run_row_check(&row, st, &err);
-    if (rc == 0) {
-        char hex[2 * CAIRN_HASH_LEN + 1];
-        hash_hex(st->head, hex);
-        printf("%s ok %lld events head %s\n", run_id, (long long)st->last_seq, hex);
-    } else {
-        char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
-        printf("%s FAILED %s\n", run_id, cairn_err_format(&err, msg, sizeof msg));
-        rc = cli_lookup_exit(rc);
-    }
-    cairn_run_state_free(st);
-    cairn_workflow_free(wf);
-    cairn_run_row_clear(&row);
-    return rc;
-}
-
-/* A run that fails outranks one not found. */
-static int max_exit(int a, int b) { return a > b ? a : b; }
-
-int cmd_verify(cli_opts *o, int argc, char **argv) {
-    cairn_journal *j = NULL;
-    cairn_err err;
-    int worst = 0, given = 0;
-    for (int i = 0; i < argc; i++)
-        if (!cli_common_opt(o, argc, argv, &i)) argv[given++] = argv[i];
-    int rc = open_ro(o, &j);
-    if (rc) return rc;
-    if (cairn_journal_use_key(j, &err) != 0) {
-        cli_error(&err);
-        cairn_journal_close(j);
-        return EXIT_JOURNAL;
-    }
-    if (given) {
-        for (int i = 0; i < given; i++) worst = max_exit(worst, verify_one(j, argv[i]));
-    } else {
-        cairn_run_row *rows = NULL;
-        int n = 0;
-        if (cairn_journal_list_runs(j, NULL, &rows, &n, &err) != 0) {
-            cli_error(&err);
-            cairn_journal_close(j);
-            return EXIT_JOURNAL;
-        }
-        for (int i = 0; i < n; i++) worst = max_exit(worst, verify_one(j, rows[i].id));
-        cairn_run_rows_free(rows, n);
-    }
-    cairn_journal_close(j);
-    return worst;
 }

@@ -2,11 +2,17 @@
 
 Each case runs a workflow, then edits the SQLite journal directly, as
 someone with write access to the file could: an event's data edited, an
-event deleted, two events swapped, one inserted, runs.status edited,
-definitions.source edited.  `cairn verify` must exit 1 naming the run and
-the event (or the column, or the hashes); `show` must refuse a run whose
-events or definition do not check out, rather than display forged values;
-`resume` must refuse to run an edited definition."""
+event deleted, two events swapped, one inserted (in a run still in the
+unindexed tail and in one the event index covers), runs.status edited,
+definitions.source edited, a run's row or all its events deleted.  `cairn
+verify` must exit 1 naming the run and the event (or the column, or the
+hashes); `show` must refuse a run whose events or definition do not check
+out, rather than display forged values; `resume` must refuse to run an
+edited definition.  What a chain cannot see (events cut off a run's end,
+the runs row made to agree; a whole run deleted) `verify --heads` must
+catch against heads exported before, naming the run and the first event
+missing.  And an event forged in the commit log (its checksum made good
+again, as anyone can) is caught when a reader applies the log."""
 import os
 import signal
 import sqlite3
@@ -63,8 +69,8 @@ def expect_verify_fails(s, db, run_id, name, *words):
     p = cairn("verify", db=db)
     bad = [l for l in p.stdout.splitlines() if "FAILED" in l]
     has = lambda w: any(x in bad[0] for x in w) if isinstance(w, tuple) else w in bad[0]
-    s.check(p.returncode == 3 and bad and run_id in bad[0] and all(has(w) for w in words),
-            "%s: verify exits 3 naming the run and %s" % (name, ", ".join(map(str, words))),
+    s.check(p.returncode == 1 and bad and run_id in bad[0] and all(has(w) for w in words),
+            "%s: verify exits 1 naming the run and %s" % (name, ", ".join(map(str, words))),
             "exit %d: %s" % (p.returncode, p.stdout[-400:]))
 
 
@@ -124,8 +130,10 @@ EVENT_CASES = [
 ]
 
 
-def tampered(s, name, type_, step, tamper, words, forged, refused=True):
+def tampered(s, name, type_, step, tamper, words, forged, refused=True, indexed=False):
     db, run_id = finished_run(s, name.replace(" ", "-"))
+    if indexed:
+        index_everything(s, db)
     k = seq_of(db, run_id, type_, step) if type_ else 0
     con = sqlite3.connect(db)
     tamper(con, run_id, k)
@@ -136,9 +144,22 @@ def tampered(s, name, type_, step, tamper, words, forged, refused=True):
         expect_show_refuses(s, db, run_id, name, forged)
 
 
+def index_everything(s, db):
+    """Another run in the journal: the engine that starts it indexes every
+    event before it (store_sqlite_index.c), so the run tampered with is read
+    through the event index rather than found in the tail."""
+    p = cairn("run", write(s, "other.yaml", SIMPLE), db=db)
+    s.check(p.returncode == 0, "a second run succeeds", p.stderr[-300:])
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT count(*) FROM event_index").fetchone()[0]
+    con.close()
+    s.check(rows > 0, "the first run's events are indexed")
+
+
 def edited_events(s):
     for case in EVENT_CASES:
         tampered(s, *case)
+        tampered(s, case[0] + " indexed", *case[1:], indexed=True)
 
 
 def edited_runs_row(s):
@@ -150,6 +171,136 @@ def edited_runs_row(s):
              lambda con, run_id, k: edit_row(con, run_id, "UPDATE runs SET updated_at = updated_at + 1"
                                              " WHERE id = ?"),
              lambda k: ["updated_at"], None, refused=False)
+
+
+def deleted_rows(s):
+    tampered(s, "runs row deleted", None, None,
+             lambda con, run_id, k: edit_row(con, run_id, "DELETE FROM runs WHERE id = ?"),
+             lambda k: ["runs row", "deleted"], None, refused=False)
+    tampered(s, "every event deleted", None, None,
+             lambda con, run_id, k: edit_row(con, run_id, "DELETE FROM events WHERE run_id = ?"),
+             lambda k: ["event 1 "], None)
+
+
+def export_heads(s, db, name):
+    heads = s.path(name + ".heads")
+    p = cairn("verify", "--export-heads", heads, db=db)
+    s.check(p.returncode == 0 and os.path.exists(heads), name + ": heads exported", p.stderr)
+    with open(heads) as f:
+        lines = f.read().splitlines()
+    s.check(lines[0] == "cairn-heads 1" and lines[1].startswith("journal ") and
+            lines[2].startswith("key_check ") and len(lines) == 4 and lines[3].startswith("run "),
+            name + ": the heads file holds its header and one line for the run", "\n".join(lines))
+    return heads
+
+
+def expect_heads_fail(s, db, heads, run_id, name, words):
+    p = cairn("verify", db=db)
+    s.check(p.returncode == 0, name + ": the chain alone sees nothing", p.stdout[-300:])
+    p = cairn("verify", "--heads", heads, db=db)
+    bad = [l for l in p.stdout.splitlines() if "FAILED" in l]
+    s.check(p.returncode == 1 and bad and bad[0].startswith(run_id) and
+            all(w in bad[0] for w in words),
+            "%s: verify --heads exits 1 naming the run and %s" % (name, ", ".join(words)),
+            "exit %d: %s" % (p.returncode, p.stdout[-400:]))
+
+
+def cut_tail(s):
+    """The last three events deleted and the runs row made to agree with
+    what is left: the chain and the row check out; only the heads know."""
+    db, run_id = finished_run(s, "cut-tail")
+    heads = export_heads(s, db, "cut-tail")
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM events WHERE run_id = ? AND seq > 3", (run_id,))
+    con.execute("UPDATE runs SET status = 'running', updated_at = created_at WHERE id = ?", (run_id,))
+    con.commit()
+    con.close()
+    expect_heads_fail(s, db, heads, run_id, "tail cut off", ["event 4 ", "ends at event 3"])
+
+
+def whole_run_deleted(s):
+    db, run_id = finished_run(s, "run-deleted")
+    heads = export_heads(s, db, "run-deleted")
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+    con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    con.commit()
+    con.close()
+    expect_heads_fail(s, db, heads, run_id, "whole run deleted", ["gone", "event 1 "])
+
+
+def heads_of_another_key(s):
+    db, run_id = finished_run(s, "heads-key")
+    heads = export_heads(s, db, "heads-key")
+    with open(heads) as f:
+        text = f.read()
+    lines = [l if not l.startswith("key_check ") else "key_check " + "0" * 64
+             for l in text.splitlines()]
+    with open(heads, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    p = cairn("verify", "--heads", heads, db=db)
+    s.check(p.returncode == 3 and "another journal key" in p.stderr,
+            "heads taken under another key are refused, exit 3", p.stderr[-300:])
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def forge_clog(path, old, new):
+    """Replace old by new (same length) in the commit log record that holds
+    it (engine/clog.h) and make the record's checksum good again.  True when
+    a record held it."""
+    import struct
+    with open(path, "r+b") as f:
+        log = bytearray(f.read())
+        at = 4096
+        while at + 32 <= len(log):
+            magic, length = struct.unpack_from("<II", log, at)
+            if magic != 0x32524C43:
+                break
+            payload = log[at + 32:at + 32 + length]
+            if old in payload:
+                payload = payload.replace(old, new)
+                log[at + 32:at + 32 + length] = payload
+                struct.pack_into("<I", log, at + 28, crc32c(bytes(log[at:at + 28]) + bytes(payload)))
+                f.seek(0)
+                f.write(log)
+                return True
+            at += 32 + length
+    return False
+
+
+def forged_commit_log(s):
+    """An engine killed while its run waits leaves its records in the commit
+    log; the journal lost the last events (as if the engine died before it
+    applied them), and the log's copy of one was forged.  The next reader
+    applies the log: verify must name the forged event."""
+    log = s.path("clog.log")
+    wf = write(s, "clog.yaml", GATED.replace("LOG", log))
+    db = s.path("clog.db")
+    proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    run_id = wait_for(lambda: waiting_run(db, log), "the run to wait at its gate")
+    proc.kill()
+    proc.wait()
+    k = seq_of(db, run_id, "approval_requested", "gate")
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM events WHERE run_id = ? AND seq >= ?", (run_id, k))
+    con.commit()
+    con.close()
+    s.check(forge_clog(db + "-clog", b"go on?", b"go no?"),
+            "commit log: the approval's prompt is in a record")
+    p = cairn("verify", db=db)
+    bad = [l for l in p.stdout.splitlines() if "FAILED" in l]
+    s.check(p.returncode == 1 and bad and run_id in bad[0] and ("event %d " % k) in bad[0],
+            "commit log: verify exits 1 naming the run and the forged event %d" % k,
+            "exit %d: %s %s" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
 
 
 def waiting_run(db, log):
@@ -194,7 +345,12 @@ def main():
     s = Suite("tamper")
     edited_events(s)
     edited_runs_row(s)
+    deleted_rows(s)
+    cut_tail(s)
+    whole_run_deleted(s)
+    heads_of_another_key(s)
     edited_definition(s)
+    forged_commit_log(s)
     s.finish()
 
 
