@@ -53,8 +53,18 @@ static const help_entry entries[] = {
                 "Record an approval of RUN's approval step STEP by NAME.\n"},
     {"reject", "usage: cairn reject RUN STEP --as NAME [--comment TEXT] [--db PATH]\n\n"
                "Record a rejection of RUN's approval step STEP by NAME.\n"},
-    {"verify", "usage: cairn verify [RUN...] [--db PATH]\n\n"
-               "Check the HMAC chains, pinned definitions and runs table; print each chain head.\n"},
+    {"verify", "usage: cairn verify [RUN...] [--heads FILE] [--export-heads FILE] [--db PATH]\n\n"
+               "Check the HMAC chains, pinned definitions and runs table; print each chain head.\n"
+               "  --export-heads FILE  write every run's event count and chain head to FILE\n"
+               "  --heads FILE         prove no event was cut off, and no run deleted, since\n"
+               "                       FILE (heads, or an export) was written\n"
+               "Exit 1 when a check fails.\n"},
+    {"timeline", "usage: cairn timeline RUN [--db PATH]\n\n"
+                 "What happened in a run, step by step: attempts, waits, approvals, durations.\n"},
+    {"export", "usage: cairn export RUN [--format jsonl|json] [--db PATH]\n\n"
+               "Print a run's events, pinned definition and chain head, for archiving.\n"},
+    {"import", "usage: cairn import FILE [--db PATH]\n\n"
+               "Take an export into this journal (same key), checking it first.\n"},
     {"secret", "usage: cairn secret set NAME | secret list | secret rm NAME [--db PATH]\n\n"
                "  set NAME  store a secret, its value read from stdin\n"
                "  list      the names only\n"

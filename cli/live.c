@@ -195,7 +195,7 @@ static const char *prefix_of(const cairn_run_state *st, char *buf, size_t len) {
     return buf;
 }
 
-static void duration_text(int64_t ms, char *out, size_t len) {
+void cli_duration_text(int64_t ms, char *out, size_t len) {
     if (ms < 0) ms = 0;
     if (ms < 60000) snprintf(out, len, "%.1fs", (double)ms / 1000.0);
     else if (ms < 3600000) snprintf(out, len, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000 % 60));
@@ -319,7 +319,7 @@ static void step_line(view_ctx *c, const char *word, const char *detail) {
     int n_main = c->r ? c->r->n_main : main_steps(c->l, st);
     if (c->step < n_main) snprintf(count, sizeof count, "%d/%d", done_at(st, n_main, c->ev->seq), n_main);
     if (c->r && c->r->began_ms[c->step] > 0 && c->ev->type != CAIRN_EV_STEP_SKIPPED) {
-        duration_text(c->ev->time_ms - c->r->began_ms[c->step], took, sizeof took);
+        cli_duration_text(c->ev->time_ms - c->r->began_ms[c->step], took, sizeof took);
         int attempts = st->steps[c->step].attempts;
         if (attempts > 1) snprintf(took + strlen(took), sizeof took - strlen(took), ", %d attempts", attempts);
     }
@@ -472,7 +472,7 @@ static void outputs_lines(view_ctx *c) {
 
 static void on_run_end(view_ctx *c) {
     char detail[400] = "", took[32] = "";
-    if (c->r) duration_text(c->ev->time_ms - c->r->created_ms, took, sizeof took);
+    if (c->r) cli_duration_text(c->ev->time_ms - c->r->created_ms, took, sizeof took);
     error_text(c->data, detail, sizeof detail);
     int n_main = c->r ? c->r->n_main : main_steps(c->l, c->st);
     const char *col = paint(c, c->ev->type);

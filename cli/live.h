@@ -39,6 +39,9 @@
 
 typedef struct cli_live cli_live;
 
+/* ms as people read a duration: "0.2s", "3m05s", "2h10m". */
+void cli_duration_text(int64_t ms, char *out, size_t len);
+
 /* A printer writing to out.  view: the terminal form (else lines); colour:
  * colour the outcomes (NO_COLOR is the caller's business, cli_colour).  db
  * is the journal path the engine uses, printed in approve commands when it

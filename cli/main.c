@@ -29,7 +29,12 @@ static const char usage_text[] =
     "  approvals [--json]                 pending approvals\n"
     "  approve RUN STEP --as NAME [--comment TEXT]\n"
     "  reject RUN STEP --as NAME [--comment TEXT]\n"
-    "  verify [RUN...]                    check the journal's hash chains\n"
+    "Audit:\n"
+    "  verify [RUN...] [--heads F] [--export-heads F]\n"
+    "                                     check the journal's hash chains and heads\n"
+    "  timeline RUN                       what happened in a run, step by step\n"
+    "  export RUN [--format jsonl|json]   a run, its definition and chain head, for archiving\n"
+    "  import FILE                        take an export into this journal\n"
     "Triggers:\n"
     "  trigger SOURCE --payload FILE --dry-run [--workflows DIR] [--json]\n"
     "                                     what a webhook from SOURCE would start\n"
@@ -55,6 +60,7 @@ static const command commands[] = {
     {"secret", cmd_secret}, {"actions", cmd_actions}, {"pause", cmd_pause},
     {"unpause", cmd_unpause}, {"approvals", cmd_approvals}, {"approve", cmd_approve},
     {"reject", cmd_reject}, {"trigger", cmd_trigger}, {"token", cmd_token},
+    {"timeline", cmd_timeline}, {"export", cmd_export}, {"import", cmd_import},
 };
 
 void cli_error(const cairn_err *err) {

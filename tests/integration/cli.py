@@ -425,7 +425,8 @@ def test_exit_code_table(s):
     missing = s.path("nowhere.db")
     per_run = [["show", "r"], ["journal", "r"], ["cancel", "r"], ["pause", "r"],
                ["unpause", "r"], ["approve", "r", "s", "--as", "a"],
-               ["reject", "r", "s", "--as", "a"], ["verify", "r"]]
+               ["reject", "r", "s", "--as", "a"], ["verify", "r"], ["timeline", "r"],
+               ["export", "r"]]
     for args in per_run + [["runs"], ["approvals"], ["verify"], ["resume"], ["resume", "r"]]:
         p = cairn(*args, db=missing)
         s.check(p.returncode == 3 and "no journal" in p.stderr,
@@ -480,7 +481,8 @@ def test_a_wrong_journal_key_is_named(s):
     run, p = cairn_json("run", wf, db=db)
     s.check(p.returncode == 0 and key_check(db), "a new journal keeps a key check value", p.stderr)
     wrong = {"CAIRN_JOURNAL_KEY": "ab" * 32}
-    for args in (["show", run["id"]], ["verify"], ["resume"], ["run", wf]):
+    for args in (["show", run["id"]], ["verify"], ["timeline", run["id"]], ["export", run["id"]],
+                 ["resume"], ["run", wf]):
         p = cairn(*args, db=db, env=wrong)
         s.check(p.returncode == 3 and "the journal key does not match this journal" in p.stderr
                 and "CAIRN_JOURNAL_KEY" in p.stderr and "edited" not in p.stdout + p.stderr,
