@@ -19,6 +19,9 @@
  *   eval     one expression evaluation, each bounded in time and memory:
  *            a plain path (native) and a jq pipeline, over a document of
  *            1,000 steps' outputs
+ *   verify   `cairn verify` (the command, in a process of its own) over a
+ *            journal of 1,000,000 events: 1,000 runs of 499 `set` steps
+ *   export   `cairn export` of a run of 1,000 `set` steps
  * W1 and W2 steps each read the step before them through a plain path.
  * W1 and W2 run twice: with `set` executed inline on the orchestrator, and
  * with every action sent through the worker pool as side-effecting actions
@@ -223,6 +226,81 @@ static double w1_beside_fsync(int steps, bool pool, bool warm, int trial, double
     *rate = run_steps(1, steps, pool, warm, trial);
     double after = fsync_rate(false, 0, FSYNC_BESIDE_MS);
     return *rate / ((before + after) / 2);
+}
+
+/* ---- verify and export: the audit commands, as a user runs them ------------- */
+
+#define VERIFY_RUNS 1000
+#define VERIFY_STEPS 499      /* 2 events a step, run_created and run_succeeded: 1,000 a run */
+#define EXPORT_STEPS 1000
+
+/* A journal of `runs` finished runs of `steps` steps, made by the engine;
+ * its path (the caller frees it and removes the files). */
+static char *make_journal(const char *name, int runs, int steps) {
+    char *db = cairn_sprintf("%s/%s.db", dir, name);
+    cairn_engine_config cfg = {.workers = 4};
+    cairn_engine *e = NULL;
+    cairn_err err;
+    if (open_at(db, &cfg, &e, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
+    char *src = gen_workflow(steps, PATH), hash[65];
+    cairn_engine_add_workflow(e, load(src), hash, &err);
+    start_runs(e, hash, runs);
+    cairn_engine_close(e);
+    free(src);
+    return db;
+}
+
+static void remove_journal(char *db) {
+    if (getenv("BENCH_KEEP")) return;
+    char *cmd = cairn_sprintf("rm -f '%s' '%s'-wal '%s'-shm '%s'-clog '%s'.key", db, db, db, db, db);
+    if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", db);
+    free(cmd);
+    free(db);
+}
+
+/* Milliseconds the cairn command takes, its output thrown away; exits the
+ * bench when it fails. */
+static double cairn_ms(const char *args) {
+    const char *cairn = getenv("BENCH_CAIRN") ? getenv("BENCH_CAIRN") : "./cairn";
+    char *cmd = cairn_sprintf("'%s' %s >/dev/null", cairn, args);
+    int64_t start = cairn_now_us();
+    int rc = system(cmd);
+    double ms = (double)(cairn_now_us() - start) / 1000.0;
+    if (rc != 0) {
+        fprintf(stderr, "bench: `%s` failed (%d)\n", cmd, rc);
+        exit(1);
+    }
+    free(cmd);
+    return ms;
+}
+
+static void audit_lines(int repeat, double *v) {
+    char *db = make_journal("verify", VERIFY_RUNS, VERIFY_STEPS);
+    char *args = cairn_sprintf("--db '%s' verify", db);
+    double events = (double)VERIFY_RUNS * (2 * VERIFY_STEPS + 2);
+    for (int i = 0; i < repeat; i++) v[i] = events / (cairn_ms(args) / 1000.0);
+    printf("%-44s %6.0f events/s %8s %10s\n", "verify 1000 runs, 1000000 events", median(v, repeat),
+           "-", "-");
+    free(args);
+    remove_journal(db);
+    db = make_journal("export", 1, EXPORT_STEPS);
+    sqlite3 *sq = NULL;
+    sqlite3_stmt *st = NULL;
+    char run[CAIRN_RUN_ID_MAX] = "";
+    if (sqlite3_open_v2(db, &sq, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(sq, "SELECT id FROM runs", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        snprintf(run, sizeof run, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(sq);
+    args = cairn_sprintf("--db '%s' export %s", db, run);
+    for (int i = 0; i < repeat; i++) v[i] = cairn_ms(args);
+    printf("%-44s %9.1f ms %10s\n", "export 1 run x 1000 steps (2002 events)", median(v, repeat), "-");
+    free(args);
+    remove_journal(db);
 }
 
 /* ---- W3: runs parked on approvals and timers ------------------------------ */
@@ -544,6 +622,7 @@ int main(int argc, char **argv) {
     if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
     if (only == NULL || strncmp(only, "eval", 4) == 0) eval_lines(repeat);
     if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
+    if (only == NULL || strncmp(only, "audit", 5) == 0) audit_lines(repeat, v);
     if (only == NULL || strncmp(only, "foreach", 7) == 0) {
         double *mb = cairn_calloc((size_t)repeat, sizeof *mb);
         foreach_bench(repeat, v, mb);
