@@ -47,6 +47,7 @@
  */
 #include "dsl/expr_int.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,51 +291,112 @@ static void add_chunk(cairn_exprset *set, jq_state *jq, const int *ids, int n) {
 }
 
 /* Compile one chunk; leaves that do not compile get their error and the
- * others are compiled again without them, until the rest compiles. */
-static void compile_chunk(cairn_exprset *set, int *ids, int n) {
-    int *starts = cairn_calloc((size_t)n, sizeof *starts);
-    while (n > 0) {
+ * others are compiled again without them, until the rest compiles.  *n
+ * becomes the number of leaves in the program returned (NULL when none
+ * compiles).  Writes only the errors of the leaves in ids, so chunks of one
+ * set compile on several threads at once. */
+static jq_state *compile_chunk(cairn_exprset *set, int *ids, int *n) {
+    int *starts = cairn_calloc((size_t)*n, sizeof *starts);
+    jq_state *jq = NULL;
+    while (*n > 0) {
         jv msgs;
-        jq_state *jq = compile_leaves(set, ids, n, starts, &msgs);
+        jq = compile_leaves(set, ids, *n, starts, &msgs);
         if (jq) {
-            add_chunk(set, jq, ids, n);
             jv_free(msgs);
             break;
         }
-        int marked = attribute(set, ids, n, starts, msgs);
-        if (marked == 0 && n > 1)
-            marked = bisect(set, ids, n / 2) + bisect(set, ids + n / 2, n - n / 2);
+        int marked = attribute(set, ids, *n, starts, msgs);
+        if (marked == 0 && *n > 1)
+            marked = bisect(set, ids, *n / 2) + bisect(set, ids + *n / 2, *n - *n / 2);
         if (marked == 0) {       /* fails together, compiles apart: should not happen */
             char *why = first_msg(msgs);
-            for (int k = 0; k < n; k++) set->leaves[ids[k]].error = cairn_strdup(why);
+            for (int k = 0; k < *n; k++) set->leaves[ids[k]].error = cairn_strdup(why);
             free(why);
         }
         jv_free(msgs);
-        n = drop_marked(set, ids, n);
+        *n = drop_marked(set, ids, *n);
     }
     free(starts);
+    return jq;
+}
+
+/* ---- compiling a set's chunks, on up to CAIRN_EXPR_COMPILE_THREADS ------- */
+
+typedef struct chunk_job {
+    int *ids;                 /* into the caller's array of leaf ids */
+    int n;
+    jq_state *jq;
+} chunk_job;
+
+typedef struct compile_worker {
+    cairn_exprset *set;
+    chunk_job *jobs;
+    int njobs, first, step;   /* this worker compiles jobs first, first+step, ... */
+    pthread_t thread;
+    bool started;
+} compile_worker;
+
+static void *compile_jobs(void *arg) {
+    compile_worker *w = arg;
+    for (int j = w->first; j < w->njobs; j += w->step)
+        w->jobs[j].jq = compile_chunk(w->set, w->jobs[j].ids, &w->jobs[j].n);
+    return NULL;
+}
+
+/* Cut ids[0..n) into chunks within the limits; one chunk of at least
+ * CAIRN_EXPR_SPLIT_MIN leaves is cut in two, so that two threads share it.
+ * Returns the number of jobs (at most n + 1 are written). */
+static int cut_jobs(const cairn_exprset *set, int *ids, int n, chunk_job *jobs) {
+    int njobs = 0, from = 0;
+    size_t bytes = 0;
+    for (int k = 0; k < n; k++) {
+        size_t len = set->progs[set->leaves[ids[k]].prog].len;
+        if (k - from == CAIRN_EXPR_CHUNK_MAX || (k > from && bytes + len > CAIRN_EXPR_CHUNK_BYTES)) {
+            jobs[njobs++] = (chunk_job){.ids = ids + from, .n = k - from};
+            from = k;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if (n > from) jobs[njobs++] = (chunk_job){.ids = ids + from, .n = n - from};
+    if (njobs == 1 && n >= CAIRN_EXPR_SPLIT_MIN) {
+        jobs[1] = (chunk_job){.ids = ids + n / 2, .n = n - n / 2};
+        jobs[0].n = n / 2;
+        njobs = 2;
+    }
+    return njobs;
 }
 
 void cairn__exprset_compile_leaves(cairn_exprset *set) {
     int *ids = cairn_calloc((size_t)set->nleaves + 1, sizeof *ids);
     int n = 0;
-    size_t bytes = 0;
-    for (int i = 0; i < set->nleaves; i++) {
-        if (set->leaves[i].error || set->leaves[i].native) continue;   /* native: no jq */
-        size_t len = set->progs[set->leaves[i].prog].len;
-        if (n == CAIRN_EXPR_CHUNK_MAX || (n > 0 && bytes + len > CAIRN_EXPR_CHUNK_BYTES)) {
-            compile_chunk(set, ids, n);
-            n = 0;
-            bytes = 0;
-        }
-        ids[n++] = i;
-        bytes += len;
+    for (int i = 0; i < set->nleaves; i++)
+        if (set->leaves[i].error == NULL && set->leaves[i].native == NULL) ids[n++] = i;
+    chunk_job *jobs = cairn_calloc((size_t)n + 2, sizeof *jobs);
+    int njobs = cut_jobs(set, ids, n, jobs);
+    int nworkers = njobs < CAIRN_EXPR_COMPILE_THREADS ? njobs : CAIRN_EXPR_COMPILE_THREADS;
+    compile_worker workers[CAIRN_EXPR_COMPILE_THREADS];
+    for (int w = 0; w < nworkers; w++) {
+        workers[w] = (compile_worker){.set = set, .jobs = jobs, .njobs = njobs, .first = w,
+                                      .step = nworkers};
+        /* the first runs here; a thread that cannot start leaves its share to it */
+        if (w > 0) workers[w].started = pthread_create(&workers[w].thread, NULL, compile_jobs,
+                                                       &workers[w]) == 0;
     }
-    if (n) compile_chunk(set, ids, n);
+    if (nworkers > 0) compile_jobs(&workers[0]);
+    for (int w = 1; w < nworkers; w++) {
+        if (workers[w].started) pthread_join(workers[w].thread, NULL);
+        else compile_jobs(&workers[w]);
+    }
+    for (int j = 0; j < njobs; j++)
+        if (jobs[j].jq) add_chunk(set, jobs[j].jq, jobs[j].ids, jobs[j].n);
+    free(jobs);
     free(ids);
 }
 
 int cairn__exprset_compile_leaf(cairn_exprset *set, int leaf) {
-    compile_chunk(set, &leaf, 1);
+    int n = 1;
+    jq_state *jq = compile_chunk(set, &leaf, &n);
+    if (jq) add_chunk(set, jq, &leaf, 1);
     return set->leaves[leaf].error ? -1 : 0;
 }

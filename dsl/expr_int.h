@@ -9,11 +9,17 @@
  *   CAIRN_EXPR_FANOUT       branches of one dispatch node (see expr.c)
  *   CAIRN_EXPR_CHUNK_MAX    distinct programs compiled by one jq_compile
  *   CAIRN_EXPR_CHUNK_BYTES  bytes of program text compiled by one jq_compile
+ *   CAIRN_EXPR_SPLIT_MIN    programs from which one chunk is cut in two
+ *   CAIRN_EXPR_COMPILE_THREADS  threads compiling one set's chunks at once
  * The chunk limits exist because libjq 1.6 binds its ~300 builtins by walking
  * the whole program once per builtin: past a few hundred kilobytes of
  * bytecode the walks stop fitting in the CPU caches and compile time grows
  * much faster than the program.  Several jq_states of bounded size keep it
- * linear.
+ * linear.  Those walks are the load's cost (about 0.1 ms a program): one
+ * jq_compile also costs ~20 ms of its own (jq parses and binds its builtin
+ * library each time, and 1.6 offers no way to keep it), so a set is cut in
+ * two only when the walks outweigh that, and its chunks compile on
+ * separate threads, each with its own jq_state.
  */
 #ifndef CAIRN_EXPR_INT_H
 #define CAIRN_EXPR_INT_H
@@ -30,6 +36,8 @@
 #define CAIRN_EXPR_FANOUT 32
 #define CAIRN_EXPR_CHUNK_MAX (CAIRN_EXPR_FANOUT * CAIRN_EXPR_FANOUT)
 #define CAIRN_EXPR_CHUNK_BYTES 65536
+#define CAIRN_EXPR_SPLIT_MIN 256
+#define CAIRN_EXPR_COMPILE_THREADS 2
 
 /* One program as added.  Programs with the same text share a leaf. */
 typedef struct expr_prog {

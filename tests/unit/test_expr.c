@@ -257,12 +257,14 @@ TEST(expr_reports_every_bad_program_at_its_position) {
     cairn_exprset_free(set);
 }
 
+/* Outside the native subset (`| .`), 600 programs are compiled in two
+ * halves on two threads: the broken ones in both are found. */
 TEST(expr_bad_programs_among_many_all_found) {
     cairn_exprset *set = cairn_exprset_new();
     for (int i = 0; i < 600; i++) {
         char *p = i % 97 == 5 ? cairn_sprintf(".v%d |||", i)
                 : i % 89 == 7 ? cairn_sprintf("undefined_%d", i)
-                              : cairn_sprintf(".v%d", i);
+                              : cairn_sprintf(".v%d | .", i);
         cairn_exprset_add(set, p, "w.yaml", i + 1, 1);
         free(p);
     }
@@ -446,8 +448,11 @@ static void check_many(int n, const char *tail, int want_chunks) {
     cairn_exprset_free(set);
 }
 
+/* From CAIRN_EXPR_SPLIT_MIN programs one chunk is cut in two, compiled on two
+ * threads; every program must still evaluate to its own value. */
 TEST(expr_thousand_programs_in_one_set) {
-    check_many(1000, " | .", 1);
+    check_many(CAIRN_EXPR_SPLIT_MIN - 1, " | .", 1);
+    check_many(1000, " | .", 2);
     check_many(1000, "", 0);                /* the native subset: no jq at all */
 }
 
