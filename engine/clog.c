@@ -50,7 +50,13 @@ struct cairn_clog {
 
 /* ---- CRC-32C ------------------------------------------------------------ */
 
+/* Every record is checksummed when written and again when applied: one byte
+ * at a time through the table, that was about a tenth of the engine's CPU
+ * in W2.  x86-64 CPUs with SSE4.2 compute CRC-32C (this very polynomial)
+ * eight bytes an instruction; others use the table. */
+
 static uint32_t crc_table[256];
+static bool crc_hw;
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void) {
@@ -59,13 +65,38 @@ static void crc_init(void) {
         for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
         crc_table[i] = c;
     }
+#if defined(__x86_64__) && defined(__GNUC__)
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
 
-static uint32_t crc32c(uint32_t crc, const unsigned char *p, size_t n) {
-    pthread_once(&crc_once, crc_init);
-    crc = ~crc;
+static uint32_t crc_bytes(uint32_t crc, const unsigned char *p, size_t n) {
     while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+    return crc;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const unsigned char *p,
+                                                            size_t n) {
+    uint64_t c = crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);   /* little-endian, as the instruction reads it */
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; n > 0; n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+#endif
+
+uint32_t cairn_clog_crc32c(uint32_t crc, const void *data, size_t n) {
+    pthread_once(&crc_once, crc_init);
+    const unsigned char *p = data;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (crc_hw) return ~crc_sse42(~crc, p, n);
+#endif
+    return ~crc_bytes(~crc, p, n);
 }
 
 /* ---- little-endian fields ----------------------------------------------- */
@@ -189,8 +220,8 @@ static size_t valid_record(const unsigned char *p, size_t avail, uint64_t gen) {
     if (avail < RECORD_HEAD || get32(p) != CAIRN_CLOG_MAGIC || get64(p + 8) != gen) return 0;
     uint32_t len = get32(p + 4);
     if (len > avail - RECORD_HEAD) return 0;
-    uint32_t crc = crc32c(0, p, RECORD_HEAD - 4);
-    crc = crc32c(crc, p + RECORD_HEAD, len);
+    uint32_t crc = cairn_clog_crc32c(0, p, RECORD_HEAD - 4);
+    crc = cairn_clog_crc32c(crc, p + RECORD_HEAD, len);
     return crc == get32(p + RECORD_HEAD - 4) ? RECORD_HEAD + (size_t)len : 0;
 }
 
@@ -244,7 +275,7 @@ static int write_header(cairn_clog *l, uint64_t gen, const char *owner, cairn_er
     put64(&b, gen);
     cairn_buf_append(&b, l->id, ID_LEN);
     put_str(&b, owner, strlen(owner));
-    put32(&b, crc32c(0, (const unsigned char *)b.data, b.len));
+    put32(&b, cairn_clog_crc32c(0, (const unsigned char *)b.data, b.len));
     int rc = write_all(l->fd, b.data, b.len, 0) || fdatasync(l->fd) != 0
                  ? io_error(l, err, "writing the log's header") : 0;
     cairn_buf_free(&b);
@@ -264,7 +295,7 @@ static int write_header(cairn_clog *l, uint64_t gen, const char *owner, cairn_er
 static int read_header(cairn_clog *l, const unsigned char *h) {
     uint32_t len = get32(h + HEADER_OWNER);
     if (memcmp(h, HEADER_MAGIC, 8) == 0 && len <= OWNER_MAX &&
-        crc32c(0, h, HEADER_OWNER + 4 + len) == get32(h + HEADER_OWNER + 4 + len)) {
+        cairn_clog_crc32c(0, h, HEADER_OWNER + 4 + len) == get32(h + HEADER_OWNER + 4 + len)) {
         l->generation = get64(h + 8);
         memcpy(l->id, h + 16, ID_LEN);
         memcpy(l->writer, h + HEADER_OWNER + 4, len);
@@ -273,7 +304,7 @@ static int read_header(cairn_clog *l, const unsigned char *h) {
     }
     uint32_t old_len = get32(h + 16);
     if (memcmp(h, OLD_HEADER_MAGIC, 8) == 0 && old_len <= OWNER_MAX &&
-        crc32c(0, h, 20 + old_len) == get32(h + 20 + old_len)) {
+        cairn_clog_crc32c(0, h, 20 + old_len) == get32(h + 20 + old_len)) {
         l->generation = get64(h + 8);
         return 2;
     }
@@ -570,8 +601,8 @@ int cairn_clog_append(cairn_clog *l, cairn_event *const *events, int n, int64_t 
     }
     unsigned char *p = (unsigned char *)b->data;
     set32(p + 4, (uint32_t)(b->len - RECORD_HEAD));
-    uint32_t crc = crc32c(0, p, RECORD_HEAD - 4);
-    set32(p + RECORD_HEAD - 4, crc32c(crc, p + RECORD_HEAD, b->len - RECORD_HEAD));
+    uint32_t crc = cairn_clog_crc32c(0, p, RECORD_HEAD - 4);
+    set32(p + RECORD_HEAD - 4, cairn_clog_crc32c(crc, p + RECORD_HEAD, b->len - RECORD_HEAD));
     if (write_all(l->fd, p, b->len, l->end)) return io_error(l, err, "writing the log");
     l->end += (int64_t)b->len;
     *end = l->end;

@@ -178,6 +178,10 @@ int cairn_clog_reset(cairn_clog *l, size_t need, cairn_err *err);
 /* The engine that wrote the records (the header's owner; "" for a new log). */
 const char *cairn_clog_writer(const cairn_clog *l);
 
+/* The CRC-32C (Castagnoli) of n bytes at data, continuing crc (0 to begin):
+ * the checksum a record carries. */
+uint32_t cairn_clog_crc32c(uint32_t crc, const void *data, size_t n);
+
 /* Close and unlock.  NULL is allowed. */
 void cairn_clog_close(cairn_clog *l);
 

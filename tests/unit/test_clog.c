@@ -70,6 +70,32 @@ static void pwrite_at(const char *path, int64_t off, const char *bytes, size_t n
     close(fd);
 }
 
+/* The checksum is CRC-32C bit for bit, however the CPU computes it: logs
+ * written by one machine are read by another. */
+static uint32_t crc32c_bitwise(uint32_t crc, const unsigned char *p, size_t n) {
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+TEST(clog_checksum_is_crc32c_at_any_length_and_alignment) {
+    CHECK_INT(cairn_clog_crc32c(0, "123456789", 9), 0xe3069283u);   /* the standard check value */
+    CHECK_INT(cairn_clog_crc32c(0, "", 0), 0);
+    unsigned char buf[200];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(i * 131 + 7);
+    for (size_t off = 0; off < 8; off++)
+        for (size_t n = 0; n + off <= sizeof buf; n++) {
+            uint32_t want = crc32c_bitwise(0, buf + off, n);
+            if (cairn_clog_crc32c(0, buf + off, n) != want) TEST_FAIL("offset %zu, %zu bytes", off, n);
+            uint32_t half = cairn_clog_crc32c(0, buf + off, n / 2);   /* continued */
+            if (cairn_clog_crc32c(half, buf + off + n / 2, n - n / 2) != want)
+                TEST_FAIL("continued: offset %zu, %zu bytes", off, n);
+        }
+}
+
 TEST(clog_records_survive_a_reopen_and_apply_once) {
     char *db = db_path();
     cairn_store *s = open_store(db);
