@@ -28,6 +28,7 @@
 
 #include "common/err.h"
 #include "dsl/workflow.h"
+#include "engine/engine.h"
 #include "engine/journal.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
@@ -119,6 +120,24 @@ int cli_load_set(const char *const *files, int n, cairn_wfset **set, const cairn
  * when the secrets cannot be read (error printed). */
 int cli_check_secrets(const char *db, const cairn_wfset *set);
 
+/* Hand the run of file (workflow: its name; inputs borrowed, gathered
+ * and checked) to the `cairn serve` that holds the journal, over its socket
+ * (server/local.h), printing each transition with print as `run` does.
+ * -1 when no server answers or it stops (run it here); else 0 once the run
+ * has ended there or the server stopped (run_id names it), or an exit code
+ * (the error printed). */
+int cli_run_handoff(const cli_opts *o, const char *file, const char *workflow, jv inputs,
+                    cairn_event_cb print, void *ud, char run_id[CAIRN_RUN_ID_MAX]);
+
+/* Carry out a command (cancel, pause, unpause, decide; data as
+ * cairn_journal_put_command takes it) through the `cairn serve` holding
+ * the run, at once, even for a run the journal's tables do not show yet.  -1 when
+ * no server holds it (nothing done: go through the journal); 0 once it is
+ * durable, with wait_end once the run has ended (status: its status then,
+ * "" if unknown); or an exit code, the error printed. */
+int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type, const char *data,
+                        bool wait_end, char *status, size_t len);
+
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);
 int cmd_run(cli_opts *o, int argc, char **argv);
@@ -140,5 +159,6 @@ int cmd_secret(cli_opts *o, int argc, char **argv);
 int cmd_actions(cli_opts *o, int argc, char **argv);
 int cmd_trigger(cli_opts *o, int argc, char **argv);
 int cmd_token(cli_opts *o, int argc, char **argv);
+int cmd_serve(cli_opts *o, int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/mem.h"
 #include "engine/engine.h"
 #include "engine/owner.h"
@@ -200,6 +201,29 @@ static bool decided_already(const cli_opts *o, const char *run_id, const char *s
     return found;
 }
 
+/* A decide command's data, as text the caller frees. */
+static char *decision_data(const char *step, const char *cmd, const char *by, const char *comment) {
+    jv d = jv_object_set(jv_object(), jv_string("step"), jv_string(step));
+    d = jv_object_set(d, jv_string("decision"), jv_string(cmd));
+    d = jv_object_set(d, jv_string("by"), jv_string(by));
+    d = jv_object_set(d, jv_string("comment"), comment ? jv_string(comment) : jv_null());
+    char *text = cairn_json_text(d);
+    jv_free(d);
+    return text;
+}
+
+/* The decision through the `cairn serve` holding the run, which checks it
+ * against the approval as it stands: -1 when no server holds the run. */
+static int decide_through_server(const cli_opts *o, const char *run, const char *step,
+                                 const char *by, const char *comment, bool approve) {
+    const char *cmd = approve ? "approve" : "reject";
+    char *text = decision_data(step, cmd, by, comment), status[32];
+    int rc = cli_command_handoff(o, run, "decide", text, false, status, sizeof status);
+    free(text);
+    if (rc == 0) printf("%s of %s/%s by %s taken\n", cmd, run, step, by);
+    return rc;
+}
+
 static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     const char *words[2] = {0}, *by = NULL, *comment = NULL, *v, *cmd = approve ? "approve" : "reject";
     int nwords = 0;
@@ -212,10 +236,12 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     }
     if (nwords != 2 || by == NULL || !*by)
         return cli_usage("usage: cairn %s RUN STEP --as NAME [--comment TEXT]", cmd);
+    int rc = decide_through_server(o, words[0], words[1], by, comment, approve);
+    if (rc >= 0) return rc;
     cairn_run_state *st = NULL;
     cairn_workflow *wf = NULL;
     cairn_err err;
-    int rc = load(o, words[0], &st, &wf);
+    rc = load(o, words[0], &st, &wf);
     if (rc) return rc;
     if (cairn_approval_check(st, words[1], by, approve, &err) != 0 ||
         decided_already(o, words[0], words[1], by, &err)) {
@@ -225,16 +251,12 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     cairn_run_state_free(st);
     cairn_workflow_free(wf);
     if (rc) return rc;
-    jv d = jv_object_set(jv_object(), jv_string("step"), jv_string(words[1]));
-    d = jv_object_set(d, jv_string("decision"), jv_string(cmd));
-    d = jv_object_set(d, jv_string("by"), jv_string(by));
-    d = jv_object_set(d, jv_string("comment"), comment ? jv_string(comment) : jv_null());
-    jv text = jv_dump_string(d, 0);
+    char *text = decision_data(words[1], cmd, by, comment);
     cairn_journal *j = NULL;
     cairn_run_row row = {0};
     rc = cli_open_journal(o->db, &j, &err);
-    if (rc == 0) rc = cairn_journal_put_command(j, words[0], "decide", jv_string_value(text), &err);
-    jv_free(text);
+    if (rc == 0) rc = cairn_journal_put_command(j, words[0], "decide", text, &err);
+    free(text);
     bool held = rc == 0 && cairn_journal_get_run(j, words[0], &row, &err) == 0 && row.owner &&
                 cairn_owner_alive(row.owner);
     cairn_run_row_clear(&row);

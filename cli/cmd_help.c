@@ -85,6 +85,15 @@ static const help_entry entries[] = {
               "Manage the server's API tokens.  `add` prints the new token once; the file\n"
               "keeps only its SHA-256.  The file is --tokens FILE, else $CAIRN_TOKENS, else\n"
               "DB.tokens beside the journal; mode 0600 (any other is refused).\n"},
+    {"serve", "usage: cairn serve --workflows DIR [--listen HOST:PORT] [--tokens FILE]\n"
+              "                   [--port-file FILE] [--db PATH]\n\n"
+              "Run the engine and the HTTP API (docs/api.md) in one process: serve every\n"
+              "workflow in DIR, take over every unfinished run, and run until SIGTERM.\n"
+              "SIGHUP loads DIR again.  See docs/operations.md.\n"
+              "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0: any free)\n"
+              "  --workflows DIR     the *.yaml and *.yml files to serve\n"
+              "  --tokens FILE       check API tokens (cairn token); without it, loopback only\n"
+              "  --port-file FILE    write the port listened on to FILE once listening\n"},
     {"help", "usage: cairn help [COMMAND]\n       cairn COMMAND --help\n\n"
              "The list of commands, or one command's usage.\n"},
 };

@@ -210,6 +210,18 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     if ((rc = cli_load_set(&a.file, 1, &set, &wf)) != 0) goto done;
     if ((rc = gather_inputs(wf, &a, &inputs)) != 0) goto done;
     if ((rc = cli_check_secrets(o->db, set)) != 0) goto done;
+    /* a `cairn serve` holding the journal takes the run: one engine, one
+     * group commit; its transitions come back as lines (the view needs the
+     * run's state, which stays in the server) */
+    p = cli_live_new(stdout, o->db, false, cli_colour());
+    if ((rc = cli_run_handoff(o, a.file, wf->name, inputs, cli_live_event, p, run_id)) >= 0) {
+        cli_live_free(p);
+        p = NULL;
+        if (rc == 0) rc = final_status(o, run_id, o->json);
+        goto done;
+    }
+    cli_live_free(p);
+    p = NULL;
     if ((rc = open_engine(o, &p, &e)) != 0) goto done;
     rc = add_workflows(e, set, hash, &err);
     if (rc == 0) {
@@ -338,9 +350,13 @@ static int pause_or_unpause(cli_opts *o, int argc, char **argv, bool pause) {
         run_id = argv[i];
     }
     if (run_id == NULL) return cli_usage("usage: cairn %s RUN", cmd);
+    char status[32];
+    int rc = cli_command_handoff(o, run_id, cmd, "{}", false, status, sizeof status);
+    if (rc == 0) printf("run %s %s\n", run_id, pause ? "paused" : "unpaused");
+    if (rc >= 0) return rc;
     cairn_run_row row;
     cairn_err err;
-    int rc = run_status(o->db, run_id, &row);
+    rc = run_status(o->db, run_id, &row);
     if (rc) return rc;
     bool ended = row_ended(&row), held = row.owner && cairn_owner_alive(row.owner);
     cairn_run_row_clear(&row);
@@ -376,9 +392,16 @@ int cmd_cancel(cli_opts *o, int argc, char **argv) {
         run_id = argv[i];
     }
     if (run_id == NULL) return cli_usage("usage: cairn cancel RUN");
+    char ended[32];
+    int rc = cli_command_handoff(o, run_id, "cancel", "{}", true, ended, sizeof ended);
+    if (rc == 0 && *ended && strcmp(ended, "running") && strcmp(ended, "compensating"))
+        printf("run %s %s\n", run_id, ended);
+    else if (rc == 0)
+        fprintf(stderr, "cairn: cancel of %s done; the server holding it has not finished it yet\n", run_id);
+    if (rc >= 0) return rc;
     cairn_run_row row;
     cairn_err err;
-    int rc = run_status(o->db, run_id, &row);
+    rc = run_status(o->db, run_id, &row);
     if (rc) return rc;
     bool held = row.owner && cairn_owner_alive(row.owner);
     if (row_ended(&row)) {

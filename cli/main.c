@@ -40,6 +40,9 @@ static const char usage_text[] =
     "                                     what a webhook from SOURCE would start\n"
     "  token add NAME --role ROLE [--group G]... | token list | token rm NAME\n"
     "                                     the server's API tokens (--tokens FILE)\n"
+    "Serving:\n"
+    "  serve --workflows DIR [--listen HOST:PORT]\n"
+    "                                     the engine and an HTTP API in one process\n"
     "Secrets:\n"
     "  secret set NAME                    store a secret (value read from stdin)\n"
     "  secret list | secret rm NAME       names only; values never leave the file\n"
@@ -61,6 +64,7 @@ static const command commands[] = {
     {"unpause", cmd_unpause}, {"approvals", cmd_approvals}, {"approve", cmd_approve},
     {"reject", cmd_reject}, {"trigger", cmd_trigger}, {"token", cmd_token},
     {"timeline", cmd_timeline}, {"export", cmd_export}, {"import", cmd_import},
+    {"serve", cmd_serve},
 };
 
 void cli_error(const cairn_err *err) {

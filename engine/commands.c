@@ -10,10 +10,14 @@
  * which may come a while after the event is durable (the commit log applies
  * in bulk).  Until then the engine remembers it as taken.  The row's time
  * goes with its id: SQLite may give a deleted row's id to the next command.
+ *
+ * A serving engine also takes a command for a run it holds straight from
+ * its caller (cairn_engine_command): carried out at once, with no row.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
@@ -80,16 +84,65 @@ static void on_decide(cairn_engine *e, eng_run *r, const cairn_command *c) {
     eng_apply_decision(e, r, c->data, c->id);
 }
 
+typedef void (*command_fn)(cairn_engine *e, eng_run *r, const cairn_command *c);
+
+/* The commands a run takes, whichever way they arrive (the commands table
+ * or cairn_engine_command). */
 static const struct {
     const char *type;
-    void (*apply)(cairn_engine *e, eng_run *r, const cairn_command *c);
+    command_fn apply;
 } kinds[] = {
     {"cancel", on_cancel}, {"pause", on_pause}, {"unpause", on_unpause}, {"decide", on_decide},
 };
 
-static void apply_one(cairn_engine *e, eng_run *r, const cairn_command *c) {
+static command_fn apply_of(const char *type) {
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-        if (strcmp(kinds[k].type, c->type) == 0) kinds[k].apply(e, r, c);
+        if (strcmp(kinds[k].type, type) == 0) return kinds[k].apply;
+    return NULL;
+}
+
+static void apply_one(cairn_engine *e, eng_run *r, const cairn_command *c) {
+    command_fn apply = apply_of(c->type);
+    if (apply) apply(e, r, c);
+}
+
+/* A decision refused here answers its caller; the table's path drops it. */
+static int decision_check(const eng_run *r, const char *data, cairn_err *err) {
+    jv d = cairn_json_parse(data, strlen(data));
+    bool obj = jv_get_kind(d) == JV_KIND_OBJECT;
+    jv step = obj ? jv_object_get(jv_copy(d), jv_string("step")) : jv_null();
+    jv by = obj ? jv_object_get(jv_copy(d), jv_string("by")) : jv_null();
+    jv decision = obj ? jv_object_get(jv_copy(d), jv_string("decision")) : jv_null();
+    int rc;
+    if (jv_get_kind(step) != JV_KIND_STRING || jv_get_kind(by) != JV_KIND_STRING ||
+        jv_get_kind(decision) != JV_KIND_STRING)
+        rc = cairn_err_set(err, CAIRN_EINVAL, "a decision names step, by and decision");
+    else
+        rc = cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by),
+                                  strcmp(jv_string_value(decision), "approve") == 0, err);
+    jv_free(step);
+    jv_free(by);
+    jv_free(decision);
+    jv_free(d);
+    return rc;
+}
+
+int cairn_engine_command(cairn_engine *e, const char *run_id, const char *type, const char *data,
+                         int64_t *seq, cairn_err *err) {
+    command_fn apply = apply_of(type);
+    eng_run *r = eng_find_run(e, run_id);
+    *seq = r ? r->st->last_seq : -1;
+    if (apply == NULL) return cairn_err_set(err, CAIRN_EINVAL, "no command '%s'", type);
+    if (r == NULL) return cairn_err_set(err, CAIRN_ENOTFOUND, "this engine holds no run %s", run_id);
+    if (r->ended)
+        return cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", run_id,
+                             cairn_run_status_name(r->st->status));
+    cairn_command c = {.run_id = (char *)run_id, .type = (char *)type,
+                       .data = (char *)(data ? data : "{}")};
+    if (apply == on_decide && decision_check(r, c.data, err) != 0) return err->code;
+    apply(e, r, &c);
+    *seq = r->st->last_seq;
+    return 0;
 }
 
 void eng_apply_commands(cairn_engine *e, const eng_run *only) {

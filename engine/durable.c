@@ -222,6 +222,7 @@ void eng_durable_reached(cairn_engine *e, eng_batch *batch) {
         cairn_event *ev = batch->events[i];
         e->cfg.on_event(ev, eng_event_run(ev)->st, e->cfg.ud);
     }
+    if (e->cfg.on_batch && batch->n > 0) e->cfg.on_batch(batch->n, e->cfg.ud);
     eng_batch_free_events(batch);
 }
 

@@ -95,16 +95,32 @@ void cairn_engine_close(cairn_engine *e) {
 
 /* ---- starting and resuming runs ------------------------------------------- */
 
-int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
-                           char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+/* Start a run with id run_id, or a new one when it is empty. */
+static int start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
     eng_plan *plan = eng_plan_for(e, def_hash, NULL, err);
-    if (plan == NULL) {
+    int rc = plan ? 0 : CAIRN_ENOTFOUND;
+    if (rc == 0 && run_id[0] && eng_find_run(e, run_id))
+        rc = cairn_err_set(err, CAIRN_EEXISTS, "run %s exists already", run_id);
+    if (rc) {
         jv_free(inputs);
         jv_free(trigger);
-        return CAIRN_ENOTFOUND;
+        return rc;
     }
-    run_id[0] = '\0';
     return eng_start_run(e, plan, inputs, trigger, NULL, run_id, err);
+}
+
+int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                           char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    run_id[0] = '\0';
+    return start_run(e, def_hash, inputs, trigger, run_id, err);
+}
+
+int cairn_engine_start_run_as(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                              const char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    char id[CAIRN_RUN_ID_MAX];
+    snprintf(id, sizeof id, "%s", run_id);
+    return start_run(e, def_hash, inputs, trigger, id, err);
 }
 
 /* Before reading runs to claim them: everything this engine wrote is in
@@ -191,6 +207,7 @@ static void handle(cairn_engine *e, eng_msg *m) {
         break;
     case MSG_RESULT: eng_finish_attempt(e, m->attempt); break;
     case MSG_SPAWNED: eng_spawned(e, m); break;
+    case MSG_CALL: m->call(e, m->call_ud); break;
     case MSG_WRITE_FAILED:
         eng_sticky(e, &m->err);
         eng_batch_free_events(&m->batch);
@@ -210,7 +227,7 @@ static bool active(const cairn_engine *e) {
     if (eng_is_sticky(e)) return false;
     if (!eng_all_durable(e)) return true;
     if (e->stopping) return false;
-    return eng_run_count(e) > 0;
+    return eng_run_count(e) > 0 || e->cfg.serve;
 }
 
 static int poll_timeout(const cairn_engine *e, int64_t now) {

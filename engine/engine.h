@@ -46,10 +46,12 @@
  *               for their step_started to be durable, every attempt in
  *               flight and their count, ended runs waiting to be dropped,
  *               the sticky failure, the secrets events are masked with.
- *   inbox.c     the orchestrator's mailbox (writer, workers, signals).
+ *   inbox.c     the orchestrator's mailbox (writer, workers, signals, and
+ *               other threads' calls: cairn_engine_call).
  *   runs.c      the runs held (by id and in a list), the plans.
  *   timer.c     the durable timers (a heap; it calls nobody).
- *   commands.c  commands from other processes, and those taken already.
+ *   commands.c  commands from other processes, and those taken already;
+ *               a caller's command for a held run (cairn_engine_command).
  *   sched.c     each run's readiness, foreach windows, rollback, ending.
  *   attempt.c   one attempt: render, prepare, dispatch, finish.
  *   retry.c     retries and `until`.   carried.c  steps the engine
@@ -102,12 +104,18 @@ typedef struct cairn_engine cairn_engine;
  * it: its data is text (event.h). */
 typedef void (*cairn_event_cb)(const cairn_event *ev, const cairn_run_state *st, void *ud);
 
+/* Called on the orchestrator thread after on_event has seen every event of
+ * one durable batch (a group commit): n events (metrics). */
+typedef void (*cairn_batch_cb)(int n, void *ud);
+
 typedef struct cairn_engine_config {
     cairn_journal *journal;      /* opened as CAIRN_JOURNAL_ENGINE; the engine's, even on error */
     int workers;                 /* 0: CAIRN_DEFAULT_WORKERS */
     int64_t grace_ms;            /* 0: CAIRN_DEFAULT_GRACE_MS */
     bool pool_only;              /* run every action on the worker pool, even inline ones */
+    bool serve;                  /* the loop turns with no run until a stop is requested */
     cairn_event_cb on_event;
+    cairn_batch_cb on_batch;     /* may be NULL */
     void *ud;
 } cairn_engine_config;
 
@@ -129,6 +137,31 @@ int cairn_engine_add_workflow(cairn_engine *e, cairn_workflow *wf, char def_hash
  * (consumed) is recorded as `.run.trigger`.  run_id receives the new id. */
 int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
                            char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
+
+/* As cairn_engine_start_run, with the run's id chosen by the caller
+ * (cairn_new_run_id): a server records the id with an idempotency key
+ * before the run exists.  CAIRN_EEXISTS when this engine holds that run. */
+int cairn_engine_start_run_as(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                              const char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
+
+/* Run fn(e, ud) on the orchestrator thread at its next turn: the one way
+ * another thread (an HTTP server's) acts on runs.  Any thread; fn must not
+ * block.  A call still queued when the engine closes runs there with e
+ * NULL, so that its poster learns it was not carried out. */
+typedef void (*cairn_engine_call_fn)(cairn_engine *e, void *ud);
+void cairn_engine_call(cairn_engine *e, cairn_engine_call_fn fn, void *ud);
+
+/* Orchestrator thread only (in a cairn_engine_call): carry out a command
+ * ("cancel", "pause", "unpause", "decide" with data as
+ * cairn_journal_put_command takes it) for a run this engine holds now,
+ * with no row in the commands table.  *seq receives the run's last seq
+ * once the command's events are appended: they are durable once on_event
+ * has reported that seq.
+ * CAIRN_ENOTFOUND with *seq -1 when this engine holds no such run;
+ * CAIRN_ESTATE when it has ended; for "decide" the error of
+ * cairn_approval_check. */
+int cairn_engine_command(cairn_engine *e, const char *run_id, const char *type, const char *data,
+                         int64_t *seq, cairn_err *err);
 
 /* Take over unfinished runs (run_id, or every unfinished run when NULL) whose
  * engine is gone: fold their journals and hand in-flight attempts to

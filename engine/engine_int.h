@@ -131,7 +131,7 @@ typedef struct eng_batch {
     int64_t ticket;              /* highest ticket in the batch */
 } eng_batch;
 
-typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED, MSG_SPAWNED } eng_msg_kind;
+typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED, MSG_SPAWNED, MSG_CALL } eng_msg_kind;
 
 struct eng_msg {
     eng_msg_kind kind;
@@ -140,6 +140,8 @@ struct eng_msg {
     int64_t pgid, start;         /* MSG_SPAWNED: the group the attempt started */
     cairn_err err;               /* MSG_WRITE_FAILED */
     int64_t log_end;             /* its record's end in the commit log, if it has one */
+    cairn_engine_call_fn call;   /* MSG_CALL */
+    void *call_ud;
     struct eng_msg *next;
 };
 
@@ -270,8 +272,8 @@ int64_t eng_next_ticket(const cairn_engine *e);
  * batch is committed on this thread when the writer is idle and no mail
  * waits (CAIRN_COMMIT_HERE_MAX). */
 void eng_submit(cairn_engine *e, bool here);
-/* A batch came back durable: remember how far, and call on_event(ev) for
- * each event; the events are freed. */
+/* A batch came back durable: remember how far, call on_event(ev) for each
+ * event, then on_batch once; the events are freed. */
 void eng_durable_reached(cairn_engine *e, eng_batch *batch);
 /* Whether every event appended is durable. */
 bool eng_all_durable(const cairn_engine *e);

@@ -1,6 +1,7 @@
 /*
  * inbox.c - the orchestrator's mailbox: what the writer, the workers and
- * signal handlers tell it, in order.
+ * signal handlers tell it, in order, and the calls other threads make onto
+ * it (cairn_engine_call).
  *
  * `mail` says the inbox has mail; the eventfd wakes an orchestrator that
  * sleeps in poll.  A poster writes the eventfd only when the orchestrator
@@ -42,6 +43,7 @@ void eng_inbox_free(eng_inbox *ib) {
      * on the thread that owns them */
     for (eng_msg *m = eng_inbox_take(ib), *next; m; m = next) {
         next = m->next;
+        if (m->kind == MSG_CALL) m->call(NULL, m->call_ud);   /* tell its poster: not done */
         eng_batch_free_events(&m->batch);
         free(m);
     }
@@ -59,6 +61,14 @@ void eng_post(eng_inbox *ib, eng_msg *m) {
     atomic_store(&ib->mail, 1);
     if (!atomic_load(&ib->sleeping)) return;
     eng_inbox_wake(ib);
+}
+
+void cairn_engine_call(cairn_engine *e, cairn_engine_call_fn fn, void *ud) {
+    eng_msg *m = cairn_calloc(1, sizeof *m);
+    m->kind = MSG_CALL;
+    m->call = fn;
+    m->call_ud = ud;
+    eng_post(e->inbox, m);
 }
 
 void eng_inbox_wake(eng_inbox *ib) {

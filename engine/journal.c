@@ -352,6 +352,25 @@ int cairn_journal_command(const char *where, const char *run_id, const char *typ
     return rc;
 }
 
+int cairn_journal_page_runs(cairn_journal *j, const cairn_run_page *q, cairn_run_row **out,
+                            int *n, cairn_err *err) {
+    return j->reader->ops->page_runs(j->reader, q, out, n, err);
+}
+
+int cairn_journal_find_request(cairn_journal *j, const char *key, char run_id[CAIRN_RUN_ID_MAX],
+                               char request[65], cairn_err *err) {
+    return j->reader->ops->get_request(j->reader, key, run_id, request, err);
+}
+
+int cairn_journal_put_request(cairn_journal *j, const char *key, const char *request,
+                              const char *run_id, cairn_err *err) {
+    return j->backend->put_request(j, key, request, run_id, err);
+}
+
+int cairn_journal_takes_writes(cairn_journal *j, cairn_err *err) {
+    return j->backend->takes_writes(j, err);
+}
+
 int cairn_journal_run_commands(cairn_journal *j, const char *run_id, cairn_command **out, int *n,
                                cairn_err *err) {
     return j->reader->ops->run_commands(j->reader, run_id, out, n, err);

@@ -26,8 +26,9 @@
  * how SQLite does them.
  *
  * Roles.  A reader (the CLI's reading commands) opens without creating
- * anything; the only write it makes is applying a stopped engine's commit
- * log, as SQLite recovers its own log for the first reader.  An engine
+ * anything; the only writes it makes are applying a stopped engine's commit
+ * log, as SQLite recovers its own log for the first reader, and those asked
+ * for by name (put_command, put_request).  An engine
  * opens read-write: it checks the file's integrity, takes the commit log
  * (applying what a dead engine left), makes the key if there is none and
  * records the key check value.  A refused open writes nothing.
@@ -174,6 +175,28 @@ void cairn_journal_drop_command(cairn_journal *j, int64_t id);
 
 /* A number that changes when another process writes (cheap to poll). */
 int64_t cairn_journal_changes(cairn_journal *j);
+
+/* ---- serving (cairn serve) ------------------------------------------------ */
+
+/* A page of runs (store.h: cairn_run_page), newest first. */
+int cairn_journal_page_runs(cairn_journal *j, const cairn_run_page *q, cairn_run_row **out,
+                            int *n, cairn_err *err);
+
+/* The run the request with idempotency key started, and that request's hex
+ * SHA-256: run_id "" (and 0) when the key is new. */
+int cairn_journal_find_request(cairn_journal *j, const char *key, char run_id[CAIRN_RUN_ID_MAX],
+                               char request[65], cairn_err *err);
+
+/* Record, synced, that the request (its hex SHA-256) with key starts run_id:
+ * written before the run starts, so that a repeat after a crash between the
+ * two starts that same id.  A key recorded already is an error: the caller
+ * looks first, one request per key at a time. */
+int cairn_journal_put_request(cairn_journal *j, const char *key, const char *request,
+                              const char *run_id, cairn_err *err);
+
+/* 0 when the journal takes writes now (a write transaction that writes
+ * nothing), else why not. */
+int cairn_journal_takes_writes(cairn_journal *j, cairn_err *err);
 
 /* ---- the engine's hold on runs ------------------------------------------ */
 

@@ -19,6 +19,9 @@ typedef struct cairn_journal_backend {
     int (*read_key)(cairn_journal *j, cairn_err *err);
     int (*put_command)(cairn_journal *j, const char *run_id, const char *type, const char *data,
                        cairn_err *err);
+    int (*put_request)(cairn_journal *j, const char *key, const char *request,
+                       const char *run_id, cairn_err *err);
+    int (*takes_writes)(cairn_journal *j, cairn_err *err);
     int (*settle_others)(cairn_journal *j, cairn_err *err);
     void (*secrets_paths)(const cairn_journal *j, char **file, char **key_file);
     /* The writer's operations (journal.h): sync, and for a backend that

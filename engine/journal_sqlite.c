@@ -88,6 +88,26 @@ static int sq_put_command(cairn_journal *j, const char *run_id, const char *type
     return rc;
 }
 
+/* A write of the server's, synced, on a connection of its own: the
+ * journal's may be a reader's. */
+static int sq_put_request(cairn_journal *j, const char *key, const char *request,
+                          const char *run_id, cairn_err *err) {
+    cairn_store *s = NULL;
+    int rc = cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &s, err);
+    if (rc == 0) rc = s->ops->put_request(s, key, request, run_id, err);
+    cairn_store_close(s);
+    return rc;
+}
+
+static int sq_takes_writes(cairn_journal *j, cairn_err *err) {
+    cairn_store *s = NULL;
+    int rc = cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &s, err);
+    if (rc == 0) rc = s->ops->batch_begin(s, err);
+    if (rc == 0) rc = s->ops->batch_end(s, err);
+    cairn_store_close(s);
+    return rc;
+}
+
 static int sq_settle_others(cairn_journal *j, cairn_err *err) {
     return cairn_clog_settle(j->where, err);
 }
@@ -132,6 +152,8 @@ const cairn_journal_backend cairn_journal_sqlite = {
     .open = sq_open,
     .read_key = sq_read_key,
     .put_command = sq_put_command,
+    .put_request = sq_put_request,
+    .takes_writes = sq_takes_writes,
     .settle_others = sq_settle_others,
     .secrets_paths = sq_secrets_paths,
     .append_batch = sq_append_batch,

@@ -41,6 +41,16 @@ typedef struct cairn_command {
     int64_t created_at;
 } cairn_command;
 
+/* Which runs a page lists: newest first (created_at, then id, descending),
+ * from the newest or past a run (the last of the page before). */
+typedef struct cairn_run_page {
+    const char *status;          /* a comma list, or NULL for every status */
+    const char *workflow;        /* NULL for every workflow */
+    const char *after_id;        /* NULL: from the newest; else past this run... */
+    int64_t after_at;            /* ...created at this time */
+    int limit;
+} cairn_run_page;
+
 typedef struct cairn_store_ops {
     const char *name;
     /* Write events[0..n) and their projections in one durable transaction.
@@ -99,6 +109,16 @@ typedef struct cairn_store_ops {
      * while no engine held the run wait here for the next resume). */
     int (*run_commands)(cairn_store *s, const char *run_id, cairn_command **out, int *n,
                         cairn_err *err);
+    /* A page of runs (store.h: cairn_run_page), newest first. */
+    int (*page_runs)(cairn_store *s, const cairn_run_page *q, cairn_run_row **out, int *n,
+                     cairn_err *err);
+    /* The run started for an idempotency key and the hash of the request
+     * that started it; run_id "" (and 0) when the key is new. */
+    int (*get_request)(cairn_store *s, const char *key, char run_id[CAIRN_RUN_ID_MAX],
+                       char request[65], cairn_err *err);
+    /* Record that key's request (its hash) starts run_id. */
+    int (*put_request)(cairn_store *s, const char *key, const char *request, const char *run_id,
+                       cairn_err *err);
     /* The owner string recorded on runs this connection creates. */
     void (*set_owner)(cairn_store *s, const char *owner);
     /* A number that changes when another connection commits (cheap to poll). */

@@ -587,15 +587,9 @@ static void fill_run(sqlite3_stmt *st, cairn_run_row *r) {
 
 #define RUN_COLUMNS "id, workflow, def_hash, parent_id, status, created_at, updated_at, owner"
 
-static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **out, int *n,
+/* Every row st selects (RUN_COLUMNS); st is finalized. */
+static int collect_runs(sqlite_store *s, sqlite3_stmt *st, cairn_run_row **out, int *n,
                         cairn_err *err) {
-    sqlite_store *s = (sqlite_store *)base;
-    sqlite3_stmt *st = prepare(s, filter
-        ? "SELECT " RUN_COLUMNS " FROM runs WHERE instr(',' || ? || ',', ',' || status || ',') > 0"
-          " ORDER BY created_at DESC, id DESC"
-        : "SELECT " RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC");
-    if (!st) return sq_db_error(s, err, "listing runs");
-    if (filter) sqlite3_bind_text(st, 1, filter, -1, SQLITE_STATIC);
     int cap = 16, count = 0, rc;
     cairn_run_row *rows = cairn_calloc((size_t)cap, sizeof *rows);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -613,6 +607,18 @@ static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **o
     *out = rows;
     *n = count;
     return 0;
+}
+
+static int sq_list_runs(cairn_store *base, const char *filter, cairn_run_row **out, int *n,
+                        cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    sqlite3_stmt *st = prepare(s, filter
+        ? "SELECT " RUN_COLUMNS " FROM runs WHERE instr(',' || ? || ',', ',' || status || ',') > 0"
+          " ORDER BY created_at DESC, id DESC"
+        : "SELECT " RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC");
+    if (!st) return sq_db_error(s, err, "listing runs");
+    if (filter) sqlite3_bind_text(st, 1, filter, -1, SQLITE_STATIC);
+    return collect_runs(s, st, out, n, err);
 }
 
 static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
@@ -879,6 +885,88 @@ static int sq_run_commands(cairn_store *base, const char *run_id, cairn_command 
     return rc;
 }
 
+/* ---- pages of runs, requests by idempotency key ---------------------------- */
+
+/* status IN (...) from a comma list, bound in order from first; the next. */
+static int bind_statuses(sqlite3_stmt *st, int first, const char *status) {
+    const char *p = status;
+    while (p && *p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        sqlite3_bind_text(st, first++, p, (int)len, SQLITE_TRANSIENT);
+        p = comma ? comma + 1 : p + len;
+    }
+    return first;
+}
+
+static void page_sql(const cairn_run_page *q, cairn_buf *sql) {
+    cairn_buf_puts(sql, "SELECT " RUN_COLUMNS " FROM runs WHERE 1");
+    if (q->status && *q->status) {
+        cairn_buf_puts(sql, " AND status IN (?");
+        for (const char *p = q->status; *p; p++)
+            if (*p == ',') cairn_buf_puts(sql, ",?");
+        cairn_buf_putc(sql, ')');
+    }
+    if (q->workflow && *q->workflow) cairn_buf_puts(sql, " AND workflow = ?");
+    if (q->after_id && *q->after_id)
+        cairn_buf_puts(sql, " AND (created_at < ? OR (created_at = ? AND id < ?))");
+    cairn_buf_puts(sql, " ORDER BY created_at DESC, id DESC LIMIT ?");
+}
+
+static int sq_page_runs(cairn_store *base, const cairn_run_page *q, cairn_run_row **out, int *n,
+                        cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    cairn_buf sql = {0};
+    page_sql(q, &sql);
+    sqlite3_stmt *st = prepare(s, sql.data);
+    cairn_buf_free(&sql);
+    if (!st) return sq_db_error(s, err, "listing runs");
+    int k = bind_statuses(st, 1, q->status);
+    if (q->workflow && *q->workflow) sqlite3_bind_text(st, k++, q->workflow, -1, SQLITE_STATIC);
+    if (q->after_id && *q->after_id) {
+        sqlite3_bind_int64(st, k++, q->after_at);
+        sqlite3_bind_int64(st, k++, q->after_at);
+        sqlite3_bind_text(st, k++, q->after_id, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int(st, k, q->limit);
+    return collect_runs(s, st, out, n, err);
+}
+
+static int sq_get_request(cairn_store *base, const char *key, char run_id[CAIRN_RUN_ID_MAX],
+                          char request[65], cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    run_id[0] = request[0] = '\0';
+    /* no table: a journal no server has opened yet, as a new key */
+    sqlite3_stmt *st = prepare(s, "SELECT run_id, request FROM idempotency WHERE key = ?");
+    if (!st) return 0;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(run_id, CAIRN_RUN_ID_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(request, 65, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "reading idempotency keys");
+}
+
+static int sq_put_request(cairn_store *base, const char *key, const char *request,
+                          const char *run_id, cairn_err *err) {
+    sqlite_store *s = (sqlite_store *)base;
+    static const char sql[] =
+        "INSERT INTO idempotency(key, request, run_id, created_at) VALUES (?,?,?,?)";
+    sqlite3_stmt *st = prepare(s, sql);
+    /* a journal made before the table: the schema adds what is missing */
+    if (!st && exec_sql(s, cairn_schema_sql, NULL) == 0) st = prepare(s, sql);
+    if (!st) return sq_db_error(s, err, "recording an idempotency key");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, request, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, cairn_wall_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : sq_db_error(s, err, "recording an idempotency key");
+}
+
 static void sq_set_owner(cairn_store *base, const char *owner) {
     sqlite_store *s = (sqlite_store *)base;
     free(s->owner);
@@ -932,6 +1020,9 @@ static const cairn_store_ops sqlite_ops = {
     .list_commands = sq_list_commands,
     .run_commands = sq_run_commands,
     .delete_command = sq_delete_command,
+    .page_runs = sq_page_runs,
+    .get_request = sq_get_request,
+    .put_request = sq_put_request,
     .set_owner = sq_set_owner,
     .data_version = sq_data_version,
     .get_meta = sq_get_meta,

@@ -93,3 +93,16 @@ CREATE TABLE IF NOT EXISTS commands (
     data        TEXT NOT NULL DEFAULT '{}',
     created_at  INTEGER NOT NULL
 );
+
+-- Requests that started runs, by the Idempotency-Key their client sent (the
+-- HTTP API, server/backend.h): a repeat of the request answers with the run
+-- the first one started.  The row is written (synced) before the run starts,
+-- with the run's id chosen then, so a repeat after a crash between the two
+-- starts that same id.  `request` is the hex SHA-256 of what was asked (the
+-- workflow and the body): the same key with another request is refused.
+CREATE TABLE IF NOT EXISTS idempotency (
+    key         TEXT PRIMARY KEY,
+    request     TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;

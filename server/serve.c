@@ -1,0 +1,203 @@
+/*
+ * serve.c - `cairn serve` put together (serve.h): the backend's
+ * orchestrator on the main thread, libmicrohttpd's threads for requests,
+ * and one thread that takes the signals (sigwait), so that what a signal
+ * starts (a reload, a drain) runs as ordinary code rather than in a handler.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "server/api.h"
+#include "server/backend.h"
+#include "server/http.h"
+#include "server/local.h"
+#include "server/metrics.h"
+#include "server/registry.h"
+#include "server/serve.h"
+
+typedef struct server {
+    const srv_serve_opts *o;
+    srv_metrics *metrics;
+    srv_backend *backend;
+    srv_registry *registry;
+    srv_api *api;
+    srv_http *http;
+    srv_local *local;
+    sigset_t signals;
+    volatile int done;           /* the main thread is past the loop */
+} server;
+
+/* ---- glue between the parts ------------------------------------------------------- */
+
+static void on_event(const cairn_event *ev, const cairn_run_state *st, void *ud) {
+    srv_metrics_event(((server *)ud)->metrics, ev, st);
+}
+
+static void on_batch(int n, void *ud) { srv_metrics_batch(((server *)ud)->metrics, n); }
+
+static void on_answered(void *ud, int status) {
+    srv_metrics_request(((server *)ud)->metrics, status);
+}
+
+static int add_workflow(void *ud, cairn_workflow *wf, char hash[65], cairn_err *err) {
+    return srv_backend_add_workflow(((server *)ud)->backend, wf, hash, err);
+}
+
+static void learn(void *ud, const cairn_workflow *wf) { srv_metrics_learn(((server *)ud)->metrics, wf); }
+
+/* ---- options --------------------------------------------------------------------------- */
+
+/* "HOST:PORT" or "[V6]:PORT" into host (at most len) and port. */
+static int parse_listen(const char *listen, char *host, size_t len, int *port, cairn_err *err) {
+    const char *colon = listen[0] == '[' ? strstr(listen, "]:") : strrchr(listen, ':');
+    const char *start = listen[0] == '[' ? listen + 1 : listen;
+    char *end = NULL;
+    long p = colon ? strtol(colon + (listen[0] == '[' ? 2 : 1), &end, 10) : -1;
+    if (colon == NULL || colon == start || end == NULL || *end != '\0' || p < 0 || p > 65535 ||
+        (size_t)(colon - start) >= len)
+        return cairn_err_set(err, CAIRN_EINVAL, "--listen %s: expected HOST:PORT", listen);
+    snprintf(host, len, "%.*s", (int)(colon - start), start);
+    *port = (int)p;
+    return 0;
+}
+
+/* Without tokens checked, only this host may reach the server. */
+static int check_identity(const srv_serve_opts *o, const char *host, cairn_err *err) {
+    if (!o->tokens && !srv_http_loopback(host))
+        return cairn_err_set(err, CAIRN_EINVAL, "--listen %s: not a loopback address; serving"
+                             " beyond this host needs a tokens file (--tokens)", o->listen);
+    return 0;
+}
+
+/* Load the tokens file into the api: at start (a failure stops the start)
+ * and on SIGHUP (a failure keeps the tokens loaded before). */
+static int load_tokens(server *s, cairn_err *err) {
+    cairn_tokens *t = NULL;
+    int rc = cairn_tokens_load(s->o->tokens, &t, err);
+    if (rc == 0) {
+        fprintf(stderr, "cairn: %d token%s from %s; requests need Authorization: Bearer\n",
+                cairn_tokens_count(t), cairn_tokens_count(t) == 1 ? "" : "s", s->o->tokens);
+        srv_api_set_tokens(s->api, t);
+    }
+    return rc;
+}
+
+/* ---- signals ------------------------------------------------------------------------------ */
+
+static void reload(server *s) {
+    int loaded, failed;
+    cairn_err err;
+    if (srv_registry_load(s->registry, stderr, &loaded, &failed, &err) != 0) {
+        fprintf(stderr, "cairn: reload: %s; the workflows served are unchanged\n", err.msg);
+        return;
+    }
+    fprintf(stderr, "cairn: reloaded %s: %d workflow%s loaded, %d not\n", s->o->workflows, loaded,
+            loaded == 1 ? "" : "s", failed);
+    if (s->o->tokens && load_tokens(s, &err) != 0)
+        fprintf(stderr, "cairn: reload: %s; the tokens loaded before stay\n", err.msg);
+}
+
+static void *signal_thread(void *arg) {
+    server *s = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&s->signals, &sig) != 0 || s->done) break;
+        if (sig == SIGHUP) {
+            reload(s);
+        } else if (sig == SIGUSR1) {
+            srv_backend_wake(s->backend);
+        } else {
+            fprintf(stderr, "cairn: stopping: no new requests; running steps get the grace"
+                            " period\n");
+            srv_api_set_ready(s->api, false);
+            srv_http_quiesce(s->http);
+            srv_backend_stop(s->backend);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- starting, serving, stopping ----------------------------------------------------------- */
+
+static int start(server *s, const char *host, int port, cairn_err *err) {
+    const srv_serve_opts *o = s->o;
+    srv_backend_config bc = {.db_path = o->db_path, .sync = o->sync, .grace_ms = o->grace_ms,
+                             .on_event = on_event, .on_batch = on_batch, .ud = s};
+    int rc = srv_backend_open(&bc, &s->backend, err), loaded = 0, failed = 0, taken = 0;
+    if (rc) return rc;
+    s->registry = srv_registry_new(o->workflows, add_workflow, learn, s);
+    if ((rc = srv_registry_load(s->registry, stderr, &loaded, &failed, err)) != 0) return rc;
+    fprintf(stderr, "cairn: serving %d workflow%s from %s (%d not loaded)\n", loaded,
+            loaded == 1 ? "" : "s", o->workflows, failed);
+    if ((rc = srv_backend_resume(s->backend, &taken, err)) != 0) return rc;
+    srv_metrics_resumed(s->metrics, taken);
+    fprintf(stderr, "cairn: resumed %d unfinished run%s\n", taken, taken == 1 ? "" : "s");
+    srv_api_config ac = {.backend = s->backend, .registry = s->registry, .metrics = s->metrics};
+    s->api = srv_api_new(&ac);
+    if (o->tokens && (rc = load_tokens(s, err)) != 0) return rc;
+    srv_http_config hc = {.host = host, .port = port, .handler = srv_api_handle, .ud = s->api,
+                          .answered = on_answered, .answered_ud = s};
+    int bound = 0;
+    if ((rc = srv_http_start(&hc, &s->http, &bound, err)) != 0) return rc;
+    fprintf(stderr, "cairn: listening on http://%s%s%s:%d/%s\n", strchr(host, ':') ? "[" : "",
+            host, strchr(host, ':') ? "]" : "", bound,
+            o->tokens ? "" : " (no tokens file: loopback only)");
+    cairn_err lerr;
+    if (srv_local_start(o->db_path, s->backend, &s->local, &lerr) == 0)
+        fprintf(stderr, "cairn: `cairn run` on this journal hands its runs to this server\n");
+    else
+        fprintf(stderr, "cairn: `cairn run` on this journal runs its own engine: %s\n", lerr.msg);
+    if (o->port_file) {
+        FILE *f = fopen(o->port_file, "w");
+        if (f == NULL) return cairn_err_set(err, CAIRN_EIO, "--port-file %s: cannot write", o->port_file);
+        fprintf(f, "%d\n", bound);
+        fclose(f);
+    }
+    return 0;
+}
+
+int srv_serve(const srv_serve_opts *o, cairn_err *err) {
+    char host[256];
+    int port = 0;
+    int rc = parse_listen(o->listen, host, sizeof host, &port, err);
+    if (rc == 0) rc = check_identity(o, host, err);
+    if (rc) return rc;
+    server s = {.o = o};
+    /* every thread made from here on inherits the mask: signals reach
+     * only sigwait */
+    sigemptyset(&s.signals);
+    sigaddset(&s.signals, SIGTERM);
+    sigaddset(&s.signals, SIGINT);
+    sigaddset(&s.signals, SIGHUP);
+    sigaddset(&s.signals, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &s.signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    s.metrics = srv_metrics_new();
+    pthread_t sig_thread;
+    bool sig_started = false;
+    rc = start(&s, host, port, err);
+    if (rc == 0) {
+        sig_started = pthread_create(&sig_thread, NULL, signal_thread, &s) == 0;
+        srv_api_set_ready(s.api, true);
+        rc = srv_backend_run(s.backend, err);
+        srv_api_set_ready(s.api, false);
+    }
+    s.done = 1;
+    if (sig_started) {
+        pthread_kill(sig_thread, SIGTERM);   /* gone already after a SIGTERM; else ends it */
+        pthread_join(sig_thread, NULL);
+    }
+    srv_local_stop(s.local);
+    srv_http_stop(s.http);
+    srv_api_free(s.api);
+    srv_registry_free(s.registry);
+    srv_backend_close(s.backend);
+    srv_metrics_free(s.metrics);
+    if (rc == 0) fprintf(stderr, "cairn: stopped\n");
+    return rc;
+}
