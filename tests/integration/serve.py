@@ -386,6 +386,14 @@ def test_stream_resumes(s):
         srv.stop()
 
 
+def metric(text, name):
+    """The value of an unlabelled sample in Prometheus text, or None."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def test_metrics_and_health(s):
     d = wfdir(s, "w7", {"hello.yaml": HELLO})
     srv = Server(s, "w7", d)
@@ -409,6 +417,12 @@ def test_metrics_and_health(s):
         text = wait_for(lambda: (lambda t: t if all(w in t for w in want) else None)(
             srv.request("GET", "/metrics")[2]), "the metrics to count the three runs", timeout=10)
         s.check(all(w in text for w in want), "metrics count the runs and steps", text)
+        # every event of the three runs (run_created, step_started,
+        # step_succeeded, run_succeeded at least) went through a group commit
+        batched = wait_for(lambda: (lambda v: v if v and v >= 12 else None)(metric(
+            srv.request("GET", "/metrics")[2], "cairn_journal_batch_events_sum")),
+            "the group commits to count the runs' events", timeout=10)
+        s.check(batched is not None and batched >= 12, "metrics count the events committed", batched)
         for p in ("/healthz", "/readyz"):
             st, _, body = srv.request("GET", p)
             s.check(st == 200, p + ": 200", body)
