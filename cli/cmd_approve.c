@@ -131,7 +131,7 @@ int cmd_approvals(cli_opts *o, int argc, char **argv) {
     cairn_run_row *rows = NULL;
     int n = 0;
     if (cli_open_journal(o->db, &j, &err) != 0 ||
-        cairn_journal_list_runs(j, "running,waiting,compensating,paused", &rows, &n, &err) != 0) {
+        cairn_journal_list_runs(j, CAIRN_RUNS_UNFINISHED, &rows, &n, &err) != 0) {
         cli_error(&err);
         cairn_journal_close(j);
         return EXIT_JOURNAL;

@@ -559,7 +559,7 @@ void cli_live_resumed(cli_live *l) {
     char self[256];
     if (!l->view || open_store(l) != 0) return;
     cairn_owner_self(self, sizeof self);
-    if (cairn_journal_list_runs(l->journal, "running,waiting,compensating", &rows, &n, &err) != 0)
+    if (cairn_journal_list_runs(l->journal, CAIRN_RUNS_UNFINISHED, &rows, &n, &err) != 0)
         n = 0;
     for (int i = 0; i < n; i++) {
         cairn_run_state *st = NULL;

@@ -136,7 +136,7 @@ static int settle_journal(cairn_engine *e, cairn_err *err) {
 static int resume_all(cairn_engine *e, int *count, cairn_err *err) {
     cairn_run_row *rows = NULL;
     int n = 0;
-    int rc = cairn_journal_list_runs(e->journal, "running,waiting,compensating,paused", &rows, &n, err);
+    int rc = cairn_journal_list_runs(e->journal, CAIRN_RUNS_UNFINISHED, &rows, &n, err);
     /* one transaction for every claim: one sync, not one per run */
     bool batch = rc == 0 && n > 1 && cairn_journal_claims_begin(e->journal, NULL) == 0;
     for (int i = n - 1; rc == 0 && i >= 0; i--) {   /* oldest first */

@@ -91,6 +91,10 @@ cairn_chain *cairn_journal_chain(cairn_journal *j);
 
 /* ---- runs -------------------------------------------------------------------- */
 
+/* The statuses of a run that has not ended, as a status_filter: what resume
+ * takes over and where open approvals are looked for. */
+#define CAIRN_RUNS_UNFINISHED "running,waiting,compensating,paused"
+
 /* Runs, newest first; status_filter NULL for all, else a comma list. */
 int cairn_journal_list_runs(cairn_journal *j, const char *status_filter, cairn_run_row **out,
                             int *n, cairn_err *err);

@@ -671,7 +671,7 @@ int srv_backend_list_runs(srv_backend *b, const char *status, const char *workfl
 int srv_backend_approvals(srv_backend *b, jv *out, cairn_err *err) {
     jv runs;
     char next[CAIRN_SERVE_CURSOR_LEN];
-    int rc = srv_backend_list_runs(b, "running,waiting,compensating", NULL, NULL, INT32_MAX - 1,
+    int rc = srv_backend_list_runs(b, CAIRN_RUNS_UNFINISHED, NULL, NULL, INT32_MAX - 1,
                                    &runs, next, err);
     if (rc) return rc;
     *out = jv_array();

@@ -347,6 +347,9 @@ def test_commands_and_approvals(s):
         st, _, body = srv.request("POST", "/v1/runs/%s/pause" % r2)
         st2, _, run = srv.request("GET", "/v1/runs/" + r2)
         s.check(st == 200 and run["paused"], "pause", (body, run))
+        st, _, ap = srv.request("GET", "/v1/approvals")
+        s.check(st == 200 and [(a["run"], a["step"]) for a in ap["approvals"]] == [(r2, "ok")],
+                "a paused run's open approval is listed", ap)
         st, _, body = srv.request("POST", "/v1/runs/%s/unpause" % r2)
         st2, _, run = srv.request("GET", "/v1/runs/" + r2)
         s.check(st == 200 and not run["paused"], "unpause", (body, run))
