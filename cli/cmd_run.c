@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "actions/action.h"
+#include "common/file.h"
 #include "common/json.h"
 #include "cli/cli.h"
 #include "cli/live.h"
@@ -116,16 +117,14 @@ static jv real_user(void) {
 }
 
 static int read_inputs_file(const char *path, jv *inputs) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_usage("--inputs-file %s: cannot open", path);
-    char *buf = cairn_malloc(CAIRN_INPUTS_FILE_MAX + 1);
-    size_t n = fread(buf, 1, CAIRN_INPUTS_FILE_MAX + 1, f);
-    fclose(f);
+    char *buf;
+    size_t n;
+    int got = cairn_file_read(path, CAIRN_INPUTS_FILE_MAX, &buf, &n);
+    if (got == CAIRN_FILE_UNREADABLE) return cli_usage("--inputs-file %s: cannot open", path);
     int rc = 0;
-    if (n > CAIRN_INPUTS_FILE_MAX) {
+    if (got == CAIRN_FILE_TOO_LARGE) {
         rc = cli_usage("--inputs-file %s: larger than %d bytes", path, CAIRN_INPUTS_FILE_MAX);
     } else {
-        buf[n] = '\0';
         jv v = cairn_json_parse(buf, n);
         if (jv_get_kind(v) != JV_KIND_OBJECT) {
             rc = cli_usage("--inputs-file %s: expected a JSON object", path);

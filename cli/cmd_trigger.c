@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "common/file.h"
 #include "common/json.h"
 #include "common/mem.h"
 #include "server/hook.h"
@@ -51,20 +52,11 @@ static int parse_args(cli_opts *o, int argc, char **argv, trigger_args *a) {
 
 /* The payload (a file, or stdin for "-"), at most CAIRN_HOOK_BODY_MAX bytes. */
 static char *read_payload(const char *path, size_t *len) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (f == NULL) {
-        cli_usage("trigger: --payload %s: cannot open", path);
-        return NULL;
-    }
-    char *buf = cairn_malloc(CAIRN_HOOK_BODY_MAX + 2);
-    *len = fread(buf, 1, CAIRN_HOOK_BODY_MAX + 1, f);
-    if (f != stdin) fclose(f);
-    if (*len > CAIRN_HOOK_BODY_MAX) {
+    char *buf;
+    int rc = cairn_file_read(path, CAIRN_HOOK_BODY_MAX, &buf, len);
+    if (rc == CAIRN_FILE_UNREADABLE) cli_usage("trigger: --payload %s: cannot open", path);
+    if (rc == CAIRN_FILE_TOO_LARGE)
         cli_usage("trigger: --payload %s: larger than %d bytes", path, CAIRN_HOOK_BODY_MAX);
-        free(buf);
-        return NULL;
-    }
-    buf[*len] = '\0';
     return buf;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/file.h"
 #include "common/json.h"
 #include "common/mem.h"
 #include "dsl/yaml.h"
@@ -23,12 +24,10 @@
 /* The file's bytes as a JSON string, or jv_invalid() when it cannot be read
  * or is larger than a workflow may be. */
 static jv file_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return jv_invalid();
-    char *buf = cairn_malloc(CAIRN_YAML_MAX_BYTES + 1);
-    size_t n = fread(buf, 1, CAIRN_YAML_MAX_BYTES + 1, f);
-    fclose(f);
-    jv out = n <= CAIRN_YAML_MAX_BYTES ? jv_string_sized(buf, (int)n) : jv_invalid();
+    char *buf;
+    size_t n;
+    if (cairn_file_read(path, CAIRN_YAML_MAX_BYTES, &buf, &n) != CAIRN_FILE_OK) return jv_invalid();
+    jv out = jv_string_sized(buf, (int)n);
     free(buf);
     return out;
 }

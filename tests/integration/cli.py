@@ -156,6 +156,30 @@ steps:
             "the label was printed as data", run["steps"]["echo"]["output"]["stdout"])
 
 
+def test_inputs_file_is_bounded(s):
+    wf = write(s, "takes.yaml", """cairn: 1
+name: takes
+inputs:
+  note: { type: string, required: true }
+steps:
+  - id: echo
+    run: echo ok
+""")
+    limit = 1 << 20   # CAIRN_INPUTS_FILE_MAX
+    pad = '{"note": "%s"}'
+    at = write(s, "at.json", pad % ("x" * (limit - len(pad % ""))))
+    past = write(s, "past.json", pad % ("x" * (limit - len(pad % "") + 1)))
+    db = s.path("bounded.db")
+    p = cairn("--db", db, "run", wf, "--inputs-file", s.path("nosuch.json"))
+    s.check(p.returncode == 2 and "cannot open" in p.stderr, "a missing inputs file: exit 2", p.stderr)
+    p = cairn("--db", db, "run", wf, "--inputs-file", past)
+    s.check(p.returncode == 2 and "larger than %d bytes" % limit in p.stderr,
+            "an inputs file one byte past the limit: exit 2", p.stderr)
+    s.check(not os.path.exists(db), "the refused inputs files journaled nothing")
+    p = cairn("--db", db, "run", wf, "--inputs-file", at)
+    s.check(p.returncode == 0, "an inputs file of exactly the limit runs", p.stderr[-300:])
+
+
 def test_check_and_graph(s):
     bad = write(s, "bad.yaml", BAD)
     p = cairn("check", bad)
@@ -630,7 +654,7 @@ steps:
 
 def main():
     s = Suite("cli")
-    for t in [test_run_show_runs_journal, test_failures_and_exit_codes,
+    for t in [test_inputs_file_is_bounded, test_run_show_runs_journal, test_failures_and_exit_codes,
               test_bad_inputs_are_refused_before_journaling, test_shell_injection_stays_data,
               test_check_and_graph, test_check_and_run_load_the_workflows_beside,
               test_sigterm_interrupts_and_resume_finishes,
