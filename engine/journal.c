@@ -367,6 +367,31 @@ int cairn_journal_put_request(cairn_journal *j, const char *key, const char *req
     return j->backend->put_request(j, key, request, run_id, err);
 }
 
+static int claim_text_ok(const char *space, const char *key, const char *value, cairn_err *err) {
+    if (!space || !*space || !key || !*key || !value)
+        return cairn_err_set(err, CAIRN_EINVAL, "a claim needs a space, a key and a value");
+    if (strlen(space) > CAIRN_CLAIM_TEXT_MAX || strlen(key) > CAIRN_CLAIM_TEXT_MAX)
+        return cairn_err_set(err, CAIRN_ELIMIT, "a claim's space and key are at most %d bytes"
+                             " (CAIRN_CLAIM_TEXT_MAX)", CAIRN_CLAIM_TEXT_MAX);
+    if (strlen(value) > CAIRN_CLAIM_VALUE_MAX)
+        return cairn_err_set(err, CAIRN_ELIMIT, "a claim's value is at most %d bytes"
+                             " (CAIRN_CLAIM_VALUE_MAX)", CAIRN_CLAIM_VALUE_MAX);
+    return 0;
+}
+
+int cairn_journal_claim(cairn_journal *j, const char *space, const char *key, const char *value,
+                        const char *replace, char **held, cairn_err *err) {
+    *held = NULL;
+    int rc = claim_text_ok(space, key, value, err);
+    return rc ? rc : j->backend->claim(j, space, key, value, replace, held, err);
+}
+
+int cairn_journal_get_claim(cairn_journal *j, const char *space, const char *key, char **value,
+                            cairn_err *err) {
+    *value = NULL;
+    return j->reader->ops->get_claim(j->reader, space, key, value, err);
+}
+
 int cairn_journal_takes_writes(cairn_journal *j, cairn_err *err) {
     return j->backend->takes_writes(j, err);
 }

@@ -198,6 +198,25 @@ int cairn_journal_find_request(cairn_journal *j, const char *key, char run_id[CA
 int cairn_journal_put_request(cairn_journal *j, const char *key, const char *request,
                               const char *run_id, cairn_err *err);
 
+/* Claims: what must happen once however often (or by however many servers)
+ * it is asked for.  A claim is a key in a space holding a value: a dedupe
+ * key names the run it started (space "dedupe/WORKFLOW"), a schedule's
+ * fire its run, a spent link who spent it.  Take (space, key) for value,
+ * durably (synced), when it is free, or when it holds replace (non-NULL: a
+ * compare-and-set, so of two callers replacing the same value one wins).
+ * Otherwise CAIRN_EEXISTS, and *held (the caller's, free()) receives the
+ * value that holds it.  Claims are never removed; a space's users decide
+ * what a held value still means (a dedupe key whose run ended is replaced).
+ * space and key: CAIRN_CLAIM_TEXT_MAX bytes each, value CAIRN_CLAIM_VALUE_MAX. */
+#define CAIRN_CLAIM_TEXT_MAX 1024
+#define CAIRN_CLAIM_VALUE_MAX 4096
+int cairn_journal_claim(cairn_journal *j, const char *space, const char *key, const char *value,
+                        const char *replace, char **held, cairn_err *err);
+
+/* The value holding (space, key), the caller's (free()), or CAIRN_ENOTFOUND. */
+int cairn_journal_get_claim(cairn_journal *j, const char *space, const char *key, char **value,
+                            cairn_err *err);
+
 /* 0 when the journal takes writes now (a write transaction that writes
  * nothing), else why not. */
 int cairn_journal_takes_writes(cairn_journal *j, cairn_err *err);

@@ -21,6 +21,9 @@ typedef struct cairn_journal_backend {
                        cairn_err *err);
     int (*put_request)(cairn_journal *j, const char *key, const char *request,
                        const char *run_id, cairn_err *err);
+    /* cairn_journal_claim: durable, whatever the journal's role. */
+    int (*claim)(cairn_journal *j, const char *space, const char *key, const char *value,
+                 const char *replace, char **held, cairn_err *err);
     int (*takes_writes)(cairn_journal *j, cairn_err *err);
     int (*settle_others)(cairn_journal *j, cairn_err *err);
     void (*secrets_paths)(const cairn_journal *j, char **file, char **key_file);

@@ -99,6 +99,15 @@ static int sq_put_request(cairn_journal *j, const char *key, const char *request
     return rc;
 }
 
+static int sq_claim(cairn_journal *j, const char *space, const char *key, const char *value,
+                    const char *replace, char **held, cairn_err *err) {
+    cairn_store *s = NULL;
+    int rc = cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &s, err);
+    if (rc == 0) rc = s->ops->claim(s, space, key, value, replace, held, err);
+    cairn_store_close(s);
+    return rc;
+}
+
 static int sq_takes_writes(cairn_journal *j, cairn_err *err) {
     cairn_store *s = NULL;
     int rc = cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &s, err);
@@ -153,6 +162,7 @@ const cairn_journal_backend cairn_journal_sqlite = {
     .read_key = sq_read_key,
     .put_command = sq_put_command,
     .put_request = sq_put_request,
+    .claim = sq_claim,
     .takes_writes = sq_takes_writes,
     .settle_others = sq_settle_others,
     .secrets_paths = sq_secrets_paths,

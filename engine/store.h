@@ -119,6 +119,14 @@ typedef struct cairn_store_ops {
     /* Record that key's request (its hash) starts run_id. */
     int (*put_request)(cairn_store *s, const char *key, const char *request, const char *run_id,
                        cairn_err *err);
+    /* Claims (journal.h, cairn_journal_claim): take (space, key) for value
+     * when it is free or holds replace (non-NULL), in one transaction; else
+     * CAIRN_EEXISTS and *held (the caller's) receives what holds it. */
+    int (*claim)(cairn_store *s, const char *space, const char *key, const char *value,
+                 const char *replace, char **held, cairn_err *err);
+    /* The value holding (space, key), the caller's, or CAIRN_ENOTFOUND. */
+    int (*get_claim)(cairn_store *s, const char *space, const char *key, char **value,
+                     cairn_err *err);
     /* The owner string recorded on runs this connection creates. */
     void (*set_owner)(cairn_store *s, const char *owner);
     /* A number that changes when another connection commits (cheap to poll). */

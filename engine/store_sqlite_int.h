@@ -1,7 +1,7 @@
 /*
- * store_sqlite_int.h - what store_sqlite.c and store_sqlite_index.c share:
- * the connection, its prepared statements, and the event index's entry
- * points.  Private to those two files.
+ * store_sqlite_int.h - what store_sqlite.c, store_sqlite_index.c and store_sqlite_claim.c share:
+ * the connection, its prepared statements, and the entry points of the
+ * event index and the claims.  Private to the store's own files.
  */
 #ifndef CAIRN_STORE_SQLITE_INT_H
 #define CAIRN_STORE_SQLITE_INT_H
@@ -45,6 +45,12 @@ sqlite3_stmt *sq_kept(sqlite_store *s, sqlite3_stmt **slot, const char *sql);   
 int sq_step_done(sqlite3_stmt *st);                  /* step, reset, unbind: 0 or SQLite's code */
 int64_t sq_step_int(sqlite3_stmt *st, int col, int *rc);   /* one row's integer; reset */
 char *sq_col_text(sqlite3_stmt *st, int i);          /* a copy, or NULL */
+
+/* Claims (store_sqlite_claim.c): the store ops of the same names. */
+int sq_claim(cairn_store *base, const char *space, const char *key, const char *value,
+             const char *replace, char **held, cairn_err *err);
+int sq_get_claim(cairn_store *base, const char *space, const char *key, char **value,
+                 cairn_err *err);
 
 /* The event index (store_sqlite_index.c). */
 int sq_index_tail(sqlite_store *s, int64_t through);   /* index upto < id <= through */

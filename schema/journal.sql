@@ -106,3 +106,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
     run_id      TEXT NOT NULL,
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Claims: a key in a space, taken once, holding a value (journal.h,
+-- cairn_journal_claim).  What must happen once however often, or by however
+-- many servers, it is asked for: a webhook's dedupe key names the run it
+-- started (space "dedupe/WORKFLOW"), a schedule's fire names its run, a
+-- single-use link is spent.  A claim changes only by compare-and-set (its
+-- value given as `replace`), so two writers never both win.
+CREATE TABLE IF NOT EXISTS claims (
+    space       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (space, key)
+) WITHOUT ROWID;

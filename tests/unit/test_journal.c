@@ -103,3 +103,66 @@ TEST(journal_reader_refuses_a_transition_from_the_wrong_state) {
     cairn_journal_close(j);
     free(path);
 }
+
+/* Claims: the first caller takes a key; a later one is told what holds it;
+ * a replace wins only over the value it names, so of two callers that read
+ * the same value and replace it, one wins. */
+TEST(journal_claims_are_taken_once_and_replaced_only_by_compare_and_set) {
+    char *path = cairn_sprintf("%s/j.db", test_tmpdir());
+    hand_built(path, NULL, NULL, 0);
+    cairn_journal *a = open_reader(path), *b = open_reader(path);
+    cairn_err err;
+    char *held = NULL, *value = NULL;
+    CHECK_INT(cairn_journal_get_claim(a, "dedupe/wf", "k1", &value, &err), CAIRN_ENOTFOUND);
+    CHECK_INT(cairn_journal_claim(a, "dedupe/wf", "k1", "run-1", NULL, &held, &err), 0);
+    CHECK(held == NULL);
+    CHECK_INT(cairn_journal_claim(b, "dedupe/wf", "k1", "run-2", NULL, &held, &err),
+              CAIRN_EEXISTS);
+    CHECK_STR(held, "run-1");
+    free(held);
+    /* the same key in another space is another claim */
+    CHECK_INT(cairn_journal_claim(b, "dedupe/other", "k1", "run-3", NULL, &held, &err), 0);
+    /* both replace run-1: the first wins, the second sees the winner */
+    CHECK_INT(cairn_journal_claim(b, "dedupe/wf", "k1", "run-4", "run-1", &held, &err), 0);
+    CHECK_INT(cairn_journal_claim(a, "dedupe/wf", "k1", "run-5", "run-1", &held, &err),
+              CAIRN_EEXISTS);
+    CHECK_STR(held, "run-4");
+    free(held);
+    CHECK_INT(cairn_journal_get_claim(a, "dedupe/wf", "k1", &value, &err), 0);
+    CHECK_STR(value, "run-4");
+    free(value);
+    CHECK_INT(cairn_journal_get_claim(a, "dedupe/other", "k1", &value, &err), 0);
+    CHECK_STR(value, "run-3");
+    free(value);
+    cairn_journal_close(a);
+    cairn_journal_close(b);
+    free(path);
+}
+
+TEST(journal_claims_are_bounded_and_a_journal_without_the_table_gets_it) {
+    char *path = cairn_sprintf("%s/j.db", test_tmpdir());
+    hand_built(path, NULL, NULL, 0);
+    sqlite3 *db = NULL;   /* a journal made before claims existed */
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "DROP TABLE claims", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    cairn_journal *j = open_reader(path);
+    cairn_err err;
+    char *held = NULL, *value = NULL;
+    CHECK_INT(cairn_journal_get_claim(j, "s", "k", &value, &err), CAIRN_ENOTFOUND);
+    char *big = cairn_malloc(CAIRN_CLAIM_VALUE_MAX + 2);
+    memset(big, 'v', CAIRN_CLAIM_VALUE_MAX + 1);
+    big[CAIRN_CLAIM_VALUE_MAX + 1] = '\0';
+    CHECK_INT(cairn_journal_claim(j, "s", "k", big, NULL, &held, &err), CAIRN_ELIMIT);
+    CHECK_CONTAINS(err.msg, "CAIRN_CLAIM_VALUE_MAX");
+    big[CAIRN_CLAIM_VALUE_MAX] = '\0';   /* exactly the limit */
+    CHECK_INT(cairn_journal_claim(j, "s", "k", big, NULL, &held, &err), 0);
+    CHECK_INT(cairn_journal_claim(j, big + CAIRN_CLAIM_VALUE_MAX - CAIRN_CLAIM_TEXT_MAX - 1, "k",
+                                  "v", NULL, &held, &err), CAIRN_ELIMIT);
+    CHECK_INT(cairn_journal_get_claim(j, "s", "k", &value, &err), 0);
+    CHECK_INT((int)strlen(value), CAIRN_CLAIM_VALUE_MAX);
+    free(value);
+    free(big);
+    cairn_journal_close(j);
+    free(path);
+}
