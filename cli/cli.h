@@ -138,6 +138,17 @@ int cli_run_handoff(const cli_opts *o, const char *file, const char *workflow, j
 int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type, const char *data,
                         bool wait_end, char *status, size_t len);
 
+/* Who runs this command, as a run's starter (cmd_run.c): the real user's
+ * name from the password database, or the uid as digits. */
+jv cli_real_user(void);
+
+/* Hand a webhook (source, len bytes of body) to the `cairn serve` holding
+ * the journal, which carries it out as POST /v1/hooks/SOURCE
+ * (server/hookroute.h).  -1 when no server answers; 0 with *answer (the
+ * caller's); or an exit code, the error printed. */
+int cli_hook_handoff(const cli_opts *o, const char *source, const char *body, size_t len,
+                     jv *answer);
+
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);
 int cmd_run(cli_opts *o, int argc, char **argv);

@@ -109,7 +109,7 @@ static int final_status(const cli_opts *o, const char *run_id, bool print_json) 
  * (never $USER, which anyone sets), or its uid as digits when it has no
  * entry there.  The approval rule against self-approval compares --as with
  * this name. */
-static jv real_user(void) {
+jv cli_real_user(void) {
     uid_t uid = getuid();
     struct passwd *pw = getpwuid(uid);
     if (pw && pw->pw_name && *pw->pw_name) return jv_string(pw->pw_name);
@@ -225,7 +225,7 @@ int cmd_run(cli_opts *o, int argc, char **argv) {
     rc = add_workflows(e, set, hash, &err);
     if (rc == 0) {
         jv trigger = jv_object_set(jv_object(), jv_string("source"), jv_string("cli"));
-        trigger = jv_object_set(trigger, jv_string("user"), real_user());
+        trigger = jv_object_set(trigger, jv_string("user"), cli_real_user());
         rc = cairn_engine_start_run(e, hash, inputs, trigger, run_id, &err);
         inputs = jv_invalid();
     }

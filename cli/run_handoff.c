@@ -2,6 +2,7 @@
  * run_handoff.c - `cairn run` when a `cairn serve` holds the journal: the
  * run goes to the server over the journal's socket (server/local.h) and
  * its transitions come back to be printed here as `run` prints its own.
+ * Commands for runs and `cairn trigger`'s webhooks go the same way.
  */
 #include <glob.h>
 #include <libgen.h>
@@ -171,6 +172,17 @@ static int ask(const cli_opts *o, char *req) {
     return fd;
 }
 
+/* An error line of the server's: printed, and its exit code. */
+static int server_error(jv e) {
+    jv code = jv_object_get(jv_copy(e), jv_string("code")), msg = jv_object_get(jv_copy(e), jv_string("message"));
+    bool journal = jv_get_kind(code) == JV_KIND_STRING && strcmp(jv_string_value(code), "journal") == 0;
+    if (jv_get_kind(msg) == JV_KIND_STRING) fprintf(stderr, "cairn: %s\n", jv_string_value(msg));
+    jv_free(code);
+    jv_free(msg);
+    jv_free(e);
+    return journal ? EXIT_JOURNAL : EXIT_USAGE;
+}
+
 int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type, const char *data,
                         bool wait_end, char *status, size_t len) {
     jv req = jv_object_set(jv_object(), jv_string("command"), jv_string(type));
@@ -189,12 +201,8 @@ int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type,
     jv e = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("error")) : jv_null();
     jv st = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("status")) : jv_null();
     if (jv_get_kind(e) == JV_KIND_OBJECT) {
-        jv code = jv_object_get(jv_copy(e), jv_string("code")), msg = jv_object_get(jv_copy(e), jv_string("message"));
-        bool journal = jv_get_kind(code) == JV_KIND_STRING && strcmp(jv_string_value(code), "journal") == 0;
-        if (jv_get_kind(msg) == JV_KIND_STRING) fprintf(stderr, "cairn: %s\n", jv_string_value(msg));
-        rc = journal ? EXIT_JOURNAL : EXIT_USAGE;
-        jv_free(code);
-        jv_free(msg);
+        rc = server_error(e);
+        e = jv_null();
     } else if (jv_get_kind(a) == JV_KIND_OBJECT && jv_object_has(jv_copy(a), jv_string("done"))) {
         snprintf(status, len, "%s", jv_get_kind(st) == JV_KIND_STRING ? jv_string_value(st) : "");
         fprintf(stderr, "cairn: %s of run %s carried out by the cairn serve holding it\n", type, run_id);
@@ -202,6 +210,40 @@ int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type,
     }
     jv_free(st);
     jv_free(e);
+    jv_free(a);
+    cairn_buf_free(&b);
+    close(fd);
+    return rc;
+}
+
+int cli_hook_handoff(const cli_opts *o, const char *source, const char *body, size_t len,
+                     jv *answer) {
+    jv req = jv_object_set(jv_object(), jv_string("hook"), jv_string(source));
+    req = jv_object_set(req, jv_string("payload"), jv_string_sized(body, (int)len));
+    char *text = cairn_json_text(req);
+    jv_free(req);
+    *answer = jv_invalid();
+    int fd = ask(o, text);
+    if (fd < 0) return -1;
+    cairn_buf b = {0};
+    size_t consumed = 0;
+    char *line;
+    int rc = EXIT_JOURNAL;
+    jv a = next_line(fd, &b, &consumed, &line) ? cairn_json_parse(line, strlen(line)) : jv_invalid();
+    jv e = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("error")) : jv_null();
+    jv got = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("answer")) : jv_null();
+    if (jv_get_kind(e) == JV_KIND_OBJECT) {
+        rc = server_error(e);
+        e = jv_null();
+    } else if (jv_get_kind(got) == JV_KIND_OBJECT) {
+        *answer = got;
+        got = jv_null();
+        rc = 0;
+    } else {
+        fprintf(stderr, "cairn: the cairn serve on this journal gave no answer\n");
+    }
+    jv_free(e);
+    jv_free(got);
     jv_free(a);
     cairn_buf_free(&b);
     close(fd);

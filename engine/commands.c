@@ -1,6 +1,6 @@
 /*
- * commands.c - commands from other processes: cancel, pause, unpause and
- * approval decisions, recorded in the journal (cairn_journal_put_command)
+ * commands.c - commands from other processes: cancel, pause, unpause,
+ * approval decisions and a trigger's resolved event, recorded in the journal (cairn_journal_put_command)
  * and carried out by the engine that holds the run.
  *
  * The engine reads them when the journal changed (cheap to poll, every
@@ -84,6 +84,26 @@ static void on_decide(cairn_engine *e, eng_run *r, const cairn_command *c) {
     eng_apply_decision(e, r, c->data, c->id);
 }
 
+/* {"event": {...}}: the resolved webhook event for the run its dedupe key
+ * started, journaled as trigger_resolved once; a run resolved already, or
+ * data without an event, takes nothing more (the command row is dropped). */
+static void on_resolve(cairn_engine *e, eng_run *r, const cairn_command *c) {
+    jv d = cairn_json_parse(c->data, strlen(c->data));
+    jv ev = jv_get_kind(d) == JV_KIND_OBJECT ? jv_object_get(jv_copy(d), jv_string("event")) : jv_null();
+    jv_free(d);
+    bool once = jv_get_kind(r->st->trigger) != JV_KIND_OBJECT ||
+                !jv_object_has(jv_copy(r->st->trigger), jv_string("resolved"));
+    if (jv_get_kind(ev) != JV_KIND_OBJECT || !once) {
+        jv_free(ev);
+        if (c->id > 0) cairn_journal_drop_command(e->journal, c->id);
+        return;
+    }
+    int64_t t = eng_emit(e, r, CAIRN_EV_TRIGGER_RESOLVED, -1, -1, 0,
+                         jv_object_set(jv_object(), jv_string("event"), ev));
+    if (t > 0) eng_mark_answer(e, c->id);
+    eng_schedule(e, r);
+}
+
 typedef void (*command_fn)(cairn_engine *e, eng_run *r, const cairn_command *c);
 
 /* The commands a run takes, whichever way they arrive (the commands table
@@ -93,6 +113,7 @@ static const struct {
     command_fn apply;
 } kinds[] = {
     {"cancel", on_cancel}, {"pause", on_pause}, {"unpause", on_unpause}, {"decide", on_decide},
+    {"resolve", on_resolve},
 };
 
 static command_fn apply_of(const char *type) {
@@ -140,8 +161,9 @@ int cairn_engine_command(cairn_engine *e, const char *run_id, const char *type, 
     cairn_command c = {.run_id = (char *)run_id, .type = (char *)type,
                        .data = (char *)(data ? data : "{}")};
     if (apply == on_decide && decision_check(r, c.data, err) != 0) return err->code;
+    int64_t before = r->st->last_seq;
     apply(e, r, &c);
-    *seq = r->st->last_seq;
+    *seq = r->st->last_seq > before ? r->st->last_seq : 0;   /* 0: nothing to wait for */
     return 0;
 }
 

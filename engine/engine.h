@@ -152,11 +152,12 @@ typedef void (*cairn_engine_call_fn)(cairn_engine *e, void *ud);
 void cairn_engine_call(cairn_engine *e, cairn_engine_call_fn fn, void *ud);
 
 /* Orchestrator thread only (in a cairn_engine_call): carry out a command
- * ("cancel", "pause", "unpause", "decide" with data as
+ * ("cancel", "pause", "unpause", "decide", "resolve" with data as
  * cairn_journal_put_command takes it) for a run this engine holds now,
  * with no row in the commands table.  *seq receives the run's last seq
  * once the command's events are appended: they are durable once on_event
- * has reported that seq.
+ * has reported that seq; 0 when the command appended nothing (a pause of a
+ * paused run, a run resolved already).
  * CAIRN_ENOTFOUND with *seq -1 when this engine holds no such run;
  * CAIRN_ESTATE when it has ended; for "decide" the error of
  * cairn_approval_check. */

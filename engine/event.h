@@ -68,6 +68,14 @@
  *   run_succeeded      {outputs}
  *   run_failed         {error: {kind, message, step?}}
  *   run_cancelled      {}
+ *   trigger_resolved   {event}                              the webhook event that started
+ *                                                           the run was resolved: the
+ *                                                           resolved event (hook.h), under
+ *                                                           the run's dedupe key; at most
+ *                                                           once a run.  The fold sets
+ *                                                           trigger.resolved to it, which
+ *                                                           the workflow reads as
+ *                                                           .run.trigger.resolved
  *
  * One representation: an event is what the journal stores, its data the
  * canonical JSON text.  Whoever needs the data parsed parses it (the fold
@@ -109,7 +117,8 @@
     X(RUN_SUCCEEDED,        "run_succeeded")            \
     X(RUN_FAILED,           "run_failed")               \
     X(RUN_CANCELLED,        "run_cancelled")            \
-    X(STEP_SPAWNED,         "step_spawned")   /* last: the commit log stores the number */
+    X(STEP_SPAWNED,         "step_spawned")             \
+    X(TRIGGER_RESOLVED,     "trigger_resolved")   /* last: the commit log stores the number */
 
 typedef enum {
     CAIRN_EV_NONE = 0,

@@ -502,6 +502,11 @@ static int apply_run(cairn_run_state *st, const fold_ev *ev) {
         st->status = CAIRN_RUN_CANCELLED;
         cancel_unfinished(st);
         break;
+    case CAIRN_EV_TRIGGER_RESOLVED: {
+        jv t = jv_get_kind(st->trigger) == JV_KIND_OBJECT ? jv_copy(st->trigger) : jv_object();
+        set_jv(&st->trigger, jv_object_set(t, jv_string("resolved"), field(ev, "event")));
+        return 0;   /* the status stays, and its time */
+    }
     default: break;
     }
     if (ev->type != CAIRN_EV_RUN_CANCEL_REQUESTED) st->status_ms = ev->time_ms;
@@ -511,7 +516,8 @@ static int apply_run(cairn_run_state *st, const fold_ev *ev) {
 static bool is_run_event(cairn_event_type t) {
     return t == CAIRN_EV_RUN_CREATED || t == CAIRN_EV_RUN_CANCEL_REQUESTED ||
            t == CAIRN_EV_RUN_COMPENSATING || t == CAIRN_EV_RUN_PAUSED || t == CAIRN_EV_RUN_UNPAUSED ||
-           t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED;
+           t == CAIRN_EV_RUN_SUCCEEDED || t == CAIRN_EV_RUN_FAILED || t == CAIRN_EV_RUN_CANCELLED ||
+           t == CAIRN_EV_TRIGGER_RESOLVED;
 }
 
 int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, int step, jv data,

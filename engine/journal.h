@@ -153,7 +153,7 @@ void cairn_step_ids_free(char **ids, int n);
 
 /* ---- commands ---------------------------------------------------------------- */
 
-/* Record a command for a run ("cancel", "pause", "unpause", "decide"), to be
+/* Record a command for a run ("cancel", "pause", "unpause", "decide", "resolve"), to be
  * carried out by the engine that holds it, or by the next one.  When a live
  * engine holds the run the row is written without a sync (the engine
  * journals its effect durably, and callers wait for that) and the engine is

@@ -516,6 +516,17 @@ static void h_decide(srv_api *a, const srv_req *q, const params *p, srv_resp *r)
     jv_free(comment);
 }
 
+/* ---- webhooks ---------------------------------------------------------------------------- */
+
+/* A webhook: the source's own credentials, not a token (hookroute.h). */
+static void h_hook(srv_api *a, const srv_req *q, const params *p, srv_resp *r) {
+    pthread_mutex_lock(&a->mu);
+    bool open = a->tokens == NULL;
+    pthread_mutex_unlock(&a->mu);
+    if (a->cfg.hooks) srv_hooks_handle(a->cfg.hooks, q, p->v[0], open, r);
+    else srv_resp_error(r, 404, "unknown_source", "this server takes no webhooks");
+}
+
 /* ---- routing ---------------------------------------------------------------------------- */
 
 #define VIEWER CAIRN_ROLE_VIEWER
@@ -535,6 +546,7 @@ static const route routes[] = {
     {"POST", "/v1/runs/{id}/unpause", h_unpause, OPERATOR},
     {"GET", "/v1/approvals", h_approvals, VIEWER},
     {"POST", "/v1/runs/{id}/steps/{step}/approval", h_decide, OPERATOR},
+    {"POST", "/v1/hooks/{source}", h_hook, OPEN},   /* checked by its source's credentials */
 };
 
 static void h_index(srv_api *a, const srv_req *q, const params *p, srv_resp *r) {

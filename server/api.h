@@ -6,6 +6,8 @@
  * Bearer TOKEN` (401 unauthorized without a known one): GET routes a
  * viewer's, POST routes an operator's (403 forbidden below it).  The
  * token's name is who starts a run and who decides an approval.
+ * `POST /v1/hooks/{source}` takes no token: a webhook carries its
+ * source's own credentials (hookroute.h).
  *
  * Every error is {"error": {"code", "message"}} with its status; a path
  * that names no route is 404 route_not_found, a route asked with another
@@ -20,6 +22,7 @@
 #include <stdbool.h>
 
 #include "server/backend.h"
+#include "server/hookroute.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/registry.h"
@@ -37,6 +40,7 @@ typedef struct srv_api_config {
     srv_backend *backend;
     srv_registry *registry;
     srv_metrics *metrics;
+    srv_hooks *hooks;            /* POST /v1/hooks/{source}; NULL: 404 for every source */
 } srv_api_config;
 
 srv_api *srv_api_new(const srv_api_config *cfg);

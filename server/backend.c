@@ -434,6 +434,43 @@ static bool run_exists(srv_backend *b, const char *run_id) {
     return found || durable_seq(b, run_id) > 0;
 }
 
+int srv_backend_start_as(srv_backend *b, const char *hash, jv inputs, jv trigger,
+                         const char *run_id, cairn_err *err) {
+    return start_as(b, hash, inputs, trigger, run_id, err);
+}
+
+int srv_backend_run_ended(srv_backend *b, const char *run_id, bool *ended, cairn_err *err) {
+    cairn_journal *j = NULL;
+    cairn_run_row row = {0};
+    int rc = open_read(b, &j, err);
+    if (rc == 0) rc = cairn_journal_get_run(j, run_id, &row, err);
+    if (rc == 0)
+        *ended = row.status && (strcmp(row.status, "succeeded") == 0 ||
+                                strcmp(row.status, "failed") == 0 ||
+                                strcmp(row.status, "cancelled") == 0);
+    else if (rc == CAIRN_ENOTFOUND && durable_seq(b, run_id) > 0)
+        rc = 0, *ended = false;   /* handed out here, not applied to SQLite yet */
+    cairn_run_row_clear(&row);
+    cairn_journal_close(j);
+    return rc;
+}
+
+int srv_backend_claim(srv_backend *b, const char *space, const char *key, const char *value,
+                      const char *replace, char **held, cairn_err *err) {
+    pthread_mutex_lock(&b->idem_mu);
+    int rc = cairn_journal_claim(b->keys, space, key, value, replace, held, err);
+    pthread_mutex_unlock(&b->idem_mu);
+    return rc;
+}
+
+int srv_backend_get_claim(srv_backend *b, const char *space, const char *key, char **value,
+                          cairn_err *err) {
+    pthread_mutex_lock(&b->idem_mu);
+    int rc = cairn_journal_get_claim(b->keys, space, key, value, err);
+    pthread_mutex_unlock(&b->idem_mu);
+    return rc;
+}
+
 /* A key whose run is being started by a request now (b->idem_mu held). */
 typedef struct inflight {
     const char *key;

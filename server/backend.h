@@ -105,6 +105,24 @@ int srv_backend_start(srv_backend *b, const char *hash, jv inputs, jv trigger,
                       const char *idem_key, const char *request, char run_id[CAIRN_RUN_ID_MAX],
                       bool *existed, cairn_err *err);
 
+/* Start a run under an id chosen before (a claim names it): as
+ * srv_backend_start without a key. */
+int srv_backend_start_as(srv_backend *b, const char *hash, jv inputs, jv trigger,
+                         const char *run_id, cairn_err *err);
+
+/* Whether run_id has ended (*ended), as the journal has it or, for a run
+ * handed out here and not yet in SQLite, live.  CAIRN_ENOTFOUND: no such
+ * run is durable. */
+int srv_backend_run_ended(srv_backend *b, const char *run_id, bool *ended, cairn_err *err);
+
+/* cairn_journal_claim on the backend's own connection (one at a time). */
+int srv_backend_claim(srv_backend *b, const char *space, const char *key, const char *value,
+                      const char *replace, char **held, cairn_err *err);
+
+/* cairn_journal_get_claim likewise: CAIRN_ENOTFOUND when (space, key) is free. */
+int srv_backend_get_claim(srv_backend *b, const char *space, const char *key, char **value,
+                          cairn_err *err);
+
 /* Runs, newest first, as objects {id, workflow, status, created_at,
  * updated_at, parent}; status and workflow filter when not NULL (status a
  * comma list).  cursor ("" for the first page) is what a page's

@@ -31,6 +31,7 @@ struct srv_local {
     pthread_cond_t cond;
     int active;                  /* connections being served */
     bool stopping;
+    srv_hooks *hooks;            /* webhooks handed over; NULL: none taken */
 };
 
 typedef struct conn {
@@ -251,6 +252,36 @@ static void command(srv_local *l, int fd, jv req) {
     jv_free(wait);
 }
 
+void srv_local_set_hooks(srv_local *l, srv_hooks *h) {
+    if (l) l->hooks = h;
+}
+
+/* {"hook": SOURCE, "payload": TEXT}: carried out as the webhook route does. */
+static void hook(srv_local *l, int fd, jv req) {
+    static const struct { int code; const char *name; } names[] = {
+        {CAIRN_ENOTFOUND, "unknown_source"}, {CAIRN_ESYNTAX, "invalid_json"},
+        {CAIRN_EINVAL, "invalid_payload"},   {CAIRN_ELIMIT, "too_large"},
+        {CAIRN_ESTATE, "stopping"}};
+    jv source = field(req, "hook"), payload = field(req, "payload"), answer;
+    cairn_err err;
+    if (l->hooks == NULL || jv_get_kind(source) != JV_KIND_STRING ||
+        jv_get_kind(payload) != JV_KIND_STRING) {
+        send_error(fd, "invalid_payload", "a webhook names its source and payload");
+    } else if (srv_hooks_deliver(l->hooks, jv_string_value(source), jv_string_value(payload),
+                                 (size_t)jv_string_length_bytes(jv_copy(payload)),
+                                 jv_object_set(jv_object(), jv_string("user"), peer_user(fd)),
+                                 &answer, &err) != 0) {
+        const char *name = "journal";
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (names[i].code == err.code) name = names[i].name;
+        send_error(fd, name, err.msg);
+    } else {
+        send_line(fd, jv_object_set(jv_object(), jv_string("answer"), answer));
+    }
+    jv_free(source);
+    jv_free(payload);
+}
+
 static void *serve_conn(void *arg) {
     conn *c = arg;
     srv_local *l = c->l;
@@ -262,6 +293,8 @@ static void *serve_conn(void *arg) {
         send_error(c->fd, "invalid", "the request is not one line of a JSON object");
     } else if (jv_object_has(jv_copy(req), jv_string("command"))) {
         command(l, c->fd, req);
+    } else if (jv_object_has(jv_copy(req), jv_string("hook"))) {
+        hook(l, c->fd, req);
     } else if (start(l, c->fd, req, run_id) == 0 &&
                send_line(c->fd, jv_object_set(jv_object(), jv_string("run"), jv_string(run_id)))) {
         stream(l, c->fd, run_id);

@@ -22,8 +22,13 @@
  * and answered {"done": true, "status": S} once durable (with wait_end,
  * once the run has ended, at most CAIRN_LOCAL_END_WAIT_MS: S is its status
  * then); {"held": false} when the server does not hold the run (nothing is
- * done: the client goes through the journal as before); or an error.  The
- * run's
+ * done: the client goes through the journal as before); or an error.
+ * A webhook handed over by `cairn trigger`:
+ *   {"hook": SOURCE, "payload": TEXT}
+ * is carried out as POST /v1/hooks/SOURCE is, without a credential check
+ * (the socket is its owner's), and answered {"answer": {...}}
+ * (hookroute.h) or an error (code "unknown_source", "invalid_json",
+ * "invalid_payload", "too_large", "stopping", "journal").  The run's
  * starter is the peer's user (SO_PEERCRED), as `cairn run` records its
  * own.  The socket is made 0600: only its owner and root reach it.
  *
@@ -34,6 +39,7 @@
 
 #include "common/err.h"
 #include "server/backend.h"
+#include "server/hookroute.h"
 
 #define CAIRN_LOCAL_REQUEST_MAX (16 << 20)   /* bytes of one request line */
 #define CAIRN_LOCAL_END_WAIT_MS 60000        /* a command's wait for its run to end */
@@ -47,6 +53,8 @@ int srv_local_path(const char *db_path, char *out, size_t len, cairn_err *err);
 /* Listen on the journal's socket.  A socket another live server answers
  * on is left alone (CAIRN_EBUSY); a stale one is replaced. */
 int srv_local_start(const char *db_path, srv_backend *b, srv_local **out, cairn_err *err);
+/* Carry out webhooks handed over with h (borrowed; NULL: refused). */
+void srv_local_set_hooks(srv_local *l, srv_hooks *h);
 /* Stop accepting, end the streams, remove the socket.  NULL ok. */
 void srv_local_stop(srv_local *l);
 

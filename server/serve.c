@@ -13,6 +13,7 @@
 #include "common/mem.h"
 #include "server/api.h"
 #include "server/backend.h"
+#include "server/hookroute.h"
 #include "server/http.h"
 #include "server/local.h"
 #include "server/metrics.h"
@@ -24,6 +25,7 @@ typedef struct server {
     srv_metrics *metrics;
     srv_backend *backend;
     srv_registry *registry;
+    srv_hooks *hooks;
     srv_api *api;
     srv_http *http;
     srv_local *local;
@@ -47,7 +49,22 @@ static int add_workflow(void *ud, cairn_workflow *wf, char hash[65], cairn_err *
     return srv_backend_add_workflow(((server *)ud)->backend, wf, hash, err);
 }
 
-static void learn(void *ud, const cairn_workflow *wf) { srv_metrics_learn(((server *)ud)->metrics, wf); }
+static void learn(void *ud, const cairn_workflow *wf) {
+    srv_metrics_learn(((server *)ud)->metrics, wf);
+    srv_hooks_learn(((server *)ud)->hooks, wf);
+}
+
+static bool offered(void *ud, const char *name, const char *hash) {
+    char now[65];
+    return srv_registry_find(((server *)ud)->registry, name, now) && strcmp(now, hash) == 0;
+}
+
+/* The webhook triggers follow the workflows served. */
+static void hooks_follow(server *s) {
+    cairn_err err;
+    if (srv_hooks_rebuild(s->hooks, offered, s, &err) != 0)
+        fprintf(stderr, "cairn: webhook triggers: %s; the triggers before stay\n", err.msg);
+}
 
 /* ---- options --------------------------------------------------------------------------- */
 
@@ -97,6 +114,7 @@ static void reload(server *s) {
     }
     fprintf(stderr, "cairn: reloaded %s: %d workflow%s loaded, %d not\n", s->o->workflows, loaded,
             loaded == 1 ? "" : "s", failed);
+    hooks_follow(s);
     if (s->o->tokens && load_tokens(s, &err) != 0)
         fprintf(stderr, "cairn: reload: %s; the tokens loaded before stay\n", err.msg);
 }
@@ -130,14 +148,18 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
                              .on_event = on_event, .on_batch = on_batch, .ud = s};
     int rc = srv_backend_open(&bc, &s->backend, err), loaded = 0, failed = 0, taken = 0;
     if (rc) return rc;
+    srv_hooks_config hk = {.backend = s->backend, .metrics = s->metrics, .db_path = o->db_path};
+    s->hooks = srv_hooks_new(&hk);
     s->registry = srv_registry_new(o->workflows, add_workflow, learn, s);
     if ((rc = srv_registry_load(s->registry, stderr, &loaded, &failed, err)) != 0) return rc;
+    hooks_follow(s);
     fprintf(stderr, "cairn: serving %d workflow%s from %s (%d not loaded)\n", loaded,
             loaded == 1 ? "" : "s", o->workflows, failed);
     if ((rc = srv_backend_resume(s->backend, &taken, err)) != 0) return rc;
     srv_metrics_resumed(s->metrics, taken);
     fprintf(stderr, "cairn: resumed %d unfinished run%s\n", taken, taken == 1 ? "" : "s");
-    srv_api_config ac = {.backend = s->backend, .registry = s->registry, .metrics = s->metrics};
+    srv_api_config ac = {.backend = s->backend, .registry = s->registry, .metrics = s->metrics,
+                         .hooks = s->hooks};
     s->api = srv_api_new(&ac);
     if (o->tokens && (rc = load_tokens(s, err)) != 0) return rc;
     srv_http_config hc = {.host = host, .port = port, .handler = srv_api_handle, .ud = s->api,
@@ -148,8 +170,10 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
             host, strchr(host, ':') ? "]" : "", bound,
             o->tokens ? "" : " (no tokens file: loopback only)");
     cairn_err lerr;
-    if (srv_local_start(o->db_path, s->backend, &s->local, &lerr) == 0)
+    if (srv_local_start(o->db_path, s->backend, &s->local, &lerr) == 0) {
+        srv_local_set_hooks(s->local, s->hooks);
         fprintf(stderr, "cairn: `cairn run` on this journal hands its runs to this server\n");
+    }
     else
         fprintf(stderr, "cairn: `cairn run` on this journal runs its own engine: %s\n", lerr.msg);
     if (o->port_file) {
@@ -196,6 +220,7 @@ int srv_serve(const srv_serve_opts *o, cairn_err *err) {
     srv_http_stop(s.http);
     srv_api_free(s.api);
     srv_registry_free(s.registry);
+    srv_hooks_free(s.hooks);
     srv_backend_close(s.backend);
     srv_metrics_free(s.metrics);
     if (rc == 0) fprintf(stderr, "cairn: stopped\n");

@@ -63,10 +63,6 @@ def test_refused_matches_exit_2(s):
 
 
 def test_bad_usage_and_payloads(s):
-    p = cairn("trigger", "alertmanager", "--payload", os.path.join(HOOKS, "alertmanager_group.json"),
-              "--workflows", WFS)
-    s.check(p.returncode == 2 and "only --dry-run is available without a server" in p.stderr,
-            "without --dry-run: refused, exit 2", p.stderr)
     p = dry_run("alertmanager", "alertmanager_group.json", workflows=s.path("nosuch"))
     s.check(p.returncode == 2 and "not a folder" in p.stderr, "--workflows that is no folder: exit 2",
             p.stderr)
