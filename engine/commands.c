@@ -101,6 +101,14 @@ static void on_resolve(cairn_engine *e, eng_run *r, const cairn_command *c) {
     int64_t t = eng_emit(e, r, CAIRN_EV_TRIGGER_RESOLVED, -1, -1, 0,
                          jv_object_set(jv_object(), jv_string("event"), ev));
     if (t > 0) eng_mark_answer(e, c->id);
+    /* expressions read .run.trigger from the run's document: the fold's
+     * trigger, now with `resolved` */
+    jv run = jv_object_get(jv_copy(r->ctx), jv_string("run"));
+    if (jv_get_kind(run) == JV_KIND_OBJECT)
+        r->ctx = jv_object_set(r->ctx, jv_string("run"),
+                               jv_object_set(run, jv_string("trigger"), jv_copy(r->st->trigger)));
+    else
+        jv_free(run);
     eng_schedule(e, r);
 }
 
