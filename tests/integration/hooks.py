@@ -215,7 +215,8 @@ def test_dedupe(s):
         st, _, f = hook(srv, "alertmanager", alert("aaaa000000000001"))
         s.check(st == 201 and len(f["started"]) == 1 and f["started"][0]["run"] != first,
                 "a new firing after the run ended starts a new run", f)
-        before = counts(srv.db)
+        before = wait_for(lambda: (lambda c: c if c[1] == 3 else None)(counts(srv.db)),
+                          "the three runs of page in the journal's tables")
         st, _, g = hook(srv, "alertmanager", alert("cccc000000000003", status="resolved"))
         after = counts(srv.db)
         s.check(st == 200 and g["started"] == [] and len(g["ignored"]) == 1 and
