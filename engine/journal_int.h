@@ -46,6 +46,8 @@ struct cairn_journal {
     cairn_store *reader;         /* reads, claims, commands; the orchestrator's */
     cairn_store *writer;         /* engine: append_batch, on the writer threads */
     cairn_clog *log;             /* engine, SQLite: the commit log it holds, or NULL */
+    cairn_store *claims;         /* SQLite: a synced read-write connection for claims,
+                                    opened at the first and kept */
     char owner[256];
     bool keyed;
     unsigned char key[32];

@@ -99,13 +99,12 @@ static int sq_put_request(cairn_journal *j, const char *key, const char *request
     return rc;
 }
 
+/* Claims come one after another from a server (a webhook's dedupe key
+ * each): their connection is kept, not opened for each. */
 static int sq_claim(cairn_journal *j, const char *space, const char *key, const char *value,
                     const char *replace, char **held, cairn_err *err) {
-    cairn_store *s = NULL;
-    int rc = cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &s, err);
-    if (rc == 0) rc = s->ops->claim(s, space, key, value, replace, held, err);
-    cairn_store_close(s);
-    return rc;
+    int rc = j->claims ? 0 : cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &j->claims, err);
+    return rc ? rc : j->claims->ops->claim(j->claims, space, key, value, replace, held, err);
 }
 
 static int sq_takes_writes(cairn_journal *j, cairn_err *err) {
@@ -151,6 +150,7 @@ static int sq_start_over(cairn_journal *j, size_t need, cairn_err *err) {
 }
 
 static void sq_close(cairn_journal *j) {
+    cairn_store_close(j->claims);
     cairn_clog_close(j->log);
     cairn_store_close(j->writer);
     cairn_store_close(j->reader);
