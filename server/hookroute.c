@@ -107,8 +107,8 @@ int srv_hooks_rebuild(srv_hooks *h, srv_hooks_offered_fn offered, void *ud, cair
     cairn_workflow **all = cairn_malloc((size_t)(n_all + 1) * sizeof *all);
     cairn_workflow **keep = cairn_malloc((size_t)(n_all + 1) * sizeof *keep);
     cairn_workflow **drop = cairn_malloc((size_t)(n_all + 1) * sizeof *drop);
-    memcpy(all, h->learnt, (size_t)h->n_learnt * sizeof *all);   /* the newest first */
-    memcpy(all + h->n_learnt, h->wfs, (size_t)h->n_wfs * sizeof *all);
+    for (int i = 0; i < h->n_learnt; i++) all[i] = h->learnt[i];   /* the newest first */
+    for (int i = 0; i < h->n_wfs; i++) all[h->n_learnt + i] = h->wfs[i];
     for (int i = 0; i < n_all; i++) {
         bool ok = (offered == NULL || offered(ud, all[i]->name, all[i]->sha256)) &&
                   !listed(keep, n_keep, all[i]);
@@ -228,7 +228,7 @@ static jv run_trigger(jv event, jv item, jv origin) {
     jv t = jv_get_kind(event) == JV_KIND_OBJECT ? jv_copy(event) : jv_object();
     t = jv_object_set(t, jv_string("dedupe"), get(item, "dedupe"));
     t = jv_object_set(t, jv_string("trigger"), get(item, "trigger"));
-    jv_object_foreach(jv_copy(origin), k, v) t = jv_object_set(t, k, v);
+    jv_object_foreach(origin, k, v) t = jv_object_set(t, k, v);   /* origin borrowed */
     return t;
 }
 
