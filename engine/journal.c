@@ -386,6 +386,20 @@ int cairn_journal_claim(cairn_journal *j, const char *space, const char *key, co
     return rc ? rc : j->backend->claim(j, space, key, value, replace, held, err);
 }
 
+int cairn_journal_claim_deferred(cairn_journal *j, const char *space, const char *key,
+                                 const char *value, const char *replace, char **held,
+                                 cairn_err *err) {
+    *held = NULL;
+    int rc = claim_text_ok(space, key, value, err);
+    if (rc) return rc;
+    if (j->backend->claim_deferred == NULL) return j->backend->claim(j, space, key, value, replace, held, err);
+    return j->backend->claim_deferred(j, space, key, value, replace, held, err);
+}
+
+int cairn_journal_sync_claims(cairn_journal *j, cairn_err *err) {
+    return j->backend->sync_claims ? j->backend->sync_claims(j, err) : 0;
+}
+
 int cairn_journal_get_claim(cairn_journal *j, const char *space, const char *key, char **value,
                             cairn_err *err) {
     *value = NULL;

@@ -213,6 +213,21 @@ int cairn_journal_put_request(cairn_journal *j, const char *key, const char *req
 int cairn_journal_claim(cairn_journal *j, const char *space, const char *key, const char *value,
                         const char *replace, char **held, cairn_err *err);
 
+/* For a server taking claims from many threads: as cairn_journal_claim,
+ * but the claim is written without waiting for its sync; then
+ * cairn_journal_sync_claims makes every claim written before it durable,
+ * one sync however many claims it covers.  The claims themselves are taken
+ * one at a time (the journal's rule), but the sync may run on another
+ * thread meanwhile, so that the claims taken while one sync runs share the
+ * next.  Neither outcome of a deferred claim (taken, or held by another)
+ * may be acted on before a sync that began after it has returned.  A
+ * backend that syncs each claim as it is taken does so here too, and its
+ * sync_claims does nothing. */
+int cairn_journal_claim_deferred(cairn_journal *j, const char *space, const char *key,
+                                 const char *value, const char *replace, char **held,
+                                 cairn_err *err);
+int cairn_journal_sync_claims(cairn_journal *j, cairn_err *err);
+
 /* The value holding (space, key), the caller's (free()), or CAIRN_ENOTFOUND. */
 int cairn_journal_get_claim(cairn_journal *j, const char *space, const char *key, char **value,
                             cairn_err *err);

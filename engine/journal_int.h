@@ -24,6 +24,12 @@ typedef struct cairn_journal_backend {
     /* cairn_journal_claim: durable, whatever the journal's role. */
     int (*claim)(cairn_journal *j, const char *space, const char *key, const char *value,
                  const char *replace, char **held, cairn_err *err);
+    /* Optional (NULL: claim, synced each): cairn_journal_claim_deferred and
+     * cairn_journal_sync_claims, the second callable on another thread
+     * while the first writes. */
+    int (*claim_deferred)(cairn_journal *j, const char *space, const char *key, const char *value,
+                          const char *replace, char **held, cairn_err *err);
+    int (*sync_claims)(cairn_journal *j, cairn_err *err);
     int (*takes_writes)(cairn_journal *j, cairn_err *err);
     int (*settle_others)(cairn_journal *j, cairn_err *err);
     void (*secrets_paths)(const cairn_journal *j, char **file, char **key_file);
@@ -46,8 +52,9 @@ struct cairn_journal {
     cairn_store *reader;         /* reads, claims, commands; the orchestrator's */
     cairn_store *writer;         /* engine: append_batch, on the writer threads */
     cairn_clog *log;             /* engine, SQLite: the commit log it holds, or NULL */
-    cairn_store *claims;         /* SQLite: a synced read-write connection for claims,
-                                    opened at the first and kept */
+    cairn_store *claims;         /* SQLite: the claims' read-write connection, its
+                                    syncs deferred (sync_claims), opened at the first
+                                    claim and kept */
     char owner[256];
     bool keyed;
     unsigned char key[32];

@@ -100,11 +100,33 @@ static int sq_put_request(cairn_journal *j, const char *key, const char *request
 }
 
 /* Claims come one after another from a server (a webhook's dedupe key
- * each): their connection is kept, not opened for each. */
+ * each): their connection is kept, not opened for each, and its commits
+ * are synced apart (CAIRN_SYNC_DEFERRED), so that claims taken at once
+ * share a sync (cairn_journal_sync_claims). */
+static int sq_claim_deferred(cairn_journal *j, const char *space, const char *key,
+                             const char *value, const char *replace, char **held,
+                             cairn_err *err) {
+    int rc = j->claims ? 0 : cairn_store_open_sqlite(j->where, CAIRN_SYNC_DEFERRED, false,
+                                                      &j->claims, err);
+    return rc ? rc : j->claims->ops->claim(j->claims, space, key, value, replace, held, err);
+}
+
+static int sq_sync_claims(cairn_journal *j, cairn_err *err) {
+    return j->claims ? j->claims->ops->sync(j->claims, err) : 0;
+}
+
 static int sq_claim(cairn_journal *j, const char *space, const char *key, const char *value,
                     const char *replace, char **held, cairn_err *err) {
-    int rc = j->claims ? 0 : cairn_store_open_sqlite(j->where, CAIRN_SYNC_FULL, false, &j->claims, err);
-    return rc ? rc : j->claims->ops->claim(j->claims, space, key, value, replace, held, err);
+    int rc = sq_claim_deferred(j, space, key, value, replace, held, err);
+    if (rc == 0 || rc == CAIRN_EEXISTS) {
+        int synced = sq_sync_claims(j, err);
+        if (synced) {
+            free(*held);
+            *held = NULL;
+            rc = synced;
+        }
+    }
+    return rc;
 }
 
 static int sq_takes_writes(cairn_journal *j, cairn_err *err) {
@@ -163,6 +185,8 @@ const cairn_journal_backend cairn_journal_sqlite = {
     .put_command = sq_put_command,
     .put_request = sq_put_request,
     .claim = sq_claim,
+    .claim_deferred = sq_claim_deferred,
+    .sync_claims = sq_sync_claims,
     .takes_writes = sq_takes_writes,
     .settle_others = sq_settle_others,
     .secrets_paths = sq_secrets_paths,

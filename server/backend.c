@@ -57,6 +57,12 @@ struct srv_backend {
     pthread_cond_t idem_cond;    /* a key's start ended */
     struct inflight *starting;   /* keys whose run a request is starting */
     cairn_journal *keys;         /* the idempotency keys and the health probe (idem_mu) */
+    int64_t claims_written;      /* deferred claims taken on keys (idem_mu) */
+    pthread_mutex_t sync_mu;     /* the claims' group sync: */
+    pthread_cond_t sync_cond;
+    int64_t claims_synced;       /* claims known durable */
+    bool claims_syncing;         /* a thread syncs now */
+    bool claims_failed;          /* a sync failed: nothing later is known durable */
     bool sticky;
     cairn_err sticky_err;
 };
@@ -258,6 +264,8 @@ int srv_backend_open(const srv_backend_config *cfg, srv_backend **out, cairn_err
     pthread_mutex_init(&b->idem_mu, NULL);
     pthread_cond_init(&b->idem_cond, NULL);
     pthread_cond_init(&b->cond, NULL);
+    pthread_mutex_init(&b->sync_mu, NULL);
+    pthread_cond_init(&b->sync_cond, NULL);
     b->durable = cairn_strmap_new();
     cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE, .sync = cfg->sync};
     cairn_engine_config ec = {.grace_ms = cfg->grace_ms, .serve = true, .on_event = on_event,
@@ -283,6 +291,8 @@ void srv_backend_close(srv_backend *b) {
     pthread_mutex_destroy(&b->idem_mu);
     pthread_cond_destroy(&b->idem_cond);
     pthread_cond_destroy(&b->cond);
+    pthread_mutex_destroy(&b->sync_mu);
+    pthread_cond_destroy(&b->sync_cond);
     cairn_strmap_free(b->durable);
     free(b->db_path);
     free(b);
@@ -455,11 +465,49 @@ int srv_backend_run_ended(srv_backend *b, const char *run_id, bool *ended, cairn
     return rc;
 }
 
+/* Wait until claim number `mine` is durable: the first thread to ask syncs
+ * every claim written so far, the others wait for it, and the claims
+ * written meanwhile share the next sync (group commit, as the engine's
+ * writer does for events). */
+static int claims_durable(srv_backend *b, int64_t mine, cairn_err *err) {
+    int rc = 0;
+    pthread_mutex_lock(&b->sync_mu);
+    while (rc == 0 && b->claims_synced < mine) {
+        if (b->claims_failed) {
+            rc = cairn_err_set(err, CAIRN_EIO, "the journal's claims could not be synced");
+        } else if (b->claims_syncing) {
+            pthread_cond_wait(&b->sync_cond, &b->sync_mu);
+        } else {
+            b->claims_syncing = true;
+            pthread_mutex_unlock(&b->sync_mu);
+            pthread_mutex_lock(&b->idem_mu);
+            int64_t upto = b->claims_written;   /* every one of these has returned */
+            pthread_mutex_unlock(&b->idem_mu);
+            rc = cairn_journal_sync_claims(b->keys, err);
+            pthread_mutex_lock(&b->sync_mu);
+            b->claims_syncing = false;
+            if (rc == 0 && upto > b->claims_synced) b->claims_synced = upto;
+            b->claims_failed |= rc != 0;
+            pthread_cond_broadcast(&b->sync_cond);
+        }
+    }
+    pthread_mutex_unlock(&b->sync_mu);
+    return rc;
+}
+
 int srv_backend_claim(srv_backend *b, const char *space, const char *key, const char *value,
                       const char *replace, char **held, cairn_err *err) {
     pthread_mutex_lock(&b->idem_mu);
-    int rc = cairn_journal_claim(b->keys, space, key, value, replace, held, err);
+    int rc = cairn_journal_claim_deferred(b->keys, space, key, value, replace, held, err);
+    int64_t mine = ++b->claims_written;
     pthread_mutex_unlock(&b->idem_mu);
+    if (rc != 0 && rc != CAIRN_EEXISTS) return rc;
+    int synced = claims_durable(b, mine, err);   /* also a claim found held: it may be new */
+    if (synced) {
+        free(*held);
+        *held = NULL;
+        return synced;
+    }
     return rc;
 }
 

@@ -115,7 +115,10 @@ int srv_backend_start_as(srv_backend *b, const char *hash, jv inputs, jv trigger
  * run is durable. */
 int srv_backend_run_ended(srv_backend *b, const char *run_id, bool *ended, cairn_err *err);
 
-/* cairn_journal_claim on the backend's own connection (one at a time). */
+/* cairn_journal_claim on the backend's own connection: the claims of
+ * concurrent callers are taken one at a time and made durable together,
+ * one sync for all (cairn_journal_claim_deferred); each returns once its
+ * own is durable. */
 int srv_backend_claim(srv_backend *b, const char *space, const char *key, const char *value,
                       const char *replace, char **held, cairn_err *err);
 

@@ -3,10 +3,12 @@
  * and the fold of a resolved trigger event (engine/fold.h).
  */
 #include <pthread.h>
+#include <stdint.h>
 
 #include "actions/action.h"
 #include "common/mem.h"
 #include "engine/fold.h"
+#include "engine/journal.h"
 #include "server/backend.h"
 #include "server/hookroute.h"
 #include "test.h"
@@ -135,4 +137,44 @@ TEST(hooks_start_one_run_a_key_and_deliver_its_resolved_event) {
     srv_hooks_free(h);
     srv_backend_close(b);
     free(db);
+}
+
+static void *sync_claims(void *arg) {
+    cairn_err err;
+    return (void *)(intptr_t)cairn_journal_sync_claims(arg, &err);
+}
+
+/* Deferred claims are claims like the others to every reader at once; a
+ * sync on another thread while a claim is written is allowed, and makes
+ * what was written durable. */
+TEST(journal_deferred_claims_are_claims_and_sync_on_another_thread) {
+    char *path = cairn_sprintf("%s/j.db", test_tmpdir()), *held = NULL, *value = NULL;
+    cairn_journal_config ec = {.role = CAIRN_JOURNAL_ENGINE}, rc = {.role = CAIRN_JOURNAL_READER};
+    cairn_journal *e = NULL, *a = NULL, *b = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_journal_open(path, &ec, &e, &err), 0);   /* makes the journal */
+    CHECK_INT(cairn_journal_open(path, &rc, &a, &err), 0);
+    CHECK_INT(cairn_journal_open(path, &rc, &b, &err), 0);
+    CHECK_INT(cairn_journal_claim_deferred(a, "dedupe/w", "k1", "v1", NULL, &held, &err), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, sync_claims, a);
+    CHECK_INT(cairn_journal_claim_deferred(a, "dedupe/w", "k2", "v2", NULL, &held, &err), 0);
+    void *synced;
+    pthread_join(t, &synced);
+    CHECK_INT((intptr_t)synced, 0);
+    CHECK_INT(cairn_journal_sync_claims(a, &err), 0);
+    CHECK_INT(cairn_journal_get_claim(b, "dedupe/w", "k2", &value, &err), 0);
+    CHECK_STR(value, "v2");
+    free(value);
+    CHECK_INT(cairn_journal_claim_deferred(b, "dedupe/w", "k1", "x", NULL, &held, &err), CAIRN_EEXISTS);
+    CHECK_STR(held, "v1");
+    free(held);
+    CHECK_INT(cairn_journal_claim(b, "dedupe/w", "k1", "v3", "v1", &held, &err), 0);   /* synced */
+    CHECK_INT(cairn_journal_get_claim(a, "dedupe/w", "k1", &value, &err), 0);
+    CHECK_STR(value, "v3");
+    free(value);
+    cairn_journal_close(a);
+    cairn_journal_close(b);
+    cairn_journal_close(e);
+    free(path);
 }
