@@ -112,9 +112,9 @@ static void reload(server *s) {
         fprintf(stderr, "cairn: reload: %s; the workflows served are unchanged\n", err.msg);
         return;
     }
+    hooks_follow(s);
     fprintf(stderr, "cairn: reloaded %s: %d workflow%s loaded, %d not\n", s->o->workflows, loaded,
             loaded == 1 ? "" : "s", failed);
-    hooks_follow(s);
     if (s->o->tokens && load_tokens(s, &err) != 0)
         fprintf(stderr, "cairn: reload: %s; the tokens loaded before stay\n", err.msg);
 }

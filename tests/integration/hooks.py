@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -274,6 +275,40 @@ def start_time(pid):
         return f.read().rsplit(")", 1)[1].split()[19]
 
 
+def test_reload(s):
+    """SIGHUP: the triggers follow the workflows served, a file that no
+    longer loads keeping its previous version."""
+    d = wfdir(s, "rl", {"page.yaml": PAGE})
+    srv = Server(s, "rl", d)
+    ping = json.dumps({"alertname": "Ping", "labels": {"host": "h1"}})
+    try:
+        st, _, a = hook(srv, "generic", ping)
+        s.check(st == 201 and [e["workflow"] for e in a["started"]] == ["page"], "page takes Ping", a)
+        with open(os.path.join(d, "page.yaml"), "w") as f:
+            f.write(PAGE.replace("    match: { alertname: \"^Ping$\" }", "    match: { alertname: \"^Pong$\" }"))
+        with open(os.path.join(d, "other.yaml"), "w") as f:
+            f.write(PAGE.replace("name: page", "name: other"))
+        with open(os.path.join(d, "broken.yaml"), "w") as f:
+            f.write("cairn: 1\nname: [\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in srv.stderr(), "the reload")
+        st, _, a = hook(srv, "generic", ping)
+        s.check(st == 201 and [e["workflow"] for e in a["started"]] == ["other"],
+                "after SIGHUP: the edited trigger no longer takes Ping, the new file's does", a)
+        st, _, a = hook(srv, "generic", json.dumps({"alertname": "Pong", "labels": {"host": "h1"}}))
+        s.check(st == 201 and [e["workflow"] for e in a["started"]] == ["page"],
+                "after SIGHUP: the edited trigger takes what it now matches", a)
+        with open(os.path.join(d, "page.yaml"), "w") as f:
+            f.write("cairn: 1\nname: page\nsteps: [\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: srv.stderr().count("reloaded") == 2, "the second reload")
+        st, _, a = hook(srv, "generic", json.dumps({"alertname": "Pong", "labels": {"host": "h1"}}))
+        s.check(st == 201 and [e["workflow"] for e in a["started"]] == ["page"],
+                "a file that no longer loads keeps its previous triggers", a)
+    finally:
+        s.check(srv.stop() == 0, "reload: the server stops cleanly", srv.stderr())
+
+
 # ---- credentials ------------------------------------------------------------------------------------
 
 def sign(key, text):
@@ -526,7 +561,7 @@ def test_cli_trigger(s):
 if __name__ == "__main__":
     suite = Suite("hooks")
     only = sys.argv[1:]
-    tests = [test_every_source, test_dedupe, test_claim_left_by_a_crash, test_credentials,
+    tests = [test_every_source, test_dedupe, test_claim_left_by_a_crash, test_reload, test_credentials,
              test_tokens_mode, test_bad_input, test_cli_trigger]
     suite.run_all([t for t in tests if not only or t.__name__ in only])
     suite.finish()
