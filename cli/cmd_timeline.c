@@ -216,6 +216,15 @@ static void run_event(timeline *t, const cairn_event *ev, jv data) {
         why = error_text(data);
         note(&t->run_notes, "rolling back %s: %s", at, why);
         break;
+    case CAIRN_EV_TRIGGER_RESOLVED: {   /* the webhook's resolved event reached the run */
+        jv event = jv_object_get(jv_copy(data), jv_string("event"));
+        char *source = field_text(event, "source"), *name = field_text(event, "alertname");
+        note(&t->run_notes, "%s%s%s resolved %s", source, *source ? ": " : "", name, at);
+        free(source);
+        free(name);
+        jv_free(event);
+        break;
+    }
     default: break;
     }
     free(why);

@@ -508,6 +508,7 @@ static const view_fn view_of[] = {
     [CAIRN_EV_RUN_COMPENSATING] = on_note,
     [CAIRN_EV_RUN_PAUSED] = on_note,
     [CAIRN_EV_RUN_UNPAUSED] = on_note,
+    [CAIRN_EV_TRIGGER_RESOLVED] = on_note,
     [CAIRN_EV_RUN_SUCCEEDED] = on_run_end,
     [CAIRN_EV_RUN_FAILED] = on_run_end,
     [CAIRN_EV_RUN_CANCELLED] = on_run_end,

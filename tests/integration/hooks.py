@@ -210,6 +210,9 @@ def test_dedupe(s):
         s.check(run["outputs"]["resolved"] == "resolved" and
                 run["outputs"]["ended"] == "2026-12-07T07:21:42.000Z",
                 "the run reads the resolved event as .run.trigger.resolved", run.get("outputs"))
+        p = cairn("timeline", first, db=srv.db)
+        s.check(p.returncode == 0 and "alertmanager: HighErrorRate resolved +" in p.stdout,
+                "cairn timeline shows when the alert was resolved", p.stdout + p.stderr)
         st, _, e = hook(srv, "alertmanager", alert("aaaa000000000001", status="resolved"))
         s.check(st == 200 and e["resolved"] == [] and len(e["ignored"]) == 1,
                 "a resolved alert with no live run is ignored", e)
