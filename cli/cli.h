@@ -149,6 +149,20 @@ jv cli_real_user(void);
 int cli_hook_handoff(const cli_opts *o, const char *source, const char *body, size_t len,
                      jv *answer);
 
+/* What `run` and `fork` share (cmd_run.c).  The engine on the journal at
+ * o->db, its events printed by a new *p (live.h: the view on a terminal
+ * unless --json, else lines), SIGTERM/SIGINT asking it to stop: 0 or
+ * EXIT_JOURNAL (error printed).  Driving it to its end: 0 or EXIT_JOURNAL.
+ * The exit code of a run that was driven, read back from the journal (with
+ * print_json, the run as `show --json` prints it). */
+typedef struct cli_live cli_live;
+int cli_engine_open(const cli_opts *o, cli_live **p, cairn_engine **e);
+int cli_engine_drive(cairn_engine *e);
+int cli_run_outcome(const cli_opts *o, const char *run_id, bool print_json);
+/* Add `--input NAME=VALUE` (arg, "NAME=VALUE") to *inputs, VALUE read as
+ * the declared type of NAME in wf: 0, or EXIT_USAGE with the error printed. */
+int cli_input_arg(const cairn_workflow *wf, const char *arg, jv *inputs);
+
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);
 int cmd_run(cli_opts *o, int argc, char **argv);
@@ -171,5 +185,6 @@ int cmd_actions(cli_opts *o, int argc, char **argv);
 int cmd_trigger(cli_opts *o, int argc, char **argv);
 int cmd_token(cli_opts *o, int argc, char **argv);
 int cmd_serve(cli_opts *o, int argc, char **argv);
+int cmd_fork(cli_opts *o, int argc, char **argv);
 
 #endif

@@ -163,21 +163,22 @@ static int parse_run_args(cli_opts *o, int argc, char **argv, run_args *a) {
 static int gather_inputs(const cairn_workflow *wf, const run_args *a, jv *inputs) {
     *inputs = jv_object();
     if (a->inputs_file && read_inputs_file(a->inputs_file, inputs)) return EXIT_USAGE;
-    for (int i = 0; i < a->n_inputs; i++) {
-        char *eq = strchr(a->input_args[i], '=');
-        if (eq == NULL) return cli_usage("--input %s: expected name=value", a->input_args[i]);
-        char *name = cairn_strndup(a->input_args[i], (size_t)(eq - a->input_args[i]));
-        jv v;
-        cairn_err err;
-        int rc = cairn_workflow_parse_input(wf, name, eq + 1, &v, &err);
-        if (rc == 0) *inputs = jv_object_set(*inputs, jv_string(name), v);
-        free(name);
-        if (rc) {
-            cli_error(&err);
-            return EXIT_USAGE;
-        }
-    }
+    for (int i = 0; i < a->n_inputs; i++)
+        if (cli_input_arg(wf, a->input_args[i], inputs)) return EXIT_USAGE;
     return 0;
+}
+
+int cli_input_arg(const cairn_workflow *wf, const char *arg, jv *inputs) {
+    char *eq = strchr(arg, '=');
+    if (eq == NULL) return cli_usage("--input %s: expected name=value", arg);
+    char *name = cairn_strndup(arg, (size_t)(eq - arg));
+    jv v;
+    cairn_err err;
+    int rc = cairn_workflow_parse_input(wf, name, eq + 1, &v, &err);
+    if (rc == 0) *inputs = jv_object_set(*inputs, jv_string(name), v);
+    free(name);
+    if (rc) cli_error(&err);
+    return rc ? EXIT_USAGE : 0;
 }
 
 /* Every workflow of the set goes into the journal, so `uses: workflow` can
@@ -247,6 +248,14 @@ done:
     jv_free(inputs);
     free(a.input_args);
     return rc;
+}
+
+/* ---- shared with fork (cli.h) -------------------------------------------- */
+
+int cli_engine_open(const cli_opts *o, cli_live **p, cairn_engine **e) { return open_engine(o, p, e); }
+int cli_engine_drive(cairn_engine *e) { return drive(e); }
+int cli_run_outcome(const cli_opts *o, const char *run_id, bool print_json) {
+    return final_status(o, run_id, print_json);
 }
 
 /* ---- resume --------------------------------------------------------------- */

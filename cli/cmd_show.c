@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine.h"
+#include "engine/fork.h"
 
 static int open_ro(const cli_opts *o, cairn_journal **j) {
     cairn_err err;
@@ -60,12 +61,26 @@ static void print_progress(const char *status, int attempts, bool in_flight, jv 
     printf("\n");
 }
 
-static void show_text(const cairn_run_state *st) {
+/* "forked   from RUN at step STEP" and "forks    RUN (from STEP)" lines. */
+static void fork_lines(const cairn_run_state *st, jv forks) {
+    if (st->fork_run)
+        printf("forked   from run %s at step %s\n", st->fork_run, st->fork_step ? st->fork_step : "?");
+    jv_array_foreach(forks, i, f) {
+        jv run = jv_object_get(jv_copy(f), jv_string("run")), step = jv_object_get(f, jv_string("step"));
+        printf("%-8s %s (from step %s)\n", i ? "" : "forks", jv_string_value(run),
+               jv_get_kind(step) == JV_KIND_STRING ? jv_string_value(step) : "?");
+        jv_free(run);
+        jv_free(step);
+    }
+}
+
+static void show_text(const cairn_run_state *st, jv forks) {
     char c[40], u[40];
     time_text(st->created_ms, c, sizeof c);
     time_text(st->updated_ms, u, sizeof u);
     printf("run      %s\nworkflow %s\nstatus   %s\ncreated  %s\nupdated  %s\n", st->id,
            st->workflow ? st->workflow : "?", cairn_run_status_name(cairn_run_state_status(st)), c, u);
+    fork_lines(st, forks);
     print_value("inputs", jv_copy(st->inputs));
     if (st->status == CAIRN_RUN_SUCCEEDED) print_value("outputs", jv_copy(st->outputs));
     if (jv_get_kind(st->error) != JV_KIND_NULL) print_value("error", jv_copy(st->error));
@@ -74,6 +89,10 @@ static void show_text(const cairn_run_state *st) {
         const cairn_step_state *s = &st->steps[i];
         printf("  %-24s", st->step_ids[i]);
         print_progress(cairn_step_status_name(s->status), s->attempts, s->in_flight, s->error);
+        if (s->carried_seq > 0)
+            printf("    %-22s carried from run %s event %lld%s\n", "", st->fork_run,
+                   (long long)s->carried_seq, jv_get_kind(s->approval) == JV_KIND_OBJECT
+                                                 ? " (its approval was decided there)" : "");
         for (int k = 0; k < s->n_items; k++) {
             const cairn_item_state *it = &s->items[k];
             char label[24];
@@ -91,6 +110,7 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
     cairn_journal *j = NULL;
     if ((rc = open_ro(o, &j)) != 0) return rc;
     cairn_run_state *st = NULL;
+    jv forks = jv_invalid();
     cairn_err err;
     int keyed = cairn_journal_use_key(j, &err);
     if (keyed != 0 && keyed != CAIRN_EAUTH)   /* shown all the same: the chain is for `verify` to judge */
@@ -101,11 +121,16 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
     } else if ((rc = cairn_journal_load_run(j, run_id, &st, NULL, &err)) != 0) {
         cli_error(&err);
         rc = cli_lookup_exit(rc);
+    } else if ((rc = cairn_fork_list(j, run_id, &forks, &err)) != 0) {
+        cli_error(&err);
+        rc = EXIT_JOURNAL;
     } else if (o->json) {
-        cli_print_json(stdout, cairn_run_state_to_json(st), false);
+        jv out = cairn_run_state_to_json(st);
+        cli_print_json(stdout, jv_object_set(out, jv_string("forks"), jv_copy(forks)), false);
     } else {
-        show_text(st);
+        show_text(st, forks);
     }
+    jv_free(forks);
     cairn_run_state_free(st);
     cairn_journal_close(j);
     return rc;

@@ -133,6 +133,34 @@ static void approval_note(const timeline *t, step_line *s, const cairn_event *ev
     }
 }
 
+/* A fork's carried result (engine/fork.h): where it comes from, and the
+ * decisions of a carried approval, each marked as made in that run. */
+static void carried_note(step_line *s, const cairn_event *ev, jv data) {
+    char *run = field_text(data, "from_run"), *status = field_text(data, "status"), when[40];
+    s->ended = ev->time_ms;
+    note(&s->notes, "carried from run %s event %lld: %s there", run,
+         (long long)field_ms(data, "from_seq"), status);
+    jv approval = jv_object_get(jv_copy(data), jv_string("approval"));
+    jv decisions = jv_get_kind(approval) == JV_KIND_OBJECT
+                       ? jv_object_get(jv_copy(approval), jv_string("decisions")) : jv_null();
+    if (jv_get_kind(decisions) == JV_KIND_ARRAY) {
+        jv_array_foreach(decisions, i, d) {
+            char *dec = field_text(d, "decision"), *by = field_text(d, "by");
+            cairn_rfc3339(field_ms(d, "at"), when, sizeof when);
+            note(&s->notes, "%s by %s at %s (carried: decided in run %s)",
+                 strcmp(dec, "approve") == 0 ? "approved" : strcmp(dec, "reject") == 0 ? "rejected" : dec,
+                 by, when, run);
+            free(dec);
+            free(by);
+            jv_free(d);
+        }
+    }
+    jv_free(decisions);
+    jv_free(approval);
+    free(run);
+    free(status);
+}
+
 /* A step event: its step's line and notes. */
 static void step_event(timeline *t, step_line *s, const cairn_event *ev, jv data) {
     jv index = jv_object_get(jv_copy(data), jv_string("index"));
@@ -166,6 +194,9 @@ static void step_event(timeline *t, step_line *s, const cairn_event *ev, jv data
         break;
     case CAIRN_EV_STEP_EXPANDED:
         s->items = (int)field_ms(data, "count");
+        break;
+    case CAIRN_EV_STEP_CARRIED:
+        carried_note(s, ev, data);
         break;
     case CAIRN_EV_STEP_RETRYING:
         err = error_text(data);
@@ -271,6 +302,8 @@ static void print_timeline(timeline *t, int64_t last_ms) {
     printf("run %s: %s, %s, started %s, %s%s\n", st->id, st->workflow ? st->workflow : "?",
            cairn_run_status_name(st->status), cairn_rfc3339(t->start, when, sizeof when),
            cairn_run_status_terminal(st->status) ? "took " : "so far ", took);
+    if (st->fork_run)
+        printf("forked from run %s at step %s\n", st->fork_run, st->fork_step ? st->fork_step : "?");
     bool *done = cairn_calloc((size_t)st->n_steps + 1, sizeof *done);
     for (int i; (i = next_step(t, done)) >= 0;) {
         done[i] = true;

@@ -103,6 +103,18 @@ static int event_index(jv data) {
     return i;
 }
 
+/* A carried result's "STATUS, from run RUN event SEQ" (engine/fork.h). */
+static void carried_text(jv data, char *out, size_t len) {
+    jv status = field(data, "status"), run = field(data, "from_run"), seq = field(data, "from_seq");
+    snprintf(out, len, "%s, from run %s event %lld",
+             jv_get_kind(status) == JV_KIND_STRING ? jv_string_value(status) : "?",
+             jv_get_kind(run) == JV_KIND_STRING ? jv_string_value(run) : "?",
+             jv_get_kind(seq) == JV_KIND_NUMBER ? (long long)jv_number_value(seq) : 0LL);
+    jv_free(status);
+    jv_free(run);
+    jv_free(seq);
+}
+
 /* ---- lines ----------------------------------------------------------------- */
 
 static void print_line(cli_live *l, const cairn_event *ev, const cairn_run_state *st, jv data) {
@@ -113,6 +125,7 @@ static void print_line(cli_live *l, const cairn_event *ev, const cairn_run_state
     else snprintf(what, sizeof what, "%s", ev->step ? ev->step : "run");
     if (ev->type == CAIRN_EV_STEP_STARTED) snprintf(detail, sizeof detail, "attempt %d", ev->attempt);
     else if (ev->type == CAIRN_EV_RUN_CREATED) snprintf(detail, sizeof detail, "%s %s", st->workflow, st->id);
+    else if (ev->type == CAIRN_EV_STEP_CARRIED) carried_text(data, detail, sizeof detail);
     else error_text(data, detail, sizeof detail);
     const char *c = l->colour ? colour_of(ev->type) : "";
     fprintf(l->out, "%.12s  %-24s %s%-20s%s %s\n", when + 11, what, c,
@@ -318,7 +331,8 @@ static void step_line(view_ctx *c, const char *word, const char *detail) {
     const cairn_run_state *st = c->st;
     int n_main = c->r ? c->r->n_main : main_steps(c->l, st);
     if (c->step < n_main) snprintf(count, sizeof count, "%d/%d", done_at(st, n_main, c->ev->seq), n_main);
-    if (c->r && c->r->began_ms[c->step] > 0 && c->ev->type != CAIRN_EV_STEP_SKIPPED) {
+    if (c->r && c->r->began_ms[c->step] > 0 && c->ev->type != CAIRN_EV_STEP_SKIPPED &&
+        c->ev->type != CAIRN_EV_STEP_CARRIED) {
         cli_duration_text(c->ev->time_ms - c->r->began_ms[c->step], took, sizeof took);
         int attempts = st->steps[c->step].attempts;
         if (attempts > 1) snprintf(took + strlen(took), sizeof took - strlen(took), ", %d attempts", attempts);
@@ -347,6 +361,12 @@ static void on_step_end(view_ctx *c) {
     const char *word = c->ev->type == CAIRN_EV_STEP_SUCCEEDED ? "ok"
                        : c->ev->type == CAIRN_EV_STEP_FAILED ? "failed" : "skipped";
     step_line(c, word, detail);
+}
+
+static void on_step_carried(view_ctx *c) {
+    char detail[400];
+    carried_text(c->data, detail, sizeof detail);
+    step_line(c, "carried", detail);
 }
 
 static void on_step_retrying(view_ctx *c) {
@@ -453,7 +473,11 @@ static void on_approval_decided(view_ctx *c) {
 }
 
 static void on_run_created(view_ctx *c) {
-    if (c->st->parent) note_line(c, "run started", c->st->id);
+    if (c->st->fork_run && !c->st->parent)
+        emit(c->l, "run %s: %s, %d steps, forked from run %s at step %s", c->st->id,
+             c->st->workflow ? c->st->workflow : "?", c->r ? c->r->n_main : main_steps(c->l, c->st),
+             c->st->fork_run, c->st->fork_step ? c->st->fork_step : "?");
+    else if (c->st->parent) note_line(c, "run started", c->st->id);
     else emit(c->l, "run %s: %s, %d steps", c->st->id, c->st->workflow ? c->st->workflow : "?",
               c->r ? c->r->n_main : main_steps(c->l, c->st));
 }
@@ -498,6 +522,7 @@ static const view_fn view_of[] = {
     [CAIRN_EV_STEP_SUCCEEDED] = on_step_end,
     [CAIRN_EV_STEP_FAILED] = on_step_end,
     [CAIRN_EV_STEP_SKIPPED] = on_step_end,
+    [CAIRN_EV_STEP_CARRIED] = on_step_carried,
     [CAIRN_EV_STEP_CRASHED] = on_note,
     [CAIRN_EV_STEP_INTERRUPTED] = on_note,
     [CAIRN_EV_STEP_RETRYING] = on_step_retrying,

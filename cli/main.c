@@ -24,6 +24,8 @@ static const char usage_text[] =
     "  journal RUN [--json]               every event of a run\n"
     "  resume                             finish every unfinished run\n"
     "  cancel RUN                         stop a run and roll it back\n"
+    "  fork RUN --from STEP [--input k=v]...\n"
+    "                                     re-run an ended run from STEP, keeping the rest\n"
     "  pause RUN | unpause RUN            start no new step (running ones finish) / go on\n"
     "Approvals:\n"
     "  approvals [--json]                 pending approvals\n"
@@ -64,7 +66,7 @@ static const command commands[] = {
     {"unpause", cmd_unpause}, {"approvals", cmd_approvals}, {"approve", cmd_approve},
     {"reject", cmd_reject}, {"trigger", cmd_trigger}, {"token", cmd_token},
     {"timeline", cmd_timeline}, {"export", cmd_export}, {"import", cmd_import},
-    {"serve", cmd_serve},
+    {"serve", cmd_serve},   {"fork", cmd_fork},
 };
 
 void cli_error(const cairn_err *err) {

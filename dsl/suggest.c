@@ -59,6 +59,14 @@ const char *cairn__suggest(const char *word, const char *const *cands, int n) {
     return best;
 }
 
+const char *cairn_workflow_suggest_step(const cairn_workflow *wf, const char *id) {
+    const char **ids = cairn_calloc((size_t)wf->n_steps + 1, sizeof *ids);
+    for (int i = 0; i < wf->n_steps; i++) ids[i] = wf->steps[i].id;
+    const char *hint = cairn__suggest(id, ids, wf->n_steps);
+    free(ids);
+    return hint;
+}
+
 static bool listed(const char *const *list, const char *s) {
     for (; list && *list; list++)
         if (strcmp(*list, s) == 0) return true;

@@ -240,6 +240,10 @@ int cairn_workflow_parse_input(const cairn_workflow *wf, const char *name,
  * step that needs it.  Returns CAIRN_EINVAL for another format. */
 int cairn_workflow_graph(const cairn_workflow *wf, const char *format, FILE *out);
 
+/* The id of one of wf's steps (of `steps`, not on_failure) a typo away from
+ * id, for a did-you-mean; or NULL.  Borrowed from wf. */
+const char *cairn_workflow_suggest_step(const cairn_workflow *wf, const char *id);
+
 /* Parse a duration ("250ms", "1h30m"); returns 0 and *ms, or CAIRN_EINVAL. */
 int cairn_duration_parse(const char *s, int64_t *ms);
 

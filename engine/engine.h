@@ -57,6 +57,7 @@
  *   retry.c     retries and `until`.   carried.c  steps the engine
  *   approval.c, wait.c, child.c        carries out itself, by action.
  *   recover.c   taking runs over from the journal, on_crash.
+ *   fork.c      a new run of an ended one from one of its steps (fork.h).
  *   orphan.c    attempts' process groups.
  *   batch.c     events and batches handed to the writer.
  *   writer.c    the writer and syncer threads.  pool.c  the workers.

@@ -352,6 +352,11 @@ const eng_carried *eng_carried_for(const cairn_action *action);   /* NULL: an at
  * receives it).  inputs and trigger are consumed. */
 int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
                   char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
+/* eng_start_run's first half: journal run_created (extra: more members of
+ * its data, an object, or jv_null(); consumed) and hold the run, *out;
+ * nothing is scheduled (a fork appends its carried results first). */
+int eng_create_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                   jv extra, char run_id[CAIRN_RUN_ID_MAX], eng_run **out, cairn_err *err);
 void eng_run_rebuild(cairn_engine *e, eng_run *r);   /* after a fold from the journal */
 void eng_schedule(cairn_engine *e, eng_run *r);      /* start what is ready, or end the run */
 void eng_step_done(cairn_engine *e, eng_run *r, int step);

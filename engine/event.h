@@ -15,7 +15,10 @@
  * `cairn verify` finds it.  Exported chain heads also catch a cut-off tail.
  *
  * Event types and their data (every field not marked optional is present):
- *   run_created        {workflow, def_hash, inputs, trigger, parent?}
+ *   run_created        {workflow, def_hash, inputs, trigger, parent?, fork?}
+ *                                                           fork: {run, step}, a run
+ *                                                           forked from an ended one
+ *                                                           (`cairn fork`, engine/fork.c)
  *   step_started       {input, idempotency_key, index?}     attempt >= 1
  *   step_succeeded     {output, index?}
  *   step_failed        {error: {kind, message}, index?}    final for the step/item
@@ -56,6 +59,19 @@
  *   child_started      {child}                              a `workflow` step waits for
  *                                                           its child run (journaled in
  *                                                           the same commit)
+ *   step_carried       {from_run, from_seq, status,         a fork's step takes the
+ *                       output, error, attempts,            result the run it was forked
+ *                       approval?, child?}                  from recorded: from_seq is the
+ *                                                           event there that ended the step;
+ *                                                           status succeeded, skipped or
+ *                                                           failed (continue_on_error);
+ *                                                           approval: its decisions as
+ *                                                           made there; child: its child
+ *                                                           run.  Only right after
+ *                                                           run_created{fork} or another
+ *                                                           step_carried, in the commit of
+ *                                                           run_created: a fork's carried
+ *                                                           results are durable with it
  *   run_cancel_requested {by?}
  *   run_paused         {}                                   start no new step (running
  *   run_unpaused       {}                                   attempts finish); carry on.
@@ -118,7 +134,8 @@
     X(RUN_FAILED,           "run_failed")               \
     X(RUN_CANCELLED,        "run_cancelled")            \
     X(STEP_SPAWNED,         "step_spawned")             \
-    X(TRIGGER_RESOLVED,     "trigger_resolved")   /* last: the commit log stores the number */
+    X(TRIGGER_RESOLVED,     "trigger_resolved")         \
+    X(STEP_CARRIED,         "step_carried")   /* new types go last: the commit log stores the number */
 
 typedef enum {
     CAIRN_EV_NONE = 0,

@@ -89,6 +89,8 @@ void cairn_run_state_free(cairn_run_state *st) {
     free(st->workflow);
     free(st->def_hash);
     free(st->parent);
+    free(st->fork_run);
+    free(st->fork_step);
     jv_free(st->inputs);
     jv_free(st->trigger);
     jv_free(st->outputs);
@@ -168,6 +170,14 @@ static void apply_run_created(cairn_run_state *st, const fold_ev *ev) {
     st->workflow = field_str(ev, "workflow");
     st->def_hash = field_str(ev, "def_hash");
     st->parent = field_str(ev, "parent");
+    jv fork = field(ev, "fork");
+    if (jv_get_kind(fork) == JV_KIND_OBJECT) {
+        fold_ev in = *ev;
+        in.data = fork;
+        st->fork_run = field_str(&in, "run");
+        st->fork_step = field_str(&in, "step");
+    }
+    jv_free(fork);
     set_jv(&st->inputs, field(ev, "inputs"));
     set_jv(&st->trigger, field(ev, "trigger"));
     st->created_ms = ev->time_ms;
@@ -349,6 +359,38 @@ static int apply_expanded(cairn_step_state *s, const fold_ev *ev, cairn_err *err
     return 0;
 }
 
+/* A fork's step takes the result the run it was forked from recorded: no
+ * attempt, done at once.  Only at the fork's start (fold.h), as a step,
+ * never an item. */
+static int apply_carried(cairn_run_state *st, cairn_step_state *s, int index, const fold_ev *ev,
+                         cairn_err *err) {
+    static const cairn_step_status may[] = {CAIRN_STEP_SUCCEEDED, CAIRN_STEP_SKIPPED,
+                                            CAIRN_STEP_FAILED};
+    if (st->fork_run == NULL || ev->seq != st->n_carried + 2 || index >= 0)
+        return corrupt(ev, err, "a carried result outside a fork's first events");
+    char *status = field_str(ev, "status");
+    int k = 0;
+    while (k < 3 && !(status && strcmp(status, cairn_step_status_name(may[k])) == 0)) k++;
+    free(status);
+    int64_t from = field_ms(ev, "from_seq");
+    if (k == 3 || from <= 0) return corrupt(ev, err, "a carried result needs a status and from_seq");
+    s->status = may[k];
+    s->attempts = (int)field_ms(ev, "attempts");
+    set_jv(&s->output, field(ev, "output"));
+    set_jv(&s->error, field(ev, "error"));
+    if (!jv_is_valid(s->output)) set_jv(&s->output, jv_null());
+    if (!jv_is_valid(s->error)) set_jv(&s->error, jv_null());
+    jv approval = field(ev, "approval");
+    set_jv(&s->approval, jv_get_kind(approval) == JV_KIND_OBJECT ? approval : (jv_free(approval), jv_null()));
+    char *child = field_str(ev, "child");
+    snprintf(s->child, sizeof s->child, "%s", child ? child : "");
+    free(child);
+    s->carried_seq = from;
+    s->done_seq = ev->seq;
+    st->n_carried++;
+    return 0;
+}
+
 /* Keep a foreach's counts of succeeded and failed items as one item moves
  * into (delta 1) or out of (delta -1) status. */
 static void count_items(cairn_step_state *s, cairn_step_status status, int delta) {
@@ -377,7 +419,8 @@ static unsigned from_statuses(cairn_event_type t) {
     case CAIRN_EV_STEP_CRASHED: return FROM(RUNNING) | FROM(WAITING);
     case CAIRN_EV_STEP_INTERRUPTED: return FROM(RUNNING);
     case CAIRN_EV_STEP_SKIPPED:
-    case CAIRN_EV_STEP_EXPANDED: return FROM(PENDING);
+    case CAIRN_EV_STEP_EXPANDED:
+    case CAIRN_EV_STEP_CARRIED: return FROM(PENDING);
     case CAIRN_EV_APPROVAL_DECIDED:
     case CAIRN_EV_APPROVAL_ESCALATED: return FROM(WAITING);
     case CAIRN_EV_STEP_FAILED:
@@ -432,6 +475,7 @@ static int apply_step(cairn_run_state *st, const fold_ev *ev, cairn_err *err) {
         return 0;
     }
     if (ev->type == CAIRN_EV_STEP_EXPANDED) return apply_expanded(s, ev, err);
+    if (ev->type == CAIRN_EV_STEP_CARRIED) return apply_carried(st, s, idx, ev, err);
     if (ev->type == CAIRN_EV_STEP_SKIPPED) {
         s->status = CAIRN_STEP_SKIPPED;
         s->done_seq = ev->seq;
@@ -584,7 +628,7 @@ static jv item_json(const cairn_item_state *it, int index) {
     return jv_object_set(io, jv_string("error"), jv_copy(it->error));
 }
 
-static jv step_json(const cairn_step_state *s) {
+static jv step_json(const cairn_run_state *st, const cairn_step_state *s) {
     jv o = jv_object();
     o = jv_object_set(o, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
     o = jv_object_set(o, jv_string("attempts"), jv_number(s->attempts));
@@ -593,6 +637,11 @@ static jv step_json(const cairn_step_state *s) {
     if (jv_get_kind(s->approval) == JV_KIND_OBJECT)
         o = jv_object_set(o, jv_string("approval"), cairn_approval_to_json(s->approval));
     if (s->child[0]) o = jv_object_set(o, jv_string("child"), jv_string(s->child));
+    if (s->carried_seq > 0) {
+        jv from = jv_object_set(jv_object(), jv_string("run"), jv_string(st->fork_run));
+        o = jv_object_set(o, jv_string("carried"),
+                          jv_object_set(from, jv_string("seq"), jv_number((double)s->carried_seq)));
+    }
     if (s->expanded) {
         jv items = jv_array();
         for (int i = 0; i < s->n_items; i++) items = jv_array_append(items, item_json(&s->items[i], i));
@@ -610,11 +659,16 @@ jv cairn_run_state_to_json(const cairn_run_state *st) {
     o = jv_object_set(o, jv_string("outputs"), jv_copy(st->outputs));
     o = jv_object_set(o, jv_string("error"), jv_copy(st->error));
     if (st->parent) o = jv_object_set(o, jv_string("parent"), jv_string(st->parent));
+    if (st->fork_run) {
+        jv fork = jv_object_set(jv_object(), jv_string("run"), jv_string(st->fork_run));
+        fork = jv_object_set(fork, jv_string("step"), jv_string(st->fork_step ? st->fork_step : ""));
+        o = jv_object_set(o, jv_string("fork"), fork);
+    }
     o = jv_object_set(o, jv_string("paused"), jv_bool(st->paused));
     o = jv_object_set(o, jv_string("created_at"), time_json(st->created_ms));
     o = jv_object_set(o, jv_string("updated_at"), time_json(st->updated_ms));
     jv steps = jv_object();
     for (int i = 0; i < st->n_steps; i++)
-        steps = jv_object_set(steps, jv_string(st->step_ids[i]), step_json(&st->steps[i]));
+        steps = jv_object_set(steps, jv_string(st->step_ids[i]), step_json(st, &st->steps[i]));
     return jv_object_set(o, jv_string("steps"), steps);
 }

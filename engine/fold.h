@@ -16,6 +16,8 @@
  *        |                        \--step_interrupted: stays running, in flight
  *        +--step_skipped--> skipped
  *        +--step_expanded--> running (foreach: items pending)
+ *        +--step_carried--> succeeded | skipped | failed  (a fork: the result
+ *                           the run it was forked from recorded; no attempt)
  *     any not done --run_cancelled--> cancelled
  *
  * "In flight" means an attempt has a step_started and no ending event: after
@@ -34,7 +36,9 @@
  * run and the event's seq): the first event is run_created; seq increases
  * by exactly one; step events name a known step and a valid item index; a
  * step_expanded's item list, when it has one, holds `count` items; no event
- * follows a terminal run event; and every step event finds its step (or
+ * follows a terminal run event; step_carried comes only in a fork
+ * (run_created with `fork`), right after run_created or another
+ * step_carried, with a status it may carry; and every step event finds its step (or
  * item) in a state the machine above leaves by it:
  *
  *     step_started                          pending, waiting
@@ -42,7 +46,8 @@
  *     step_crashed                          running, waiting (an on_crash ask
  *                                           answered "run it again")
  *     step_interrupted                      running
- *     step_skipped, step_expanded           pending
+ *     step_skipped, step_expanded,          pending
+ *     step_carried
  *     approval_decided, approval_escalated  waiting
  *     step_failed, step_retrying, step_waiting,
  *     approval_requested, child_started     pending, running, waiting
@@ -117,6 +122,9 @@ typedef struct cairn_step_state {
     jv approval;                   /* an open or decided approval: the request, with
                                       "approvals" (names so far) and "decision"; or null */
     int64_t done_seq;              /* seq of the event that made it done; 0 if not */
+    int64_t carried_seq;           /* step_carried: the event of the run forked from
+                                      (cairn_run_state.fork_run) that ended it there; 0 if
+                                      the step is this run's own */
 } cairn_step_state;
 
 /* A process group an attempt started (step_spawned), kept while the attempt
@@ -132,6 +140,9 @@ typedef struct cairn_spawned {
 typedef struct cairn_run_state {
     char id[CAIRN_RUN_ID_MAX];
     char *workflow, *def_hash, *parent;
+    char *fork_run, *fork_step;           /* a fork: the run and step it was forked
+                                             from (run_created's fork), else NULL */
+    int n_carried;                        /* its step_carried events */
     cairn_run_status status;
     bool cancel_requested;
     bool paused;                          /* run_paused, until run_unpaused */
@@ -182,9 +193,12 @@ cairn_run_status cairn_run_state_status(const cairn_run_state *st);
 
 /* The run as `cairn show --json` gives it:
  * {id, workflow, status, inputs, outputs, error, created_at, updated_at,
+ *  fork?: {run, step},
  *  steps: {id: {status, attempts, output, error, approval?, child?,
+ *              carried?: {run, seq},
  *              items?: [{index, status, attempts, in_flight, output, error}]}}}
- * (items: a foreach step's, once expanded).  Times are RFC 3339 in
+ * (items: a foreach step's, once expanded; carried: a fork's step whose
+ * result is the one that event of that run recorded).  Times are RFC 3339 in
  * UTC with milliseconds ("2026-12-07T05:05:04.527Z"), as in every JSON
  * output of the CLI. */
 jv cairn_run_state_to_json(const cairn_run_state *st);

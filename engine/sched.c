@@ -27,8 +27,8 @@
 
 /* ---- starting a run --------------------------------------------------------- */
 
-int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
-                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+int eng_create_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                   jv extra, char run_id[CAIRN_RUN_ID_MAX], eng_run **out, cairn_err *err) {
     jv checked = jv_invalid();
     int rc = cairn_workflow_check_inputs(plan->wf, inputs, &checked, err);
     jv_free(inputs);
@@ -36,11 +36,12 @@ int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const 
     if (rc) {
         jv_free(checked);
         jv_free(trigger);
+        jv_free(extra);
         return rc;
     }
     if (run_id[0] == '\0') cairn_new_run_id(run_id);
     eng_run *r = eng_run_new(plan, run_id);
-    jv data = jv_object();
+    jv data = jv_get_kind(extra) == JV_KIND_OBJECT ? extra : (jv_free(extra), jv_object());
     data = jv_object_set(data, jv_string("workflow"), jv_string(plan->wf->name));
     data = jv_object_set(data, jv_string("def_hash"), jv_string(plan->wf->sha256));
     data = jv_object_set(data, jv_string("inputs"), checked);
@@ -52,6 +53,15 @@ int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const 
         return CAIRN_ECORRUPT;
     }
     eng_add_run(e, r);
+    *out = r;
+    return 0;
+}
+
+int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const char *parent,
+                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+    eng_run *r = NULL;
+    int rc = eng_create_run(e, plan, inputs, trigger, parent, jv_null(), run_id, &r, err);
+    if (rc) return rc;
     eng_run_rebuild(e, r);
     eng_schedule(e, r);
     return 0;
