@@ -190,3 +190,50 @@ TEST(fold_refuses_a_transition_from_a_state_it_does_not_leave) {
     CHECK_INT(st->steps[0].items[1].status, CAIRN_STEP_SUCCEEDED);
     cairn_run_state_free(st);
 }
+
+#define FORK_CREATED "{\"fork\":{\"run\":\"r0\",\"step\":\"c\"},\"inputs\":{},\"trigger\":{},\"workflow\":\"w\"}"
+
+TEST(fold_takes_carried_results_at_a_forks_start) {
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, FORK_CREATED, 0);
+    CHECK_STR(st->fork_run, "r0");
+    CHECK_STR(st->fork_step, "c");
+    apply(st, 2, CAIRN_EV_STEP_CARRIED, "a", 0,
+          "{\"approval\":{\"decisions\":[{\"by\":\"ann\"}]},\"attempts\":2,\"child\":\"k1\","
+          "\"error\":null,\"from_run\":\"r0\",\"from_seq\":7,\"output\":{\"v\":3},\"status\":\"succeeded\"}", 0);
+    apply(st, 3, CAIRN_EV_STEP_CARRIED, "b", 0,
+          "{\"from_run\":\"r0\",\"from_seq\":4,\"output\":null,\"status\":\"skipped\"}", 0);
+    const cairn_step_state *a = &st->steps[1];
+    CHECK_INT(a->status, CAIRN_STEP_SUCCEEDED);
+    CHECK_INT(a->attempts, 2);
+    CHECK(!a->in_flight);
+    CHECK_INT(a->carried_seq, 7);
+    CHECK_INT(a->done_seq, 2);
+    CHECK_STR(a->child, "k1");
+    CHECK_INT(jv_get_kind(a->approval), JV_KIND_OBJECT);
+    CHECK_INT(st->steps[0].status, CAIRN_STEP_SKIPPED);
+    apply(st, 4, CAIRN_EV_STEP_STARTED, "a", 1, "{}", CAIRN_ECORRUPT);   /* carried: done */
+    apply(st, 4, CAIRN_EV_STEP_STARTED, "c", 1, "{}", 0);
+    jv s = jv_dump_string(cairn_run_state_to_json(st), JV_PRINT_SORTED);
+    CHECK_CONTAINS(jv_string_value(s), "\"carried\":{\"run\":\"r0\",\"seq\":7}");
+    CHECK_CONTAINS(jv_string_value(s), "\"fork\":{\"run\":\"r0\",\"step\":\"c\"}");
+    jv_free(s);
+    cairn_run_state_free(st);
+}
+
+TEST(fold_refuses_carried_results_outside_a_forks_start) {
+    const char *carried = "{\"from_run\":\"r0\",\"from_seq\":4,\"status\":\"succeeded\"}";
+    cairn_run_state *st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, "{\"workflow\":\"w\"}", 0);
+    apply(st, 2, CAIRN_EV_STEP_CARRIED, "a", 0, carried, CAIRN_ECORRUPT);   /* not a fork */
+    cairn_run_state_free(st);
+    st = cairn_run_state_new("r1", ids, 3);
+    apply(st, 1, CAIRN_EV_RUN_CREATED, NULL, 0, FORK_CREATED, 0);
+    apply(st, 2, CAIRN_EV_STEP_CARRIED, "a", 0,
+          "{\"from_run\":\"r0\",\"from_seq\":4,\"status\":\"running\"}", CAIRN_ECORRUPT);
+    apply(st, 2, CAIRN_EV_STEP_CARRIED, "a", 0, "{\"from_run\":\"r0\",\"status\":\"succeeded\"}",
+          CAIRN_ECORRUPT);   /* from no event */
+    apply(st, 2, CAIRN_EV_STEP_STARTED, "b", 1, "{}", 0);
+    apply(st, 3, CAIRN_EV_STEP_CARRIED, "a", 0, carried, CAIRN_ECORRUPT);   /* after a step began */
+    cairn_run_state_free(st);
+}
