@@ -6,9 +6,8 @@
  * Which steps run again.  The seeds are STEP and every step of `steps`
  * whose result in the old run cannot stand: it failed (without
  * continue_on_error), was cancelled, never ran (pending, or skipped because
- * the run failed first), its compensate body ran (its effect was undone),
- * or its recorded output or error holds a masked secret ("***": the value
- * the steps after it would read is gone from the journal).  Every step that
+ * the run failed first), or its compensate body ran (its effect was
+ * undone).  Every step that
  * needs a step that runs again (through `needs`, transitively; a step's
  * expressions read only its `needs` ancestors, dsl/refs.c) runs again too.
  * Every other step of `steps` is carried: a step_carried event (event.h)
@@ -24,7 +23,11 @@
  * follow in the same commit, in the order the old run ended those steps
  * (the rollback's order depends on it).  Inputs are the old run's, each
  * --input replacing one, checked as a new run's are; an input the old
- * journal holds masked must be given again.  The trigger is the old run's
+ * journal holds masked ("***": it held a secret's value) must be given
+ * again, since the run's steps read the real value.  Secrets are never
+ * carried: a step that runs again reads .secrets from the store, as any
+ * run's step does; a carried output holds secrets masked, as the engine
+ * hands every step's output to the steps after it.  The trigger is the old run's
  * (a step that reads the alert that started it reads the same alert), with
  * `user` the person who forks: the self-approval rule applies to them.
  *
