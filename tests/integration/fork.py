@@ -309,13 +309,39 @@ steps:
     refused("a run that has not ended", [running, "--from", "nap"], ["has ended", running])
 
 
+def test_fork_beside_a_server_holding_the_journal(s):
+    d, wf, db = chain(s, "served")
+    old = first_run(s, d, wf, db, 1)
+    port_file = os.path.join(d, "port")
+    srv = subprocess.Popen([CAIRN, "--db", db, "serve", "--workflows", d, "--listen", "127.0.0.1:0",
+                            "--port-file", port_file], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), "the server")
+        open(os.path.join(d, "ok"), "w").close()
+        p, new = fork(db, old, "build")
+        s.check(p.returncode == 0 and new["status"] == "succeeded" and
+                carried(new) == ["after_side", "prep", "side"],
+                "a fork beside a server runs here to its end", p.stderr[-300:])
+        port = open(port_file).read().strip()
+        body = subprocess.run(["curl", "-s", "http://127.0.0.1:%s/v1/runs/%s" % (port, new["id"])],
+                              capture_output=True, text=True, timeout=30).stdout
+        got = json.loads(body) if body.startswith("{") else {}
+        s.check(got.get("status") == "succeeded" and got.get("fork", {}).get("run") == old,
+                "the server sees the fork in the journal", body[:300])
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(timeout=60)
+
+
 def main():
     s = Suite("fork")
     s.run_all([test_fork_of_a_failed_run_from_the_failed_step,
                test_fork_from_the_middle_of_a_succeeded_run, test_the_link_both_ways,
                test_kill_during_the_fork_then_resume, test_foreach_approval_and_child_are_carried,
                test_compensated_steps_run_again_and_secrets_come_from_the_store,
-               test_bad_input_is_refused_before_anything_is_journaled])
+               test_bad_input_is_refused_before_anything_is_journaled,
+               test_fork_beside_a_server_holding_the_journal])
     s.finish()
 
 
