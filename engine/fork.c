@@ -211,7 +211,9 @@ static int link_fork(cairn_journal *j, const char *from_run, const char *run_id,
     char space[CAIRN_RUN_ID_MAX + sizeof CAIRN_FORK_SPACE], key[24];
     snprintf(space, sizeof space, "%s%s", CAIRN_FORK_SPACE, from_run);
     jv v = jv_object_set(jv_object(), jv_string("run"), jv_string(run_id));
-    char *value = cairn_json_text(jv_object_set(v, jv_string("step"), jv_string(step)));
+    v = jv_object_set(v, jv_string("step"), jv_string(step));
+    char *value = cairn_json_text(v);
+    jv_free(v);
     int rc = CAIRN_EEXISTS;
     for (long n = 0; rc == CAIRN_EEXISTS; n++) {   /* the first key free; a race takes the next */
         char *held = NULL;
