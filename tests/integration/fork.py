@@ -266,6 +266,9 @@ steps:
     p = cairn("fork", old, "--from", "use", db=db, env=env)
     s.check(p.returncode == 2 and "input 'password'" in p.stderr and run_ids(db) == runs,
             "an input journaled masked is not carried as if real: it must be given again", p.stderr)
+    p = cairn("fork", old, "--from", "made#compensate", "--input", "password=x", db=db, env=env)
+    s.check(p.returncode == 2 and "runs only in a rollback" in p.stderr and run_ids(db) == runs,
+            "a compensate body is no step to fork from", p.stderr)
     p = cairn("fork", old, "--from", "use", "--input", "password=given-again", db=db, env=env)
     s.check(p.returncode == 0, "the fork succeeds", p.stderr[-300:])
     s.check(log(d).count("made") == 2 and "step made runs again: its compensate body ran" in p.stderr,
