@@ -162,6 +162,9 @@ int cli_run_outcome(const cli_opts *o, const char *run_id, bool print_json);
 /* Add `--input NAME=VALUE` (arg, "NAME=VALUE") to *inputs, VALUE read as
  * the declared type of NAME in wf: 0, or EXIT_USAGE with the error printed. */
 int cli_input_arg(const cairn_workflow *wf, const char *arg, jv *inputs);
+/* Add the members of `--inputs-file` path (a JSON object, at most 1 MiB)
+ * to *inputs: 0, or EXIT_USAGE with the error printed. */
+int cli_inputs_file(const char *path, jv *inputs);
 
 int cmd_check(cli_opts *o, int argc, char **argv);
 int cmd_graph(cli_opts *o, int argc, char **argv);

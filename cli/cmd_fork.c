@@ -2,7 +2,8 @@
  * cmd_fork.c - `cairn fork RUN --from STEP [--input NAME=VALUE]...`: a new
  * run of RUN's pinned definition that runs STEP and what depends on it for
  * real and carries the recorded results of the rest (engine/fork.h), then
- * drives it to its end here, printed as `run` prints its own.
+ * drives it to its end here, printed as `run` prints its own, with run's
+ * options for inputs and output.
  *
  * Beside a `cairn serve` holding the journal the fork still runs in this
  * process, as `cairn resume` does: a second engine commits straight to the
@@ -16,10 +17,11 @@
 #include "common/mem.h"
 #include "engine/fork.h"
 
-#define FORK_USAGE "usage: cairn fork RUN --from STEP [--input NAME=VALUE]... [--json] [--db PATH]"
+#define FORK_USAGE \
+    "usage: cairn fork RUN --from STEP [--input NAME=VALUE]... [--inputs-file F] [--json] [--db PATH]"
 
 typedef struct {
-    const char *run, *step;
+    const char *run, *step, *inputs_file;
     char **input_args;
     int n_inputs;
 } fork_args;
@@ -31,6 +33,7 @@ static int parse_fork_args(cli_opts *o, int argc, char **argv, fork_args *a) {
         if (cli_common_opt(o, argc, argv, &i)) continue;
         if ((v = cli_opt_value(argc, argv, &i, "--input")) != NULL) a->input_args[a->n_inputs++] = (char *)v;
         else if ((v = cli_opt_value(argc, argv, &i, "--from")) != NULL) a->step = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--inputs-file")) != NULL) a->inputs_file = v;
         else if (argv[i][0] == '-') return cli_usage("fork: unknown option '%s'", argv[i]);
         else if (a->run) return cli_usage("fork: one run at a time");
         else a->run = argv[i];
@@ -39,8 +42,9 @@ static int parse_fork_args(cli_opts *o, int argc, char **argv, fork_args *a) {
     return 0;
 }
 
-/* The --input values, each read as the declared type of its input in the
- * definition RUN is pinned to (read from the journal, hash-checked). */
+/* The inputs given: --inputs-file's, then each --input read as the
+ * declared type of its input in the definition RUN is pinned to (read from
+ * the journal, hash-checked). */
 static int gather_inputs(const cli_opts *o, const fork_args *a, jv *inputs) {
     cairn_journal *j = NULL;
     cairn_run_state *st = NULL;
@@ -53,6 +57,7 @@ static int gather_inputs(const cli_opts *o, const fork_args *a, jv *inputs) {
         rc = cli_lookup_exit(rc);
     }
     *inputs = jv_object();
+    if (rc == 0 && a->inputs_file) rc = cli_inputs_file(a->inputs_file, inputs);
     for (int i = 0; rc == 0 && i < a->n_inputs; i++) rc = cli_input_arg(wf, a->input_args[i], inputs);
     cairn_workflow_free(wf);
     cairn_run_state_free(st);

@@ -257,6 +257,7 @@ int cli_engine_drive(cairn_engine *e) { return drive(e); }
 int cli_run_outcome(const cli_opts *o, const char *run_id, bool print_json) {
     return final_status(o, run_id, print_json);
 }
+int cli_inputs_file(const char *path, jv *inputs) { return read_inputs_file(path, inputs); }
 
 /* ---- resume --------------------------------------------------------------- */
 

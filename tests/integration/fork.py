@@ -81,15 +81,16 @@ def test_fork_of_a_failed_run_from_the_failed_step(s):
             "the first run fails at build", str(log(d)))
     open(os.path.join(d, "ok"), "w").close()
     before = len(log(d))
-    p, new = fork(db, old, "build", "--input", "who=second")
+    f = write(s, "failed/in.json", '{"n": 5, "who": "not this"}')
+    p, new = fork(db, old, "build", "--inputs-file", f, "--input", "who=second")
     s.check(p.returncode == 0 and new and new["status"] == "succeeded",
             "the fork from the failed step ends succeeded", p.stderr[-400:])
     again = log(d)[before:]
-    s.check(sorted(again) == ["build second 1", "ship prepared"],
+    s.check(sorted(again) == ["build second 5", "ship prepared"],
             "only build and what needs it ran again; ship read prep's carried output", str(again))
     s.check(carried(new) == ["after_side", "prep", "side"], "the other steps are carried",
             str(carried(new)))
-    s.check(new["inputs"] == {"who": "second", "n": 1}, "new inputs replace the old, the rest kept",
+    s.check(new["inputs"] == {"who": "second", "n": 5}, "new inputs replace the old ones",
             str(new["inputs"]))
 
 
@@ -109,6 +110,8 @@ def test_fork_from_the_middle_of_a_succeeded_run(s):
     s.check(p.returncode == 0 and sorted(again) == ["after_side", "side"] and
             carried(new) == ["build", "prep", "ship"],
             "a fork from an independent branch re-runs that branch only", str(again) + str(carried(new)))
+    s.check(new["inputs"] == {"who": "first", "n": 7}, "an input not given keeps its old value",
+            str(new["inputs"]))
     s.check(any("build is carried: it reads .inputs" in l for l in p.stderr.splitlines()),
             "a carried step that reads changed inputs is named", p.stderr[-400:])
 
