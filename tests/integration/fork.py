@@ -5,9 +5,11 @@ journal; the journal is read for the links both ways and for the carried
 results' origin events."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
@@ -183,6 +185,34 @@ steps:
             "the real step cut short ran again and the rest went on", str(log(d)))
 
 
+def test_kill_at_random_moments_of_forks(s):
+    """FORK_TRIALS times: kill -9 a fork at a random moment, resume, and
+    check that the carried steps never ran again, the fork ended
+    succeeded, and the old run names it exactly when its run exists."""
+    d, wf, db = chain(s, "random")
+    old = first_run(s, d, wf, db, 1)
+    open(os.path.join(d, "ok"), "w").close()
+    base = log(d)
+    for n in range(int(os.environ.get("FORK_TRIALS", "8"))):
+        proc = subprocess.Popen([CAIRN, "--db", db, "fork", old, "--from", "build"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(0.0, 0.25))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        p = cairn("resume", db=db)
+        forks = [r for r in cairn_json("runs", db=db)[0] if r["id"] != old]
+        named = [f["run"] for f in show(db, old)["forks"]]
+        s.check(p.returncode == 0 and all(r["status"] == "succeeded" for r in forks),
+                "trial %d: every fork ends succeeded after resume" % n, str(forks) + p.stderr[-200:])
+        s.check(sorted(named) == sorted(r["id"] for r in forks),
+                "trial %d: the old run names exactly the forks that exist" % n, str(named))
+        s.check(log(d)[:len(base)] == base and
+                all(l not in ("prep", "side", "after_side") for l in log(d)[len(base):]),
+                "trial %d: no carried step ran again" % n, str(log(d)[len(base):]))
+    v = cairn("verify", db=db)
+    s.check(v.returncode == 0, "the journal verifies after the kills", v.stdout[-300:])
+
+
 def test_foreach_approval_and_child_are_carried(s):
     d = s.path("kinds")
     os.makedirs(d)
@@ -342,9 +372,11 @@ def test_fork_beside_a_server_holding_the_journal(s):
 
 def main():
     s = Suite("fork")
+    random.seed(os.environ.get("CRASH_SEED", str(os.getpid())))
     s.run_all([test_fork_of_a_failed_run_from_the_failed_step,
                test_fork_from_the_middle_of_a_succeeded_run, test_the_link_both_ways,
-               test_kill_during_the_fork_then_resume, test_foreach_approval_and_child_are_carried,
+               test_kill_during_the_fork_then_resume, test_kill_at_random_moments_of_forks,
+               test_foreach_approval_and_child_are_carried,
                test_compensated_steps_run_again_and_secrets_come_from_the_store,
                test_bad_input_is_refused_before_anything_is_journaled,
                test_fork_beside_a_server_holding_the_journal])
