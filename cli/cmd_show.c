@@ -125,8 +125,9 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
         cli_error(&err);
         rc = EXIT_JOURNAL;
     } else if (o->json) {
-        jv out = cairn_run_state_to_json(st);
-        cli_print_json(stdout, jv_object_set(out, jv_string("forks"), jv_copy(forks)), false);
+        jv out = cairn_run_state_to_json(st);   /* as `run --json` prints it, and forks if any */
+        if (jv_array_length(jv_copy(forks)) > 0) out = jv_object_set(out, jv_string("forks"), jv_copy(forks));
+        cli_print_json(stdout, out, false);
     } else {
         show_text(st, forks);
     }

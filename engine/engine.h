@@ -63,7 +63,7 @@
  *   writer.c    the writer and syncer threads.  pool.c  the workers.
  *   journal*.c, store*.c, clog.c  the journal (journal.h is the door).
  *
- * Who calls whom: engine.c and recover.c and commands.c from above; the
+ * Who calls whom: engine.c, recover.c, commands.c and fork.c from above; the
  * step logic (sched, attempt, carried, approval, wait, child, retry) calls
  * round in circles of at most five files (scripts/call_cycles.py, run by
  * `make test`); below it durable, runs, timer, batch, inbox, writer, pool

@@ -201,7 +201,7 @@ def test_kill_at_random_moments_of_forks(s):
         proc.wait()
         p = cairn("resume", db=db)
         forks = [r for r in cairn_json("runs", db=db)[0] if r["id"] != old]
-        named = [f["run"] for f in show(db, old)["forks"]]
+        named = [f["run"] for f in show(db, old).get("forks", [])]
         s.check(p.returncode == 0 and all(r["status"] == "succeeded" for r in forks),
                 "trial %d: every fork ends succeeded after resume" % n, str(forks) + p.stderr[-200:])
         s.check(sorted(named) == sorted(r["id"] for r in forks),
@@ -328,7 +328,7 @@ def test_bad_input_is_refused_before_anything_is_journaled(s):
     refused("an input of the wrong type", [old, "--from", "build", "--input", "n=many"], ["n"])
     refused("an unknown input", [old, "--from", "build", "--input", "nope=1"], ["nope"])
     refused("an input without =", [old, "--from", "build", "--input", "who"], ["name=value"])
-    s.check(show(db, old)["forks"] == [], "no fork is named after refusals")
+    s.check("forks" not in show(db, old), "no fork is named after refusals")
     # a run that has not ended: killed while its step sleeps
     slow = write(s, "bad/slow.yaml", """cairn: 1
 name: slow
