@@ -312,6 +312,32 @@ steps:
             seen)
 
 
+def test_failed_with_continue_on_error_and_skipped_steps_are_carried(s):
+    d = s.path("soft")
+    os.makedirs(d)
+    wf = write(s, "soft/soft.yaml", """cairn: 1
+name: soft
+steps:
+  - id: flaky
+    continue_on_error: true
+    run: echo flaky >> {d}/log; exit 3
+  - id: never
+    if: ${{{{ .steps.flaky.status == "succeeded" }}}}
+    run: echo never >> {d}/log
+  - id: last
+    run: echo "last ${{{{ .steps.flaky.status }}}} ${{{{ .steps.never.status }}}}" >> {d}/log
+""".format(d=d))
+    db = os.path.join(d, "j.db")
+    old = first_run(s, d, wf, db, 0)
+    p, new = fork(db, old, "last")
+    s.check(p.returncode == 0 and log(d) == ["flaky", "last failed skipped", "last failed skipped"],
+            "a step failed with continue_on_error and one skipped by its if are carried as such",
+            str(log(d)) + p.stderr[-300:])
+    s.check(new["steps"]["flaky"]["status"] == "failed" and "carried" in new["steps"]["flaky"] and
+            new["steps"]["never"]["status"] == "skipped" and "carried" in new["steps"]["never"],
+            "show marks them carried with their old status", str(new["steps"]))
+
+
 def test_bad_input_is_refused_before_anything_is_journaled(s):
     d, wf, db = chain(s, "bad")
     old = first_run(s, d, wf, db, 1)
@@ -378,6 +404,7 @@ def main():
                test_kill_during_the_fork_then_resume, test_kill_at_random_moments_of_forks,
                test_foreach_approval_and_child_are_carried,
                test_compensated_steps_run_again_and_secrets_come_from_the_store,
+               test_failed_with_continue_on_error_and_skipped_steps_are_carried,
                test_bad_input_is_refused_before_anything_is_journaled,
                test_fork_beside_a_server_holding_the_journal])
     s.finish()
