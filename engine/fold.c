@@ -368,12 +368,13 @@ static int apply_carried(cairn_run_state *st, cairn_step_state *s, int index, co
                                             CAIRN_STEP_FAILED};
     if (st->fork_run == NULL || ev->seq != st->n_carried + 2 || index >= 0)
         return corrupt(ev, err, "a carried result outside a fork's first events");
+    const int n = (int)(sizeof may / sizeof *may);
     char *status = field_str(ev, "status");
     int k = 0;
-    while (k < 3 && !(status && strcmp(status, cairn_step_status_name(may[k])) == 0)) k++;
+    while (k < n && !(status && strcmp(status, cairn_step_status_name(may[k])) == 0)) k++;
     free(status);
     int64_t from = field_ms(ev, "from_seq");
-    if (k == 3 || from <= 0) return corrupt(ev, err, "a carried result needs a status and from_seq");
+    if (k == n || from <= 0) return corrupt(ev, err, "a carried result needs a status and from_seq");
     s->status = may[k];
     s->attempts = (int)field_ms(ev, "attempts");
     set_jv(&s->output, field(ev, "output"));
