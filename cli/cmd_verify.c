@@ -8,7 +8,8 @@
  * that a whole run was deleted: `--export-heads FILE` records each run's
  * event count and last hash, and `--heads FILE` later proves against them
  * that every run listed is still there with at least those events, the
- * same ones.
+ * same ones.  A fork's carried results (engine/fork.h) are checked against
+ * the run it was forked from: each must be what that run's event recorded.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,6 +77,37 @@ static void check_head(audit_journal *j, const cairn_run_state *st, const audit_
                " replaced)", st->id, (long long)h->events);
 }
 
+/* Whether the fork's step a holds what the old run's step b ended with. */
+static bool same_result(const cairn_step_state *a, const cairn_step_state *b) {
+    return b->done_seq == a->carried_seq && b->status == a->status &&
+           strcmp(a->child, b->child) == 0 && jv_equal(jv_copy(a->output), jv_copy(b->output)) &&
+           jv_equal(jv_copy(a->error), jv_copy(b->error)) &&
+           jv_equal(jv_copy(a->approval), jv_copy(b->approval));
+}
+
+/* A fork's carried results against the run it was forked from.  That run
+ * missing from this journal (a fork imported alone) is said, not failed:
+ * heads catch a deleted run. */
+static void check_carried(audit_journal *j, const cairn_run_state *st, verdict *v) {
+    cairn_run_state *o = NULL;
+    cairn_err err;
+    int rc = audit_fold_run(j, st->fork_run, &o, &err);
+    if (rc == CAIRN_ENOTFOUND)
+        fprintf(stderr, "cairn: run %s: its carried results are not checked: run %s, which it was"
+                " forked from, is not in this journal\n", st->id, st->fork_run);
+    if (rc == 0 && (o->def_hash == NULL || st->def_hash == NULL || strcmp(o->def_hash, st->def_hash) != 0))
+        failed(v, st->id, "run %s: forked from run %s, which is pinned to another definition",
+               st->id, st->fork_run);
+    for (int i = 0; rc == 0 && i < st->n_steps; i++) {
+        const cairn_step_state *a = &st->steps[i];
+        int k = a->carried_seq > 0 ? cairn_run_state_step(o, st->step_ids[i]) : -1;
+        if (a->carried_seq > 0 && (k < 0 || !same_result(a, &o->steps[k])))
+            failed(v, st->id, "run %s: step %s carries a result that event %lld of run %s did not"
+                   " record", st->id, st->step_ids[i], (long long)a->carried_seq, st->fork_run);
+    }
+    cairn_run_state_free(o);   /* another failure of the old run is its own line's */
+}
+
 /* One run: 0 and its state when it checks out, else its line is printed. */
 static void verify_one(audit_journal *j, const char *run_id, bool has_row, const audit_heads *heads,
                        audit_heads *taken, verdict *v) {
@@ -89,6 +121,7 @@ static void verify_one(audit_journal *j, const char *run_id, bool has_row, const
         printf("%s ok %lld events head %s\n", run_id, (long long)st->last_seq, hex);
         const audit_head *h = find_head(heads, run_id);
         if (h) check_head(j, st, h, v);
+        if (st->fork_run) check_carried(j, st, v);
         if (taken) audit_heads_add(taken, run_id, st->last_seq, st->head);
     } else if (rc == CAIRN_ECORRUPT) {
         char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];

@@ -3,10 +3,13 @@ for real and carries the recorded results of the rest.  Every shell step
 appends a line to a log, so "not run again" is read from outside the
 journal; the journal is read for the links both ways and for the carried
 results' origin events."""
+import hashlib
+import hmac
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -147,6 +150,44 @@ def test_the_link_both_ways(s):
             "export holds the carried results", x.stderr[-200:])
     v = cairn("verify", db=db)
     s.check(v.returncode == 0, "the journal verifies with forks in it", v.stdout[-300:])
+
+
+def rewrite(db, run_id, seq, edit):
+    """Edit event seq's data with the journal's own key, re-hashing the run's
+    chain from there: what someone holding the key could do; the chain
+    alone cannot see it."""
+    with open(db + ".key", "rb") as f:
+        key = f.read()
+    con = sqlite3.connect(db)
+    prev = bytes(32)
+    rows = con.execute("SELECT seq, time, type, step, attempt, data FROM events WHERE run_id = ?"
+                       " ORDER BY seq", (run_id,)).fetchall()
+    for sq, t, ty, step, attempt, data in rows:
+        if sq == seq:
+            data = edit(data)
+        parts = [run_id, str(sq), str(t), ty, step or "", str(attempt), data]
+        h = hmac.new(key, prev + b"".join(x.encode() + b"\0" for x in parts), hashlib.sha256).digest()
+        con.execute("UPDATE events SET data = ?, hash = ? WHERE run_id = ? AND seq = ?",
+                    (data, h, run_id, sq))
+        prev = h
+    con.commit()
+    con.close()
+
+
+def test_verify_checks_carried_results_against_their_origin(s):
+    d, wf, db = chain(s, "forged")
+    old = first_run(s, d, wf, db, 1)
+    open(os.path.join(d, "ok"), "w").close()
+    _, new = fork(db, old, "build")
+    s.check(cairn("verify", db=db).returncode == 0, "a genuine fork verifies")
+    evs = [e for e in cairn_json("journal", new["id"], db=db)[0] if e["step"] == "prep"]
+    rewrite(db, new["id"], evs[0]["seq"], lambda t: t.replace("prepared", "tampered"))
+    s.check(show(db, new["id"])["steps"]["prep"]["output"]["stdout"] == "tampered",
+            "the forged carried result passes the chain")
+    v = cairn("verify", db=db)
+    s.check(v.returncode == 1 and "step prep carries a result that event %d of run %s did not record"
+            % (evs[0]["data"]["from_seq"], old) in v.stdout,
+            "verify finds a carried result that differs from its origin", v.stdout[-400:])
 
 
 def test_kill_during_the_fork_then_resume(s):
@@ -401,6 +442,7 @@ def main():
     random.seed(os.environ.get("CRASH_SEED", str(os.getpid())))
     s.run_all([test_fork_of_a_failed_run_from_the_failed_step,
                test_fork_from_the_middle_of_a_succeeded_run, test_the_link_both_ways,
+               test_verify_checks_carried_results_against_their_origin,
                test_kill_during_the_fork_then_resume, test_kill_at_random_moments_of_forks,
                test_foreach_approval_and_child_are_carried,
                test_compensated_steps_run_again_and_secrets_come_from_the_store,
