@@ -17,13 +17,15 @@
 #include "common/mem.h"
 #include "engine/fork.h"
 
-#define FORK_USAGE \
-    "usage: cairn fork RUN --from STEP [--input NAME=VALUE]... [--inputs-file F] [--json] [--db PATH]"
+#define FORK_USAGE                                                                        \
+    "usage: cairn fork RUN --from STEP [--input NAME=VALUE]... [--inputs-file F] [--dry-run]" \
+    " [--json] [--db PATH]"
 
 typedef struct {
     const char *run, *step, *inputs_file;
     char **input_args;
     int n_inputs;
+    bool dry_run;
 } fork_args;
 
 static int parse_fork_args(cli_opts *o, int argc, char **argv, fork_args *a) {
@@ -34,6 +36,7 @@ static int parse_fork_args(cli_opts *o, int argc, char **argv, fork_args *a) {
         if ((v = cli_opt_value(argc, argv, &i, "--input")) != NULL) a->input_args[a->n_inputs++] = (char *)v;
         else if ((v = cli_opt_value(argc, argv, &i, "--from")) != NULL) a->step = v;
         else if ((v = cli_opt_value(argc, argv, &i, "--inputs-file")) != NULL) a->inputs_file = v;
+        else if (strcmp(argv[i], "--dry-run") == 0) a->dry_run = true;
         else if (argv[i][0] == '-') return cli_usage("fork: unknown option '%s'", argv[i]);
         else if (a->run) return cli_usage("fork: one run at a time");
         else a->run = argv[i];
@@ -65,7 +68,8 @@ static int gather_inputs(const cli_opts *o, const fork_args *a, jv *inputs) {
     return rc;
 }
 
-static void print_notes(jv notes) {
+static void print_notes(jv report) {
+    jv notes = jv_object_get(jv_copy(report), jv_string("notes"));
     jv_array_foreach(notes, i, n) {
         fprintf(stderr, "cairn: fork: %s\n", jv_string_value(n));
         jv_free(n);
@@ -73,11 +77,40 @@ static void print_notes(jv notes) {
     jv_free(notes);
 }
 
+/* --dry-run: what the fork would do with each step, written nowhere. */
+static void print_plan(const cli_opts *o, const fork_args *a, jv report) {
+    if (o->json) {
+        jv out = jv_object_set(jv_copy(report), jv_string("run"), jv_string(a->run));
+        cli_print_json(stdout, jv_object_set(out, jv_string("from"), jv_string(a->step)), false);
+        return;
+    }
+    printf("fork of run %s from step %s (dry run: nothing journaled)\n", a->run, a->step);
+    jv steps = jv_object_get(jv_copy(report), jv_string("steps"));
+    jv_array_foreach(steps, i, st) {
+        jv step = jv_object_get(jv_copy(st), jv_string("step"));
+        jv action = jv_object_get(jv_copy(st), jv_string("action"));
+        bool carry = strcmp(jv_string_value(action), "carry") == 0;
+        jv what = jv_object_get(jv_copy(st), jv_string(carry ? "status" : "why"));
+        jv seq = jv_object_get(st, jv_string("from_seq"));
+        if (carry)
+            printf("  %-24s carried  %s at event %lld\n", jv_string_value(step), jv_string_value(what),
+                   (long long)jv_number_value(seq));
+        else
+            printf("  %-24s runs     %s\n", jv_string_value(step), jv_string_value(what));
+        jv_free(step);
+        jv_free(action);
+        jv_free(what);
+        jv_free(seq);
+    }
+    jv_free(steps);
+}
+
 int cmd_fork(cli_opts *o, int argc, char **argv) {
     fork_args a = {0};
     cairn_engine *e = NULL;
     cli_live *p = NULL;
-    jv inputs = jv_invalid(), notes = jv_invalid(), user = jv_invalid();
+    jv inputs = jv_invalid(), report = jv_invalid(), user = jv_invalid();
+    cairn_fork_req req;
     char run_id[CAIRN_RUN_ID_MAX];
     cairn_err err;
     int rc = parse_fork_args(o, argc, argv, &a);
@@ -86,17 +119,21 @@ int cmd_fork(cli_opts *o, int argc, char **argv) {
     if (rc == 0) rc = cli_engine_open(o, &p, &e);
     if (rc) goto done;
     user = cli_real_user();
-    if (cairn_engine_fork_run(e, a.run, a.step, inputs, jv_string_value(user), run_id, &notes,
-                              &err) != 0) {
-        inputs = jv_invalid();
+    req = (cairn_fork_req){.run = a.run, .step = a.step, .inputs = inputs,
+                           .user = jv_string_value(user), .dry_run = a.dry_run};
+    if (cairn_engine_fork_run(e, &req, run_id, &report, &err) != 0) {
         cli_error(&err);
         rc = err.code == CAIRN_EIO || err.code == CAIRN_ECORRUPT || err.code == CAIRN_EAUTH
                  ? EXIT_JOURNAL : EXIT_USAGE;
         goto done;
     }
-    inputs = jv_invalid();
+    if (a.dry_run) {
+        print_notes(report);
+        print_plan(o, &a, report);
+        goto done;
+    }
     fprintf(stderr, "cairn: run %s forks run %s from step %s\n", run_id, a.run, a.step);
-    print_notes(notes);
+    print_notes(report);
     rc = cli_engine_drive(e);
     cairn_engine_close(e);
     e = NULL;
@@ -107,6 +144,7 @@ done:
     cairn_engine_close(e);
     cli_live_free(p);
     jv_free(inputs);
+    jv_free(report);
     jv_free(user);
     free(a.input_args);
     return rc;

@@ -32,15 +32,18 @@ static const help_entry entries[] = {
             "  --inputs-file F     a JSON object of inputs\n"
             "  --json              last stdout line: the run as `show --json` prints it\n"
             "Exit 0 when the run succeeded, 1 when it failed or was cancelled.\n"},
-    {"fork", "usage: cairn fork RUN --from STEP [--input NAME=VALUE]... [--inputs-file F] [--json]\n"
-             "                  [--db PATH]\n\n"
+    {"fork", "usage: cairn fork RUN --from STEP [--input NAME=VALUE]... [--inputs-file F] [--dry-run]\n"
+             "                  [--json] [--db PATH]\n\n"
              "A new run of RUN's definition (RUN has ended) that runs STEP and every step\n"
              "that needs it again, and carries the results RUN recorded for the rest, marked\n"
              "in the journal with the event they come from; driven here as `run` drives one.\n"
              "  --from STEP         the first step to run again\n"
              "  --input NAME=VALUE  replace one of RUN's inputs, read as its declared type\n"
              "  --inputs-file F     a JSON object of inputs replacing RUN's (--input wins)\n"
-             "  --json              last stdout line: the fork as `show --json` prints it\n"
+             "  --dry-run           say what would be carried and what would run, and why;\n"
+             "                      journal nothing\n"
+             "  --json              last stdout line: the fork as `show --json` prints it (with\n"
+             "                      --dry-run: {run, from, inputs, notes, steps})\n"
              "Exit 0 when the fork succeeded, 1 when it failed, 2 when refused.\n"},
     {"runs", "usage: cairn runs [--json] [--db PATH]\n\n"
              "List runs, newest first: id, workflow, status, created_at.\n"},

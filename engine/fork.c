@@ -139,40 +139,80 @@ static void add_note(jv *notes, const char *fmt, ...) {
     *notes = jv_array_append(*notes, jv_string(text));
 }
 
-/* Mark step i and every step that needs it, transitively. */
-static void mark_downstream(const eng_plan *p, bool *again, int i, int *stack) {
+/* What the fork does with each step of `steps`. */
+typedef struct fork_plan {
+    bool *again;                 /* runs again (else carried) */
+    int *cause;                  /* runs again: -1 for why[i], else a step it needs that does */
+    const char **why;
+    int *stack;
+} fork_plan;
+
+static void plan_free(fork_plan *fp) {
+    free(fp->again);
+    free(fp->cause);
+    free(fp->why);
+    free(fp->stack);
+}
+
+/* Step i runs again for why, and so does every step that needs it,
+ * transitively. */
+static void run_again(const eng_plan *p, fork_plan *fp, int i, const char *why) {
     int top = 0;
-    if (again[i]) return;
-    again[i] = true;
-    stack[top++] = i;
+    fp->again[i] = true;
+    fp->cause[i] = -1;
+    fp->why[i] = why;
+    fp->stack[top++] = i;
     while (top > 0) {
-        int at = stack[--top];
+        int at = fp->stack[--top];
         for (int k = 0; k < p->n_dependents[at]; k++) {
             int d = p->dependents[at][k];
-            if (d < p->n_main && !again[d]) {
-                again[d] = true;
-                stack[top++] = d;
+            if (d < p->n_main && !fp->again[d]) {
+                fp->again[d] = true;
+                fp->cause[d] = at;
+                fp->stack[top++] = d;
             }
         }
     }
 }
 
-/* again[i]: step i of `steps` runs again: `from` and what needs it, then
- * each other step whose result cannot be carried (a note says why) and
- * what needs it. */
-static bool *steps_again(const origin *o, int from, jv *notes) {
+/* Which steps run again: `from` and what needs it, then each other step
+ * whose result cannot be carried (a note says why) and what needs it. */
+static void plan_steps(const origin *o, int from, fork_plan *fp, jv *notes) {
     const eng_plan *p = o->plan;
-    bool *again = cairn_calloc((size_t)p->n_main + 1, sizeof *again);
-    int *stack = cairn_calloc((size_t)p->n_main + 1, sizeof *stack);
-    mark_downstream(p, again, from, stack);
+    size_t n = (size_t)p->n_main + 1;
+    fp->again = cairn_calloc(n, sizeof *fp->again);
+    fp->cause = cairn_calloc(n, sizeof *fp->cause);
+    fp->why = cairn_calloc(n, sizeof *fp->why);
+    fp->stack = cairn_calloc(n, sizeof *fp->stack);
+    run_again(p, fp, from, "the step forked from");
     for (int i = 0; i < p->n_main; i++) {
-        const char *why = again[i] ? NULL : cannot_carry(o, i);
+        const char *why = fp->again[i] ? NULL : cannot_carry(o, i);
         if (why == NULL) continue;
         add_note(notes, "step %s runs again: %s", p->ids[i], why);
-        mark_downstream(p, again, i, stack);
+        run_again(p, fp, i, why);
     }
-    free(stack);
-    return again;
+}
+
+/* The plan as people read it: [{step, action: "carry", status, from_seq}
+ * or {step, action: "run", why}], in the workflow's order. */
+static jv plan_json(const origin *o, const fork_plan *fp) {
+    jv out = jv_array();
+    for (int i = 0; i < o->plan->n_main; i++) {
+        const cairn_step_state *s = &o->st->steps[i];
+        jv one = jv_object_set(jv_object(), jv_string("step"), jv_string(o->plan->ids[i]));
+        one = jv_object_set(one, jv_string("action"), jv_string(fp->again[i] ? "run" : "carry"));
+        if (!fp->again[i]) {
+            one = jv_object_set(one, jv_string("status"), jv_string(cairn_step_status_name(s->status)));
+            one = jv_object_set(one, jv_string("from_seq"), jv_number((double)s->done_seq));
+        } else if (fp->cause[i] < 0) {
+            one = jv_object_set(one, jv_string("why"), jv_string(fp->why[i]));
+        } else {
+            one = jv_object_set(one, jv_string("why"), jv_string_fmt("needs %s, which runs again",
+                                                                     o->plan->ids[fp->cause[i]]));
+        }
+        out = jv_array_append(out, one);
+    }
+    return out;
 }
 
 /* The old run's inputs with each of `given` (consumed) in place; an old
@@ -274,43 +314,47 @@ static void note_inputs_read(const origin *o, const bool *again, jv given, jv *n
     }
 }
 
-int cairn_engine_fork_run(cairn_engine *e, const char *from_run, const char *step, jv inputs,
-                          const char *user, char run_id[CAIRN_RUN_ID_MAX], jv *notes,
-                          cairn_err *err) {
+int cairn_engine_fork_run(cairn_engine *e, const cairn_fork_req *req, char run_id[CAIRN_RUN_ID_MAX],
+                          jv *report, cairn_err *err) {
     origin o = {0};
-    bool *again = NULL;
-    jv said = jv_array(), given = jv_copy(inputs), fork_in = jv_invalid(), checked = jv_invalid();
+    fork_plan fp = {0};
+    jv notes = jv_array(), fork_in = jv_invalid(), checked = jv_invalid();
     eng_run *r = NULL;
     int from = -1;
-    int rc = load_origin(e, from_run, &o, err);
-    if (rc == 0) rc = find_step(&o, step, &from, err);
-    if (rc == 0) rc = fork_inputs(&o, inputs, &fork_in, err);
-    else jv_free(inputs);
+    run_id[0] = '\0';
+    int rc = load_origin(e, req->run, &o, err);
+    if (rc == 0) rc = find_step(&o, req->step, &from, err);
+    if (rc == 0) rc = fork_inputs(&o, jv_copy(req->inputs), &fork_in, err);
     if (rc == 0) rc = cairn_workflow_check_inputs(o.plan->wf, fork_in, &checked, err);
     if (rc == 0) {
-        again = steps_again(&o, from, &said);
-        note_inputs_read(&o, again, given, &said);
+        plan_steps(&o, from, &fp, &notes);
+        note_inputs_read(&o, fp.again, req->inputs, &notes);
+    }
+    if (rc == 0 && !req->dry_run) {
         cairn_new_run_id(run_id);
-        rc = link_fork(e->journal, from_run, run_id, step, err);
+        rc = link_fork(e->journal, req->run, run_id, req->step, err);
     }
-    if (rc == 0) {
-        jv fork = jv_object_set(jv_object(), jv_string("run"), jv_string(from_run));
-        fork = jv_object_set(fork, jv_string("step"), jv_string(step));
-        rc = eng_create_run(e, o.plan, fork_in, fork_trigger(&o, user), NULL,
+    if (rc == 0 && !req->dry_run) {
+        jv fork = jv_object_set(jv_object(), jv_string("run"), jv_string(req->run));
+        fork = jv_object_set(fork, jv_string("step"), jv_string(req->step));
+        rc = eng_create_run(e, o.plan, jv_copy(fork_in), fork_trigger(&o, req->user), NULL,
                             jv_object_set(jv_object(), jv_string("fork"), fork), run_id, &r, err);
-        fork_in = jv_invalid();
     }
-    if (rc == 0) {
-        carry(e, r, &o, again);   /* before anything else of the run: in its first commit */
+    if (rc == 0 && !req->dry_run) {
+        carry(e, r, &o, fp.again);   /* before anything else of the run: in its first commit */
         eng_run_rebuild(e, r);
         eng_schedule(e, r);
     }
-    if (notes && rc == 0) *notes = said;
-    else jv_free(said);
-    jv_free(given);
+    if (rc == 0 && report) {
+        jv out = jv_object_set(jv_object(), jv_string("inputs"), checked);
+        out = jv_object_set(out, jv_string("notes"), notes);
+        *report = jv_object_set(out, jv_string("steps"), plan_json(&o, &fp));
+    } else {
+        jv_free(checked);
+        jv_free(notes);
+    }
     jv_free(fork_in);
-    jv_free(checked);
-    free(again);
+    plan_free(&fp);
     origin_free(&o);
     return rc;
 }

@@ -48,6 +48,7 @@
 #define CAIRN_FORK_H
 
 #include <jv.h>
+#include <stdbool.h>
 
 #include "common/err.h"
 #include "engine/engine.h"
@@ -55,17 +56,26 @@
 
 #define CAIRN_FORK_SPACE "forks/"     /* claims space prefix: "forks/<old run>" */
 
-/* Start the fork of the ended run from_run from its step `step`: run_id
- * receives its id.  inputs (consumed) is an object of inputs replacing the
- * old run's; user is who forks.  *notes (may be NULL) receives an array of
- * strings, one per step the caller should hear about (a step not
+/* A fork to make (all borrowed). */
+typedef struct cairn_fork_req {
+    const char *run;             /* the ended run forked */
+    const char *step;            /* the first step to run again */
+    jv inputs;                   /* an object: inputs replacing the old run's */
+    const char *user;            /* who forks: the trigger's user */
+    bool dry_run;                /* decide and report only: nothing is written */
+} cairn_fork_req;
+
+/* Start the fork (unless dry_run): run_id receives its id ("" for a dry
+ * run).  *report (may be NULL) receives {inputs, notes, steps}: the inputs
+ * as checked; one note per step the caller should hear about (a step not
  * downstream of `step` that runs again, and why; a carried step that reads
- * .inputs when inputs change).  CAIRN_ENOTFOUND (no such run, no such
- * step), CAIRN_ESTATE (the run has not ended), the error of
- * cairn_workflow_check_inputs, or a journal error. */
-int cairn_engine_fork_run(cairn_engine *e, const char *from_run, const char *step, jv inputs,
-                          const char *user, char run_id[CAIRN_RUN_ID_MAX], jv *notes,
-                          cairn_err *err);
+ * .inputs when inputs change); per step of `steps`, in order,
+ * {step, action: "carry", status, from_seq} or {step, action: "run", why}.
+ * CAIRN_ENOTFOUND (no such run, no such step), CAIRN_ESTATE (the run has
+ * not ended), the error of cairn_workflow_check_inputs, or a journal
+ * error. */
+int cairn_engine_fork_run(cairn_engine *e, const cairn_fork_req *req, char run_id[CAIRN_RUN_ID_MAX],
+                          jv *report, cairn_err *err);
 
 /* The forks of run_id whose runs exist, in the order they were made:
  * *out an array of {run, step}. */

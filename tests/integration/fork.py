@@ -121,6 +121,29 @@ def test_fork_from_the_middle_of_a_succeeded_run(s):
             "a carried step that reads changed inputs is named", p.stderr[-400:])
 
 
+def test_dry_run_says_what_a_fork_would_do_and_writes_nothing(s):
+    d, wf, db = chain(s, "dry")
+    old = first_run(s, d, wf, db, 1)
+    runs, before = run_ids(db), len(log(d))
+    plan, p = cairn_json("fork", old, "--from", "ship", "--dry-run", "--input", "n=3", db=db)
+    acts = {x["step"]: x["action"] for x in plan["steps"]}
+    s.check(p.returncode == 0 and acts == {"prep": "carry", "side": "carry", "after_side": "carry",
+                                            "build": "run", "ship": "run"},
+            "the dry run names what is carried and what runs", str(plan) + p.stderr)
+    why = {x["step"]: x.get("why") for x in plan["steps"]}
+    s.check(why["ship"] == "the step forked from" and why["build"] == "it failed there" and
+            plan["inputs"] == {"who": "first", "n": 3}, "and why, with the inputs it would take",
+            str(why) + str(plan["inputs"]))
+    s.check(run_ids(db) == runs and len(log(d)) == before and "forks" not in show(db, old),
+            "a dry run journals nothing and runs nothing")
+    text = cairn("fork", old, "--from", "ship", "--dry-run", db=db).stdout
+    s.check("prep" in text and "carried  succeeded at event" in text and "runs     it failed there" in text,
+            "the dry run's text names each step", text)
+    _, new = fork(db, old, "ship")
+    s.check(carried(new) == sorted(k for k, v in acts.items() if v == "carry"),
+            "the fork carries what its dry run said", str(carried(new)))
+
+
 def test_the_link_both_ways(s):
     d, wf, db = chain(s, "link")
     old = first_run(s, d, wf, db, 1)
@@ -441,7 +464,8 @@ def main():
     s = Suite("fork")
     random.seed(os.environ.get("CRASH_SEED", str(os.getpid())))
     s.run_all([test_fork_of_a_failed_run_from_the_failed_step,
-               test_fork_from_the_middle_of_a_succeeded_run, test_the_link_both_ways,
+               test_fork_from_the_middle_of_a_succeeded_run,
+               test_dry_run_says_what_a_fork_would_do_and_writes_nothing, test_the_link_both_ways,
                test_verify_checks_carried_results_against_their_origin,
                test_kill_during_the_fork_then_resume, test_kill_at_random_moments_of_forks,
                test_foreach_approval_and_child_are_carried,
