@@ -289,13 +289,15 @@ static void carry(cairn_engine *e, eng_run *r, const origin *o, const bool *agai
     int n = 0, *order = cairn_calloc((size_t)o->plan->n_main + 1, sizeof *order);
     for (int i = 0; i < o->plan->n_main; i++)
         if (!again[i]) order[n++] = i;
+    const cairn_step_state *s = o->st->steps;
     for (int a = 1; a < n; a++)   /* insertion sort by done_seq: n is a workflow's steps */
-        for (int b = a; b > 0 && o->st->steps[order[b - 1]].done_seq > o->st->steps[order[b]].done_seq; b--) {
+        for (int b = a; b > 0 && s[order[b - 1]].done_seq > s[order[b]].done_seq; b--) {
             int t = order[b];
             order[b] = order[b - 1];
             order[b - 1] = t;
         }
-    for (int k = 0; k < n; k++) eng_emit(e, r, CAIRN_EV_STEP_CARRIED, order[k], -1, 0, carried_data(o, order[k]));
+    for (int k = 0; k < n; k++)
+        eng_emit(e, r, CAIRN_EV_STEP_CARRIED, order[k], -1, 0, carried_data(o, order[k]));
     free(order);
 }
 
