@@ -204,6 +204,8 @@ def test_verify_checks_carried_results_against_their_origin(s):
     _, new = fork(db, old, "build")
     s.check(cairn("verify", db=db).returncode == 0, "a genuine fork verifies")
     evs = [e for e in cairn_json("journal", new["id"], db=db)[0] if e["step"] == "prep"]
+    if hasattr(s, "no_replay"):   # edited behind the engine's back: not the engine's runs
+        s.no_replay(db)
     rewrite(db, new["id"], evs[0]["seq"], lambda t: t.replace("prepared", "tampered"))
     s.check(show(db, new["id"])["steps"]["prep"]["output"]["stdout"] == "tampered",
             "the forged carried result passes the chain")
