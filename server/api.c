@@ -26,6 +26,7 @@ typedef struct params {
     const char *v[MAX_PARAMS];
     char buf[2][CAIRN_SERVE_ID_MAX + 1];
     const char *who;             /* the token's name, or NULL with no tokens */
+    cairn_role role;             /* the token's role, when who is set */
     char who_buf[CAIRN_TOKEN_NAME_MAX + 1];
 } params;
 
@@ -75,6 +76,7 @@ static bool authorised(srv_api *a, const srv_req *q, const route *rt, params *p,
     const char *role = t ? cairn_role_name(t->role) : "";
     pthread_mutex_unlock(&a->mu);
     if (!checked) return true;
+    if (t) p->role = t->role;
     if (t == NULL) {
         srv_resp_error(r, 401, "unauthorized", "this needs Authorization: Bearer TOKEN, a token"
                        " of the server's tokens file");
@@ -319,6 +321,25 @@ static void h_run(srv_api *a, const srv_req *q, const params *p, srv_resp *r) {
     else srv_resp_json(r, 200, run);
 }
 
+static void h_graph(srv_api *a, const srv_req *q, const params *p, srv_resp *r) {
+    (void)q;
+    jv graph;
+    cairn_err err;
+    if (srv_backend_graph(a->cfg.backend, p->v[0], &graph, &err) != 0) fail(r, &err);
+    else srv_resp_json(r, 200, graph);
+}
+
+/* Who the caller is: the token's name and role, or, with no tokens file,
+ * null for both (anyone here may act, naming who decides). */
+static void h_me(srv_api *a, const srv_req *q, const params *p, srv_resp *r) {
+    (void)a;
+    (void)q;
+    jv o = jv_object_set(jv_object(), jv_string("tokens"), jv_bool(p->who != NULL));
+    o = jv_object_set(o, jv_string("name"), p->who ? jv_string(p->who) : jv_null());
+    srv_resp_json(r, 200, jv_object_set(o, jv_string("role"), p->who ? jv_string(cairn_role_name(p->role))
+                                                                      : jv_null()));
+}
+
 /* ---- events, and their stream ------------------------------------------------------- */
 
 typedef struct stream {
@@ -545,6 +566,8 @@ static const route routes[] = {
     {"POST", "/v1/runs/{id}/pause", h_pause, OPERATOR},
     {"POST", "/v1/runs/{id}/unpause", h_unpause, OPERATOR},
     {"GET", "/v1/approvals", h_approvals, VIEWER},
+    {"GET", "/v1/me", h_me, VIEWER},
+    {"GET", "/v1/runs/{id}/graph", h_graph, VIEWER},
     {"POST", "/v1/runs/{id}/steps/{step}/approval", h_decide, OPERATOR},
     {"POST", "/v1/hooks/{source}", h_hook, OPEN},   /* checked by its source's credentials */
 };

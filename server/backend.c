@@ -628,8 +628,17 @@ int srv_backend_command(srv_backend *b, const char *run_id, const char *type, co
 
 /* ---- reading -------------------------------------------------------------------- */
 
-/* Fold run_id, waiting (bounded) for a run handed out here to reach SQLite. */
-static int load_run(srv_backend *b, const char *run_id, cairn_run_state **st, cairn_err *err) {
+/* A compiled definition freed under the read lock, as it was compiled. */
+static void free_def(srv_backend *b, cairn_workflow *wf) {
+    pthread_mutex_lock(&b->read_mu);
+    cairn_workflow_free(wf);
+    pthread_mutex_unlock(&b->read_mu);
+}
+
+/* Fold run_id, waiting (bounded) for a run handed out here to reach SQLite;
+ * *def (may be NULL) receives the definition it pins, compiled (free_def). */
+static int load_run_def(srv_backend *b, const char *run_id, cairn_run_state **st,
+                        cairn_workflow **def, cairn_err *err) {
     int64_t deadline = cairn_now_ms() + CAIRN_SERVE_APPLY_WAIT_MS;
     for (;;) {
         cairn_journal *j = NULL;
@@ -637,20 +646,61 @@ static int load_run(srv_backend *b, const char *run_id, cairn_run_state **st, ca
         pthread_mutex_lock(&b->read_mu);
         int rc = open_read(b, &j, err);
         if (rc == 0) rc = cairn_journal_load_run(j, run_id, st, &wf, err);
-        cairn_workflow_free(wf);
+        if (def == NULL) cairn_workflow_free(wf);
         pthread_mutex_unlock(&b->read_mu);
         cairn_journal_close(j);
         int64_t have = rc == 0 ? (*st)->last_seq : rc == CAIRN_ENOTFOUND ? -1 : INT64_MAX;
-        if (!behind(b, run_id, have, deadline)) return rc;
+        if (!behind(b, run_id, have, deadline)) {
+            if (def) *def = wf;
+            return rc;
+        }
+        if (def) free_def(b, wf);
         cairn_run_state_free(*st);
         *st = NULL;
     }
+}
+
+static int load_run(srv_backend *b, const char *run_id, cairn_run_state **st, cairn_err *err) {
+    return load_run_def(b, run_id, st, NULL, err);
 }
 
 int srv_backend_get_run(srv_backend *b, const char *run_id, jv *out, cairn_err *err) {
     cairn_run_state *st = NULL;
     int rc = load_run(b, run_id, &st, err);
     if (rc == 0) *out = cairn_run_state_to_json(st);
+    cairn_run_state_free(st);
+    return rc;
+}
+
+static jv step_json(const cairn_step *s, const cairn_step *block) {
+    jv needs = jv_array();
+    for (int k = 0; k < s->n_needs; k++) needs = jv_array_append(needs, jv_string(block[s->needs[k]].id));
+    jv o = jv_object_set(jv_object(), jv_string("id"), jv_string(s->id));
+    o = jv_object_set(o, jv_string("name"), s->name ? jv_string(s->name) : jv_null());
+    o = jv_object_set(o, jv_string("uses"), jv_string(s->uses));
+    o = jv_object_set(o, jv_string("needs"), needs);
+    o = jv_object_set(o, jv_string("if"), jv_bool(s->if_ != NULL));
+    o = jv_object_set(o, jv_string("foreach"), jv_bool(s->foreach != NULL));
+    return jv_object_set(o, jv_string("compensate"), jv_bool(s->compensate != NULL));
+}
+
+int srv_backend_graph(srv_backend *b, const char *run_id, jv *out, cairn_err *err) {
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    int rc = load_run_def(b, run_id, &st, &wf, err);
+    if (rc == 0) {
+        jv steps = jv_array(), on_failure = jv_array();
+        for (int i = 0; i < wf->n_steps; i++)
+            steps = jv_array_append(steps, step_json(&wf->steps[i], wf->steps));
+        for (int i = 0; i < wf->n_on_failure; i++)
+            on_failure = jv_array_append(on_failure, step_json(&wf->on_failure[i], wf->on_failure));
+        jv o = jv_object_set(jv_object(), jv_string("run"), jv_string(run_id));
+        o = jv_object_set(o, jv_string("workflow"), jv_string(wf->name));
+        o = jv_object_set(o, jv_string("def_hash"), jv_string(wf->sha256));
+        o = jv_object_set(o, jv_string("steps"), steps);
+        *out = jv_object_set(o, jv_string("on_failure"), on_failure);
+    }
+    free_def(b, wf);
     cairn_run_state_free(st);
     return rc;
 }

@@ -139,6 +139,12 @@ int srv_backend_list_runs(srv_backend *b, const char *status, const char *workfl
 /* A run as `cairn show --json` gives it.  CAIRN_ENOTFOUND when there is none. */
 int srv_backend_get_run(srv_backend *b, const char *run_id, jv *out, cairn_err *err);
 
+/* The step graph of the definition run_id pins: {run, workflow, def_hash,
+ * steps: [{id, name, uses, needs: [ids], if, foreach, compensate}],
+ * on_failure: [the same]}, steps in the definition's order.  CAIRN_ENOTFOUND
+ * when there is no such run. */
+int srv_backend_graph(srv_backend *b, const char *run_id, jv *out, cairn_err *err);
+
 /* The run's events with seq > after, at most limit, as `cairn journal
  * --json` gives them; *ended whether the run has ended (its last event is
  * among those read). */
