@@ -21,7 +21,7 @@ LIBSRC  := $(wildcard common/*.c dsl/*.c engine/*.c actions/*.c server/*.c)
 CLISRC  := $(wildcard cli/*.c)
 UNITSRC := $(wildcard tests/unit/*.c)
 TOOLSRC := $(wildcard tests/tools/*.c)
-LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o $(BUILD)/gen/console_assets.o
 CLIOBJ  := $(CLISRC:%.c=$(BUILD)/%.o)
 UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
@@ -75,6 +75,26 @@ $(BUILD)/gen/schema_sql.c: schema/journal.sql
 	   echo ';'; } > $@
 
 $(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# The web console (server/console.h) is compiled in from server/console/:
+# each file a C string ('?' escaped against trigraphs), its ETag the first
+# 16 hex digits of its SHA-256.
+CONSOLE := $(sort $(wildcard server/console/*.html server/console/*.js server/console/*.css \
+                           server/console/*.svg))
+
+$(BUILD)/gen/console_assets.c: $(CONSOLE) Makefile
+	@mkdir -p $(@D)
+	@{ echo '#include "server/console.h"'; \
+	   echo 'const srv_console_asset srv_console_assets[] = {'; \
+	   for f in $(CONSOLE); do \
+	       printf '{"/%s", "\\"%s\\"",\n' "$${f##*/}" "$$(sha256sum $$f | cut -c1-16)"; \
+	       sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; \
+	       echo '},'; \
+	   done; \
+	   echo '{0, 0, 0}};'; } > $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/gen/console_assets.o: $(BUILD)/gen/console_assets.c
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 deps:

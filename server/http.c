@@ -298,6 +298,8 @@ static enum MHD_Result send_resp(srv_http *h, struct MHD_Connection *conn, srv_r
     }
     if (r->location[0]) MHD_add_response_header(m, "Location", r->location);
     if (r->challenge) MHD_add_response_header(m, "WWW-Authenticate", r->challenge);
+    for (int i = 0; i < 2 * SRV_RESP_HEADERS_MAX && r->headers[i]; i += 2)
+        MHD_add_response_header(m, r->headers[i], r->headers[i + 1]);
     if (r->retry_after > 0) {
         char ra[24];
         snprintf(ra, sizeof ra, "%d", r->retry_after);

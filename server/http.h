@@ -61,6 +61,8 @@ const char *srv_req_client(const srv_req *r);                      /* "127.0.0.1
  * again, -1 at its end.  It may block. */
 typedef ssize_t (*srv_stream_fn)(void *cls, char *buf, size_t max);
 
+#define SRV_RESP_HEADERS_MAX 8   /* further headers one answer may carry (srv_resp.headers) */
+
 typedef struct srv_resp {
     int status;
     char *body;                  /* owned (free) */
@@ -69,6 +71,7 @@ typedef struct srv_resp {
     char location[256];          /* "" for none */
     int retry_after;             /* seconds, 0 for none */
     const char *challenge;       /* static: WWW-Authenticate, or NULL */
+    const char *headers[2 * SRV_RESP_HEADERS_MAX + 1];   /* static name, value pairs; NULL ends */
     srv_stream_fn stream;        /* instead of body: text/event-stream */
     void *stream_cls;
     void (*stream_free)(void *cls);
