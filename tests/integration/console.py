@@ -260,7 +260,8 @@ def test_loopback_approve(s, drv):
 
 
 def test_tokens_viewer_refused(s, drv):
-    d = wfdir(s, "wc", {"gate.yaml": GATE})
+    # the viewer is an approver too: only the role keeps it from deciding
+    d = wfdir(s, "wc", {"gate.yaml": GATE.replace("approvers: [alice]", "approvers: [alice, viewer1]")})
     path, tok = make_tokens(s, "tokens2", [("viewer1", "viewer"), ("alice", "operator"),
                                          ("op1", "operator")])
     srv = Server(s, "wc", d, extra=["--tokens", path])
@@ -279,12 +280,18 @@ def test_tokens_viewer_refused(s, drv):
         click(drv, run, "ok", "approve")
         msg = until(drv, lambda d: "403" in said(d, run, "ok") and said(d, run, "ok"),
                     "the refusal")
-        s.check("Refused" in msg and "viewer" in msg, "a viewer's click: refused, and said", msg)
+        s.check("Refused" in msg and "viewer1 is a viewer" in msg,
+                "a viewer's click: refused for its role, and said", msg)
         s.check("refused" in text_of(drv, "#notice"), "the notice says the server refused",
                 text_of(drv, "#notice"))
         st, _, r = srv.request("GET", "/v1/runs/" + run, headers=op)
         s.check(r["status"] == "waiting", "the viewer's click decided nothing", r["status"])
         s.check(tok["viewer1"] not in drv.current_url, "the token is in no URL")
+        drv.get(base + "/#/run/" + run)
+        until(drv, lambda d: text_of(d, "#live") == "live", "the run's event stream, with the token")
+        s.check("waiting" in text_of(drv, "#run-status") and
+                drv.find_elements(By.CSS_SELECTOR, "#timeline circle.marker-request"),
+                "the run page: waiting, the approval asked on the timeline")
         drv.find_element(By.ID, "signout").click()
         sign_in(drv, base, tok["alice"])
         until(drv, lambda d: text_of(d, "#whoami") == "alice (operator)", "who am I: alice")
