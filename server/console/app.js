@@ -16,6 +16,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 
 let me = null;                      // {tokens, name, role} from GET /v1/me
 let view = null;                    // the current view's stop(), if any
+let counting = null;                // the open approvals' count in the bar, kept fresh
 
 // ---- the DOM, as text only -------------------------------------------------
 
@@ -559,7 +560,8 @@ function drawTimeline(box, events, run) {
     const t = t0 + (t1 - t0) * i / 4;
     pic.append(svg("line", {class: "axis", x1: x(t), x2: x(t), y1: top - 6,
                             y2: top + rows.length * H}),
-               svg("text", {class: "tick", x: x(t), y: 12, "text-anchor": i ? "middle" : "start"},
+               svg("text", {class: "tick", x: x(t), y: 12,
+                            "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle"},
                    "+" + duration(t - t0)));
   }
   rows.forEach((r, i) => {
@@ -682,6 +684,9 @@ async function start() {
   }
   identityBar();
   route();
+  if (!counting) counting = every(async () => {
+    if (me) setCount((await api("GET", "/v1/approvals")).approvals.length);
+  });
 }
 
 window.addEventListener("hashchange", route);

@@ -21,7 +21,7 @@ from serve import Server, wfdir  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CONSOLE = os.path.join(ROOT, "server", "console")
 WAIT_S = 30
@@ -38,6 +38,15 @@ steps:
   - id: after
     needs: [ok]
     run: echo done
+"""
+
+HELLO = """cairn: 1
+name: hello
+inputs:
+  fail: { type: boolean, default: false }
+steps:
+  - id: greet
+    run: test ${{ .inputs.fail }} = false
 """
 
 # Every field a stranger may fill: an input, a step's output, the prompt,
@@ -259,6 +268,49 @@ def test_loopback_approve(s, drv):
         srv.stop()
 
 
+def listed(drv):
+    return drv.execute_script("return [...document.querySelectorAll('#runs tbody tr[data-run]')]"
+                              ".map(r => r.dataset.run)")
+
+
+def test_runs_filters_and_pages(s, drv):
+    d = wfdir(s, "wp", {"hello.yaml": HELLO, "gate.yaml": GATE})
+    srv = Server(s, "wp", d)
+    base = "http://127.0.0.1:%d" % srv.port
+    try:
+        ok = [srv.start_run("hello") for _ in range(52)]
+        bad = [srv.start_run("hello", {"fail": True}) for _ in range(3)]
+        gate = srv.start_run("gate")
+        for r in ok + bad:
+            srv.stream(r)   # each to its end
+        drv.get(base + "/#/runs?workflow=hello")
+        until(drv, lambda d: len(listed(d)) == 50, "the first page of hello's runs")
+        first = listed(drv)
+        s.check(gate not in first and set(first) <= set(ok + bad), "filtered by workflow")
+        s.check(first[:3] == bad[::-1], "newest first", first[:3])
+        drv.find_element(By.ID, "page-next").click()
+        until(drv, lambda d: len(listed(d)) == 5, "the second page, by the API's cursor")
+        second = listed(drv)
+        s.check(set(first) | set(second) == set(ok + bad) and not set(first) & set(second),
+                "the pages hold every run once", second)
+        s.check(not drv.find_elements(By.ID, "page-next"), "no page after the last")
+        drv.find_element(By.ID, "page-first").click()
+        until(drv, lambda d: listed(d) == first, "back to the newest")
+        Select(drv.find_element(By.ID, "filter-status")).select_by_value("failed")
+        until(drv, lambda d: sorted(listed(d)) == sorted(bad), "the failed runs only")
+        s.check("status=failed" in drv.current_url and "workflow=hello" in drv.current_url,
+                "the filters are in the page's address")
+        Select(drv.find_element(By.ID, "filter-workflow")).select_by_value("gate")
+        until(drv, lambda d: not listed(d) and "No runs" in text_of(d, "#runs"),
+              "no failed gate runs")
+        Select(drv.find_element(By.ID, "filter-status")).select_by_value("running")
+        until(drv, lambda d: listed(d) == [gate], "the running gate run")
+        row = text_of(drv, '#runs tr[data-run="%s"]' % gate)
+        s.check("gate" in row and "running" in row, "a row: workflow and status", row)
+    finally:
+        srv.stop()
+
+
 def test_tokens_viewer_refused(s, drv):
     # the viewer is an approver too: only the role keeps it from deciding
     d = wfdir(s, "wc", {"gate.yaml": GATE.replace("approvers: [alice]", "approvers: [alice, viewer1]")})
@@ -351,6 +403,7 @@ def in_browser(tests):
 if __name__ == "__main__":
     suite = Suite("console")
     suite.run_all([test_assets, test_assets_need_no_token,
-                   in_browser([test_loopback_approve, test_tokens_viewer_refused,
+                   in_browser([test_loopback_approve, test_runs_filters_and_pages,
+                               test_tokens_viewer_refused,
                                test_payload_is_text])])
     suite.finish()
