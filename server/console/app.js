@@ -299,12 +299,17 @@ function runsView(main, params) {
               el("table", {id: "runs"},
                  el("thead", {}, el("tr", {}, ["Run", "Workflow", "Status", "Started", "Duration"]
                                     .map(h => el("th", {}, h)))), body), pager);
+  let seen = "";
   const load = async () => {
     const q = new URLSearchParams({limit: "50"});
     if (status) q.set("status", status);
     if (workflow) q.set("workflow", workflow);
     if (cursor) q.set("cursor", cursor);
     const d = await api("GET", "/v1/runs?" + q);
+    // the same page of ended runs is left as it is (a row stays put under the pointer)
+    const text = JSON.stringify(d);
+    if (text === seen && d.runs.every(r => ended(r.status))) return;
+    seen = text;
     clear(body);
     const now = Date.now();
     for (const r of d.runs) {

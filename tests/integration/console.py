@@ -202,7 +202,12 @@ def approval_row(drv, run, step):
 
 
 def click(drv, run, step, which):
-    approval_row(drv, run, step).find_element(By.CSS_SELECTOR, "button." + which).click()
+    press(drv, '#approvals tr[data-run="%s"][data-step="%s"] button.%s' % (run, step, which))
+
+
+def press(drv, css):
+    """Click css once it is there (a list redrawn meanwhile is tried again)."""
+    until(drv, lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True, "to click " + css)
 
 
 def said(drv, run, step):
@@ -213,7 +218,7 @@ def sign_in(drv, base, token):
     drv.get(base + "/#/approvals")
     until(drv, lambda d: d.find_element(By.ID, "token"), "the sign-in form")
     drv.find_element(By.ID, "token").send_keys(token)
-    drv.find_element(By.ID, "signin-button").click()
+    press(drv, "#signin-button")
 
 
 def no_script_ran(s, drv, where):
@@ -288,13 +293,13 @@ def test_runs_filters_and_pages(s, drv):
         first = listed(drv)
         s.check(gate not in first and set(first) <= set(ok + bad), "filtered by workflow")
         s.check(first[:3] == bad[::-1], "newest first", first[:3])
-        drv.find_element(By.ID, "page-next").click()
+        press(drv, "#page-next")
         until(drv, lambda d: len(listed(d)) == 5, "the second page, by the API's cursor")
         second = listed(drv)
         s.check(set(first) | set(second) == set(ok + bad) and not set(first) & set(second),
                 "the pages hold every run once", second)
         s.check(not drv.find_elements(By.ID, "page-next"), "no page after the last")
-        drv.find_element(By.ID, "page-first").click()
+        press(drv, "#page-first")
         until(drv, lambda d: listed(d) == first, "back to the newest")
         Select(drv.find_element(By.ID, "filter-status")).select_by_value("failed")
         until(drv, lambda d: sorted(listed(d)) == sorted(bad), "the failed runs only")
@@ -344,7 +349,7 @@ def test_tokens_viewer_refused(s, drv):
         s.check("waiting" in text_of(drv, "#run-status") and
                 drv.find_elements(By.CSS_SELECTOR, "#timeline circle.marker-request"),
                 "the run page: waiting, the approval asked on the timeline")
-        drv.find_element(By.ID, "signout").click()
+        press(drv, "#signout")
         sign_in(drv, base, tok["alice"])
         until(drv, lambda d: text_of(d, "#whoami") == "alice (operator)", "who am I: alice")
         until(drv, lambda d: approval_row(d, run, "ok"), "alice sees the approval")
