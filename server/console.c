@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/mem.h"
 #include "server/console.h"
@@ -42,6 +43,41 @@ static const srv_console_asset *find(const char *path) {
 static bool not_modified(const srv_req *q, const srv_console_asset *a) {
     const char *inm = srv_req_header(q, "If-None-Match");
     return inm && (strcmp(inm, "*") == 0 || strstr(inm, a->etag) != NULL);
+}
+
+/* The host of "HOST[:PORT]" or "[V6]:PORT" into out (empty when too long). */
+static void host_part(const char *hostport, char *out, size_t len) {
+    const char *start = hostport[0] == '[' ? hostport + 1 : hostport;
+    const char *end = hostport[0] == '[' ? strchr(start, ']') : strrchr(start, ':');
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= len) n = 0;
+    memcpy(out, start, n);
+    out[n] = '\0';
+}
+
+bool srv_console_foreign(const srv_req *q, bool loopback_only, srv_resp *r) {
+    const char *origin = srv_req_header(q, "Origin"), *host = srv_req_header(q, "Host");
+    if (origin) {
+        const char *o = strncasecmp(origin, "http://", 7) == 0    ? origin + 7
+                        : strncasecmp(origin, "https://", 8) == 0 ? origin + 8
+                                                                  : NULL;
+        if (o == NULL || host == NULL || strcasecmp(o, host) != 0) {
+            srv_resp_error(r, 403, "forbidden", "a request from another site's page (Origin %.200s"
+                           " is not %.200s)", origin, host ? host : "this server");
+            return true;
+        }
+    }
+    if (loopback_only && host) {
+        char name[256];
+        host_part(host, name, sizeof name);
+        if (!srv_http_loopback(name)) {
+            srv_resp_error(r, 403, "forbidden", "with no tokens file the server answers only"
+                           " requests addressed to a loopback address or localhost, not %.200s",
+                           host);
+            return true;
+        }
+    }
+    return false;
 }
 
 bool srv_console_serve(const srv_req *q, srv_resp *r) {

@@ -35,4 +35,17 @@ extern const srv_console_asset srv_console_assets[];
  * for the API. */
 bool srv_console_serve(const srv_req *q, srv_resp *r);
 
+/* Whether q came from another site's page, which a browser on this host
+ * can be made to send (a form posted to http://127.0.0.1:8080/v1/..., or a
+ * name of the attacker's rebound to 127.0.0.1): then 403 forbidden is
+ * answered into r (true).
+ *   - Origin, when sent, must name the host the request was sent to (its
+ *     Host header): browsers send it with every POST, from a script or a
+ *     form alike, and with every request a script makes across sites.
+ *   - With no tokens file (loopback_only), Host, when sent, must name a
+ *     loopback address or localhost: a page whose name was rebound to
+ *     127.0.0.1 sends its own name, and would read and act as anyone here.
+ * Clients that are not browsers send no Origin and are not affected. */
+bool srv_console_foreign(const srv_req *q, bool loopback_only, srv_resp *r);
+
 #endif

@@ -46,9 +46,12 @@ static void on_answered(void *ud, int status) {
     srv_metrics_request(((server *)ud)->metrics, status);
 }
 
-/* The console's assets at `/`, the API for every other path. */
+/* The console's assets at `/`, the API for every other path; what another
+ * site's page sends through a browser, neither. */
 static void handle(void *ud, const srv_req *req, srv_resp *resp) {
-    if (!srv_console_serve(req, resp)) srv_api_handle(ud, req, resp);
+    server *s = ud;
+    if (srv_console_foreign(req, s->o->tokens == NULL, resp)) return;
+    if (!srv_console_serve(req, resp)) srv_api_handle(s->api, req, resp);
 }
 
 static int add_workflow(void *ud, cairn_workflow *wf, char hash[65], cairn_err *err) {
@@ -168,7 +171,7 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
                          .hooks = s->hooks};
     s->api = srv_api_new(&ac);
     if (o->tokens && (rc = load_tokens(s, err)) != 0) return rc;
-    srv_http_config hc = {.host = host, .port = port, .handler = handle, .ud = s->api,
+    srv_http_config hc = {.host = host, .port = port, .handler = handle, .ud = s,
                           .answered = on_answered, .answered_ud = s};
     int bound = 0;
     if ((rc = srv_http_start(&hc, &s->http, &bound, err)) != 0) return rc;

@@ -15,8 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cairn_test import CAIRN, ROOT, Suite  # noqa: E402
-from serve import Server, wfdir  # noqa: E402
+from cairn_test import CAIRN, ROOT, Suite, wait_for  # noqa: E402
+from serve import Server, journal_counts, wfdir  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -151,6 +151,53 @@ def test_assets(s):
                 and g["workflow"] == "gate", "GET /v1/runs/ID/graph: the steps and their needs", g)
         st, _, body = srv.request("GET", "/v1/runs/zzzzzzzzzzzzzzzz/graph")
         s.check(st == 404 and body["error"]["code"] == "not_found", "the graph of no run: 404", body)
+    finally:
+        srv.stop()
+
+
+def test_other_sites_pages(s):
+    """What a page of another site can make a browser here send: refused."""
+    d = wfdir(s, "wo", {"gate.yaml": GATE})
+    srv = Server(s, "wo", d)
+    own = "127.0.0.1:%d" % srv.port
+    try:
+        run = srv.start_run("gate")
+        wait_for(lambda: srv.request("GET", "/v1/runs/" + run)[2]["status"] == "waiting",
+                 "the run to wait for its approval")
+        before = journal_counts(srv.db)
+        for origin in ("http://evil.example", "http://evil.example:%d" % srv.port, "null",
+                       "http://%s.evil.example" % own, "file://"):
+            st, _, body = srv.request("POST", "/v1/workflows/gate/runs", {},
+                                      {"Origin": origin})
+            s.check(st == 403 and body["error"]["code"] == "forbidden",
+                    "a start from a page of %s: 403" % origin, (st, body))
+        # a form needs no preflight: text/plain, no body
+        st, _, body = srv.request("POST", "/v1/runs/%s/cancel" % run, "",
+                                  {"Origin": "http://evil.example", "Content-Type": "text/plain"})
+        s.check(st == 403, "a cancel posted by another site's form: 403", (st, body))
+        s.check(journal_counts(srv.db) == before, "they changed nothing in the journal")
+        st, _, body = srv.request("GET", "/v1/runs", headers={"Host": "evil.example:%d" % srv.port})
+        s.check(st == 403 and "loopback" in body["error"]["message"],
+                "loopback mode: a name rebound to 127.0.0.1 is refused", (st, body))
+        st, _, body = srv.request("GET", "/", headers={"Host": "evil.example"}, raw=True)
+        s.check(st == 403, "... the console's page too", st)
+        for host in ("localhost:%d" % srv.port, own, "[::1]:%d" % srv.port, "127.0.0.1"):
+            st, _, body = srv.request("GET", "/v1/runs", headers={"Host": host})
+            s.check(st == 200, "Host %s: answered" % host, (st, body))
+        st, _, body = srv.request("POST", "/v1/runs/%s/steps/ok/approval" % run,
+                                  {"decision": "approve", "by": "alice"}, {"Origin": "http://" + own})
+        s.check(st == 200, "a decision from the console's own page: taken", (st, body))
+    finally:
+        srv.stop()
+    path, tok = make_tokens(s, "tokens0", [("op1", "operator")])
+    srv = Server(s, "wo2", d, extra=["--tokens", path])
+    auth = {"Authorization": "Bearer " + tok["op1"]}
+    try:
+        st, _, body = srv.request("GET", "/v1/runs", headers=dict(auth, Host="cairn.example"))
+        s.check(st == 200, "with tokens any Host is answered", (st, body))
+        st, _, body = srv.request("POST", "/v1/workflows/gate/runs", {},
+                                  dict(auth, Origin="http://evil.example"))
+        s.check(st == 403, "with tokens too, another site's Origin: 403", (st, body))
     finally:
         srv.stop()
 
@@ -407,7 +454,7 @@ def in_browser(tests):
 
 if __name__ == "__main__":
     suite = Suite("console")
-    suite.run_all([test_assets, test_assets_need_no_token,
+    suite.run_all([test_assets, test_other_sites_pages, test_assets_need_no_token,
                    in_browser([test_loopback_approve, test_runs_filters_and_pages,
                                test_tokens_viewer_refused,
                                test_payload_is_text])])
