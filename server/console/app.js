@@ -472,7 +472,11 @@ function runView(main, id) {
     live.className = "live" + (on ? " on" : "");
     live.textContent = on ? "live" : err ? "stream: " + err.message : "";
   }, stop.signal);
-  return () => stop.abort();
+  // an unfinished run's open bars and duration grow between its events
+  const clock = setInterval(() => {
+    if (run && !ended(run.status)) { drawFacts(facts, run); drawTimeline(timeline, events, run); }
+  }, 1000);
+  return () => { stop.abort(); clearInterval(clock); };
 }
 
 function drawFacts(box, run) {

@@ -240,7 +240,10 @@ def until(drv, cond, what):
 
 
 def text_of(drv, css):
-    return drv.find_element(By.CSS_SELECTOR, css).text
+    """The text shown by the first element css selects (read in one step,
+    so a view redrawn meanwhile is no stale element), or "" if none."""
+    return drv.execute_script("const e = document.querySelector(arguments[0]);"
+                              "return e ? e.innerText : ''", css)
 
 
 def approval_row(drv, run, step):
@@ -258,7 +261,7 @@ def press(drv, css):
 
 
 def said(drv, run, step):
-    return approval_row(drv, run, step).find_element(By.CSS_SELECTOR, ".said").text
+    return text_of(drv, '#approvals tr[data-run="%s"][data-step="%s"] .said' % (run, step))
 
 
 def sign_in(drv, base, token):
@@ -283,8 +286,7 @@ def approve_and_finish(s, drv, base, run, who="alice"):
     until(drv, lambda d: "succeeded" in text_of(d, "#run-status"), "the run to succeed")
     until(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline svg rect.bar-succeeded"),
           "the timeline's bars")
-    dec = until(drv, lambda d: d.find_element(By.CSS_SELECTOR, "#timeline li.decision"),
-                "the decision on the timeline").text
+    dec = until(drv, lambda d: text_of(d, "#timeline li.decision"), "the decision on the timeline")
     s.check("approved by " + who in dec, "the timeline says who approved", dec)
     bars = drv.execute_script("return [...document.querySelectorAll('#timeline rect')]"
                               ".map(r => r.dataset.step)")
@@ -310,7 +312,8 @@ def test_loopback_approve(s, drv):
         s.check("loopback" in text_of(drv, "#whoami"), "the console says it needs no token")
         drv.get(base + "/#/approvals")
         until(drv, lambda d: approval_row(d, run, "ok"), "the approval to be listed")
-        s.check("Restart the service?" in approval_row(drv, run, "ok").text, "the prompt is shown")
+        s.check("Restart the service?" in text_of(drv, '#approvals tr[data-run="%s"]' % run),
+                "the prompt is shown")
         click(drv, run, "ok", "approve")
         until(drv, lambda d: "Name who decides" in said(d, run, "ok"),
               "asking who decides in loopback mode")
@@ -412,15 +415,16 @@ def test_payload_is_text(s, drv):
     try:
         run = srv.start_run("xss", {"note": PAYLOAD})
         drv.get(base + "/#/approvals")
-        row = until(drv, lambda d: approval_row(d, run, "ask"), "the payload's approval")
-        s.check(PAYLOAD in row.text, "the prompt shows the payload as text", row.text)
+        row = until(drv, lambda d: text_of(d, '#approvals tr[data-run="%s"]' % run),
+                    "the payload's approval")
+        s.check(PAYLOAD in row, "the prompt shows the payload as text", row)
         no_script_ran(s, drv, "approvals")
         drv.get(base + "/#/run/" + run)
         until(drv, lambda d: PAYLOAD in text_of(d, "#run-approvals"), "the run's pending approval")
         as_json = json.dumps(PAYLOAD)   # inputs and outputs are shown as JSON
         inputs = text_of(drv, "#run-inputs")
         s.check(as_json in inputs, "the inputs show the payload as text", inputs)
-        out = drv.find_element(By.CSS_SELECTOR, '#steps tr[data-step="shown"] td.output').text
+        out = text_of(drv, '#steps tr[data-step="shown"] td.output')
         s.check(as_json in out, "the output shows the payload as text", out)
         no_script_ran(s, drv, "the waiting run")
         st, _, body = srv.request("POST", "/v1/runs/%s/steps/ask/approval" % run,
@@ -429,8 +433,7 @@ def test_payload_is_text(s, drv):
         until(drv, lambda d: "failed" in text_of(d, "#run-status"), "the run to fail, live")
         err = text_of(drv, "#run-error")
         s.check(PAYLOAD in err, "the run's error shows the payload as text", err)
-        dec = until(drv, lambda d: d.find_element(By.CSS_SELECTOR, "#timeline li.decision"),
-                    "the decision").text
+        dec = until(drv, lambda d: text_of(d, "#timeline li.decision"), "the decision")
         s.check(PAYLOAD in dec and "approved by carol" in dec, "the comment is text", dec)
         no_script_ran(s, drv, "the failed run")
     finally:
