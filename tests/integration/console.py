@@ -70,9 +70,13 @@ steps:
     with: { message: "${{ .inputs.note }}" }
 """
 
-ASSETS = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
-          "/app.js": ("app.js", "text/javascript"), "/app.css": ("app.css", "text/css"),
-          "/favicon.svg": ("favicon.svg", "image/svg+xml")}
+# Every file of server/console/ is served under its name, "/" is the index;
+# a file of a kind not listed here fails the test until its type is.
+TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+         ".svg": "image/svg+xml"}
+ASSETS = {"/" + f: (f, TYPES.get(os.path.splitext(f)[1], "a type of its kind"))
+          for f in sorted(os.listdir(CONSOLE))}
+ASSETS["/"] = ("index.html", "text/html")
 
 
 def source(name):
