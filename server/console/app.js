@@ -630,7 +630,7 @@ function drawGraph(box, shape, run) {
   const width = P * 2 + (rowsIn.length || 1) * (NW + GX);
   const pic = svg("svg", {viewBox: "0 0 " + width + " " + height, role: "img", "aria-label": "step graph",
                           id: "graph-svg", style: null});
-  pic.setAttribute("width", String(Math.min(width, 960)));
+  pic.setAttribute("width", String(width));
   const at = id => { const p = pos.get(id); return {x: P + p.c * (NW + GX), y: P + p.r * (NH + GY)}; };
   for (const s of steps)
     for (const n of s.needs || []) {
