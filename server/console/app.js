@@ -527,6 +527,10 @@ function attemptsOf(events) {
     if (!rows.has(k)) rows.set(k, {label: k, step: ev.step, bars: []});
     return rows.get(k);
   };
+  const waiting = ev => {   // an open attempt that waits (a timer, people)
+    const b = row(ev).bars.find(x => x.end === null);
+    if (b) b.status = "waiting";
+  };
   const close = {step_succeeded: "succeeded", step_failed: "failed", step_retrying: "retrying",
                  step_crashed: "crashed", step_interrupted: "interrupted"};
   for (const ev of events) {
@@ -538,13 +542,14 @@ function attemptsOf(events) {
       const bars = row(ev).bars;
       const b = bars.slice().reverse().find(x => x.attempt === ev.attempt && x.end === null);
       if (b) { b.end = t; b.status = close[ev.type]; b.error = ev.data && ev.data.error; }
+    } else if (ev.type === "step_waiting") {
+      waiting(ev);
     } else if (ev.type === "step_skipped") {
       row(ev).bars.push({attempt: 0, start: t, end: t, status: "skipped"});
     } else if (ev.type === "approval_requested") {
       marks.push({row: key(ev), t, kind: "request", text: "approval asked of " +
                   ((ev.data && ev.data.approvers) || []).join(", ")});
-      const b = row(ev).bars.find(x => x.end === null);
-      if (b) b.status = "waiting";
+      waiting(ev);
     } else if (ev.type === "approval_decided") {
       const d = ev.data || {};
       marks.push({row: key(ev), t, kind: d.decision === "approve" ? "approve" : "reject",
