@@ -448,7 +448,7 @@ function runView(main, id) {
     drawPending(pending, id, run, refresh);
     drawTimeline(timeline, events, run);
     if (shape) drawGraph(graph, shape, run);
-    drawSteps(steps, run, events, shape);
+    drawSteps(steps, run, shape);
   };
   // Read the run again (once at a time; a change meanwhile reads again).
   const refresh = async () => {
@@ -659,7 +659,7 @@ function drawGraph(box, shape, run) {
     box.append(el("p", {class: "muted"}, "On failure: " + shape.on_failure.map(s => s.id).join(", ")));
 }
 
-function drawSteps(box, run, events, shape) {
+function drawSteps(box, run, shape) {
   const order = shape ? shape.steps.map(s => s.id) : [];
   const ids = Object.keys(run.steps || {}).sort((a, b) => {
     const i = order.indexOf(a), j = order.indexOf(b);
@@ -670,7 +670,9 @@ function drawSteps(box, run, events, shape) {
     const s = run.steps[id];
     const decisions = s.approval && s.approval.decisions ? s.approval.decisions : [];
     body.append(el("tr", {dataset: {step: id}},
-      el("td", {class: "mono"}, id), el("td", {}, badge(s.status)), el("td", {}, String(s.attempts)),
+      el("td", {class: "mono"}, id, s.child ? [el("br", {}), el("span", {class: "muted"}, "child "),
+                                               runLink(s.child)] : null),
+      el("td", {}, badge(s.status)), el("td", {}, String(s.attempts)),
       el("td", {class: "output"}, s.output === null || s.output === undefined ? "" : json(s.output)),
       el("td", {class: "error refused"}, errorText(s.error)),
       el("td", {}, decisions.map(d => el("div", {class: "decision"},
