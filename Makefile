@@ -79,11 +79,12 @@ $(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
 
 # The web console (server/console.h) is compiled in from server/console/:
 # each file a C string ('?' escaped against trigraphs), its ETag the first
-# 16 hex digits of its SHA-256.
+# 16 hex digits of its SHA-256; the folder is a prerequisite so that a file
+# removed is no longer served.
 CONSOLE := $(sort $(wildcard server/console/*.html server/console/*.js server/console/*.css \
                            server/console/*.svg))
 
-$(BUILD)/gen/console_assets.c: $(CONSOLE) Makefile
+$(BUILD)/gen/console_assets.c: $(CONSOLE) server/console Makefile
 	@mkdir -p $(@D)
 	@{ echo '#include "server/console.h"'; \
 	   echo 'const srv_console_asset srv_console_assets[] = {'; \
