@@ -8,6 +8,10 @@
  * connections, drain as `cairn run` does (running attempts get the grace
  * period, CAIRN_GRACE_MS), and exit 0.
  *
+ * Requests: the web console's files at `/` (console.h), the API (api.h)
+ * for every other path; what another site's page sends through a browser
+ * is refused first (srv_console_foreign).
+ *
  * With no tokens file the server listens on loopback addresses only, and
  * says so on start; with one (server/tokens.h) requests need a token of it
  * (api.h), and SIGHUP reads it again.
