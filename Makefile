@@ -79,12 +79,12 @@ $(BUILD)/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
 
 # The web console (server/console.h) is compiled in from server/console/:
 # each file a C string ('?' escaped against trigraphs), its ETag the first
-# 16 hex digits of its SHA-256; the folder is a prerequisite so that a file
-# removed is no longer served.
+# 16 hex digits of its SHA-256.  Made on every make (a file removed is no
+# longer served) but replaced only when it differs, so nothing else rebuilds.
 CONSOLE := $(sort $(wildcard server/console/*.html server/console/*.js server/console/*.css \
                            server/console/*.svg))
 
-$(BUILD)/gen/console_assets.c: $(CONSOLE) server/console Makefile
+$(BUILD)/gen/console_assets.c: FORCE
 	@mkdir -p $(@D)
 	@{ echo '#include "server/console.h"'; \
 	   echo 'const srv_console_asset srv_console_assets[] = {'; \
@@ -93,7 +93,8 @@ $(BUILD)/gen/console_assets.c: $(CONSOLE) server/console Makefile
 	       sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; \
 	       echo '},'; \
 	   done; \
-	   echo '{0, 0, 0}};'; } > $@.tmp && mv -f $@.tmp $@
+	   echo '{0, 0, 0}};'; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
 
 $(BUILD)/gen/console_assets.o: $(BUILD)/gen/console_assets.c
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
@@ -131,6 +132,6 @@ bench: deps cairn $(TOOLS)
 clean:
 	rm -rf build build-asan build-fuzz cairn
 
-.PHONY: all deps test unit asan fuzz demo bench clean
+.PHONY: all deps test unit asan fuzz demo bench clean FORCE
 
 -include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(UNITOBJ:.o=.d)
