@@ -85,7 +85,7 @@ static int64_t duration_of(jv with, const char *key) {
     return ms;
 }
 
-static jv request_from(eng_run *r, jv with) {
+jv eng_approval_request(const eng_run *r, jv with, int64_t now) {
     jv req = jv_object();
     jv prompt = get(with, "prompt"), approvers = get(with, "approvers"), q = get(with, "quorum");
     jv esc = get(with, "escalate_to"), on_timeout = get(with, "on_timeout"), self = get(with, "allow_self_approval");
@@ -96,7 +96,7 @@ static jv request_from(eng_run *r, jv with) {
     req = jv_object_set(req, jv_string("escalate_to"), jv_get_kind(esc) == JV_KIND_ARRAY ? esc : (jv_free(esc), jv_array()));
     req = jv_object_set(req, jv_string("on_timeout"), jv_get_kind(on_timeout) == JV_KIND_STRING ? on_timeout : (jv_free(on_timeout), jv_string("reject")));
     req = jv_object_set(req, jv_string("timeout_ms"), jv_number((double)timeout));
-    req = jv_object_set(req, jv_string("deadline"), jv_number(timeout ? (double)(cairn_wall_ms() + timeout) : 0));
+    req = jv_object_set(req, jv_string("deadline"), jv_number(timeout ? (double)(now + timeout) : 0));
     jv user = get(r->st->trigger, "user");
     if (jv_get_kind(self) != JV_KIND_TRUE && jv_get_kind(user) == JV_KIND_STRING)
         req = jv_object_set(req, jv_string("forbidden"), user);
@@ -106,22 +106,24 @@ static jv request_from(eng_run *r, jv with) {
     return req;
 }
 
+/* `with` may name the step (.step.id); its attempt is always the first. */
+int eng_approval_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
+    (void)attempt;
+    return eng_scoped_input(r, i, index, 1, with, err);
+}
+
 void eng_start_approval(cairn_engine *e, eng_run *r, int i, int index) {
-    const cairn_step *step = r->plan->steps[i];
     jv with = jv_invalid();
     cairn_err err;
     if (index >= 0) {
         eng_attempt_failed(e, r, i, index, 1, eng_error("schema", "an approval step cannot use foreach"));
         return;
     }
-    char key[CAIRN_RUN_ID_MAX + CAIRN_ID_MAX + 2];   /* `with` may name the step: .step.id */
-    snprintf(key, sizeof key, "%s/%s", r->st->id, r->plan->ids[i]);
-    jv extra = r->plan->with_reads_attempt[i] ? eng_attempt_scope(r, i, -1, 1, key) : jv_null();
-    if (eng_render(r, step->with, extra, &with, &err) != 0) {
+    if (eng_approval_input(r, i, -1, 1, &with, &err) != 0) {
         eng_attempt_failed(e, r, i, -1, 1, eng_error("expression", err.msg));
         return;
     }
-    jv req = request_from(r, with);
+    jv req = eng_approval_request(r, with, cairn_wall_ms());
     eng_emit(e, r, CAIRN_EV_STEP_STARTED, i, -1, 1,
              jv_object_set(jv_object(), jv_string("input"), jv_copy(with)));
     int64_t deadline = (int64_t)jv_number_value(jv_object_get(jv_copy(req), jv_string("deadline")));
@@ -146,6 +148,14 @@ void eng_ask_after_crash(cairn_engine *e, eng_run *r, int i) {
 }
 
 /* ---- deciding ------------------------------------------------------------ */
+
+bool eng_quorum_met(jv approval) {
+    jv votes = get(approval, "approvals"), q = get(approval, "quorum");
+    int need = jv_get_kind(q) == JV_KIND_NUMBER ? (int)jv_number_value(q) : 1;
+    int n = jv_get_kind(votes) == JV_KIND_ARRAY ? jv_array_length(votes) : (jv_free(votes), 0);
+    jv_free(q);
+    return n >= need;
+}
 
 /* Each approval given, in order: [{by, comment, at}] (a rejection ends the
  * step, so none is among them). */
@@ -223,10 +233,7 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
             snprintf(why, sizeof why, "rejected by %s%s%s", jv_string_value(by), c ? ": " : "", c ? c : "");
             rejected(e, r, i, why);
         } else {
-            jv votes = get(r->st->steps[i].approval, "approvals"), q = get(r->st->steps[i].approval, "quorum");
-            int need = jv_get_kind(q) == JV_KIND_NUMBER ? (int)jv_number_value(q) : 1;
-            if (jv_array_length(votes) >= need) approved(e, r, i, c);
-            jv_free(q);
+            if (eng_quorum_met(r->st->steps[i].approval)) approved(e, r, i, c);
         }
         eng_schedule(e, r);
     }

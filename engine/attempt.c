@@ -17,10 +17,6 @@
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
-static jv attempt_extra(eng_attempt *a) {
-    return eng_attempt_scope(a->run, a->step, a->index, a->attempt, a->idem_key);
-}
-
 static void attempt_free(eng_attempt *a) {
     free(a);
 }
@@ -31,6 +27,12 @@ static void fail_before_start(cairn_engine *e, eng_attempt *a, jv error) {
         r->st->steps[a->step].attempts = a->attempt;   /* journaled with the failure */
     eng_attempt_failed(e, r, a->step, a->index, a->attempt, error);
     attempt_free(a);
+}
+
+int eng_step_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
+    const eng_carried *c = eng_carried_for(cairn_action_find(r->plan->steps[i]->uses));
+    if (c && c->input) return c->input(r, i, index, attempt, with, err);
+    return eng_scoped_input(r, i, index, attempt, with, err);
 }
 
 void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
@@ -47,12 +49,9 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     a->run = r;
     a->step = i;
     a->index = index;
-    a->attempt = (index < 0 ? s->attempts : s->items[index].attempts) + 1;
+    a->attempt = eng_next_attempt(s, index);
     a->action = action;
-    if (index < 0)
-        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s", r->st->id, id);
-    else
-        snprintf(a->idem_key, sizeof a->idem_key, "%s/%s/%d", r->st->id, id, index);
+    eng_idem_key(r, i, index, a->idem_key, sizeof a->idem_key);
     a->info = (cairn_attempt_info){.run_id = r->st->id, .step_id = id,
                                    .idempotency_key = a->idem_key, .attempt = a->attempt,
                                    .stop = &a->stop, .env = (const char *const *)r->env,
@@ -63,8 +62,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv with = jv_invalid();
     cairn_err err;
-    jv extra = r->plan->with_reads_attempt[i] ? attempt_extra(a) : jv_null();
-    if (eng_render(r, step->with, extra, &with, &err) != 0) {
+    if (eng_scoped_input(r, i, index, a->attempt, &with, &err) != 0) {
         fail_before_start(e, a, eng_error("expression", err.msg));
         return;
     }

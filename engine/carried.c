@@ -11,9 +11,9 @@
 extern const cairn_action cairn_action_approval, cairn_action_wait, cairn_action_workflow;
 
 static const eng_carried carried[] = {
-    {&cairn_action_approval, eng_start_approval, eng_approval_timer},
-    {&cairn_action_wait, eng_start_wait, eng_wait_over},
-    {&cairn_action_workflow, eng_start_child, NULL},
+    {&cairn_action_approval, eng_start_approval, eng_approval_timer, eng_approval_input},
+    {&cairn_action_wait, eng_start_wait, eng_wait_over, eng_wait_input},
+    {&cairn_action_workflow, eng_start_child, NULL, NULL},
 };
 
 const eng_carried *eng_carried_for(const cairn_action *action) {

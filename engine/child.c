@@ -29,16 +29,14 @@ void eng_start_child(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_step *step = r->plan->steps[i];
     jv with = jv_invalid();
     cairn_err err;
-    char hash[65], child[CAIRN_RUN_ID_MAX], key[CAIRN_RUN_ID_MAX + CAIRN_ID_MAX + 2];
+    char hash[65], child[CAIRN_RUN_ID_MAX];
     if (index >= 0) {
         eng_attempt_failed(e, r, i, index, step->retry.max_attempts,
                            eng_error("schema", "a workflow step cannot use foreach"));
         return;
     }
-    int attempt = r->st->steps[i].attempts + 1;
-    snprintf(key, sizeof key, "%s/%s", r->st->id, r->plan->ids[i]);
-    jv extra = r->plan->with_reads_attempt[i] ? eng_attempt_scope(r, i, -1, attempt, key) : jv_null();
-    if (eng_render(r, step->with, extra, &with, &err) != 0) {
+    int attempt = eng_next_attempt(&r->st->steps[i], -1);
+    if (eng_scoped_input(r, i, -1, attempt, &with, &err) != 0) {
         eng_attempt_failed(e, r, i, -1, attempt, eng_error("expression", err.msg));
         return;
     }

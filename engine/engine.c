@@ -184,7 +184,7 @@ static void fire(cairn_engine *e, eng_run *r, const eng_timer *t) {
     const eng_carried *c = eng_carried_for(cairn_action_find(step->uses));
     if (c && c->timer)
         c->timer(e, r, t->step, t->index);
-    else if (eng_is_rollback_step(r, t->step) || (!r->failing && !r->st->cancel_requested))
+    else if (eng_may_go_on(r, t->step))
         eng_start_attempt(e, r, t->step, t->index);
     eng_schedule(e, r);
 }

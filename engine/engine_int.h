@@ -59,13 +59,16 @@ static inline jv eng_status_name(const eng_plan *p, cairn_step_status s) {
     return jv_copy(p->status_names[s]);
 }
 
+/* An idempotency key: <run id>/<step id>[/<index>] (attempt.c). */
+#define CAIRN_IDEM_KEY_MAX (CAIRN_RUN_ID_MAX + 2 * CAIRN_ID_MAX + 16)
+
 struct eng_attempt {
     eng_run *run;
     int step, index;             /* index: foreach item, or -1 */
     int attempt;
     const cairn_action *action;
     void *job;
-    char idem_key[CAIRN_RUN_ID_MAX + 2 * CAIRN_ID_MAX + 16];
+    char idem_key[CAIRN_IDEM_KEY_MAX];
     cairn_attempt_info info;
     cairn_stop stop;
     int64_t ticket;              /* dispatch once this much of the journal is durable */
@@ -343,8 +346,86 @@ typedef struct eng_carried {
     /* Its timer fired (the step still waits for that deadline); NULL: the
      * timer is a retry's back-off, which starts the step again. */
     void (*timer)(cairn_engine *e, eng_run *r, int step, int index);
+    /* The `with` its step_started journals (eng_step_input); NULL: as an
+     * attempt's (eng_scoped_input). */
+    int (*input)(eng_run *r, int step, int index, int attempt, jv *with, cairn_err *err);
 } eng_carried;
 const eng_carried *eng_carried_for(const cairn_action *action);   /* NULL: an attempt */
+
+/* Decisions: what the engine decides from a run's state alone, taken by
+ * the functions below both live and by `cairn replay` (replay.h), which
+ * re-takes them over a journal and compares: the same code, not a copy.
+ * None of them appends, arms a timer or starts anything. */
+/* sched.c: how many of step i's needs are not done yet (0: ready). */
+int eng_needs_waiting(const eng_run *r, int i);
+/* sched.c: whether a ready step may start now: the run is not failing,
+ * cancelled or paused. */
+bool eng_may_start(const eng_run *r);
+/* sched.c: step i's `if` (true when it has none): 0 and *go, or the
+ * render's error (the step then fails with kind expression). */
+int eng_if_holds(eng_run *r, int i, bool *go, cairn_err *err);
+/* sched.c: step i's foreach list: 0 and *items (an array of at most
+ * CAIRN_FOREACH_MAX_ITEMS), or an error. */
+int eng_foreach_items(eng_run *r, int i, jv *items, cairn_err *err);
+/* sched.c: items of step in flight at once at most. */
+int eng_foreach_window(const cairn_step *step);
+/* sched.c: r->items[i] after a fold: the journaled list, or the one
+ * rendered again when it masks to exactly that (it then holds the secrets'
+ * values the live list held). */
+void eng_recall_items(eng_run *r, int i, const cairn_secrets *secrets);
+/* sched.c: the run's outputs rendered: 0 and *out, or -1 and *out the
+ * error that fails the run ({kind: expression, message, output}). */
+int eng_run_outputs(eng_run *r, jv *out);
+/* sched.c: the rollback's order into order[] (p->n_all at most): the
+ * compensate bodies of succeeded steps, latest completion first, then the
+ * on_failure steps as written.  Returns how many. */
+int eng_rollback_order(const eng_plan *p, const cairn_run_state *st, int *order);
+/* sched.c: succeeded, failed, skipped or cancelled. */
+bool eng_settled(cairn_step_status s);
+/* sched.c: the expression document from the run's state (every step's
+ * view as folded), with secrets' values under .secrets; eng_ctx_step
+ * brings step i's view up to date in it (when it is done or fails). */
+void eng_build_ctx(eng_run *r, const cairn_secrets *secrets);
+void eng_ctx_step(eng_run *r, int i);
+/* retry.c: whether step may start an attempt now that its back-off is
+ * over, or retry at all: a rollback body may; otherwise the run must not
+ * be failing or cancelled. */
+bool eng_may_go_on(const eng_run *r, int step);
+/* retry.c: whether a failed attempt (error borrowed) is retried: attempts
+ * left, eng_may_go_on, and error, as "<kind>: <message>", matches retry.on. */
+bool eng_retry_allowed(const eng_run *r, int step, int attempt, jv error);
+/* retry.c: the back-off before the attempt after `attempt`: exactly lo ==
+ * hi without jitter, else the bounds jitter picks between. */
+void eng_backoff_range(const cairn_retry *rt, int attempt, int64_t *lo, int64_t *hi);
+/* sched.c: the number of the next attempt of step state s (item index,
+ * or -1), and its idempotency key. */
+int eng_next_attempt(const cairn_step_state *s, int index);
+void eng_idem_key(const eng_run *r, int i, int index, char *key, size_t len);
+/* sched.c: an attempt's `with` rendered, with the attempt's own fields
+ * (.step, .item, .index) when it reads them. */
+int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err);
+/* attempt.c: the `with` step i's step_started journals (before masking):
+ * a carried step's own (eng_carried.input), else eng_scoped_input. */
+int eng_step_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err);
+/* approval.c: the request approval_requested journals for `with`
+ * (borrowed), its deadline counted from now (wall ms). */
+jv eng_approval_request(const eng_run *r, jv with, int64_t now);
+/* approval.c: whether the approvals so far (the fold's approval, borrowed)
+ * make its quorum. */
+bool eng_quorum_met(jv approval);
+/* approval.c, wait.c: their steps' `with` (eng_carried.input): an
+ * approval's is always its first attempt's; a wait's has no attempt fields. */
+int eng_approval_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err);
+int eng_wait_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err);
+/* recover.c: what happens to step i's attempt found in flight after a
+ * crash (ask is fail for foreach items), and its name in step_crashed. */
+cairn_on_crash eng_on_crash(const eng_run *r, int i);
+const char *eng_on_crash_name(cairn_on_crash oc);
+
+/* runs.c: a plan of wf (ownership passes) held by no engine, for replay;
+ * free it with eng_plan_free. */
+eng_plan *eng_plan_new(cairn_workflow *wf);
+void eng_plan_free(eng_plan *p);
 
 /* sched.c: deciding what runs next */
 /* Start a run of plan; parent (or NULL) is the run whose `workflow` step

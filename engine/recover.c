@@ -21,15 +21,24 @@
 #include "engine/engine_int.h"
 #include "engine/owner.h"
 
+cairn_on_crash eng_on_crash(const eng_run *r, int i) {
+    cairn_on_crash oc = r->plan->steps[i]->on_crash;
+    if (oc == CAIRN_ON_CRASH_ASK && r->st->steps[i].n_items > 0) oc = CAIRN_ON_CRASH_FAIL;   /* per item: no */
+    return oc;
+}
+
+const char *eng_on_crash_name(cairn_on_crash oc) {
+    static const char *const names[] = {"retry", "fail", "ask"};
+    return names[oc];
+}
+
 /* Hand each attempt found in flight to its step's on_crash. */
 static void handle_crashed(cairn_engine *e, eng_run *r) {
-    static const char *const names[] = {"retry", "fail", "ask"};
     const char *why = "the engine stopped while this attempt was running (on_crash: fail)";
     for (int i = 0; i < r->plan->n_all; i++) {
         cairn_step_state *s = &r->st->steps[i];
-        cairn_on_crash oc = r->plan->steps[i]->on_crash;
-        if (oc == CAIRN_ON_CRASH_ASK && s->n_items > 0) oc = CAIRN_ON_CRASH_FAIL;   /* per item: no */
-        jv action = jv_object_set(jv_object(), jv_string("action"), jv_string(names[oc]));
+        cairn_on_crash oc = eng_on_crash(r, i);
+        jv action = jv_object_set(jv_object(), jv_string("action"), jv_string(eng_on_crash_name(oc)));
         if (s->in_flight) {
             jv crashed = eng_kill_orphan(r, i, -1, s->attempts, jv_copy(action));
             eng_emit(e, r, CAIRN_EV_STEP_CRASHED, i, -1, s->attempts, crashed);

@@ -39,28 +39,40 @@ static bool error_matches(const eng_plan *p, int step, jv error) {
     return rc >= 0;
 }
 
-static int64_t backoff_ms(const cairn_retry *rt, int attempt) {
+void eng_backoff_range(const cairn_retry *rt, int attempt, int64_t *lo, int64_t *hi) {
     int64_t d = rt->delay_ms;
     if (rt->backoff == CAIRN_BACKOFF_LINEAR) d *= attempt;
     if (rt->backoff == CAIRN_BACKOFF_EXPONENTIAL)
         for (int i = 1; i < attempt && d < INT64_MAX / 4; i++) d *= 2;
     if (rt->max_delay_ms > 0 && d > rt->max_delay_ms) d = rt->max_delay_ms;
-    if (rt->jitter && d > 1) {
-        uint32_t r = 0;
-        if (getrandom(&r, sizeof r, 0) != sizeof r) r = (uint32_t)time(NULL);
-        d = d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
-    }
-    return d;
+    bool jitter = rt->jitter && d > 1;
+    *lo = jitter ? d / 2 : d;
+    *hi = jitter ? d / 2 * 2 : d;   /* d less one when odd */
+}
+
+static int64_t backoff_ms(const cairn_retry *rt, int attempt) {
+    int64_t lo, hi;
+    eng_backoff_range(rt, attempt, &lo, &hi);
+    if (lo == hi) return hi;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != sizeof r) r = (uint32_t)time(NULL);
+    return lo + (int64_t)(r % (uint32_t)(hi - lo + 1));
+}
+
+bool eng_may_go_on(const eng_run *r, int step) {
+    /* in the rollback every body gets its own retries; before it, a failing
+     * or cancelled run starts nothing more */
+    return eng_is_rollback_step(r, step) || (!r->st->cancel_requested && !r->failing);
+}
+
+bool eng_retry_allowed(const eng_run *r, int step, int attempt, jv error) {
+    return attempt < r->plan->steps[step]->retry.max_attempts && eng_may_go_on(r, step) &&
+           jv_get_kind(error) == JV_KIND_OBJECT && error_matches(r->plan, step, error);
 }
 
 void eng_attempt_failed(cairn_engine *e, eng_run *r, int step, int index, int attempt, jv error) {
     const cairn_step *s = r->plan->steps[step];
-    /* in the rollback every body gets its own retries; before it, a failing
-     * or cancelled run starts nothing more */
-    bool go_on = eng_is_rollback_step(r, step) || (!r->st->cancel_requested && !r->failing);
-    bool retry = attempt < s->retry.max_attempts && go_on &&
-                 jv_get_kind(error) == JV_KIND_OBJECT && error_matches(r->plan, step, error);
-    if (retry) {
+    if (eng_retry_allowed(r, step, attempt, error)) {
         int64_t now = cairn_wall_ms(), at = now + backoff_ms(&s->retry, attempt);
         jv data = jv_object_set(jv_object(), jv_string("error"), error);
         data = jv_object_set(data, jv_string("retry_at"), jv_number((double)at));

@@ -30,7 +30,6 @@ struct eng_runs {
     eng_plan *plans;
 };
 
-static void plan_free(eng_plan *p);
 
 eng_runs *eng_runs_new(void) {
     eng_runs *rs = cairn_calloc(1, sizeof *rs);
@@ -46,7 +45,7 @@ void eng_runs_free(eng_runs *rs) {
     while (rs->plans) {
         eng_plan *p = rs->plans;
         rs->plans = p->next;
-        plan_free(p);
+        eng_plan_free(p);
     }
     free(rs);
 }
@@ -155,7 +154,7 @@ static void free_retry(eng_plan *p) {
     free(p->retry_on);
 }
 
-static eng_plan *plan_new(cairn_workflow *wf) {
+eng_plan *eng_plan_new(cairn_workflow *wf) {
     eng_plan *p = cairn_calloc(1, sizeof *p);
     p->wf = wf;
     p->n_main = wf->n_steps;
@@ -206,7 +205,7 @@ static eng_plan *plan_new(cairn_workflow *wf) {
     return p;
 }
 
-static void plan_free(eng_plan *p) {
+void eng_plan_free(eng_plan *p) {
     free_retry(p);
     jv_free(p->pending_steps);
     free(p->with_reads_attempt);
@@ -236,7 +235,7 @@ eng_plan *eng_plan_add(cairn_engine *e, cairn_workflow *wf) {
         cairn_workflow_free(wf);
         return p;
     }
-    p = plan_new(wf);
+    p = eng_plan_new(wf);
     p->next = e->runs->plans;
     e->runs->plans = p;
     return p;

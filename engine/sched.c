@@ -18,6 +18,7 @@
  * At most CAIRN_FOREACH_MAX_ITEMS items; without `concurrency`, at most
  * CAIRN_FOREACH_WINDOW of them in flight at once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,10 @@ int eng_start_run(cairn_engine *e, eng_plan *plan, jv inputs, jv trigger, const 
     return 0;
 }
 
+bool eng_may_start(const eng_run *r) {
+    return !r->st->cancel_requested && !r->st->paused && !r->failing;
+}
+
 bool eng_step_is_done(const eng_run *r, int i) {
     const cairn_step_state *s = &r->st->steps[i];
     return s->status == CAIRN_STEP_SUCCEEDED || s->status == CAIRN_STEP_SKIPPED ||
@@ -106,7 +111,7 @@ static jv pending_steps(eng_plan *p) {
     return jv_copy(p->pending_steps);
 }
 
-static void ctx_set_step(eng_run *r, int i) {
+void eng_ctx_step(eng_run *r, int i) {
     const eng_plan *p = r->plan;
     jv steps = jv_object_get(jv_copy(r->ctx), eng_key(p, KEY_STEPS));
     r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), jv_null());   /* keep steps unshared */
@@ -140,7 +145,7 @@ static jv secrets_object(const cairn_secrets *s) {
     return o;
 }
 
-static void build_ctx(cairn_engine *e, eng_run *r) {
+void eng_build_ctx(eng_run *r, const cairn_secrets *secrets) {
     const cairn_run_state *st = r->st;
     char when[40];
     jv run = jv_object();
@@ -152,7 +157,7 @@ static void build_ctx(cairn_engine *e, eng_run *r) {
     jv_free(r->ctx);
     r->ctx = jv_object();
     r->ctx = jv_object_set(r->ctx, jv_string("inputs"), jv_copy(st->inputs));
-    r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(eng_secrets(e)));
+    r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(secrets));
     r->ctx = jv_object_set(r->ctx, jv_string("run"), run);
     jv steps = pending_steps(r->plan);
     for (int i = 0; i < r->plan->n_all; i++)
@@ -170,13 +175,19 @@ static void fail_run(eng_run *r, jv error, const char *step_id) {
 }
 
 static void build_rollback(eng_run *r);
-static void recall_items(cairn_engine *e, eng_run *r, int i);
+
+int eng_needs_waiting(const eng_run *r, int i) {
+    const cairn_step *step = r->plan->steps[i];
+    int n = 0;
+    for (int k = 0; k < step->n_needs; k++) n += !eng_step_is_done(r, step->needs[k]);
+    return n;
+}
 
 /* After the run's events are folded (new run or recovery): derive the
  * scheduler's counters from the state. */
 void eng_run_rebuild(cairn_engine *e, eng_run *r) {
     const eng_plan *p = r->plan;
-    build_ctx(e, r);
+    eng_build_ctx(r, eng_secrets(e));
     r->done = 0;
     r->n_ready = r->ready_head = 0;
     for (int i = 0; i < p->n_main; i++) {
@@ -185,15 +196,13 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r) {
         if (eng_step_is_done(r, i)) r->done++;
         if (s->status == CAIRN_STEP_FAILED && !step->continue_on_error && !r->failing)
             fail_run(r, jv_copy(s->error), step->id);
-        r->waiting_on[i] = 0;
-        for (int k = 0; k < step->n_needs; k++)
-            if (!eng_step_is_done(r, step->needs[k])) r->waiting_on[i]++;
+        r->waiting_on[i] = eng_needs_waiting(r, i);
     }
     for (int i = 0; i < p->n_all; i++) {
         const cairn_step_state *s = &r->st->steps[i];
         r->items_running[i] = 0;
         r->items_next[i] = 0;
-        if (s->expanded) recall_items(e, r, i);
+        if (s->expanded) eng_recall_items(r, i, eng_secrets(e));
         for (int k = 0; k < s->n_items; k++)   /* a waiting item keeps its place */
             r->items_running[i] += s->items[k].in_flight || s->items[k].status == CAIRN_STEP_WAITING;
         /* a foreach cut short by a crash is ready too: its pending items start */
@@ -215,7 +224,7 @@ void eng_run_rebuild(cairn_engine *e, eng_run *r) {
 
 void eng_step_done(cairn_engine *e, eng_run *r, int i) {
     (void)e;
-    ctx_set_step(r, i);
+    eng_ctx_step(r, i);
     if (!eng_is_rollback_step(r, i)) r->done++;
     for (int k = 0; k < r->plan->n_dependents[i]; k++) {
         int d = r->plan->dependents[i][k];
@@ -232,7 +241,7 @@ void eng_step_failed(cairn_engine *e, eng_run *r, int i, jv error) {
         eng_step_done(e, r, i);   /* a failed compensation is recorded; the rest still run */
         jv_free(error);
     } else {
-        ctx_set_step(r, i);
+        eng_ctx_step(r, i);
         if (!r->failing) fail_run(r, error, step->id);
         else jv_free(error);
     }
@@ -256,6 +265,27 @@ jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const c
     return extra;
 }
 
+int eng_next_attempt(const cairn_step_state *s, int index) {
+    return (index < 0 ? s->attempts : s->items[index].attempts) + 1;
+}
+
+void eng_idem_key(const eng_run *r, int i, int index, char *key, size_t len) {
+    if (index < 0)
+        snprintf(key, len, "%s/%s", r->st->id, r->plan->ids[i]);
+    else
+        snprintf(key, len, "%s/%s/%d", r->st->id, r->plan->ids[i], index);
+}
+
+int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
+    jv extra = jv_null();
+    if (r->plan->with_reads_attempt[i]) {
+        char key[CAIRN_IDEM_KEY_MAX];
+        eng_idem_key(r, i, index, key, sizeof key);
+        extra = eng_attempt_scope(r, i, index, attempt, key);
+    }
+    return eng_render(r, r->plan->steps[i]->with, extra, with, err);
+}
+
 /* Render a template over the run's document plus `extra` fields (consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err) {
     if (cairn_tmpl_is_const(t)) {
@@ -272,6 +302,10 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
     return rc;
 }
 
+int eng_foreach_window(const cairn_step *step) {
+    return step->concurrency > 0 ? step->concurrency : CAIRN_FOREACH_WINDOW;
+}
+
 /* Start pending items in index order, from the cursor on.  An item behind
  * the cursor never becomes pending again while the run is live (a retry
  * restarts its own item from a timer; a crash's retry is seen at rebuild,
@@ -279,7 +313,7 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
 static void start_items(cairn_engine *e, eng_run *r, int i) {
     const cairn_step *step = r->plan->steps[i];
     cairn_step_state *s = &r->st->steps[i];
-    int limit = step->concurrency > 0 ? step->concurrency : CAIRN_FOREACH_WINDOW;
+    int limit = eng_foreach_window(step);
     while (r->items_next[i] < s->n_items && s->items_failed == 0 && !r->failing) {
         if (r->items_running[i] >= limit) break;
         int k = r->items_next[i]++;
@@ -321,8 +355,7 @@ void eng_item_finished(cairn_engine *e, eng_run *r, int i, int index, bool ok, j
     foreach_progress(e, r, i);
 }
 
-/* Render step i's foreach expression: 0 and *items, or an error message. */
-static int render_items(eng_run *r, int i, jv *items, cairn_err *err) {
+int eng_foreach_items(eng_run *r, int i, jv *items, cairn_err *err) {
     int rc = eng_render(r, r->plan->steps[i]->foreach, jv_null(), items, err);
     if (rc) return rc;
     if (jv_get_kind(*items) != JV_KIND_ARRAY)
@@ -342,16 +375,15 @@ static int render_items(eng_run *r, int i, jv *items, cairn_err *err) {
  * rendering again gives a list that masks to exactly the journaled one,
  * that list is the same one with the secrets' values: it is used.  A
  * journal that recorded only the count gets the list rendered again. */
-static void recall_items(cairn_engine *e, eng_run *r, int i) {
+void eng_recall_items(eng_run *r, int i, const cairn_secrets *secrets) {
     const cairn_step_state *s = &r->st->steps[i];
     bool journaled = jv_get_kind(s->item_list) == JV_KIND_ARRAY;
-    const cairn_secrets *secrets = eng_secrets(e);
     bool masks = secrets && secrets->count > 0;
     jv items = jv_invalid();
     cairn_err err;
     jv_free(r->items[i]);
     r->items[i] = jv_copy(s->item_list);
-    if ((journaled && !masks) || render_items(r, i, &items, &err) != 0) return;
+    if ((journaled && !masks) || eng_foreach_items(r, i, &items, &err) != 0) return;
     if (!journaled || jv_equal(cairn_secrets_mask(jv_copy(items), secrets),
                                jv_copy(s->item_list))) {
         jv_free(r->items[i]);
@@ -364,7 +396,7 @@ static void recall_items(cairn_engine *e, eng_run *r, int i) {
 static void start_foreach(cairn_engine *e, eng_run *r, int i) {
     jv items = jv_invalid();
     cairn_err err;
-    if (render_items(r, i, &items, &err) != 0) {
+    if (eng_foreach_items(r, i, &items, &err) != 0) {
         fail_expression(e, r, i, &err);
         return;
     }
@@ -382,6 +414,17 @@ static void start_foreach(cairn_engine *e, eng_run *r, int i) {
     start_items(e, r, i);
 }
 
+int eng_if_holds(eng_run *r, int i, bool *go, cairn_err *err) {
+    const cairn_tmpl *cond = r->plan->steps[i]->if_;
+    *go = true;
+    if (cond == NULL) return 0;
+    jv v = jv_invalid();
+    int rc = eng_render(r, cond, jv_null(), &v, err);
+    if (rc == 0) *go = cairn_truthy(v);
+    jv_free(v);
+    return rc;
+}
+
 static void start_step(cairn_engine *e, eng_run *r, int i) {
     const cairn_step *step = r->plan->steps[i];
     cairn_step_state *s = &r->st->steps[i];
@@ -389,20 +432,16 @@ static void start_step(cairn_engine *e, eng_run *r, int i) {
         foreach_progress(e, r, i);
         return;
     }
-    if (step->if_) {
-        jv v = jv_invalid();
-        cairn_err err;
-        if (eng_render(r, step->if_, jv_null(), &v, &err) != 0) {
-            fail_expression(e, r, i, &err);
-            return;
-        }
-        bool go = cairn_truthy(v);
-        jv_free(v);
-        if (!go) {
-            eng_emit(e, r, CAIRN_EV_STEP_SKIPPED, i, -1, 0, jv_object());
-            eng_step_done(e, r, i);
-            return;
-        }
+    bool go = true;
+    cairn_err err;
+    if (eng_if_holds(r, i, &go, &err) != 0) {
+        fail_expression(e, r, i, &err);
+        return;
+    }
+    if (!go) {
+        eng_emit(e, r, CAIRN_EV_STEP_SKIPPED, i, -1, 0, jv_object());
+        eng_step_done(e, r, i);
+        return;
     }
     if (step->foreach)
         start_foreach(e, r, i);
@@ -432,7 +471,7 @@ static void settle_unfinished(cairn_engine *e, eng_run *r) {
     }
 }
 
-static void end_run(cairn_engine *e, eng_run *r) {
+int eng_run_outputs(eng_run *r, jv *out) {
     const cairn_workflow *wf = r->plan->wf;
     jv outputs = jv_object();
     for (int i = 0; i < wf->n_outputs; i++) {
@@ -441,13 +480,22 @@ static void end_run(cairn_engine *e, eng_run *r) {
         if (eng_render(r, wf->outputs[i].value, jv_null(), &v, &err) != 0) {
             jv_free(outputs);
             jv error = eng_error("expression", err.msg);
-            error = jv_object_set(error, jv_string("output"), jv_string(wf->outputs[i].name));
-            settle_unfinished(e, r);
-            eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0,
-                     jv_object_set(jv_object(), jv_string("error"), error));
-            return;
+            *out = jv_object_set(error, jv_string("output"), jv_string(wf->outputs[i].name));
+            return -1;
         }
         outputs = jv_object_set(outputs, jv_string(wf->outputs[i].name), v);
+    }
+    *out = outputs;
+    return 0;
+}
+
+static void end_run(cairn_engine *e, eng_run *r) {
+    jv outputs = jv_invalid();
+    if (eng_run_outputs(r, &outputs) != 0) {
+        settle_unfinished(e, r);
+        eng_emit(e, r, CAIRN_EV_RUN_FAILED, -1, -1, 0,
+                 jv_object_set(jv_object(), jv_string("error"), outputs));
+        return;
     }
     eng_emit(e, r, CAIRN_EV_RUN_SUCCEEDED, -1, -1, 0,
              jv_object_set(jv_object(), jv_string("outputs"), outputs));
@@ -486,26 +534,29 @@ void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id) {
 /* The rollback's order: the compensate bodies of succeeded steps, latest
  * completion first, then the on_failure steps as written.  Derived from the
  * state alone, so recovery rebuilds the same order. */
-static void build_rollback(eng_run *r) {
-    const eng_plan *p = r->plan;
+int eng_rollback_order(const eng_plan *p, const cairn_run_state *st, int *order) {
     int n = 0;
     for (int i = 0; i < p->n_main; i++) {
-        if (p->comp_of[i] < 0 || r->st->steps[i].status != CAIRN_STEP_SUCCEEDED) continue;
-        r->rollback[n++] = i;
+        if (p->comp_of[i] < 0 || st->steps[i].status != CAIRN_STEP_SUCCEEDED) continue;
+        order[n++] = i;
     }
     for (int a = 1; a < n; a++)   /* insertion sort: latest completion first */
-        for (int b = a; b > 0 && r->st->steps[r->rollback[b - 1]].done_seq <
-                                     r->st->steps[r->rollback[b]].done_seq; b--) {
-            int t = r->rollback[b];
-            r->rollback[b] = r->rollback[b - 1];
-            r->rollback[b - 1] = t;
+        for (int b = a; b > 0 && st->steps[order[b - 1]].done_seq < st->steps[order[b]].done_seq;
+             b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
         }
-    for (int k = 0; k < n; k++) r->rollback[k] = p->comp_of[r->rollback[k]];
-    for (int k = 0; k < p->n_on_failure; k++) r->rollback[n++] = p->n_main + k;
-    r->n_rollback = n;
+    for (int k = 0; k < n; k++) order[k] = p->comp_of[order[k]];
+    for (int k = 0; k < p->n_on_failure; k++) order[n++] = p->n_main + k;
+    return n;
 }
 
-static bool settled(cairn_step_status s) {
+static void build_rollback(eng_run *r) {
+    r->n_rollback = eng_rollback_order(r->plan, r->st, r->rollback);
+}
+
+bool eng_settled(cairn_step_status s) {
     return s == CAIRN_STEP_SUCCEEDED || s == CAIRN_STEP_FAILED || s == CAIRN_STEP_SKIPPED ||
            s == CAIRN_STEP_CANCELLED;
 }
@@ -526,10 +577,10 @@ static void rollback_next(cairn_engine *e, eng_run *r) {
     for (int k = 0; k < r->n_rollback; k++) {
         int i = r->rollback[k];
         cairn_step_status s = r->st->steps[i].status;
-        if (settled(s)) continue;
+        if (eng_settled(s)) continue;
         if (s != CAIRN_STEP_PENDING) return;           /* waiting on a retry back-off */
         start_step(e, r, i);
-        if (!settled(r->st->steps[i].status)) return;  /* started: it comes back later */
+        if (!eng_settled(r->st->steps[i].status)) return;  /* started: it comes back later */
     }
     end_rollback(e, r);
 }
@@ -561,8 +612,7 @@ static void schedule(cairn_engine *e, eng_run *r) {
         rollback_next(e, r);
         return;
     }
-    if (!r->st->cancel_requested && !r->st->paused)
-        while (r->ready_head < r->n_ready && !r->failing) start_step(e, r, r->ready[r->ready_head++]);
+    while (r->ready_head < r->n_ready && eng_may_start(r)) start_step(e, r, r->ready[r->ready_head++]);
     if (r->ready_head == r->n_ready) r->ready_head = r->n_ready = 0;
     if (r->failing || r->st->cancel_requested) {
         if (r->in_flight == 0) begin_rollback(e, r);   /* running attempts finish first */

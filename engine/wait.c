@@ -7,12 +7,18 @@
 #include "common/clock.h"
 #include "engine/engine_int.h"
 
+int eng_wait_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
+    (void)index;
+    (void)attempt;
+    return eng_render(r, r->plan->steps[i]->with, jv_null(), with, err);
+}
+
 void eng_start_wait(cairn_engine *e, eng_run *r, int i, int index) {
     const cairn_step *step = r->plan->steps[i];
     jv with = jv_invalid();
     cairn_err err;
     int64_t until = 0;
-    int rc = eng_render(r, step->with, jv_null(), &with, &err);
+    int rc = eng_wait_input(r, i, index, 1, &with, &err);
     jv error = jv_null();
     if (rc) {
         error = eng_error("expression", err.msg);
