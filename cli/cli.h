@@ -181,6 +181,7 @@ int cmd_runs(cli_opts *o, int argc, char **argv);
 int cmd_journal(cli_opts *o, int argc, char **argv);
 int cmd_verify(cli_opts *o, int argc, char **argv);
 int cmd_timeline(cli_opts *o, int argc, char **argv);
+int cmd_replay(cli_opts *o, int argc, char **argv);
 int cmd_export(cli_opts *o, int argc, char **argv);
 int cmd_import(cli_opts *o, int argc, char **argv);
 int cmd_secret(cli_opts *o, int argc, char **argv);

@@ -78,6 +78,11 @@ static const help_entry entries[] = {
                "Print a run's events, pinned definition and chain head, for archiving.\n"},
     {"import", "usage: cairn import FILE [--db PATH]\n\n"
                "Take an export into this journal (same key), checking it first.\n"},
+    {"replay", "usage: cairn replay [RUN...] [--definition FILE] [--json] [--db PATH]\n\n"
+               "Re-take every decision a run's journal records (readiness, if, inputs, foreach,\n"
+               "retries and back-off, until, approvals, children, rollback order) and compare;\n"
+               "prints consistent or the first divergence (exit 1).  No RUN: every run.\n"
+               "--definition replays against another version of the workflow.\n"},
     {"secret", "usage: cairn secret set NAME | secret list | secret rm NAME [--db PATH]\n\n"
                "  set NAME  store a secret, its value read from stdin\n"
                "  list      the names only\n"

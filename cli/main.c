@@ -37,6 +37,7 @@ static const char usage_text[] =
     "  timeline RUN                       what happened in a run, step by step\n"
     "  export RUN [--format jsonl|json]   a run, its definition and chain head, for archiving\n"
     "  import FILE                        take an export into this journal\n"
+    "  replay [RUN...] [--definition F]   re-take a run's decisions and compare with its journal\n"
     "Triggers:\n"
     "  trigger SOURCE --payload FILE --dry-run [--workflows DIR] [--json]\n"
     "                                     what a webhook from SOURCE would start\n"
@@ -67,6 +68,7 @@ static const command commands[] = {
     {"reject", cmd_reject}, {"trigger", cmd_trigger}, {"token", cmd_token},
     {"timeline", cmd_timeline}, {"export", cmd_export}, {"import", cmd_import},
     {"serve", cmd_serve},   {"fork", cmd_fork},
+    {"replay", cmd_replay},
 };
 
 void cli_error(const cairn_err *err) {
