@@ -3,6 +3,11 @@
 Each test script builds a Suite, calls check() for every assertion, and ends
 with suite.finish(), which prints "NAME: N passed, N failed" and exits non-zero
 on any failure.
+
+With CAIRN_TEST_REPLAY set (tests/run.sh sets it), finish() first replays
+every run of every journal the test left in its folder (`cairn replay`): a
+run whose journal the engine's decisions do not reproduce fails the test.
+A test that damages a journal on purpose names it with no_replay().
 """
 import json
 import os
@@ -22,6 +27,7 @@ class Suite:
         self.passed = 0
         self.failed = 0
         self.tmp = tempfile.mkdtemp(prefix="cairn-%s-" % name)
+        self.unreplayed = set()
 
     def check(self, cond, what, detail=""):
         if cond:
@@ -43,7 +49,33 @@ class Suite:
             except Exception as e:
                 self.check(False, t.__name__, repr(e))
 
+    def no_replay(self, db):
+        """Leave the journal at db out of finish()'s replay: the test edited
+        it behind the engine's back, so its runs are not the engine's."""
+        self.unreplayed.add(os.path.realpath(db))
+
+    def replay_journals(self):
+        """Replay every run of every journal (*.db) in the test's folder."""
+        runs = 0
+        for root, _dirs, files in os.walk(self.tmp):
+            for f in sorted(files):
+                db = os.path.join(root, f)
+                if not f.endswith(".db") or os.path.realpath(db) in self.unreplayed:
+                    continue
+                p = cairn("replay", "--json", db=db)
+                if p.returncode == 3 and "not a Cairn journal" in p.stderr:
+                    continue   # a database the test's workflow wrote, not a journal
+                lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+                runs += len(lines)
+                bad = [l for l in lines if l["verdict"] == "diverged"]
+                self.check(p.returncode == 0 and not bad,
+                           "every run of %s replays consistent" % os.path.relpath(db, self.tmp),
+                           (json.dumps(bad[0]) if bad else "") + p.stderr)
+        print("replayed %d runs" % runs)
+
     def finish(self):
+        if os.environ.get("CAIRN_TEST_REPLAY"):
+            self.replay_journals()
         if self.failed == 0:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:

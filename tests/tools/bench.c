@@ -22,6 +22,8 @@
  *   verify   `cairn verify` (the command, in a process of its own) over a
  *            journal of 1,000,000 events: 1,000 runs of 499 `set` steps
  *   export   `cairn export` of a run of 1,000 `set` steps
+ *   replay   `cairn replay` of that run (BENCH_ONLY=replay: export and replay
+ *            only, without verify's million events)
  * W1 and W2 steps each read the step before them through a plain path.
  * W1 and W2 run twice: with `set` executed inline on the orchestrator, and
  * with every action sent through the worker pool as side-effecting actions
@@ -277,15 +279,18 @@ static double cairn_ms(const char *args) {
     return ms;
 }
 
-static void audit_lines(int repeat, double *v) {
-    char *db = make_journal("verify", VERIFY_RUNS, VERIFY_STEPS);
-    char *args = cairn_sprintf("--db '%s' verify", db);
-    double events = (double)VERIFY_RUNS * (2 * VERIFY_STEPS + 2);
-    for (int i = 0; i < repeat; i++) v[i] = events / (cairn_ms(args) / 1000.0);
-    printf("%-44s %6.0f events/s %8s %10s\n", "verify 1000 runs, 1000000 events", median(v, repeat),
-           "-", "-");
-    free(args);
-    remove_journal(db);
+static void audit_lines(int repeat, double *v, bool verify) {
+    char *db, *args;
+    if (verify) {
+        db = make_journal("verify", VERIFY_RUNS, VERIFY_STEPS);
+        args = cairn_sprintf("--db '%s' verify", db);
+        double events = (double)VERIFY_RUNS * (2 * VERIFY_STEPS + 2);
+        for (int i = 0; i < repeat; i++) v[i] = events / (cairn_ms(args) / 1000.0);
+        printf("%-44s %6.0f events/s %8s %10s\n", "verify 1000 runs, 1000000 events",
+               median(v, repeat), "-", "-");
+        free(args);
+        remove_journal(db);
+    }
     db = make_journal("export", 1, EXPORT_STEPS);
     sqlite3 *sq = NULL;
     sqlite3_stmt *st = NULL;
@@ -299,6 +304,10 @@ static void audit_lines(int repeat, double *v) {
     args = cairn_sprintf("--db '%s' export %s", db, run);
     for (int i = 0; i < repeat; i++) v[i] = cairn_ms(args);
     printf("%-44s %9.1f ms %10s\n", "export 1 run x 1000 steps (2002 events)", median(v, repeat), "-");
+    free(args);
+    args = cairn_sprintf("--db '%s' replay %s", db, run);   /* a divergence (exit 1) ends the bench */
+    for (int i = 0; i < repeat; i++) v[i] = cairn_ms(args);
+    printf("%-44s %9.1f ms %10s\n", "replay 1 run x 1000 steps (2002 events)", median(v, repeat), "-");
     free(args);
     remove_journal(db);
 }
@@ -622,7 +631,8 @@ int main(int argc, char **argv) {
     if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
     if (only == NULL || strncmp(only, "eval", 4) == 0) eval_lines(repeat);
     if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
-    if (only == NULL || strncmp(only, "audit", 5) == 0) audit_lines(repeat, v);
+    if (only == NULL || strncmp(only, "audit", 5) == 0 || strncmp(only, "replay", 6) == 0)
+        audit_lines(repeat, v, only == NULL || only[0] == 'a');
     if (only == NULL || strncmp(only, "foreach", 7) == 0) {
         double *mb = cairn_calloc((size_t)repeat, sizeof *mb);
         foreach_bench(repeat, v, mb);
