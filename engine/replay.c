@@ -831,8 +831,17 @@ static bool holds_place(const cairn_item_state *it) {
     return it->in_flight || it->status == CAIRN_STEP_WAITING;
 }
 
+/* A step's end the live engine brings into the document (eng_step_done,
+ * eng_step_failed): succeeded, skipped, failed, not by a cancel.  Told by
+ * the state the event leaves, not by its type, so that every event that
+ * ends a step counts, a fork's carried results among them. */
+static bool ends_step(cairn_step_status was, cairn_step_status now) {
+    return !eng_settled(was) &&
+           (now == CAIRN_STEP_SUCCEEDED || now == CAIRN_STEP_SKIPPED || now == CAIRN_STEP_FAILED);
+}
+
 /* After the event is folded: what the engine derives as it goes. */
-static void after(replay *x, bool held) {
+static void after(replay *x, bool held, cairn_step_status was) {
     eng_run *r = x->r;
     const cairn_event *ev = x->ev;
     int i = x->step;
@@ -845,12 +854,10 @@ static void after(replay *x, bool held) {
     }
     if (i < 0 || x->index >= 0) return;
     if (ev->type == CAIRN_EV_STEP_EXPANDED) eng_recall_items(r, i, x->rp->secrets);
-    bool cancelled = ev->type == CAIRN_EV_STEP_FAILED && event_error_is(x, "cancelled");
-    if ((ev->type == CAIRN_EV_STEP_SUCCEEDED || ev->type == CAIRN_EV_STEP_SKIPPED ||
-         ev->type == CAIRN_EV_STEP_FAILED) && !cancelled)
-        eng_ctx_step(r, i);
-    if (ev->type == CAIRN_EV_STEP_FAILED && !cancelled && !eng_is_rollback_step(r, i) &&
-        !r->plan->steps[i]->continue_on_error)
+    cairn_step_status now = r->st->steps[i].status;
+    if (!ends_step(was, now)) return;
+    eng_ctx_step(r, i);
+    if (now == CAIRN_STEP_FAILED && !eng_is_rollback_step(r, i) && !r->plan->steps[i]->continue_on_error)
         r->failing = true;
 }
 
@@ -877,6 +884,7 @@ static bool replay_event(replay *x, const cairn_event *ev) {
     x->data = jv_parse_sized(ev->data ? ev->data : "", ev->data ? (int)strlen(ev->data) : 0);
     bool known = jv_get_kind(x->data) == JV_KIND_OBJECT && known_place(x);
     bool held = known && x->index >= 0 && holds_place(&r->st->steps[x->step].items[x->index]);
+    cairn_step_status was = known && x->step >= 0 ? r->st->steps[x->step].status : CAIRN_STEP_PENDING;
     bool ok = !known || ev->seq == 1 || check_either_document(x);
     if (ok && !x->lookup_rc) {
         if (cairn_fold_apply(r->st, ev, x->step, x->data, &err) != 0) {
@@ -889,7 +897,7 @@ static bool replay_event(replay *x, const cairn_event *ev) {
                 eng_build_ctx(r, x->rp->secrets);
                 ok = check_created(x);
             }
-            after(x, held);
+            after(x, held, was);
         }
     }
     jv_free(x->data);
