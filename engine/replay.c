@@ -53,7 +53,7 @@ typedef struct {
     const cairn_event *ev;
     jv data;                     /* the event's data (borrowed) */
     int step, index;             /* the event's step (-1: none) and item (-1) */
-    int64_t started_ms;          /* time of the last step_started */
+    int64_t started_ms;          /* time of the event before the last step_started */
     int *holding;                /* per step: items in flight or waiting */
     cairn_replay_result *out;
     cairn_err *err;
@@ -360,7 +360,7 @@ static bool check_started(replay *x) {
         int want = eng_next_attempt(s, x->index);
         if (x->ev->attempt != want) return differ(x, D_INPUT, t, "attempt %d comes next", want);
     }
-    x->started_ms = x->ev->time_ms;
+    x->started_ms = x->r->st->updated_ms;   /* approvals and waits count from before it */
     return check_input(x);
 }
 
@@ -544,8 +544,9 @@ static int64_t duration_in(jv with, const char *key) {
     return ms;
 }
 
-/* A deadline journaled at the event, ms after a moment between the
- * step's start and the event: within those bounds. */
+/* A deadline journaled at the event, ms after a moment the engine read the
+ * clock: after the event before the step's step_started, no later than
+ * this one. */
 static bool deadline_within(const replay *x, int64_t deadline, int64_t ms) {
     return deadline >= x->started_ms + ms && deadline <= x->ev->time_ms + ms;
 }

@@ -1,5 +1,5 @@
-"""cairn replay end to end: real runs (retries, `until`, foreach, a child
-workflow, approvals, a rollback) replay consistent; an edited runbook
+"""cairn replay end to end: real runs (a wait, retries, `until`, foreach, a
+child workflow, approvals, a rollback) replay consistent; an edited runbook
 replayed with --definition shows the first event it would have decided
 differently; a journal edited behind the engine's back is caught at the
 edited event; a run cut short by kill -9 is judged as far as it goes."""
@@ -20,8 +20,12 @@ steps:
     uses: set
     with: { hosts: [alpha, bravo] }
     compensate: { run: echo undo prep >> %(dir)s/log }
-  - id: poll
+  - id: nap
     needs: [prep]
+    uses: wait
+    with: { duration: 20ms }
+  - id: poll
+    needs: [nap]
     run: n=$(cat %(dir)s/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > %(dir)s/count; echo $n
     retry: { max_attempts: 5, delay: 5ms, until: "${{ .output.stdout | test(\\"3\\") }}" }
     compensate: { run: echo undo poll >> %(dir)s/log }
@@ -103,8 +107,9 @@ def test_real_runs_replay_consistent(s):
     db, run_id, _ = run_ops(s, "real")
     evs = events(db, run_id)
     kinds = {e["type"] for e in evs}
-    s.check({"step_retrying", "step_expanded", "child_started", "run_compensating"} <= kinds,
-            "the run retried, expanded a foreach, started a child and rolled back", str(kinds))
+    s.check({"step_waiting", "step_retrying", "step_expanded", "child_started",
+             "run_compensating"} <= kinds,
+            "the run waited, retried, expanded a foreach, started a child and rolled back", str(kinds))
     p = cairn("replay", "--json", db=db)
     lines = [json.loads(l) for l in p.stdout.splitlines()]
     s.check(p.returncode == 0 and len(lines) == 2, "both runs (parent and child) replay", p.stdout + p.stderr)
