@@ -56,7 +56,7 @@ class Suite:
 
     def replay_journals(self):
         """Replay every run of every journal (*.db) in the test's folder."""
-        runs = 0
+        runs, began = 0, time.monotonic()
         for root, _dirs, files in os.walk(self.tmp):
             for f in sorted(files):
                 db = os.path.join(root, f)
@@ -71,7 +71,7 @@ class Suite:
                 self.check(p.returncode == 0 and not bad,
                            "every run of %s replays consistent" % os.path.relpath(db, self.tmp),
                            (json.dumps(bad[0]) if bad else "") + p.stderr)
-        print("replayed %d runs" % runs)
+        print("replayed %d runs in %.2f s" % (runs, time.monotonic() - began))
 
     def finish(self):
         if os.environ.get("CAIRN_TEST_REPLAY"):
