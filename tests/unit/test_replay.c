@@ -266,3 +266,24 @@ TEST(replay_of_a_run_cut_short_is_unfinished_not_divergent) {
     CHECK_INT(res.events, cut);
     done(&r);
 }
+
+TEST(replay_crash_handled_other_than_on_crash_says) {
+    recorded r = record(FLOW, "{}");
+    int done_a = find(&r, "step_succeeded", "a", 0);   /* as if a crash found a in flight */
+    r.evs[done_a].type = CAIRN_EV_STEP_CRASHED;
+    set_data(&r, done_a, "{'action': 'fail'}");
+    cairn_replay_result res = replay(&r);
+    expect(&res, done_a, "step_crashed", "a", "crash");
+    CHECK_CONTAINS(res.replay, "on_crash is retry");
+    done(&r);
+}
+
+TEST(replay_run_succeeded_before_every_step_was_done) {
+    recorded r = record(FLOW, "{}");
+    int end = find(&r, "run_succeeded", NULL, 0), d = find(&r, "step_succeeded", "d", 2);
+    move_event(&r, end, d);   /* the run ends before the foreach does */
+    cairn_replay_result res = replay(&r);
+    expect(&res, d, "run_succeeded", "", "end");
+    CHECK_CONTAINS(res.replay, "d is not done (running)");
+    done(&r);
+}
