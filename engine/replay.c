@@ -404,9 +404,12 @@ static bool replay_event(replay *x, const cairn_event *ev) {
     if (ok && !x->lookup_rc) {
         if (cairn_fold_apply(r->st, ev, x->step, x->data, &err) != 0) {
             char t[128];
-            snprintf(t, sizeof t, "%s%s%s", cairn_event_type_name(ev->type), ev->step ? " of " : "",
-                     ev->step ? ev->step : "");
-            ok = rp_differ(x, D_JOURNAL, t, "%s", err.msg);
+            snprintf(t, sizeof t, "%s%s%s", ev->step ? ev->step : "", ev->step ? ": " : "",
+                     cairn_event_type_name(ev->type));
+            if (ev->step && x->step < 0)   /* another definition's */
+                ok = rp_differ(x, D_JOURNAL, t, "this definition has no step %s", ev->step);
+            else
+                ok = rp_differ(x, D_JOURNAL, t, "%s", err.msg);
         } else {
             if (ev->seq == 1) {
                 eng_build_ctx(r, x->rp->secrets);

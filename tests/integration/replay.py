@@ -163,6 +163,13 @@ def test_edited_runbook_shows_first_difference(s):
     s.check(d.get("seq") == seq_of(evs, "step_started", "each") and d.get("index") == 0 and
             d.get("decision") == "input", "a changed command shows at the first item's input",
             p.stdout + p.stderr)
+    edited = write(s, "edited/edited3.yaml", src.replace("id: each", "id: every")
+                   .replace("needs: [each]", "needs: [every]"))
+    p = cairn("replay", run_id, "--definition", edited, db=db)
+    s.check(p.returncode == 1 and ("diverges at event %d (step_expanded, step each, attempt 0): journal"
+                                   % seq_of(evs, "step_expanded", "each")) in p.stdout and
+            "replay:  this definition has no step each" in p.stdout,
+            "a renamed step shows where the journal names the old one", p.stdout + p.stderr)
     p = cairn("replay", run_id, "--definition", wf, db=db)
     s.check(p.returncode == 0 and "consistent" in p.stdout, "the same file replays consistent",
             p.stdout + p.stderr)
