@@ -62,6 +62,9 @@
  *   batch.c     events and batches handed to the writer.
  *   writer.c    the writer and syncer threads.  pool.c  the workers.
  *   journal*.c, store*.c, clog.c  the journal (journal.h is the door).
+ *   replay*.c   no engine: a run of its own, folded from a journal, whose
+ *               decisions it takes again with the step logic's decision
+ *               functions (engine_int.h) and compares (replay.h).
  *
  * Who calls whom: engine.c, recover.c, commands.c and fork.c from above; the
  * step logic (sched, attempt, carried, approval, wait, child, retry) calls
