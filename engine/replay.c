@@ -67,7 +67,8 @@ bool rp_differ(replay *x, decision d, const char *journal, const char *fmt, ...)
     o->verdict = CAIRN_REPLAY_DIVERGED;
     o->decision = decisions[d].name;
     x->renders = decisions[d].renders;
-    snprintf(o->journal, sizeof o->journal, "%s", journal);
+    if (journal) snprintf(o->journal, sizeof o->journal, "%s", journal);
+    else rp_told(x, o->journal, sizeof o->journal);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(o->replay, sizeof o->replay, fmt, ap);
@@ -225,13 +226,11 @@ static bool any_in_flight(const cairn_run_state *st) {
 
 static bool check_compensating(replay *x) {
     eng_run *r = x->r;
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (!r->failing && !r->st->cancel_requested)
-        return rp_differ(x, D_ROLLBACK, t, "the run is neither failing nor cancelled");
-    if (any_in_flight(r->st)) return rp_differ(x, D_ROLLBACK, t, "attempts still run: the rollback waits");
+        return rp_differ(x, D_ROLLBACK, NULL, "the run is neither failing nor cancelled");
+    if (any_in_flight(r->st)) return rp_differ(x, D_ROLLBACK, NULL, "attempts still run: the rollback waits");
     if (eng_rollback_order(r->plan, r->st, r->rollback) == 0)
-        return rp_differ(x, D_ROLLBACK, t, "there is nothing to roll back");
+        return rp_differ(x, D_ROLLBACK, NULL, "there is nothing to roll back");
     x->out->decisions++;
     return true;
 }
@@ -239,35 +238,31 @@ static bool check_compensating(replay *x) {
 /* The run ends failed or cancelled: after its rollback, or with none to run. */
 static bool check_rollback_done(replay *x) {
     eng_run *r = x->r;
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (!r->rolling_back) {
         int n = eng_rollback_order(r->plan, r->st, r->rollback);
         if (n == 0) return true;
-        return rp_differ(x, D_ROLLBACK, t, "the rollback runs first: %s%s", rp_id_of(x, r->rollback[0]),
+        return rp_differ(x, D_ROLLBACK, NULL, "the rollback runs first: %s%s", rp_id_of(x, r->rollback[0]),
                       n > 1 ? " and more" : "");
     }
     for (int k = 0; k < r->n_rollback; k++)
         if (!eng_settled(r->st->steps[r->rollback[k]].status))
-            return rp_differ(x, D_ROLLBACK, t, "%s has not run", rp_id_of(x, r->rollback[k]));
+            return rp_differ(x, D_ROLLBACK, NULL, "%s has not run", rp_id_of(x, r->rollback[k]));
     x->out->decisions++;
     return true;
 }
 
 static bool check_run_succeeded(replay *x) {
     eng_run *r = x->r;
-    char t[128];
-    rp_told(x, t, sizeof t);
     int i = first_not_done(r);
     if (i >= 0)
-        return rp_differ(x, D_END, t, "%s is not done (%s)", rp_id_of(x, i),
+        return rp_differ(x, D_END, NULL, "%s is not done (%s)", rp_id_of(x, i),
                       cairn_step_status_name(r->st->steps[i].status));
     if (r->failing || r->st->cancel_requested || r->st->paused)
-        return rp_differ(x, D_END, t, "%s", rp_why_no_start(r));
+        return rp_differ(x, D_END, NULL, "%s", rp_why_no_start(r));
     jv outputs = jv_invalid(), journal = rp_field(x, "outputs");
     bool ok = eng_run_outputs(r, &outputs) == 0
                   ? rp_same_value(x, D_END, "outputs", outputs, journal)
-                  : (jv_free(outputs), rp_differ(x, D_END, t, "an output does not render: the run fails"));
+                  : (jv_free(outputs), rp_differ(x, D_END, NULL, "an output does not render: the run fails"));
     jv_free(journal);
     return ok;
 }
@@ -279,15 +274,14 @@ static bool check_run_failed(replay *x) {
     bool of_output = jv_get_kind(output) == JV_KIND_STRING && rp_error_kind_is(error, "expression");
     jv_free(output);
     jv_free(error);
-    char t[128];
     if (!of_output && !x->r->failing && !x->r->rolling_back)
-        return rp_differ(x, D_END, rp_told(x, t, sizeof t), "the run is not failing");
+        return rp_differ(x, D_END, NULL, "the run is not failing");
     if (!of_output) return check_rollback_done(x);
     jv outputs = jv_invalid();
     bool fails = eng_run_outputs(x->r, &outputs) != 0;
     jv_free(outputs);
     if (fails) return true;
-    return rp_differ(x, D_END, rp_told(x, t, sizeof t), "every output renders");
+    return rp_differ(x, D_END, NULL, "every output renders");
 }
 
 static bool check_created(replay *x) {
@@ -407,9 +401,9 @@ static bool replay_event(replay *x, const cairn_event *ev) {
             snprintf(t, sizeof t, "%s%s%s", ev->step ? ev->step : "", ev->step ? ": " : "",
                      cairn_event_type_name(ev->type));
             if (ev->step && x->step < 0)   /* another definition's */
-                ok = rp_differ(x, D_JOURNAL, t, "this definition has no step %s", ev->step);
+                ok = rp_differ(x, D_JOURNAL, NULL, "this definition has no step %s", ev->step);
             else
-                ok = rp_differ(x, D_JOURNAL, t, "%s", err.msg);
+                ok = rp_differ(x, D_JOURNAL, NULL, "%s", err.msg);
         } else {
             if (ev->seq == 1) {
                 eng_build_ctx(r, x->rp->secrets);

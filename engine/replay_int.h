@@ -38,9 +38,9 @@ typedef enum {
     D_CHILD, D_CRASH, D_ROLLBACK, D_END, D_INPUTS, D_JOURNAL
 } decision;
 
-/* Fill the result with a divergence of decision d: what the journal says,
- * and (formatted) what the replay decides.  Returns false, for checks to
- * return. */
+/* Fill the result with a divergence of decision d: what the journal says
+ * (NULL: the event, as rp_told tells it), and (formatted) what the replay
+ * decides.  Returns false, for checks to return. */
 bool rp_differ(replay *x, decision d, const char *journal, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Whether the value replay made (consumed; masked here) is the journal's

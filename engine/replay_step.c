@@ -36,10 +36,8 @@ static bool begins(const replay *x) {
 /* A rollback body begins: it must be the next of the rollback's order. */
 static bool check_rollback_next(replay *x) {
     eng_run *r = x->r;
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (!r->rolling_back)
-        return rp_differ(x, D_ROLLBACK, t, "no rollback runs: %s runs only in one", rp_id_of(x, x->step));
+        return rp_differ(x, D_ROLLBACK, NULL, "no rollback runs: %s runs only in one", rp_id_of(x, x->step));
     int k = 0;
     while (k < r->n_rollback && eng_settled(r->st->steps[r->rollback[k]].status)) k++;
     if (k < r->n_rollback && r->rollback[k] == x->step) {
@@ -51,25 +49,23 @@ static bool check_rollback_next(replay *x) {
         snprintf(order + strlen(order), sizeof order - strlen(order), "%s%s", j ? ", " : "",
                  rp_id_of(x, r->rollback[j]));
     if (k == r->n_rollback)
-        return rp_differ(x, D_ROLLBACK, t, "the rollback has run every body (%s)", order);
-    return rp_differ(x, D_ROLLBACK, t, "%s is next (order: %s)", rp_id_of(x, r->rollback[k]), order);
+        return rp_differ(x, D_ROLLBACK, NULL, "the rollback has run every body (%s)", order);
+    return rp_differ(x, D_ROLLBACK, NULL, "%s is next (order: %s)", rp_id_of(x, r->rollback[k]), order);
 }
 
 static bool check_begin(replay *x, int outcome) {
     eng_run *r = x->r;
     int i = x->step;
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (eng_is_rollback_step(r, i)) {
         if (!check_rollback_next(x)) return false;
     } else if (eng_needs_waiting(r, i) > 0) {
         const cairn_step *def = r->plan->steps[i];
         int need = 0;
         while (eng_step_is_done(r, def->needs[need])) need++;
-        return rp_differ(x, D_READY, t, "%s waits for %s (%s)", rp_id_of(x, i), rp_id_of(x, def->needs[need]),
+        return rp_differ(x, D_READY, NULL, "%s waits for %s (%s)", rp_id_of(x, i), rp_id_of(x, def->needs[need]),
                       cairn_step_status_name(r->st->steps[def->needs[need]].status));
     } else if (!eng_may_start(r)) {
-        return rp_differ(x, D_READY, t, "%s", rp_why_no_start(r));
+        return rp_differ(x, D_READY, NULL, "%s", rp_why_no_start(r));
     }
     x->out->decisions++;
     bool go = true;
@@ -80,15 +76,15 @@ static bool check_begin(replay *x, int outcome) {
         if (eng_foreach_items(r, i, &items, &err) != 0) want = BEGIN_EXPR_FAIL;
         jv_free(items);
         if (want == BEGIN_EXPR_FAIL) return true;
-        return rp_differ(x, D_FOREACH, t, "the foreach expression renders");
+        return rp_differ(x, D_FOREACH, NULL, "the foreach expression renders");
     }
     if (want == outcome) {
         x->out->decisions++;
         return true;
     }
-    if (want == BEGIN_EXPR_FAIL) return rp_differ(x, D_IF, t, "`if` does not render: %s", err.msg);
-    if (want == BEGIN_SKIP) return rp_differ(x, D_IF, t, "`if` is false: %s is skipped", rp_id_of(x, i));
-    return rp_differ(x, D_IF, t, "%s%s starts", r->plan->steps[i]->if_ ? "`if` is true: " : "",
+    if (want == BEGIN_EXPR_FAIL) return rp_differ(x, D_IF, NULL, "`if` does not render: %s", err.msg);
+    if (want == BEGIN_SKIP) return rp_differ(x, D_IF, NULL, "`if` is false: %s is skipped", rp_id_of(x, i));
+    return rp_differ(x, D_IF, NULL, "%s%s starts", r->plan->steps[i]->if_ ? "`if` is true: " : "",
                   rp_id_of(x, i));
 }
 
@@ -109,10 +105,9 @@ static cairn_step_status pre_status(const replay *x) {
 static bool check_input(replay *x) {
     jv with = jv_invalid(), journal = rp_field(x, "input");
     cairn_err err;
-    char t[128];
     bool ok;
     if (eng_step_input(x->r, x->step, x->index, x->ev->attempt, &with, &err) != 0)
-        ok = rp_differ(x, D_INPUT, rp_told(x, t, sizeof t), "`with` does not render: %s", err.msg);
+        ok = rp_differ(x, D_INPUT, NULL, "`with` does not render: %s", err.msg);
     else
         ok = rp_same_value(x, D_INPUT, "input", with, journal);
     jv_free(journal);
@@ -122,33 +117,30 @@ static bool check_input(replay *x) {
 static bool check_started(replay *x) {
     const cairn_step_state *s = state(x);
     const eng_carried *c = eng_carried_for(action_of(x));
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (begins(x) && !check_begin(x, BEGIN_GO)) return false;
     if (x->index >= 0 && s->items[x->index].status == CAIRN_STEP_PENDING &&
         s->items[x->index].attempts == 0) {
         int window = eng_foreach_window(step_def(x));
         if (x->holding[x->step] >= window)
-            return rp_differ(x, D_FOREACH, t, "%d items hold the window of %d: item %d waits",
+            return rp_differ(x, D_FOREACH, NULL, "%d items hold the window of %d: item %d waits",
                           x->holding[x->step], window, x->index);
     }
     if (pre_status(x) == CAIRN_STEP_WAITING && !(c && c->timer)) {   /* a retry's back-off */
         if (x->ev->time_ms < wake_at(x))
-            return rp_differ(x, D_BACKOFF, t, "the next attempt starts at %lld, %lld ms later",
+            return rp_differ(x, D_BACKOFF, NULL, "the next attempt starts at %lld, %lld ms later",
                           (long long)wake_at(x), (long long)(wake_at(x) - x->ev->time_ms));
-        if (!eng_may_go_on(x->r, x->step)) return rp_differ(x, D_RETRY, t, "%s", rp_why_no_start(x->r));
+        if (!eng_may_go_on(x->r, x->step)) return rp_differ(x, D_RETRY, NULL, "%s", rp_why_no_start(x->r));
     }
     if (!(c && c->input)) {   /* approvals and waits number their own */
         int want = eng_next_attempt(s, x->index);
-        if (x->ev->attempt != want) return rp_differ(x, D_INPUT, t, "attempt %d comes next", want);
+        if (x->ev->attempt != want) return rp_differ(x, D_INPUT, NULL, "attempt %d comes next", want);
     }
     x->started_ms = x->r->st->updated_ms;   /* approvals and waits count from before it */
     return check_input(x);
 }
 
 static bool check_retrying(replay *x) {
-    char t[128], e[CAIRN_REPLAY_TEXT_MAX / 2];
-    rp_told(x, t, sizeof t);
+    char e[CAIRN_REPLAY_TEXT_MAX / 2];
     if (begins(x) && !check_begin(x, BEGIN_GO)) return false;
     const cairn_step *def = step_def(x);
     jv error = rp_field(x, "error");
@@ -156,21 +148,22 @@ static bool check_retrying(replay *x) {
     jv_free(error);
     if (!allowed) {
         if (x->ev->attempt >= def->retry.max_attempts)
-            return rp_differ(x, D_RETRY, t, "no retry: attempt %d of %d", x->ev->attempt,
+            return rp_differ(x, D_RETRY, NULL, "no retry: attempt %d of %d", x->ev->attempt,
                           def->retry.max_attempts);
-        if (!eng_may_go_on(x->r, x->step)) return rp_differ(x, D_RETRY, t, "no retry: %s", rp_why_no_start(x->r));
-        return rp_differ(x, D_RETRY, t, "no retry: \"%s\" does not match retry.on %s",
+        if (!eng_may_go_on(x->r, x->step)) return rp_differ(x, D_RETRY, NULL, "no retry: %s", rp_why_no_start(x->r));
+        return rp_differ(x, D_RETRY, NULL, "no retry: \"%s\" does not match retry.on %s",
                       rp_error_text(x, e, sizeof e), def->retry.on ? def->retry.on : "");
     }
     if (rp_event_error_is(x, "until") && def->retry.until == NULL)
-        return rp_differ(x, D_UNTIL, t, "%s has no `until`", rp_id_of(x, x->step));
+        return rp_differ(x, D_UNTIL, NULL, "%s has no `until`", rp_id_of(x, x->step));
     int64_t lo, hi, d = rp_field_ms(x, "retry_at") - x->ev->time_ms;
     eng_backoff_range(&def->retry, x->ev->attempt, &lo, &hi);
     if (d < lo || d > hi) {
+        char t[128];
         snprintf(t, sizeof t, "%s: retry after %lld ms", rp_id_of(x, x->step), (long long)d);
         if (lo == hi) return rp_differ(x, D_BACKOFF, t, "back-off of %lld ms", (long long)lo);
         return rp_differ(x, D_BACKOFF, t, "back-off of %lld to %lld ms (jitter)", (long long)lo,
-                      (long long)hi);
+                         (long long)hi);
     }
     x->out->decisions += 2;
     return true;
@@ -179,8 +172,6 @@ static bool check_retrying(replay *x) {
 /* An approval step's end: its quorum, a rejection, or its time-out. */
 static bool approval_ends(replay *x, bool approve) {
     jv a = state(x)->approval;
-    char t[128];
-    rp_told(x, t, sizeof t);
     jv on = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("on_timeout"))
                                               : jv_null();
     bool timed_out = wake_at(x) > 0 && x->ev->time_ms >= wake_at(x);
@@ -206,26 +197,24 @@ static bool approval_ends(replay *x, bool approve) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_APPROVAL, t, approve ? "the approval is not given: no quorum, no time-out"
+    return rp_differ(x, D_APPROVAL, NULL, approve ? "the approval is not given: no quorum, no time-out"
                                             : "the approval is not refused: no rejection, no time-out");
 }
 
 static bool check_succeeded(replay *x) {
     const cairn_step_state *s = state(x);
     const cairn_action *action = action_of(x);
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (x->index < 0 && s->expanded) {
         if (s->items_succeeded == s->n_items) {
             x->out->decisions++;
             return true;
         }
-        return rp_differ(x, D_FOREACH, t, "%d of %d items have succeeded", s->items_succeeded, s->n_items);
+        return rp_differ(x, D_FOREACH, NULL, "%d of %d items have succeeded", s->items_succeeded, s->n_items);
     }
     if (action == &cairn_action_approval) return approval_ends(x, true);
     if (action == &cairn_action_wait) {
         if (x->ev->time_ms >= wake_at(x)) return true;
-        return rp_differ(x, D_WAIT, t, "the wait ends at %lld", (long long)wake_at(x));
+        return rp_differ(x, D_WAIT, NULL, "the wait ends at %lld", (long long)wake_at(x));
     }
     jv output = rp_field(x, "output"), error = jv_null();
     bool met = eng_until_met(x->r, x->step, output, &error);
@@ -237,13 +226,12 @@ static bool check_succeeded(replay *x) {
         x->out->decisions += step_def(x)->retry.until != NULL;
         return true;
     }
-    return rp_differ(x, D_UNTIL, t, "`until` is not met by the journaled output: %s", why);
+    return rp_differ(x, D_UNTIL, NULL, "`until` is not met by the journaled output: %s", why);
 }
 
 static bool check_failed(replay *x) {
     const cairn_step_state *s = state(x);
-    char t[128], e[CAIRN_REPLAY_TEXT_MAX / 2];
-    rp_told(x, t, sizeof t);
+    char e[CAIRN_REPLAY_TEXT_MAX / 2];
     bool expr = rp_event_error_is(x, "expression");
     if (begins(x) && !check_begin(x, x->ev->attempt == 0 && expr ? BEGIN_EXPR_FAIL : BEGIN_GO))
         return false;
@@ -251,7 +239,7 @@ static bool check_failed(replay *x) {
     if (rp_event_error_is(x, "crash")) {
         cairn_on_crash oc = eng_on_crash(x->r, x->step);
         if (x->index >= 0 ? oc != CAIRN_ON_CRASH_RETRY : oc == CAIRN_ON_CRASH_FAIL) return true;
-        return rp_differ(x, D_CRASH, t, "on_crash is %s", eng_on_crash_name(oc));
+        return rp_differ(x, D_CRASH, NULL, "on_crash is %s", eng_on_crash_name(oc));
     }
     if (rp_event_error_is(x, "rejected")) return approval_ends(x, false);
     if (x->index < 0 && s->expanded) {
@@ -259,17 +247,17 @@ static bool check_failed(replay *x) {
             x->out->decisions++;
             return true;
         }
-        return rp_differ(x, D_FOREACH, t, "no item has failed");
+        return rp_differ(x, D_FOREACH, NULL, "no item has failed");
     }
     if (x->ev->attempt == 0) return true;   /* before any attempt: no retry was weighed */
     jv error = rp_field(x, "error");
     bool allowed = eng_retry_allowed(x->r, x->step, x->ev->attempt, error);
     jv_free(error);
     if (allowed)
-        return rp_differ(x, D_RETRY, t, "retry: \"%s\" is retried (attempt %d of %d)",
+        return rp_differ(x, D_RETRY, NULL, "retry: \"%s\" is retried (attempt %d of %d)",
                       rp_error_text(x, e, sizeof e), x->ev->attempt, step_def(x)->retry.max_attempts);
     if (rp_event_error_is(x, "until") && step_def(x)->retry.until == NULL)
-        return rp_differ(x, D_UNTIL, t, "%s has no `until`", rp_id_of(x, x->step));
+        return rp_differ(x, D_UNTIL, NULL, "%s has no `until`", rp_id_of(x, x->step));
     x->out->decisions++;
     return true;
 }
@@ -285,14 +273,13 @@ static bool check_expanded(replay *x) {
     if (!check_begin(x, BEGIN_GO)) return false;
     jv items = jv_invalid(), journal = rp_field(x, "items");
     cairn_err err;
-    char t[128];
     bool ok;
     if (eng_foreach_items(x->r, x->step, &items, &err) != 0) {
-        ok = rp_differ(x, D_FOREACH, rp_told(x, t, sizeof t), "foreach does not render: %s", err.msg);
+        ok = rp_differ(x, D_FOREACH, NULL, "foreach does not render: %s", err.msg);
     } else if (jv_get_kind(journal) != JV_KIND_ARRAY) {   /* an older journal: the count */
         int n = jv_array_length(items);
         ok = n == (int)rp_field_ms(x, "count") ||
-             rp_differ(x, D_FOREACH, rp_told(x, t, sizeof t), "%d items", n);
+             rp_differ(x, D_FOREACH, NULL, "%d items", n);
     } else {
         ok = rp_same_value(x, D_FOREACH, "items", items, journal);
     }
@@ -302,7 +289,6 @@ static bool check_expanded(replay *x) {
 
 static bool check_crashed(replay *x) {
     const cairn_step_state *s = state(x);
-    char t[128];
     if (x->index < 0 && jv_get_kind(s->approval) == JV_KIND_OBJECT && s->status == CAIRN_STEP_WAITING)
         return true;   /* on_crash ask answered: the approval decided it */
     jv action = rp_field(x, "action");
@@ -313,7 +299,7 @@ static bool check_crashed(replay *x) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_CRASH, rp_told(x, t, sizeof t), "on_crash is %s", want);
+    return rp_differ(x, D_CRASH, NULL, "on_crash is %s", want);
 }
 
 /* ---- carried steps ------------------------------------------------------------ */
@@ -336,10 +322,8 @@ static bool deadline_within(const replay *x, int64_t deadline, int64_t ms) {
 static bool check_waiting(replay *x) {
     jv with = jv_invalid();
     cairn_err err;
-    char t[128];
-    rp_told(x, t, sizeof t);
     if (eng_wait_input(x->r, x->step, x->index, 1, &with, &err) != 0)
-        return rp_differ(x, D_WAIT, t, "`with` does not render: %s", err.msg);
+        return rp_differ(x, D_WAIT, NULL, "`with` does not render: %s", err.msg);
     int64_t ms = duration_in(with, "duration"), until = rp_field_ms(x, "until"), want = 0;
     jv u = jv_object_get(jv_copy(with), jv_string("until"));
     bool ok = ms >= 0 ? deadline_within(x, until, ms)
@@ -351,32 +335,30 @@ static bool check_waiting(replay *x) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_WAIT, t, ms >= 0 ? "the wait ends %lld ms after it began" : "the wait ends at %lld",
+    return rp_differ(x, D_WAIT, NULL, ms >= 0 ? "the wait ends %lld ms after it began" : "the wait ends at %lld",
                   (long long)(ms >= 0 ? ms : want));
 }
 
 static bool check_requested(replay *x) {
-    char t[128];
-    rp_told(x, t, sizeof t);
     jv ask = rp_field(x, "ask");
     bool is_ask = jv_get_kind(ask) == JV_KIND_TRUE;
     jv_free(ask);
     if (is_ask) {
         if (eng_on_crash(x->r, x->step) == CAIRN_ON_CRASH_ASK) return true;
-        return rp_differ(x, D_CRASH, t, "on_crash is %s, not ask",
+        return rp_differ(x, D_CRASH, NULL, "on_crash is %s, not ask",
                       eng_on_crash_name(eng_on_crash(x->r, x->step)));
     }
     jv with = jv_invalid();
     cairn_err err;
     if (eng_approval_input(x->r, x->step, x->index, 1, &with, &err) != 0)
-        return rp_differ(x, D_APPROVAL, t, "`with` does not render: %s", err.msg);
+        return rp_differ(x, D_APPROVAL, NULL, "`with` does not render: %s", err.msg);
     jv req = eng_approval_request(x->r, with, x->ev->time_ms);
     jv_free(with);
     int64_t timeout = (int64_t)jv_number_value(jv_object_get(jv_copy(req), jv_string("timeout_ms")));
     int64_t deadline = rp_field_ms(x, "deadline");
     if (timeout ? !deadline_within(x, deadline, timeout) : deadline != 0) {
         jv_free(req);
-        return rp_differ(x, D_APPROVAL, t, "the deadline is %lld ms after the request",
+        return rp_differ(x, D_APPROVAL, NULL, "the deadline is %lld ms after the request",
                       (long long)timeout);
     }
     req = jv_object_set(req, jv_string("deadline"), jv_number((double)deadline));
@@ -386,7 +368,6 @@ static bool check_requested(replay *x) {
 static bool check_decided(replay *x) {
     jv by = rp_field(x, "by"), decision = rp_field(x, "decision");
     cairn_err err;
-    char t[128];
     bool ok = jv_get_kind(by) == JV_KIND_STRING && jv_get_kind(decision) == JV_KIND_STRING;
     if (!ok)
         cairn_err_set(&err, CAIRN_EINVAL, "a decision names who and what");
@@ -399,12 +380,11 @@ static bool check_decided(replay *x) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_APPROVAL, rp_told(x, t, sizeof t), "refused: %s", err.msg);
+    return rp_differ(x, D_APPROVAL, NULL, "refused: %s", err.msg);
 }
 
 static bool check_escalated(replay *x) {
     jv a = state(x)->approval;
-    char t[128];
     jv on = jv_object_get(jv_copy(a), jv_string("on_timeout"));
     jv esc = jv_object_get(jv_copy(a), jv_string("escalate_to"));
     jv done = jv_object_get(jv_copy(a), jv_string("escalated"));
@@ -416,7 +396,7 @@ static bool check_escalated(replay *x) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_APPROVAL, rp_told(x, t, sizeof t), "no escalation: on_timeout, escalate_to, "
+    return rp_differ(x, D_APPROVAL, NULL, "no escalation: on_timeout, escalate_to, "
                   "an escalation already made or the deadline say otherwise");
 }
 
@@ -425,8 +405,6 @@ static bool check_child(replay *x) {
     jv child = rp_field(x, "child"), created = jv_invalid(), with = jv_invalid();
     const cairn_workflow *wf = NULL;
     cairn_err err;
-    char t[128];
-    rp_told(x, t, sizeof t);
     int rc = jv_get_kind(child) == JV_KIND_STRING
                  ? x->rp->child(x->rp->ud, jv_string_value(child), &created, &wf, x->err)
                  : CAIRN_ENOTFOUND;
@@ -442,16 +420,16 @@ static bool check_child(replay *x) {
     jv parent = jv_object_get(jv_copy(created), jv_string("parent"));
     jv checked = jv_invalid();
     if (!ok) {
-        rp_differ(x, D_CHILD, t, "`with` does not render: %s", err.msg);
+        rp_differ(x, D_CHILD, NULL, "`with` does not render: %s", err.msg);
     } else if (jv_get_kind(name) != JV_KIND_STRING || strcmp(jv_string_value(name), wf->name) != 0) {
-        ok = rp_differ(x, D_CHILD, t, "the child is a run of %s, not of %s",
+        ok = rp_differ(x, D_CHILD, NULL, "the child is a run of %s, not of %s",
                     jv_get_kind(name) == JV_KIND_STRING ? jv_string_value(name) : "?", wf->name);
     } else if (jv_get_kind(parent) != JV_KIND_STRING ||
                strcmp(jv_string_value(parent), x->r->st->id) != 0) {
-        ok = rp_differ(x, D_CHILD, t, "the child's parent is %s", x->r->st->id);
+        ok = rp_differ(x, D_CHILD, NULL, "the child's parent is %s", x->r->st->id);
     } else if (cairn_workflow_check_inputs(wf, inputs,
                                            &checked, &err) != 0) {
-        ok = rp_differ(x, D_CHILD, t, "the child's inputs are refused: %s", err.msg);
+        ok = rp_differ(x, D_CHILD, NULL, "the child's inputs are refused: %s", err.msg);
     } else {
         jv got = jv_object_get(jv_copy(created), jv_string("inputs"));
         ok = rp_same_value(x, D_CHILD, "child.inputs", checked, got);
