@@ -6,7 +6,8 @@
  *                    the run is cancelled or the cancel is recorded)
  *   1  EXIT_FAILED   a run failed or was cancelled: `run`, and `resume` when a
  *                    run it finished ended failed or cancelled; a check of
- *                    `verify` failed (a chain, a runs row, a head)
+ *                    `verify` failed (a chain, a runs row, a head); `replay`
+ *                    found a run deciding differently
  *   2  EXIT_USAGE    bad usage or bad input (an unknown option, a workflow
  *                    file that does not load, as in `check` and `graph`, an
  *                    input of the wrong type, a decision the approval refuses,
