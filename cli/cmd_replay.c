@@ -129,7 +129,8 @@ static int replay_one(replay_cli *c, const char *run_id) {
     known_def *d = NULL;
     rc = cairn_journal_load_events(c->j, run_id, &evs, &n, pin, &err);
     if (rc == 0 && n == 0) rc = cairn_err_set(&err, CAIRN_ENOTFOUND, "no run %s", run_id);
-    if (rc == 0 && c->fixed == NULL && (d = definition(c, pin, run_id, &err)) == NULL) rc = err.code;
+    if (rc == 0 && c->fixed == NULL && (d = definition(c, pin, run_id, &err)) == NULL)
+        rc = err.code;
     if (rc == 0) rc = cairn_replay_run(c->fixed ? c->fixed : d->rp, evs, n, &res, &err);
     cairn_events_free(evs, n);
     if (rc) {
@@ -143,7 +144,8 @@ static int replay_one(replay_cli *c, const char *run_id) {
 
 /* The worse of two exits: the journal failing, then usage, then a divergence. */
 static int worse(int a, int b) {
-    static const int rank[] = {[EXIT_OK] = 0, [EXIT_FAILED] = 1, [EXIT_USAGE] = 2, [EXIT_JOURNAL] = 3};
+    static const int rank[] = {[EXIT_OK] = 0, [EXIT_FAILED] = 1, [EXIT_USAGE] = 2,
+                               [EXIT_JOURNAL] = 3};
     return rank[b] > rank[a] ? b : a;
 }
 

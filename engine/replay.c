@@ -93,7 +93,8 @@ static void first_difference(jv a, jv b, char *path, size_t len, jv *pa, jv *pb)
         jv keys = jv_keys(jv_copy(b)), more = jv_keys(jv_copy(a));   /* b's keys, then a's */
         keys = jv_array_concat(keys, more);
         jv_array_foreach(keys, k, key) {
-            jv va = jv_object_get(jv_copy(a), jv_copy(key)), vb = jv_object_get(jv_copy(b), jv_copy(key));
+            jv va = jv_object_get(jv_copy(a), jv_copy(key));
+            jv vb = jv_object_get(jv_copy(b), jv_copy(key));
             if (!jv_equal(jv_copy(va), jv_copy(vb))) {
                 size_t at = strlen(path);
                 snprintf(path + at, len - at, ".%s", jv_string_value(key));
@@ -157,11 +158,17 @@ int64_t rp_field_ms(const replay *x, const char *key) {
     return ms;
 }
 
-/* Whether error (borrowed) is an object of that kind. */
+jv rp_member(jv o, const char *key) {
+    return jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string(key)) : jv_null();
+}
+
+bool rp_is(jv v, const char *text) {
+    return jv_get_kind(v) == JV_KIND_STRING && strcmp(jv_string_value(v), text) == 0;
+}
+
 bool rp_error_kind_is(jv error, const char *kind) {
-    jv k = jv_get_kind(error) == JV_KIND_OBJECT ? jv_object_get(jv_copy(error), jv_string("kind"))
-                                                 : jv_null();
-    bool is = jv_get_kind(k) == JV_KIND_STRING && strcmp(jv_string_value(k), kind) == 0;
+    jv k = rp_member(error, "kind");
+    bool is = rp_is(k, kind);
     jv_free(k);
     return is;
 }
@@ -176,8 +183,7 @@ bool rp_event_error_is(const replay *x, const char *kind) {
 /* "<kind>: <message>" of data.error, as retry.on reads it. */
 const char *rp_error_text(const replay *x, char *buf, size_t len) {
     jv e = rp_field(x, "error");
-    jv k = jv_get_kind(e) == JV_KIND_OBJECT ? jv_object_get(jv_copy(e), jv_string("kind")) : jv_null();
-    jv m = jv_get_kind(e) == JV_KIND_OBJECT ? jv_object_get(jv_copy(e), jv_string("message")) : jv_null();
+    jv k = rp_member(e, "kind"), m = rp_member(e, "message");
     snprintf(buf, len, "%s: %s", jv_get_kind(k) == JV_KIND_STRING ? jv_string_value(k) : "",
              jv_get_kind(m) == JV_KIND_STRING ? jv_string_value(m) : "");
     jv_free(k), jv_free(m), jv_free(e);
@@ -228,7 +234,8 @@ static bool check_compensating(replay *x) {
     eng_run *r = x->r;
     if (!r->failing && !r->st->cancel_requested)
         return rp_differ(x, D_ROLLBACK, NULL, "the run is neither failing nor cancelled");
-    if (any_in_flight(r->st)) return rp_differ(x, D_ROLLBACK, NULL, "attempts still run: the rollback waits");
+    if (any_in_flight(r->st))
+        return rp_differ(x, D_ROLLBACK, NULL, "attempts still run: the rollback waits");
     if (eng_rollback_order(r->plan, r->st, r->rollback) == 0)
         return rp_differ(x, D_ROLLBACK, NULL, "there is nothing to roll back");
     x->out->decisions++;
@@ -241,8 +248,8 @@ static bool check_rollback_done(replay *x) {
     if (!r->rolling_back) {
         int n = eng_rollback_order(r->plan, r->st, r->rollback);
         if (n == 0) return true;
-        return rp_differ(x, D_ROLLBACK, NULL, "the rollback runs first: %s%s", rp_id_of(x, r->rollback[0]),
-                      n > 1 ? " and more" : "");
+        return rp_differ(x, D_ROLLBACK, NULL, "the rollback runs first: %s%s",
+                         rp_id_of(x, r->rollback[0]), n > 1 ? " and more" : "");
     }
     for (int k = 0; k < r->n_rollback; k++)
         if (!eng_settled(r->st->steps[r->rollback[k]].status))
@@ -256,21 +263,24 @@ static bool check_run_succeeded(replay *x) {
     int i = first_not_done(r);
     if (i >= 0)
         return rp_differ(x, D_END, NULL, "%s is not done (%s)", rp_id_of(x, i),
-                      cairn_step_status_name(r->st->steps[i].status));
+                         cairn_step_status_name(r->st->steps[i].status));
     if (r->failing || r->st->cancel_requested || r->st->paused)
         return rp_differ(x, D_END, NULL, "%s", rp_why_no_start(r));
     jv outputs = jv_invalid(), journal = rp_field(x, "outputs");
-    bool ok = eng_run_outputs(r, &outputs) == 0
-                  ? rp_same_value(x, D_END, "outputs", outputs, journal)
-                  : (jv_free(outputs), rp_differ(x, D_END, NULL, "an output does not render: the run fails"));
+    bool ok;
+    if (eng_run_outputs(r, &outputs) == 0) {
+        ok = rp_same_value(x, D_END, "outputs", outputs, journal);
+    } else {
+        jv_free(outputs);
+        ok = rp_differ(x, D_END, NULL, "an output does not render: the run fails");
+    }
     jv_free(journal);
     return ok;
 }
 
 static bool check_run_failed(replay *x) {
     jv error = rp_field(x, "error");
-    jv output = jv_get_kind(error) == JV_KIND_OBJECT ? jv_object_get(jv_copy(error), jv_string("output"))
-                                                      : jv_null();
+    jv output = rp_member(error, "output");
     bool of_output = jv_get_kind(output) == JV_KIND_STRING && rp_error_kind_is(error, "expression");
     jv_free(output);
     jv_free(error);
@@ -354,7 +364,8 @@ static void after(replay *x, bool held, cairn_step_status was) {
     eng_run *r = x->r;
     const cairn_event *ev = x->ev;
     int i = x->step;
-    if (i >= 0 && x->index >= 0) x->holding[i] += holds_place(&r->st->steps[i].items[x->index]) - held;
+    if (i >= 0 && x->index >= 0)
+        x->holding[i] += holds_place(&r->st->steps[i].items[x->index]) - held;
     if (ev->type == CAIRN_EV_RUN_COMPENSATING) {
         r->rolling_back = r->failing = true;
         r->n_rollback = eng_rollback_order(r->plan, r->st, r->rollback);
@@ -366,7 +377,8 @@ static void after(replay *x, bool held, cairn_step_status was) {
     cairn_step_status now = r->st->steps[i].status;
     if (!ends_step(was, now)) return;
     eng_ctx_step(r, i);
-    if (now == CAIRN_STEP_FAILED && !eng_is_rollback_step(r, i) && !r->plan->steps[i]->continue_on_error)
+    if (now == CAIRN_STEP_FAILED && !eng_is_rollback_step(r, i) &&
+        !r->plan->steps[i]->continue_on_error)
         r->failing = true;
 }
 
@@ -393,7 +405,8 @@ static bool replay_event(replay *x, const cairn_event *ev) {
     x->data = jv_parse_sized(ev->data ? ev->data : "", ev->data ? (int)strlen(ev->data) : 0);
     bool known = jv_get_kind(x->data) == JV_KIND_OBJECT && known_place(x);
     bool held = known && x->index >= 0 && holds_place(&r->st->steps[x->step].items[x->index]);
-    cairn_step_status was = known && x->step >= 0 ? r->st->steps[x->step].status : CAIRN_STEP_PENDING;
+    cairn_step_status was = known && x->step >= 0 ? r->st->steps[x->step].status
+                                                   : CAIRN_STEP_PENDING;
     bool ok = !known || ev->seq == 1 || check_either_document(x);
     if (ok && !x->lookup_rc) {
         if (cairn_fold_apply(r->st, ev, x->step, x->data, &err) != 0) {

@@ -49,6 +49,10 @@ bool rp_same_value(replay *x, decision d, const char *what, jv made, jv journal)
 /* v (borrowed) as compact JSON, cut to fit buf. */
 const char *rp_text_of(jv v, char *buf, size_t len);
 
+/* o[key] (the caller's) when o (borrowed) is an object, else null; whether
+ * v (borrowed) is the string text. */
+jv rp_member(jv o, const char *key);
+bool rp_is(jv v, const char *text);
 /* The event's data: member key (the caller's), or a number as ms (0). */
 jv rp_field(const replay *x, const char *key);
 int64_t rp_field_ms(const replay *x, const char *key);

@@ -37,7 +37,8 @@ static bool begins(const replay *x) {
 static bool check_rollback_next(replay *x) {
     eng_run *r = x->r;
     if (!r->rolling_back)
-        return rp_differ(x, D_ROLLBACK, NULL, "no rollback runs: %s runs only in one", rp_id_of(x, x->step));
+        return rp_differ(x, D_ROLLBACK, NULL, "no rollback runs: %s runs only in one",
+                         rp_id_of(x, x->step));
     int k = 0;
     while (k < r->n_rollback && eng_settled(r->st->steps[r->rollback[k]].status)) k++;
     if (k < r->n_rollback && r->rollback[k] == x->step) {
@@ -50,7 +51,8 @@ static bool check_rollback_next(replay *x) {
                  rp_id_of(x, r->rollback[j]));
     if (k == r->n_rollback)
         return rp_differ(x, D_ROLLBACK, NULL, "the rollback has run every body (%s)", order);
-    return rp_differ(x, D_ROLLBACK, NULL, "%s is next (order: %s)", rp_id_of(x, r->rollback[k]), order);
+    return rp_differ(x, D_ROLLBACK, NULL, "%s is next (order: %s)", rp_id_of(x, r->rollback[k]),
+                     order);
 }
 
 static bool check_begin(replay *x, int outcome) {
@@ -60,10 +62,11 @@ static bool check_begin(replay *x, int outcome) {
         if (!check_rollback_next(x)) return false;
     } else if (eng_needs_waiting(r, i) > 0) {
         const cairn_step *def = r->plan->steps[i];
-        int need = 0;
-        while (eng_step_is_done(r, def->needs[need])) need++;
-        return rp_differ(x, D_READY, NULL, "%s waits for %s (%s)", rp_id_of(x, i), rp_id_of(x, def->needs[need]),
-                      cairn_step_status_name(r->st->steps[def->needs[need]].status));
+        int k = 0;
+        while (eng_step_is_done(r, def->needs[k])) k++;
+        int need = def->needs[k];
+        return rp_differ(x, D_READY, NULL, "%s waits for %s (%s)", rp_id_of(x, i),
+                         rp_id_of(x, need), cairn_step_status_name(r->st->steps[need].status));
     } else if (!eng_may_start(r)) {
         return rp_differ(x, D_READY, NULL, "%s", rp_why_no_start(r));
     }
@@ -82,10 +85,12 @@ static bool check_begin(replay *x, int outcome) {
         x->out->decisions++;
         return true;
     }
-    if (want == BEGIN_EXPR_FAIL) return rp_differ(x, D_IF, NULL, "`if` does not render: %s", err.msg);
-    if (want == BEGIN_SKIP) return rp_differ(x, D_IF, NULL, "`if` is false: %s is skipped", rp_id_of(x, i));
+    if (want == BEGIN_EXPR_FAIL)
+        return rp_differ(x, D_IF, NULL, "`if` does not render: %s", err.msg);
+    if (want == BEGIN_SKIP)
+        return rp_differ(x, D_IF, NULL, "`if` is false: %s is skipped", rp_id_of(x, i));
     return rp_differ(x, D_IF, NULL, "%s%s starts", r->plan->steps[i]->if_ ? "`if` is true: " : "",
-                  rp_id_of(x, i));
+                     rp_id_of(x, i));
 }
 
 /* ---- attempts ----------------------------------------------------------------- */
@@ -123,17 +128,19 @@ static bool check_started(replay *x) {
         int window = eng_foreach_window(step_def(x));
         if (x->holding[x->step] >= window)
             return rp_differ(x, D_FOREACH, NULL, "%d items hold the window of %d: item %d waits",
-                          x->holding[x->step], window, x->index);
+                             x->holding[x->step], window, x->index);
     }
     if (pre_status(x) == CAIRN_STEP_WAITING && !(c && c->timer)) {   /* a retry's back-off */
         if (x->ev->time_ms < wake_at(x))
             return rp_differ(x, D_BACKOFF, NULL, "the next attempt starts at %lld, %lld ms later",
-                          (long long)wake_at(x), (long long)(wake_at(x) - x->ev->time_ms));
-        if (!eng_may_go_on(x->r, x->step)) return rp_differ(x, D_RETRY, NULL, "%s", rp_why_no_start(x->r));
+                             (long long)wake_at(x), (long long)(wake_at(x) - x->ev->time_ms));
+        if (!eng_may_go_on(x->r, x->step))
+            return rp_differ(x, D_RETRY, NULL, "%s", rp_why_no_start(x->r));
     }
     if (!(c && c->input)) {   /* approvals and waits number their own */
         int want = eng_next_attempt(s, x->index);
-        if (x->ev->attempt != want) return rp_differ(x, D_INPUT, NULL, "attempt %d comes next", want);
+        if (x->ev->attempt != want)
+            return rp_differ(x, D_INPUT, NULL, "attempt %d comes next", want);
     }
     x->started_ms = x->r->st->updated_ms;   /* approvals and waits count from before it */
     return check_input(x);
@@ -149,10 +156,11 @@ static bool check_retrying(replay *x) {
     if (!allowed) {
         if (x->ev->attempt >= def->retry.max_attempts)
             return rp_differ(x, D_RETRY, NULL, "no retry: attempt %d of %d", x->ev->attempt,
-                          def->retry.max_attempts);
-        if (!eng_may_go_on(x->r, x->step)) return rp_differ(x, D_RETRY, NULL, "no retry: %s", rp_why_no_start(x->r));
+                             def->retry.max_attempts);
+        if (!eng_may_go_on(x->r, x->step))
+            return rp_differ(x, D_RETRY, NULL, "no retry: %s", rp_why_no_start(x->r));
         return rp_differ(x, D_RETRY, NULL, "no retry: \"%s\" does not match retry.on %s",
-                      rp_error_text(x, e, sizeof e), def->retry.on ? def->retry.on : "");
+                         rp_error_text(x, e, sizeof e), def->retry.on ? def->retry.on : "");
     }
     if (rp_event_error_is(x, "until") && def->retry.until == NULL)
         return rp_differ(x, D_UNTIL, NULL, "%s has no `until`", rp_id_of(x, x->step));
@@ -172,10 +180,9 @@ static bool check_retrying(replay *x) {
 /* An approval step's end: its quorum, a rejection, or its time-out. */
 static bool approval_ends(replay *x, bool approve) {
     jv a = state(x)->approval;
-    jv on = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("on_timeout"))
-                                              : jv_null();
+    jv on = rp_member(a, "on_timeout");
     bool timed_out = wake_at(x) > 0 && x->ev->time_ms >= wake_at(x);
-    bool timeout_approves = jv_get_kind(on) == JV_KIND_STRING && strcmp(jv_string_value(on), "approve") == 0;
+    bool timeout_approves = rp_is(on, "approve");
     jv_free(on);
     bool ok;
     if (jv_get_kind(a) != JV_KIND_OBJECT) {
@@ -186,10 +193,9 @@ static bool approval_ends(replay *x, bool approve) {
         jv decisions = jv_object_get(jv_copy(a), jv_string("decisions"));
         int n = jv_get_kind(decisions) == JV_KIND_ARRAY ? jv_array_length(jv_copy(decisions)) : 0;
         jv last = n > 0 ? jv_array_get(jv_copy(decisions), n - 1) : jv_null();
-        jv what = jv_get_kind(last) == JV_KIND_OBJECT ? jv_object_get(last, jv_string("decision"))
-                                                      : (jv_free(last), jv_null());
-        ok = (jv_get_kind(what) == JV_KIND_STRING && strcmp(jv_string_value(what), "reject") == 0) ||
-             (timed_out && !timeout_approves);
+        jv what = rp_member(last, "decision");
+        jv_free(last);
+        ok = rp_is(what, "reject") || (timed_out && !timeout_approves);
         jv_free(what);
         jv_free(decisions);
     }
@@ -197,8 +203,8 @@ static bool approval_ends(replay *x, bool approve) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_APPROVAL, NULL, approve ? "the approval is not given: no quorum, no time-out"
-                                            : "the approval is not refused: no rejection, no time-out");
+    if (approve) return rp_differ(x, D_APPROVAL, NULL, "not given: no quorum, no time-out");
+    return rp_differ(x, D_APPROVAL, NULL, "not refused: no rejection, no time-out");
 }
 
 static bool check_succeeded(replay *x) {
@@ -209,7 +215,8 @@ static bool check_succeeded(replay *x) {
             x->out->decisions++;
             return true;
         }
-        return rp_differ(x, D_FOREACH, NULL, "%d of %d items have succeeded", s->items_succeeded, s->n_items);
+        return rp_differ(x, D_FOREACH, NULL, "%d of %d items have succeeded", s->items_succeeded,
+                         s->n_items);
     }
     if (action == &cairn_action_approval) return approval_ends(x, true);
     if (action == &cairn_action_wait) {
@@ -255,7 +262,8 @@ static bool check_failed(replay *x) {
     jv_free(error);
     if (allowed)
         return rp_differ(x, D_RETRY, NULL, "retry: \"%s\" is retried (attempt %d of %d)",
-                      rp_error_text(x, e, sizeof e), x->ev->attempt, step_def(x)->retry.max_attempts);
+                         rp_error_text(x, e, sizeof e), x->ev->attempt,
+                         step_def(x)->retry.max_attempts);
     if (rp_event_error_is(x, "until") && step_def(x)->retry.until == NULL)
         return rp_differ(x, D_UNTIL, NULL, "%s has no `until`", rp_id_of(x, x->step));
     x->out->decisions++;
@@ -289,8 +297,8 @@ static bool check_expanded(replay *x) {
 
 static bool check_crashed(replay *x) {
     const cairn_step_state *s = state(x);
-    if (x->index < 0 && jv_get_kind(s->approval) == JV_KIND_OBJECT && s->status == CAIRN_STEP_WAITING)
-        return true;   /* on_crash ask answered: the approval decided it */
+    bool asked = jv_get_kind(s->approval) == JV_KIND_OBJECT && s->status == CAIRN_STEP_WAITING;
+    if (x->index < 0 && asked) return true;   /* on_crash ask answered: the approval decided it */
     jv action = rp_field(x, "action");
     const char *want = eng_on_crash_name(eng_on_crash(x->r, x->step));
     bool ok = jv_get_kind(action) == JV_KIND_STRING && strcmp(jv_string_value(action), want) == 0;
@@ -305,9 +313,10 @@ static bool check_crashed(replay *x) {
 /* ---- carried steps ------------------------------------------------------------ */
 
 static int64_t duration_in(jv with, const char *key) {
-    jv v = jv_get_kind(with) == JV_KIND_OBJECT ? jv_object_get(jv_copy(with), jv_string(key)) : jv_null();
+    jv v = rp_member(with, key);
     int64_t ms = -1;
-    if (jv_get_kind(v) == JV_KIND_STRING && cairn_duration_parse(jv_string_value(v), &ms) != 0) ms = -1;
+    if (jv_get_kind(v) == JV_KIND_STRING && cairn_duration_parse(jv_string_value(v), &ms) != 0)
+        ms = -1;
     jv_free(v);
     return ms;
 }
@@ -335,8 +344,9 @@ static bool check_waiting(replay *x) {
         x->out->decisions++;
         return true;
     }
-    return rp_differ(x, D_WAIT, NULL, ms >= 0 ? "the wait ends %lld ms after it began" : "the wait ends at %lld",
-                  (long long)(ms >= 0 ? ms : want));
+    if (ms >= 0)
+        return rp_differ(x, D_WAIT, NULL, "the wait ends %lld ms after it began", (long long)ms);
+    return rp_differ(x, D_WAIT, NULL, "the wait ends at %lld", (long long)want);
 }
 
 static bool check_requested(replay *x) {
@@ -346,7 +356,7 @@ static bool check_requested(replay *x) {
     if (is_ask) {
         if (eng_on_crash(x->r, x->step) == CAIRN_ON_CRASH_ASK) return true;
         return rp_differ(x, D_CRASH, NULL, "on_crash is %s, not ask",
-                      eng_on_crash_name(eng_on_crash(x->r, x->step)));
+                         eng_on_crash_name(eng_on_crash(x->r, x->step)));
     }
     jv with = jv_invalid();
     cairn_err err;
@@ -354,12 +364,14 @@ static bool check_requested(replay *x) {
         return rp_differ(x, D_APPROVAL, NULL, "`with` does not render: %s", err.msg);
     jv req = eng_approval_request(x->r, with, x->ev->time_ms);
     jv_free(with);
-    int64_t timeout = (int64_t)jv_number_value(jv_object_get(jv_copy(req), jv_string("timeout_ms")));
+    jv t = rp_member(req, "timeout_ms");
+    int64_t timeout = jv_get_kind(t) == JV_KIND_NUMBER ? (int64_t)jv_number_value(t) : 0;
+    jv_free(t);
     int64_t deadline = rp_field_ms(x, "deadline");
     if (timeout ? !deadline_within(x, deadline, timeout) : deadline != 0) {
         jv_free(req);
         return rp_differ(x, D_APPROVAL, NULL, "the deadline is %lld ms after the request",
-                      (long long)timeout);
+                         (long long)timeout);
     }
     req = jv_object_set(req, jv_string("deadline"), jv_number((double)deadline));
     return rp_same_value(x, D_APPROVAL, "request", req, x->data);
@@ -421,11 +433,10 @@ static bool check_child(replay *x) {
     jv checked = jv_invalid();
     if (!ok) {
         rp_differ(x, D_CHILD, NULL, "`with` does not render: %s", err.msg);
-    } else if (jv_get_kind(name) != JV_KIND_STRING || strcmp(jv_string_value(name), wf->name) != 0) {
+    } else if (!rp_is(name, wf->name)) {
         ok = rp_differ(x, D_CHILD, NULL, "the child is a run of %s, not of %s",
-                    jv_get_kind(name) == JV_KIND_STRING ? jv_string_value(name) : "?", wf->name);
-    } else if (jv_get_kind(parent) != JV_KIND_STRING ||
-               strcmp(jv_string_value(parent), x->r->st->id) != 0) {
+                       jv_get_kind(name) == JV_KIND_STRING ? jv_string_value(name) : "?", wf->name);
+    } else if (!rp_is(parent, x->r->st->id)) {
         ok = rp_differ(x, D_CHILD, NULL, "the child's parent is %s", x->r->st->id);
     } else if (cairn_workflow_check_inputs(wf, inputs,
                                            &checked, &err) != 0) {
@@ -436,7 +447,8 @@ static bool check_child(replay *x) {
         checked = jv_invalid();
         jv_free(got);
     }
-    jv_free(checked), jv_free(name), jv_free(inputs), jv_free(parent), jv_free(with), jv_free(created);
+    jv_free(checked), jv_free(name), jv_free(inputs), jv_free(parent);
+    jv_free(with), jv_free(created);
     return ok;
 }
 

@@ -189,7 +189,8 @@ TEST(replay_back_off_shorter_than_the_delay) {
     recorded r = record(UNDO, "{}");
     int second = find(&r, "step_retrying", "e", 1);   /* exponential: 2 ms after attempt 2 */
     char data[256];
-    snprintf(data, sizeof data, "{'error': {'kind': 'timeout', 'message': 'slow'}, 'retry_at': %lld}",
+    snprintf(data, sizeof data,
+             "{'error': {'kind': 'timeout', 'message': 'slow'}, 'retry_at': %lld}",
              (long long)r.evs[second].time_ms + 1);
     set_data(&r, second, data);
     cairn_replay_result res = replay(&r);
