@@ -13,65 +13,15 @@
  * did (without them, comparisons that read a secret are not judged).
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "cli/cli.h"
-#include "common/mem.h"
 #include "engine/replay.h"
 
-/* The definitions met so far, each with its replayer (runs pinned to the
- * same one share it). */
-typedef struct known_def {
-    char hash[65];
-    cairn_replayer *rp;
-    const cairn_workflow *wf;
-    struct known_def *next;
-} known_def;
-
 typedef struct {
+    cairn_replay_journal *rj;
     cairn_journal *j;
-    cairn_secrets *secrets;
-    known_def *defs;
-    cairn_replayer *fixed;       /* --definition */
     bool json;
 } replay_cli;
-
-static int child_of(void *ud, const char *child_id, jv *created, const cairn_workflow **wf,
-                    cairn_err *err);
-
-static known_def *definition(replay_cli *c, const char *hash, const char *run_id, cairn_err *err) {
-    for (known_def *d = c->defs; d; d = d->next)
-        if (strcmp(d->hash, hash) == 0) return d;
-    cairn_workflow *wf = NULL;
-    if (cairn_journal_definition(c->j, hash, run_id, &wf, err) != 0) return NULL;
-    known_def *d = cairn_calloc(1, sizeof *d);
-    snprintf(d->hash, sizeof d->hash, "%s", hash);
-    d->wf = wf;
-    d->rp = cairn_replayer_new(wf, c->secrets, child_of, c);
-    d->next = c->defs;
-    c->defs = d;
-    return d;
-}
-
-/* cairn_replay_child_fn: the child's run_created and its definition. */
-static int child_of(void *ud, const char *child_id, jv *created, const cairn_workflow **wf,
-                    cairn_err *err) {
-    replay_cli *c = ud;
-    cairn_event *evs = NULL;
-    int n = 0;
-    char pin[65];
-    int rc = cairn_journal_load_events(c->j, child_id, &evs, &n, pin, err);
-    if (rc == 0 && n == 0) rc = CAIRN_ENOTFOUND;
-    known_def *d = rc == 0 ? definition(c, pin, child_id, err) : NULL;
-    if (rc == 0 && d == NULL) rc = err->code;
-    if (rc == 0) {
-        *created = jv_parse(evs[0].data ? evs[0].data : "{}");
-        *wf = d->wf;
-    }
-    cairn_events_free(evs, n);
-    return rc;
-}
 
 static const char *verdict_word(cairn_replay_verdict v) {
     static const char *const words[] = {"consistent", "unfinished", "diverged"};
@@ -121,18 +71,9 @@ static void print_text(const char *run_id, const cairn_replay_result *r) {
 
 /* One run: EXIT_OK, EXIT_FAILED (it diverges), or the error's exit. */
 static int replay_one(replay_cli *c, const char *run_id) {
-    cairn_event *evs = NULL;
-    int n = 0, rc;
-    char pin[65];
     cairn_err err;
     cairn_replay_result res;
-    known_def *d = NULL;
-    rc = cairn_journal_load_events(c->j, run_id, &evs, &n, pin, &err);
-    if (rc == 0 && n == 0) rc = cairn_err_set(&err, CAIRN_ENOTFOUND, "no run %s", run_id);
-    if (rc == 0 && c->fixed == NULL && (d = definition(c, pin, run_id, &err)) == NULL)
-        rc = err.code;
-    if (rc == 0) rc = cairn_replay_run(c->fixed ? c->fixed : d->rp, evs, n, &res, &err);
-    cairn_events_free(evs, n);
+    int rc = cairn_replay_journal_run(c->rj, run_id, &res, &err);
     if (rc) {
         cli_error(&err);
         return cli_lookup_exit(rc);
@@ -166,19 +107,6 @@ static int replay_all(replay_cli *c, char **runs, int n_runs) {
     return rc;
 }
 
-static void load_secrets(replay_cli *c) {
-    char *file = NULL, *key = NULL;
-    cairn_err err;
-    cairn_journal_secrets_paths(c->j, &file, &key);
-    if (cairn_secrets_load(file, key, &c->secrets, &err) != 0) {
-        fprintf(stderr, "cairn: the secrets cannot be read (%s): comparisons that read one are"
-                " not judged\n", err.msg);
-        c->secrets = NULL;
-    }
-    free(file);
-    free(key);
-}
-
 int cmd_replay(cli_opts *o, int argc, char **argv) {
     const char *def_file = NULL, *v;
     int n_runs = 0;
@@ -198,17 +126,12 @@ int cmd_replay(cli_opts *o, int argc, char **argv) {
         cairn_workflow_free(wf);
         return EXIT_JOURNAL;
     }
-    load_secrets(&c);
-    if (wf) c.fixed = cairn_replayer_new(wf, c.secrets, child_of, &c);
+    c.rj = cairn_replay_journal_new(c.j, wf, &err);
+    if (err.code)
+        fprintf(stderr, "cairn: the secrets cannot be read (%s): comparisons that read one are"
+                " not judged\n", err.msg);
     int rc = replay_all(&c, argv, n_runs);
-    while (c.defs) {
-        known_def *d = c.defs;
-        c.defs = d->next;
-        cairn_replayer_free(d->rp);
-        free(d);
-    }
-    cairn_replayer_free(c.fixed);
-    cairn_secrets_free(c.secrets);
+    cairn_replay_journal_free(c.rj);
     cairn_journal_close(c.j);
     return rc;
 }

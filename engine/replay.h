@@ -94,7 +94,8 @@
  * document is updated per step, not rebuilt.
  *
  * Memory: a replayer owns its definition; the secrets are borrowed and
- * must outlive it.  jv: one thread.
+ * must outlive it.  A journal's replay owns its replayers and secrets.
+ * jv: one thread.
  */
 #ifndef CAIRN_REPLAY_H
 #define CAIRN_REPLAY_H
@@ -105,6 +106,7 @@
 #include "common/err.h"
 #include "dsl/workflow.h"
 #include "engine/event.h"
+#include "engine/journal.h"
 #include "engine/secrets.h"
 
 /* Bytes of each side of a divergence as told (longer values are cut). */
@@ -152,5 +154,24 @@ void cairn_replayer_free(cairn_replayer *rp);   /* NULL ok */
  * (n 0) or the child lookup failed. */
 int cairn_replay_run(cairn_replayer *rp, const cairn_event *evs, int n, cairn_replay_result *out,
                      cairn_err *err);
+
+/* Replaying the runs of a journal (replay_journal.c): each run against
+ * the definition it is pinned to (compiled once however many runs share
+ * it), or against fixed when given (consumed; NULL: pinned); children are
+ * looked up in the same journal; the secrets beside it (and CAIRN_SECRET_*)
+ * are read once, to mask as the engine did.  When they cannot be read,
+ * warning->code is set and says why (replays go on without them: a
+ * comparison that reads one is then not judged); else it is 0.  j is
+ * borrowed and must outlive it. */
+typedef struct cairn_replay_journal cairn_replay_journal;
+cairn_replay_journal *cairn_replay_journal_new(cairn_journal *j, cairn_workflow *fixed,
+                                               cairn_err *warning);
+void cairn_replay_journal_free(cairn_replay_journal *rj);   /* NULL ok */
+
+/* Replay run_id: 0 and *out; CAIRN_ENOTFOUND when the journal has no such
+ * run; another code when its events or its definition cannot be read (an
+ * edited definition: CAIRN_ECORRUPT). */
+int cairn_replay_journal_run(cairn_replay_journal *rj, const char *run_id,
+                             cairn_replay_result *out, cairn_err *err);
 
 #endif
