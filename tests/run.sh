@@ -6,7 +6,8 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 # Every run a test leaves behind is replayed before its folder goes
-# (tests/lib/cairn_test.py); unset for a quicker one-off run.
+# (tests/lib/cairn_test.py, and the unit tests' engine harness: free_h);
+# unset for a quicker one-off run.
 export CAIRN_TEST_REPLAY=${CAIRN_TEST_REPLAY-1}
 passed=0; failed=0
 log=$(mktemp)

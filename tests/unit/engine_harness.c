@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "actions/action.h"
+#include "engine/replay.h"
 #include "engine/store.h"
 #include "test.h"
 
@@ -109,8 +110,36 @@ void close_h(harness *h) {
     h->e = NULL;
 }
 
+/* With CAIRN_TEST_REPLAY set (tests/run.sh sets it): every run of the
+ * journal at db replays consistent (engine/replay.h), or the test fails
+ * naming the first divergence. */
+static void replay_every_run(const char *db) {
+    cairn_journal *j = NULL;
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_READER};
+    cairn_err err;
+    char **ids = NULL;
+    bool *rows = NULL;
+    int n = 0;
+    if (!getenv("CAIRN_TEST_REPLAY") || cairn_journal_open(db, &jc, &j, &err) != 0) return;
+    CHECK_INT(cairn_journal_run_ids(j, &ids, &rows, &n, &err), 0);
+    cairn_replay_journal *rj = cairn_replay_journal_new(j, NULL, &err);
+    for (int i = 0; i < n; i++) {
+        cairn_replay_result res;
+        if (cairn_replay_journal_run(rj, ids[i], &res, &err) != 0)
+            TEST_FAIL("replay of run %s: %s", ids[i], err.msg);
+        if (res.verdict == CAIRN_REPLAY_DIVERGED)
+            TEST_FAIL("run %s diverges at event %lld (%s %s): %s\n    journal: %s\n    replay:  %s",
+                      ids[i], (long long)res.seq, cairn_event_type_name(res.type), res.step,
+                      res.decision, res.journal, res.replay);
+    }
+    cairn_replay_journal_free(rj);
+    cairn_journal_ids_free(ids, rows, n);
+    cairn_journal_close(j);
+}
+
 void free_h(harness *h) {
     close_h(h);
+    if (h->db) replay_every_run(h->db);
     cairn_buf_free(&h->trace);
     free(h->db);
 }

@@ -44,6 +44,8 @@ char *get(jv v, const char *jq_path);
 /* start, drive, show. */
 jv run_to_end(harness *h, const char *inputs_json, char *run_id);
 void close_h(harness *h);
+/* Close and free; with CAIRN_TEST_REPLAY set, every run of h->db must
+ * first replay consistent (engine/replay.h). */
 void free_h(harness *h);
 
 #define CHECK_AT(v, path, want)            \
