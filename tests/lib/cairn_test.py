@@ -63,8 +63,9 @@ class Suite:
                 if not f.endswith(".db") or os.path.realpath(db) in self.unreplayed:
                     continue
                 p = cairn("replay", "--json", db=db)
-                if p.returncode == 3 and "not a Cairn journal" in p.stderr:
-                    continue   # a database the test's workflow wrote, not a journal
+                if p.returncode == 3 and ("not a Cairn journal" in p.stderr or
+                                          "no journal here yet" in p.stderr):
+                    continue   # a database a workflow wrote, or a run killed before its journal
                 lines = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
                 runs += len(lines)
                 bad = [l for l in lines if l["verdict"] == "diverged"]
