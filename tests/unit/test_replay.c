@@ -106,16 +106,24 @@ static void move_event(recorded *r, int from, int to) {
     for (int i = 0; i < r->n; i++) r->evs[i].seq = i + 1;
 }
 
-static void expect(const cairn_replay_result *res, int at, const char *type, const char *step,
-                   const char *decision) {
-    if (res->verdict != CAIRN_REPLAY_DIVERGED) TEST_FAIL("no divergence found");
-    CHECK_INT(res->seq, at + 1);
-    CHECK_STR(cairn_event_type_name(res->type), type);
-    CHECK_STR(res->step, step);
-    CHECK_STR(res->decision, decision);
-}
-
 static void done(recorded *r) { cairn_events_free(r->evs, r->n); }
+
+/* Replay r (against src, or the workflow it ran when NULL): it must
+ * diverge at event index at, of type on step ("" for the run), in
+ * decision, the replay's side saying says.  r is freed; the result is
+ * returned for more checks. */
+static cairn_replay_result diverges(recorded *r, const char *src, int at, const char *type,
+                                    const char *step, const char *decision, const char *says) {
+    cairn_replay_result res = replay_with(src ? src : r->src, r);
+    done(r);
+    if (res.verdict != CAIRN_REPLAY_DIVERGED) TEST_FAIL("no divergence found");
+    CHECK_INT(res.seq, at + 1);
+    CHECK_STR(cairn_event_type_name(res.type), type);
+    CHECK_STR(res.step, step);
+    CHECK_STR(res.decision, decision);
+    CHECK_CONTAINS(res.replay, says);
+    return res;
+}
 
 TEST(replay_real_runs_are_consistent) {
     recorded flow = record(FLOW, "{}"), undo = record(UNDO, "{}");
@@ -136,41 +144,31 @@ TEST(replay_step_started_before_its_needs_finished) {
     recorded r = record(FLOW, "{}");
     int c = find(&r, "step_started", "c", 0), a_done = find(&r, "step_succeeded", "a", 0);
     move_event(&r, c, a_done);   /* c starts before a has succeeded */
-    cairn_replay_result res = replay(&r);
-    expect(&res, a_done, "step_started", "c", "ready");
-    CHECK_CONTAINS(res.replay, "c waits for a (running)");
-    done(&r);
+    diverges(&r, NULL, a_done, "step_started", "c", "ready", "c waits for a (running)");
 }
 
 TEST(replay_step_that_ran_though_its_if_skips_it) {
     recorded r = record(FLOW, "{\"go\": true}");
     /* the run as if started with go false */
     set_member(&r, find(&r, "run_created", NULL, 0), "inputs", "{'go': false}");
-    cairn_replay_result res = replay(&r);
-    expect(&res, find(&r, "step_started", "b", 0), "step_started", "b", "if");
-    CHECK_CONTAINS(res.replay, "`if` is false: b is skipped");
-    done(&r);
+    diverges(&r, NULL, find(&r, "step_started", "b", 0), "step_started", "b", "if",
+             "`if` is false: b is skipped");
 }
 
 TEST(replay_changed_rendered_input) {
     recorded r = record(FLOW, "{}");
     int c = find(&r, "step_started", "c", 0);
     set_data(&r, c, "{'input': {'m': 21}, 'idempotency_key': 'k'}");
-    cairn_replay_result res = replay(&r);
-    expect(&res, c, "step_started", "c", "input");
+    cairn_replay_result res = diverges(&r, NULL, c, "step_started", "c", "input", "input.m = 20");
     CHECK_STR(res.journal, "input.m = 21");
-    CHECK_STR(res.replay, "input.m = 20");
-    done(&r);
 }
 
 TEST(replay_retry_after_a_kind_retry_on_refuses) {
     recorded r = record(UNDO, "{}");
     int retry = find(&r, "step_retrying", "e", 0);
     set_member(&r, retry, "error", "{'kind': 'schema', 'message': 'slow'}");
-    cairn_replay_result res = replay(&r);
-    expect(&res, retry, "step_retrying", "e", "retry");
-    CHECK_CONTAINS(res.replay, "\"schema: slow\" does not match retry.on ^timeout");
-    done(&r);
+    diverges(&r, NULL, retry, "step_retrying", "e", "retry",
+             "\"schema: slow\" does not match retry.on ^timeout");
 }
 
 TEST(replay_final_failure_where_a_retry_was_due) {
@@ -178,11 +176,9 @@ TEST(replay_final_failure_where_a_retry_was_due) {
     /* with five attempts allowed, the third's failure is retried */
     char *five = cairn_strdup(UNDO);
     memcpy(strstr(five, "max_attempts: 3"), "max_attempts: 5", 15);
-    cairn_replay_result res = replay_with(five, &r);
-    expect(&res, find(&r, "step_failed", "e", 0), "step_failed", "e", "retry");
-    CHECK_CONTAINS(res.replay, "is retried (attempt 3 of 5)");
+    diverges(&r, five, find(&r, "step_failed", "e", 0), "step_failed", "e", "retry",
+             "is retried (attempt 3 of 5)");
     free(five);
-    done(&r);
 }
 
 TEST(replay_back_off_shorter_than_the_delay) {
@@ -193,10 +189,7 @@ TEST(replay_back_off_shorter_than_the_delay) {
              "{'error': {'kind': 'timeout', 'message': 'slow'}, 'retry_at': %lld}",
              (long long)r.evs[second].time_ms + 1);
     set_data(&r, second, data);
-    cairn_replay_result res = replay(&r);
-    expect(&res, second, "step_retrying", "e", "backoff");
-    CHECK_CONTAINS(res.replay, "back-off of 2 ms");
-    done(&r);
+    diverges(&r, NULL, second, "step_retrying", "e", "backoff", "back-off of 2 ms");
 }
 
 TEST(replay_rollback_in_the_wrong_order) {
@@ -207,41 +200,32 @@ TEST(replay_rollback_in_the_wrong_order) {
     CHECK(first < second);
     move_event(&r, second, first);       /* r0#compensate started */
     move_event(&r, second + 1, first + 1);   /* r0#compensate succeeded */
-    cairn_replay_result res = replay(&r);
-    expect(&res, first, "step_started", "r0#compensate", "rollback");
-    CHECK_CONTAINS(res.replay, "r1#compensate is next (order: r1#compensate, r0#compensate)");
-    done(&r);
+    diverges(&r, NULL, first, "step_started", "r0#compensate", "rollback",
+             "r1#compensate is next (order: r1#compensate, r0#compensate)");
 }
 
 TEST(replay_run_failed_without_its_rollback) {
     recorded r = record(UNDO, "{}");
     int comp = find(&r, "run_compensating", NULL, 0), end = find(&r, "run_failed", NULL, 0);
     move_event(&r, end, comp);   /* the run ends before its rollback */
-    cairn_replay_result res = replay(&r);
-    expect(&res, comp, "run_failed", "", "rollback");
-    CHECK_CONTAINS(res.replay, "the rollback runs first: r1#compensate");
-    done(&r);
+    diverges(&r, NULL, comp, "run_failed", "", "rollback",
+             "the rollback runs first: r1#compensate");
 }
 
 TEST(replay_foreach_expanded_to_other_items) {
     recorded r = record(FLOW, "{}");
     int exp = find(&r, "step_expanded", "d", 0);
     set_data(&r, exp, "{'count': 2, 'items': [1, 3]}");
-    cairn_replay_result res = replay(&r);
-    expect(&res, exp, "step_expanded", "d", "foreach");
+    cairn_replay_result res = diverges(&r, NULL, exp, "step_expanded", "d", "foreach",
+                                       "items[1] = 2");
     CHECK_STR(res.journal, "items[1] = 3");
-    CHECK_STR(res.replay, "items[1] = 2");
-    done(&r);
 }
 
 TEST(replay_success_that_until_refuses) {
     recorded r = record(FLOW, "{}");
     int item = find(&r, "step_succeeded", "d", 0);
     set_data(&r, item, "{'index': 0, 'output': {'i': 0, 'at': 0}}");
-    cairn_replay_result res = replay(&r);
-    expect(&res, item, "step_succeeded", "d", "until");
-    CHECK_CONTAINS(res.replay, "`until` is not met");
-    done(&r);
+    diverges(&r, NULL, item, "step_succeeded", "d", "until", "`until` is not met");
 }
 
 TEST(replay_another_definition_shows_the_first_difference) {
@@ -249,11 +233,9 @@ TEST(replay_another_definition_shows_the_first_difference) {
     char *edited = cairn_strdup(FLOW);
     char *at = strstr(edited, "if: ${{ .inputs.go }}");
     memcpy(at, "if: ${{ true       }}", 21);
-    cairn_replay_result res = replay_with(edited, &r);
-    expect(&res, find(&r, "step_skipped", "b", 0), "step_skipped", "b", "if");
-    CHECK_CONTAINS(res.replay, "`if` is true: b starts");
+    diverges(&r, edited, find(&r, "step_skipped", "b", 0), "step_skipped", "b", "if",
+             "`if` is true: b starts");
     free(edited);
-    done(&r);
 }
 
 TEST(replay_of_a_run_cut_short_is_unfinished_not_divergent) {
@@ -273,18 +255,12 @@ TEST(replay_crash_handled_other_than_on_crash_says) {
     int done_a = find(&r, "step_succeeded", "a", 0);   /* as if a crash found a in flight */
     r.evs[done_a].type = CAIRN_EV_STEP_CRASHED;
     set_data(&r, done_a, "{'action': 'fail'}");
-    cairn_replay_result res = replay(&r);
-    expect(&res, done_a, "step_crashed", "a", "crash");
-    CHECK_CONTAINS(res.replay, "on_crash is retry");
-    done(&r);
+    diverges(&r, NULL, done_a, "step_crashed", "a", "crash", "on_crash is retry");
 }
 
 TEST(replay_run_succeeded_before_every_step_was_done) {
     recorded r = record(FLOW, "{}");
     int end = find(&r, "run_succeeded", NULL, 0), d = find(&r, "step_succeeded", "d", 2);
     move_event(&r, end, d);   /* the run ends before the foreach does */
-    cairn_replay_result res = replay(&r);
-    expect(&res, d, "run_succeeded", "", "end");
-    CHECK_CONTAINS(res.replay, "d is not done (running)");
-    done(&r);
+    diverges(&r, NULL, d, "run_succeeded", "", "end", "d is not done (running)");
 }
