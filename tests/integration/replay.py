@@ -175,6 +175,41 @@ def test_edited_runbook_shows_first_difference(s):
             p.stdout + p.stderr)
 
 
+def test_forked_run_replays_consistent(s):
+    wf = write(s, "chain.yaml", """cairn: 1
+name: chain
+steps:
+  - id: a
+    uses: set
+    with: { v: 7 }
+  - id: b
+    needs: [a]
+    uses: set
+    with: { w: "${{ .steps.a.output.v + 1 }}" }
+  - id: c
+    needs: [b]
+    uses: set
+    with: { sum: "${{ .steps.a.output.v + .steps.b.output.w }}" }
+""")
+    db = s.path("chain.db")
+    run, p = cairn_json("run", wf, db=db)
+    fork, p = cairn_json("fork", run["id"], "--from", "b", db=db)
+    evs = events(db, fork["id"])
+    carried = [e["step"] for e in evs if e["type"] == "step_carried"]
+    s.check(p.returncode == 0 and carried == ["a"], "the fork carries a and runs b and c again",
+            "%s %s" % (carried, p.stderr[-300:]))
+    got = cairn("replay", fork["id"], db=db)
+    s.check(got.returncode == 0 and got.stdout.startswith(fork["id"] + " consistent"),
+            "the forked run replays consistent, c's input read from a's carried output",
+            got.stdout + got.stderr)
+    with open(wf) as f:
+        edited = write(s, "chain2.yaml", f.read().replace("v + 1", "v + 2"))
+    got = cairn("replay", fork["id"], "--definition", edited, db=db)
+    s.check(got.returncode == 1 and ("diverges at event %d (step_started, step b, attempt 1): input"
+                                     % seq_of(evs, "step_started", "b")) in got.stdout,
+            "an edit to b shows at the fork's first start of b", got.stdout + got.stderr)
+
+
 def test_edited_journal_caught_at_its_event(s):
     db, run_id, _ = run_ops(s, "tampered")
     s.no_replay(db)   # edited here, behind the engine's back
@@ -238,6 +273,7 @@ def test_bad_usage(s):
 if __name__ == "__main__":
     s = Suite("replay")
     s.run_all([test_real_runs_replay_consistent, test_approvals_replay_consistent,
-               test_edited_runbook_shows_first_difference, test_edited_journal_caught_at_its_event,
+               test_edited_runbook_shows_first_difference, test_forked_run_replays_consistent,
+               test_edited_journal_caught_at_its_event,
                test_run_cut_short_is_judged_so_far, test_bad_usage])
     s.finish()
