@@ -66,6 +66,11 @@ bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
  * (CAIRN_ECORRUPT; callers exit 3) with nothing written. */
 int cli_open_journal(const char *db, cairn_journal **j, cairn_err *err);
 
+/* The real user of this process (its uid's name, else the number): who
+ * `cairn run` records as the run's starter and who `cairn approve`
+ * decides as when no --as is given. */
+jv cli_real_user(void);
+
 /* The exit code for a lookup in an open journal that failed with code:
  * EXIT_USAGE when what was named is not there (CAIRN_ENOTFOUND), else
  * EXIT_JOURNAL. */
@@ -175,6 +180,7 @@ int cmd_cancel(cli_opts *o, int argc, char **argv);
 int cmd_pause(cli_opts *o, int argc, char **argv);
 int cmd_approvals(cli_opts *o, int argc, char **argv);
 int cmd_approve(cli_opts *o, int argc, char **argv);
+int cmd_approval_link(cli_opts *o, int argc, char **argv);
 int cmd_reject(cli_opts *o, int argc, char **argv);
 int cmd_unpause(cli_opts *o, int argc, char **argv);
 int cmd_show(cli_opts *o, int argc, char **argv);

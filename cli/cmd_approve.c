@@ -1,8 +1,13 @@
 /*
  * cmd_approve.c - approval gates from the command line:
  *   cairn approvals [--json]                        pending approvals
- *   cairn approve RUN STEP --as NAME [--comment T]  one approval
- *   cairn reject  RUN STEP --as NAME [--comment T]  a rejection
+ *   cairn approve RUN STEP [--as NAME] [--comment T]  one approval
+ *   cairn reject  RUN STEP [--as NAME] [--comment T]  a rejection
+ *   cairn approval-link RUN STEP --url URL [--as NAME] [--expires-at TIME]
+ *                                                  a signed link (server/linkpage.h)
+ * NAME defaults to the real Unix user.  A decision from here brings no
+ * groups: it counts for an approver named in `approvers`, never through a
+ * `group:NAME` entry (groups belong to the server's tokens, api.h).
  * A decision is checked here first (the approval exists and is open, NAME
  * may decide it), so a refused one records nothing; the engine holding the
  * run checks again when it journals the decision.  With no engine holding
@@ -20,6 +25,7 @@
 #include "common/mem.h"
 #include "engine/engine.h"
 #include "engine/owner.h"
+#include "server/linkpage.h"
 
 #define CAIRN_DECIDE_WAIT_MS 60000   /* how long a decision waits to see it taken */
 
@@ -174,7 +180,7 @@ static bool taken(const cli_opts *o, const char *run_id, const char *step, const
         cairn_err err;
         int i = cairn_run_state_step(st, step);
         bool done = i < 0 || st->steps[i].status != CAIRN_STEP_WAITING ||
-                    cairn_approval_check(st, step, by, true, &err) == CAIRN_EEXISTS;
+                    cairn_approval_check(st, step, by, jv_null(), true, &err) == CAIRN_EEXISTS;
         cairn_run_state_free(st);
         cairn_workflow_free(wf);
         if (done) return true;
@@ -207,6 +213,7 @@ static char *decision_data(const char *step, const char *cmd, const char *by, co
     d = jv_object_set(d, jv_string("decision"), jv_string(cmd));
     d = jv_object_set(d, jv_string("by"), jv_string(by));
     d = jv_object_set(d, jv_string("comment"), comment ? jv_string(comment) : jv_null());
+    d = jv_object_set(d, jv_string("via"), jv_string("cli"));
     char *text = cairn_json_text(d);
     jv_free(d);
     return text;
@@ -224,18 +231,9 @@ static int decide_through_server(const cli_opts *o, const char *run, const char 
     return rc;
 }
 
-static int decide(cli_opts *o, int argc, char **argv, bool approve) {
-    const char *words[2] = {0}, *by = NULL, *comment = NULL, *v, *cmd = approve ? "approve" : "reject";
-    int nwords = 0;
-    for (int i = 0; i < argc; i++) {
-        if (cli_common_opt(o, argc, argv, &i)) continue;
-        if ((v = cli_opt_value(argc, argv, &i, "--as")) != NULL) by = v;
-        else if ((v = cli_opt_value(argc, argv, &i, "--comment")) != NULL) comment = v;
-        else if (argv[i][0] == '-' || nwords == 2) return cli_usage("%s: unexpected '%s'", cmd, argv[i]);
-        else words[nwords++] = argv[i];
-    }
-    if (nwords != 2 || by == NULL || !*by)
-        return cli_usage("usage: cairn %s RUN STEP --as NAME [--comment TEXT]", cmd);
+static int decide_as(cli_opts *o, const char *const words[2], const char *by, const char *comment,
+                     bool approve) {
+    const char *cmd = approve ? "approve" : "reject";
     int rc = decide_through_server(o, words[0], words[1], by, comment, approve);
     if (rc >= 0) return rc;
     cairn_run_state *st = NULL;
@@ -243,7 +241,7 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     cairn_err err;
     rc = load(o, words[0], &st, &wf);
     if (rc) return rc;
-    if (cairn_approval_check(st, words[1], by, approve, &err) != 0 ||
+    if (cairn_approval_check(st, words[1], by, jv_null(), approve, &err) != 0 ||
         decided_already(o, words[0], words[1], by, &err)) {
         cli_error(&err);
         rc = EXIT_USAGE;
@@ -271,5 +269,94 @@ static int decide(cli_opts *o, int argc, char **argv, bool approve) {
     return EXIT_OK;
 }
 
+static int decide(cli_opts *o, int argc, char **argv, bool approve) {
+    const char *words[2] = {0}, *by = NULL, *comment = NULL, *v, *cmd = approve ? "approve" : "reject";
+    int nwords = 0;
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if ((v = cli_opt_value(argc, argv, &i, "--as")) != NULL) by = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--comment")) != NULL) comment = v;
+        else if (argv[i][0] == '-' || nwords == 2) return cli_usage("%s: unexpected '%s'", cmd, argv[i]);
+        else words[nwords++] = argv[i];
+    }
+    if (nwords != 2 || (by && !*by))
+        return cli_usage("usage: cairn %s RUN STEP [--as NAME] [--comment TEXT]", cmd);
+    jv me = cli_real_user();
+    int rc = decide_as(o, words, by ? by : jv_string_value(me), comment, approve);
+    jv_free(me);
+    return rc;
+}
+
 int cmd_approve(cli_opts *o, int argc, char **argv) { return decide(o, argc, argv, true); }
 int cmd_reject(cli_opts *o, int argc, char **argv) { return decide(o, argc, argv, false); }
+
+/* ---- approval links ------------------------------------------------------------ */
+
+/* When the link lapses: --expires-at (RFC 3339; a past time gives a link
+ * refused as expired when opened), else the approval's deadline; never
+ * later than CAIRN_APPROVAL_LINK_TTL_MAX_MS from now.  -1 when refused. */
+static int64_t link_expiry(const cairn_run_state *st, const char *step, const char *at) {
+    int64_t now = cairn_wall_ms(), most = now + CAIRN_APPROVAL_LINK_TTL_MAX_MS, ms = 0;
+    if (at && cairn_rfc3339_parse(at, &ms) != 0) {
+        cli_usage("--expires-at %s: expected an RFC 3339 time", at);
+        return -1;
+    }
+    if (at && ms > most) {
+        cli_usage("--expires-at %s: at most %lld days ahead", at,
+                  (long long)(CAIRN_APPROVAL_LINK_TTL_MAX_MS / 86400000));
+        return -1;
+    }
+    if (at) return ms;
+    jv d = jv_object_get(jv_copy(st->steps[cairn_run_state_step(st, step)].approval),
+                         jv_string("deadline"));
+    ms = jv_get_kind(d) == JV_KIND_NUMBER ? (int64_t)jv_number_value(d) : 0;
+    jv_free(d);
+    return ms > 0 && ms < most ? ms : most;
+}
+
+/* Sign a link for NAME to decide the open approval STEP of RUN. */
+int cmd_approval_link(cli_opts *o, int argc, char **argv) {
+    const char *words[2] = {0}, *by = NULL, *url = NULL, *at = NULL, *v;
+    int nwords = 0;
+    for (int i = 0; i < argc; i++) {
+        if (cli_common_opt(o, argc, argv, &i)) continue;
+        if ((v = cli_opt_value(argc, argv, &i, "--as")) != NULL) by = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--url")) != NULL) url = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--expires-at")) != NULL) at = v;
+        else if (argv[i][0] == '-' || nwords == 2) return cli_usage("approval-link: unexpected '%s'", argv[i]);
+        else words[nwords++] = argv[i];
+    }
+    if (nwords != 2 || url == NULL || (by && !*by))
+        return cli_usage("usage: cairn approval-link RUN STEP --url URL [--as NAME] [--expires-at TIME]");
+    jv me = cli_real_user();
+    const char *name = by ? by : jv_string_value(me);
+    cairn_run_state *st = NULL;
+    cairn_workflow *wf = NULL;
+    cairn_journal *j = NULL;
+    unsigned char key[CAIRN_HASH_LEN];
+    char *link = NULL;
+    cairn_err err;
+    int64_t expires = -1;
+    int rc = load(o, words[0], &st, &wf);
+    if (rc == 0 && cairn_approval_check(st, words[1], name, jv_null(), false, &err) != 0) {
+        cli_error(&err);
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0 && (expires = link_expiry(st, words[1], at)) < 0) rc = EXIT_USAGE;
+    if (rc == 0 && (cli_open_journal(o->db, &j, &err) != 0 ||
+                    cairn_journal_derive_key(j, CAIRN_LINKPAGE_KEY_PURPOSE, key, &err) != 0)) {
+        cli_error(&err);
+        rc = EXIT_JOURNAL;
+    }
+    if (rc == 0 && srv_links_url(key, url, words[0], words[1], name, expires, &link, &err) != 0) {
+        cli_error(&err);
+        rc = EXIT_USAGE;
+    }
+    if (rc == 0) printf("%s\n", link);
+    free(link);
+    cairn_journal_close(j);
+    cairn_run_state_free(st);
+    cairn_workflow_free(wf);
+    jv_free(me);
+    return rc;
+}

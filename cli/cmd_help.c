@@ -62,10 +62,19 @@ static const help_entry entries[] = {
                 "Let a paused run start steps again.\n"},
     {"approvals", "usage: cairn approvals [--json] [--db PATH]\n\n"
                   "List the approval steps waiting for a decision.\n"},
-    {"approve", "usage: cairn approve RUN STEP --as NAME [--comment TEXT] [--db PATH]\n\n"
-                "Record an approval of RUN's approval step STEP by NAME.\n"},
-    {"reject", "usage: cairn reject RUN STEP --as NAME [--comment TEXT] [--db PATH]\n\n"
-               "Record a rejection of RUN's approval step STEP by NAME.\n"},
+    {"approve", "usage: cairn approve RUN STEP [--as NAME] [--comment TEXT] [--db PATH]\n\n"
+                "Record an approval of RUN's approval step STEP by NAME (default: the Unix\n"
+                "user).  It counts for a NAME listed in `approvers`, not through `group:`.\n"},
+    {"reject", "usage: cairn reject RUN STEP [--as NAME] [--comment TEXT] [--db PATH]\n\n"
+               "Record a rejection of RUN's approval step STEP by NAME (default: the Unix user).\n"},
+    {"approval-link", "usage: cairn approval-link RUN STEP --url URL [--as NAME] [--expires-at TIME]\n"
+                      "                           [--db PATH]\n\n"
+                      "Print a signed, single-use link (URL/approve/TOKEN) for NAME (default: the\n"
+                      "Unix user) to decide RUN's open approval STEP on the page of a `cairn serve`\n"
+                      "on this journal (docs/api.md): a new link when one was lost or expired.\n"
+                      "  --url URL          where the server is reached (its --public-url)\n"
+                      "  --expires-at TIME  RFC 3339; default the approval's deadline; at most 7\n"
+                      "                     days ahead; a past time makes a link refused as expired\n"},
     {"verify", "usage: cairn verify [RUN...] [--heads FILE] [--export-heads FILE] [--db PATH]\n\n"
                "Check the HMAC chains, pinned definitions and runs table; print each chain head.\n"
                "  --export-heads FILE  write every run's event count and chain head to FILE\n"
@@ -109,14 +118,16 @@ static const help_entry entries[] = {
               "keeps only its SHA-256.  The file is --tokens FILE, else $CAIRN_TOKENS, else\n"
               "DB.tokens beside the journal; mode 0600 (any other is refused).\n"},
     {"serve", "usage: cairn serve --workflows DIR [--listen HOST:PORT] [--tokens FILE]\n"
-              "                   [--port-file FILE] [--db PATH]\n\n"
+              "                   [--port-file FILE] [--public-url URL] [--db PATH]\n\n"
               "Run the engine and the HTTP API (docs/api.md) in one process: serve every\n"
               "workflow in DIR, take over every unfinished run, and run until SIGTERM.\n"
               "SIGHUP loads DIR again.  See docs/operations.md.\n"
               "  --listen HOST:PORT  where to listen (default 127.0.0.1:8080; port 0: any free)\n"
               "  --workflows DIR     the *.yaml and *.yml files to serve\n"
               "  --tokens FILE       check API tokens (cairn token); without it, loopback only\n"
-              "  --port-file FILE    write the port listened on to FILE once listening\n"},
+              "  --port-file FILE    write the port listened on to FILE once listening\n"
+              "  --public-url URL    where clients reach the server: approvals' notify\n"
+              "                      messages carry links under it (without it, none)\n"},
     {"help", "usage: cairn help [COMMAND]\n       cairn COMMAND --help\n\n"
              "The list of commands, or one command's usage.\n"},
 };

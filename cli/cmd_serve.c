@@ -16,10 +16,12 @@ int cmd_serve(cli_opts *o, int argc, char **argv) {
         else if ((v = cli_opt_value(argc, argv, &i, "--workflows")) != NULL) so.workflows = v;
         else if ((v = cli_opt_value(argc, argv, &i, "--tokens")) != NULL) so.tokens = v;
         else if ((v = cli_opt_value(argc, argv, &i, "--port-file")) != NULL) so.port_file = v;
+        else if ((v = cli_opt_value(argc, argv, &i, "--public-url")) != NULL) so.public_url = v;
         else return cli_usage("serve: unknown option '%s'", argv[i]);
     }
     if (so.workflows == NULL)
-        return cli_usage("usage: cairn serve --workflows DIR [--listen HOST:PORT] [--tokens FILE]");
+        return cli_usage("usage: cairn serve --workflows DIR [--listen HOST:PORT] [--tokens FILE]"
+                         " [--public-url URL]");
     const char *grace = getenv("CAIRN_GRACE_MS");
     if (grace && atoll(grace) > 0) so.grace_ms = atoll(grace);
     cairn_err err;

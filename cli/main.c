@@ -29,8 +29,10 @@ static const char usage_text[] =
     "  pause RUN | unpause RUN            start no new step (running ones finish) / go on\n"
     "Approvals:\n"
     "  approvals [--json]                 pending approvals\n"
-    "  approve RUN STEP --as NAME [--comment TEXT]\n"
-    "  reject RUN STEP --as NAME [--comment TEXT]\n"
+    "  approve RUN STEP [--as NAME] [--comment TEXT]\n"
+    "  reject RUN STEP [--as NAME] [--comment TEXT]\n"
+    "  approval-link RUN STEP --url URL [--as NAME] [--expires-at TIME]\n"
+    "                                     a signed, single-use link to decide it\n"
     "Audit:\n"
     "  verify [RUN...] [--heads F] [--export-heads F]\n"
     "                                     check the journal's hash chains and heads\n"
@@ -44,7 +46,7 @@ static const char usage_text[] =
     "  token add NAME --role ROLE [--group G]... | token list | token rm NAME\n"
     "                                     the server's API tokens (--tokens FILE)\n"
     "Serving:\n"
-    "  serve --workflows DIR [--listen HOST:PORT]\n"
+    "  serve --workflows DIR [--listen HOST:PORT] [--public-url URL]\n"
     "                                     the engine and an HTTP API in one process\n"
     "Secrets:\n"
     "  secret set NAME                    store a secret (value read from stdin)\n"
@@ -69,6 +71,7 @@ static const command commands[] = {
     {"timeline", cmd_timeline}, {"export", cmd_export}, {"import", cmd_import},
     {"serve", cmd_serve},   {"fork", cmd_fork},
     {"replay", cmd_replay},
+    {"approval-link", cmd_approval_link},
 };
 
 void cli_error(const cairn_err *err) {

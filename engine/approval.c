@@ -39,7 +39,47 @@ static bool str_in(jv list, const char *name) {
     return found;
 }
 
-int cairn_approval_check(const cairn_run_state *st, const char *step, const char *by,
+/* The entry of approvers that admits by: by itself, or "group:G" for a G
+ * of groups; NULL when none does.  Borrowed from approvers. */
+static const char *admitting(jv approvers, const char *by, jv groups) {
+    const char *found = NULL;
+    jv_array_foreach(approvers, i, v) {
+        const char *name = jv_get_kind(v) == JV_KIND_STRING ? jv_string_value(v) : "";
+        if (found == NULL && strcmp(name, by) == 0) found = name;
+        if (found == NULL && strncmp(name, CAIRN_APPROVER_GROUP, strlen(CAIRN_APPROVER_GROUP)) == 0 &&
+            str_in(groups, name + strlen(CAIRN_APPROVER_GROUP)))
+            found = name;
+        jv_free(v);   /* the array still holds the string */
+    }
+    return found;
+}
+
+const char *cairn_run_starter(jv trigger) {
+    const char *who = NULL;
+    jv user = get(trigger, "user"), source = get(trigger, "source");
+    if (jv_get_kind(user) == JV_KIND_STRING && jv_string_length_bytes(jv_copy(user)) > 0)
+        who = jv_string_value(user);
+    else if (jv_get_kind(source) == JV_KIND_STRING && jv_string_length_bytes(jv_copy(source)) > 0)
+        who = jv_string_value(source);
+    jv_free(user);   /* trigger still holds both strings */
+    jv_free(source);
+    return who;
+}
+
+/* Whether by may not decide: not among approvers (a list that is not
+ * empty), directly or through a group. */
+static int not_an_approver(jv approvers, const char *by, jv groups, cairn_err *err) {
+    if (jv_get_kind(approvers) != JV_KIND_ARRAY || jv_array_length(jv_copy(approvers)) == 0 ||
+        admitting(approvers, by, groups))
+        return 0;
+    jv text = jv_dump_string(jv_copy(approvers), 0);
+    int rc = cairn_err_set(err, CAIRN_EAUTH, "%s may not decide this approval: not among its"
+                           " approvers %s, nor in a group they name", by, jv_string_value(text));
+    jv_free(text);
+    return rc;
+}
+
+int cairn_approval_check(const cairn_run_state *st, const char *step, const char *by, jv groups,
                          bool approve, cairn_err *err) {
     int i = cairn_run_state_step(st, step);
     if (cairn_run_status_terminal(st->status))
@@ -55,20 +95,13 @@ int cairn_approval_check(const cairn_run_state *st, const char *step, const char
                              step, cairn_step_status_name(s->status));
     jv approvers = get(s->approval, "approvers"), forbidden = get(s->approval, "forbidden");
     jv votes = get(s->approval, "approvals");
-    int rc = 0;
-    if (jv_get_kind(approvers) == JV_KIND_ARRAY && jv_array_length(jv_copy(approvers)) > 0 &&
-        !str_in(approvers, by)) {
-        jv text = jv_dump_string(jv_copy(approvers), 0);
-        rc = cairn_err_set(err, CAIRN_EAUTH, "%s may not decide this approval (approvers: %s)", by,
-                           jv_string_value(text));
-        jv_free(text);
-    } else if (approve && jv_get_kind(forbidden) == JV_KIND_STRING &&
-               strcmp(jv_string_value(forbidden), by) == 0) {
+    int rc = not_an_approver(approvers, by, groups, err);
+    if (rc == 0 && approve && jv_get_kind(forbidden) == JV_KIND_STRING &&
+        strcmp(jv_string_value(forbidden), by) == 0)
         rc = cairn_err_set(err, CAIRN_EAUTH, "%s started this run and may not approve it"
                            " (allow_self_approval is false)", by);
-    } else if (approve && str_in(votes, by)) {
+    else if (rc == 0 && approve && str_in(votes, by))
         rc = cairn_err_set(err, CAIRN_EEXISTS, "%s has already approved step '%s'", by, step);
-    }
     jv_free(approvers);
     jv_free(forbidden);
     jv_free(votes);
@@ -97,19 +130,62 @@ jv eng_approval_request(const eng_run *r, jv with, int64_t now) {
     req = jv_object_set(req, jv_string("on_timeout"), jv_get_kind(on_timeout) == JV_KIND_STRING ? on_timeout : (jv_free(on_timeout), jv_string("reject")));
     req = jv_object_set(req, jv_string("timeout_ms"), jv_number((double)timeout));
     req = jv_object_set(req, jv_string("deadline"), jv_number(timeout ? (double)(now + timeout) : 0));
-    jv user = get(r->st->trigger, "user");
-    if (jv_get_kind(self) != JV_KIND_TRUE && jv_get_kind(user) == JV_KIND_STRING)
-        req = jv_object_set(req, jv_string("forbidden"), user);
-    else
-        jv_free(user);
+    const char *starter = cairn_run_starter(r->st->trigger);
+    if (jv_get_kind(self) != JV_KIND_TRUE && starter)
+        req = jv_object_set(req, jv_string("forbidden"), jv_string(starter));
     jv_free(self);
     return req;
 }
 
-/* `with` may name the step (.step.id); its attempt is always the first. */
+/* What the step's `with` renders over besides the run's document: the
+ * attempt (when it reads it) and `.approval`, {links: {NAME: URL},
+ * expires_at} (links {} and expires_at null until links are made). */
+static jv approval_scope(eng_run *r, int i, int index, jv links, int64_t expires_ms) {
+    char when[40], key[CAIRN_IDEM_KEY_MAX];
+    jv extra = jv_object();
+    if (r->plan->with_reads_attempt[i]) {   /* its attempt is always the first */
+        jv_free(extra);
+        eng_idem_key(r, i, index, key, sizeof key);
+        extra = eng_attempt_scope(r, i, index, 1, key);
+    }
+    jv a = jv_object_set(jv_object(), jv_string("links"), links);
+    a = jv_object_set(a, jv_string("expires_at"),
+                      expires_ms ? jv_string(cairn_rfc3339(expires_ms, when, sizeof when)) : jv_null());
+    return jv_object_set(extra, jv_string("approval"), a);
+}
+
+/* `with` as step_started journals it (and replay renders it again): .step
+ * and .approval with no links yet. */
 int eng_approval_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
     (void)attempt;
-    return eng_scoped_input(r, i, index, 1, with, err);
+    return eng_render(r, r->plan->steps[i]->with, approval_scope(r, i, index, jv_object(), 0), with,
+                      err);
+}
+
+/* The notify body again, rendered with the approvers' links when the
+ * engine makes them (cairn_links_cb).  The links reach the message only:
+ * step_started keeps the `with` rendered without them, so no journal
+ * holds a usable link. */
+static jv notify_with_links(cairn_engine *e, eng_run *r, int i, jv req, jv notify) {
+    if (e->cfg.approval_links == NULL) return notify;
+    jv d = get(req, "deadline"), approvers = get(req, "approvers");
+    int64_t now = cairn_wall_ms(), deadline = (int64_t)jv_number_value(d);
+    int64_t expires = deadline > 0 && deadline - now < CAIRN_APPROVAL_LINK_TTL_MAX_MS
+                          ? deadline : now + CAIRN_APPROVAL_LINK_TTL_MAX_MS;
+    jv links = e->cfg.approval_links(r->st->id, r->plan->ids[i], approvers, expires, e->cfg.ud);
+    jv with = jv_invalid();
+    cairn_err err;
+    if (jv_get_kind(links) == JV_KIND_OBJECT && jv_object_length(jv_copy(links)) > 0 &&
+        eng_render(r, r->plan->steps[i]->with, approval_scope(r, i, -1, jv_copy(links), expires),
+                   &with, &err) == 0) {
+        jv_free(notify);
+        notify = get(with, "notify");
+    }
+    jv_free(with);
+    jv_free(links);
+    jv_free(approvers);
+    jv_free(d);
+    return notify;
 }
 
 void eng_start_approval(cairn_engine *e, eng_run *r, int i, int index) {
@@ -128,6 +204,7 @@ void eng_start_approval(cairn_engine *e, eng_run *r, int i, int index) {
              jv_object_set(jv_object(), jv_string("input"), jv_copy(with)));
     int64_t deadline = (int64_t)jv_number_value(jv_object_get(jv_copy(req), jv_string("deadline")));
     jv notify = get(with, "notify");
+    if (jv_get_kind(notify) == JV_KIND_OBJECT) notify = notify_with_links(e, r, i, req, notify);
     eng_emit(e, r, CAIRN_EV_APPROVAL_REQUESTED, i, -1, 1, req);
     if (deadline) eng_timer_add(e, r, i, -1, deadline);
     jv_free(with);
@@ -207,13 +284,27 @@ static void rejected(cairn_engine *e, eng_run *r, int i, const char *why) {
                        eng_error("rejected", why));
 }
 
+/* The decision event's record of how by was admitted: "as", the entry of
+ * approvers that let it decide when that was a group ("group:oncall"), and
+ * "via", what carried the decision when it said ("api", "link"). */
+static jv decided_how(jv ev, jv approval, const char *by, jv groups, jv d) {
+    jv approvers = get(approval, "approvers"), via = get(d, "via");
+    const char *as = jv_get_kind(approvers) == JV_KIND_ARRAY ? admitting(approvers, by, groups) : NULL;
+    if (as && strcmp(as, by) != 0) ev = jv_object_set(ev, jv_string("as"), jv_string(as));
+    if (jv_get_kind(via) == JV_KIND_STRING) ev = jv_object_set(ev, jv_string("via"), jv_copy(via));
+    jv_free(approvers);
+    jv_free(via);
+    return ev;
+}
+
 void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t command_id) {
     jv d = jv_parse(data ? data : "{}");
     jv step = get(d, "step"), by = get(d, "by"), decision = get(d, "decision"), comment = get(d, "comment");
+    jv groups = get(d, "groups");
     cairn_err err;
     bool ok = jv_get_kind(step) == JV_KIND_STRING && jv_get_kind(by) == JV_KIND_STRING &&
               jv_get_kind(decision) == JV_KIND_STRING &&
-              cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by),
+              cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by), groups,
                                    strcmp(jv_string_value(decision), "approve") == 0, &err) == 0;
     if (!ok) {   /* moot by now (decided meanwhile): drop it, journal nothing */
         cairn_journal_drop_command(e->journal, command_id);
@@ -226,6 +317,7 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
         ev = jv_object_set(ev, jv_string("by"), jv_copy(by));
         ev = jv_object_set(ev, jv_string("comment"), c ? jv_string(c) : jv_null());
         ev = jv_object_set(ev, jv_string("at"), jv_string(cairn_rfc3339(cairn_wall_ms(), when, sizeof when)));
+        ev = decided_how(ev, r->st->steps[i].approval, jv_string_value(by), groups, d);
         int64_t t = eng_emit(e, r, CAIRN_EV_APPROVAL_DECIDED, i, -1, r->st->steps[i].attempts, ev);
         if (t > 0) eng_mark_answer(e, command_id);
         if (!approve) {
@@ -241,6 +333,7 @@ void eng_apply_decision(cairn_engine *e, eng_run *r, const char *data, int64_t c
     jv_free(by);
     jv_free(decision);
     jv_free(comment);
+    jv_free(groups);
     jv_free(d);
 }
 

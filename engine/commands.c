@@ -142,16 +142,18 @@ static int decision_check(const eng_run *r, const char *data, cairn_err *err) {
     jv step = obj ? jv_object_get(jv_copy(d), jv_string("step")) : jv_null();
     jv by = obj ? jv_object_get(jv_copy(d), jv_string("by")) : jv_null();
     jv decision = obj ? jv_object_get(jv_copy(d), jv_string("decision")) : jv_null();
+    jv groups = obj ? jv_object_get(jv_copy(d), jv_string("groups")) : jv_null();
     int rc;
     if (jv_get_kind(step) != JV_KIND_STRING || jv_get_kind(by) != JV_KIND_STRING ||
         jv_get_kind(decision) != JV_KIND_STRING)
         rc = cairn_err_set(err, CAIRN_EINVAL, "a decision names step, by and decision");
     else
-        rc = cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by),
+        rc = cairn_approval_check(r->st, jv_string_value(step), jv_string_value(by), groups,
                                   strcmp(jv_string_value(decision), "approve") == 0, err);
     jv_free(step);
     jv_free(by);
     jv_free(decision);
+    jv_free(groups);
     jv_free(d);
     return rc;
 }

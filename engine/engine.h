@@ -100,6 +100,12 @@
  * and a queued event for every item at once (100,000 `set` items: 227 MB
  * peak without it, 163 MB with it). */
 #define CAIRN_FOREACH_WINDOW 4096
+/* An approval link lapses with its approval's time-out, and at the latest
+ * this long after the approval opens (a link is a bearer credential: an
+ * approval with no time-out must not hand out one that never lapses). */
+#define CAIRN_APPROVAL_LINK_TTL_MAX_MS (7LL * 24 * 3600 * 1000)
+/* The prefix of an `approvers` entry that names a group of tokens. */
+#define CAIRN_APPROVER_GROUP "group:"
 
 typedef struct cairn_engine cairn_engine;
 
@@ -112,6 +118,15 @@ typedef void (*cairn_event_cb)(const cairn_event *ev, const cairn_run_state *st,
  * one durable batch (a group commit): n events (metrics). */
 typedef void (*cairn_batch_cb)(int n, void *ud);
 
+/* Called on the orchestrator thread when an approval opens whose `with`
+ * has a `notify` body: links for the approvers, an object {NAME: URL} the
+ * body reads as `.approval.links` (engine/approval.c).  approvers (the
+ * rendered list, borrowed) may hold `group:` entries, which get none;
+ * expires_ms is when the links lapse (wall ms).  Must not block; returns
+ * {} when it makes none.  The object returned is the engine's. */
+typedef jv (*cairn_links_cb)(const char *run_id, const char *step, jv approvers,
+                             int64_t expires_ms, void *ud);
+
 typedef struct cairn_engine_config {
     cairn_journal *journal;      /* opened as CAIRN_JOURNAL_ENGINE; the engine's, even on error */
     int workers;                 /* 0: CAIRN_DEFAULT_WORKERS */
@@ -120,6 +135,7 @@ typedef struct cairn_engine_config {
     bool serve;                  /* the loop turns with no run until a stop is requested */
     cairn_event_cb on_event;
     cairn_batch_cb on_batch;     /* may be NULL */
+    cairn_links_cb approval_links; /* may be NULL: no approval links */
     void *ud;
 } cairn_engine_config;
 
@@ -192,11 +208,20 @@ void cairn_engine_wake(cairn_engine *e);
 
 /* Whether `by` may decide the open approval of step in st now: the approval
  * exists and is undecided, the run has not ended, by is an approver (or
- * there is no list); to approve, by must also not have started the run
- * (unless allow_self_approval) nor approved already.  0, or an error saying
- * which. */
-int cairn_approval_check(const cairn_run_state *st, const char *step, const char *by,
+ * there is no list): named in it, or a member of one of its `group:NAME`
+ * entries by groups (an array of group names, borrowed; jv_null() for a
+ * decider who brings none, as the CLI's); to approve, by must also not have
+ * started the run (unless allow_self_approval) nor approved already.  0, or
+ * an error saying which (CAIRN_EAUTH for who may not). */
+int cairn_approval_check(const cairn_run_state *st, const char *step, const char *by, jv groups,
                          bool approve, cairn_err *err);
+
+/* Who started the run whose trigger data is trigger (borrowed), as the
+ * self-approval rule compares it: the trigger's `user` (a token's name
+ * through the API, the Unix user of `cairn run`), else its `source` (a
+ * webhook's source, `schedule`); NULL when it names neither.  Borrowed from
+ * trigger. */
+const char *cairn_run_starter(jv trigger);
 
 /* A new run id: time-ordered, 16 characters [0-9a-z]. */
 void cairn_new_run_id(char out[CAIRN_RUN_ID_MAX]);

@@ -6,6 +6,8 @@
  */
 #include "engine/journal_int.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +87,16 @@ int cairn_journal_use_key(cairn_journal *j, cairn_err *err) {
 }
 
 cairn_chain *cairn_journal_chain(cairn_journal *j) { return j->chain; }
+
+int cairn_journal_derive_key(cairn_journal *j, const char *purpose,
+                             unsigned char out[CAIRN_HASH_LEN], cairn_err *err) {
+    int rc = cairn_journal_use_key(j, err);
+    unsigned int n = CAIRN_HASH_LEN;
+    if (rc == 0 && HMAC(EVP_sha256(), j->key, (int)sizeof j->key, (const unsigned char *)purpose,
+                        strlen(purpose), out, &n) == NULL)
+        rc = cairn_err_set(err, CAIRN_EIO, "deriving a key for %s failed", purpose);
+    return rc;
+}
 
 /* ---- runs -------------------------------------------------------------------- */
 

@@ -89,6 +89,14 @@ int cairn_journal_use_key(cairn_journal *j, cairn_err *err);
 /* The hasher of the chain under the key in use, or NULL. */
 cairn_chain *cairn_journal_chain(cairn_journal *j);
 
+/* A key for one purpose (a fixed text naming it, "cairn approval links"),
+ * HMAC-SHA-256 of purpose under the journal's key, taken into use first:
+ * every process with the journal's key derives the same one, and nothing
+ * signed with it can pass for the chain's hashes, nor they for it.
+ * Fails as cairn_journal_use_key. */
+int cairn_journal_derive_key(cairn_journal *j, const char *purpose,
+                             unsigned char out[CAIRN_HASH_LEN], cairn_err *err);
+
 /* ---- runs -------------------------------------------------------------------- */
 
 /* The statuses of a run that has not ended, as a status_filter: what resume

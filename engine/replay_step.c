@@ -377,17 +377,29 @@ static bool check_requested(replay *x) {
     return rp_same_value(x, D_APPROVAL, "request", req, x->data);
 }
 
+/* The groups a journaled decision was admitted through: its "as" entry
+ * ("group:oncall"), the only one that counted. */
+static jv groups_of(replay *x) {
+    jv as = rp_field(x, "as"), groups = jv_array();
+    size_t n = strlen(CAIRN_APPROVER_GROUP);
+    if (jv_get_kind(as) == JV_KIND_STRING && strncmp(jv_string_value(as), CAIRN_APPROVER_GROUP, n) == 0)
+        groups = jv_array_append(groups, jv_string(jv_string_value(as) + n));
+    jv_free(as);
+    return groups;
+}
+
 static bool check_decided(replay *x) {
-    jv by = rp_field(x, "by"), decision = rp_field(x, "decision");
+    jv by = rp_field(x, "by"), decision = rp_field(x, "decision"), groups = groups_of(x);
     cairn_err err;
     bool ok = jv_get_kind(by) == JV_KIND_STRING && jv_get_kind(decision) == JV_KIND_STRING;
     if (!ok)
         cairn_err_set(&err, CAIRN_EINVAL, "a decision names who and what");
     else
-        ok = cairn_approval_check(x->r->st, rp_id_of(x, x->step), jv_string_value(by),
+        ok = cairn_approval_check(x->r->st, rp_id_of(x, x->step), jv_string_value(by), groups,
                                   strcmp(jv_string_value(decision), "approve") == 0, &err) == 0;
     jv_free(by);
     jv_free(decision);
+    jv_free(groups);
     if (ok) {
         x->out->decisions++;
         return true;

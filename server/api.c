@@ -28,6 +28,8 @@ typedef struct params {
     const char *who;             /* the token's name, or NULL with no tokens */
     cairn_role role;             /* the token's role, when who is set */
     char who_buf[CAIRN_TOKEN_NAME_MAX + 1];
+    char groups[CAIRN_TOKEN_GROUPS_MAX][CAIRN_TOKEN_NAME_MAX + 1];   /* the token's */
+    int n_groups;
 } params;
 
 typedef void (*handler_fn)(srv_api *a, const srv_req *q, const params *p, srv_resp *r);
@@ -71,6 +73,8 @@ static bool authorised(srv_api *a, const srv_req *q, const route *rt, params *p,
         const char *h = srv_req_header(q, "Authorization");
         if (h && strncasecmp(h, "Bearer ", 7) == 0) t = cairn_tokens_lookup(a->tokens, h + 7);
         if (t) snprintf(p->who_buf, sizeof p->who_buf, "%s", t->name);
+        for (int g = 0; t && g < t->n_groups && g < CAIRN_TOKEN_GROUPS_MAX; g++)
+            snprintf(p->groups[p->n_groups++], sizeof p->groups[0], "%s", t->groups[g]);
     }
     bool allowed = t && cairn_role_allows(t->role, (cairn_role)rt->need);
     const char *role = t ? cairn_role_name(t->role) : "";
@@ -493,7 +497,8 @@ static void h_approvals(srv_api *a, const srv_req *q, const params *p, srv_resp 
 
 /* {"decision": "approve"|"reject", "comment"?, "by"}: with no tokens file
  * the caller names who decides, as `cairn approve --as` does; with tokens
- * it is the token's name ("by", if given, must be it). */
+ * it is the token's name ("by", if given, must be it), and the token's
+ * groups go with the decision for `group:NAME` approvers. */
 static void h_decide(srv_api *a, const srv_req *q, const params *p, srv_resp *r) {
     jv body;
     if (!body_object(q, r, &body)) return;
@@ -527,6 +532,10 @@ static void h_decide(srv_api *a, const srv_req *q, const params *p, srv_resp *r)
         d = jv_object_set(d, jv_string("by"), jv_copy(by));
         d = jv_object_set(d, jv_string("decision"), jv_copy(decision));
         if (jv_get_kind(comment) == JV_KIND_STRING) d = jv_object_set(d, jv_string("comment"), jv_copy(comment));
+        jv groups = jv_array();
+        for (int g = 0; g < p->n_groups; g++) groups = jv_array_append(groups, jv_string(p->groups[g]));
+        d = jv_object_set(d, jv_string("groups"), groups);
+        d = jv_object_set(d, jv_string("via"), jv_string("api"));
         char *data = cairn_json_text(d);
         jv_free(d);
         command(a, p->v[0], "decide", data, r);
@@ -631,6 +640,10 @@ static int match(const char *pattern, const char *path, params *p, const char **
 void srv_api_handle(void *ud, const srv_req *q, srv_resp *r) {
     srv_api *a = ud;
     const char *method = srv_req_method(q), *path = srv_req_path(q);
+    if (a->cfg.links && srv_links_route(path)) {   /* the link is the credential (linkpage.h) */
+        srv_links_handle(a->cfg.links, q, r);
+        return;
+    }
     bool other_method = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         params p = {0};

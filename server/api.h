@@ -24,6 +24,7 @@
 #include "server/backend.h"
 #include "server/hookroute.h"
 #include "server/http.h"
+#include "server/linkpage.h"
 #include "server/metrics.h"
 #include "server/registry.h"
 #include "server/tokens.h"
@@ -41,6 +42,7 @@ typedef struct srv_api_config {
     srv_registry *registry;
     srv_metrics *metrics;
     srv_hooks *hooks;            /* POST /v1/hooks/{source}; NULL: 404 for every source */
+    srv_links *links;            /* the approval link page (linkpage.h), or NULL */
 } srv_api_config;
 
 srv_api *srv_api_new(const srv_api_config *cfg);

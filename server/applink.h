@@ -16,6 +16,8 @@
  * Verification checks the length (at most CAIRN_APPLINK_MAX characters),
  * then the MAC in constant time, and only then decodes and parses what was
  * signed, and last the expiry: EXPIRED means a genuine link past its time.
+ * SPENT is never this module's verdict (it keeps no record): it is for the
+ * caller that keeps spent nonces (server/linkpage.h).
  *
  * Pure: the clock is an argument.  Memory: arguments are borrowed; the
  * token from sign and the strings of a verified link belong to the caller
@@ -38,7 +40,8 @@
     X(OK,        "valid")                                                 \
     X(MALFORMED, "not an approval link")                                  \
     X(FORGED,    "the link's signature does not match: altered or forged") \
-    X(EXPIRED,   "the link has expired")
+    X(EXPIRED,   "the link has expired")                                  \
+    X(SPENT,     "the link was used already")
 
 typedef enum {
 #define CAIRN_APPLINK_ENUM(name, text) CAIRN_APPLINK_##name,

@@ -120,6 +120,13 @@ static void on_event(const cairn_event *ev, const cairn_run_state *st, void *ud)
     pthread_mutex_unlock(&b->mu);
 }
 
+static jv approval_links(const char *run_id, const char *step, jv approvers, int64_t expires_ms,
+                         void *ud) {
+    srv_backend *b = ud;
+    return b->cfg.approval_links
+               ? b->cfg.approval_links(run_id, step, approvers, expires_ms, b->cfg.ud) : jv_object();
+}
+
 static void on_batch(int n, void *ud) {
     srv_backend *b = ud;
     if (b->cfg.on_batch) b->cfg.on_batch(n, b->cfg.ud);
@@ -269,7 +276,7 @@ int srv_backend_open(const srv_backend_config *cfg, srv_backend **out, cairn_err
     b->durable = cairn_strmap_new();
     cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE, .sync = cfg->sync};
     cairn_engine_config ec = {.grace_ms = cfg->grace_ms, .serve = true, .on_event = on_event,
-                              .on_batch = on_batch, .ud = b};
+                              .on_batch = on_batch, .approval_links = approval_links, .ud = b};
     int rc = cairn_journal_open(b->db_path, &jc, &ec.journal, err);
     if (rc == 0) rc = cairn_engine_open(&ec, &b->engine, err);
     if (rc == 0) rc = open_read(b, &b->keys, err);
@@ -831,6 +838,23 @@ int srv_backend_approvals(srv_backend *b, jv *out, cairn_err *err) {
     }
     jv_free(runs);
     return 0;
+}
+
+int srv_backend_approval_check(srv_backend *b, const char *run_id, const char *step,
+                               const char *by, bool approve, cairn_err *err) {
+    cairn_run_state *st = NULL;
+    int rc = load_run(b, run_id, &st, err);
+    if (rc == 0) rc = cairn_approval_check(st, step, by, jv_null(), approve, err);
+    cairn_run_state_free(st);
+    return rc;
+}
+
+int srv_backend_derive_key(srv_backend *b, const char *purpose,
+                           unsigned char out[CAIRN_HASH_LEN], cairn_err *err) {
+    pthread_mutex_lock(&b->idem_mu);
+    int rc = cairn_journal_derive_key(b->keys, purpose, out, err);
+    pthread_mutex_unlock(&b->idem_mu);
+    return rc;
 }
 
 /* ---- following a run ------------------------------------------------------------ */

@@ -61,6 +61,7 @@ typedef struct srv_backend_config {
     int64_t grace_ms;            /* 0: the engine's default */
     srv_event_fn on_event;       /* may be NULL */
     cairn_batch_cb on_batch;     /* may be NULL: each group commit's size */
+    cairn_links_cb approval_links; /* may be NULL: links for an approval that opens */
     void *ud;
 } srv_backend_config;
 
@@ -194,5 +195,15 @@ int srv_backend_command_here(srv_backend *b, const char *run_id, const char *typ
 
 /* Open approvals, as `cairn approvals --json` lists them. */
 int srv_backend_approvals(srv_backend *b, jv *out, cairn_err *err);
+
+/* Whether by (bringing no groups) may decide step of run_id now, as
+ * cairn_approval_check says on the run as the journal holds it. */
+int srv_backend_approval_check(srv_backend *b, const char *run_id, const char *step,
+                               const char *by, bool approve, cairn_err *err);
+
+/* A key for purpose derived from the journal's key (journal.h,
+ * cairn_journal_derive_key): the same in every server on the journal. */
+int srv_backend_derive_key(srv_backend *b, const char *purpose,
+                           unsigned char out[CAIRN_HASH_LEN], cairn_err *err);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct server {
     srv_registry *registry;
     srv_hooks *hooks;
     srv_api *api;
+    srv_links *links;
     srv_http *http;
     srv_local *local;
     sigset_t signals;
@@ -56,6 +57,11 @@ static void handle(void *ud, const srv_req *req, srv_resp *resp) {
 
 static int add_workflow(void *ud, cairn_workflow *wf, char hash[65], cairn_err *err) {
     return srv_backend_add_workflow(((server *)ud)->backend, wf, hash, err);
+}
+
+static jv approval_links(const char *run_id, const char *step, jv approvers, int64_t expires_ms,
+                         void *ud) {
+    return srv_links_issue(((server *)ud)->links, run_id, step, approvers, expires_ms);
 }
 
 static void learn(void *ud, const cairn_workflow *wf) {
@@ -154,11 +160,16 @@ static void *signal_thread(void *arg) {
 static int start(server *s, const char *host, int port, cairn_err *err) {
     const srv_serve_opts *o = s->o;
     srv_backend_config bc = {.db_path = o->db_path, .sync = o->sync, .grace_ms = o->grace_ms,
-                             .on_event = on_event, .on_batch = on_batch, .ud = s};
+                             .on_event = on_event, .on_batch = on_batch,
+                             .approval_links = approval_links, .ud = s};
     int rc = srv_backend_open(&bc, &s->backend, err), loaded = 0, failed = 0, taken = 0;
+    if (rc == 0) rc = srv_links_new(s->backend, o->public_url, &s->links, err);
     if (rc) return rc;
     srv_hooks_config hk = {.backend = s->backend, .metrics = s->metrics, .db_path = o->db_path};
     s->hooks = srv_hooks_new(&hk);
+    fprintf(stderr, o->public_url ? "cairn: approval links point to %s\n"
+                                  : "cairn: no --public-url: approvals get no links%s\n",
+            o->public_url ? o->public_url : "");
     s->registry = srv_registry_new(o->workflows, add_workflow, learn, s);
     if ((rc = srv_registry_load(s->registry, stderr, &loaded, &failed, err)) != 0) return rc;
     hooks_follow(s);
@@ -168,7 +179,7 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
     srv_metrics_resumed(s->metrics, taken);
     fprintf(stderr, "cairn: resumed %d unfinished run%s\n", taken, taken == 1 ? "" : "s");
     srv_api_config ac = {.backend = s->backend, .registry = s->registry, .metrics = s->metrics,
-                         .hooks = s->hooks};
+                         .hooks = s->hooks, .links = s->links};
     s->api = srv_api_new(&ac);
     if (o->tokens && (rc = load_tokens(s, err)) != 0) return rc;
     srv_http_config hc = {.host = host, .port = port, .handler = handle, .ud = s,
@@ -231,6 +242,7 @@ int srv_serve(const srv_serve_opts *o, cairn_err *err) {
     srv_registry_free(s.registry);
     srv_hooks_free(s.hooks);
     srv_backend_close(s.backend);
+    srv_links_free(s.links);
     srv_metrics_free(s.metrics);
     if (rc == 0) fprintf(stderr, "cairn: stopped\n");
     return rc;

@@ -32,6 +32,7 @@ typedef struct srv_serve_opts {
     cairn_sync_mode sync;
     int64_t grace_ms;            /* 0: the engine's default */
     const char *port_file;       /* NULL, or where to write the port bound (for --listen :0) */
+    const char *public_url;      /* where clients reach the server, for approval links; NULL: none */
 } srv_serve_opts;
 
 /* Serve until SIGTERM or SIGINT.  0 after a clean drain; else an error in
