@@ -20,12 +20,28 @@ static const cairn_field_sig approval_fields[] = {
     {NULL, 0, 0},
 };
 
+/* Whether a constant approvers list names a group (engine.h,
+ * CAIRN_APPROVER_GROUP), whose members are not counted at load. */
+static bool names_a_group(const cairn_wcheck *w) {
+    jv list = cairn_wcheck_const(w, "approvers");
+    bool group = false;
+    if (jv_get_kind(list) == JV_KIND_ARRAY)
+        jv_array_foreach(list, i, v) {
+            group |= jv_get_kind(v) == JV_KIND_STRING &&
+                     strncmp(jv_string_value(v), CAIRN_APPROVER_GROUP, strlen(CAIRN_APPROVER_GROUP)) == 0;
+            jv_free(v);
+        }
+    jv_free(list);
+    return group;
+}
+
 /* The rules the engine relies on, for constants: on_timeout's values,
- * escalate with someone to escalate to, a quorum the approvers can reach. */
+ * escalate with someone to escalate to, a quorum the approvers can reach
+ * (a group counts as many). */
 static void approval_check(cairn_wcheck *w) {
     const char *on_timeout = cairn_wcheck_string(w, "on_timeout");
     jv quorum = cairn_wcheck_const(w, "quorum");
-    int approvers = cairn_wcheck_length(w, "approvers");
+    int approvers = names_a_group(w) ? 0 : cairn_wcheck_length(w, "approvers");
     if (cairn_wcheck_enum(w, "on_timeout", "reject,approve,escalate", 0) && on_timeout &&
         strcmp(on_timeout, "escalate") == 0 && !cairn_wcheck_given(w, "escalate_to"))
         cairn_wcheck_error(w, "escalate_to", "on_timeout: escalate needs this field (who is "

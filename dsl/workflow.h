@@ -66,6 +66,10 @@ enum {
     CAIRN_FIELD_WORKFLOW = 1 << 2
 };
 
+/* The prefix of an approval's `approvers` entry that names a group (of a
+ * server's tokens, server/tokens.h) rather than a person. */
+#define CAIRN_APPROVER_GROUP "group:"
+
 typedef struct cairn_field_sig {
     const char *name;
     cairn_field_type type;

@@ -104,8 +104,6 @@
  * this long after the approval opens (a link is a bearer credential: an
  * approval with no time-out must not hand out one that never lapses). */
 #define CAIRN_APPROVAL_LINK_TTL_MAX_MS (7LL * 24 * 3600 * 1000)
-/* The prefix of an `approvers` entry that names a group of tokens. */
-#define CAIRN_APPROVER_GROUP "group:"
 
 typedef struct cairn_engine cairn_engine;
 

@@ -1,8 +1,9 @@
 /*
  * Approval quorum counting, in-process: decisions arrive as commands (as
- * from `cairn approve` in another process) while the engine runs on its own
- * thread, and what the engine made of them is read back from the journal:
- * which decisions it journaled, in order, and where the step ended.
+ * from `cairn approve` in another process, or the API with a token's
+ * groups) while the engine runs on its own thread, and what the engine made
+ * of them is read back from the journal: which decisions it journaled, in
+ * order, and where the step ended.
  */
 #include "common/mem.h"
 #include "engine_harness.h"
@@ -14,8 +15,18 @@ static char *gate_workflow(const char *with) {
                          "  - id: after\n    uses: set\n    with: { done: true }\n", with);
 }
 
-static void decide(harness *h, const char *run_id, const char *by, const char *decision) {
-    char *data = cairn_sprintf("{\"step\":\"gate\",\"decision\":\"%s\",\"by\":\"%s\"}", decision, by);
+/* vote: "ann" or "ann@g1,g2" (a token's groups, as the API sends them). */
+static void decide(harness *h, const char *run_id, const char *vote, const char *decision) {
+    const char *at = strchr(vote, '@');
+    char *groups = cairn_strdup(""), *data;
+    for (const char *g = at ? at + 1 : NULL; g && *g; g += strcspn(g, ",") + (g[strcspn(g, ",")] != 0)) {
+        char *more = cairn_sprintf("%s%s\"%.*s\"", groups, *groups ? "," : "", (int)strcspn(g, ","), g);
+        free(groups);
+        groups = more;
+    }
+    data = cairn_sprintf("{\"step\":\"gate\",\"decision\":\"%s\",\"by\":\"%.*s\",\"groups\":[%s]}",
+                         decision, (int)(at ? at - vote : (long)strlen(vote)), vote, groups);
+    free(groups);
     cairn_err err;
     if (cairn_journal_command(h->db, run_id, "decide", data, &err)) TEST_FAIL("decide: %s", err.msg);
     cairn_engine_wake(h->e);
@@ -33,10 +44,14 @@ static char *story(harness *h, const char *run_id) {
         if (evs[i].type == CAIRN_EV_APPROVAL_DECIDED) {
             jv d = jv_parse(evs[i].data);
             jv by = jv_object_get(jv_copy(d), jv_string("by"));
+            jv as = jv_object_get(jv_copy(d), jv_string("as"));
             jv what = jv_object_get(d, jv_string("decision"));
-            cairn_buf_printf(&b, "%s%c ", jv_string_value(by),
+            cairn_buf_printf(&b, "%s%s%s%s%c ", jv_string_value(by),
+                             jv_is_valid(as) ? "(" : "", jv_is_valid(as) ? jv_string_value(as) : "",
+                             jv_is_valid(as) ? ")" : "",
                              strcmp(jv_string_value(what), "approve") == 0 ? '+' : '-');
             jv_free(by);
+            jv_free(as);
             jv_free(what);
         } else if (evs[i].type == CAIRN_EV_STEP_SUCCEEDED || evs[i].type == CAIRN_EV_STEP_FAILED) {
             cairn_buf_puts(&b, cairn_event_type_name(evs[i].type));
@@ -110,5 +125,78 @@ TEST(quorum_one_rejection_fails_the_step_whatever_the_approvals) {
     CHECK_AT(run, "steps.after.status", "skipped");
     free(s);
     jv_free(run);
+    free_h(&h);
+}
+
+TEST(quorum_counts_a_groups_members_by_name_and_no_one_else) {
+    harness h = {0};
+    char id[CAIRN_RUN_ID_MAX];
+    /* cy's groups hold no named one; bo's do (once); a person named like
+     * the group is no member; ann is named */
+    static const char *const votes[] = {"cy@dba+", "bo@web,oncall+", "bo@oncall+", "oncall+",
+                                        "ann+"};
+    jv run = decide_all(&h, "{ prompt: go?, approvers: [ann, 'group:oncall'], quorum: 2 }",
+                        votes, 5, id);
+    char *s = story(&h, id);
+    CHECK_STR(s, "bo(group:oncall)+ ann+ step_succeeded");
+    CHECK_AT(run, "steps.gate.output.by", "[\"bo\",\"ann\"]");
+    free(s);
+    jv_free(run);
+    free_h(&h);
+}
+
+TEST(quorum_a_rejection_through_a_group_fails_the_step) {
+    harness h = {0};
+    char id[CAIRN_RUN_ID_MAX];
+    static const char *const votes[] = {"zed-", "bo@oncall-"};
+    jv run = decide_all(&h, "{ prompt: go?, approvers: ['group:oncall'] }", votes, 2, id);
+    char *s = story(&h, id);
+    CHECK_STR(s, "bo(group:oncall)- step_failed");
+    CHECK_AT(run, "steps.gate.error.message", "rejected by bo");
+    free(s);
+    jv_free(run);
+    free_h(&h);
+}
+
+TEST(approval_starter_is_the_triggers_user_else_its_source) {
+    static const struct { const char *trigger, *want; } cases[] = {
+        {"{\"source\":\"api\",\"user\":\"op1\"}", "op1"},
+        {"{\"source\":\"cli\",\"user\":\"root\"}", "root"},
+        {"{\"source\":\"alertmanager\",\"fingerprint\":\"f1\"}", "alertmanager"},
+        {"{\"source\":\"schedule\",\"user\":\"\"}", "schedule"},
+        {"{\"user\":7}", NULL},
+        {"{}", NULL},
+        {"null", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        jv t = jv_parse(cases[i].trigger);
+        const char *got = cairn_run_starter(t);
+        if (cases[i].want == NULL) CHECK(got == NULL);
+        else CHECK_STR(got, cases[i].want);
+        jv_free(t);
+    }
+}
+
+TEST(quorum_a_webhooks_source_may_not_approve_its_own_run) {
+    harness h = {0};
+    char id[CAIRN_RUN_ID_MAX];
+    char *src = gate_workflow("{ prompt: go?, approvers: [alertmanager, ann] }");
+    cairn_err err;
+    open_engine(&h, false);
+    add(&h, src);
+    if (cairn_engine_start_run(h.e, h.hash, jv_object(),
+                               jv_parse("{\"source\":\"alertmanager\",\"fingerprint\":\"f\"}"), id,
+                               &err) != 0)
+        TEST_FAIL("start: %s", err.msg);
+    pthread_t loop;
+    drive_in_thread(&h, &loop);
+    wait_trace(&h, "approval_requested:gate", 1);
+    decide(&h, id, "alertmanager", "approve");
+    decide(&h, id, "ann", "approve");
+    join_drive(loop);
+    char *s = story(&h, id);
+    CHECK_STR(s, "ann+ step_succeeded");
+    free(s);
+    free(src);
     free_h(&h);
 }

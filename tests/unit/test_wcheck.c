@@ -148,6 +148,8 @@ TEST(wcheck_approval_on_timeout_escalate_and_quorum) {
     good("{id: a, uses: approval, with: {prompt: p, quorum: 5, on_timeout: reject}}");
     good("{id: a, uses: approval, with: {prompt: p, approvers: '${{ .run.id }}', quorum: 3}}");
     good("{id: a, uses: approval, with: {prompt: p, approvers: ['${{ .run.id }}', b], quorum: 2}}");
+    /* a group counts as many: its members are not known at load */
+    good("{id: a, uses: approval, with: {prompt: p, approvers: [x, 'group:ops'], quorum: 3}}");
 }
 
 TEST(wcheck_ssh_host_key_policy) {
