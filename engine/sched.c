@@ -618,5 +618,7 @@ static void schedule(cairn_engine *e, eng_run *r) {
         if (r->in_flight == 0) begin_rollback(e, r);   /* running attempts finish first */
         return;
     }
-    if (r->done == r->plan->n_main && !r->st->paused) end_run(e, r);
+    /* an approval's notify may still be on its way: the run ends once its
+     * outcome is journaled, and the attempt never outlives its run */
+    if (r->done == r->plan->n_main && !r->st->paused && r->in_flight == 0) end_run(e, r);
 }

@@ -6,6 +6,7 @@
  * order, and where the step ended.
  */
 #include "common/mem.h"
+#include "engine/event.h"
 #include "engine_harness.h"
 #include "test.h"
 
@@ -14,6 +15,9 @@ static char *gate_workflow(const char *with) {
                          "  - id: gate\n    uses: approval\n    with: %s\n"
                          "  - id: after\n    uses: set\n    with: { done: true }\n", with);
 }
+
+/* From test_http.c. */
+int test_srv_start(const char *script, const char *const *extra);
 
 /* vote: "ann" or "ann@g1,g2" (a token's groups, as the API sends them). */
 static void decide(harness *h, const char *run_id, const char *vote, const char *decision) {
@@ -198,5 +202,29 @@ TEST(quorum_a_webhooks_source_may_not_approve_its_own_run) {
     CHECK_STR(s, "ann+ step_succeeded");
     free(s);
     free(src);
+    free_h(&h);
+}
+
+TEST(quorum_run_ends_only_after_its_approvals_notify_came_back) {
+    harness h = {0};
+    char id[CAIRN_RUN_ID_MAX];
+    int port = test_srv_start("tests/servers/http_target.py", NULL);
+    char *with = cairn_sprintf("{ prompt: go?, approvers: [ann], notify: { channel: webhook, "
+                               "url: 'http://127.0.0.1:%d/slow/800', json: { a: 1 } } }", port);
+    static const char *const votes[] = {"ann+"};
+    jv run = decide_all(&h, with, votes, 1, id);   /* decided while the notify is on its way */
+    CHECK_AT(run, "status", "succeeded");
+    jv evs = events_of(&h, id);
+    int notified = -1, ended = -1;
+    jv_array_foreach(evs, k, ev) {
+        jv type = jv_object_get(ev, jv_string("type"));
+        if (strcmp(jv_string_value(type), "approval_notified") == 0) notified = k;
+        if (strcmp(jv_string_value(type), "run_succeeded") == 0) ended = k;
+        jv_free(type);
+    }
+    CHECK(notified >= 0 && notified < ended);
+    jv_free(evs);
+    jv_free(run);
+    free(with);
     free_h(&h);
 }
