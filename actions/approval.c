@@ -59,6 +59,8 @@ static const cairn_action_sig approval_sig = {
     .name = "approval",
     .fields = approval_fields,
     .check = approval_check,
+    .scope = "approval",                 /* engine/approval.c renders it */
+    .scope_fields = "links,expires_at",
 };
 
 const cairn_action cairn_action_approval = {

@@ -18,6 +18,9 @@
  *   .secrets.NAME not checked here (the store is the run's): each NAME is
  *                 kept in wf->secrets for `cairn run` to look up first.
  *
+ *   .SCOPE.NAME   in the `with` of an action whose signature names a scope
+ *                 (approval: .approval.links), NAME is one of its fields.
+ *
  * Each name is reported once per expression, at the expression's position,
  * with a did-you-mean.  Triggers' inputs are evaluated over the event, not
  * this document, and are not checked.
@@ -36,6 +39,7 @@ typedef struct ref_ctx {
     const cairn_step *step;    /* a step of `steps` whose results it may not read
                                   unless ancestor[] says so; NULL: any step */
     const bool *ancestor;      /* per step of `steps`, with step */
+    const cairn_action_sig *scoped;   /* the action whose `with` is scanned, when it has a scope */
     bool in_env;               /* the workflow's env: no step at all */
     int idx;                   /* the expression being scanned */
     char **seen;               /* names reported for it, "steps.a" */
@@ -162,6 +166,23 @@ static void note_secret_ref(void *ctx, const char *name, size_t len) {
     cairn_exprset_pos(wf->exprs, r->idx, &file, &ref->line, &ref->col);
 }
 
+/* NAME in .SCOPE.NAME must be a field the scope's action names. */
+static void check_scope_ref(void *ctx, const char *name, size_t len) {
+    ref_ctx *r = ctx;
+    const char *fields[16];
+    char *copy = cairn_strdup(r->scoped->scope_fields), *save = NULL;
+    int n = 0;
+    for (char *f = strtok_r(copy, ",", &save); f && n < 16; f = strtok_r(NULL, ",", &save))
+        fields[n++] = f;
+    if (find_name(fields, n, name, len) < 0 && first_report(r, r->scoped->scope, name, len)) {
+        char buf[128];
+        ref_error(r, ".%s.%.*s: an %s step's `with` reads .%s as {%s}%s", r->scoped->scope,
+                  (int)len, name, r->scoped->name, r->scoped->scope, r->scoped->scope_fields,
+                  hint(buf, sizeof buf, name, len, fields, n));
+    }
+    free(copy);
+}
+
 static void check_expr(void *ctx, int idx) {
     ref_ctx *r = ctx;
     r->idx = idx;
@@ -170,13 +191,17 @@ static void check_expr(void *ctx, int idx) {
     cairn_exprset_refs(r->c->wf->exprs, idx, "inputs", check_input_ref, r);
     cairn_exprset_refs(r->c->wf->exprs, idx, "steps", check_step_ref, r);
     cairn_exprset_refs(r->c->wf->exprs, idx, "secrets", note_secret_ref, r);
+    if (r->scoped) cairn_exprset_refs(r->c->wf->exprs, idx, r->scoped->scope, check_scope_ref, r);
 }
 
 static void check_tmpl(ref_ctx *r, const cairn_tmpl *t) { cairn_tmpl_each_expr(t, check_expr, r); }
 
 /* Every expression of step s (its compensate body read as any step may). */
 static void check_step(ref_ctx *r, const cairn_step *s) {
+    const cairn_action_sig *sig = r->c->lookup && s->uses ? r->c->lookup(s->uses) : NULL;
+    r->scoped = sig && sig->scope && sig->scope_fields ? sig : NULL;
     check_tmpl(r, s->with);
+    r->scoped = NULL;
     check_tmpl(r, s->if_);
     check_tmpl(r, s->foreach);
     check_tmpl(r, s->retry.until);

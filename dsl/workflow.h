@@ -90,6 +90,11 @@ typedef struct cairn_action_sig {
      * their types; it reports through cairn_wcheck_error.  A field holding
      * ${{ }} is left to the action when the step runs.  NULL: none. */
     void (*check)(cairn_wcheck *w);
+    /* A field of the expressions' document that this action's `with`
+     * alone reads (approval: "approval", its links), and the names it
+     * holds, comma-separated: a read of another name is a load error with
+     * a did-you-mean.  NULL: none. */
+    const char *scope, *scope_fields;
 } cairn_action_sig;
 
 /* Whether field name is given (a constant or an expression; null is

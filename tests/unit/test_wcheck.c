@@ -152,6 +152,17 @@ TEST(wcheck_approval_on_timeout_escalate_and_quorum) {
     good("{id: a, uses: approval, with: {prompt: p, approvers: [x, 'group:ops'], quorum: 3}}");
 }
 
+TEST(wcheck_approval_with_reads_its_links_by_their_names) {
+    good("{id: a, uses: approval, with: {prompt: p, approvers: [ann], notify: {channel: slack, "
+         "webhook_url: u, text: '${{ .approval.links.ann }} until ${{ .approval.expires_at }}'}}}");
+    bad("{id: a, uses: approval, with: {prompt: p, notify: {channel: slack, webhook_url: u, "
+        "text: '${{ .approval.link.ann }}'}}}",
+        "w.yaml:4:95: error: .approval.link: an approval step's `with` reads .approval as "
+        "{links,expires_at} (did you mean 'links'?)");
+    /* another action's `with` has no such scope: .approval is any name there */
+    good("{id: s, uses: set, with: {x: '${{ .approval.link }}'}}");
+}
+
 TEST(wcheck_ssh_host_key_policy) {
     bad("{id: s, uses: ssh, with: {host: h, user: u, password: p, command: c}}",
         "w.yaml:4:30: error: with.known_hosts (action 'ssh'): ssh needs known_hosts (a file of "
