@@ -32,7 +32,7 @@ static const char *const page_headers[] = {
     NULL, NULL,
 };
 
-static int check_url(const char *url, cairn_err *err) {
+int srv_links_check_url(const char *url, cairn_err *err) {
     size_t n = strlen(url);
     bool scheme = strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
     if (!scheme || n > CAIRN_LINKPAGE_URL_MAX || strpbrk(url, "?#\"'<> \t\r\n") != NULL ||
@@ -45,7 +45,7 @@ static int check_url(const char *url, cairn_err *err) {
 
 int srv_links_new(srv_backend *b, const char *public_url, srv_links **out, cairn_err *err) {
     *out = NULL;
-    if (public_url && check_url(public_url, err) != 0) return CAIRN_EINVAL;
+    if (public_url && srv_links_check_url(public_url, err) != 0) return CAIRN_EINVAL;
     srv_links *l = cairn_calloc(1, sizeof *l);
     l->b = b;
     int rc = srv_backend_derive_key(b, CAIRN_LINKPAGE_KEY_PURPOSE, l->key, err);
@@ -78,7 +78,7 @@ int srv_links_url(const unsigned char key[CAIRN_HASH_LEN], const char *base_url,
     char *token = NULL, nonce[CAIRN_APPLINK_NONCE_HEX + 1];
     size_t n = strlen(base_url);
     *url = NULL;
-    if (check_url(base_url, err) != 0) return CAIRN_EINVAL;
+    if (srv_links_check_url(base_url, err) != 0) return CAIRN_EINVAL;
     if (!person(name))
         return cairn_err_set(err, CAIRN_EINVAL, "%s is a group: a link is for one person", name);
     while (n > 0 && base_url[n - 1] == '/') n--;

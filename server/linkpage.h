@@ -54,6 +54,9 @@
 
 typedef struct srv_links srv_links;
 
+/* 0 when url may be a public URL (below); else CAIRN_EINVAL saying why. */
+int srv_links_check_url(const char *url, cairn_err *err);
+
 /* Links for backend b's journal.  public_url (http:// or https://, no
  * query or fragment; NULL: none are issued) is where clients reach this
  * server.  CAIRN_EINVAL for a bad URL; the journal's key errors. */

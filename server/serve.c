@@ -210,6 +210,7 @@ int srv_serve(const srv_serve_opts *o, cairn_err *err) {
     int port = 0;
     int rc = parse_listen(o->listen, host, sizeof host, &port, err);
     if (rc == 0) rc = check_identity(o, host, err);
+    if (rc == 0 && o->public_url) rc = srv_links_check_url(o->public_url, err);
     if (rc) return rc;
     server s = {.o = o};
     /* every thread made from here on inherits the mask: signals reach

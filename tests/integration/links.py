@@ -6,6 +6,7 @@ named approver, the link's page shows the approval (escaped), its form
 decides once under the link's name and the run goes on, and a used, altered
 or expired link is refused and decides nothing, also after a restart."""
 import email
+import json
 import os
 import pwd
 import re
@@ -194,6 +195,8 @@ def test_link_decides_once(s, env):
             resp.getheader("Referrer-Policy") == "no-referrer",
             "the page may not be framed and sends no referrer")
     s.check(env.decisions(r) == [], "opening the page decides nothing")
+    evs = env.srv.request("GET", "/v1/runs/%s/events" % r, headers=env.auth("viewer1"))[2]
+    s.check("/approve/" not in json.dumps(evs), "no journaled event holds a link")
 
     token = urllib.parse.urlsplit(erin).path.rsplit("/", 1)[1]
     i = 10
@@ -264,6 +267,11 @@ def test_expired_and_refused_links(s, env):
 
 
 def test_no_public_url_no_links(s, env):
+    p = cairn("serve", "--workflows", env.dir, "--listen", "127.0.0.1:0", "--public-url",
+              "ftp://cairn.example.test/", db=s.path("other.db"), timeout=30)
+    s.check(p.returncode == 2 and "--public-url" in p.stderr and
+            not os.path.exists(s.path("other.db")), "a bad --public-url: exit 2, no journal made",
+            p.stderr)
     env.stop()
     env.start(public=None)
     s.check("no --public-url" in env.srv.stderr(), "the server says it makes no links")
