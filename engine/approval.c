@@ -40,14 +40,16 @@ static bool str_in(jv list, const char *name) {
 }
 
 /* The entry of approvers that admits by: by itself, or "group:G" for a G
- * of groups; NULL when none does.  Borrowed from approvers. */
+ * of groups; NULL when none does.  A group entry admits only through
+ * groups, never as a name: a decider calling itself "group:oncall" (the
+ * CLI's --as) is no member.  Borrowed from approvers. */
 static const char *admitting(jv approvers, const char *by, jv groups) {
     const char *found = NULL;
+    size_t plen = strlen(CAIRN_APPROVER_GROUP);
     jv_array_foreach(approvers, i, v) {
         const char *name = jv_get_kind(v) == JV_KIND_STRING ? jv_string_value(v) : "";
-        if (found == NULL && strcmp(name, by) == 0) found = name;
-        if (found == NULL && strncmp(name, CAIRN_APPROVER_GROUP, strlen(CAIRN_APPROVER_GROUP)) == 0 &&
-            str_in(groups, name + strlen(CAIRN_APPROVER_GROUP)))
+        bool group = strncmp(name, CAIRN_APPROVER_GROUP, plen) == 0;
+        if (found == NULL && (group ? str_in(groups, name + plen) : strcmp(name, by) == 0))
             found = name;
         jv_free(v);   /* the array still holds the string */
     }

@@ -158,6 +158,9 @@ def test_cli_brings_no_groups(s, env):
     p = cairn("approve", r, "ok", "--as", "carol", db=env.db)
     s.check(p.returncode == 2 and "carol may not decide" in p.stderr,
             "cairn approve --as a group member: refused (the CLI brings no groups)", p.stderr)
+    p = cairn("approve", r, "ok", "--as", "group:oncall", db=env.db)
+    s.check(p.returncode == 2 and "may not decide" in p.stderr,
+            "cairn approve --as group:oncall: a group's entry is no name", p.stderr)
     me = pwd.getpwuid(os.getuid()).pw_name
     p = cairn("reject", r, "ok", db=env.db)
     s.check(p.returncode == 2 and ("%s may not decide" % me) in p.stderr,

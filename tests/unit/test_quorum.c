@@ -136,11 +136,11 @@ TEST(quorum_counts_a_groups_members_by_name_and_no_one_else) {
     harness h = {0};
     char id[CAIRN_RUN_ID_MAX];
     /* cy's groups hold no named one; bo's do (once); a person named like
-     * the group is no member; ann is named */
+     * the group, or like its entry, is no member; ann is named */
     static const char *const votes[] = {"cy@dba+", "bo@web,oncall+", "bo@oncall+", "oncall+",
-                                        "ann+"};
+                                        "group:oncall+", "ann+"};
     jv run = decide_all(&h, "{ prompt: go?, approvers: [ann, 'group:oncall'], quorum: 2 }",
-                        votes, 5, id);
+                        votes, 6, id);
     char *s = story(&h, id);
     CHECK_STR(s, "bo(group:oncall)+ ann+ step_succeeded");
     CHECK_AT(run, "steps.gate.output.by", "[\"bo\",\"ann\"]");
