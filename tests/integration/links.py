@@ -261,6 +261,15 @@ def test_expired_and_refused_links(s, env):
     fresh = p.stdout.strip()
     st, _, text = env.page(fresh, "POST", {"decision": "maybe"})
     s.check(st == 400, "a form without approve or reject: 400", text[:200])
+    path = urllib.parse.urlsplit(fresh).path
+    st, _, text = env.srv.request("POST", path, {"decision": "approve"}, raw=True)
+    s.check(st == 415, "a JSON body instead of the form: 415", text[:200])
+    st, _, text = env.srv.request("PUT", path, raw=True)
+    s.check(st == 405, "another method: 405", text[:200])
+    st, _, text = env.page(fresh, "POST", {"decision": "reject", "comment": "x" * 5000})
+    s.check(st == 413, "a comment past CAIRN_LINKPAGE_COMMENT_MAX: 413", text[:200])
+    s.check(env.decisions(r) == [] and env.page(fresh)[0] == 200,
+            "none of these decided or spent the link")
     st, _, text = env.page(fresh, "POST", {"decision": "reject", "comment": "not now"})
     s.check(st == 200 and "Rejected" in text, "a re-issued link rejects", text[:300])
     wait_for(lambda: env.run(r)["status"] == "failed", "the rejected run to fail")
