@@ -199,7 +199,7 @@ static void put_row(cairn_buf *b, const char *label, jv o, const char *key) {
 
 /* The approval as the page shows it: run, step, prompt, who decides, the
  * run's inputs, and the form. */
-static void show(const cairn_applink *link, const char *token, jv run, srv_resp *r) {
+static void show(const cairn_applink *link, jv run, srv_resp *r) {
     jv steps = get(run, "steps"), step = get(steps, link->step), a = get(step, "approval");
     jv who = jv_object_set(jv_object(), jv_string("name"), jv_string(link->approver));
     char when[40];
@@ -222,12 +222,12 @@ static void show(const cairn_applink *link, const char *token, jv run, srv_resp 
     put_row(&b, "This link expires", who, "expires");
     cairn_buf_puts(&b, "</table>\n<h2>Inputs</h2>\n<pre>");
     put_field(&b, run, "inputs", true);
-    cairn_buf_puts(&b, "</pre>\n<form method=\"post\" action=\"" CAIRN_LINKPAGE_PREFIX);
-    put_escaped(&b, token);
-    cairn_buf_printf(&b, "\">\n<p><label>Comment (optional)<br><textarea name=\"comment\" rows=\"3\""
-                         " maxlength=\"%d\"></textarea></label></p>\n", CAIRN_LINKPAGE_COMMENT_MAX);
-    cairn_buf_puts(&b, ""
-                       "<p><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>"
+    /* no action: the form posts to the page's own URL, whatever path a
+     * proxy in front gives it */
+    cairn_buf_printf(&b, "</pre>\n<form method=\"post\">\n<p><label>Comment (optional)<br>"
+                         "<textarea name=\"comment\" rows=\"3\" maxlength=\"%d\"></textarea>"
+                         "</label></p>\n", CAIRN_LINKPAGE_COMMENT_MAX);
+    cairn_buf_puts(&b, "<p><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>"
                        "<button type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></p>\n"
                        "</form>\n<p>This link decides once: after a decision it is spent.</p>\n");
     page_done(r, 200, &b);
@@ -386,7 +386,7 @@ static void post(srv_links *l, const srv_req *q, const cairn_applink *link, srv_
 }
 
 /* GET: the approval, if the link's name may still decide it. */
-static void get_page(srv_links *l, const cairn_applink *link, const char *token, srv_resp *r) {
+static void get_page(srv_links *l, const cairn_applink *link, srv_resp *r) {
     cairn_err err;
     jv run;
     if (srv_backend_approval_check(l->b, link->run, link->step, link->approver, false, &err) != 0 ||
@@ -394,7 +394,7 @@ static void get_page(srv_links *l, const cairn_applink *link, const char *token,
         refuse(r, &err);
         return;
     }
-    show(link, token, run, r);
+    show(link, run, r);
     jv_free(run);
 }
 
@@ -411,7 +411,7 @@ void srv_links_handle(srv_links *l, const srv_req *q, srv_resp *r) {
     switch (srv_links_check(l, token, cairn_wall_ms() / 1000, &link, &held, &err)) {
     case CAIRN_APPLINK_OK:
         if (is_post) post(l, q, &link, r);
-        else get_page(l, &link, token, r);
+        else get_page(l, &link, r);
         break;
     case CAIRN_APPLINK_SPENT:
         spent(r, held);

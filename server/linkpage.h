@@ -12,7 +12,8 @@
  *
  * The page.  GET /approve/TOKEN shows the run, the step, its prompt and
  * the run's inputs with Approve and Reject buttons: a form that POSTs to
- * the same URL (decision=approve|reject, comment).  No cookie and no
+ * the page's own URL (decision=approve|reject, comment; no action named, so
+ * a proxy may serve the page under a path of its own).  No cookie and no
  * script: what authorises the POST is the link itself in its URL, which a
  * page elsewhere cannot know, so there is nothing for a cross-site request
  * to borrow.  GET changes nothing (chat clients fetch links to preview them).
