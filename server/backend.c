@@ -604,8 +604,10 @@ int srv_backend_command_here(srv_backend *b, const char *run_id, const char *typ
     return *held ? rc : 0;
 }
 
-int srv_backend_command(srv_backend *b, const char *run_id, const char *type, const char *data,
-                        bool *recorded, cairn_err *err) {
+/* decide_elsewhere: record a decision for a run another engine holds, as
+ * other commands are, rather than refuse it. */
+static int command_anywhere(srv_backend *b, const char *run_id, const char *type, const char *data,
+                            bool decide_elsewhere, bool *recorded, cairn_err *err) {
     bool held;
     *recorded = false;
     int rc = srv_backend_command_here(b, run_id, type, data, &held, err);
@@ -621,7 +623,7 @@ int srv_backend_command(srv_backend *b, const char *run_id, const char *type, co
                        : strcmp(row.status, "cancelled") == 0 ? CAIRN_RUN_CANCELLED
                                                               : CAIRN_RUN_RUNNING))
         rc = cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", run_id, row.status);
-    else if (rc == 0 && strcmp(type, "decide") == 0)
+    else if (rc == 0 && strcmp(type, "decide") == 0 && !decide_elsewhere)
         rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by another engine (%s); decide it"
                            " with `cairn approve` there", run_id, row.owner ? row.owner : "?");
     else if (rc == 0) {
@@ -631,6 +633,16 @@ int srv_backend_command(srv_backend *b, const char *run_id, const char *type, co
     cairn_run_row_clear(&row);
     cairn_journal_close(j);
     return rc;
+}
+
+int srv_backend_command(srv_backend *b, const char *run_id, const char *type, const char *data,
+                        bool *recorded, cairn_err *err) {
+    return command_anywhere(b, run_id, type, data, false, recorded, err);
+}
+
+int srv_backend_decide_anywhere(srv_backend *b, const char *run_id, const char *data,
+                                bool *recorded, cairn_err *err) {
+    return command_anywhere(b, run_id, "decide", data, true, recorded, err);
 }
 
 /* ---- reading -------------------------------------------------------------------- */

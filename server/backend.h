@@ -188,6 +188,14 @@ void srv_backend_unfollow(srv_backend *b, srv_follow *f);
 int srv_backend_command(srv_backend *b, const char *run_id, const char *type, const char *data,
                         bool *recorded, cairn_err *err);
 
+/* A decision ("decide" data) as srv_backend_command carries it out, and for
+ * a run another engine holds recorded for that engine (*recorded true),
+ * which checks it when it takes it: for a caller that checked it against
+ * the journal first (an approval link, which cannot be told which server
+ * holds its run). */
+int srv_backend_decide_anywhere(srv_backend *b, const char *run_id, const char *data,
+                                bool *recorded, cairn_err *err);
+
 /* As srv_backend_command for a run this engine holds; *held false (and
  * 0, nothing done) for any other. */
 int srv_backend_command_here(srv_backend *b, const char *run_id, const char *type,

@@ -344,7 +344,7 @@ static void decide(srv_links *l, const cairn_applink *link, const char *decision
     int rc = srv_links_spend(l, link, decision, &held, &err);
     if (rc == CAIRN_EEXISTS) spent(r, held ? held : "{}");
     else if (rc) notice(r, 500, "The journal refused", err.msg);
-    else if (srv_backend_command(l->b, link->run, "decide", data, &recorded, &err) != 0)
+    else if (srv_backend_decide_anywhere(l->b, link->run, data, &recorded, &err) != 0)
         notice(r, status_of(err.code), "This link is spent, but the engine refused its decision",
                err.msg);
     else {

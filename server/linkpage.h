@@ -20,7 +20,8 @@
  * The POST spends the link's nonce as the journal claim ("applink", NONCE)
  * before the decision is handed to the engine, so a link decides once, over
  * restarts and across servers; it is recorded under the link's name, with
- * "via": "link".  Everything shown is HTML-escaped (prompts and inputs come
+ * "via": "link", for whichever server holds the run (backend.h,
+ * srv_backend_decide_anywhere).  Everything shown is HTML-escaped (prompts and inputs come
  * from alerts), and the page forbids framing, scripts and referrers (the
  * token is in its URL).
  *

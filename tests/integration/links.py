@@ -233,6 +233,30 @@ def test_link_decides_once(s, env):
             "the step's output names both link holders")
 
 
+def test_link_opened_on_another_server(s, env):
+    r = env.start_run("op1")
+    erin = env.mail_of(r)["erin"]
+    other = Server(s, "links-b", env.dir, db=env.db,
+                   extra=["--tokens", env.tokens, "--public-url", PUBLIC])
+    try:
+        path = urllib.parse.urlsplit(erin).path
+        st, _, text = other.request("GET", path, raw=True)
+        s.check(st == 200 and r in text, "a second server on the journal shows the link's page",
+                text[:300])
+        st, _, text = other.request("POST", path, urllib.parse.urlencode({"decision": "approve"}),
+                                    {"Content-Type": "application/x-www-form-urlencoded"},
+                                    raw=True)
+        s.check(st == 200 and "the engine holding the run takes it next" in text,
+                "a decision there is recorded for the server holding the run", text[-300:])
+        d = wait_for(lambda: env.decisions(r), "the server holding the run to take the decision")
+    finally:
+        other.stop()
+    s.check([(x["by"], x.get("via")) for x in d] == [("erin", "link")],
+            "the server holding the run took it, under the link's name", d)
+    st, _, text = env.page(erin, "POST", {"decision": "approve"})
+    s.check(st == 410, "and the link is spent for the first server too", text[:200])
+
+
 def test_expired_and_refused_links(s, env):
     r = env.start_run("alice")
     mail = env.mail_of(r)
@@ -300,7 +324,8 @@ def main():
         try:
             s.run_all([lambda x, t=t: t(x, env) for t in
                        (test_groups, test_cli_brings_no_groups, test_link_decides_once,
-                        test_expired_and_refused_links, test_no_public_url_no_links)])
+                        test_link_opened_on_another_server, test_expired_and_refused_links,
+                        test_no_public_url_no_links)])
         finally:
             env.stop()
     s.finish()
