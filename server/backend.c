@@ -41,7 +41,7 @@ struct srv_backend {
     srv_backend_config cfg;
     char *db_path;
     cairn_engine *engine;
-    pthread_t orchestrator;      /* valid while running */
+    pthread_t orchestrator;      /* the thread that opened the backend, to run the loop */
     atomic_bool running;         /* srv_backend_run is turning the loop */
     bool closed;                 /* the loop has ended: no call reaches it (mu) */
     atomic_bool stopping;
@@ -146,7 +146,7 @@ static void deadline_in(struct timespec *ts, int ms) {
 static bool wait_done(srv_backend *b, waiter *w, int timeout_ms) {
     struct timespec ts;
     deadline_in(&ts, timeout_ms);
-    while (!w->done && atomic_load(&b->running))
+    while (!w->done && !b->closed)   /* also before the loop turns: it will */
         if (pthread_cond_timedwait(&b->cond, &b->mu, &ts) != 0) break;
     return w->done;
 }
@@ -205,11 +205,14 @@ static void trampoline(cairn_engine *e, void *ud) {
     pthread_mutex_unlock(&c->b->mu);
 }
 
-/* Run c->fn on the orchestrator and wait for it; before the loop turns,
- * on this thread (which is to be the orchestrator's). */
+/* Run c->fn on the orchestrator and wait for it: here on the orchestrator's
+ * own thread (also before the loop turns: the thread that opened the
+ * backend is to run it); from any other, posted, so that a request that
+ * arrives while the server is still starting waits for the loop rather than
+ * running engine code beside it. */
 static int call_sync(srv_backend *b, call *c) {
     c->b = b;
-    bool here = !atomic_load(&b->running) || pthread_equal(pthread_self(), b->orchestrator);
+    bool here = pthread_equal(pthread_self(), b->orchestrator);
     if (here && !b->closed) {
         c->fn(b->engine, c);
         c->ran = true;
@@ -265,6 +268,7 @@ static int open_read(srv_backend *b, cairn_journal **j, cairn_err *err) {
 int srv_backend_open(const srv_backend_config *cfg, srv_backend **out, cairn_err *err) {
     srv_backend *b = cairn_calloc(1, sizeof *b);
     b->cfg = *cfg;
+    b->orchestrator = pthread_self();
     b->db_path = cairn_strdup(cfg->db_path);
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->read_mu, NULL);
