@@ -4,8 +4,10 @@
  * only file that knows how it is reached.
  *
  * Threads: srv_backend_run runs the engine's orchestrator on the calling
- * thread (engine.h, invariant 4).  Every other function may be called from
- * any thread (the HTTP server's) while it runs: what changes runs goes to
+ * thread, which must be the one that opened the backend (engine.h,
+ * invariant 4).  Every other function may be called from any thread (the
+ * HTTP server's) while it runs, or before: a call that needs the loop waits
+ * for it to turn: what changes runs goes to
  * the orchestrator through cairn_engine_call and waits until its events are
  * durable; what reads runs opens a read connection of its own.  jq is not
  * known to be safe on two threads at once, so folds that compile a
