@@ -48,10 +48,14 @@ static void on_answered(void *ud, int status) {
 }
 
 /* The console's assets at `/`, the API for every other path; what another
- * site's page sends through a browser, neither. */
+ * site's page sends through a browser, neither.  An approval link's page is
+ * authorised by the link in its URL alone (linkpage.h), and its form is
+ * posted with "Origin: null" (the page sends no referrer), or through a
+ * proxy under another host: no Origin or Host rule applies to it. */
 static void handle(void *ud, const srv_req *req, srv_resp *resp) {
     server *s = ud;
-    if (srv_console_foreign(req, s->o->tokens == NULL, resp)) return;
+    if (!srv_links_route(srv_req_path(req)) && srv_console_foreign(req, s->o->tokens == NULL, resp))
+        return;
     if (!srv_console_serve(req, resp)) srv_api_handle(s->api, req, resp);
 }
 
