@@ -19,6 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cairn_test import CAIRN, Suite, cairn, wait_for  # noqa: E402
 from servers import Servers  # noqa: E402
 from serve import Server, wfdir  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
 
 PUBLIC = "https://cairn.example.test/"
 
@@ -261,6 +264,35 @@ def test_link_opened_on_another_server(s, env):
     s.check(st == 410, "and the link is spent for the first server too", text[:200])
 
 
+def browser():
+    """Headless Chromium, as tests/integration/console.py drives it."""
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--no-first-run", "--disable-extensions", "--proxy-server=direct://",
+              "--proxy-bypass-list=*"):
+        o.add_argument(a)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+
+
+def test_link_in_a_browser(s, env):
+    r = env.start_run("op1")
+    path = urllib.parse.urlsplit(env.mail_of(r)["alice"]).path
+    drv = browser()
+    try:
+        drv.get("http://127.0.0.1:%d%s" % (env.srv.port, path))
+        s.check("Restart nginx?" in drv.page_source, "Chromium shows the link's page")
+        drv.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        wait_for(lambda: "Recorded under" in drv.page_source, "the page to say it was recorded")
+        d = env.decisions(r)
+        s.check([(x["by"], x.get("via")) for x in d] == [("alice", "link")],
+                "a click on Approve decides under the link's name", d)
+        drv.get("http://127.0.0.1:%d%s" % (env.srv.port, path))
+        s.check("used already" in drv.page_source, "opened again, the link says it was used")
+    finally:
+        drv.quit()
+
+
 def test_expired_and_refused_links(s, env):
     r = env.start_run("alice")
     mail = env.mail_of(r)
@@ -328,7 +360,8 @@ def main():
         try:
             s.run_all([lambda x, t=t: t(x, env) for t in
                        (test_groups, test_cli_brings_no_groups, test_link_decides_once,
-                        test_link_opened_on_another_server, test_expired_and_refused_links,
+                        test_link_opened_on_another_server, test_link_in_a_browser,
+                        test_expired_and_refused_links,
                         test_no_public_url_no_links)])
         finally:
             env.stop()

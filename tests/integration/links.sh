@@ -1,2 +1,3 @@
 #!/bin/sh
-exec python3 "$(dirname "$0")/links.py"
+# Debian's python3: python3-selenium is installed for it (scripts/deps.sh).
+exec /usr/bin/python3 "$(dirname "$0")/links.py"
