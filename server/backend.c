@@ -212,7 +212,9 @@ static void trampoline(cairn_engine *e, void *ud) {
  * running engine code beside it. */
 static int call_sync(srv_backend *b, call *c) {
     c->b = b;
+    pthread_mutex_lock(&b->mu);
     bool here = pthread_equal(pthread_self(), b->orchestrator);
+    pthread_mutex_unlock(&b->mu);
     if (here && !b->closed) {
         c->fn(b->engine, c);
         c->ran = true;
@@ -333,8 +335,10 @@ static void heartbeat(cairn_engine *e, void *ud) {
 }
 
 int srv_backend_run(srv_backend *b, cairn_err *err) {
+    pthread_mutex_lock(&b->mu);
     b->orchestrator = pthread_self();
     atomic_store(&b->running, true);
+    pthread_mutex_unlock(&b->mu);
     int rc = cairn_engine_run(b->engine, err);
     if (rc) {
         b->sticky = true;
@@ -351,6 +355,8 @@ int srv_backend_run(srv_backend *b, cairn_err *err) {
     b->engine = NULL;
     return rc;
 }
+
+bool srv_backend_running(srv_backend *b) { return atomic_load(&b->running); }
 
 void srv_backend_stop(srv_backend *b) {
     atomic_store(&b->stopping, true);

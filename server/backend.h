@@ -4,7 +4,7 @@
  * only file that knows how it is reached.
  *
  * Threads: srv_backend_run runs the engine's orchestrator on the calling
- * thread, which must be the one that opened the backend (engine.h,
+ * thread, normally the one that opened the backend (engine.h,
  * invariant 4).  Every other function may be called from any thread (the
  * HTTP server's) while it runs, or before: a call that needs the loop waits
  * for it to turn: what changes runs goes to
@@ -82,6 +82,11 @@ int srv_backend_resume(srv_backend *b, int *taken, cairn_err *err);
 /* Turn the orchestrator on this thread until srv_backend_stop, then drain
  * as `cairn run` does on SIGTERM.  Returns 0 or the sticky journal error. */
 int srv_backend_run(srv_backend *b, cairn_err *err);
+
+/* Whether srv_backend_run is turning the loop now.  A program that runs
+ * the loop on another thread than the one that opened the backend (a test)
+ * calls from the opening thread again only once this says so. */
+bool srv_backend_running(srv_backend *b);
 
 /* Stop taking work and drain (from any thread; not from a signal
  * handler).  Starts and commands asked for afterwards are refused with

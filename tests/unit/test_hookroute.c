@@ -3,9 +3,12 @@
  * and the fold of a resolved trigger event (engine/fold.h).
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "actions/action.h"
+#include "common/clock.h"
 #include "common/mem.h"
 #include "engine/fold.h"
 #include "engine/journal.h"
@@ -85,23 +88,77 @@ static const char *deliver(srv_hooks *h, const char *body, const char *list, int
     return run;
 }
 
-TEST(hooks_start_one_run_a_key_and_deliver_its_resolved_event) {
-    char *db = cairn_sprintf("%s/j.db", test_tmpdir()), hash[65], first[CAIRN_RUN_ID_MAX];
+/* A backend serving WF at db, opened on this thread, and its hooks. */
+static srv_backend *served(const char *db, srv_hooks **h) {
     srv_backend *b = NULL;
     cairn_err err;
+    char hash[65];
     srv_backend_config bc = {.db_path = db};
     if (srv_backend_open(&bc, &b, &err) != 0) TEST_FAIL("%s", err.msg);
     srv_hooks_config hc = {.backend = b, .db_path = db};
-    srv_hooks *h = srv_hooks_new(&hc);
+    *h = srv_hooks_new(&hc);
     cairn_diags d = CAIRN_DIAGS_INIT;
     cairn_workflow *wf = NULL;
     CHECK_INT(cairn_workflow_load("held.yaml", WF, sizeof WF - 1, cairn_action_lookup_sig, &wf, &d), 0);
     cairn_diags_free(&d);
-    srv_hooks_learn(h, wf);
+    srv_hooks_learn(*h, wf);
     CHECK_INT(srv_backend_add_workflow(b, wf, hash, &err), 0);
-    CHECK_INT(srv_hooks_rebuild(h, NULL, NULL, &err), 0);
+    CHECK_INT(srv_hooks_rebuild(*h, NULL, NULL, &err), 0);
+    return b;
+}
+
+typedef struct early {
+    srv_backend *b;
+    srv_hooks *h;
+    int rc;
+    atomic_bool done;
+    cairn_err err;
+} early;
+
+static void *deliver_early(void *arg) {
+    early *e = arg;
+    jv a = jv_invalid();
+    const char *body = "{\"alertname\":\"A\",\"labels\":{\"k\":\"1\"}}";
+    e->rc = srv_hooks_deliver(e->h, "generic", body, strlen(body), jv_object(), &a, &e->err);
+    jv_free(a);
+    atomic_store(&e->done, true);
+    srv_backend_stop(e->b);
+    return NULL;
+}
+
+/* A server takes requests before its loop turns: a delivery that arrives
+ * then is queued for the loop and answered once its run is durable, not
+ * carried out on the request's thread (a race with the loop) and refused. */
+TEST(hooks_a_delivery_before_the_loop_turns_waits_for_it) {
+    char *db = cairn_sprintf("%s/j.db", test_tmpdir());
+    srv_hooks *h = NULL;
+    srv_backend *b = served(db, &h);
+    early e = {.b = b, .h = h, .rc = -1};
+    pthread_t t;
+    pthread_create(&t, NULL, deliver_early, &e);
+    /* give a delivery carried out at once the time to finish; one that
+     * waits for the loop is not done before it turns */
+    int64_t until = cairn_now_ms() + 300;
+    while (!atomic_load(&e.done) && cairn_now_ms() < until) sched_yield();
+    cairn_err err;
+    CHECK_INT(srv_backend_run(b, &err), 0);   /* until the delivery stops it */
+    pthread_join(t, NULL);
+    if (e.rc != 0) TEST_FAIL("the early delivery: %s", e.err.msg);
+    srv_hooks_free(h);
+    srv_backend_close(b);
+    free(db);
+}
+
+TEST(hooks_start_one_run_a_key_and_deliver_its_resolved_event) {
+    char *db = cairn_sprintf("%s/j.db", test_tmpdir()), first[CAIRN_RUN_ID_MAX];
+    srv_hooks *h = NULL;
+    srv_backend *b = served(db, &h);
+    cairn_err err;
     pthread_t t;
     pthread_create(&t, NULL, turn, b);
+    int64_t deadline = cairn_now_ms() + 10000;   /* the loop on t takes over from this thread */
+    while (!srv_backend_running(b) && cairn_now_ms() < deadline) sched_yield();
+    CHECK(srv_backend_running(b));
     int n;
     snprintf(first, sizeof first, "%s", deliver(h, "{\"alertname\":\"A\",\"labels\":{\"k\":\"1\"}}", "started", &n));
     CHECK_INT(n, 1);
