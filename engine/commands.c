@@ -14,6 +14,7 @@
  * A serving engine also takes a command for a run it holds straight from
  * its caller (cairn_engine_command): carried out at once, with no row.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ struct eng_commands {
     int n_taken, cap_taken;
     int64_t changes;             /* cairn_journal_changes at the last look */
     int64_t next_poll;           /* monotonic ms */
-    volatile int poll_now;       /* set from a signal handler: read commands now */
+    atomic_int poll_now;         /* set from a signal handler or another thread: read now */
 };
 
 eng_commands *eng_commands_new(int64_t changes) {
@@ -193,16 +194,15 @@ void eng_apply_commands(cairn_engine *e, const eng_run *only) {
     cairn_commands_free(cmds, n);
 }
 
-void eng_commands_wake(eng_commands *c) { c->poll_now = 1; }
+void eng_commands_wake(eng_commands *c) { atomic_store(&c->poll_now, 1); }
 
 int64_t eng_commands_next(const eng_commands *c) { return c->next_poll; }
 
 void eng_poll_commands(cairn_engine *e, int64_t now) {
     eng_commands *c = e->commands;
-    if (c->poll_now) {
-        c->poll_now = 0;
-        c->next_poll = now;
-    }
+    /* taken and cleared in one step: a wake between a look and a clear
+     * would otherwise be lost until the next poll */
+    if (atomic_exchange(&c->poll_now, 0)) c->next_poll = now;
     if (now < c->next_poll || e->stopping) return;
     c->next_poll = now + CAIRN_COMMAND_POLL_MS;
     int64_t v = cairn_journal_changes(e->journal);

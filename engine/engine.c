@@ -22,7 +22,7 @@
 #include "engine/engine_int.h"
 
 void cairn_engine_request_stop(cairn_engine *e) {
-    e->stop_requested = 1;
+    atomic_store(&e->stop_requested, 1);
     eng_inbox_wake(e->inbox);
 }
 
@@ -265,7 +265,7 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
     bool ahead = cairn_journal_writes_ahead(e->journal);
     for (;;) {
         int64_t now = cairn_now_ms();
-        if (e->stop_requested && !e->stopping) begin_stop(e, now);
+        if (atomic_load(&e->stop_requested) && !e->stopping) begin_stop(e, now);
         if (eng_is_sticky(e) && !e->stopping) {
             begin_stop(e, now);
             e->stop_deadline = now;

@@ -195,13 +195,15 @@ int cairn_engine_resume(cairn_engine *e, const char *run_id, int *taken, cairn_e
  * Returns 0, or the sticky journal error. */
 int cairn_engine_run(cairn_engine *e, cairn_err *err);
 
-/* Ask the engine to stop taking work (async-signal-safe: for SIGTERM/SIGINT).
+/* Ask the engine to stop taking work (async-signal-safe: for SIGTERM/SIGINT;
+ * and safe from any thread, as `cairn serve` stops it from its own).
  * Running attempts get the grace period, then are stopped and journaled as
  * interrupted. */
 void cairn_engine_request_stop(cairn_engine *e);
 
 /* Read commands from other processes now rather than at the next poll
- * (async-signal-safe: for SIGUSR1, which cairn_journal_put_command sends). */
+ * (async-signal-safe: for SIGUSR1, which cairn_journal_put_command sends;
+ * and safe from any thread). */
 void cairn_engine_wake(cairn_engine *e);
 
 /* Whether `by` may decide the open approval of step in st now: the approval

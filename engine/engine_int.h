@@ -7,6 +7,7 @@
 #define CAIRN_ENGINE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "actions/action.h"
 #include "common/strmap.h"
@@ -210,7 +211,7 @@ struct cairn_engine {
     eng_commands *commands;      /* commands.c: commands from other processes */
     eng_writer *writer;          /* writer.c: the journal writer threads */
     eng_pool *pool;              /* pool.c: the worker threads */
-    volatile int stop_requested; /* set from a signal handler */
+    atomic_int stop_requested;   /* set from a signal handler or another thread */
     bool stopping;
     int64_t stop_deadline;
 };
