@@ -31,7 +31,8 @@ struct srv_local {
     pthread_cond_t cond;
     int active;                  /* connections being served */
     bool stopping;
-    srv_hooks *hooks;            /* webhooks handed over; NULL: none taken */
+    srv_hooks *hooks;            /* webhooks handed over; NULL: none taken; set before the
+                                  * acceptor starts, read-only after */
 };
 
 typedef struct conn {
@@ -252,10 +253,6 @@ static void command(srv_local *l, int fd, jv req) {
     jv_free(wait);
 }
 
-void srv_local_set_hooks(srv_local *l, srv_hooks *h) {
-    if (l) l->hooks = h;
-}
-
 /* {"hook": SOURCE, "payload": TEXT}: carried out as the webhook route does. */
 static void hook(srv_local *l, int fd, jv req) {
     static const struct { int code; const char *name; } names[] = {
@@ -355,7 +352,8 @@ static bool answering(const struct sockaddr_un *sa) {
     return yes;
 }
 
-int srv_local_start(const char *db_path, srv_backend *b, srv_local **out, cairn_err *err) {
+int srv_local_start(const char *db_path, srv_backend *b, srv_hooks *hooks, srv_local **out,
+                    cairn_err *err) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int rc = srv_local_path(db_path, sa.sun_path, sizeof sa.sun_path, err);
     if (rc) return rc;
@@ -373,6 +371,7 @@ int srv_local_start(const char *db_path, srv_backend *b, srv_local **out, cairn_
     }
     srv_local *l = cairn_calloc(1, sizeof *l);
     l->b = b;
+    l->hooks = hooks;
     l->fd = fd;
     memcpy(l->path, sa.sun_path, sizeof l->path);
     pthread_mutex_init(&l->mu, NULL);

@@ -50,11 +50,13 @@ typedef struct srv_local srv_local;
  * does not fit a socket address. */
 int srv_local_path(const char *db_path, char *out, size_t len, cairn_err *err);
 
-/* Listen on the journal's socket.  A socket another live server answers
- * on is left alone (CAIRN_EBUSY); a stale one is replaced. */
-int srv_local_start(const char *db_path, srv_backend *b, srv_local **out, cairn_err *err);
-/* Carry out webhooks handed over with h (borrowed; NULL: refused). */
-void srv_local_set_hooks(srv_local *l, srv_hooks *h);
+/* Listen on the journal's socket, carrying out webhooks handed over with
+ * hooks (borrowed until srv_local_stop; NULL: refused).  hooks is given
+ * here, not later: the connections' threads read it without a lock, so it
+ * is fixed before the first of them starts.  A socket another live server
+ * answers on is left alone (CAIRN_EBUSY); a stale one is replaced. */
+int srv_local_start(const char *db_path, srv_backend *b, srv_hooks *hooks, srv_local **out,
+                    cairn_err *err);
 /* Stop accepting, end the streams, remove the socket.  NULL ok. */
 void srv_local_stop(srv_local *l);
 

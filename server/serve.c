@@ -194,8 +194,7 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
             host, strchr(host, ':') ? "]" : "", bound,
             o->tokens ? "" : " (no tokens file: loopback only)");
     cairn_err lerr;
-    if (srv_local_start(o->db_path, s->backend, &s->local, &lerr) == 0) {
-        srv_local_set_hooks(s->local, s->hooks);
+    if (srv_local_start(o->db_path, s->backend, s->hooks, &s->local, &lerr) == 0) {
         fprintf(stderr, "cairn: `cairn run` on this journal hands its runs to this server\n");
     }
     else
