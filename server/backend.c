@@ -435,6 +435,35 @@ static void do_start(cairn_engine *e, call *c) {
     c->seq = 1;   /* run_created */
 }
 
+/* v (consumed) made again from its parts, sharing none with any other
+ * value: jq counts references without atomics (and hashes a string into
+ * it when used as a key), so a value the orchestrator takes must not share
+ * a string, array or object with one the calling thread keeps - a
+ * webhook's run trigger shares its strings with the delivery's answer.
+ * Numbers, booleans and null are not on the heap in jq 1.6. */
+static jv unshared(jv v) {
+    jv out = v;
+    switch (jv_get_kind(v)) {
+    case JV_KIND_STRING:
+        out = jv_string_sized(jv_string_value(v), jv_string_length_bytes(jv_copy(v)));
+        jv_free(v);
+        break;
+    case JV_KIND_ARRAY:
+        out = jv_array();
+        jv_array_foreach(v, i, x) out = jv_array_append(out, unshared(x));
+        jv_free(v);
+        break;
+    case JV_KIND_OBJECT:
+        out = jv_object();
+        jv_object_foreach(v, k, x) out = jv_object_set(out, unshared(k), unshared(x));
+        jv_free(v);
+        break;
+    default:
+        break;
+    }
+    return out;
+}
+
 static int start_as(srv_backend *b, const char *hash, jv inputs, jv trigger, const char *run_id,
                     cairn_err *err) {
     if (atomic_load(&b->stopping)) {
@@ -442,7 +471,8 @@ static int start_as(srv_backend *b, const char *hash, jv inputs, jv trigger, con
         jv_free(trigger);
         return cairn_err_set(err, CAIRN_ESTATE, "the server is stopping");
     }
-    call c = {.fn = do_start, .hash = hash, .run_id = run_id, .inputs = inputs, .trigger = trigger};
+    call c = {.fn = do_start, .hash = hash, .run_id = run_id, .inputs = unshared(inputs),
+              .trigger = unshared(trigger)};
     int rc = call_then_wait(b, &c, err);
     if (c.ran == false && rc) {   /* never reached the engine: the values are still ours */
         jv_free(c.inputs);

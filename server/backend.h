@@ -29,6 +29,9 @@
  * key must not scan every run.
  *
  * Memory: jv values passed in are consumed; those returned are the caller's.
+ * A value handed on to the orchestrator is first made again from its parts
+ * on the caller's thread (jq's reference counts are not atomic), so the
+ * caller may keep values that share parts with what it passed.
  */
 #ifndef CAIRN_SERVER_BACKEND_H
 #define CAIRN_SERVER_BACKEND_H
