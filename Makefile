@@ -4,6 +4,7 @@
 #   make test     install dependencies, build, run every test (one summary line)
 #   make demo     run a real workflow, kill the engine midway, resume it
 #   make asan     unit tests under AddressSanitizer and UBSan
+#   make tsan     unit tests and the threaded integration suites under ThreadSanitizer
 #   make bench    benchmarks (see bench/README.md)
 #   make fuzz     libFuzzer targets (tests/fuzz), FUZZ_SECONDS each (default 60)
 
@@ -115,6 +116,14 @@ asan: deps
 	    LDFLAGS="-fsanitize=address,undefined" build-asan/unit
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/unit
 
+# gcc's ThreadSanitizer: the unit tests and the integration suites whose
+# cairn runs threads (scripts/tsan.sh); not part of `make test`.
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CC=gcc \
+	    CFLAGS="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=thread" build-tsan/unit build-tsan/cairn
+	@BUILD=build-tsan sh scripts/tsan.sh
+
 # clang's libFuzzer, with ASan and UBSan; not part of `make test`.
 fuzz:
 	@sh scripts/deps.sh fuzz
@@ -130,8 +139,8 @@ bench: deps cairn $(TOOLS)
 	@sh bench/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz cairn
+	rm -rf build build-asan build-tsan build-fuzz cairn
 
-.PHONY: all deps test unit asan fuzz demo bench clean FORCE
+.PHONY: all deps test unit asan tsan fuzz demo bench clean FORCE
 
 -include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(UNITOBJ:.o=.d)

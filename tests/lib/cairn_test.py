@@ -18,7 +18,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CAIRN = os.path.join(ROOT, "cairn")
+# CAIRN_BIN runs another build of cairn (make tsan runs build-tsan/cairn).
+CAIRN = os.environ.get("CAIRN_BIN") or os.path.join(ROOT, "cairn")
 
 
 class Suite:

@@ -1,7 +1,8 @@
 /*
  * The unit test runner: every registered test runs in a forked child with a
  * time-out (UNIT_TIMEOUT seconds, default 60), so one crash or hang cannot hide
- * the others.  Arguments filter tests by substring of their name.
+ * the others.  Arguments filter tests by substring of their name; one
+ * that starts with '!' leaves out the tests whose name contains the rest.
  */
 
 #include "test.h"
@@ -42,10 +43,16 @@ jv test_json(const char *text) {
 }
 
 static int selected(const char *name, int argc, char **argv) {
-    if (argc < 2) return 1;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i])) return 1;
-    return 0;
+    int wanted = 0, any = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '!') {
+            if (strstr(name, argv[i] + 1)) return 0;
+            continue;
+        }
+        any = 1;
+        if (strstr(name, argv[i])) wanted = 1;
+    }
+    return wanted || !any;
 }
 
 static int run_one(const test_case *t, int timeout) {
