@@ -29,7 +29,10 @@ logs=$(mktemp -d "${TMPDIR:-/tmp}/cairn-tsan.XXXXXX")
 TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 die_after_fork=0 history_size=7"
 TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$PWD/tests/tsan.supp log_path=$logs/report"
 export TSAN_OPTIONS
-CAIRN_BIN=$PWD/$BUILD/cairn
+case $BUILD in
+    /*) CAIRN_BIN=$BUILD/cairn ;;
+    *) CAIRN_BIN=$PWD/$BUILD/cairn ;;
+esac
 export CAIRN_BIN
 failed=0
 
