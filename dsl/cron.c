@@ -1,9 +1,18 @@
 /*
- * cron.c - parse a five-field cron expression into bit sets (cron.h).
+ * cron.c - parse a five-field cron expression into bit sets, and find the
+ * next minute they match (cron.h).
+ *
+ * The search walks wall-clock minutes (days skipped whole when their date
+ * does not match) and maps each match to the instants it happens at with
+ * cairn_tz_resolve.  Around a clock change wall-clock order and time order
+ * differ, so it starts a little before `after`'s wall-clock reading and
+ * keeps looking a little past the first candidate (CRON_MARGIN_MIN) for an
+ * earlier one.
  */
 #include "dsl/cron.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,5 +143,67 @@ int cairn_cron_parse(const char *text, cairn_cron *out, char *err, size_t errlen
         snprintf(err, errlen, "expected 5 fields (minute hour day month weekday), got %d", n);
         return -1;
     }
+    return 0;
+}
+
+/* ---- the next fire -------------------------------------------------------------------- */
+
+#define CRON_MARGIN_MIN 180       /* minutes: longer than any hour a clock repeats (1 h, 2 h in old double summer times) */
+#define MIN_PER_DAY 1440
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+static bool day_matches(const cairn_cron *c, int64_t day) {
+    int64_t y;
+    int m, d;
+    cairn_civil_from_days(day, &y, &m, &d);
+    if (!(c->month >> m & 1)) return false;
+    bool md = c->mday >> d & 1, wd = c->wday >> cairn_weekday(day) & 1;
+    return c->mday_star || c->wday_star ? md && wd : md || wd;   /* Vixie cron's OR rule */
+}
+
+/* The first wall-clock minute at or after `from` (minutes since 1970 on
+ * the wall clock) that c matches, or -1 when none is before `limit`. */
+static int64_t civil_next(const cairn_cron *c, int64_t from, int64_t limit) {
+    int64_t day = floor_div(from, MIN_PER_DAY);
+    int mod = (int)(from - day * MIN_PER_DAY);
+    for (; day * MIN_PER_DAY < limit; day++, mod = 0) {
+        if (!day_matches(c, day)) continue;
+        for (int h = mod / 60; h < 24; h++) {
+            if (!(c->hour >> h & 1)) continue;
+            for (int mi = h == mod / 60 ? mod % 60 : 0; mi < 60; mi++)
+                if (c->minute >> mi & 1) return day * MIN_PER_DAY + h * 60 + mi;
+        }
+    }
+    return -1;
+}
+
+/* The instant a skipped wall-clock minute fires at: the first minute the
+ * clock shows after the gap. */
+static int64_t gap_end(const cairn_tz *tz, int64_t minute) {
+    int64_t u[2];
+    for (int k = 1; k <= MIN_PER_DAY + 60; k++)
+        if (cairn_tz_resolve(tz, (minute + k) * 60, u) > 0) return u[0];
+    return -1;
+}
+
+int cairn_cron_next(const cairn_cron *c, const cairn_tz *tz, int64_t after, int64_t *next) {
+    bool every_hour = (c->hour & 0xffffff) == 0xffffff;
+    int64_t from = floor_div(after + cairn_tz_offset(tz, after), 60) - CRON_MARGIN_MIN;
+    int64_t limit = from + (int64_t)CAIRN_CRON_SEARCH_YEARS * 366 * MIN_PER_DAY;
+    int64_t best = INT64_MAX, best_min = 0;
+    for (int64_t m = civil_next(c, from, limit); m >= 0; m = civil_next(c, m + 1, limit)) {
+        if (best != INT64_MAX && m > best_min + CRON_MARGIN_MIN) break;
+        int64_t u[2];
+        int n = cairn_tz_resolve(tz, m * 60, u);
+        if (n == 0) u[n++] = gap_end(tz, m);
+        for (int i = 0; i < (every_hour ? n : 1); i++)
+            if (u[i] > after && u[i] < best) {
+                best = u[i];
+                best_min = m;
+            }
+    }
+    if (best == INT64_MAX) return -1;
+    *next = best;
     return 0;
 }

@@ -9,8 +9,17 @@
  * field).  As in Vixie cron, when both day fields are restricted (neither
  * starts with `*`), a day matching either one matches.
  *
- * Parsing is all this module does today: the fields become bit sets, for
- * the scheduler to match minutes against.
+ * The fields become bit sets; cairn_cron_next finds the next minute they
+ * match, on the wall clock of a time zone (tz.h).
+ *
+ * Wall-clock changes (daylight saving time), as ISC cron handles them:
+ *   - a wall-clock time the clock skips (a gap: 02:30 on a spring-forward
+ *     night) fires at the first instant after the gap (03:00 new time);
+ *     several skipped times fire once there;
+ *   - a wall-clock time the clock passes twice (a repeated hour) fires once,
+ *     at its first pass, unless the schedule's hour field is every hour
+ *     (`*`): a schedule that runs every hour (or more often) keeps running
+ *     through both passes, as elapsed time goes.
  */
 #ifndef CAIRN_CRON_H
 #define CAIRN_CRON_H
@@ -19,7 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/tz.h"
+
 #define CAIRN_CRON_TEXT_MAX 256   /* bytes of one expression */
+#define CAIRN_CRON_SEARCH_YEARS 28 /* a schedule matching no date within this many years never fires */
 
 typedef struct cairn_cron {
     uint64_t minute;                   /* bit m: minute m */
@@ -34,5 +46,11 @@ typedef struct cairn_cron {
  * field and the value in err (errlen bytes), and *at set to the byte offset
  * in text where the bad field starts; else 0. */
 int cairn_cron_parse(const char *text, cairn_cron *out, char *err, size_t errlen, size_t *at);
+
+/* The first fire of c strictly after the UTC instant `after` (seconds),
+ * reading c on the wall clock of tz (NULL: UTC): 0 and *next, a whole
+ * minute of that clock (or the end of a gap, see above); -1 when no date
+ * within CAIRN_CRON_SEARCH_YEARS matches (February 30, April 31). */
+int cairn_cron_next(const cairn_cron *c, const cairn_tz *tz, int64_t after, int64_t *next);
 
 #endif
