@@ -163,8 +163,9 @@ static bool day_matches(const cairn_cron *c, int64_t day) {
 }
 
 /* The first wall-clock minute at or after `from` (minutes since 1970 on
- * the wall clock) that c matches, or -1 when none is before `limit`. */
-static int64_t civil_next(const cairn_cron *c, int64_t from, int64_t limit) {
+ * the wall clock) that c matches, into *out; false when none is before
+ * `limit`. */
+static bool civil_next(const cairn_cron *c, int64_t from, int64_t limit, int64_t *out) {
     int64_t day = floor_div(from, MIN_PER_DAY);
     int mod = (int)(from - day * MIN_PER_DAY);
     for (; day * MIN_PER_DAY < limit; day++, mod = 0) {
@@ -172,10 +173,13 @@ static int64_t civil_next(const cairn_cron *c, int64_t from, int64_t limit) {
         for (int h = mod / 60; h < 24; h++) {
             if (!(c->hour >> h & 1)) continue;
             for (int mi = h == mod / 60 ? mod % 60 : 0; mi < 60; mi++)
-                if (c->minute >> mi & 1) return day * MIN_PER_DAY + h * 60 + mi;
+                if (c->minute >> mi & 1) {
+                    *out = day * MIN_PER_DAY + h * 60 + mi;
+                    return true;
+                }
         }
     }
-    return -1;
+    return false;
 }
 
 /* The instant a skipped wall-clock minute fires at: the first minute the
@@ -192,7 +196,7 @@ int cairn_cron_next(const cairn_cron *c, const cairn_tz *tz, int64_t after, int6
     int64_t from = floor_div(after + cairn_tz_offset(tz, after), 60) - CRON_MARGIN_MIN;
     int64_t limit = from + (int64_t)CAIRN_CRON_SEARCH_YEARS * 366 * MIN_PER_DAY;
     int64_t best = INT64_MAX, best_min = 0;
-    for (int64_t m = civil_next(c, from, limit); m >= 0; m = civil_next(c, m + 1, limit)) {
+    for (int64_t m = from - 1; civil_next(c, m + 1, limit, &m);) {
         if (best != INT64_MAX && m > best_min + CRON_MARGIN_MIN) break;
         int64_t u[2];
         int n = cairn_tz_resolve(tz, m * 60, u);

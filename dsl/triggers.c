@@ -3,7 +3,9 @@
  * as JSON (wf->triggers) for the server, which owns their meaning.
  *
  * Checked here: each entry is a map with exactly one of `webhook` (a known
- * source) or `schedule` (a cron expression: cron.h); `match` values compile
+ * source) or `schedule` (a cron expression: cron.h, that matches some
+ * date); a schedule's `timezone` names a zone that loads (tz.h) and its
+ * `catch_up` is a boolean; `match` values compile
  * as PCRE2; `inputs` names declared inputs; expressions in `dedupe` and
  * `inputs` compile (they are added to the workflow's expression set, so a
  * syntax error is a load-time error).
@@ -15,7 +17,8 @@
 #include "dsl/cron.h"
 #include "dsl/workflow_int.h"
 
-static const char *const trigger_keys[] = {"webhook", "schedule", "match", "dedupe", "inputs", NULL};
+static const char *const trigger_keys[] = {"webhook", "schedule", "match", "dedupe", "inputs",
+                                           "timezone", "catch_up", NULL};
 static const char *const sources[] = {
     "alertmanager", "pagerduty", "datadog", "grafana", "servicenow", "generic", NULL};
 
@@ -38,10 +41,25 @@ static void check_schedule(wf_ctx *c, const cairn_node *n) {
     cairn_cron cron;
     char err[256];
     size_t at;
-    if (cairn_cron_parse(n->text, &cron, err, sizeof err, &at) == 0) return;
-    cairn_node where = *n;
-    if (n->text_col) where.col = n->text_col + (int)at;
-    cairn__wf_error(c, &where, "schedule: not a cron expression: %s", err);
+    int64_t next;
+    if (cairn_cron_parse(n->text, &cron, err, sizeof err, &at) != 0) {
+        cairn_node where = *n;
+        if (n->text_col) where.col = n->text_col + (int)at;
+        cairn__wf_error(c, &where, "schedule: not a cron expression: %s", err);
+    } else if (cairn_cron_next(&cron, NULL, 0, &next) != 0) {
+        cairn__wf_error(c, n, "schedule: '%s' matches no date (day and month never meet)",
+                        n->text);
+    }
+}
+
+/* An IANA zone name that loads from the zone database (tz.h). */
+static void check_timezone(wf_ctx *c, const cairn_node *n) {
+    if (!cairn__want_text(c, n, "timezone")) return;
+    cairn_tz *tz = NULL;
+    cairn_err err;
+    if (cairn_tz_load(n->text, &tz, &err) != 0)
+        cairn__wf_error(c, n, "timezone: %s (an IANA name such as Europe/Berlin)", err.msg);
+    cairn_tz_free(tz);
 }
 
 /* Each name a trigger's inputs give is a declared input (inputs.c has read
@@ -102,6 +120,13 @@ static void check_trigger(wf_ctx *c, const cairn_node *t) {
         cairn__wf_error(c, v, "match applies only to webhook triggers");
     if (!hook && (v = cairn_node_key(t, "dedupe")))
         cairn__wf_error(c, v, "dedupe applies only to webhook triggers");
+    bool catch_up;
+    if ((v = cairn_node_get(t, "timezone"))) check_timezone(c, v);
+    if ((v = cairn_node_get(t, "catch_up"))) cairn__want_bool(c, v, "catch_up", &catch_up);
+    if (!cron && (v = cairn_node_key(t, "timezone")))
+        cairn__wf_error(c, v, "timezone applies only to schedule triggers");
+    if (!cron && (v = cairn_node_key(t, "catch_up")))
+        cairn__wf_error(c, v, "catch_up applies only to schedule triggers");
 }
 
 void cairn__check_triggers(wf_ctx *c, const cairn_node *triggers) {

@@ -768,7 +768,7 @@ TEST(workflow_triggers) {
                "w.yaml:4:29: error: match applies only to webhook triggers");
     expect_one(TRIG("{webhook: generic, fliter: 1}"),
                "w.yaml:4:24: error: unknown key 'fliter' in a trigger; expected one of: webhook, "
-               "schedule, match, dedupe, inputs");
+               "schedule, match, dedupe, inputs, timezone, catch_up");
     expect_one(TRIG("{schedule: \"0 9 * * MON-FRI\", inputs: {n: 1}}"),
                "w.yaml:4:44: error: inputs: unknown input 'n' (the workflow declares no inputs)");
     expect_one(HEAD "inputs:\n  host: {type: string}\ntriggers:\n  - {schedule: \"0 9 * * *\", "
