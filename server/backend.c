@@ -628,6 +628,8 @@ int srv_backend_start(srv_backend *b, const char *hash, jv inputs, jv trigger,
     return rc;
 }
 
+bool srv_backend_run_exists(srv_backend *b, const char *run_id) { return run_exists(b, run_id); }
+
 /* ---- commands ------------------------------------------------------------------ */
 
 static void do_command(cairn_engine *e, call *c) {

@@ -137,6 +137,9 @@ int srv_backend_claim(srv_backend *b, const char *space, const char *key, const 
 int srv_backend_get_claim(srv_backend *b, const char *space, const char *key, char **value,
                           cairn_err *err);
 
+/* Whether run_id is in the journal (or durable here, on its way there). */
+bool srv_backend_run_exists(srv_backend *b, const char *run_id);
+
 /* Runs, newest first, as objects {id, workflow, status, created_at,
  * updated_at, parent}; status and workflow filter when not NULL (status a
  * comma list).  cursor ("" for the first page) is what a page's

@@ -31,7 +31,7 @@ static const double batch_bounds[N_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256,
 
 enum {
     F_STARTED, F_FINISHED, F_ACTIVE, F_STEPS, F_STEP_SECONDS, F_COMMIT_SECONDS, F_BATCH,
-    F_STREAMS, F_REQUESTS, F_WEBHOOKS, F_COUNT
+    F_STREAMS, F_REQUESTS, F_WEBHOOKS, F_SCHEDULES, F_COUNT
 };
 
 static const family families[F_COUNT] = {
@@ -50,6 +50,8 @@ static const family families[F_COUNT] = {
                     COUNTER, NULL},
     [F_WEBHOOKS] = {"cairn_webhooks_total", "Webhook deliveries, by source and result.", COUNTER,
                     NULL},
+    [F_SCHEDULES] = {"cairn_schedule_fires_total", "Schedule slots, by workflow and what came of "
+                     "them.", COUNTER, NULL},
 };
 
 typedef struct series {
@@ -240,14 +242,24 @@ void srv_metrics_request(srv_metrics *m, int status) {
     pthread_mutex_unlock(&m->mu);
 }
 
-void srv_metrics_webhook(srv_metrics *m, const char *source, const char *result) {
+/* One more in fam, under two labels. */
+static void count_pair(srv_metrics *m, int fam, const char *k1, const char *v1, const char *k2,
+                       const char *v2) {
     cairn_buf l = {0};
-    label(&l, "source", source);
-    label(&l, "result", result);
+    label(&l, k1, v1);
+    label(&l, k2, v2);
     pthread_mutex_lock(&m->mu);
-    add(m, F_WEBHOOKS, l.data, 1);
+    add(m, fam, l.data, 1);
     pthread_mutex_unlock(&m->mu);
     cairn_buf_free(&l);
+}
+
+void srv_metrics_webhook(srv_metrics *m, const char *source, const char *result) {
+    count_pair(m, F_WEBHOOKS, "source", source, "result", result);
+}
+
+void srv_metrics_schedule(srv_metrics *m, const char *workflow, const char *result) {
+    count_pair(m, F_SCHEDULES, "workflow", workflow, "result", result);
 }
 
 void srv_metrics_streams(srv_metrics *m, int delta) {

@@ -13,6 +13,7 @@
  *   cairn_event_streams                   Server-Sent Events streams open
  *   cairn_http_requests_total{code}
  *   cairn_webhooks_total{source,result}   fed by the webhook routes
+ *   cairn_schedule_fires_total{workflow,result}  fed by the scheduler (schedule.h)
  *
  * Threads: feeding is from the orchestrator (events) and the HTTP threads
  * (requests); a lock guards it all, held for microseconds.
@@ -47,6 +48,10 @@ void srv_metrics_streams(srv_metrics *m, int delta);
 /* A webhook delivery from source and what came of it ("started",
  * "existed", "unmatched", "refused", ...). */
 void srv_metrics_webhook(srv_metrics *m, const char *source, const char *result);
+
+/* A schedule's slot of workflow and what came of it ("started",
+ * "caught_up", "recovered", "skipped", "refused", "failed"). */
+void srv_metrics_schedule(srv_metrics *m, const char *workflow, const char *result);
 
 /* The exposition text, appended to out. */
 void srv_metrics_write(srv_metrics *m, cairn_buf *out);

@@ -19,6 +19,7 @@
 #include "server/local.h"
 #include "server/metrics.h"
 #include "server/registry.h"
+#include "server/schedule.h"
 #include "server/serve.h"
 
 typedef struct server {
@@ -31,6 +32,7 @@ typedef struct server {
     srv_links *links;
     srv_http *http;
     srv_local *local;
+    srv_schedule *schedule;
     sigset_t signals;
     volatile int done;           /* the main thread is past the loop */
 } server;
@@ -71,6 +73,7 @@ static jv approval_links(const char *run_id, const char *step, jv approvers, int
 static void learn(void *ud, const cairn_workflow *wf) {
     srv_metrics_learn(((server *)ud)->metrics, wf);
     srv_hooks_learn(((server *)ud)->hooks, wf);
+    srv_schedule_stage(((server *)ud)->schedule, wf);
 }
 
 static bool offered(void *ud, const char *name, const char *hash) {
@@ -83,6 +86,33 @@ static void hooks_follow(server *s) {
     cairn_err err;
     if (srv_hooks_rebuild(s->hooks, offered, s, &err) != 0)
         fprintf(stderr, "cairn: webhook triggers: %s; the triggers before stay\n", err.msg);
+}
+
+static int sched_start(void *ud, const char *hash, jv inputs, jv trigger, const char *run_id,
+                       cairn_err *err) {
+    return srv_backend_start_as(((server *)ud)->backend, hash, inputs, trigger, run_id, err);
+}
+
+static bool sched_exists(void *ud, const char *run_id) {
+    return srv_backend_run_exists(((server *)ud)->backend, run_id);
+}
+
+static bool sched_ready(void *ud) {
+    cairn_err err;
+    return srv_backend_healthy(((server *)ud)->backend, 1000, &err);
+}
+
+static void sched_count(void *ud, const char *workflow, const char *result) {
+    srv_metrics_schedule(((server *)ud)->metrics, workflow, result);
+}
+
+/* Serve the schedules of the workflows the registry serves now. */
+static void serve_schedules(server *s) {
+    jv served = srv_registry_list(s->registry);
+    int n = 0;
+    srv_schedule_commit(s->schedule, served, &n);
+    jv_free(served);
+    fprintf(stderr, "cairn: %d schedule%s served\n", n, n == 1 ? "" : "s");
 }
 
 /* ---- options --------------------------------------------------------------------------- */
@@ -134,6 +164,7 @@ static void reload(server *s) {
     hooks_follow(s);
     fprintf(stderr, "cairn: reloaded %s: %d workflow%s loaded, %d not\n", s->o->workflows, loaded,
             loaded == 1 ? "" : "s", failed);
+    serve_schedules(s);
     if (s->o->tokens && load_tokens(s, &err) != 0)
         fprintf(stderr, "cairn: reload: %s; the tokens loaded before stay\n", err.msg);
 }
@@ -174,11 +205,15 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
     fprintf(stderr, o->public_url ? "cairn: approval links point to %s\n"
                                   : "cairn: no --public-url: approvals get no links%s\n",
             o->public_url ? o->public_url : "");
+    srv_schedule_config sc = {.db_path = o->db_path, .start = sched_start, .exists = sched_exists,
+                              .ready = sched_ready, .count = sched_count, .log = stderr, .ud = s};
+    if ((rc = srv_schedule_new(&sc, &s->schedule, err)) != 0) return rc;
     s->registry = srv_registry_new(o->workflows, add_workflow, learn, s);
     if ((rc = srv_registry_load(s->registry, stderr, &loaded, &failed, err)) != 0) return rc;
     hooks_follow(s);
     fprintf(stderr, "cairn: serving %d workflow%s from %s (%d not loaded)\n", loaded,
             loaded == 1 ? "" : "s", o->workflows, failed);
+    serve_schedules(s);
     if ((rc = srv_backend_resume(s->backend, &taken, err)) != 0) return rc;
     srv_metrics_resumed(s->metrics, taken);
     fprintf(stderr, "cairn: resumed %d unfinished run%s\n", taken, taken == 1 ? "" : "s");
@@ -199,6 +234,7 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
     }
     else
         fprintf(stderr, "cairn: `cairn run` on this journal runs its own engine: %s\n", lerr.msg);
+    if ((rc = srv_schedule_start(s->schedule, err)) != 0) return rc;
     if (o->port_file) {
         FILE *f = fopen(o->port_file, "w");
         if (f == NULL) return cairn_err_set(err, CAIRN_EIO, "--port-file %s: cannot write", o->port_file);
@@ -240,6 +276,7 @@ int srv_serve(const srv_serve_opts *o, cairn_err *err) {
         pthread_kill(sig_thread, SIGTERM);   /* gone already after a SIGTERM; else ends it */
         pthread_join(sig_thread, NULL);
     }
+    srv_schedule_free(s.schedule);
     srv_local_stop(s.local);
     srv_http_stop(s.http);
     srv_api_free(s.api);
