@@ -70,8 +70,8 @@ TEST(tz_resolve_gaps_and_repeats) {
 }
 
 TEST(tz_refuses_unknown_zones_and_paths) {
-    static const char *const bad[] = {"Mars/Olympus_Mons", "../../etc/passwd", "/etc/localtime",
-                                      "Europe/../../../etc/passwd", "Europe//Berlin", "", ".",
+    static const char *const bad[] = {"Mars/Olympus_Mons", "../../../etc/passwd", "/etc/localtime",
+                                      "Europe/../../../../etc/passwd", "Europe//Berlin", "", ".",
                                       "Europe/Berlin/", "Europe/Ber lin", NULL};
     for (int i = 0; bad[i]; i++) {
         cairn_tz *tz = (cairn_tz *)1;
