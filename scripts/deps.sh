@@ -8,7 +8,7 @@ PACKAGES="gcc make pkg-config libc6-dev
 libyaml-dev libsqlite3-dev libjq-dev libonig-dev libcurl4-openssl-dev
 libssh2-1-dev libpcre2-dev libmicrohttpd-dev libssl-dev libpq-dev
 sqlite3 jq python3 python3-jsonschema python3-yaml openssl
-openssh-server openssh-client postgresql procps passwd
+openssh-server openssh-client postgresql procps passwd tzdata
 chromium chromium-driver python3-selenium"
 [ "${1:-}" = fuzz ] && PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 
