@@ -344,9 +344,9 @@ static slot_fate start_slot(srv_schedule *s, entry *e, int64_t slot, const char 
  * start that same run id). */
 static slot_fate settle_held(srv_schedule *s, entry *e, int64_t slot, const char *held,
                              bool caught_up) {
-    char run_id[CAIRN_RUN_ID_MAX + 1], owner[256], key[TIME_TEXT];
+    char run_id[64], owner[256], key[TIME_TEXT];
     if (strncmp(held, "refused ", 8) == 0) return SLOT_DONE;
-    if (sscanf(held, "%63s %255s", run_id, owner) != 2) {
+    if (sscanf(held, "%63s %255s", run_id, owner) != 2 || strlen(run_id) >= CAIRN_RUN_ID_MAX) {
         say(s, e, "the claim on a slot holds '%.80s', not a run: left alone", held);
         return SLOT_DONE;
     }
