@@ -267,29 +267,38 @@ static bool good_name(const char *name) {
     }
 }
 
+int cairn_tz_parse(const char *name, const void *buf, size_t len, cairn_tz **out, cairn_err *err) {
+    cairn_tz *tz = cairn_calloc(1, sizeof *tz);
+    snprintf(tz->name, sizeof tz->name, "%s", name);
+    *out = NULL;
+    if (!tzif_parse(tz, buf, len)) {
+        cairn_tz_free(tz);
+        return cairn_err_set(err, CAIRN_ECORRUPT, "time zone '%s': not a TZif file", name);
+    }
+    *out = tz;
+    return 0;
+}
+
 int cairn_tz_load(const char *name, cairn_tz **out, cairn_err *err) {
     *out = NULL;
     if (!good_name(name)) return cairn_err_set(err, CAIRN_ENOTFOUND, "'%.*s' is not a time zone "
                                                "name", CAIRN_TZ_NAME_MAX, name);
-    cairn_tz *tz = cairn_calloc(1, sizeof *tz);
-    snprintf(tz->name, sizeof tz->name, "%s", name);
     if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0) {   /* with or without tzdata */
-        *out = tz;
+        *out = cairn_calloc(1, sizeof **out);
+        snprintf((*out)->name, sizeof (*out)->name, "%s", name);
         return 0;
     }
     const char *dir = getenv("TZDIR");
     char *path = cairn_sprintf("%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name);
     char *buf = NULL;
     size_t len = 0;
-    int frc = cairn_file_read(path, CAIRN_TZ_FILE_MAX, &buf, &len), rc = 0;
-    if (frc != CAIRN_FILE_OK)
+    int rc = cairn_file_read(path, CAIRN_TZ_FILE_MAX, &buf, &len);
+    if (rc != CAIRN_FILE_OK)
         rc = cairn_err_set(err, CAIRN_ENOTFOUND, "unknown time zone '%s' (no %s)", name, path);
-    else if (!tzif_parse(tz, (const uint8_t *)buf, len))
-        rc = cairn_err_set(err, CAIRN_ECORRUPT, "time zone '%s': %s is not a TZif file", name, path);
+    else if ((rc = cairn_tz_parse(name, buf, len, out, err)) != 0)
+        cairn_err_set(err, CAIRN_ECORRUPT, "time zone '%s': %s is not a TZif file", name, path);
     free(buf);
     free(path);
-    if (rc) cairn_tz_free(tz);
-    else *out = tz;
     return rc;
 }
 

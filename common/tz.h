@@ -21,6 +21,7 @@
 #ifndef CAIRN_TZ_H
 #define CAIRN_TZ_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -34,6 +35,10 @@ typedef struct cairn_tz cairn_tz;
  * name is not one), CAIRN_ECORRUPT when its file is not TZif. */
 int cairn_tz_load(const char *name, cairn_tz **out, cairn_err *err);
 void cairn_tz_free(cairn_tz *tz);
+
+/* As cairn_tz_load, from the bytes of a TZif file (buf, len; borrowed):
+ * CAIRN_ECORRUPT when they are not one. */
+int cairn_tz_parse(const char *name, const void *buf, size_t len, cairn_tz **out, cairn_err *err);
 
 /* The zone's name as loaded ("UTC" for NULL). */
 const char *cairn_tz_name(const cairn_tz *tz);

@@ -21,6 +21,8 @@ seed fuzz_expr tests/fuzz/seeds/expr/*
 seed fuzz_clog tests/fuzz/seeds/clog/*
 seed fuzz_hook tests/fixtures/hooks/*.json
 seed fuzz_hookauth tests/fuzz/seeds/hookauth/*
+seed fuzz_tz /usr/share/zoneinfo/Europe/Berlin /usr/share/zoneinfo/America/New_York \
+    /usr/share/zoneinfo/Australia/Sydney /usr/share/zoneinfo/Asia/Kolkata /usr/share/zoneinfo/UTC
 
 for bin in "$B"/fuzz/fuzz_*; do
     [ -x "$bin" ] || continue
