@@ -18,6 +18,7 @@
 #include "common/mem.h"
 
 #define DAY 86400
+#define TZ_OFFSET_MAX (26 * 3600)   /* RFC 8536: offsets lie within -25:59:59 .. +25:59:59 */
 
 /* A rule's day: Jn (1-365, February 29 never counted), n (0-365), or
  * Mm.w.d (day d, Sunday 0, of week w, 5 the last, of month m). */
@@ -178,12 +179,13 @@ static bool parse_rule(const char *s, posix_rule *r) {
     memset(r, 0, sizeof *r);
     if (!rule_name(&s) || !rule_clock(&s, &west)) return false;
     r->std_off = -west;
+    if (west < -TZ_OFFSET_MAX || west > TZ_OFFSET_MAX) return false;
     if (*s == '\0') return true;
     if (!rule_name(&s)) return false;
     r->has_dst = true;
     r->dst_off = r->std_off + 3600;
     if (*s && *s != ',') {
-        if (!rule_clock(&s, &west)) return false;
+        if (!rule_clock(&s, &west) || west < -TZ_OFFSET_MAX || west > TZ_OFFSET_MAX) return false;
         r->dst_off = -west;
     }
     if (*s == '\0') s = ",M3.2.0,M11.1.0";   /* the rule tzcode assumes */
@@ -228,10 +230,11 @@ static bool tzif_data(cairn_tz *tz, const uint8_t *p, const tzif_head *h, int wi
         if (idx[i] >= h->type) return false;
         tz->at[i] = width == 8 ? be64(times + 8 * i) : (int32_t)be32(times + 4 * i);
         tz->off[i] = (int32_t)be32(types + 6 * idx[i]);
+        if (tz->off[i] < -TZ_OFFSET_MAX || tz->off[i] > TZ_OFFSET_MAX) return false;
         if (i > 0 && tz->at[i] <= tz->at[i - 1]) return false;
     }
     tz->first_off = (int32_t)be32(types);
-    return true;
+    return tz->first_off >= -TZ_OFFSET_MAX && tz->first_off <= TZ_OFFSET_MAX;
 }
 
 static bool tzif_parse(cairn_tz *tz, const uint8_t *p, size_t len) {

@@ -183,10 +183,11 @@ static bool civil_next(const cairn_cron *c, int64_t from, int64_t limit, int64_t
 }
 
 /* The instant a skipped wall-clock minute fires at: the first minute the
- * clock shows after the gap. */
-static int64_t gap_end(const cairn_tz *tz, int64_t minute) {
+ * clock shows after the gap; -1 when none within a day (or the budget is
+ * spent).  *budget counts down the wall-clock times resolved. */
+static int64_t gap_end(const cairn_tz *tz, int64_t minute, int *budget) {
     int64_t u[2];
-    for (int k = 1; k <= MIN_PER_DAY + 60; k++)
+    for (int k = 1; k <= MIN_PER_DAY + 60 && --*budget > 0; k++)
         if (cairn_tz_resolve(tz, (minute + k) * 60, u) > 0) return u[0];
     return -1;
 }
@@ -196,11 +197,12 @@ int cairn_cron_next(const cairn_cron *c, const cairn_tz *tz, int64_t after, int6
     int64_t from = floor_div(after + cairn_tz_offset(tz, after), 60) - CRON_MARGIN_MIN;
     int64_t limit = from + (int64_t)CAIRN_CRON_SEARCH_YEARS * 366 * MIN_PER_DAY;
     int64_t best = INT64_MAX, best_min = 0;
-    for (int64_t m = from - 1; civil_next(c, m + 1, limit, &m);) {
+    int budget = CAIRN_CRON_RESOLVE_BUDGET;
+    for (int64_t m = from - 1; budget > 0 && civil_next(c, m + 1, limit, &m); budget--) {
         if (best != INT64_MAX && m > best_min + CRON_MARGIN_MIN) break;
         int64_t u[2];
         int n = cairn_tz_resolve(tz, m * 60, u);
-        if (n == 0) u[n++] = gap_end(tz, m);
+        if (n == 0) u[n++] = gap_end(tz, m, &budget);
         for (int i = 0; i < (every_hour ? n : 1); i++)
             if (u[i] > after && u[i] < best) {
                 best = u[i];

@@ -32,6 +32,7 @@
 
 #define CAIRN_CRON_TEXT_MAX 256   /* bytes of one expression */
 #define CAIRN_CRON_SEARCH_YEARS 28 /* a schedule matching no date within this many years never fires */
+#define CAIRN_CRON_RESOLVE_BUDGET 200000 /* wall-clock minutes one search maps to instants */
 
 typedef struct cairn_cron {
     uint64_t minute;                   /* bit m: minute m */
@@ -50,7 +51,10 @@ int cairn_cron_parse(const char *text, cairn_cron *out, char *err, size_t errlen
 /* The first fire of c strictly after the UTC instant `after` (seconds),
  * reading c on the wall clock of tz (NULL: UTC): 0 and *next, a whole
  * minute of that clock (or the end of a gap, see above); -1 when no date
- * within CAIRN_CRON_SEARCH_YEARS matches (February 30, April 31). */
+ * within CAIRN_CRON_SEARCH_YEARS matches (February 30, April 31), or when
+ * the zone's changes are so dense that CAIRN_CRON_RESOLVE_BUDGET wall-clock
+ * minutes mapped find no instant (a damaged zone file; real zones need a
+ * few thousand). */
 int cairn_cron_next(const cairn_cron *c, const cairn_tz *tz, int64_t after, int64_t *next);
 
 #endif

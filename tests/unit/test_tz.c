@@ -126,3 +126,39 @@ TEST(tz_reads_version_1_and_tzdir) {
     rmdir(path);
     rmdir(dir);
 }
+
+/* A version 1 TZif file of one transition at `at` from type 0 (offset
+ * off0) to type 1 (off1). */
+static size_t tzif_v1(unsigned char *buf, int32_t at, int32_t off0, int32_t off1) {
+    memset(buf, 0, 44);
+    memcpy(buf, "TZif", 4);
+    const uint32_t counts[6] = {0, 0, 0, 1, 2, 4};   /* isut, isstd, leap, time, type, chars */
+    unsigned char *p = buf + 20;
+    for (int i = 0; i < 6; i++, p += 4)
+        p[0] = counts[i] >> 24, p[1] = counts[i] >> 16, p[2] = counts[i] >> 8, p[3] = counts[i];
+    const int32_t words[3] = {at, off0, off1};
+    for (int i = 0; i < 3; i++) {
+        uint32_t w = (uint32_t)words[i];
+        if (i == 1) *p++ = 1;                          /* the transition's type */
+        p[0] = w >> 24, p[1] = w >> 16, p[2] = w >> 8, p[3] = w;
+        p += 4;
+        if (i > 0) *p++ = 0, *p++ = 0;                 /* isdst, designation */
+    }
+    memcpy(p, "AB\0\0", 4);
+    return (size_t)(p + 4 - buf);
+}
+
+TEST(tz_parse_refuses_impossible_offsets) {
+    unsigned char buf[128];
+    cairn_tz *tz = NULL;
+    cairn_err err;
+    size_t n = tzif_v1(buf, 1000000, 3600, 7200);
+    CHECK_INT(cairn_tz_parse("Test/Good", buf, n, &tz, &err), 0);
+    CHECK_INT(cairn_tz_offset(tz, 999999), 3600);
+    CHECK_INT(cairn_tz_offset(tz, 1000000), 7200);
+    cairn_tz_free(tz);
+    n = tzif_v1(buf, 1000000, 3600, 26 * 3600 + 1);   /* past RFC 8536's range */
+    CHECK_INT(cairn_tz_parse("Test/Bad", buf, n, &tz, &err), CAIRN_ECORRUPT);
+    CHECK(tz == NULL);
+    CHECK_INT(cairn_tz_parse("Test/Cut", buf, n - 5, &tz, &err), CAIRN_ECORRUPT);
+}
