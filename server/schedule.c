@@ -410,10 +410,32 @@ static slot_fate missed(srv_schedule *s, entry *e, int64_t from, int64_t limit) 
     return SLOT_DONE;
 }
 
-/* Decide e's past.  A schedule new to the journal, or one a reload added,
- * starts from now. */
+/* A server starting: the slots after `from` ("considered") and before the
+ * minute it started in were missed.  The first of them may hold a claim
+ * whose run a crash lost; the rest go to `missed`.  *from moves to the
+ * last slot decided. */
+static slot_fate settle_start(srv_schedule *s, entry *e, int64_t now, int64_t *from) {
+    int64_t start_minute = floor_div(now, 60) * 60, first = after(e, *from);
+    char key[TIME_TEXT], *held = NULL;
+    cairn_err err;
+    if (first >= start_minute) return SLOT_DONE;
+    time_text(first, key);
+    if (cairn_journal_get_claim(s->j, e->space, key, &held, &err) == 0) {
+        slot_fate fate = settle_held(s, e, first, held, false);
+        free(held);
+        if (fate != SLOT_DONE) return fate;
+        consider(s, e, first);
+        *from = first;
+    }
+    slot_fate fate = missed(s, e, *from, start_minute);
+    if (fate == SLOT_DONE) *from = last_before(e, *from, start_minute);
+    return fate;
+}
+
+/* Decide e's past, then its next slot.  A schedule new to the journal, or
+ * one a reload added, starts from now. */
 static slot_fate settle(srv_schedule *s, entry *e, int64_t now) {
-    char *value = NULL;
+    char *value = NULL, next[TIME_TEXT];
     cairn_err err;
     int64_t from = now, ms;
     int rc = cairn_journal_get_claim(s->j, e->space, CONSIDERED, &value, &err);
@@ -426,27 +448,14 @@ static slot_fate settle(srv_schedule *s, entry *e, int64_t now) {
     }
     if (known && e->at_start) {
         from = floor_div(ms, 1000);
-        int64_t start_minute = floor_div(now, 60) * 60, first = after(e, from);
-        char key[TIME_TEXT], *held = NULL;
-        time_text(first, key);
-        if (first < start_minute &&
-            cairn_journal_get_claim(s->j, e->space, key, &held, &err) == 0) {   /* a crash */
-            slot_fate fate = settle_held(s, e, first, held, false);
-            free(held);
-            if (fate != SLOT_DONE) return fate;
-            consider(s, e, first);
-            from = first;
-        }
-        slot_fate fate = first < start_minute ? missed(s, e, from, start_minute) : SLOT_DONE;
+        slot_fate fate = settle_start(s, e, now, &from);
         if (fate != SLOT_DONE) return fate;
-        from = last_before(e, from, start_minute);
     } else {
         if (known && floor_div(ms, 1000) > now) from = floor_div(ms, 1000);
         consider(s, e, from);
     }
     e->next = after(e, from);
     e->settled = true;
-    char next[TIME_TEXT];
     if (e->next == INT64_MAX) say(s, e, "never fires again");
     else say(s, e, "next fire at %s", (time_text(e->next, next), next));
     return SLOT_DONE;
