@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/file.h"
 #include "common/mem.h"
+#include "common/strmap.h"
 #include "common/tz.h"
 #include "dsl/cron.h"
 #include "dsl/expr.h"
@@ -142,47 +143,60 @@ void srv_schedule_stage(srv_schedule *s, const cairn_workflow *wf) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* The entry of list[0..n) with this space, cron text and zone, or NULL. */
-static entry *same(entry *list, int n, const entry *e) {
-    for (int i = 0; i < n; i++)
-        if (list[i].workflow && strcmp(list[i].space, e->space) == 0 &&
-            strcmp(list[i].text, e->text) == 0 &&
-            strcmp(cairn_tz_name(list[i].tz), cairn_tz_name(e->tz)) == 0)
-            return &list[i];
-    return NULL;
+/* The entry of list[0..n) with e's space, cron text and zone, or NULL;
+ * by_space maps a space to its index in list. */
+static entry *same(entry *list, const cairn_strmap *by_space, const entry *e) {
+    int64_t i;
+    if (!cairn_strmap_get(by_space, e->space, &i)) return NULL;
+    entry *o = &list[i];
+    bool kept = strcmp(o->text, e->text) == 0 && strcmp(cairn_tz_name(o->tz), cairn_tz_name(e->tz)) == 0;
+    return kept ? o : NULL;
 }
 
-/* Whether `served` lists workflow name with hash. */
-static bool listed(jv served, const char *name, const char *hash) {
-    bool found = false;
+static bool has(const cairn_strmap *set, const char *key) {
+    int64_t v;
+    return cairn_strmap_get(set, key, &v);
+}
+
+/* "NAME\nHASH" of each workflow served, and "NAME" of those staged in a
+ * served version. */
+static cairn_strmap *served_set(const srv_schedule *s, jv served) {
+    cairn_strmap *set = cairn_strmap_new();
     jv_array_foreach(served, i, w) {
         jv n = get(w, "name"), h = get(w, "hash");
-        found = found || (jv_get_kind(n) == JV_KIND_STRING && jv_get_kind(h) == JV_KIND_STRING &&
-                          strcmp(jv_string_value(n), name) == 0 &&
-                          (hash == NULL || strcmp(jv_string_value(h), hash) == 0));
+        if (jv_get_kind(n) == JV_KIND_STRING && jv_get_kind(h) == JV_KIND_STRING) {
+            char *k = cairn_sprintf("%s\n%s", jv_string_value(n), jv_string_value(h));
+            cairn_strmap_put(set, k, 1);
+            free(k);
+        }
         jv_free(n);
         jv_free(h);
         jv_free(w);
     }
-    return found;
+    for (int i = 0; i < s->n_staged; i++) {
+        char *k = cairn_sprintf("%s\n%s", s->staged[i].workflow, s->staged[i].hash);
+        if (has(set, k)) cairn_strmap_put(set, s->staged[i].workflow, 1);
+        free(k);
+    }
+    return set;
 }
 
-/* Whether the staged list holds a version of workflow name. */
-static bool staged_name(const srv_schedule *s, const char *name, jv served) {
-    for (int i = 0; i < s->n_staged; i++)
-        if (strcmp(s->staged[i].workflow, name) == 0 &&
-            listed(served, name, s->staged[i].hash))
-            return true;
-    return false;
+static bool listed(const cairn_strmap *set, const entry *e) {
+    char *k = cairn_sprintf("%s\n%s", e->workflow, e->hash);
+    bool found = has(set, k);
+    free(k);
+    return found;
 }
 
 void srv_schedule_commit(srv_schedule *s, jv served, int *served_count) {
     pthread_mutex_lock(&s->mu);
+    cairn_strmap *set = served_set(s, served), *by_space = cairn_strmap_new();
+    for (int i = 0; i < s->n; i++) cairn_strmap_put(by_space, s->e[i].space, i);
     entry *next = cairn_calloc((size_t)(s->n + s->n_staged) + 1, sizeof *next);
     int n = 0;
     for (int i = 0; i < s->n_staged; i++) {   /* the versions loaded now and served */
-        entry *e = &s->staged[i], *old = same(s->e, s->n, e);
-        if (!listed(served, e->workflow, e->hash)) {
+        entry *e = &s->staged[i], *old = same(s->e, by_space, e);
+        if (!listed(set, e)) {
             entry_clear(e);
             continue;
         }
@@ -198,10 +212,11 @@ void srv_schedule_commit(srv_schedule *s, jv served, int *served_count) {
     }
     for (int i = 0; i < s->n; i++) {   /* the versions kept (a file that failed to load again) */
         entry *e = &s->e[i];
-        bool kept = listed(served, e->workflow, e->hash) && !staged_name(s, e->workflow, served);
-        if (kept) next[n++] = *e;
+        if (listed(set, e) && !has(set, e->workflow)) next[n++] = *e;
         else entry_clear(e);
     }
+    cairn_strmap_free(set);
+    cairn_strmap_free(by_space);
     free(s->e);
     free(s->staged);
     s->staged = NULL;
