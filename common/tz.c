@@ -270,6 +270,11 @@ static bool good_name(const char *name) {
     }
 }
 
+const char *cairn_tz_dir(void) {
+    const char *dir = getenv("TZDIR");
+    return dir && *dir ? dir : "/usr/share/zoneinfo";
+}
+
 int cairn_tz_parse(const char *name, const void *buf, size_t len, cairn_tz **out, cairn_err *err) {
     cairn_tz *tz = cairn_calloc(1, sizeof *tz);
     snprintf(tz->name, sizeof tz->name, "%s", name);
@@ -291,8 +296,7 @@ int cairn_tz_load(const char *name, cairn_tz **out, cairn_err *err) {
         snprintf((*out)->name, sizeof (*out)->name, "%s", name);
         return 0;
     }
-    const char *dir = getenv("TZDIR");
-    char *path = cairn_sprintf("%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name);
+    char *path = cairn_sprintf("%s/%s", cairn_tz_dir(), name);
     char *buf = NULL;
     size_t len = 0;
     int rc = cairn_file_read(path, CAIRN_TZ_FILE_MAX, &buf, &len);

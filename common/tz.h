@@ -40,6 +40,9 @@ void cairn_tz_free(cairn_tz *tz);
  * CAIRN_ECORRUPT when they are not one. */
 int cairn_tz_parse(const char *name, const void *buf, size_t len, cairn_tz **out, cairn_err *err);
 
+/* The folder zones are read from: $TZDIR, else /usr/share/zoneinfo. */
+const char *cairn_tz_dir(void);
+
 /* The zone's name as loaded ("UTC" for NULL). */
 const char *cairn_tz_name(const cairn_tz *tz);
 

@@ -10,6 +10,7 @@
  * `inputs` compile (they are added to the workflow's expression set, so a
  * syntax error is a load-time error).
  */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,13 +53,45 @@ static void check_schedule(wf_ctx *c, const cairn_node *n) {
     }
 }
 
+/* The zone in name's folder of the zone database closest to name (a
+ * typo's likely meaning), into out; false when none is close. */
+static bool zone_hint(const char *name, char *out, size_t len) {
+    const char *slash = strrchr(name, '/');
+    int folder = slash ? (int)(slash - name) : 0;
+    if (strstr(name, "..") || name[0] == '/') return false;   /* stay inside the database */
+    char *path = cairn_sprintf("%s/%.*s", cairn_tz_dir(), folder, name);
+    DIR *d = opendir(path);
+    const char **cands = NULL;
+    int n = 0;
+    for (struct dirent *de; d && (de = readdir(d)) != NULL && n < 1000;) {
+        if (de->d_name[0] == '.') continue;
+        cands = cairn_realloc(cands, (size_t)(n + 1) * sizeof *cands);
+        cands[n++] = cairn_strdup(de->d_name);
+    }
+    const char *hint = n ? cairn__suggest(slash ? slash + 1 : name, cands, n) : NULL;
+    if (hint) snprintf(out, len, "%.*s%s%s", folder, name, slash ? "/" : "", hint);
+    for (int i = 0; i < n; i++) free((char *)cands[i]);
+    free(cands);
+    free(path);
+    if (d) closedir(d);
+    return hint != NULL;
+}
+
 /* An IANA zone name that loads from the zone database (tz.h). */
 static void check_timezone(wf_ctx *c, const cairn_node *n) {
     if (!cairn__want_text(c, n, "timezone")) return;
     cairn_tz *tz = NULL;
     cairn_err err;
-    if (cairn_tz_load(n->text, &tz, &err) != 0)
-        cairn__wf_error(c, n, "timezone: %s (an IANA name such as Europe/Berlin)", err.msg);
+    char hint[CAIRN_TZ_NAME_MAX + 1];
+    int rc = cairn_tz_load(n->text, &tz, &err);
+    if (rc == CAIRN_ENOTFOUND && zone_hint(n->text, hint, sizeof hint))
+        cairn__wf_error(c, n, "timezone: unknown time zone '%s' (did you mean '%s'?)", n->text,
+                        hint);
+    else if (rc == CAIRN_ENOTFOUND)
+        cairn__wf_error(c, n, "timezone: unknown time zone '%.*s'; expected an IANA name such as "
+                        "Europe/Berlin, from %s", CAIRN_TZ_NAME_MAX, n->text, cairn_tz_dir());
+    else if (rc)
+        cairn__wf_error(c, n, "timezone: %s", err.msg);
     cairn_tz_free(tz);
 }
 
