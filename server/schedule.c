@@ -417,23 +417,24 @@ static slot_fate missed(srv_schedule *s, entry *e, int64_t from, int64_t limit) 
         if (first < last) say(s, e, "missed fires from %s to %s: the last ran (catch_up), the "
                               "earlier ones are skipped", a, b);
     } else {
-        say(s, e, "missed fires from %s to %s while no server ran: skipped (catch_up is false)",
-            a, b);
+        say(s, e, "missed fires from %s to %s while no server looked: skipped (catch_up is "
+            "false)", a, b);
         count(s, e, "skipped");
     }
     consider(s, e, last);
     return SLOT_DONE;
 }
 
-/* A server starting: the slots after `from` ("considered") and before the
- * minute it started in were missed.  The first of them may hold a claim
- * whose run a crash lost; the rest go to `missed`.  *from moves to the
- * last slot decided. */
-static slot_fate settle_start(srv_schedule *s, entry *e, int64_t now, int64_t *from) {
-    int64_t start_minute = floor_div(now, 60) * 60, first = after(e, *from);
+/* The slots after `from` that are more than CAIRN_SCHEDULE_LATE_S old at
+ * `now` were missed: no server looked while they were due (it was down,
+ * stalled, or the clock jumped).  The first of them may hold a claim whose
+ * run a crash lost; the rest go to `missed`.  *from moves to the last slot
+ * decided. */
+static slot_fate settle_missed(srv_schedule *s, entry *e, int64_t now, int64_t *from) {
+    int64_t limit = now - CAIRN_SCHEDULE_LATE_S, first = after(e, *from);
     char key[TIME_TEXT], *held = NULL;
     cairn_err err;
-    if (first >= start_minute) return SLOT_DONE;
+    if (first >= limit) return SLOT_DONE;
     time_text(first, key);
     if (cairn_journal_get_claim(s->j, e->space, key, &held, &err) == 0) {
         slot_fate fate = settle_held(s, e, first, held, false);
@@ -442,8 +443,8 @@ static slot_fate settle_start(srv_schedule *s, entry *e, int64_t now, int64_t *f
         consider(s, e, first);
         *from = first;
     }
-    slot_fate fate = missed(s, e, *from, start_minute);
-    if (fate == SLOT_DONE) *from = last_before(e, *from, start_minute);
+    slot_fate fate = missed(s, e, *from, limit);
+    if (fate == SLOT_DONE) *from = last_before(e, *from, limit);
     return fate;
 }
 
@@ -463,7 +464,7 @@ static slot_fate settle(srv_schedule *s, entry *e, int64_t now) {
     }
     if (known && e->at_start) {
         from = floor_div(ms, 1000);
-        slot_fate fate = settle_start(s, e, now, &from);
+        slot_fate fate = settle_missed(s, e, now, &from);
         if (fate != SLOT_DONE) return fate;
     } else {
         if (known && floor_div(ms, 1000) > now) from = floor_div(ms, 1000);
@@ -506,6 +507,11 @@ int64_t srv_schedule_tick(srv_schedule *s, int64_t now_ms) {
     for (int i = 0; i < s->n && !s->stop; i++) {
         entry *e = &s->e[i];
         bool again = !e->settled && settle(s, e, now) != SLOT_DONE;
+        if (!again && e->next < now - CAIRN_SCHEDULE_LATE_S) {   /* a stall or a clock jump */
+            int64_t from = e->next - 1;
+            again = settle_missed(s, e, now, &from) != SLOT_DONE;
+            if (!again) e->next = after(e, from);
+        }
         while (!again && e->next <= now && !s->stop) {
             again = fire(s, e, e->next, false) != SLOT_DONE;
             if (again) break;

@@ -27,15 +27,17 @@
  *     never passed, so "considered" never passes a fire whose run may be
  *     lost.
  *
- * Start and catch-up: at start each schedule reads "considered" (a schedule
- * never seen before starts from now: nothing is missed).  Slots after it and
- * before the minute the server started in were missed while no server
- * looked.  The first of them is settled as above if it was claimed (a crash
- * between claim and run).  Of the rest, with `catch_up: true` the latest runs
- * once now (`.run.trigger.caught_up` true) and the others are logged as
- * skipped; with `catch_up: false` all are logged as skipped.  A slot in the
- * minute the server started in is on time, not missed.  A schedule added or
- * changed by a reload starts from the time of the reload.
+ * Missed fires and catch-up: at start each schedule reads "considered" (a
+ * schedule never seen before starts from now: nothing is missed).  A slot
+ * after it fires, late, while it is at most CAIRN_SCHEDULE_LATE_S old (a
+ * quick restart loses nothing); older ones were missed while no server
+ * looked, and so are those a running server finds that old (a stall, the
+ * wall clock jumping forward).  The first missed slot is settled as above if
+ * it was claimed (a crash between claim and run).  Of the rest, with
+ * `catch_up: true` the latest runs once now (`.run.trigger.caught_up` true)
+ * and the others are logged as skipped; with `catch_up: false` all are
+ * logged as skipped.  A schedule added or changed by a reload starts from
+ * the time of the reload.
  *
  * The run's trigger (`.run.trigger`): {source: "schedule", user: "schedule",
  * workflow, trigger (I), schedule (the cron text), timezone, at (the slot,
@@ -66,6 +68,7 @@
 #define CAIRN_SCHEDULE_POLL_MS 1000       /* longest sleep between looks at the clock */
 #define CAIRN_SCHEDULE_TEST_POLL_MS 20    /* ... with CAIRN_SCHEDULE_CLOCK */
 #define CAIRN_SCHEDULE_CAS_TRIES 16       /* compare-and-set rounds moving "considered" */
+#define CAIRN_SCHEDULE_LATE_S 300         /* a slot older than this when first looked at was missed */
 
 typedef struct srv_schedule srv_schedule;
 

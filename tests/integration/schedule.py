@@ -121,6 +121,37 @@ def test_one_run_per_slot(s):
         srv.stop()
 
 
+def test_daylight_saving_time(s):
+    """New York, 2026: 02:30 does not exist on March 8 (it fires at 03:00
+    EDT, 07:00 UTC), and 01:30 happens twice on November 1 (it fires at
+    the first, 05:30 UTC, not at the second, 06:30 UTC)."""
+    ny = "    timezone: America/New_York\n"
+    d = wfdir(s, "dst", {"gap.yaml": every("gap", "30 2 * * *", ny),
+                         "rep.yaml": every("rep", "30 1 * * *", ny)})
+    clock = s.path("dst.clock")
+    set_clock(clock, "2026-03-08T04:00:00Z")
+    srv = serve(s, "dst", d, clock, schedules=2)
+    try:
+        set_clock(clock, "2026-03-08T07:00:00Z")
+        wait_fired(srv.db, "gap", "2026-03-08T07:00:00.000Z")
+        set_clock(clock, "2026-03-09T06:30:00Z")
+        wait_fired(srv.db, "gap", "2026-03-09T06:30:00.000Z")
+        s.check(sorted(fires(srv.db, "gap")) == ["2026-03-08T07:00:00.000Z",
+                                                  "2026-03-09T06:30:00.000Z"],
+                "a time the clock skips fires at the end of the gap, once", fires(srv.db, "gap"))
+        for t in ("2026-10-31T12:00:00Z", "2026-11-01T05:30:00Z"):
+            set_clock(clock, t)
+        wait_fired(srv.db, "rep", "2026-11-01T05:30:00.000Z")
+        for t in ("2026-11-01T06:30:00Z", "2026-11-01T06:31:00Z", "2026-11-02T06:30:00Z"):
+            set_clock(clock, t)
+        wait_fired(srv.db, "rep", "2026-11-02T06:30:00.000Z")
+        s.check(sorted(fires(srv.db, "rep")) == ["2026-11-01T05:30:00.000Z",
+                                                  "2026-11-02T06:30:00.000Z"],
+                "a time the clock shows twice fires once", fires(srv.db, "rep"))
+    finally:
+        srv.stop()
+
+
 def test_kill_right_after_a_claim(s):
     d = wfdir(s, "kill", {"tick.yaml": every("tick", "* * * * *")})
     clock = s.path("kill.clock")
@@ -170,19 +201,23 @@ def test_claim_without_run_is_started(s):
                 ("%s %s" % (lost, dead_owner()),))
     con.commit()
     con.close()
-    set_clock(clock, "2026-12-07T10:22:00Z")
+    set_clock(clock, "2026-12-07T10:27:00Z")   # 10:15, 10:20 missed; 10:25 late, not missed
     srv = serve(s, "lost", d, clock)
     try:
         wait_for(lambda: lost in runs_of(srv.db, "tick"), "the claimed run to start")
-        wait_for(lambda: "skipped (catch_up is false)" in srv.stderr(), "the skip to be logged")
+        late = wait_fired(srv.db, "tick", "2026-12-07T10:25:00.000Z")
         trig, _ = trigger_of(srv.db, lost)
         s.check(trig["at"] == "2026-12-07T10:10:00.000Z",
                 "a claim whose run never started starts that same run id on restart", trig)
         s.check("which died before its run started" in srv.stderr(), "and says so", srv.stderr())
-        s.check(len(runs_of(srv.db, "tick")) == 2,
-                "the slots after it were missed: skipped, no run", runs_of(srv.db, "tick"))
+        s.check(sorted(fires(srv.db, "tick")) == ["2026-12-07T10:05:00.000Z",
+                                                   "2026-12-07T10:10:00.000Z",
+                                                   "2026-12-07T10:25:00.000Z"],
+                "the slots after it were missed: skipped, no run", fires(srv.db, "tick"))
         s.check("missed fires from 2026-12-07T10:15:00.000Z to 2026-12-07T10:20:00.000Z"
                 in srv.stderr(), "the skipped slots are named", srv.stderr())
+        s.check(trigger_of(srv.db, late)[0]["caught_up"] is False,
+                "a slot under five minutes old at start is on time, late")
     finally:
         srv.stop()
 
@@ -197,19 +232,20 @@ def test_catch_up(s):
     wait_fired(srv.db, "yes", "2026-12-07T10:05:00.000Z")
     wait_fired(srv.db, "no", "2026-12-07T10:05:00.000Z")
     srv.stop()
-    set_clock(clock, "2026-12-07T10:31:30Z")   # 10:10 .. 10:30 missed: five slots
+    set_clock(clock, "2026-12-07T10:31:30Z")   # 10:10 .. 10:25 missed; 10:30 late, not missed
     srv = serve(s, "late", d, clock, schedules=2)
     try:
-        late = wait_fired(srv.db, "yes", "2026-12-07T10:30:00.000Z")
-        wait_for(lambda: "skipped (catch_up is false)" in srv.stderr(), "the skip to be logged")
-        s.check(len(runs_of(srv.db, "yes")) == 2,
-                "catch_up: true runs one missed fire on start, not five", runs_of(srv.db, "yes"))
+        late = wait_fired(srv.db, "yes", "2026-12-07T10:25:00.000Z")
+        wait_fired(srv.db, "yes", "2026-12-07T10:30:00.000Z")
+        wait_fired(srv.db, "no", "2026-12-07T10:30:00.000Z")
+        s.check(len(runs_of(srv.db, "yes")) == 3,
+                "catch_up: true runs one missed fire on start, not four", runs_of(srv.db, "yes"))
         s.check(trigger_of(srv.db, late)[0]["caught_up"] is True,
                 "its trigger says it was caught up")
-        s.check(len(runs_of(srv.db, "no")) == 1, "catch_up: false runs none of them",
+        s.check(len(runs_of(srv.db, "no")) == 2, "catch_up: false runs none of them",
                 runs_of(srv.db, "no"))
         s.check("no[0] \"*/5 * * * *\" UTC: missed fires from 2026-12-07T10:10:00.000Z to "
-                "2026-12-07T10:30:00.000Z while no server ran: skipped (catch_up is false)"
+                "2026-12-07T10:25:00.000Z while no server looked: skipped (catch_up is false)"
                 in srv.stderr(), "and logs what it skipped", srv.stderr())
         text = srv.request("GET", "/metrics")[2]
         s.check(metric(text, 'cairn_schedule_fires_total{workflow="no",result="skipped"}') == 1 and
@@ -218,8 +254,15 @@ def test_catch_up(s):
         set_clock(clock, "2026-12-07T10:35:00Z")
         wait_fired(srv.db, "yes", "2026-12-07T10:35:00.000Z")
         wait_fired(srv.db, "no", "2026-12-07T10:35:00.000Z")
-        s.check(len(runs_of(srv.db, "yes")) == 3 and len(runs_of(srv.db, "no")) == 2,
+        s.check(len(runs_of(srv.db, "yes")) == 4 and len(runs_of(srv.db, "no")) == 3,
                 "then both fire on time again", (runs_of(srv.db, "yes"), runs_of(srv.db, "no")))
+        set_clock(clock, "2026-12-07T11:03:00Z")   # the clock jumps: 10:40 .. 10:55 missed
+        wait_fired(srv.db, "yes", "2026-12-07T10:55:00.000Z")
+        wait_fired(srv.db, "yes", "2026-12-07T11:00:00.000Z")
+        wait_fired(srv.db, "no", "2026-12-07T11:00:00.000Z")
+        s.check(len(runs_of(srv.db, "yes")) == 6 and len(runs_of(srv.db, "no")) == 4,
+                "a running server whose clock jumps forward treats the slots it jumped as missed",
+                (fires(srv.db, "yes"), fires(srv.db, "no")))
     finally:
         srv.stop()
 
@@ -288,7 +331,7 @@ def test_bad_clock_refused(s):
 
 if __name__ == "__main__":
     suite = Suite("schedule")
-    tests = [test_one_run_per_slot, test_kill_right_after_a_claim,
+    tests = [test_one_run_per_slot, test_daylight_saving_time, test_kill_right_after_a_claim,
              test_claim_without_run_is_started, test_catch_up, test_two_servers_one_journal,
              test_reload_adds_changes_removes, test_bad_clock_refused]
     suite.run_all([t for t in tests if not sys.argv[1:] or t.__name__ in sys.argv[1:]])
