@@ -319,6 +319,47 @@ def test_reload_adds_changes_removes(s):
         srv.stop()
 
 
+def test_refused_inputs(s):
+    d = wfdir(s, "refuse", {"num.yaml": """cairn: 1
+name: num
+inputs:
+  n: { type: integer, default: 0 }
+triggers:
+  - schedule: "*/5 * * * *"
+    inputs: { n: "${{ .at }}" }
+steps:
+  - id: a
+    run: echo ${{ .inputs.n }}
+"""})
+    clock = s.path("refuse.clock")
+    set_clock(clock, "2026-12-07T10:03:00Z")
+    srv = serve(s, "refuse", d, clock)
+    try:
+        set_clock(clock, "2026-12-07T10:05:00Z")
+        key = "2026-12-07T10:05:00.000Z"
+        wait_for(lambda: query(srv.db, "SELECT value FROM claims WHERE key = ? AND value LIKE "
+                               "'refused %'", key), "the fire to be marked refused")
+        s.check(runs_of(srv.db, "num") == [], "inputs the workflow refuses start no run")
+        s.check("refused: input 'n': expected an integer" in srv.stderr(), "the log says why",
+                srv.stderr())
+        text = srv.request("GET", "/metrics")[2]
+        s.check(metric(text, 'cairn_schedule_fires_total{workflow="num",result="refused"}') == 1,
+                "and metrics count it", text)
+    finally:
+        srv.stop()
+    # as if the server had died before moving "considered" past the slot
+    con = sqlite3.connect(srv.db)
+    con.execute("UPDATE claims SET value = '2026-12-07T10:03:00.000Z' WHERE key = 'considered'")
+    con.commit()
+    con.close()
+    srv = serve(s, "refuse", d, clock)   # a restart does not try it again
+    try:
+        s.check(runs_of(srv.db, "num") == [] and "refused" not in srv.stderr().split(
+            "cairn: serving")[-1], "a refused fire is decided: a restart leaves it", srv.stderr())
+    finally:
+        srv.stop()
+
+
 def test_bad_clock_refused(s):
     d = wfdir(s, "badclock", {"tick.yaml": every("tick", "* * * * *")})
     clock = write(s, "bad.clock", "not a time\n")
@@ -333,6 +374,6 @@ if __name__ == "__main__":
     suite = Suite("schedule")
     tests = [test_one_run_per_slot, test_daylight_saving_time, test_kill_right_after_a_claim,
              test_claim_without_run_is_started, test_catch_up, test_two_servers_one_journal,
-             test_reload_adds_changes_removes, test_bad_clock_refused]
+             test_reload_adds_changes_removes, test_refused_inputs, test_bad_clock_refused]
     suite.run_all([t for t in tests if not sys.argv[1:] or t.__name__ in sys.argv[1:]])
     suite.finish()
