@@ -79,10 +79,12 @@ static void say(srv_schedule *s, const entry *e, const char *fmt, ...) {
     if (s->cfg.log == NULL) return;
     va_list ap;
     va_start(ap, fmt);
+    flockfile(s->cfg.log);   /* one line, not interleaved with other threads' */
     fprintf(s->cfg.log, "cairn: schedule %s[%d] \"%s\" %s: ", e->workflow, e->index, e->text,
             cairn_tz_name(e->tz));
     vfprintf(s->cfg.log, fmt, ap);
     fputc('\n', s->cfg.log);
+    funlockfile(s->cfg.log);
     va_end(ap);
 }
 
