@@ -529,7 +529,8 @@ int64_t srv_schedule_tick(srv_schedule *s, int64_t now_ms) {
 
 static void wait_ms(srv_schedule *s, int64_t ms) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);   /* the condition waits on it: a wall clock set back
+                                            * must not stall the scheduler */
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (long)(ms % 1000) * 1000000;
     if (ts.tv_nsec >= 1000000000) {
@@ -593,7 +594,11 @@ int srv_schedule_new(const srv_schedule_config *cfg, srv_schedule **out, cairn_e
     }
     cairn_owner_self(s->owner, sizeof s->owner);
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
     *out = s;
     return 0;
 }
