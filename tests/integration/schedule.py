@@ -102,6 +102,13 @@ def test_one_run_per_slot(s):
                 (runs_of(srv.db, "tick"), fires(srv.db, "tick")))
         s.check(len(runs_of(srv.db, "berlin")) == 1, "a daily schedule fires once a day",
                 runs_of(srv.db, "berlin"))
+        set_clock(clock, "2026-12-07T08:00:30Z")   # the wall clock set back, then on again
+        set_clock(clock, "2026-12-07T08:15:00Z")
+        wait_fired(srv.db, "tick", "2026-12-07T08:15:00.000Z")
+        s.check(sorted(fires(srv.db, "tick")) == ["2026-12-07T08:%02d:00.000Z" % m
+                                                   for m in (0, 5, 10, 15)] and
+                len(runs_of(srv.db, "tick")) == 4,
+                "a clock set back fires no slot twice", fires(srv.db, "tick"))
         trig, inputs = trigger_of(srv.db, first)
         s.check(trig == {"source": "schedule", "user": "schedule", "workflow": "tick",
                          "trigger": 0, "schedule": "*/5 * * * *", "timezone": "UTC",
@@ -115,7 +122,7 @@ def test_one_run_per_slot(s):
         s.check(run["steps"]["say"]["output"]["stdout"] == "slot 2026-12-07T08:05:00.000Z\n",
                 "the run ran", run)
         text = srv.request("GET", "/metrics")[2]
-        s.check(metric(text, 'cairn_schedule_fires_total{workflow="tick",result="started"}') == 3,
+        s.check(metric(text, 'cairn_schedule_fires_total{workflow="tick",result="started"}') == 4,
                 "metrics count the fires", text)
     finally:
         srv.stop()
