@@ -65,14 +65,15 @@ void cairn_civil_from_days(int64_t days, int64_t *y, int *m, int *d) {
     *y = yoe + era * 400 + (*m <= 2);
 }
 
-int cairn_weekday(int64_t days) { return (int)(((days + 4) % 7 + 7) % 7); }   /* 1970-01-01: Thursday */
+/* 1970-01-01 was a Thursday */
+int cairn_weekday(int64_t days) { return (int)(((days + 4) % 7 + 7) % 7); }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+int64_t cairn_floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && a < 0); }
 
 static int64_t year_of(int64_t utc) {
     int64_t y;
     int m, d;
-    cairn_civil_from_days(floor_div(utc, DAY), &y, &m, &d);
+    cairn_civil_from_days(cairn_floor_div(utc, DAY), &y, &m, &d);
     return y;
 }
 

@@ -60,5 +60,8 @@ int cairn_tz_resolve(const cairn_tz *tz, int64_t local, int64_t out[2]);
 int64_t cairn_days_from_civil(int64_t y, int m, int d);
 void cairn_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 int cairn_weekday(int64_t days);
+/* a / b rounded down (toward minus infinity), b > 0: the day or minute an
+ * instant before 1970 falls in. */
+int64_t cairn_floor_div(int64_t a, int64_t b);
 
 #endif

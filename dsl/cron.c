@@ -148,10 +148,10 @@ int cairn_cron_parse(const char *text, cairn_cron *out, char *err, size_t errlen
 
 /* ---- the next fire -------------------------------------------------------------------- */
 
-#define CRON_MARGIN_MIN 180       /* minutes: longer than any hour a clock repeats (1 h, 2 h in old double summer times) */
+/* Minutes: longer than any hour a clock repeats (1 h; 2 h in old double
+ * summer times). */
+#define CRON_MARGIN_MIN 180
 #define MIN_PER_DAY 1440
-
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 
 static bool day_matches(const cairn_cron *c, int64_t day) {
     int64_t y;
@@ -166,7 +166,7 @@ static bool day_matches(const cairn_cron *c, int64_t day) {
  * the wall clock) that c matches, into *out; false when none is before
  * `limit`. */
 static bool civil_next(const cairn_cron *c, int64_t from, int64_t limit, int64_t *out) {
-    int64_t day = floor_div(from, MIN_PER_DAY);
+    int64_t day = cairn_floor_div(from, MIN_PER_DAY);
     int mod = (int)(from - day * MIN_PER_DAY);
     for (; day * MIN_PER_DAY < limit; day++, mod = 0) {
         if (!day_matches(c, day)) continue;
@@ -194,7 +194,7 @@ static int64_t gap_end(const cairn_tz *tz, int64_t minute, int *budget) {
 
 int cairn_cron_next(const cairn_cron *c, const cairn_tz *tz, int64_t after, int64_t *next) {
     bool every_hour = (c->hour & 0xffffff) == 0xffffff;
-    int64_t from = floor_div(after + cairn_tz_offset(tz, after), 60) - CRON_MARGIN_MIN;
+    int64_t from = cairn_floor_div(after + cairn_tz_offset(tz, after), 60) - CRON_MARGIN_MIN;
     int64_t limit = from + (int64_t)CAIRN_CRON_SEARCH_YEARS * 366 * MIN_PER_DAY;
     int64_t best = INT64_MAX, best_min = 0;
     int budget = CAIRN_CRON_RESOLVE_BUDGET;

@@ -31,7 +31,7 @@
 #include "common/tz.h"
 
 #define CAIRN_CRON_TEXT_MAX 256   /* bytes of one expression */
-#define CAIRN_CRON_SEARCH_YEARS 28 /* a schedule matching no date within this many years never fires */
+#define CAIRN_CRON_SEARCH_YEARS 28 /* years searched for a date a schedule matches */
 #define CAIRN_CRON_RESOLVE_BUDGET 200000 /* wall-clock minutes one search maps to instants */
 
 typedef struct cairn_cron {

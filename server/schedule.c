@@ -234,8 +234,6 @@ void srv_schedule_commit(srv_schedule *s, jv served, int *served_count) {
 
 static void time_text(int64_t secs, char out[TIME_TEXT]) { cairn_rfc3339(secs * 1000, out, TIME_TEXT); }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
-
 /* The entry's first slot after t (seconds), INT64_MAX when none. */
 static int64_t after(const entry *e, int64_t t) {
     int64_t n;
@@ -465,11 +463,11 @@ static slot_fate settle(srv_schedule *s, entry *e, int64_t now) {
         return SLOT_RETRY;
     }
     if (known && e->at_start) {
-        from = floor_div(ms, 1000);
+        from = cairn_floor_div(ms, 1000);
         slot_fate fate = settle_missed(s, e, now, &from);
         if (fate != SLOT_DONE) return fate;
     } else {
-        if (known && floor_div(ms, 1000) > now) from = floor_div(ms, 1000);
+        if (known && cairn_floor_div(ms, 1000) > now) from = cairn_floor_div(ms, 1000);
         consider(s, e, from);
     }
     e->next = after(e, from);
@@ -503,7 +501,7 @@ static int64_t clock_now(srv_schedule *s) {
 }
 
 int64_t srv_schedule_tick(srv_schedule *s, int64_t now_ms) {
-    int64_t now = floor_div(now_ms, 1000), soonest = INT64_MAX;
+    int64_t now = cairn_floor_div(now_ms, 1000), soonest = INT64_MAX;
     pthread_mutex_lock(&s->mu);
     s->ticked = true;
     for (int i = 0; i < s->n && !s->stop; i++) {

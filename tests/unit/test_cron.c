@@ -123,6 +123,9 @@ TEST(cron_next_values_ranges_steps) {
           "2027-12-31T23:05:00.000Z");
     /* strictly after: a time on a fire gives the next one; seconds count */
     FIRES("* * * * *", NULL, "2026-12-07T10:07:59Z", "2026-12-07T10:08:00.000Z");
+    /* around 1970, where minutes and days count from below zero */
+    FIRES("*/2 * * * *", NULL, "1969-12-31T23:57:30Z", "1969-12-31T23:58:00.000Z",
+          "1970-01-01T00:00:00.000Z", "1970-01-01T00:02:00.000Z");
 }
 
 TEST(cron_next_day_of_month_or_day_of_week) {
