@@ -300,6 +300,12 @@ static jv render(jv v, jv doc, cairn_err *why) {
         jv_free(v);
         return out;
     }
+    if (k == JV_KIND_ARRAY) {
+        jv out = jv_array();
+        jv_array_foreach(v, i, val) out = jv_array_append(out, render(val, doc, why));
+        jv_free(v);
+        return out;
+    }
     return v;
 }
 

@@ -81,12 +81,23 @@ def serve(s, name, d, clock, db=None, schedules=1):
 # ---- tests ------------------------------------------------------------------------------------
 
 def test_one_run_per_slot(s):
-    d = wfdir(s, "once", {"tick.yaml": every("tick", "*/5 * * * *"),
+    listing = """cairn: 1
+name: listing
+inputs:
+  seen: { type: array, default: [] }
+triggers:
+  - schedule: "0 * * * *"
+    inputs: { seen: ["${{ .schedule }}", { at: "${{ .at }}" }, 7] }
+steps:
+  - id: a
+    run: echo ok
+"""
+    d = wfdir(s, "once", {"tick.yaml": every("tick", "*/5 * * * *"), "listing.yaml": listing,
                           "berlin.yaml": every("berlin", "0 9 * * *",
                                                "    timezone: Europe/Berlin\n")})
     clock = s.path("once.clock")
     set_clock(clock, "2026-12-07T07:58:30Z")
-    srv = serve(s, "once", d, clock, schedules=2)
+    srv = serve(s, "once", d, clock, schedules=3)
     try:
         set_clock(clock, "2026-12-07T08:00:01Z")
         first = wait_fired(srv.db, "tick", "2026-12-07T08:00:00.000Z")
@@ -118,6 +129,9 @@ def test_one_run_per_slot(s):
                 "the trigger's inputs are rendered over the fire", inputs)
         trig, _ = trigger_of(srv.db, b)
         s.check(trig["timezone"] == "Europe/Berlin", "a zone's schedule names its zone", trig)
+        _, inputs = trigger_of(srv.db, wait_fired(srv.db, "listing", "2026-12-07T08:00:00.000Z"))
+        s.check(inputs == {"seen": ["0 * * * *", {"at": "2026-12-07T08:00:00.000Z"}, 7]},
+                "expressions in lists and maps of the inputs are rendered", inputs)
         run = srv.request("GET", "/v1/runs/" + second)[2]
         s.check(run["steps"]["say"]["output"]["stdout"] == "slot 2026-12-07T08:05:00.000Z\n",
                 "the run ran", run)
