@@ -1,6 +1,6 @@
 # Cairn - a durable workflow engine for operations work.
 #
-#   make          build ./cairn
+#   make          build ./cairn (and the tools: build/tools/bench)
 #   make test     install dependencies, build, run every test (one summary line)
 #   make demo     run a real workflow, kill the engine midway, resume it
 #   make asan     unit tests under AddressSanitizer and UBSan
@@ -31,7 +31,7 @@ FUZZ    := $(FUZZSRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 # Loaded into cairn by tests/integration/powerloss.py to trace the journal's I/O.
 SHIM    := $(BUILD)/tools/powerloss.so
 
-all: cairn
+all: cairn $(TOOLS)
 
 cairn: $(BUILD)/cairn
 	@cp $< $@.tmp && mv -f $@.tmp $@
@@ -143,4 +143,4 @@ clean:
 
 .PHONY: all deps test unit asan tsan fuzz demo bench clean FORCE
 
--include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(UNITOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(CLIOBJ:.o=.d) $(UNITOBJ:.o=.d) $(TOOLS:=.d)

@@ -488,6 +488,18 @@ static double load_ms(int steps, int kind) {
     return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 }
 
+static void load_lines(int repeat, double *v) {
+    static const struct { const char *name; int kind; } kinds[] = {
+        {"load 1000 steps, 999 path expressions", PATH},
+        {"load 1000 steps, 999 arithmetic expressions", ARITH},
+        {"load 1000 steps, 999 jq pipelines", JQ},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, kinds[k].kind);
+        printf("%-44s %9.1f ms %10s\n", kinds[k].name, median(v, repeat), "-");
+    }
+}
+
 /* ---- mask: what hiding secrets costs each stored value ----------------------- */
 
 #define MASK_SECRETS 3
@@ -575,18 +587,11 @@ static void eval_lines(int repeat) {
     free(v);
 }
 
-int main(int argc, char **argv) {
-    cairn_store_sqlite_init();   /* before this file's own SQLite use */
-    dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
-    if (argc > 1 && strcmp(argv[1], "foreach") == 0) return foreach_child();
-    int repeat = getenv("BENCH_REPEAT") ? atoi(getenv("BENCH_REPEAT")) : 3;
-    if (repeat < 1) repeat = 1;
-    double *v = cairn_calloc((size_t)repeat, sizeof *v);
-    double *paired = cairn_calloc((size_t)repeat, sizeof *paired);
-
+/* The fsync and sqlite lines; the raw fsync rate, which the W lines
+ * compare with. */
+static double fsync_lines(int repeat, double *v) {
     for (int i = 0; i < repeat; i++) v[i] = fsync_rate(false, 0, 1000);
     double fs = median(v, repeat);
-    printf("%-44s %12s %10s %10s\n", "benchmark", "median", "vs fsync", "beside");
     printf("%-44s %10.0f/s %10s\n", "fsync (fdatasync of 4 KiB)", fs, "1.00");
     for (int i = 0; i < repeat; i++) v[i] = fsync_rate(true, 0, 1000);
     double fa = median(v, repeat);
@@ -599,6 +604,26 @@ int main(int argc, char **argv) {
     for (int i = 0; i < repeat; i++) v[i] = sqlite_commit_rate();
     double sc = median(v, repeat);
     printf("%-44s %10.0f/s %10.2f\n", "sqlite commit (2 rows, WAL, synchronous=FULL)", sc, sc / fs);
+    return fs;
+}
+
+int main(int argc, char **argv) {
+    cairn_store_sqlite_init();   /* before this file's own SQLite use */
+    dir = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : ".";
+    if (argc > 1 && strcmp(argv[1], "foreach") == 0) return foreach_child();
+    int repeat = getenv("BENCH_REPEAT") ? atoi(getenv("BENCH_REPEAT")) : 3;
+    if (repeat < 1) repeat = 1;
+    double *v = cairn_calloc((size_t)repeat, sizeof *v);
+    double *paired = cairn_calloc((size_t)repeat, sizeof *paired);
+
+    /* BENCH_ONLY: a name prefix ("W2", "load", "audit"...): only those lines,
+     * and the fsync lines when the W lines that compare with them run */
+    const char *only = getenv("BENCH_ONLY");
+    printf("%-44s %12s %10s %10s\n", "benchmark", "median", "vs fsync", "beside");
+    double fs = 0;
+    if (only == NULL || only[0] == 'W' || strncmp(only, "fsync", 5) == 0 ||
+        strncmp(only, "sqlite", 6) == 0)
+        fs = fsync_lines(repeat, v);
 
     struct { const char *name; int runs, steps; bool pool, warm; } w[] = {
         {"W1 1 run x 1000 sequential set (inline)", 1, 1000, false, false},
@@ -608,7 +633,6 @@ int main(int argc, char **argv) {
         {"W2 1000 runs x 100 set (inline)", 1000, 100, false, false},
         {"W2 1000 runs x 100 set (pool)", 1000, 100, true, false},
     };
-    const char *only = getenv("BENCH_ONLY");   /* a name prefix, e.g. "W2" */
     for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
         if (only && strncmp(w[k].name, only, strlen(only)) != 0) continue;
         char beside[16] = "-";
@@ -622,12 +646,7 @@ int main(int argc, char **argv) {
         double m = median(v, repeat);
         printf("%-44s %6.0f steps/s %9.2f %10s\n", w[k].name, m, m / fs, beside);
     }
-    for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, PATH);
-    printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 path expressions", median(v, repeat), "-");
-    for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, ARITH);
-    printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 arithmetic expressions", median(v, repeat), "-");
-    for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, JQ);
-    printf("%-44s %9.1f ms %10s\n", "load 1000 steps, 999 jq pipelines", median(v, repeat), "-");
+    if (only == NULL || strncmp(only, "load", 4) == 0) load_lines(repeat, v);
     if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
     if (only == NULL || strncmp(only, "eval", 4) == 0) eval_lines(repeat);
     if (only == NULL || strncmp(only, "W3", 2) == 0) w3();
