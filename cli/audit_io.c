@@ -69,3 +69,11 @@ int audit_import(audit_journal *a, const cairn_workflow *wf, cairn_event *const 
                  cairn_err *err) {
     return cairn_journal_import(a->j, wf, events, n, err);
 }
+
+void audit_verify_run(audit_journal *a, const char *run_id, bool has_row, cairn_run_verdict *v) {
+    cairn_journal_verify_run(a->j, run_id, has_row, v);
+}
+
+int audit_verify_runs(audit_journal *a, cairn_run_verdict **out, int *n, cairn_err *err) {
+    return cairn_journal_verify_runs(a->j, out, n, err);
+}

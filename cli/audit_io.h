@@ -55,6 +55,11 @@ int audit_check_row(audit_journal *j, const cairn_run_state *st, cairn_err *err)
 int audit_events(audit_journal *j, const char *run_id, cairn_event **evs, int *n,
                  cairn_err *err);
 
+/* What verify says of one run, and of every run (in one pass over the
+ * events): cairn_journal_verify_run, cairn_journal_verify_runs. */
+void audit_verify_run(audit_journal *j, const char *run_id, bool has_row, cairn_run_verdict *v);
+int audit_verify_runs(audit_journal *j, cairn_run_verdict **out, int *n, cairn_err *err);
+
 /* Write an exported run into the journal (opened to write): its definition
  * and events[0..n) (cairn_journal_import). */
 int audit_import(audit_journal *j, const cairn_workflow *wf, cairn_event *const *events, int n,

@@ -52,29 +52,29 @@ static const audit_head *find_head(const audit_heads *h, const char *run_id) {
 
 /* The run against the head recorded for it: still at least that many
  * events, and the one the head names is the same. */
-static void check_head(audit_journal *j, const cairn_run_state *st, const audit_head *h,
+static void check_head(audit_journal *j, const cairn_run_verdict *r, const audit_head *h,
                        verdict *v) {
     unsigned char now[CAIRN_HASH_LEN];
     cairn_event *evs = NULL;
     int n = 0;
     cairn_err err;
-    if (st->last_seq < h->events) {
-        failed(v, st->id, "run %s: event %lld is gone: the journal ends at event %lld, the heads"
-               " recorded %lld events (events were cut off the end)", st->id,
-               (long long)st->last_seq + 1, (long long)st->last_seq, (long long)h->events);
+    if (r->last_seq < h->events) {
+        failed(v, r->run_id, "run %s: event %lld is gone: the journal ends at event %lld, the"
+               " heads recorded %lld events (events were cut off the end)", r->run_id,
+               (long long)r->last_seq + 1, (long long)r->last_seq, (long long)h->events);
         return;
     }
-    if (st->last_seq == h->events) {
-        memcpy(now, st->head, CAIRN_HASH_LEN);
-    } else if (audit_events(j, st->id, &evs, &n, &err) == 0 && n >= h->events) {
+    if (r->last_seq == h->events) {
+        memcpy(now, r->head, CAIRN_HASH_LEN);
+    } else if (audit_events(j, r->run_id, &evs, &n, &err) == 0 && n >= h->events) {
         memcpy(now, evs[h->events - 1].hash, CAIRN_HASH_LEN);
     } else {
         memset(now, 0, sizeof now);
     }
     cairn_events_free(evs, n);
     if (memcmp(now, h->head, CAIRN_HASH_LEN) != 0)
-        failed(v, st->id, "run %s: event %lld is not the one the heads recorded (its events were"
-               " replaced)", st->id, (long long)h->events);
+        failed(v, r->run_id, "run %s: event %lld is not the one the heads recorded (its events"
+               " were replaced)", r->run_id, (long long)h->events);
 }
 
 /* Whether the fork's step a holds what the old run's step b ended with. */
@@ -108,32 +108,36 @@ static void check_carried(audit_journal *j, const cairn_run_state *st, verdict *
     cairn_run_state_free(o);   /* another failure of the old run is its own line's */
 }
 
-/* One run: 0 and its state when it checks out, else its line is printed. */
-static void verify_one(audit_journal *j, const char *run_id, bool has_row, const audit_heads *heads,
-                       audit_heads *taken, verdict *v) {
+/* A fork's carried results, from its state folded again in full (the one
+ * pass over the journal keeps no state once a run checks out). */
+static void check_fork(audit_journal *j, const cairn_run_verdict *r, verdict *v) {
     cairn_run_state *st = NULL;
     cairn_err err;
-    int rc = has_row ? audit_fold_run(j, run_id, &st, &err) : CAIRN_ENOTFOUND;
-    if (rc == 0) rc = audit_check_row(j, st, &err);
-    if (rc == 0) {
+    if (audit_fold_run(j, r->run_id, &st, &err) == 0) check_carried(j, st, v);
+    cairn_run_state_free(st);
+}
+
+/* One run's verdict: its line, and its head checked and taken. */
+static void report(audit_journal *j, const cairn_run_verdict *r, const audit_heads *heads,
+                   audit_heads *taken, verdict *v) {
+    if (r->rc == 0) {
         char hex[AUDIT_HEX_LEN + 1];
-        audit_hex(st->head, hex);
-        printf("%s ok %lld events head %s\n", run_id, (long long)st->last_seq, hex);
-        const audit_head *h = find_head(heads, run_id);
-        if (h) check_head(j, st, h, v);
-        if (st->fork_run) check_carried(j, st, v);
-        if (taken) audit_heads_add(taken, run_id, st->last_seq, st->head);
-    } else if (rc == CAIRN_ECORRUPT) {
+        audit_hex(r->head, hex);
+        printf("%s ok %lld events head %s\n", r->run_id, (long long)r->last_seq, hex);
+        const audit_head *h = find_head(heads, r->run_id);
+        if (h) check_head(j, r, h, v);
+        if (r->forked) check_fork(j, r, v);
+        if (taken) audit_heads_add(taken, r->run_id, r->last_seq, r->head);
+    } else if (r->rc == CAIRN_ECORRUPT) {
         char msg[CAIRN_ERR_MSG_MAX + CAIRN_ERR_FILE_MAX + 32];
-        failed(v, run_id, "%s", cairn_err_format(&err, msg, sizeof msg));
-    } else if (rc == CAIRN_ENOTFOUND && !has_row) {
-        failed(v, run_id, "run %s: its events are in the journal, its runs row is not (the row"
-               " was deleted)", run_id);
+        failed(v, r->run_id, "%s", cairn_err_format(r->err, msg, sizeof msg));
+    } else if (r->rc == CAIRN_ENOTFOUND && !r->has_row) {
+        failed(v, r->run_id, "run %s: its events are in the journal, its runs row is not (the"
+               " row was deleted)", r->run_id);
     } else {
-        cli_error(&err);
+        cli_error(r->err);
         v->broken = true;
     }
-    cairn_run_state_free(st);
 }
 
 static bool listed(char **ids, int n, const char *id, bool *has_row, bool *has_rows) {
@@ -216,13 +220,63 @@ static int parse_args(cli_opts *o, int argc, char **argv, verify_args *a) {
     return 0;
 }
 
+/* The runs named, each checked on its own. */
+static int verify_named(audit_journal *j, const verify_args *a, const audit_heads *heads,
+                        audit_heads *taken, verdict *v) {
+    char **ids = NULL;
+    bool *rows = NULL;
+    int n = 0;
+    cairn_err err;
+    if (audit_run_ids(j, &ids, &rows, &n, &err) != 0) {
+        cli_error(&err);
+        return EXIT_JOURNAL;
+    }
+    for (int i = 0; i < a->n_runs; i++) {
+        bool has_row = false;
+        const char *id = a->runs[i];
+        if (listed(ids, n, id, &has_row, rows)) {
+            cairn_run_verdict r;
+            audit_verify_run(j, id, has_row, &r);
+            report(j, &r, heads, taken, v);
+            cairn_run_verdict_clear(&r);
+        } else if (!find_head(heads, id)) {
+            fprintf(stderr, "cairn: run %s: not found\n", id);
+            v->missing = true;
+        }
+    }
+    if (a->heads) check_vanished(heads, ids, n, a->runs, a->n_runs, v);
+    audit_ids_free(ids, rows, n);
+    return 0;
+}
+
+/* Every run, in one pass over the journal's events. */
+static int verify_all(audit_journal *j, const verify_args *a, const audit_heads *heads,
+                      audit_heads *taken, verdict *v) {
+    cairn_run_verdict *r = NULL;
+    int n = 0;
+    cairn_err err;
+    if (audit_verify_runs(j, &r, &n, &err) != 0) {
+        cli_error(&err);
+        return EXIT_JOURNAL;
+    }
+    char **ids = cairn_calloc((size_t)(n ? n : 1), sizeof *ids);
+    bool *rows = cairn_calloc((size_t)(n ? n : 1), sizeof *rows);
+    for (int i = 0; i < n; i++) {
+        report(j, &r[i], heads, taken, v);
+        ids[i] = r[i].run_id;
+        rows[i] = r[i].has_row;
+    }
+    if (a->heads) check_vanished(heads, ids, n, NULL, 0, v);
+    free(ids);
+    free(rows);
+    cairn_run_verdicts_free(r, n);
+    return 0;
+}
+
 int cmd_verify(cli_opts *o, int argc, char **argv) {
     verify_args a = {0};
     audit_journal *j = NULL;
     audit_heads heads = {0}, taken = {0};
-    char **ids = NULL;
-    bool *rows = NULL;
-    int n = 0;
     verdict v = {0};
     cairn_err err;
     int rc = parse_args(o, argc, argv, &a);
@@ -232,25 +286,10 @@ int cmd_verify(cli_opts *o, int argc, char **argv) {
         return EXIT_JOURNAL;
     }
     if (a.heads) rc = read_heads(j, a.heads, &heads);
-    if (rc == 0 && audit_run_ids(j, &ids, &rows, &n, &err) != 0) {
-        cli_error(&err);
-        rc = EXIT_JOURNAL;
-    }
-    for (int i = 0; rc == 0 && i < (a.n_runs ? a.n_runs : n); i++) {
-        bool has_row = false;
-        const char *id = a.n_runs ? a.runs[i] : ids[i];
-        if (a.n_runs && !listed(ids, n, id, &has_row, rows) && !find_head(&heads, id)) {
-            fprintf(stderr, "cairn: run %s: not found\n", id);
-            v.missing = true;
-        } else if (!a.n_runs || listed(ids, n, id, &has_row, rows)) {
-            verify_one(j, id, a.n_runs ? has_row : rows[i], &heads, a.export_heads ? &taken : NULL,
-                       &v);
-        }
-    }
-    if (rc == 0 && a.heads) check_vanished(&heads, ids, n, a.runs, a.n_runs, &v);
+    audit_heads *take = a.export_heads ? &taken : NULL;
+    if (rc == 0) rc = a.n_runs ? verify_named(j, &a, &heads, take, &v) : verify_all(j, &a, &heads, take, &v);
     if (rc == 0 && a.export_heads) rc = write_heads(j, a.export_heads, &taken);
     if (rc == 0) rc = verdict_exit(&v);
-    audit_ids_free(ids, rows, n);
     audit_heads_free(&heads);
     audit_heads_free(&taken);
     audit_close(j);

@@ -19,6 +19,8 @@
 #define CAIRN_JSON_H
 
 #include <jv.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "common/mem.h"
 
@@ -31,6 +33,18 @@
  * it), checked before libjq parses it (json_parse.c says why).  Returns the
  * value, or jv_invalid_with_msg("<what> at byte N"). */
 jv cairn_json_parse(const char *s, size_t n);
+
+/* Where the members named keys[0..n_keys) of a JSON object lie in its
+ * text (n bytes of s), without making a value: spans[k] receives the byte
+ * offset and length of the value of keys[k] (length 0: absent).  The whole
+ * text is checked as cairn_json_parse checks it.  false when it is not one
+ * object, or when the answer would be ambiguous (a key written with an
+ * escape, a key named twice): parse it then. */
+typedef struct cairn_json_span {
+    size_t at, len;
+} cairn_json_span;
+bool cairn_json_members(const char *s, size_t n, const char *const *keys, int n_keys,
+                        cairn_json_span *spans);
 
 void cairn_json_write(cairn_buf *out, jv v);
 void cairn_json_write_string(cairn_buf *out, const char *s, size_t len);   /* quoted, escaped */

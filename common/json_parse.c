@@ -30,8 +30,10 @@ static bool fail(scan *c, const char *what) {
     return false;
 }
 
+static bool is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
+
 static void spaces(scan *c) {
-    while (c->i < c->n && strchr(" \t\r\n", c->s[c->i]) && c->s[c->i] != '\0') c->i++;
+    while (c->i < c->n && is_space(c->s[c->i])) c->i++;
 }
 
 static bool literal(scan *c, const char *word) {
@@ -149,4 +151,51 @@ jv cairn_json_parse(const char *s, size_t n) {
     }
     if (!ok) return jv_invalid_with_msg(jv_string(c.why));
     return jv_parse_sized(s, (int)n);
+}
+
+/* The key at c (a string), compared as written: a key holding an escape is
+ * not compared (ambiguous: *escaped set). */
+static int key_index(const scan *c, size_t from, size_t to, const char *const *keys, int n_keys,
+                     bool *escaped) {
+    size_t len = to - from;
+    *escaped = memchr(c->s + from, '\\', len) != NULL;
+    for (int k = 0; !*escaped && k < n_keys; k++)
+        if (strlen(keys[k]) == len && memcmp(keys[k], c->s + from, len) == 0) return k;
+    return -1;
+}
+
+bool cairn_json_members(const char *s, size_t n, const char *const *keys, int n_keys,
+                        cairn_json_span *spans) {
+    scan c = {.s = s, .n = n};
+    for (int k = 0; k < n_keys; k++) spans[k] = (cairn_json_span){0, 0};
+    spaces(&c);
+    if (n > (size_t)CAIRN_JSON_TEXT_MAX || c.i >= n || s[c.i] != '{') return false;
+    c.i++;
+    c.depth = 1;
+    spaces(&c);
+    bool more = c.i < n && s[c.i] != '}';
+    while (more) {
+        bool escaped;
+        size_t from = c.i + 1;
+        if (c.i >= n || s[c.i] != '"' || !string(&c)) return false;
+        int k = key_index(&c, from, c.i - 1, keys, n_keys, &escaped);
+        spaces(&c);
+        if (escaped || c.i >= n || s[c.i] != ':') return false;
+        c.i++;
+        spaces(&c);
+        size_t at = c.i;
+        if (!value(&c)) return false;
+        if (k >= 0 && spans[k].len > 0) return false;   /* twice: which one counts? */
+        if (k >= 0) spans[k] = (cairn_json_span){at, c.i - at};
+        spaces(&c);
+        more = c.i < n && s[c.i] == ',';
+        if (more) {
+            c.i++;
+            spaces(&c);
+        }
+    }
+    if (c.i >= n || s[c.i] != '}') return false;
+    c.i++;
+    spaces(&c);
+    return c.i == n;
 }

@@ -206,8 +206,8 @@ static int pinned_source(cairn_journal *j, const char *hash, const char *run_id,
 /* The step ids of the definition pinned by hash (its source checked): as
  * stored beside it, or, for a definition stored before they were, from the
  * definition compiled. */
-static char **pinned_steps(cairn_journal *j, const char *hash, const char *run_id, int *n,
-                           cairn_err *err) {
+char **cairn_journal_pinned_steps(cairn_journal *j, const char *hash, const char *run_id, int *n,
+                                  cairn_err *err) {
     cairn_store *s = j->reader;
     char *src = NULL, *path = NULL, *text = NULL, **ids = NULL;
     size_t len = 0;
@@ -238,7 +238,7 @@ int cairn_journal_load_run(cairn_journal *j, const char *run_id, cairn_run_state
     if (rc == 0 && wf_out) {
         rc = cairn_journal_definition(j, pin, run_id, &wf, err);
         if (rc == 0) ids = cairn_step_ids(wf, &n_ids);
-    } else if (rc == 0 && (ids = pinned_steps(j, pin, run_id, &n_ids, err)) == NULL) {
+    } else if (rc == 0 && (ids = cairn_journal_pinned_steps(j, pin, run_id, &n_ids, err)) == NULL) {
         rc = err->code;
     }
     if (rc == 0) {

@@ -270,6 +270,42 @@ void cairn_journal_secrets_paths(const cairn_journal *j, char **file, char **key
 int cairn_journal_run_ids(cairn_journal *j, char ***ids, bool **in_runs, int *n, cairn_err *err);
 void cairn_journal_ids_free(char **ids, bool *in_runs, int n);
 
+/* The verdict on one run: what `cairn verify` says of it. */
+typedef struct cairn_run_verdict {
+    char run_id[CAIRN_RUN_ID_MAX];
+    bool has_row;                /* the runs table holds its row */
+    int rc;                      /* 0: its chain, its fold and its row agree;
+                                    CAIRN_ENOTFOUND without a row: events only
+                                    (the row was deleted); else why not, in err */
+    cairn_err *err;              /* rc other than 0: the load's error (owned) */
+    int64_t last_seq;            /* rc 0: its events, and the last one's hash */
+    unsigned char head[CAIRN_HASH_LEN];
+    bool forked;                 /* rc 0: a fork (cairn_run_state.fork_run) */
+} cairn_run_verdict;
+
+/* One run checked: its events loaded and folded with the chain checked
+ * (cairn_journal_load_run, the key in use), its row against the fold
+ * (cairn_run_row_check).  has_row false: the verdict is CAIRN_ENOTFOUND
+ * at once.  *v is the caller's (cairn_run_verdict_clear). */
+void cairn_journal_verify_run(cairn_journal *j, const char *run_id, bool has_row,
+                              cairn_run_verdict *v);
+void cairn_run_verdict_clear(cairn_run_verdict *v);
+
+/* Every run in the runs table or the events (as cairn_journal_run_ids
+ * lists them), each verdict as cairn_journal_verify_run gives it, in run
+ * id order; but the events are read in one pass in the order they were
+ * appended, every run folded as its events go by, in one snapshot, rather
+ * than a load per run (CAIRN_VERIFY_HELD runs' states held at once at
+ * most; more start to be checked one by one).  The event index is checked
+ * against the events on the way.  A run whose events do not come in seq
+ * order, or that fails any check, is loaded and checked again on its own,
+ * so its verdict is exactly the one cairn_journal_verify_run gives.  The
+ * array is the caller's (cairn_run_verdicts_free).  Fails only when the
+ * journal cannot be read. */
+#define CAIRN_VERIFY_HELD 16384
+int cairn_journal_verify_runs(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err);
+void cairn_run_verdicts_free(cairn_run_verdict *v, int n);
+
 /* What identifies the journal and its key: its id (cairn_journal_id, "" for
  * none) and its key check value (hex HMAC-SHA-256, under the key, of
  * CAIRN_KEY_CHECK_TEXT: it names the key without giving it away; "" when

@@ -64,6 +64,12 @@ struct cairn_journal {
 
 extern const cairn_journal_backend cairn_journal_sqlite;
 
+/* The step ids a run of the definition pinned by hash journals, its source
+ * checked against the hash (journal.c): NULL, with err set, when it cannot
+ * be had.  The caller's (cairn_step_ids_free). */
+char **cairn_journal_pinned_steps(cairn_journal *j, const char *hash, const char *run_id, int *n,
+                                  cairn_err *err);
+
 /* A journal made of parts already open, for a test that puts a store of
  * its own (one that fails, or holds its syncs) under the engine's writer:
  * writer is the store the writer appends to, log (NULL: none) the commit

@@ -87,3 +87,26 @@ TEST(json_parse_nesting_is_bounded) {
     snprintf(why, sizeof why, "nested too deeply at byte %d", n);
     check_refused(deep, strlen(deep), why);
 }
+
+/* The members' places in an object's text, the whole text checked; an
+ * answer that could be read two ways is no answer. */
+TEST(json_members_finds_values_in_the_text_and_refuses_what_is_ambiguous) {
+    static const char *const keys[] = {"index", "output"};
+    cairn_json_span at[2];
+    const char *t = "{\"idempotency_key\":\"k\", \"index\":12,\"output\":{\"a\":[1,\"}\"]}}";
+    CHECK(cairn_json_members(t, strlen(t), keys, 2, at));
+    CHECK_INT(at[0].len, 2);
+    CHECK(memcmp(t + at[0].at, "12", 2) == 0);
+    CHECK_INT(at[1].len, strlen("{\"a\":[1,\"}\"]}"));
+    CHECK(memcmp(t + at[1].at, "{\"a\":[1,\"}\"]}", at[1].len) == 0);
+    const char *none = " {\"input\":{\"index\":3}} ";   /* a nested index is not the member */
+    CHECK(cairn_json_members(none, strlen(none), keys, 2, at));
+    CHECK_INT(at[0].len, 0);
+    CHECK_INT(at[1].len, 0);
+    CHECK(cairn_json_members("{}", 2, keys, 2, at));
+    const char *bad[] = {"{\"index\":1,\"index\":2}", "{\"ind\\u0065x\":1}", "[1]", "{\"a\":1",
+                         "{\"a\":1} x", "{\"a\":01}", "{\"a\":1,}", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (cairn_json_members(bad[i], strlen(bad[i]), keys, 2, at))
+            TEST_FAIL("taken: %s", bad[i]);
+}
