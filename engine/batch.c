@@ -1,7 +1,10 @@
 /*
  * batch.c - the engine's events and the batches they travel in, between
- * the orchestrator (which makes and frees them) and the writer threads
- * (which write them).
+ * the orchestrator (which makes them) and the writer threads (which write
+ * them, and with a commit log keep them until they are applied to the
+ * journal of record).  A batch's events are freed by whichever of its
+ * holders lets go last: the orchestrator once it has seen them durable,
+ * or the writer once it has applied them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,20 @@ void eng_batch_push(eng_batch *b, cairn_event *ev) {
 }
 
 void eng_batch_free_events(eng_batch *b) {
-    for (int i = 0; i < b->n; i++) eng_event_free(b->events[i]);
-    free(b->events);
+    bool last = b->holders == NULL || atomic_fetch_sub(b->holders, 1) == 1;
+    if (last) {
+        for (int i = 0; i < b->n; i++) eng_event_free(b->events[i]);
+        free(b->events);
+        free(b->holders);
+    }
     memset(b, 0, sizeof *b);
+}
+
+void eng_batch_share(eng_batch *b, eng_batch *copy) {
+    if (b->holders == NULL) {
+        b->holders = cairn_malloc(sizeof *b->holders);
+        atomic_init(b->holders, 1);
+    }
+    atomic_fetch_add(b->holders, 1);
+    *copy = *b;
 }

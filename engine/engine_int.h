@@ -133,6 +133,8 @@ typedef struct eng_batch {
     cairn_event **events;
     int n, cap;
     int64_t ticket;              /* highest ticket in the batch */
+    atomic_int *holders;         /* NULL: one holder; else how many still hold the
+                                    events (eng_batch_share) */
 } eng_batch;
 
 typedef enum { MSG_DURABLE, MSG_RESULT, MSG_WRITE_FAILED, MSG_SPAWNED, MSG_CALL } eng_msg_kind;
@@ -157,6 +159,8 @@ struct eng_msg {
  * disk's speed: a thread spinning beside a loop of syncs was measured to
  * slow it by a tenth to a quarter.  See eng_spin_for. */
 #define CAIRN_SPIN_US 500
+#define CAIRN_SPIN_MIN_US 20      /* the least budget a spinner keeps */
+#define CAIRN_SPIN_LATE_US 50     /* a yield back later than this: the CPU is wanted */
 
 /* The largest batch the orchestrator writes and syncs itself when the writer
  * and syncer are idle and no mail waits (a sequential step's batch is two
@@ -236,8 +240,18 @@ eng_msg *eng_inbox_take(eng_inbox *ib);                    /* every message, in 
 void eng_inbox_wait(eng_inbox *ib, int timeout_ms, int idle_ms, void (*idle)(void *), void *ud);
 void eng_inbox_wake(eng_inbox *ib);    /* async-signal-safe */
 bool eng_inbox_has_mail(eng_inbox *ib);
-/* Spin until *flag is set or CAIRN_SPIN_US pass. */
-void eng_spin_for(atomic_int *flag);
+/* A place that spins for a hand-off, and how long it spins there: it
+ * adapts to the waits it sees (eng_spin_for).  Zeroed to begin. */
+typedef struct eng_spinner {
+    int budget_us;               /* 0: not yet adapted (CAIRN_SPIN_US) */
+} eng_spinner;
+/* Spin (yielding) until *flag is set, for at most the spinner's budget.
+ * The budget follows the waits: twice the last wait that ended in the
+ * flag, halved by a spin that did not; and a yield that comes back later
+ * than CAIRN_SPIN_LATE_US says another thread wanted this CPU (the
+ * machine is busy), so the spin ends there and the budget halves.  true
+ * when the flag was seen. */
+bool eng_spin_for(eng_spinner *s, atomic_int *flag);
 /* Spin for the inbox's mail, as eng_spin_for. */
 void eng_inbox_spin(eng_inbox *ib);
 
@@ -540,6 +554,11 @@ void eng_pool_stop(eng_pool *p);
 
 /* batches */
 void eng_batch_push(eng_batch *b, cairn_event *ev);
+/* Let go of b's events (b is emptied): they are freed by the last holder. */
 void eng_batch_free_events(eng_batch *b);
+/* A second holder of b's events (the writer, until it has applied them to
+ * the journal of record): *copy receives b as it is; b and copy each let
+ * go with eng_batch_free_events, on any thread (events hold no jv). */
+void eng_batch_share(eng_batch *b, eng_batch *copy);
 
 #endif

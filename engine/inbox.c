@@ -28,6 +28,7 @@ struct eng_inbox {
     int wake_fd;                 /* eventfd: the inbox has mail, or stop */
     atomic_int mail;             /* the inbox has mail: read while spinning */
     atomic_int sleeping;         /* the orchestrator may sleep in poll: posters write wake_fd */
+    eng_spinner spin;            /* the orchestrator's, for mail */
 };
 
 eng_inbox *eng_inbox_new(void) {
@@ -108,9 +109,29 @@ void eng_inbox_wait(eng_inbox *ib, int timeout_ms, int idle_ms, void (*idle)(voi
     atomic_store(&ib->sleeping, 0);
 }
 
-void eng_spin_for(atomic_int *flag) {
-    int64_t until = cairn_now_us() + CAIRN_SPIN_US;
-    while (!atomic_load(flag) && cairn_now_us() < until) sched_yield();
+/* Spinning pays when the hand-off comes sooner than a sleeping thread
+ * would wake (tens of microseconds here), and costs when another thread
+ * wants the CPU: with two cores, three threads spinning beside an
+ * orchestrator that is never idle (W2) spent more time in their yields than
+ * it spent on steps, each yield lasting a whole time slice of someone
+ * else's.  So each place keeps its own budget: about twice the waits it
+ * sees, never above CAIRN_SPIN_US; halved when a spin ends empty; and a
+ * yield that comes back late ends the spin at once. */
+bool eng_spin_for(eng_spinner *s, atomic_int *flag) {
+    if (s->budget_us == 0) s->budget_us = CAIRN_SPIN_US;
+    int64_t start = cairn_now_us(), now = start, until = start + s->budget_us;
+    bool late = false;
+    while (!atomic_load(flag) && now < until && !late) {
+        sched_yield();
+        int64_t back = cairn_now_us();
+        late = back - now > CAIRN_SPIN_LATE_US;
+        now = back;
+    }
+    bool hit = atomic_load(flag) != 0;
+    int want = hit ? 2 * (int)(now - start) : s->budget_us / 2;
+    if (want > CAIRN_SPIN_US) want = CAIRN_SPIN_US;
+    s->budget_us = want < CAIRN_SPIN_MIN_US ? CAIRN_SPIN_MIN_US : want;
+    return hit;
 }
 
-void eng_inbox_spin(eng_inbox *ib) { eng_spin_for(&ib->mail); }
+void eng_inbox_spin(eng_inbox *ib) { eng_spin_for(&ib->spin, &ib->mail); }

@@ -476,8 +476,9 @@ int cairn_journal_sync(cairn_journal *j, cairn_err *err) { return j->backend->sy
 
 int64_t cairn_journal_written_end(const cairn_journal *j) { return j->backend->written_end(j); }
 
-int cairn_journal_apply_written(cairn_journal *j, int64_t from, int64_t to, cairn_err *err) {
-    return j->backend->apply_written(j, from, to, err);
+int cairn_journal_apply_written(cairn_journal *j, int64_t from, int64_t to,
+                                cairn_event *const *evs, int n, cairn_err *err) {
+    return j->backend->apply_written(j, from, to, evs, n, err);
 }
 
 int cairn_journal_start_over(cairn_journal *j, size_t need, cairn_err *err) {

@@ -347,8 +347,11 @@ int cairn_journal_sync(cairn_journal *j, cairn_err *err);
 int64_t cairn_journal_written_end(const cairn_journal *j);
 
 /* Writing ahead: put the batches in [from, to) of the log (durable) into
- * the journal of record, in one transaction, without a sync. */
-int cairn_journal_apply_written(cairn_journal *j, int64_t from, int64_t to, cairn_err *err);
+ * the journal of record, in one transaction, without a sync.  evs[0..n)
+ * are their events as appended, when the caller still holds them (the log
+ * is then not read back); NULL to read them from the log. */
+int cairn_journal_apply_written(cairn_journal *j, int64_t from, int64_t to,
+                                cairn_event *const *evs, int n, cairn_err *err);
 
 /* Writing ahead, everything applied: sync the journal of record and start
  * the log over, with room for need bytes. */

@@ -39,7 +39,8 @@ typedef struct cairn_journal_backend {
                         cairn_err *err);
     int (*sync)(cairn_journal *j, cairn_err *err);
     int64_t (*written_end)(const cairn_journal *j);
-    int (*apply_written)(cairn_journal *j, int64_t from, int64_t to, cairn_err *err);
+    int (*apply_written)(cairn_journal *j, int64_t from, int64_t to, cairn_event *const *evs,
+                         int n, cairn_err *err);
     int (*start_over)(cairn_journal *j, size_t need, cairn_err *err);
     /* Release what open made (j->reader, j->writer, j->log...). */
     void (*close)(cairn_journal *j);

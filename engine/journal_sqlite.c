@@ -162,7 +162,9 @@ static int64_t sq_written_end(const cairn_journal *j) {
     return j->log ? cairn_clog_end(j->log) : 0;
 }
 
-static int sq_apply_written(cairn_journal *j, int64_t from, int64_t to, cairn_err *err) {
+static int sq_apply_written(cairn_journal *j, int64_t from, int64_t to, cairn_event *const *evs,
+                            int n, cairn_err *err) {
+    if (evs) return n > 0 ? j->writer->ops->append_missing(j->writer, evs, n, err) : 0;
     return cairn_clog_apply(j->log, j->writer, from, to, NULL, err);
 }
 

@@ -39,9 +39,11 @@
  * Nothing is posted durable before a sync that began after its write
  * returned.  A failed write, sync or apply fails its batch and every later
  * one (sticky): after a failed sync the kernel may have dropped pages that
- * a later sync would not report.  Events go back to the orchestrator to be
- * freed: their jv data must never be touched on these threads (the apply
- * reads the log back instead).
+ * a later sync would not report.  Events hold no jv (text only): the
+ * orchestrator and, in log mode, the writer hold each durable batch's
+ * events, the writer until it has applied them (so it need not read the
+ * log back and decode it), and whichever lets go last frees them
+ * (eng_batch_share).
  *
  * Each thread spins a little for its next hand-off before it sleeps on its
  * condition variable (eng_spin_for).
@@ -75,10 +77,13 @@ struct eng_writer {
     atomic_int work;             /* pending is not empty: read while spinning */
     atomic_int sync_work;        /* committed is not empty: read while spinning */
     atomic_int sync_failed;      /* a sync or an apply failed: every later batch fails */
+    eng_spinner writer_spin, syncer_spin;   /* each thread's, for its next hand-off */
     /* log mode: records in [log_applied, log_durable) are synced and not
      * yet in the store; `unapplied` counts their events */
     int64_t log_durable, log_applied;
     int unapplied;
+    eng_batch *held;             /* their batches, shared with the orchestrator */
+    int n_held, cap_held;
     int64_t apply_by;            /* monotonic ms: the oldest unapplied event's deadline */
     bool apply_now;              /* a run ended among them */
     int catching_up;             /* callers waiting in eng_writer_catch_up */
@@ -106,15 +111,33 @@ static void post_failure(eng_writer *w, const cairn_err *err) {
     w->post(w->ud, m);
 }
 
+/* Let go of the batches taken from `held` (n of them), and the array. */
+static void let_go(eng_batch *held, int n) {
+    for (int i = 0; i < n; i++) eng_batch_free_events(&held[i]);
+    free(held);
+}
+
 /* Writer thread (or the stopping thread once the others are joined): put
- * every durable record into the store. */
+ * every durable record into the store, from the events it still holds:
+ * the same events the records hold, so the log is not read back. */
 static int apply_durable(eng_writer *w, cairn_err *err) {
     pthread_mutex_lock(&w->mu);
     int64_t from = w->log_applied, to = w->log_durable;
+    eng_batch *held = w->held;
+    int n_held = w->n_held, n = 0;
+    w->held = NULL;
+    w->n_held = w->cap_held = 0;
     w->unapplied = 0;
     w->apply_now = false;
     pthread_mutex_unlock(&w->mu);
-    int rc = cairn_journal_apply_written(w->journal, from, to, err);
+    for (int i = 0; i < n_held; i++) n += held[i].n;
+    cairn_event **evs = cairn_malloc((size_t)(n ? n : 1) * sizeof *evs);
+    n = 0;
+    for (int i = 0; i < n_held; i++)
+        for (int k = 0; k < held[i].n; k++) evs[n++] = held[i].events[k];
+    int rc = cairn_journal_apply_written(w->journal, from, to, evs, n, err);
+    free(evs);
+    let_go(held, n_held);
     pthread_mutex_lock(&w->mu);
     if (rc == 0) w->log_applied = to;
     else atomic_store(&w->sync_failed, 1);   /* before catch_up wakes to look */
@@ -191,7 +214,8 @@ static void hand_to_syncer(eng_writer *w, eng_batch *batch, int64_t log_end, int
 }
 
 /* Log mode, after a sync: the list's records are durable and wait to be
- * applied.  Read before the list is posted (its events go back then). */
+ * applied; the writer holds their events until then.  Before the list is
+ * posted (the orchestrator lets go of the events it holds then). */
 static void note_durable(eng_writer *w, eng_msg *list) {
     pthread_mutex_lock(&w->mu);
     bool first = w->unapplied == 0;   /* the writer may sleep with no deadline */
@@ -200,6 +224,11 @@ static void note_durable(eng_writer *w, eng_msg *list) {
         if (m->log_end > w->log_durable) w->log_durable = m->log_end;
         if (w->unapplied == 0) w->apply_by = cairn_now_ms() + CAIRN_CLOG_APPLY_MS;
         w->unapplied += m->batch.n;
+        if (w->n_held == w->cap_held) {
+            w->cap_held = w->cap_held ? 2 * w->cap_held : 64;
+            w->held = cairn_realloc(w->held, (size_t)w->cap_held * sizeof *w->held);
+        }
+        eng_batch_share(&m->batch, &w->held[w->n_held++]);
         for (int i = 0; i < m->batch.n; i++) w->apply_now |= cairn_event_ends_run(m->batch.events[i]->type);
     }
     if ((first && w->unapplied > 0) || apply_due(w)) pthread_cond_signal(&w->cond);
@@ -252,7 +281,7 @@ static void *writer_main(void *arg) {
     bool spin = true;
     for (;;) {
         /* the orchestrator answers a commit within microseconds */
-        if (spin) eng_spin_for(&w->work);
+        if (spin) eng_spin_for(&w->writer_spin, &w->work);
         pthread_mutex_lock(&w->mu);
         wait_for_work(w);
         if (apply_due(w)) {
@@ -288,7 +317,7 @@ static void *syncer_main(void *arg) {
     eng_writer *w = arg;
     for (;;) {
         /* the writer's next commit is due within a commit's time */
-        eng_spin_for(&w->sync_work);
+        eng_spin_for(&w->syncer_spin, &w->sync_work);
         pthread_mutex_lock(&w->mu);
         while (w->committed == NULL && !w->writer_done) pthread_cond_wait(&w->sync_cond, &w->mu);
         eng_msg *list = w->committed;
@@ -415,6 +444,7 @@ void eng_writer_stop(eng_writer *w) {
     pthread_join(w->writer, NULL);
     pthread_join(w->syncer, NULL);
     if (w->ahead) drain_log(w);
+    let_go(w->held, w->n_held);   /* left after a failure: the log keeps them */
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
     pthread_cond_destroy(&w->sync_cond);
