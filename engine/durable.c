@@ -33,6 +33,8 @@ struct eng_durable {
     cairn_chain *chain;          /* the journal's, under its key */
     eng_batch out;
     cairn_buf event_text;        /* the event being made: its data's canonical text */
+    jv last_value;               /* the value eng_emit_step wrote last, and its text: */
+    cairn_buf last_text;         /* a step's output is often its input (set) */
     int64_t next_ticket, durable;
     eng_attempt *await_head, *await_tail;
     eng_attempt *live;
@@ -51,6 +53,7 @@ eng_durable *eng_durable_new(cairn_chain *chain, char *secrets_file, char *secre
     d->secrets_file = secrets_file;
     d->secrets_key_file = secrets_key_file;
     d->secrets_mtime_ns = -1;
+    d->last_value = jv_invalid();
     return d;
 }
 
@@ -58,6 +61,8 @@ void eng_durable_free(eng_durable *d) {
     if (d == NULL) return;
     eng_batch_free_events(&d->out);
     cairn_buf_free(&d->event_text);
+    cairn_buf_free(&d->last_text);
+    jv_free(d->last_value);
     cairn_secrets_free(d->secrets);
     free(d->secrets_file);
     free(d->secrets_key_file);
@@ -155,6 +160,20 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     return emit(e, r, type, step, attempt, data, time_ms);
 }
 
+/* value's canonical text onto b.  A jv value never changes, and two that
+ * are identical (the same object) have the same text: the text of the
+ * value written last is kept, and a step whose output is its input (`set`,
+ * and any action that passes its input on) writes it once, not twice. */
+static void write_value(eng_durable *d, cairn_buf *b, jv value) {
+    if (!jv_identical(jv_copy(d->last_value), jv_copy(value))) {
+        jv_free(d->last_value);
+        d->last_value = jv_copy(value);
+        cairn_buf_reset(&d->last_text);
+        cairn_json_write(&d->last_text, value);
+    }
+    cairn_buf_append(b, d->last_text.data, d->last_text.len);
+}
+
 /* Two events a step: their data's text is written key by key, in canonical
  * order ("idempotency_key" < "index" < "input" < "output"), rather than
  * built as an object and then taken apart and sorted again.  The object the
@@ -179,7 +198,7 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
     }
     bool started = type == CAIRN_EV_STEP_STARTED;
     cairn_buf_puts(b, started ? "\"input\":" : "\"output\":");
-    cairn_json_write(b, value);
+    write_value(d, b, value);
     cairn_buf_putc(b, '}');
     /* the fold reads the index, and of step_succeeded the output */
     jv data = jv_object();
