@@ -152,7 +152,7 @@ struct eng_msg {
 };
 
 /* How long a thread that expects a hand-off within one commit's time spins
- * for it before it sleeps.  Waking a sleeping thread costs tens of
+ * for it before it sleeps, at most (each place adapts: eng_spin_for).  Waking a sleeping thread costs tens of
  * microseconds on a virtual machine, a sixth of a commit and two of them a
  * step; spinning (yielding to any thread that has work) costs idle CPU,
  * only while a commit is in flight, and on a virtual machine some of the
