@@ -25,6 +25,14 @@ cairn_event *eng_event_new(eng_run *r, const char *step, const char *text, size_
     return ev;
 }
 
+void eng_event_hash(cairn_chain *chain, cairn_event *ev) {
+    eng_event *e = (eng_event *)ev;
+    if (e->hashed) return;
+    cairn_chain_hash(chain, ev->seq > 1 ? e->run->chain_head : NULL, ev);
+    memcpy(e->run->chain_head, ev->hash, CAIRN_HASH_LEN);
+    e->hashed = true;
+}
+
 void eng_event_free(cairn_event *ev) {
     free(ev);   /* eng_event begins with it; step and data lie in the same block */
 }

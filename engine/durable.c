@@ -2,9 +2,13 @@
  * durable.c - appending events, and what waits for them to be durable.
  *
  * Every event the engine appends goes through here: stamped (seq, time),
- * masked (no secret reaches the journal), hashed into the run's chain,
- * folded into the run's state, and queued for the writer with a ticket (one
- * more than the last).  The writer hands batches back durable, and the
+ * masked (no secret reaches the journal), folded into the run's state, and
+ * queued for the writer with a ticket (one more than the last).  Its link
+ * of the run's hash chain is computed where it is written (writer.c): an
+ * HMAC-SHA-256 an event was about a third of the orchestrator's own time a
+ * step, and the writer's threads have the other core.  So the state the
+ * engine folds has no head (st->head is the journal's only as loaded, and
+ * primes the writer's chain: eng_run.chain_head).  The writer hands batches back durable, and the
  * highest ticket seen durable says how far the journal is.  What waits for
  * that lives here too, behind the functions of engine_int.h, so that no
  * other file edits these queues:
@@ -30,7 +34,6 @@
 #include "engine/engine_int.h"
 
 struct eng_durable {
-    cairn_chain *chain;          /* the journal's, under its key */
     eng_batch out;
     cairn_buf event_text;        /* the event being made: its data's canonical text */
     jv last_value;               /* the value eng_emit_step wrote last, and its text: */
@@ -47,9 +50,8 @@ struct eng_durable {
     int64_t secrets_mtime_ns;    /* of the file when loaded; -1: not loaded */
 };
 
-eng_durable *eng_durable_new(cairn_chain *chain, char *secrets_file, char *secrets_key_file) {
+eng_durable *eng_durable_new(char *secrets_file, char *secrets_key_file) {
     eng_durable *d = cairn_calloc(1, sizeof *d);
-    d->chain = chain;
     d->secrets_file = secrets_file;
     d->secrets_key_file = secrets_key_file;
     d->secrets_mtime_ns = -1;
@@ -124,7 +126,10 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     ev->time_ms = time_ms;
     ev->type = type;
     ev->attempt = attempt;
-    cairn_chain_hash(d->chain, ev->seq > 1 ? st->head : NULL, ev);
+    if (!r->chain_primed) {   /* the writer hashes from here on */
+        memcpy(r->chain_head, st->head, CAIRN_HASH_LEN);
+        r->chain_primed = true;
+    }
     cairn_err err;
     int rc = cairn_fold_apply(st, ev, step, data, &err);
     jv_free(data);                   /* folded: free it while it is in cache */

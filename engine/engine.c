@@ -74,7 +74,7 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     e->timers = eng_timers_new();
     e->commands = eng_commands_new(cairn_journal_changes(e->journal));
     e->writer = eng_writer_start(e->journal, post_from_writer, e->inbox);
-    e->dq = eng_durable_new(cairn_journal_chain(e->journal), secrets, secrets_key);
+    e->dq = eng_durable_new(secrets, secrets_key);
     e->pool = eng_pool_start(e->inbox, e->cfg.workers);
     *out = e;
     return 0;

@@ -106,6 +106,11 @@ struct eng_run {
     eng_run *ended_next;         /* in the queue of ended runs (durable.c) */
     int *ready;                  /* steps ready to start: a FIFO */
     int ready_head, n_ready;
+    /* The hash chain is computed by whoever writes a batch (writer.c), not
+     * on the orchestrator: the hash of the run's last event written,
+     * primed from the state loaded before its first event is queued. */
+    bool chain_primed;           /* orchestrator: chain_head holds st->head as loaded */
+    unsigned char chain_head[CAIRN_HASH_LEN];   /* then the writer's alone */
 };
 
 /* An event the engine made: the journal's event, the run it belongs to, and
@@ -117,6 +122,7 @@ struct eng_run {
 typedef struct eng_event {
     cairn_event ev;
     eng_run *run;
+    bool hashed;                 /* ev.hash is computed (eng_event_hash) */
 } eng_event;
 
 /* A new event of run r (may be NULL) for step (NULL: a run event) with data
@@ -127,6 +133,9 @@ static inline eng_run *eng_event_run(const cairn_event *ev) {
     return ((const eng_event *)(const void *)ev)->run;
 }
 void eng_event_free(cairn_event *ev);
+/* Writer side, in the order events are written: ev's link of its run's
+ * hash chain (once; a batch written again keeps it). */
+void eng_event_hash(cairn_chain *chain, cairn_event *ev);
 
 /* A batch of events handed to the writer, or handed back once durable. */
 typedef struct eng_batch {
@@ -258,8 +267,8 @@ void eng_inbox_spin(eng_inbox *ib);
 /* durable.c: appending events (stamp, hash, fold, queue for the writer) and
  * what waits for them to be durable: attempts (their step_started), ended
  * runs (their last event).  Also the secrets every event is masked with. */
-/* chain: the journal's; the secrets' file names become its. */
-eng_durable *eng_durable_new(cairn_chain *chain, char *secrets_file, char *secrets_key_file);
+/* The secrets' file names become its. */
+eng_durable *eng_durable_new(char *secrets_file, char *secrets_key_file);
 void eng_durable_free(eng_durable *d);   /* frees the events not handed over; NULL ok */
 
 /* Append an event to run r: seq, time, hash, fold; queued for the writer.

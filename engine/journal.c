@@ -98,6 +98,10 @@ int cairn_journal_derive_key(cairn_journal *j, const char *purpose,
     return rc;
 }
 
+cairn_chain *cairn_journal_new_chain(cairn_journal *j) {
+    return j->keyed ? cairn_chain_new(j->key, sizeof j->key) : NULL;
+}
+
 /* ---- runs -------------------------------------------------------------------- */
 
 int cairn_journal_list_runs(cairn_journal *j, const char *status_filter, cairn_run_row **out,

@@ -88,6 +88,9 @@ int cairn_journal_use_key(cairn_journal *j, cairn_err *err);
 
 /* The hasher of the chain under the key in use, or NULL. */
 cairn_chain *cairn_journal_chain(cairn_journal *j);
+/* A hasher of its own under the key in use, for another thread (the
+ * caller's: cairn_chain_free), or NULL. */
+cairn_chain *cairn_journal_new_chain(cairn_journal *j);
 
 /* A key for one purpose (a fixed text naming it, "cairn approval links"),
  * HMAC-SHA-256 of purpose under the journal's key, taken into use first:

@@ -59,6 +59,7 @@
 
 struct eng_writer {
     cairn_journal *journal;
+    cairn_chain *chain;          /* its own hasher under the journal's key (NULL: none) */
     bool ahead;                  /* the journal writes ahead (commit log): apply later */
     eng_post_fn post;
     void *ud;
@@ -173,7 +174,9 @@ static int make_room(eng_writer *w, size_t need, cairn_err *err) {
 
 /* ---- writing and syncing ------------------------------------------------- */
 
-/* Write one batch; sticky after any failure.  In log mode *log_end receives
+/* Write one batch, its events' links of their runs' hash chains computed
+ * first (in the order they are written, which is each run's seq order:
+ * batches go out in the order they were queued); sticky after any failure.  In log mode *log_end receives
  * the end of its record.  A batch that does not fit in the log makes room
  * when may_wait; else CAIRN_EFULL, with nothing written and nothing failed. */
 static int write_batch(eng_writer *w, eng_batch *batch, int64_t *log_end, bool may_wait,
@@ -184,6 +187,7 @@ static int write_batch(eng_writer *w, eng_batch *batch, int64_t *log_end, bool m
         w->failed = true;
         return cairn_err_set(err, CAIRN_EIO, "the journal failed earlier");
     }
+    for (int i = 0; w->chain && i < batch->n; i++) eng_event_hash(w->chain, batch->events[i]);
     int rc = cairn_journal_append_batch(w->journal, batch->events, batch->n, log_end, err);
     if (rc == CAIRN_EFULL && !may_wait) return rc;
     if (rc == CAIRN_EFULL) {
@@ -344,6 +348,7 @@ static void *syncer_main(void *arg) {
 eng_writer *eng_writer_start(cairn_journal *journal, eng_post_fn post, void *ud) {
     eng_writer *w = cairn_calloc(1, sizeof *w);
     w->journal = journal;
+    w->chain = cairn_journal_new_chain(journal);
     w->ahead = cairn_journal_writes_ahead(journal);
     w->post = post;
     w->ud = ud;
@@ -450,5 +455,6 @@ void eng_writer_stop(eng_writer *w) {
     pthread_cond_destroy(&w->sync_cond);
     pthread_cond_destroy(&w->idle_cond);
     free(w->pending.events);
+    cairn_chain_free(w->chain);
     free(w);
 }
