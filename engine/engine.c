@@ -73,7 +73,8 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
     e->runs = eng_runs_new();
     e->timers = eng_timers_new();
     e->commands = eng_commands_new(cairn_journal_changes(e->journal));
-    e->writer = eng_writer_start(e->journal, post_from_writer, e->inbox);
+    e->writer = eng_writer_start(e->journal, cairn_journal_new_chain(e->journal),
+                                 post_from_writer, e->inbox);
     e->dq = eng_durable_new(secrets, secrets_key);
     e->pool = eng_pool_start(e->inbox, e->cfg.workers);
     *out = e;

@@ -540,7 +540,10 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err);
  * order, from its own thread.  From here on the writer threads use the
  * journal's writer operations (journal.h) and nothing else does. */
 typedef void (*eng_post_fn)(void *ud, eng_msg *m);
-eng_writer *eng_writer_start(cairn_journal *journal, eng_post_fn post, void *ud);
+/* chain (the writer's, may be NULL: events are written as they are)
+ * hashes each event into its run's chain as it is written. */
+eng_writer *eng_writer_start(cairn_journal *journal, cairn_chain *chain, eng_post_fn post,
+                             void *ud);
 void eng_writer_submit(eng_writer *w, eng_batch *batch);   /* takes the batch's events */
 /* When the writer and syncer are idle (nothing submitted, written or syncing),
  * write and sync the batch on the calling thread, post its result as they

@@ -345,10 +345,11 @@ static void *syncer_main(void *arg) {
 
 /* ---- the interface -------------------------------------------------------- */
 
-eng_writer *eng_writer_start(cairn_journal *journal, eng_post_fn post, void *ud) {
+eng_writer *eng_writer_start(cairn_journal *journal, cairn_chain *chain, eng_post_fn post,
+                             void *ud) {
     eng_writer *w = cairn_calloc(1, sizeof *w);
     w->journal = journal;
-    w->chain = cairn_journal_new_chain(journal);
+    w->chain = chain;
     w->ahead = cairn_journal_writes_ahead(journal);
     w->post = post;
     w->ud = ud;

@@ -143,7 +143,8 @@ static void hold_syncs(harness *h, holding_store *s) {
     const char *owner = cairn_journal_owner(h->e->journal);
     s->real->ops->set_owner(s->real, owner);
     s->journal = cairn_journal_over(&s->base, NULL, owner);
-    h->e->writer = eng_writer_start(s->journal, post, h->e->inbox);
+    h->e->writer = eng_writer_start(s->journal, cairn_journal_new_chain(h->e->journal), post,
+                                    h->e->inbox);
 }
 
 /* Parallel steps and a foreach, each attempt failing until its third. */

@@ -102,7 +102,7 @@ static cairn_journal *journal;
 
 static eng_writer *start_writer(cairn_store *store, cairn_clog *log, fake_store *f) {
     journal = cairn_journal_over(store, log, "test");
-    return eng_writer_start(journal, collect, f);
+    return eng_writer_start(journal, NULL, collect, f);
 }
 
 static void stop_writer(eng_writer *w) {
