@@ -18,6 +18,7 @@
 #include "engine/engine_int.h"
 
 static void attempt_free(eng_attempt *a) {
+    eng_text_memo_clear(&a->input);
     free(a);
 }
 
@@ -73,7 +74,8 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
         fail_before_start(e, a, eng_error(fail.kind[0] ? fail.kind : "schema", fail.message));
         return;
     }
-    a->ticket = eng_emit_step(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, a->idem_key, with);
+    a->ticket = eng_emit_step(e, r, CAIRN_EV_STEP_STARTED, i, index, a->attempt, a->idem_key,
+                             &a->input, with);
     eng_attempt_started(e, a);
 }
 
@@ -148,7 +150,8 @@ static void record_result(cairn_engine *e, eng_attempt *a, int rc, jv output,
     eng_run *r = a->run;
     jv error = jv_null();
     if (rc == 0 && eng_until_met(r, a->step, output, &error)) {
-        eng_emit_step(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, NULL, output);
+        eng_emit_step(e, r, CAIRN_EV_STEP_SUCCEEDED, a->step, a->index, a->attempt, NULL,
+                      &a->input, output);
         if (a->index < 0) eng_step_done(e, r, a->step);
         else eng_item_finished(e, r, a->step, a->index, true, jv_null());
         return;

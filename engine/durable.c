@@ -36,8 +36,6 @@
 struct eng_durable {
     eng_batch out;
     cairn_buf event_text;        /* the event being made: its data's canonical text */
-    jv last_value;               /* the value eng_emit_step wrote last, and its text: */
-    cairn_buf last_text;         /* a step's output is often its input (set) */
     int64_t next_ticket, durable;
     eng_attempt *await_head, *await_tail;
     eng_attempt *live;
@@ -55,7 +53,6 @@ eng_durable *eng_durable_new(char *secrets_file, char *secrets_key_file) {
     d->secrets_file = secrets_file;
     d->secrets_key_file = secrets_key_file;
     d->secrets_mtime_ns = -1;
-    d->last_value = jv_invalid();
     return d;
 }
 
@@ -63,8 +60,6 @@ void eng_durable_free(eng_durable *d) {
     if (d == NULL) return;
     eng_batch_free_events(&d->out);
     cairn_buf_free(&d->event_text);
-    cairn_buf_free(&d->last_text);
-    jv_free(d->last_value);
     cairn_secrets_free(d->secrets);
     free(d->secrets_file);
     free(d->secrets_key_file);
@@ -165,18 +160,29 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     return emit(e, r, type, step, attempt, data, time_ms);
 }
 
+void eng_text_memo_clear(eng_text_memo *m) {
+    if (m->text) jv_free(m->value);
+    free(m->text);
+    memset(m, 0, sizeof *m);
+}
+
 /* value's canonical text onto b.  A jv value never changes, and two that
- * are identical (the same object) have the same text: the text of the
- * value written last is kept, and a step whose output is its input (`set`,
- * and any action that passes its input on) writes it once, not twice. */
-static void write_value(eng_durable *d, cairn_buf *b, jv value) {
-    if (!jv_identical(jv_copy(d->last_value), jv_copy(value))) {
-        jv_free(d->last_value);
-        d->last_value = jv_copy(value);
-        cairn_buf_reset(&d->last_text);
-        cairn_json_write(&d->last_text, value);
+ * are identical (the same object) have the same text: an input's text is
+ * kept in memo (started), and an output identical to it takes it from
+ * there (succeeded) rather than being walked again. */
+static void write_value(cairn_buf *b, bool started, eng_text_memo *memo, jv value) {
+    if (memo && !started && memo->text && jv_identical(jv_copy(memo->value), jv_copy(value))) {
+        cairn_buf_append(b, memo->text, memo->len);
+        return;
     }
-    cairn_buf_append(b, d->last_text.data, d->last_text.len);
+    size_t at = b->len;
+    cairn_json_write(b, value);
+    if (memo && started) {
+        eng_text_memo_clear(memo);
+        memo->value = jv_copy(value);
+        memo->text = cairn_strndup(b->data + at, b->len - at);
+        memo->len = b->len - at;
+    }
 }
 
 /* Two events a step: their data's text is written key by key, in canonical
@@ -185,7 +191,7 @@ static void write_value(eng_durable *d, cairn_buf *b, jv value) {
  * fold gets holds only what it reads of these two events: the index and the
  * output (see cairn_fold_apply). */
 int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
-                      int attempt, const char *idempotency_key, jv value) {
+                      int attempt, const char *idempotency_key, eng_text_memo *memo, jv value) {
     eng_durable *d = e->dq;
     value = cairn_secrets_mask(value, d->secrets);   /* no secret reaches the journal */
     cairn_buf *b = &e->dq->event_text;
@@ -203,7 +209,7 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
     }
     bool started = type == CAIRN_EV_STEP_STARTED;
     cairn_buf_puts(b, started ? "\"input\":" : "\"output\":");
-    write_value(d, b, value);
+    write_value(b, started, memo, value);
     cairn_buf_putc(b, '}');
     /* the fold reads the index, and of step_succeeded the output */
     jv data = jv_object();

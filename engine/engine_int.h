@@ -63,6 +63,16 @@ static inline jv eng_status_name(const eng_plan *p, cairn_step_status s) {
 /* An idempotency key: <run id>/<step id>[/<index>] (attempt.c). */
 #define CAIRN_IDEM_KEY_MAX (CAIRN_RUN_ID_MAX + 2 * CAIRN_ID_MAX + 16)
 
+/* A value's canonical text kept beside the value: an attempt keeps its
+ * input's, so that an output identical to the input (set, and any action
+ * that passes its input on) is written without walking it again. */
+typedef struct eng_text_memo {
+    jv value;                    /* valid while text is set */
+    char *text;
+    size_t len;
+} eng_text_memo;
+void eng_text_memo_clear(eng_text_memo *m);
+
 struct eng_attempt {
     eng_run *run;
     int step, index;             /* index: foreach item, or -1 */
@@ -80,6 +90,7 @@ struct eng_attempt {
     eng_msg *result;             /* queued for the pool: the message its worker posts */
     eng_attempt *next;           /* in the durability queue, the inbox, the pool */
     eng_attempt *live_prev, *live_next;   /* every attempt in flight */
+    eng_text_memo input;         /* its step_started's input and text */
 };
 
 struct eng_run {
@@ -282,9 +293,11 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
                     int attempt, jv data, int64_t time_ms);
 /* step_started (with idempotency_key, value the input) or step_succeeded
  * (idempotency_key NULL, value the output): as eng_emit with data
- * {idempotency_key?, index?, input|output: value}; value is consumed. */
+ * {idempotency_key?, index?, input|output: value}; value is consumed.
+ * memo (may be NULL): step_started keeps the input's text there, and
+ * step_succeeded takes it when the output is that very value. */
 int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
-                      int attempt, const char *idempotency_key, jv value);
+                      int attempt, const char *idempotency_key, eng_text_memo *memo, jv value);
 /* The event appended last answers command_id (>0): its row is deleted in
  * the transaction that stores the event. */
 void eng_mark_answer(cairn_engine *e, int64_t command_id);
