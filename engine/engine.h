@@ -21,12 +21,13 @@
  *                 It blocks on the journal only to commit a small batch
  *                 itself when the writer and syncer are idle and no mail
  *                 waits (writer.c, CAIRN_COMMIT_HERE_MAX).
- *   writer        group commit: every event queued since its last write goes
- *                 into one record of the commit log (clog.h), or, when
- *                 another engine holds the log, one SQLite transaction (not
- *                 yet synced).  It also applies durable records to SQLite,
- *                 in bulk and without a sync, and syncs SQLite before the
- *                 log starts over.
+ *   writer        group commit: every event queued since its last write is
+ *                 hashed into its run's chain and goes into one record of
+ *                 the commit log (clog.h), or, when another engine holds
+ *                 the log, one SQLite transaction (not yet synced).  It also
+ *                 applies durable records to SQLite from the events it
+ *                 still holds, in bulk and without a sync, and syncs SQLite
+ *                 before the log starts over.
  *   syncer        one sync for every batch written since its last; then it
  *                 tells the orchestrator how far is durable.  So the
  *                 writer's next write overlaps the last one's sync (writer.c).
@@ -41,7 +42,7 @@
  *   engine.c    the configuration, the stop (stopping, its deadline); the
  *               loop, and what a timer that fires means.  The top: it calls
  *               the others, none calls it.
- *   durable.c   appending (seq, hash, fold, the batch for the writer, its
+ *   durable.c   appending (seq, fold, the batch for the writer, its
  *               tickets), the durable mark, the queue of attempts waiting
  *               for their step_started to be durable, every attempt in
  *               flight and their count, ended runs waiting to be dropped,
@@ -59,8 +60,11 @@
  *   recover.c   taking runs over from the journal, on_crash.
  *   fork.c      a new run of an ended one from one of its steps (fork.h).
  *   orphan.c    attempts' process groups.
- *   batch.c     events and batches handed to the writer.
- *   writer.c    the writer and syncer threads.  pool.c  the workers.
+ *   batch.c     events and batches handed to the writer, who holds them
+ *               (each the last to let go frees them); an event's link of
+ *               its run's hash chain (eng_run.chain_head, the writer's).
+ *   writer.c    the writer and syncer threads; the hash chain is computed
+ *               where a batch is written.  pool.c  the workers.
  *   journal*.c, store*.c, clog.c  the journal (journal.h is the door).
  *   replay*.c   no engine: a run of its own, folded from a journal, whose
  *               decisions it takes again with the step logic's decision
