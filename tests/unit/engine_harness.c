@@ -139,7 +139,7 @@ static void replay_every_run(const char *db) {
 
 void free_h(harness *h) {
     close_h(h);
-    if (h->db) replay_every_run(h->db);
+    if (h->db && !h->edited) replay_every_run(h->db);
     cairn_buf_free(&h->trace);
     free(h->db);
 }
