@@ -22,7 +22,8 @@ LIBSRC  := $(wildcard common/*.c dsl/*.c engine/*.c actions/*.c server/*.c)
 CLISRC  := $(wildcard cli/*.c)
 UNITSRC := $(wildcard tests/unit/*.c)
 TOOLSRC := $(wildcard tests/tools/*.c)
-LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o $(BUILD)/gen/console_assets.o
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema_sql.o $(BUILD)/gen/console_assets.o \
+           $(BUILD)/gen/schema_pg_sql.o
 CLIOBJ  := $(CLISRC:%.c=$(BUILD)/%.o)
 UNITOBJ := $(UNITSRC:%.c=$(BUILD)/%.o)
 TOOLS   := $(TOOLSRC:tests/tools/%.c=$(BUILD)/tools/%)
@@ -98,6 +99,16 @@ $(BUILD)/gen/console_assets.c: FORCE
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
 
 $(BUILD)/gen/console_assets.o: $(BUILD)/gen/console_assets.c
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# And the PostgreSQL journal's from schema/journal_pg.sql.
+$(BUILD)/gen/schema_pg_sql.c: schema/journal_pg.sql
+	@mkdir -p $(@D)
+	@{ echo 'const char cairn_schema_pg_sql[] ='; \
+	   sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	   echo ';'; } > $@
+
+$(BUILD)/gen/schema_pg_sql.o: $(BUILD)/gen/schema_pg_sql.c
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 deps:

@@ -129,12 +129,21 @@ const char *cli_opt_value(int argc, char **argv, int *i, const char *name) {
     return argv[++*i];
 }
 
+/* The journal: --db WHERE (before or after the command), else $CAIRN_DB,
+ * else ./cairn.db.  A path or a postgres:// URL (engine/journal.h). */
+static void default_db(cli_opts *o) {
+    const char *env = getenv("CAIRN_DB");
+    o->db = env && *env ? env : CLI_DEFAULT_DB;
+}
+
+static bool db_opt(cli_opts *o, int argc, char **argv, int *i) {
+    const char *v = cli_opt_value(argc, argv, i, "--db");
+    if (v) o->db = v;
+    return v != NULL;
+}
+
 bool cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
-    const char *v;
-    if ((v = cli_opt_value(argc, argv, i, "--db")) != NULL) {
-        o->db = v;
-        return true;
-    }
+    if (db_opt(o, argc, argv, i)) return true;
     if (strcmp(argv[*i], "--json") == 0) {
         o->json = true;
         return true;
@@ -157,12 +166,11 @@ bool cli_colour(void) {
 
 int main(int argc, char **argv) {
     cli_opts o = {0};
-    o.db = getenv("CAIRN_DB") && *getenv("CAIRN_DB") ? getenv("CAIRN_DB") : CLI_DEFAULT_DB;
+    default_db(&o);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *v;
-        if ((v = cli_opt_value(argc, argv, &i, "--db")) != NULL) {
-            o.db = v;
+        if (db_opt(&o, argc, argv, &i)) {
+            continue;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage_text, stdout);
             return EXIT_OK;

@@ -16,14 +16,15 @@
 #include "common/mem.h"
 #include "engine/owner.h"
 
-static const cairn_journal_backend *const backends[] = {&cairn_journal_sqlite};
+static const cairn_journal_backend *const backends[] = {&cairn_journal_sqlite, &cairn_journal_pg};
 
+/* The backend that serves where: the one whose URL it is, else (no "://")
+ * the one of paths; NULL for a URL no backend serves. */
 static const cairn_journal_backend *backend_for(const char *where) {
     const cairn_journal_backend *path = NULL;
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        const char *scheme = backends[i]->scheme;
-        if (scheme == NULL) path = backends[i];
-        else if (strncmp(where, scheme, strlen(scheme)) == 0) return backends[i];
+        if (backends[i]->serves == NULL) path = backends[i];
+        else if (backends[i]->serves(where)) return backends[i];
     }
     return strstr(where, "://") ? NULL : path;
 }
@@ -33,8 +34,8 @@ int cairn_journal_open(const char *where, const cairn_journal_config *cfg, cairn
     *out = NULL;
     const cairn_journal_backend *b = backend_for(where);
     if (b == NULL)
-        return cairn_err_set(err, CAIRN_EINVAL, "%s: no journal of that kind (a journal is a"
-                             " file path)", where);
+        return cairn_err_set(err, CAIRN_EINVAL, "%.*s: no journal of that kind (a journal is a"
+                             " file path or a postgres:// URL)", (int)strcspn(where, ":"), where);
     cairn_journal *j = cairn_calloc(1, sizeof *j);
     j->backend = b;
     j->where = cairn_strdup(where);

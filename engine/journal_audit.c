@@ -3,24 +3,23 @@
  * journal beyond reading runs (journal.h, "audit").
  *
  * The runs a journal holds are listed from its events as well as from its
- * runs table, so that a run whose row was deleted is still found: the store
- * lists only the table, so the events are read through a read-only
- * connection of this file's own (the SQLite journal being the only
- * backend).
+ * runs table (the store's run_ids), so that a run whose row was deleted is
+ * still found.
  *
- * Verifying every run reads the events once, in id order (the order they
- * were appended), in one read transaction with the runs rows and the event
- * index, and folds each run as its events go by; a run that ends is
- * checked against its row and its state dropped.  Loading runs one by one
- * instead cost a B-tree descent per event through the index, on pages far
- * apart when runs ran side by side.  The pass only ever says "ok": a run
- * that does anything unexpected in it (an event out of seq order or after
- * its end, an event the index does not list where its seq says, a broken
- * link, a fold or row that does not check) is checked again alone
- * (cairn_journal_verify_run), which says what is wrong exactly as before.
- * So the pass must prove what a load would: the index lists exactly the
- * run's events up to index_state.upto in seq order, and the rest follow
- * in id order, so a load reads the very events the pass folded.
+ * Verifying every run of a SQLite journal reads the events once, in id
+ * order (the order they were appended), in one read transaction with the
+ * runs rows and the event index, and folds each run as its events go by; a
+ * run that ends is checked against its row and its state dropped.  Loading
+ * runs one by one instead cost a B-tree descent per event through the
+ * index, on pages far apart when runs ran side by side.  The pass only ever
+ * says "ok": a run that does anything unexpected in it (an event out of seq
+ * order or after its end, an event the index does not list where its seq
+ * says, a broken link, a fold or row that does not check) is checked again
+ * alone (cairn_journal_verify_run), which says what is wrong exactly as
+ * before.  So the pass must prove what a load would: the index lists
+ * exactly the run's events up to index_state.upto in seq order, and the
+ * rest follow in id order, so a load reads the very events the pass
+ * folded.  Another store's runs are verified one by one.
  */
 #include <openssl/hmac.h>
 #include <sqlite3.h>
@@ -33,16 +32,6 @@
 #include "common/strmap.h"
 #include "engine/journal_int.h"
 
-static void add_id(char ***ids, bool **in_runs, int *n, int *cap, const char *id, bool row) {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *ids = cairn_realloc(*ids, (size_t)*cap * sizeof **ids);
-        *in_runs = cairn_realloc(*in_runs, (size_t)*cap * sizeof **in_runs);
-    }
-    (*ids)[*n] = cairn_strdup(id);
-    (*in_runs)[(*n)++] = row;
-}
-
 void cairn_journal_ids_free(char **ids, bool *in_runs, int n) {
     for (int i = 0; i < n; i++) free(ids[i]);
     free(ids);
@@ -50,36 +39,7 @@ void cairn_journal_ids_free(char **ids, bool *in_runs, int n) {
 }
 
 int cairn_journal_run_ids(cairn_journal *j, char ***ids, bool **in_runs, int *n, cairn_err *err) {
-    static const char sql[] =
-        "SELECT id, MAX(row) FROM (SELECT id, 1 AS row FROM runs"
-        " UNION ALL SELECT DISTINCT run_id, 0 FROM events) GROUP BY id ORDER BY id";
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int cap = 0;
-    *ids = NULL;
-    *in_runs = NULL;
-    *n = 0;
-    int rc = sqlite3_open_v2(j->where, &db, SQLITE_OPEN_READONLY, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        add_id(ids, in_runs, n, &cap, (const char *)sqlite3_column_text(st, 0),
-               sqlite3_column_int(st, 1) != 0);
-        rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_DONE)
-        rc = cairn_err_set(err, CAIRN_EIO, "%s: listing the runs: %s", j->where,
-                           db ? sqlite3_errmsg(db) : "out of memory");
-    else
-        rc = 0;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    if (rc) {
-        cairn_journal_ids_free(*ids, *in_runs, *n);
-        *ids = NULL;
-        *in_runs = NULL;
-        *n = 0;
-    }
-    return rc;
+    return j->reader->ops->run_ids(j->reader, ids, in_runs, n, err);
 }
 
 static void hex_of(const unsigned char *p, int n, char *hex) {
@@ -90,8 +50,11 @@ void cairn_journal_identity(cairn_journal *j, char id[CAIRN_JOURNAL_ID_HEX + 1],
                             char key_check[2 * CAIRN_HASH_LEN + 1]) {
     cairn_err err;
     char *v = NULL;
-    if (cairn_journal_id(j->where, id, &err) != 0) id[0] = '\0';
-    key_check[0] = '\0';
+    id[0] = key_check[0] = '\0';
+    if (j->reader->ops->get_meta && j->reader->ops->get_meta(j->reader, "journal_id", &v, &err) == 0)
+        snprintf(id, CAIRN_JOURNAL_ID_HEX + 1, "%s", v);
+    free(v);
+    v = NULL;
     if (j->reader->ops->get_meta && j->reader->ops->get_meta(j->reader, "key_check", &v, &err) == 0)
         snprintf(key_check, 2 * CAIRN_HASH_LEN + 1, "%s", v);
     free(v);
@@ -508,7 +471,24 @@ static void scan_free(scan *s) {
     sqlite3_close(s->db);
 }
 
+/* Every run verified alone: a store the one pass does not read. */
+static int verify_each(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err) {
+    char **ids = NULL;
+    bool *rows = NULL;
+    int k = 0;
+    int rc = cairn_journal_run_ids(j, &ids, &rows, &k, err);
+    if (rc) return rc;
+    cairn_run_verdict *v = cairn_calloc((size_t)(k ? k : 1), sizeof *v);
+    for (int i = 0; i < k; i++) cairn_journal_verify_run(j, ids[i], rows[i], &v[i]);
+    qsort(v, (size_t)k, sizeof *v, cmp_verdict);
+    cairn_journal_ids_free(ids, rows, k);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 int cairn_journal_verify_runs(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err) {
+    if (j->backend != &cairn_journal_sqlite) return verify_each(j, out, n, err);
     scan s = {.j = j, .by_id = cairn_strmap_new(), .defs = cairn_strmap_new(), .empty = jv_object()};
     *out = NULL;
     *n = 0;

@@ -1,6 +1,6 @@
 /*
- * journal_int.h - what journal.c shares with the backends (journal_sqlite.c;
- * a PostgreSQL journal is one more file filling cairn_journal_backend).
+ * journal_int.h - what journal.c shares with the backends (journal_sqlite.c,
+ * journal_pg.c: each fills a cairn_journal_backend).
  * Private to the journal's own files.
  */
 #ifndef CAIRN_JOURNAL_INT_H
@@ -10,11 +10,16 @@
 #include "engine/journal.h"
 
 typedef struct cairn_journal_backend {
-    const char *scheme;          /* the prefix of where it serves ("postgres://"); NULL: a path */
+    /* Whether where (a URL) is this backend's; NULL: the backend of paths. */
+    bool (*serves)(const char *where);
     /* Fill j->reader (and, for an engine, j->writer and j->log), reading
      * the key into j->key (j->keyed) for an engine.  On failure the
-     * journal is closed by the caller (close must cope with a partial open). */
+     * journal is closed by the caller (close must cope with a partial open).
+     * May replace j->where by the name messages give it (no password). */
     int (*open)(cairn_journal *j, cairn_err *err);
+    /* One connection to the journal at where, not a journal: what a copy
+     * writes into (cairn_journal_migrate), created when create is true. */
+    int (*open_store)(const char *where, bool create, cairn_store **out, cairn_err *err);
     /* Read the key (a reader's cairn_journal_use_key); 0 and j->key set. */
     int (*read_key)(cairn_journal *j, cairn_err *err);
     int (*put_command)(cairn_journal *j, const char *run_id, const char *type, const char *data,
@@ -48,7 +53,7 @@ typedef struct cairn_journal_backend {
 
 struct cairn_journal {
     const cairn_journal_backend *backend;
-    char *where;
+    char *where;                 /* as messages name it (the backend's open may rename it) */
     cairn_journal_config cfg;
     cairn_store *reader;         /* reads, claims, commands; the orchestrator's */
     cairn_store *writer;         /* engine: append_batch, on the writer threads */
@@ -64,6 +69,7 @@ struct cairn_journal {
 };
 
 extern const cairn_journal_backend cairn_journal_sqlite;
+extern const cairn_journal_backend cairn_journal_pg;
 
 /* The step ids a run of the definition pinned by hash journals, its source
  * checked against the hash (journal.c): NULL, with err set, when it cannot

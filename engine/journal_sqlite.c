@@ -66,6 +66,11 @@ static int sq_open(cairn_journal *j, cairn_err *err) {
     return j->cfg.role == CAIRN_JOURNAL_ENGINE ? open_engine(j, err) : open_reader(j, err);
 }
 
+static int sq_open_store(const char *where, bool create, cairn_store **out, cairn_err *err) {
+    return create ? cairn_store_open_sqlite_checked(where, CAIRN_SYNC_FULL, out, err)
+                  : cairn_store_open_sqlite(where, CAIRN_SYNC_FULL, true, out, err);
+}
+
 static int sq_read_key(cairn_journal *j, cairn_err *err) {
     return cairn_journal_key(j->where, false, j->key, err);
 }
@@ -181,8 +186,9 @@ static void sq_close(cairn_journal *j) {
 }
 
 const cairn_journal_backend cairn_journal_sqlite = {
-    .scheme = NULL,
+    .serves = NULL,
     .open = sq_open,
+    .open_store = sq_open_store,
     .read_key = sq_read_key,
     .put_command = sq_put_command,
     .put_request = sq_put_request,

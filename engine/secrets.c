@@ -4,6 +4,7 @@
  */
 #include "engine/secrets.h"
 #include "common/json.h"
+#include "engine/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +29,10 @@ extern char **environ;
 
 void cairn_secrets_paths(const char *db_path, char **file, char **key_file) {
     const char *f = getenv("CAIRN_SECRETS"), *k = getenv("CAIRN_SECRET_KEY_FILE");
-    *file = f && *f ? cairn_strdup(f) : cairn_sprintf("%s.secrets", db_path);
-    *key_file = k && *k ? cairn_strdup(k) : cairn_sprintf("%s.secrets.key", db_path);
+    /* a journal in a database with no CAIRN_FILES has no file: NULL */
+    const char *base = cairn_journal_files(db_path);
+    *file = f && *f ? cairn_strdup(f) : base ? cairn_sprintf("%s.secrets", base) : NULL;
+    *key_file = k && *k ? cairn_strdup(k) : base ? cairn_sprintf("%s.secrets.key", base) : NULL;
 }
 
 bool cairn_secret_name_ok(const char *name) {
@@ -130,9 +133,18 @@ static int key_from_file(const char *path, bool create, unsigned char key[KEY_LE
     return rc;
 }
 
+/* A journal in a database, and neither CAIRN_FILES nor the secrets' own
+ * variables set (cairn_secrets_paths gave NULL). */
+static int no_files(cairn_err *err) {
+    return cairn_err_set(err, CAIRN_EINVAL, "the secrets of a journal in a database are kept in"
+                         " local files: set CAIRN_FILES (CAIRN_FILES.secrets and .secrets.key),"
+                         " or CAIRN_SECRETS and CAIRN_SECRET_KEY_FILE");
+}
+
 static int get_key(const char *key_file, bool create, unsigned char key[KEY_LEN], cairn_err *err) {
     const char *hex = getenv("CAIRN_SECRET_KEY");
     if (hex && *hex) return key_from_env(hex, key, err);
+    if (key_file == NULL) return no_files(err);
     return key_from_file(key_file, create, key, err);
 }
 
@@ -198,6 +210,10 @@ static int open_sealed(const unsigned char key[KEY_LEN], const char *name, const
 
 /* The file's "secrets" object; an absent file is an empty one. */
 static int read_file(const char *path, jv *secrets, cairn_err *err) {
+    if (path == NULL) {   /* no file: the environment's secrets alone */
+        *secrets = jv_object();
+        return 0;
+    }
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         if (errno != ENOENT) return cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
@@ -263,6 +279,7 @@ int cairn_secrets_set(const char *file, const char *key_file, const char *name,
     if (len > CAIRN_SECRET_VALUE_MAX)
         return cairn_err_set(err, CAIRN_ELIMIT, "secret '%s' is larger than %d bytes", name,
                              CAIRN_SECRET_VALUE_MAX);
+    if (file == NULL) return no_files(err);
     int rc = get_key(key_file, true, key, err);
     if (rc == 0) rc = read_file(file, &secrets, err);
     if (rc == 0 && seal(key, name, value, len, &b64) != 0)
@@ -282,6 +299,7 @@ int cairn_secrets_remove(const char *file, const char *key_file, const char *nam
                          cairn_err *err) {
     (void)key_file;
     jv secrets = jv_invalid();
+    if (file == NULL) return no_files(err);
     int rc = read_file(file, &secrets, err);
     if (rc) return rc;
     if (!jv_object_has(jv_copy(secrets), jv_string(name))) {

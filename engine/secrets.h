@@ -74,7 +74,11 @@ typedef struct cairn_secrets {
     struct cairn_secret_spellings *spellings;   /* what masking searches; secrets_mask.c */
 } cairn_secrets;
 
-/* Where the secrets file and its key file are, for a journal at db_path. */
+/* Where the secrets file and its key file are, for a journal at db_path:
+ * $CAIRN_SECRETS and $CAIRN_SECRET_KEY_FILE, else beside the journal's
+ * local files (store.h, cairn_journal_files).  NULL when there are none (a
+ * journal in a database without CAIRN_FILES): then loading gives the
+ * environment's secrets only, and storing one is refused, saying so. */
 void cairn_secrets_paths(const char *db_path, char **file, char **key_file);
 
 /* Every secret: the file's (when it exists; it needs the key then) and the

@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 
 #include "common/mem.h"
+#include "engine/store_pg.h"
 
 void cairn_store_close(cairn_store *s) {
     if (s) s->ops->close(s);
@@ -97,10 +98,30 @@ static int read_key_file(const char *path, unsigned char key[32], cairn_err *err
     return rc;
 }
 
+const char *cairn_journal_files(const char *where) {
+    if (strstr(where, "://") == NULL) return where;
+    const char *files = getenv("CAIRN_FILES");
+    return files && *files ? files : NULL;
+}
+
+/* where as messages name it: a URL without its password. */
+static char *where_name(const char *where) {
+    return cairn_pg_url(where) ? cairn_pg_name(where) : cairn_strdup(where);
+}
+
 int cairn_journal_key(const char *db_path, bool create, unsigned char key[32], cairn_err *err) {
     const char *hex = getenv("CAIRN_JOURNAL_KEY");
     if (hex && *hex) return key_from_hex(hex, key, err);
-    char *path = cairn_sprintf("%s.key", db_path);
+    const char *files = cairn_journal_files(db_path);
+    if (files == NULL) {
+        char *name = where_name(db_path);
+        cairn_err_set(err, CAIRN_ENOTFOUND, "%s: the journal's key is kept outside the database:"
+                      " set CAIRN_JOURNAL_KEY (64 hex digits), or CAIRN_FILES to the path its"
+                      " key file is named from (CAIRN_FILES.key)", name);
+        free(name);
+        return CAIRN_ENOTFOUND;
+    }
+    char *path = cairn_sprintf("%s.key", files);
     int rc = 1;
     if (create && access(path, F_OK) != 0) rc = create_key_file(path, key, err);
     if (rc == 1) rc = read_key_file(path, key, err);
@@ -119,12 +140,16 @@ static void key_check_value(const unsigned char key[32], char hex[2 * CAIRN_HASH
 }
 
 static int key_mismatch(const char *db_path, cairn_err *err) {
-    const char *hex = getenv("CAIRN_JOURNAL_KEY");
+    const char *hex = getenv("CAIRN_JOURNAL_KEY"), *files = cairn_journal_files(db_path);
+    char *name = where_name(db_path);
     if (hex && *hex)
-        return cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key does not match this journal"
-                             " (the key is CAIRN_JOURNAL_KEY)", db_path);
-    return cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key does not match this journal"
-                         " (the key is %s.key)", db_path, db_path);
+        cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key does not match this journal"
+                      " (the key is CAIRN_JOURNAL_KEY)", name);
+    else
+        cairn_err_set(err, CAIRN_EAUTH, "%s: the journal key does not match this journal"
+                      " (the key is %s.key)", name, files ? files : "?");
+    free(name);
+    return CAIRN_EAUTH;
 }
 
 /* A journal with no check value: the key against the first event of its

@@ -51,6 +51,29 @@ typedef struct cairn_run_page {
     int limit;
 } cairn_run_page;
 
+/* What a copy of a journal (cairn_journal_migrate) moves beside the runs'
+ * events, one kind of row at a time.  The columns of each kind, in order:
+ *   META         text: key, value
+ *   DEFINITIONS  text: hash, name, path, source (len[3] bytes, any byte),
+ *                steps (journal.h; NULL for none); num: created_at
+ *   COMMANDS     text: run_id, type, data; num: created_at
+ *   REQUESTS     text: key, request, run_id; num: created_at (idempotency)
+ *   CLAIMS       text: space, key, value; num: created_at, updated_at */
+typedef enum {
+    CAIRN_DUMP_META, CAIRN_DUMP_DEFINITIONS, CAIRN_DUMP_COMMANDS, CAIRN_DUMP_REQUESTS,
+    CAIRN_DUMP_CLAIMS, CAIRN_DUMP_KINDS
+} cairn_dump_kind;
+
+#define CAIRN_DUMP_TEXTS 5
+typedef struct cairn_dump_row {
+    const char *text[CAIRN_DUMP_TEXTS];
+    size_t len[CAIRN_DUMP_TEXTS];
+    int64_t num[2];
+} cairn_dump_row;
+
+/* Called with each row (borrowed, valid during the call); non-zero stops. */
+typedef int (*cairn_dump_cb)(const cairn_dump_row *row, void *ud, cairn_err *err);
+
 typedef struct cairn_store_ops {
     const char *name;
     /* Write events[0..n) and their projections in one durable transaction.
@@ -136,6 +159,14 @@ typedef struct cairn_store_ops {
      * already there.  A store without them (a test double) leaves them NULL. */
     int (*get_meta)(cairn_store *s, const char *key, char **value, cairn_err *err);
     int (*put_meta)(cairn_store *s, const char *key, const char *value, cairn_err *err);
+    /* Every run id in the runs table or in the events, in id order (bytes),
+     * with whether it has a runs row (journal.h, cairn_journal_run_ids). */
+    int (*run_ids)(cairn_store *s, char ***ids, bool **in_runs, int *n, cairn_err *err);
+    /* Every row of a kind (cairn_dump_kind), oldest first; a table the
+     * journal does not have yet (an older SQLite journal) has none.  load
+     * writes one such row as it is (META replaces a value), for a copy. */
+    int (*dump)(cairn_store *s, cairn_dump_kind kind, cairn_dump_cb cb, void *ud, cairn_err *err);
+    int (*load)(cairn_store *s, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
     void (*close)(cairn_store *s);
 } cairn_store_ops;
 
@@ -208,9 +239,18 @@ void cairn_run_row_clear(cairn_run_row *row);
 void cairn_events_free(cairn_event *evs, int n);
 void cairn_commands_free(cairn_command *cmds, int n);
 
+/* Where the local files of the journal at where are named from (PATH.key,
+ * PATH.secrets, PATH.secrets.key, PATH.tokens, PATH.sock): a SQLite
+ * journal's path; for a journal in a database (a URL), $CAIRN_FILES, or
+ * NULL when that is unset.  Borrowed (where, or the environment's). */
+const char *cairn_journal_files(const char *where);
+
 /* The journal's HMAC key, kept beside the database as PATH.key (32 random
- * bytes, mode 0600), created when create is true and it does not exist; or
- * taken from CAIRN_JOURNAL_KEY (64 hex digits) when that is set. */
+ * bytes, mode 0600; PATH as cairn_journal_files gives it), created when
+ * create is true and it does not exist; or taken from CAIRN_JOURNAL_KEY (64
+ * hex digits) when that is set.  Never in the database: the chain guards
+ * against its editors.  A journal in a database with neither is
+ * CAIRN_ENOTFOUND, naming both. */
 int cairn_journal_key(const char *db_path, bool create, unsigned char key[32],
                       cairn_err *err);
 

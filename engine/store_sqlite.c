@@ -1029,5 +1029,8 @@ static const cairn_store_ops sqlite_ops = {
     .data_version = sq_data_version,
     .get_meta = sq_get_meta,
     .put_meta = sq_put_meta,
+    .run_ids = sq_run_ids,
+    .dump = sq_dump,
+    .load = sq_load,
     .close = sq_close,
 };

@@ -52,6 +52,11 @@ int sq_claim(cairn_store *base, const char *space, const char *key, const char *
 int sq_get_claim(cairn_store *base, const char *space, const char *key, char **value,
                  cairn_err *err);
 
+/* A copy of the journal (store_sqlite_dump.c): the store ops of the same names. */
+int sq_run_ids(cairn_store *base, char ***ids, bool **in_runs, int *n, cairn_err *err);
+int sq_dump(cairn_store *base, cairn_dump_kind kind, cairn_dump_cb cb, void *ud, cairn_err *err);
+int sq_load(cairn_store *base, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
+
 /* The event index (store_sqlite_index.c). */
 int sq_index_tail(sqlite_store *s, int64_t through);   /* index upto < id <= through */
 int sq_catch_up(sqlite_store *s, cairn_err *err);      /* at open: index the whole tail */

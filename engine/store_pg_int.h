@@ -1,0 +1,73 @@
+/*
+ * store_pg_int.h - what store_pg.c and store_pg_ops.c share: the
+ * connection and the helpers over libpq.  Private to the store's own files.
+ */
+#ifndef CAIRN_STORE_PG_INT_H
+#define CAIRN_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/strmap.h"
+#include "engine/store_pg.h"
+
+typedef struct {
+    cairn_store base;
+    PGconn *conn;
+    char *name;                 /* the database as errors name it (cairn_pg_name) */
+    char *owner;                /* recorded on the runs this connection creates */
+    bool in_batch;              /* between batch_begin and batch_end */
+    bool listening;             /* LISTEN CAIRN_PG_CHANNEL */
+    int64_t changes;            /* notifications seen (data_version) */
+    cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
+} pg_store;
+
+/* Run sql with n text parameters (NULL: SQL NULL); the result when it
+ * succeeded (the caller PQclears it), else NULL with err set (CAIRN_EIO,
+ * naming the database and what was being done). */
+PGresult *pg_query(pg_store *s, const char *sql, int n, const char *const *vals, const char *what,
+                   cairn_err *err);
+/* pg_query for a statement with no rows to keep: 0 or CAIRN_EIO. */
+int pg_exec(pg_store *s, const char *sql, int n, const char *const *vals, const char *what,
+            cairn_err *err);
+/* err from res (or the connection, res NULL): CAIRN_EIO. */
+int pg_error(pg_store *s, const PGresult *res, const char *what, cairn_err *err);
+char *pg_text(const PGresult *res, int row, int col);   /* a copy, or NULL for SQL NULL */
+int64_t pg_int(const PGresult *res, int row, int col);
+/* A bytea column (hex output) into *len bytes, the caller's. */
+char *pg_bytes(const PGresult *res, int row, int col, size_t *len);
+/* n bytes as bytea's hex input ("\\x..."), the caller's. */
+char *pg_hex_bytea(const void *p, size_t n);
+/* Decimal text of v into buf (at least 24 bytes); returns buf. */
+const char *pg_num(char *buf, int64_t v);
+
+/* The store ops of store_pg_ops.c. */
+int pg_claim_run(cairn_store *base, const char *run_id, const char *owner,
+                 bool (*alive)(const char *owner), cairn_err *err);
+int pg_batch_begin(cairn_store *base, cairn_err *err);
+int pg_batch_end(cairn_store *base, cairn_err *err);
+int pg_release_runs(cairn_store *base, const char *owner, cairn_err *err);
+int pg_add_command(cairn_store *base, const char *run_id, const char *type, const char *data,
+                   cairn_err *err);
+int pg_delete_command(cairn_store *base, int64_t id, cairn_err *err);
+int pg_list_commands(cairn_store *base, const char *owner, cairn_command **out, int *n,
+                     cairn_err *err);
+int pg_run_commands(cairn_store *base, const char *run_id, cairn_command **out, int *n,
+                    cairn_err *err);
+int pg_get_request(cairn_store *base, const char *key, char run_id[CAIRN_RUN_ID_MAX],
+                   char request[65], cairn_err *err);
+int pg_put_request(cairn_store *base, const char *key, const char *request, const char *run_id,
+                   cairn_err *err);
+int pg_claim(cairn_store *base, const char *space, const char *key, const char *value,
+             const char *replace, char **held, cairn_err *err);
+int pg_get_claim(cairn_store *base, const char *space, const char *key, char **value,
+                 cairn_err *err);
+int pg_get_meta(cairn_store *base, const char *key, char **value, cairn_err *err);
+int pg_put_meta(cairn_store *base, const char *key, const char *value, cairn_err *err);
+int64_t pg_data_version(cairn_store *base);
+int pg_run_ids(cairn_store *base, char ***ids, bool **in_runs, int *n, cairn_err *err);
+int pg_dump(cairn_store *base, cairn_dump_kind kind, cairn_dump_cb cb, void *ud, cairn_err *err);
+int pg_load(cairn_store *base, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
+
+#endif
