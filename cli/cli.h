@@ -37,7 +37,7 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_JOURNAL = 3 };
 #define CLI_DEFAULT_DB "cairn.db"   /* the journal with neither --db nor $CAIRN_DB */
 
 typedef struct cli_opts {
-    const char *db;           /* --db, CAIRN_DB, or ./cairn.db */
+    const char *db;           /* --db, CAIRN_DB, or ./cairn.db: a path or a postgres:// URL */
     cairn_sync_mode sync;     /* CAIRN_SYNC (cli_sync_mode) */
     bool json;
     int argc;                 /* positional arguments left */
@@ -197,5 +197,6 @@ int cmd_trigger(cli_opts *o, int argc, char **argv);
 int cmd_token(cli_opts *o, int argc, char **argv);
 int cmd_serve(cli_opts *o, int argc, char **argv);
 int cmd_fork(cli_opts *o, int argc, char **argv);
+int cmd_migrate(cli_opts *o, int argc, char **argv);
 
 #endif

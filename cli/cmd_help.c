@@ -92,6 +92,12 @@ static const help_entry entries[] = {
                "retries and back-off, until, approvals, children, rollback order) and compare;\n"
                "prints consistent or the first divergence (exit 1).  No RUN: every run.\n"
                "--definition replays against another version of the workflow.\n"},
+    {"migrate", "usage: cairn migrate --from JOURNAL --to JOURNAL\n\n"
+                "Copy a journal into another store, either way between a SQLite file and a\n"
+                "postgres:// database: its id, key check value, definitions, every run's events\n"
+                "as they are (verify --heads taken before passes after), commands, idempotency\n"
+                "keys and claims.  The target must be empty; it is put under the source's key.\n"
+                "Refused while an engine holds a run of the source.\n"},
     {"secret", "usage: cairn secret set NAME | secret list | secret rm NAME [--db PATH]\n\n"
                "  set NAME  store a secret, its value read from stdin\n"
                "  list      the names only\n"

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "common/clock.h"
 #include "common/mem.h"
+#include "engine/store.h"
 #include "server/tokens.h"
 
 typedef struct {
@@ -100,8 +101,13 @@ int cmd_token(cli_opts *o, int argc, char **argv) {
     token_args a = {0};
     int rc = parse_args(o, argc, argv, &a);
     const char *env = getenv("CAIRN_TOKENS");
+    const char *base = cairn_journal_files(o->db);
     char *file = a.file ? cairn_strdup(a.file)
-                 : env && *env ? cairn_strdup(env) : cairn_sprintf("%s.tokens", o->db);
+                 : env && *env ? cairn_strdup(env)
+                 : base ? cairn_sprintf("%s.tokens", base) : NULL;
+    if (file == NULL && rc == 0)
+        rc = cli_usage("the journal is in a database: name the tokens file (--tokens FILE,"
+                       " CAIRN_TOKENS or CAIRN_FILES)");
     if (rc == 0 && a.verb && strcmp(a.verb, "add") == 0) rc = token_add(&a, file);
     else if (rc == 0 && a.verb && strcmp(a.verb, "list") == 0 && a.name == NULL) rc = token_list(o, file);
     else if (rc == 0 && a.verb && strcmp(a.verb, "rm") == 0) rc = token_rm(&a, file);

@@ -40,6 +40,7 @@ static const char usage_text[] =
     "  export RUN [--format jsonl|json]   a run, its definition and chain head, for archiving\n"
     "  import FILE                        take an export into this journal\n"
     "  replay [RUN...] [--definition F]   re-take a run's decisions and compare with its journal\n"
+    "  migrate --from JOURNAL --to JOURNAL  copy a journal into another store\n"
     "Triggers:\n"
     "  trigger SOURCE --payload FILE --dry-run [--workflows DIR] [--json]\n"
     "                                     what a webhook from SOURCE would start\n"
@@ -54,7 +55,8 @@ static const char usage_text[] =
     "Help:\n"
     "  help [COMMAND]                     this list, or one command's usage (also COMMAND --help)\n"
     "\n"
-    "The journal is --db PATH, else $CAIRN_DB, else ./cairn.db.\n";
+    "The journal is --db PATH, else $CAIRN_DB, else ./cairn.db; a postgres:// URL\n"
+    "names a journal in PostgreSQL (its key: CAIRN_FILES.key or CAIRN_JOURNAL_KEY).\n";
 
 typedef struct {
     const char *name;
@@ -72,6 +74,7 @@ static const command commands[] = {
     {"serve", cmd_serve},   {"fork", cmd_fork},
     {"replay", cmd_replay},
     {"approval-link", cmd_approval_link},
+    {"migrate", cmd_migrate},
 };
 
 void cli_error(const cairn_err *err) {

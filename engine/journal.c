@@ -29,19 +29,28 @@ static const cairn_journal_backend *backend_for(const char *where) {
     return strstr(where, "://") ? NULL : path;
 }
 
-int cairn_journal_open(const char *where, const cairn_journal_config *cfg, cairn_journal **out,
-                       cairn_err *err) {
-    *out = NULL;
+int cairn_journal_backend_of(const char *where, cairn_journal *j, cairn_err *err) {
     const cairn_journal_backend *b = backend_for(where);
     if (b == NULL)
         return cairn_err_set(err, CAIRN_EINVAL, "%.*s: no journal of that kind (a journal is a"
                              " file path or a postgres:// URL)", (int)strcspn(where, ":"), where);
-    cairn_journal *j = cairn_calloc(1, sizeof *j);
     j->backend = b;
-    j->where = cairn_strdup(where);
+    j->where = b->name ? b->name(where) : cairn_strdup(where);
+    return 0;
+}
+
+int cairn_journal_open(const char *where, const cairn_journal_config *cfg, cairn_journal **out,
+                       cairn_err *err) {
+    *out = NULL;
+    cairn_journal *j = cairn_calloc(1, sizeof *j);
+    int rc = cairn_journal_backend_of(where, j, err);
+    if (rc) {
+        free(j);
+        return rc;
+    }
     j->cfg = *cfg;
     if (cfg->role == CAIRN_JOURNAL_ENGINE) cairn_owner_self(j->owner, sizeof j->owner);
-    int rc = b->open(j, err);
+    rc = j->backend->open(j, where, err);
     if (rc == 0 && j->keyed) j->chain = cairn_chain_new(j->key, sizeof j->key);
     if (rc) {
         cairn_journal_close(j);

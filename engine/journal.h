@@ -3,23 +3,27 @@
  *
  * Everything that reads or writes runs goes through a cairn_journal: the
  * CLI's commands and the engine (its orchestrator and writer threads).  It
- * is opened from where the journal lives (a path now; a URL names another
- * store) and owns everything that place implies:
+ * is opened from where the journal lives (a path, or a postgres:// URL)
+ * and owns everything that place implies:
  *
- *   what                          SQLite journal (journal_sqlite.c)
- *   the journal of record         PATH, through store_sqlite.c
- *   a reader connection           every read below, claims, commands
- *   a writer connection           append_batch and the commit log's apply
- *   the commit log (engine only)  PATH-clog (clog.h), settled on open
- *   the key                       PATH.key or CAIRN_JOURNAL_KEY, checked
- *                                 against the journal's key check value
- *   the secrets' location         PATH.secrets, PATH.secrets.key (secrets.h)
+ *   what                   SQLite (journal_sqlite.c)      PostgreSQL (journal_pg.c)
+ *   the journal of record  PATH, store_sqlite.c           the database, store_pg.c
+ *   a reader connection    every read below, claims, commands (PostgreSQL: and
+ *                          the LISTEN that wakes an engine for commands)
+ *   a writer connection    append_batch and the commit log's apply
+ *   the commit log         PATH-clog (clog.h), engine     none: each batch commits
+ *   the key                PATH.key or CAIRN_JOURNAL_KEY  CAIRN_FILES.key or
+ *                                                         CAIRN_JOURNAL_KEY
+ *                          (never in the database), checked against the
+ *                          journal's key check value
+ *   the secrets            PATH.secrets{,.key}            CAIRN_FILES.secrets{,.key}
+ *                          (secrets.h; CAIRN_SECRETS overrides both)
  *
  * Nothing outside the store's own files (journal*.c, store*.c, clog.c)
  * opens a connection, reads the key file or touches the commit log; the
  * orchestrator and the CLI hold a cairn_journal * and nothing else.  A
- * second store (PostgreSQL) is one more backend: a file whose open()
- * fills the table of journal_int.h, and its tests.
+ * store is one backend: a file whose open() fills the table of
+ * journal_int.h, and its tests.
  *
  * Operations are named for what they do (append a batch, load a run, list
  * runs, put a command, take commands, definitions, the key check), not for
@@ -328,6 +332,30 @@ int cairn_journal_key_of(const char *where, cairn_chain **chain,
  * project.  A run already here is CAIRN_EEXISTS, nothing written. */
 int cairn_journal_import(cairn_journal *j, const cairn_workflow *wf, cairn_event *const *evs,
                          int n, cairn_err *err);
+
+/* ---- moving between stores (journal_copy.c: cairn migrate) ---------------- */
+
+/* What a copy moved. */
+typedef struct cairn_copy_counts {
+    int runs, definitions, commands, requests, claims;
+    int64_t events;
+} cairn_copy_counts;
+
+/* Events appended to the target in one transaction, at most. */
+#define CAIRN_COPY_BATCH 2048
+
+/* Copy the journal at from into the journal at to (made when absent; any
+ * store to any store): meta (its id and key check value), definitions
+ * with their step ids, every run's events as they are (the bytes its chain
+ * hashed, so `cairn verify --heads` taken from one passes on the other),
+ * the runs rows they project, commands waiting, idempotency keys, claims.
+ * The target is put under the source's key (cairn_journal_key_give).
+ * Refused, nothing copied: a target that holds anything (CAIRN_EEXISTS),
+ * a source run held by a live engine (CAIRN_EBUSY), no key for the source.
+ * A copy that fails on the way leaves the target part-written: the message
+ * says so, and a second try is refused until it is emptied. */
+int cairn_journal_copy(const char *from, const char *to, cairn_copy_counts *counts,
+                       cairn_err *err);
 
 /* ---- the writer (engine/writer.c) ----------------------------------------- */
 

@@ -12,11 +12,13 @@
 typedef struct cairn_journal_backend {
     /* Whether where (a URL) is this backend's; NULL: the backend of paths. */
     bool (*serves)(const char *where);
+    /* where as messages name it (no password), the caller's; NULL: where. */
+    char *(*name)(const char *where);
     /* Fill j->reader (and, for an engine, j->writer and j->log), reading
      * the key into j->key (j->keyed) for an engine.  On failure the
      * journal is closed by the caller (close must cope with a partial open).
-     * May replace j->where by the name messages give it (no password). */
-    int (*open)(cairn_journal *j, cairn_err *err);
+     * where is the journal's place; j->where, already set, its name. */
+    int (*open)(cairn_journal *j, const char *where, cairn_err *err);
     /* One connection to the journal at where, not a journal: what a copy
      * writes into (cairn_journal_migrate), created when create is true. */
     int (*open_store)(const char *where, bool create, cairn_store **out, cairn_err *err);
@@ -53,7 +55,7 @@ typedef struct cairn_journal_backend {
 
 struct cairn_journal {
     const cairn_journal_backend *backend;
-    char *where;                 /* as messages name it (the backend's open may rename it) */
+    char *where;                 /* as messages name it (backend name(): no password) */
     cairn_journal_config cfg;
     cairn_store *reader;         /* reads, claims, commands; the orchestrator's */
     cairn_store *writer;         /* engine: append_batch, on the writer threads */
@@ -76,6 +78,9 @@ extern const cairn_journal_backend cairn_journal_pg;
  * be had.  The caller's (cairn_step_ids_free). */
 char **cairn_journal_pinned_steps(cairn_journal *j, const char *hash, const char *run_id, int *n,
                                   cairn_err *err);
+/* Fill j->backend and j->where (its name) for the journal at where,
+ * opening nothing: CAIRN_EINVAL when no backend serves it. */
+int cairn_journal_backend_of(const char *where, cairn_journal *j, cairn_err *err);
 
 /* A journal made of parts already open, for a test that puts a store of
  * its own (one that fails, or holds its syncs) under the engine's writer:

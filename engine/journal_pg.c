@@ -15,8 +15,8 @@
  * There is no commit log: every batch is one transaction, durable when it
  * commits, so the writer's sync has nothing left to do.
  *
- * Messages name the database by its URL without the password: j->where is
- * that name once the journal is open.
+ * Messages name the database by its URL without the password (j->where);
+ * the URL itself is used to connect and kept nowhere.
  */
 #include "engine/journal_int.h"
 
@@ -39,14 +39,9 @@ static int open_engine(cairn_journal *j, const char *url, cairn_err *err) {
     return 0;
 }
 
-static int pg_open(cairn_journal *j, cairn_err *err) {
-    char *url = j->where;
-    int rc = j->cfg.role == CAIRN_JOURNAL_ENGINE
-                 ? open_engine(j, url, err)
-                 : cairn_store_open_pg(url, CAIRN_PG_READ, CAIRN_SYNC_FULL, &j->reader, err);
-    j->where = cairn_pg_name(url);
-    free(url);
-    return rc;
+static int pg_open(cairn_journal *j, const char *url, cairn_err *err) {
+    if (j->cfg.role == CAIRN_JOURNAL_ENGINE) return open_engine(j, url, err);
+    return cairn_store_open_pg(url, CAIRN_PG_READ, CAIRN_SYNC_FULL, &j->reader, err);
 }
 
 static int pg_open_store(const char *where, bool create, cairn_store **out, cairn_err *err) {
@@ -141,6 +136,7 @@ static void pg_close(cairn_journal *j) {
 
 const cairn_journal_backend cairn_journal_pg = {
     .serves = cairn_pg_url,
+    .name = cairn_pg_name,
     .open = pg_open,
     .open_store = pg_open_store,
     .read_key = pg_read_key,

@@ -62,7 +62,8 @@ static int open_engine(cairn_journal *j, cairn_err *err) {
     return 0;
 }
 
-static int sq_open(cairn_journal *j, cairn_err *err) {
+static int sq_open(cairn_journal *j, const char *where, cairn_err *err) {
+    (void)where;   /* j->where: a path is its own name */
     return j->cfg.role == CAIRN_JOURNAL_ENGINE ? open_engine(j, err) : open_reader(j, err);
 }
 

@@ -72,9 +72,8 @@ static int key_from_hex(const char *hex, unsigned char key[32], cairn_err *err) 
     return 0;
 }
 
-static int create_key_file(const char *path, unsigned char key[32], cairn_err *err) {
-    if (getrandom(key, 32, 0) != 32)
-        return cairn_err_set(err, CAIRN_EIO, "getrandom: %s", strerror(errno));
+/* Write key to path, a new file (1: it exists, nothing written). */
+static int write_key_file(const char *path, const unsigned char key[32], cairn_err *err) {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) return errno == EEXIST ? 1 : cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
     int rc = 0;
@@ -82,6 +81,12 @@ static int create_key_file(const char *path, unsigned char key[32], cairn_err *e
         rc = cairn_err_set(err, CAIRN_EIO, "%s: %s", path, strerror(errno));
     close(fd);
     return rc;
+}
+
+static int create_key_file(const char *path, unsigned char key[32], cairn_err *err) {
+    if (getrandom(key, 32, 0) != 32)
+        return cairn_err_set(err, CAIRN_EIO, "getrandom: %s", strerror(errno));
+    return write_key_file(path, key, err);
 }
 
 static int read_key_file(const char *path, unsigned char key[32], cairn_err *err) {
@@ -125,6 +130,26 @@ int cairn_journal_key(const char *db_path, bool create, unsigned char key[32], c
     int rc = 1;
     if (create && access(path, F_OK) != 0) rc = create_key_file(path, key, err);
     if (rc == 1) rc = read_key_file(path, key, err);
+    free(path);
+    return rc;
+}
+
+static int key_mismatch(const char *db_path, cairn_err *err);
+
+int cairn_journal_key_give(const char *where, const unsigned char key[32], cairn_err *err) {
+    unsigned char have[32];
+    cairn_err ignored;
+    int rc = cairn_journal_key(where, false, have, &ignored);
+    if (rc == 0) {
+        rc = memcmp(have, key, 32) == 0 ? 0 : key_mismatch(where, err);
+        memset(have, 0, sizeof have);
+        return rc;
+    }
+    const char *files = cairn_journal_files(where);
+    if (files == NULL) return cairn_journal_key(where, false, have, err);   /* says what to set */
+    char *path = cairn_sprintf("%s.key", files);
+    rc = write_key_file(path, key, err);
+    if (rc == 1) rc = cairn_journal_key(where, false, have, err);   /* there, unreadable: why */
     free(path);
     return rc;
 }

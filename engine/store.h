@@ -254,6 +254,12 @@ const char *cairn_journal_files(const char *where);
 int cairn_journal_key(const char *db_path, bool create, unsigned char key[32],
                       cairn_err *err);
 
+/* Make key the key of the journal at where (a copy's target, which must
+ * be under its source's key): 0 when it is already (CAIRN_EAUTH when that
+ * journal has another), else it is written to its key file, which is made
+ * (mode 0600).  CAIRN_JOURNAL_KEY, when set, is both journals' key. */
+int cairn_journal_key_give(const char *where, const unsigned char key[32], cairn_err *err);
+
 /* Whether key is this journal's key, so that a wrong one is named as such
  * rather than read as every chain broken.  The journal keeps a key check
  * value in meta (key_check: hex HMAC-SHA-256, under the key, of

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "engine/store.h"
 #include "server/local.h"
 
 /* A client must send its request, and take each line, within this. */
@@ -41,10 +42,14 @@ typedef struct conn {
 } conn;
 
 int srv_local_path(const char *db_path, char *out, size_t len, cairn_err *err) {
-    int n = snprintf(out, len, "%s.sock", db_path);
+    const char *base = cairn_journal_files(db_path);   /* a database's: CAIRN_FILES */
+    if (base == NULL)
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "no local socket: the journal is in a database"
+                             " and CAIRN_FILES is unset");
+    int n = snprintf(out, len, "%s.sock", base);
     if (n < 0 || (size_t)n >= len)
         return cairn_err_set(err, CAIRN_ELIMIT, "%s.sock: longer than a socket address allows",
-                             db_path);
+                             base);
     return 0;
 }
 
