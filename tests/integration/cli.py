@@ -5,13 +5,13 @@ import os
 import pty
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import (CAIRN, PG, ROOT, Suite, cairn, cairn_json, journal_exists,  # noqa: E402
+                        journal_sql, wait_for, write)
 
 
 
@@ -85,7 +85,7 @@ steps:
     s.check(text.returncode == 0 and "succeeded" in text.stdout, "show prints a summary")
     env_db = s.path("env.db")
     p = cairn("run", wf, "--input", "who=x", env={"CAIRN_DB": env_db})
-    s.check(p.returncode == 0 and os.path.exists(env_db), "CAIRN_DB names the journal")
+    s.check(p.returncode == 0 and journal_exists(env_db), "CAIRN_DB names the journal")
 
 
 def test_failures_and_exit_codes(s):
@@ -175,7 +175,7 @@ steps:
     p = cairn("--db", db, "run", wf, "--inputs-file", past)
     s.check(p.returncode == 2 and "larger than %d bytes" % limit in p.stderr,
             "an inputs file one byte past the limit: exit 2", p.stderr)
-    s.check(not os.path.exists(db), "the refused inputs files journaled nothing")
+    s.check(not journal_exists(db), "the refused inputs files journaled nothing")
     p = cairn("--db", db, "run", wf, "--inputs-file", at)
     s.check(p.returncode == 0, "an inputs file of exactly the limit runs", p.stderr[-300:])
 
@@ -239,7 +239,7 @@ def test_check_and_run_load_the_workflows_beside(s):
             in p.stderr and "did you mean 'child'?" in p.stderr,
             "a child name that names no workflow is refused at its place", p.stderr)
     r = cairn("run", parent, db=s.path("typo.db"))
-    s.check(r.returncode == 2 and r.stderr == p.stderr and not os.path.exists(s.path("typo.db")),
+    s.check(r.returncode == 2 and r.stderr == p.stderr and not journal_exists(s.path("typo.db")),
             "and run refuses it as check does, before journaling", r.stderr)
 
     parent = family(s, "twins", "child")
@@ -434,6 +434,9 @@ steps:
 
 def test_journal_refusals(s):
     notdb = write(s, "notes.txt", "not a database at all\n")
+    if PG:   # a database that holds another program's tables
+        cairn("runs", db=notdb)
+        journal_sql(notdb, "CREATE TABLE notes(line text)")
     wf = os.path.join(ROOT, "workflows", "disk-pressure.yaml")
     p = cairn("run", wf, "--input", "spool=/nonexistent", db=notdb)
     s.check(p.returncode == 3 and "not a Cairn journal" in p.stderr, "a foreign file is refused",
@@ -455,7 +458,7 @@ def test_exit_code_table(s):
         p = cairn(*args, db=missing)
         s.check(p.returncode == 3 and "no journal" in p.stderr,
                 "%s on a missing journal exits 3" % args[0], "exit %d: %s" % (p.returncode, p.stderr))
-    s.check(not os.path.exists(missing), "no command but run makes a journal")
+    s.check(not journal_exists(missing), "no command but run makes a journal")
     wf = write(s, "ok.yaml", "cairn: 1\nname: ok\nsteps:\n  - id: a\n    uses: set\n    with: {}\n")
     db = s.path("codes.db")
     p = cairn("run", wf, db=db)
@@ -492,10 +495,8 @@ steps:
 
 
 def key_check(db):
-    con = sqlite3.connect(db)
-    row = con.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
-    con.close()
-    return row[0] if row else None
+    rows = journal_sql(db, "SELECT value FROM meta WHERE key = 'key_check'")
+    return rows[0][0] if rows else None
 
 
 def test_a_wrong_journal_key_is_named(s):
@@ -522,10 +523,7 @@ def test_a_wrong_journal_key_is_named(s):
     os.rename(db + ".key.real", db + ".key")
     # a journal made before the check value: recorded by the first writer,
     # and never from a wrong key
-    con = sqlite3.connect(db)
-    con.execute("DELETE FROM meta WHERE key = 'key_check'")
-    con.commit()
-    con.close()
+    journal_sql(db, "DELETE FROM meta WHERE key = 'key_check'")
     p = cairn("resume", db=db, env=wrong)
     s.check(p.returncode == 3 and "does not match this journal" in p.stderr and not key_check(db),
             "an older journal: a wrong key is refused and not recorded", p.stderr)
@@ -543,7 +541,7 @@ def test_an_unknown_sync_mode_is_refused(s):
     p = cairn("run", wf, db=db, env={"CAIRN_SYNC": "off"})
     s.check(p.returncode == 2 and "CAIRN_SYNC" in p.stderr and "'off'" in p.stderr,
             "CAIRN_SYNC=off is refused", "exit %d: %s" % (p.returncode, p.stderr))
-    s.check(not os.path.exists(db), "and nothing was written")
+    s.check(not journal_exists(db), "and nothing was written")
     for mode in ("normal", "full", ""):
         p = cairn("run", wf, db=db, env={"CAIRN_SYNC": mode})
         s.check(p.returncode == 0, "CAIRN_SYNC=%r is accepted" % mode, p.stderr)
@@ -557,7 +555,7 @@ def test_run_reports_a_bad_file_as_check_does(s):
             "run:\n%s\ncheck:\n%s" % (r.stderr, c.stderr))
     s.check("^" in r.stderr and "uses: sett" in r.stderr, "with the source line and a caret",
             r.stderr)
-    s.check(not os.path.exists(db), "and writes nothing")
+    s.check(not journal_exists(db), "and writes nothing")
 
 
 def on_a_terminal(args, env):

@@ -9,6 +9,7 @@ every run of every journal the test left in its folder (`cairn replay`): a
 run whose journal the engine's decisions do not reproduce fails the test.
 A test that damages a journal on purpose names it with no_replay().
 """
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,67 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # CAIRN_BIN runs another build of cairn (make tsan runs build-tsan/cairn).
 CAIRN = os.environ.get("CAIRN_BIN") or os.path.join(ROOT, "cairn")
+
+# CAIRN_TEST_JOURNAL=postgres runs the suite with its journals in PostgreSQL:
+# one server for the suite (tests/servers/pg.sh, stopped when this process
+# ends), and CAIRN is tests/lib/cairn_pg.sh, which gives each journal path a
+# database of its own (see there).  PG says which store a suite runs on,
+# for the few checks that look at the SQLite file itself.
+PG = os.environ.get("CAIRN_TEST_JOURNAL") == "postgres"
+if PG:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import servers as _servers
+    _pg = _servers.Postgres()
+    os.environ["CAIRN_TEST_PG_CAIRN"] = CAIRN
+    os.environ["CAIRN_TEST_PG_SOCK"] = os.path.join(_pg.dir, "sock")
+    os.environ["CAIRN_TEST_PG_PORT"] = str(_pg.port)
+    CAIRN = os.path.join(ROOT, "tests", "lib", "cairn_pg.sh")
+
+
+def pg_database(db):
+    """The name of the database cairn_pg.sh gives the journal path db."""
+    return "cairn_" + hashlib.md5(db.encode()).hexdigest()[:20]
+
+
+def journal_sql(db, sql):
+    """Run sql on the journal at db where the suite stores it (SQLite's file,
+    or its PostgreSQL database), as an operator with the database's password
+    could, behind cairn's back.  Its rows, as tuples of text."""
+    if not PG:
+        import sqlite3
+        con = sqlite3.connect(db)
+        try:
+            rows = [tuple(None if v is None else str(v) for v in r) for r in con.execute(sql)]
+            con.commit()
+        finally:
+            con.close()
+        return rows
+    p = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                        "-h", os.environ["CAIRN_TEST_PG_SOCK"], "-p", os.environ["CAIRN_TEST_PG_PORT"],
+                        "-U", "postgres", "-d", pg_database(db), "-c", sql],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError("psql %r: %s" % (sql, p.stderr))
+    return [tuple(l.split("\t")) for l in p.stdout.splitlines()]
+
+
+def journal_exists(db):
+    """Whether there is a journal at db, in the suite's store."""
+    if not PG:
+        return os.path.exists(db)
+    return subprocess.run([CAIRN, "--db", db, "runs"], capture_output=True).returncode == 0
+
+
+def sqlite_only(test):
+    """A test of the SQLite file itself (its bytes, its -wal, a direct
+    edit): skipped, and said so, when the suite runs on PostgreSQL."""
+    def run(suite):
+        if PG:
+            print("skip - %s (SQLite's file)" % test.__name__)
+            return
+        test(suite)
+    run.__name__ = test.__name__
+    return run
 
 
 class Suite:
