@@ -17,12 +17,12 @@ import os
 import pty
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import (CAIRN, PG, Suite, cairn, cairn_json, journal_exists,  # noqa: E402
+                        journal_sql, wait_for, write)
 
 FLOW = """cairn: 1
 name: audited
@@ -146,6 +146,9 @@ def export(s, db, run_id, src):
 
 
 def fingerprint(db):
+    """The journal's bytes, or in PostgreSQL its rows."""
+    if PG:
+        return rows(db) if journal_exists(db) else None
     out = {}
     for suffix in ("", "-wal", "-shm", "-clog"):
         if os.path.exists(db + suffix):
@@ -177,11 +180,8 @@ def import_good(s, db, run_id, path, story):
 
 
 def rows(db):
-    con = sqlite3.connect(db)
-    out = [con.execute("SELECT * FROM %s ORDER BY 1" % t).fetchall()
-           for t in ("events", "runs", "definitions")]
-    con.close()
-    return out
+    return [journal_sql(db, "SELECT * FROM %s ORDER BY 1" % t)
+            for t in ("events", "runs", "definitions", "meta")]
 
 
 def refused(s, name, text, words, key_from=None):
@@ -222,7 +222,7 @@ def bad_exports(s, db, run_id, text):
             "verify --heads of a malformed heads file: exit 2 naming its line", p.stderr)
     nokey = s.path("nokey.db")
     p = cairn("import", s.path("run.jsonl"), db=nokey)
-    s.check(p.returncode == 3 and not os.path.exists(nokey),
+    s.check(p.returncode == 3 and not journal_exists(nokey),
             "import with no journal key is refused, exit 3, and makes no journal", p.stderr)
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json  # noqa: E402
+from cairn_test import CAIRN, journal_exists, Suite, cairn, cairn_json  # noqa: E402
 
 STEPS = 200
 TRIALS = int(os.environ.get("CRASH_TRIALS", "50"))
@@ -79,7 +79,7 @@ def trial(s, wf, n, reference, duration):
     proc = subprocess.Popen([CAIRN, "--db", db, "run", wf, "--input", "log=" + log],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(random.uniform(0.0, 0.6 * duration))   # a random moment within the run
-    run_id = run_id_of(db) if os.path.exists(db) else None
+    run_id = run_id_of(db) if journal_exists(db) else None
     before = succeeded_steps(db, run_id) if run_id else set()
     proc.send_signal(signal.SIGKILL)
     proc.wait()

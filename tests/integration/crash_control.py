@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json  # noqa: E402
+from cairn_test import CAIRN, journal_exists, Suite, cairn, cairn_json  # noqa: E402
 
 TRIALS = int(os.environ.get("CRASH_CONTROL_TRIALS", "20"))
 DONE = ["flaky", "nap", "sub", "shape"]   # the steps that succeed, each with a compensation
@@ -98,7 +98,7 @@ def trial(s, n, duration):
     proc = subprocess.Popen([CAIRN, "--db", db, "run", os.path.join(d, "control.yaml")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(random.uniform(0.0, duration))
-    run_id = parent_id(db) if os.path.exists(db) else None
+    run_id = parent_id(db) if journal_exists(db) else None
     before = compensations_done(db, run_id) if run_id else set()
     proc.send_signal(signal.SIGKILL)
     proc.wait()

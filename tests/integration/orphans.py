@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import CAIRN, journal_exists, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
 
 LEADER_DIES_S = 1.5   # PR_SET_PDEATHSIG acts at once; the step would run for seconds more
 
@@ -66,7 +66,7 @@ def events(db, run_id, type_):
 def start_run(wf, db):
     proc = subprocess.Popen([CAIRN, "--db", db, "run", wf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    return proc, wait_for(lambda: os.path.exists(db) and run_id_of(db), "the run to start")
+    return proc, wait_for(lambda: journal_exists(db) and run_id_of(db), "the run to start")
 
 
 def spawned_groups(db, run_id, n):

@@ -9,7 +9,6 @@ import os
 import select
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, ROOT, Suite, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import CAIRN, ROOT, Suite, cairn_json, journal_sql, wait_for, write  # noqa: E402
 
 HELLO = """cairn: 1
 name: hello
@@ -144,12 +143,8 @@ class Server:
 
 def journal_counts(db):
     """Rows of the tables a request could change."""
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-    try:
-        return tuple(con.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
-                     for t in ("events", "runs", "commands", "idempotency"))
-    finally:
-        con.close()
+    return tuple(journal_sql(db, "SELECT count(*) FROM %s" % t)[0][0]
+                 for t in ("events", "runs", "commands", "idempotency"))
 
 
 def wfdir(s, name, files):
