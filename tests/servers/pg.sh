@@ -5,6 +5,10 @@
 #                                 must not hold a data folder), print its port
 #   pg.sh stop DIR                stop the server (immediate) and remove DIR
 #
+# Tests run it with fsync, synchronous_commit and full_page_writes off (what
+# they check does not need the disk); PG_DURABLE=1 keeps PostgreSQL's
+# defaults, for measuring (make bench).
+#
 # PostgreSQL refuses to run as root, so initdb and pg_ctl run as the
 # `postgres` user on a data folder that user owns.  The server listens on a
 # free loopback port and on a Unix socket in DIR/sock; DIR/port holds the port.
@@ -43,6 +47,10 @@ EOF
     chown postgres: "$1/data/pg_hba.conf"
 }
 
+fast_options() {
+    [ "${PG_DURABLE:-}" = 1 ] || echo "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+}
+
 # Start on a free port; another process may take the port between our probe
 # and the bind, so a failed start is retried on a fresh one.
 start_server() { # dir
@@ -50,7 +58,7 @@ start_server() { # dir
     while [ "$i" -lt "$START_TRIES" ]; do
         port=$(free_port)
         if as_pg "$PGBIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t "$READY_TIMEOUT_S" \
-            -o "-k $1/sock -h 127.0.0.1 -p $port -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            -o "-k $1/sock -h 127.0.0.1 -p $port $(fast_options)" \
             start >/dev/null 2>&1; then
             echo "$port"
             return 0

@@ -199,9 +199,18 @@ static double thread_cpu_us(void) {
  * *cpu_us (may be NULL) receives the orchestrator's CPU time a step: this
  * thread runs it (cairn_engine_run), and its time counts only while it is
  * on a CPU, so it says what the steps cost it however busy the machine is. */
+/* BENCH_PG_URL: W1 and W2 again on that PostgreSQL journal, emptied before
+ * each trial by the shell command BENCH_PG_RESET (bench/run.sh sets both). */
+static const char *pg_url;
+
 static double run_steps(int runs, int steps, bool pool_only, bool warm, int trial,
                         double *cpu_us) {
     char *db = cairn_sprintf("%s/w-%d-%d-%d-%d.db", dir, runs, steps, pool_only, trial);
+    if (pg_url) {
+        if (system(getenv("BENCH_PG_RESET")) != 0) fprintf(stderr, "bench: BENCH_PG_RESET failed\n");
+        free(db);
+        db = cairn_strdup(pg_url);
+    }
     cairn_engine_config cfg = {.pool_only = pool_only, .workers = 4};
     cairn_engine *e = NULL;
     cairn_err err;
@@ -648,7 +657,7 @@ int main(int argc, char **argv) {
         strncmp(only, "sqlite", 6) == 0)
         fs = fsync_lines(repeat, v);
 
-    struct { const char *name; int runs, steps; bool pool, warm; } w[] = {
+    struct workload { const char *name; int runs, steps; bool pool, warm; } w[] = {
         {"W1 1 run x 1000 sequential set (inline)", 1, 1000, false, false},
         {"W1 1 run x 1000 sequential set (pool)", 1, 1000, true, false},
         {"W1 as above, journal in use (inline)", 1, 1000, false, true},
@@ -656,23 +665,31 @@ int main(int argc, char **argv) {
         {"W2 1000 runs x 100 set (inline)", 1000, 100, false, false},
         {"W2 1000 runs x 100 set (pool)", 1000, 100, true, false},
     };
-    for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
-        if (only && strncmp(w[k].name, only, strlen(only)) != 0) continue;
+    size_t n_w = sizeof w / sizeof w[0];
+    const char *pg = getenv("BENCH_PG_URL");
+    for (size_t k = 0; k < n_w + (pg && *pg ? n_w : 0); k++) {
+        pg_url = k >= n_w ? pg : NULL;   /* the same workloads, on PostgreSQL */
+        if (only && strncmp(w[k % n_w].name, only, strlen(only)) != 0) continue;
+        const struct workload *x = &w[k % n_w];
+        if (pg_url && x->warm) continue;   /* no write-ahead log to warm */
         char beside[16] = "-";
         for (int i = 0; i < repeat; i++) {
-            if (w[k].runs == 1)
-                paired[i] = w1_beside_fsync(w[k].steps, w[k].pool, w[k].warm, i, &v[i]);
+            if (x->runs == 1)
+                paired[i] = w1_beside_fsync(x->steps, x->pool, x->warm, i, &v[i]);
             else
-                v[i] = run_steps(w[k].runs, w[k].steps, w[k].pool, w[k].warm, i, &paired[i]);
+                v[i] = run_steps(x->runs, x->steps, x->pool, x->warm, i, &paired[i]);
         }
-        if (w[k].runs == 1) snprintf(beside, sizeof beside, "%.2f", median(paired, repeat));
+        if (x->runs == 1) snprintf(beside, sizeof beside, "%.2f", median(paired, repeat));
         double m = median(v, repeat);
-        printf("%-44s %6.0f steps/s %9.2f %10s\n", w[k].name, m, m / fs, beside);
-        if (w[k].runs > 1)
-            printf("%-44s %9.2f us %10s\n", w[k].pool ? "W2 orchestrator CPU a step (pool)"
-                                                     : "W2 orchestrator CPU a step (inline)",
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", pg_url ? "pg " : "", x->name);
+        printf("%-44s %6.0f steps/s %9.2f %10s\n", name, m, m / fs, beside);
+        if (x->runs > 1)
+            printf("%-44s %9.2f us %10s\n", x->pool ? "W2 orchestrator CPU a step (pool)"
+                                                   : "W2 orchestrator CPU a step (inline)",
                    median(paired, repeat), "-");
     }
+    pg_url = NULL;
     if (only == NULL || strncmp(only, "load", 4) == 0) load_lines(repeat, v);
     if (only == NULL || strncmp(only, "mask", 4) == 0) mask_lines(repeat);
     if (only == NULL || strncmp(only, "eval", 4) == 0) eval_lines(repeat);
