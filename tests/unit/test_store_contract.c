@@ -417,8 +417,31 @@ static void pg_commands_are_heard(void) {
 }
 
 TEST(store_contract_postgres) {
-    pg_start(3);
+    pg_start(5);
     contract(open_pg);
     pg_commands_are_heard();
     pg_refusals();
+}
+
+/* What a copy moves from one store goes into the other as it was, both
+ * ways (cairn migrate). */
+TEST(store_rows_move_between_sqlite_and_postgres) {
+    pg_start(2);
+    cairn_store *sq = open_sqlite(0), *pg = open_pg(0);
+    appends_and_projects(sq);
+    keeps_definitions(sq);
+    owns_runs_and_takes_commands(sq);
+    claims_keys_and_meta(sq, sq);
+    dumps_what_it_holds(sq, pg);
+    cairn_store_close(sq);
+    cairn_store_close(pg);
+    pg = open_pg(1);
+    sq = open_sqlite(1);
+    appends_and_projects(pg);
+    keeps_definitions(pg);
+    owns_runs_and_takes_commands(pg);
+    claims_keys_and_meta(pg, pg);
+    dumps_what_it_holds(pg, sq);
+    cairn_store_close(sq);
+    cairn_store_close(pg);
 }
