@@ -8,6 +8,11 @@
  * (a longer batch syncs every that many, still in the one transaction),
  * so a batch costs about what its commit costs.
  *
+ * A connection that broke (the server restarted, the network dropped it)
+ * fails the statement it broke under and is made again before the next
+ * one (pg_ready): nothing went over the broken one, so nothing is sent
+ * twice.
+ *
  * Opening never modifies a database that is not already a Cairn journal:
  * what the current schema holds is read first, and the tables are created
  * only in a schema that holds none, inside a transaction that holds an
@@ -87,6 +92,7 @@ int pg_error(pg_store *s, const PGresult *res, const char *what, cairn_err *err)
 
 PGresult *pg_query(pg_store *s, const char *sql, int n, const char *const *vals, const char *what,
                    cairn_err *err) {
+    if (pg_ready(s, err)) return NULL;
     /* with no parameters, sql may be several statements */
     PGresult *res = n ? PQexecParams(s->conn, sql, n, NULL, vals, NULL, NULL, 0)
                       : PQexec(s->conn, sql);
@@ -166,6 +172,7 @@ static const struct { const char *name, *sql; } prepared[] = {
 };
 
 static int prepare_all(pg_store *s, cairn_err *err) {
+    if (s->prepared) return 0;
     for (size_t i = 0; i < sizeof prepared / sizeof prepared[0]; i++) {
         PGresult *res = PQprepare(s->conn, prepared[i].name, prepared[i].sql, 0, NULL);
         int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0
@@ -173,6 +180,7 @@ static int prepare_all(pg_store *s, cairn_err *err) {
         PQclear(res);
         if (rc) return rc;
     }
+    s->prepared = true;
     return 0;
 }
 
@@ -272,7 +280,20 @@ static void quiet(void *arg, const char *message) {
     (void)message;
 }
 
-static int connect_pg(pg_store *s, const char *url, cairn_sync_mode sync, cairn_err *err) {
+/* What a connection is told once made (and made again): its durability,
+ * bytea as hex, and LISTEN for a listening one.  The hot statements are
+ * prepared by the first append (a reading command makes none). */
+static int set_up(pg_store *s, cairn_err *err) {
+    int rc = pg_exec(s, s->sync == CAIRN_SYNC_NORMAL
+                            ? "SET synchronous_commit = off; SET bytea_output = hex"
+                            : "SET synchronous_commit = on; SET bytea_output = hex",
+                     0, NULL, "setting up the connection", err);
+    if (rc == 0 && s->listening)
+        rc = pg_exec(s, "LISTEN " CAIRN_PG_CHANNEL, 0, NULL, "listening for commands", err);
+    return rc;
+}
+
+static int connect_pg(pg_store *s, const char *url, cairn_err *err) {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", CAIRN_PG_CONNECT_TIMEOUT_S);
     /* the URL may set the first two; client_encoding after it is ours */
@@ -282,10 +303,18 @@ static int connect_pg(pg_store *s, const char *url, cairn_sync_mode sync, cairn_
     if (s->conn == NULL) return cairn_err_set(err, CAIRN_EIO, "%s: out of memory", s->name);
     if (PQstatus(s->conn) != CONNECTION_OK) return pg_error(s, NULL, "cannot connect", err);
     PQsetNoticeProcessor(s->conn, quiet, NULL);
-    return pg_exec(s, sync == CAIRN_SYNC_NORMAL
-                          ? "SET synchronous_commit = off; SET bytea_output = hex"
-                          : "SET synchronous_commit = on; SET bytea_output = hex",
-                   0, NULL, "setting up the connection", err);
+    return set_up(s, err);
+}
+
+int pg_ready(pg_store *s, cairn_err *err) {
+    if (PQstatus(s->conn) == CONNECTION_OK) return 0;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK) return pg_error(s, NULL, "reconnecting", err);
+    s->in_batch = false;   /* the transaction went with the connection */
+    cairn_strmap_clear(s->last_seq);
+    s->changes++;          /* and what was NOTIFYed meanwhile: look again */
+    s->prepared = false;   /* statements go with the session */
+    return set_up(s, err);
 }
 
 int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode sync,
@@ -294,13 +323,13 @@ int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode syn
     s->base.ops = &pg_ops;
     s->name = cairn_pg_name(url);
     s->last_seq = cairn_strmap_new();
+    s->sync = sync;
     *out = NULL;
-    int rc = connect_pg(s, url, sync, err);
+    int rc = connect_pg(s, url, err);
     if (rc == 0) rc = check_journal(s, mode, err);
-    if (rc == 0) rc = prepare_all(s, err);
-    if (rc == 0 && mode == CAIRN_PG_LISTEN)
+    s->listening = mode == CAIRN_PG_LISTEN;
+    if (rc == 0 && s->listening)
         rc = pg_exec(s, "LISTEN " CAIRN_PG_CHANNEL, 0, NULL, "listening for commands", err);
-    s->listening = rc == 0 && mode == CAIRN_PG_LISTEN;
     if (rc) {
         pg_ops.close(&s->base);
         return rc;
@@ -446,8 +475,10 @@ static void send_event(pipe_t *p, const cairn_event *ev) {
 
 static int append_batch(pg_store *s, cairn_event *const *evs, int n, bool skip_held,
                         cairn_err *err) {
+    int rc = pg_ready(s, err);
+    if (rc == 0) rc = prepare_all(s, err);
+    if (rc) return rc;
     bool *held = cairn_calloc((size_t)n + 1, sizeof *held);
-    int rc = 0;
     for (int i = 0; rc == 0 && i < n; i++) rc = check_seq(s, evs[i], skip_held ? &held[i] : NULL, err);
     pipe_t p = {.s = s, .err = err, .rc = rc};
     if (rc == 0 && !PQenterPipelineMode(s->conn))

@@ -19,9 +19,14 @@ typedef struct {
     char *owner;                /* recorded on the runs this connection creates */
     bool in_batch;              /* between batch_begin and batch_end */
     bool listening;             /* LISTEN CAIRN_PG_CHANNEL */
+    cairn_sync_mode sync;       /* NORMAL: synchronous_commit off */
+    bool prepared;              /* the hot statements (store_pg.c), this session */
     int64_t changes;            /* notifications seen (data_version) */
     cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
 } pg_store;
+
+/* 0 when the connection is up, after making it again if it broke. */
+int pg_ready(pg_store *s, cairn_err *err);
 
 /* Run sql with n text parameters (NULL: SQL NULL); the result when it
  * succeeded (the caller PQclears it), else NULL with err set (CAIRN_EIO,

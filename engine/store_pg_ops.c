@@ -120,8 +120,8 @@ int pg_run_commands(cairn_store *base, const char *run_id, cairn_command **out, 
 /* Notifications heard since the last look, counted: a cheap poll. */
 int64_t pg_data_version(cairn_store *base) {
     pg_store *s = (pg_store *)base;
-    if (!s->listening) return 0;
-    PQconsumeInput(s->conn);
+    if (!s->listening || pg_ready(s, NULL) != 0) return s->changes;
+    if (!PQconsumeInput(s->conn)) s->changes++;   /* broken: look, and reconnect next time */
     PGnotify *note;
     while ((note = PQnotifies(s->conn)) != NULL) {
         s->changes++;

@@ -178,7 +178,7 @@ name: escalating
 steps:
   - id: gate
     uses: approval
-    with: { prompt: "Anyone?", approvers: [oncall], timeout: 300ms, on_timeout: escalate,
+    with: { prompt: "Anyone?", approvers: [oncall], timeout: 1s, on_timeout: escalate,
             escalate_to: [boss] }
 """)
     db = s.path("esc.db")

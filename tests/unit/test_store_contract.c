@@ -416,10 +416,43 @@ static void pg_commands_are_heard(void) {
     free(url);
 }
 
+/* A server restart breaks every connection: the statement it breaks under
+ * fails, the next one runs on a connection made again, and a listening
+ * one counts a change (what was NOTIFYed meanwhile is not heard). */
+static void pg_reconnects(void) {
+    cairn_store *s = open_pg(0), *listener = NULL;
+    cairn_err err;
+    char *url = pg_url(0, "postgres");
+    CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_LISTEN, CAIRN_SYNC_FULL, &listener, &err), 0);
+    int64_t before = listener->ops->data_version(listener);
+    const char *bin = getenv("PGBIN") ? getenv("PGBIN") : "/usr/lib/postgresql/15/bin";
+    char *cmd = cairn_sprintf("runuser -u postgres -- %s/pg_ctl -D %s/data -m fast -w restart"
+                              " >/dev/null 2>&1", bin, pg_dir);
+    if (system(cmd) != 0) TEST_FAIL("%s", cmd);
+    free(cmd);
+    cairn_run_row row;
+    int rc = s->ops->get_run(s, "r1", &row, &err);
+    if (rc == 0) cairn_run_row_clear(&row);
+    else CHECK_INT(rc, CAIRN_EIO);
+    CHECK_INT(s->ops->get_run(s, "r1", &row, &err), 0);
+    CHECK_STR(row.id, "r1");
+    cairn_run_row_clear(&row);
+    cairn_event *ev[1] = {fx_event("r1", 5, CAIRN_EV_STEP_STARTED, "{}")};
+    append_ok(s, ev, 1);   /* prepared again, on the new session */
+    fx_free_events(ev, 1);
+    int64_t after = before;
+    for (int i = 0; i < 3 && after == before; i++) after = listener->ops->data_version(listener);
+    CHECK(after > before);
+    cairn_store_close(listener);
+    cairn_store_close(s);
+    free(url);
+}
+
 TEST(store_contract_postgres) {
     pg_start(5);
     contract(open_pg);
     pg_commands_are_heard();
+    pg_reconnects();
     pg_refusals();
 }
 
