@@ -37,7 +37,8 @@ int pg_claim_run(cairn_store *base, const char *run_id, const char *owner,
         rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id, held);
     if (rc == 0 && (held == NULL || strcmp(held, owner) != 0)) {
         const char *v[] = {owner, run_id};
-        rc = pg_exec(s, "UPDATE runs SET owner = $1 WHERE id = $2", 2, v, "claiming a run", err);
+        rc = pg_exec(s, "UPDATE runs SET owner = $1, epoch = epoch + 1 WHERE id = $2", 2, v,
+                     "claiming a run", err);
     }
     free(held);
     const char *close = s->in_batch ? (rc ? "ROLLBACK TO claim" : "RELEASE claim")

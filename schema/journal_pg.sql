@@ -67,11 +67,24 @@ CREATE TABLE runs (
     status      text NOT NULL,
     created_at  bigint NOT NULL,
     updated_at  bigint NOT NULL,
-    owner       text                       -- engine holding the run: "host:pid:starttime"
+    owner       text,                      -- engine holding the run: "host:pid:starttime"
+    epoch       bigint NOT NULL DEFAULT 0  -- the hold's fencing token: each claim takes the next
 );
 CREATE INDEX runs_by_status ON runs(status);
 CREATE INDEX runs_by_created ON runs(created_at, id);
 CREATE INDEX runs_by_owner ON runs(owner);
+
+-- Leases, for several engines on one database: an engine's row, renewed
+-- while it lives; past lease_until (the database's clock, Unix ms) the runs
+-- it holds may be claimed by another engine, and that claim's new epoch
+-- refuses the old holder's late writes.  This version keeps one engine per
+-- run by its owner string and writes no row here: the table and runs.epoch
+-- are in the schema so that leases need no new schema version.
+CREATE TABLE engines (
+    owner       text COLLATE "C" PRIMARY KEY,
+    started_at  bigint NOT NULL,
+    lease_until bigint NOT NULL
+);
 
 CREATE TABLE commands (
     id          bigserial PRIMARY KEY,

@@ -350,17 +350,22 @@ static cairn_store *open_pg(int i) {
     return s;
 }
 
-/* Everything a database that is not a journal holds, as text. */
-static char *pg_tables(int i) {
-    char *cmd = cairn_sprintf("psql -X -q -At -h %s/sock -p %d -U postgres -d cairn%d -c"
-                              " \"SELECT string_agg(tablename, ',') FROM pg_tables WHERE"
-                              " schemaname = 'public'\"", pg_dir, pg_port, i);
+/* The first line sql's answer prints in database i (a copy). */
+static char *pg_value(int i, const char *sql) {
+    char *cmd = cairn_sprintf("psql -X -q -At -h %s/sock -p %d -U postgres -d cairn%d -c \"%s\"",
+                              pg_dir, pg_port, i, sql);
     FILE *p = popen(cmd, "r");
     char buf[512] = "";
     if (p == NULL || fgets(buf, sizeof buf, p) == NULL) buf[0] = '\0';
     if (p) pclose(p);
     free(cmd);
     return cairn_strdup(buf);
+}
+
+/* Everything a database that is not a journal holds, as text. */
+static char *pg_tables(int i) {
+    return pg_value(i, "SELECT string_agg(tablename, ',') FROM pg_tables"
+                       " WHERE schemaname = 'public'");
 }
 
 static void pg_refusals(void) {
@@ -453,6 +458,10 @@ static void pg_reconnects(void) {
 TEST(store_contract_postgres) {
     pg_start(5);
     contract(open_pg);
+    /* r1 was taken from its first owner once: its hold's epoch is 1 */
+    char *epoch = pg_value(0, "SELECT epoch FROM runs WHERE id = 'r1'");
+    CHECK_STR(epoch, "1\n");
+    free(epoch);
     pg_commands_are_heard();
     pg_reconnects();
     pg_refusals();
