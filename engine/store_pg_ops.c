@@ -24,8 +24,8 @@
 int pg_claim_run(cairn_store *base, const char *run_id, const char *owner,
                  bool (*alive)(const char *owner), cairn_err *err) {
     pg_store *s = (pg_store *)base;
-    const char *open = s->in_batch ? "SAVEPOINT claim" : "BEGIN";
-    if (pg_exec(s, open, 0, NULL, "claiming a run", err)) return CAIRN_EIO;
+    const char *begin = s->in_batch ? "SAVEPOINT claim" : "BEGIN";
+    if (pg_exec(s, begin, 0, NULL, "claiming a run", err)) return CAIRN_EIO;
     PGresult *res = pg_query(s, "SELECT owner FROM runs WHERE id = $1 FOR UPDATE", 1, &run_id,
                              "claiming a run", err);
     int rc = res ? 0 : CAIRN_EIO;
@@ -41,10 +41,10 @@ int pg_claim_run(cairn_store *base, const char *run_id, const char *owner,
                      "claiming a run", err);
     }
     free(held);
-    const char *close = s->in_batch ? (rc ? "ROLLBACK TO claim" : "RELEASE claim")
-                                    : (rc ? "ROLLBACK" : "COMMIT");
+    const char *finish = s->in_batch ? (rc ? "ROLLBACK TO claim" : "RELEASE claim")
+                                     : (rc ? "ROLLBACK" : "COMMIT");
     cairn_err ignored;
-    int end = pg_exec(s, close, 0, NULL, "claiming a run", rc ? &ignored : err);
+    int end = pg_exec(s, finish, 0, NULL, "claiming a run", rc ? &ignored : err);
     return rc ? rc : end;
 }
 
