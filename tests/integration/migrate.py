@@ -113,10 +113,40 @@ def test_refusals(s, pg):
     s.check(p.returncode == 2, "migrate needs --from and --to", p.stderr)
 
 
+def test_an_edit_in_the_database_is_caught(s, pg):
+    """The chain's key is not in the database: whoever edits its rows is found
+    out, and a copy carries the edit as it is, to be found out there too."""
+    db = s.path("e.db")
+    write(s, "ok.yaml", WORKFLOWS["ok.yaml"])
+    run, _ = cairn_json("run", s.path("ok.yaml"), db=db)
+    url = pg.url("edited")
+    env = {"CAIRN_FILES": s.path("edited")}
+    s.check(cairn("migrate", "--from", db, "--to", url, env=env).returncode == 0, "copied")
+    pg.sql("edited", "UPDATE events SET data = replace(data, 'hello', 'HELLO') WHERE seq = 3")
+    p = cairn("verify", db=url, env=env)
+    s.check(p.returncode == 1 and "event 3 " in p.stdout + p.stderr,
+            "an event edited in PostgreSQL fails verify, named", p.stdout + p.stderr)
+    p = cairn("show", run["id"], db=url, env=env)
+    s.check(p.returncode == 3, "and show refuses the run", p.stderr)
+    back = s.path("e2.db")
+    s.check(cairn("migrate", "--from", url, "--to", back, env=env).returncode == 0,
+            "the edited journal copies back")
+    p = cairn("verify", db=back)
+    s.check(p.returncode == 1 and "event 3 " in p.stdout + p.stderr,
+            "and the edit is found there too", p.stdout + p.stderr)
+
+
 class Server:
     def __init__(self):
         self.pg = servers.Postgres()
         self.made = set()
+
+    def sql(self, name, sql):
+        p = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                            str(self.pg.port), "-U", "postgres", "-d", name, "-c", sql],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr)
 
     def url(self, name):
         if name not in self.made:
@@ -129,7 +159,7 @@ def main():
     s = Suite("migrate")
     pg = Server()
     try:
-        for t in (test_there_and_back, test_refusals):
+        for t in (test_there_and_back, test_refusals, test_an_edit_in_the_database_is_caught):
             try:
                 t(s, pg)
             except Exception as e:
