@@ -59,24 +59,18 @@ char *cairn_pg_name(const char *url) {
     } else {
         cairn_buf_append(&b, url, (size_t)(p - url));
     }
-    /* a password among the query's parameters */
-    for (const char *q = p; *q;) {
-        const char *hit = strstr(q, "password=");
-        if (hit == NULL || (hit > p && hit[-1] != '?' && hit[-1] != '&')) {
-            if (hit == NULL) {
-                cairn_buf_puts(&b, q);
-                break;
-            }
-            cairn_buf_append(&b, q, (size_t)(hit - q) + 9);
-            q = hit + 9;
-            continue;
-        }
+    /* a password among the query's parameters: "password=" after ? or & */
+    const char *q = p;
+    for (const char *hit; (hit = strstr(q, "password=")) != NULL;) {
+        bool param = hit > p && (hit[-1] == '?' || hit[-1] == '&');
         cairn_buf_append(&b, q, (size_t)(hit - q) + 9);
-        cairn_buf_puts(&b, "***");
-        q = hit + 9 + strcspn(hit + 9, "&#");
+        q = hit + 9;
+        if (param) {
+            cairn_buf_puts(&b, "***");
+            q += strcspn(q, "&#");
+        }
     }
-    cairn_buf_putc(&b, '\0');
-    b.len--;
+    cairn_buf_puts(&b, q);
     return cairn_buf_detach(&b);
 }
 
@@ -561,8 +555,7 @@ static void fill_run(const PGresult *res, int i, cairn_run_row *r) {
     r->owner = pg_text(res, i, 7);
 }
 
-static int collect_runs(pg_store *s, PGresult *res, cairn_run_row **out, int *n) {
-    (void)s;
+static int collect_runs(PGresult *res, cairn_run_row **out, int *n) {
     int rows = PQntuples(res);
     cairn_run_row *v = cairn_calloc((size_t)rows + 1, sizeof *v);
     for (int i = 0; i < rows; i++) fill_run(res, i, &v[i]);
@@ -580,7 +573,7 @@ static int pg_list_runs(cairn_store *base, const char *filter, cairn_run_row **o
                       " ORDER BY created_at DESC, id DESC", 1, &filter, "listing runs", err)
         : pg_query(s, "SELECT " RUN_COLUMNS " FROM runs ORDER BY created_at DESC, id DESC", 0,
                    NULL, "listing runs", err);
-    return res ? collect_runs(s, res, out, n) : CAIRN_EIO;
+    return res ? collect_runs(res, out, n) : CAIRN_EIO;
 }
 
 static int pg_get_run(cairn_store *base, const char *run_id, cairn_run_row *out, cairn_err *err) {
@@ -611,7 +604,7 @@ static int pg_page_runs(cairn_store *base, const cairn_run_page *q, cairn_run_ro
                                 "      OR (created_at = $4::bigint AND id < $3))"
                                 " ORDER BY created_at DESC, id DESC LIMIT $5::bigint",
                              5, v, "listing runs", err);
-    return res ? collect_runs(s, res, out, n) : CAIRN_EIO;
+    return res ? collect_runs(res, out, n) : CAIRN_EIO;
 }
 
 /* ---- definitions ------------------------------------------------------------ */
