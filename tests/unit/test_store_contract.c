@@ -455,23 +455,11 @@ static void pg_reconnects(void) {
     free(url);
 }
 
-TEST(store_contract_postgres) {
-    pg_start(5);
-    contract(open_pg);
-    /* r1 was taken from its first owner once: its hold's epoch is 1 */
-    char *epoch = pg_value(0, "SELECT epoch FROM runs WHERE id = 'r1'");
-    CHECK_STR(epoch, "1\n");
-    free(epoch);
-    pg_commands_are_heard();
-    pg_reconnects();
-    pg_refusals();
-}
-
 /* What a copy moves from one store goes into the other as it was, both
- * ways (cairn migrate). */
-TEST(store_rows_move_between_sqlite_and_postgres) {
-    pg_start(2);
-    cairn_store *sq = open_sqlite(0), *pg = open_pg(0);
+ * ways (cairn migrate): SQLite into PostgreSQL database 5, database 6 into
+ * SQLite. */
+static void rows_move_between_stores(void) {
+    cairn_store *sq = open_sqlite(5), *pg = open_pg(5);
     appends_and_projects(sq);
     keeps_definitions(sq);
     owns_runs_and_takes_commands(sq);
@@ -479,8 +467,8 @@ TEST(store_rows_move_between_sqlite_and_postgres) {
     dumps_what_it_holds(sq, pg);
     cairn_store_close(sq);
     cairn_store_close(pg);
-    pg = open_pg(1);
-    sq = open_sqlite(1);
+    pg = open_pg(6);
+    sq = open_sqlite(6);
     appends_and_projects(pg);
     keeps_definitions(pg);
     owns_runs_and_takes_commands(pg);
@@ -489,3 +477,19 @@ TEST(store_rows_move_between_sqlite_and_postgres) {
     cairn_store_close(sq);
     cairn_store_close(pg);
 }
+
+/* One server for every PostgreSQL check (starting one is most of the time):
+ * databases 0 and 1 the contract's, 2 the refusals', 5 and 6 the copies'. */
+TEST(store_contract_postgres) {
+    pg_start(7);
+    contract(open_pg);
+    /* r1 was taken from its first owner once: its hold's epoch is 1 */
+    char *epoch = pg_value(0, "SELECT epoch FROM runs WHERE id = 'r1'");
+    CHECK_STR(epoch, "1\n");
+    free(epoch);
+    pg_commands_are_heard();
+    pg_reconnects();
+    pg_refusals();
+    rows_move_between_stores();
+}
+
