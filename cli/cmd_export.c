@@ -187,8 +187,8 @@ int cmd_import(cli_opts *o, int argc, char **argv) {
     cairn_err err;
     int rc = cairn_journal_key_of(o->db, &chain, mine, &err), out = EXIT_JOURNAL;
     if (rc)   /* a key made now could never check the export */
-        fprintf(stderr, "cairn: import checks an export with its journal's key: %s.key or"
-                " CAIRN_JOURNAL_KEY\n", o->db);
+        fprintf(stderr, "cairn: import checks an export with its journal's key (DB.key,"
+                " CAIRN_FILES.key or CAIRN_JOURNAL_KEY)\n");
     if (rc == 0) {
         out = EXIT_USAGE;
         rc = audit_export_read(path, &x, &err);
