@@ -419,8 +419,10 @@ static jv names_text(jv names) {
 static const char *db_arg(cli_live *l) {
     if (l->db_arg) return l->db_arg;
     if (strcmp(l->db, CLI_DEFAULT_DB) == 0) return l->db_arg = cairn_strdup(" ");
-    char *abs = realpath(l->db, NULL);
-    char *q = shell_word(abs ? abs : l->db);
+    char *name = cairn_journal_name(l->db);   /* a URL without its password */
+    char *abs = realpath(name, NULL);
+    char *q = shell_word(abs ? abs : name);
+    free(name);
     l->db_arg = cairn_sprintf(" --db %s ", q);
     free(q);
     free(abs);

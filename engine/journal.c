@@ -35,8 +35,13 @@ int cairn_journal_backend_of(const char *where, cairn_journal *j, cairn_err *err
         return cairn_err_set(err, CAIRN_EINVAL, "%.*s: no journal of that kind (a journal is a"
                              " file path or a postgres:// URL)", (int)strcspn(where, ":"), where);
     j->backend = b;
-    j->where = b->name ? b->name(where) : cairn_strdup(where);
+    j->where = cairn_journal_name(where);
     return 0;
+}
+
+char *cairn_journal_name(const char *where) {
+    const cairn_journal_backend *b = backend_for(where);
+    return b && b->name ? b->name(where) : cairn_strdup(where);
 }
 
 int cairn_journal_open(const char *where, const cairn_journal_config *cfg, cairn_journal **out,

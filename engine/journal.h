@@ -74,6 +74,10 @@ typedef struct cairn_journal_config {
 int cairn_journal_open(const char *where, const cairn_journal_config *cfg, cairn_journal **out,
                        cairn_err *err);
 
+/* where as messages and printed commands name it: a URL without its
+ * password ("***").  The caller's (free()). */
+char *cairn_journal_name(const char *where);
+
 /* Close, releasing the runs an engine held.  NULL is allowed. */
 void cairn_journal_close(cairn_journal *j);
 
