@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import CAIRN, Suite, cairn, cairn_json, sqlite_only, wait_for, write  # noqa: E402
 
 
 def chain(s, name, body=None):
@@ -197,6 +197,7 @@ def rewrite(db, run_id, seq, edit):
     con.close()
 
 
+@sqlite_only   # forges rows of SQLite's file, re-hashed
 def test_verify_checks_carried_results_against_their_origin(s):
     d, wf, db = chain(s, "forged")
     old = first_run(s, d, wf, db, 1)
