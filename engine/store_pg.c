@@ -259,8 +259,8 @@ static int check_journal(pg_store *s, cairn_pg_mode mode, cairn_err *err) {
                              " tables, none of them cairn_journal); the database was not"
                              " modified", s->name, sh.schema, (long long)sh.tables);
     if (!sh.journal && mode == CAIRN_PG_READ)
-        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no journal here (use --db or CAIRN_DB)",
-                             s->name);
+        return cairn_err_set(err, CAIRN_ENOTFOUND, "%s: no journal here yet (use --db or"
+                             " CAIRN_DB)", s->name);
     if (!sh.journal && strcmp(sh.encoding, "UTF8") != 0 && strcmp(sh.encoding, "SQL_ASCII") != 0)
         return cairn_err_set(err, CAIRN_EINVAL, "%s: the database's encoding is %s; a journal"
                              " keeps the bytes its chains hashed, so it needs UTF8; nothing was"

@@ -122,6 +122,8 @@ class Suite:
         runs, began = 0, time.monotonic()
         for root, _dirs, files in os.walk(self.tmp):
             for f in sorted(files):
+                if PG:   # a journal path cairn_pg.sh gave a database marks it PATH.pgdb
+                    f = f[:-len(".pgdb")] if f.endswith(".db.pgdb") else ""
                 db = os.path.join(root, f)
                 if not f.endswith(".db") or os.path.realpath(db) in self.unreplayed:
                     continue
