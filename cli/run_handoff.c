@@ -183,6 +183,34 @@ static int server_error(jv e) {
     return journal ? EXIT_JOURNAL : EXIT_USAGE;
 }
 
+/* Send req (freed) and read the server's one-line reply: -1 when no server
+ * answers there, else 0 and *reply (the caller's; invalid when the line is
+ * not JSON). */
+static int ask_once(const cli_opts *o, char *req, jv *reply) {
+    int fd = ask(o, req);
+    if (fd < 0) return -1;
+    cairn_buf b = {0};
+    size_t consumed = 0;
+    char *line;
+    *reply = next_line(fd, &b, &consumed, &line) ? cairn_json_parse(line, strlen(line)) : jv_invalid();
+    cairn_buf_free(&b);
+    close(fd);
+    return 0;
+}
+
+/* Whether reply (borrowed) is the server's error: then printed, and *rc its
+ * exit code. */
+static bool reply_error(jv reply, int *rc) {
+    if (jv_get_kind(reply) != JV_KIND_OBJECT) return false;
+    jv e = jv_object_get(jv_copy(reply), jv_string("error"));
+    if (jv_get_kind(e) != JV_KIND_OBJECT) {
+        jv_free(e);
+        return false;
+    }
+    *rc = server_error(e);
+    return true;
+}
+
 int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type, const char *data,
                         bool wait_end, char *status, size_t len) {
     jv req = jv_object_set(jv_object(), jv_string("command"), jv_string(type));
@@ -191,28 +219,18 @@ int cli_command_handoff(const cli_opts *o, const char *run_id, const char *type,
     req = jv_object_set(req, jv_string("wait_end"), jv_bool(wait_end));
     char *text = cairn_json_text(req);
     jv_free(req);
-    int fd = ask(o, text);
-    if (fd < 0) return -1;
-    cairn_buf b = {0};
-    size_t consumed = 0;
-    char *line;
+    jv a;
+    if (ask_once(o, text, &a) != 0) return -1;
     int rc = -1;
-    jv a = next_line(fd, &b, &consumed, &line) ? cairn_json_parse(line, strlen(line)) : jv_invalid();
-    jv e = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("error")) : jv_null();
-    jv st = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("status")) : jv_null();
-    if (jv_get_kind(e) == JV_KIND_OBJECT) {
-        rc = server_error(e);
-        e = jv_null();
-    } else if (jv_get_kind(a) == JV_KIND_OBJECT && jv_object_has(jv_copy(a), jv_string("done"))) {
+    if (!reply_error(a, &rc) && jv_get_kind(a) == JV_KIND_OBJECT &&
+        jv_object_has(jv_copy(a), jv_string("done"))) {
+        jv st = jv_object_get(jv_copy(a), jv_string("status"));
         snprintf(status, len, "%s", jv_get_kind(st) == JV_KIND_STRING ? jv_string_value(st) : "");
         fprintf(stderr, "cairn: %s of run %s carried out by the cairn serve holding it\n", type, run_id);
+        jv_free(st);
         rc = 0;
     }
-    jv_free(st);
-    jv_free(e);
     jv_free(a);
-    cairn_buf_free(&b);
-    close(fd);
     return rc;
 }
 
@@ -223,30 +241,21 @@ int cli_hook_handoff(const cli_opts *o, const char *source, const char *body, si
     char *text = cairn_json_text(req);
     jv_free(req);
     *answer = jv_invalid();
-    int fd = ask(o, text);
-    if (fd < 0) return -1;
-    cairn_buf b = {0};
-    size_t consumed = 0;
-    char *line;
+    jv a;
+    if (ask_once(o, text, &a) != 0) return -1;
     int rc = EXIT_JOURNAL;
-    jv a = next_line(fd, &b, &consumed, &line) ? cairn_json_parse(line, strlen(line)) : jv_invalid();
-    jv e = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("error")) : jv_null();
-    jv got = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("answer")) : jv_null();
-    if (jv_get_kind(e) == JV_KIND_OBJECT) {
-        rc = server_error(e);
-        e = jv_null();
-    } else if (jv_get_kind(got) == JV_KIND_OBJECT) {
-        *answer = got;
-        got = jv_null();
-        rc = 0;
-    } else {
-        fprintf(stderr, "cairn: the cairn serve on this journal gave no answer\n");
+    if (!reply_error(a, &rc)) {
+        jv got = jv_get_kind(a) == JV_KIND_OBJECT ? jv_object_get(jv_copy(a), jv_string("answer"))
+                                                  : jv_null();
+        if (jv_get_kind(got) == JV_KIND_OBJECT) {
+            *answer = got;
+            rc = 0;
+        } else {
+            jv_free(got);
+            fprintf(stderr, "cairn: the cairn serve on this journal gave no answer\n");
+        }
     }
-    jv_free(e);
-    jv_free(got);
     jv_free(a);
-    cairn_buf_free(&b);
-    close(fd);
     return rc;
 }
 
