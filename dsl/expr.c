@@ -390,7 +390,8 @@ bool cairn_exprset_reads(const cairn_exprset *set, int idx, const char *key) {
     return native == NULL || cairn__exprnative_reads(native, key);
 }
 
-int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err) {
+int cairn_exprset_eval_doc(cairn_exprset *set, int idx, cairn_doc *doc, jv *out,
+                           cairn_err *err) {
     *out = jv_invalid();
     if (set == NULL || set->state != SET_READY)
         return cairn_err_set(err, CAIRN_ESTATE, "expressions are not compiled");
@@ -398,7 +399,7 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
         return cairn_err_set(err, CAIRN_EINVAL, "no expression %d", idx);
     const expr_prog *p = &set->progs[idx];
     if (set->leaves[p->leaf].native) {
-        jv v = cairn__exprnative_eval(set->leaves[p->leaf].native, doc);
+        jv v = cairn__exprnative_eval_doc(set->leaves[p->leaf].native, doc);
         if (jv_is_valid(v)) {
             *out = v;
             return 0;
@@ -408,5 +409,10 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
         int rc = compile_deferred(set, p, err);
         if (rc) return rc;
     }
-    return eval_jq(set, p, &set->leaves[p->leaf], doc, out, err);
+    return eval_jq(set, p, &set->leaves[p->leaf], doc->whole(doc), out, err);
+}
+
+int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err) {
+    cairn__jvdoc jd;
+    return cairn_exprset_eval_doc(set, idx, cairn__jvdoc_init(&jd, doc), out, err);
 }

@@ -88,6 +88,25 @@ int cairn_exprset_compile(cairn_exprset *set, cairn_diags *diags);
  * the message in err. */
 int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err);
 
+/* A document an expression may be evaluated over without its being made
+ * whole first (a run's, whose `.steps` is brought up to date only when an
+ * expression needs it).  whole gives the document (borrowed: the
+ * cairn_doc's, valid until the evaluation returns); path, when not NULL,
+ * may give the value at a prefix of a path (path: its keys as an array,
+ * borrowed), the very value indexing the whole document along that prefix
+ * gives, with *used set to the prefix's length; or decline with
+ * jv_invalid() (no message), and the path is followed in the whole
+ * document. */
+typedef struct cairn_doc cairn_doc;
+struct cairn_doc {
+    jv (*whole)(cairn_doc *d);
+    jv (*path)(cairn_doc *d, jv path, int *used);
+};
+
+/* As cairn_exprset_eval, over doc. */
+int cairn_exprset_eval_doc(cairn_exprset *set, int idx, cairn_doc *doc, jv *out,
+                           cairn_err *err);
+
 /* Whether program idx may read the top-level field key of the document it is
  * evaluated over.  Known only for the native subset: any other program (or a
  * set not compiled) may read anything, and the answer is true.  Lets a
@@ -158,6 +177,10 @@ bool cairn_tmpl_reads(const cairn_tmpl *t, const cairn_exprset *set, const char 
  * CAIRN_EEXPR, err->msg naming the expression's position and jq's message. */
 int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
                       cairn_err *err);
+
+/* As cairn_tmpl_render, over doc. */
+int cairn_tmpl_render_doc(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
+                          cairn_err *err);
 
 void cairn_tmpl_free(cairn_tmpl *t);
 

@@ -83,6 +83,15 @@ cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len);
  * jv_invalid_with_msg(jq's message) for a jq error; or jv_invalid() without
  * a message when jq must evaluate the text (operand kinds left to jq). */
 jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc);
+/* A plain jv (borrowed) as a cairn_doc: whole gives it, path declines. */
+typedef struct cairn__jvdoc {
+    cairn_doc d;
+    jv v;
+} cairn__jvdoc;
+cairn_doc *cairn__jvdoc_init(cairn__jvdoc *jd, jv v);
+
+/* As cairn__exprnative_eval, over doc: a path goes through doc->path first. */
+jv cairn__exprnative_eval_doc(const cairn_exprnative *e, cairn_doc *doc);
 
 /* Whether evaluating e may read doc's field key: true when some path of e
  * starts there, or is `.` (the whole document), or starts with an index. */

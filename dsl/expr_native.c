@@ -569,19 +569,26 @@ static bool truthy(jv v) {
     return k != JV_KIND_FALSE && k != JV_KIND_NULL;
 }
 
-static jv eval(const cairn_exprnative *e, int k, jv doc);
+static jv eval(const cairn_exprnative *e, int k, cairn_doc *doc);
 
-/* Indexing as jq's INDEX instruction does it, through jv_get. */
-static jv eval_path(jv path, jv doc) {
-    jv cur = jv_copy(doc);
+/* Indexing as jq's INDEX instruction does it, through jv_get; the prefix
+ * the document resolves itself (cairn_doc.path) is taken as it gives it. */
+static jv eval_path(jv path, cairn_doc *doc) {
+    int used = 0;
+    jv cur = doc->path ? doc->path(doc, path, &used) : jv_invalid();
+    if (!jv_is_valid(cur)) {
+        jv_free(cur);
+        cur = jv_copy(doc->whole(doc));
+        used = 0;
+    }
     int n = jv_array_length(jv_copy(path));
-    for (int i = 0; i < n && jv_is_valid(cur); i++)
+    for (int i = used; i < n && jv_is_valid(cur); i++)
         cur = jv_get(cur, jv_array_get(jv_copy(path), i));
     return cur;
 }
 
 /* and, or, //: the left operand first; the right only when it decides. */
-static jv eval_logic(const cairn_exprnative *e, const nat_node *x, jv doc) {
+static jv eval_logic(const cairn_exprnative *e, const nat_node *x, cairn_doc *doc) {
     jv l = eval(e, x->a, doc);
     if (!jv_is_valid(l)) return l;
     bool t = truthy(l);
@@ -596,7 +603,7 @@ static jv eval_logic(const cairn_exprnative *e, const nat_node *x, jv doc) {
     return jv_bool(t);
 }
 
-static jv eval(const cairn_exprnative *e, int k, jv doc) {
+static jv eval(const cairn_exprnative *e, int k, cairn_doc *doc) {
     const nat_node *x = &e->nodes[k];
     switch (x->op) {
     case N_CONST: return jv_copy(x->v);
@@ -614,7 +621,22 @@ static jv eval(const cairn_exprnative *e, int k, jv doc) {
     return apply(x->op, l, r);
 }
 
-jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc) { return eval(e, e->root, doc); }
+jv cairn__exprnative_eval_doc(const cairn_exprnative *e, cairn_doc *doc) {
+    return eval(e, e->root, doc);
+}
+
+static jv jvdoc_whole(cairn_doc *d) { return ((cairn__jvdoc *)d)->v; }
+
+cairn_doc *cairn__jvdoc_init(cairn__jvdoc *jd, jv v) {
+    jd->d = (cairn_doc){jvdoc_whole, NULL};
+    jd->v = v;
+    return &jd->d;
+}
+
+jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc) {
+    cairn__jvdoc jd;
+    return eval(e, e->root, cairn__jvdoc_init(&jd, doc));
+}
 
 bool cairn__exprnative_reads(const cairn_exprnative *e, const char *key) {
     for (int i = 0; i < e->n; i++) {

@@ -346,9 +346,9 @@ void cairn_tmpl_each_expr(const cairn_tmpl *t, void (*cb)(void *ctx, int idx), v
 /* ---- rendering ----------------------------------------------------------- */
 
 /* Evaluate part expression idx; a failure names the expression's place. */
-static int eval_at(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *err) {
+static int eval_at(cairn_exprset *set, int idx, cairn_doc *doc, jv *out, cairn_err *err) {
     cairn_err local;
-    int rc = cairn_exprset_eval(set, idx, doc, out, &local);
+    int rc = cairn_exprset_eval_doc(set, idx, doc, out, &local);
     if (rc == 0) return 0;
     if (rc != CAIRN_EEXPR) return cairn_err_set(err, rc, "%s", local.msg);
     const char *file;
@@ -362,7 +362,7 @@ static jv as_text(jv v) {
     return jv_get_kind(v) == JV_KIND_STRING ? v : jv_dump_string(v, 0);
 }
 
-static int render_string(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
+static int render_string(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
                          cairn_err *err) {
     if (t->whole) return eval_at(set, t->parts[0].expr, doc, out, err);
     cairn_buf b = CAIRN_BUF_INIT;
@@ -385,7 +385,7 @@ static int render_string(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *ou
 /* A T_SHELL's values into *vars (an object, created when invalid):
  * CAIRN_V<n> = the value as text.  An environment variable cannot hold a NUL
  * byte, so a value with one is an error rather than a truncated value. */
-static int render_vars(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *vars,
+static int render_vars(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *vars,
                        cairn_err *err) {
     if (!jv_is_valid(*vars)) *vars = jv_object();
     for (int i = 0; i < t->nparts; i++) {
@@ -422,7 +422,7 @@ static jv with_vars(jv map, jv vars) {
     return jv_object_set(map, jv_string("env"), jv_object_merge(env, vars));
 }
 
-static int render_kids(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
+static int render_kids(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
                        cairn_err *err) {
     jv v = jv_copy(t->value), vars = jv_invalid();
     int rc = 0;
@@ -433,7 +433,7 @@ static int render_kids(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
             rc = render_vars(k->t, set, doc, &vars, err);
             kv = jv_copy(k->t->value);
         } else
-            rc = cairn_tmpl_render(k->t, set, doc, &kv, err);
+            rc = cairn_tmpl_render_doc(k->t, set, doc, &kv, err);
         if (rc) jv_free(kv);
         else v = t->kind == T_MAP ? jv_object_set(v, jv_copy(k->key), kv)
                                   : jv_array_set(v, k->index, kv);
@@ -447,8 +447,8 @@ static int render_kids(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
     return 0;
 }
 
-int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
-                      cairn_err *err) {
+int cairn_tmpl_render_doc(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
+                          cairn_err *err) {
     *out = jv_invalid();
     if (t == NULL) {
         *out = jv_null();
@@ -464,6 +464,12 @@ int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
     default:
         return render_kids(t, set, doc, out, err);
     }
+}
+
+int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
+                      cairn_err *err) {
+    cairn__jvdoc jd;
+    return cairn_tmpl_render_doc(t, set, cairn__jvdoc_init(&jd, doc), out, err);
 }
 
 /* ---- truth ---------------------------------------------------------------- */

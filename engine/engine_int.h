@@ -93,10 +93,26 @@ struct eng_attempt {
     eng_text_memo input;         /* its step_started's input and text */
 };
 
+/* A step as the run's expression document shows it (`.steps.<id>`): its
+ * state when the document last took it (eng_ctx_step), which the fold has
+ * moved past since (a running step shows as it was before it started). */
+typedef struct eng_view {
+    cairn_step_status status;
+    int attempts;
+    jv output, error;
+    bool stale;                  /* ctx's `.steps` does not show it yet */
+} eng_view;
+
 struct eng_run {
     cairn_run_state *st;
     eng_plan *plan;
-    jv ctx;                      /* the expression document, kept up to date */
+    /* The expression document (sched.c): ctx holds every field; its
+     * `.steps` entries are brought up to date from views only when an
+     * expression needs the whole document, since most read a step's field
+     * through a path that views answer directly (eng_render). */
+    jv ctx;
+    eng_view *views;             /* per step */
+    int *stale, n_stale;         /* the steps whose view ctx does not show yet */
     char **env;                  /* rendered workflow env, "NAME=value", NULL-terminated */
     int *waiting_on;             /* per step: needs not yet done */
     int *items_running;          /* foreach: items in flight, per step */
@@ -424,6 +440,18 @@ bool eng_settled(cairn_step_status s);
  * brings step i's view up to date in it (when it is done or fails). */
 void eng_build_ctx(eng_run *r, const cairn_secrets *secrets);
 void eng_ctx_step(eng_run *r, int i);
+/* sched.c: the document set aside whole (ctx with `.steps` up to date, and
+ * the views), so that a caller may render over one rebuilt from the state
+ * (eng_build_ctx) and then put the run's own back, with eng_doc_restore. */
+typedef struct eng_doc_saved {
+    jv ctx;
+    eng_view *views;
+} eng_doc_saved;
+eng_doc_saved eng_doc_save(eng_run *r);
+/* runs.c: n views of untouched steps (pending, null output and error). */
+eng_view *eng_views_new(int n);
+void eng_views_free(eng_view *v, int n);
+void eng_doc_restore(eng_run *r, eng_doc_saved saved);
 /* retry.c: whether step may start an attempt now that its back-off is
  * over, or retry at all: a rollback body may; otherwise the run must not
  * be failing or cancelled. */

@@ -329,7 +329,7 @@ static bool check_either_document(replay *x) {
     }
     eng_run *r = x->r;
     cairn_replay_result first = *x->out;
-    jv live = jv_copy(r->ctx);
+    eng_doc_saved live = eng_doc_save(r);
     for (char **p = r->env; p && *p; p++) free(*p);
     free(r->env);
     r->env = NULL;
@@ -338,8 +338,7 @@ static bool check_either_document(replay *x) {
     first.verdict = CAIRN_REPLAY_DIVERGED;
     x->out->verdict = CAIRN_REPLAY_CONSISTENT;
     bool ok = check(x);
-    jv_free(r->ctx);
-    r->ctx = live;
+    eng_doc_restore(r, live);
     if (!ok) *x->out = first;
     return ok;
 }

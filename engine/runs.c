@@ -99,6 +99,23 @@ int eng_run_count(const cairn_engine *e) { return e->runs->n; }
 eng_run *eng_run_at(const cairn_engine *e, int i) { return e->runs->runs[i]; }
 
 
+eng_view *eng_views_new(int n) {
+    eng_view *v = cairn_calloc((size_t)(n ? n : 1), sizeof *v);
+    for (int i = 0; i < n; i++) {
+        v[i].output = jv_null();
+        v[i].error = jv_null();
+    }
+    return v;
+}
+
+void eng_views_free(eng_view *v, int n) {
+    for (int i = 0; v && i < n; i++) {
+        jv_free(v[i].output);
+        jv_free(v[i].error);
+    }
+    free(v);
+}
+
 eng_run *eng_run_new(eng_plan *plan, const char *run_id) {
     int n = plan->n_all;
     eng_run *r = cairn_calloc(1, sizeof *r);
@@ -106,6 +123,8 @@ eng_run *eng_run_new(eng_plan *plan, const char *run_id) {
     r->st = cairn_run_state_new(run_id, plan->ids, n);
     r->rollback = cairn_calloc((size_t)n + 1, sizeof *r->rollback);
     r->ctx = jv_null();
+    r->views = eng_views_new(n);
+    r->stale = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
     r->fail_error = jv_null();
     r->waiting_on = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
     r->items_running = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
@@ -120,6 +139,8 @@ void eng_run_free(eng_run *r) {
     if (r == NULL) return;
     cairn_run_state_free(r->st);
     jv_free(r->ctx);
+    eng_views_free(r->views, r->plan->n_all);
+    free(r->stale);
     jv_free(r->fail_error);
     for (char **p = r->env; p && *p; p++) free(*p);
     free(r->env);

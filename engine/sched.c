@@ -81,12 +81,12 @@ bool eng_step_is_done(const eng_run *r, int i) {
 
 /* ---- the expression document ------------------------------------------- */
 
-static jv step_view(const eng_plan *p, const cairn_step_state *s) {
+static jv step_view(const eng_plan *p, const eng_view *v) {
     jv o = jv_object();
-    o = jv_object_set(o, eng_key(p, KEY_STATUS), eng_status_name(p, s->status));
-    o = jv_object_set(o, eng_key(p, KEY_OUTPUT), jv_copy(s->output));
-    o = jv_object_set(o, eng_key(p, KEY_ERROR), jv_copy(s->error));
-    return jv_object_set(o, eng_key(p, KEY_ATTEMPTS), jv_number(s->attempts));
+    o = jv_object_set(o, eng_key(p, KEY_STATUS), eng_status_name(p, v->status));
+    o = jv_object_set(o, eng_key(p, KEY_OUTPUT), jv_copy(v->output));
+    o = jv_object_set(o, eng_key(p, KEY_ERROR), jv_copy(v->error));
+    return jv_object_set(o, eng_key(p, KEY_ATTEMPTS), jv_number(v->attempts));
 }
 
 static bool untouched(const cairn_step_state *s) {
@@ -100,8 +100,7 @@ static bool untouched(const cairn_step_state *s) {
  * shared: a new run costs a reference, not an object per step. */
 static jv pending_steps(eng_plan *p) {
     if (!jv_is_valid(p->pending_steps)) {
-        cairn_step_state fresh = {.status = CAIRN_STEP_PENDING, .output = jv_null(),
-                                  .error = jv_null()};
+        eng_view fresh = {.status = CAIRN_STEP_PENDING, .output = jv_null(), .error = jv_null()};
         jv view = step_view(p, &fresh);
         p->pending_steps = jv_object();
         for (int i = 0; i < p->n_all; i++)
@@ -111,12 +110,55 @@ static jv pending_steps(eng_plan *p) {
     return jv_copy(p->pending_steps);
 }
 
+static void view_take(eng_view *v, const cairn_step_state *s) {
+    jv_free(v->output);
+    jv_free(v->error);
+    v->status = s->status;
+    v->attempts = s->attempts;
+    v->output = jv_copy(s->output);
+    v->error = jv_copy(s->error);
+}
+
+/* Step i's view takes its state; ctx's `.steps` shows it from the next
+ * time an expression needs the whole document (doc_sync). */
 void eng_ctx_step(eng_run *r, int i) {
+    eng_view *v = &r->views[i];
+    view_take(v, &r->st->steps[i]);
+    if (!v->stale) {
+        v->stale = true;
+        r->stale[r->n_stale++] = i;
+    }
+}
+
+/* ctx's `.steps` brought up to date with the views, in one pass. */
+static void doc_sync(eng_run *r) {
+    if (r->n_stale == 0) return;
     const eng_plan *p = r->plan;
     jv steps = jv_object_get(jv_copy(r->ctx), eng_key(p, KEY_STEPS));
     r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), jv_null());   /* keep steps unshared */
-    steps = jv_object_set(steps, eng_id_key(p, i), step_view(p, &r->st->steps[i]));
+    for (int k = 0; k < r->n_stale; k++) {
+        eng_view *v = &r->views[r->stale[k]];
+        v->stale = false;
+        steps = jv_object_set(steps, eng_id_key(p, r->stale[k]), step_view(p, v));
+    }
+    r->n_stale = 0;
     r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), steps);
+}
+
+eng_doc_saved eng_doc_save(eng_run *r) {
+    doc_sync(r);
+    eng_doc_saved saved = {r->ctx, r->views};
+    r->ctx = jv_null();
+    r->views = eng_views_new(r->plan->n_all);
+    return saved;
+}
+
+void eng_doc_restore(eng_run *r, eng_doc_saved saved) {
+    jv_free(r->ctx);
+    eng_views_free(r->views, r->plan->n_all);
+    r->ctx = saved.ctx;
+    r->views = saved.views;
+    r->n_stale = 0;   /* saved in step: none is stale */
 }
 
 /* The workflow's env, rendered once per run over {inputs, run}. */
@@ -160,9 +202,14 @@ void eng_build_ctx(eng_run *r, const cairn_secrets *secrets) {
     r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(secrets));
     r->ctx = jv_object_set(r->ctx, jv_string("run"), run);
     jv steps = pending_steps(r->plan);
-    for (int i = 0; i < r->plan->n_all; i++)
+    r->n_stale = 0;
+    for (int i = 0; i < r->plan->n_all; i++) {
+        eng_view *v = &r->views[i];
+        view_take(v, &st->steps[i]);
+        v->stale = false;
         if (!untouched(&st->steps[i]))
-            steps = jv_object_set(steps, eng_id_key(r->plan, i), step_view(r->plan, &st->steps[i]));
+            steps = jv_object_set(steps, eng_id_key(r->plan, i), step_view(r->plan, v));
+    }
     r->ctx = jv_object_set(r->ctx, eng_key(r->plan, KEY_STEPS), steps);
     render_env(r, r->ctx);
 }
@@ -286,6 +333,57 @@ int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_
     return eng_render(r, r->plan->steps[i]->with, extra, with, err);
 }
 
+/* The run's document for one render: `extra`'s fields over ctx.  A path
+ * `.steps.<id>.<field>...` is answered from the step's view (the very value
+ * ctx's `.steps` holds or will hold once brought up to date), so a render
+ * that reads steps only through such paths makes no document at all; any
+ * other read brings `.steps` up to date and makes the document once. */
+typedef struct run_doc {
+    cairn_doc d;
+    eng_run *r;
+    jv extra;                    /* an object, or null */
+    jv whole;                    /* made on first need */
+} run_doc;
+
+static jv run_doc_whole(cairn_doc *d) {
+    run_doc *x = (run_doc *)d;
+    if (!jv_is_valid(x->whole)) {
+        doc_sync(x->r);
+        jv doc = jv_copy(x->r->ctx);
+        if (jv_get_kind(x->extra) == JV_KIND_OBJECT)
+            jv_object_foreach(x->extra, k, v) doc = jv_object_set(doc, k, v);
+        x->whole = doc;
+    }
+    return x->whole;
+}
+
+/* path[i] as a C string, or NULL when it is not a string. */
+static const char *path_key(jv path, int i) {
+    jv k = jv_array_get(jv_copy(path), i);
+    const char *s = jv_get_kind(k) == JV_KIND_STRING ? jv_string_value(k) : NULL;
+    jv_free(k);   /* path still holds it */
+    return s;
+}
+
+static jv run_doc_path(cairn_doc *d, jv path, int *used) {
+    run_doc *x = (run_doc *)d;
+    const eng_plan *p = x->r->plan;
+    if (jv_array_length(jv_copy(path)) < 3) return jv_invalid();
+    const char *root = path_key(path, 0), *id = path_key(path, 1), *field = path_key(path, 2);
+    if (!root || !id || !field || strcmp(root, "steps") != 0) return jv_invalid();
+    if (jv_get_kind(x->extra) == JV_KIND_OBJECT && jv_object_has(jv_copy(x->extra), eng_key(p, KEY_STEPS)))
+        return jv_invalid();
+    int i = cairn_run_state_step(x->r->st, id);
+    if (i < 0) return jv_invalid();
+    const eng_view *v = &x->r->views[i];
+    *used = 3;
+    if (strcmp(field, "output") == 0) return jv_copy(v->output);
+    if (strcmp(field, "status") == 0) return eng_status_name(p, v->status);
+    if (strcmp(field, "error") == 0) return jv_copy(v->error);
+    if (strcmp(field, "attempts") == 0) return jv_number(v->attempts);
+    return jv_null();   /* as jq indexes an object by a key it lacks */
+}
+
 /* Render a template over the run's document plus `extra` fields (consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err) {
     if (cairn_tmpl_is_const(t)) {
@@ -293,12 +391,10 @@ int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *er
         *out = cairn_tmpl_const_value(t);
         return 0;
     }
-    jv doc = jv_copy(r->ctx);
-    if (jv_get_kind(extra) == JV_KIND_OBJECT)
-        jv_object_foreach(extra, k, v) doc = jv_object_set(doc, k, v);
-    jv_free(extra);
-    int rc = cairn_tmpl_render(t, r->plan->wf->exprs, doc, out, err);
-    jv_free(doc);
+    run_doc d = {{run_doc_whole, run_doc_path}, r, extra, jv_invalid()};
+    int rc = cairn_tmpl_render_doc(t, r->plan->wf->exprs, &d.d, out, err);
+    jv_free(d.whole);
+    jv_free(d.extra);
     return rc;
 }
 
