@@ -105,13 +105,15 @@ const cairn_secrets *eng_secrets(const cairn_engine *e) { return e->dq->secrets;
 /* ---- appending ------------------------------------------------------------- */
 
 /* Stamp, hash, fold and queue an event whose data (consumed) and canonical
- * text (d->event_text, copied) are made. */
+ * text (d->event_text, copied) are made; or, data invalid, a step event
+ * folded from its index and output (consumed) alone. */
 static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int attempt,
-                    jv data, int64_t time_ms) {
+                    jv data, int index, jv output, int64_t time_ms) {
     eng_durable *d = e->dq;
     cairn_run_state *st = r->st;
     if (d->sticky) {   /* invariant 5: nothing more is appended */
         jv_free(data);
+        jv_free(output);
         return -1;
     }
     cairn_event *ev = eng_event_new(r, step >= 0 ? r->plan->ids[step] : NULL,
@@ -126,8 +128,10 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
         r->chain_primed = true;
     }
     cairn_err err;
-    int rc = cairn_fold_apply(st, ev, step, data, &err);
+    int rc = jv_is_valid(data) ? cairn_fold_apply(st, ev, step, data, &err)
+                               : cairn_fold_apply_step(st, ev, step, index, output, &err);
     jv_free(data);                   /* folded: free it while it is in cache */
+    jv_free(output);
     if (rc != 0) {
         eng_sticky(e, &err);
         eng_event_free(ev);
@@ -157,7 +161,7 @@ int64_t eng_emit_at(cairn_engine *e, eng_run *r, cairn_event_type type, int step
     data = cairn_secrets_mask(data, d->secrets);   /* no secret reaches the journal */
     cairn_buf_reset(&d->event_text);
     cairn_json_write(&d->event_text, data);
-    return emit(e, r, type, step, attempt, data, time_ms);
+    return emit(e, r, type, step, attempt, data, -1, jv_invalid(), time_ms);
 }
 
 void eng_text_memo_clear(eng_text_memo *m) {
@@ -187,9 +191,9 @@ static void write_value(cairn_buf *b, bool started, eng_text_memo *memo, jv valu
 
 /* Two events a step: their data's text is written key by key, in canonical
  * order ("idempotency_key" < "index" < "input" < "output"), rather than
- * built as an object and then taken apart and sorted again.  The object the
- * fold gets holds only what it reads of these two events: the index and the
- * output (see cairn_fold_apply). */
+ * built as an object and then taken apart and sorted again.  The fold is
+ * given only what it reads of these two events, the index and the output,
+ * with no object made to hold them (cairn_fold_apply_step). */
 int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int step, int index,
                       int attempt, const char *idempotency_key, eng_text_memo *memo, jv value) {
     eng_durable *d = e->dq;
@@ -212,11 +216,11 @@ int64_t eng_emit_step(cairn_engine *e, eng_run *r, cairn_event_type type, int st
     write_value(b, started, memo, value);
     cairn_buf_putc(b, '}');
     /* the fold reads the index, and of step_succeeded the output */
-    jv data = jv_object();
-    if (started) jv_free(value);
-    else data = jv_object_set(data, eng_key(r->plan, KEY_OUTPUT), value);
-    if (index >= 0) data = jv_object_set(data, eng_key(r->plan, KEY_INDEX), jv_number(index));
-    return emit(e, r, type, step, attempt, data, cairn_wall_ms());
+    if (started) {
+        jv_free(value);
+        value = jv_invalid();
+    }
+    return emit(e, r, type, step, attempt, jv_invalid(), index, value, cairn_wall_ms());
 }
 
 void eng_mark_answer(cairn_engine *e, int64_t command_id) {

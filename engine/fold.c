@@ -52,8 +52,18 @@ cairn_run_state *cairn_run_state_new(const char *run_id, char **step_ids, int n_
     st->outputs = jv_null();
     st->error = jv_null();
     st->n_steps = n_steps;
-    st->step_ids = cairn_calloc((size_t)(n_steps ? n_steps : 1), sizeof *st->step_ids);
-    for (int i = 0; i < n_steps; i++) st->step_ids[i] = cairn_strdup(step_ids[i]);
+    /* the ids' pointers and their text in one allocation: a run is made
+     * and freed for every run started, ids and all */
+    size_t text = 0;
+    for (int i = 0; i < n_steps; i++) text += strlen(step_ids[i]) + 1;
+    size_t ptrs = (size_t)(n_steps ? n_steps : 1) * sizeof *st->step_ids;
+    st->step_ids = cairn_malloc(ptrs + text);
+    char *at = (char *)st->step_ids + ptrs;
+    for (int i = 0; i < n_steps; i++) {
+        size_t len = strlen(step_ids[i]) + 1;
+        st->step_ids[i] = memcpy(at, step_ids[i], len);
+        at += len;
+    }
     st->steps = cairn_calloc((size_t)n_steps, sizeof *st->steps);
     st->order = cairn_calloc((size_t)n_steps, sizeof *st->order);
     for (int i = 0; i < n_steps; i++) {
@@ -84,8 +94,7 @@ void cairn_run_state_free(cairn_run_state *st) {
     for (int i = 0; i < st->n_steps; i++) step_state_clear(&st->steps[i]);
     free(st->steps);
     free(st->order);
-    for (int i = 0; i < st->n_steps; i++) free(st->step_ids[i]);
-    free(st->step_ids);
+    free(st->step_ids);   /* with their text */
     free(st->workflow);
     free(st->def_hash);
     free(st->parent);
@@ -123,12 +132,21 @@ typedef struct fold_ev {
     const unsigned char *hash;
     jv data;                       /* borrowed */
     int step_at;                   /* where the caller says step is, or -1 */
+    /* cairn_fold_apply_step: data is not made; these are its members */
+    bool given;
+    int index;
+    jv output;                     /* borrowed */
 } fold_ev;
 
 /* The member key of the event's data, or jv_invalid().  A scan of the few
  * keys an event has, not jv_object_get: that wants a jv string made (and
  * hashed) for every lookup, two lookups an event. */
 static jv field(const fold_ev *ev, const char *key) {
+    if (ev->given) {
+        if (strcmp(key, "index") == 0) return ev->index >= 0 ? jv_number(ev->index) : jv_invalid();
+        if (strcmp(key, "output") == 0) return jv_copy(ev->output);
+        return jv_invalid();
+    }
     jv d = ev->data;
     size_t len = strlen(key);
     for (int it = jv_object_iter(d); jv_object_iter_valid(d, it); it = jv_object_iter_next(d, it)) {
@@ -155,6 +173,7 @@ static void set_jv(jv *slot, jv v) {
 
 /* The item index of a step event, -1 for the step itself. */
 static int event_index(const fold_ev *ev) {
+    if (ev->given) return ev->index;
     jv v = field(ev, "index");
     int i = jv_get_kind(v) == JV_KIND_NUMBER ? (int)jv_number_value(v) : -1;
     jv_free(v);
@@ -565,24 +584,38 @@ static bool is_run_event(cairn_event_type t) {
            t == CAIRN_EV_TRIGGER_RESOLVED;
 }
 
-int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, int step, jv data,
-                     cairn_err *err) {
-    fold_ev in = {event->run_id, event->seq, event->time_ms, event->type, event->step,
-                  event->attempt, event->hash, data, step};
-    const fold_ev *ev = &in;
+static int fold(cairn_run_state *st, const fold_ev *ev, cairn_err *err) {
+    jv data = ev->data;
     if (ev->type == CAIRN_EV_NONE) return corrupt(ev, err, "unknown event type");
     if (ev->seq != st->last_seq + 1) return corrupt(ev, err, "sequence gap or reordering");
     if ((ev->seq == 1) != (ev->type == CAIRN_EV_RUN_CREATED))
         return corrupt(ev, err, "run_created must come first, and only once");
     if (ev->seq > 1 && cairn_run_status_terminal(st->status))
         return corrupt(ev, err, "event after the run ended");
-    if (jv_get_kind(data) != JV_KIND_OBJECT) return corrupt(ev, err, "data is not a JSON object");
+    if (!ev->given && jv_get_kind(data) != JV_KIND_OBJECT)
+        return corrupt(ev, err, "data is not a JSON object");
     int rc = is_run_event(ev->type) ? apply_run(st, ev) : apply_step(st, ev, err);
     if (rc) return rc;
     st->last_seq = ev->seq;
     st->updated_ms = ev->time_ms;
     memcpy(st->head, ev->hash, CAIRN_HASH_LEN);
     return 0;
+}
+
+int cairn_fold_apply(cairn_run_state *st, const cairn_event *event, int step, jv data,
+                     cairn_err *err) {
+    fold_ev in = {event->run_id, event->seq, event->time_ms, event->type, event->step,
+                  event->attempt, event->hash, data, step, false, -1, jv_invalid()};
+    return fold(st, &in, err);
+}
+
+int cairn_fold_apply_step(cairn_run_state *st, const cairn_event *event, int step, int index,
+                          jv output, cairn_err *err) {
+    fold_ev in = {event->run_id, event->seq, event->time_ms, event->type, event->step,
+                  event->attempt, event->hash, jv_invalid(), step, true, index, output};
+    if (in.type != CAIRN_EV_STEP_STARTED && in.type != CAIRN_EV_STEP_SUCCEEDED)
+        return corrupt(&in, err, "not a step_started or step_succeeded");
+    return fold(st, &in, err);
 }
 
 int cairn_fold_event(cairn_run_state *st, const cairn_event *ev, cairn_err *err) {

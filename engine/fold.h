@@ -154,7 +154,7 @@ typedef struct cairn_run_state {
     int64_t last_seq;
     unsigned char head[CAIRN_HASH_LEN];   /* hash of the last event */
     int n_steps;
-    char **step_ids;                      /* owned copies */
+    char **step_ids;                      /* owned copies (one allocation) */
     int *order;                           /* step indices sorted by id, for lookup */
     cairn_step_state *steps;
     cairn_spawned *spawned;               /* see cairn_spawned */
@@ -183,6 +183,13 @@ const cairn_spawned *cairn_run_state_spawned(const cairn_run_state *st, int step
  * CAIRN_ECORRUPT with a message naming the run and seq. */
 int cairn_fold_apply(cairn_run_state *st, const cairn_event *ev, int step, jv data,
                      cairn_err *err);
+
+/* As cairn_fold_apply for a step_started or step_succeeded the engine made,
+ * given the members the fold reads of them rather than an object holding
+ * them: index (-1: none, the step itself) and, of step_succeeded, output
+ * (borrowed; ignored for step_started).  Any other type is CAIRN_ECORRUPT. */
+int cairn_fold_apply_step(cairn_run_state *st, const cairn_event *ev, int step, int index,
+                          jv output, cairn_err *err);
 
 /* Parse an event's data (as read from the journal) and apply it. */
 int cairn_fold_event(cairn_run_state *st, const cairn_event *ev, cairn_err *err);

@@ -316,11 +316,28 @@ int eng_next_attempt(const cairn_step_state *s, int index) {
     return (index < 0 ? s->attempts : s->items[index].attempts) + 1;
 }
 
+/* Written with memcpy, not snprintf: it is made for every attempt, and
+ * snprintf's parsing of its format was a twentieth of a W2 step. */
 void eng_idem_key(const eng_run *r, int i, int index, char *key, size_t len) {
-    if (index < 0)
-        snprintf(key, len, "%s/%s", r->st->id, r->plan->ids[i]);
-    else
-        snprintf(key, len, "%s/%s/%d", r->st->id, r->plan->ids[i], index);
+    const char *run = r->st->id, *id = r->plan->ids[i];
+    size_t nr = strlen(run), ni = strlen(id);
+    char digits[16];
+    size_t nd = 0;
+    for (unsigned v = index < 0 ? 0u : (unsigned)index; index >= 0 && (nd == 0 || v > 0); v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    if (nr + ni + nd + 3 > len) {   /* cannot happen with CAIRN_IDEM_KEY_MAX: truncate as snprintf */
+        snprintf(key, len, index < 0 ? "%s/%s" : "%s/%s/%d", run, id, index);
+        return;
+    }
+    char *p = key;
+    memcpy(p, run, nr);
+    p += nr;
+    *p++ = '/';
+    memcpy(p, id, ni);
+    p += ni;
+    if (index >= 0) *p++ = '/';
+    while (nd > 0) *p++ = digits[--nd];
+    *p = '\0';
 }
 
 int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
