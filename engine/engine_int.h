@@ -101,6 +101,7 @@ typedef struct eng_view {
     int attempts;
     jv output, error;
     bool stale;                  /* ctx's `.steps` does not show it yet */
+    int next_stale;              /* then the next such step, or -1 */
 } eng_view;
 
 struct eng_run {
@@ -112,7 +113,7 @@ struct eng_run {
      * through a path that views answer directly (eng_render). */
     jv ctx;
     eng_view *views;             /* per step */
-    int *stale, n_stale;         /* the steps whose view ctx does not show yet */
+    int stale;                   /* the first step whose view ctx does not show yet, or -1 */
     char **env;                  /* rendered workflow env, "NAME=value", NULL-terminated */
     int *waiting_on;             /* per step: needs not yet done */
     int *items_running;          /* foreach: items in flight, per step */
@@ -437,7 +438,9 @@ int eng_rollback_order(const eng_plan *p, const cairn_run_state *st, int *order)
 bool eng_settled(cairn_step_status s);
 /* sched.c: the expression document from the run's state (every step's
  * view as folded), with secrets' values under .secrets; eng_ctx_step
- * brings step i's view up to date in it (when it is done or fails). */
+ * brings step i's view up to date in it (when it is done or fails): its
+ * entry in ctx's `.steps` follows once an expression needs the whole
+ * document (eng_render). */
 void eng_build_ctx(eng_run *r, const cairn_secrets *secrets);
 void eng_ctx_step(eng_run *r, int i);
 /* sched.c: the document set aside whole (ctx with `.steps` up to date, and

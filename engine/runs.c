@@ -124,7 +124,7 @@ eng_run *eng_run_new(eng_plan *plan, const char *run_id) {
     r->rollback = cairn_calloc((size_t)n + 1, sizeof *r->rollback);
     r->ctx = jv_null();
     r->views = eng_views_new(n);
-    r->stale = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
+    r->stale = -1;
     r->fail_error = jv_null();
     r->waiting_on = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
     r->items_running = cairn_calloc((size_t)(n ? n : 1), sizeof(int));
@@ -140,7 +140,6 @@ void eng_run_free(eng_run *r) {
     cairn_run_state_free(r->st);
     jv_free(r->ctx);
     eng_views_free(r->views, r->plan->n_all);
-    free(r->stale);
     jv_free(r->fail_error);
     for (char **p = r->env; p && *p; p++) free(*p);
     free(r->env);

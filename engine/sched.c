@@ -126,22 +126,22 @@ void eng_ctx_step(eng_run *r, int i) {
     view_take(v, &r->st->steps[i]);
     if (!v->stale) {
         v->stale = true;
-        r->stale[r->n_stale++] = i;
+        v->next_stale = r->stale;
+        r->stale = i;
     }
 }
 
 /* ctx's `.steps` brought up to date with the views, in one pass. */
 static void doc_sync(eng_run *r) {
-    if (r->n_stale == 0) return;
+    if (r->stale < 0) return;
     const eng_plan *p = r->plan;
     jv steps = jv_object_get(jv_copy(r->ctx), eng_key(p, KEY_STEPS));
     r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), jv_null());   /* keep steps unshared */
-    for (int k = 0; k < r->n_stale; k++) {
-        eng_view *v = &r->views[r->stale[k]];
-        v->stale = false;
-        steps = jv_object_set(steps, eng_id_key(p, r->stale[k]), step_view(p, v));
+    for (int i = r->stale; i >= 0; i = r->views[i].next_stale) {
+        r->views[i].stale = false;
+        steps = jv_object_set(steps, eng_id_key(p, i), step_view(p, &r->views[i]));
     }
-    r->n_stale = 0;
+    r->stale = -1;
     r->ctx = jv_object_set(r->ctx, eng_key(p, KEY_STEPS), steps);
 }
 
@@ -158,7 +158,7 @@ void eng_doc_restore(eng_run *r, eng_doc_saved saved) {
     eng_views_free(r->views, r->plan->n_all);
     r->ctx = saved.ctx;
     r->views = saved.views;
-    r->n_stale = 0;   /* saved in step: none is stale */
+    r->stale = -1;   /* saved in step: none is stale */
 }
 
 /* The workflow's env, rendered once per run over {inputs, run}. */
@@ -202,7 +202,7 @@ void eng_build_ctx(eng_run *r, const cairn_secrets *secrets) {
     r->ctx = jv_object_set(r->ctx, jv_string("secrets"), secrets_object(secrets));
     r->ctx = jv_object_set(r->ctx, jv_string("run"), run);
     jv steps = pending_steps(r->plan);
-    r->n_stale = 0;
+    r->stale = -1;
     for (int i = 0; i < r->plan->n_all; i++) {
         eng_view *v = &r->views[i];
         view_take(v, &st->steps[i]);
