@@ -161,9 +161,12 @@ void eng_doc_restore(eng_run *r, eng_doc_saved saved) {
     r->stale = -1;   /* saved in step: none is stale */
 }
 
-/* The workflow's env, rendered once per run over {inputs, run}. */
+/* The workflow's env, rendered once per run over {inputs, run} (again,
+ * in place of the last, when the document is built again). */
 static void render_env(eng_run *r, jv doc) {
     const cairn_workflow *wf = r->plan->wf;
+    for (char **p = r->env; p && *p; p++) free(*p);
+    free(r->env);
     r->env = cairn_calloc((size_t)wf->n_env + 1, sizeof *r->env);
     jv env = jv_object();
     for (int i = 0; i < wf->n_env; i++) {
