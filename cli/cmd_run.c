@@ -20,7 +20,6 @@
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/engine.h"
-#include "engine/owner.h"
 #include "dsl/wfset.h"
 
 #define CAIRN_CANCEL_WAIT_MS 60000   /* how long `cancel` waits for another engine */
@@ -296,13 +295,15 @@ int cmd_resume(cli_opts *o, int argc, char **argv) {
 
 /* The runs row of run_id; else the exit code, the error printed: 3 when
  * the journal cannot be opened, 2 when it holds no such run. */
-static int run_status(const char *db, const char *run_id, cairn_run_row *row) {
+/* The run's row, and whether a live engine holds it (*held). */
+static int run_status(const char *db, const char *run_id, cairn_run_row *row, bool *held) {
     cairn_journal *j = NULL;
     cairn_err err;
     int out = 0, rc = cli_open_journal(db, &j, &err);
     if (rc) out = EXIT_JOURNAL;
     else if ((rc = cairn_journal_get_run(j, run_id, row, &err)) != 0) out = cli_lookup_exit(rc);
     if (out) cli_error(&err);
+    *held = out == 0 && row->owner && cairn_journal_owner_alive(j, row->owner);
     cairn_journal_close(j);
     return out;
 }
@@ -317,7 +318,8 @@ static int wait_for_end(const cli_opts *o, const char *run_id) {
     int64_t deadline = cairn_now_ms() + CAIRN_CANCEL_WAIT_MS;
     while (cairn_now_ms() < deadline) {
         cairn_run_row row;
-        int rc = run_status(o->db, run_id, &row);
+        bool held;
+        int rc = run_status(o->db, run_id, &row, &held);
         if (rc) return rc;
         bool ended = row_ended(&row);
         if (ended) printf("run %s %s\n", run_id, row.status);
@@ -365,9 +367,10 @@ static int pause_or_unpause(cli_opts *o, int argc, char **argv, bool pause) {
     if (rc >= 0) return rc;
     cairn_run_row row;
     cairn_err err;
-    rc = run_status(o->db, run_id, &row);
+    bool held;
+    rc = run_status(o->db, run_id, &row, &held);
     if (rc) return rc;
-    bool ended = row_ended(&row), held = row.owner && cairn_owner_alive(row.owner);
+    bool ended = row_ended(&row);
     cairn_run_row_clear(&row);
     if (ended) {
         fprintf(stderr, "cairn: run %s has already ended\n", run_id);
@@ -410,9 +413,9 @@ int cmd_cancel(cli_opts *o, int argc, char **argv) {
     if (rc >= 0) return rc;
     cairn_run_row row;
     cairn_err err;
-    rc = run_status(o->db, run_id, &row);
+    bool held;
+    rc = run_status(o->db, run_id, &row, &held);
     if (rc) return rc;
-    bool held = row.owner && cairn_owner_alive(row.owner);
     if (row_ended(&row)) {
         fprintf(stderr, "cairn: run %s has already ended (%s)\n", run_id, row.status);
         rc = EXIT_USAGE;

@@ -28,7 +28,8 @@
     X(EXPR,     -10, "expression failed")                            \
     X(AUTH,     -11, "not authorised")                               \
     X(EXISTS,   -12, "already exists")                               \
-    X(FULL,     -13, "no room left")
+    X(FULL,     -13, "no room left")                                 \
+    X(FENCED,   -14, "held by another engine now")
 
 typedef enum {
     CAIRN_OK = 0,

@@ -81,7 +81,7 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
 
 static void dispatch(cairn_engine *e, eng_attempt *a) {
     const cairn_step *step = a->run->plan->steps[a->step];
-    if (a->run->st->cancel_requested && !eng_is_rollback_step(a->run, a->step))
+    if ((a->run->st->cancel_requested && !eng_is_rollback_step(a->run, a->step)) || a->run->lost)
         a->stop.requested = 1;
     if (eng_past_grace(e, cairn_now_ms())) {
         a->stop.requested = 1;
@@ -174,7 +174,7 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
         if (a->action->discard) a->action->discard(a->job);
         rc = cairn_fail_set(&fail, "cancelled", "stopped before it began");
     }
-    if (eng_is_sticky(e)) {
+    if (eng_is_sticky(e) || r->lost) {   /* a lost run's results are another engine's */
         jv_free(output);
     } else if (a->side) {
         jv data = rc == 0 ? jv_object_set(jv_object(), jv_string("output"), output)
@@ -195,7 +195,7 @@ void eng_finish_attempt(cairn_engine *e, eng_attempt *a) {
         record_result(e, a, rc, output, &fail);
     }
     attempt_free(a);
-    eng_schedule(e, r);
+    if (!r->lost) eng_schedule(e, r);
 }
 
 void eng_stop_attempts(cairn_engine *e, eng_run *r) {
@@ -204,8 +204,9 @@ void eng_stop_attempts(cairn_engine *e, eng_run *r) {
         if (r == NULL) a->interrupted = true;
         atomic_store(&a->stop.requested, 1);
     }
-    if (!eng_is_sticky(e)) return;
-    /* After a journal failure nothing more becomes durable: attempts waiting
-     * for their started event will never run. */
+    if (!eng_is_sticky(e) && (r || cairn_journal_lease_held(e->journal))) return;
+    /* After a journal failure nothing more becomes durable, and a stop
+     * without a lease starts nothing: attempts waiting for their started
+     * event will never run. */
     for (eng_attempt *a; (a = eng_take_ready(e, true)) != NULL;) eng_finish_attempt(e, a);
 }

@@ -111,7 +111,7 @@ static int64_t emit(cairn_engine *e, eng_run *r, cairn_event_type type, int step
                     jv data, int index, jv output, int64_t time_ms) {
     eng_durable *d = e->dq;
     cairn_run_state *st = r->st;
-    if (d->sticky) {   /* invariant 5: nothing more is appended */
+    if (d->sticky || r->lost) {   /* invariant 5; a lost run is another engine's */
         jv_free(data);
         jv_free(output);
         return -1;
@@ -262,6 +262,8 @@ void eng_durable_reached(cairn_engine *e, eng_batch *batch) {
 
 bool eng_all_durable(const cairn_engine *e) { return e->dq->durable >= e->dq->next_ticket; }
 
+bool eng_ticket_durable(const cairn_engine *e, int64_t ticket) { return e->dq->durable >= ticket; }
+
 /* ---- attempts in flight ---------------------------------------------------- */
 
 void eng_attempt_started(cairn_engine *e, eng_attempt *a) {
@@ -289,6 +291,8 @@ eng_attempt *eng_take_ready(cairn_engine *e, bool all) {
     eng_durable *d = e->dq;
     eng_attempt *a = d->await_head;
     if (a == NULL || (!all && a->ticket > d->durable)) return NULL;
+    /* no attempt starts while the lease does not hold (journal.h) */
+    if (!all && !cairn_journal_lease_held(e->journal)) return NULL;
     d->await_head = a->next;
     if (d->await_head == NULL) d->await_tail = NULL;
     a->next = NULL;

@@ -53,6 +53,10 @@ static void post_from_writer(void *inbox, eng_msg *m) {
     eng_post(inbox, m);
 }
 
+static void wake_inbox(void *inbox) {
+    eng_inbox_wake(inbox);
+}
+
 int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_err *err) {
     *out = NULL;
     if (cfg->journal == NULL) return cairn_err_set(err, CAIRN_EINVAL, "no journal");
@@ -77,12 +81,17 @@ int cairn_engine_open(const cairn_engine_config *cfg, cairn_engine **out, cairn_
                                  post_from_writer, e->inbox);
     e->dq = eng_durable_new(secrets, secrets_key);
     e->pool = eng_pool_start(e->inbox, e->cfg.workers);
+    /* several engines on one journal: the lease's news wakes the loop, and
+     * a server takes over the runs of engines whose lease lapsed */
+    cairn_journal_on_news(e->journal, wake_inbox, e->inbox);
+    cairn_journal_take_over(e->journal, e->cfg.serve);
     *out = e;
     return 0;
 }
 
 void cairn_engine_close(cairn_engine *e) {
     if (e == NULL) return;
+    cairn_journal_on_news(e->journal, NULL, NULL);
     eng_pool_stop(e->pool);
     eng_writer_stop(e->writer);
     eng_inbox_free(e->inbox);
@@ -203,6 +212,7 @@ static void fire_timers(cairn_engine *e) {
 static void handle(cairn_engine *e, eng_msg *m) {
     switch (m->kind) {
     case MSG_DURABLE:
+        eng_poll_holds(e, true);   /* the runs its batch refused are lost first */
         eng_durable_reached(e, &m->batch);
         eng_dispatch_durable(e);
         break;
@@ -280,6 +290,7 @@ int cairn_engine_run(cairn_engine *e, cairn_err *err) {
         eng_inbox_wait(e->inbox, poll_timeout(e, now), CAIRN_CLOG_IDLE_MS,
                        ahead ? apply_soon : NULL, e->writer);
         take_mail(e);
+        eng_poll_holds(e, false);
         fire_timers(e);
         eng_poll_commands(e, cairn_now_ms());
     }

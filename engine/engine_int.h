@@ -137,6 +137,9 @@ struct eng_run {
     /* The hash chain is computed by whoever writes a batch (writer.c), not
      * on the orchestrator: the hash of the run's last event written,
      * primed from the state loaded before its first event is queued. */
+    bool lost;                   /* another engine holds it now (runs.c: eng_lose_run) */
+    int64_t lost_ticket;         /* its events up to here pass the writer before it is freed */
+    eng_run *lost_next;          /* in the list of lost runs (runs.c) */
     bool chain_primed;           /* orchestrator: chain_head holds st->head as loaded */
     unsigned char chain_head[CAIRN_HASH_LEN];   /* then the writer's alone */
 };
@@ -334,6 +337,8 @@ void eng_submit(cairn_engine *e, bool here);
 void eng_durable_reached(cairn_engine *e, eng_batch *batch);
 /* Whether every event appended is durable. */
 bool eng_all_durable(const cairn_engine *e);
+/* Whether the events up to ticket have come back from the writer. */
+bool eng_ticket_durable(const cairn_engine *e, int64_t ticket);
 
 /* The journal failed (or a fold did): sticky (invariant 5). */
 void eng_sticky(cairn_engine *e, const cairn_err *err);
@@ -366,6 +371,14 @@ void eng_runs_free(eng_runs *rs);        /* the runs and the plans; NULL ok */
 eng_run *eng_find_run(cairn_engine *e, const char *id);
 void eng_add_run(cairn_engine *e, eng_run *r);
 void eng_drop_run(cairn_engine *e, eng_run *r);   /* takes it out and frees it */
+/* Another engine holds r now (fencing, journal.h): out of the table at
+ * once, so nothing finds it by id (timers, commands, children); its live
+ * attempts are asked to stop and their results are discarded; nothing
+ * more is appended or started for it.  Freed by eng_free_lost once no
+ * attempt of it is in flight and every event it appended has passed the
+ * writer (the writer's batches point at it). */
+void eng_lose_run(cairn_engine *e, eng_run *r);
+void eng_free_lost(cairn_engine *e);
 int eng_run_count(const cairn_engine *e);
 eng_run *eng_run_at(const cairn_engine *e, int i);
 eng_run *eng_run_new(eng_plan *plan, const char *run_id);
@@ -579,6 +592,12 @@ jv eng_kill_orphan(const eng_run *r, int step, int index, int attempt, jv data);
 
 /* recover.c */
 int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err);
+/* Several engines on one journal (journal.h): drop the runs lost to
+ * another engine, resume those taken over, and once the lease holds again
+ * start the attempts that waited for it: every turn of the loop.  With
+ * lost_only, only the first: before a durable batch is acted on (the runs
+ * it refused are lost before its attempts would start). */
+void eng_poll_holds(cairn_engine *e, bool lost_only);
 
 /* writer.c: posts every batch back through post(ud, msg), in submission
  * order, from its own thread.  From here on the writer threads use the

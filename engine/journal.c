@@ -463,7 +463,45 @@ int64_t cairn_journal_changes(cairn_journal *j) {
 const char *cairn_journal_owner(const cairn_journal *j) { return j->owner; }
 
 int cairn_journal_claim_run(cairn_journal *j, const char *run_id, cairn_err *err) {
+    if (j->backend->claim_run) return j->backend->claim_run(j, run_id, err);
     return j->reader->ops->claim_run(j->reader, run_id, j->owner, cairn_owner_alive, err);
+}
+
+bool cairn_journal_owner_alive(cairn_journal *j, const char *owner) {
+    return j->backend->owner_alive(j, owner);
+}
+
+/* ---- several engines: the lease (journal_lease.h), none on SQLite -------- */
+
+bool cairn_journal_lease_held(cairn_journal *j) {
+    return j->lease == NULL || cairn_lease_held(j->lease);
+}
+
+int cairn_journal_lease_state(cairn_journal *j, cairn_err *err) {
+    return j->lease ? cairn_lease_state(j->lease, err) : 0;
+}
+
+void cairn_journal_on_news(cairn_journal *j, void (*fn)(void *), void *ud) {
+    if (j->lease) cairn_lease_on_news(j->lease, fn, ud);
+}
+
+void cairn_journal_take_over(cairn_journal *j, bool on) {
+    if (j->lease) cairn_lease_take_over(j->lease, on);
+}
+
+int cairn_journal_take_lost(cairn_journal *j, char ***ids) {
+    *ids = NULL;
+    return j->lease ? cairn_lease_take_lost(j->lease, ids) : 0;
+}
+
+int cairn_journal_take_claimed(cairn_journal *j, char ***ids) {
+    *ids = NULL;
+    return j->lease ? cairn_lease_take_claimed(j->lease, ids) : 0;
+}
+
+bool cairn_journal_refused(cairn_journal *j, const char *run_id) {
+    int64_t one;
+    return j->refused && cairn_strmap_get(j->refused, run_id, &one);
 }
 
 int cairn_journal_claims_begin(cairn_journal *j, cairn_err *err) {

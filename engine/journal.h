@@ -63,6 +63,8 @@ typedef enum { CAIRN_JOURNAL_READER, CAIRN_JOURNAL_ENGINE } cairn_journal_role;
 typedef struct cairn_journal_config {
     cairn_journal_role role;
     cairn_sync_mode sync;        /* engine: CAIRN_SYNC_FULL or CAIRN_SYNC_NORMAL */
+    int64_t lease_ms;            /* engine, PostgreSQL: its lease (see "several
+                                    engines" below); 0: CAIRN_LEASE_MS or the default */
 } cairn_journal_config;
 
 /* Open the journal at where.  A reader of a journal that does not exist gets
@@ -266,6 +268,67 @@ int cairn_journal_claim_run(cairn_journal *j, const char *run_id, cairn_err *err
 int cairn_journal_claims_begin(cairn_journal *j, cairn_err *err);
 int cairn_journal_claims_end(cairn_journal *j, cairn_err *err);
 
+/* Whether the engine named owner ("host:pid:start") lives: on SQLite, its
+ * process on this host (owner.h; one on another host counts as alive); on
+ * PostgreSQL, it has an engines row whose lease has not lapsed by the
+ * database's clock, and (on this host) its process lives; an owner with
+ * no row (no engine) lives while its process on this host does (a
+ * database out of reach: alive, so nothing is taken from it).  Any role. */
+bool cairn_journal_owner_alive(cairn_journal *j, const char *owner);
+
+/* ---- several engines on one journal: leases and fencing -------------------
+ *
+ * PostgreSQL only; on SQLite one engine writes a journal at a time (the
+ * commit log) and all of this is a no-op: the lease always holds, no run
+ * is ever lost or taken over.
+ *
+ * Lease.  An engine keeps a row in `engines` and renews it from a thread
+ * of its own every lease/3 (journal_lease.h); another engine may claim its
+ * runs once lease_until (the database's clock) has passed.  An engine whose
+ * lease does not hold starts no attempt (engine.h).
+ *
+ * Fencing.  Every claim of a run takes a new epoch (runs.epoch).  The
+ * journal (journal_lease.c) keeps the epoch of each run the engine holds:
+ * claimed (cairn_journal_claim_run, or taken over), or created by it
+ * (epoch 0, the INSERT's).  Every batch checks, in its own transaction and
+ * in one statement that locks those rows, that each run it writes to is
+ * still this engine's at that epoch; the events of a run that is not are
+ * dropped, the rest committed, and append_batch says CAIRN_EFENCED.  The
+ * run is then lost: the engine drops it from memory (its attempts'
+ * results discarded, nothing more started).
+ *
+ * Losing the database.  The writer does not fail at once on a broken
+ * connection: it connects again with back-off (CAIRN_PG_RETRY_MIN_MS up to
+ * CAIRN_PG_RETRY_MAX_MS), the batch held in memory, for as long as the
+ * lease holds; past it every run held is lost (the database may have
+ * given them to others), and when the lease is renewed the engine claims
+ * again those that are still its own. */
+#define CAIRN_DEFAULT_LEASE_MS 15000
+#define CAIRN_LEASE_MS_MIN 500
+#define CAIRN_LEASE_MS_MAX 3600000
+
+/* Engine: whether its lease holds now (always on SQLite).  Any thread. */
+bool cairn_journal_lease_held(cairn_journal *j);
+
+/* Engine: 0, or why it cannot work now: CAIRN_EIO "journal unreachable:
+ * ...", CAIRN_ESTATE "lease lapsed ...".  Any thread. */
+int cairn_journal_lease_state(cairn_journal *j, cairn_err *err);
+
+/* Engine: fn(ud) is called, from another thread, when runs were lost or
+ * taken over or the lease holds again after a lapse (wake the loop). */
+void cairn_journal_on_news(cairn_journal *j, void (*fn)(void *), void *ud);
+
+/* Engine: claim the runs of engines whose lease lapsed (and runs no engine
+ * holds), for cairn_journal_take_claimed: what a server does. */
+void cairn_journal_take_over(cairn_journal *j, bool on);
+
+/* Engine: the runs lost to another engine (or to a lapse), and the runs
+ * taken over, since the last call: *ids (each and the array the caller's,
+ * cairn_journal_ids_free with in_runs NULL) and how many.  0 at once on
+ * SQLite.  Any thread. */
+int cairn_journal_take_lost(cairn_journal *j, char ***ids);
+int cairn_journal_take_claimed(cairn_journal *j, char ***ids);
+
 /* Before claiming runs, when the engine does not hold the commit log: apply
  * what a stopped engine left in it (cairn_clog_settle). */
 int cairn_journal_settle_others(cairn_journal *j, cairn_err *err);
@@ -370,9 +433,14 @@ bool cairn_journal_writes_ahead(const cairn_journal *j);
 /* Append a batch of events (the writer's connection).  Writing ahead, *mark
  * receives where the batch ends in the log, and CAIRN_EFULL (nothing
  * written) says the log must start over first, *mark then being the bytes
- * it needs.  Not durable before cairn_journal_sync. */
+ * it needs.  Not durable before cairn_journal_sync.  CAIRN_EFENCED: the
+ * events of runs another engine holds now were dropped (cairn_journal_refused
+ * names them), the rest written; those runs are lost (take_lost). */
 int cairn_journal_append_batch(cairn_journal *j, cairn_event *const *evs, int n, int64_t *mark,
                                cairn_err *err);
+
+/* After an append_batch that said CAIRN_EFENCED: whether run_id was refused. */
+bool cairn_journal_refused(cairn_journal *j, const char *run_id);
 
 /* Make every batch appended before this call durable: one sync.  May run
  * on a second thread beside append_batch. */

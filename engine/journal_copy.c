@@ -16,7 +16,6 @@
 
 #include "common/mem.h"
 #include "engine/journal_int.h"
-#include "engine/owner.h"
 
 typedef struct {
     cairn_store *to;
@@ -66,7 +65,7 @@ static int source_idle(cairn_journal *j, cairn_err *err) {
     cairn_run_row *rows = NULL;
     int n = 0, rc = cairn_journal_list_runs(j, NULL, &rows, &n, err);
     for (int i = 0; rc == 0 && i < n; i++)
-        if (rows[i].owner && cairn_owner_alive(rows[i].owner))
+        if (rows[i].owner && cairn_journal_owner_alive(j, rows[i].owner))
             rc = cairn_err_set(err, CAIRN_EBUSY, "%s: run %s is held by a running engine (%s):"
                                " stop it before copying the journal; nothing was copied",
                                j->where, rows[i].id, rows[i].owner);

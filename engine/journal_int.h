@@ -6,8 +6,10 @@
 #ifndef CAIRN_JOURNAL_INT_H
 #define CAIRN_JOURNAL_INT_H
 
+#include "common/strmap.h"
 #include "engine/clog.h"
 #include "engine/journal.h"
+#include "engine/journal_lease.h"
 
 typedef struct cairn_journal_backend {
     /* Whether where (a URL) is this backend's; NULL: the backend of paths. */
@@ -38,6 +40,10 @@ typedef struct cairn_journal_backend {
                           const char *replace, char **held, cairn_err *err);
     int (*sync_claims)(cairn_journal *j, cairn_err *err);
     int (*takes_writes)(cairn_journal *j, cairn_err *err);
+    /* cairn_journal_owner_alive. */
+    bool (*owner_alive)(cairn_journal *j, const char *owner);
+    /* Optional (NULL: the reader's claim_run, cairn_owner_alive deciding). */
+    int (*claim_run)(cairn_journal *j, const char *run_id, cairn_err *err);
     int (*settle_others)(cairn_journal *j, cairn_err *err);
     void (*secrets_paths)(const cairn_journal *j, char **file, char **key_file);
     /* The writer's operations (journal.h): sync, and for a backend that
@@ -67,6 +73,8 @@ struct cairn_journal {
     bool keyed;
     unsigned char key[32];
     cairn_chain *chain;          /* under key, once keyed */
+    cairn_lease *lease;          /* engine, PostgreSQL: its lease and the runs it holds */
+    cairn_strmap *refused;       /* the writer's: runs the last batch refused */
     char *warning;
 };
 

@@ -84,7 +84,7 @@ static int sq_put_command(cairn_journal *j, const char *run_id, const char *type
      * and callers wait to see that, so the command row itself need not cost
      * a sync.  With no engine, the row is all there is: synced. */
     bool held = j->reader->ops->get_run(j->reader, run_id, &row, NULL) == 0 && row.owner &&
-                cairn_owner_alive(row.owner);
+                cairn_journal_owner_alive(j, row.owner);
     int rc = cairn_store_open_sqlite(j->where, held ? CAIRN_SYNC_NORMAL : CAIRN_SYNC_FULL, false,
                                      &s, err);
     if (rc == 0) rc = s->ops->add_command(s, run_id, type, data, err);
@@ -133,6 +133,11 @@ static int sq_claim(cairn_journal *j, const char *space, const char *key, const 
         }
     }
     return rc;
+}
+
+static bool sq_owner_alive(cairn_journal *j, const char *owner) {
+    (void)j;
+    return cairn_owner_alive(owner);
 }
 
 static int sq_takes_writes(cairn_journal *j, cairn_err *err) {
@@ -197,6 +202,7 @@ const cairn_journal_backend cairn_journal_sqlite = {
     .claim_deferred = sq_claim_deferred,
     .sync_claims = sq_sync_claims,
     .takes_writes = sq_takes_writes,
+    .owner_alive = sq_owner_alive,
     .settle_others = sq_settle_others,
     .secrets_paths = sq_secrets_paths,
     .append_batch = sq_append_batch,

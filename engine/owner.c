@@ -59,3 +59,10 @@ void cairn_owner_wake(const char *owner) {
     gethostname(host, sizeof host - 1);
     if (pid > 0 && strncmp(owner, host, (size_t)(c1 - owner)) == 0) kill((pid_t)pid, SIGUSR1);
 }
+
+bool cairn_owner_local(const char *owner) {
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    size_t n = strlen(host);
+    return strncmp(owner, host, n) == 0 && owner[n] == ':';
+}

@@ -19,6 +19,9 @@ void cairn_owner_self(char *out, size_t outlen);
  * then it cannot be checked and counts as alive). */
 bool cairn_owner_alive(const char *owner);
 
+/* True when owner names a process on this host (alive or not). */
+bool cairn_owner_local(const char *owner);
+
 /* Nudge the engine process named by owner (SIGUSR1) so it reads new
  * commands now instead of at its next poll.  Does nothing for a dead owner
  * or one on another host. */

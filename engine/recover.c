@@ -12,6 +12,10 @@
  * Steps that are done are never started again (invariant 2).  Before an
  * in-flight attempt is retried, failed or asked about, what is left of the
  * process group it started is killed (orphan.c).
+ *
+ * Several engines on one journal (journal.h): a run taken over from an
+ * engine whose lease lapsed comes back the same way, and a run lost to
+ * another engine is dropped here (eng_poll_holds).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,4 +97,46 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     eng_run_free(r);
     cairn_events_free(evs, n);
     return rc;
+}
+
+/* ---- several engines ------------------------------------------------------- */
+
+static void lose(cairn_engine *e, char **ids, int n) {
+    for (int i = 0; i < n; i++) {
+        eng_run *r = eng_find_run(e, ids[i]);
+        if (r) {
+            fprintf(stderr, "cairn: run %s: held by another engine now; dropped here, its"
+                    " attempts' results discarded\n", ids[i]);
+            eng_lose_run(e, r);
+        }
+        free(ids[i]);
+    }
+    free(ids);
+}
+
+static void take_over(cairn_engine *e, char **ids, int n) {
+    for (int i = 0; i < n; i++) {
+        cairn_err err;
+        if (eng_resume_run(e, ids[i], &err) == 0) {
+            fprintf(stderr, "cairn: run %s: taken over from an engine whose lease lapsed\n", ids[i]);
+        } else {
+            char msg[CAIRN_ERR_MSG_MAX + 300];
+            fprintf(stderr, "cairn: run %s not taken over: %s\n", ids[i],
+                    cairn_err_format(&err, msg, sizeof msg));
+        }
+        free(ids[i]);
+    }
+    free(ids);
+}
+
+void eng_poll_holds(cairn_engine *e, bool lost_only) {
+    char **ids;
+    int n = cairn_journal_take_lost(e->journal, &ids);
+    if (n || ids) lose(e, ids, n);
+    if (lost_only) return;
+    eng_free_lost(e);
+    if (e->stopping || eng_is_sticky(e)) return;
+    n = cairn_journal_take_claimed(e->journal, &ids);
+    if (n || ids) take_over(e, ids, n);
+    if (cairn_journal_lease_held(e->journal)) eng_dispatch_durable(e);   /* waited for it */
 }

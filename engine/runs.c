@@ -28,6 +28,7 @@ struct eng_runs {
     int n, cap;
     cairn_strmap *slots;         /* run id -> position in runs */
     eng_plan *plans;
+    eng_run *lost;               /* lost runs not yet freed (eng_lose_run) */
 };
 
 
@@ -40,6 +41,10 @@ eng_runs *eng_runs_new(void) {
 void eng_runs_free(eng_runs *rs) {
     if (rs == NULL) return;
     for (int i = 0; i < rs->n; i++) eng_run_free(rs->runs[i]);
+    for (eng_run *r = rs->lost, *next; r; r = next) {
+        next = r->lost_next;
+        eng_run_free(r);
+    }
     free(rs->runs);
     cairn_strmap_free(rs->slots);
     while (rs->plans) {
@@ -80,9 +85,8 @@ void eng_add_run(cairn_engine *e, eng_run *r) {
     cairn_strmap_put(rs->slots, r->st->id, r->slot);
 }
 
-/* Take r out of the table (the last run moves into its place) and free it. */
-void eng_drop_run(cairn_engine *e, eng_run *r) {
-    eng_runs *rs = e->runs;
+/* Take r out of the table (the last run moves into its place). */
+static void take_out(eng_runs *rs, eng_run *r) {
     int pos = r->slot, last = rs->n - 1;
     cairn_strmap_remove(rs->slots, r->st->id);
     if (pos != last) {
@@ -91,7 +95,36 @@ void eng_drop_run(cairn_engine *e, eng_run *r) {
         cairn_strmap_put(rs->slots, rs->runs[pos]->st->id, pos);
     }
     rs->n--;
+    r->slot = -1;
+}
+
+/* Take r out of the table (a lost run is out already) and free it. */
+void eng_drop_run(cairn_engine *e, eng_run *r) {
+    if (r->slot >= 0) take_out(e->runs, r);
     eng_run_free(r);
+}
+
+void eng_lose_run(cairn_engine *e, eng_run *r) {
+    eng_runs *rs = e->runs;
+    take_out(rs, r);
+    r->lost = true;
+    eng_stop_attempts(e, r);
+    if (r->ended) return;   /* the queue of ended runs frees it (durable.c) */
+    r->lost_ticket = eng_next_ticket(e);
+    r->lost_next = rs->lost;
+    rs->lost = r;
+}
+
+void eng_free_lost(cairn_engine *e) {
+    for (eng_run **p = &e->runs->lost; *p;) {
+        eng_run *r = *p;
+        if (r->in_flight > 0 || !eng_ticket_durable(e, r->lost_ticket)) {
+            p = &r->lost_next;
+            continue;
+        }
+        *p = r->lost_next;
+        eng_run_free(r);
+    }
 }
 
 int eng_run_count(const cairn_engine *e) { return e->runs->n; }

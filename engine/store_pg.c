@@ -161,6 +161,11 @@ static const struct { const char *name, *sql; } prepared[] = {
                " AND status = coalesce($4, status)"},
     {"done", "DELETE FROM commands WHERE id = $1"},
     {"last", "SELECT coalesce(max(seq), 0) FROM events WHERE run_id = $1"},
+    /* the fence (cairn_pg_append_held): 1 / 0 unless all $4 runs are
+     * still $3's at their epochs; their rows locked to the commit */
+    {"fence", "SELECT 1 / (count(*) = $4::int)::int FROM (SELECT r.id FROM runs r"
+              " JOIN unnest($1::text[], $2::bigint[]) AS h(id, epoch) ON r.id = h.id"
+              " WHERE r.owner = $3 AND r.epoch = h.epoch FOR UPDATE OF r) AS held"},
     {"begin", "BEGIN"},
     {"commit", "COMMIT"},
 };
@@ -393,15 +398,20 @@ static int check_seq(pg_store *s, const cairn_event *ev, bool *held, cairn_err *
 typedef struct {
     pg_store *s;
     int pending, rc;
+    int seen, fence_at;          /* results read; the fence's place (-1: none) */
     cairn_err *err;
 } pipe_t;
 
 /* The first failure of a statement's result, kept in p. */
 static void pipe_result(pipe_t *p, PGresult *res) {
     ExecStatusType st = PQresultStatus(res);
+    bool fence = p->seen++ == p->fence_at;
     if (p->rc || st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state && strcmp(state, "23505") == 0)
+    if (fence && state && strcmp(state, "22012") == 0)   /* the fence's 1 / 0: a run refused */
+        p->rc = cairn_err_set(p->err, CAIRN_EFENCED, "%s: a run of this batch is held by"
+                              " another engine now", p->s->name);
+    else if (state && strcmp(state, "23505") == 0)
         p->rc = cairn_err_set(p->err, CAIRN_ESTATE, "%s: an event of this batch is in the journal"
                               " already; nothing of this batch was written (is a second engine"
                               " writing this run?)", p->s->name);
@@ -467,18 +477,46 @@ static void send_event(pipe_t *p, const cairn_event *ev) {
     }
 }
 
+/* The fence of a batch (cairn_pg_append_held): the runs it writes to that
+ * it does not create, with the epochs held; those refused are skipped. */
+typedef struct {
+    const char *owner;
+    cairn_pg_hold *holds;
+    int n;
+    cairn_strmap *refused;       /* run id -> 1, for the events to skip */
+} pg_fence;
+
+/* Send the fence's statement: it fails (division by zero) unless every
+ * run not refused is still owner's at its epoch, and locks their rows. */
+static void send_fence(pipe_t *p, pg_fence *f) {
+    char count[24], *id_arr, *ep_arr;
+    int k;
+    pg_hold_arrays(f->holds, f->n, false, &id_arr, &ep_arr, &k);
+    if (k > 0) {
+        const char *v[] = {id_arr, ep_arr, f->owner, pg_num(count, k)};
+        p->fence_at = p->seen + p->pending;
+        pipe_send(p, "fence", 4, v);
+    }
+    free(id_arr);
+    free(ep_arr);
+}
+
 static int append_batch(pg_store *s, cairn_event *const *evs, int n, bool skip_held,
-                        cairn_err *err) {
+                        pg_fence *fence, cairn_err *err) {
     int rc = pg_ready(s, err);
     if (rc == 0) rc = prepare_all(s, err);
     if (rc) return rc;
     bool *held = cairn_calloc((size_t)n + 1, sizeof *held);
-    for (int i = 0; rc == 0 && i < n; i++) rc = check_seq(s, evs[i], skip_held ? &held[i] : NULL, err);
-    pipe_t p = {.s = s, .err = err, .rc = rc};
+    int64_t one;
+    for (int i = 0; fence && i < n; i++) held[i] = cairn_strmap_get(fence->refused, evs[i]->run_id, &one);
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (!held[i]) rc = check_seq(s, evs[i], skip_held ? &held[i] : NULL, err);
+    pipe_t p = {.s = s, .err = err, .rc = rc, .fence_at = -1};
     if (rc == 0 && !PQenterPipelineMode(s->conn))
         p.rc = pg_error(s, NULL, "appending to the journal", err);
     if (p.rc == 0) {
         pipe_send(&p, "begin", 0, NULL);
+        if (fence) send_fence(&p, fence);
         for (int i = 0; i < n; i++)
             if (!held[i]) send_event(&p, evs[i]);
         pipe_send(&p, "commit", 0, NULL);
@@ -496,12 +534,59 @@ static int append_batch(pg_store *s, cairn_event *const *evs, int n, bool skip_h
     return 0;
 }
 
+/* Which of the fence's runs are not owner's at their epoch any more:
+ * refused, and how many newly. */
+static int find_refused(pg_store *s, pg_fence *f, int *newly, cairn_err *err) {
+    char *id_arr, *ep_arr;
+    int k;
+    pg_hold_arrays(f->holds, f->n, true, &id_arr, &ep_arr, &k);
+    const char *v[] = {id_arr, ep_arr, f->owner};
+    PGresult *res = pg_query(s, "SELECT h.id FROM unnest($1::text[], $2::bigint[]) AS h(id, epoch)"
+                                " WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = h.id"
+                                " AND r.owner = $3 AND r.epoch = h.epoch)",
+                             3, v, "checking the runs this engine holds", err);
+    free(id_arr);
+    free(ep_arr);
+    if (!res) return CAIRN_EIO;
+    *newly = 0;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (int i = 0; i < f->n; i++)
+            if (!f->holds[i].refused && strcmp(f->holds[i].run_id, PQgetvalue(res, r, 0)) == 0) {
+                f->holds[i].refused = true;
+                cairn_strmap_put(f->refused, f->holds[i].run_id, 1);
+                (*newly)++;
+            }
+    PQclear(res);
+    return 0;
+}
+
+int cairn_pg_append_held(cairn_store *base, cairn_event *const *evs, int n, cairn_pg_hold *holds,
+                         int n_holds, const char *owner, bool skip_written, cairn_err *err) {
+    pg_store *s = (pg_store *)base;
+    pg_fence f = {.owner = owner, .holds = holds, .n = n_holds, .refused = cairn_strmap_new()};
+    for (int i = 0; i < n_holds; i++)
+        if (holds[i].refused) cairn_strmap_put(f.refused, holds[i].run_id, 1);
+    int rc, newly = 1;
+    /* each round refuses one run more, or ends */
+    while ((rc = append_batch(s, evs, n, skip_written, &f, err)) == CAIRN_EFENCED && newly > 0)
+        if ((rc = find_refused(s, &f, &newly, err)) != 0) break;
+    cairn_strmap_free(f.refused);
+    if (rc == CAIRN_EFENCED)   /* refused, yet every run checks out: changing under us */
+        rc = cairn_err_set(err, CAIRN_ESTATE, "%s: the fence refused a batch whose runs all"
+                           " look held; nothing of it was written", s->name);
+    return rc;
+}
+
+bool cairn_pg_broken(cairn_store *base) {
+    return PQstatus(((pg_store *)base)->conn) != CONNECTION_OK;
+}
+
 static int pg_append(cairn_store *base, cairn_event *const *evs, int n, cairn_err *err) {
-    return append_batch((pg_store *)base, evs, n, false, err);
+    return append_batch((pg_store *)base, evs, n, false, NULL, err);
 }
 
 static int pg_append_missing(cairn_store *base, cairn_event *const *evs, int n, cairn_err *err) {
-    return append_batch((pg_store *)base, evs, n, true, err);
+    return append_batch((pg_store *)base, evs, n, true, NULL, err);
 }
 
 /* Durable at commit (synchronous_commit): nothing is left to sync. */

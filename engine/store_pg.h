@@ -39,4 +39,67 @@ char *cairn_pg_name(const char *url);
 int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode sync,
                         cairn_store **out, cairn_err *err);
 
+/* Whether the connection broke under the last statement (the server went
+ * away): made again before the next one. */
+bool cairn_pg_broken(cairn_store *s);
+
+/* ---- leases and fencing (store_pg_lease.c) ----------------------------------
+ *
+ * Several engines share one database.  Each keeps a row in `engines` whose
+ * lease_until (Unix ms by the database's clock, never a host's) it renews;
+ * an engine is alive while its lease has not lapsed.  Every claim of a run
+ * takes runs.epoch + 1, and every batch an engine appends checks, in its
+ * transaction, that each run it writes to still has owner = that engine at
+ * the epoch it claimed (cairn_pg_append_held): a run claimed meanwhile by
+ * another engine is refused. */
+
+/* Insert or renew owner's row: lease_until = the database's now + lease_ms. */
+int cairn_pg_lease_renew(cairn_store *s, const char *owner, int64_t lease_ms, cairn_err *err);
+/* Drop owner's row (an engine that closes cleanly holds nothing). */
+int cairn_pg_lease_end(cairn_store *s, const char *owner, cairn_err *err);
+/* Whether owner has a row whose lease has not lapsed, and on this host its
+ * process lives (owner.h); an owner with no row, while it is a process on
+ * this host that lives (*alive). */
+int cairn_pg_owner_alive(cairn_store *s, const char *owner, bool *alive, cairn_err *err);
+
+/* Take run_id for owner unless an engine alive (as cairn_pg_owner_alive
+ * says) has it (CAIRN_EBUSY): at a new epoch when another held it, *epoch receiving
+ * the run's epoch afterwards.  Inside batch_begin/batch_end, a savepoint. */
+int cairn_pg_claim_run(cairn_store *s, const char *run_id, const char *owner, int64_t *epoch,
+                       cairn_err *err);
+
+/* Runs held, with the epoch each was claimed at (or created: 0). */
+typedef struct cairn_pg_hold {
+    const char *run_id;
+    int64_t epoch;
+    bool refused;                /* out: another engine holds it now */
+} cairn_pg_hold;
+
+/* Of holds[0..n), mark refused those another engine claimed since: owner
+ * is another and the epoch is at least the one held (a claim of ours not
+ * yet committed shows the older epoch, and is not taken for a loss). */
+int cairn_pg_check_held(cairn_store *s, const char *owner, cairn_pg_hold *holds, int n,
+                        cairn_err *err);
+
+/* Claim at most max runs that have not ended and whose owner's lease
+ * lapsed, or that have no owner, or (mine_too) that are owner's but not
+ * among not_held[0..n_not): FOR UPDATE SKIP LOCKED, so engines claiming at
+ * once take disjoint runs, oldest first, each at a new epoch.  *ids and
+ * *epochs (the caller's: free each id, then both arrays) receive them. */
+int cairn_pg_claim_lapsed(cairn_store *s, const char *owner, int max, bool mine_too,
+                          const char *const *held, int n_held, char ***ids, int64_t **epochs,
+                          int *n, cairn_err *err);
+
+/* Append events[0..n) in one transaction, as the store's append, fenced:
+ * holds[0..n_holds) are the runs the batch writes to (those it creates
+ * aside), with the epoch held.  One statement at the transaction's start
+ * locks their rows (FOR UPDATE) where owner is still owner at that epoch;
+ * a run that is not is refused (holds[i].refused), and the batch is
+ * written again without its events.  Holds refused on entry are skipped.
+ * 0 when what was not refused is committed, even if all was refused.
+ * skip_written: as append_missing (events the journal has are skipped:
+ * a retry after a connection broke, when the commit may have landed). */
+int cairn_pg_append_held(cairn_store *s, cairn_event *const *evs, int n, cairn_pg_hold *holds,
+                         int n_holds, const char *owner, bool skip_written, cairn_err *err);
+
 #endif

@@ -44,8 +44,24 @@ int64_t pg_int(const PGresult *res, int row, int col);
 char *pg_bytes(const PGresult *res, int row, int col, size_t *len);
 /* n bytes as bytea's hex input ("\\x..."), the caller's. */
 char *pg_hex_bytea(const void *p, size_t n);
+/* PostgreSQL's array input for texts v[0..n) ({"a","b"}) and numbers, the
+ * caller's. */
+char *pg_text_array(const char *const *v, int n);
+char *pg_int_array(const int64_t *v, int n);
+/* The holds' run ids and epochs as arrays (all, or those not refused),
+ * the caller's, and how many. */
+void pg_hold_arrays(const cairn_pg_hold *holds, int n, bool all, char **ids, char **epochs,
+                    int *count);
+/* The database's clock, Unix ms: what leases are measured by. */
+#define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 /* Decimal text of v into buf (at least 24 bytes); returns buf. */
 const char *pg_num(char *buf, int64_t v);
+
+/* A claim of run_id for owner (store_pg_lease.c): alive decides whether
+ * another holder lives, or (NULL) its lease; *epoch (may be NULL) receives
+ * the run's epoch afterwards. */
+int pg_claim_one(pg_store *s, const char *run_id, const char *owner,
+                 bool (*alive)(const char *owner), int64_t *epoch, cairn_err *err);
 
 /* The store ops of store_pg_ops.c. */
 int pg_claim_run(cairn_store *base, const char *run_id, const char *owner,

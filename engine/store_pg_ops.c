@@ -19,33 +19,11 @@
 /* ---- ownership ------------------------------------------------------------ */
 
 /* A run is taken under its row's lock (FOR UPDATE), so two engines claiming
- * it at once are ordered: the second sees the first's owner.  Inside a
- * batch a claim is a savepoint; alone, its own transaction. */
+ * it at once are ordered: the second sees the first's owner.  alive NULL:
+ * the holder's lease decides (store_pg_lease.c). */
 int pg_claim_run(cairn_store *base, const char *run_id, const char *owner,
                  bool (*alive)(const char *owner), cairn_err *err) {
-    pg_store *s = (pg_store *)base;
-    const char *begin = s->in_batch ? "SAVEPOINT claim" : "BEGIN";
-    if (pg_exec(s, begin, 0, NULL, "claiming a run", err)) return CAIRN_EIO;
-    PGresult *res = pg_query(s, "SELECT owner FROM runs WHERE id = $1 FOR UPDATE", 1, &run_id,
-                             "claiming a run", err);
-    int rc = res ? 0 : CAIRN_EIO;
-    char *held = res && PQntuples(res) == 1 ? pg_text(res, 0, 0) : NULL;
-    if (res && PQntuples(res) == 0)
-        rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no run '%s' in %s", run_id, s->name);
-    PQclear(res);
-    if (rc == 0 && held && strcmp(held, owner) != 0 && alive(held))
-        rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id, held);
-    if (rc == 0 && (held == NULL || strcmp(held, owner) != 0)) {
-        const char *v[] = {owner, run_id};
-        rc = pg_exec(s, "UPDATE runs SET owner = $1, epoch = epoch + 1 WHERE id = $2", 2, v,
-                     "claiming a run", err);
-    }
-    free(held);
-    const char *finish = s->in_batch ? (rc ? "ROLLBACK TO claim" : "RELEASE claim")
-                                     : (rc ? "ROLLBACK" : "COMMIT");
-    cairn_err ignored;
-    int end = pg_exec(s, finish, 0, NULL, "claiming a run", rc ? &ignored : err);
-    return rc ? rc : end;
+    return pg_claim_one((pg_store *)base, run_id, owner, alive, NULL, err);
 }
 
 int pg_batch_begin(cairn_store *base, cairn_err *err) {

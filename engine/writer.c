@@ -37,7 +37,9 @@
  *   durable records --writer: apply, in bulk--> SQLite (log mode)
  *
  * Nothing is posted durable before a sync that began after its write
- * returned.  A failed write, sync or apply fails its batch and every later
+ * returned.  A batch fenced in part (journal.h, CAIRN_EFENCED: runs another
+ * engine holds now) is not a failure: the events of the runs refused are
+ * taken out of it and freed, and the rest is posted as written.  A failed write, sync or apply fails its batch and every later
  * one (sticky): after a failed sync the kernel may have dropped pages that
  * a later sync would not report.  Events hold no jv (text only): the
  * orchestrator and, in log mode, the writer hold each durable batch's
@@ -174,6 +176,19 @@ static int make_room(eng_writer *w, size_t need, cairn_err *err) {
 
 /* ---- writing and syncing ------------------------------------------------- */
 
+/* After CAIRN_EFENCED: take the events of the runs refused out of the
+ * batch (they were not written, and their runs are lost: the orchestrator
+ * drops them), so that what is posted durable is what was written. */
+static void drop_refused(eng_writer *w, eng_batch *batch) {
+    int k = 0;
+    for (int i = 0; i < batch->n; i++) {
+        cairn_event *ev = batch->events[i];
+        if (cairn_journal_refused(w->journal, ev->run_id)) eng_event_free(ev);
+        else batch->events[k++] = ev;
+    }
+    batch->n = k;
+}
+
 /* Write one batch, its events' links of their runs' hash chains computed
  * first (in the order they are written, which is each run's seq order:
  * batches go out in the order they were queued); sticky after any failure.  In log mode *log_end receives
@@ -194,6 +209,10 @@ static int write_batch(eng_writer *w, eng_batch *batch, int64_t *log_end, bool m
         rc = make_room(w, (size_t)*log_end, err);   /* EFULL: *log_end is the need */
         if (rc == 0)
             rc = cairn_journal_append_batch(w->journal, batch->events, batch->n, log_end, err);
+    }
+    if (rc == CAIRN_EFENCED) {   /* not a failure of the journal: those runs are lost */
+        drop_refused(w, batch);
+        rc = 0;
     }
     if (rc) w->failed = true;
     return rc;

@@ -57,6 +57,7 @@ struct srv_backend {
     pthread_cond_t idem_cond;    /* a key's start ended */
     struct inflight *starting;   /* keys whose run a request is starting */
     cairn_journal *keys;         /* the idempotency keys and the health probe (idem_mu) */
+    cairn_journal *engine_journal; /* the engine's (borrowed): its lease, for the health probe */
     int64_t claims_written;      /* deferred claims taken on keys (idem_mu) */
     pthread_mutex_t sync_mu;     /* the claims' group sync: */
     pthread_cond_t sync_cond;
@@ -280,10 +281,12 @@ int srv_backend_open(const srv_backend_config *cfg, srv_backend **out, cairn_err
     pthread_mutex_init(&b->sync_mu, NULL);
     pthread_cond_init(&b->sync_cond, NULL);
     b->durable = cairn_strmap_new();
-    cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE, .sync = cfg->sync};
+    cairn_journal_config jc = {.role = CAIRN_JOURNAL_ENGINE, .sync = cfg->sync,
+                               .lease_ms = cfg->lease_ms};
     cairn_engine_config ec = {.grace_ms = cfg->grace_ms, .serve = true, .on_event = on_event,
                               .on_batch = on_batch, .approval_links = approval_links, .ud = b};
     int rc = cairn_journal_open(b->db_path, &jc, &ec.journal, err);
+    b->engine_journal = ec.journal;
     if (rc == 0) rc = cairn_engine_open(&ec, &b->engine, err);
     if (rc == 0) rc = open_read(b, &b->keys, err);
     if (rc) {
@@ -388,6 +391,7 @@ bool srv_backend_healthy(srv_backend *b, int64_t within_ms, cairn_err *err) {
         *err = b->sticky_err;
         return false;
     }
+    if (cairn_journal_lease_state(b->engine_journal, err) != 0) return false;
     pthread_mutex_lock(&b->mu);
     if (!b->closed) cairn_engine_call(b->engine, heartbeat, b);
     pthread_mutex_unlock(&b->mu);
@@ -564,6 +568,13 @@ int srv_backend_get_claim(srv_backend *b, const char *space, const char *key, ch
     int rc = cairn_journal_get_claim(b->keys, space, key, value, err);
     pthread_mutex_unlock(&b->idem_mu);
     return rc;
+}
+
+bool srv_backend_owner_alive(srv_backend *b, const char *owner) {
+    pthread_mutex_lock(&b->idem_mu);
+    bool alive = cairn_journal_owner_alive(b->keys, owner);
+    pthread_mutex_unlock(&b->idem_mu);
+    return alive;
 }
 
 /* A key whose run is being started by a request now (b->idem_mu held). */

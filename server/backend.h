@@ -64,6 +64,7 @@ typedef struct srv_backend_config {
     const char *db_path;
     cairn_sync_mode sync;
     int64_t grace_ms;            /* 0: the engine's default */
+    int64_t lease_ms;            /* 0: the journal's default (journal.h) */
     srv_event_fn on_event;       /* may be NULL */
     cairn_batch_cb on_batch;     /* may be NULL: each group commit's size */
     cairn_links_cb approval_links; /* may be NULL: links for an approval that opens */
@@ -104,7 +105,9 @@ void srv_backend_wake(srv_backend *b);
 bool srv_backend_stopping(srv_backend *b);
 
 /* Whether the orchestrator has turned within the last `within_ms` (healthz)
- * and the journal takes writes (its sticky error unset). */
+ * and the journal takes writes (its sticky error unset; on PostgreSQL, the
+ * engine's lease holds and the journal is in reach: else err says "lease
+ * lapsed" or "journal unreachable"). */
 bool srv_backend_healthy(srv_backend *b, int64_t within_ms, cairn_err *err);
 
 /* Start a run of the definition hash with inputs and trigger (consumed).
@@ -132,6 +135,9 @@ int srv_backend_run_ended(srv_backend *b, const char *run_id, bool *ended, cairn
  * own is durable. */
 int srv_backend_claim(srv_backend *b, const char *space, const char *key, const char *value,
                       const char *replace, char **held, cairn_err *err);
+
+/* cairn_journal_owner_alive on the backend's own connection. */
+bool srv_backend_owner_alive(srv_backend *b, const char *owner);
 
 /* cairn_journal_get_claim likewise: CAIRN_ENOTFOUND when (space, key) is free. */
 int srv_backend_get_claim(srv_backend *b, const char *space, const char *key, char **value,

@@ -285,7 +285,7 @@ static int claim_run(srv_hooks *h, const char *space, const char *key,
             continue;
         }
         if (rc != CAIRN_ENOTFOUND) break;
-        if (strcmp(owner, h->owner) != 0 && cairn_owner_alive(owner)) {
+        if (strcmp(owner, h->owner) != 0 && srv_backend_owner_alive(h->cfg.backend, owner)) {
             memcpy(run_id, theirs, CAIRN_RUN_ID_MAX);   /* that process starts it now */
             *state = EXISTED;
             rc = 0;

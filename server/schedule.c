@@ -374,7 +374,7 @@ static slot_fate settle_held(srv_schedule *s, entry *e, int64_t slot, const char
     if (s->cfg.exists(s->cfg.ud, run_id)) return SLOT_DONE;
     if (strcmp(owner, s->owner) == 0)
         return start_slot(s, e, slot, run_id, held, caught_up, "started");
-    if (cairn_owner_alive(owner)) return SLOT_WAIT;
+    if (cairn_journal_owner_alive(s->j, owner)) return SLOT_WAIT;
     time_text(slot, key);
     char *mine = cairn_sprintf("%s %s", run_id, s->owner), *now = NULL;
     cairn_err err;

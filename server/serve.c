@@ -195,6 +195,7 @@ static void *signal_thread(void *arg) {
 static int start(server *s, const char *host, int port, cairn_err *err) {
     const srv_serve_opts *o = s->o;
     srv_backend_config bc = {.db_path = o->db_path, .sync = o->sync, .grace_ms = o->grace_ms,
+                            .lease_ms = o->lease_ms,
                              .on_event = on_event, .on_batch = on_batch,
                              .approval_links = approval_links, .ud = s};
     int rc = srv_backend_open(&bc, &s->backend, err), loaded = 0, failed = 0, taken = 0;

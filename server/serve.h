@@ -31,6 +31,7 @@ typedef struct srv_serve_opts {
     const char *tokens;          /* the tokens file, or NULL: loopback only */
     cairn_sync_mode sync;
     int64_t grace_ms;            /* 0: the engine's default */
+    int64_t lease_ms;            /* 0: the journal's default (--lease-ms, journal.h) */
     const char *port_file;       /* NULL, or where to write the port bound (for --listen :0) */
     const char *public_url;      /* where clients reach the server, for approval links; NULL: none */
 } srv_serve_opts;

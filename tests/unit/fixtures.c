@@ -2,8 +2,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/mem.h"
+#include "engine/store_pg.h"
 #include "test.h"
 
 char *fx_run_created_data(const char *data) {
@@ -46,4 +48,62 @@ void fx_free_events(cairn_event **evs, int n) {
         cairn_event_clear(evs[i]);
         free(evs[i]);
     }
+}
+
+/* ---- a PostgreSQL server of the test's own ------------------------------------ */
+
+static char pg_dir[512];
+static int pg_port;
+
+void fx_pg_start(int databases) {
+    /* the postgres user must reach it: not under the test's private folder */
+    snprintf(pg_dir, sizeof pg_dir, "/tmp/cairn-pg-XXXXXX");
+    if (mkdtemp(pg_dir) == NULL) TEST_FAIL("mkdtemp: %s", pg_dir);
+    char *cmd = cairn_sprintf("sh tests/servers/pg.sh start %s %ld", pg_dir, (long)getpid());
+    FILE *p = popen(cmd, "r");
+    if (p == NULL || fscanf(p, "%d", &pg_port) != 1) TEST_FAIL("%s: no port", cmd);
+    pclose(p);
+    free(cmd);
+    for (int i = 0; i < databases; i++) {
+        cmd = cairn_sprintf("psql -X -q -h %s/sock -p %d -U postgres -d postgres"
+                            " -c 'CREATE DATABASE cairn%d' >/dev/null", pg_dir, pg_port, i);
+        if (system(cmd) != 0) TEST_FAIL("%s", cmd);
+        free(cmd);
+    }
+}
+
+int fx_pg_port(void) { return pg_port; }
+
+const char *fx_pg_dir(void) { return pg_dir; }
+
+char *fx_pg_url(int i, const char *user) {
+    return cairn_sprintf("postgresql://%s@127.0.0.1:%d/cairn%d", user, pg_port, i);
+}
+
+void fx_psql(int i, const char *sql) {
+    char *cmd = cairn_sprintf("psql -X -q -h %s/sock -p %d -U postgres -d cairn%d -c \"%s\""
+                              " >/dev/null", pg_dir, pg_port, i, sql);
+    if (system(cmd) != 0) TEST_FAIL("%s", cmd);
+    free(cmd);
+}
+
+cairn_store *fx_pg_open(int i) {
+    char *url = fx_pg_url(i, "postgres");
+    cairn_store *s = NULL;
+    cairn_err err;
+    if (cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &s, &err))
+        TEST_FAIL("open %s: %s", url, err.msg);
+    free(url);
+    return s;
+}
+
+char *fx_pg_value(int i, const char *sql) {
+    char *cmd = cairn_sprintf("psql -X -q -At -h %s/sock -p %d -U postgres -d cairn%d -c \"%s\"",
+                              pg_dir, pg_port, i, sql);
+    FILE *p = popen(cmd, "r");
+    char buf[512] = "";
+    if (p == NULL || fgets(buf, sizeof buf, p) == NULL) buf[0] = '\0';
+    if (p) pclose(p);
+    free(cmd);
+    return cairn_strdup(buf);
 }

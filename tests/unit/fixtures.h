@@ -26,4 +26,19 @@ void fx_put_def(cairn_store *s);
 /* Free n events made by fx_event. */
 void fx_free_events(cairn_event **evs, int n);
 
+/* A PostgreSQL server of the test's own (tests/servers/pg.sh, whose
+ * watchdog stops it when the test's process ends), with databases cairn0,
+ * cairn1, ... up to databases - 1.  Its port and folder (data/, sock/). */
+void fx_pg_start(int databases);
+int fx_pg_port(void);
+const char *fx_pg_dir(void);
+/* Database i's URL for user (the caller's). */
+char *fx_pg_url(int i, const char *user);
+/* Run sql in database i (psql; the test fails if it does). */
+void fx_psql(int i, const char *sql);
+/* A store on database i, creating the journal (the caller's). */
+cairn_store *fx_pg_open(int i);
+/* The first line sql's answer prints in database i, the caller's. */
+char *fx_pg_value(int i, const char *sql);
+
 #endif

@@ -307,78 +307,23 @@ TEST(store_contract_sqlite) { contract(open_sqlite); }
 
 /* ---- PostgreSQL -------------------------------------------------------------- */
 
-static char pg_dir[512];
-static int pg_port;
-
-/* A server of this test's own (pg.sh's watchdog stops it when we exit);
- * databases cairn0, cairn1, ... on it. */
-static void pg_start(int databases) {
-    /* the postgres user must reach it: not under the test's private folder */
-    snprintf(pg_dir, sizeof pg_dir, "/tmp/cairn-pg-XXXXXX");
-    if (mkdtemp(pg_dir) == NULL) TEST_FAIL("mkdtemp: %s", pg_dir);
-    char *cmd = cairn_sprintf("sh tests/servers/pg.sh start %s %ld", pg_dir, (long)getpid());
-    FILE *p = popen(cmd, "r");
-    if (p == NULL || fscanf(p, "%d", &pg_port) != 1) TEST_FAIL("%s: no port", cmd);
-    pclose(p);
-    free(cmd);
-    for (int i = 0; i < databases; i++) {
-        cmd = cairn_sprintf("psql -X -q -h %s/sock -p %d -U postgres -d postgres"
-                            " -c 'CREATE DATABASE cairn%d' >/dev/null", pg_dir, pg_port, i);
-        if (system(cmd) != 0) TEST_FAIL("%s", cmd);
-        free(cmd);
-    }
-}
-
-static char *pg_url(int i, const char *user) {
-    return cairn_sprintf("postgresql://%s@127.0.0.1:%d/cairn%d", user, pg_port, i);
-}
-
-static void psql(int i, const char *sql) {
-    char *cmd = cairn_sprintf("psql -X -q -h %s/sock -p %d -U postgres -d cairn%d -c \"%s\""
-                              " >/dev/null", pg_dir, pg_port, i, sql);
-    if (system(cmd) != 0) TEST_FAIL("%s", cmd);
-    free(cmd);
-}
-
-static cairn_store *open_pg(int i) {
-    char *url = pg_url(i, "postgres");
-    cairn_store *s = NULL;
-    cairn_err err;
-    if (cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &s, &err))
-        TEST_FAIL("open %s: %s", url, err.msg);
-    free(url);
-    return s;
-}
-
-/* The first line sql's answer prints in database i (a copy). */
-static char *pg_value(int i, const char *sql) {
-    char *cmd = cairn_sprintf("psql -X -q -At -h %s/sock -p %d -U postgres -d cairn%d -c \"%s\"",
-                              pg_dir, pg_port, i, sql);
-    FILE *p = popen(cmd, "r");
-    char buf[512] = "";
-    if (p == NULL || fgets(buf, sizeof buf, p) == NULL) buf[0] = '\0';
-    if (p) pclose(p);
-    free(cmd);
-    return cairn_strdup(buf);
-}
-
 /* Everything a database that is not a journal holds, as text. */
 static char *pg_tables(int i) {
-    return pg_value(i, "SELECT string_agg(tablename, ',') FROM pg_tables"
+    return fx_pg_value(i, "SELECT string_agg(tablename, ',') FROM pg_tables"
                        " WHERE schemaname = 'public'");
 }
 
 static void pg_refusals(void) {
     cairn_store *s = NULL;
     cairn_err err;
-    char *url = pg_url(2, "postgres");
+    char *url = fx_pg_url(2, "postgres");
     /* a reader of an empty database creates nothing */
     CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_READ, CAIRN_SYNC_FULL, &s, &err), CAIRN_ENOTFOUND);
     char *tables = pg_tables(2);
     CHECK_STR(tables, "\n");
     free(tables);
     /* another program's tables: refused, untouched, even by an engine */
-    psql(2, "CREATE TABLE orders(id int)");
+    fx_psql(2, "CREATE TABLE orders(id int)");
     CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &s, &err), CAIRN_ECORRUPT);
     CHECK_CONTAINS(err.msg, "not a Cairn journal");
     tables = pg_tables(2);
@@ -386,13 +331,13 @@ static void pg_refusals(void) {
     free(tables);
     free(url);
     /* a version this cairn does not know */
-    psql(1, "UPDATE cairn_journal SET version = 99");
-    url = pg_url(1, "postgres");
+    fx_psql(1, "UPDATE cairn_journal SET version = 99");
+    url = fx_pg_url(1, "postgres");
     CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_READ, CAIRN_SYNC_FULL, &s, &err), CAIRN_ECORRUPT);
     CHECK_CONTAINS(err.msg, "version 99");
     free(url);
     /* a password never reaches a message */
-    url = cairn_sprintf("postgresql://cairn:wrong-pw@127.0.0.1:%d/cairn0", pg_port);
+    url = cairn_sprintf("postgresql://cairn:wrong-pw@127.0.0.1:%d/cairn0", fx_pg_port());
     CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_READ, CAIRN_SYNC_FULL, &s, &err), CAIRN_EIO);
     CHECK(strstr(err.msg, "wrong-pw") == NULL);
     CHECK_CONTAINS(err.msg, "postgresql://cairn:***@127.0.0.1");
@@ -404,9 +349,9 @@ static void pg_refusals(void) {
 
 /* A command put through one connection is heard on a listening one. */
 static void pg_commands_are_heard(void) {
-    cairn_store *listener = NULL, *other = open_pg(0);
+    cairn_store *listener = NULL, *other = fx_pg_open(0);
     cairn_err err;
-    char *url = pg_url(0, "postgres");
+    char *url = fx_pg_url(0, "postgres");
     CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_LISTEN, CAIRN_SYNC_FULL, &listener, &err), 0);
     int64_t before = listener->ops->data_version(listener);
     CHECK_INT(other->ops->add_command(other, "r1", "cancel", NULL, &err), 0);
@@ -425,9 +370,9 @@ static void pg_commands_are_heard(void) {
  * fails, the next one runs on a connection made again, and a listening
  * one counts a change (what was NOTIFYed meanwhile is not heard). */
 static void pg_reconnects(void) {
-    cairn_store *s = open_pg(0), *listener = NULL;
+    cairn_store *s = fx_pg_open(0), *listener = NULL;
     cairn_err err;
-    char *url = pg_url(0, "postgres");
+    char *url = fx_pg_url(0, "postgres");
     CHECK_INT(cairn_store_open_pg(url, CAIRN_PG_LISTEN, CAIRN_SYNC_FULL, &listener, &err), 0);
     int64_t before = listener->ops->data_version(listener);
     cairn_event *ev[2] = {fx_event("r1", 5, CAIRN_EV_STEP_STARTED, "{}"),
@@ -435,7 +380,7 @@ static void pg_reconnects(void) {
     append_ok(s, ev, 1);   /* its statements prepared on this session */
     const char *bin = getenv("PGBIN") ? getenv("PGBIN") : "/usr/lib/postgresql/15/bin";
     char *cmd = cairn_sprintf("runuser -u postgres -- %s/pg_ctl -D %s/data -m fast -w restart"
-                              " >/dev/null 2>&1", bin, pg_dir);
+                              " >/dev/null 2>&1", bin, fx_pg_dir());
     if (system(cmd) != 0) TEST_FAIL("%s", cmd);
     free(cmd);
     cairn_run_row row;
@@ -459,7 +404,7 @@ static void pg_reconnects(void) {
  * ways (cairn migrate): SQLite into PostgreSQL database 5, database 6 into
  * SQLite. */
 static void rows_move_between_stores(void) {
-    cairn_store *sq = open_sqlite(5), *pg = open_pg(5);
+    cairn_store *sq = open_sqlite(5), *pg = fx_pg_open(5);
     appends_and_projects(sq);
     keeps_definitions(sq);
     owns_runs_and_takes_commands(sq);
@@ -467,7 +412,7 @@ static void rows_move_between_stores(void) {
     dumps_what_it_holds(sq, pg);
     cairn_store_close(sq);
     cairn_store_close(pg);
-    pg = open_pg(6);
+    pg = fx_pg_open(6);
     sq = open_sqlite(6);
     appends_and_projects(pg);
     keeps_definitions(pg);
@@ -481,10 +426,10 @@ static void rows_move_between_stores(void) {
 /* One server for every PostgreSQL check (starting one is most of the time):
  * databases 0 and 1 the contract's, 2 the refusals', 5 and 6 the copies'. */
 TEST(store_contract_postgres) {
-    pg_start(7);
-    contract(open_pg);
+    fx_pg_start(7);
+    contract(fx_pg_open);
     /* r1 was taken from its first owner once: its hold's epoch is 1 */
-    char *epoch = pg_value(0, "SELECT epoch FROM runs WHERE id = 'r1'");
+    char *epoch = fx_pg_value(0, "SELECT epoch FROM runs WHERE id = 'r1'");
     CHECK_STR(epoch, "1\n");
     free(epoch);
     pg_commands_are_heard();

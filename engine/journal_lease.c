@@ -1,0 +1,366 @@
+/*
+ * journal_lease.c - an engine's lease on a shared journal, its heartbeat,
+ * and the runs it holds (journal_lease.h).
+ */
+#include "engine/journal_lease.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/mem.h"
+#include "common/strmap.h"
+#include "engine/store_pg.h"
+
+/* A list of run ids. */
+typedef struct {
+    char **ids;
+    int n, cap;
+} id_list;
+
+static void list_push(id_list *l, const char *id) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->ids = cairn_realloc(l->ids, (size_t)l->cap * sizeof *l->ids);
+    }
+    l->ids[l->n++] = cairn_strdup(id);
+}
+
+/* Hand the list over (the caller's), leaving it empty. */
+static int list_take(id_list *l, char ***out) {
+    int n = l->n;
+    *out = l->ids;
+    memset(l, 0, sizeof *l);
+    return n;
+}
+
+static void list_free(id_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->ids[i]);
+    free(l->ids);
+}
+
+struct cairn_lease {
+    cairn_store *conn;           /* the heartbeat's own */
+    char *owner;
+    int64_t lease_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;          /* everything below */
+    pthread_cond_t cond;
+    bool stop, take_over;
+    bool mine_too;               /* runs were lost to a lapse: claim our own again */
+    int64_t until;               /* monotonic ms: the lease holds before this */
+    bool unreachable;
+    char why[CAIRN_ERR_MSG_MAX];
+    cairn_strmap *slot;          /* run id -> position in held */
+    id_list held;
+    int64_t *epochs;             /* beside held.ids */
+    id_list lost, claimed;
+    void (*news)(void *);
+    void *news_ud;
+};
+
+/* ---- the runs held (under mu) --------------------------------------------------- */
+
+static void hold_locked(cairn_lease *l, const char *run_id, int64_t epoch) {
+    int64_t at;
+    if (!cairn_strmap_get(l->slot, run_id, &at)) {
+        list_push(&l->held, run_id);
+        at = l->held.n - 1;
+        l->epochs = cairn_realloc(l->epochs, (size_t)l->held.cap * sizeof *l->epochs);
+        cairn_strmap_put(l->slot, run_id, at);
+    }
+    l->epochs[at] = epoch;
+}
+
+static bool drop_locked(cairn_lease *l, const char *run_id) {
+    int64_t at;
+    if (!cairn_strmap_get(l->slot, run_id, &at)) return false;
+    cairn_strmap_remove(l->slot, run_id);
+    free(l->held.ids[at]);
+    int last = --l->held.n;
+    if (at != last) {
+        l->held.ids[at] = l->held.ids[last];
+        l->epochs[at] = l->epochs[last];
+        cairn_strmap_put(l->slot, l->held.ids[at], at);
+    }
+    return true;
+}
+
+void cairn_lease_hold(cairn_lease *l, const char *run_id, int64_t epoch) {
+    pthread_mutex_lock(&l->mu);
+    hold_locked(l, run_id, epoch);
+    pthread_mutex_unlock(&l->mu);
+}
+
+bool cairn_lease_epoch(cairn_lease *l, const char *run_id, int64_t *epoch) {
+    pthread_mutex_lock(&l->mu);
+    int64_t at;
+    bool found = cairn_strmap_get(l->slot, run_id, &at);
+    if (found) *epoch = l->epochs[at];
+    pthread_mutex_unlock(&l->mu);
+    return found;
+}
+
+void cairn_lease_release(cairn_lease *l, const char *run_id) {
+    pthread_mutex_lock(&l->mu);
+    drop_locked(l, run_id);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void cairn_lease_lose(cairn_lease *l, const char *run_id) {
+    pthread_mutex_lock(&l->mu);
+    drop_locked(l, run_id);
+    list_push(&l->lost, run_id);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int lose_all_locked(cairn_lease *l) {
+    int n = l->held.n;
+    for (int i = 0; i < n; i++) list_push(&l->lost, l->held.ids[i]);
+    for (int i = 0; i < n; i++) free(l->held.ids[i]);
+    l->held.n = 0;
+    cairn_strmap_clear(l->slot);
+    if (n > 0) l->mine_too = true;
+    return n;
+}
+
+void cairn_lease_lose_all(cairn_lease *l) {
+    pthread_mutex_lock(&l->mu);
+    lose_all_locked(l);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int cairn_lease_take_lost(cairn_lease *l, char ***ids) {
+    pthread_mutex_lock(&l->mu);
+    int n = list_take(&l->lost, ids);
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+int cairn_lease_take_claimed(cairn_lease *l, char ***ids) {
+    pthread_mutex_lock(&l->mu);
+    int n = list_take(&l->claimed, ids);
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* ---- the lease's state ------------------------------------------------------------ */
+
+bool cairn_lease_held(cairn_lease *l) {
+    pthread_mutex_lock(&l->mu);
+    bool held = cairn_now_ms() < l->until;
+    pthread_mutex_unlock(&l->mu);
+    return held;
+}
+
+int cairn_lease_state(cairn_lease *l, cairn_err *err) {
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    if (l->unreachable)
+        rc = cairn_err_set(err, CAIRN_EIO, "journal unreachable: %s", l->why);
+    else if (cairn_now_ms() >= l->until)
+        rc = cairn_err_set(err, CAIRN_ESTATE, "lease lapsed: not renewed for %lld ms",
+                           (long long)(cairn_now_ms() - l->until + l->lease_ms));
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+void cairn_lease_unreachable(cairn_lease *l, const cairn_err *err) {
+    pthread_mutex_lock(&l->mu);
+    if (!l->unreachable) fprintf(stderr, "cairn: journal unreachable: %s\n", err->msg);
+    l->unreachable = true;
+    snprintf(l->why, sizeof l->why, "%s", err->msg);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void cairn_lease_on_news(cairn_lease *l, void (*fn)(void *), void *ud) {
+    pthread_mutex_lock(&l->mu);
+    l->news = fn;
+    l->news_ud = ud;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void cairn_lease_take_over(cairn_lease *l, bool on) {
+    pthread_mutex_lock(&l->mu);
+    l->take_over = on;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void tell(cairn_lease *l) {
+    pthread_mutex_lock(&l->mu);
+    void (*fn)(void *) = l->news;
+    void *ud = l->news_ud;
+    pthread_mutex_unlock(&l->mu);
+    if (fn) fn(ud);
+}
+
+/* ---- the heartbeat ------------------------------------------------------------------ */
+
+/* After a lapse: lose the runs held that another engine claimed meanwhile.
+ * The held list is read under the lock, checked without it. */
+static int lose_taken(cairn_lease *l, cairn_err *err) {
+    pthread_mutex_lock(&l->mu);
+    int n = l->held.n;
+    cairn_pg_hold *holds = cairn_calloc((size_t)n + 1, sizeof *holds);
+    for (int i = 0; i < n; i++)
+        holds[i] = (cairn_pg_hold){.run_id = cairn_strdup(l->held.ids[i]), .epoch = l->epochs[i]};
+    pthread_mutex_unlock(&l->mu);
+    int rc = cairn_pg_check_held(l->conn, l->owner, holds, n, err), lost = 0;
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < n; i++) {
+        int64_t at;
+        if (rc == 0 && holds[i].refused && cairn_strmap_get(l->slot, holds[i].run_id, &at) &&
+            l->epochs[at] == holds[i].epoch) {
+            drop_locked(l, holds[i].run_id);
+            list_push(&l->lost, holds[i].run_id);
+            lost++;
+        }
+        free((char *)holds[i].run_id);
+    }
+    pthread_mutex_unlock(&l->mu);
+    free(holds);
+    if (lost) fprintf(stderr, "cairn: the lease had lapsed: %d run(s) held by another engine now\n", lost);
+    return rc;
+}
+
+/* Claim what lapsed engines held: true when a full batch came (look again
+ * at once). */
+static bool take_over(cairn_lease *l) {
+    pthread_mutex_lock(&l->mu);
+    bool on = l->take_over, mine = l->mine_too;
+    int n_held = mine ? l->held.n : 0;
+    char **held = cairn_calloc((size_t)n_held + 1, sizeof *held);
+    for (int i = 0; i < n_held; i++) held[i] = cairn_strdup(l->held.ids[i]);
+    pthread_mutex_unlock(&l->mu);
+    char **ids = NULL;
+    int64_t *epochs = NULL;
+    int n = 0;
+    cairn_err err;
+    int rc = on ? cairn_pg_claim_lapsed(l->conn, l->owner, CAIRN_TAKE_OVER_BATCH, mine,
+                                        (const char *const *)held, n_held, &ids, &epochs, &n, &err)
+                : 0;
+    for (int i = 0; i < n_held; i++) free(held[i]);
+    free(held);
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < n; i++) {
+        hold_locked(l, ids[i], epochs[i]);
+        list_push(&l->claimed, ids[i]);
+        free(ids[i]);
+    }
+    if (on && rc == 0 && n < CAIRN_TAKE_OVER_BATCH) l->mine_too = false;
+    pthread_mutex_unlock(&l->mu);
+    free(ids);
+    free(epochs);
+    if (rc) fprintf(stderr, "cairn: taking over lapsed runs: %s\n", err.msg);
+    if (n) tell(l);
+    return n == CAIRN_TAKE_OVER_BATCH;
+}
+
+/* One beat: renew, and what follows from how it went.  true: beat again
+ * at once. */
+static bool beat(cairn_lease *l) {
+    int64_t sent = cairn_now_ms();
+    cairn_err err;
+    int rc = cairn_pg_lease_renew(l->conn, l->owner, l->lease_ms, &err);
+    pthread_mutex_lock(&l->mu);
+    bool lapsed = sent >= l->until, was_unreachable = l->unreachable;
+    int lost = 0;
+    if (rc) {
+        if (!l->unreachable) fprintf(stderr, "cairn: journal unreachable: %s\n", err.msg);
+        l->unreachable = true;
+        snprintf(l->why, sizeof l->why, "%s", err.msg);
+        if (cairn_now_ms() >= l->until) lost = lose_all_locked(l);
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (lost) fprintf(stderr, "cairn: the lease lapsed out of the journal's reach: %d run(s)"
+                      " dropped\n", lost);
+    if (rc) {
+        if (lost) tell(l);
+        return false;
+    }
+    /* before the lease counts as held again: what others took is lost */
+    if (lapsed && lose_taken(l, &err) != 0) return false;
+    pthread_mutex_lock(&l->mu);
+    l->until = sent + l->lease_ms - l->lease_ms / 10;
+    l->unreachable = false;
+    pthread_mutex_unlock(&l->mu);
+    if (was_unreachable || lapsed) fprintf(stderr, "cairn: the lease is renewed\n");
+    if (was_unreachable || lapsed) tell(l);
+    return take_over(l);
+}
+
+static void *heartbeat(void *arg) {
+    cairn_lease *l = arg;
+    bool again = false;
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        int64_t at = cairn_now_ms() + (again ? 0 : l->lease_ms / CAIRN_LEASE_BEATS);
+        while (!l->stop && cairn_now_ms() < at) {
+            struct timespec ts = {.tv_sec = at / 1000, .tv_nsec = (long)(at % 1000) * 1000000};
+            pthread_cond_timedwait(&l->cond, &l->mu, &ts);
+        }
+        bool stop = l->stop;
+        pthread_mutex_unlock(&l->mu);
+        if (stop) break;
+        again = beat(l);
+    }
+    return NULL;
+}
+
+/* ---- starting and stopping ------------------------------------------------------------ */
+
+int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cairn_lease **out,
+                      cairn_err *err) {
+    *out = NULL;
+    cairn_lease *l = cairn_calloc(1, sizeof *l);
+    l->owner = cairn_strdup(owner);
+    l->lease_ms = lease_ms;
+    l->slot = cairn_strmap_new();
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);   /* deadlines are cairn_now_ms */
+    pthread_cond_init(&l->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    int64_t sent = cairn_now_ms();
+    int rc = cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &l->conn, err);
+    if (rc == 0) rc = cairn_pg_lease_renew(l->conn, owner, lease_ms, err);
+    l->until = sent + lease_ms - lease_ms / 10;
+    if (rc == 0 && pthread_create(&l->thread, NULL, heartbeat, l) != 0)
+        rc = cairn_err_set(err, CAIRN_EIO, "cannot start the lease's heartbeat thread");
+    if (rc) {
+        cairn_store_close(l->conn);
+        l->conn = NULL;
+        l->stop = true;
+        cairn_lease_stop(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void cairn_lease_stop(cairn_lease *l) {
+    if (l == NULL) return;
+    pthread_mutex_lock(&l->mu);
+    bool running = !l->stop;
+    l->stop = true;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->mu);
+    if (running) pthread_join(l->thread, NULL);
+    if (l->conn) cairn_pg_lease_end(l->conn, l->owner, NULL);
+    cairn_store_close(l->conn);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cond);
+    cairn_strmap_free(l->slot);
+    list_free(&l->held);
+    list_free(&l->lost);
+    list_free(&l->claimed);
+    free(l->epochs);
+    free(l->owner);
+    free(l);
+}

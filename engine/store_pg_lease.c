@@ -1,0 +1,215 @@
+/*
+ * store_pg_lease.c - several engines on one PostgreSQL journal: leases,
+ * claims at a new epoch, and what fencing needs (store_pg.h).
+ *
+ * Every time is the database's clock (PG_NOW_MS): the engines' hosts may
+ * disagree about the time, the one server does not.  An engine is alive
+ * while its engines row's lease_until is ahead of that clock.  A claim
+ * locks the run's row (FOR UPDATE) and takes epoch + 1 when the run
+ * changes hands, so the engine that held it before is refused at its next
+ * append (store_pg.c, the fence); a claim of lapsed runs skips rows that
+ * another engine is claiming at that moment (SKIP LOCKED), so that of two
+ * engines claiming at once each run goes to exactly one.
+ *
+ * An engine on this host whose process is gone (owner.h) is dead at once,
+ * lease or not: a server restarted after a crash takes its runs back
+ * without waiting for the lease to lapse.  An owner with no engines row at
+ * all (a process that holds a claim but is no engine) is judged as on
+ * SQLite: alive while its process on this host lives (owner_judged).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "engine/owner.h"
+#include "engine/store_pg_int.h"
+
+/* ---- arrays as parameters --------------------------------------------------- */
+
+char *pg_text_array(const char *const *v, int n) {
+    cairn_buf b = CAIRN_BUF_INIT;
+    cairn_buf_putc(&b, '{');
+    for (int i = 0; i < n; i++) {
+        if (i) cairn_buf_putc(&b, ',');
+        cairn_buf_putc(&b, '"');
+        for (const char *p = v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') cairn_buf_putc(&b, '\\');
+            cairn_buf_putc(&b, *p);
+        }
+        cairn_buf_putc(&b, '"');
+    }
+    cairn_buf_putc(&b, '}');
+    return cairn_buf_detach(&b);
+}
+
+char *pg_int_array(const int64_t *v, int n) {
+    cairn_buf b = CAIRN_BUF_INIT;
+    cairn_buf_putc(&b, '{');
+    for (int i = 0; i < n; i++) {
+        if (i) cairn_buf_putc(&b, ',');
+        cairn_buf_put_ll(&b, v[i]);
+    }
+    cairn_buf_putc(&b, '}');
+    return cairn_buf_detach(&b);
+}
+
+void pg_hold_arrays(const cairn_pg_hold *holds, int n, bool all, char **ids, char **epochs,
+                    int *count) {
+    const char **id = cairn_calloc((size_t)n + 1, sizeof *id);
+    int64_t *epoch = cairn_calloc((size_t)n + 1, sizeof *epoch);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!all && holds[i].refused) continue;
+        id[k] = holds[i].run_id;
+        epoch[k++] = holds[i].epoch;
+    }
+    *ids = pg_text_array(id, k);
+    *epochs = pg_int_array(epoch, k);
+    *count = k;
+    free(id);
+    free(epoch);
+}
+
+/* ---- the lease ---------------------------------------------------------------- */
+
+int cairn_pg_lease_renew(cairn_store *base, const char *owner, int64_t lease_ms, cairn_err *err) {
+    char ms[24];
+    const char *v[] = {owner, pg_num(ms, lease_ms)};
+    return pg_exec((pg_store *)base,
+                   "INSERT INTO engines(owner, started_at, lease_until)"
+                   " VALUES ($1, " PG_NOW_MS ", " PG_NOW_MS " + $2::bigint)"
+                   " ON CONFLICT (owner) DO UPDATE SET lease_until = excluded.lease_until",
+                   2, v, "renewing the engine's lease", err);
+}
+
+int cairn_pg_lease_end(cairn_store *base, const char *owner, cairn_err *err) {
+    return pg_exec((pg_store *)base, "DELETE FROM engines WHERE owner = $1", 1, &owner,
+                   "ending the engine's lease", err);
+}
+
+/* Whether owner lives: its lease holds (leased; has_row false: it has
+ * none), and on this host its process lives. */
+static bool owner_judged(const char *owner, bool has_row, bool leased) {
+    if (!has_row) return cairn_owner_local(owner) && cairn_owner_alive(owner);
+    return leased && cairn_owner_alive(owner);
+}
+
+int cairn_pg_owner_alive(cairn_store *base, const char *owner, bool *alive, cairn_err *err) {
+    PGresult *res = pg_query((pg_store *)base, "SELECT lease_until > " PG_NOW_MS " FROM engines"
+                             " WHERE owner = $1", 1, &owner, "reading the engines' leases", err);
+    if (!res) return CAIRN_EIO;
+    bool has_row = PQntuples(res) == 1;
+    *alive = owner_judged(owner, has_row, has_row && PQgetvalue(res, 0, 0)[0] == 't');
+    PQclear(res);
+    return 0;
+}
+
+/* ---- claims ------------------------------------------------------------------- */
+
+/* The run's holder and epoch, its row locked, and whether that holder
+ * lives (owner_judged): 0, or CAIRN_ENOTFOUND.  The lease is read after
+ * the lock is had: a claim that waited for another reads its holder. */
+static int lock_run(pg_store *s, const char *run_id, char **held, int64_t *epoch, bool *alive,
+                    cairn_err *err) {
+    PGresult *res = pg_query(s, "SELECT owner, epoch FROM runs WHERE id = $1 FOR UPDATE", 1,
+                             &run_id, "claiming a run", err);
+    if (!res) return CAIRN_EIO;
+    int rc = 0;
+    if (PQntuples(res) == 1) {
+        *held = pg_text(res, 0, 0);
+        *epoch = pg_int(res, 0, 1);
+    } else {
+        rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no run '%s' in %s", run_id, s->name);
+    }
+    PQclear(res);
+    *alive = false;
+    if (rc == 0 && *held) rc = cairn_pg_owner_alive(&s->base, *held, alive, err);
+    return rc;
+}
+
+/* A claim under the run row's lock: alive decides whether its holder
+ * lives, or (NULL) the holder's lease and, on this host, its process. */
+int pg_claim_one(pg_store *s, const char *run_id, const char *owner,
+                 bool (*alive)(const char *owner), int64_t *epoch, cairn_err *err) {
+    const char *begin = s->in_batch ? "SAVEPOINT claim" : "BEGIN";
+    if (pg_exec(s, begin, 0, NULL, "claiming a run", err)) return CAIRN_EIO;
+    char *held = NULL;
+    int64_t at = 0;
+    bool leased = false;
+    int rc = lock_run(s, run_id, &held, &at, &leased, err);
+    bool theirs = rc == 0 && held && strcmp(held, owner) != 0;
+    if (theirs && (alive ? alive(held) : leased))
+        rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id, held);
+    if (rc == 0 && (held == NULL || theirs)) {
+        const char *v[] = {owner, run_id};
+        rc = pg_exec(s, "UPDATE runs SET owner = $1, epoch = epoch + 1 WHERE id = $2", 2, v,
+                     "claiming a run", err);
+        at++;
+    }
+    free(held);
+    if (epoch) *epoch = at;
+    const char *finish = s->in_batch ? (rc ? "ROLLBACK TO claim" : "RELEASE claim")
+                                     : (rc ? "ROLLBACK" : "COMMIT");
+    cairn_err ignored;
+    int end = pg_exec(s, finish, 0, NULL, "claiming a run", rc ? &ignored : err);
+    return rc ? rc : end;
+}
+
+int cairn_pg_claim_run(cairn_store *base, const char *run_id, const char *owner, int64_t *epoch,
+                       cairn_err *err) {
+    return pg_claim_one((pg_store *)base, run_id, owner, NULL, epoch, err);
+}
+
+int cairn_pg_check_held(cairn_store *base, const char *owner, cairn_pg_hold *holds, int n,
+                        cairn_err *err) {
+    if (n == 0) return 0;
+    char *id_arr, *ep_arr;
+    int k;
+    pg_hold_arrays(holds, n, true, &id_arr, &ep_arr, &k);
+    const char *v[] = {id_arr, ep_arr, owner};
+    PGresult *res = pg_query((pg_store *)base,
+        "SELECT h.i FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS h(id, epoch, i)"
+        " JOIN runs r ON r.id = h.id WHERE r.owner IS DISTINCT FROM $3 AND r.epoch >= h.epoch",
+        3, v, "checking the runs this engine holds", err);
+    free(id_arr);
+    free(ep_arr);
+    if (!res) return CAIRN_EIO;
+    for (int r = 0; r < PQntuples(res); r++) {
+        int64_t i = pg_int(res, r, 0) - 1;
+        if (i >= 0 && i < n) holds[i].refused = true;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int cairn_pg_claim_lapsed(cairn_store *base, const char *owner, int max, bool mine_too,
+                          const char *const *held, int n_held, char ***ids, int64_t **epochs,
+                          int *n, cairn_err *err) {
+    char limit[24], *held_arr = pg_text_array(held, n_held);
+    const char *v[] = {owner, pg_num(limit, max), mine_too ? "t" : "f", held_arr};
+    PGresult *res = pg_query((pg_store *)base,
+        /* no join: a row claimed meanwhile is checked again against its new
+         * owner's lease (a joined row would be the old owner's) */
+        "WITH c AS (SELECT r.id FROM runs r"
+        " WHERE r.status IN ('running', 'waiting', 'paused', 'compensating')"
+        " AND (r.owner IS NULL OR (r.owner <> $1 AND NOT EXISTS (SELECT 1 FROM engines e"
+        " WHERE e.owner = r.owner AND e.lease_until > " PG_NOW_MS "))"
+        " OR ($3::boolean AND r.owner = $1 AND r.id <> ALL($4::text[])))"
+        " ORDER BY r.created_at, r.id LIMIT $2::bigint FOR UPDATE SKIP LOCKED)"
+        " UPDATE runs SET owner = $1, epoch = runs.epoch + 1 FROM c WHERE runs.id = c.id"
+        " RETURNING runs.id, runs.epoch",
+        4, v, "claiming the runs of lapsed engines", err);
+    free(held_arr);
+    *n = 0;
+    if (!res) return CAIRN_EIO;
+    int rows = PQntuples(res);
+    *ids = cairn_calloc((size_t)rows + 1, sizeof **ids);
+    *epochs = cairn_calloc((size_t)rows + 1, sizeof **epochs);
+    for (int i = 0; i < rows; i++) {
+        (*ids)[i] = pg_text(res, i, 0);
+        (*epochs)[i] = pg_int(res, i, 1);
+    }
+    PQclear(res);
+    *n = rows;
+    return 0;
+}
