@@ -268,7 +268,8 @@ static bool beat(cairn_lease *l) {
     cairn_err err;
     int rc = cairn_pg_lease_renew(l->conn, l->owner, l->lease_ms, &err);
     pthread_mutex_lock(&l->mu);
-    bool lapsed = sent >= l->until, was_unreachable = l->unreachable;
+    /* lapsed at some moment up to now: the renewal itself may have waited */
+    bool lapsed = cairn_now_ms() >= l->until, was_unreachable = l->unreachable;
     int lost = 0;
     if (rc) {
         if (!l->unreachable) fprintf(stderr, "cairn: journal unreachable: %s\n", err.msg);

@@ -203,7 +203,7 @@ static int pg_append_batch(cairn_journal *j, cairn_event *const *evs, int n, int
         fenced = true;
         rc = 0;
     }
-    for (int i = 0; rc == 0 && !fenced && i < b.n; i++)
+    for (int i = 0; rc == 0 && !lapsed && i < b.n; i++)
         if (b.holds[i].refused) {
             fprintf(stderr, "cairn: run %s: its write was refused: another engine holds it"
                     " now\n", b.holds[i].run_id);

@@ -566,15 +566,23 @@ int cairn_pg_append_held(cairn_store *base, cairn_event *const *evs, int n, cair
     pg_fence f = {.owner = owner, .holds = holds, .n = n_holds, .refused = cairn_strmap_new()};
     for (int i = 0; i < n_holds; i++)
         if (holds[i].refused) cairn_strmap_put(f.refused, holds[i].run_id, 1);
-    int rc, newly = 1;
-    /* each round refuses one run more, or ends */
-    while ((rc = append_batch(s, evs, n, skip_written, &f, err)) == CAIRN_EFENCED && newly > 0)
+    /* Each round refuses one run more, or ends.  A run another engine
+     * wrote to since shows first as an event out of its place (its seq is
+     * checked before anything is sent): that too is looked into. */
+    int rc, newly;
+    while ((rc = append_batch(s, evs, n, skip_written, &f, err)) == CAIRN_EFENCED ||
+           rc == CAIRN_ESTATE) {
+        int was = rc;
         if ((rc = find_refused(s, &f, &newly, err)) != 0) break;
+        if (newly > 0) continue;
+        rc = was;   /* every run checks out: the batch itself is wrong */
+        if (was == CAIRN_EFENCED)
+            cairn_err_set(err, CAIRN_ESTATE, "%s: the fence refused a batch whose runs all"
+                          " look held; nothing of it was written", s->name);
+        break;
+    }
     cairn_strmap_free(f.refused);
-    if (rc == CAIRN_EFENCED)   /* refused, yet every run checks out: changing under us */
-        rc = cairn_err_set(err, CAIRN_ESTATE, "%s: the fence refused a batch whose runs all"
-                           " look held; nothing of it was written", s->name);
-    return rc;
+    return rc == CAIRN_EFENCED ? CAIRN_ESTATE : rc;
 }
 
 bool cairn_pg_broken(cairn_store *base) {

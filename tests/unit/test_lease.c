@@ -84,10 +84,20 @@ static int64_t value_ll(int db, const char *sql) {
 /* The heartbeat renews the lease (lease_until moves on by the database's
  * clock) while nothing else happens; a heartbeat that cannot renew (its
  * row locked by another transaction) lets it lapse: the engine says
- * "lease lapsed" and starts nothing, until the renewal lands again. */
+ * "lease lapsed" and starts nothing, until the renewal lands again; then,
+ * before the lease counts as held, the runs another engine claimed
+ * meanwhile are lost (and only those). */
 static void renews_and_lapses(void) {
     cairn_journal *j = engine_on(0, 600);
     CHECK(cairn_journal_lease_held(j));
+    cairn_store *other = fx_pg_open(0);
+    fx_put_def(other);
+    cairn_event *made[] = {fx_event("l00", 1, CAIRN_EV_RUN_CREATED, "{}"),
+                           fx_event("l01", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    int64_t mark;
+    cairn_err err;
+    CHECK_INT(cairn_journal_append_batch(j, made, 2, &mark, &err), 0);
+    fx_free_events(made, 2);
     char *sql = cairn_sprintf("SELECT lease_until FROM engines WHERE owner = '%s'",
                               cairn_journal_owner(j));
     int64_t first = value_ll(0, sql), later = first;
@@ -106,15 +116,21 @@ static void renews_and_lapses(void) {
     for (int64_t end = cairn_now_ms() + WAIT_MS; !lapsed && cairn_now_ms() < end; nap())
         lapsed = !cairn_journal_lease_held(j);
     CHECK(lapsed);
-    cairn_err err;
     CHECK_INT(cairn_journal_lease_state(j, &err), CAIRN_ESTATE);
     CHECK_CONTAINS(err.msg, "lease lapsed");
+    fx_psql(0, "UPDATE runs SET owner = 'b:1:1', epoch = epoch + 1 WHERE id = 'l00'");
     PQclear(PQexec(blocker, "COMMIT"));
     bool held = false;
     for (int64_t end = cairn_now_ms() + WAIT_MS; !held && cairn_now_ms() < end; nap())
         held = cairn_journal_lease_held(j);
     CHECK(held);
     CHECK_INT(cairn_journal_lease_state(j, &err), 0);
+    char **lost = NULL;
+    CHECK_INT(cairn_journal_take_lost(j, &lost), 1);   /* told before the lease held */
+    CHECK_STR(lost[0], "l00");
+    free(lost[0]);
+    free(lost);
+    cairn_store_close(other);
     PQfinish(blocker);
     free(lock);
     free(conninfo);
@@ -290,36 +306,40 @@ static void fencing_refuses_a_stale_epoch(void) {
     cairn_store_close(b);
 }
 
-/* The same through an engine's journal: its run taken by another engine,
- * its next batch says CAIRN_EFENCED, names the run refused, lists it lost
- * (the engine drops it), and commits its other run's events. */
+/* The same through an engine's journal: two of its runs taken by another
+ * engine, its next batch says CAIRN_EFENCED, names both refused, lists
+ * both lost (the engine drops them), and commits its other run's events. */
 static void journal_loses_a_fenced_run(void) {
     cairn_journal *j = engine_on(4, 5000);
     cairn_store *other = fx_pg_open(4);
     fx_put_def(other);
     cairn_event *made[] = {fx_event("j00", 1, CAIRN_EV_RUN_CREATED, "{}"),
-                           fx_event("j01", 1, CAIRN_EV_RUN_CREATED, "{}")};
+                           fx_event("j01", 1, CAIRN_EV_RUN_CREATED, "{}"),
+                           fx_event("j02", 1, CAIRN_EV_RUN_CREATED, "{}")};
     int64_t mark;
     cairn_err err;
-    CHECK_INT(cairn_journal_append_batch(j, made, 2, &mark, &err), 0);
-    fx_psql(4, "UPDATE runs SET owner = 'b:1:1', epoch = epoch + 1 WHERE id = 'j00'");
+    CHECK_INT(cairn_journal_append_batch(j, made, 3, &mark, &err), 0);
+    fx_psql(4, "UPDATE runs SET owner = 'b:1:1', epoch = epoch + 1 WHERE id IN ('j00', 'j02')");
     cairn_event *next[] = {fx_event("j00", 2, CAIRN_EV_STEP_STARTED, "{}"),
-                           fx_event("j01", 2, CAIRN_EV_STEP_STARTED, "{}")};
-    CHECK_INT(cairn_journal_append_batch(j, next, 2, &mark, &err), CAIRN_EFENCED);
+                           fx_event("j01", 2, CAIRN_EV_STEP_STARTED, "{}"),
+                           fx_event("j02", 2, CAIRN_EV_STEP_STARTED, "{}")};
+    CHECK_INT(cairn_journal_append_batch(j, next, 3, &mark, &err), CAIRN_EFENCED);
     CHECK(cairn_journal_refused(j, "j00"));
     CHECK(!cairn_journal_refused(j, "j01"));
+    CHECK(cairn_journal_refused(j, "j02"));
     char **lost = NULL;
-    CHECK_INT(cairn_journal_take_lost(j, &lost), 1);
-    CHECK_STR(lost[0], "j00");
-    free(lost[0]);
+    CHECK_INT(cairn_journal_take_lost(j, &lost), 2);
+    CHECK((strcmp(lost[0], "j00") == 0 && strcmp(lost[1], "j02") == 0) ||
+          (strcmp(lost[0], "j02") == 0 && strcmp(lost[1], "j00") == 0));
+    for (int i = 0; i < 2; i++) free(lost[i]);
     free(lost);
     CHECK_INT(value_ll(4, "SELECT count(*) FROM events WHERE run_id = 'j00'"), 1);
     CHECK_INT(value_ll(4, "SELECT count(*) FROM events WHERE run_id = 'j01'"), 2);
     /* a run it never held is refused too, without a statement */
     cairn_event *stray[] = {fx_event("j00", 3, CAIRN_EV_STEP_STARTED, "{}")};
     CHECK_INT(cairn_journal_append_batch(j, stray, 1, &mark, &err), CAIRN_EFENCED);
-    fx_free_events(made, 2);
-    fx_free_events(next, 2);
+    fx_free_events(made, 3);
+    fx_free_events(next, 3);
     fx_free_events(stray, 1);
     cairn_store_close(other);
     cairn_journal_close(j);
