@@ -15,6 +15,13 @@
  *      are used on that thread only.
  *   5. A failed journal write is sticky: the engine stops trusting memory,
  *      starts nothing more, and returns the error; a new engine reloads.
+ *      A write refused by the fence (journal.h, CAIRN_EFENCED: another
+ *      engine holds the run now) is not a failure: that run is lost, the
+ *      rest goes on.
+ *   6. Several engines on one journal (PostgreSQL, journal.h): an engine
+ *      starts no attempt while its lease does not hold (durable.c's queue
+ *      of attempts waits), and a run it lost is out of its memory before
+ *      any attempt of the batch that lost it starts (runs.c, recover.c).
  *
  * Threads:
  *   orchestrator  the caller of cairn_engine_run: decides, renders, appends.
@@ -49,7 +56,8 @@
  *               the sticky failure, the secrets events are masked with.
  *   inbox.c     the orchestrator's mailbox (writer, workers, signals, and
  *               other threads' calls: cairn_engine_call).
- *   runs.c      the runs held (by id and in a list), the plans.
+ *   runs.c      the runs held (by id and in a list), the plans, the runs
+ *               lost and not yet freed (eng_lose_run).
  *   timer.c     the durable timers (a heap; it calls nobody).
  *   commands.c  commands from other processes, and those taken already;
  *               a caller's command for a held run (cairn_engine_command).
@@ -57,7 +65,11 @@
  *   attempt.c   one attempt: render, prepare, dispatch, finish.
  *   retry.c     retries and `until`.   carried.c  steps the engine
  *   approval.c, wait.c, child.c        carries out itself, by action.
- *   recover.c   taking runs over from the journal, on_crash.
+ *   recover.c   taking runs over from the journal, on_crash; runs lost to
+ *               another engine and runs taken over from a lapsed one
+ *               (eng_poll_holds).  The epochs of the runs held, the lease
+ *               and its heartbeat thread are the journal's
+ *               (journal_lease.c), not the engine's.
  *   fork.c      a new run of an ended one from one of its steps (fork.h).
  *   orphan.c    attempts' process groups.
  *   batch.c     events and batches handed to the writer, who holds them

@@ -191,12 +191,12 @@ void cairn_lease_take_over(cairn_lease *l, bool on) {
     pthread_mutex_unlock(&l->mu);
 }
 
+/* Under the lock, so that cairn_lease_on_news(NULL) returning means the
+ * last call is over (fn only wakes a loop: it does not block). */
 static void tell(cairn_lease *l) {
     pthread_mutex_lock(&l->mu);
-    void (*fn)(void *) = l->news;
-    void *ud = l->news_ud;
+    if (l->news) l->news(l->news_ud);
     pthread_mutex_unlock(&l->mu);
-    if (fn) fn(ud);
 }
 
 /* ---- the heartbeat ------------------------------------------------------------------ */

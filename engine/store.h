@@ -11,6 +11,15 @@
  * nothing.  A failed append leaves the store as it was; the engine then stops
  * trusting its memory (sticky error) and exits, and the next start reloads.
  *
+ * Fencing (several engines on one PostgreSQL journal; store_pg.h): an
+ * engine's batch is appended with cairn_pg_append_held, which checks in the
+ * batch's transaction, in one statement that locks their rows, that every
+ * run it writes to is still held by that engine at the epoch it claimed
+ * (runs.epoch, which every claim takes anew).  A run that is not is
+ * refused: its events are left out and the rest is committed.  The epochs
+ * held are the journal's (journal_lease.c), not the store's.  SQLite has
+ * one writing engine at a time (the commit log): no fence.
+ *
  * Threads: a store is used by one thread at a time (sync() excepted, see
  * there).  An engine's journal gives its writer connection to the journal
  * writer thread once execution starts; a reader (the CLI) opens a journal
@@ -111,7 +120,8 @@ typedef struct cairn_store_ops {
     int (*get_steps)(cairn_store *s, const char *hash, char **steps, cairn_err *err);
     /* The hash of the newest definition named name (child workflows). */
     int (*find_definition)(cairn_store *s, const char *name, char hash[65], cairn_err *err);
-    /* Take ownership of a run if it has no live owner (alive() decides).
+    /* Take ownership of a run if it has no live owner (alive() decides;
+     * PostgreSQL: NULL lets the owner's lease decide, store_pg.h).
      * Returns 0 when owned by `owner` afterwards, CAIRN_EBUSY when another
      * live engine holds it. */
     int (*claim_run)(cairn_store *s, const char *run_id, const char *owner,

@@ -75,11 +75,11 @@ CREATE INDEX runs_by_created ON runs(created_at, id);
 CREATE INDEX runs_by_owner ON runs(owner);
 
 -- Leases, for several engines on one database: an engine's row, renewed
--- while it lives; past lease_until (the database's clock, Unix ms) the runs
--- it holds may be claimed by another engine, and that claim's new epoch
--- refuses the old holder's late writes.  This version keeps one engine per
--- run by its owner string and writes no row here: the table and runs.epoch
--- are in the schema so that leases need no new schema version.
+-- while it lives (engine/journal_lease.c); past lease_until (the database's
+-- clock, Unix ms) the runs it holds may be claimed by another engine, and
+-- that claim's new epoch refuses the old holder's late writes (every batch
+-- checks that its runs are still its engine's at the epoch it holds).  An
+-- engine that stops cleanly deletes its row.
 CREATE TABLE engines (
     owner       text COLLATE "C" PRIMARY KEY,
     started_at  bigint NOT NULL,
