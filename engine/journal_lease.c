@@ -59,6 +59,7 @@ struct cairn_lease {
     id_list held;
     int64_t *epochs;             /* beside held.ids */
     id_list lost, claimed;
+    cairn_strmap *lost_set;      /* the ids in lost, each once */
     void (*news)(void *);
     void *news_ud;
 };
@@ -111,16 +112,24 @@ void cairn_lease_release(cairn_lease *l, const char *run_id) {
     pthread_mutex_unlock(&l->mu);
 }
 
+/* Listed lost, once however often it is lost before it is taken. */
+static void lost_locked(cairn_lease *l, const char *run_id) {
+    int64_t one;
+    if (cairn_strmap_get(l->lost_set, run_id, &one)) return;
+    cairn_strmap_put(l->lost_set, run_id, 1);
+    list_push(&l->lost, run_id);
+}
+
 void cairn_lease_lose(cairn_lease *l, const char *run_id) {
     pthread_mutex_lock(&l->mu);
     drop_locked(l, run_id);
-    list_push(&l->lost, run_id);
+    lost_locked(l, run_id);
     pthread_mutex_unlock(&l->mu);
 }
 
 static int lose_all_locked(cairn_lease *l) {
     int n = l->held.n;
-    for (int i = 0; i < n; i++) list_push(&l->lost, l->held.ids[i]);
+    for (int i = 0; i < n; i++) lost_locked(l, l->held.ids[i]);
     for (int i = 0; i < n; i++) free(l->held.ids[i]);
     l->held.n = 0;
     cairn_strmap_clear(l->slot);
@@ -137,6 +146,7 @@ void cairn_lease_lose_all(cairn_lease *l) {
 int cairn_lease_take_lost(cairn_lease *l, char ***ids) {
     pthread_mutex_lock(&l->mu);
     int n = list_take(&l->lost, ids);
+    if (n) cairn_strmap_clear(l->lost_set);
     pthread_mutex_unlock(&l->mu);
     return n;
 }
@@ -217,7 +227,7 @@ static int lose_taken(cairn_lease *l, cairn_err *err) {
         if (rc == 0 && holds[i].refused && cairn_strmap_get(l->slot, holds[i].run_id, &at) &&
             l->epochs[at] == holds[i].epoch) {
             drop_locked(l, holds[i].run_id);
-            list_push(&l->lost, holds[i].run_id);
+            lost_locked(l, holds[i].run_id);
             lost++;
         }
         free((char *)holds[i].run_id);
@@ -322,6 +332,7 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     l->owner = cairn_strdup(owner);
     l->lease_ms = lease_ms;
     l->slot = cairn_strmap_new();
+    l->lost_set = cairn_strmap_new();
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -358,6 +369,7 @@ void cairn_lease_stop(cairn_lease *l) {
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cond);
     cairn_strmap_free(l->slot);
+    cairn_strmap_free(l->lost_set);
     list_free(&l->held);
     list_free(&l->lost);
     list_free(&l->claimed);

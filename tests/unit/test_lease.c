@@ -345,14 +345,106 @@ static void journal_loses_a_fenced_run(void) {
     cairn_journal_close(j);
 }
 
+/* ---- losing the database ------------------------------------------------------ */
+
+typedef struct {
+    cairn_journal *j;
+    cairn_event **evs;
+    int n, rc;
+    cairn_err err;
+} appender;
+
+static void *append_now(void *arg) {
+    appender *a = arg;
+    int64_t mark;
+    a->rc = cairn_journal_append_batch(a->j, a->evs, a->n, &mark, &a->err);
+    return NULL;
+}
+
+/* Database 5 out of reach: its sessions ended and no new one let in. */
+static void cut_off(PGconn *admin, bool cut) {
+    PQclear(PQexec(admin, cut ? "ALTER DATABASE cairn5 ALLOW_CONNECTIONS false"
+                              : "ALTER DATABASE cairn5 ALLOW_CONNECTIONS true"));
+    if (cut)
+        PQclear(PQexec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE datname = 'cairn5'"));
+}
+
+static int state_of(cairn_journal *j) {
+    cairn_err err;
+    return cairn_journal_lease_state(j, &err);
+}
+
+static bool wait_state(cairn_journal *j, int want) {
+    for (int64_t end = cairn_now_ms() + WAIT_MS; cairn_now_ms() < end; nap())
+        if (state_of(j) == want) return true;
+    return false;
+}
+
+/* A batch written while the database is out of reach waits (connecting
+ * again with back-off) and is written once when it returns, within the
+ * lease; the engine says "journal unreachable" meanwhile.  Out of reach
+ * past the lease, the batch gives up: its runs and every run held are
+ * lost; once the database returns the lease is renewed. */
+static void survives_losing_the_database(void) {
+    cairn_journal *j = engine_on(5, 4000);
+    cairn_store *s = fx_pg_open(5);
+    fx_put_def(s);
+    cairn_store_close(s);
+    char *url = cairn_sprintf("postgresql://postgres@127.0.0.1:%d/postgres", fx_pg_port());
+    PGconn *admin = PQconnectdb(url);
+    CHECK_INT(PQstatus(admin), CONNECTION_OK);
+    cairn_event *made[] = {fx_event("d00", 1, CAIRN_EV_RUN_CREATED, "{}"),
+                           fx_event("d01", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    appender a = {.j = j, .evs = made, .n = 2};
+    append_now(&a);
+    CHECK_INT(a.rc, 0);
+
+    cut_off(admin, true);
+    cairn_event *next[] = {fx_event("d00", 2, CAIRN_EV_STEP_STARTED, "{}")};
+    a = (appender){.j = j, .evs = next, .n = 1};
+    pthread_t t;
+    pthread_create(&t, NULL, append_now, &a);
+    CHECK(wait_state(j, CAIRN_EIO));   /* journal unreachable */
+    cut_off(admin, false);
+    pthread_join(t, NULL);
+    CHECK_INT(a.rc, 0);
+    CHECK_INT(value_ll(5, "SELECT count(*) FROM events WHERE run_id = 'd00'"), 2);
+    CHECK(wait_state(j, 0));
+
+    cut_off(admin, true);
+    cairn_event *late[] = {fx_event("d00", 3, CAIRN_EV_STEP_SUCCEEDED, "{}")};
+    a = (appender){.j = j, .evs = late, .n = 1};
+    pthread_create(&t, NULL, append_now, &a);
+    pthread_join(t, NULL);   /* gives up once the lease lapses */
+    CHECK_INT(a.rc, CAIRN_EFENCED);
+    CHECK(!cairn_journal_lease_held(j));
+    char **lost = NULL;
+    int n = cairn_journal_take_lost(j, &lost);
+    CHECK_INT(n, 2);   /* d00, and d01 which it held too */
+    for (int i = 0; i < n; i++) free(lost[i]);
+    free(lost);
+    cut_off(admin, false);
+    CHECK(wait_state(j, 0));
+    CHECK(cairn_journal_lease_held(j));
+    CHECK_INT(value_ll(5, "SELECT count(*) FROM events WHERE run_id = 'd00'"), 2);
+    fx_free_events(made, 2);
+    fx_free_events(next, 1);
+    fx_free_events(late, 1);
+    PQfinish(admin);
+    free(url);
+    cairn_journal_close(j);
+}
+
 /* One server for every check (starting one is most of the time). */
 TEST(lease_postgres) {
-    fx_pg_start(5);
+    fx_pg_start(6);
     renews_and_lapses();
     liveness_by_lease();
     lapsed_runs_are_claimed_once();
     fencing_refuses_a_stale_epoch();
     journal_loses_a_fenced_run();
+    survives_losing_the_database();
 }
 
 /* On SQLite liveness is the owner's process: this one lives, a pid that
