@@ -499,6 +499,10 @@ int cairn_journal_take_claimed(cairn_journal *j, char ***ids) {
     return j->lease ? cairn_lease_take_claimed(j->lease, ids) : 0;
 }
 
+void cairn_journal_forget(cairn_journal *j, const char *run_id) {
+    if (j->lease) cairn_lease_forget(j->lease, run_id);
+}
+
 bool cairn_journal_refused(cairn_journal *j, const char *run_id) {
     int64_t one;
     return j->refused && cairn_strmap_get(j->refused, run_id, &one);

@@ -329,6 +329,11 @@ void cairn_journal_take_over(cairn_journal *j, bool on);
 int cairn_journal_take_lost(cairn_journal *j, char ***ids);
 int cairn_journal_take_claimed(cairn_journal *j, char ***ids);
 
+/* Engine: it has let go of a run it lost (every event it appended for it
+ * has passed the writer): only then may the run be claimed again here, so
+ * that no event of the old hold is written under a new one's epoch. */
+void cairn_journal_forget(cairn_journal *j, const char *run_id);
+
 /* Before claiming runs, when the engine does not hold the commit log: apply
  * what a stopped engine left in it (cairn_clog_settle). */
 int cairn_journal_settle_others(cairn_journal *j, cairn_err *err);

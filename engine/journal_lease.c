@@ -30,6 +30,32 @@ static void list_push(id_list *l, const char *id) {
     l->ids[l->n++] = cairn_strdup(id);
 }
 
+/* A set of run ids, in a list for walks (removal moves the last into the
+ * hole). */
+typedef struct {
+    cairn_strmap *slot;          /* run id -> position in list */
+    id_list list;
+} id_set;
+
+static void set_add(id_set *s, const char *id) {
+    int64_t at;
+    if (cairn_strmap_get(s->slot, id, &at)) return;
+    list_push(&s->list, id);
+    cairn_strmap_put(s->slot, id, s->list.n - 1);
+}
+
+static void set_remove(id_set *s, const char *id) {
+    int64_t at;
+    if (!cairn_strmap_get(s->slot, id, &at)) return;
+    cairn_strmap_remove(s->slot, id);
+    free(s->list.ids[at]);
+    int last = --s->list.n;
+    if (at != last) {
+        s->list.ids[at] = s->list.ids[last];
+        cairn_strmap_put(s->slot, s->list.ids[at], at);
+    }
+}
+
 /* Hand the list over (the caller's), leaving it empty. */
 static int list_take(id_list *l, char ***out) {
     int n = l->n;
@@ -60,6 +86,8 @@ struct cairn_lease {
     int64_t *epochs;             /* beside held.ids */
     id_list lost, claimed;
     cairn_strmap *lost_set;      /* the ids in lost, each once */
+    id_set gone;                 /* lost, and the engine has not let go of them yet
+                                    (cairn_lease_forget): not claimed again meanwhile */
     void (*news)(void *);
     void *news_ud;
 };
@@ -115,6 +143,7 @@ void cairn_lease_release(cairn_lease *l, const char *run_id) {
 /* Listed lost, once however often it is lost before it is taken. */
 static void lost_locked(cairn_lease *l, const char *run_id) {
     int64_t one;
+    set_add(&l->gone, run_id);
     if (cairn_strmap_get(l->lost_set, run_id, &one)) return;
     cairn_strmap_put(l->lost_set, run_id, 1);
     list_push(&l->lost, run_id);
@@ -149,6 +178,12 @@ int cairn_lease_take_lost(cairn_lease *l, char ***ids) {
     if (n) cairn_strmap_clear(l->lost_set);
     pthread_mutex_unlock(&l->mu);
     return n;
+}
+
+void cairn_lease_forget(cairn_lease *l, const char *run_id) {
+    pthread_mutex_lock(&l->mu);
+    set_remove(&l->gone, run_id);
+    pthread_mutex_unlock(&l->mu);
 }
 
 int cairn_lease_take_claimed(cairn_lease *l, char ***ids) {
@@ -243,9 +278,12 @@ static int lose_taken(cairn_lease *l, cairn_err *err) {
 static bool take_over(cairn_lease *l) {
     pthread_mutex_lock(&l->mu);
     bool on = l->take_over, mine = l->mine_too;
-    int n_held = mine ? l->held.n : 0;
+    /* not claimed: the runs held (when our own are looked for), and the
+     * runs lost whose old events may still be on their way to the writer */
+    int n_mine = mine ? l->held.n : 0, n_held = n_mine + l->gone.list.n;
     char **held = cairn_calloc((size_t)n_held + 1, sizeof *held);
-    for (int i = 0; i < n_held; i++) held[i] = cairn_strdup(l->held.ids[i]);
+    for (int i = 0; i < n_mine; i++) held[i] = cairn_strdup(l->held.ids[i]);
+    for (int i = 0; i < l->gone.list.n; i++) held[n_mine + i] = cairn_strdup(l->gone.list.ids[i]);
     pthread_mutex_unlock(&l->mu);
     char **ids = NULL;
     int64_t *epochs = NULL;
@@ -333,6 +371,7 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     l->lease_ms = lease_ms;
     l->slot = cairn_strmap_new();
     l->lost_set = cairn_strmap_new();
+    l->gone.slot = cairn_strmap_new();
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -370,6 +409,8 @@ void cairn_lease_stop(cairn_lease *l) {
     pthread_cond_destroy(&l->cond);
     cairn_strmap_free(l->slot);
     cairn_strmap_free(l->lost_set);
+    cairn_strmap_free(l->gone.slot);
+    list_free(&l->gone.list);
     list_free(&l->held);
     list_free(&l->lost);
     list_free(&l->claimed);

@@ -71,6 +71,11 @@ void cairn_lease_lose(cairn_lease *l, const char *run_id);
 /* Lose every run held (the lease lapsed out of the database's reach). */
 void cairn_lease_lose_all(cairn_lease *l);
 
+/* The engine let go of a run it lost (its events have all passed the
+ * writer): from here on it may be claimed again.  Until then it is not, so
+ * that no event of the old hold is written under the new one's epoch. */
+void cairn_lease_forget(cairn_lease *l, const char *run_id);
+
 /* The runs lost, and those taken over, since the last call: *ids (the
  * caller's, each id and the array free()d) and their count. */
 int cairn_lease_take_lost(cairn_lease *l, char ***ids);

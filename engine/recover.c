@@ -107,7 +107,9 @@ static void lose(cairn_engine *e, char **ids, int n) {
         if (r) {
             fprintf(stderr, "cairn: run %s: held by another engine now; dropped here, its"
                     " attempts' results discarded\n", ids[i]);
-            eng_lose_run(e, r);
+            eng_lose_run(e, r);   /* forgotten once freed (runs.c) */
+        } else {
+            cairn_journal_forget(e->journal, ids[i]);   /* nothing of it here */
         }
         free(ids[i]);
     }

@@ -101,6 +101,7 @@ static void take_out(eng_runs *rs, eng_run *r) {
 /* Take r out of the table (a lost run is out already) and free it. */
 void eng_drop_run(cairn_engine *e, eng_run *r) {
     if (r->slot >= 0) take_out(e->runs, r);
+    if (r->lost) cairn_journal_forget(e->journal, r->st->id);
     eng_run_free(r);
 }
 
@@ -123,6 +124,7 @@ void eng_free_lost(cairn_engine *e) {
             continue;
         }
         *p = r->lost_next;
+        cairn_journal_forget(e->journal, r->st->id);   /* it may be claimed again */
         eng_run_free(r);
     }
 }

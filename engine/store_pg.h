@@ -81,13 +81,14 @@ typedef struct cairn_pg_hold {
 int cairn_pg_check_held(cairn_store *s, const char *owner, cairn_pg_hold *holds, int n,
                         cairn_err *err);
 
-/* Claim at most max runs that have not ended and whose owner's lease
- * lapsed, or that have no owner, or (mine_too) that are owner's but not
- * among not_held[0..n_not): FOR UPDATE SKIP LOCKED, so engines claiming at
- * once take disjoint runs, oldest first, each at a new epoch.  *ids and
- * *epochs (the caller's: free each id, then both arrays) receive them. */
+/* Claim at most max runs that have not ended, are not among
+ * skip[0..n_skip), and whose owner's lease lapsed, or that have no owner,
+ * or (mine_too) that are owner's: FOR UPDATE SKIP LOCKED, so engines
+ * claiming at once take disjoint runs, oldest first, each at a new epoch.
+ * *ids and *epochs (the caller's: free each id, then both arrays) receive
+ * them. */
 int cairn_pg_claim_lapsed(cairn_store *s, const char *owner, int max, bool mine_too,
-                          const char *const *held, int n_held, char ***ids, int64_t **epochs,
+                          const char *const *skip, int n_skip, char ***ids, int64_t **epochs,
                           int *n, cairn_err *err);
 
 /* Append events[0..n) in one transaction, as the store's append, fenced:

@@ -183,18 +183,19 @@ int cairn_pg_check_held(cairn_store *base, const char *owner, cairn_pg_hold *hol
 }
 
 int cairn_pg_claim_lapsed(cairn_store *base, const char *owner, int max, bool mine_too,
-                          const char *const *held, int n_held, char ***ids, int64_t **epochs,
+                          const char *const *skip, int n_skip, char ***ids, int64_t **epochs,
                           int *n, cairn_err *err) {
-    char limit[24], *held_arr = pg_text_array(held, n_held);
+    char limit[24], *held_arr = pg_text_array(skip, n_skip);
     const char *v[] = {owner, pg_num(limit, max), mine_too ? "t" : "f", held_arr};
     PGresult *res = pg_query((pg_store *)base,
         /* no join: a row claimed meanwhile is checked again against its new
          * owner's lease (a joined row would be the old owner's) */
         "WITH c AS (SELECT r.id FROM runs r"
         " WHERE r.status IN ('running', 'waiting', 'paused', 'compensating')"
+        " AND r.id <> ALL($4::text[])"
         " AND (r.owner IS NULL OR (r.owner <> $1 AND NOT EXISTS (SELECT 1 FROM engines e"
         " WHERE e.owner = r.owner AND e.lease_until > " PG_NOW_MS "))"
-        " OR ($3::boolean AND r.owner = $1 AND r.id <> ALL($4::text[])))"
+        " OR ($3::boolean AND r.owner = $1))"
         " ORDER BY r.created_at, r.id LIMIT $2::bigint FOR UPDATE SKIP LOCKED)"
         " UPDATE runs SET owner = $1, epoch = runs.epoch + 1 FROM c WHERE runs.id = c.id"
         " RETURNING runs.id, runs.epoch",
