@@ -372,9 +372,9 @@ eng_run *eng_find_run(cairn_engine *e, const char *id);
 void eng_add_run(cairn_engine *e, eng_run *r);
 void eng_drop_run(cairn_engine *e, eng_run *r);   /* takes it out and frees it */
 /* Another engine holds r now (fencing, journal.h): out of the table at
- * once, so nothing finds it by id (timers, commands, children); its live
- * attempts are asked to stop and their results are discarded; nothing
- * more is appended or started for it.  Freed by eng_free_lost once no
+ * once, so nothing finds it by id (timers, commands, children); the
+ * results of its live attempts are discarded (the caller asks them to
+ * stop); nothing more is appended or started for it.  Freed by eng_free_lost once no
  * attempt of it is in flight and every event it appended has passed the
  * writer (the writer's batches point at it). */
 void eng_lose_run(cairn_engine *e, eng_run *r);

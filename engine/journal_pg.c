@@ -30,8 +30,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/clock.h"
-
 #include "common/mem.h"
 #include "engine/owner.h"
 #include "engine/secrets.h"

@@ -108,6 +108,7 @@ static void lose(cairn_engine *e, char **ids, int n) {
             fprintf(stderr, "cairn: run %s: held by another engine now; dropped here, its"
                     " attempts' results discarded\n", ids[i]);
             eng_lose_run(e, r);   /* forgotten once freed (runs.c) */
+            eng_stop_attempts(e, r);   /* their results are discarded */
         } else {
             cairn_journal_forget(e->journal, ids[i]);   /* nothing of it here */
         }
@@ -120,7 +121,8 @@ static void take_over(cairn_engine *e, char **ids, int n) {
     for (int i = 0; i < n; i++) {
         cairn_err err;
         if (eng_resume_run(e, ids[i], &err) == 0) {
-            fprintf(stderr, "cairn: run %s: taken over from an engine whose lease lapsed\n", ids[i]);
+            fprintf(stderr, "cairn: run %s: taken over (its engine's lease lapsed, or no engine"
+                    " held it)\n", ids[i]);
         } else {
             char msg[CAIRN_ERR_MSG_MAX + 300];
             fprintf(stderr, "cairn: run %s not taken over: %s\n", ids[i],

@@ -109,7 +109,6 @@ void eng_lose_run(cairn_engine *e, eng_run *r) {
     eng_runs *rs = e->runs;
     take_out(rs, r);
     r->lost = true;
-    eng_stop_attempts(e, r);
     if (r->ended) return;   /* the queue of ended runs frees it (durable.c) */
     r->lost_ticket = eng_next_ticket(e);
     r->lost_next = rs->lost;
