@@ -132,13 +132,13 @@ int cairn_journal_get_run(cairn_journal *j, const char *run_id, cairn_run_row *o
 /* The definition a run is pinned to: the def_hash of its run_created event
  * (covered by the chain), which its runs row must repeat. */
 static int run_pin(const cairn_run_row *row, cairn_event *evs, int n, char hash[65],
-                   cairn_err *err) {
+                   jv *created, cairn_err *err) {
     if (n == 0 || evs[0].type != CAIRN_EV_RUN_CREATED)
         return cairn_err_set(err, CAIRN_ECORRUPT, "run %s: its journal does not begin with"
                              " run_created (event 1 missing or replaced)", row->id);
     jv data = jv_parse(evs[0].data ? evs[0].data : "");
-    jv h = jv_get_kind(data) == JV_KIND_OBJECT ? jv_object_get(data, jv_string("def_hash"))
-                                               : (jv_free(data), jv_invalid());
+    jv h = jv_get_kind(data) == JV_KIND_OBJECT ? jv_object_get(jv_copy(data), jv_string("def_hash"))
+                                               : jv_invalid();
     int rc = 0;
     if (jv_get_kind(h) == JV_KIND_STRING) snprintf(hash, 65, "%s", jv_string_value(h));
     else rc = cairn_err_set(err, CAIRN_ECORRUPT, "run %s: event 1 (run_created) pins no"
@@ -147,18 +147,26 @@ static int run_pin(const cairn_run_row *row, cairn_event *evs, int n, char hash[
     if (rc == 0 && strcmp(hash, row->def_hash) != 0)
         rc = cairn_err_set(err, CAIRN_ECORRUPT, "run %s: the runs table names definition %s,"
                            " its run_created event (seq 1) pins %s", row->id, row->def_hash, hash);
+    if (rc == 0 && created) *created = data;
+    else jv_free(data);
     return rc;
 }
 
 int cairn_journal_load_events(cairn_journal *j, const char *run_id, cairn_event **evs, int *n,
                               char pin[65], cairn_err *err) {
+    return cairn_journal_load_pinned(j, run_id, evs, n, pin, NULL, err);
+}
+
+int cairn_journal_load_pinned(cairn_journal *j, const char *run_id, cairn_event **evs, int *n,
+                              char pin[65], jv *created, cairn_err *err) {
     cairn_run_row row;
     *evs = NULL;
     *n = 0;
+    if (created) *created = jv_invalid();
     int rc = j->reader->ops->get_run(j->reader, run_id, &row, err);
     if (rc) return rc;
     rc = j->reader->ops->load_events(j->reader, row.id, evs, n, err);
-    if (rc == 0 && pin) rc = run_pin(&row, *evs, *n, pin, err);
+    if (rc == 0 && pin) rc = run_pin(&row, *evs, *n, pin, created, err);
     if (rc) {
         cairn_events_free(*evs, *n);
         *evs = NULL;
@@ -181,13 +189,20 @@ static int verify_link(const cairn_event *ev, const unsigned char *prev, cairn_c
 
 int cairn_journal_fold(cairn_journal *j, cairn_run_state *st, cairn_event *evs, int n,
                        cairn_err *err) {
-    for (int i = 0; i < n; i++) {
-        int rc = j->chain ? verify_link(&evs[i], i ? st->head : NULL, j->chain, err) : 0;
-        if (rc == 0) rc = cairn_fold_event(st, &evs[i], err);
+    return cairn_journal_fold_pinned(j, st, evs, n, jv_invalid(), err);
+}
+
+int cairn_journal_fold_pinned(cairn_journal *j, cairn_run_state *st, cairn_event *evs, int n,
+                              jv created, cairn_err *err) {
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = j->chain ? verify_link(&evs[i], i ? st->head : NULL, j->chain, err) : 0;
+        if (rc == 0 && i == 0 && jv_is_valid(created)) rc = cairn_fold_apply(st, &evs[i], -1, created, err);
+        else if (rc == 0) rc = cairn_fold_event(st, &evs[i], err);
         cairn_event_clear(&evs[i]);
-        if (rc) return rc;
     }
-    return 0;
+    jv_free(created);
+    return rc;
 }
 
 /* The lines of text (each ending in '\n'), copied. */
@@ -253,7 +268,8 @@ int cairn_journal_load_run(cairn_journal *j, const char *run_id, cairn_run_state
     int n = 0, n_ids = 0;
     *st_out = NULL;
     if (wf_out) *wf_out = NULL;
-    int rc = cairn_journal_load_events(j, run_id, &evs, &n, pin, err);
+    jv created;
+    int rc = cairn_journal_load_pinned(j, run_id, &evs, &n, pin, &created, err);
     if (rc == 0 && wf_out) {
         rc = cairn_journal_definition(j, pin, run_id, &wf, err);
         if (rc == 0) ids = cairn_step_ids(wf, &n_ids);
@@ -262,7 +278,7 @@ int cairn_journal_load_run(cairn_journal *j, const char *run_id, cairn_run_state
     }
     if (rc == 0) {
         *st_out = cairn_run_state_new(run_id, ids, n_ids);
-        rc = cairn_journal_fold(j, *st_out, evs, n, err);
+        rc = cairn_journal_fold_pinned(j, *st_out, evs, n, jv_copy(created), err);
     }
     if (rc == 0 && wf_out) {
         *wf_out = wf;
@@ -274,6 +290,7 @@ int cairn_journal_load_run(cairn_journal *j, const char *run_id, cairn_run_state
     cairn_workflow_free(wf);
     cairn_step_ids_free(ids, n_ids);
     cairn_events_free(evs, n);
+    jv_free(created);
     return rc;
 }
 

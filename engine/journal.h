@@ -134,6 +134,16 @@ int cairn_journal_load_events(cairn_journal *j, const char *run_id, cairn_event 
 int cairn_journal_fold(cairn_journal *j, cairn_run_state *st, cairn_event *evs, int n,
                        cairn_err *err);
 
+/* The same pair for a loader that folds what it loads: *created receives
+ * the run_created event's data as run_pin parsed it (the caller's; invalid
+ * unless pin was read), and cairn_journal_fold_pinned folds evs[0] from it
+ * (consumed; jv_invalid(): parsed from its text) rather than parse the
+ * run's largest event twice.  The chain is checked over the text alike. */
+int cairn_journal_load_pinned(cairn_journal *j, const char *run_id, cairn_event **evs, int *n,
+                              char pin[65], jv *created, cairn_err *err);
+int cairn_journal_fold_pinned(cairn_journal *j, cairn_run_state *st, cairn_event *evs, int n,
+                              jv created, cairn_err *err);
+
 /* Load a run: its events folded into *st (the caller's).  The steps are
  * those of the definition it pins.  With wf NULL they are read as stored
  * beside the definition (no compile: what `show` needs); else *wf receives

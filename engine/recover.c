@@ -72,14 +72,16 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     int n = 0;
     eng_run *r = NULL;
     char pin[65];
+    jv created = jv_invalid();
     eng_plan *plan = NULL;
     int rc = eng_secrets_refresh(e, err);
     if (rc == 0) rc = cairn_journal_claim_run(e->journal, run_id, err);
-    if (rc == 0) rc = cairn_journal_load_events(e->journal, run_id, &evs, &n, pin, err);
+    if (rc == 0) rc = cairn_journal_load_pinned(e->journal, run_id, &evs, &n, pin, &created, err);
     if (rc == 0 && (plan = eng_plan_for(e, pin, run_id, err)) == NULL) rc = err->code;
     if (rc == 0) {
         r = eng_run_new(plan, run_id);
-        rc = cairn_journal_fold(e->journal, r->st, evs, n, err);
+        rc = cairn_journal_fold_pinned(e->journal, r->st, evs, n, created, err);
+        created = jv_invalid();
     }
     if (rc == 0 && cairn_run_status_terminal(r->st->status))
         rc = cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", run_id,
@@ -96,6 +98,7 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     }
     eng_run_free(r);
     cairn_events_free(evs, n);
+    jv_free(created);
     return rc;
 }
 

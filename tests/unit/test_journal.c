@@ -10,6 +10,8 @@
 
 #include "common/mem.h"
 #include "engine/journal.h"
+#include "engine/engine.h"
+#include "engine_harness.h"
 #include "fixtures.h"
 #include "test.h"
 
@@ -165,4 +167,57 @@ TEST(journal_claims_are_bounded_and_a_journal_without_the_table_gets_it) {
     free(big);
     cairn_journal_close(j);
     free(path);
+}
+
+/* Set the text of run_created's data in run_id's journal, as someone with
+ * write access to the file could. */
+static void edit_created(const char *db, const char *run_id, const char *from, const char *to) {
+    sqlite3 *raw = NULL;
+    CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
+    char *sql = sqlite3_mprintf("UPDATE events SET data = replace(data, %Q, %Q)"
+                                " WHERE run_id = %Q AND type = 'run_created'", from, to, run_id);
+    CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_changes(raw), 1);
+    sqlite3_free(sql);
+    sqlite3_close(raw);
+}
+
+/* A resumed run folds run_created from the data its pin was read from
+ * (parsed once): its inputs are the journal's, and the chain still covers
+ * the event's text, so an edit of it is refused. */
+TEST(journal_resume_folds_run_created_from_its_pin_and_checks_its_chain) {
+    harness h = {0};
+    char id[CAIRN_RUN_ID_MAX];
+    cairn_err err;
+    const char *src = "cairn: 1\nname: pinned\ninputs:\n  who: { type: string }\nsteps:\n"
+                      "  - id: gate\n    uses: approval\n    with: { prompt: go? }\n"
+                      "  - id: after\n    uses: set\n    with: { who: \"${{ .inputs.who }}\" }\n";
+    open_engine(&h, true);
+    add(&h, src);
+    start(&h, "{\"who\":\"ann\"}", id);
+    cairn_engine_request_stop(h.e);   /* parked at the gate */
+    drive(&h);
+    close_h(&h);
+
+    edit_created(h.db, id, "\"ann\"", "\"bob\"");
+    open_engine(&h, true);
+    add(&h, src);
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), CAIRN_ECORRUPT);
+    CHECK_CONTAINS(err.msg, "hash chain");
+    close_h(&h);
+
+    edit_created(h.db, id, "\"bob\"", "\"ann\"");
+    open_engine(&h, true);
+    add(&h, src);
+    CHECK_INT(cairn_engine_resume(h.e, id, NULL, &err), 0);
+    CHECK_INT(cairn_journal_command(h.db, id, "decide",
+                                    "{\"step\":\"gate\",\"decision\":\"approve\",\"by\":\"t\"}",
+                                    &err), 0);
+    drive(&h);
+    close_h(&h);
+    jv run = show(&h, id);
+    CHECK_AT(run, "status", "succeeded");
+    CHECK_AT(run, "steps.after.output.who", "ann");   /* the resumed engine's .inputs */
+    jv_free(run);
+    free_h(&h);
 }
