@@ -787,7 +787,8 @@ static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner
                         bool (*alive)(const char *owner), cairn_err *err) {
     sqlite_store *s = (sqlite_store *)base;
     cairn_run_row row;
-    if (exec_sql(s, "SAVEPOINT claim", err)) return CAIRN_EIO;
+    sqlite3_stmt *begin = sq_kept(s, &s->claim_begin, "SAVEPOINT claim");
+    if (begin == NULL || sq_step_done(begin) != 0) return sq_db_error(s, err, "claiming a run");
     int rc = sq_get_run(base, run_id, &row, err);
     if (rc == 0 && row.owner && strcmp(row.owner, owner) != 0 && alive(row.owner))
         rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by a running engine (%s)", run_id,
@@ -806,7 +807,8 @@ static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner
         sqlite3_exec(s->db, "ROLLBACK TO claim; RELEASE claim", NULL, NULL, NULL);
         return rc;
     }
-    return exec_sql(s, "RELEASE claim", err);
+    sqlite3_stmt *end = sq_kept(s, &s->claim_end, "RELEASE claim");
+    return end && sq_step_done(end) == 0 ? 0 : sq_db_error(s, err, "claiming a run");
 }
 
 static int sq_batch_begin(cairn_store *base, cairn_err *err) {
@@ -1009,6 +1011,8 @@ static void sq_close(cairn_store *base) {
     sqlite3_finalize(s->load_begin);
     sqlite3_finalize(s->load_end);
     sqlite3_finalize(s->claim);
+    sqlite3_finalize(s->claim_begin);
+    sqlite3_finalize(s->claim_end);
     sqlite3_finalize(s->list_commands);
     sqlite3_close(s->db);
     if (s->log_fd >= 0) close(s->log_fd);

@@ -27,7 +27,7 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
     /* prepared on first use, kept: recovery runs them once per run */
-    sqlite3_stmt *get_run, *claim, *list_commands;
+    sqlite3_stmt *get_run, *claim, *claim_begin, *claim_end, *list_commands;
     sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto, *load_begin, *load_end;
     char *owner;
     char *path;

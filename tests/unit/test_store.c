@@ -536,6 +536,13 @@ TEST(store_claims_runs_only_from_dead_owners) {
     CHECK_INT(s->ops->get_run(s, "r1", &row, &err), 0);
     CHECK_STR(row.owner, "host:2:2");
     cairn_run_row_clear(&row);
+    /* each claim is committed as it is made: another connection sees it */
+    CHECK_INT(s->ops->claim_run(s, "r1", "host:3:3", never_alive, &err), 0);
+    cairn_store *other = open_rw(path);
+    CHECK_INT(other->ops->get_run(other, "r1", &row, &err), 0);
+    CHECK_STR(row.owner, "host:3:3");
+    cairn_run_row_clear(&row);
+    cairn_store_close(other);
     cairn_event_clear(a[0]); free(a[0]);
     cairn_store_close(s);
     free(path);
