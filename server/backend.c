@@ -17,6 +17,7 @@
 #include "engine/journal.h"
 #include "engine/owner.h"
 #include "server/backend.h"
+#include "server/forward.h"
 
 /* Someone waiting for an event of a run to be durable. */
 typedef struct waiter {
@@ -657,17 +658,48 @@ int srv_backend_command_here(srv_backend *b, const char *run_id, const char *typ
     return *held ? rc : 0;
 }
 
-/* decide_elsewhere: record a decision for a run another engine holds, as
- * other commands are, rather than refuse it. */
+static int load_run(srv_backend *b, const char *run_id, cairn_run_state **st, cairn_err *err);
+
+/* A decision ("decide" data) checked on the run as the journal holds it,
+ * as the engine holding it will check it again: the caller hears a refusal
+ * now.  *last receives the run's last seq. */
+static int decision_check(srv_backend *b, const char *run_id, const char *data, int64_t *last,
+                          cairn_err *err) {
+    enum { STEP, BY, DECISION, GROUPS, N_FIELDS };
+    static const char *const names[N_FIELDS] = {"step", "by", "decision", "groups"};
+    jv d = cairn_json_parse(data, strlen(data)), f[N_FIELDS];
+    for (int i = 0; i < N_FIELDS; i++)
+        f[i] = jv_get_kind(d) == JV_KIND_OBJECT ? jv_object_get(jv_copy(d), jv_string(names[i]))
+                                                : jv_null();
+    cairn_run_state *st = NULL;
+    int rc = CAIRN_EINVAL;
+    if (jv_get_kind(f[STEP]) != JV_KIND_STRING || jv_get_kind(f[BY]) != JV_KIND_STRING ||
+        jv_get_kind(f[DECISION]) != JV_KIND_STRING)
+        cairn_err_set(err, CAIRN_EINVAL, "a decision names step, by and decision");
+    else if ((rc = load_run(b, run_id, &st, err)) == 0) {
+        *last = st->last_seq;
+        rc = cairn_approval_check(st, jv_string_value(f[STEP]), jv_string_value(f[BY]),
+                                  jv_is_valid(f[GROUPS]) ? f[GROUPS] : jv_null(),
+                                  strcmp(jv_string_value(f[DECISION]), "approve") == 0, err);
+    }
+    cairn_run_state_free(st);
+    for (int i = 0; i < N_FIELDS; i++) jv_free(f[i]);
+    jv_free(d);
+    return rc;
+}
+
+/* A command for a run this engine does not hold: one another engine holds
+ * (a node of the same cluster, or a `cairn run`) is recorded for it and
+ * waited for (forward.h); an ended run is refused. */
 static int command_anywhere(srv_backend *b, const char *run_id, const char *type, const char *data,
-                            bool decide_elsewhere, bool *recorded, cairn_err *err) {
+                            bool *recorded, cairn_err *err) {
     bool held;
     *recorded = false;
     int rc = srv_backend_command_here(b, run_id, type, data, &held, err);
     if (rc || held) return rc;
-    /* not held here: another engine's, ended, or none at all */
     cairn_journal *j = NULL;
     cairn_run_row row = {0};
+    int64_t last = 0;
     rc = open_read(b, &j, err);
     if (rc == 0) rc = cairn_journal_get_run(j, run_id, &row, err);
     if (rc == 0 && cairn_run_status_terminal(
@@ -676,13 +708,11 @@ static int command_anywhere(srv_backend *b, const char *run_id, const char *type
                        : strcmp(row.status, "cancelled") == 0 ? CAIRN_RUN_CANCELLED
                                                               : CAIRN_RUN_RUNNING))
         rc = cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", run_id, row.status);
-    else if (rc == 0 && strcmp(type, "decide") == 0 && !decide_elsewhere)
-        rc = cairn_err_set(err, CAIRN_EBUSY, "run %s is held by another engine (%s); decide it"
-                           " with `cairn approve` there", run_id, row.owner ? row.owner : "?");
-    else if (rc == 0) {
-        rc = cairn_journal_put_command(j, run_id, type, data, err);
-        *recorded = rc == 0;
-    }
+    else if (rc == 0 && strcmp(type, "decide") == 0)
+        rc = decision_check(b, run_id, data, &last, err);
+    if (rc == 0)
+        rc = srv_forward_command(j, run_id, row.owner, type, data, last,
+                                 CAIRN_SERVE_FORWARD_WAIT_MS, recorded, err);
     cairn_run_row_clear(&row);
     cairn_journal_close(j);
     return rc;
@@ -690,12 +720,12 @@ static int command_anywhere(srv_backend *b, const char *run_id, const char *type
 
 int srv_backend_command(srv_backend *b, const char *run_id, const char *type, const char *data,
                         bool *recorded, cairn_err *err) {
-    return command_anywhere(b, run_id, type, data, false, recorded, err);
+    return command_anywhere(b, run_id, type, data, recorded, err);
 }
 
 int srv_backend_decide_anywhere(srv_backend *b, const char *run_id, const char *data,
                                 bool *recorded, cairn_err *err) {
-    return command_anywhere(b, run_id, "decide", data, true, recorded, err);
+    return command_anywhere(b, run_id, "decide", data, recorded, err);
 }
 
 /* ---- reading -------------------------------------------------------------------- */

@@ -199,19 +199,22 @@ void srv_backend_unfollow(srv_backend *b, srv_follow *f);
 
 /* A command for a run: "cancel", "pause", "unpause", "decide" (data as
  * cairn_journal_put_command takes it).  For a run this engine holds it is
- * carried out at once and answered when durable (*recorded false); for a run
- * another live engine holds it is recorded in the commands table for that
- * engine (*recorded true).  CAIRN_ENOTFOUND: no such run; CAIRN_ESTATE:
- * the run has ended or the backend stops; a decision's refusal as
- * cairn_approval_check gives it. */
+ * carried out at once and answered when durable (*recorded false).  For a
+ * run another engine holds (another node on the same journal, a `cairn
+ * run`) a decision is first checked on the run as the journal has it, then
+ * the command is recorded in the commands table for that engine and waited
+ * for (forward.h): *recorded false once the holder has carried it out,
+ * true when it is left for the next holder (none lives, or it did not
+ * answer within CAIRN_SERVE_FORWARD_WAIT_MS).  CAIRN_ENOTFOUND: no such
+ * run; CAIRN_ESTATE: the run has ended, the backend stops, or the holder
+ * found a decision moot; a decision's refusal as cairn_approval_check
+ * gives it. */
 int srv_backend_command(srv_backend *b, const char *run_id, const char *type, const char *data,
                         bool *recorded, cairn_err *err);
 
-/* A decision ("decide" data) as srv_backend_command carries it out, and for
- * a run another engine holds recorded for that engine (*recorded true),
- * which checks it when it takes it: for a caller that checked it against
- * the journal first (an approval link, which cannot be told which server
- * holds its run). */
+/* A decision ("decide" data) as srv_backend_command carries it out: for a
+ * caller that cannot be told which server holds its run (an approval
+ * link). */
 int srv_backend_decide_anywhere(srv_backend *b, const char *run_id, const char *data,
                                 bool *recorded, cairn_err *err);
 

@@ -253,8 +253,8 @@ def test_link_opened_on_another_server(s, env):
         st, _, text = other.request("POST", path, urllib.parse.urlencode({"decision": "approve"}),
                                     {"Content-Type": "application/x-www-form-urlencoded"},
                                     raw=True)
-        s.check(st == 200 and "the engine holding the run takes it next" in text,
-                "a decision there is recorded for the server holding the run", text[-300:])
+        s.check(st == 200 and "This link is now spent" in text,
+                "a decision there is carried out by the server holding the run", text[-300:])
         d = wait_for(lambda: env.decisions(r), "the server holding the run to take the decision")
     finally:
         other.stop()
