@@ -5,6 +5,9 @@
 # W1 and W2 run again on PostgreSQL (lines "pg ..."): a server of the
 # bench's own on this disk, with its durable defaults (fsync and
 # synchronous_commit on), reached over its Unix socket.
+# On that server, W2 also runs through one, two and three `cairn serve`
+# nodes (bench/cluster.py, lines "pg cluster ..."); BENCH_ONLY=cluster runs
+# only those.
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
@@ -20,7 +23,17 @@ if [ "${BENCH_ONLY:-}" != hooks ] && port=$(PG_DURABLE=1 sh tests/servers/pg.sh 
 elif [ "${BENCH_ONLY:-}" != hooks ]; then
     echo "bench: no PostgreSQL server: its lines are left out" >&2
 fi
-[ "${BENCH_ONLY:-}" = hooks ] || BENCH_DIR=bench/out build/tools/bench || rc=1
+case ${BENCH_ONLY:-} in
+    hooks | cluster) ;;
+    *) BENCH_DIR=bench/out build/tools/bench || rc=1 ;;
+esac
+if [ -n "${BENCH_PG_URL:-}" ] && { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = cluster ]; }; then
+    mkdir -p bench/out/cluster
+    python3 bench/cluster.py "$pgdir/sock" "$port" bench bench/out/cluster 2>bench/out/cluster.json || {
+        cat bench/out/cluster.json >&2
+        rc=1
+    }
+fi
 if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY}" = hooks ]; then
     BENCH_DIR=bench/out sh bench/hooks.sh || rc=1
 fi
