@@ -590,10 +590,101 @@ static bool in_flight(const srv_backend *b, const char *key) {
     return false;
 }
 
-/* The key's row is the reservation, looked up and written under idem_mu;
- * the run is started outside it, so keyed starts overlap.  One request at
- * a time starts a key's run (the others wait for it, then find the run):
- * two starting one id could journal its run twice. */
+static int find_request(srv_backend *b, const char *key, char run_id[CAIRN_RUN_ID_MAX],
+                        char known[65], cairn_err *err) {
+    pthread_mutex_lock(&b->idem_mu);
+    int rc = cairn_journal_find_request(b->keys, key, run_id, known, err);
+    pthread_mutex_unlock(&b->idem_mu);
+    return rc;
+}
+
+/* The run of a key another server is starting (its claim's owner, alive)
+ * once it is durable: CAIRN_EBUSY when it is not within the wait. */
+static int await_theirs(srv_backend *b, const char *run_id, cairn_err *err) {
+    int64_t deadline = cairn_now_ms() + CAIRN_SERVE_FORWARD_WAIT_MS;
+    while (!run_exists(b, run_id)) {
+        if (cairn_now_ms() > deadline || atomic_load(&b->stopping))
+            return cairn_err_set(err, CAIRN_EBUSY, "another server is starting run %s for this"
+                                 " Idempotency-Key and has not made it durable", run_id);
+        struct timespec ts = {0, CAIRN_SERVE_FORWARD_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Which server starts a key's run: the one whose value "RUN OWNER" holds
+ * the claim (space "idempotency"), taken over from an owner that died
+ * before the run was durable.  0 with *start and run_id (the run to start,
+ * or the one another server started: then it exists), or an error. */
+static int keyed_run(srv_backend *b, const char *key, const char *request,
+                     char run_id[CAIRN_RUN_ID_MAX], bool *start, cairn_err *err) {
+    char owner[256], known[65], value[CAIRN_RUN_ID_MAX + sizeof owner + 1];
+    char *held = NULL, *replace = NULL;
+    cairn_owner_self(owner, sizeof owner);
+    int rc = CAIRN_EBUSY;
+    *start = false;
+    for (int round = 0; round < CAIRN_SERVE_IDEM_TRIES; round++) {
+        if ((rc = find_request(b, key, run_id, known, err)) != 0) break;
+        bool found = run_id[0] != '\0';
+        if (found && strcmp(known, request) != 0) {
+            rc = cairn_err_set(err, CAIRN_EEXISTS, "Idempotency-Key '%s' was used for another"
+                               " request (run %s)", key, run_id);
+            break;
+        }
+        if (found && run_exists(b, run_id)) break;   /* started: it existed */
+        if (!found) cairn_new_run_id(run_id);
+        snprintf(value, sizeof value, "%s %s", run_id, owner);
+        free(held);
+        held = NULL;
+        rc = srv_backend_claim(b, "idempotency", key, value, replace, &held, err);
+        free(replace);
+        replace = NULL;
+        if (rc == 0) {                               /* ours to start */
+            *start = true;
+            if (!found) {
+                pthread_mutex_lock(&b->idem_mu);
+                rc = cairn_journal_put_request(b->keys, key, request, run_id, err);
+                pthread_mutex_unlock(&b->idem_mu);
+            }
+            break;
+        }
+        if (rc != CAIRN_EEXISTS) break;
+        const char *sp = held ? strchr(held, ' ') : NULL;
+        size_t n = sp ? (size_t)(sp - held) : 0;
+        if (n == 0 || n >= CAIRN_RUN_ID_MAX || strcmp(sp + 1, owner) == 0 || !cairn_owner_alive(sp + 1)) {
+            replace = held;                          /* not live: take it over */
+            held = NULL;
+            continue;
+        }
+        memcpy(run_id, held, n);
+        run_id[n] = '\0';
+        if ((rc = await_theirs(b, run_id, err)) != 0) break;
+    }
+    if (rc == CAIRN_EEXISTS && held)
+        rc = cairn_err_set(err, CAIRN_EBUSY, "Idempotency-Key '%s': changed hands %d times while"
+                           " starting", key, CAIRN_SERVE_IDEM_TRIES);
+    free(held);
+    free(replace);
+    return rc;
+}
+
+/* A key whose run this server could not start (its inputs refused, the
+ * journal failing): its claim is left to no live owner, so that a repeat
+ * sent to any server tries again at once instead of waiting for this one. */
+static void release_key(srv_backend *b, const char *key, const char *run_id) {
+    char owner[256], *mine = NULL, *none = cairn_sprintf("%s -", run_id), *held = NULL;
+    cairn_owner_self(owner, sizeof owner);
+    mine = cairn_sprintf("%s %s", run_id, owner);
+    cairn_err ignored;   /* a claim left as it is only makes a repeat wait */
+    srv_backend_claim(b, "idempotency", key, none, mine, &held, &ignored);
+    free(held);
+    free(none);
+    free(mine);
+}
+
+/* One request at a time starts a key's run in this process (the others
+ * wait for it, then find the run); across servers the key's claim decides
+ * (keyed_run): two starting one id could journal its run twice. */
 int srv_backend_start(srv_backend *b, const char *hash, jv inputs, jv trigger,
                       const char *idem_key, const char *request, char run_id[CAIRN_RUN_ID_MAX],
                       bool *existed, cairn_err *err) {
@@ -602,39 +693,28 @@ int srv_backend_start(srv_backend *b, const char *hash, jv inputs, jv trigger,
         cairn_new_run_id(run_id);
         return start_as(b, hash, inputs, trigger, run_id, err);
     }
-    char known[65];
     inflight mine = {.key = idem_key};
     pthread_mutex_lock(&b->idem_mu);
-    int rc = cairn_journal_find_request(b->keys, idem_key, run_id, known, err);
-    if (rc == 0 && run_id[0] == '\0') {
-        cairn_new_run_id(run_id);
-        rc = cairn_journal_put_request(b->keys, idem_key, request, run_id, err);
-        snprintf(known, sizeof known, "%s", request);
-    }
-    if (rc == 0 && strcmp(known, request) != 0)
-        rc = cairn_err_set(err, CAIRN_EEXISTS, "Idempotency-Key '%s' was used for another request"
-                           " (run %s)", idem_key, run_id);
-    while (rc == 0 && in_flight(b, idem_key)) pthread_cond_wait(&b->idem_cond, &b->idem_mu);
-    /* new; or recorded by a server that died before the run was durable */
-    bool start = rc == 0 && !run_exists(b, run_id);
-    if (start) {
-        mine.next = b->starting;
-        b->starting = &mine;
-    }
-    *existed = rc == 0 && !start;
+    while (in_flight(b, idem_key)) pthread_cond_wait(&b->idem_cond, &b->idem_mu);
+    mine.next = b->starting;
+    b->starting = &mine;
     pthread_mutex_unlock(&b->idem_mu);
-    if (start) {
+    bool start = false;
+    int rc = keyed_run(b, idem_key, request, run_id, &start, err);
+    if (rc == 0 && start) {
         rc = start_as(b, hash, inputs, trigger, run_id, err);
         inputs = trigger = jv_invalid();
-        pthread_mutex_lock(&b->idem_mu);
-        for (inflight **p = &b->starting; *p; p = &(*p)->next)
-            if (*p == &mine) {
-                *p = mine.next;
-                break;
-            }
-        pthread_cond_broadcast(&b->idem_cond);
-        pthread_mutex_unlock(&b->idem_mu);
+        if (rc) release_key(b, idem_key, run_id);
     }
+    *existed = rc == 0 && !start;
+    pthread_mutex_lock(&b->idem_mu);
+    for (inflight **p = &b->starting; *p; p = &(*p)->next)
+        if (*p == &mine) {
+            *p = mine.next;
+            break;
+        }
+    pthread_cond_broadcast(&b->idem_cond);
+    pthread_mutex_unlock(&b->idem_mu);
     jv_free(inputs);
     jv_free(trigger);
     return rc;

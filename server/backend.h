@@ -26,7 +26,11 @@
  * the run's id chosen then: a repeat after a crash finds the key and starts
  * that same id if the run never became durable, and a repeat with another
  * body is refused.  A table rather than the run's trigger data: a lookup by
- * key must not scan every run.
+ * key must not scan every run.  Which server starts a key's run is decided
+ * by a claim (space "idempotency", value "RUN OWNER", journal.h) taken
+ * before the key is recorded: a server whose request finds another live
+ * server's claim waits for that run to be durable and answers with it, and
+ * one whose owner died is taken over by compare-and-set.
  *
  * Memory: jv values passed in are consumed; those returned are the caller's.
  * A value handed on to the orchestrator is first made again from its parts
@@ -51,6 +55,7 @@
 #define CAIRN_SERVE_DURABLE_WAIT_MS 30000 /* an answer waiting for its events to be durable */
 #define CAIRN_SERVE_RECENT_RUNS 65536    /* runs whose last durable seq is kept for that wait */
 #define CAIRN_IDEMPOTENCY_KEY_MAX 255    /* bytes of an Idempotency-Key */
+#define CAIRN_SERVE_IDEM_TRIES 8         /* compare-and-set rounds for one key's claim */
 #define CAIRN_SERVE_FOLLOW_QUEUE_MAX 10000 /* events queued for one follower; past it, read again */
 #define CAIRN_SERVE_FOLLOW_READ_MS 1000  /* a follower reads the journal at least this often */
 

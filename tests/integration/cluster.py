@@ -3,8 +3,8 @@
 Across nodes: a command (cancel, pause, unpause, an approval's decision)
 sent to any node's API reaches the node holding the run and is answered as
 that node would answer it; a run and its event stream read from any node;
-one alert delivered to two nodes at once starts one run; a schedule served
-by three nodes fires once per slot.
+one Idempotency-Key, or one alert, sent to two nodes at once starts one
+run; a schedule served by three nodes fires once per slot.
 
 Fail-over: runs of a runbook whose shell steps append "RUN STEP ATTEMPT" to
 a file are started through the API across the nodes; one node is killed
@@ -201,28 +201,67 @@ def test_commands_any_node(s, pg, _rng):
         c.stop()
 
 
+def at_once(nodes, keys, send):
+    """For each key, send(node, key) twice to each node at the same moment
+    (threads released together); [(key, answer)] of every request."""
+    answers, lock = [], threading.Lock()
+    for key in keys:
+        barrier = threading.Barrier(len(nodes) * 2)
+
+        def one(node, key=key, barrier=barrier):
+            barrier.wait()
+            a = send(node, key)
+            with lock:
+                answers.append((key, a))
+        threads = [threading.Thread(target=one, args=(n,)) for n in nodes for _ in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return answers
+
+
+def test_idempotency_across_nodes(s, pg, _rng):
+    c = Cluster(s, pg, "idem", {"gate.yaml": GATE})
+    try:
+        nodes = [c.start_node(), c.start_node()]
+        keys = ["key-%d" % i for i in range(12)]
+        answers = [(k, a[0], a[2]) for k, a in at_once(nodes, keys, lambda node, key: node.request(
+            "POST", "/v1/workflows/gate/runs", {"inputs": {}}, {"Idempotency-Key": key}))]
+        bad = [a for a in answers if a[1] not in (200, 201)]
+        s.check(not bad, "one Idempotency-Key sent to two nodes at once: every request answered"
+                " 200 or 201", bad[:3])
+        per_key = {}
+        for k, _st, body in answers:
+            if isinstance(body, dict) and "id" in body:
+                per_key.setdefault(k, set()).add(body["id"])
+        rows = c.sql("SELECT count(*) FROM runs")
+        s.check(int(rows[0][0]) == len(keys) and all(len(per_key.get(k, ())) == 1 for k in keys),
+                "one run a key across nodes (%d keys)" % len(keys), (rows, per_key))
+        for n in nodes:
+            h = n.request("GET", "/healthz")
+            s.check(h[0] == 200, "the node is healthy after the race", h)
+        # a start one node refused (its inputs): the same request on the other is
+        # refused at once, not left waiting on the first node's claim
+        bad = ({"inputs": {"nosuch": 1}}, {"Idempotency-Key": "refused-1"})
+        first = nodes[0].request("POST", "/v1/workflows/gate/runs", *bad)
+        t0 = time.monotonic()
+        second = nodes[1].request("POST", "/v1/workflows/gate/runs", *bad)
+        took = time.monotonic() - t0
+        s.check(first[0] == 422 and second[0] == 422 and took < 5,
+                "a start refused on one node is refused on another at once (%.2f s)" % took,
+                (first[0], second[0], second[2]))
+    finally:
+        c.stop()
+
+
 def test_webhook_dedupe_across_nodes(s, pg, _rng):
     c = Cluster(s, pg, "hooks", {"page.yaml": PAGE})
     try:
         nodes = [c.start_node(), c.start_node()]
         keys = ["cccc%012d" % i for i in range(12)]
-        answers = []
-        lock = threading.Lock()
-        barrier = threading.Barrier(len(nodes) * 2)
-
-        def deliver(node, key):
-            barrier.wait()
-            a = node.request("POST", "/v1/hooks/alertmanager", alert(key),
-                             {"Content-Type": "application/json"})
-            with lock:
-                answers.append((key, a))
-        for key in keys:
-            barrier.reset()
-            threads = [threading.Thread(target=deliver, args=(n, key)) for n in nodes for _ in (0, 1)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        answers = at_once(nodes, keys, lambda node, key: node.request(
+            "POST", "/v1/hooks/alertmanager", alert(key), {"Content-Type": "application/json"}))
         bad = [(k, a[0], a[2]) for k, a in answers if a[0] not in (200, 201)]
         s.check(not bad, "every delivery is answered 200 or 201", bad[:3])
         per_key = {}
@@ -456,7 +495,7 @@ def main():
     only = sys.argv[1:]   # names of the parts to run (all when none)
     pg = servers.Postgres()
     try:
-        for t in (test_commands_any_node, test_webhook_dedupe_across_nodes, test_schedule_once_per_slot,
+        for t in (test_commands_any_node, test_idempotency_across_nodes, test_webhook_dedupe_across_nodes, test_schedule_once_per_slot,
                   full_trial, short_trials):
             if only and t.__name__ not in only:
                 continue
