@@ -50,6 +50,9 @@ from schedule import every, set_clock  # noqa: E402
 RUNS = int(os.environ.get("CAIRN_CLUSTER_RUNS", "300"))
 TRIALS = int(os.environ.get("CAIRN_CLUSTER_TRIALS", "20"))
 SHORT_RUNS = int(os.environ.get("CAIRN_CLUSTER_SHORT_RUNS", "24"))
+# A step's pause: the runs outlast their starts through the API (16 steps
+# at a time on each node), so a kill finds most of them unfinished.
+FULL_PAUSE_S, SHORT_PAUSE_S = 0.3, 0.2
 LEASE_MS = 1500                  # short, so a stopped node loses its runs quickly
 END_TIMEOUT_S = 120              # every run of a trial ends within this
 KEY = "5c" * 32                  # every node's journal key (CAIRN_JOURNAL_KEY)
@@ -57,12 +60,20 @@ ENDED = ("succeeded", "failed", "cancelled")
 
 # What a node logs when a write of its is refused because another node
 # holds the run now (fencing).
-REFUSED = re.compile(r"(fenc|epoch|no longer holds|held by another|lost (the|its) lease)", re.I)
+# What a node logs when a batch of its collided with another engine's events
+# in the journal: two engines wrote one run (what fencing prevents).
+COLLIDED = re.compile(r"(second engine|in the journal already|arrives where event)")
+REFUSED = re.compile(r"(write was refused|fenc|epoch|no longer holds|held by another|lost (the|its) lease)",
+                     re.I)
 
 
 def has_leases():
-    p = subprocess.run([CAIRN, "serve", "--help"], capture_output=True, text=True)
-    return "--lease-ms" in p.stdout + p.stderr
+    """Whether this cairn's serve takes --lease-ms (its help or its usage)."""
+    for args in (["serve", "--help"], ["serve"]):
+        p = subprocess.run([CAIRN] + args, capture_output=True, text=True, timeout=30)
+        if "--lease-ms" in p.stdout + p.stderr:
+            return True
+    return False
 
 
 LEASES = has_leases()
@@ -77,7 +88,8 @@ class Cluster:
         self.url = "postgresql://postgres@127.0.0.1:%d/%s" % (pg.port, name)
         self.wf = wfdir(s, name + "-wf", files)
         self.env = dict(env or {}, CAIRN_JOURNAL_KEY=KEY)
-        self.nodes = []
+        self.nodes = []          # those not killed
+        self.every = []          # every node started
         self.started = 0
 
     def start_node(self):
@@ -88,6 +100,7 @@ class Cluster:
         node = Server(self.s, n, self.wf, env=env, db=self.url, extra=extra)
         node.owner = ":%d:" % node.proc.pid     # runs.owner is host:pid:start
         self.nodes.append(node)
+        self.every.append(node)
         return node
 
     def sql(self, query):
@@ -319,13 +332,14 @@ def test_schedule_once_per_slot(s, pg, _rng):
 
 # ---- fail-over ---------------------------------------------------------------------------
 
-def chain(log):
+def chain(log, pause):
     """Three shell steps, each appending its run, step and attempt to log
-    first, then taking a moment: a kill finds attempts in flight."""
+    first, then taking pause seconds: a kill finds attempts in flight."""
     steps = []
     for i, sid in enumerate("abc"):
         steps.append("  - id: %s\n%s    run: echo \"$CAIRN_RUN_ID $CAIRN_STEP_ID $CAIRN_ATTEMPT\""
-                     " >> %s; sleep 0.05\n" % (sid, "    needs: [%s]\n" % "abc"[i - 1] if i else "", log))
+                     " >> %s; sleep %s\n" % (sid, "    needs: [%s]\n" % "abc"[i - 1] if i else "", log,
+                                              pause))
     return "cairn: 1\nname: chain\nsteps:\n" + "".join(steps)
 
 
@@ -378,14 +392,18 @@ def check_lines(s, c, log, ids, what):
     return ok
 
 
+def unfinished(c, node):
+    """How many unfinished runs node holds."""
+    rows = c.sql("SELECT count(*) FROM runs WHERE status NOT IN ('succeeded','failed','cancelled')"
+                 " AND owner LIKE '%%%s%%'" % node.owner)
+    return int(rows[0][0])
+
+
 def wait_moved(c, node):
     """Until no unfinished run is held by node any more (its lease lapsed
     and others took its runs)."""
-    def moved():
-        rows = c.sql("SELECT count(*) FROM runs WHERE status NOT IN ('succeeded','failed','cancelled')"
-                     " AND owner LIKE '%%%s%%'" % node.owner)
-        return int(rows[0][0]) == 0
-    wait_for(moved, "the stopped node's runs to move", timeout=LEASE_MS / 1000 * 10 + 20)
+    wait_for(lambda: unfinished(c, node) == 0, "the stopped node's runs to move",
+             timeout=LEASE_MS / 1000 * 10 + 20)
 
 
 def disrupt(c, kind, victim):
@@ -408,13 +426,23 @@ def disrupt(c, kind, victim):
         victim.proc.send_signal(signal.SIGCONT)
 
 
+def check_nodes(s, c, what):
+    """No two engines wrote one run; no node but those killed stopped."""
+    collided = [(n.err_path, COLLIDED.search(n.stderr()).group(0)) for n in c.every
+                if COLLIDED.search(n.stderr())]
+    s.check(not collided, "%s: no node's write collided with another's in the journal" % what,
+            collided)
+    gone = [n.err_path for n in c.nodes if n.proc.poll() is not None]
+    s.check(not gone, "%s: every node not killed still serves" % what, gone)
+
+
 def await_end(c, ids):
     wait_for(lambda: ended_count(c, ids) == len(ids), "every run to end", timeout=END_TIMEOUT_S)
 
 
-def chain_cluster(s, pg, name, log):
+def chain_cluster(s, pg, name, log, pause):
     """Three nodes serving chain."""
-    c = Cluster(s, pg, name, {"chain.yaml": chain(log)})
+    c = Cluster(s, pg, name, {"chain.yaml": chain(log, pause)})
     try:
         for _ in range(3):
             c.start_node()
@@ -426,7 +454,7 @@ def chain_cluster(s, pg, name, log):
 
 def full_trial(s, pg, _rng):
     log = s.path("full.log")
-    c = chain_cluster(s, pg, "fulltrial", log)
+    c = chain_cluster(s, pg, "fulltrial", log, FULL_PAUSE_S)
     try:
         t0 = time.monotonic()
         ids = start_runs(c.nodes, RUNS)
@@ -437,9 +465,11 @@ def full_trial(s, pg, _rng):
         s.check(all(v > 0 for v in held.values()), "runs started through the API on every node",
                 held)
         wait_for(lambda: ended_count(c, ids) >= RUNS // 4, "a quarter of the runs to end", 60)
-        killed, stopped = c.nodes[0], c.nodes[1]
-        disrupt(c, "kill", killed)
-        wait_for(lambda: ended_count(c, ids) >= RUNS // 2, "half of the runs to end", 60)
+        disrupt(c, "kill", c.nodes[0])
+        # at once, the node holding the most unfinished runs stops: it has
+        # attempts in flight whose results come after others took its runs
+        stopped = max(c.nodes, key=lambda n: unfinished(c, n))
+        held = unfinished(c, stopped)
         stopped_err = len(stopped.stderr())
         disrupt(c, "stop", stopped)
         await_end(c, ids)
@@ -447,10 +477,12 @@ def full_trial(s, pg, _rng):
         check_lines(s, c, log, ids, "%d runs, a node killed, one stopped" % RUNS)
         rows = c.sql("SELECT status, count(*) FROM runs GROUP BY status")
         s.check(rows == [("succeeded", str(RUNS))], "every run ended succeeded", rows)
+        check_nodes(s, c, "%d runs" % RUNS)
         if LEASES:
             late = stopped.stderr()[stopped_err:]
-            s.check(REFUSED.search(late), "the stopped node's late writes were refused (its log)",
-                    late[-800:])
+            s.check(held > 0 and REFUSED.search(late),
+                    "the stopped node (it held %d unfinished runs) had its late writes refused"
+                    " (its log)" % held, late[-800:])
         else:
             print("skip - the stopped node's late writes refused (this cairn has no leases)")
         v = cairn_on(c, "verify")
@@ -465,7 +497,7 @@ def full_trial(s, pg, _rng):
 
 def short_trials(s, pg, rng):
     log = s.path("short.log")
-    c = chain_cluster(s, pg, "short", log)
+    c = chain_cluster(s, pg, "short", log, SHORT_PAUSE_S)
     try:
         for t in range(TRIALS):
             ids = start_runs(c.nodes, SHORT_RUNS)
@@ -481,6 +513,7 @@ def short_trials(s, pg, rng):
         rows = c.sql("SELECT status, count(*) FROM runs GROUP BY status")
         s.check(rows == [("succeeded", str(TRIALS * SHORT_RUNS))],
                 "%d short trials: every run ended succeeded" % TRIALS, rows)
+        check_nodes(s, c, "%d short trials" % TRIALS)
         v = cairn_on(c, "verify")
         s.check(v.returncode == 0, "the short trials' journal verifies", v.stdout[-300:])
     finally:
