@@ -42,6 +42,19 @@ static int waiting(cairn_journal *j, const char *run_id, int64_t id, int64_t at,
     return rc;
 }
 
+/* Whether run_id has ended (its row's status): the holder takes no more
+ * commands for it, so one still waiting will not be carried out. */
+static int run_ended(cairn_journal *j, const char *run_id, bool *ended, cairn_err *err) {
+    static const char *const last[] = {"succeeded", "failed", "cancelled"};
+    cairn_run_row row = {0};
+    int rc = cairn_journal_get_run(j, run_id, &row, err);
+    *ended = false;
+    for (size_t i = 0; rc == 0 && i < sizeof last / sizeof last[0]; i++)
+        *ended |= row.status && strcmp(row.status, last[i]) == 0;
+    cairn_run_row_clear(&row);
+    return rc;
+}
+
 static const char *field(jv o, const char *key, jv *keep) {
     *keep = jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string(key)) : jv_null();
     return jv_get_kind(*keep) == JV_KIND_STRING ? jv_string_value(*keep) : "";
@@ -87,10 +100,17 @@ int srv_forward_command(cairn_journal *j, const char *run_id, const char *owner,
     int rc = cairn_journal_put_command(j, run_id, type, data, err);
     if (rc == 0) rc = find_mine(j, run_id, type, data, &id, &at, &still, err);
     if (rc || owner == NULL || !cairn_owner_alive(owner)) return rc;   /* for the next holder */
-    while (rc == 0 && still && cairn_now_ms() < deadline) {
+    bool ended = false;
+    while (rc == 0 && still && !ended && cairn_now_ms() < deadline) {
         pause_ms(CAIRN_SERVE_FORWARD_POLL_MS);
         rc = waiting(j, run_id, id, at, &still, err);
+        if (rc == 0 && still) rc = run_ended(j, run_id, &ended, err);
+        if (rc == 0 && ended)   /* ended by the batch that took it, read in between */
+            rc = waiting(j, run_id, id, at, &still, err);
     }
+    if (rc == 0 && still && ended)
+        rc = cairn_err_set(err, CAIRN_ESTATE, "run %s ended before the engine holding it took"
+                           " this %s", run_id, type);
     if (rc || still) return rc;
     *recorded = false;
     if (strcmp(type, "decide") != 0) return 0;

@@ -10,7 +10,8 @@
  * event answering it (engine/commands.c), or is dropped when it is moot (a
  * decision the holder refuses: decided meanwhile).  So: the row gone is the
  * command done and durable; a decision is then looked for among the run's
- * events, and its absence means the holder found it moot.  While the row
+ * events, and its absence means the holder found it moot.  A row still
+ * there once the run has ended will not be carried out.  While the row
  * stays (no engine holds the run now: it waits for the next to take it,
  * or the holder is stalled) the wait is bounded by wait_ms, and the
  * command is left recorded for whichever engine takes the run next.
@@ -35,7 +36,9 @@
  * it out.  *recorded is false once it was carried out (the answering event
  * durable), true when it is left waiting in the table.  `before` is the
  * run's last seq the caller read: a decision is looked for after it.
- * CAIRN_ESTATE: a decision the holder found moot (decided already). */
+ * CAIRN_ESTATE: a decision the holder found moot (decided already), or
+ * the run ended with the command still waiting (the holder takes none for
+ * an ended run). */
 int srv_forward_command(cairn_journal *j, const char *run_id, const char *owner, const char *type,
                         const char *data, int64_t before, int64_t wait_ms, bool *recorded,
                         cairn_err *err);

@@ -140,8 +140,21 @@ def other_than(c, node):
 
 # ---- across nodes ------------------------------------------------------------------------
 
+PAIR = """cairn: 1
+name: pair
+steps:
+  - id: ok
+    uses: approval
+    with: { prompt: "Go?", approvers: [alice, bob] }
+  - id: later
+    needs: [ok]
+    uses: approval
+    with: { prompt: "And then?" }
+"""
+
+
 def test_commands_any_node(s, pg, _rng):
-    c = Cluster(s, pg, "cmds", {"gate.yaml": GATE})
+    c = Cluster(s, pg, "cmds", {"gate.yaml": GATE, "pair.yaml": PAIR})
     try:
         a, b = c.start_node(), c.start_node()
         r1 = a.start_run("gate")
@@ -195,6 +208,22 @@ def test_commands_any_node(s, pg, _rng):
                 "cancel of an ended run on another node: 409", body)
         st, _, body = other.request("POST", "/v1/runs/zzzzzzzzzzzzzzzz/cancel")
         s.check(st == 404, "an unknown run: 404 on any node", body)
+
+        # two approvers decide at once through a node that does not hold the
+        # run: one decision is carried out, the other answered as moot
+        pairs = [holder.start_run("pair") for _ in range(6)]
+        who = {r: iter(["alice", "bob"]) for r in pairs}
+        answers = at_once([other], pairs, lambda node, r: node.request(
+            "POST", "/v1/runs/%s/steps/ok/approval" % r, {"decision": "approve", "by": next(who[r])}))
+        wrong = []
+        for r in pairs:
+            got = sorted(a[0] for k, a in answers if k == r)
+            evs = other.request("GET", "/v1/runs/%s/events" % r)[2]["events"]
+            dec = [e["data"]["by"] for e in evs if e["type"] == "approval_decided"]
+            if got != [200, 409] or len(dec) != 1:
+                wrong.append((r, got, dec))
+        s.check(not wrong, "two decisions at once on another node: one carried out (200), the"
+                " other moot (409), %d times" % len(pairs), wrong)
 
         r3 = holder.start_run("gate")
         holder.proc.send_signal(signal.SIGKILL)
