@@ -651,7 +651,8 @@ static int keyed_run(srv_backend *b, const char *key, const char *request,
         if (rc != CAIRN_EEXISTS) break;
         const char *sp = held ? strchr(held, ' ') : NULL;
         size_t n = sp ? (size_t)(sp - held) : 0;
-        if (n == 0 || n >= CAIRN_RUN_ID_MAX || strcmp(sp + 1, owner) == 0 || !cairn_owner_alive(sp + 1)) {
+        if (n == 0 || n >= CAIRN_RUN_ID_MAX || strcmp(sp + 1, owner) == 0 ||
+            !srv_backend_owner_alive(b, sp + 1)) {
             replace = held;                          /* not live: take it over */
             held = NULL;
             continue;

@@ -99,7 +99,7 @@ int srv_forward_command(cairn_journal *j, const char *run_id, const char *owner,
     *recorded = true;
     int rc = cairn_journal_put_command(j, run_id, type, data, err);
     if (rc == 0) rc = find_mine(j, run_id, type, data, &id, &at, &still, err);
-    if (rc || owner == NULL || !cairn_owner_alive(owner)) return rc;   /* for the next holder */
+    if (rc || owner == NULL || !cairn_journal_owner_alive(j, owner)) return rc;   /* for the next holder */
     bool ended = false;
     while (rc == 0 && still && !ended && cairn_now_ms() < deadline) {
         pause_ms(CAIRN_SERVE_FORWARD_POLL_MS);
