@@ -315,9 +315,10 @@ static int check_result(const cairn_exprset *set, const expr_prog *p, jv v, int6
 }
 
 /* What jq yielded: exactly one value, or nothing (null); first and second
- * are consumed. */
+ * are consumed.  A value is checked against the bounds when it may be
+ * larger than the document (sized). */
 static int one_result(const cairn_exprset *set, const expr_prog *p, jv first, jv second,
-                      int64_t start_us, jv *out, cairn_err *err) {
+                      bool sized, int64_t start_us, jv *out, cairn_err *err) {
     int rc = 0;
     if (!jv_is_valid(first)) {
         jv_free(second);
@@ -333,7 +334,7 @@ static int one_result(const cairn_exprset *set, const expr_prog *p, jv first, jv
                           "expression yielded more than one value");
     else if (jv_invalid_has_msg(jv_copy(second)))
         rc = eval_error(p, jv_copy(second), err);
-    else
+    else if (sized)
         rc = check_result(set, p, first, start_us, err);
     jv_free(second);
     if (rc == 0) *out = first;
@@ -360,7 +361,7 @@ static int eval_jq(cairn_exprset *set, const expr_prog *p, const expr_leaf *lf, 
         jv_free(second);
         rc = bound_error(set, p, why, err);
     } else {
-        rc = one_result(set, p, first, second, start_us, out, err);
+        rc = one_result(set, p, first, second, true, start_us, out, err);
     }
     if (rc) release_input(jq);   /* also frees what a halted evaluation held */
     return rc;
@@ -398,15 +399,14 @@ int cairn_exprset_eval_doc(cairn_exprset *set, int idx, cairn_doc *doc, jv *out,
     if (idx < 0 || idx >= set->count)
         return cairn_err_set(err, CAIRN_EINVAL, "no expression %d", idx);
     const expr_prog *p = &set->progs[idx];
-    if (set->leaves[p->leaf].native) {
-        jv v = cairn__exprnative_eval_doc(set->leaves[p->leaf].native, doc);
-        if (jv_is_valid(v)) {
-            *out = v;
-            return 0;
-        }
-        if (jv_invalid_has_msg(jv_copy(v))) return eval_error(p, v, err);
-        jv_free(v);                     /* deferred to jq */
-        int rc = compile_deferred(set, p, err);
+    const cairn_exprnative *native = set->leaves[p->leaf].native;
+    if (native) {
+        int64_t start_us = cairn__exprnative_builds(native) ? cairn_now_us() : 0;
+        jv first, second;
+        if (cairn__exprnative_run(native, doc->whole(doc), &first, &second))
+            return one_result(set, p, first, second, cairn__exprnative_builds(native), start_us,
+                              out, err);
+        int rc = compile_deferred(set, p, err);   /* deferred to jq */
         if (rc) return rc;
     }
     return eval_jq(set, p, &set->leaves[p->leaf], doc->whole(doc), out, err);

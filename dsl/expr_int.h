@@ -1,6 +1,6 @@
 /*
  * expr_int.h - private to the expression module (expr.c, expr_compile.c,
- * expr_lex.c, expr_native.c, tmpl.c).
+ * expr_lex.c, expr_native.c, expr_nateval.c, tmpl.c).
  *
  * Limits of the expression module:
  *   CAIRN_EXPR_MAX          programs in one set (one workflow)
@@ -75,13 +75,21 @@ struct cairn_exprset {
 };
 
 /* Parse text (len bytes) when it lies in the subset of jq that expr_native.c
- * evaluates (plain paths, literals, arithmetic, comparisons, and, or, //):
+ * parses and expr_nateval.c evaluates (paths, literals, operators, pipes,
+ * arrays, objects, strings with interpolations, if, and common builtins):
  * a text accepted is valid jq 1.6.  Returns NULL for any other text. */
 cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len);
 
-/* Evaluate e over doc (borrowed) with jq 1.6's meaning.  Returns the value;
- * jv_invalid_with_msg(jq's message) for a jq error; or jv_invalid() without
- * a message when jq must evaluate the text (operand kinds left to jq). */
+/* Evaluate e over doc (borrowed) with jq 1.6's meaning, as two calls of
+ * jq_next would: *first and *second each receive a value, an error
+ * (jv_invalid_with_msg, jq's message) or jv_invalid() when there is no such
+ * value (*second is jv_invalid() when *first is not a value).  Returns false,
+ * with both jv_invalid(), when jq must evaluate the text (operand kinds or
+ * sizes left to jq, see expr_nateval.c). */
+bool cairn__exprnative_run(const cairn_exprnative *e, jv doc, jv *first, jv *second);
+
+/* jq's first value of e over doc (borrowed), its error, or null when it
+ * yields none; jv_invalid() without a message when jq must evaluate it. */
 jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc);
 /* A plain jv (borrowed) as a cairn_doc: whole gives it, path declines. */
 typedef struct cairn__jvdoc {
@@ -90,8 +98,9 @@ typedef struct cairn__jvdoc {
 } cairn__jvdoc;
 cairn_doc *cairn__jvdoc_init(cairn__jvdoc *jd, jv v);
 
-/* As cairn__exprnative_eval, over doc: a path goes through doc->path first. */
-jv cairn__exprnative_eval_doc(const cairn_exprnative *e, cairn_doc *doc);
+/* Whether e makes arrays or objects, so that its result may be larger than
+ * the document it reads (expr.c checks it against the bounds then). */
+bool cairn__exprnative_builds(const cairn_exprnative *e);
 
 /* Whether evaluating e may read doc's field key: true when some path of e
  * starts there, or is `.` (the whole document), or starts with an index. */

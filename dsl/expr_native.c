@@ -1,65 +1,64 @@
 /*
- * expr_native.c - a small, common subset of jq, parsed and evaluated
- * without jq.
+ * expr_native.c - a common subset of jq, parsed without jq (evaluated by
+ * expr_nateval.c).
  *
- * jq_compile costs about 20 ms plus microseconds per bytecode instruction
- * (see expr.c), while most runbook expressions are plain paths or one
- * operator over them (`.steps.s1.output.n + 1`, `.a == "x" and .b`).  Such
- * a text is parsed here into a small tree at load; it needs no jq_compile,
- * and walking the tree is faster than starting the jq interpreter.  The
- * meaning is jq 1.6's as built into the libjq Cairn links with, and
- * tests/unit/test_expr.c checks it against that libjq expression by
- * expression, so a drift fails the tests.
+ * jq_compile costs about 20 ms plus ~0.75 M instructions per program (see
+ * expr.c), while most runbook expressions are paths, one operator over them,
+ * or a short pipeline of common builtins (`.steps.s1.output.n | . + 1`,
+ * `.x | split(",") | map(select(length > 0))`).  Such a text is parsed here
+ * into a small tree at load; it needs no jq_compile.  The meaning is jq
+ * 1.6's as built into the libjq Cairn links with: tests/unit/test_expr.c and
+ * tests/unit/test_expr_diff.c check it against that libjq over generated
+ * texts and documents, and tests/fuzz/fuzz_expr.c does the same.
  *
  * The subset, by jq 1.6's grammar (src/parser.y), loosest binding first:
  *
- *     exp      := exp "//" exp              right associative
- *               | exp "or" exp | exp "and" exp                      left
- *               | exp cmp exp               cmp: == != < <= > >=, non-associative
- *               | exp ("+" | "-") exp | exp ("*" | "/" | "%") exp    left
- *               | "(" exp ")" | path | number | string | true | false | null
+ *     exp      := exp "|" exp                 right associative
+ *               | exp "," exp                 left
+ *               | exp "//" exp                right
+ *               | exp "or" exp | exp "and" exp                       left
+ *               | exp cmp exp                 cmp: == != < <= > >=, non-associative
+ *               | exp ("+" | "-") exp | exp ("*" | "/" | "%") exp     left
+ *               | "-" exp                     binds * / % into its operand
+ *               | "if" exp "then" exp ("elif" exp "then" exp)* "else" exp "end"
+ *               | term
+ *     term     := primary postfix*
+ *     primary  := path | number | string | true | false | null
+ *               | "(" exp ")" | "[" exp "]" | "[" "]" | "{" pairs "}"
+ *               | builtin | builtin "(" exp ")"      (the table in expr_nateval.c)
+ *     postfix  := "." ident ("." ident | "[" ... "]")*  |  "[" exp "]"  |  "[" "]"
+ *                 without a blank before it
+ *     pairs    := (pair ("," pair)*)?
+ *     pair     := ident (":" objval)? | string ":" objval | "(" exp ")" ":" objval
+ *     objval   := term ("|" objval)?
  *     path     := "." | ("." ident | "." "[" index "]" | "[" index "]")+
  *                 without blanks inside; ident [A-Za-z_][A-Za-z0-9_]*;
  *                 index: up to 9 digits, or a string without backslashes
  *     number   := jq's literal ([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?
- *     string   := "..." without interpolation; escapes converted as jq's lexer
- *                 does (each run of escapes through jq's JSON parser)
+ *     string   := "..." with escapes converted as jq's lexer does (each run of
+ *                 escapes through jq's JSON parser) and \( exp ) interpolations
  *
  * Tokens are cut as jq's lexer cuts them (longest match: `.a-1` is `.a - 1`,
  * `1and 2` is `1 and 2`, `//=` is not `//`); blanks are space, tab and
  * newline only (jq 1.6 refuses a carriage return).  Anything else (a comment,
- * a pipe, a unary minus, a function, a variable, `.a.[0]`, `.a [0]`, `1 < 2 <
+ * a variable, `as`, reduce, def, try, `?`, `..`, a slice, a format, a
+ * function outside the table or with another number of arguments, an object
+ * key that is a constant but not a string, `.a.[0]`, `.a [0]`, `1 < 2 <
  * 3`...) is declined: cairn__exprnative_parse returns NULL and the text is
  * compiled by jq as before, with jq's own diagnostics.  Every text accepted
- * here is valid jq 1.6.
+ * here is valid jq 1.6, and means the same.
  *
- * What jq does, and this file does the same:
- *   - Constants are folded at parse time as jq's parser folds them (both
- *     operands constant: `null + x` is x, number op number for + - * /).  A
- *     fold that gives a non-finite number is declined: jq refuses it ("Division
- *     by zero?") or keeps a NaN, and either is jq's business.
- *   - A binary operator evaluates its right operand first: when both fail,
- *     jq reports the right one's error.
- *   - `and` and `or` give booleans and skip the right operand when the left
- *     decides; `a // b` is a when a is neither false nor null, else b.  An
- *     error in a is not swallowed: libjq 1.6 reports it (checked).
- *   - + - * / % over kinds jq defines natively; comparisons through jv_equal
- *     and jv_cmp, as jq's builtins do; jq's own messages for the rest.
- *   - Operand kinds whose result is more than a line of jq's C (array minus
- *     array, string times number, object times object, string divided by
- *     string, % of huge or non-finite numbers) are deferred: evaluation
- *     returns jv_invalid() without a message, and the caller has jq evaluate
- *     the whole text (expr.c compiles it then, once).
+ * Constants are folded at parse time as jq's parser folds them (both
+ * operands constant: `null + x` is x, number op number for + - * /); a fold
+ * that gives a non-finite number is declined: jq refuses it ("Division by
+ * zero?") or keeps a NaN, and either is jq's business.  Adjacent pieces of
+ * one string are joined, which no evaluation can tell apart.
  *
  * Limits: CAIRN_EXPR_NATIVE_NODES nodes and CAIRN_EXPR_NATIVE_DEPTH nested
  * levels per text, so that parsing and evaluating recurse boundedly; a larger
- * text is declined.  Evaluation visits each node once, so its time is
- * bounded by the text and the document; what could grow memory is `+` of
- * strings, arrays or objects (127 of them over one large output), so a
- * concatenation larger than CAIRN_EXPR_NATIVE_CONCAT_MAX (bytes, 16 a
- * value) is deferred to jq, which evaluates it under the set's bounds.
+ * text is declined.
  */
-#include "dsl/expr_int.h"
+#include "dsl/expr_native_int.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -71,27 +70,6 @@
 
 #define CAIRN_EXPR_NATIVE_NODES 256
 #define CAIRN_EXPR_NATIVE_DEPTH 64
-#define CAIRN_EXPR_NATIVE_CONCAT_MAX (1 << 20)
-
-/* ---- the tree ------------------------------------------------------------ */
-
-typedef enum {
-    N_CONST, N_PATH,                     /* leaves: the value; the array of keys */
-    N_ALT, N_OR, N_AND,
-    N_EQ, N_NE, N_LT, N_LE, N_GT, N_GE,
-    N_ADD, N_SUB, N_MUL, N_DIV, N_MOD
-} nat_op;
-
-typedef struct nat_node {
-    nat_op op;
-    jv v;                                /* N_CONST, N_PATH; else invalid */
-    int a, b;                            /* operands (node indices) */
-} nat_node;
-
-struct cairn_exprnative {
-    nat_node *nodes;
-    int n, cap, root;
-};
 
 void cairn__exprnative_free(cairn_exprnative *e) {
     if (e == NULL) return;
@@ -102,12 +80,18 @@ void cairn__exprnative_free(cairn_exprnative *e) {
 
 /* ---- tokens, cut as jq 1.6's lexer cuts them ------------------------------ */
 
-typedef enum { T_END, T_BAD, T_OP, T_OPEN, T_CLOSE, T_CONST, T_PATH } tok_kind;
+typedef enum {
+    T_END, T_BAD, T_OP, T_OPEN, T_CLOSE, T_LBRACK, T_RBRACK, T_LBRACE, T_RBRACE, T_COLON,
+    T_CONST, T_PATH, T_STR, T_WORD
+} tok_kind;
 
 typedef struct parser {
     const char *s;
     size_t n, i;                         /* text, its length, the next byte */
     tok_kind tok;                        /* the current token */
+    size_t start;                        /* where it starts (T_WORD, T_STR) */
+    bool blank;                          /* blanks came before it */
+    bool field;                          /* T_PATH: it starts with ".ident" */
     nat_op op;                           /* its operator (T_OP) */
     jv v;                                /* its value (T_CONST, T_PATH), owned */
     cairn_exprnative *e;
@@ -191,28 +175,6 @@ static jv string_piece(const char *s, size_t i, size_t n, size_t *end) {
     return v;
 }
 
-/* A string literal at s[i] == '"'.  jq concatenates its pieces at parse
- * time (a constant fold of "" + piece + ...), so this does too. */
-static tok_kind lex_string(parser *p) {
-    size_t i = p->i + 1;
-    jv str = jv_string("");
-    while (i < p->n && p->s[i] != '"') {
-        jv piece = string_piece(p->s, i, p->n, &i);
-        if (!jv_is_valid(piece)) {
-            jv_free(str);
-            return T_BAD;
-        }
-        str = jv_string_concat(str, piece);
-    }
-    if (i >= p->n) {
-        jv_free(str);
-        return T_BAD;
-    }
-    p->i = i + 1;
-    p->v = str;
-    return T_CONST;
-}
-
 /* One "[...]" index of a path at s[i] == '['; appends it to *path and
  * returns the offset after ']', or 0 when it is not a plain index. */
 static size_t path_index(const char *s, size_t i, size_t n, jv *path) {
@@ -245,18 +207,23 @@ static bool dot_exponent(const char *s, size_t i, size_t n) {
 }
 
 /* The path at s[i] == '.' (not a number).  A '.' inside a path must start
- * a field: `.a.[0]` is a syntax error in jq 1.6 and `.a..b` another token. */
+ * a field: `.a.[0]` is a syntax error in jq 1.6 and `.a..b` another token.
+ * An index other than a plain one ends the path there: the parser reads it
+ * as a postfix. */
 static tok_kind lex_path(parser *p) {
     const char *s = p->s;
     size_t i = p->i, n = p->n;
     jv path = jv_array();
     bool first = true;
+    p->field = i + 1 < n && is_ident_start(s[i + 1]);
     for (;;) {
         if (i < n && s[i] == '[') {
-            i = path_index(s, i, n, &path);
-            if (i == 0) break;
+            size_t j = path_index(s, i, n, &path);
+            if (j == 0) break;
+            i = j;
         } else if (i + 1 < n && s[i] == '.' && dot_exponent(s, i, n)) {
-            break;
+            jv_free(path);
+            return T_BAD;
         } else if (i + 1 < n && s[i] == '.' && is_ident_start(s[i + 1])) {
             size_t start = ++i;
             while (i < n && is_ident(s[i])) i++;
@@ -264,20 +231,21 @@ static tok_kind lex_path(parser *p) {
         } else if (first && s[i] == '.' && (i + 1 == n || (s[i + 1] != '.' && s[i + 1] != '"'))) {
             i++;                         /* "." itself; an index may follow */
         } else if (i < n && s[i] == '.') {
-            break;
+            jv_free(path);
+            return T_BAD;
         } else {
-            p->i = i;
-            p->v = path;
-            return T_PATH;
+            break;
         }
         first = false;
     }
-    jv_free(path);
-    return T_BAD;
+    p->i = i;
+    p->v = path;
+    return T_PATH;
 }
 
-/* A word: the keywords and constants of the subset; any other name (a
- * function, another keyword, a module path a::b) is declined. */
+/* A word: the constants and operators among jq's words are tokens of their
+ * own; any other name (a builtin, a keyword) is a T_WORD for the parser; a
+ * module path a::b is declined. */
 static tok_kind lex_word(parser *p) {
     size_t start = p->i, i = start;
     while (i < p->n && is_ident(p->s[i])) i++;
@@ -292,13 +260,13 @@ static tok_kind lex_word(parser *p) {
     else if (WORD_IS("true")) p->v = jv_true();
     else if (WORD_IS("false")) p->v = jv_false();
     else if (WORD_IS("null")) p->v = jv_null();
-    else t = T_BAD;
+    else t = T_WORD;
 #undef WORD_IS
     return t;
 }
 
-/* Punctuation.  An operator followed by '=' is an update (`+=`, `//=`),
- * a lone '=' an assignment, a lone '!' nothing: all declined. */
+/* Punctuation.  An operator followed by '=' is an update (`+=`, `//=`,
+ * `|=`), a lone '=' an assignment, a lone '!' nothing: all declined. */
 static tok_kind lex_punct(parser *p) {
     const char *s = p->s + p->i;
     size_t left = p->n - p->i;
@@ -308,6 +276,13 @@ static tok_kind lex_punct(parser *p) {
     switch (c) {
     case '(': t = T_OPEN; break;
     case ')': t = T_CLOSE; break;
+    case '[': t = T_LBRACK; break;
+    case ']': t = T_RBRACK; break;
+    case '{': t = T_LBRACE; break;
+    case '}': t = T_RBRACE; break;
+    case ':': t = T_COLON; break;
+    case ',': p->op = N_COMMA; break;
+    case '|': p->op = N_PIPE; t = c1 == '=' ? T_BAD : T_OP; break;
     case '+': p->op = N_ADD; t = c1 == '=' ? T_BAD : T_OP; break;
     case '-': p->op = N_SUB; t = c1 == '=' ? T_BAD : T_OP; break;
     case '*': p->op = N_MUL; t = c1 == '=' ? T_BAD : T_OP; break;
@@ -328,11 +303,15 @@ static tok_kind lex_punct(parser *p) {
 }
 
 /* Move to the next token, dropping the current one's value unless a node
- * took it. */
+ * took it.  A string is left for the parser to read (its interpolations are
+ * expressions): the token is T_STR with p->i at its quote. */
 static void next(parser *p) {
     jv_free(p->v);
     p->v = jv_invalid();
+    size_t from = p->i;
     while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n')) p->i++;
+    p->blank = p->i > from;
+    p->start = p->i;
     if (p->i == p->n) {
         p->tok = T_END;
         return;
@@ -341,18 +320,36 @@ static void next(parser *p) {
     size_t num = scan_number(p->s, p->i, p->n);
     if (num > p->i) p->tok = lex_number(p, num);
     else if (c == '.') p->tok = lex_path(p);
-    else if (c == '"') p->tok = lex_string(p);
+    else if (c == '"') p->tok = T_STR;
     else if (is_ident_start(c)) p->tok = lex_word(p);
     else p->tok = lex_punct(p);
+}
+
+/* Whether the current token is the word w. */
+static bool word_is(const parser *p, const char *w) {
+    size_t len = strlen(w);
+    return p->tok == T_WORD && p->i - p->start == len && memcmp(p->s + p->start, w, len) == 0;
+}
+
+/* Whether the current word is one of jq's keywords (declined as a key). */
+static bool is_keyword(const parser *p) {
+    static const char *const words[] = {"def", "if", "then", "elif", "else", "end", "as",
+                                        "reduce", "foreach", "try", "catch", "label",
+                                        "import", "include", "__loc__"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (word_is(p, words[i])) return true;
+    return false;
 }
 
 /* ---- parsing, with jq's precedence and constant folding ------------------- */
 
 /* jq 1.6's precedence levels, loosest first. */
-enum { L_ALT, L_OR, L_AND, L_CMP, L_ADD, L_MUL };
+enum { L_PIPE, L_COMMA, L_ALT, L_OR, L_AND, L_CMP, L_ADD, L_MUL };
 
 static int level_of(nat_op op) {
     switch (op) {
+    case N_PIPE: return L_PIPE;
+    case N_COMMA: return L_COMMA;
     case N_ALT: return L_ALT;
     case N_OR: return L_OR;
     case N_AND: return L_AND;
@@ -373,11 +370,12 @@ static int add_node(parser *p, nat_op op, jv v, int a, int b) {
         e->cap = e->cap ? e->cap * 2 : 4;
         e->nodes = cairn_realloc(e->nodes, (size_t)e->cap * sizeof *e->nodes);
     }
-    e->nodes[e->n] = (nat_node){.op = op, .v = v, .a = a, .b = b};
+    e->nodes[e->n] = (nat_node){.op = op, .v = v, .a = a, .b = b, .c = -1, .fn = -1};
+    if (op == N_ARRAY || op == N_OBJECT) e->builds = true;
     return e->n++;
 }
 
-/* x op y for + - * /, in doubles as jq computes them (folded or not). */
+/* x op y for + - * /, in doubles as jq computes them. */
 static double arith(nat_op op, double x, double y) {
     return op == N_ADD ? x + y : op == N_SUB ? x - y : op == N_MUL ? x * y : x / y;
 }
@@ -388,13 +386,19 @@ static jv_kind const_kind(const parser *p, int k) {
 }
 
 /* a op b, folded where jq's parser folds it (constant_fold in parser.y):
- * both operands constant, and `+` with a null, or + - * / of two numbers.
- * Returns the node, or -1 to decline. */
+ * both operands constant, and `+` with a null, or + - * / of two numbers;
+ * and two constant strings joined (pieces of one string literal).  Returns
+ * the node, or -1 to decline. */
 static int binop(parser *p, nat_op op, int a, int b) {
+    if (a < 0 || b < 0) return -1;
     jv_kind ka = const_kind(p, a), kb = const_kind(p, b);
     bool consts = ka != JV_KIND_INVALID && kb != JV_KIND_INVALID;
     if (consts && op == N_ADD && ka == JV_KIND_NULL) return b;
     if (consts && op == N_ADD && kb == JV_KIND_NULL) return a;
+    if (consts && op == N_ADD && ka == JV_KIND_STRING && kb == JV_KIND_STRING)
+        return add_node(p, N_CONST,
+                        jv_string_concat(jv_copy(p->e->nodes[a].v), jv_copy(p->e->nodes[b].v)),
+                        -1, -1);
     bool folds = op == N_ADD || op == N_SUB || op == N_MUL || op == N_DIV;
     if (!consts || !folds || ka != JV_KIND_NUMBER || kb != JV_KIND_NUMBER)
         return add_node(p, op, jv_invalid(), a, b);
@@ -403,34 +407,236 @@ static int binop(parser *p, nat_op op, int a, int b) {
 }
 
 static int parse_exp(parser *p, int min_level);
+static int parse_term(parser *p);
+
+/* Expect token t and move past it; false (decline) otherwise. */
+static bool expect(parser *p, tok_kind t) {
+    if (p->tok != t) return false;
+    next(p);
+    return true;
+}
+
+/* A string literal at p->i == '"' (the current token T_STR), as jq builds
+ * it: "" + piece + (interpolation | tostring) + ..., left to right. */
+static int parse_string(parser *p) {
+    const char *s = p->s;
+    size_t i = p->i + 1, n = p->n;
+    int k = add_node(p, N_CONST, jv_string(""), -1, -1);
+    while (k >= 0 && i < n && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < n && s[i + 1] == '(') {
+            p->i = i + 2;
+            next(p);
+            int x = parse_exp(p, L_PIPE);
+            if (x < 0 || p->tok != T_CLOSE) return -1;
+            int str = add_node(p, N_CALL, jv_invalid(), -1, -1);
+            if (str < 0) return -1;
+            p->e->nodes[str].fn = cairn__natfn_find("tostring", 8, 0);
+            k = binop(p, N_ADD, k, add_node(p, N_PIPE, jv_invalid(), x, str));
+            i = p->i;                    /* just past the ')' */
+            continue;
+        }
+        jv piece = string_piece(s, i, n, &i);
+        if (!jv_is_valid(piece)) return -1;
+        k = binop(p, N_ADD, k, add_node(p, N_CONST, piece, -1, -1));
+    }
+    if (k < 0 || i >= n) return -1;
+    p->i = i + 1;
+    next(p);
+    return k;
+}
+
+/* An object's value: a term, or terms joined by `|` (ExpD in parser.y). */
+static int parse_objval(parser *p) {
+    int k = parse_term(p);
+    if (k < 0 || p->tok != T_OP || p->op != N_PIPE) return k;
+    next(p);
+    return add_node(p, N_PIPE, jv_invalid(), k, parse_objval(p));
+}
+
+/* One key of an object.  A constant key that is not a string is a
+ * compile error in jq (check_object_key in parser.y), and jq builds `[]`,
+ * `[1, 2]`, `{}` and `{a: 1}` as constants: such keys are declined. */
+static int parse_key(parser *p) {
+    if (p->tok == T_STR) return parse_string(p);
+    if (p->tok != T_OPEN) return -1;
+    next(p);
+    int k = parse_exp(p, L_PIPE);
+    if (k < 0 || !expect(p, T_CLOSE)) return -1;
+    nat_op op = p->e->nodes[k].op;
+    if (op == N_ARRAY || op == N_OBJECT) return -1;
+    jv_kind kind = const_kind(p, k);
+    return kind == JV_KIND_INVALID || kind == JV_KIND_STRING ? k : -1;
+}
+
+/* ident, ident ":" objval, key ":" objval. */
+static int parse_pair(parser *p) {
+    int key, val;
+    if (p->tok == T_WORD && !is_keyword(p)) {
+        jv name = jv_string_sized(p->s + p->start, (int)(p->i - p->start));
+        next(p);
+        if (p->tok != T_COLON) {         /* {a}: {a: .a} */
+            key = add_node(p, N_CONST, jv_copy(name), -1, -1);
+            val = add_node(p, N_PATH, JV_ARRAY(name), -1, -1);
+            return add_node(p, N_PAIR, jv_invalid(), key, val);
+        }
+        key = add_node(p, N_CONST, name, -1, -1);
+    } else {
+        key = parse_key(p);
+        if (key < 0 || p->tok != T_COLON) return -1;
+    }
+    next(p);
+    val = parse_objval(p);
+    return key < 0 || val < 0 ? -1 : add_node(p, N_PAIR, jv_invalid(), key, val);
+}
+
+/* "{" pairs "}", the '{' current. */
+static int parse_object(parser *p) {
+    next(p);
+    int obj = add_node(p, N_OBJECT, jv_invalid(), -1, -1), last = -1;
+    while (obj >= 0 && p->tok != T_RBRACE) {
+        if (last >= 0 && !(p->tok == T_OP && p->op == N_COMMA)) return -1;
+        if (last >= 0) next(p);
+        int pair = parse_pair(p);
+        if (pair < 0) return -1;
+        if (last < 0) p->e->nodes[obj].a = pair;
+        else p->e->nodes[last].c = pair;
+        last = pair;
+    }
+    if (obj >= 0) next(p);
+    return obj;
+}
+
+/* A builtin's name, its argument if it takes one. */
+static int parse_call(parser *p) {
+    const char *name = p->s + p->start;
+    size_t len = p->i - p->start;
+    bool args = p->i < p->n && p->s[p->i] == '(';
+    int fn = cairn__natfn_find(name, len, args ? 1 : 0), a = -1;
+    if (fn < 0) return -1;
+    next(p);
+    if (args) {
+        next(p);
+        a = parse_exp(p, L_PIPE);
+        if (a < 0 || !expect(p, T_CLOSE)) return -1;
+    }
+    int k = add_node(p, N_CALL, jv_invalid(), a, -1);
+    if (k >= 0) p->e->nodes[k].fn = fn;
+    if (k >= 0 && cairn__natfn_builds(fn)) p->e->builds = true;
+    return k;
+}
 
 static int parse_primary(parser *p) {
     int k = -1;
-    if (p->tok == T_CONST || p->tok == T_PATH) {
+    switch (p->tok) {
+    case T_CONST:
+    case T_PATH:
         k = add_node(p, p->tok == T_CONST ? N_CONST : N_PATH, p->v, -1, -1);
         p->v = jv_invalid();
         next(p);
-    } else if (p->tok == T_OPEN) {
+        return k;
+    case T_STR: return parse_string(p);
+    case T_OPEN:
         next(p);
-        k = parse_exp(p, L_ALT);
-        if (k >= 0 && p->tok != T_CLOSE) k = -1;
-        if (k >= 0) next(p);
+        k = parse_exp(p, L_PIPE);
+        return k >= 0 && expect(p, T_CLOSE) ? k : -1;
+    case T_LBRACK:
+        next(p);
+        if (p->tok != T_RBRACK && (k = parse_exp(p, L_PIPE)) < 0) return -1;
+        if (!expect(p, T_RBRACK)) return -1;
+        return add_node(p, N_ARRAY, jv_invalid(), k, -1);
+    case T_LBRACE: return parse_object(p);
+    case T_WORD: return parse_call(p);
+    default: return -1;
+    }
+}
+
+/* Whether node k is `.` itself: a postfix on it indexes the input. */
+static bool is_dot(const parser *p, int k) {
+    const nat_node *x = &p->e->nodes[k];
+    return x->op == N_PATH && x->a < 0 && jv_array_length(jv_copy(x->v)) == 0;
+}
+
+/* A primary and its postfixes: .field chains, [exp], [].  jq allows a
+ * blank before them; declining it keeps `.a [0]` apart from `.a, [0]`-like
+ * misreadings at no cost. */
+static int parse_term(parser *p) {
+    bool number = p->tok == T_CONST && jv_get_kind(p->v) == JV_KIND_NUMBER;
+    int k = parse_primary(p);
+    while (k >= 0 && !p->blank) {
+        int base = is_dot(p, k) ? -1 : k;
+        if (p->tok == T_PATH && p->field && !number) {   /* jq 1.6 refuses `1.5.a` */
+            k = add_node(p, N_PATH, p->v, base, -1);
+            p->v = jv_invalid();
+            next(p);
+        } else if (p->tok == T_LBRACK) {
+            next(p);
+            if (p->tok == T_RBRACK) {
+                next(p);
+                k = add_node(p, N_EACH, jv_invalid(), base, -1);
+                number = false;
+                continue;
+            }
+            int key = parse_exp(p, L_PIPE);
+            if (key < 0 || !expect(p, T_RBRACK)) return -1;
+            k = add_node(p, N_INDEX, jv_invalid(), base, key);
+            number = false;
+        } else {
+            break;
+        }
     }
     return k;
 }
 
-/* Operators of level min_level and tighter, by precedence climbing: `//` is
- * right associative, comparisons do not associate (`1 < 2 < 3` is a jq
- * syntax error), the rest associate to the left. */
+/* "if" exp "then" exp ("elif" ... | "else" exp) "end", the "if" or "elif"
+ * current.  jq 1.6 has no if without else. */
+static int parse_if(parser *p) {
+    if (++p->depth > CAIRN_EXPR_NATIVE_DEPTH) return -1;
+    next(p);
+    int cond = parse_exp(p, L_PIPE);
+    if (cond < 0 || !word_is(p, "then")) return -1;
+    next(p);
+    int then = parse_exp(p, L_PIPE), other = -1;
+    if (then < 0) return -1;
+    if (word_is(p, "elif")) {
+        other = parse_if(p);
+    } else if (word_is(p, "else")) {
+        next(p);
+        other = parse_exp(p, L_PIPE);
+        if (other < 0 || !word_is(p, "end")) return -1;
+        next(p);
+    }
+    if (other < 0) return -1;
+    p->depth--;
+    int k = add_node(p, N_IF, jv_invalid(), cond, then);
+    if (k >= 0) p->e->nodes[k].c = other;
+    return k;
+}
+
+/* An operand: a term, an if, or a unary minus, which in jq 1.6 takes the
+ * precedence of the binary one: `-a * b` is -(a * b), `-a + b` (-a) + b. */
+static int parse_operand(parser *p) {
+    if (word_is(p, "if")) return parse_if(p);
+    if (p->tok == T_OP && p->op == N_SUB) {
+        next(p);
+        int a = parse_exp(p, L_MUL);
+        return a < 0 ? -1 : add_node(p, N_NEG, jv_invalid(), a, -1);
+    }
+    return parse_term(p);
+}
+
+/* Operators of level min_level and tighter, by precedence climbing: `|`
+ * and `//` are right associative, comparisons do not associate (`1 < 2 <
+ * 3` is a jq syntax error), the rest associate to the left. */
 static int parse_exp(parser *p, int min_level) {
     if (++p->depth > CAIRN_EXPR_NATIVE_DEPTH) return -1;
-    int lhs = parse_primary(p), last = -1;
+    int lhs = parse_operand(p), last = -1;
     while (lhs >= 0 && p->tok == T_OP && level_of(p->op) >= min_level) {
         nat_op op = p->op;
         int level = level_of(op);
         if (level == L_CMP && last == L_CMP) return -1;    /* -1 ends the whole parse */
         next(p);
-        int rhs = parse_exp(p, op == N_ALT ? level : level + 1);
+        bool right = op == N_ALT || op == N_PIPE;
+        int rhs = parse_exp(p, right ? level : level + 1);
         lhs = rhs < 0 ? -1 : binop(p, op, lhs, rhs);
         last = level;
     }
@@ -441,7 +647,7 @@ static int parse_exp(parser *p, int min_level) {
 cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len) {
     parser p = {.s = text, .n = len, .v = jv_invalid(), .e = cairn_calloc(1, sizeof *p.e)};
     next(&p);
-    p.e->root = parse_exp(&p, L_ALT);
+    p.e->root = parse_exp(&p, L_PIPE);
     bool ok = p.e->root >= 0 && p.tok == T_END;
     jv_free(p.v);
     if (ok) return p.e;
@@ -449,181 +655,7 @@ cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len) {
     return NULL;
 }
 
-/* ---- evaluation ------------------------------------------------------------ */
-
-/* Deferred to jq: invalid without a message. */
-static jv defer(jv a, jv b) {
-    jv_free(a);
-    jv_free(b);
-    return jv_invalid();
-}
-
-/* jq's message for operands an operator does not take (type_error2 in jq's
- * builtin.c: each value as jv_dump_string_trunc shows it in 15 bytes). */
-static jv type_error2(jv a, jv b, const char *what) {
-    char ta[15], tb[15];
-    jv msg = jv_string_fmt("%s (%s) and %s (%s) %s", jv_kind_name(jv_get_kind(a)),
-                           jv_dump_string_trunc(jv_copy(a), ta, sizeof ta),
-                           jv_kind_name(jv_get_kind(b)),
-                           jv_dump_string_trunc(jv_copy(b), tb, sizeof tb), what);
-    jv_free(a);
-    jv_free(b);
-    return jv_invalid_with_msg(msg);
-}
-
-static bool both(jv a, jv b, jv_kind k) { return jv_get_kind(a) == k && jv_get_kind(b) == k; }
-
-static jv number_op(nat_op op, jv a, jv b) {
-    double x = jv_number_value(a), y = jv_number_value(b);
-    jv_free(a);
-    jv_free(b);
-    return jv_number(arith(op, x, y));
-}
-
-/* Whether a + b (both strings, arrays or objects) makes more than
- * CAIRN_EXPR_NATIVE_CONCAT_MAX bytes, counting 16 a value. */
-static bool concat_too_big(jv a, jv b) {
-    jv_kind k = jv_get_kind(a);
-    int64_t n = k == JV_KIND_STRING
-                    ? (int64_t)jv_string_length_bytes(jv_copy(a)) + jv_string_length_bytes(jv_copy(b))
-                : k == JV_KIND_ARRAY
-                    ? 16 * ((int64_t)jv_array_length(jv_copy(a)) + jv_array_length(jv_copy(b)))
-                    : 16 * ((int64_t)jv_object_length(jv_copy(a)) + jv_object_length(jv_copy(b)));
-    return n > CAIRN_EXPR_NATIVE_CONCAT_MAX;
-}
-
-/* f_plus: null is the identity; numbers add; strings, arrays and objects
- * concatenate or merge (a large result is left to jq, see Limits). */
-static jv plus(jv a, jv b) {
-    if (jv_get_kind(a) == JV_KIND_NULL) {
-        jv_free(a);
-        return b;
-    }
-    if (jv_get_kind(b) == JV_KIND_NULL) {
-        jv_free(b);
-        return a;
-    }
-    if (both(a, b, JV_KIND_NUMBER)) return number_op(N_ADD, a, b);
-    if ((both(a, b, JV_KIND_STRING) || both(a, b, JV_KIND_ARRAY) || both(a, b, JV_KIND_OBJECT)) &&
-        concat_too_big(a, b))
-        return defer(a, b);
-    if (both(a, b, JV_KIND_STRING)) return jv_string_concat(a, b);
-    if (both(a, b, JV_KIND_ARRAY)) return jv_array_concat(a, b);
-    if (both(a, b, JV_KIND_OBJECT)) return jv_object_merge(a, b);
-    return type_error2(a, b, "cannot be added");
-}
-
-/* f_minus, f_multiply, f_divide: numbers here; the other kinds they take
- * (array - array, string * number, object * object, string / string) go to
- * jq; the rest is jq's error. */
-static jv minus_times_divide(nat_op op, jv a, jv b) {
-    jv_kind ka = jv_get_kind(a), kb = jv_get_kind(b);
-    if (ka == JV_KIND_NUMBER && kb == JV_KIND_NUMBER) {
-        if (op == N_DIV && jv_number_value(b) == 0.0)
-            return type_error2(a, b, "cannot be divided because the divisor is zero");
-        return number_op(op, a, b);
-    }
-    if (op == N_SUB && ka == JV_KIND_ARRAY && kb == JV_KIND_ARRAY) return defer(a, b);
-    if (op == N_MUL && ((ka == JV_KIND_STRING && kb == JV_KIND_NUMBER) ||
-                        (ka == JV_KIND_NUMBER && kb == JV_KIND_STRING) ||
-                        (ka == JV_KIND_OBJECT && kb == JV_KIND_OBJECT)))
-        return defer(a, b);
-    if (op == N_DIV && ka == JV_KIND_STRING && kb == JV_KIND_STRING) return defer(a, b);
-    return type_error2(a, b, op == N_SUB ? "cannot be subtracted"
-                             : op == N_MUL ? "cannot be multiplied" : "cannot be divided");
-}
-
-/* f_mod: the operands truncated to intmax_t.  Only numbers whose truncation
- * C defines and whose remainder cannot overflow are done here; the messages
- * are those of the libjq Cairn links with (Debian's, with "(remainder)"). */
-static jv modulo(jv a, jv b) {
-    if (!both(a, b, JV_KIND_NUMBER)) return type_error2(a, b, "cannot be divided (remainder)");
-    double x = jv_number_value(a), y = jv_number_value(b);
-    const double limit = 9007199254740992.0;            /* 2^53 */
-    if (!(fabs(x) <= limit && fabs(y) <= limit)) return defer(a, b);
-    intmax_t ix = (intmax_t)x, iy = (intmax_t)y;
-    if (iy == 0)
-        return type_error2(a, b, "cannot be divided (remainder) because the divisor is zero");
-    jv_free(a);
-    jv_free(b);
-    return jv_number((double)(ix % iy));
-}
-
-/* Operator op over a and b (both consumed), as jq's builtin for it. */
-static jv apply(nat_op op, jv a, jv b) {
-    switch (op) {
-    case N_EQ: return jv_bool(jv_equal(a, b));
-    case N_NE: return jv_bool(!jv_equal(a, b));
-    case N_LT: return jv_bool(jv_cmp(a, b) < 0);
-    case N_LE: return jv_bool(jv_cmp(a, b) <= 0);
-    case N_GT: return jv_bool(jv_cmp(a, b) > 0);
-    case N_GE: return jv_bool(jv_cmp(a, b) >= 0);
-    case N_ADD: return plus(a, b);
-    case N_MOD: return modulo(a, b);
-    default: return minus_times_divide(op, a, b);
-    }
-}
-
-static bool truthy(jv v) {
-    jv_kind k = jv_get_kind(v);
-    return k != JV_KIND_FALSE && k != JV_KIND_NULL;
-}
-
-static jv eval(const cairn_exprnative *e, int k, cairn_doc *doc);
-
-/* Indexing as jq's INDEX instruction does it, through jv_get; the prefix
- * the document resolves itself (cairn_doc.path) is taken as it gives it. */
-static jv eval_path(jv path, cairn_doc *doc) {
-    int used = 0;
-    jv cur = doc->path ? doc->path(doc, path, &used) : jv_invalid();
-    if (!jv_is_valid(cur)) {
-        jv_free(cur);
-        cur = jv_copy(doc->whole(doc));
-        used = 0;
-    }
-    int n = jv_array_length(jv_copy(path));
-    for (int i = used; i < n && jv_is_valid(cur); i++)
-        cur = jv_get(cur, jv_array_get(jv_copy(path), i));
-    return cur;
-}
-
-/* and, or, //: the left operand first; the right only when it decides. */
-static jv eval_logic(const cairn_exprnative *e, const nat_node *x, cairn_doc *doc) {
-    jv l = eval(e, x->a, doc);
-    if (!jv_is_valid(l)) return l;
-    bool t = truthy(l);
-    if (x->op == N_ALT && t) return l;
-    jv_free(l);
-    if (x->op == N_AND && !t) return jv_false();
-    if (x->op == N_OR && t) return jv_true();
-    jv r = eval(e, x->b, doc);
-    if (x->op == N_ALT || !jv_is_valid(r)) return r;
-    t = truthy(r);
-    jv_free(r);
-    return jv_bool(t);
-}
-
-static jv eval(const cairn_exprnative *e, int k, cairn_doc *doc) {
-    const nat_node *x = &e->nodes[k];
-    switch (x->op) {
-    case N_CONST: return jv_copy(x->v);
-    case N_PATH: return eval_path(x->v, doc);
-    case N_ALT: case N_OR: case N_AND: return eval_logic(e, x, doc);
-    default: break;
-    }
-    jv r = eval(e, x->b, doc);            /* jq evaluates the right operand first */
-    if (!jv_is_valid(r)) return r;
-    jv l = eval(e, x->a, doc);
-    if (!jv_is_valid(l)) {
-        jv_free(r);
-        return l;
-    }
-    return apply(x->op, l, r);
-}
-
-jv cairn__exprnative_eval_doc(const cairn_exprnative *e, cairn_doc *doc) {
-    return eval(e, e->root, doc);
-}
+/* ---- a plain jv as a document ------------------------------------------------ */
 
 static jv jvdoc_whole(cairn_doc *d) { return ((cairn__jvdoc *)d)->v; }
 
@@ -631,20 +663,4 @@ cairn_doc *cairn__jvdoc_init(cairn__jvdoc *jd, jv v) {
     jd->d = (cairn_doc){jvdoc_whole, NULL};
     jd->v = v;
     return &jd->d;
-}
-
-jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc) {
-    cairn__jvdoc jd;
-    return eval(e, e->root, cairn__jvdoc_init(&jd, doc));
-}
-
-bool cairn__exprnative_reads(const cairn_exprnative *e, const char *key) {
-    for (int i = 0; i < e->n; i++) {
-        if (e->nodes[i].op != N_PATH) continue;
-        jv first = jv_array_get(jv_copy(e->nodes[i].v), 0);   /* `.` alone: invalid */
-        bool reads = jv_get_kind(first) != JV_KIND_STRING || strcmp(jv_string_value(first), key) == 0;
-        jv_free(first);
-        if (reads) return true;
-    }
-    return false;
 }

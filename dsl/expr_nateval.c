@@ -1,0 +1,932 @@
+/*
+ * expr_nateval.c - evaluating a tree of expr_native.c with jq 1.6's
+ * meaning, and the builtins of the native subset.
+ *
+ * Every node is a filter yielding values in jq's order, as libjq's
+ * backtracking does: a binary operator runs its right operand first and,
+ * for each of its values, every value of the left (`(1,2) + (10,20)` is
+ * 11, 12, 21, 22); `a | b` runs b over each value of a; an object takes its
+ * pairs in order, each key before its value, the later ones varying
+ * fastest; `//` yields a's values that are neither false nor null, else
+ * b's, and an error in a is raised (libjq 1.6 does not swallow it).  An
+ * error stops everything after the values already yielded, as jq's does:
+ * a node runs its operand to the end, keeps the error it raised, handles
+ * the values that came before it, then raises it.
+ *
+ * What jq does, and this file does the same:
+ *   - + - * / % over the kinds jq defines natively; comparisons through
+ *     jv_equal and jv_cmp, indexing through jv_get, as jq's builtins and
+ *     its INDEX instruction do; jq's own messages for the rest.
+ *   - The builtins of the table below, each as jq 1.6 defines it, in C
+ *     (builtin.c) or in jq (builtin.jq: map, select, join, add, any, all,
+ *     first, last, ascii_downcase, unique, values...), messages included.
+ *   - Operand kinds whose result is more than a line of jq's C (array minus
+ *     array, string times number, object times object, string divided by
+ *     string, % of huge or non-finite numbers) are deferred: evaluation
+ *     returns jv_invalid() without a message, and the caller has jq evaluate
+ *     the whole text (expr.c compiles it then, once).
+ *
+ * Bounds: evaluation yields at most CAIRN_EXPR_NATIVE_WORK values in all
+ * (past it, jq evaluates the text under the set's time and memory bounds);
+ * `+` of strings, arrays or objects larger than CAIRN_EXPR_NATIVE_CONCAT_MAX
+ * (bytes, 16 a value) is deferred the same way.  A text that builds arrays
+ * or objects can make values whose parts are shared many times over
+ * (`[., .]` nested), small in memory but huge to walk: before a builtin
+ * that walks a value (tostring, tojson, comparisons, contains, sort,
+ * unique) such a text counts the value's parts, and past
+ * CAIRN_EXPR_NATIVE_WALK defers to jq and its time bound.
+ */
+#include "dsl/expr_native_int.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+#define CAIRN_EXPR_NATIVE_CONCAT_MAX (1 << 20)
+#define CAIRN_EXPR_NATIVE_WORK 100000
+#define CAIRN_EXPR_NATIVE_WALK 100000
+
+/* ---- operators ------------------------------------------------------------ */
+
+static double arith(nat_op op, double x, double y) {
+    return op == N_ADD ? x + y : op == N_SUB ? x - y : op == N_MUL ? x * y : x / y;
+}
+
+/* ---- evaluation ------------------------------------------------------------ */
+
+/* Deferred to jq: invalid without a message. */
+static jv defer(jv a, jv b) {
+    jv_free(a);
+    jv_free(b);
+    return jv_invalid();
+}
+
+/* jq's message for operands an operator does not take (type_error2 in jq's
+ * builtin.c: each value as jv_dump_string_trunc shows it in 15 bytes). */
+static jv type_error2(jv a, jv b, const char *what) {
+    char ta[15], tb[15];
+    jv msg = jv_string_fmt("%s (%s) and %s (%s) %s", jv_kind_name(jv_get_kind(a)),
+                           jv_dump_string_trunc(jv_copy(a), ta, sizeof ta),
+                           jv_kind_name(jv_get_kind(b)),
+                           jv_dump_string_trunc(jv_copy(b), tb, sizeof tb), what);
+    jv_free(a);
+    jv_free(b);
+    return jv_invalid_with_msg(msg);
+}
+
+static bool both(jv a, jv b, jv_kind k) { return jv_get_kind(a) == k && jv_get_kind(b) == k; }
+
+static jv number_op(nat_op op, jv a, jv b) {
+    double x = jv_number_value(a), y = jv_number_value(b);
+    jv_free(a);
+    jv_free(b);
+    return jv_number(arith(op, x, y));
+}
+
+/* Whether a + b (both strings, arrays or objects) makes more than
+ * CAIRN_EXPR_NATIVE_CONCAT_MAX bytes, counting 16 a value. */
+static bool concat_too_big(jv a, jv b) {
+    jv_kind k = jv_get_kind(a);
+    int64_t n = k == JV_KIND_STRING
+                    ? (int64_t)jv_string_length_bytes(jv_copy(a)) + jv_string_length_bytes(jv_copy(b))
+                : k == JV_KIND_ARRAY
+                    ? 16 * ((int64_t)jv_array_length(jv_copy(a)) + jv_array_length(jv_copy(b)))
+                    : 16 * ((int64_t)jv_object_length(jv_copy(a)) + jv_object_length(jv_copy(b)));
+    return n > CAIRN_EXPR_NATIVE_CONCAT_MAX;
+}
+
+/* f_plus: null is the identity; numbers add; strings, arrays and objects
+ * concatenate or merge (a large result is left to jq, see Limits). */
+static jv plus(jv a, jv b) {
+    if (jv_get_kind(a) == JV_KIND_NULL) {
+        jv_free(a);
+        return b;
+    }
+    if (jv_get_kind(b) == JV_KIND_NULL) {
+        jv_free(b);
+        return a;
+    }
+    if (both(a, b, JV_KIND_NUMBER)) return number_op(N_ADD, a, b);
+    if ((both(a, b, JV_KIND_STRING) || both(a, b, JV_KIND_ARRAY) || both(a, b, JV_KIND_OBJECT)) &&
+        concat_too_big(a, b))
+        return defer(a, b);
+    if (both(a, b, JV_KIND_STRING)) return jv_string_concat(a, b);
+    if (both(a, b, JV_KIND_ARRAY)) return jv_array_concat(a, b);
+    if (both(a, b, JV_KIND_OBJECT)) return jv_object_merge(a, b);
+    return type_error2(a, b, "cannot be added");
+}
+
+/* f_minus, f_multiply, f_divide: numbers here; the other kinds they take
+ * (array - array, string * number, object * object, string / string) go to
+ * jq; the rest is jq's error. */
+static jv minus_times_divide(nat_op op, jv a, jv b) {
+    jv_kind ka = jv_get_kind(a), kb = jv_get_kind(b);
+    if (ka == JV_KIND_NUMBER && kb == JV_KIND_NUMBER) {
+        if (op == N_DIV && jv_number_value(b) == 0.0)
+            return type_error2(a, b, "cannot be divided because the divisor is zero");
+        return number_op(op, a, b);
+    }
+    if (op == N_SUB && ka == JV_KIND_ARRAY && kb == JV_KIND_ARRAY) return defer(a, b);
+    if (op == N_MUL && ((ka == JV_KIND_STRING && kb == JV_KIND_NUMBER) ||
+                        (ka == JV_KIND_NUMBER && kb == JV_KIND_STRING) ||
+                        (ka == JV_KIND_OBJECT && kb == JV_KIND_OBJECT)))
+        return defer(a, b);
+    if (op == N_DIV && ka == JV_KIND_STRING && kb == JV_KIND_STRING) return defer(a, b);
+    return type_error2(a, b, op == N_SUB ? "cannot be subtracted"
+                             : op == N_MUL ? "cannot be multiplied" : "cannot be divided");
+}
+
+/* f_mod: the operands truncated to intmax_t.  Only numbers whose truncation
+ * C defines and whose remainder cannot overflow are done here; the messages
+ * are those of the libjq Cairn links with (Debian's, with "(remainder)"). */
+static jv modulo(jv a, jv b) {
+    if (!both(a, b, JV_KIND_NUMBER)) return type_error2(a, b, "cannot be divided (remainder)");
+    double x = jv_number_value(a), y = jv_number_value(b);
+    const double limit = 9007199254740992.0;            /* 2^53 */
+    if (!(fabs(x) <= limit && fabs(y) <= limit)) return defer(a, b);
+    intmax_t ix = (intmax_t)x, iy = (intmax_t)y;
+    if (iy == 0)
+        return type_error2(a, b, "cannot be divided (remainder) because the divisor is zero");
+    jv_free(a);
+    jv_free(b);
+    return jv_number((double)(ix % iy));
+}
+
+/* Operator op over a and b (both consumed), as jq's builtin for it. */
+static jv apply(nat_op op, jv a, jv b) {
+    switch (op) {
+    case N_EQ: return jv_bool(jv_equal(a, b));
+    case N_NE: return jv_bool(!jv_equal(a, b));
+    case N_LT: return jv_bool(jv_cmp(a, b) < 0);
+    case N_LE: return jv_bool(jv_cmp(a, b) <= 0);
+    case N_GT: return jv_bool(jv_cmp(a, b) > 0);
+    case N_GE: return jv_bool(jv_cmp(a, b) >= 0);
+    case N_ADD: return plus(a, b);
+    case N_MOD: return modulo(a, b);
+    default: return minus_times_divide(op, a, b);
+    }
+}
+
+static bool truthy(jv v) {
+    jv_kind k = jv_get_kind(v);
+    return k != JV_KIND_FALSE && k != JV_KIND_NULL;
+}
+
+
+/* jq's message for an input a builtin does not take (type_error in jq's
+ * builtin.c). */
+static jv type_error(jv a, const char *what) {
+    char ta[15];
+    jv msg = jv_string_fmt("%s (%s) %s", jv_kind_name(jv_get_kind(a)),
+                           jv_dump_string_trunc(jv_copy(a), ta, sizeof ta), what);
+    jv_free(a);
+    return jv_invalid_with_msg(msg);
+}
+
+/* ---- values yielded -------------------------------------------------------- */
+
+/* The values a node yielded, in order; the first few without a malloc.
+ * Never copied by value (v may point into it). */
+typedef struct outs {
+    jv *v;
+    int n, cap;
+    jv inl[4];
+} outs;
+
+static void outs_init(outs *o) {
+    o->v = o->inl;
+    o->n = 0;
+    o->cap = 4;
+}
+
+static void outs_push(outs *o, jv x) {
+    if (o->n == o->cap) {
+        jv *v = cairn_malloc((size_t)o->cap * 2 * sizeof *v);
+        memcpy(v, o->v, (size_t)o->n * sizeof *v);
+        if (o->v != o->inl) free(o->v);
+        o->v = v;
+        o->cap *= 2;
+    }
+    o->v[o->n++] = x;
+}
+
+static void outs_free(outs *o) {
+    for (int i = 0; i < o->n; i++) jv_free(o->v[i]);
+    if (o->v != o->inl) free(o->v);
+    o->n = 0;
+}
+
+/* One evaluation: the error being raised (jv_null() while none), whether it
+ * was deferred to jq, and the values it may still yield. */
+typedef struct ev {
+    const cairn_exprnative *e;
+    jv err;
+    bool deferred;
+    long work;
+} ev;
+
+/* Raise err: an error with a message, or without one a deferral to jq. */
+static bool fail(ev *st, jv err) {
+    if (jv_invalid_has_msg(jv_copy(err))) {
+        jv_free(st->err);
+        st->err = err;
+    } else {
+        jv_free(err);
+        st->deferred = true;
+    }
+    return false;
+}
+
+static bool defer_all(ev *st) {
+    st->deferred = true;
+    return false;
+}
+
+/* Yield v (consumed), or raise it when it is invalid. */
+static bool emit(ev *st, outs *o, jv v) {
+    if (!jv_is_valid(v)) return fail(st, v);
+    if (--st->work < 0) {
+        jv_free(v);
+        return defer_all(st);
+    }
+    outs_push(o, v);
+    return true;
+}
+
+static bool gen(ev *st, int k, jv in, outs *o);
+
+/* Run node k over in into t (initialised here), keeping the error it
+ * raises in *held rather than raising it: jq raises it only after what is
+ * done with t's values.  False only when deferred. */
+static bool run_held(ev *st, int k, jv in, outs *t, jv *held) {
+    outs_init(t);
+    *held = jv_null();
+    if (gen(st, k, in, t)) return true;
+    if (st->deferred) return false;
+    *held = st->err;
+    st->err = jv_null();
+    return true;
+}
+
+/* Done with t: raise the held error unless ok is already false. */
+static bool end_held(ev *st, outs *t, jv held, bool ok) {
+    outs_free(t);
+    if (!ok || jv_is_valid(held)) {
+        jv_free(held);
+        return ok;
+    }
+    return fail(st, held);
+}
+
+/* f over each value v of node k run over in, in order; then the error k
+ * raised, if any. */
+typedef bool (*each_fn)(ev *st, const nat_node *x, jv v, jv in, outs *o);
+
+static bool for_each(ev *st, int k, const nat_node *x, jv in, outs *o, each_fn f) {
+    outs t;
+    jv held;
+    if (!run_held(st, k, in, &t, &held)) return end_held(st, &t, held, false);
+    bool ok = true;
+    for (int i = 0; i < t.n && ok; i++) ok = f(st, x, t.v[i], in, o);
+    return end_held(st, &t, held, ok);
+}
+
+/* Whether v has fewer than CAIRN_EXPR_NATIVE_WALK parts, counting down
+ * *left; only texts that build values need ask (see Bounds). */
+static bool small_walk(jv v, long *left) {
+    if (--*left < 0) return false;
+    jv_kind k = jv_get_kind(v);
+    if (k == JV_KIND_ARRAY) {
+        int n = jv_array_length(jv_copy(v));
+        for (int i = 0; i < n && *left >= 0; i++) {
+            jv x = jv_array_get(jv_copy(v), i);
+            small_walk(x, left);
+            jv_free(x);
+        }
+    } else if (k == JV_KIND_OBJECT) {
+        jv_object_foreach(v, key, x) {
+            jv_free(key);
+            if (*left >= 0) small_walk(x, left);
+            jv_free(x);
+        }
+    }
+    return *left >= 0;
+}
+
+static bool walkable(const ev *st, jv v) {
+    jv_kind k = jv_get_kind(v);
+    if (!st->e->builds || (k != JV_KIND_ARRAY && k != JV_KIND_OBJECT)) return true;
+    long left = CAIRN_EXPR_NATIVE_WALK;
+    return small_walk(v, &left);
+}
+
+/* ---- the builtins ------------------------------------------------------------ */
+
+/* "Cannot iterate over ..." for what `.[]` cannot iterate; v consumed. */
+static jv iterate_error(jv v) {
+    char buf[15];
+    jv msg = jv_string_fmt("Cannot iterate over %s (%s)", jv_kind_name(jv_get_kind(v)),
+                           jv_dump_string_trunc(jv_copy(v), buf, sizeof buf));
+    jv_free(v);
+    return jv_invalid_with_msg(msg);
+}
+
+/* The values of an array or object (borrowed) in jq's order of `.[]`, as an
+ * array; an error for any other kind. */
+static jv values_of(jv v) {
+    jv_kind k = jv_get_kind(v);
+    if (k == JV_KIND_ARRAY) return jv_copy(v);
+    if (k != JV_KIND_OBJECT) return iterate_error(jv_copy(v));
+    jv out = jv_array();
+    jv_object_foreach(v, key, x) {
+        jv_free(key);
+        out = jv_array_append(out, x);
+    }
+    return out;
+}
+
+static jv fn_length(jv in) {
+    switch (jv_get_kind(in)) {
+    case JV_KIND_ARRAY: return jv_number(jv_array_length(in));
+    case JV_KIND_OBJECT: return jv_number(jv_object_length(in));
+    case JV_KIND_STRING: return jv_number(jv_string_length_codepoints(in));
+    case JV_KIND_NUMBER: {
+        double x = fabs(jv_number_value(in));
+        jv_free(in);
+        return jv_number(x);
+    }
+    case JV_KIND_NULL: return jv_number(0);
+    default: return type_error(in, "has no length");
+    }
+}
+
+static jv fn_not(jv in) {
+    bool t = truthy(in);
+    jv_free(in);
+    return jv_bool(!t);
+}
+
+static jv fn_keys(jv in) {
+    jv_kind k = jv_get_kind(in);
+    if (k == JV_KIND_OBJECT || k == JV_KIND_ARRAY) return jv_keys(in);
+    return type_error(in, "has no keys");
+}
+
+static jv fn_tostring(jv in) {
+    if (jv_get_kind(in) == JV_KIND_STRING) return in;
+    return jv_dump_string(in, 0);
+}
+
+static jv fn_tojson(jv in) { return jv_dump_string(in, 0); }
+
+static jv fn_type(jv in) {
+    jv t = jv_string(jv_kind_name(jv_get_kind(in)));
+    jv_free(in);
+    return t;
+}
+
+static jv fn_tonumber(jv in) {
+    if (jv_get_kind(in) == JV_KIND_NUMBER) return in;
+    if (jv_get_kind(in) == JV_KIND_STRING) {
+        jv parsed = jv_parse(jv_string_value(in));
+        if (!jv_is_valid(parsed) || jv_get_kind(parsed) == JV_KIND_NUMBER) {
+            jv_free(in);
+            return parsed;
+        }
+        jv_free(parsed);
+    }
+    return type_error(in, "cannot be parsed as a number");
+}
+
+/* explode | map(ASCII letters moved by delta) | implode. */
+static jv ascii_case(jv in, char from, char to, int delta) {
+    if (jv_get_kind(in) != JV_KIND_STRING) {
+        jv_free(in);
+        return jv_invalid_with_msg(jv_string("explode input must be a string"));
+    }
+    int len = jv_string_length_bytes(jv_copy(in));
+    char *s = cairn_malloc((size_t)len + 1);
+    memcpy(s, jv_string_value(in), (size_t)len);
+    for (int i = 0; i < len; i++)
+        if (s[i] >= from && s[i] <= to) s[i] = (char)(s[i] + delta);
+    jv out = jv_string_sized(s, len);
+    free(s);
+    jv_free(in);
+    return out;
+}
+
+static jv fn_downcase(jv in) { return ascii_case(in, 'A', 'Z', 32); }
+static jv fn_upcase(jv in) { return ascii_case(in, 'a', 'z', -32); }
+
+static jv fn_first(jv in) { return jv_get(in, jv_number(0)); }
+static jv fn_last(jv in) { return jv_get(in, jv_number(-1)); }
+
+static jv fn_sort(jv in) {
+    if (jv_get_kind(in) != JV_KIND_ARRAY) return type_error(in, "cannot be sorted, as it is not an array");
+    return jv_sort(in, jv_copy(in));
+}
+
+/* group_by(.) | map(.[0]): map([.]) first (so .[] errors), then the
+ * grouping, which takes arrays only. */
+static jv fn_unique(jv in) {
+    jv vals = values_of(in);
+    if (!jv_is_valid(vals)) {
+        jv_free(in);
+        return vals;
+    }
+    jv keys = jv_array();
+    int n = jv_array_length(jv_copy(vals));
+    for (int i = 0; i < n; i++) keys = jv_array_append(keys, JV_ARRAY(jv_array_get(jv_copy(vals), i)));
+    jv_free(vals);
+    if (jv_get_kind(in) != JV_KIND_ARRAY) {
+        jv msg = type_error2(in, keys, "cannot be sorted, as they are not both arrays");
+        return msg;
+    }
+    jv groups = jv_group(in, keys), out = jv_array();
+    n = jv_array_length(jv_copy(groups));
+    for (int i = 0; i < n; i++) out = jv_array_append(out, jv_array_get(jv_array_get(jv_copy(groups), i), 0));
+    jv_free(groups);
+    return out;
+}
+
+/* reduce .[] as $x (null; . + $x) */
+static jv fn_add(jv in) {
+    jv vals = values_of(in);
+    jv_free(in);
+    if (!jv_is_valid(vals)) return vals;
+    jv acc = jv_null();
+    int n = jv_array_length(jv_copy(vals));
+    for (int i = 0; i < n && jv_is_valid(acc); i++) acc = plus(acc, jv_array_get(jv_copy(vals), i));
+    jv_free(vals);
+    return acc;
+}
+
+/* any, all: whether some (every) value of .[] is truthy. */
+static jv any_all(jv in, bool all) {
+    jv vals = values_of(in);
+    jv_free(in);
+    if (!jv_is_valid(vals)) return vals;
+    bool found = false;
+    int n = jv_array_length(jv_copy(vals));
+    for (int i = 0; i < n && !found; i++) {
+        jv x = jv_array_get(jv_copy(vals), i);
+        found = truthy(x) != all;
+        jv_free(x);
+    }
+    jv_free(vals);
+    return jv_bool(found != all);
+}
+
+static jv fn_any(jv in) { return any_all(in, false); }
+static jv fn_all(jv in) { return any_all(in, true); }
+
+/* jv_has is f_has: null has nothing, objects strings, arrays numbers. */
+static jv fn_has(jv in, jv key) { return jv_has(in, key); }
+
+/* Whether s starts (at_end: ends) with t, both strings, borrowed. */
+static bool affix(jv s, jv t, bool at_end) {
+    int ls = jv_string_length_bytes(jv_copy(s)), lt = jv_string_length_bytes(jv_copy(t));
+    if (lt > ls) return false;
+    return memcmp(jv_string_value(s) + (at_end ? ls - lt : 0), jv_string_value(t), (size_t)lt) == 0;
+}
+
+static jv starts_ends(jv in, jv t, bool at_end) {
+    if (!both(in, t, JV_KIND_STRING)) {
+        jv_free(in);
+        jv_free(t);
+        return jv_invalid_with_msg(jv_string(at_end ? "endswith() requires string inputs"
+                                                    : "startswith() requires string inputs"));
+    }
+    bool r = affix(in, t, at_end);
+    jv_free(in);
+    jv_free(t);
+    return jv_bool(r);
+}
+
+static jv fn_startswith(jv in, jv t) { return starts_ends(in, t, false); }
+static jv fn_endswith(jv in, jv t) { return starts_ends(in, t, true); }
+
+/* ltrimstr, rtrimstr: the input without the affix, or unchanged. */
+static jv trim(jv in, jv t, bool at_end) {
+    if (!both(in, t, JV_KIND_STRING) || !affix(in, t, at_end)) {
+        jv_free(t);
+        return in;
+    }
+    int ls = jv_string_length_bytes(jv_copy(in)), lt = jv_string_length_bytes(t);
+    jv out = jv_string_sized(jv_string_value(in) + (at_end ? 0 : lt), ls - lt);
+    jv_free(in);
+    return out;
+}
+
+static jv fn_ltrimstr(jv in, jv t) { return trim(in, t, false); }
+static jv fn_rtrimstr(jv in, jv t) { return trim(in, t, true); }
+
+static jv fn_split(jv in, jv sep) {
+    if (!both(in, sep, JV_KIND_STRING)) {
+        jv_free(in);
+        jv_free(sep);
+        return jv_invalid_with_msg(jv_string("split input and separator must be strings"));
+    }
+    return jv_string_split(in, sep);
+}
+
+static jv fn_contains(jv in, jv x) {
+    if (jv_get_kind(in) == jv_get_kind(x)) return jv_bool(jv_contains(in, x));
+    return type_error2(in, x, "cannot have their containment checked");
+}
+
+/* reduce .[] as $i (null; (if .==null then "" else .+$x end) +
+ *   ($i | if type=="boolean" or type=="number" then tostring else .//"" end)) // "" */
+static jv fn_join(jv in, jv sep) {
+    jv vals = values_of(in);
+    jv_free(in);
+    if (!jv_is_valid(vals)) {
+        jv_free(sep);
+        return vals;
+    }
+    jv acc = jv_null();
+    int n = jv_array_length(jv_copy(vals));
+    for (int i = 0; i < n && jv_is_valid(acc); i++) {
+        jv x = jv_array_get(jv_copy(vals), i);
+        jv_kind k = jv_get_kind(x);
+        if (k == JV_KIND_TRUE || k == JV_KIND_FALSE || k == JV_KIND_NUMBER) x = jv_dump_string(x, 0);
+        else if (!truthy(x)) jv_free(x), x = jv_string("");
+        jv left = jv_get_kind(acc) == JV_KIND_NULL ? (jv_free(acc), jv_string("")) : plus(acc, jv_copy(sep));
+        acc = jv_is_valid(left) ? plus(left, x) : (jv_free(x), left);
+    }
+    jv_free(vals);
+    jv_free(sep);
+    if (jv_is_valid(acc) && !truthy(acc)) {
+        jv_free(acc);
+        return jv_string("");
+    }
+    return acc;
+}
+
+/* Builtins that are filters of their own: empty, select(f), map(f), values. */
+static bool g_empty(ev *st, const nat_node *x, jv in, outs *o) {
+    (void)st, (void)x, (void)in, (void)o;
+    return true;
+}
+
+static bool g_values(ev *st, const nat_node *x, jv in, outs *o) {
+    (void)x;
+    return jv_get_kind(in) == JV_KIND_NULL || emit(st, o, jv_copy(in));
+}
+
+/* if f then . else empty end */
+static bool select_one(ev *st, const nat_node *x, jv v, jv in, outs *o) {
+    (void)x;
+    return !truthy(v) || emit(st, o, jv_copy(in));
+}
+
+static bool g_select(ev *st, const nat_node *x, jv in, outs *o) {
+    return for_each(st, x->a, x, in, o, select_one);
+}
+
+/* [.[] | f] */
+static bool g_map(ev *st, const nat_node *x, jv in, outs *o) {
+    jv vals = values_of(in);
+    if (!jv_is_valid(vals)) return fail(st, vals);
+    outs t;
+    outs_init(&t);
+    bool ok = true;
+    int n = jv_array_length(jv_copy(vals));
+    for (int i = 0; i < n && ok; i++) {
+        jv v = jv_array_get(jv_copy(vals), i);
+        ok = gen(st, x->a, v, &t);
+        jv_free(v);
+    }
+    jv_free(vals);
+    jv arr = jv_array_sized(t.n);
+    for (int i = 0; ok && i < t.n; i++) arr = jv_array_append(arr, jv_copy(t.v[i]));
+    outs_free(&t);
+    if (!ok) {
+        jv_free(arr);
+        return false;
+    }
+    return emit(st, o, arr);
+}
+
+typedef jv (*nat_fn1)(jv in);
+typedef jv (*nat_fn2)(jv in, jv arg);
+typedef bool (*nat_gen)(ev *st, const nat_node *x, jv in, outs *o);
+
+/* The builtins of the subset: f1 over the input, f2 over the input and each
+ * value of the argument, or a filter of its own.  walks: the builtin walks
+ * its input (see Bounds); builds: it makes an array or an object. */
+static const struct natfn {
+    const char *name;
+    int nargs;
+    nat_fn1 f1;
+    nat_fn2 f2;
+    nat_gen g;
+    bool walks, builds;
+} FNS[] = {
+    {"length", 0, fn_length, NULL, NULL, false, false},
+    {"not", 0, fn_not, NULL, NULL, false, false},
+    {"keys", 0, fn_keys, NULL, NULL, false, true},
+    {"tostring", 0, fn_tostring, NULL, NULL, true, false},
+    {"tojson", 0, fn_tojson, NULL, NULL, true, false},
+    {"tonumber", 0, fn_tonumber, NULL, NULL, false, false},
+    {"type", 0, fn_type, NULL, NULL, false, false},
+    {"ascii_downcase", 0, fn_downcase, NULL, NULL, false, false},
+    {"ascii_upcase", 0, fn_upcase, NULL, NULL, false, false},
+    {"first", 0, fn_first, NULL, NULL, false, false},
+    {"last", 0, fn_last, NULL, NULL, false, false},
+    {"sort", 0, fn_sort, NULL, NULL, true, true},
+    {"unique", 0, fn_unique, NULL, NULL, true, true},
+    {"add", 0, fn_add, NULL, NULL, false, true},
+    {"any", 0, fn_any, NULL, NULL, false, false},
+    {"all", 0, fn_all, NULL, NULL, false, false},
+    {"has", 1, NULL, fn_has, NULL, false, false},
+    {"startswith", 1, NULL, fn_startswith, NULL, false, false},
+    {"endswith", 1, NULL, fn_endswith, NULL, false, false},
+    {"ltrimstr", 1, NULL, fn_ltrimstr, NULL, false, false},
+    {"rtrimstr", 1, NULL, fn_rtrimstr, NULL, false, false},
+    {"split", 1, NULL, fn_split, NULL, false, true},
+    {"contains", 1, NULL, fn_contains, NULL, true, false},
+    {"join", 1, NULL, fn_join, NULL, false, false},
+    {"empty", 0, NULL, NULL, g_empty, false, false},
+    {"values", 0, NULL, NULL, g_values, false, false},
+    {"select", 1, NULL, NULL, g_select, false, false},
+    {"map", 1, NULL, NULL, g_map, false, true},
+};
+
+int cairn__natfn_find(const char *name, size_t len, int nargs) {
+    for (int i = 0; i < (int)(sizeof FNS / sizeof FNS[0]); i++)
+        if (FNS[i].nargs == nargs && strlen(FNS[i].name) == len && memcmp(FNS[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+bool cairn__natfn_builds(int fn) { return FNS[fn].builds; }
+
+/* f2 of the input and one value of the argument. */
+static bool call_with(ev *st, const nat_node *x, jv v, jv in, outs *o) {
+    const struct natfn *f = &FNS[x->fn];
+    if (f->walks && !walkable(st, v)) return defer_all(st);
+    return emit(st, o, f->f2(jv_copy(in), jv_copy(v)));
+}
+
+/* A builtin over in; for one of two arguments, over each value of the
+ * argument (run over the input first, as jq's calls do). */
+static bool gen_call(ev *st, const nat_node *x, jv in, outs *o) {
+    const struct natfn *f = &FNS[x->fn];
+    if (f->walks && !walkable(st, in)) return defer_all(st);
+    if (f->g) return f->g(st, x, in, o);
+    if (f->f1) return emit(st, o, f->f1(jv_copy(in)));
+    return for_each(st, x->a, x, in, o, call_with);
+}
+
+/* ---- nodes ----------------------------------------------------------------- */
+
+/* v indexed by each key of path in turn, as jq's INDEX does, through jv_get. */
+static jv walk_path(jv path, jv v) {
+    int n = jv_array_length(jv_copy(path));
+    for (int i = 0; i < n && jv_is_valid(v); i++) v = jv_get(v, jv_array_get(jv_copy(path), i));
+    return v;
+}
+
+/* For N_PATH, N_EACH: f over the input, or over each value of a. */
+static bool each_base(ev *st, const nat_node *x, jv in, outs *o, each_fn f) {
+    return x->a < 0 ? f(st, x, in, in, o) : for_each(st, x->a, x, in, o, f);
+}
+
+static bool path_of(ev *st, const nat_node *x, jv v, jv in, outs *o) {
+    (void)in;
+    return emit(st, o, walk_path(x->v, jv_copy(v)));
+}
+
+static bool values_out(ev *st, const nat_node *x, jv v, jv in, outs *o) {
+    (void)x, (void)in;
+    jv vals = values_of(v);
+    if (!jv_is_valid(vals)) return fail(st, vals);
+    bool ok = true;
+    int n = jv_array_length(jv_copy(vals));
+    for (int i = 0; i < n && ok; i++) ok = emit(st, o, jv_array_get(jv_copy(vals), i));
+    jv_free(vals);
+    return ok;
+}
+
+/* l op r for a binary node; l[r] for N_INDEX.  Both consumed. */
+static jv combine(ev *st, nat_op op, jv l, jv r) {
+    if (op == N_INDEX) return jv_get(l, r);
+    bool cmp = op >= N_EQ && op <= N_GE;
+    if (cmp && (!walkable(st, l) || !walkable(st, r))) return defer(l, r);
+    return apply(op, l, r);
+}
+
+/* For each value r of node rk (outside) and each value l of node lk (inside;
+ * the input itself when lk < 0): combine(l, r).  lk's values are the same
+ * for every r; an error lk raises comes after its values for the first r. */
+static bool cross(ev *st, nat_op op, int lk, int rk, jv in, outs *o) {
+    outs rs, ls;
+    jv rheld, lheld = jv_null();
+    if (!run_held(st, rk, in, &rs, &rheld)) return end_held(st, &rs, rheld, false);
+    bool ok = true;
+    outs_init(&ls);
+    if (rs.n > 0 && lk < 0) outs_push(&ls, jv_copy(in));
+    else if (rs.n > 0) ok = run_held(st, lk, in, &ls, &lheld);
+    for (int i = 0; i < rs.n && ok; i++) {
+        for (int j = 0; j < ls.n && ok; j++)
+            ok = emit(st, o, combine(st, op, jv_copy(ls.v[j]), jv_copy(rs.v[i])));
+        if (ok && !jv_is_valid(lheld)) ok = fail(st, jv_copy(lheld));
+    }
+    outs_free(&ls);
+    jv_free(lheld);
+    return end_held(st, &rs, rheld, ok);
+}
+
+/* a | b */
+static bool pipe_one(ev *st, const nat_node *x, jv v, jv in, outs *o) {
+    (void)in;
+    return gen(st, x->b, v, o);
+}
+
+/* and, or (booleans; the right operand only where the left does not
+ * decide), // (a's truthy values, else b's), if (each value of the
+ * condition picks a branch). */
+static bool gen_branch(ev *st, const nat_node *x, jv in, outs *o) {
+    outs t;
+    jv held;
+    if (!run_held(st, x->a, in, &t, &held)) return end_held(st, &t, held, false);
+    bool ok = true, found = false;
+    for (int i = 0; i < t.n && ok; i++) {
+        bool c = truthy(t.v[i]);
+        if (x->op == N_IF) {
+            ok = gen(st, c ? x->b : x->c, in, o);
+        } else if (x->op == N_ALT) {
+            if (c) ok = emit(st, o, jv_copy(t.v[i]));
+            found |= c;
+        } else if (c == (x->op == N_OR)) {
+            ok = emit(st, o, jv_bool(c));
+        } else {
+            outs r;
+            jv rheld;
+            ok = run_held(st, x->b, in, &r, &rheld);
+            for (int j = 0; j < r.n && ok; j++) ok = emit(st, o, jv_bool(truthy(r.v[j])));
+            ok = end_held(st, &r, rheld, ok);
+        }
+    }
+    if (ok && x->op == N_ALT && !found && jv_is_valid(held)) ok = gen(st, x->b, in, o);
+    return end_held(st, &t, held, ok);
+}
+
+/* [a] */
+static bool gen_array(ev *st, const nat_node *x, jv in, outs *o) {
+    if (x->a < 0) return emit(st, o, jv_array());
+    outs t;
+    outs_init(&t);
+    bool ok = gen(st, x->a, in, &t);
+    jv arr = jv_array_sized(t.n);
+    for (int i = 0; ok && i < t.n; i++) arr = jv_array_append(arr, jv_copy(t.v[i]));
+    outs_free(&t);
+    if (ok) return emit(st, o, arr);
+    jv_free(arr);
+    return false;
+}
+
+/* The pairs from node pair on, into obj (consumed): each key, then each
+ * value, then the pairs after it, so that the later ones vary fastest. */
+static bool gen_pairs(ev *st, int pair, jv obj, jv in, outs *o) {
+    if (pair < 0) return emit(st, o, obj);
+    const nat_node *x = &st->e->nodes[pair];
+    outs ks;
+    jv kheld;
+    bool ok = run_held(st, x->a, in, &ks, &kheld);
+    for (int i = 0; i < ks.n && ok; i++) {
+        outs vs;
+        jv vheld;
+        ok = run_held(st, x->b, in, &vs, &vheld);
+        for (int j = 0; j < vs.n && ok; j++) {
+            jv k = ks.v[i];
+            if (jv_get_kind(k) != JV_KIND_STRING) {
+                char buf[15];
+                ok = fail(st, jv_invalid_with_msg(jv_string_fmt(
+                                  "Cannot use %s (%s) as object key", jv_kind_name(jv_get_kind(k)),
+                                  jv_dump_string_trunc(jv_copy(k), buf, sizeof buf))));
+                break;
+            }
+            ok = gen_pairs(st, x->c, jv_object_set(jv_copy(obj), jv_copy(k), jv_copy(vs.v[j])), in, o);
+        }
+        ok = end_held(st, &vs, vheld, ok);
+    }
+    jv_free(obj);
+    return end_held(st, &ks, kheld, ok);
+}
+
+/* -a */
+static bool negate_one(ev *st, const nat_node *x, jv v, jv in, outs *o) {
+    (void)x, (void)in;
+    if (jv_get_kind(v) != JV_KIND_NUMBER) return fail(st, type_error(jv_copy(v), "cannot be negated"));
+    return emit(st, o, jv_number(-jv_number_value(v)));
+}
+
+static bool gen(ev *st, int k, jv in, outs *o) {
+    const nat_node *x = &st->e->nodes[k];
+    switch (x->op) {
+    case N_CONST: return emit(st, o, jv_copy(x->v));
+    case N_PATH: return each_base(st, x, in, o, path_of);
+    case N_EACH: return each_base(st, x, in, o, values_out);
+    case N_INDEX: return cross(st, N_INDEX, x->a, x->b, in, o);
+    case N_PIPE: return for_each(st, x->a, x, in, o, pipe_one);
+    case N_COMMA: return gen(st, x->a, in, o) && gen(st, x->b, in, o);
+    case N_NEG: return for_each(st, x->a, x, in, o, negate_one);
+    case N_IF: case N_ALT: case N_OR: case N_AND: return gen_branch(st, x, in, o);
+    case N_ARRAY: return gen_array(st, x, in, o);
+    case N_OBJECT: return gen_pairs(st, x->a, jv_object(), in, o);
+    case N_PAIR: return defer_all(st);               /* only reached through N_OBJECT */
+    case N_CALL: return gen_call(st, x, in, o);
+    default: return cross(st, x->op, x->a, x->b, in, o);
+    }
+}
+
+/* ---- the whole text --------------------------------------------------------- */
+
+bool cairn__exprnative_run(const cairn_exprnative *e, jv doc, jv *first, jv *second) {
+    ev st = {.e = e, .err = jv_null(), .work = CAIRN_EXPR_NATIVE_WORK};
+    outs o;
+    outs_init(&o);
+    bool ok = gen(&st, e->root, doc, &o);
+    *first = *second = jv_invalid();
+    if (!ok && st.deferred) {
+        jv_free(st.err);
+        outs_free(&o);
+        return false;
+    }
+    jv err = ok ? jv_invalid() : st.err;
+    if (ok) jv_free(st.err);
+    if (o.n > 0) *first = jv_copy(o.v[0]);
+    if (o.n > 1) *second = jv_copy(o.v[1]);
+    if (o.n == 0) *first = err;
+    else if (o.n == 1) *second = err;
+    else jv_free(err);
+    outs_free(&o);
+    return true;
+}
+
+jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc) {
+    jv first, second;
+    if (!cairn__exprnative_run(e, doc, &first, &second)) return jv_invalid();
+    jv_free(second);
+    if (jv_is_valid(first) || jv_invalid_has_msg(jv_copy(first))) return first;
+    jv_free(first);
+    return jv_null();
+}
+
+/* ---- what a text may read ---------------------------------------------------- */
+
+/* Whether node k's values may be, or hold, its input whole. */
+static bool whole(const cairn_exprnative *e, int k) {
+    if (k < 0) return true;
+    const nat_node *x = &e->nodes[k];
+    switch (x->op) {
+    case N_CONST: case N_INDEX: case N_EACH: case N_NEG:
+    case N_EQ: case N_NE: case N_LT: case N_LE: case N_GT: case N_GE: case N_AND: case N_OR:
+        return false;
+    case N_PATH: return jv_array_length(jv_copy(x->v)) == 0 && whole(e, x->a);
+    case N_PIPE: return whole(e, x->a) && whole(e, x->b);
+    case N_IF: return whole(e, x->b) || whole(e, x->c);
+    case N_ARRAY: case N_OBJECT: return x->a >= 0 && whole(e, x->a);
+    case N_PAIR: return whole(e, x->b) || (x->c >= 0 && whole(e, x->c));
+    case N_CALL: return true;
+    default: return whole(e, x->a) || whole(e, x->b);
+    }
+}
+
+/* Whether node k may read the field key of the document, root telling
+ * whether its input may be the document itself.  An index whose key is
+ * computed, `.[]`, a builtin or `.` over the document may read anything. */
+static bool reads(const cairn_exprnative *e, int k, const char *key, bool root) {
+    if (k < 0) return false;
+    const nat_node *x = &e->nodes[k];
+    bool base = root && (x->a < 0 || whole(e, x->a));
+    switch (x->op) {
+    case N_CONST: return false;
+    case N_PATH: {
+        if (reads(e, x->a, key, root)) return true;
+        if (!base) return false;
+        jv first = jv_array_get(jv_copy(x->v), 0);      /* `.` alone: invalid */
+        bool r = jv_get_kind(first) != JV_KIND_STRING || strcmp(jv_string_value(first), key) == 0;
+        jv_free(first);
+        return r;
+    }
+    case N_INDEX: return base || reads(e, x->a, key, root) || reads(e, x->b, key, root);
+    case N_EACH: return base || reads(e, x->a, key, root);
+    case N_CALL: return root;
+    case N_PIPE: return reads(e, x->a, key, root) || reads(e, x->b, key, root && whole(e, x->a));
+    default:
+        return reads(e, x->a, key, root) || reads(e, x->b, key, root) || reads(e, x->c, key, root);
+    }
+}
+
+bool cairn__exprnative_reads(const cairn_exprnative *e, const char *key) {
+    return reads(e, e->root, key, true);
+}
+
+bool cairn__exprnative_builds(const cairn_exprnative *e) { return e->builds; }

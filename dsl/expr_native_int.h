@@ -1,0 +1,56 @@
+/*
+ * expr_native_int.h - the tree of a text in the native subset of jq,
+ * private to expr_native.c (which parses it) and expr_nateval.c (which
+ * evaluates it and holds the table of builtins).
+ *
+ * A tree is an array of nodes; operands are node indices, -1 when absent.
+ * Every node is a jq filter: it takes one input and yields any number of
+ * values, or raises an error after some of them.
+ */
+#ifndef CAIRN_EXPR_NATIVE_INT_H
+#define CAIRN_EXPR_NATIVE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dsl/expr_int.h"
+
+typedef enum {
+    N_CONST,      /* v */
+    N_PATH,       /* each output of a (the input when a < 0) indexed by the keys in v */
+    N_INDEX,      /* a[b]: for each key b (over the input), each output of a (or the input) */
+    N_EACH,       /* a[]: the values of each output of a (or the input) */
+    N_PIPE,       /* a | b */
+    N_COMMA,      /* a, b */
+    N_NEG,        /* -a */
+    N_IF,         /* if a then b else c end (an elif is an N_IF in c) */
+    N_ARRAY,      /* [a]; [] when a < 0 */
+    N_OBJECT,     /* {pairs}: a is the first N_PAIR, or -1 */
+    N_PAIR,       /* key a, value b, next pair c */
+    N_CALL,       /* builtin fn over the input, its argument a (or none) */
+    N_ALT, N_OR, N_AND,
+    N_EQ, N_NE, N_LT, N_LE, N_GT, N_GE,
+    N_ADD, N_SUB, N_MUL, N_DIV, N_MOD
+} nat_op;
+
+typedef struct nat_node {
+    nat_op op;
+    jv v;                     /* N_CONST, N_PATH; else invalid */
+    int a, b, c;
+    int fn;                   /* N_CALL: index into the builtin table */
+} nat_node;
+
+struct cairn_exprnative {
+    nat_node *nodes;
+    int n, cap, root;
+    bool builds;              /* makes arrays or objects: its result is size-checked */
+};
+
+/* The builtin named name (len bytes) taking nargs arguments, as an index
+ * for N_CALL; -1 when the subset does not have it. */
+int cairn__natfn_find(const char *name, size_t len, int nargs);
+
+/* Whether builtin fn makes a new array or object from its input. */
+bool cairn__natfn_builds(int fn);
+
+#endif

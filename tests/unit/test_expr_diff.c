@@ -1,0 +1,309 @@
+/*
+ * The native subset of jq (dsl/expr_native.c, dsl/expr_nateval.c) against
+ * libjq itself, over generated texts and documents: every text the
+ * generator makes is valid jq, and wherever the native parser accepts it,
+ * its first two results (values with their key order and number
+ * formatting, errors with jq's message, or nothing) must be libjq's.  jq
+ * compiles the texts in batches (one jq_compile costs ~20 ms), each text a
+ * branch of one if, over the input [doc, index].
+ */
+#include <jq.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+#include "dsl/expr_int.h"
+#include "test.h"
+
+#define DIFF_TEXTS 5000
+#define DIFF_BATCH 60
+
+static unsigned rnd(unsigned *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+#define PICK(seed, arr) (arr)[rnd(seed) % (sizeof(arr) / sizeof((arr)[0]))]
+
+static bool gen_exp(cairn_buf *b, unsigned *seed, int depth);
+
+/* open, an expression, close. */
+static void enclose(cairn_buf *b, unsigned *seed, int depth, const char *open, const char *close) {
+    cairn_buf_puts(b, open);
+    gen_exp(b, seed, depth);
+    cairn_buf_puts(b, close);
+}
+
+/* A term: what may take a postfix or be an object's value. */
+static void gen_term(cairn_buf *b, unsigned *seed, int depth) {
+    static const char *const atoms[] = {
+        ".", ".n", ".m", ".s", ".t", ".a", ".o", ".nul", ".t1", ".f1", ".z", ".ss", ".mix",
+        ".a[0]", ".o.k", ".[0]", ".o[\"k\"]", ".missing", "1", "0", "2.5", "\"x\"", "\"a,b\"",
+        "\"\"", "null", "true", "false", "[]", "{}", "\"k\"", "3", ".a.k",
+    };
+    static const char *const fns0[] = {
+        "length", "keys", "not", "tostring", "tojson", "tonumber", "type", "ascii_downcase",
+        "ascii_upcase", "first", "last", "sort", "unique", "add", "any", "all", "empty", "values",
+    };
+    static const char *const fns1[] = {"has", "startswith", "endswith", "ltrimstr", "rtrimstr",
+                                       "split", "contains", "join", "select", "map"};
+    unsigned r = depth <= 0 ? rnd(seed) % 3 : rnd(seed) % 12;
+    switch (r) {
+    case 0: case 1: cairn_buf_puts(b, PICK(seed, atoms)); break;
+    case 2: cairn_buf_puts(b, PICK(seed, fns0)); break;
+    case 3: case 4:
+        cairn_buf_puts(b, PICK(seed, fns1));
+        enclose(b, seed, depth - 1, "(", ")");
+        break;
+    case 5: enclose(b, seed, depth - 1, "(", ")"); break;
+    case 6: enclose(b, seed, depth - 1, "[", "]"); break;
+    case 7: {
+        static const char *const keys[] = {"a", "k", "\"s p\"", "n"};
+        int n = (int)(rnd(seed) % 3);
+        cairn_buf_putc(b, '{');
+        for (int i = 0; i < n; i++) {
+            if (i) cairn_buf_puts(b, ", ");
+            unsigned kind = rnd(seed) % 4;
+            if (kind == 0) {
+                cairn_buf_puts(b, PICK(seed, keys));
+                cairn_buf_puts(b, ": ");
+                gen_term(b, seed, depth - 1);
+            } else if (kind == 1) {
+                cairn_buf_puts(b, rnd(seed) % 2 ? "n" : "s");        /* {n}: {n: .n} */
+            } else if (kind == 2) {              /* not a constant: jq refuses most */
+                static const char *const computed[] = {"(.k)", "(.s)", "(.n)", "(.mix[0])",
+                                                       "(\"k\", .s)", "(.t | tostring)"};
+                cairn_buf_puts(b, PICK(seed, computed));
+                cairn_buf_puts(b, ": ");
+                gen_term(b, seed, depth - 1);
+            } else {
+                cairn_buf_puts(b, "\"k\\(.n)\": ");
+                gen_term(b, seed, depth - 1);
+                cairn_buf_puts(b, " | ");
+                gen_term(b, seed, depth - 1);
+            }
+        }
+        cairn_buf_putc(b, '}');
+        break;
+    }
+    case 8: enclose(b, seed, depth - 1, "\"<\\(", rnd(seed) % 2 ? ")>\"" : ")-\\(.s)\""); break;
+    case 9:                                   /* postfix on a term */
+        gen_term(b, seed, depth - 1);
+        cairn_buf_puts(b, rnd(seed) % 2 ? "[]" : "[\"k\"]");      /* `1.k` is not jq */
+        break;
+    case 10:
+        gen_term(b, seed, depth - 1);
+        enclose(b, seed, depth - 1, "[", "]");
+        break;
+    default:
+        cairn_buf_puts(b, PICK(seed, ((const char *const[]){".[]", ".a[]", ".o[]", ".mix[]",
+                                                            ".ss[]", ".a[-1]", ".[\"n\"]"})));
+    }
+}
+
+/* Put b's text from at on in parentheses; false (it holds no comparison
+ * outside them now). */
+static bool wrap(cairn_buf *b, size_t at) {
+    cairn_buf_putc(b, ' ');
+    memmove(b->data + at + 1, b->data + at, b->len - at - 1);
+    b->data[at] = '(';
+    cairn_buf_putc(b, ')');
+    return false;
+}
+
+/* An expression: terms joined by operators, if, unary minus.  Returns
+ * whether it ends in a comparison outside brackets, which another
+ * comparison may not follow (they do not associate). */
+static bool gen_exp(cairn_buf *b, unsigned *seed, int depth) {
+    static const char *const ops[] = {"+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=",
+                                      "and", "or", "//", ",", "|"};
+    unsigned r = depth <= 0 ? 0 : rnd(seed) % 8;
+    if (r <= 2) {
+        gen_term(b, seed, depth);
+        return false;
+    }
+    if (r <= 5) {
+        const char *op = PICK(seed, ops);
+        bool cmp = strchr("=!<>", op[0]) != NULL, word = op[0] == 'a' || op[0] == 'o';
+        bool tight = cmp || strchr("+-*/%", op[0]) != NULL;    /* binds a comparison */
+        size_t at = b->len;
+        bool left = gen_exp(b, seed, depth - 1);
+        if (left && tight) left = wrap(b, at);     /* (a < b) < c, (a < b) + c */
+        cairn_buf_printf(b, word || rnd(seed) % 4 ? " %s " : "%s", op);
+        at = b->len;
+        bool right = gen_exp(b, seed, depth - 1);
+        if (right && tight) right = wrap(b, at);
+        return cmp || left || right;
+    }
+    if (r == 6) {
+        cairn_buf_puts(b, "if ");
+        gen_exp(b, seed, depth - 1);
+        cairn_buf_puts(b, " then ");
+        gen_exp(b, seed, depth - 1);
+        if (rnd(seed) % 2) {
+            cairn_buf_puts(b, " elif ");
+            gen_exp(b, seed, depth - 1);
+            cairn_buf_puts(b, " then ");
+            gen_exp(b, seed, depth - 1);
+        }
+        cairn_buf_puts(b, " else ");
+        gen_exp(b, seed, depth - 1);
+        cairn_buf_puts(b, " end");
+        return false;
+    }
+    cairn_buf_puts(b, "-");
+    gen_term(b, seed, depth - 1);
+    return false;
+}
+
+/* Documents of every kind: numbers, strings, arrays of strings and of
+ * mixed values, objects, null, and numbers JSON cannot carry. */
+static jv diff_docs(void) {
+    jv docs = jv_parse(
+        "[{\"n\": 5, \"m\": 2, \"z\": 0, \"s\": \"abc,d\", \"t\": \"Ab,\", \"a\": [1, 2, 3],"
+        "  \"o\": {\"k\": 1, \"b\": [2]}, \"t1\": true, \"f1\": false, \"nul\": null,"
+        "  \"ss\": [\"x\", \"a,b\", \"\"], \"mix\": [null, true, 1.5, \"q\", [1], {\"k\": 2}]},"
+        " {}, null, [10, \"20\", null], \"a,b\", 7.25, true,"
+        " {\"n\": \"5\", \"m\": null, \"s\": 7, \"a\": {\"x\": 1}, \"o\": [1], \"t1\": 0,"
+        "  \"ss\": {\"b\": \"B\", \"a\": \"A\"}, \"mix\": \"k\", \"k\": \"n\", \"t\": \"\"},"
+        " {\"n\": -3.5, \"m\": 1e300, \"s\": \"\", \"a\": [], \"o\": {}, \"z\": -0.0, \"t\": \"\\u00e9X\","
+        "  \"ss\": [\"b\", \"a\", \"b\"], \"mix\": [[2], [1], {\"a\": 1}, {\"a\": 0}]}]");
+    jv odd = JV_OBJECT(jv_string("n"), jv_number(NAN), jv_string("m"), jv_number(INFINITY),
+                       jv_string("a"), JV_ARRAY(jv_number(NAN), jv_number(-INFINITY)));
+    return jv_array_append(docs, odd);
+}
+
+/* Append a result to b: its kind and JSON in its own key order, "error:
+ * <msg>", or "none"; then a separator.  v borrowed. */
+static void describe(cairn_buf *b, jv v) {
+    jv text = jv_is_valid(v) ? jv_dump_string(jv_copy(v), 0) : jv_invalid_get_msg(jv_copy(v));
+    if (jv_is_valid(v))
+        cairn_buf_printf(b, "%s %s", jv_kind_name(jv_get_kind(v)), jv_string_value(text));
+    else if (jv_get_kind(text) == JV_KIND_STRING)
+        cairn_buf_printf(b, "error: %s", jv_string_value(text));
+    else
+        cairn_buf_puts(b, "none");
+    cairn_buf_puts(b, " | ");
+    jv_free(text);
+}
+
+static void drop_msg(void *data, jv msg) {
+    (void)data;
+    jv_free(msg);
+}
+
+/* texts[from, to) as one jq program over [doc, index]; NULL when it does
+ * not compile (some text is not valid jq). */
+static jq_state *compile_batch(char **texts, int from, int to) {
+    cairn_buf p = CAIRN_BUF_INIT;
+    cairn_buf_puts(&p, ". as [$d, $i] | $d | ");
+    for (int i = from; i < to; i++)
+        cairn_buf_printf(&p, "%s $i == %d then (\n%s\n)", i == from ? "if" : " elif", i, texts[i]);
+    cairn_buf_puts(&p, " else error(\"no text\") end");
+    jq_state *jq = jq_init();
+    jq_set_error_cb(jq, drop_msg, NULL);
+    if (!jq_compile(jq, p.data)) jq_teardown(&jq);
+    cairn_buf_free(&p);
+    return jq;
+}
+
+/* The generator may make a text jq refuses (`1 < 2 < 3` is kept out, a
+ * constant key that is not a string is not): the native parser must
+ * decline each, and each is replaced by null.  Returns how many. */
+static int drop_invalid(char **texts, int from, int to) {
+    int n = 0;
+    for (int i = from; i < to; i++) {
+        jq_state *one = compile_batch(texts, i, i + 1);
+        if (one) {
+            jq_teardown(&one);
+            continue;
+        }
+        cairn_exprnative *e = cairn__exprnative_parse(texts[i], strlen(texts[i]));
+        if (e) TEST_FAIL("`%s` is parsed natively but does not compile with jq", texts[i]);
+        if (getenv("DIFF_TRACE")) fprintf(stderr, "invalid: %s\n", texts[i]);
+        free(texts[i]);
+        texts[i] = cairn_strdup("null");
+        n++;
+    }
+    return n;
+}
+
+/* The first two results of text i over doc, from jq and natively; counts
+ * what was compared.  False when they differ. */
+static bool same_results(jq_state *jq, const cairn_exprnative *e, const char *text, int i, jv doc,
+                         int *compared) {
+    jv g1, g2;
+    if (!cairn__exprnative_run(e, doc, &g1, &g2)) return true;  /* jq's to evaluate */
+    /* (libjq 1.6 itself dies of SIGFPE on `nan % -1`, which the native
+     * evaluator defers: only what it answers is asked of jq) */
+    jq_start(jq, JV_ARRAY(jv_copy(doc), jv_number(i)), 0);
+    jv w1 = jq_next(jq), w2 = jv_is_valid(w1) ? jq_next(jq) : jv_invalid();
+    jq_start(jq, jv_null(), 0);
+    cairn_buf got = CAIRN_BUF_INIT, want = CAIRN_BUF_INIT;
+    describe(&got, g1);
+    describe(&got, g2);
+    describe(&want, w1);
+    describe(&want, w2);
+    bool same = strcmp(got.data, want.data) == 0;
+    if (!same) {
+        jv d = jv_dump_string(jv_copy(doc), 0);
+        TEST_FAIL("`%s` over %s:\n    native: %s\n    libjq:  %s", text, jv_string_value(d),
+                  got.data, want.data);
+    }
+    cairn_buf_free(&got);
+    cairn_buf_free(&want);
+    jv_free(g1);
+    jv_free(g2);
+    (*compared)++;
+    jv_free(w1);
+    jv_free(w2);
+    return same;
+}
+
+/* Generated texts, each valid jq: most are parsed natively, and every one
+ * that is gives libjq's results over every document. */
+TEST(expr_diff_generated_texts_agree_with_libjq) {
+    unsigned seed = 20261207;
+    char **texts = cairn_calloc(DIFF_TEXTS, sizeof *texts);
+    for (int i = 0; i < DIFF_TEXTS; i++) {
+        cairn_buf b = CAIRN_BUF_INIT;
+        gen_exp(&b, &seed, 1 + i % 4);
+        texts[i] = cairn_buf_detach(&b);
+    }
+    jv docs = diff_docs();
+    int ndocs = jv_array_length(jv_copy(docs)), accepted = 0, compared = 0, failed = 0;
+    int invalid = 0;
+    for (int from = 0; from < DIFF_TEXTS && failed < 5; from += DIFF_BATCH) {
+        int to = from + DIFF_BATCH < DIFF_TEXTS ? from + DIFF_BATCH : DIFF_TEXTS;
+        jq_state *jq = compile_batch(texts, from, to);
+        if (jq == NULL) {
+            invalid += drop_invalid(texts, from, to);
+            jq = compile_batch(texts, from, to);
+        }
+        if (jq == NULL) TEST_FAIL("texts %d to %d do not compile with jq", from, to - 1);
+        for (int i = from; i < to && failed < 5; i++) {
+            cairn_exprnative *e = cairn__exprnative_parse(texts[i], strlen(texts[i]));
+            accepted += e != NULL;
+            if (getenv("DIFF_TRACE")) fprintf(stderr, "%d %s\n", i, texts[i]);
+            for (int k = 0; e && k < ndocs; k++) {
+                jv doc = jv_array_get(jv_copy(docs), k);
+                if (getenv("DIFF_TRACE")) fprintf(stderr, " doc %d\n", k);
+                failed += !same_results(jq, e, texts[i], i, doc, &compared);
+                jv_free(doc);
+            }
+            cairn__exprnative_free(e);
+        }
+        jq_teardown(&jq);
+    }
+    if (getenv("DIFF_TRACE"))
+        fprintf(stderr, "accepted %d invalid %d compared %d\n", accepted, invalid, compared);
+    /* the test is not vacuous: nearly every text, and most evaluations */
+    CHECK(invalid < DIFF_TEXTS / 10);
+    CHECK(accepted > (DIFF_TEXTS - invalid) * 9 / 10);
+    CHECK(compared > accepted * ndocs * 9 / 10);
+    for (int i = 0; i < DIFF_TEXTS; i++) free(texts[i]);
+    free(texts);
+    jv_free(docs);
+}
