@@ -11,14 +11,15 @@
  *   foreach  one run of one foreach step over 100,000 `set` items: items per
  *            second and the peak resident memory of a fresh process doing it
  *   load     load and compile a generated 1,000-step workflow, an expression
- *            in every step: plain paths and arithmetic (evaluated natively),
- *            then jq pipelines (compiled by libjq)
+ *            in every step: plain paths, arithmetic and jq pipelines (all
+ *            in the native subset, dsl/expr_native.c), then programs outside
+ *            it (compiled by libjq); wall time and the process's CPU time
  *   mask     masking secrets (in every spelling, secrets.h) out of a stored
  *            value with MASK_SECRETS secrets loaded: a W2 step's input, and
  *            a shell step's output holding 4 KiB of text
  *   eval     one expression evaluation, each bounded in time and memory:
- *            a plain path (native) and a jq pipeline, over a document of
- *            1,000 steps' outputs
+ *            a plain path, a jq pipeline (both native) and a program outside
+ *            the native subset (libjq), over a document of 1,000 steps' outputs
  *   verify   `cairn verify` (the command, in a process of its own) over a
  *            journal of 1,000,000 events: 1,000 runs of 499 `set` steps
  *   export   `cairn export` of a run of 1,000 `set` steps
@@ -138,16 +139,18 @@ static double sqlite_commit_rate(void) {
 }
 
 /* A workflow of `steps` set steps, each reading the step before it through
- * an expression: a plain path (PATH), arithmetic (ARITH: both in the subset
- * of jq that Cairn evaluates natively, dsl/expr_native.c), or a jq program
- * outside that subset (JQ: a pipe, compiled and run by libjq). */
-enum { PATH, ARITH, JQ };
+ * an expression: a plain path (PATH), arithmetic (ARITH), a pipeline (JQ:
+ * all three in the subset of jq that Cairn evaluates natively,
+ * dsl/expr_native.c), or the same value through a jq program outside that
+ * subset (LIBJQ: a reduce, compiled and run by libjq). */
+enum { PATH, ARITH, JQ, LIBJQ };
 
 static char *gen_workflow(int steps, int kind) {
     static const char *const shape[] = {
         [PATH] = "{ n: %d, prev: \"${{ .steps.s%d.output.n }}\" }",
         [ARITH] = "{ n: %d, prev: \"${{ .steps.s%d.output.n + 1 }}\" }",
         [JQ] = "{ n: %d, prev: \"${{ .steps.s%d.output.n | . + 1 }}\" }",
+        [LIBJQ] = "{ n: %d, prev: \"${{ .steps.s%d.output.n | reduce . as $x (0; $x + 1) }}\" }",
     };
     cairn_buf b = CAIRN_BUF_INIT;
     cairn_buf_printf(&b, "cairn: 1\nname: bench-%d\nsteps:\n", steps);
@@ -509,27 +512,43 @@ static void foreach_bench(int repeat, double *rate, double *mb) {
     free(cmd);
 }
 
-static double load_ms(int steps, int kind) {
-    char *src = gen_workflow(steps, kind);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    cairn_workflow *wf = load(src);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    cairn_workflow_free(wf);
-    free(src);
+static double ms_between(struct timespec a, struct timespec b) {
     return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 }
 
+/* Wall milliseconds to load the workflow; *cpu_ms the process's CPU time
+ * meanwhile (every thread's: libjq compiles on two). */
+static double load_ms(int steps, int kind, double *cpu_ms) {
+    char *src = gen_workflow(steps, kind);
+    struct timespec a, b, ca, cb;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cairn_workflow *wf = load(src);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
+    cairn_workflow_free(wf);
+    free(src);
+    *cpu_ms = ms_between(ca, cb);
+    return ms_between(a, b);
+}
+
+/* Each load line: the median wall time, and the median CPU time in the
+ * last column. */
 static void load_lines(int repeat, double *v) {
     static const struct { const char *name; int kind; } kinds[] = {
         {"load 1000 steps, 999 path expressions", PATH},
         {"load 1000 steps, 999 arithmetic expressions", ARITH},
         {"load 1000 steps, 999 jq pipelines", JQ},
+        {"load 1000 steps, 999 reduce (libjq)", LIBJQ},
     };
+    double *cpu = cairn_calloc((size_t)repeat, sizeof *cpu);
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, kinds[k].kind);
-        printf("%-44s %9.1f ms %10s\n", kinds[k].name, median(v, repeat), "-");
+        for (int i = 0; i < repeat; i++) v[i] = load_ms(1000, kinds[k].kind, &cpu[i]);
+        char c[32];
+        snprintf(c, sizeof c, "cpu %.1f", median(cpu, repeat));
+        printf("%-44s %9.1f ms %10s\n", kinds[k].name, median(v, repeat), c);
     }
+    free(cpu);
 }
 
 /* ---- mask: what hiding secrets costs each stored value ----------------------- */
@@ -616,6 +635,8 @@ static void eval_lines(int repeat) {
     printf("%-44s %9.2f us %10s\n", "eval a plain path (native), each", median(v, repeat), "-");
     for (int i = 0; i < repeat; i++) v[i] = eval_us(JQ);
     printf("%-44s %9.2f us %10s\n", "eval a jq pipeline, each", median(v, repeat), "-");
+    for (int i = 0; i < repeat; i++) v[i] = eval_us(LIBJQ);
+    printf("%-44s %9.2f us %10s\n", "eval a reduce (libjq), each", median(v, repeat), "-");
     free(v);
 }
 
