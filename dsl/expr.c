@@ -11,9 +11,9 @@
  *   2. Each leaf is checked lexically first (expr_lex.c): a program that could
  *      break out of its place, or that names $ENV, now, input..., never
  *      reaches jq.
- *   3. A leaf in the small subset of jq that expr_native.c implements (plain
- *      paths, literals, arithmetic, comparisons, and, or, //) is parsed there
- *      and needs no jq_compile.  When its operands turn out to be of kinds the
+ *   3. A leaf in the subset of jq that expr_native.c parses and
+ *      expr_nateval.c evaluates (paths, operators, pipes, builders, if,
+ *      common builtins) needs no jq_compile.  When its operands turn out to be of kinds the
  *      subset leaves to jq, it is compiled alone, once, at that evaluation.
  *   4. The other leaves are compiled in chunks, each one jq program;
  *      evaluation picks the leaf in its chunk by slot.

@@ -2,9 +2,10 @@
  * expr.h - Cairn expressions: `${{ <jq program> }}` inside workflow strings.
  *
  * A workflow's expressions are gathered into one cairn_exprset.  Those in a
- * small common subset of jq (plain paths, literals, arithmetic, comparisons,
- * and, or, //: see expr_native.c) are parsed and evaluated without jq, with
- * jq 1.6's meaning.  The rest are compiled together in a few jq programs,
+ * common subset of jq (paths, literals, operators, pipes, arrays, objects,
+ * string interpolation, if, and common builtins: see expr_native.c and
+ * expr_nateval.c) are parsed and evaluated without jq, with jq 1.6's
+ * meaning.  The rest are compiled together in a few jq programs,
  * because jq_compile re-binds jq's builtins on every call (about 20 ms) while
  * one program of hundreds of expressions compiles in about the same time.
  *
@@ -27,9 +28,11 @@
  * (expr_guard.h) and fails with CAIRN_EEXPR; a result whose JSON would be
  * larger than the memory budget, or nested deeper than
  * CAIRN_EXPR_RESULT_DEPTH, fails the same way (so nothing downstream walks
- * an unbounded value).  What expr_native.c evaluates is bounded by its size
- * (CAIRN_EXPR_NATIVE_NODES) and the document's, and hands jq any
- * concatenation larger than CAIRN_EXPR_NATIVE_CONCAT_MAX.
+ * an unbounded value).  What expr_nateval.c evaluates is bounded by its size
+ * (CAIRN_EXPR_NATIVE_NODES), the values it yields (CAIRN_EXPR_NATIVE_WORK)
+ * and the document's size, and hands jq any concatenation larger than
+ * CAIRN_EXPR_NATIVE_CONCAT_MAX or walk of a value it built larger than
+ * CAIRN_EXPR_NATIVE_WALK; a result it built is checked like jq's.
  *   CAIRN_EXPR_TIME_MS_DEFAULT, CAIRN_EXPR_TIME_MS_MAX    time, default and most
  *   CAIRN_EXPR_MEMORY_DEFAULT, _MIN, _MAX                 memory budget in bytes
  *
