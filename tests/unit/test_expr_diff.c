@@ -164,7 +164,7 @@ static jv diff_docs(void) {
     jv docs = jv_parse(
         "[{\"n\": 5, \"m\": 2, \"z\": 0, \"s\": \"abc,d\", \"t\": \"Ab,\", \"a\": [1, 2, 3],"
         "  \"o\": {\"k\": 1, \"b\": [2]}, \"t1\": true, \"f1\": false, \"nul\": null,"
-        "  \"ss\": [\"x\", \"a,b\", \"\"], \"mix\": [null, true, 1.5, \"q\", [1], {\"k\": 2}]},"
+        "  \"ss\": [\"x\", \"a,b\", \"\", \"{z}\", \"1.5\", \"[1]\", \"ab\", \"b`a\"], \"mix\": [null, true, 1.5, \"q\", [1], {\"k\": 2}]},"
         " {}, null, [10, \"20\", null], \"a,b\", 7.25, true,"
         " {\"n\": \"5\", \"m\": null, \"s\": 7, \"a\": {\"x\": 1}, \"o\": [1], \"t1\": 0,"
         "  \"ss\": {\"b\": \"B\", \"a\": \"A\"}, \"mix\": \"k\", \"k\": \"n\", \"t\": \"\"},"
@@ -262,6 +262,39 @@ static bool same_results(jq_state *jq, const cairn_exprnative *e, const char *te
     return same;
 }
 
+/* What comparing n texts found. */
+typedef struct diff_counts {
+    int accepted, invalid, compared, failed;
+} diff_counts;
+
+/* Compare each of texts[0, n) natively and by libjq over every document,
+ * in batches; stops after a few differences. */
+static void compare_texts(char **texts, int n, diff_counts *c) {
+    jv docs = diff_docs();
+    int ndocs = jv_array_length(jv_copy(docs));
+    for (int from = 0; from < n && c->failed < 5; from += DIFF_BATCH) {
+        int to = from + DIFF_BATCH < n ? from + DIFF_BATCH : n;
+        jq_state *jq = compile_batch(texts, from, to);
+        if (jq == NULL) {
+            c->invalid += drop_invalid(texts, from, to);
+            jq = compile_batch(texts, from, to);
+        }
+        if (jq == NULL) TEST_FAIL("texts %d to %d do not compile with jq", from, to - 1);
+        for (int i = from; i < to && c->failed < 5; i++) {
+            cairn_exprnative *e = cairn__exprnative_parse(texts[i], strlen(texts[i]));
+            c->accepted += e != NULL;
+            for (int k = 0; e && k < ndocs; k++) {
+                jv doc = jv_array_get(jv_copy(docs), k);
+                c->failed += !same_results(jq, e, texts[i], i, doc, &c->compared);
+                jv_free(doc);
+            }
+            cairn__exprnative_free(e);
+        }
+        jq_teardown(&jq);
+    }
+    jv_free(docs);
+}
+
 /* Generated texts, each valid jq: most are parsed natively, and every one
  * that is gives libjq's results over every document. */
 TEST(expr_diff_generated_texts_agree_with_libjq) {
@@ -269,41 +302,53 @@ TEST(expr_diff_generated_texts_agree_with_libjq) {
     char **texts = cairn_calloc(DIFF_TEXTS, sizeof *texts);
     for (int i = 0; i < DIFF_TEXTS; i++) {
         cairn_buf b = CAIRN_BUF_INIT;
-        gen_exp(&b, &seed, 1 + i % 4);
+        if (i % 3 == 0) enclose(&b, &seed, 1 + i % 4, "[", "]");   /* every value compared */
+        else gen_exp(&b, &seed, 1 + i % 4);
         texts[i] = cairn_buf_detach(&b);
     }
-    jv docs = diff_docs();
-    int ndocs = jv_array_length(jv_copy(docs)), accepted = 0, compared = 0, failed = 0;
-    int invalid = 0;
-    for (int from = 0; from < DIFF_TEXTS && failed < 5; from += DIFF_BATCH) {
-        int to = from + DIFF_BATCH < DIFF_TEXTS ? from + DIFF_BATCH : DIFF_TEXTS;
-        jq_state *jq = compile_batch(texts, from, to);
-        if (jq == NULL) {
-            invalid += drop_invalid(texts, from, to);
-            jq = compile_batch(texts, from, to);
-        }
-        if (jq == NULL) TEST_FAIL("texts %d to %d do not compile with jq", from, to - 1);
-        for (int i = from; i < to && failed < 5; i++) {
-            cairn_exprnative *e = cairn__exprnative_parse(texts[i], strlen(texts[i]));
-            accepted += e != NULL;
-            if (getenv("DIFF_TRACE")) fprintf(stderr, "%d %s\n", i, texts[i]);
-            for (int k = 0; e && k < ndocs; k++) {
-                jv doc = jv_array_get(jv_copy(docs), k);
-                if (getenv("DIFF_TRACE")) fprintf(stderr, " doc %d\n", k);
-                failed += !same_results(jq, e, texts[i], i, doc, &compared);
-                jv_free(doc);
-            }
-            cairn__exprnative_free(e);
-        }
-        jq_teardown(&jq);
-    }
-    if (getenv("DIFF_TRACE"))
-        fprintf(stderr, "accepted %d invalid %d compared %d\n", accepted, invalid, compared);
+    diff_counts c = {0};
+    compare_texts(texts, DIFF_TEXTS, &c);
     /* the test is not vacuous: nearly every text, and most evaluations */
-    CHECK(invalid < DIFF_TEXTS / 10);
-    CHECK(accepted > (DIFF_TEXTS - invalid) * 9 / 10);
-    CHECK(compared > accepted * ndocs * 9 / 10);
+    CHECK(c.invalid < DIFF_TEXTS / 10);
+    CHECK(c.accepted > (DIFF_TEXTS - c.invalid) * 9 / 10);
+    CHECK(c.compared > c.accepted * 10 * 9 / 10);
     for (int i = 0; i < DIFF_TEXTS; i++) free(texts[i]);
     free(texts);
-    jv_free(docs);
+}
+
+/* The shapes runbooks use, each builtin over the values that decide its
+ * edges (false, "", strings that are JSON, braces, mixed kinds): all native. */
+TEST(expr_diff_common_shapes_agree_with_libjq) {
+    static const char *const shapes[] = {
+        ".mix[] | values", ".[] | values", ".mix[] | type", ".[] | type", ".ss[] | tonumber",
+        ".mix[] | tonumber", ".s | tonumber", ".ss[] | ascii_upcase", ".ss[] | ascii_downcase",
+        ".t | ascii_upcase", ".t | ascii_downcase", ".ss[] | endswith(\"b\")",
+        ".ss[] | startswith(\"a\")", ".s | endswith(\"d\")", ".s | endswith(\"ab\")",
+        ".ss[] | ltrimstr(\"a\")", ".ss[] | rtrimstr(\"b\")", ".s | ltrimstr(\"abc\")",
+        ".s | rtrimstr(\",d\")", ".ss[] | split(\",\")", ".s | split(\",\")", ".t | split(\"\")",
+        ".ss | unique", ".mix | unique", ".a | unique", "[.[]] | unique", ".ss | sort", ".mix | sort",
+        ".ss | join(\"-\")", ".mix | join(\",\")", ".a | join(\", \")", ".ss | map(length)",
+        ".mix | map(select(. != null))", ".mix[] | tojson", ".mix[] | tostring", ".ss | any",
+        ".mix | all", ".a | add", ".ss | add", ".mix | add", ".o | keys", ".ss | keys",
+        ".o | has(\"k\")", ".a | has(1)", ".o | contains({k: 1})", ".s | contains(\"c,\")",
+        "\"\\(.n) of \\(.s)\"", "{n, s, k: .o.k}", "[.a[] | . * 2]", ".a | first, last",
+        ".nul | length", ".mix[] | length", "-.n", "if .t1 then .s elif .f1 then .n else .m end",
+        ".n // \"d\"", ".f1 // \"d\"", ".mix[] // \"d\"", ".ss[] | not", "1 // 2, 3",
+        ".ss | map(select(length > 0)) | join(\",\")",
+        ".ss[3] | tonumber", ".ss[4] | tonumber", ".ss[5] | tonumber", "[.mix[] | numbers]",
+        ".o | to_entries? // keys",
+    };
+    /* each as it is and in [...], which compares every value, not the first two */
+    int n = (int)(sizeof shapes / sizeof shapes[0]);
+    char **texts = cairn_calloc((size_t)n * 2, sizeof *texts);
+    for (int i = 0; i < n; i++) {
+        texts[2 * i] = cairn_strdup(shapes[i]);
+        texts[2 * i + 1] = cairn_sprintf("[%s]", shapes[i]);
+    }
+    diff_counts c = {0};
+    compare_texts(texts, n * 2, &c);
+    CHECK_INT(c.invalid, 0);
+    CHECK_INT(c.accepted, (n - 2) * 2);      /* all but the last two: numbers and `?` */
+    for (int i = 0; i < n * 2; i++) free(texts[i]);
+    free(texts);
 }
