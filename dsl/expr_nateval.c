@@ -22,7 +22,8 @@
  *     first, last, ascii_downcase, unique, values...), messages included.
  *   - Operand kinds whose result is more than a line of jq's C (array minus
  *     array, string times number, object times object, string divided by
- *     string, % of huge or non-finite numbers) are deferred: evaluation
+ *     string, % of huge or non-finite numbers, an array indexed by an
+ *     array) are deferred: evaluation
  *     returns jv_invalid() without a message, and the caller has jq evaluate
  *     the whole text (expr.c compiles it then, once).
  *
@@ -713,8 +714,11 @@ static bool values_out(ev *st, const nat_node *x, jv v, jv in, outs *o) {
     return ok;
 }
 
-/* l op r for a binary node; l[r] for N_INDEX.  Both consumed. */
+/* l op r for a binary node; l[r] for N_INDEX.  Both consumed.  An array
+ * indexed by an array (the indices of a sub-array) is jq's: libjq 1.6's
+ * jv_array_indexes leaks the key's values. */
 static jv combine(ev *st, nat_op op, jv l, jv r) {
+    if (op == N_INDEX && both(l, r, JV_KIND_ARRAY)) return defer(l, r);
     if (op == N_INDEX) return jv_get(l, r);
     bool cmp = op >= N_EQ && op <= N_GE;
     if (cmp && (!walkable(st, l) || !walkable(st, r))) return defer(l, r);
