@@ -88,6 +88,10 @@ cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len);
  * sizes left to jq, see expr_nateval.c). */
 bool cairn__exprnative_run(const cairn_exprnative *e, jv doc, jv *first, jv *second);
 
+/* Whether e yields exactly one value or an error whatever its input: then
+ * cairn__exprnative_run's *second is always jv_invalid(). */
+bool cairn__exprnative_one(const cairn_exprnative *e);
+
 /* jq's first value of e over doc (borrowed), its error, or null when it
  * yields none; jv_invalid() without a message when jq must evaluate it. */
 jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc);

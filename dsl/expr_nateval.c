@@ -831,7 +831,8 @@ static bool negate_one(ev *st, const nat_node *x, jv v, jv in, outs *o) {
     return emit(st, o, jv_number(-jv_number_value(v)));
 }
 
-static bool gen(ev *st, int k, jv in, outs *o) {
+/* Node k, any number of values. */
+static bool gen_many(ev *st, int k, jv in, outs *o) {
     const nat_node *x = &st->e->nodes[k];
     switch (x->op) {
     case N_CONST: return emit(st, o, jv_copy(x->v));
@@ -850,10 +851,138 @@ static bool gen(ev *st, int k, jv in, outs *o) {
     }
 }
 
+/* ---- nodes that yield exactly one value or an error ----------------------- */
+
+/* Most texts are such nodes all through (`.a.b`, `.n + 1`, `.x | length`):
+ * they are evaluated by plain recursion, a value or an error each, in the
+ * order gen_many takes (the right operand first), without lists. */
+
+static jv eval1(ev *st, int k, jv in);
+
+/* A node's one value through gen_many (arrays, objects, map). */
+static jv eval1_many(ev *st, int k, jv in) {
+    outs o;
+    outs_init(&o);
+    jv v = jv_invalid();
+    if (gen_many(st, k, in, &o) && o.n > 0) {
+        v = jv_copy(o.v[0]);
+    } else if (!st->deferred) {
+        v = st->err;
+        st->err = jv_null();
+    }
+    outs_free(&o);
+    return v;
+}
+
+/* and, or, //, if over single operands. */
+static jv eval1_branch(ev *st, const nat_node *x, jv in) {
+    jv l = eval1(st, x->a, in);
+    if (!jv_is_valid(l)) return l;
+    bool t = truthy(l);
+    if (x->op == N_ALT && t) return l;
+    jv_free(l);
+    if (x->op == N_IF) return eval1(st, t ? x->b : x->c, in);
+    if (x->op == N_ALT) return eval1(st, x->b, in);
+    if (t == (x->op == N_OR)) return jv_bool(t);
+    jv r = eval1(st, x->b, in);
+    if (!jv_is_valid(r)) return r;
+    t = truthy(r);
+    jv_free(r);
+    return jv_bool(t);
+}
+
+/* l op r, l[r], or l | r over single operands (l is the input when a < 0). */
+static jv eval1_pair(ev *st, const nat_node *x, jv in) {
+    if (x->op == N_PIPE) {
+        jv v = eval1(st, x->a, in);
+        if (!jv_is_valid(v)) return v;
+        jv r = eval1(st, x->b, v);
+        jv_free(v);
+        return r;
+    }
+    jv r = eval1(st, x->b, in);
+    if (!jv_is_valid(r)) return r;
+    jv l = x->a < 0 ? jv_copy(in) : eval1(st, x->a, in);
+    if (!jv_is_valid(l)) {
+        jv_free(r);
+        return l;
+    }
+    return combine(st, x->op, l, r);
+}
+
+static jv eval1(ev *st, int k, jv in) {
+    const nat_node *x = &st->e->nodes[k];
+    switch (x->op) {
+    case N_CONST: return jv_copy(x->v);
+    case N_PATH: {
+        jv base = x->a < 0 ? jv_copy(in) : eval1(st, x->a, in);
+        return jv_is_valid(base) ? walk_path(x->v, base) : base;
+    }
+    case N_NEG: {
+        jv v = eval1(st, x->a, in);
+        if (!jv_is_valid(v) || jv_get_kind(v) != JV_KIND_NUMBER)
+            return jv_is_valid(v) ? type_error(v, "cannot be negated") : v;
+        double d = jv_number_value(v);
+        jv_free(v);
+        return jv_number(-d);
+    }
+    case N_IF: case N_ALT: case N_OR: case N_AND: return eval1_branch(st, x, in);
+    case N_CALL: {
+        const struct natfn *f = &FNS[x->fn];
+        if (!f->f1 && !f->f2) return eval1_many(st, k, in);
+        if (f->walks && !walkable(st, in)) return jv_invalid();
+        if (f->f1) return f->f1(jv_copy(in));
+        jv arg = eval1(st, x->a, in);
+        if (!jv_is_valid(arg) || (f->walks && !walkable(st, arg))) return jv_is_valid(arg) ? defer(arg, jv_null()) : arg;
+        return f->f2(jv_copy(in), arg);
+    }
+    case N_ARRAY: case N_OBJECT: return eval1_many(st, k, in);
+    default: return eval1_pair(st, x, in);
+    }
+}
+
+static bool gen(ev *st, int k, jv in, outs *o) {
+    if (st->e->nodes[k].single) return emit(st, o, eval1(st, k, in));
+    return gen_many(st, k, in, o);
+}
+
+/* Mark the nodes from k down that yield exactly one value or an error
+ * whatever their input; returns k's mark. */
+static bool mark_single(cairn_exprnative *e, int k) {
+    if (k < 0) return true;
+    nat_node *x = &e->nodes[k];
+    bool a = mark_single(e, x->a), b = mark_single(e, x->b), c = mark_single(e, x->c);
+    switch (x->op) {
+    case N_EACH: case N_COMMA: case N_PAIR: x->single = false; break;
+    case N_ARRAY: x->single = true; break;
+    case N_OBJECT: {
+        bool all = true;
+        for (int p = x->a; p >= 0; p = e->nodes[p].c)
+            all = all && e->nodes[e->nodes[p].a].single && e->nodes[e->nodes[p].b].single;
+        x->single = all;
+        break;
+    }
+    case N_CALL:
+        x->single = FNS[x->fn].f1 || (FNS[x->fn].f2 && a) || FNS[x->fn].g == g_map;
+        break;
+    default: x->single = a && b && c;
+    }
+    return x->single;
+}
+
+void cairn__natfn_prepare(cairn_exprnative *e) { mark_single(e, e->root); }
+
 /* ---- the whole text --------------------------------------------------------- */
 
 bool cairn__exprnative_run(const cairn_exprnative *e, jv doc, jv *first, jv *second) {
     ev st = {.e = e, .err = jv_null(), .work = CAIRN_EXPR_NATIVE_WORK};
+    if (e->nodes[e->root].single) {              /* one value or an error */
+        jv v = eval1(&st, e->root, doc);
+        jv_free(st.err);
+        *first = v;
+        *second = jv_invalid();
+        return jv_is_valid(v) || jv_invalid_has_msg(jv_copy(v));   /* else deferred */
+    }
     outs o;
     outs_init(&o);
     bool ok = gen(&st, e->root, doc, &o);
@@ -934,3 +1063,5 @@ bool cairn__exprnative_reads(const cairn_exprnative *e, const char *key) {
 }
 
 bool cairn__exprnative_builds(const cairn_exprnative *e) { return e->builds; }
+
+bool cairn__exprnative_one(const cairn_exprnative *e) { return e->nodes[e->root].single; }

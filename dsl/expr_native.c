@@ -650,6 +650,7 @@ cairn_exprnative *cairn__exprnative_parse(const char *text, size_t len) {
     p.e->root = parse_exp(&p, L_PIPE);
     bool ok = p.e->root >= 0 && p.tok == T_END;
     jv_free(p.v);
+    if (ok) cairn__natfn_prepare(p.e);
     if (ok) return p.e;
     cairn__exprnative_free(p.e);
     return NULL;

@@ -38,6 +38,7 @@ typedef struct nat_node {
     jv v;                     /* N_CONST, N_PATH; else invalid */
     int a, b, c;
     int fn;                   /* N_CALL: index into the builtin table */
+    bool single;              /* yields exactly one value or an error */
 } nat_node;
 
 struct cairn_exprnative {
@@ -49,6 +50,10 @@ struct cairn_exprnative {
 /* The builtin named name (len bytes) taking nargs arguments, as an index
  * for N_CALL; -1 when the subset does not have it. */
 int cairn__natfn_find(const char *name, size_t len, int nargs);
+
+/* Mark the nodes of a parsed tree that yield one value whatever their
+ * input, which are evaluated without lists of values. */
+void cairn__natfn_prepare(cairn_exprnative *e);
 
 /* Whether builtin fn makes a new array or object from its input. */
 bool cairn__natfn_builds(int fn);
