@@ -933,7 +933,8 @@ static jv eval1(ev *st, int k, jv in) {
         if (f->walks && !walkable(st, in)) return jv_invalid();
         if (f->f1) return f->f1(jv_copy(in));
         jv arg = eval1(st, x->a, in);
-        if (!jv_is_valid(arg) || (f->walks && !walkable(st, arg))) return jv_is_valid(arg) ? defer(arg, jv_null()) : arg;
+        if (!jv_is_valid(arg)) return arg;
+        if (f->walks && !walkable(st, arg)) return defer(arg, jv_null());
         return f->f2(jv_copy(in), arg);
     }
     case N_ARRAY: case N_OBJECT: return eval1_many(st, k, in);
