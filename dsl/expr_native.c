@@ -521,7 +521,7 @@ static int parse_call(parser *p) {
     }
     int k = add_node(p, N_CALL, jv_invalid(), a, -1);
     if (k >= 0) p->e->nodes[k].fn = fn;
-    if (k >= 0 && cairn__natfn_builds(fn)) p->e->builds = true;
+    if (k >= 0 && cairn__natfn(fn)->builds) p->e->builds = true;
     return k;
 }
 
