@@ -403,7 +403,7 @@ int cairn_exprset_eval_doc(cairn_exprset *set, int idx, cairn_doc *doc, jv *out,
     if (native) {
         int64_t start_us = cairn__exprnative_builds(native) ? cairn_now_us() : 0;
         jv first, second;
-        bool ran = cairn__exprnative_run(native, doc->whole(doc), &first, &second);
+        bool ran = cairn__exprnative_run_doc(native, doc, &first, &second);
         if (ran && jv_is_valid(first) && cairn__exprnative_one(native) &&
             !cairn__exprnative_builds(native)) {
             *out = first;                         /* the common case, without one_result */

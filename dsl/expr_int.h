@@ -92,6 +92,11 @@ bool cairn__exprnative_run(const cairn_exprnative *e, jv doc, jv *first, jv *sec
  * cairn__exprnative_run's *second is always jv_invalid(). */
 bool cairn__exprnative_one(const cairn_exprnative *e);
 
+/* As cairn__exprnative_run, over doc: a path read from the document goes
+ * through doc->path first, and doc->whole is asked only when needed. */
+bool cairn__exprnative_run_doc(const cairn_exprnative *e, cairn_doc *doc, jv *first,
+                               jv *second);
+
 /* jq's first value of e over doc (borrowed), its error, or null when it
  * yields none; jv_invalid() without a message when jq must evaluate it. */
 jv cairn__exprnative_eval(const cairn_exprnative *e, jv doc);

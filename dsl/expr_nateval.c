@@ -88,7 +88,18 @@ typedef struct ev {
     jv err;
     bool deferred;
     long work;
+    cairn_doc *doc;           /* the document, when evaluation started from one */
+    jv whole;                 /* doc->whole(doc) once asked (borrowed), else invalid */
 } ev;
+
+/* The input in (borrowed): itself, or for jv_invalid(), which stands for a
+ * document not yet made whole (see cairn__exprnative_run_doc), the whole
+ * document, made the first time it is needed. */
+static jv input(ev *st, jv in) {
+    if (jv_is_valid(in)) return in;
+    if (!jv_is_valid(st->whole)) st->whole = st->doc->whole(st->doc);
+    return st->whole;
+}
 
 /* Raise err: an error with a message, or without one a deferral to jq. */
 static bool fail(ev *st, jv err) {
@@ -258,10 +269,25 @@ static bool gen_call(ev *st, const nat_node *x, jv in, outs *o) {
 /* ---- nodes ----------------------------------------------------------------- */
 
 /* v indexed by each key of path in turn, as jq's INDEX does, through jv_get. */
-static jv walk_path(jv path, jv v) {
+static jv walk_path_from(jv path, jv v, int from) {
     int n = jv_array_length(jv_copy(path));
-    for (int i = 0; i < n && jv_is_valid(v); i++) v = jv_get(v, jv_array_get(jv_copy(path), i));
+    for (int i = from; i < n && jv_is_valid(v); i++) v = jv_get(v, jv_array_get(jv_copy(path), i));
     return v;
+}
+
+static jv walk_path(jv path, jv v) { return walk_path_from(path, v, 0); }
+
+/* path over in; over a document not yet made whole, the prefix the
+ * document resolves itself (cairn_doc.path) is taken as it gives it. */
+static jv root_path(ev *st, jv path, jv in) {
+    int used = 0;
+    jv cur = !jv_is_valid(in) && st->doc->path ? st->doc->path(st->doc, path, &used) : jv_invalid();
+    if (!jv_is_valid(cur)) {
+        jv_free(cur);
+        cur = jv_copy(input(st, in));
+        used = 0;
+    }
+    return walk_path_from(path, cur, used);
 }
 
 /* For N_PATH, N_EACH: f over the input, or over each value of a. */
@@ -474,7 +500,7 @@ static jv eval1_pair(ev *st, const nat_node *x, jv in) {
     }
     jv r = eval1(st, x->b, in);
     if (!jv_is_valid(r)) return r;
-    jv l = x->a < 0 ? jv_copy(in) : eval1(st, x->a, in);
+    jv l = x->a < 0 ? jv_copy(input(st, in)) : eval1(st, x->a, in);
     if (!jv_is_valid(l)) {
         jv_free(r);
         return l;
@@ -487,7 +513,8 @@ static jv eval1(ev *st, int k, jv in) {
     switch (x->op) {
     case N_CONST: return jv_copy(x->v);
     case N_PATH: {
-        jv base = x->a < 0 ? jv_copy(in) : eval1(st, x->a, in);
+        if (x->a < 0) return root_path(st, x->v, in);
+        jv base = eval1(st, x->a, in);
         return jv_is_valid(base) ? walk_path(x->v, base) : base;
     }
     case N_NEG: {
@@ -501,6 +528,7 @@ static jv eval1(ev *st, int k, jv in) {
     case N_IF: case N_ALT: case N_OR: case N_AND: return eval1_branch(st, x, in);
     case N_CALL: {
         const nat_fn *f = cairn__natfn(x->fn);
+        in = input(st, in);
         if (!f->f1 && !f->f2) return eval1_many(st, k, in);
         if (f->walks && !walkable(st, in)) return jv_invalid();
         if (f->f1) return f->f1(jv_copy(in));
@@ -509,7 +537,7 @@ static jv eval1(ev *st, int k, jv in) {
         if (f->walks && !walkable(st, arg)) return defer(arg, jv_null());
         return f->f2(jv_copy(in), arg);
     }
-    case N_ARRAY: case N_OBJECT: return eval1_many(st, k, in);
+    case N_ARRAY: case N_OBJECT: return eval1_many(st, k, input(st, in));
     default: return eval1_pair(st, x, in);
     }
 }
@@ -548,8 +576,23 @@ void cairn__natfn_prepare(cairn_exprnative *e) { mark_single(e, e->root); }
 
 /* ---- the whole text --------------------------------------------------------- */
 
+/* Texts that yield one value start from the document as it is, the
+ * document made whole only if a node needs more than a path it resolves;
+ * the others from the whole document. */
+bool cairn__exprnative_run_doc(const cairn_exprnative *e, cairn_doc *doc, jv *first,
+                               jv *second) {
+    if (!e->nodes[e->root].single) return cairn__exprnative_run(e, doc->whole(doc), first, second);
+    ev st = {.e = e, .err = jv_null(), .work = CAIRN_EXPR_NATIVE_WORK, .doc = doc,
+             .whole = jv_invalid()};
+    jv v = eval1(&st, e->root, jv_invalid());
+    jv_free(st.err);
+    *first = v;
+    *second = jv_invalid();
+    return jv_is_valid(v) || jv_invalid_has_msg(jv_copy(v));   /* else deferred */
+}
+
 bool cairn__exprnative_run(const cairn_exprnative *e, jv doc, jv *first, jv *second) {
-    ev st = {.e = e, .err = jv_null(), .work = CAIRN_EXPR_NATIVE_WORK};
+    ev st = {.e = e, .err = jv_null(), .work = CAIRN_EXPR_NATIVE_WORK, .whole = jv_invalid()};
     if (e->nodes[e->root].single) {              /* one value or an error */
         jv v = eval1(&st, e->root, doc);
         jv_free(st.err);
