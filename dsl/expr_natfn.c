@@ -122,6 +122,15 @@ static jv modulo(jv a, jv b) {
     if (!both(a, b, JV_KIND_NUMBER)) return type_error2(a, b, "cannot be divided (remainder)");
     double x = jv_number_value(a), y = jv_number_value(b);
     const double limit = 9007199254740992.0;            /* 2^53 */
+    /* A divisor that truncates to -1 leaves no remainder.  Answered here for
+     * any dividend: libjq 1.6 computes (intmax_t)x % -1, and a dividend past
+     * 2^63 (1e300 from an alert's payload) truncates to INTMAX_MIN, whose
+     * remainder by -1 traps (SIGFPE) and would kill the engine. */
+    if (y <= -1 && y > -2) {
+        jv_free(a);
+        jv_free(b);
+        return jv_number(0);
+    }
     if (!(fabs(x) <= limit && fabs(y) <= limit)) return defer(a, b);
     intmax_t ix = (intmax_t)x, iy = (intmax_t)y;
     if (iy == 0)

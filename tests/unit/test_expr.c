@@ -135,6 +135,15 @@ TEST(expr_runtime_error_carries_jq_message) {
     CHECK_STR(e.msg, "expression at w.yaml:3:11: Cannot index number with string \"b\"");
 }
 
+/* A remainder by -1 of a number past 2^63 (from a payload) is 0, as it is
+ * for every smaller number, and does not trap as (intmax_t)x % -1 does. */
+TEST(expr_remainder_by_minus_one_of_a_huge_number_is_zero) {
+    CHECK_EVAL(".x % .y", "{\"x\":1e300,\"y\":-1}", "0");
+    CHECK_EVAL(".x % .y", "{\"x\":-1e300,\"y\":-1.5}", "0");
+    CHECK_EVAL(".x % -1", "{\"x\":7}", "0");
+    CHECK_EVAL(".x % .y", "{\"x\":7,\"y\":-2}", "1");
+}
+
 TEST(expr_truthy) {
     CHECK(!cairn_truthy(jv_false()));
     CHECK(!cairn_truthy(jv_null()));
