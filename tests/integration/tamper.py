@@ -1,10 +1,13 @@
 """Tampering with the journal behind the engine's back is evident.
 
-Each case runs a workflow, then edits the SQLite journal directly, as
-someone with write access to the file could: an event's data edited, an
-event deleted, two events swapped, one inserted (in a run still in the
-unindexed tail and in one the event index covers), runs.status edited,
-definitions.source edited, a run's row or all its events deleted.  `cairn
+Each case runs a workflow, then edits the journal directly with SQL, as
+someone with write access to the SQLite file (or, run by pg_tamper.sh, to
+the PostgreSQL database) could: an event's data edited, an event deleted,
+two events swapped, one inserted (in a run still in SQLite's unindexed
+tail and in one the event index covers; in PostgreSQL, in a run with
+another after it), two runs' events swapped, runs.status edited,
+definitions.source edited, a run's row or all its events deleted, the
+journal's key file replaced.  `cairn
 verify` must exit 1 naming the run and the event (or the column, or the
 hashes); `show` must refuse a run whose events or definition do not check
 out, rather than display forged values; `resume` must refuse to run an
@@ -15,12 +18,12 @@ missing.  And an event forged in the commit log (its checksum made good
 again, as anyone can) is caught when a reader applies the log."""
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import (CAIRN, PG, Suite, cairn, cairn_json, journal_sql, sqlite_only,  # noqa: E402
+                        wait_for, write)
 
 SIMPLE = """cairn: 1
 name: simple
@@ -56,12 +59,21 @@ def finished_run(s, name):
     return db, run["id"]
 
 
+def lit(v):
+    """v as an SQL literal (either store's dialect)."""
+    return str(v) if isinstance(v, int) else "'%s'" % str(v).replace("'", "''")
+
+
+def edit(db, *statements):
+    """Run each statement on the journal, as whoever can write to it could."""
+    for sql in statements:
+        journal_sql(db, sql)
+
+
 def seq_of(db, run_id, type_, step):
-    con = sqlite3.connect(db)
-    row = con.execute("SELECT seq FROM events WHERE run_id = ? AND type = ? AND step = ?",
-                      (run_id, type_, step)).fetchone()
-    con.close()
-    return row[0]
+    rows = journal_sql(db, "SELECT seq FROM events WHERE run_id = %s AND type = %s AND step = %s"
+                       % (lit(run_id), lit(type_), lit(step)))
+    return int(rows[0][0])
 
 
 def expect_verify_fails(s, db, run_id, name, *words):
@@ -82,40 +94,42 @@ def expect_show_refuses(s, db, run_id, name, forged=None):
                                                                    p.stderr[-300:]))
 
 
-COLUMNS = "time, type, step, attempt, data, hash"
+def edit_data(db, run_id, k):
+    edit(db, "UPDATE events SET data = replace(data, 'genuine', 'forged')"
+             " WHERE run_id = %s AND seq = %d" % (lit(run_id), k))
 
 
-def event_row(con, run_id, seq):
-    return con.execute("SELECT %s FROM events WHERE run_id = ? AND seq = ?" % COLUMNS,
-                       (run_id, seq)).fetchone()
+def shift(run_id, after, by):
+    """Statements moving the seq of every event of run_id past after by by,
+    through negative seqs: (run_id, seq) is unique, and PostgreSQL checks
+    that row by row."""
+    return ("UPDATE events SET seq = -seq WHERE run_id = %s AND seq > %d" % (lit(run_id), after),
+            "UPDATE events SET seq = -seq + %d WHERE run_id = %s AND seq < 0" % (by, lit(run_id)))
 
 
-def edit_data(con, run_id, k):
-    con.execute("UPDATE events SET data = replace(data, 'genuine', 'forged')"
-                " WHERE run_id = ? AND seq = ?", (run_id, k))
+def delete(db, run_id, k):
+    edit(db, "DELETE FROM events WHERE run_id = %s AND seq = %d" % (lit(run_id), k),
+         *shift(run_id, k, -1))
 
 
-def delete(con, run_id, k):
-    con.execute("DELETE FROM events WHERE run_id = ? AND seq = ?", (run_id, k))
-    con.execute("UPDATE events SET seq = seq - 1 WHERE run_id = ? AND seq > ?", (run_id, k))
+def swap(db, run_id, k):
+    """Everything but id and seq swapped between events k and k + 1."""
+    edit(db, "UPDATE events SET time = o.time, type = o.type, step = o.step, attempt = o.attempt,"
+             " data = o.data, hash = o.hash FROM events AS o WHERE o.run_id = events.run_id"
+             " AND events.run_id = %s AND ((events.seq = %d AND o.seq = %d)"
+             " OR (events.seq = %d AND o.seq = %d))" % (lit(run_id), k, k + 1, k + 1, k))
 
 
-def swap(con, run_id, k):
-    one, two = event_row(con, run_id, k), event_row(con, run_id, k + 1)
-    sets = ", ".join("%s = ?" % c.strip() for c in COLUMNS.split(","))
-    for row, seq in ((two, k), (one, k + 1)):
-        con.execute("UPDATE events SET %s WHERE run_id = ? AND seq = ?" % sets, row + (run_id, seq))
+def insert(db, run_id, k):
+    """A copy of event k, its data forged, inserted after it."""
+    edit(db, *shift(run_id, k, 1))
+    edit(db, "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash)"
+             " SELECT run_id, seq + 1, time, type, step, attempt, replace(data, 'genuine', 'forged'),"
+             " hash FROM events WHERE run_id = %s AND seq = %d" % (lit(run_id), k))
 
 
-def insert(con, run_id, k):
-    row = event_row(con, run_id, k)
-    con.execute("UPDATE events SET seq = seq + 1 WHERE run_id = ? AND seq > ?", (run_id, k))
-    con.execute("INSERT INTO events(run_id, seq, %s) VALUES (?,?,?,?,?,?,?,?)" % COLUMNS,
-                (run_id, k + 1) + row[:4] + (row[4].replace("genuine", "forged"), row[5]))
-
-
-def edit_row(con, run_id, sql):
-    con.execute(sql, (run_id,))
+def edit_row(db, run_id, sql):
+    edit(db, sql % lit(run_id))
 
 
 # name, the event k is found by, the edit, the words verify's line must hold
@@ -136,10 +150,7 @@ def tampered(s, name, type_, step, tamper, words, forged, refused=True, indexed=
     if indexed:
         index_everything(s, db)
     k = seq_of(db, run_id, type_, step) if type_ else 0
-    con = sqlite3.connect(db)
-    tamper(con, run_id, k)
-    con.commit()
-    con.close()
+    tamper(db, run_id, k)
     expect_verify_fails(s, db, run_id, name, *words(k))
     if refused:
         expect_show_refuses(s, db, run_id, name, forged)
@@ -148,13 +159,13 @@ def tampered(s, name, type_, step, tamper, words, forged, refused=True, indexed=
 def index_everything(s, db):
     """Another run in the journal: the engine that starts it indexes every
     event before it (store_sqlite_index.c), so the run tampered with is read
-    through the event index rather than found in the tail."""
+    through the event index rather than found in the tail.  PostgreSQL has
+    no such index: there the run is one with another's events after it."""
     p = cairn("run", write(s, "other.yaml", SIMPLE), db=db)
     s.check(p.returncode == 0, "a second run succeeds", p.stderr[-300:])
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT count(*) FROM event_index").fetchone()[0]
-    con.close()
-    s.check(rows > 0, "the first run's events are indexed")
+    if not PG:
+        rows = int(journal_sql(db, "SELECT count(*) FROM event_index")[0][0])
+        s.check(rows > 0, "the first run's events are indexed")
 
 
 def edited_events(s):
@@ -166,21 +177,51 @@ def edited_events(s):
 def edited_runs_row(s):
     """The runs row is a projection: show reads the events and is right."""
     tampered(s, "runs.status edited", None, None,
-             lambda con, run_id, k: edit_row(con, run_id, "UPDATE runs SET status = 'failed' WHERE id = ?"),
+             lambda db, run_id, k: edit_row(db, run_id, "UPDATE runs SET status = 'failed' WHERE id = %s"),
              lambda k: ["status = failed", "succeeded"], None, refused=False)
     tampered(s, "runs.updated_at edited", None, None,
-             lambda con, run_id, k: edit_row(con, run_id, "UPDATE runs SET updated_at = updated_at + 1"
-                                             " WHERE id = ?"),
+             lambda db, run_id, k: edit_row(db, run_id, "UPDATE runs SET updated_at = updated_at + 1"
+                                            " WHERE id = %s"),
              lambda k: ["updated_at"], None, refused=False)
 
 
 def deleted_rows(s):
     tampered(s, "runs row deleted", None, None,
-             lambda con, run_id, k: edit_row(con, run_id, "DELETE FROM runs WHERE id = ?"),
+             lambda db, run_id, k: edit_row(db, run_id, "DELETE FROM runs WHERE id = %s"),
              lambda k: ["runs row", "deleted"], None, refused=False)
     tampered(s, "every event deleted", None, None,
-             lambda con, run_id, k: edit_row(con, run_id, "DELETE FROM events WHERE run_id = ?"),
+             lambda db, run_id, k: edit_row(db, run_id, "DELETE FROM events WHERE run_id = %s"),
              lambda k: ["event 1 "], None)
+
+
+def swapped_runs(s):
+    """Two runs of one workflow trade their events: each chain is under its
+    own run's id, so each breaks at its first event."""
+    db, one = finished_run(s, "swapped-runs")
+    run, p = cairn_json("run", s.path("swapped-runs.yaml"), db=db)
+    two = run["id"]
+    edit(db, "UPDATE events SET run_id = 'swapping' WHERE run_id = %s" % lit(one),
+         "UPDATE events SET run_id = %s WHERE run_id = %s" % (lit(one), lit(two)),
+         "UPDATE events SET run_id = %s WHERE run_id = 'swapping'" % lit(two))
+    p = cairn("verify", db=db)
+    bad = [l for l in p.stdout.splitlines() if "FAILED" in l]
+    for run_id in (one, two):
+        s.check(p.returncode == 1 and any(l.startswith(run_id) and "event 1 " in l for l in bad),
+                "two runs' events swapped: verify names run %s and its event 1" % run_id,
+                "exit %d: %s" % (p.returncode, p.stdout[-400:]))
+
+
+def wrong_key(s):
+    """The key file replaced (the journal is checked under another key):
+    verify refuses to read that as every chain broken, and says why."""
+    db, run_id = finished_run(s, "wrong-key")
+    s.check(os.path.exists(db + ".key"), "wrong key: the journal's key file is beside it")
+    with open(db + ".key", "wb") as f:
+        f.write(b"w" * 32)
+    p = cairn("verify", db=db)
+    s.check(p.returncode == 3 and "does not match" in p.stderr and " ok " not in p.stdout,
+            "wrong key: verify exits 3 saying the key does not match the journal",
+            "exit %d: %s %s" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
 
 
 def export_heads(s, db, name):
@@ -211,22 +252,16 @@ def cut_tail(s):
     what is left: the chain and the row check out; only the heads know."""
     db, run_id = finished_run(s, "cut-tail")
     heads = export_heads(s, db, "cut-tail")
-    con = sqlite3.connect(db)
-    con.execute("DELETE FROM events WHERE run_id = ? AND seq > 3", (run_id,))
-    con.execute("UPDATE runs SET status = 'running', updated_at = created_at WHERE id = ?", (run_id,))
-    con.commit()
-    con.close()
+    edit(db, "DELETE FROM events WHERE run_id = %s AND seq > 3" % lit(run_id),
+         "UPDATE runs SET status = 'running', updated_at = created_at WHERE id = %s" % lit(run_id))
     expect_heads_fail(s, db, heads, run_id, "tail cut off", ["event 4 ", "ends at event 3"])
 
 
 def whole_run_deleted(s):
     db, run_id = finished_run(s, "run-deleted")
     heads = export_heads(s, db, "run-deleted")
-    con = sqlite3.connect(db)
-    con.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
-    con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-    con.commit()
-    con.close()
+    edit(db, "DELETE FROM events WHERE run_id = %s" % lit(run_id),
+         "DELETE FROM runs WHERE id = %s" % lit(run_id))
     expect_heads_fail(s, db, heads, run_id, "whole run deleted", ["gone", "event 1 "])
 
 
@@ -277,6 +312,7 @@ def forge_clog(path, old, new):
     return False
 
 
+@sqlite_only
 def forged_commit_log(s):
     """An engine killed while its run waits leaves its records in the commit
     log; the journal lost the last events (as if the engine died before it
@@ -292,10 +328,7 @@ def forged_commit_log(s):
     proc.kill()
     proc.wait()
     k = seq_of(db, run_id, "approval_requested", "gate")
-    con = sqlite3.connect(db)
-    con.execute("DELETE FROM events WHERE run_id = ? AND seq >= ?", (run_id, k))
-    con.commit()
-    con.close()
+    edit(db, "DELETE FROM events WHERE run_id = %s AND seq >= %d" % (lit(run_id), k))
     s.check(forge_clog(db + "-clog", b"go on?", b"go no?"),
             "commit log: the approval's prompt is in a record")
     p = cairn("verify", db=db)
@@ -326,14 +359,16 @@ def edited_definition(s):
     p = cairn("approve", run_id, "gate", "--as", "someone-else", db=db)
     s.check(p.returncode == 0, "definition: the approval is recorded for the next resume", p.stderr)
     pwned = s.path("PWNED")
-    con = sqlite3.connect(db)
-    pinned = con.execute("SELECT def_hash FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-    src = con.execute("SELECT source FROM definitions WHERE hash = ?", (pinned,)).fetchone()[0]
-    src = src.decode() if isinstance(src, bytes) else src
-    con.execute("UPDATE definitions SET source = ? WHERE hash = ?",
-                (src.replace("echo last >> " + log, "touch " + pwned), pinned))
-    con.commit()
-    con.close()
+    pinned = journal_sql(db, "SELECT def_hash FROM runs WHERE id = %s" % lit(run_id))[0][0]
+    # the source's bytes as text, replaced, and back (each store's words for it)
+    text = "convert_from(source, 'UTF8')" if PG else "CAST(source AS TEXT)"
+    back = "convert_to(%s, 'UTF8')" if PG else "CAST(%s AS BLOB)"
+    edit(db, "UPDATE definitions SET source = %s WHERE hash = %s"
+         % (back % ("replace(%s, %s, %s)" % (text, lit("echo last >> " + log), lit("touch " + pwned))),
+            lit(pinned)))
+    s.check(journal_sql(db, "SELECT count(*) FROM definitions WHERE hash = %s AND %s LIKE %s"
+                        % (lit(pinned), text, lit("%touch " + pwned + "%")))[0][0] == "1",
+            "definition: its source is edited in the journal")
     expect_verify_fails(s, db, run_id, "definitions.source edited", pinned)
     expect_show_refuses(s, db, run_id, "definitions.source edited")
     p = cairn("resume", run_id, db=db, timeout=60)
@@ -349,6 +384,8 @@ def main():
     edited_events(s)
     edited_runs_row(s)
     deleted_rows(s)
+    swapped_runs(s)
+    wrong_key(s)
     cut_tail(s)
     whole_run_deleted(s)
     heads_of_another_key(s)
