@@ -19,7 +19,15 @@
  * before.  So the pass must prove what a load would: the index lists
  * exactly the run's events up to index_state.upto in seq order, and the
  * rest follow in id order, so a load reads the very events the pass
- * folded.  Another store's runs are verified one by one.
+ * folded.
+ *
+ * Another store that can be read whole in one snapshot (store.h, scan:
+ * PostgreSQL's, store_pg_audit.c) gives the same pass its runs rows and
+ * then its events in id order; having no event index, every event counts
+ * as the tail.  The definitions the runs pin are read before the events
+ * (the store's one connection streams them), so the pass asks nothing of
+ * the store while they come.  A store without scan has its runs verified
+ * one by one.
  */
 #include <openssl/hmac.h>
 #include <sqlite3.h>
@@ -168,6 +176,7 @@ typedef struct {
     cairn_strmap **step_at;      /* per definition: step id -> its index */
     jv empty;                    /* {}: the data the fold gets of most step events */
     int64_t upto;                /* the event index covers ids up to this */
+    bool cached_only;            /* the store streams events: read no definition now */
 } scan;
 
 static scan_run *scan_add(scan *s, const char *run_id) {
@@ -197,6 +206,13 @@ static int scan_error(scan *s, const char *what, cairn_err *err) {
                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
 }
 
+/* A runs row, moved into the pass. */
+static void scan_row(void *ud, cairn_run_row *row) {
+    scan_run *r = scan_add(ud, row->id);
+    r->row = *row;
+    r->v.has_row = true;
+}
+
 /* Every runs row, as the store reads one (cairn_run_row). */
 static int scan_rows(scan *s, cairn_err *err) {
     static const char sql[] = "SELECT id, workflow, def_hash, parent_id, status, created_at,"
@@ -204,11 +220,10 @@ static int scan_rows(scan *s, cairn_err *err) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        scan_run *r = scan_add(s, (const char *)sqlite3_column_text(st, 0));
-        r->row = (cairn_run_row){col_dup(st, 0), col_dup(st, 1), col_dup(st, 2), col_dup(st, 3),
-                                 col_dup(st, 4), NULL, sqlite3_column_int64(st, 5),
-                                 sqlite3_column_int64(st, 6)};
-        r->v.has_row = true;
+        cairn_run_row row = {col_dup(st, 0), col_dup(st, 1), col_dup(st, 2), col_dup(st, 3),
+                             col_dup(st, 4), NULL, sqlite3_column_int64(st, 5),
+                             sqlite3_column_int64(st, 6)};
+        scan_row(s, &row);
         rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
@@ -268,6 +283,7 @@ static int scan_index(scan *s, cairn_err *err) {
  * its load says why). */
 static char **scan_steps(scan *s, const char *hash, int *n, cairn_strmap **at) {
     int64_t k;
+    if (!cairn_strmap_get(s->defs, hash, &k) && s->cached_only) return NULL;
     if (!cairn_strmap_get(s->defs, hash, &k)) {
         cairn_err err;
         int count = 0;
@@ -353,7 +369,7 @@ static jv fold_data(scan *s, const cairn_event *ev) {
 }
 
 /* One event, in the order the events were appended. */
-static void scan_event(scan *s, int64_t id, cairn_event *ev) {
+static void scan_event(scan *s, int64_t id, const cairn_event *ev) {
     scan_run *r = scan_find(s, ev->run_id);
     if (r == NULL) r = scan_add(s, ev->run_id);   /* events without a row */
     if (!r->v.has_row || r->state == SCAN_ALONE) return;
@@ -471,6 +487,34 @@ static void scan_free(scan *s) {
     sqlite3_close(s->db);
 }
 
+/* The steps of every definition a runs row pins, read before the events
+ * stream (scan_steps then reads nothing more). */
+static int scan_pins(void *ud, cairn_err *err) {
+    scan *s = ud;
+    (void)err;
+    for (int i = 0; i < s->n; i++) {
+        const cairn_strmap *at;
+        int n;
+        if (s->runs[i].row.def_hash) scan_steps(s, s->runs[i].row.def_hash, &n, (cairn_strmap **)&at);
+    }
+    s->cached_only = true;
+    return 0;
+}
+
+static void scan_streamed(void *ud, int64_t id, const cairn_event *ev) { scan_event(ud, id, ev); }
+
+/* The pass over SQLite's file: its own read-only connection, one read
+ * transaction, the event index checked on the way. */
+static int scan_sqlite(scan *s, cairn_err *err) {
+    int rc = sqlite3_open_v2(s->j->where, &s->db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+                     sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
+                 ? 0 : scan_error(s, "opening the journal", err);
+    if (rc == 0) rc = scan_rows(s, err);
+    if (rc == 0) rc = scan_index(s, err);
+    if (rc == 0) rc = scan_events(s, err);
+    return rc;
+}
+
 /* Every run verified alone: a store the one pass does not read. */
 static int verify_each(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err) {
     char **ids = NULL;
@@ -488,16 +532,13 @@ static int verify_each(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_
 }
 
 int cairn_journal_verify_runs(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err) {
-    if (j->backend != &cairn_journal_sqlite) return verify_each(j, out, n, err);
+    bool sqlite = j->backend == &cairn_journal_sqlite;
+    if (!sqlite && j->reader->ops->scan == NULL) return verify_each(j, out, n, err);
     scan s = {.j = j, .by_id = cairn_strmap_new(), .defs = cairn_strmap_new(), .empty = jv_object()};
+    cairn_scan_cb cb = {scan_row, scan_pins, scan_streamed, &s};
     *out = NULL;
     *n = 0;
-    int rc = sqlite3_open_v2(j->where, &s.db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-                     sqlite3_exec(s.db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
-                 ? 0 : scan_error(&s, "opening the journal", err);
-    if (rc == 0) rc = scan_rows(&s, err);
-    if (rc == 0) rc = scan_index(&s, err);
-    if (rc == 0) rc = scan_events(&s, err);
+    int rc = sqlite ? scan_sqlite(&s, err) : j->reader->ops->scan(j->reader, &cb, err);
     if (rc == 0) {
         scan_finish(&s);
         cairn_run_verdict *v = cairn_calloc((size_t)(s.n ? s.n : 1), sizeof *v);

@@ -83,6 +83,18 @@ typedef struct cairn_dump_row {
 /* Called with each row (borrowed, valid during the call); non-zero stops. */
 typedef int (*cairn_dump_cb)(const cairn_dump_row *row, void *ud, cairn_err *err);
 
+/* What verify's one pass over a whole journal (journal_audit.c) is given
+ * by a store's scan: row() with every runs row (its strings become the
+ * callee's), then between() once, which may read through the same store
+ * (inside the pass's snapshot; non-zero stops), then event() with every
+ * event in the order they were appended (id), borrowed for the call. */
+typedef struct cairn_scan_cb {
+    void (*row)(void *ud, cairn_run_row *row);
+    int (*between)(void *ud, cairn_err *err);
+    void (*event)(void *ud, int64_t id, const cairn_event *ev);
+    void *ud;
+} cairn_scan_cb;
+
 typedef struct cairn_store_ops {
     const char *name;
     /* Write events[0..n) and their projections in one durable transaction.
@@ -177,6 +189,11 @@ typedef struct cairn_store_ops {
      * writes one such row as it is (META replaces a value), for a copy. */
     int (*dump)(cairn_store *s, cairn_dump_kind kind, cairn_dump_cb cb, void *ud, cairn_err *err);
     int (*load)(cairn_store *s, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
+    /* The whole journal as cairn_scan_cb says, in one read transaction that
+     * sees one snapshot, the events streamed rather than loaded at once.
+     * NULL in a store without it (SQLite's pass reads its file itself;
+     * elsewhere runs are then verified one by one). */
+    int (*scan)(cairn_store *s, const cairn_scan_cb *cb, cairn_err *err);
     void (*close)(cairn_store *s);
 } cairn_store_ops;
 

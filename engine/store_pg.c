@@ -815,5 +815,6 @@ static const cairn_store_ops pg_ops = {
     .run_ids = pg_run_ids,
     .dump = pg_dump,
     .load = pg_load,
+    .scan = pg_scan,
     .close = pg_close,
 };

@@ -90,5 +90,7 @@ int64_t pg_data_version(cairn_store *base);
 int pg_run_ids(cairn_store *base, char ***ids, bool **in_runs, int *n, cairn_err *err);
 int pg_dump(cairn_store *base, cairn_dump_kind kind, cairn_dump_cb cb, void *ud, cairn_err *err);
 int pg_load(cairn_store *base, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
+/* store_pg_audit.c */
+int pg_scan(cairn_store *base, const cairn_scan_cb *cb, cairn_err *err);
 
 #endif
