@@ -423,7 +423,8 @@ typedef struct cairn_copy_counts {
     int64_t events;
 } cairn_copy_counts;
 
-/* Events appended to the target in one transaction, at most. */
+/* Events appended to the target in one append (a savepoint of the copy's
+ * one transaction), at most. */
 #define CAIRN_COPY_BATCH 2048
 
 /* Copy the journal at from into the journal at to (made when absent; any
@@ -434,8 +435,9 @@ typedef struct cairn_copy_counts {
  * The target is put under the source's key (cairn_journal_key_give).
  * Refused, nothing copied: a target that holds anything (CAIRN_EEXISTS),
  * a source run held by a live engine (CAIRN_EBUSY), no key for the source.
- * A copy that fails on the way leaves the target part-written: the message
- * says so, and a second try is refused until it is emptied. */
+ * The copy is one transaction on the target: one that fails on the way
+ * (or is killed) leaves nothing in it but a new journal's schema and meta
+ * (and the source's key beside it), so another try can follow. */
 int cairn_journal_copy(const char *from, const char *to, cairn_copy_counts *counts,
                        cairn_err *err);
 

@@ -10,6 +10,11 @@
  * both must be the source's.  Events go through the store's append, which
  * checks that each follows its run's last and writes the runs rows they
  * project, so a source whose events have gaps is refused on the way.
+ *
+ * The whole copy, and the check that the target holds nothing, is one
+ * transaction on the target (store.h, batch_begin): a copy that fails, or
+ * a cairn killed half-way, leaves the target as empty as it found it (a
+ * new journal's schema and meta at most), and another try can follow.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -120,16 +125,18 @@ int cairn_journal_copy(const char *from, const char *to, cairn_copy_counts *coun
     if (rc == 0) rc = cairn_journal_key(from, false, key, err);
     if (rc == 0) rc = cairn_journal_backend_of(to, target, err);
     if (rc == 0) rc = target->backend->open_store(to, true, &dst, err);
+    if (rc == 0) rc = dst->ops->batch_begin(dst, err);
     if (rc == 0) rc = target_empty(dst, target->where, err);
     if (rc == 0) rc = cairn_journal_key_give(to, key, err);
     if (rc == 0 && (rc = copy_all(j, dst, counts, err)) != 0) {
         char why[CAIRN_ERR_MSG_MAX];
         snprintf(why, sizeof why, "%s", err->msg);
-        cairn_err_set(err, rc, "%s; the copy in %s is not whole: empty it before another try",
-                      why, target->where);
+        cairn_err_set(err, rc, "%s; nothing was copied into %s (the copy is one transaction,"
+                      " rolled back)", why, target->where);
     }
+    if (rc == 0) rc = dst->ops->batch_end(dst, err);
     memset(key, 0, sizeof key);
-    cairn_store_close(dst);
+    cairn_store_close(dst);   /* a transaction not ended is rolled back */
     free(target->where);
     free(target);
     cairn_journal_close(j);

@@ -168,6 +168,9 @@ static const struct { const char *name, *sql; } prepared[] = {
               " WHERE r.owner = $3 AND r.epoch = h.epoch FOR UPDATE OF r) AS held"},
     {"begin", "BEGIN"},
     {"commit", "COMMIT"},
+    /* an append inside batch_begin's transaction (a copy made whole or not at all) */
+    {"savepoint", "SAVEPOINT cairn_append"},
+    {"release", "RELEASE cairn_append"},
 };
 
 static int prepare_all(pg_store *s, cairn_err *err) {
@@ -515,14 +518,14 @@ static int append_batch(pg_store *s, cairn_event *const *evs, int n, bool skip_h
     if (rc == 0 && !PQenterPipelineMode(s->conn))
         p.rc = pg_error(s, NULL, "appending to the journal", err);
     if (p.rc == 0) {
-        pipe_send(&p, "begin", 0, NULL);
+        pipe_send(&p, s->in_batch ? "savepoint" : "begin", 0, NULL);
         if (fence) send_fence(&p, fence);
         for (int i = 0; i < n; i++)
             if (!held[i]) send_event(&p, evs[i]);
-        pipe_send(&p, "commit", 0, NULL);
+        pipe_send(&p, s->in_batch ? "release" : "commit", 0, NULL);
         pipe_flush(&p);
         PQexitPipelineMode(s->conn);
-        if (p.rc) PQclear(PQexec(s->conn, "ROLLBACK"));
+        if (p.rc) PQclear(PQexec(s->conn, s->in_batch ? "ROLLBACK TO cairn_append" : "ROLLBACK"));
     }
     free(held);
     if (p.rc) {

@@ -547,6 +547,17 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     return rc;
 }
 
+/* Begin, commit or roll back (stmt) an append: its own transaction, or,
+ * inside batch_begin's (nested: a copy made whole or not at all), a
+ * savepoint, so nothing is durable before batch_end.  A batch not ended is
+ * rolled back when the store closes. */
+static int append_tx(sqlite_store *s, bool nested, int stmt) {
+    if (!nested) return sq_step_done(s->stmt[stmt]);
+    return exec_sql(s, stmt == ST_BEGIN ? "SAVEPOINT append"
+                       : stmt == ST_COMMIT ? "RELEASE append" : "ROLLBACK TO append; RELEASE append",
+                    NULL);
+}
+
 /* Append the batch (skipping the events the journal holds already when
  * skip_held), and index the tail when it has grown to a batch's worth.  On
  * failure nothing was written, and last_seq (which may have run ahead) is
@@ -555,8 +566,8 @@ static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool
                         cairn_err *err) {
     int64_t last_id = 0;
     int rc = 0;
-    bool held = false;
-    if (sq_step_done(s->stmt[ST_BEGIN]) != 0) return sq_db_error(s, err, "starting a transaction");
+    bool held = false, nested = !sqlite3_get_autocommit(s->db);
+    if (append_tx(s, nested, ST_BEGIN) != 0) return sq_db_error(s, err, "starting a transaction");
     if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
         rc = check_seq(s, events[i], skip_held ? &held : NULL, err);
@@ -566,9 +577,9 @@ static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool
     }
     bool index = rc == 0 && last_id - s->upto >= CAIRN_EVENT_INDEX_BATCH;
     if (index && sq_index_tail(s, last_id) != 0) rc = sq_db_error(s, err, "indexing the journal");
-    if (rc == 0 && sq_step_done(s->stmt[ST_COMMIT]) != 0) rc = sq_db_error(s, err, "committing");
+    if (rc == 0 && append_tx(s, nested, ST_COMMIT) != 0) rc = sq_db_error(s, err, "committing");
     if (rc) {
-        sq_step_done(s->stmt[ST_ROLLBACK]);
+        append_tx(s, nested, ST_ROLLBACK);
         cairn_strmap_clear(s->last_seq);
         return rc;
     }
