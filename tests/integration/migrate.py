@@ -1,16 +1,26 @@
 """cairn migrate: a journal moved from SQLite into PostgreSQL and back,
 with its chains (verify --heads taken before passes after), its id, key,
 definitions, runs, and the commands waiting in it; a target that holds
-anything, one under another key, and a source an engine holds are refused."""
+anything, one under another key, and a source an engine holds are refused.
+The copy is one transaction on the target: a target that refuses a row
+half-way (a trigger, in either store) and a cairn killed with SIGKILL
+half-way (PostgreSQL, its copy held at a lock) leave it empty, and the
+next try copies the whole journal."""
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json, journal_sql, wait_for, write  # noqa: E402
+from cairn_test import CAIRN, ROOT, Suite, cairn, cairn_json, journal_sql, wait_for, write  # noqa: E402
 import servers  # noqa: E402
+
+# The copy is refused (or held) at this event: past the first run's, so a
+# copy that committed run by run would leave that run behind.
+HALF_WAY = 12
 
 WORKFLOWS = {
     "ok.yaml": "cairn: 1\nname: ok\nsteps:\n  - id: a\n    run: echo hello\n"
@@ -83,6 +93,11 @@ def test_there_and_back(s, pg):
     s.check(p.returncode == 0 and p.stdout.count(" ok ") == 3,
             "verify --heads, taken from PostgreSQL, passes in SQLite", p.stdout + p.stderr)
     s.check(what_it_shows(back, None) == what_it_shows(url, pgenv), "and shows the same")
+    p = cairn("migrate", "--from", url, "--to", back, env=pgenv)
+    s.check(p.returncode == 3 and "holds a journal already" in p.stderr and
+            "nothing was copied" in p.stderr, "a second copy into the SQLite file is refused",
+            p.stderr)
+    s.check(what_it_shows(back, None) == what_it_shows(url, pgenv), "and changed nothing there")
     ids = [journal_sql(path, "SELECT value FROM meta WHERE key = 'journal_id'") for path in (db, back)]
     s.check(ids[0] == ids[1] and len(ids[0][0][0]) == 32, "the journal's id went there and back",
             str(ids))
@@ -137,6 +152,126 @@ def test_an_edit_in_the_database_is_caught(s, pg):
             "and the edit is found there too", p.stdout + p.stderr)
 
 
+def schema(name):
+    """The text of schema/NAME and the version its first line names."""
+    with open(os.path.join(ROOT, "schema", name)) as f:
+        text = f.read()
+    return text, int(re.search(r"version (\d+)", text.splitlines()[0]).group(1))
+
+
+def empty_sqlite_journal(path, trigger):
+    """A SQLite journal with no rows (the schema cairn makes) and trigger."""
+    text, version = schema("journal.sql")
+    app = int(re.search(r"application_id = (0x[0-9A-Fa-f]+)", text).group(1), 16)
+    con = sqlite3.connect(path)
+    con.executescript("PRAGMA application_id = %d; PRAGMA user_version = %d;" % (app, version) +
+                      text + trigger)
+    con.close()
+
+
+def empty_pg_journal(pg, name, trigger):
+    """A PostgreSQL journal with no rows (the schema cairn makes) and trigger."""
+    text, version = schema("journal_pg.sql")
+    url = pg.url(name)
+    pg.sql(name, text + "INSERT INTO cairn_journal(one, app, version) VALUES (1, 'cairn', %d);"
+           % version + trigger)
+    return url
+
+
+SQLITE_REFUSES = ("CREATE TRIGGER refuse BEFORE INSERT ON events"
+                  " WHEN (SELECT count(*) FROM events) >= %d"
+                  " BEGIN SELECT RAISE(ABORT, 'refused half-way'); END;" % HALF_WAY)
+
+
+def pg_trigger(body):
+    """A trigger on PostgreSQL's events that runs body at the HALF_WAY-th."""
+    return ("CREATE FUNCTION half_way() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF (SELECT count(*) FROM events) = %d THEN %s END IF; RETURN NEW; END $$;"
+            " CREATE TRIGGER half_way BEFORE INSERT ON events FOR EACH ROW"
+            " EXECUTE FUNCTION half_way();" % (HALF_WAY - 1, body))
+
+
+def rows_in(count):
+    """Every table of a journal but meta: what a failed copy must not leave."""
+    return {t: count("SELECT count(*) FROM %s" % t)
+            for t in ("events", "runs", "definitions", "definition_steps", "commands", "claims")}
+
+
+def copy_again(s, db, to, heads, env, name):
+    """The next try copies the whole journal: verify --heads passes there."""
+    p = cairn("migrate", "--from", db, "--to", to, env=env)
+    s.check(p.returncode == 0 and "copied 3 runs" in p.stderr, name + ": the next try copies it all",
+            p.stderr)
+    p = cairn("verify", "--heads", heads, db=to, env=env)
+    s.check(p.returncode == 0 and p.stdout.count(" ok ") == 3,
+            name + ": and verify --heads passes there", p.stdout + p.stderr)
+
+
+def source_and_heads(s, name):
+    """A source journal, its heads, and the environment of its copies."""
+    db = s.path(name + ".db")
+    build_source(s, db)
+    heads = s.path(name + ".heads")
+    s.check(cairn("verify", "--export-heads", heads, db=db).returncode == 0, name + ": heads")
+    return db, heads, {"CAIRN_FILES": s.path(name + "-files")}
+
+
+def test_refused_half_way(s, pg):
+    """A target that refuses an event half-way (a trigger): exit 3 naming
+    the refusal, nothing copied, and the next try (the trigger dropped)
+    copies the whole journal."""
+    db, heads, env = source_and_heads(s, "refused")
+    url = empty_pg_journal(pg, "halfway", pg_trigger("RAISE EXCEPTION 'refused half-way';"))
+    target = s.path("h-target.db")
+    empty_sqlite_journal(target, SQLITE_REFUSES)
+    count_pg = lambda sql: int(pg.rows("halfway", sql)[0][0])
+    count_sq = lambda sql: int(journal_sql(target, sql)[0][0])
+    for to, count, drop, name in ((url, count_pg, lambda: pg.sql("halfway", "DROP TRIGGER half_way"
+                                                                  " ON events"), "PostgreSQL"),
+                                  (target, count_sq, lambda: journal_sql(target, "DROP TRIGGER"
+                                                                         " refuse"), "SQLite")):
+        p = cairn("migrate", "--from", db, "--to", to, env=env)
+        s.check(p.returncode == 3 and "refused half-way" in p.stderr and
+                "nothing was copied" in p.stderr, name + ": a copy refused half-way fails, exit 3",
+                p.stderr)
+        left = rows_in(count)
+        s.check(not any(left.values()), name + ": and leaves nothing in the target", str(left))
+        drop()
+        copy_again(s, db, to, heads, env, name)
+
+
+def test_killed_half_way(s, pg):
+    """cairn migrate killed (SIGKILL) while its copy into PostgreSQL waits
+    half-way: once its session is gone the target holds nothing, and the
+    next try copies the whole journal."""
+    db, heads, env = source_and_heads(s, "killed")
+    sessions = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'killed'"
+                " AND application_name = 'cairn'")
+    url = empty_pg_journal(pg, "killed", pg_trigger("PERFORM pg_advisory_lock(4242);"))
+    holder = subprocess.Popen(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(pg.pg.port), "-U",
+                               "postgres", "-d", "killed"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    holder.stdin.write("SELECT pg_advisory_lock(4242);\n")
+    holder.stdin.flush()
+    wait_for(lambda: pg.rows("killed", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                             " AND objid = 4242 AND granted")[0][0] == "1", "the lock held")
+    proc = subprocess.Popen([CAIRN, "migrate", "--from", db, "--to", url], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, **env))
+    try:
+        wait_for(lambda: pg.rows("killed", sessions + " AND wait_event = 'advisory'")[0][0] == "1",
+                 "the copy to wait half-way")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        holder.stdin.close()
+        holder.wait()
+    wait_for(lambda: pg.rows("killed", sessions)[0][0] == "0", "the killed copy's session to end")
+    left = rows_in(lambda sql: int(pg.rows("killed", sql)[0][0]))
+    s.check(not any(left.values()), "killed half-way: the target holds nothing", str(left))
+    pg.sql("killed", "DROP TRIGGER half_way ON events")
+    copy_again(s, db, url, heads, env, "killed half-way")
+
+
 class Server:
     def __init__(self):
         self.pg = servers.Postgres()
@@ -149,6 +284,15 @@ class Server:
         if p.returncode != 0:
             raise RuntimeError(p.stderr)
 
+    def rows(self, name, sql):
+        """Rows of sql on database name, fields split on '|'."""
+        p = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                            "-p", str(self.pg.port), "-U", "postgres", "-d", name, "-c", sql],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr)
+        return [l.split("|") for l in p.stdout.splitlines()]
+
     def url(self, name):
         if name not in self.made:
             self.pg.psql("CREATE DATABASE %s" % name)
@@ -160,7 +304,8 @@ def main():
     s = Suite("migrate")
     pg = Server()
     try:
-        for t in (test_there_and_back, test_refusals, test_an_edit_in_the_database_is_caught):
+        for t in (test_there_and_back, test_refusals, test_an_edit_in_the_database_is_caught,
+                  test_refused_half_way, test_killed_half_way):
             try:
                 t(s, pg)
             except Exception as e:
