@@ -6,12 +6,11 @@ edited event; a run cut short by kill -9 is judged as far as it goes."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from cairn_test import CAIRN, Suite, cairn, cairn_json, wait_for, write  # noqa: E402
+from cairn_test import CAIRN, Suite, cairn, cairn_json, journal_sql, wait_for, write  # noqa: E402
 
 OPS = """cairn: 1
 name: ops
@@ -217,13 +216,10 @@ def test_edited_journal_caught_at_its_event(s):
     comp = [e for e in evs if e["type"] == "step_started" and e["step"].endswith("#compensate")]
     s.check([e["step"] for e in comp] == ["poll#compensate", "prep#compensate"],
             "the rollback undid poll, then prep (latest completion first)", str(comp))
-    q = sqlite3.connect(db)
     a, b = comp[0]["seq"], comp[1]["seq"]
-    q.execute("UPDATE events SET step = CASE step WHEN 'poll#compensate' THEN 'prep#compensate'"
-              " ELSE 'poll#compensate' END WHERE run_id = ? AND seq IN (?, ?, ?, ?)",
-              (run_id, a, a + 1, b, b + 1))
-    q.commit()
-    q.close()
+    journal_sql(db, "UPDATE events SET step = CASE step WHEN 'poll#compensate' THEN"
+                " 'prep#compensate' ELSE 'poll#compensate' END WHERE run_id = '%s'"
+                " AND seq IN (%d, %d, %d, %d)" % (run_id, a, a + 1, b, b + 1))
     p = cairn("replay", run_id, db=db)
     s.check(p.returncode == 1 and ("diverges at event %d (step_started, step prep#compensate" % a)
             in p.stdout and "rollback" in p.stdout and "poll#compensate is next" in p.stdout,
