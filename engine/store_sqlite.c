@@ -566,7 +566,7 @@ static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool
                         cairn_err *err) {
     int64_t last_id = 0;
     int rc = 0;
-    bool held = false, nested = !sqlite3_get_autocommit(s->db);
+    bool held = false, nested = s->in_batch;
     if (append_tx(s, nested, ST_BEGIN) != 0) return sq_db_error(s, err, "starting a transaction");
     if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -823,11 +823,16 @@ static int sq_claim_run(cairn_store *base, const char *run_id, const char *owner
 }
 
 static int sq_batch_begin(cairn_store *base, cairn_err *err) {
-    return exec_sql((sqlite_store *)base, "BEGIN IMMEDIATE", err);
+    sqlite_store *s = (sqlite_store *)base;
+    int rc = exec_sql(s, "BEGIN IMMEDIATE", err);
+    s->in_batch = rc == 0;
+    return rc;
 }
 
 static int sq_batch_end(cairn_store *base, cairn_err *err) {
-    return exec_sql((sqlite_store *)base, "COMMIT", err);
+    sqlite_store *s = (sqlite_store *)base;
+    s->in_batch = false;
+    return exec_sql(s, "COMMIT", err);
 }
 
 static int sq_release_runs(cairn_store *base, const char *owner, cairn_err *err) {

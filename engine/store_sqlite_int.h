@@ -37,6 +37,7 @@ typedef struct {
     int64_t last_event_id;      /* the newest event id this connection knows of */
     cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
     int log_fd;                 /* CAIRN_SYNC_DEFERRED: the write-ahead log, for sync(); else -1 */
+    bool in_batch;              /* between batch_begin and batch_end: appends are savepoints */
 } sqlite_store;
 
 /* Shared helpers (store_sqlite.c). */
