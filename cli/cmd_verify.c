@@ -149,14 +149,15 @@ static bool listed(char **ids, int n, const char *id, bool *has_row, bool *has_r
     return false;
 }
 
-/* Every run the heads list that the journal no longer has at all. */
-static void check_vanished(const audit_heads *heads, char **ids, int n, char **only, int n_only,
-                           verdict *v) {
+/* Every run the heads list that the journal no longer has at all (ids[0..n)
+ * the journal's runs, rows[i] whether ids[i] has a runs row). */
+static void check_vanished(const audit_heads *heads, char **ids, bool *rows, int n, char **only,
+                           int n_only, verdict *v) {
     for (int i = 0; i < heads->n; i++) {
         const audit_head *h = &heads->v[i];
         bool row, wanted = n_only == 0;
         for (int k = 0; k < n_only; k++) wanted = wanted || strcmp(only[k], h->run) == 0;
-        if (wanted && !listed(ids, n, h->run, &row, &row))
+        if (wanted && !listed(ids, n, h->run, &row, rows))
             failed(v, h->run, "run %s: gone from the journal: the heads recorded %lld events of it"
                    " (event 1 to %lld deleted)", h->run, (long long)h->events,
                    (long long)h->events);
@@ -244,7 +245,7 @@ static int verify_named(audit_journal *j, const verify_args *a, const audit_head
             v->missing = true;
         }
     }
-    if (a->heads) check_vanished(heads, ids, n, a->runs, a->n_runs, v);
+    if (a->heads) check_vanished(heads, ids, rows, n, a->runs, a->n_runs, v);
     audit_ids_free(ids, rows, n);
     return 0;
 }
@@ -266,7 +267,7 @@ static int verify_all(audit_journal *j, const verify_args *a, const audit_heads 
         ids[i] = r[i].run_id;
         rows[i] = r[i].has_row;
     }
-    if (a->heads) check_vanished(heads, ids, n, NULL, 0, v);
+    if (a->heads) check_vanished(heads, ids, rows, n, NULL, 0, v);
     free(ids);
     free(rows);
     cairn_run_verdicts_free(r, n);
