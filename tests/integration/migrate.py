@@ -116,14 +116,22 @@ def test_refusals(s, pg):
             "a target under another key is refused", p.stderr)
     s.check(cairn("runs", db=other).stdout.count("ok") == 0, "and nothing was copied")
     write(s, "slow.yaml", WORKFLOWS["slow.yaml"])
-    proc = subprocess.Popen([CAIRN, "--db", db, "run", s.path("slow.yaml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: "slow" in cairn("runs", db=db).stdout, "the slow run")
-    p = cairn("migrate", "--from", db, "--to", pg.url("busy"), env={"CAIRN_FILES": s.path("busy")})
-    s.check(p.returncode == 3 and "held by a running engine" in p.stderr,
-            "a source an engine holds is refused", p.stderr)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    for source, to, name in ((db, pg.url("busy"), "SQLite"),
+                             (pg.url("busysource"), s.path("busy.db"), "PostgreSQL")):
+        env = {"CAIRN_FILES": s.path("busy")}
+        proc = subprocess.Popen([CAIRN, "--db", source, "run", s.path("slow.yaml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, **env))
+        wait_for(lambda: "slow" in cairn("runs", db=source, env=env).stdout, "the slow run")
+        p = cairn("migrate", "--from", source, "--to", to, env=env)
+        s.check(p.returncode == 3 and "held by a running engine" in p.stderr and
+                "nothing was copied" in p.stderr,
+                "a source in %s an engine holds is refused" % name, p.stderr)
+        p = cairn("runs", db=to, env=env)
+        s.check(p.returncode == 3 and "no journal here" in p.stderr,
+                "and the target was not even made a journal", p.stderr)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     p = cairn("migrate", "--to", db)
     s.check(p.returncode == 2, "migrate needs --from and --to", p.stderr)
 
