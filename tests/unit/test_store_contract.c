@@ -277,6 +277,45 @@ static void dumps_what_it_holds(cairn_store *s, cairn_store *empty) {
  * empty) of the store under test. */
 typedef cairn_store *(*opener)(int i);
 
+static int events_of(cairn_store *s, const char *run) {
+    cairn_event *got = NULL;
+    int n = 0;
+    cairn_err err;
+    if (s->ops->load_events(s, run, &got, &n, &err)) TEST_FAIL("load %s: %s", run, err.msg);
+    cairn_events_free(got, n);
+    return n;
+}
+
+/* Appends inside batch_begin are one transaction (a copy, whole or not at
+ * all): a failed one is undone alone and the batch goes on; another
+ * connection sees nothing before batch_end; a batch never ended (its
+ * store closed) leaves nothing. */
+static void batch_is_one_transaction(cairn_store *t, opener open) {
+    cairn_err err;
+    cairn_store *u = open(0);
+    cairn_event *ok[2] = {fx_event("r5", 1, CAIRN_EV_RUN_CREATED, "{}"),
+                          fx_event("r5", 2, CAIRN_EV_STEP_STARTED, "{}")};
+    cairn_event *gap[1] = {fx_event("r5", 4, CAIRN_EV_STEP_STARTED, "{}")};
+    cairn_event *next[1] = {fx_event("r5", 3, CAIRN_EV_STEP_SUCCEEDED, "{}")};
+    cairn_event *lost[1] = {fx_event("r6", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    CHECK_INT(u->ops->batch_begin(u, &err), 0);
+    append_ok(u, ok, 2);
+    CHECK_INT(u->ops->append(u, gap, 1, &err), CAIRN_ESTATE);
+    append_ok(u, next, 1);
+    CHECK_INT(events_of(t, "r5"), 0);
+    CHECK_INT(u->ops->batch_end(u, &err), 0);
+    CHECK_INT(events_of(t, "r5"), 3);
+    CHECK_INT(u->ops->batch_begin(u, &err), 0);
+    append_ok(u, lost, 1);
+    cairn_store_close(u);
+    CHECK_INT(events_of(t, "r6"), 0);
+    CHECK_INT(t->ops->get_run(t, "r6", &(cairn_run_row){0}, &err), CAIRN_ENOTFOUND);
+    fx_free_events(ok, 2);
+    fx_free_events(gap, 1);
+    fx_free_events(next, 1);
+    fx_free_events(lost, 1);
+}
+
 static void contract(opener open) {
     cairn_store *s = open(0), *t = open(0), *empty = open(1);
     appends_and_projects(s);
@@ -286,6 +325,7 @@ static void contract(opener open) {
     owns_runs_and_takes_commands(s);
     claims_keys_and_meta(s, t);
     dumps_what_it_holds(s, empty);
+    batch_is_one_transaction(t, open);
     cairn_store_close(s);
     cairn_store_close(t);
     cairn_store_close(empty);
