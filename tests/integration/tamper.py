@@ -224,6 +224,63 @@ def wrong_key(s):
             "exit %d: %s %s" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
 
 
+FANNED = "cairn: 1\nname: fanned\nsteps:\n" + "".join(
+    "  - id: c%d\n    needs: []\n    uses: workflow\n    with: { name: leaf, inputs: { n: %d } }\n" % (i, i)
+    for i in range(6))
+
+LEAF = """cairn: 1
+name: leaf
+inputs:
+  n: { type: integer, required: true }
+steps:
+  - id: s
+    run: "true"
+  - id: a
+    uses: set
+    with: { v: genuine }
+  - id: b
+    uses: set
+    with: { v: "${{ .inputs.n }}" }
+  - id: c
+    uses: set
+    with: { v: "${{ .steps.a.output.v }}" }
+"""
+
+
+def interleaved_runs(s):
+    """Child runs that ran side by side, their events interleaved in the
+    order they were appended: verify's one pass over them says of each run
+    what `verify RUN` says of it alone, failing exactly the three edited
+    (an event's data, the runs row, an event added after the last)."""
+    folder = s.path("fanned")
+    os.makedirs(folder)
+    write(s, "fanned/leaf.yaml", LEAF)
+    db = s.path("fanned.db")
+    s.no_replay(db)
+    p = cairn("run", write(s, "fanned/fanned.yaml", FANNED), db=db)
+    s.check(p.returncode == 0, "interleaved: the runs succeed", p.stderr[-300:])
+    kids = [r[0] for r in journal_sql(db, "SELECT id FROM runs WHERE workflow = 'leaf' ORDER BY id")]
+    spread = journal_sql(db, "SELECT max(id) - min(id) + 1, count(*) FROM events WHERE run_id = %s"
+                         % lit(kids[0]))[0]
+    s.check(len(kids) == 6 and int(spread[0]) > int(spread[1]),
+            "interleaved: six children whose events interleave with others'", str(spread))
+    edit_data(db, kids[0], seq_of(db, kids[0], "step_succeeded", "a"))
+    edit_row(db, kids[1], "UPDATE runs SET status = 'failed' WHERE id = %s")
+    edit(db, "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash) SELECT run_id,"
+             " seq + 1, time, type, step, attempt, data, hash FROM events WHERE run_id = %s"
+             " AND seq = (SELECT max(seq) FROM events WHERE run_id = %s)"
+             % (lit(kids[2]), lit(kids[2])))
+    p = cairn("verify", db=db)
+    lines = sorted(l for l in p.stdout.splitlines() if l.strip())
+    alone = sorted(l for r in journal_sql(db, "SELECT id FROM runs")
+                   for l in cairn("verify", r[0], db=db).stdout.splitlines() if l.strip())
+    s.check(p.returncode == 1 and lines == alone and len(lines) == 7,
+            "interleaved: the pass says of every run what verify RUN says", "\n".join(lines + alone))
+    failed = sorted(l.split()[0] for l in lines if "FAILED" in l)
+    s.check(failed == sorted(kids[:3]), "interleaved: exactly the three edited runs fail",
+            "\n".join(lines))
+
+
 def export_heads(s, db, name):
     heads = s.path(name + ".heads")
     p = cairn("verify", "--export-heads", heads, db=db)
@@ -385,6 +442,7 @@ def main():
     edited_runs_row(s)
     deleted_rows(s)
     swapped_runs(s)
+    interleaved_runs(s)
     wrong_key(s)
     cut_tail(s)
     whole_run_deleted(s)
