@@ -228,23 +228,10 @@ FANNED = "cairn: 1\nname: fanned\nsteps:\n" + "".join(
     "  - id: c%d\n    needs: []\n    uses: workflow\n    with: { name: leaf, inputs: { n: %d } }\n" % (i, i)
     for i in range(6))
 
-LEAF = """cairn: 1
-name: leaf
-inputs:
-  n: { type: integer, required: true }
-steps:
-  - id: s
-    run: "true"
-  - id: a
-    uses: set
-    with: { v: genuine }
-  - id: b
-    uses: set
-    with: { v: "${{ .inputs.n }}" }
-  - id: c
-    uses: set
-    with: { v: "${{ .steps.a.output.v }}" }
-"""
+# SIMPLE as a child taking an input, after a shell step (which the other
+# children pass while it runs)
+LEAF = SIMPLE.replace("name: simple\nsteps:\n", "name: leaf\ninputs:\n  n: { type: integer,"
+                      " required: true }\nsteps:\n  - id: s\n    run: \"true\"\n")
 
 
 def interleaved_runs(s):
