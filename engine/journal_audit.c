@@ -283,8 +283,9 @@ static int scan_index(scan *s, cairn_err *err) {
  * its load says why). */
 static char **scan_steps(scan *s, const char *hash, int *n, cairn_strmap **at) {
     int64_t k;
-    if (!cairn_strmap_get(s->defs, hash, &k) && s->cached_only) return NULL;
-    if (!cairn_strmap_get(s->defs, hash, &k)) {
+    bool known = cairn_strmap_get(s->defs, hash, &k);
+    if (!known && s->cached_only) return NULL;
+    if (!known) {
         cairn_err err;
         int count = 0;
         char **ids = cairn_journal_pinned_steps(s->j, hash, NULL, &count, &err);

@@ -139,8 +139,9 @@ typedef struct cairn_store_ops {
     int (*claim_run)(cairn_store *s, const char *run_id, const char *owner,
                      bool (*alive)(const char *owner), cairn_err *err);
     /* Group many claims into one transaction (one sync): resume of many runs.
-     * Appends and loads inside it are part of it (each append a savepoint,
-     * undone alone when it fails): a copy is made whole or not at all.
+     * Appends and a copy's rows (load) inside it are part of it (each
+     * append a savepoint, undone alone when it fails): a copy is made whole
+     * or not at all.
      * Closing the store before batch_end rolls the transaction back; do so
      * after a failure (what the store remembers may be of rows gone). */
     int (*batch_begin)(cairn_store *s, cairn_err *err);
