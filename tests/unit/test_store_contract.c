@@ -440,6 +440,70 @@ static void pg_reconnects(void) {
     free(url);
 }
 
+/* What verify's pass (store.h, scan) saw. */
+typedef struct {
+    cairn_store *other;          /* commits a run while the pass is between */
+    int rows, events, r1_same;
+    int64_t last_id;
+    bool in_order, saw_late;
+} scan_seen;
+
+static void seen_row(void *ud, cairn_run_row *row) {
+    ((scan_seen *)ud)->rows++;
+    cairn_run_row_clear(row);
+}
+
+static int seen_between(void *ud, cairn_err *err) {
+    scan_seen *v = ud;
+    cairn_event *late[1] = {fx_event("r9", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    int rc = v->other->ops->append(v->other, late, 1, err);
+    fx_free_events(late, 1);
+    return rc;
+}
+
+/* Each event of r1 as load_events gives it, byte for byte. */
+static void seen_event(void *ud, int64_t id, const cairn_event *ev) {
+    scan_seen *v = ud;
+    cairn_event *got = NULL;
+    int n = 0;
+    cairn_err err;
+    v->events++;
+    v->in_order = v->in_order && id > v->last_id;
+    v->last_id = id;
+    v->saw_late = v->saw_late || strcmp(ev->run_id, "r9") == 0;
+    if (strcmp(ev->run_id, "r1") != 0 || v->other->ops->load_events(v->other, "r1", &got, &n, &err))
+        return;
+    const cairn_event *w = ev->seq >= 1 && ev->seq <= n ? &got[ev->seq - 1] : NULL;
+    v->r1_same += w && w->time_ms == ev->time_ms && w->type == ev->type && w->attempt == ev->attempt &&
+                  (w->step == NULL) == (ev->step == NULL) && (!w->step || !strcmp(w->step, ev->step)) &&
+                  w->data_len == ev->data_len && !memcmp(w->data, ev->data, ev->data_len) &&
+                  !memcmp(w->hash, ev->hash, CAIRN_HASH_LEN);
+    cairn_events_free(got, n);
+}
+
+/* verify's pass reads every row and event, the events in id order and as
+ * load_events gives them, in one snapshot: a run committed by another
+ * connection once the pass began is not in it. */
+static void pg_scan_is_one_snapshot(void) {
+    cairn_store *s = fx_pg_open(0);
+    scan_seen v = {.other = fx_pg_open(0), .in_order = true};
+    cairn_scan_cb cb = {seen_row, seen_between, seen_event, &v};
+    cairn_err err;
+    char *rows = fx_pg_value(0, "SELECT count(*) FROM runs");
+    char *events = fx_pg_value(0, "SELECT count(*) FROM events");
+    CHECK_INT(s->ops->scan(s, &cb, &err), 0);
+    CHECK_INT(v.rows, atoi(rows));
+    CHECK_INT(v.events, atoi(events));
+    CHECK(v.r1_same > 0 && v.r1_same == events_of(s, "r1"));
+    CHECK(v.in_order);
+    CHECK(!v.saw_late);
+    CHECK_INT(events_of(s, "r9"), 1);   /* it was committed */
+    free(rows);
+    free(events);
+    cairn_store_close(v.other);
+    cairn_store_close(s);
+}
+
 /* What a copy moves from one store goes into the other as it was, both
  * ways (cairn migrate): SQLite into PostgreSQL database 5, database 6 into
  * SQLite. */
@@ -473,6 +537,7 @@ TEST(store_contract_postgres) {
     CHECK_STR(epoch, "1\n");
     free(epoch);
     pg_commands_are_heard();
+    pg_scan_is_one_snapshot();
     pg_reconnects();
     pg_refusals();
     rows_move_between_stores();
