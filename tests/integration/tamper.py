@@ -7,9 +7,9 @@ two events swapped, one inserted (in a run still in SQLite's unindexed
 tail and in one the event index covers; in PostgreSQL, in a run with
 another after it), two runs' events swapped, runs.status edited,
 definitions.source edited, a run's row or all its events deleted, the
-journal's key file replaced.  `cairn
-verify` must exit 1 naming the run and the event (or the column, or the
-hashes); `show` must refuse a run whose events or definition do not check
+journal's key file replaced.  `cairn verify` must exit 1 naming the run
+and the event (or the column, or the hashes), and its one pass over runs
+that ran side by side must say what it says of each alone; `show` must refuse a run whose events or definition do not check
 out, rather than display forged values; `resume` must refuse to run an
 edited definition.  What a chain cannot see (events cut off a run's end,
 the runs row made to agree; a whole run deleted) `verify --heads` must
