@@ -386,6 +386,8 @@ def waiting_run(db, log):
     if not os.path.exists(log):
         return None
     runs, _ = cairn_json("runs", db=db)
+    if not runs:   # the step ran; its run is not in the journal's tables yet
+        return None
     run, _ = cairn_json("show", runs[0]["id"], db=db)
     return run["id"] if run["status"] == "waiting" else None
 
