@@ -213,3 +213,16 @@ int cairn_journal_key_check(cairn_store *s, const char *db_path, const unsigned 
     free(have);
     return rc;
 }
+
+const char *cairn_store_status_after(cairn_event_type t, const char **from) {
+    *from = NULL;
+    switch (t) {
+    case CAIRN_EV_RUN_SUCCEEDED: return "succeeded";
+    case CAIRN_EV_RUN_FAILED: return "failed";
+    case CAIRN_EV_RUN_CANCELLED: return "cancelled";
+    case CAIRN_EV_RUN_COMPENSATING: return "compensating";
+    case CAIRN_EV_RUN_PAUSED: *from = "running"; return "paused";
+    case CAIRN_EV_RUN_UNPAUSED: *from = "paused"; return "running";
+    default: return NULL;
+    }
+}

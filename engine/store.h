@@ -264,6 +264,12 @@ int cairn_store_open_sqlite_writer(const char *path, cairn_sync_mode sync, cairn
  * uses SQLite itself before it opens a store calls it first. */
 void cairn_store_sqlite_init(void);
 
+/* The runs row's status after event type t, or NULL when t leaves it;
+ * *from: the status the row must have for the change (NULL: any), as the
+ * fold has it (a pause changes only a running run).  Every store projects
+ * the runs table by it. */
+const char *cairn_store_status_after(cairn_event_type t, const char **from);
+
 /* Wrappers over the ops, and frees for what they return. */
 void cairn_store_close(cairn_store *s);
 void cairn_run_rows_free(cairn_run_row *rows, int n);

@@ -342,21 +342,6 @@ int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode syn
 
 /* ---- appending ------------------------------------------------------------ */
 
-/* The runs row's status after event type t (as in store_sqlite.c), or NULL;
- * *from: the status the row must have for the change (NULL: any). */
-static const char *status_after(cairn_event_type t, const char **from) {
-    *from = NULL;
-    switch (t) {
-    case CAIRN_EV_RUN_SUCCEEDED: return "succeeded";
-    case CAIRN_EV_RUN_FAILED: return "failed";
-    case CAIRN_EV_RUN_CANCELLED: return "cancelled";
-    case CAIRN_EV_RUN_COMPENSATING: return "compensating";
-    case CAIRN_EV_RUN_PAUSED: *from = "running"; return "paused";
-    case CAIRN_EV_RUN_UNPAUSED: *from = "paused"; return "running";
-    default: return NULL;
-    }
-}
-
 static int next_seq(pg_store *s, const char *run_id, int64_t *next, cairn_err *err) {
     int64_t last;
     if (!cairn_strmap_get(s->last_seq, run_id, &last)) {
@@ -469,7 +454,7 @@ static void send_event(pipe_t *p, const cairn_event *ev) {
         const char *r[] = {ev->run_id, ev->data ? ev->data : "{}", time, s->owner};
         pipe_send(p, "run", 4, r);
     }
-    const char *from, *status = status_after(ev->type, &from);
+    const char *from, *status = cairn_store_status_after(ev->type, &from);
     if (status) {
         const char *u[] = {status, time, ev->run_id, from};
         pipe_send(p, "status", 4, u);

@@ -448,22 +448,6 @@ int cairn_journal_id(const char *db_path, char id[CAIRN_JOURNAL_ID_HEX + 1], cai
 
 /* ---- appending --------------------------------------------------------- */
 
-/* The runs row's status after event type t, or NULL when t leaves it;
- * *from: the status the row must have for the change (NULL: any), as the
- * fold has it (a pause changes only a running run). */
-static const char *status_after(cairn_event_type t, const char **from) {
-    *from = NULL;
-    switch (t) {
-    case CAIRN_EV_RUN_SUCCEEDED: return "succeeded";
-    case CAIRN_EV_RUN_FAILED: return "failed";
-    case CAIRN_EV_RUN_CANCELLED: return "cancelled";
-    case CAIRN_EV_RUN_COMPENSATING: return "compensating";
-    case CAIRN_EV_RUN_PAUSED: *from = "running"; return "paused";
-    case CAIRN_EV_RUN_UNPAUSED: *from = "paused"; return "running";
-    default: return NULL;
-    }
-}
-
 static int insert_run(sqlite_store *s, const cairn_event *ev) {
     sqlite3_stmt *st = s->stmt[ST_INSERT_RUN];
     sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
@@ -526,7 +510,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
     int rc = sq_step_done(st);
     *event_id = sqlite3_last_insert_rowid(s->db);
     if (rc == 0 && ev->type == CAIRN_EV_RUN_CREATED) rc = insert_run(s, ev);
-    const char *from, *status = status_after(ev->type, &from);
+    const char *from, *status = cairn_store_status_after(ev->type, &from);
     if (rc == 0 && status) {
         st = s->stmt[ST_UPDATE_RUN];
         sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
