@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/mem.h"
 #include "engine/store_pg.h"
 #include "test.h"
@@ -106,4 +107,17 @@ char *fx_pg_value(int i, const char *sql) {
     if (p) pclose(p);
     free(cmd);
     return cairn_strdup(buf);
+}
+
+int64_t fx_at(const char *rfc3339) {
+    int64_t ms;
+    if (cairn_rfc3339_parse(rfc3339, &ms) != 0) TEST_FAIL("bad time %s", rfc3339);
+    return ms / 1000;
+}
+
+cairn_tz *fx_zone(const char *name) {
+    cairn_tz *tz = NULL;
+    cairn_err err;
+    if (cairn_tz_load(name, &tz, &err) != 0) TEST_FAIL("zone %s: %s", name, err.msg);
+    return tz;
 }

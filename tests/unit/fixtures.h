@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "common/tz.h"
 #include "engine/event.h"
 #include "engine/store.h"
 
@@ -40,5 +41,12 @@ void fx_psql(int i, const char *sql);
 cairn_store *fx_pg_open(int i);
 /* The first line sql's answer prints in database i, the caller's. */
 char *fx_pg_value(int i, const char *sql);
+
+/* Seconds since the epoch of an RFC 3339 time (the test fails on a bad one). */
+int64_t fx_at(const char *rfc3339);
+
+/* The zone named name (the test fails when it does not load); the caller
+ * frees it. */
+cairn_tz *fx_zone(const char *name);
 
 #endif

@@ -5,6 +5,7 @@
 #include "test.h"
 
 #include "common/clock.h"
+#include "fixtures.h"
 #include "dsl/cron.h"
 
 static cairn_cron parse_ok(const char *text) {
@@ -79,26 +80,13 @@ TEST(cron_refuses_out_of_range_and_malformed_fields) {
 
 /* ---- the next fire (cairn_cron_next) ------------------------------------------------- */
 
-static int64_t at(const char *rfc3339) {
-    int64_t ms;
-    if (cairn_rfc3339_parse(rfc3339, &ms) != 0) TEST_FAIL("bad time %s", rfc3339);
-    return ms / 1000;
-}
-
-static cairn_tz *zone(const char *name) {
-    cairn_tz *tz = NULL;
-    cairn_err err;
-    if (cairn_tz_load(name, &tz, &err) != 0) TEST_FAIL("zone %s: %s", name, err.msg);
-    return tz;
-}
-
 /* The fires of text in tz after `after`, one after another, as RFC 3339
  * UTC, compared with want (NULL-terminated). */
 static void fires(const char *text, const char *tzname, const char *after,
                   const char *const *want) {
     cairn_cron c = parse_ok(text);
-    cairn_tz *tz = tzname ? zone(tzname) : NULL;
-    int64_t t = at(after);
+    cairn_tz *tz = tzname ? fx_zone(tzname) : NULL;
+    int64_t t = fx_at(after);
     for (int i = 0; want[i]; i++) {
         char got[40];
         int64_t next = 0;
@@ -151,9 +139,9 @@ TEST(cron_next_month_ends_and_leap_years) {
           "2028-02-28T00:00:00.000Z");
     cairn_cron c = parse_ok("0 0 30 2 *");
     int64_t next = 0;
-    CHECK(cairn_cron_next(&c, NULL, at("2026-01-01T00:00:00Z"), &next) == -1);
+    CHECK(cairn_cron_next(&c, NULL, fx_at("2026-01-01T00:00:00Z"), &next) == -1);
     c = parse_ok("0 0 31 4,6,9,11 *");
-    CHECK(cairn_cron_next(&c, NULL, at("2026-01-01T00:00:00Z"), &next) == -1);
+    CHECK(cairn_cron_next(&c, NULL, fx_at("2026-01-01T00:00:00Z"), &next) == -1);
 }
 
 TEST(cron_next_dst_gap_fires_after_it) {

@@ -9,63 +9,51 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "fixtures.h"
 #include "common/tz.h"
 
-static int64_t at(const char *rfc3339) {
-    int64_t ms;
-    if (cairn_rfc3339_parse(rfc3339, &ms) != 0) TEST_FAIL("bad time %s", rfc3339);
-    return ms / 1000;
-}
-
-static cairn_tz *zone(const char *name) {
-    cairn_tz *tz = NULL;
-    cairn_err err;
-    if (cairn_tz_load(name, &tz, &err) != 0) TEST_FAIL("zone %s: %s", name, err.msg);
-    return tz;
-}
-
 TEST(tz_offsets_around_changes) {
-    cairn_tz *ny = zone("America/New_York");
+    cairn_tz *ny = fx_zone("America/New_York");
     CHECK_STR(cairn_tz_name(ny), "America/New_York");
-    CHECK_INT(cairn_tz_offset(ny, at("2026-03-08T06:59:59Z")), -5 * 3600);
-    CHECK_INT(cairn_tz_offset(ny, at("2026-03-08T07:00:00Z")), -4 * 3600);
-    CHECK_INT(cairn_tz_offset(ny, at("2026-11-01T05:59:59Z")), -4 * 3600);
-    CHECK_INT(cairn_tz_offset(ny, at("2026-11-01T06:00:00Z")), -5 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2026-03-08T06:59:59Z")), -5 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2026-03-08T07:00:00Z")), -4 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2026-11-01T05:59:59Z")), -4 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2026-11-01T06:00:00Z")), -5 * 3600);
     /* past the table (fat files end in 2037): the footer's rule */
-    CHECK_INT(cairn_tz_offset(ny, at("2090-07-01T00:00:00Z")), -4 * 3600);
-    CHECK_INT(cairn_tz_offset(ny, at("2090-03-12T06:59:59Z")), -5 * 3600);   /* 2nd Sunday: 12th */
-    CHECK_INT(cairn_tz_offset(ny, at("2090-03-12T07:00:00Z")), -4 * 3600);
-    CHECK_INT(cairn_tz_offset(ny, at("2090-12-01T00:00:00Z")), -5 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2090-07-01T00:00:00Z")), -4 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2090-03-12T06:59:59Z")), -5 * 3600);   /* 2nd Sunday: 12th */
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2090-03-12T07:00:00Z")), -4 * 3600);
+    CHECK_INT(cairn_tz_offset(ny, fx_at("2090-12-01T00:00:00Z")), -5 * 3600);
     cairn_tz_free(ny);
-    cairn_tz *berlin = zone("Europe/Berlin");
-    CHECK_INT(cairn_tz_offset(berlin, at("2026-03-29T00:59:59Z")), 3600);
-    CHECK_INT(cairn_tz_offset(berlin, at("2026-03-29T01:00:00Z")), 7200);
-    CHECK_INT(cairn_tz_offset(berlin, at("2026-10-25T01:00:00Z")), 3600);
+    cairn_tz *berlin = fx_zone("Europe/Berlin");
+    CHECK_INT(cairn_tz_offset(berlin, fx_at("2026-03-29T00:59:59Z")), 3600);
+    CHECK_INT(cairn_tz_offset(berlin, fx_at("2026-03-29T01:00:00Z")), 7200);
+    CHECK_INT(cairn_tz_offset(berlin, fx_at("2026-10-25T01:00:00Z")), 3600);
     cairn_tz_free(berlin);
-    cairn_tz *sydney = zone("Australia/Sydney");   /* summer across the new year */
-    CHECK_INT(cairn_tz_offset(sydney, at("2090-01-15T00:00:00Z")), 11 * 3600);
-    CHECK_INT(cairn_tz_offset(sydney, at("2090-07-15T00:00:00Z")), 10 * 3600);
+    cairn_tz *sydney = fx_zone("Australia/Sydney");   /* summer across the new year */
+    CHECK_INT(cairn_tz_offset(sydney, fx_at("2090-01-15T00:00:00Z")), 11 * 3600);
+    CHECK_INT(cairn_tz_offset(sydney, fx_at("2090-07-15T00:00:00Z")), 10 * 3600);
     cairn_tz_free(sydney);
-    cairn_tz *utc = zone("UTC");
-    CHECK_INT(cairn_tz_offset(utc, at("2026-07-01T00:00:00Z")), 0);
-    CHECK_INT(cairn_tz_offset(NULL, at("2026-07-01T00:00:00Z")), 0);
+    cairn_tz *utc = fx_zone("UTC");
+    CHECK_INT(cairn_tz_offset(utc, fx_at("2026-07-01T00:00:00Z")), 0);
+    CHECK_INT(cairn_tz_offset(NULL, fx_at("2026-07-01T00:00:00Z")), 0);
     cairn_tz_free(utc);
 }
 
 TEST(tz_resolve_gaps_and_repeats) {
-    cairn_tz *ny = zone("America/New_York");
+    cairn_tz *ny = fx_zone("America/New_York");
     int64_t u[2];
     /* local seconds are the wall clock read as UTC */
-    CHECK_INT(cairn_tz_resolve(ny, at("2026-03-08T01:59:00Z"), u), 1);
-    CHECK_INT(u[0], at("2026-03-08T06:59:00Z"));
-    CHECK_INT(cairn_tz_resolve(ny, at("2026-03-08T02:30:00Z"), u), 0);        /* skipped */
-    CHECK_INT(cairn_tz_resolve(ny, at("2026-03-08T03:00:00Z"), u), 1);
-    CHECK_INT(u[0], at("2026-03-08T07:00:00Z"));
-    CHECK_INT(cairn_tz_resolve(ny, at("2026-11-01T01:30:00Z"), u), 2);        /* twice */
-    CHECK_INT(u[0], at("2026-11-01T05:30:00Z"));
-    CHECK_INT(u[1], at("2026-11-01T06:30:00Z"));
-    CHECK_INT(cairn_tz_resolve(ny, at("2026-11-01T02:00:00Z"), u), 1);
-    CHECK_INT(u[0], at("2026-11-01T07:00:00Z"));
+    CHECK_INT(cairn_tz_resolve(ny, fx_at("2026-03-08T01:59:00Z"), u), 1);
+    CHECK_INT(u[0], fx_at("2026-03-08T06:59:00Z"));
+    CHECK_INT(cairn_tz_resolve(ny, fx_at("2026-03-08T02:30:00Z"), u), 0);        /* skipped */
+    CHECK_INT(cairn_tz_resolve(ny, fx_at("2026-03-08T03:00:00Z"), u), 1);
+    CHECK_INT(u[0], fx_at("2026-03-08T07:00:00Z"));
+    CHECK_INT(cairn_tz_resolve(ny, fx_at("2026-11-01T01:30:00Z"), u), 2);        /* twice */
+    CHECK_INT(u[0], fx_at("2026-11-01T05:30:00Z"));
+    CHECK_INT(u[1], fx_at("2026-11-01T06:30:00Z"));
+    CHECK_INT(cairn_tz_resolve(ny, fx_at("2026-11-01T02:00:00Z"), u), 1);
+    CHECK_INT(u[0], fx_at("2026-11-01T07:00:00Z"));
     cairn_tz_free(ny);
 }
 
@@ -113,10 +101,10 @@ TEST(tz_reads_version_1_and_tzdir) {
     snprintf(path, sizeof path, "%s/Test/Old", dir);
     write_v1("/usr/share/zoneinfo/Europe/Berlin", path);
     setenv("TZDIR", dir, 1);
-    cairn_tz *tz = zone("Test/Old");
-    CHECK_INT(cairn_tz_offset(tz, at("2026-03-29T00:59:59Z")), 3600);
-    CHECK_INT(cairn_tz_offset(tz, at("2026-03-29T01:00:00Z")), 7200);
-    CHECK_INT(cairn_tz_offset(tz, at("2026-12-01T00:00:00Z")), 3600);
+    cairn_tz *tz = fx_zone("Test/Old");
+    CHECK_INT(cairn_tz_offset(tz, fx_at("2026-03-29T00:59:59Z")), 3600);
+    CHECK_INT(cairn_tz_offset(tz, fx_at("2026-03-29T01:00:00Z")), 7200);
+    CHECK_INT(cairn_tz_offset(tz, fx_at("2026-12-01T00:00:00Z")), 3600);
     cairn_tz_free(tz);
     cairn_err err;
     CHECK_INT(cairn_tz_load("Europe/Berlin", &tz, &err), CAIRN_ENOTFOUND);   /* not in TZDIR */
