@@ -1087,6 +1087,42 @@ TEST(expr_native_limits_hand_the_text_to_jq) {
     free(wide_s);
 }
 
+/* Whether the native evaluator answered prog over doc itself (false: it
+ * handed the text to jq, whose watchdog bounds time and memory). */
+static bool native_answers(const char *prog, jv doc) {
+    cairn_exprnative *e = cairn__exprnative_parse(prog, strlen(prog));
+    if (e == NULL) TEST_FAIL("%s: not in the native subset", prog);
+    jv a, b;
+    bool done = cairn__exprnative_run(e, doc, &a, &b);
+    jv_free(a);
+    jv_free(b);
+    cairn__exprnative_free(e);
+    return done;
+}
+
+/* A payload that would make the native evaluator work past its bounds (the
+ * values it yields, the parts it walks, the bytes it concatenates) is handed
+ * to jq, which runs under the watchdog; the same text over a small payload
+ * is answered natively. */
+TEST(expr_native_hands_a_hostile_payload_to_jq) {
+    jv big = jv_array(), small = jv_array();
+    for (int i = 0; i < 200000; i++) big = jv_array_append(big, jv_number(i));
+    for (int i = 0; i < 10; i++) small = jv_array_append(small, jv_number(i));
+    jv str = jv_string_fmt("%0*d", 700000, 0);
+    jv dbig = jv_object_set(jv_object(), jv_string("a"), big);
+    jv dsmall = jv_object_set(jv_object(), jv_string("a"), small);
+    jv dstr = jv_object_set(jv_object(), jv_string("s"), str);
+    CHECK(native_answers("[.a[] | . + 1] | length", jv_copy(dsmall)));
+    CHECK(!native_answers("[.a[] | . + 1] | length", jv_copy(dbig)));     /* work */
+    CHECK(native_answers(".a | sort | length", jv_copy(dsmall)));
+    CHECK(!native_answers(".a | sort | length", jv_copy(dbig)));          /* walk */
+    CHECK(native_answers(".s | length", jv_copy(dstr)));
+    CHECK(!native_answers(".s + .s", jv_copy(dstr)));                    /* concat */
+    jv_free(dbig);
+    jv_free(dsmall);
+    jv_free(dstr);
+}
+
 /* ---- paths read from the document's root ------------------------------------- */
 
 static void join_ref(void *ctx, const char *name, size_t len) {
