@@ -133,6 +133,32 @@ int cairn_engine_start_run_as(cairn_engine *e, const char *def_hash, jv inputs, 
     return start_run(e, def_hash, inputs, trigger, id, err);
 }
 
+/* The run is created here, its run_created naming node (the journal
+ * writes its row as node's), and let go of at once: this engine drops it
+ * once the event is durable (runs.c, as a run lost), node takes it. */
+int cairn_engine_start_run_on(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                              const char run_id[CAIRN_RUN_ID_MAX], const char *node,
+                              cairn_err *err) {
+    if (node == NULL || strcmp(node, cairn_journal_owner(e->journal)) == 0)
+        return cairn_engine_start_run_as(e, def_hash, inputs, trigger, run_id, err);
+    char id[CAIRN_RUN_ID_MAX];
+    snprintf(id, sizeof id, "%s", run_id);
+    eng_plan *plan = eng_plan_for(e, def_hash, NULL, err);
+    int rc = plan ? 0 : CAIRN_ENOTFOUND;
+    if (rc == 0 && eng_find_run(e, id))
+        rc = cairn_err_set(err, CAIRN_EEXISTS, "run %s exists already", id);
+    if (rc == 0) rc = cairn_journal_place(e->journal, id, node, err);
+    if (rc) {
+        jv_free(inputs);
+        jv_free(trigger);
+        return rc;
+    }
+    eng_run *r = NULL;
+    rc = eng_create_run(e, plan, inputs, trigger, NULL, jv_null(), id, &r, err);
+    if (rc == 0) eng_lose_run(e, r);
+    return rc;
+}
+
 /* Before reading runs to claim them: everything this engine wrote is in
  * the journal of record, and so is whatever a dead holder of the commit
  * log left there. */

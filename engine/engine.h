@@ -178,6 +178,15 @@ int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv 
 int cairn_engine_start_run_as(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
                               const char run_id[CAIRN_RUN_ID_MAX], cairn_err *err);
 
+/* As cairn_engine_start_run_as, the run placed on the engine node (its
+ * owner string, from cairn_journal_node_loads; journal.h, "placement"):
+ * its run_created is journaled here, and node runs it.  node NULL or this
+ * engine: started here.  CAIRN_ESTATE on a journal with no placement
+ * (SQLite). */
+int cairn_engine_start_run_on(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
+                              const char run_id[CAIRN_RUN_ID_MAX], const char *node,
+                              cairn_err *err);
+
 /* Run fn(e, ud) on the orchestrator thread at its next turn: the one way
  * another thread (an HTTP server's) acts on runs.  Any thread; fn must not
  * block.  A call still queued when the engine closes runs there with e

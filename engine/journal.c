@@ -516,6 +516,30 @@ int cairn_journal_take_claimed(cairn_journal *j, char ***ids) {
     return j->lease ? cairn_lease_take_claimed(j->lease, ids) : 0;
 }
 
+int cairn_journal_take_placed(cairn_journal *j, char ***ids) {
+    *ids = NULL;
+    return j->lease ? cairn_lease_take_placed(j->lease, ids) : 0;
+}
+
+int cairn_journal_place(cairn_journal *j, const char *run_id, const char *node, cairn_err *err) {
+    if (j->lease == NULL)
+        return cairn_err_set(err, CAIRN_ESTATE, "%s: one engine writes this journal: no run is"
+                             " placed on another", j->where);
+    cairn_lease_place(j->lease, run_id, node);
+    return 0;
+}
+
+int cairn_journal_node_loads(cairn_journal *j, char ***nodes, int64_t **runs, int *n,
+                             cairn_err *err) {
+    *nodes = NULL;
+    *runs = NULL;
+    *n = 0;
+    if (j->backend->node_loads == NULL)
+        return cairn_err_set(err, CAIRN_ESTATE, "%s: one engine writes this journal: no run is"
+                             " placed on another", j->where);
+    return j->backend->node_loads(j, nodes, runs, n, err);
+}
+
 void cairn_journal_forget(cairn_journal *j, const char *run_id) {
     if (j->lease) cairn_lease_forget(j->lease, run_id);
 }

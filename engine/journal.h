@@ -339,6 +339,20 @@ void cairn_journal_take_over(cairn_journal *j, bool on);
 int cairn_journal_take_lost(cairn_journal *j, char ***ids);
 int cairn_journal_take_claimed(cairn_journal *j, char ***ids);
 
+/* Placement (PostgreSQL; store_pg.h, "placement").  A server spreads the
+ * runs it starts over the live engines that serve (cairn_journal_node_loads,
+ * any role: each with how many unfinished runs it holds).  Engine: run_id,
+ * about to be created, is node's (cairn_journal_place, before its
+ * run_created is appended; CAIRN_ESTATE on SQLite): its row names node
+ * as owner, not yet taken, and node is told.  Node claims it at a new
+ * epoch and lists it for cairn_journal_take_placed (as take_claimed). */
+int cairn_journal_place(cairn_journal *j, const char *run_id, const char *node, cairn_err *err);
+int cairn_journal_take_placed(cairn_journal *j, char ***ids);
+/* *nodes (each and the array the caller's, also on error) and *runs (the
+ * caller's): the live serving engines and their unfinished runs. */
+int cairn_journal_node_loads(cairn_journal *j, char ***nodes, int64_t **runs, int *n,
+                             cairn_err *err);
+
 /* Engine: it has let go of a run it lost (every event it appended for it
  * has passed the writer): only then may the run be claimed again here, so
  * that no event of the old hold is written under a new one's epoch. */

@@ -4,12 +4,15 @@
  */
 #include "engine/journal_lease.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/mem.h"
@@ -74,9 +77,11 @@ struct cairn_lease {
     char *owner;
     int64_t lease_ms;
     pthread_t thread;
+    int wake[2];                 /* a pipe: a byte wakes the heartbeat (stop, take-over on) */
+    bool serving;                /* the heartbeat's own: marked as taking placed runs */
     pthread_mutex_t mu;          /* everything below */
-    pthread_cond_t cond;
     bool stop, take_over;
+    bool serve_now;              /* take-over was turned on: serve() at once */
     bool mine_too;               /* runs were lost to a lapse: claim our own again */
     int64_t until;               /* monotonic ms: the lease holds before this */
     bool unreachable;
@@ -88,6 +93,9 @@ struct cairn_lease {
     cairn_strmap *lost_set;      /* the ids in lost, each once */
     id_set gone;                 /* lost, and the engine has not let go of them yet
                                     (cairn_lease_forget): not claimed again meanwhile */
+    id_list placed;              /* runs placed on this engine, taken, not yet handed out */
+    cairn_strmap *placing;       /* run id -> index in both lists: the runs this */
+    id_list placing_ids, placing_on; /* engine creates for another, and that engine */
     void (*news)(void *);
     void *news_ud;
 };
@@ -193,6 +201,44 @@ int cairn_lease_take_claimed(cairn_lease *l, char ***ids) {
     return n;
 }
 
+int cairn_lease_take_placed(cairn_lease *l, char ***ids) {
+    pthread_mutex_lock(&l->mu);
+    int n = list_take(&l->placed, ids);
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* ---- runs created for another engine ------------------------------------------- */
+
+void cairn_lease_place(cairn_lease *l, const char *run_id, const char *node) {
+    pthread_mutex_lock(&l->mu);
+    list_push(&l->placing_ids, run_id);
+    list_push(&l->placing_on, node);
+    cairn_strmap_put(l->placing, run_id, l->placing_on.n - 1);
+    pthread_mutex_unlock(&l->mu);
+}
+
+bool cairn_lease_placing(cairn_lease *l, const char *run_id, char *node, size_t len) {
+    pthread_mutex_lock(&l->mu);
+    int64_t at;
+    bool found = cairn_strmap_get(l->placing, run_id, &at);
+    if (found) {   /* out of both lists: the last pair moves into the hole */
+        snprintf(node, len, "%s", l->placing_on.ids[at]);
+        cairn_strmap_remove(l->placing, run_id);
+        free(l->placing_ids.ids[at]);
+        free(l->placing_on.ids[at]);
+        int last = --l->placing_ids.n;
+        l->placing_on.n--;
+        if (at != last) {
+            l->placing_ids.ids[at] = l->placing_ids.ids[last];
+            l->placing_on.ids[at] = l->placing_on.ids[last];
+            cairn_strmap_put(l->placing, l->placing_ids.ids[at], at);
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return found;
+}
+
 /* ---- the lease's state ------------------------------------------------------------ */
 
 bool cairn_lease_held(cairn_lease *l) {
@@ -229,11 +275,19 @@ void cairn_lease_on_news(cairn_lease *l, void (*fn)(void *), void *ud) {
     pthread_mutex_unlock(&l->mu);
 }
 
+/* Wake the heartbeat from its rest (any thread; a full pipe has a byte
+ * in it already). */
+static void nudge(cairn_lease *l) {
+    ssize_t w = write(l->wake[1], "", 1);
+    (void)w;
+}
+
 void cairn_lease_take_over(cairn_lease *l, bool on) {
     pthread_mutex_lock(&l->mu);
     l->take_over = on;
-    pthread_cond_signal(&l->cond);
+    l->serve_now = on;
     pthread_mutex_unlock(&l->mu);
+    nudge(l);
 }
 
 /* Under the lock, so that cairn_lease_on_news(NULL) returning means the
@@ -343,20 +397,84 @@ static bool beat(cairn_lease *l) {
     return take_over(l);
 }
 
-static void *heartbeat(void *arg) {
-    cairn_lease *l = arg;
-    bool again = false;
+/* ---- runs placed on this engine -------------------------------------------------- */
+
+/* With take-over on: marked as an engine that takes runs placed on it,
+ * and listening for them (once; again at each beat until it worked). */
+static void serve(cairn_lease *l) {
+    pthread_mutex_lock(&l->mu);
+    bool on = l->take_over;
+    pthread_mutex_unlock(&l->mu);
+    if (!on || l->serving) return;
+    cairn_err err;
+    if (cairn_pg_lease_serve(l->conn, l->owner, &err) == 0 && cairn_pg_hear_placed(l->conn, &err) == 0)
+        l->serving = true;
+    else
+        fprintf(stderr, "cairn: taking runs placed on this engine: %s\n", err.msg);
+}
+
+/* Claim the runs placed on this engine (while its lease holds), for the
+ * orchestrator to start: true when a full batch came (look again). */
+static bool take_placed(cairn_lease *l) {
+    if (!l->serving || !cairn_lease_held(l)) return false;
+    char **ids = NULL;
+    int64_t *epochs = NULL;
+    int n = 0;
+    cairn_err err;
+    int rc = cairn_pg_take_placed(l->conn, l->owner, CAIRN_TAKE_OVER_BATCH, &ids, &epochs, &n, &err);
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < n; i++) {
+        hold_locked(l, ids[i], epochs[i]);
+        list_push(&l->placed, ids[i]);
+        free(ids[i]);
+    }
+    pthread_mutex_unlock(&l->mu);
+    free(ids);
+    free(epochs);
+    if (rc) fprintf(stderr, "cairn: taking the runs placed on this engine: %s\n", err.msg);
+    if (n) tell(l);
+    return n == CAIRN_TAKE_OVER_BATCH;
+}
+
+typedef enum { WOKE_BEAT, WOKE_PLACED, WOKE_STOP } woke;
+
+/* Rest until the monotonic ms `until` (the next beat), a stop, or a run
+ * placed on this engine heard of (its NOTIFY, on the lease's connection);
+ * take-over turned on serves at once. */
+static woke rest(cairn_lease *l, int64_t until) {
     for (;;) {
         pthread_mutex_lock(&l->mu);
-        int64_t at = cairn_now_ms() + (again ? 0 : l->lease_ms / CAIRN_LEASE_BEATS);
-        while (!l->stop && cairn_now_ms() < at) {
-            struct timespec ts = {.tv_sec = at / 1000, .tv_nsec = (long)(at % 1000) * 1000000};
-            pthread_cond_timedwait(&l->cond, &l->mu, &ts);
-        }
-        bool stop = l->stop;
+        bool stop = l->stop, now = l->serve_now;
+        l->serve_now = false;
         pthread_mutex_unlock(&l->mu);
-        if (stop) break;
-        again = beat(l);
+        if (stop) return WOKE_STOP;
+        if (now) serve(l);
+        if (l->serving && cairn_pg_placed_heard(l->conn, l->owner)) return WOKE_PLACED;
+        int64_t left = until - cairn_now_ms();
+        if (left <= 0) return WOKE_BEAT;
+        struct pollfd fds[2] = {{.fd = l->wake[0], .events = POLLIN},
+                                {.fd = l->serving ? cairn_pg_socket(l->conn) : -1, .events = POLLIN}};
+        if (poll(fds, 2, (int)left) > 0 && (fds[0].revents & POLLIN)) {
+            char drain[64];
+            while (read(l->wake[0], drain, sizeof drain) > 0) {}
+        }
+    }
+}
+
+static void *heartbeat(void *arg) {
+    cairn_lease *l = arg;
+    int64_t next = cairn_now_ms() + l->lease_ms / CAIRN_LEASE_BEATS;
+    for (;;) {
+        woke w = rest(l, next);
+        if (w == WOKE_STOP) break;
+        bool again = w == WOKE_PLACED ? take_placed(l) : false;
+        if (w == WOKE_BEAT) {
+            serve(l);
+            again = beat(l);
+            again |= take_placed(l);   /* placed while the NOTIFY went unheard */
+            next = cairn_now_ms() + l->lease_ms / CAIRN_LEASE_BEATS;
+        }
+        if (again) next = cairn_now_ms();
     }
     return NULL;
 }
@@ -372,14 +490,13 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     l->slot = cairn_strmap_new();
     l->lost_set = cairn_strmap_new();
     l->gone.slot = cairn_strmap_new();
+    l->placing = cairn_strmap_new();
+    l->wake[0] = l->wake[1] = -1;
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);   /* deadlines are cairn_now_ms */
-    pthread_cond_init(&l->cond, &attr);
-    pthread_condattr_destroy(&attr);
     int64_t sent = cairn_now_ms();
-    int rc = cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &l->conn, err);
+    int rc = pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) == 0
+                 ? 0 : cairn_err_set(err, CAIRN_EIO, "cannot make the lease's wake pipe");
+    if (rc == 0) rc = cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &l->conn, err);
     if (rc == 0) rc = cairn_pg_lease_renew(l->conn, owner, lease_ms, err);
     l->until = sent + lease_ms - lease_ms / 10;
     if (rc == 0 && pthread_create(&l->thread, NULL, heartbeat, l) != 0)
@@ -387,7 +504,7 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     if (rc) {
         cairn_store_close(l->conn);
         l->conn = NULL;
-        l->stop = true;
+        l->stop = true;   /* no thread to join */
         cairn_lease_stop(l);
         return rc;
     }
@@ -400,13 +517,16 @@ void cairn_lease_stop(cairn_lease *l) {
     pthread_mutex_lock(&l->mu);
     bool running = !l->stop;
     l->stop = true;
-    pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->mu);
-    if (running) pthread_join(l->thread, NULL);
+    if (running) {
+        nudge(l);
+        pthread_join(l->thread, NULL);
+    }
     if (l->conn) cairn_pg_lease_end(l->conn, l->owner, NULL);
     cairn_store_close(l->conn);
     pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->cond);
+    for (int i = 0; i < 2; i++)
+        if (l->wake[i] >= 0) close(l->wake[i]);
     cairn_strmap_free(l->slot);
     cairn_strmap_free(l->lost_set);
     cairn_strmap_free(l->gone.slot);
@@ -414,6 +534,10 @@ void cairn_lease_stop(cairn_lease *l) {
     list_free(&l->held);
     list_free(&l->lost);
     list_free(&l->claimed);
+    list_free(&l->placed);
+    list_free(&l->placing_ids);
+    list_free(&l->placing_on);
+    cairn_strmap_free(l->placing);
     free(l->epochs);
     free(l->owner);
     free(l);

@@ -14,7 +14,11 @@
  *      holds that another engine claimed meanwhile, and loses them;
  *   3. with take-over on (cairn serve): claims runs whose holder's lease
  *      lapsed (at most CAIRN_TAKE_OVER_BATCH at a time, again at once when
- *      that many were found) for the orchestrator to resume.
+ *      that many were found) for the orchestrator to resume;
+ *   4. with take-over on: claims the runs another engine placed on this
+ *      one (store_pg.h, "placement") that it has not taken yet.
+ * Between beats it waits on its connection too: a run placed on this
+ * engine is NOTIFYed there, and taken at once (4), not at the next beat.
  * When it cannot renew and the lease lapses, every run held is lost: the
  * database may have given them to others; once it renews, this engine
  * claims again those that are still its own (at a new epoch).
@@ -32,6 +36,7 @@
 #define CAIRN_JOURNAL_LEASE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -80,5 +85,14 @@ void cairn_lease_forget(cairn_lease *l, const char *run_id);
  * caller's, each id and the array free()d) and their count. */
 int cairn_lease_take_lost(cairn_lease *l, char ***ids);
 int cairn_lease_take_claimed(cairn_lease *l, char ***ids);
+/* The runs placed on this engine and taken since the last call (held at
+ * their new epoch), as cairn_lease_take_claimed. */
+int cairn_lease_take_placed(cairn_lease *l, char ***ids);
+
+/* Placement: run_id, which this engine creates now, is another's: node
+ * (copied).  The writer asks (cairn_lease_placing) when it writes the
+ * run's run_created, which forgets it and copies node into node[len]. */
+void cairn_lease_place(cairn_lease *l, const char *run_id, const char *node);
+bool cairn_lease_placing(cairn_lease *l, const char *run_id, char *node, size_t len);
 
 #endif

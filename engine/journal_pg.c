@@ -185,6 +185,20 @@ static int append_retrying(cairn_journal *j, cairn_event *const *evs, int n, bat
     }
 }
 
+/* The runs the batch creates for other engines (cairn_journal_place), told
+ * to the writer's connection: *placed[i] for each such run_created. */
+static bool *placements(cairn_journal *j, cairn_event *const *evs, int n) {
+    bool *placed = cairn_calloc((size_t)n + 1, sizeof *placed);
+    char node[256];
+    for (int i = 0; i < n; i++)
+        if (evs[i]->type == CAIRN_EV_RUN_CREATED &&
+            cairn_lease_placing(j->lease, evs[i]->run_id, node, sizeof node)) {
+            cairn_pg_place(j->writer, evs[i]->run_id, node);
+            placed[i] = true;
+        }
+    return placed;
+}
+
 static int pg_append_batch(cairn_journal *j, cairn_event *const *evs, int n, int64_t *mark,
                            cairn_err *err) {
     *mark = 0;
@@ -192,8 +206,9 @@ static int pg_append_batch(cairn_journal *j, cairn_event *const *evs, int n, int
     cairn_strmap_clear(j->refused);
     batch_runs b;
     runs_of(j, evs, n, &b);
-    bool fenced = false, lapsed;
+    bool fenced = false, lapsed, *placed = placements(j, evs, n);
     int rc = append_retrying(j, evs, n, &b, &lapsed, err);
+    cairn_pg_place_clear(j->writer);
     if (lapsed) {   /* out of reach past the lease: every run goes */
         for (int i = 0; i < n; i++)
             if (!cairn_journal_refused(j, evs[i]->run_id)) lose(j, evs[i]->run_id);
@@ -210,10 +225,12 @@ static int pg_append_batch(cairn_journal *j, cairn_event *const *evs, int n, int
         }
     for (int i = 0; rc == 0 && i < n; i++) {
         if (cairn_journal_refused(j, evs[i]->run_id)) continue;
-        if (evs[i]->type == CAIRN_EV_RUN_CREATED) cairn_lease_hold(j->lease, evs[i]->run_id, 0);
+        if (evs[i]->type == CAIRN_EV_RUN_CREATED && !placed[i])   /* a placed run is another's */
+            cairn_lease_hold(j->lease, evs[i]->run_id, 0);
         if (cairn_event_ends_run(evs[i]->type)) cairn_lease_release(j->lease, evs[i]->run_id);
     }
     runs_free(&b);
+    free(placed);
     if (rc == 0 && fenced)
         rc = cairn_err_set(err, CAIRN_EFENCED, "%s: runs held by another engine now were"
                            " refused", j->where);
@@ -262,6 +279,11 @@ static int pg_claim_run(cairn_journal *j, const char *run_id, cairn_err *err) {
     return rc;
 }
 
+static int pg_node_loads(cairn_journal *j, char ***nodes, int64_t **runs, int *n,
+                         cairn_err *err) {
+    return cairn_pg_node_loads(j->reader, nodes, runs, n, err);
+}
+
 static void pg_close(cairn_journal *j) {
     cairn_lease_stop(j->lease);
     cairn_strmap_free(j->refused);
@@ -281,6 +303,7 @@ const cairn_journal_backend cairn_journal_pg = {
     .takes_writes = pg_takes_writes,
     .owner_alive = pg_owner_alive,
     .claim_run = pg_claim_run,
+    .node_loads = pg_node_loads,
     .settle_others = pg_settle_others,
     .secrets_paths = pg_secrets_paths,
     .append_batch = pg_append_batch,

@@ -136,6 +136,21 @@ static void take_over(cairn_engine *e, char **ids, int n) {
     free(ids);
 }
 
+/* Runs another engine placed on this one (journal.h): started from their
+ * run_created, as a run taken over is. */
+static void take_placed(cairn_engine *e, char **ids, int n) {
+    for (int i = 0; i < n; i++) {
+        cairn_err err;
+        if (eng_resume_run(e, ids[i], &err) != 0) {
+            char msg[CAIRN_ERR_MSG_MAX + 300];
+            fprintf(stderr, "cairn: run %s, placed on this engine, not started: %s\n", ids[i],
+                    cairn_err_format(&err, msg, sizeof msg));
+        }
+        free(ids[i]);
+    }
+    free(ids);
+}
+
 void eng_poll_holds(cairn_engine *e, bool lost_only) {
     char **ids;
     int n = cairn_journal_take_lost(e->journal, &ids);
@@ -145,5 +160,7 @@ void eng_poll_holds(cairn_engine *e, bool lost_only) {
     if (e->stopping || eng_is_sticky(e)) return;
     n = cairn_journal_take_claimed(e->journal, &ids);
     if (n || ids) take_over(e, ids, n);
+    n = cairn_journal_take_placed(e->journal, &ids);
+    if (n || ids) take_placed(e, ids, n);
     if (cairn_journal_lease_held(e->journal)) eng_dispatch_durable(e);   /* waited for it */
 }

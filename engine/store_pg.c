@@ -156,6 +156,12 @@ static const struct { const char *name, *sql; } prepared[] = {
     {"run", "INSERT INTO runs(id, workflow, def_hash, parent_id, status, created_at, updated_at,"
             " owner) VALUES ($1, coalesce($2::json->>'workflow', '?'),"
             " coalesce($2::json->>'def_hash', ''), $2::json->>'parent', 'running', $3, $3, $4)"},
+    /* a run placed on engine $4 (cairn_pg_place), which hears of it at the commit */
+    {"placed", "WITH r AS (INSERT INTO runs(id, workflow, def_hash, parent_id, status, created_at,"
+               " updated_at, owner, epoch) VALUES ($1, coalesce($2::json->>'workflow', '?'),"
+               " coalesce($2::json->>'def_hash', ''), $2::json->>'parent', 'running', $3, $3, $4, "
+               PG_EPOCH_PLACED ") RETURNING owner) SELECT pg_notify('" CAIRN_PG_PLACED_CHANNEL
+               "', owner) FROM r"},
     /* $4: the status the run must have for the change, or NULL for any */
     {"status", "UPDATE runs SET status = $1, updated_at = $2 WHERE id = $3"
                " AND status = coalesce($4, status)"},
@@ -292,6 +298,9 @@ static int set_up(pg_store *s, cairn_err *err) {
                      0, NULL, "setting up the connection", err);
     if (rc == 0 && s->listening)
         rc = pg_exec(s, "LISTEN " CAIRN_PG_CHANNEL, 0, NULL, "listening for commands", err);
+    if (rc == 0 && s->hears_placed)
+        rc = pg_exec(s, "LISTEN " CAIRN_PG_PLACED_CHANNEL, 0, NULL, "listening for runs placed",
+                     err);
     return rc;
 }
 
@@ -451,8 +460,9 @@ static void send_event(pipe_t *p, const cairn_event *ev) {
     pipe_send(p, "ev", 8, e);
     free(hash);
     if (ev->type == CAIRN_EV_RUN_CREATED) {
-        const char *r[] = {ev->run_id, ev->data ? ev->data : "{}", time, s->owner};
-        pipe_send(p, "run", 4, r);
+        const char *node = s->n_placed ? pg_placed_on(s, ev->run_id) : NULL;
+        const char *r[] = {ev->run_id, ev->data ? ev->data : "{}", time, node ? node : s->owner};
+        pipe_send(p, node ? "placed" : "run", 4, r);
     }
     const char *from, *status = cairn_store_status_after(ev->type, &from);
     if (status) {
@@ -765,6 +775,7 @@ static void pg_close(cairn_store *base) {
     pg_store *s = (pg_store *)base;
     PQfinish(s->conn);
     cairn_strmap_free(s->last_seq);
+    pg_place_free(s);
     free(s->owner);
     free(s->name);
     free(s);

@@ -21,6 +21,9 @@
 #define CAIRN_PG_CONNECT_TIMEOUT_S 10
 /* The channel a command's NOTIFY goes to (LISTEN on the engine's reader). */
 #define CAIRN_PG_CHANNEL "cairn_journal"
+/* The channel a run placed on an engine is NOTIFYed on, its payload the
+ * engine (LISTEN on the engine's lease connection). */
+#define CAIRN_PG_PLACED_CHANNEL "cairn_placed"
 
 typedef enum {
     CAIRN_PG_READ,        /* a Cairn journal or CAIRN_ENOTFOUND; creates nothing */
@@ -55,8 +58,12 @@ bool cairn_pg_broken(cairn_store *s);
 
 /* Insert or renew owner's row: lease_until = the database's now + lease_ms. */
 int cairn_pg_lease_renew(cairn_store *s, const char *owner, int64_t lease_ms, cairn_err *err);
-/* Drop owner's row (an engine that closes cleanly holds nothing). */
+/* Drop owner's row (an engine that closes cleanly holds nothing), and its
+ * mark of cairn_pg_lease_serve. */
 int cairn_pg_lease_end(cairn_store *s, const char *owner, cairn_err *err);
+/* Mark owner as an engine that takes runs placed on it (a server's):
+ * only those are chosen by placement (cairn_pg_node_loads). */
+int cairn_pg_lease_serve(cairn_store *s, const char *owner, cairn_err *err);
 /* Whether owner has a row whose lease has not lapsed, and on this host its
  * process lives (owner.h); an owner with no row, while it is a process on
  * this host that lives (*alive). */
@@ -90,6 +97,42 @@ int cairn_pg_check_held(cairn_store *s, const char *owner, cairn_pg_hold *holds,
 int cairn_pg_claim_lapsed(cairn_store *s, const char *owner, int max, bool mine_too,
                           const char *const *skip, int n_skip, char ***ids, int64_t **epochs,
                           int *n, cairn_err *err);
+
+/* ---- placement: a run created by one engine for another ----------------------
+ *
+ * A server spreads the runs it starts over the live engines: it writes a
+ * run's run_created itself (its chain starts there), the run's row naming
+ * the engine chosen as owner at epoch -1 ("placed, not taken"), and
+ * NOTIFYs CAIRN_PG_PLACED_CHANNEL with that engine as payload, in the
+ * batch's transaction.  The engine claims it (cairn_pg_take_placed: epoch
+ * 0, so its batches are fenced as any claim's), then resumes it.  An
+ * engine that dies first leaves it to the claim of lapsed engines' runs,
+ * as any run it held. */
+
+/* The run_created of run_id in the next append (on this connection) is
+ * placed on node (copied).  Writer thread; cleared by cairn_pg_place_clear. */
+void cairn_pg_place(cairn_store *s, const char *run_id, const char *node);
+void cairn_pg_place_clear(cairn_store *s);
+
+/* LISTEN on CAIRN_PG_PLACED_CHANNEL from here on (again after a reconnect). */
+int cairn_pg_hear_placed(cairn_store *s, cairn_err *err);
+/* The connection's socket (-1 while it is broken), to wait on. */
+int cairn_pg_socket(cairn_store *s);
+/* Read what arrived: whether a placement on owner was heard (every
+ * notification is consumed). */
+bool cairn_pg_placed_heard(cairn_store *s, const char *owner);
+
+/* Claim at most max runs placed on owner and not taken yet (unended,
+ * owner's, epoch -1): FOR UPDATE SKIP LOCKED, each at epoch 0.  *ids and
+ * *epochs as cairn_pg_claim_lapsed's. */
+int cairn_pg_take_placed(cairn_store *s, const char *owner, int max, char ***ids,
+                         int64_t **epochs, int *n, cairn_err *err);
+
+/* The live engines that take placed runs (lease_until ahead of the
+ * database's clock, marked by cairn_pg_lease_serve), each with
+ * how many unfinished runs it holds (placed ones too): *nodes (each and the
+ * array the caller's) and *runs, ordered by engine. */
+int cairn_pg_node_loads(cairn_store *s, char ***nodes, int64_t **runs, int *n, cairn_err *err);
 
 /* Append events[0..n) in one transaction, as the store's append, fenced:
  * holds[0..n_holds) are the runs the batch writes to (those it creates

@@ -23,7 +23,20 @@ typedef struct {
     bool prepared;              /* the hot statements (store_pg.c), this session */
     int64_t changes;            /* notifications seen (data_version) */
     cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
+    bool hears_placed;          /* LISTEN CAIRN_PG_PLACED_CHANNEL (a lease's connection) */
+    cairn_strmap *placed;       /* run id -> index in placed_on: runs the next append */
+    char **placed_on;           /*   creates for another engine (cairn_pg_place) */
+    int n_placed, cap_placed;
 } pg_store;
+
+/* runs.epoch of a run placed on an engine that has not taken it yet: its
+ * claim (cairn_pg_take_placed) makes it 0. */
+#define PG_EPOCH_PLACED "-1"
+
+/* The engine a run created by the next append is placed on, or NULL
+ * (store_pg_lease.c); the placements forgotten (pg_close). */
+const char *pg_placed_on(pg_store *s, const char *run_id);
+void pg_place_free(pg_store *s);
 
 /* 0 when the connection is up, after making it again if it broke. */
 int pg_ready(pg_store *s, cairn_err *err);

@@ -72,6 +72,11 @@ void pg_hold_arrays(const cairn_pg_hold *holds, int n, bool all, char **ids, cha
 
 /* ---- the lease ---------------------------------------------------------------- */
 
+/* The claims' space of the engines that take runs placed on them (a
+ * server's, not `cairn run`'s): a row keyed by the engine, until its
+ * lease ends (a dead engine's row is harmless: its lease has lapsed). */
+#define PG_SERVING "serving"
+
 int cairn_pg_lease_renew(cairn_store *base, const char *owner, int64_t lease_ms, cairn_err *err) {
     char ms[24];
     const char *v[] = {owner, pg_num(ms, lease_ms)};
@@ -83,8 +88,20 @@ int cairn_pg_lease_renew(cairn_store *base, const char *owner, int64_t lease_ms,
 }
 
 int cairn_pg_lease_end(cairn_store *base, const char *owner, cairn_err *err) {
-    return pg_exec((pg_store *)base, "DELETE FROM engines WHERE owner = $1", 1, &owner,
-                   "ending the engine's lease", err);
+    int rc = pg_exec((pg_store *)base, "DELETE FROM engines WHERE owner = $1", 1, &owner,
+                     "ending the engine's lease", err);
+    if (rc == 0)
+        rc = pg_exec((pg_store *)base, "DELETE FROM claims WHERE space = '" PG_SERVING "'"
+                     " AND key = $1", 1, &owner, "ending the engine's lease", err);
+    return rc;
+}
+
+int cairn_pg_lease_serve(cairn_store *base, const char *owner, cairn_err *err) {
+    return pg_exec((pg_store *)base,
+                   "INSERT INTO claims(space, key, value, created_at, updated_at)"
+                   " VALUES ('" PG_SERVING "', $1, 'takes placed runs', " PG_NOW_MS ", " PG_NOW_MS ")"
+                   " ON CONFLICT (space, key) DO NOTHING",
+                   1, &owner, "marking the engine as taking placed runs", err);
 }
 
 /* Whether owner lives: its lease holds (leased; has_row false: it has
@@ -182,6 +199,21 @@ int cairn_pg_check_held(cairn_store *base, const char *owner, cairn_pg_hold *hol
     return 0;
 }
 
+/* The rows of (text, bigint) a statement gave (claims: id, epoch), the
+ * caller's; res is cleared. */
+static int read_pairs(PGresult *res, char ***ids, int64_t **epochs, int *n) {
+    int rows = PQntuples(res);
+    *ids = cairn_calloc((size_t)rows + 1, sizeof **ids);
+    *epochs = cairn_calloc((size_t)rows + 1, sizeof **epochs);
+    for (int i = 0; i < rows; i++) {
+        (*ids)[i] = pg_text(res, i, 0);
+        (*epochs)[i] = pg_int(res, i, 1);
+    }
+    PQclear(res);
+    *n = rows;
+    return 0;
+}
+
 int cairn_pg_claim_lapsed(cairn_store *base, const char *owner, int max, bool mine_too,
                           const char *const *skip, int n_skip, char ***ids, int64_t **epochs,
                           int *n, cairn_err *err) {
@@ -202,15 +234,87 @@ int cairn_pg_claim_lapsed(cairn_store *base, const char *owner, int max, bool mi
         4, v, "claiming the runs of lapsed engines", err);
     free(held_arr);
     *n = 0;
-    if (!res) return CAIRN_EIO;
-    int rows = PQntuples(res);
-    *ids = cairn_calloc((size_t)rows + 1, sizeof **ids);
-    *epochs = cairn_calloc((size_t)rows + 1, sizeof **epochs);
-    for (int i = 0; i < rows; i++) {
-        (*ids)[i] = pg_text(res, i, 0);
-        (*epochs)[i] = pg_int(res, i, 1);
+    return res ? read_pairs(res, ids, epochs, n) : CAIRN_EIO;
+}
+
+/* ---- placement ------------------------------------------------------------------ */
+
+/* The statuses of a run that has not ended (the runs projection's). */
+#define PG_UNENDED "('running', 'waiting', 'paused', 'compensating')"
+
+void cairn_pg_place(cairn_store *base, const char *run_id, const char *node) {
+    pg_store *s = (pg_store *)base;
+    if (s->placed == NULL) s->placed = cairn_strmap_new();
+    if (s->n_placed == s->cap_placed) {
+        s->cap_placed = s->cap_placed ? 2 * s->cap_placed : 16;
+        s->placed_on = cairn_realloc(s->placed_on, (size_t)s->cap_placed * sizeof *s->placed_on);
     }
-    PQclear(res);
-    *n = rows;
-    return 0;
+    s->placed_on[s->n_placed] = cairn_strdup(node);
+    cairn_strmap_put(s->placed, run_id, s->n_placed++);
+}
+
+void cairn_pg_place_clear(cairn_store *base) {
+    pg_store *s = (pg_store *)base;
+    for (int i = 0; i < s->n_placed; i++) free(s->placed_on[i]);
+    s->n_placed = 0;
+    if (s->placed) cairn_strmap_clear(s->placed);
+}
+
+const char *pg_placed_on(pg_store *s, const char *run_id) {
+    int64_t at;
+    return s->placed && cairn_strmap_get(s->placed, run_id, &at) ? s->placed_on[at] : NULL;
+}
+
+void pg_place_free(pg_store *s) {
+    cairn_pg_place_clear(&s->base);
+    cairn_strmap_free(s->placed);
+    free(s->placed_on);
+}
+
+int cairn_pg_hear_placed(cairn_store *base, cairn_err *err) {
+    pg_store *s = (pg_store *)base;
+    s->hears_placed = true;
+    return pg_exec(s, "LISTEN " CAIRN_PG_PLACED_CHANNEL, 0, NULL, "listening for runs placed", err);
+}
+
+int cairn_pg_socket(cairn_store *base) { return PQsocket(((pg_store *)base)->conn); }
+
+bool cairn_pg_placed_heard(cairn_store *base, const char *owner) {
+    pg_store *s = (pg_store *)base;
+    bool mine = false;
+    if (PQstatus(s->conn) != CONNECTION_OK || !PQconsumeInput(s->conn)) return false;
+    PGnotify *note;
+    while ((note = PQnotifies(s->conn)) != NULL) {
+        mine |= strcmp(note->relname, CAIRN_PG_PLACED_CHANNEL) == 0 && strcmp(note->extra, owner) == 0;
+        PQfreemem(note);
+    }
+    return mine;
+}
+
+int cairn_pg_take_placed(cairn_store *base, const char *owner, int max, char ***ids,
+                         int64_t **epochs, int *n, cairn_err *err) {
+    char limit[24];
+    const char *v[] = {owner, pg_num(limit, max)};
+    PGresult *res = pg_query((pg_store *)base,
+        "WITH c AS (SELECT r.id FROM runs r WHERE r.status IN " PG_UNENDED
+        " AND r.owner = $1 AND r.epoch = " PG_EPOCH_PLACED
+        " ORDER BY r.created_at, r.id LIMIT $2::bigint FOR UPDATE SKIP LOCKED)"
+        " UPDATE runs SET epoch = runs.epoch + 1 FROM c WHERE runs.id = c.id"
+        " RETURNING runs.id, runs.epoch",
+        2, v, "taking the runs placed on this engine", err);
+    *n = 0;
+    return res ? read_pairs(res, ids, epochs, n) : CAIRN_EIO;
+}
+
+int cairn_pg_node_loads(cairn_store *base, char ***nodes, int64_t **runs, int *n, cairn_err *err) {
+    /* the unfinished runs are found by status (few), not by owner (every
+     * run an engine ever held) */
+    PGresult *res = pg_query((pg_store *)base,
+        "SELECT e.owner, count(r.id) FROM engines e JOIN claims c ON c.space = '" PG_SERVING "'"
+        " AND c.key = e.owner LEFT JOIN runs r ON r.owner = e.owner"
+        " AND r.status IN " PG_UNENDED " WHERE e.lease_until > " PG_NOW_MS
+        " GROUP BY e.owner ORDER BY e.owner",
+        0, NULL, "reading the live engines' loads", err);
+    *n = 0;
+    return res ? read_pairs(res, nodes, runs, n) : CAIRN_EIO;
 }

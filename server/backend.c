@@ -59,6 +59,7 @@ struct srv_backend {
     struct inflight *starting;   /* keys whose run a request is starting */
     cairn_journal *keys;         /* the idempotency keys and the health probe (idem_mu) */
     cairn_journal *engine_journal; /* the engine's (borrowed): its lease, for the health probe */
+    srv_place *place;            /* where new runs start */
     int64_t claims_written;      /* deferred claims taken on keys (idem_mu) */
     pthread_mutex_t sync_mu;     /* the claims' group sync: */
     pthread_cond_t sync_cond;
@@ -190,6 +191,7 @@ typedef struct call {
     cairn_err err;
     /* arguments and results, as each call needs */
     const char *hash, *run_id, *type, *data;
+    const char *node;            /* a start's engine (place.h); "" here */
     jv inputs, trigger;
     cairn_workflow *wf;
     char out_hash[65];
@@ -290,6 +292,7 @@ int srv_backend_open(const srv_backend_config *cfg, srv_backend **out, cairn_err
     b->engine_journal = ec.journal;
     if (rc == 0) rc = cairn_engine_open(&ec, &b->engine, err);
     if (rc == 0) rc = open_read(b, &b->keys, err);
+    if (rc == 0) rc = srv_place_new(b->db_path, cfg->placement, &b->place, err);
     if (rc) {
         srv_backend_close(b);
         return rc;
@@ -303,6 +306,7 @@ void srv_backend_close(srv_backend *b) {
     if (b == NULL) return;
     cairn_engine_close(b->engine);
     cairn_journal_close(b->keys);
+    srv_place_free(b->place);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->read_mu);
     pthread_mutex_destroy(&b->idem_mu);
@@ -435,7 +439,8 @@ static bool behind(srv_backend *b, const char *run_id, int64_t have, int64_t dea
 }
 
 static void do_start(cairn_engine *e, call *c) {
-    c->rc = cairn_engine_start_run_as(e, c->hash, c->inputs, c->trigger, c->run_id, &c->err);
+    c->rc = cairn_engine_start_run_on(e, c->hash, c->inputs, c->trigger, c->run_id,
+                                      c->node[0] ? c->node : NULL, &c->err);
     c->inputs = c->trigger = jv_invalid();
     c->seq = 1;   /* run_created */
 }
@@ -476,9 +481,12 @@ static int start_as(srv_backend *b, const char *hash, jv inputs, jv trigger, con
         jv_free(trigger);
         return cairn_err_set(err, CAIRN_ESTATE, "the server is stopping");
     }
-    call c = {.fn = do_start, .hash = hash, .run_id = run_id, .inputs = unshared(inputs),
-              .trigger = unshared(trigger)};
+    char node[CAIRN_PLACE_NODE_MAX];
+    srv_place_choose(b->place, node);
+    call c = {.fn = do_start, .hash = hash, .run_id = run_id, .node = node,
+              .inputs = unshared(inputs), .trigger = unshared(trigger)};
     int rc = call_then_wait(b, &c, err);
+    srv_place_done(b->place, node);
     if (c.ran == false && rc) {   /* never reached the engine: the values are still ours */
         jv_free(c.inputs);
         jv_free(c.trigger);
@@ -847,10 +855,21 @@ static int load_run(srv_backend *b, const char *run_id, cairn_run_state **st, ca
     return load_run_def(b, run_id, st, NULL, err);
 }
 
+/* The engine holding run_id (runs.owner; place.h), or null. */
+static jv node_of(srv_backend *b, const char *run_id) {
+    cairn_journal *j = NULL;
+    cairn_run_row row = {0};
+    jv node = open_read(b, &j, NULL) == 0 && cairn_journal_get_run(j, run_id, &row, NULL) == 0 &&
+                      row.owner ? jv_string(row.owner) : jv_null();
+    cairn_run_row_clear(&row);
+    cairn_journal_close(j);
+    return node;
+}
+
 int srv_backend_get_run(srv_backend *b, const char *run_id, jv *out, cairn_err *err) {
     cairn_run_state *st = NULL;
     int rc = load_run(b, run_id, &st, err);
-    if (rc == 0) *out = cairn_run_state_to_json(st);
+    if (rc == 0) *out = jv_object_set(cairn_run_state_to_json(st), jv_string("node"), node_of(b, run_id));
     cairn_run_state_free(st);
     return rc;
 }
@@ -943,8 +962,8 @@ static jv row_json(const cairn_run_row *row) {
                       jv_string(cairn_rfc3339(row->created_at, when, sizeof when)));
     r = jv_object_set(r, jv_string("updated_at"),
                       jv_string(cairn_rfc3339(row->updated_at, when, sizeof when)));
-    return jv_object_set(r, jv_string("parent"),
-                         row->parent_id ? jv_string(row->parent_id) : jv_null());
+    r = jv_object_set(r, jv_string("parent"), row->parent_id ? jv_string(row->parent_id) : jv_null());
+    return jv_object_set(r, jv_string("node"), row->owner ? jv_string(row->owner) : jv_null());
 }
 
 /* A cursor is "CREATED_AT.ID" of the last run of the page before. */

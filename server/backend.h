@@ -50,6 +50,7 @@
 #include "engine/event.h"
 #include "engine/fold.h"
 #include "engine/store.h"
+#include "server/place.h"
 
 #define CAIRN_SERVE_APPLY_WAIT_MS 2000   /* a handed-out run appearing in SQLite */
 #define CAIRN_SERVE_DURABLE_WAIT_MS 30000 /* an answer waiting for its events to be durable */
@@ -70,6 +71,7 @@ typedef struct srv_backend_config {
     cairn_sync_mode sync;
     int64_t grace_ms;            /* 0: the engine's default */
     int64_t lease_ms;            /* 0: the journal's default (journal.h) */
+    srv_place_mode placement;    /* where new runs start (place.h) */
     srv_event_fn on_event;       /* may be NULL */
     cairn_batch_cb on_batch;     /* may be NULL: each group commit's size */
     cairn_links_cb approval_links; /* may be NULL: links for an approval that opens */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "engine/store_pg.h"
 #include "server/api.h"
 #include "server/backend.h"
 #include "server/console.h"
@@ -195,12 +196,16 @@ static void *signal_thread(void *arg) {
 static int start(server *s, const char *host, int port, cairn_err *err) {
     const srv_serve_opts *o = s->o;
     srv_backend_config bc = {.db_path = o->db_path, .sync = o->sync, .grace_ms = o->grace_ms,
-                            .lease_ms = o->lease_ms,
+                            .lease_ms = o->lease_ms, .placement = o->placement,
                              .on_event = on_event, .on_batch = on_batch,
                              .approval_links = approval_links, .ud = s};
     int rc = srv_backend_open(&bc, &s->backend, err), loaded = 0, failed = 0, taken = 0;
     if (rc == 0) rc = srv_links_new(s->backend, o->public_url, &s->links, err);
     if (rc) return rc;
+    if (cairn_pg_url(o->db_path))
+        fprintf(stderr, o->placement == SRV_PLACE_SPREAD
+                            ? "cairn: new runs are spread over the live nodes (--placement spread)\n"
+                            : "cairn: new runs start on this node (--placement local)\n");
     srv_hooks_config hk = {.backend = s->backend, .metrics = s->metrics, .db_path = o->db_path};
     s->hooks = srv_hooks_new(&hk);
     fprintf(stderr, o->public_url ? "cairn: approval links point to %s\n"

@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "engine/store.h"
+#include "server/place.h"
 
 typedef struct srv_serve_opts {
     const char *listen;          /* "HOST:PORT" or "[V6]:PORT" */
@@ -32,6 +33,7 @@ typedef struct srv_serve_opts {
     cairn_sync_mode sync;
     int64_t grace_ms;            /* 0: the engine's default */
     int64_t lease_ms;            /* 0: the journal's default (--lease-ms, journal.h) */
+    srv_place_mode placement;    /* where new runs start (--placement, place.h) */
     const char *port_file;       /* NULL, or where to write the port bound (for --listen :0) */
     const char *public_url;      /* where clients reach the server, for approval links; NULL: none */
 } srv_serve_opts;
