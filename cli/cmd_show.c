@@ -74,12 +74,14 @@ static void fork_lines(const cairn_run_state *st, jv forks) {
     }
 }
 
-static void show_text(const cairn_run_state *st, jv forks) {
+/* node: the engine holding the run (runs.owner), NULL: none. */
+static void show_text(const cairn_run_state *st, jv forks, const char *node) {
     char c[40], u[40];
     time_text(st->created_ms, c, sizeof c);
     time_text(st->updated_ms, u, sizeof u);
     printf("run      %s\nworkflow %s\nstatus   %s\ncreated  %s\nupdated  %s\n", st->id,
            st->workflow ? st->workflow : "?", cairn_run_status_name(cairn_run_state_status(st)), c, u);
+    if (node) printf("node     %s\n", node);
     fork_lines(st, forks);
     print_value("inputs", jv_copy(st->inputs));
     if (st->status == CAIRN_RUN_SUCCEEDED) print_value("outputs", jv_copy(st->outputs));
@@ -129,7 +131,10 @@ int cmd_show(cli_opts *o, int argc, char **argv) {
         if (jv_array_length(jv_copy(forks)) > 0) out = jv_object_set(out, jv_string("forks"), jv_copy(forks));
         cli_print_json(stdout, out, false);
     } else {
-        show_text(st, forks);
+        cairn_run_row row = {0};
+        cairn_journal_get_run(j, run_id, &row, NULL);   /* no row: no node to name */
+        show_text(st, forks, row.owner);
+        cairn_run_row_clear(&row);
     }
     jv_free(forks);
     cairn_run_state_free(st);
@@ -153,12 +158,14 @@ int cmd_runs(cli_opts *o, int argc, char **argv) {
         return EXIT_JOURNAL;
     }
     jv arr = jv_array();
-    if (!o->json) printf("%-18s %-28s %-12s %s\n", "ID", "WORKFLOW", "STATUS", "CREATED");
+    /* NODE last: a script reading the columns before it reads them still */
+    if (!o->json) printf("%-18s %-28s %-12s %-24s %s\n", "ID", "WORKFLOW", "STATUS", "CREATED", "NODE");
     for (int i = 0; i < n; i++) {
         char when[40];
         time_text(rows[i].created_at, when, sizeof when);
         if (!o->json) {
-            printf("%-18s %-28s %-12s %s\n", rows[i].id, rows[i].workflow, rows[i].status, when);
+            printf("%-18s %-28s %-12s %-24s %s\n", rows[i].id, rows[i].workflow, rows[i].status, when,
+                   rows[i].owner ? rows[i].owner : "-");
             continue;
         }
         jv r = jv_object();
@@ -167,6 +174,7 @@ int cmd_runs(cli_opts *o, int argc, char **argv) {
         r = jv_object_set(r, jv_string("status"), jv_string(rows[i].status));
         r = jv_object_set(r, jv_string("created_at"), jv_string(when));
         if (rows[i].parent_id) r = jv_object_set(r, jv_string("parent"), jv_string(rows[i].parent_id));
+        if (rows[i].owner) r = jv_object_set(r, jv_string("node"), jv_string(rows[i].owner));
         arr = jv_array_append(arr, r);
     }
     if (o->json) cli_print_json(stdout, arr, false);
