@@ -82,8 +82,9 @@ LEASES = has_leases()
 class Cluster:
     """Nodes on one database of the suite's PostgreSQL server."""
 
-    def __init__(self, s, pg, name, files, env=None):
+    def __init__(self, s, pg, name, files, env=None, lease_ms=LEASE_MS, extra=()):
         self.s, self.pg, self.name = s, pg, name
+        self.lease_ms, self.extra = lease_ms, list(extra)
         pg.psql("CREATE DATABASE %s" % name)
         self.url = "postgresql://postgres@127.0.0.1:%d/%s" % (pg.port, name)
         self.wf = wfdir(s, name + "-wf", files)
@@ -96,8 +97,8 @@ class Cluster:
         n = "%s-n%d" % (self.name, self.started)
         self.started += 1
         env = dict(self.env, CAIRN_FILES=self.s.path(n))
-        extra = ["--lease-ms", str(LEASE_MS)] if LEASES else []
-        node = Server(self.s, n, self.wf, env=env, db=self.url, extra=extra)
+        extra = ["--lease-ms", str(self.lease_ms)] if LEASES else []
+        node = Server(self.s, n, self.wf, env=env, db=self.url, extra=extra + self.extra)
         node.owner = ":%d:" % node.proc.pid     # runs.owner is host:pid:start
         self.nodes.append(node)
         self.every.append(node)
@@ -154,7 +155,9 @@ steps:
 
 
 def test_commands_any_node(s, pg, _rng):
-    c = Cluster(s, pg, "cmds", {"gate.yaml": GATE, "pair.yaml": PAIR})
+    # runs start on the node asked (--placement local): a run held by one
+    # node is commanded through the other
+    c = Cluster(s, pg, "cmds", {"gate.yaml": GATE, "pair.yaml": PAIR}, extra=["--placement", "local"])
     try:
         a, b = c.start_node(), c.start_node()
         r1 = a.start_run("gate")
@@ -552,6 +555,136 @@ def short_trials(s, pg, rng):
         c.stop()
 
 
+# ---- placement ---------------------------------------------------------------------------
+
+PLACE_RUNS = 90                  # started through one node, spread over three
+PLACE_MORE = 12                  # a burst while a node is stopped, and one after its lease lapsed
+PLACE_LEASE_MS = 3000            # long enough that a node just stopped still counts as live
+WAKE_LEASE_MS = 30000            # a beat every 10 s: only the NOTIFY starts a placed run sooner
+WAKE_WITHIN_S = 3                # a run placed on another node has started within this
+DB_NOW = "(extract(epoch FROM clock_timestamp()) * 1000)"
+
+
+def serving(c):
+    """How many live nodes take runs placed on them."""
+    return int(c.sql("SELECT count(*) FROM claims c JOIN engines e ON e.owner = c.key WHERE"
+                     " c.space = 'serving' AND e.lease_until > %s" % DB_NOW)[0][0])
+
+
+def holders(c, ids):
+    """{run id: (owner, epoch)}."""
+    rows = c.sql("SELECT id, owner, epoch FROM runs WHERE id IN (%s)" % ",".join("'%s'" % i for i in ids))
+    return {r[0]: (r[1], int(r[2])) for r in rows}
+
+
+def per_node(c, ids):
+    """How many of ids each node holds."""
+    held = holders(c, ids)
+    return {n.err_path: sum(1 for own, _ in held.values() if n.owner in own) for n in c.every}
+
+
+def start_through(node, n, wf="chain"):
+    """n runs of wf started through node's API, 16 at a time."""
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        return list(pool.map(lambda _i: node.start_run(wf), range(n)))
+
+
+def all_succeeded(c, ids):
+    rows = c.sql("SELECT status, count(*) FROM runs WHERE id IN (%s) GROUP BY status"
+                 % ",".join("'%s'" % i for i in ids))
+    return rows == [("succeeded", str(len(ids)))], rows
+
+
+def stop_after_renewal(c, node):
+    """SIGSTOP node right after it renewed its lease: it counts as live for
+    most of a lease more, and takes nothing meanwhile."""
+    q = "SELECT lease_until FROM engines WHERE owner LIKE '%%%s%%'" % node.owner
+    first = c.sql(q)[0][0]
+    wait_for(lambda: c.sql(q)[0][0] != first, "the node to renew its lease")
+    node.proc.send_signal(signal.SIGSTOP)
+
+
+def test_placement_spread(s, pg, _rng):
+    """Runs started through one node are spread over the three; a node
+    stopped before it took the runs placed on it has them taken by the
+    others once its lease lapses; a node whose lease lapsed gets none."""
+    log = s.path("place.log")
+    c = Cluster(s, pg, "place", {"chain.yaml": chain(log, 0.05)}, lease_ms=PLACE_LEASE_MS)
+    try:
+        a, _b, victim = c.start_node(), c.start_node(), c.start_node()
+        wait_for(lambda: serving(c) == 3, "three nodes to take placed runs")
+        ids = start_through(a, PLACE_RUNS)
+        await_end(c, ids)
+        got = per_node(c, ids)
+        s.check(all(v >= PLACE_RUNS // 5 for v in got.values()),
+                "%d runs started through one node: each of three nodes held at least a fifth"
+                % PLACE_RUNS, got)
+        print("# %d runs through one node, held per node: %s" % (PLACE_RUNS, sorted(got.values())))
+        ok, rows = all_succeeded(c, ids)
+        s.check(ok, "every placed run succeeded", rows)
+        r = ids[-1]
+        st, _, run = victim.request("GET", "/v1/runs/" + r)
+        st2, _, page = a.request("GET", "/v1/runs?limit=1000")
+        listed = {x["id"]: x.get("node") for x in page.get("runs", [])}
+        s.check(st == 200 and run.get("node") == owner_of(c, r) and listed.get(r) == owner_of(c, r),
+                "GET run and the list name the node holding the run", (run.get("node"), listed.get(r)))
+        shown = cairn_on(c, "show", r).stdout
+        s.check(("node     %s" % owner_of(c, r)) in shown, "cairn show names the node", shown)
+
+        stop_after_renewal(c, victim)
+        try:
+            more = start_through(a, PLACE_MORE)
+            placed = [i for i, (own, ep) in holders(c, more).items() if victim.owner in own and ep == -1]
+            s.check(placed, "runs placed on a node stopped before it took them (%d of %d)"
+                    % (len(placed), PLACE_MORE), holders(c, more))
+            await_end(c, more)
+            ok, rows = all_succeeded(c, more)
+            s.check(ok and not [i for i, (own, _) in holders(c, more).items() if victim.owner in own],
+                    "the runs placed on the stopped node succeeded on the others", rows)
+            wait_for(lambda: serving(c) == 2, "the stopped node's lease to lapse")
+            late = start_through(a, PLACE_MORE)
+            await_end(c, late)
+            taken = [i for i in late if any("run %s: taken over" % i in n.stderr() for n in c.nodes)]
+            s.check(not taken and per_node(c, late)[victim.err_path] == 0,
+                    "a node whose lease lapsed gets no run placed on it (none had to be taken over)",
+                    taken)
+        finally:
+            victim.proc.send_signal(signal.SIGCONT)
+        check_lines(s, c, log, ids + more + late, "placed runs")
+        check_nodes(s, c, "placement")
+        v = cairn_on(c, "verify")
+        s.check(v.returncode == 0, "the journal verifies", v.stdout[-300:] + v.stderr[-300:])
+    finally:
+        c.stop()
+
+
+def test_placement_wakes(s, pg, _rng):
+    """With a long lease (a beat every 10 s) a run placed on another node
+    starts within seconds: its NOTIFY wakes that node, not its timer."""
+    c = Cluster(s, pg, "wake", {"gate.yaml": GATE}, lease_ms=WAKE_LEASE_MS)
+    try:
+        a, b = c.start_node(), c.start_node()
+        wait_for(lambda: serving(c) == 2, "two nodes to take placed runs")
+        took, on_b = [], []
+        for _ in range(6):
+            t0 = time.monotonic()
+            r = a.start_run("gate")
+            q = "SELECT count(*) FROM events WHERE run_id = '%s' AND type = 'approval_requested'" % r
+            try:
+                wait_for(lambda: c.sql(q)[0][0] == "1", "run %s to start" % r, timeout=WAKE_WITHIN_S)
+            except AssertionError:
+                pass
+            took.append(round(time.monotonic() - t0, 2))
+            if b.owner in (owner_of(c, r) or ""):
+                on_b.append(took[-1])
+        s.check(len(on_b) >= 2 and max(took) < WAKE_WITHIN_S,
+                "runs placed on the other node (%d of 6) start within %d s with a %d s lease"
+                % (len(on_b), WAKE_WITHIN_S, WAKE_LEASE_MS // 1000), (took, on_b))
+        print("# seconds to the first step of a placed run: %s" % on_b)
+    finally:
+        c.stop()
+
+
 def main():
     s = Suite("cluster")
     seed = os.environ.get("CAIRN_CLUSTER_SEED", str(os.getpid()))
@@ -561,7 +694,7 @@ def main():
     pg = servers.Postgres()
     try:
         for t in (test_commands_any_node, test_idempotency_across_nodes, test_webhook_dedupe_across_nodes, test_schedule_once_per_slot,
-                  full_trial, short_trials):
+                  test_placement_spread, test_placement_wakes, full_trial, short_trials):
             if only and t.__name__ not in only:
                 continue
             began = time.monotonic()
