@@ -271,9 +271,12 @@ static bool pg_owner_alive(cairn_journal *j, const char *owner) {
     return alive;
 }
 
-/* A claim at a new epoch, held from here on. */
+/* A claim at a new epoch, held from here on.  A run the lease holds was
+ * claimed by its heartbeat (taken over, or placed here) and is not asked
+ * for again: a claim by another since is found by the fence, as ever. */
 static int pg_claim_run(cairn_journal *j, const char *run_id, cairn_err *err) {
     int64_t epoch = 0;
+    if (j->lease && cairn_lease_epoch(j->lease, run_id, &epoch)) return 0;
     int rc = cairn_pg_claim_run(j->reader, run_id, j->owner, &epoch, err);
     if (rc == 0 && j->lease) cairn_lease_hold(j->lease, run_id, epoch);
     return rc;

@@ -277,7 +277,10 @@ int cairn_pg_hear_placed(cairn_store *base, cairn_err *err) {
     return pg_exec(s, "LISTEN " CAIRN_PG_PLACED_CHANNEL, 0, NULL, "listening for runs placed", err);
 }
 
-int cairn_pg_socket(cairn_store *base) { return PQsocket(((pg_store *)base)->conn); }
+int cairn_pg_socket(cairn_store *base) {
+    pg_store *s = (pg_store *)base;
+    return PQstatus(s->conn) == CONNECTION_OK ? PQsocket(s->conn) : -1;
+}
 
 bool cairn_pg_placed_heard(cairn_store *base, const char *owner) {
     pg_store *s = (pg_store *)base;
