@@ -6,9 +6,18 @@ on, reached over its Unix socket).
 
 For each node count the schema is emptied, the nodes start, and RUNS
 (BENCH_CLUSTER_RUNS, 1,000) runs of W2's workflow (100 `set` steps, each
-reading the one before it) are started through the API, spread over the
-nodes, from 16 client threads; the time runs from the first request to
-the last run's end (polled in the runs table).  Beside it, in the same run:
+reading the one before it) are started through the API from 16 client
+threads; the time runs from the first request to the last run's end
+(polled in the runs table).  With two nodes or more, three ways
+(BENCH_CLUSTER_WAYS picks some):
+
+- "every": through every node's API in turn, each node placing the runs
+  it receives (`--placement spread`, the default);
+- "one": all through the first node's API, which places them;
+- "local": through every node's API in turn, each run held by the node
+  that received it (`--placement local`).
+
+Beside it, in the same run:
 
 - the raw fsync rate of the server's disk (pwrite + fdatasync of 4 KiB,
   back to back, for half a second in its folder, before each measurement);
@@ -123,13 +132,14 @@ def fsync_rate(folder, seconds=0.5):
 
 
 class Node:
-    def __init__(self, pg, wf, out, i):
+    def __init__(self, pg, wf, out, i, placement):
         self.port_file = os.path.join(out, "n%d.port" % i)
         env = dict(os.environ, CAIRN_JOURNAL_KEY=KEY, CAIRN_FILES=os.path.join(out, "n%d" % i),
                    CAIRN_SERVE_RATE_PER_S="1000000", CAIRN_SERVE_RATE_BURST="1000000")
         self.err = open(os.path.join(out, "n%d.err" % i), "w")
         self.proc = subprocess.Popen([CAIRN, "--db", pg.url, "serve", "--workflows", wf, "--listen",
-                                      "127.0.0.1:0", "--port-file", self.port_file],
+                                      "127.0.0.1:0", "--port-file", self.port_file,
+                                      "--placement", placement],
                                      stdout=subprocess.DEVNULL, stderr=self.err, env=env)
         end = time.monotonic() + 30
         while not (os.path.exists(self.port_file) and open(self.port_file).read().strip()):
@@ -155,7 +165,7 @@ class Node:
 
 def start_all(nodes):
     """RUNS starts from CLIENTS threads, each on one kept-alive connection
-    to one node, the nodes in turn."""
+    to one of nodes, in turn."""
     counts = [RUNS // CLIENTS + (1 if c < RUNS % CLIENTS else 0) for c in range(CLIENTS)]
     errors = []
 
@@ -178,9 +188,14 @@ def start_all(nodes):
         raise RuntimeError("starting runs: %r" % errors[0])
 
 
-def measure(pg, wf, out, n):
+# way: (the nodes' --placement, whether the runs enter through the first node only)
+WAYS = {"every": ("spread", False), "one": ("spread", True), "local": ("local", False)}
+
+
+def measure(pg, wf, out, n, way):
     pg.sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    nodes = [Node(pg, wf, out, i) for i in range(n)]
+    placement, one_entry = WAYS[way]
+    nodes = [Node(pg, wf, out, i, placement) for i in range(n)]
     try:
         disk = fsync_rate(os.path.dirname(pg.sock))   # the server's folder: its disk
         syncs0, commits0 = pg.counters()
@@ -188,7 +203,7 @@ def measure(pg, wf, out, n):
         cpu_nodes0, cpu_pg0 = cpu_of(pids), cpu_of(postgres_pids())
         busy0, me0 = machine_busy(), sum(os.times()[:2])
         t0 = time.monotonic()
-        start_all(nodes)
+        start_all(nodes[:1] if one_entry else nodes)
         while True:
             done = int(pg.sql("SELECT count(*) FROM runs WHERE status IN ('succeeded','failed','cancelled')"))
             if done >= RUNS or time.monotonic() - t0 > END_TIMEOUT_S:
@@ -200,11 +215,13 @@ def measure(pg, wf, out, n):
         busy, me = machine_busy() - busy0, sum(os.times()[:2]) - me0
         syncs1, commits1 = pg.counters()
         ok = int(pg.sql("SELECT count(*) FROM runs WHERE status = 'succeeded'"))
+        held = sorted(int(x) for x in pg.sql("SELECT count(*) FROM runs GROUP BY owner").split())
     finally:
         for x in nodes:
             x.stop()
     steps = RUNS * STEPS
-    return {"nodes": n, "steps_s": steps / secs, "secs": secs, "ok": ok == RUNS,
+    return {"nodes": n, "way": way, "held": held, "steps_s": steps / secs, "secs": secs,
+            "ok": ok == RUNS,
             "node_cpu_s": cpu_nodes, "pg_cpu_s": cpu_pg, "client_cpu_s": me,
             "others_cpu_s": max(0.0, busy - cpu_nodes - cpu_pg - me),
             "steps_per_node_cpu_s": steps / cpu_nodes if cpu_nodes else 0,
@@ -220,15 +237,19 @@ def main():
     with open(os.path.join(wf, "w2.yaml"), "w") as f:
         f.write(workflow())
     counts = [int(x) for x in os.environ.get("BENCH_CLUSTER_NODES", "1 2 3").split()]
+    ways = os.environ.get("BENCH_CLUSTER_WAYS", "every one local").split()
     rc, one = 0, None
-    for n in counts:
-        m = measure(pg, wf, out, n)
+    for n, way in [(n, w) for n in counts for w in (ways[:1] if n == 1 else ways)]:
+        m = measure(pg, wf, out, n, way)
         one = one or m["steps_s"]
         sec = m["secs"]
-        print("%-36s %7.0f steps/s x%.2f | cores: nodes %.2f pg %.2f client %.2f others %.2f |"
-              " %s steps a node CPU-s | WAL syncs %.0f/s commits %.0f/s | disk fsync %.0f/s" %
-              ("pg cluster W2 %dx%d, %d node%s" % (RUNS, STEPS, n, "" if n == 1 else "s"),
-               m["steps_s"], m["steps_s"] / one, m["node_cpu_s"] / sec, m["pg_cpu_s"] / sec,
+        print("%-46s %7.0f steps/s x%.2f | runs a node %s | cores: nodes %.2f pg %.2f client %.2f"
+              " others %.2f | %s steps a node CPU-s | WAL syncs %.0f/s commits %.0f/s |"
+              " disk fsync %.0f/s" %
+              ("pg cluster W2 %dx%d, %d node%s%s" % (RUNS, STEPS, n, "" if n == 1 else "s",
+                                                    "" if n == 1 else ", " + way),
+               m["steps_s"], m["steps_s"] / one, "/".join(str(h) for h in m["held"]),
+               m["node_cpu_s"] / sec, m["pg_cpu_s"] / sec,
                m["client_cpu_s"] / sec, m["others_cpu_s"] / sec,
                format(int(m["steps_per_node_cpu_s"]), ","), m["wal_syncs_s"], m["commits_s"],
                m["disk_fsync_s"]))
