@@ -105,58 +105,48 @@ void cairn_engine_close(cairn_engine *e) {
 
 /* ---- starting and resuming runs ------------------------------------------- */
 
-/* Start a run with id run_id, or a new one when it is empty. */
+/* Start a run with id run_id, or a new one when it is empty: here, or
+ * (node not NULL) placed on the engine node: created here, its
+ * run_created naming node (the journal writes its row as node's), and let
+ * go of at once: this engine drops it once the event is durable (runs.c,
+ * as a run lost), node takes it. */
 static int start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
-                     char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
+                     char run_id[CAIRN_RUN_ID_MAX], const char *node, cairn_err *err) {
     eng_plan *plan = eng_plan_for(e, def_hash, NULL, err);
     int rc = plan ? 0 : CAIRN_ENOTFOUND;
     if (rc == 0 && run_id[0] && eng_find_run(e, run_id))
         rc = cairn_err_set(err, CAIRN_EEXISTS, "run %s exists already", run_id);
+    if (rc == 0 && node) rc = cairn_journal_place(e->journal, run_id, node, err);
     if (rc) {
         jv_free(inputs);
         jv_free(trigger);
         return rc;
     }
-    return eng_start_run(e, plan, inputs, trigger, NULL, run_id, err);
+    if (node == NULL) return eng_start_run(e, plan, inputs, trigger, NULL, run_id, err);
+    eng_run *r = NULL;
+    rc = eng_create_run(e, plan, inputs, trigger, NULL, jv_null(), run_id, &r, err);
+    if (rc == 0) eng_lose_run(e, r);
+    return rc;
 }
 
 int cairn_engine_start_run(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
                            char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
     run_id[0] = '\0';
-    return start_run(e, def_hash, inputs, trigger, run_id, err);
+    return start_run(e, def_hash, inputs, trigger, run_id, NULL, err);
 }
 
 int cairn_engine_start_run_as(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
                               const char run_id[CAIRN_RUN_ID_MAX], cairn_err *err) {
-    char id[CAIRN_RUN_ID_MAX];
-    snprintf(id, sizeof id, "%s", run_id);
-    return start_run(e, def_hash, inputs, trigger, id, err);
+    return cairn_engine_start_run_on(e, def_hash, inputs, trigger, run_id, NULL, err);
 }
 
-/* The run is created here, its run_created naming node (the journal
- * writes its row as node's), and let go of at once: this engine drops it
- * once the event is durable (runs.c, as a run lost), node takes it. */
 int cairn_engine_start_run_on(cairn_engine *e, const char *def_hash, jv inputs, jv trigger,
                               const char run_id[CAIRN_RUN_ID_MAX], const char *node,
                               cairn_err *err) {
-    if (node == NULL || strcmp(node, cairn_journal_owner(e->journal)) == 0)
-        return cairn_engine_start_run_as(e, def_hash, inputs, trigger, run_id, err);
     char id[CAIRN_RUN_ID_MAX];
     snprintf(id, sizeof id, "%s", run_id);
-    eng_plan *plan = eng_plan_for(e, def_hash, NULL, err);
-    int rc = plan ? 0 : CAIRN_ENOTFOUND;
-    if (rc == 0 && eng_find_run(e, id))
-        rc = cairn_err_set(err, CAIRN_EEXISTS, "run %s exists already", id);
-    if (rc == 0) rc = cairn_journal_place(e->journal, id, node, err);
-    if (rc) {
-        jv_free(inputs);
-        jv_free(trigger);
-        return rc;
-    }
-    eng_run *r = NULL;
-    rc = eng_create_run(e, plan, inputs, trigger, NULL, jv_null(), id, &r, err);
-    if (rc == 0) eng_lose_run(e, r);
-    return rc;
+    if (node && strcmp(node, cairn_journal_owner(e->journal)) == 0) node = NULL;   /* here */
+    return start_run(e, def_hash, inputs, trigger, id, node, err);
 }
 
 /* Before reading runs to claim them: everything this engine wrote is in
