@@ -527,8 +527,11 @@ static int append_batch(pg_store *s, cairn_event *const *evs, int n, bool skip_h
         cairn_strmap_clear(s->last_seq);
         return p.rc;
     }
+    /* a run ended, or placed on another engine, gets no more events from
+     * here; one taken back later has its last seq read again */
     for (int i = 0; i < n; i++)
-        if (cairn_event_ends_run(evs[i]->type)) cairn_strmap_remove(s->last_seq, evs[i]->run_id);
+        if (cairn_event_ends_run(evs[i]->type) || (s->n_placed && pg_placed_on(s, evs[i]->run_id)))
+            cairn_strmap_remove(s->last_seq, evs[i]->run_id);
     return 0;
 }
 
