@@ -60,7 +60,7 @@ def test_takeover_and_fencing(s):
     log, gate = s.path("steps.log"), s.path("gate")
     d = wfdir(s, "wf", {"steps.yaml": STEPS % {"log": log, "gate": gate}})
     db = s.path("lease.db")
-    a = Server(s, "a", d, db=db, env=LEASE)
+    a = Server(s, "a", d, db=db, env=LEASE, extra=["--placement", "local"])   # A holds its runs
     b = Server(s, "b", d, db=db, extra=["--lease-ms", "1500"])
     try:
         runs = [a.start_run("steps", {"n": str(i)}) for i in range(RUNS)]
