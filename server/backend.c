@@ -292,7 +292,9 @@ int srv_backend_open(const srv_backend_config *cfg, srv_backend **out, cairn_err
     b->engine_journal = ec.journal;
     if (rc == 0) rc = cairn_engine_open(&ec, &b->engine, err);
     if (rc == 0) rc = open_read(b, &b->keys, err);
-    if (rc == 0) rc = srv_place_new(b->db_path, cfg->placement, &b->place, err);
+    if (rc == 0)
+        rc = srv_place_new(b->db_path, cfg->placement, cairn_journal_owner(b->engine_journal),
+                           &b->place, err);
     if (rc) {
         srv_backend_close(b);
         return rc;

@@ -16,6 +16,7 @@
 
 struct srv_place {
     srv_place_mode mode;
+    char self[CAIRN_PLACE_NODE_MAX];
     pthread_mutex_t mu;          /* everything below */
     cairn_journal *j;            /* reading; NULL in local mode */
     cairn_strmap *pending;       /* engine -> starts chosen for it, not durable yet */
@@ -35,9 +36,11 @@ int srv_place_mode_parse(const char *s, srv_place_mode *mode, cairn_err *err) {
     return cairn_err_set(err, CAIRN_EINVAL, "placement '%s': expected spread or local", s);
 }
 
-int srv_place_new(const char *db_path, srv_place_mode mode, srv_place **out, cairn_err *err) {
+int srv_place_new(const char *db_path, srv_place_mode mode, const char *self, srv_place **out,
+                  cairn_err *err) {
     srv_place *p = cairn_calloc(1, sizeof *p);
     p->mode = cairn_pg_url(db_path) ? mode : SRV_PLACE_LOCAL;
+    snprintf(p->self, sizeof p->self, "%s", self);
     pthread_mutex_init(&p->mu, NULL);
     p->pending = cairn_strmap_new();
     cairn_journal_config jc = {.role = CAIRN_JOURNAL_READER};
@@ -58,12 +61,13 @@ void srv_place_free(srv_place *p) {
     free(p);
 }
 
-int srv_place_pick(const int64_t *load, int n, uint64_t turn) {
+int srv_place_pick(const int64_t *load, int n, int prefer, uint64_t turn) {
     if (n <= 0) return -1;
     int64_t least = load[0];
     int ties = 0;
     for (int i = 1; i < n; i++)
         if (load[i] < least) least = load[i];
+    if (prefer >= 0 && prefer < n && load[prefer] == least) return prefer;
     for (int i = 0; i < n; i++) ties += load[i] == least;
     int want = (int)(turn % (uint64_t)ties);
     for (int i = 0; i < n; i++)
@@ -86,8 +90,12 @@ static void choose_locked(srv_place *p, char node[CAIRN_PLACE_NODE_MAX]) {
     int rc = cairn_journal_node_loads(p->j, &nodes, &runs, &n, &err);
     if (rc && !p->failing) fprintf(stderr, "cairn: placing runs: %s; they start here\n", err.msg);
     p->failing = rc != 0;
-    for (int i = 0; i < n; i++) runs[i] += pending_of(p, nodes[i]);
-    int at = srv_place_pick(runs, n, p->turn++);
+    int here = -1;
+    for (int i = 0; i < n; i++) {
+        runs[i] += pending_of(p, nodes[i]);
+        if (strcmp(nodes[i], p->self) == 0) here = i;
+    }
+    int at = srv_place_pick(runs, n, here, p->turn++);
     snprintf(node, CAIRN_PLACE_NODE_MAX, "%s", at >= 0 ? nodes[at] : "");
     for (int i = 0; i < n; i++) free(nodes[i]);
     free(nodes);

@@ -8,7 +8,10 @@
  * from the journal at each start (one indexed query), and adds the starts
  * this server has chosen that are not durable yet (pending): so a burst of
  * starts through one server spreads at once, rather than all going to
- * the engine that looked emptiest a moment ago.  Ties go round in turn.
+ * the engine that looked emptiest a moment ago.  A tie that includes this
+ * server's engine goes to it (no run moves for nothing: runs reaching
+ * every server evenly mostly start where they arrive); other ties go
+ * round in turn.
  *
  * Modes: SRV_PLACE_SPREAD (the default on PostgreSQL), SRV_PLACE_LOCAL
  * (every run starts here; always on SQLite, which one engine writes).  If
@@ -34,9 +37,11 @@ int srv_place_mode_parse(const char *s, srv_place_mode *mode, cairn_err *err);
 
 typedef struct srv_place srv_place;
 
-/* Placement on the journal at db_path (a reading connection of its own,
- * on PostgreSQL in spread mode). */
-int srv_place_new(const char *db_path, srv_place_mode mode, srv_place **out, cairn_err *err);
+/* Placement for the engine self (its owner string, copied) on the journal
+ * at db_path (a reading connection of its own, on PostgreSQL in spread
+ * mode). */
+int srv_place_new(const char *db_path, srv_place_mode mode, const char *self, srv_place **out,
+                  cairn_err *err);
 void srv_place_free(srv_place *p);   /* NULL ok */
 
 /* The engine to start a new run on: node[CAIRN_PLACE_NODE_MAX] receives
@@ -46,8 +51,9 @@ void srv_place_free(srv_place *p);   /* NULL ok */
 void srv_place_choose(srv_place *p, char node[CAIRN_PLACE_NODE_MAX]);
 void srv_place_done(srv_place *p, const char *node);
 
-/* The choice itself: the index of the least of load[0..n), the i-th of
- * those tied for least where i = turn modulo their count; -1 when n is 0. */
-int srv_place_pick(const int64_t *load, int n, uint64_t turn);
+/* The choice itself: the index of the least of load[0..n): prefer when it
+ * is among the least (-1: none), else the i-th of those tied for least
+ * where i = turn modulo their count; -1 when n is 0. */
+int srv_place_pick(const int64_t *load, int n, int prefer, uint64_t turn);
 
 #endif

@@ -30,12 +30,15 @@
 
 TEST(place_pick) {
     int64_t loads[] = {3, 1, 2, 1};
-    CHECK_INT(srv_place_pick(loads, 4, 0), 1);
-    CHECK_INT(srv_place_pick(loads, 4, 1), 3);   /* tied: the next in turn */
-    CHECK_INT(srv_place_pick(loads, 4, 2), 1);
+    CHECK_INT(srv_place_pick(loads, 4, -1, 0), 1);
+    CHECK_INT(srv_place_pick(loads, 4, -1, 1), 3);   /* tied: the next in turn */
+    CHECK_INT(srv_place_pick(loads, 4, -1, 2), 1);
+    CHECK_INT(srv_place_pick(loads, 4, 0, 1), 3);    /* here is not among the least */
+    CHECK_INT(srv_place_pick(loads, 4, 3, 0), 3);    /* here is: it stays here */
+    CHECK_INT(srv_place_pick(loads, 4, 3, 1), 3);
     int64_t one[] = {7};
-    CHECK_INT(srv_place_pick(one, 1, 5), 0);
-    CHECK_INT(srv_place_pick(NULL, 0, 0), -1);
+    CHECK_INT(srv_place_pick(one, 1, -1, 5), 0);
+    CHECK_INT(srv_place_pick(NULL, 0, -1, 0), -1);
     srv_place_mode m;
     cairn_err err;
     CHECK_INT(srv_place_mode_parse("local", &m, &err), 0);
@@ -103,14 +106,15 @@ static void loads_of_live_serving_nodes(void) {
     free(url);
 }
 
-/* A burst of starts with none durable yet spreads as if each had landed:
- * 2+1+0 held and 30 more come to 11 each; the dead and the non-serving
- * nodes get none.  Once they are done the journal's loads decide again. */
+/* A burst of starts (here: b) with none durable yet spreads as if each
+ * had landed: 2+1+0 held and 30 more come to 11 each; the dead and the
+ * non-serving nodes get none.  Once they are done the journal's loads
+ * decide again; a tie with b goes to b. */
 static void burst_spreads(void) {
     char *url = fx_pg_url(0, "postgres");
     srv_place *p = NULL;
     cairn_err err;
-    if (srv_place_new(url, SRV_PLACE_SPREAD, &p, &err)) TEST_FAIL("place: %s", err.msg);
+    if (srv_place_new(url, SRV_PLACE_SPREAD, "b:1:1", &p, &err)) TEST_FAIL("place: %s", err.msg);
     char chosen[BURST][CAIRN_PLACE_NODE_MAX];
     int got[3] = {0};
     for (int i = 0; i < BURST; i++) {
@@ -121,12 +125,15 @@ static void burst_spreads(void) {
     CHECK_INT(got[1], 10);
     CHECK_INT(got[2], 11);
     for (int i = 0; i < BURST; i++) srv_place_done(p, chosen[i]);
-    char next[CAIRN_PLACE_NODE_MAX];
+    char next[CAIRN_PLACE_NODE_MAX], tied[CAIRN_PLACE_NODE_MAX];
     srv_place_choose(p, next);
     CHECK_STR(next, "c:1:1");
+    srv_place_choose(p, tied);
+    CHECK_STR(tied, "b:1:1");   /* b and c hold one each: here */
     srv_place_done(p, next);
+    srv_place_done(p, tied);
     srv_place_free(p);
-    srv_place_new(url, SRV_PLACE_LOCAL, &p, &err);
+    srv_place_new(url, SRV_PLACE_LOCAL, "b:1:1", &p, &err);
     srv_place_choose(p, next);
     CHECK_STR(next, "");   /* local: here */
     srv_place_free(p);
