@@ -124,7 +124,8 @@ static const help_entry entries[] = {
               "keeps only its SHA-256.  The file is --tokens FILE, else $CAIRN_TOKENS, else\n"
               "DB.tokens beside the journal; mode 0600 (any other is refused).\n"},
     {"serve", "usage: cairn serve --workflows DIR [--listen HOST:PORT] [--tokens FILE]\n"
-              "                   [--port-file FILE] [--public-url URL] [--db PATH]\n\n"
+              "                   [--port-file FILE] [--public-url URL] [--db PATH]\n"
+              "                   [--lease-ms N] [--placement spread|local]\n\n"
               "Run the engine and the HTTP API (docs/api.md) in one process: serve every\n"
               "workflow in DIR, take over every unfinished run, and run until SIGTERM.\n"
               "SIGHUP loads DIR again.  See docs/operations.md.\n"
@@ -133,7 +134,11 @@ static const help_entry entries[] = {
               "  --tokens FILE       check API tokens (cairn token); without it, loopback only\n"
               "  --port-file FILE    write the port listened on to FILE once listening\n"
               "  --public-url URL    where clients reach the server: approvals' notify\n"
-              "                      messages carry links under it (without it, none)\n"},
+              "                      messages carry links under it (without it, none)\n"
+              "  --lease-ms N        PostgreSQL: this node's lease (default 15000)\n"
+              "  --placement spread|local\n"
+              "                      PostgreSQL: place new runs on the live node holding the\n"
+              "                      fewest unfinished runs (spread, the default), or here\n"},
     {"help", "usage: cairn help [COMMAND]\n       cairn COMMAND --help\n\n"
              "The list of commands, or one command's usage.\n"},
 };

@@ -22,6 +22,13 @@ stopping a random node at a random point, on the same three nodes (a
 killed node is started again for the next trial).  CAIRN_CLUSTER_SEED
 repeats a sequence of kill points.
 
+Placement: runs started through one node's API are spread over the three
+(each holds at least a fifth); runs placed on a node stopped before it took
+them end on the others once its lease lapses, and a node whose lease
+lapsed gets none; with a 30 s lease (a beat every 10 s) a run placed on
+another node starts within 3 s, woken by its NOTIFY.  The commands test
+keeps runs where they are started (`--placement local`).
+
 Leases (`cairn serve --lease-ms`) make a stopped node lose its runs: when
 this cairn has none, a stopped node keeps its runs until it is continued,
 a killed node's runs are taken by its replacement at start, and the checks
