@@ -9,9 +9,10 @@
  * this server has chosen that are not durable yet (pending): so a burst of
  * starts through one server spreads at once, rather than all going to
  * the engine that looked emptiest a moment ago.  A tie that includes this
- * server's engine goes to it (no run moves for nothing: runs reaching
- * every server evenly mostly start where they arrive); other ties go
- * round in turn.
+ * server's engine goes to it (no run moves for nothing); other ties go
+ * round in turn.  Each server sees its own starts in flight, not the
+ * others': runs reaching every server evenly still move, about half of
+ * them (--placement local suits a load balancer that spreads evenly).
  *
  * Modes: SRV_PLACE_SPREAD (the default on PostgreSQL), SRV_PLACE_LOCAL
  * (every run starts here; always on SQLite, which one engine writes).  If
