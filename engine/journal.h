@@ -329,7 +329,9 @@ int cairn_journal_lease_state(cairn_journal *j, cairn_err *err);
 void cairn_journal_on_news(cairn_journal *j, void (*fn)(void *), void *ud);
 
 /* Engine: claim the runs of engines whose lease lapsed (and runs no engine
- * holds), for cairn_journal_take_claimed: what a server does. */
+ * holds), for cairn_journal_take_claimed, and take the runs placed on it:
+ * what a server does (turned off again when it drains: nothing more is
+ * placed on it or taken).  Any thread. */
 void cairn_journal_take_over(cairn_journal *j, bool on);
 
 /* Engine: the runs lost to another engine (or to a lapse), and the runs

@@ -81,7 +81,7 @@ struct cairn_lease {
     bool serving;                /* the heartbeat's own: marked as taking placed runs */
     pthread_mutex_t mu;          /* everything below */
     bool stop, take_over;
-    bool serve_now;              /* take-over was turned on: serve() at once */
+    bool serve_now;              /* take-over was turned on or off: serve() at once */
     bool mine_too;               /* runs were lost to a lapse: claim our own again */
     int64_t until;               /* monotonic ms: the lease holds before this */
     bool unreachable;
@@ -285,7 +285,7 @@ static void nudge(cairn_lease *l) {
 void cairn_lease_take_over(cairn_lease *l, bool on) {
     pthread_mutex_lock(&l->mu);
     l->take_over = on;
-    l->serve_now = on;
+    l->serve_now = true;
     pthread_mutex_unlock(&l->mu);
     nudge(l);
 }
@@ -400,17 +400,18 @@ static bool beat(cairn_lease *l) {
 /* ---- runs placed on this engine -------------------------------------------------- */
 
 /* With take-over on: marked as an engine that takes runs placed on it,
- * and listening for them (once; again at each beat until it worked). */
+ * and listening for them (once; again at each beat until it worked).
+ * Off (a server draining): no longer marked, so none is placed here. */
 static void serve(cairn_lease *l) {
     pthread_mutex_lock(&l->mu);
     bool on = l->take_over;
     pthread_mutex_unlock(&l->mu);
-    if (!on || l->serving) return;
+    if (on == l->serving) return;
     cairn_err err;
-    if (cairn_pg_lease_serve(l->conn, l->owner, &err) == 0 && cairn_pg_hear_placed(l->conn, &err) == 0)
-        l->serving = true;
-    else
-        fprintf(stderr, "cairn: taking runs placed on this engine: %s\n", err.msg);
+    int rc = on ? cairn_pg_lease_serve(l->conn, l->owner, &err) : cairn_pg_lease_unserve(l->conn, l->owner, &err);
+    if (rc == 0 && on) rc = cairn_pg_hear_placed(l->conn, &err);
+    if (rc == 0) l->serving = on;
+    else fprintf(stderr, "cairn: taking runs placed on this engine: %s\n", err.msg);
 }
 
 /* Claim the runs placed on this engine (while its lease holds), for the

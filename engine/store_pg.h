@@ -64,6 +64,8 @@ int cairn_pg_lease_end(cairn_store *s, const char *owner, cairn_err *err);
 /* Mark owner as an engine that takes runs placed on it (a server's):
  * only those are chosen by placement (cairn_pg_node_loads). */
 int cairn_pg_lease_serve(cairn_store *s, const char *owner, cairn_err *err);
+/* The mark taken off (a server draining: runs are no longer placed on it). */
+int cairn_pg_lease_unserve(cairn_store *s, const char *owner, cairn_err *err);
 /* Whether owner has a row whose lease has not lapsed, and on this host its
  * process lives (owner.h); an owner with no row, while it is a process on
  * this host that lives (*alive). */

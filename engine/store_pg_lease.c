@@ -90,10 +90,12 @@ int cairn_pg_lease_renew(cairn_store *base, const char *owner, int64_t lease_ms,
 int cairn_pg_lease_end(cairn_store *base, const char *owner, cairn_err *err) {
     int rc = pg_exec((pg_store *)base, "DELETE FROM engines WHERE owner = $1", 1, &owner,
                      "ending the engine's lease", err);
-    if (rc == 0)
-        rc = pg_exec((pg_store *)base, "DELETE FROM claims WHERE space = '" PG_SERVING "'"
-                     " AND key = $1", 1, &owner, "ending the engine's lease", err);
-    return rc;
+    return rc ? rc : cairn_pg_lease_unserve(base, owner, err);
+}
+
+int cairn_pg_lease_unserve(cairn_store *base, const char *owner, cairn_err *err) {
+    return pg_exec((pg_store *)base, "DELETE FROM claims WHERE space = '" PG_SERVING "'"
+                   " AND key = $1", 1, &owner, "unmarking the engine as taking placed runs", err);
 }
 
 int cairn_pg_lease_serve(cairn_store *base, const char *owner, cairn_err *err) {

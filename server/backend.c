@@ -371,7 +371,10 @@ bool srv_backend_running(srv_backend *b) { return atomic_load(&b->running); }
 void srv_backend_stop(srv_backend *b) {
     atomic_store(&b->stopping, true);
     pthread_mutex_lock(&b->mu);
-    if (!b->closed) cairn_engine_request_stop(b->engine);
+    if (!b->closed) {
+        cairn_journal_take_over(b->engine_journal, false);   /* nothing is placed on it now */
+        cairn_engine_request_stop(b->engine);
+    }
     pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->mu);
 }

@@ -159,9 +159,10 @@ static void nap(void) {
 /* Runs placed by one engine on another: their rows name the target at
  * epoch -1; the target, with a lease whose beats are 10 s apart, takes
  * them at epoch 0 within a few seconds (woken by the NOTIFY).  The creator
- * holds nothing of them: its write is refused.  When the target stops and
- * the creator claims one back, it writes after the target's events, not
- * after what it wrote itself. */
+ * holds nothing of them: its write is refused.  Draining (take-over off),
+ * the target is no longer marked as taking placed runs.  When it stops
+ * and the creator claims one back, the creator writes after the target's
+ * events, not after what it wrote itself. */
 static void placed_runs_are_taken_at_once(void) {
     cairn_journal *target = engine_on(1, LONG_LEASE_MS), *creator = engine_on(1, LONG_LEASE_MS);
     cairn_store *s = fx_pg_open(1);
@@ -195,6 +196,10 @@ static void placed_runs_are_taken_at_once(void) {
     CHECK_INT(value_ll(1, row), 2);
     cairn_event *next[] = {fx_event("p00", 2, CAIRN_EV_STEP_STARTED, "{}")};
     CHECK_INT(cairn_journal_append_batch(target, next, 1, &mark, &err), 0);
+    cairn_journal_take_over(target, false);   /* draining: no longer chosen */
+    for (int64_t end = cairn_now_ms() + WOKEN_WITHIN_MS; value_ll(1, marked) == 1 && cairn_now_ms() < end;)
+        nap();
+    CHECK_INT(value_ll(1, marked), 0);
     cairn_journal_close(target);   /* lets its runs go */
     CHECK_INT(cairn_journal_claim_run(creator, "p00", &err), 0);
     cairn_event *back[] = {fx_event("p00", 3, CAIRN_EV_STEP_SUCCEEDED, "{}")};
