@@ -231,6 +231,11 @@ void cairn_engine_request_stop(cairn_engine *e);
  * and safe from any thread). */
 void cairn_engine_wake(cairn_engine *e);
 
+/* How many runs the engine holds now: started, resumed or taken over here,
+ * not yet ended and let go (a run placed on another engine, or lost to
+ * one, is not held).  Safe from any thread; a moment old. */
+int cairn_engine_runs_held(const cairn_engine *e);
+
 /* Whether `by` may decide the open approval of step in st now: the approval
  * exists and is undecided, the run has not ended, by is an approver (or
  * there is no list): named in it, or a member of one of its `group:NAME`

@@ -29,6 +29,7 @@ struct eng_runs {
     cairn_strmap *slots;         /* run id -> position in runs */
     eng_plan *plans;
     eng_run *lost;               /* lost runs not yet freed (eng_lose_run) */
+    atomic_int held;             /* n, for other threads (cairn_engine_runs_held) */
 };
 
 
@@ -82,6 +83,7 @@ void eng_add_run(cairn_engine *e, eng_run *r) {
     }
     r->slot = rs->n;
     rs->runs[rs->n++] = r;
+    atomic_store_explicit(&rs->held, rs->n, memory_order_relaxed);
     cairn_strmap_put(rs->slots, r->st->id, r->slot);
 }
 
@@ -95,6 +97,7 @@ static void take_out(eng_runs *rs, eng_run *r) {
         cairn_strmap_put(rs->slots, rs->runs[pos]->st->id, pos);
     }
     rs->n--;
+    atomic_store_explicit(&rs->held, rs->n, memory_order_relaxed);
     r->slot = -1;
 }
 
@@ -129,6 +132,10 @@ void eng_free_lost(cairn_engine *e) {
 }
 
 int eng_run_count(const cairn_engine *e) { return e->runs->n; }
+
+int cairn_engine_runs_held(const cairn_engine *e) {
+    return atomic_load_explicit(&e->runs->held, memory_order_relaxed);
+}
 
 eng_run *eng_run_at(const cairn_engine *e, int i) { return e->runs->runs[i]; }
 

@@ -368,6 +368,8 @@ int srv_backend_run(srv_backend *b, cairn_err *err) {
 
 bool srv_backend_running(srv_backend *b) { return atomic_load(&b->running); }
 
+int srv_backend_runs_held(srv_backend *b) { return cairn_engine_runs_held(b->engine); }
+
 void srv_backend_stop(srv_backend *b) {
     atomic_store(&b->stopping, true);
     pthread_mutex_lock(&b->mu);

@@ -70,6 +70,8 @@ struct srv_metrics {
     char **actions;
     int n_actions;
     cairn_strmap *started_at;    /* "run\nstep\nindex\nattempt" -> wall ms */
+    int (*active)(void *);       /* cairn_runs_active, read when written */
+    void *active_ud;
 };
 
 srv_metrics *srv_metrics_new(void) {
@@ -151,9 +153,10 @@ void srv_metrics_learn(srv_metrics *m, const cairn_workflow *wf) {
     pthread_mutex_unlock(&m->mu);
 }
 
-void srv_metrics_resumed(srv_metrics *m, int n) {
+void srv_metrics_active_from(srv_metrics *m, int (*fn)(void *), void *ud) {
     pthread_mutex_lock(&m->mu);
-    add(m, F_ACTIVE, "", n);
+    m->active = fn;
+    m->active_ud = ud;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -215,12 +218,10 @@ void srv_metrics_event(srv_metrics *m, const cairn_event *ev, const cairn_run_st
     label(&l, "workflow", st->workflow);
     if (ev->type == CAIRN_EV_RUN_CREATED) {
         add(m, F_STARTED, l.data, 1);
-        add(m, F_ACTIVE, "", 1);
     } else if (ev->type == CAIRN_EV_RUN_SUCCEEDED || ev->type == CAIRN_EV_RUN_FAILED ||
                ev->type == CAIRN_EV_RUN_CANCELLED) {
         label(&l, "status", cairn_event_type_name(ev->type) + 4);   /* past "run_" */
         add(m, F_FINISHED, l.data, 1);
-        add(m, F_ACTIVE, "", -1);
     } else if (ev->step) {
         step_event(m, ev, st);
     }
@@ -289,6 +290,7 @@ static void write_series(cairn_buf *out, const family *f, const series *s) {
 void srv_metrics_write(srv_metrics *m, cairn_buf *out) {
     static const char *const kind_name[] = {"counter", "gauge", "histogram"};
     pthread_mutex_lock(&m->mu);
+    if (m->active) find(m, F_ACTIVE, "")->value = m->active(m->active_ud);
     for (int f = 0; f < F_COUNT; f++) {
         cairn_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
                          families[f].name, kind_name[families[f].kind]);

@@ -5,7 +5,7 @@
  * Families:
  *   cairn_runs_started_total{workflow}
  *   cairn_runs_finished_total{workflow,status}
- *   cairn_runs_active                     runs started or resumed, not ended
+ *   cairn_runs_active                     runs the engine holds now
  *   cairn_steps_total{action,status}      steps' attempts as they end
  *   cairn_step_duration_seconds{action}   histogram: an attempt's start to its end
  *   cairn_journal_commit_seconds          histogram: an event's append to durable
@@ -38,8 +38,10 @@ void srv_metrics_free(srv_metrics *m);
 
 /* Learn wf's steps' actions (before the workflow goes to the engine). */
 void srv_metrics_learn(srv_metrics *m, const cairn_workflow *wf);
-/* Runs taken over at start count as active. */
-void srv_metrics_resumed(srv_metrics *m, int n);
+/* Where cairn_runs_active is read when the text is written: fn(ud), from
+ * the HTTP thread (the engine's count of the runs it holds, which knows of
+ * runs placed elsewhere, taken over or lost as no event here says). */
+void srv_metrics_active_from(srv_metrics *m, int (*fn)(void *), void *ud);
 
 void srv_metrics_event(srv_metrics *m, const cairn_event *ev, const cairn_run_state *st);
 void srv_metrics_batch(srv_metrics *m, int n);

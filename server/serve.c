@@ -46,6 +46,8 @@ static void on_event(const cairn_event *ev, const cairn_run_state *st, void *ud)
 
 static void on_batch(int n, void *ud) { srv_metrics_batch(((server *)ud)->metrics, n); }
 
+static int runs_held(void *ud) { return srv_backend_runs_held(((server *)ud)->backend); }
+
 static void on_answered(void *ud, int status) {
     srv_metrics_request(((server *)ud)->metrics, status);
 }
@@ -202,6 +204,7 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
     int rc = srv_backend_open(&bc, &s->backend, err), loaded = 0, failed = 0, taken = 0;
     if (rc == 0) rc = srv_links_new(s->backend, o->public_url, &s->links, err);
     if (rc) return rc;
+    srv_metrics_active_from(s->metrics, runs_held, s);
     if (cairn_pg_url(o->db_path))
         fprintf(stderr, o->placement == SRV_PLACE_SPREAD
                             ? "cairn: new runs are spread over the live nodes (--placement spread)\n"
@@ -221,7 +224,6 @@ static int start(server *s, const char *host, int port, cairn_err *err) {
             loaded == 1 ? "" : "s", o->workflows, failed);
     serve_schedules(s);
     if ((rc = srv_backend_resume(s->backend, &taken, err)) != 0) return rc;
-    srv_metrics_resumed(s->metrics, taken);
     fprintf(stderr, "cairn: resumed %d unfinished run%s\n", taken, taken == 1 ? "" : "s");
     srv_api_config ac = {.backend = s->backend, .registry = s->registry, .metrics = s->metrics,
                          .hooks = s->hooks, .links = s->links};

@@ -590,6 +590,17 @@ def per_node(c, ids):
     return {n.err_path: sum(1 for own, _ in held.values() if n.owner in own) for n in c.every}
 
 
+def runs_active(node):
+    """The node's cairn_runs_active gauge."""
+    m = re.search(r"^cairn_runs_active (\S+)$", node.request("GET", "/metrics")[2], re.M)
+    return int(float(m.group(1))) if m else None
+
+
+def unfinished_held(c, node):
+    return int(c.sql("SELECT count(*) FROM runs WHERE owner LIKE '%%%s%%' AND status NOT IN %s"
+                     % (node.owner, str(ENDED)))[0][0])
+
+
 def start_through(node, n, wf="chain"):
     """n runs of wf started through node's API, 16 at a time."""
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -622,6 +633,9 @@ def test_placement_spread(s, pg, _rng):
         wait_for(lambda: serving(c) == 3, "three nodes to take placed runs")
         ids = start_through(a, PLACE_RUNS)
         await_end(c, ids)
+        wait_for(lambda: all(runs_active(n) == 0 for n in c.nodes),
+                 "every node's cairn_runs_active to come back to 0 once the placed runs ended",
+                 timeout=10)
         got = per_node(c, ids)
         s.check(all(v >= PLACE_RUNS // 5 for v in got.values()),
                 "%d runs started through one node: each of three nodes held at least a fifth"
@@ -688,6 +702,10 @@ def test_placement_wakes(s, pg, _rng):
                 "runs placed on the other node (%d of 6) start within %d s with a %d s lease"
                 % (len(on_b), WAKE_WITHIN_S, WAKE_LEASE_MS // 1000), (took, on_b))
         print("# seconds to the first step of a placed run: %s" % on_b)
+        gauges = [(runs_active(n), unfinished_held(c, n)) for n in (a, b)]
+        s.check(all(g == held for g, held in gauges),
+                "each node's cairn_runs_active counts the runs it holds, placed ones too",
+                gauges)
     finally:
         c.stop()
 
