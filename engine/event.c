@@ -81,28 +81,50 @@ void cairn_chain_free(cairn_chain *c) {
     free(c);
 }
 
-static void put_str(cairn_buf *b, const char *s) {
-    cairn_buf_append(b, s ? s : "", s ? strlen(s) + 1 : 1);
+/* The canonical bytes go into one buffer sized once, each field copied with
+ * its NUL: no per-field call into the buffer's growth check (this runs for
+ * every event the journal writes). */
+#define NUM_MAX 21   /* "-9223372036854775808" and its NUL */
+
+static char *put_str(char *p, const char *s, size_t len) {
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p + len + 1;
 }
 
-static void put_num(cairn_buf *b, long long v) {
-    cairn_buf_put_ll(b, v);
-    cairn_buf_putc(b, '\0');
+/* v in decimal, as "%lld" writes it, and a NUL. */
+static char *put_num(char *p, long long v) {
+    char num[NUM_MAX], *q = num + sizeof num;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    return put_str(p, q, (size_t)(num + sizeof num - q));
 }
 
 void cairn_chain_hash(cairn_chain *c, const unsigned char *prev, cairn_event *ev) {
     static const unsigned char zero[CAIRN_HASH_LEN];
     unsigned char inner[CAIRN_HASH_LEN];
+    const char *type = cairn_event_type_name(ev->type), *step = ev->step ? ev->step : "";
+    const char *data = ev->data ? ev->data : "";
+    size_t run_len = strnlen(ev->run_id, sizeof ev->run_id), type_len = strlen(type);
+    size_t step_len = strlen(step), data_len = strlen(data);
     cairn_buf *m = &c->msg;
     cairn_buf_reset(m);
-    cairn_buf_append(m, prev ? prev : zero, CAIRN_HASH_LEN);
-    put_str(m, ev->run_id);
-    put_num(m, ev->seq);
-    put_num(m, ev->time_ms);
-    put_str(m, cairn_event_type_name(ev->type));
-    put_str(m, ev->step);
-    put_num(m, ev->attempt);
-    put_str(m, ev->data);
+    cairn_buf_reserve(m, CAIRN_HASH_LEN + run_len + type_len + step_len + data_len + 4 +
+                             3 * NUM_MAX);
+    char *p = m->data;
+    memcpy(p, prev ? prev : zero, CAIRN_HASH_LEN);
+    p = put_str(p + CAIRN_HASH_LEN, ev->run_id, run_len);
+    p = put_num(p, ev->seq);
+    p = put_num(p, ev->time_ms);
+    p = put_str(p, type, type_len);
+    p = put_str(p, step, step_len);
+    p = put_num(p, ev->attempt);
+    p = put_str(p, data, data_len);
+    m->len = (size_t)(p - m->data);
     SHA256_CTX ctx = c->inner;
     SHA256_Update(&ctx, m->data, m->len);
     SHA256_Final(inner, &ctx);

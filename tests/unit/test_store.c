@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sqlite3.h>
 
 #include "common/mem.h"
@@ -582,6 +584,73 @@ TEST(chain_hash_changes_with_any_field) {
     CHECK(memcmp(h1, ev->hash, 32) != 0);
     cairn_event_clear(ev); free(ev);
     cairn_chain_free(c);
+}
+
+/* The canonical bytes of event.h, written here with printf, apart from the
+ * chain's own code, and HMAC-SHA-256 by OpenSSL's one-shot HMAC. */
+static void reference_hash(const unsigned char *key, int keylen, const unsigned char *prev,
+                           const cairn_event *ev, unsigned char out[CAIRN_HASH_LEN]) {
+    static const unsigned char zero[CAIRN_HASH_LEN];
+    cairn_buf m = CAIRN_BUF_INIT;
+    cairn_buf_append(&m, prev ? prev : zero, CAIRN_HASH_LEN);
+    char text[512];
+    int n = snprintf(text, sizeof text, "%s%c%lld%c%lld%c%s%c%s%c%d%c", ev->run_id, 0,
+                     (long long)ev->seq, 0, (long long)ev->time_ms, 0,
+                     cairn_event_type_name(ev->type), 0, ev->step ? ev->step : "", 0,
+                     ev->attempt, 0);
+    cairn_buf_append(&m, text, (size_t)n);
+    cairn_buf_append(&m, ev->data ? ev->data : "", ev->data ? strlen(ev->data) + 1 : 1);
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key, keylen, (const unsigned char *)m.data, m.len, out, &len);
+    CHECK_INT((int)len, CAIRN_HASH_LEN);
+    cairn_buf_free(&m);
+}
+
+/* Events whose canonical bytes end before, at and past SHA-256's block
+ * boundaries, with negative numbers, no step and no data, under a short key,
+ * a 32-byte one and one longer than a block; two hashers of different keys
+ * used in turn keep to their own key. */
+TEST(chain_hash_is_hmac_sha256_of_the_canonical_bytes) {
+    unsigned char k32[32], k100[100], k5[5] = {9, 8, 7, 6, 5};
+    for (int i = 0; i < 100; i++) k100[i] = (unsigned char)(i * 7 + 1);
+    memcpy(k32, k100 + 3, 32);
+    const unsigned char *keys[] = {k32, k100, k5};
+    const int lens[] = {32, 100, 5};
+    cairn_chain *chains[3];
+    for (int k = 0; k < 3; k++) chains[k] = cairn_chain_new(keys[k], lens[k]);
+    unsigned char prev[CAIRN_HASH_LEN], want[CAIRN_HASH_LEN];
+    memset(prev, 0xa5, sizeof prev);
+    cairn_buf data = CAIRN_BUF_INIT;
+    for (int size = 0; size < 300; size++) {
+        cairn_buf_reset(&data);
+        cairn_buf_puts(&data, "{\"k\":\"");
+        for (int i = 0; i < size; i++) cairn_buf_putc(&data, (char)('a' + i % 26));
+        cairn_buf_puts(&data, "\"}");
+        cairn_event *ev = fx_event("01k98kut7r05rn4h", 1 + size, CAIRN_EV_STEP_STARTED, data.data);
+        ev->time_ms = size % 3 == 0 ? -1796660491516LL + size : 1796660491516LL + size;
+        ev->attempt = size % 4 == 1 ? -size : size;
+        if (size % 5 == 2) {
+            free(ev->step);
+            ev->step = NULL;
+        }
+        if (size % 7 == 3) {
+            free(ev->data);
+            ev->data = NULL;
+            ev->data_len = 0;
+        }
+        for (int k = 0; k < 3; k++) {
+            const unsigned char *p = size % 2 ? prev : NULL;
+            cairn_chain_hash(chains[k], p, ev);
+            reference_hash(keys[k], lens[k], p, ev, want);
+            if (memcmp(ev->hash, want, sizeof want) != 0)
+                TEST_FAIL("key %d, %d bytes of data: not the HMAC of the canonical bytes", k, size);
+        }
+        memcpy(prev, ev->hash, sizeof prev);
+        cairn_event_clear(ev);
+        free(ev);
+    }
+    cairn_buf_free(&data);
+    for (int k = 0; k < 3; k++) cairn_chain_free(chains[k]);
 }
 
 TEST(journal_key_file_is_created_private_and_reused) {
