@@ -172,20 +172,48 @@ static char *take_str(cursor *c, size_t *len_out) {
 
 /* ---- events ------------------------------------------------------------- */
 
+/* Fields written at p, which has room for them (encode_event sizes it). */
+static unsigned char *at32(unsigned char *p, uint32_t v) {
+    set32(p, v);
+    return p + 4;
+}
+
+static unsigned char *at64(unsigned char *p, uint64_t v) {
+    set32(p, (uint32_t)v);
+    set32(p + 4, (uint32_t)(v >> 32));
+    return p + 8;
+}
+
+static unsigned char *at_str(unsigned char *p, const char *s, size_t len) {
+    if (s == NULL) return at32(p, NO_STRING);
+    p = at32(p, (uint32_t)len);
+    memcpy(p, s, len);
+    return p + len;
+}
+
+/* The buffer grown once for the whole event, its fields written in place:
+ * the writer encodes every event of W2's thousand runs. */
 static void encode_event(cairn_buf *b, const cairn_event *ev) {
     size_t data_len = ev->data_len ? ev->data_len : strlen(ev->data);
-    put_str(b, ev->run_id, strlen(ev->run_id));
-    put64(b, (uint64_t)ev->seq);
-    put64(b, (uint64_t)ev->time_ms);
-    put32(b, (uint32_t)ev->type);
-    put_str(b, ev->step, ev->step ? strlen(ev->step) : 0);
-    put32(b, (uint32_t)ev->attempt);
-    put_str(b, ev->data, data_len);
-    cairn_buf_append(b, ev->hash, CAIRN_HASH_LEN);
-    put64(b, (uint64_t)ev->command_id);
+    size_t run_len = strlen(ev->run_id), step_len = ev->step ? strlen(ev->step) : 0;
+    size_t size = 4 + run_len + 8 + 8 + 4 + 4 + step_len + 4 + 4 + data_len + CAIRN_HASH_LEN +
+                  8 + 3 * 4;
+    cairn_buf_reserve(b, size);
+    unsigned char *p = (unsigned char *)b->data + b->len;
+    p = at_str(p, ev->run_id, run_len);
+    p = at64(p, (uint64_t)ev->seq);
+    p = at64(p, (uint64_t)ev->time_ms);
+    p = at32(p, (uint32_t)ev->type);
+    p = at_str(p, ev->step, step_len);
+    p = at32(p, (uint32_t)ev->attempt);
+    p = at_str(p, ev->data, data_len);
+    memcpy(p, ev->hash, CAIRN_HASH_LEN);
+    p = at64(p + CAIRN_HASH_LEN, (uint64_t)ev->command_id);
     /* three slots that held run_created's runs columns, which the journal
      * now takes from its data: kept, empty, so the format stays "CAIRNCL2" */
-    for (int i = 0; i < 3; i++) put_str(b, NULL, 0);
+    for (int i = 0; i < 3; i++) p = at_str(p, NULL, 0);
+    b->len = (size_t)(p - (unsigned char *)b->data);
+    b->data[b->len] = '\0';
 }
 
 /* One event into ev (cleared first); false when the bytes are not one. */

@@ -337,3 +337,66 @@ TEST(clog_an_empty_log_is_written_only_to_name_a_new_writer) {
     free(path);
     free(db);
 }
+
+/* Every field of an event comes back from the log as it went in: a run
+ * event (no step) and step events with an attempt, data of several lengths,
+ * a hash and the command one answers (deleted when the record is applied;
+ * another command of the run stays). */
+TEST(clog_an_event_comes_back_from_its_record_field_for_field) {
+    char *db = db_path();
+    cairn_store *s = open_store(db);
+    fx_put_def(s);
+    cairn_err err;
+    CHECK_INT(s->ops->add_command(s, "r1", "pause", "{}", &err), 0);
+    CHECK_INT(s->ops->add_command(s, "r1", "cancel", "{}", &err), 0);
+    cairn_command *cmds = NULL;
+    int n_cmds = 0;
+    CHECK_INT(s->ops->run_commands(s, "r1", &cmds, &n_cmds, &err), 0);
+    CHECK_INT(n_cmds, 2);
+    int64_t command = cmds[1].id;
+    cairn_commands_free(cmds, n_cmds);
+    cairn_clog *l = open_log(db, "engine-a");
+    cairn_event *evs[4] = {
+        fx_event("r1", 1, CAIRN_EV_RUN_CREATED, "{\"workflow\":\"wf\"}"),
+        fx_event("r1", 2, CAIRN_EV_STEP_STARTED, "{\"input\":{\"n\":1},\"idempotency_key\":\"k\"}"),
+        fx_event("r1", 3, CAIRN_EV_STEP_SUCCEEDED, "{}"),
+        fx_event("r1", 4, CAIRN_EV_RUN_CANCEL_REQUESTED, "{\"by\":\"someone with a longer name\"}"),
+    };
+    for (int i = 0; i < 4; i++) {
+        evs[i]->attempt = i == 0 || i == 3 ? 0 : 7 - i;
+        evs[i]->time_ms = 1796660491516LL + 1000 * i;
+        for (int k = 0; k < CAIRN_HASH_LEN; k++) evs[i]->hash[k] = (unsigned char)(31 * i + k);
+    }
+    free(evs[2]->step);
+    evs[2]->step = cairn_strdup("a-step-with-a-longer-id");
+    evs[3]->command_id = command;
+    int64_t end = 0;
+    CHECK_INT(cairn_clog_append(l, evs, 4, &end, &err), 0);
+    int n = 0;
+    CHECK_INT(cairn_clog_apply(l, s, CAIRN_CLOG_HEADER, end, &n, &err), 0);
+    CHECK_INT(n, 4);
+    cairn_event *back = NULL;
+    int n_back = 0;
+    CHECK_INT(s->ops->load_events(s, "r1", &back, &n_back, &err), 0);
+    CHECK_INT(n_back, 4);
+    for (int i = 0; i < n_back; i++) {
+        CHECK_STR(back[i].run_id, "r1");
+        CHECK_INT(back[i].seq, evs[i]->seq);
+        CHECK_INT(back[i].time_ms, evs[i]->time_ms);
+        CHECK_INT(back[i].type, evs[i]->type);
+        CHECK(evs[i]->step ? back[i].step && strcmp(back[i].step, evs[i]->step) == 0
+                           : back[i].step == NULL);
+        CHECK_INT(back[i].attempt, evs[i]->attempt);
+        CHECK_STR(back[i].data, evs[i]->data);
+        CHECK(memcmp(back[i].hash, evs[i]->hash, CAIRN_HASH_LEN) == 0);
+    }
+    CHECK_INT(s->ops->run_commands(s, "r1", &cmds, &n_cmds, &err), 0);
+    CHECK_INT(n_cmds, 1);   /* the one event 4 answered went in the same transaction */
+    CHECK_STR(cmds[0].type, "pause");
+    cairn_commands_free(cmds, n_cmds);
+    cairn_events_free(back, n_back);
+    fx_free_events(evs, 4);
+    cairn_clog_close(l);
+    cairn_store_close(s);
+    free(db);
+}
