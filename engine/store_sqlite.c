@@ -44,8 +44,6 @@
 extern const char cairn_schema_sql[];
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_INSERT_EVENT] = "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash)"
-                        " VALUES (?,?,?,?,?,?,?,?)",
     /* the runs columns are run_created's data members (event.h) */
     [ST_INSERT_RUN] = "INSERT INTO runs(id, workflow, def_hash, parent_id, status, created_at,"
                       " updated_at, owner) VALUES (?1, coalesce(json_extract(?2, '$.workflow'),"
@@ -475,13 +473,81 @@ static int run_row(sqlite_store *s, const char *run_id) {
  * log (held) is looked for in the runs table first: a run new to the
  * journal then costs one lookup by key, not a scan of the unindexed tail
  * for its last seq (a tenth of the writer's work in W2). */
-static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, cairn_err *err) {
-    int64_t want = 1;
+/* Events accepted and not yet inserted: one statement inserts a whole
+ * group (CAIRN_INSERT_ROWS), rather than a statement per event, whose
+ * start and finish cost SQLite as much again as the row. */
+typedef struct {
+    const cairn_event *ev[CAIRN_INSERT_ROWS];
+    int n;
+    int64_t last_id;            /* the newest event id inserted so far */
+} pending_rows;
+
+/* The statement inserting 1 << k rows, prepared the first time. */
+static sqlite3_stmt *insert_stmt(sqlite_store *s, int k) {
+    if (s->insert_rows[k]) return s->insert_rows[k];
+    cairn_buf sql = CAIRN_BUF_INIT;
+    cairn_buf_puts(&sql, "INSERT INTO events(run_id, seq, time, type, step, attempt, data, hash)"
+                         " VALUES ");
+    for (int i = 0; i < 1 << k; i++) cairn_buf_puts(&sql, i ? ",(?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?)");
+    if (sqlite3_prepare_v2(s->db, sql.data, (int)sql.len, &s->insert_rows[k], NULL) != SQLITE_OK)
+        s->insert_rows[k] = NULL;
+    cairn_buf_free(&sql);
+    return s->insert_rows[k];
+}
+
+/* Bind ev as the row whose first parameter is at + 1.  Every parameter is
+ * bound each time, so the statement need not be cleared between uses. */
+static void bind_event(sqlite3_stmt *st, int at, const cairn_event *ev) {
+    sqlite3_bind_text(st, at + 1, ev->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, at + 2, ev->seq);
+    sqlite3_bind_int64(st, at + 3, ev->time_ms);
+    sqlite3_bind_text(st, at + 4, cairn_event_type_name(ev->type), -1, SQLITE_STATIC);
+    if (ev->step) sqlite3_bind_text(st, at + 5, ev->step, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, at + 5);
+    sqlite3_bind_int(st, at + 6, ev->attempt);
+    int len = ev->data_len > 0 && ev->data_len < INT_MAX ? (int)ev->data_len : -1;
+    sqlite3_bind_text(st, at + 7, ev->data, len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, at + 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
+}
+
+/* Insert the pending events, in order (their ids ascend as they go in): a
+ * full group in one statement, fewer by the powers of two they add up to. */
+static int insert_pending(sqlite_store *s, pending_rows *p) {
+    int at = 0, rc = 0;
+    for (int k = CAIRN_INSERT_ROWS_LOG2; rc == 0 && k >= 0; k--) {
+        if (!(p->n & (1 << k))) continue;
+        sqlite3_stmt *st = insert_stmt(s, k);
+        if (st == NULL) return SQLITE_ERROR;
+        for (int i = 0; i < 1 << k; i++) bind_event(st, 8 * i, p->ev[at + i]);
+        at += 1 << k;
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        rc = rc == SQLITE_DONE ? 0 : rc;
+        if (rc == 0) p->last_id = sqlite3_last_insert_rowid(s->db);
+    }
+    p->n = 0;
+    return rc;
+}
+
+/* Refuse an event that does not follow its run's last one: the whole batch
+ * goes with it.  A run starts with run_created at 1 (the runs table refuses
+ * a second run_created of the same id).  A run_created applied from the
+ * log (held) is looked for in the runs table first: a run new to the
+ * journal then costs one lookup by key, not a scan of the unindexed tail
+ * for its last seq (a tenth of the writer's work in W2).  A run the store
+ * does not hold in memory is looked up in the events table, once the events
+ * pending are in it. */
+static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, pending_rows *p,
+                     cairn_err *err) {
+    int64_t want = 1, last;
     int known = held && ev->type == CAIRN_EV_RUN_CREATED ? run_row(s, ev->run_id) : 1;
     if (known < 0) return sq_db_error(s, err, "reading a run's row");
-    if ((held || ev->type != CAIRN_EV_RUN_CREATED) && known &&
-        sq_next_seq(s, ev->run_id, &want) != SQLITE_OK)
-        return sq_db_error(s, err, "reading a run's last event");
+    if ((held || ev->type != CAIRN_EV_RUN_CREATED) && known) {
+        if (cairn_strmap_get(s->last_seq, ev->run_id, &last)) want = last + 1;
+        else if (insert_pending(s, p) != 0) return sq_db_error(s, err, "appending to the journal");
+        else if (sq_next_seq(s, ev->run_id, &want) != SQLITE_OK)
+            return sq_db_error(s, err, "reading a run's last event");
+    }
     if (held) *held = ev->seq < want;
     if (held && *held) return 0;
     if (ev->seq == want && (want > 1 || ev->type == CAIRN_EV_RUN_CREATED)) return 0;
@@ -496,23 +562,17 @@ static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, cairn_e
                          cairn_event_type_name(ev->type), (long long)want);
 }
 
-static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id) {
-    sqlite3_stmt *st = s->stmt[ST_INSERT_EVENT];
-    sqlite3_bind_text(st, 1, ev->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, ev->seq);
-    sqlite3_bind_int64(st, 3, ev->time_ms);
-    sqlite3_bind_text(st, 4, cairn_event_type_name(ev->type), -1, SQLITE_STATIC);
-    if (ev->step) sqlite3_bind_text(st, 5, ev->step, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, ev->attempt);
-    int len = ev->data_len > 0 && ev->data_len < INT_MAX ? (int)ev->data_len : -1;
-    sqlite3_bind_text(st, 7, ev->data, len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 8, ev->hash, CAIRN_HASH_LEN, SQLITE_STATIC);
-    int rc = sq_step_done(st);
-    *event_id = sqlite3_last_insert_rowid(s->db);
+/* Take an event that follows its run's last: its row joins the pending
+ * group (inserted when the group is full), and what it changes besides,
+ * the run's row and the command it answers, is written now. */
+static int append_one(sqlite_store *s, const cairn_event *ev, pending_rows *p) {
+    int rc = 0;
+    p->ev[p->n++] = ev;
+    if (p->n == CAIRN_INSERT_ROWS) rc = insert_pending(s, p);
     if (rc == 0 && ev->type == CAIRN_EV_RUN_CREATED) rc = insert_run(s, ev);
     const char *from, *status = cairn_store_status_after(ev->type, &from);
     if (rc == 0 && status) {
-        st = s->stmt[ST_UPDATE_RUN];
+        sqlite3_stmt *st = s->stmt[ST_UPDATE_RUN];
         sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, ev->time_ms);
         sqlite3_bind_text(st, 3, ev->run_id, -1, SQLITE_STATIC);
@@ -520,7 +580,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev, int64_t *event_id)
         rc = sq_step_done(st);
     }
     if (rc == 0 && ev->command_id > 0) {
-        st = s->stmt[ST_DELETE_COMMAND];
+        sqlite3_stmt *st = s->stmt[ST_DELETE_COMMAND];
         sqlite3_bind_int64(st, 1, ev->command_id);
         rc = sq_step_done(st);
     }
@@ -548,17 +608,19 @@ static int append_tx(sqlite_store *s, bool nested, int stmt) {
  * emptied. */
 static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool skip_held,
                         cairn_err *err) {
-    int64_t last_id = 0;
+    pending_rows p = {.n = 0, .last_id = 0};
     int rc = 0;
     bool held = false, nested = s->in_batch;
     if (append_tx(s, nested, ST_BEGIN) != 0) return sq_db_error(s, err, "starting a transaction");
     if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
-        rc = check_seq(s, events[i], skip_held ? &held : NULL, err);
+        rc = check_seq(s, events[i], skip_held ? &held : NULL, &p, err);
         if (held) continue;
-        if (rc == 0 && append_one(s, events[i], &last_id) != 0)
+        if (rc == 0 && append_one(s, events[i], &p) != 0)
             rc = sq_db_error(s, err, "appending to the journal");
     }
+    if (rc == 0 && insert_pending(s, &p) != 0) rc = sq_db_error(s, err, "appending to the journal");
+    int64_t last_id = p.last_id;
     bool index = rc == 0 && last_id - s->upto >= CAIRN_EVENT_INDEX_BATCH;
     if (index && sq_index_tail(s, last_id) != 0) rc = sq_db_error(s, err, "indexing the journal");
     if (rc == 0 && append_tx(s, nested, ST_COMMIT) != 0) rc = sq_db_error(s, err, "committing");
@@ -1003,6 +1065,7 @@ static int64_t sq_data_version(cairn_store *base) {
 static void sq_close(cairn_store *base) {
     sqlite_store *s = (sqlite_store *)base;
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->stmt[i]);
+    for (int k = 0; k <= CAIRN_INSERT_ROWS_LOG2; k++) sqlite3_finalize(s->insert_rows[k]);
     sqlite3_finalize(s->get_run);
     sqlite3_finalize(s->load_rows);
     sqlite3_finalize(s->load_one);

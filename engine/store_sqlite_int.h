@@ -13,11 +13,16 @@
 #include "common/strmap.h"
 #include "engine/store.h"
 
+/* Events one INSERT statement writes, at most (a power of two: fewer go in
+ * by the powers of two they add up to, a statement kept for each). */
+#define CAIRN_INSERT_ROWS_LOG2 5
+#define CAIRN_INSERT_ROWS (1 << CAIRN_INSERT_ROWS_LOG2)
+
 #define CAIRN_SCHEMA_V1 1            /* events carried UNIQUE (run_id, seq); no event_index */
 
 /* Statements every writing connection prepares at open (stmt_sql). */
 enum {
-    ST_INSERT_EVENT, ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
+    ST_INSERT_RUN, ST_UPDATE_RUN, ST_DELETE_COMMAND, ST_BEGIN, ST_COMMIT,
     ST_ROLLBACK, ST_DATA_VERSION, ST_GET_UPTO, ST_TAIL_ROWS, ST_INDEX_ROW, ST_SET_UPTO,
     ST_LAST_ROW, ST_TAIL_MAX, ST_RUN_ROW, ST_COUNT
 };
@@ -26,6 +31,7 @@ typedef struct {
     cairn_store base;
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_COUNT];
+    sqlite3_stmt *insert_rows[CAIRN_INSERT_ROWS_LOG2 + 1];   /* 1 << k events each, kept */
     /* prepared on first use, kept: recovery runs them once per run */
     sqlite3_stmt *get_run, *claim, *claim_begin, *claim_end, *list_commands;
     sqlite3_stmt *load_rows, *load_one, *load_tail, *load_upto, *load_begin, *load_end;

@@ -111,11 +111,16 @@ static void free_events(cairn_event **evs, int n) {
     }
 }
 
-static int append1(cairn_store *s, const char *run, int64_t seq, cairn_event_type t,
-                   cairn_err *err) {
+/* An event whose data names its run and seq (check_loads reads them back). */
+static cairn_event *seq_event(const char *run, int64_t seq, cairn_event_type t) {
     char data[48];
     snprintf(data, sizeof data, "{\"run\":\"%s\",\"seq\":%lld}", run, (long long)seq);
-    cairn_event *ev[1] = {fx_event(run, seq, t, data)};
+    return fx_event(run, seq, t, data);
+}
+
+static int append1(cairn_store *s, const char *run, int64_t seq, cairn_event_type t,
+                   cairn_err *err) {
+    cairn_event *ev[1] = {seq_event(run, seq, t)};
     int rc = s->ops->append(s, ev, 1, err);
     free_events(ev, 1);
     return rc;
@@ -263,6 +268,89 @@ TEST(store_refuses_an_event_that_does_not_follow_its_run) {
     check_run_loads(b, "r1", 4);
     cairn_store_close(b);
     cairn_store_close(a);
+    free(path);
+}
+
+/* A new journal holding the definition fx_event's runs name; *path its file. */
+static cairn_store *open_with_def(char **path) {
+    *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(*path);
+    fx_put_def(s);
+    return s;
+}
+
+/* The events table's rows in id order as "run:seq:data" lines. */
+static char *rows_in_id_order(const char *path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    cairn_buf b = CAIRN_BUF_INIT;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(db, "SELECT run_id, seq, data, step IS NULL FROM events"
+                                     " ORDER BY id", -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        cairn_buf_printf(&b, "%s:%lld:%s:%d\n", sqlite3_column_text(st, 0),
+                         (long long)sqlite3_column_int64(st, 1), sqlite3_column_text(st, 2),
+                         sqlite3_column_int(st, 3));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return cairn_buf_detach(&b);
+}
+
+/* Batches of every size from 1 to 70 (fewer than one statement's rows, as
+ * many, and past one and two statements' worth, with every remainder), three
+ * runs' events interleaved in each: every event is stored, in the order of
+ * the batch, each with its own data, and each run loads whole. */
+TEST(store_appends_batches_of_any_size_whole_and_in_order) {
+    char *path = NULL;
+    cairn_store *s = open_with_def(&path);
+    cairn_err err;
+    const char *runs[3] = {"r1", "r2", "r3"};
+    int64_t next[3] = {1, 1, 1};
+    cairn_buf want = CAIRN_BUF_INIT;
+    for (int size = 1; size <= 70; size++) {
+        cairn_event *evs[70];
+        for (int i = 0; i < size; i++) {
+            int r = (i * 7 + size) % 3;
+            cairn_event_type t = next[r] == 1 ? CAIRN_EV_RUN_CREATED : CAIRN_EV_STEP_STARTED;
+            evs[i] = seq_event(runs[r], next[r]++, t);
+            cairn_buf_printf(&want, "%s:%lld:%s:%d\n", runs[r], (long long)evs[i]->seq,
+                             evs[i]->data, evs[i]->step == NULL);
+        }
+        CHECK_INT(s->ops->append(s, evs, size, &err), 0);
+        fx_free_events(evs, size);
+    }
+    char *got = rows_in_id_order(path);
+    CHECK_STR(got, want.data);
+    for (int r = 0; r < 3; r++) check_run_loads(s, runs[r], (int)next[r] - 1);
+    free(got);
+    cairn_buf_free(&want);
+    cairn_store_close(s);
+    free(path);
+}
+
+/* An event of a run the store no longer holds in memory (its run ended
+ * earlier in the same batch) is checked against the events before it in
+ * that batch; an event out of order late in a long batch takes the whole
+ * batch with it, and the store takes the right one after. */
+TEST(store_checks_each_event_against_the_ones_before_it_in_its_batch) {
+    char *path = NULL;
+    cairn_store *s = open_with_def(&path);
+    cairn_err err;
+    cairn_event *evs[40];
+    evs[0] = seq_event("r1", 1, CAIRN_EV_RUN_CREATED);
+    for (int i = 1; i < 40; i++)
+        evs[i] = seq_event("r1", i + 1, i == 2 ? CAIRN_EV_RUN_SUCCEEDED : CAIRN_EV_STEP_STARTED);
+    evs[36]->seq = 38;   /* where 37 belongs */
+    CHECK_INT(s->ops->append(s, evs, 40, &err), CAIRN_ESTATE);
+    CHECK_CONTAINS(err.msg, "event 38 (step_started) arrives where event 37 belongs");
+    char *got = rows_in_id_order(path);
+    CHECK_STR(got, "");
+    free(got);
+    evs[36]->seq = 37;
+    CHECK_INT(s->ops->append(s, evs, 40, &err), 0);
+    check_run_loads(s, "r1", 40);
+    fx_free_events(evs, 40);
+    cairn_store_close(s);
     free(path);
 }
 
