@@ -67,6 +67,12 @@ bool cairn_strmap_get(const cairn_strmap *m, const char *key, int64_t *value) {
     return true;
 }
 
+int64_t *cairn_strmap_ref(cairn_strmap *m, const char *key) {
+    if (m->count == 0) return NULL;
+    slot *s = find(m, key);
+    return s->key ? &s->value : NULL;
+}
+
 void cairn_strmap_put(cairn_strmap *m, const char *key, int64_t value) {
     if (2 * (m->count + 1) > m->cap) grow(m);
     slot *s = find(m, key);

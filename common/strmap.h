@@ -23,6 +23,9 @@ void cairn_strmap_free(cairn_strmap *m);                 /* NULL is allowed */
 
 /* True, with *value set, when key is in the map. */
 bool cairn_strmap_get(const cairn_strmap *m, const char *key, int64_t *value);
+/* Where key's value is kept, to read or change in place; NULL when key is
+ * not in the map.  Valid until the map next changes (put, remove, clear). */
+int64_t *cairn_strmap_ref(cairn_strmap *m, const char *key);
 /* Insert key, or replace its value. */
 void cairn_strmap_put(cairn_strmap *m, const char *key, int64_t value);
 /* Remove key; false when it was not there. */

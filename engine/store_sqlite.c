@@ -538,12 +538,13 @@ static int insert_pending(sqlite_store *s, pending_rows *p) {
  * does not hold in memory is looked up in the events table, once the events
  * pending are in it. */
 static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, pending_rows *p,
-                     cairn_err *err) {
-    int64_t want = 1, last;
+                     int64_t **last, cairn_err *err) {
+    int64_t want = 1;
     int known = held && ev->type == CAIRN_EV_RUN_CREATED ? run_row(s, ev->run_id) : 1;
+    *last = NULL;
     if (known < 0) return sq_db_error(s, err, "reading a run's row");
     if ((held || ev->type != CAIRN_EV_RUN_CREATED) && known) {
-        if (cairn_strmap_get(s->last_seq, ev->run_id, &last)) want = last + 1;
+        if ((*last = cairn_strmap_ref(s->last_seq, ev->run_id)) != NULL) want = **last + 1;
         else if (insert_pending(s, p) != 0) return sq_db_error(s, err, "appending to the journal");
         else if (sq_next_seq(s, ev->run_id, &want) != SQLITE_OK)
             return sq_db_error(s, err, "reading a run's last event");
@@ -564,8 +565,9 @@ static int check_seq(sqlite_store *s, const cairn_event *ev, bool *held, pending
 
 /* Take an event that follows its run's last: its row joins the pending
  * group (inserted when the group is full), and what it changes besides,
- * the run's row and the command it answers, is written now. */
-static int append_one(sqlite_store *s, const cairn_event *ev, pending_rows *p) {
+ * the run's row and the command it answers, is written now.  last is where
+ * the store keeps the run's last seq, found by check_seq (NULL: not kept). */
+static int append_one(sqlite_store *s, const cairn_event *ev, pending_rows *p, int64_t *last) {
     int rc = 0;
     p->ev[p->n++] = ev;
     if (p->n == CAIRN_INSERT_ROWS) rc = insert_pending(s, p);
@@ -586,6 +588,7 @@ static int append_one(sqlite_store *s, const cairn_event *ev, pending_rows *p) {
     }
     if (rc == 0) {
         if (cairn_event_ends_run(ev->type)) cairn_strmap_remove(s->last_seq, ev->run_id);
+        else if (last) *last = ev->seq;
         else cairn_strmap_put(s->last_seq, ev->run_id, ev->seq);
     }
     return rc;
@@ -614,9 +617,10 @@ static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool
     if (append_tx(s, nested, ST_BEGIN) != 0) return sq_db_error(s, err, "starting a transaction");
     if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
-        rc = check_seq(s, events[i], skip_held ? &held : NULL, &p, err);
+        int64_t *last;
+        rc = check_seq(s, events[i], skip_held ? &held : NULL, &p, &last, err);
         if (held) continue;
-        if (rc == 0 && append_one(s, events[i], &p) != 0)
+        if (rc == 0 && append_one(s, events[i], &p, last) != 0)
             rc = sq_db_error(s, err, "appending to the journal");
     }
     if (rc == 0 && insert_pending(s, &p) != 0) rc = sq_db_error(s, err, "appending to the journal");

@@ -42,7 +42,7 @@ TEST(buf_grows_and_detaches) {
 
 /* Keys come and go in a small table, so removal must keep every probe run
  * whole: each key still present is found with its latest value, each removed
- * one is gone. */
+ * one is gone; a value changed through its ref is the one found after. */
 TEST(strmap_keeps_every_key_through_puts_and_removals) {
     enum { N = 2000 };
     static int64_t want[N];            /* -1: not in the map */
@@ -50,6 +50,7 @@ TEST(strmap_keeps_every_key_through_puts_and_removals) {
     char key[32];
     int64_t v = 0;
     CHECK(!cairn_strmap_get(m, "absent", &v));
+    CHECK(cairn_strmap_ref(m, "absent") == NULL);
     CHECK(!cairn_strmap_remove(m, "absent"));
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof key, "run-%d", i);
@@ -69,9 +70,15 @@ TEST(strmap_keeps_every_key_through_puts_and_removals) {
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof key, "run-%d", i);
         bool found = cairn_strmap_get(m, key, &v);
-        CHECK(found == (want[i] >= 0));
+        int64_t *ref = cairn_strmap_ref(m, key);   /* the same entry, to change in place */
+        CHECK(found == (want[i] >= 0) && found == (ref != NULL));
         if (found) CHECK_INT(v, want[i]);
+        if (found && i % 5 == 0) *ref = want[i] = 10 * i + 1;
         present += found;
+    }
+    for (int i = 0; i < N; i += 5) {
+        snprintf(key, sizeof key, "run-%d", i);
+        if (want[i] >= 0) CHECK(cairn_strmap_get(m, key, &v) && v == want[i]);
     }
     CHECK_INT(cairn_strmap_count(m), present);
     cairn_strmap_clear(m);
