@@ -524,6 +524,11 @@ static int insert_pending(sqlite_store *s, pending_rows *p) {
         sqlite3_reset(st);
         rc = rc == SQLITE_DONE ? 0 : rc;
         if (rc == 0) p->last_id = sqlite3_last_insert_rowid(s->db);
+        /* one statement's rows take the ids after the newest, one each */
+        for (int i = 0; rc == 0 && i < 1 << k; i++) {
+            const cairn_event *ev = p->ev[at - (1 << k) + i];
+            sq_tail_note(s, ev->run_id, ev->seq, p->last_id - (1 << k) + 1 + i);
+        }
     }
     p->n = 0;
     return rc;
@@ -614,6 +619,7 @@ static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool
     pending_rows p = {.n = 0, .last_id = 0};
     int rc = 0;
     bool held = false, nested = s->in_batch;
+    if (nested) sq_tail_forget(s);   /* the batch may yet be rolled back */
     if (append_tx(s, nested, ST_BEGIN) != 0) return sq_db_error(s, err, "starting a transaction");
     if (sq_forget_if_changed(s) != SQLITE_OK) rc = sq_db_error(s, err, "reading the data version");
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -631,6 +637,7 @@ static int append_batch(sqlite_store *s, cairn_event *const *events, int n, bool
     if (rc) {
         append_tx(s, nested, ST_ROLLBACK);
         cairn_strmap_clear(s->last_seq);
+        sq_tail_forget(s);
         return rc;
     }
     if (index) s->upto = last_id;
@@ -1084,6 +1091,7 @@ static void sq_close(cairn_store *base) {
     sqlite3_close(s->db);
     if (s->log_fd >= 0) close(s->log_fd);
     cairn_strmap_free(s->last_seq);
+    sq_tail_free(s);
     free(s->owner);
     free(s->path);
     free(s);

@@ -17,8 +17,10 @@
  *                                           of them, found by a short scan
  *
  * An append that takes the tail to CAIRN_EVENT_INDEX_BATCH events indexes it
- * in the same transaction: one pass over the tail in id order groups each
- * run's events, and the rows go in in run order.  Every connection that
+ * in the same transaction: each run's events grouped in id order, and the
+ * rows go in in run order.  The connection that appended the tail has
+ * grouped it as the events went in (struct sq_tail); it reads the tail back
+ * in one pass only when it cannot vouch for having seen it all.  Every connection that
  * writes indexes the tail when it opens, so recovery finds an empty one.
  * Readers see rows and upto change in one commit, and read a run's rows and
  * the tail in one snapshot.
@@ -57,8 +59,58 @@ typedef struct {
     cairn_buf ids;
 } stretch;
 
+/* The tail grouped by run: a stretch per run (per stretch of consecutive
+ * seqs), found through `at`. */
+typedef struct {
+    cairn_strmap *at;    /* run id -> index in v of its latest stretch */
+    stretch *v;
+    int n, cap;
+} grouping;
+
+/* What this connection appended since it last indexed, grouped as it went
+ * in, so that indexing need not read the tail back: known while it holds
+ * every event with from < id <= last_id, which is the whole tail when from
+ * is upto and last_id the newest event.  Anything it cannot vouch for (an
+ * append rolled back or nested in a batch, another connection's commit,
+ * an id not one past the last, a break in a run's seqs) makes it unknown,
+ * and the next index reads the tail from the table as before. */
+struct sq_tail {
+    grouping g;
+    int64_t from, last_id;
+    bool known;
+};
+
 static int cmp_stretch(const void *a, const void *b) {
     return strcmp(((const stretch *)a)->run_id, ((const stretch *)b)->run_id);
+}
+
+/* Empty g, keeping its map (free: let go of that too). */
+static void grouping_clear(grouping *g, bool free_map) {
+    for (int i = 0; i < g->n; i++) {
+        free(g->v[i].run_id);
+        cairn_buf_free(&g->v[i].ids);
+    }
+    free(g->v);
+    g->v = NULL;
+    g->n = g->cap = 0;
+    if (free_map) cairn_strmap_free(g->at);
+    else cairn_strmap_clear(g->at);
+}
+
+/* Start a new stretch for run at (seq, id). */
+static void new_stretch(grouping *g, const char *run, int64_t seq) {
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 64;
+        g->v = cairn_realloc(g->v, (size_t)g->cap * sizeof *g->v);
+    }
+    g->v[g->n] = (stretch){.run_id = cairn_strdup(run), .first_seq = seq, .ids = CAIRN_BUF_INIT};
+    cairn_strmap_put(g->at, run, g->n++);
+}
+
+static void add_id(stretch *x, int64_t seq, int64_t id) {
+    cairn_idlist_put(&x->ids, x->last_id, id);
+    x->last_id = id;
+    x->last_seq = seq;
 }
 
 static int write_stretch(sqlite_store *s, const stretch *x) {
@@ -71,65 +123,100 @@ static int write_stretch(sqlite_store *s, const stretch *x) {
 
 /* Add the event at (run, seq, id) to its run's stretch, starting one (and
  * writing out the one before) where the seqs do not follow on. */
-static int add_to_stretch(sqlite_store *s, cairn_strmap *at, stretch **v, int *n, int *cap,
-                          const char *run, int64_t seq, int64_t id) {
+static int add_to_stretch(sqlite_store *s, grouping *g, const char *run, int64_t seq,
+                          int64_t id) {
     int64_t k;
-    stretch *x = NULL;
-    if (cairn_strmap_get(at, run, &k)) {
-        x = &(*v)[k];
-        if (seq != x->last_seq + 1) {
-            int rc = write_stretch(s, x);
-            if (rc) return rc;
-            cairn_buf_reset(&x->ids);
-            x->first_seq = seq;
-            x->last_id = 0;
-        }
-    } else {
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 64;
-            *v = cairn_realloc(*v, (size_t)*cap * sizeof **v);
-        }
-        x = &(*v)[*n];
-        *x = (stretch){.run_id = cairn_strdup(run), .first_seq = seq, .ids = CAIRN_BUF_INIT};
-        cairn_strmap_put(at, run, (*n)++);
+    if (!cairn_strmap_get(g->at, run, &k)) {
+        new_stretch(g, run, seq);
+        k = g->n - 1;
+    } else if (seq != g->v[k].last_seq + 1) {
+        stretch *x = &g->v[k];
+        int rc = write_stretch(s, x);
+        if (rc) return rc;
+        cairn_buf_reset(&x->ids);
+        x->first_seq = seq;
+        x->last_id = 0;
     }
-    cairn_idlist_put(&x->ids, x->last_id, id);
-    x->last_id = id;
-    x->last_seq = seq;
+    add_id(&g->v[k], seq, id);
     return 0;
 }
 
-/* Index the events with upto < id <= through and move upto: one row per
- * run (per stretch of consecutive seqs), written in run order.  Inside the
- * caller's transaction. */
-int sq_index_tail(sqlite_store *s, int64_t through) {
-    cairn_strmap *at = cairn_strmap_new();
-    stretch *v = NULL;
-    int n = 0, cap = 0, rc;
+/* Group the events with upto < id <= through by reading them back. */
+static int read_tail(sqlite_store *s, int64_t through, grouping *g) {
     sqlite3_stmt *st = s->stmt[ST_TAIL_ROWS];
     sqlite3_bind_int64(st, 1, s->upto);
     sqlite3_bind_int64(st, 2, through);
+    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = add_to_stretch(s, at, &v, &n, &cap, (const char *)sqlite3_column_text(st, 0),
+        rc = add_to_stretch(s, g, (const char *)sqlite3_column_text(st, 0),
                             sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
         if (rc) break;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    rc = rc == SQLITE_DONE ? 0 : rc;
-    if (rc == 0) qsort(v, (size_t)n, sizeof *v, cmp_stretch);
-    for (int i = 0; rc == 0 && i < n; i++) rc = write_stretch(s, &v[i]);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+void sq_tail_forget(sqlite_store *s) {
+    if (s->tail) s->tail->known = false;
+}
+
+/* The tail is empty from `from` on (everything up to it is indexed). */
+static void tail_restart(sqlite_store *s, int64_t from) {
+    if (s->tail == NULL) {
+        s->tail = cairn_calloc(1, sizeof *s->tail);
+        s->tail->g.at = cairn_strmap_new();
+    }
+    grouping_clear(&s->tail->g, false);
+    s->tail->from = s->tail->last_id = from;
+    s->tail->known = true;
+}
+
+void sq_tail_free(sqlite_store *s) {
+    if (s->tail == NULL) return;
+    grouping_clear(&s->tail->g, true);
+    free(s->tail);
+    s->tail = NULL;
+}
+
+void sq_tail_note(sqlite_store *s, const char *run, int64_t seq, int64_t id) {
+    struct sq_tail *t = s->tail;
+    int64_t k;
+    if (t == NULL || !t->known) return;
+    if (id != t->last_id + 1) {
+        t->known = false;
+        return;
+    }
+    if (!cairn_strmap_get(t->g.at, run, &k)) {
+        new_stretch(&t->g, run, seq);
+        k = t->g.n - 1;
+    } else if (seq != t->g.v[k].last_seq + 1) {   /* a second stretch: read the table */
+        t->known = false;
+        return;
+    }
+    add_id(&t->g.v[k], seq, id);
+    t->last_id = id;
+}
+
+/* Index the events with upto < id <= through and move upto: one row per
+ * run (per stretch of consecutive seqs), written in run order.  Inside the
+ * caller's transaction.  The events come from the tail this connection
+ * kept when it holds them all, else from the table. */
+int sq_index_tail(sqlite_store *s, int64_t through) {
+    struct sq_tail *t = s->tail;
+    bool kept = t && t->known && t->from == s->upto && t->last_id == through;
+    grouping read = {.at = cairn_strmap_new()}, *g = kept ? &t->g : &read;
+    int rc = kept ? 0 : read_tail(s, through, g);
+    if (rc == 0) qsort(g->v, (size_t)g->n, sizeof *g->v, cmp_stretch);
+    for (int i = 0; rc == 0 && i < g->n; i++) rc = write_stretch(s, &g->v[i]);
     if (rc == 0) {
-        st = s->stmt[ST_SET_UPTO];
+        sqlite3_stmt *st = s->stmt[ST_SET_UPTO];
         sqlite3_bind_int64(st, 1, through);
         rc = sq_step_done(st);
     }
-    for (int i = 0; i < n; i++) {
-        free(v[i].run_id);
-        cairn_buf_free(&v[i].ids);
-    }
-    free(v);
-    cairn_strmap_free(at);
+    grouping_clear(&read, true);
+    if (rc == 0) tail_restart(s, through);
+    else sq_tail_forget(s);
     return rc;
 }
 
@@ -169,6 +256,7 @@ int sq_catch_up(sqlite_store *s, cairn_err *err) {
         return CAIRN_EIO;
     }
     s->last_event_id = last;
+    tail_restart(s, last);
     return 0;
 }
 
@@ -182,11 +270,14 @@ int sq_forget_if_changed(sqlite_store *s) {
     int64_t v = sq_step_int(s->stmt[ST_DATA_VERSION], 0, &rc), last_id = 0;
     if (rc != SQLITE_OK || v == s->data_version) return rc;
     s->data_version = v;
+    int64_t upto = s->upto;
     rc = read_upto(s, &last_id);
-    if (rc == SQLITE_OK && last_id != s->last_event_id) {
+    bool appended = rc == SQLITE_OK && last_id != s->last_event_id;
+    if (appended) {
         cairn_strmap_clear(s->last_seq);
         s->last_event_id = last_id;
     }
+    if (rc != SQLITE_OK || appended || upto != s->upto) sq_tail_forget(s);   /* not ours */
     return rc;
 }
 

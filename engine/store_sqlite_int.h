@@ -42,6 +42,7 @@ typedef struct {
     int64_t data_version;       /* PRAGMA data_version after this connection's last append */
     int64_t last_event_id;      /* the newest event id this connection knows of */
     cairn_strmap *last_seq;     /* run id -> seq of its last event, for runs in flight */
+    struct sq_tail *tail;       /* what it appended since it last indexed (store_sqlite_index.c) */
     int log_fd;                 /* CAIRN_SYNC_DEFERRED: the write-ahead log, for sync(); else -1 */
     bool in_batch;              /* between batch_begin and batch_end: appends are savepoints */
 } sqlite_store;
@@ -66,6 +67,12 @@ int sq_load(cairn_store *base, cairn_dump_kind kind, const cairn_dump_row *row, 
 
 /* The event index (store_sqlite_index.c). */
 int sq_index_tail(sqlite_store *s, int64_t through);   /* index upto < id <= through */
+/* The event (run, seq) went in at id, in id order, in the transaction
+ * under way; the index takes it from memory rather than reading it back
+ * while this connection has noted every event since it last indexed. */
+void sq_tail_note(sqlite_store *s, const char *run_id, int64_t seq, int64_t id);
+void sq_tail_forget(sqlite_store *s);   /* what was noted may not be in the table: read it */
+void sq_tail_free(sqlite_store *s);
 int sq_catch_up(sqlite_store *s, cairn_err *err);      /* at open: index the whole tail */
 int sq_forget_if_changed(sqlite_store *s);             /* another connection appended? */
 int sq_next_seq(sqlite_store *s, const char *run_id, int64_t *next);

@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <sqlite3.h>
 
+#include "common/idlist.h"
 #include "common/mem.h"
 #include "engine/event.h"
 #include "engine/fold.h"
@@ -25,6 +26,14 @@ static cairn_store *open_rw(const char *path) {
     cairn_err err;
     int rc = cairn_store_open_sqlite(path, CAIRN_SYNC_FULL, false, &s, &err);
     if (rc) TEST_FAIL("open %s: %s", path, err.msg);
+    return s;
+}
+
+/* A new journal holding the definition fx_event's runs name; *path its file. */
+static cairn_store *open_with_def(char **path) {
+    *path = path_in_tmp("j.db");
+    cairn_store *s = open_rw(*path);
+    fx_put_def(s);
     return s;
 }
 
@@ -242,6 +251,76 @@ TEST(store_indexes_after_another_connection_indexed_its_tail) {
     free(path);
 }
 
+/* Every event_index row lists events of its run at first_seq, first_seq + 1,
+ * ... by their ids, and together the rows list each event up to upto once. */
+static void check_index_rows(const char *path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *rows = NULL, *one = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(db, "SELECT run_id, first_seq, ids FROM event_index", -1, &rows,
+                                 NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(db, "SELECT run_id, seq FROM events WHERE id = ?", -1, &one,
+                                 NULL), SQLITE_OK);
+    int64_t listed = 0;
+    while (sqlite3_step(rows) == SQLITE_ROW) {
+        const char *run = (const char *)sqlite3_column_text(rows, 0);
+        int64_t seq = sqlite3_column_int64(rows, 1), id = 0;
+        const unsigned char *ids = sqlite3_column_blob(rows, 2);
+        size_t n = (size_t)sqlite3_column_bytes(rows, 2), pos = 0;
+        while (cairn_idlist_next(ids, n, &pos, id, &id) == 0) {
+            sqlite3_bind_int64(one, 1, id);
+            CHECK_INT(sqlite3_step(one), SQLITE_ROW);
+            CHECK_STR((const char *)sqlite3_column_text(one, 0), run);
+            CHECK_INT(sqlite3_column_int64(one, 1), seq++);
+            sqlite3_reset(one);
+            listed++;
+        }
+    }
+    sqlite3_finalize(rows);
+    sqlite3_finalize(one);
+    sqlite3_close(db);
+    CHECK_INT(listed, sql_int(path, "SELECT count(*) FROM events"
+                                    " WHERE id <= (SELECT upto FROM index_state)"));
+}
+
+/* The index a connection builds from what it appended (not read back) is
+ * the one reading the table builds: five batches' worth of events, in
+ * appends of many sizes with runs interleaved; in the first and fourth an
+ * append is refused late and rolled back, in the third another connection
+ * appends between two of its own. */
+TEST(store_indexes_what_it_appended_as_the_table_holds_it) {
+    char *path = NULL;
+    cairn_store *a = open_with_def(&path);
+    cairn_err err;
+    int64_t next[4] = {1, 1, 1, 1}, total = 0;
+    const char *runs[4] = {"r1", "r2", "r3", "r4"};
+    cairn_store *b = open_rw(path);   /* opened once: an opening indexes the tail */
+    for (int round = 0; total < 5 * CAIRN_EVENT_INDEX_BATCH; round++) {
+        int r = round % 3, size = 1 + (round * 37) % 90;
+        CHECK_INT(append_range(a, runs[r], next[r], next[r] + size - 1, &err), 0);
+        next[r] += size;
+        total += size;
+        if (round == 7 || round == 1200) {   /* refused at its last event: nothing of it stays */
+            cairn_event *evs[40];
+            for (int i = 0; i < 40; i++)
+                evs[i] = seq_event(runs[r], next[r] + i + (i == 39), CAIRN_EV_STEP_STARTED);
+            CHECK_INT(a->ops->append(a, evs, 40, &err), CAIRN_ESTATE);
+            fx_free_events(evs, 40);
+        }
+        if (round == 800) {   /* another connection's events between two of ours */
+            CHECK_INT(append_range(b, runs[3], next[3], next[3] + 5, &err), 0);
+            next[3] += 6;
+            total += 6;
+        }
+    }
+    cairn_store_close(b);
+    CHECK(sql_int(path, "SELECT upto FROM index_state") >= 4 * CAIRN_EVENT_INDEX_BATCH);
+    check_index_rows(path);
+    for (int r = 0; r < 4; r++) check_run_loads(a, runs[r], (int)next[r] - 1);
+    cairn_store_close(a);
+    free(path);
+}
+
 /* The store keeps each run's events numbered 1, 2, 3... with no unique
  * index to lean on: a gap, a repeat, or a run's first event that is not
  * run_created are refused, whether the run's last seq is in memory, must be
@@ -269,14 +348,6 @@ TEST(store_refuses_an_event_that_does_not_follow_its_run) {
     cairn_store_close(b);
     cairn_store_close(a);
     free(path);
-}
-
-/* A new journal holding the definition fx_event's runs name; *path its file. */
-static cairn_store *open_with_def(char **path) {
-    *path = path_in_tmp("j.db");
-    cairn_store *s = open_rw(*path);
-    fx_put_def(s);
-    return s;
 }
 
 /* The events table's rows in id order as "run:seq:data" lines. */
