@@ -354,13 +354,13 @@ static bool take_over(cairn_lease *l) {
         list_push(&l->claimed, ids[i]);
         free(ids[i]);
     }
-    if (on && rc == 0 && n < CAIRN_TAKE_OVER_BATCH) l->mine_too = false;
+    if (on && rc == 0 && n < CAIRN_TAKE_OVER_BATCH) l->mine_too = false;   /* families: n may pass it */
     pthread_mutex_unlock(&l->mu);
     free(ids);
     free(epochs);
     if (rc) fprintf(stderr, "cairn: taking over lapsed runs: %s\n", err.msg);
     if (n) tell(l);
-    return n == CAIRN_TAKE_OVER_BATCH;
+    return n >= CAIRN_TAKE_OVER_BATCH;
 }
 
 /* One beat: renew, and what follows from how it went.  true: beat again

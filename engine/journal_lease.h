@@ -13,8 +13,9 @@
  *      reach), before the lease counts as held again: finds the runs it
  *      holds that another engine claimed meanwhile, and loses them;
  *   3. with take-over on (cairn serve): claims runs whose holder's lease
- *      lapsed (at most CAIRN_TAKE_OVER_BATCH at a time, again at once when
- *      that many were found) for the orchestrator to resume;
+ *      lapsed (at most CAIRN_TAKE_OVER_BATCH families at a time, a parent
+ *      run with its children: store_pg.h; again at once when that many
+ *      runs came) for the orchestrator to resume;
  *   4. with take-over on: claims the runs another engine placed on this
  *      one (store_pg.h, "placement") that it has not taken yet.
  * Between beats it waits on its connection too: a run placed on this
@@ -42,7 +43,7 @@
 #include "common/err.h"
 
 #define CAIRN_LEASE_BEATS 3          /* renewals a lease */
-#define CAIRN_TAKE_OVER_BATCH 64     /* runs claimed from lapsed engines at one look */
+#define CAIRN_TAKE_OVER_BATCH 64     /* run families claimed from lapsed engines at one look */
 
 typedef struct cairn_lease cairn_lease;
 

@@ -90,12 +90,16 @@ typedef struct cairn_pg_hold {
 int cairn_pg_check_held(cairn_store *s, const char *owner, cairn_pg_hold *holds, int n,
                         cairn_err *err);
 
-/* Claim at most max runs that have not ended, are not among
- * skip[0..n_skip), and whose owner's lease lapsed, or that have no owner,
- * or (mine_too) that are owner's: FOR UPDATE SKIP LOCKED, so engines
- * claiming at once take disjoint runs, oldest first, each at a new epoch.
+/* Claim the runs that have not ended, are not among skip[0..n_skip), and
+ * whose owner's lease lapsed, or that have no owner, or (mine_too) that
+ * are owner's, by families: a run whose parent_id chain leads to a root
+ * is claimed with every such run of the root's family, all or none, so
+ * that a parent and the children it waits for stay on one engine.  At
+ * most max families, oldest root first; FOR UPDATE SKIP LOCKED, so
+ * engines claiming at once take disjoint families (a family with a run
+ * locked elsewhere waits for a later look); each run at a new epoch.
  * *ids and *epochs (the caller's: free each id, then both arrays) receive
- * them. */
+ * them, possibly more than max. */
 int cairn_pg_claim_lapsed(cairn_store *s, const char *owner, int max, bool mine_too,
                           const char *const *skip, int n_skip, char ***ids, int64_t **epochs,
                           int *n, cairn_err *err);

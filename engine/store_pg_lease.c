@@ -216,22 +216,46 @@ static int read_pairs(PGresult *res, char ***ids, int64_t **epochs, int *n) {
     return 0;
 }
 
+/* A run the claim may take: unfinished, not skipped ($4), and its owner's
+ * lease lapsed, or no owner, or ($3) this engine's own ($1). */
+#define CLAIMABLE(r) \
+    " " r ".status IN ('running', 'waiting', 'paused', 'compensating')" \
+    " AND " r ".id <> ALL($4::text[])" \
+    " AND (" r ".owner IS NULL OR (" r ".owner <> $1 AND NOT EXISTS (SELECT 1 FROM engines e" \
+    " WHERE e.owner = " r ".owner AND e.lease_until > " PG_NOW_MS "))" \
+    " OR ($3::boolean AND " r ".owner = $1))"
+
 int cairn_pg_claim_lapsed(cairn_store *base, const char *owner, int max, bool mine_too,
                           const char *const *skip, int n_skip, char ***ids, int64_t **epochs,
                           int *n, cairn_err *err) {
     char limit[24], *held_arr = pg_text_array(skip, n_skip);
     const char *v[] = {owner, pg_num(limit, max), mine_too ? "t" : "f", held_arr};
     PGresult *res = pg_query((pg_store *)base,
-        /* no join: a row claimed meanwhile is checked again against its new
-         * owner's lease (a joined row would be the old owner's) */
-        "WITH c AS (SELECT r.id FROM runs r"
-        " WHERE r.status IN ('running', 'waiting', 'paused', 'compensating')"
-        " AND r.id <> ALL($4::text[])"
-        " AND (r.owner IS NULL OR (r.owner <> $1 AND NOT EXISTS (SELECT 1 FROM engines e"
-        " WHERE e.owner = r.owner AND e.lease_until > " PG_NOW_MS "))"
-        " OR ($3::boolean AND r.owner = $1))"
-        " ORDER BY r.created_at, r.id LIMIT $2::bigint FOR UPDATE SKIP LOCKED)"
-        " UPDATE runs SET owner = $1, epoch = runs.epoch + 1 FROM c WHERE runs.id = c.id"
+        /* A family (a root run and every run under it by parent_id) is
+         * claimed whole or not at all, so that a parent and the children it
+         * waits for stay on one engine.  The root's row, locked (SKIP
+         * LOCKED), is the family's: two engines never claim one family at
+         * once.  Then each claimable run of the family is locked, checked
+         * again under its lock (no join: a row claimed meanwhile is judged
+         * by its new owner's lease), and the family is taken only when every
+         * one was had: a run locked elsewhere (being claimed or written by
+         * another engine) leaves the whole family for a later look. */
+        "WITH RECURSIVE lapsed AS (SELECT r.id, r.parent_id FROM runs r WHERE" CLAIMABLE("r") "),"
+        " up(id, parent_id) AS (SELECT id, parent_id FROM lapsed UNION"
+        " SELECT p.id, p.parent_id FROM runs p JOIN up ON p.id = up.parent_id),"
+        " roots AS (SELECT r.id FROM runs r WHERE r.id IN (SELECT u.id FROM up u WHERE NOT EXISTS"
+        " (SELECT 1 FROM up a WHERE a.id = u.parent_id))"
+        " ORDER BY r.created_at, r.id LIMIT $2::bigint FOR UPDATE SKIP LOCKED),"
+        " family(root, id) AS (SELECT id, id FROM roots UNION"
+        " SELECT f.root, c.id FROM runs c JOIN family f ON c.parent_id = f.id),"
+        " wanted AS (SELECT f.root, f.id FROM family f JOIN runs r ON r.id = f.id WHERE"
+        CLAIMABLE("r") "),"
+        " got AS (SELECT r.id FROM runs r WHERE r.id IN (SELECT id FROM wanted) AND" CLAIMABLE("r")
+        " FOR UPDATE SKIP LOCKED),"
+        " whole AS (SELECT w.root FROM wanted w LEFT JOIN got g ON g.id = w.id GROUP BY w.root"
+        " HAVING count(g.id) = count(*))"
+        " UPDATE runs SET owner = $1, epoch = runs.epoch + 1 WHERE runs.id IN (SELECT g.id FROM got g"
+        " JOIN wanted w ON w.id = g.id JOIN whole ON whole.root = w.root)"
         " RETURNING runs.id, runs.epoch",
         4, v, "claiming the runs of lapsed engines", err);
     free(held_arr);

@@ -1,0 +1,197 @@
+"""Run families across a fail-over, on three `cairn serve` nodes sharing one
+PostgreSQL journal (leases of 1.5 s).
+
+A family is a run and the child runs its `uses: workflow` steps started,
+and theirs: here `fam` starts `mid` and a `leaf`, and `mid` starts another
+`leaf`; every leaf waits in a shell step for a gate file.  Node A holds
+every family when it is killed (-9).  The two other nodes take them over,
+and each family must land whole on one node: a parent on one node and its
+child on another would never learn of the child's end (a parent hears of
+it from the engine that ran the child).
+
+The split is forced rather than hoped for: while A's lease lapses, a
+transaction of the test's holds the rows of every child run locked, so a
+take-over that claimed runs one by one would take the parents (SKIP LOCKED
+passes over the children) and leave the children to whichever node looks
+next.  Checked: while any run of a family is locked, both nodes look for
+lapsed runs (each renews its lease twice after A's lapsed) and claim none
+of that family; once the lock goes, each family is claimed by one node;
+with the gate open every run ends succeeded, no step journaled as finished
+ran twice (each appends to a file), and verify passes."""
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers  # noqa: E402
+from cairn_test import Suite, wait_for  # noqa: E402
+from cluster import LEASE_MS, Cluster, cairn_on  # noqa: E402
+
+FAMILIES = 3
+
+FAM = """cairn: 1
+name: fam
+inputs:
+  n: { type: string }
+steps:
+  - id: first
+    run: echo "first-${{ .inputs.n }}" >> %(log)s
+  - id: mid
+    needs: [first]
+    uses: workflow
+    with: { name: mid, inputs: { n: "${{ .inputs.n }}" } }
+  - id: leaf
+    needs: [first]
+    uses: workflow
+    with: { name: leaf, inputs: { n: "${{ .inputs.n }}", k: fam } }
+  - id: last
+    needs: [mid, leaf]
+    run: echo "last-${{ .inputs.n }}" >> %(log)s
+"""
+
+MID = """cairn: 1
+name: mid
+inputs:
+  n: { type: string }
+steps:
+  - id: leaf
+    uses: workflow
+    with: { name: leaf, inputs: { n: "${{ .inputs.n }}", k: mid } }
+  - id: after
+    needs: [leaf]
+    run: echo "mid-${{ .inputs.n }}" >> %(log)s
+"""
+
+LEAF = """cairn: 1
+name: leaf
+inputs:
+  n: { type: string }
+  k: { type: string }
+steps:
+  - id: wait
+    run: |
+      while [ ! -e %(gate)s ]; do sleep 0.05; done
+      echo "leaf-${{ .inputs.n }}-${{ .inputs.k }}" >> %(log)s
+"""
+
+# every line the families write, each once
+LINES = sorted(["first-%d" % i for i in range(FAMILIES)] + ["last-%d" % i for i in range(FAMILIES)] +
+               ["mid-%d" % i for i in range(FAMILIES)] +
+               ["leaf-%d-%s" % (i, k) for i in range(FAMILIES) for k in ("fam", "mid")])
+
+
+class RowLock:
+    """A psql session holding the rows a query selects FOR UPDATE, until
+    release()."""
+
+    def __init__(self, c, where):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+             str(c.pg.port), "-U", "postgres", "-d", c.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("BEGIN;\nSELECT count(*) FROM (SELECT id FROM runs WHERE %s FOR UPDATE)"
+                           " AS l;\n" % where)
+        self.p.stdin.flush()
+        self.count = int(self.p.stdout.readline())   # answered once the locks are had
+
+    def release(self):
+        self.p.communicate("COMMIT;\n", timeout=30)
+
+
+def family_rows(c):
+    """{run id: (parent id, owner, status)}."""
+    return {r[0]: (r[1] or None, r[2], r[3]) for r in c.sql(
+        "SELECT id, coalesce(parent_id, ''), coalesce(owner, ''), status FROM runs")}
+
+
+def root_of(rows, run):
+    while rows[run][0]:
+        run = rows[run][0]
+    return run
+
+
+def lease_until(c, node):
+    rows = c.sql("SELECT lease_until FROM engines WHERE owner LIKE '%%%s%%'" % node.owner)
+    return int(rows[0][0]) if rows else 0
+
+
+def spawned(node, run, step):
+    st, _, body = node.request("GET", "/v1/runs/%s/events" % run)
+    return st == 200 and any(e["type"] == "step_spawned" and e.get("step") == step
+                             for e in body["events"])
+
+
+def test_family_moves_whole(s, pg):
+    log, gate = s.path("family.log"), s.path("gate")
+    files = {n + ".yaml": t % {"log": log, "gate": gate} for n, t in
+             (("fam", FAM), ("mid", MID), ("leaf", LEAF))}
+    c = Cluster(s, pg, "family", files)
+    lock = None
+    try:
+        a = c.start_node()   # alone: every family starts on it
+        parents = [a.start_run("fam", {"n": str(i)}) for i in range(FAMILIES)]
+        leaves = lambda: [r for r, (p, _o, _s) in family_rows(c).items()
+                          if p and r not in parents and spawned(a, r, "wait")]
+        wait_for(lambda: len(leaves()) == 2 * FAMILIES, "every leaf to be in its shell step", 60)
+        rows = family_rows(c)
+        s.check(len(rows) == 4 * FAMILIES and len({o for _p, o, _s in rows.values()}) == 1,
+                "every run of every family is held by the node that started them", rows)
+        b, d = c.start_node(), c.start_node()
+        lock = RowLock(c, "parent_id IS NOT NULL")
+        s.check(lock.count == 3 * FAMILIES, "the children's rows are locked", lock.count)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        a.err.close()
+        c.nodes.remove(a)
+        lapse = lease_until(c, a)
+        looked = wait_for(lambda: all(lease_until(c, n) > lapse + 2 * LEASE_MS for n in (b, d)),
+                          "both nodes to renew twice after the dead node's lease lapsed", 60)
+        s.check(looked, "both live nodes looked for lapsed runs while the children were locked")
+        rows = family_rows(c)
+        moved = {r: o for r, (_p, o, _s) in rows.items() if a.owner not in o}
+        s.check(not moved, "no run of a family with a locked member was claimed", moved)
+        lock.release()
+        lock = None
+        wait_for(lambda: all(a.owner not in o for _p, o, _s in family_rows(c).values()),
+                 "every family to be claimed", 60)
+        rows = family_rows(c)
+        owners = {}
+        for r, (_p, o, _s) in rows.items():
+            owners.setdefault(root_of(rows, r), set()).add(o)
+        s.check(all(len(o) == 1 for o in owners.values()),
+                "each family is claimed whole by one node", owners)
+        with open(gate, "w"):
+            pass
+        ended = wait_for(lambda: all(st == "succeeded" for _p, _o, st in family_rows(c).values()),
+                         "every run of every family to succeed", 60)
+        s.check(ended, "every run of every family ends succeeded", family_rows(c))
+        with open(log) as f:
+            lines = sorted(f.read().split())
+        s.check(lines == LINES, "every step ran once (none journaled as finished ran again)",
+                lines)
+    finally:
+        if lock:
+            lock.release()
+        c.stop()
+    v = cairn_on(c, "verify")
+    s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
+
+
+def main():
+    s = Suite("failover_family")
+    pg = servers.Postgres()
+    try:
+        for t in (test_family_moves_whole,):
+            try:
+                t(s, pg)
+            except Exception as e:
+                s.check(False, t.__name__, repr(e))
+    finally:
+        pg.stop()
+    s.finish()
+
+
+if __name__ == "__main__":
+    main()
