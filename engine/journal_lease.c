@@ -96,6 +96,7 @@ struct cairn_lease {
     id_list placed;              /* runs placed on this engine, taken, not yet handed out */
     cairn_strmap *placing;       /* run id -> index in both lists: the runs this */
     id_list placing_ids, placing_on; /* engine creates for another, and that engine */
+    id_set tried;                /* could not be resumed here: never claimed again */
     void (*news)(void *);
     void *news_ud;
 };
@@ -145,6 +146,13 @@ bool cairn_lease_epoch(cairn_lease *l, const char *run_id, int64_t *epoch) {
 void cairn_lease_release(cairn_lease *l, const char *run_id) {
     pthread_mutex_lock(&l->mu);
     drop_locked(l, run_id);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void cairn_lease_let_go(cairn_lease *l, const char *run_id) {
+    pthread_mutex_lock(&l->mu);
+    drop_locked(l, run_id);
+    set_add(&l->tried, run_id);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -332,12 +340,15 @@ static int lose_taken(cairn_lease *l, cairn_err *err) {
 static bool take_over(cairn_lease *l) {
     pthread_mutex_lock(&l->mu);
     bool on = l->take_over, mine = l->mine_too;
-    /* not claimed: the runs held (when our own are looked for), and the
-     * runs lost whose old events may still be on their way to the writer */
-    int n_mine = mine ? l->held.n : 0, n_held = n_mine + l->gone.list.n;
+    /* not claimed: the runs held (when our own are looked for), the runs
+     * lost whose old events may still be on their way to the writer, and
+     * those that could not be resumed here */
+    int n_mine = mine ? l->held.n : 0, n_held = n_mine + l->gone.list.n + l->tried.list.n;
     char **held = cairn_calloc((size_t)n_held + 1, sizeof *held);
     for (int i = 0; i < n_mine; i++) held[i] = cairn_strdup(l->held.ids[i]);
     for (int i = 0; i < l->gone.list.n; i++) held[n_mine + i] = cairn_strdup(l->gone.list.ids[i]);
+    for (int i = 0; i < l->tried.list.n; i++)
+        held[n_mine + l->gone.list.n + i] = cairn_strdup(l->tried.list.ids[i]);
     pthread_mutex_unlock(&l->mu);
     char **ids = NULL;
     int64_t *epochs = NULL;
@@ -493,6 +504,7 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     l->gone.slot = cairn_strmap_new();
     l->placing = cairn_strmap_new();
     l->wake[0] = l->wake[1] = -1;
+    l->tried.slot = cairn_strmap_new();
     pthread_mutex_init(&l->mu, NULL);
     int64_t sent = cairn_now_ms();
     int rc = pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) == 0
@@ -532,6 +544,8 @@ void cairn_lease_stop(cairn_lease *l) {
     cairn_strmap_free(l->lost_set);
     cairn_strmap_free(l->gone.slot);
     list_free(&l->gone.list);
+    cairn_strmap_free(l->tried.slot);
+    list_free(&l->tried.list);
     list_free(&l->held);
     list_free(&l->lost);
     list_free(&l->claimed);

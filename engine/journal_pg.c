@@ -287,6 +287,16 @@ static int pg_node_loads(cairn_journal *j, char ***nodes, int64_t **runs, int *n
     return cairn_pg_node_loads(j->reader, nodes, runs, n, err);
 }
 
+/* Held here at an epoch: released in the journal at that epoch, and never
+ * claimed again by this engine. */
+static int pg_let_go(cairn_journal *j, const char *run_id, bool *done, cairn_err *err) {
+    int64_t epoch;
+    if (j->lease == NULL || !cairn_lease_epoch(j->lease, run_id, &epoch)) return 0;
+    cairn_lease_let_go(j->lease, run_id);
+    *done = true;
+    return cairn_pg_release_run(j->reader, run_id, j->owner, epoch, err);
+}
+
 static void pg_close(cairn_journal *j) {
     cairn_lease_stop(j->lease);
     cairn_strmap_free(j->refused);
@@ -307,6 +317,7 @@ const cairn_journal_backend cairn_journal_pg = {
     .owner_alive = pg_owner_alive,
     .claim_run = pg_claim_run,
     .node_loads = pg_node_loads,
+    .let_go = pg_let_go,
     .settle_others = pg_settle_others,
     .secrets_paths = pg_secrets_paths,
     .append_batch = pg_append_batch,

@@ -66,6 +66,21 @@ static void handle_crashed(cairn_engine *e, eng_run *r) {
     }
 }
 
+/* A run this engine holds and could not resume: let go (journal.h), so
+ * that it is not held here for ever while another engine might resume
+ * it; the log says so. */
+static void let_go(cairn_engine *e, const char *run_id) {
+    char msg[CAIRN_ERR_MSG_MAX + 300];
+    cairn_err err;
+    bool done = false;
+    if (cairn_journal_let_go(e->journal, run_id, &done, &err) != 0)
+        fprintf(stderr, "cairn: run %s: cannot let it go: %s\n", run_id,
+                cairn_err_format(&err, msg, sizeof msg));
+    else if (done)
+        fprintf(stderr, "cairn: run %s: let go, for another engine to resume (this one will not"
+                " try it again)\n", run_id);
+}
+
 int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     if (eng_find_run(e, run_id)) return 0;
     cairn_event *evs = NULL;
@@ -74,8 +89,8 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
     char pin[65];
     jv created = jv_invalid();
     eng_plan *plan = NULL;
-    int rc = eng_secrets_refresh(e, err);
-    if (rc == 0) rc = cairn_journal_claim_run(e->journal, run_id, err);
+    int rc = eng_secrets_refresh(e, err), claim = -1;
+    if (rc == 0) rc = claim = cairn_journal_claim_run(e->journal, run_id, err);
     if (rc == 0) rc = cairn_journal_load_pinned(e->journal, run_id, &evs, &n, pin, &created, err);
     if (rc == 0 && (plan = eng_plan_for(e, pin, run_id, err)) == NULL) rc = err->code;
     if (rc == 0) {
@@ -96,6 +111,7 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
         eng_schedule(e, r);
         r = NULL;
     }
+    if (rc && claim != CAIRN_EBUSY) let_go(e, run_id);   /* held here, as it may be, taken over */
     eng_run_free(r);
     cairn_events_free(evs, n);
     jv_free(created);

@@ -90,6 +90,10 @@ typedef struct cairn_pg_hold {
 int cairn_pg_check_held(cairn_store *s, const char *owner, cairn_pg_hold *holds, int n,
                         cairn_err *err);
 
+/* Let go of run_id: no owner, if it is still owner's at epoch. */
+int cairn_pg_release_run(cairn_store *s, const char *run_id, const char *owner, int64_t epoch,
+                         cairn_err *err);
+
 /* Claim the runs that have not ended, are not among skip[0..n_skip), and
  * whose owner's lease lapsed, or that have no owner, or (mine_too) that
  * are owner's, by families: a run whose parent_id chain leads to a root

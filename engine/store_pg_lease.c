@@ -216,6 +216,14 @@ static int read_pairs(PGresult *res, char ***ids, int64_t **epochs, int *n) {
     return 0;
 }
 
+int cairn_pg_release_run(cairn_store *base, const char *run_id, const char *owner, int64_t epoch,
+                         cairn_err *err) {
+    char at[24];
+    const char *v[] = {run_id, owner, pg_num(at, epoch)};
+    return pg_exec((pg_store *)base, "UPDATE runs SET owner = NULL WHERE id = $1 AND owner = $2"
+                   " AND epoch = $3::bigint", 3, v, "letting a run go", err);
+}
+
 /* A run the claim may take: unfinished, not skipped ($4), and its owner's
  * lease lapsed, or no owner, or ($3) this engine's own ($1). */
 #define CLAIMABLE(r) \

@@ -1,5 +1,7 @@
-"""Run families across a fail-over, on three `cairn serve` nodes sharing one
-PostgreSQL journal (leases of 1.5 s).
+"""Fail-over on `cairn serve` nodes sharing one PostgreSQL journal (leases of
+1.5 s): run families, and a run that cannot be resumed.
+
+Families.
 
 A family is a run and the child runs its `uses: workflow` steps started,
 and theirs: here `fam` starts `mid` and a `leaf`, and `mid` starts another
@@ -17,7 +19,15 @@ next.  Checked: while any run of a family is locked, both nodes look for
 lapsed runs (each renews its lease twice after A's lapsed) and claim none
 of that family; once the lock goes, each family is claimed by one node;
 with the gate open every run ends succeeded, no step journaled as finished
-ran twice (each appends to a file), and verify passes."""
+ran twice (each appends to a file), and verify passes.
+
+A run that cannot be resumed (its definition, which the other nodes do not
+serve, was edited in the database: every node refuses it) is not held for
+ever by the node that claimed it: that node lets it go (no owner) and
+never claims it again, the next node does the same, and then no node takes
+it, however long they look (each node tries a run once).  Once the
+definition is mended, a node started afterwards resumes it and it ends,
+its finished step not run again."""
 import os
 import signal
 import subprocess
@@ -28,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
 from cairn_test import Suite, wait_for  # noqa: E402
 from cluster import LEASE_MS, Cluster, cairn_on  # noqa: E402
+from serve import Server, wfdir  # noqa: E402
 
 FAMILIES = 3
 
@@ -179,11 +190,85 @@ def test_family_moves_whole(s, pg):
     s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
 
 
+LONE = """cairn: 1
+name: lone
+steps:
+  - id: one
+    run: echo one >> %(log)s
+  - id: two
+    needs: [one]
+    run: |
+      while [ ! -e %(gate)s ]; do sleep 0.05; done
+      echo two >> %(log)s
+"""
+
+
+def lone_node(c, name, wf):
+    """A node of c serving the workflows in wf (not c's)."""
+    env = dict(c.env, CAIRN_FILES=c.s.path(name))
+    node = Server(c.s, name, wf, env=env, db=c.url, extra=["--lease-ms", str(LEASE_MS)])
+    node.owner = ":%d:" % node.proc.pid
+    c.nodes.append(node)
+    c.every.append(node)
+    return node
+
+
+def db_now(c):
+    return int(c.sql("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")[0][0])
+
+
+def test_unresumable_run_let_go(s, pg):
+    log, gate = s.path("lone.log"), s.path("lone-gate")
+    c = Cluster(s, pg, "lone", {"fam.yaml": FAM % {"log": log, "gate": gate}})
+    try:
+        a = lone_node(c, "lone-a", wfdir(s, "lone-a-wf", {"lone.yaml": LONE % {"log": log,
+                                                                             "gate": gate}}))
+        run = a.start_run("lone")
+        wait_for(lambda: spawned(a, run, "two"), "the run to be in its second step", 60)
+        b, d = c.start_node(), c.start_node()   # they serve fam only
+        c.sql("UPDATE definitions SET source = source || '\\x0a'::bytea WHERE name = 'lone'")
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        a.err.close()
+        c.nodes.remove(a)
+        line = "run %s: let go" % run
+        let_go = wait_for(lambda: all(line in n.stderr() for n in (b, d)),
+                          "both nodes to try the run and let it go", 60)
+        s.check(let_go, "each node that could not resume the run let it go",
+                b.stderr()[-600:] + d.stderr()[-600:])
+        since = db_now(c)
+        wait_for(lambda: all(lease_until(c, n) > since + 2 * LEASE_MS for n in (b, d)),
+                 "both nodes to renew twice more", 60)
+        rows = c.sql("SELECT coalesce(owner, ''), epoch, status FROM runs WHERE id = '%s'" % run)
+        s.check(rows == [("", "2", "running")], "then no node holds it and none claims it again"
+                " (claimed twice, once by each node)", rows)
+        s.check([n.stderr().count(line) for n in (b, d)] == [1, 1],
+                "each node tried the run once", [n.stderr().count(line) for n in (b, d)])
+        s.check("not taken over" in b.stderr() + d.stderr() and
+                "does not match the hash" in b.stderr() + d.stderr(),
+                "the log says why the run could not be resumed", b.stderr()[-600:])
+        c.sql("UPDATE definitions SET source = substring(source FROM 1 FOR length(source) - 1)"
+              " WHERE name = 'lone'")
+        e = c.start_node()   # a node that can: it takes the run at its start
+        with open(gate, "w"):
+            pass
+        ended = wait_for(lambda: c.sql("SELECT status FROM runs WHERE id = '%s'" % run) ==
+                         [("succeeded",)], "the mended run to succeed", 60)
+        s.check(ended, "once its definition is mended, a new node resumes the run to its end",
+                e.stderr()[-600:])
+        with open(log) as f:
+            s.check(f.read().split() == ["one", "two"], "its finished step did not run again")
+    finally:
+        c.stop()
+    v = cairn_on(c, "verify")
+    s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
+
+
 def main():
     s = Suite("failover_family")
     pg = servers.Postgres()
     try:
-        for t in (test_family_moves_whole,):
+        for t in (test_family_moves_whole, test_unresumable_run_let_go):
             try:
                 t(s, pg)
             except Exception as e:
