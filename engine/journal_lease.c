@@ -249,6 +249,14 @@ bool cairn_lease_placing(cairn_lease *l, const char *run_id, char *node, size_t 
 
 /* ---- the lease's state ------------------------------------------------------------ */
 
+int64_t cairn_lease_connect_deadline(void *lease) {
+    cairn_lease *l = lease;
+    pthread_mutex_lock(&l->mu);
+    int64_t now = cairn_now_ms(), at = l->until > now ? l->until : now + l->lease_ms / CAIRN_LEASE_BEATS;
+    pthread_mutex_unlock(&l->mu);
+    return at;
+}
+
 bool cairn_lease_held(cairn_lease *l) {
     pthread_mutex_lock(&l->mu);
     bool held = cairn_now_ms() < l->until;
@@ -507,11 +515,13 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     l->tried.slot = cairn_strmap_new();
     pthread_mutex_init(&l->mu, NULL);
     int64_t sent = cairn_now_ms();
+    l->until = sent + lease_ms - lease_ms / 10;   /* the first connection waits no longer */
+    cairn_pg_bound bound = {cairn_lease_connect_deadline, l};
     int rc = pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) == 0
                  ? 0 : cairn_err_set(err, CAIRN_EIO, "cannot make the lease's wake pipe");
-    if (rc == 0) rc = cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &l->conn, err);
+    if (rc == 0)
+        rc = cairn_store_open_pg_bounded(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &bound, &l->conn, err);
     if (rc == 0) rc = cairn_pg_lease_renew(l->conn, owner, lease_ms, err);
-    l->until = sent + lease_ms - lease_ms / 10;
     if (rc == 0 && pthread_create(&l->thread, NULL, heartbeat, l) != 0)
         rc = cairn_err_set(err, CAIRN_EIO, "cannot start the lease's heartbeat thread");
     if (rc) {

@@ -54,6 +54,11 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
 /* Stop the heartbeat and end the lease (the row goes).  NULL ok. */
 void cairn_lease_stop(cairn_lease *l);
 
+/* When a connection to the database being made for this engine gives up
+ * (cairn_pg_bound; ud is the lease): when the lease lapses, or, lapsed
+ * already, a beat from now (the next renewal tries again). */
+int64_t cairn_lease_connect_deadline(void *lease);
+
 /* Whether the lease holds now (this host's clock). */
 bool cairn_lease_held(cairn_lease *l);
 /* 0, or why the engine cannot work: CAIRN_EIO "journal unreachable: ...",

@@ -60,6 +60,9 @@ static int open_engine(cairn_journal *j, const char *url, cairn_err *err) {
     if (rc == 0) rc = cairn_store_open_pg(url, CAIRN_PG_CREATE, j->cfg.sync, &j->writer, err);
     if (rc == 0) rc = cairn_lease_start(url, j->owner, ms, &j->lease, err);
     if (rc) return rc;
+    cairn_pg_bound bound = {cairn_lease_connect_deadline, j->lease};
+    cairn_pg_bound_connects(j->reader, &bound);   /* a connection made again: within the lease */
+    cairn_pg_bound_connects(j->writer, &bound);
     j->refused = cairn_strmap_new();
     j->writer->ops->set_owner(j->writer, j->owner);
     j->keyed = true;

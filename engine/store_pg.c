@@ -23,6 +23,7 @@
 #include "engine/store_pg_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,23 +305,49 @@ static int set_up(pg_store *s, cairn_err *err) {
     return rc;
 }
 
+/* Drive the connection started on s->conn (poll: PQconnectPoll or
+ * PQresetPoll) to its end, or give up at the bound's deadline: libpq's own
+ * connect_timeout counts whole seconds, two at the least, per address. */
+static int finish_connect(pg_store *s, PostgresPollingStatusType (*poll_fn)(PGconn *),
+                          const char *what, cairn_err *err) {
+    int64_t start = cairn_now_ms();
+    int64_t deadline = s->bound.deadline ? s->bound.deadline(s->bound.ud)
+                                         : start + CAIRN_PG_CONNECT_TIMEOUT_S * 1000;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;   /* as libpq asks, to begin */
+    while (PQstatus(s->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+           st != PGRES_POLLING_FAILED) {
+        int64_t left = deadline - cairn_now_ms();
+        if (left <= 0)
+            return cairn_err_set(err, CAIRN_EIO, "%s: %s: no answer from the server within %lld"
+                                 " ms", s->name, what, (long long)(cairn_now_ms() - start));
+        struct pollfd p = {.fd = PQsocket(s->conn),
+                           .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int ready = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+        if (ready < 0 && errno != EINTR) return cairn_err_set(err, CAIRN_EIO, "%s: %s: poll: %s",
+                                                              s->name, what, strerror(errno));
+        if (ready > 0) st = poll_fn(s->conn);
+    }
+    return PQstatus(s->conn) == CONNECTION_OK ? 0 : pg_error(s, NULL, what, err);
+}
+
 static int connect_pg(pg_store *s, const char *url, cairn_err *err) {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", CAIRN_PG_CONNECT_TIMEOUT_S);
     /* the URL may set the first two; client_encoding after it is ours */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding", NULL};
     const char *vals[] = {timeout, "cairn", url, "UTF8", NULL};
-    s->conn = PQconnectdbParams(keys, vals, 1);
+    s->conn = PQconnectStartParams(keys, vals, 1);
     if (s->conn == NULL) return cairn_err_set(err, CAIRN_EIO, "%s: out of memory", s->name);
-    if (PQstatus(s->conn) != CONNECTION_OK) return pg_error(s, NULL, "cannot connect", err);
+    int rc = finish_connect(s, PQconnectPoll, "cannot connect", err);
+    if (rc) return rc;
     PQsetNoticeProcessor(s->conn, quiet, NULL);
     return set_up(s, err);
 }
 
 int pg_ready(pg_store *s, cairn_err *err) {
     if (PQstatus(s->conn) == CONNECTION_OK) return 0;
-    PQreset(s->conn);
-    if (PQstatus(s->conn) != CONNECTION_OK) return pg_error(s, NULL, "reconnecting", err);
+    if (!PQresetStart(s->conn)) return pg_error(s, NULL, "reconnecting", err);
+    if (finish_connect(s, PQresetPoll, "reconnecting", err)) return CAIRN_EIO;
     s->in_batch = false;   /* the transaction went with the connection */
     cairn_strmap_clear(s->last_seq);
     s->changes++;          /* and what was NOTIFYed meanwhile: look again */
@@ -328,9 +355,20 @@ int pg_ready(pg_store *s, cairn_err *err) {
     return set_up(s, err);
 }
 
+void cairn_pg_bound_connects(cairn_store *base, const cairn_pg_bound *bound) {
+    pg_store *s = (pg_store *)base;
+    s->bound = bound ? *bound : (cairn_pg_bound){0};
+}
+
 int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode sync,
                         cairn_store **out, cairn_err *err) {
+    return cairn_store_open_pg_bounded(url, mode, sync, NULL, out, err);
+}
+
+int cairn_store_open_pg_bounded(const char *url, cairn_pg_mode mode, cairn_sync_mode sync,
+                                const cairn_pg_bound *bound, cairn_store **out, cairn_err *err) {
     pg_store *s = cairn_calloc(1, sizeof *s);
+    if (bound) s->bound = *bound;
     s->base.ops = &pg_ops;
     s->name = cairn_pg_name(url);
     s->last_seq = cairn_strmap_new();

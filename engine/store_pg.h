@@ -17,7 +17,8 @@
 #include "engine/store.h"
 
 #define CAIRN_PG_SCHEMA_VERSION 1
-/* Seconds to wait for the server when connecting (libpq's connect_timeout). */
+/* Seconds to wait for the server when connecting, unless a bound says
+ * otherwise (cairn_pg_bound). */
 #define CAIRN_PG_CONNECT_TIMEOUT_S 10
 /* The channel a command's NOTIFY goes to (LISTEN on the engine's reader). */
 #define CAIRN_PG_CHANNEL "cairn_journal"
@@ -41,6 +42,23 @@ char *cairn_pg_name(const char *url);
 /* Open a connection to the journal at url (a libpq URI). */
 int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode sync,
                         cairn_store **out, cairn_err *err);
+
+/* When a connection being made (or made again) gives up: deadline(ud), on
+ * cairn_now_ms's clock, asked as each attempt starts; an engine's is the
+ * time its lease has left (journal_lease.h), so that a node cut off from
+ * the database does not wait past its lease for one attempt.  Without
+ * one, CAIRN_PG_CONNECT_TIMEOUT_S.  (A host name is looked up before the
+ * clock starts: the bound is for the connection and the server's answer.) */
+typedef struct {
+    int64_t (*deadline)(void *ud);
+    void *ud;
+} cairn_pg_bound;
+
+/* cairn_store_open_pg, its connections made under bound (NULL: none). */
+int cairn_store_open_pg_bounded(const char *url, cairn_pg_mode mode, cairn_sync_mode sync,
+                                const cairn_pg_bound *bound, cairn_store **out, cairn_err *err);
+/* Bound the connections s makes again from here on. */
+void cairn_pg_bound_connects(cairn_store *s, const cairn_pg_bound *bound);
 
 /* Whether the connection broke under the last statement (the server went
  * away): made again before the next one. */

@@ -27,6 +27,7 @@ typedef struct {
     cairn_strmap *placed;       /* run id -> index in placed_on: runs the next append */
     char **placed_on;           /*   creates for another engine (cairn_pg_place) */
     int n_placed, cap_placed;
+    cairn_pg_bound bound;       /* when a connection being made gives up */
 } pg_store;
 
 /* runs.epoch of a run placed on an engine that has not taken it yet: its

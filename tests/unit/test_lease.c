@@ -5,17 +5,21 @@
  * rest of the batch, and liveness on both stores.  One PostgreSQL server
  * of the test's own (fixtures.h); every wait polls with a deadline.
  */
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/mem.h"
 #include "engine/journal.h"
+#include "engine/journal_lease.h"
 #include "engine/owner.h"
 #include "engine/store_pg.h"
 #include "fixtures.h"
@@ -454,6 +458,33 @@ TEST(lease_postgres) {
     fencing_refuses_a_stale_epoch();
     journal_loses_a_fenced_run();
     survives_losing_the_database();
+}
+
+/* A server that takes the connection and never answers (a socket that
+ * listens, and nobody accepts from it: the kernel completes the
+ * handshake): taking a lease of 1 s gives up within that lease, not after
+ * libpq's connect_timeout (10 s), and says so.  The bound checked is
+ * generous (5 s): what is asserted is that the attempt ends before the
+ * connect timeout would have ended it. */
+TEST(lease_connect_gives_up_within_the_lease) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof at;
+    CHECK_INT(bind(fd, (struct sockaddr *)&at, sizeof at), 0);
+    CHECK_INT(listen(fd, 8), 0);
+    CHECK_INT(getsockname(fd, (struct sockaddr *)&at, &len), 0);
+    char *url = cairn_sprintf("postgres://cairn@127.0.0.1:%d/silent", ntohs(at.sin_port));
+    cairn_lease *l = NULL;
+    cairn_err err = {0};
+    int64_t start = cairn_now_ms();
+    int rc = cairn_lease_start(url, "silent:1:1", 1000, &l, &err);
+    int64_t took = cairn_now_ms() - start;
+    CHECK_INT(rc, CAIRN_EIO);
+    CHECK(l == NULL);
+    CHECK(took < 5000);
+    CHECK(strstr(err.msg, "no answer from the server within") != NULL);
+    close(fd);
+    free(url);
 }
 
 /* On SQLite liveness is the owner's process: this one lives, a pid that
