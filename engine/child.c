@@ -10,11 +10,19 @@
  * parent's step takes its outputs, or fails with kind "child" and the
  * child's error.  Cancelling a parent cancels its children.  After a crash,
  * a parent whose child ended meanwhile takes the outcome on recovery.
+ *
+ * A child ends on the engine that holds it.  Its parent is told in memory
+ * when the same engine holds it (a family is held by one engine:
+ * journal.h); when another engine does (several engines on one journal:
+ * the child was claimed or resumed on its own), the parent's holder is
+ * told through the journal, by a "child" command written once the child's
+ * end is durable, and reads the outcome from the journal.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
@@ -115,17 +123,69 @@ void eng_child_ended(cairn_engine *e, eng_run *child) {
     if (i >= 0) take_outcome(e, parent, i, child->st);
 }
 
+/* Step i of parent waits for a child this engine does not hold: its
+ * outcome from the journal, when it has ended there.  Whether it had. */
+static bool outcome_from_journal(cairn_engine *e, eng_run *parent, int i) {
+    cairn_run_state *st = NULL;
+    cairn_err err;
+    bool ended = cairn_journal_load_run(e->journal, parent->st->steps[i].child, &st, NULL, &err) == 0 &&
+                 cairn_run_status_terminal(st->status);
+    if (ended) take_outcome(e, parent, i, st);
+    cairn_run_state_free(st);
+    return ended;
+}
+
 void eng_reconcile_children(cairn_engine *e, eng_run *parent) {
     for (int i = 0; i < parent->st->n_steps; i++) {
         const cairn_step_state *s = &parent->st->steps[i];
         if (s->status != CAIRN_STEP_WAITING || !s->child[0] || eng_find_run(e, s->child)) continue;
-        cairn_run_state *st = NULL;
-        cairn_err err;
-        if (cairn_journal_load_run(e->journal, s->child, &st, NULL, &err) == 0 &&
-            cairn_run_status_terminal(st->status))
-            take_outcome(e, parent, i, st);
-        cairn_run_state_free(st);
+        outcome_from_journal(e, parent, i);
     }
+}
+
+/* Whether a runs row's status names an end. */
+static bool row_ended(const char *status) {
+    static const cairn_run_status ends[] = {CAIRN_RUN_SUCCEEDED, CAIRN_RUN_FAILED, CAIRN_RUN_CANCELLED};
+    for (size_t k = 0; status && k < sizeof ends / sizeof ends[0]; k++)
+        if (strcmp(status, cairn_run_status_name(ends[k])) == 0) return true;
+    return false;
+}
+
+void eng_tell_parent_elsewhere(cairn_engine *e, const eng_run *child) {
+    const char *parent = child->st->parent;
+    /* alone on its journal, the engine holds every live run: a parent not
+     * here takes the outcome when it is next resumed */
+    if (parent == NULL || eng_find_run(e, parent) || !cairn_journal_shared(e->journal)) return;
+    cairn_run_row row = {0};
+    cairn_err err;
+    char msg[CAIRN_ERR_MSG_MAX + 300];
+    int rc = cairn_journal_get_run(e->journal, parent, &row, &err);
+    bool waits = rc == 0 && !row_ended(row.status);
+    cairn_run_row_clear(&row);
+    if (waits) {
+        jv data = jv_object_set(jv_object(), jv_string("child"), jv_string(child->st->id));
+        cairn_buf text = CAIRN_BUF_INIT;
+        cairn_json_write(&text, data);
+        jv_free(data);
+        rc = cairn_journal_put_command(e->journal, parent, "child", text.data, &err);
+        cairn_buf_free(&text);
+    }
+    if (rc && rc != CAIRN_ENOTFOUND)
+        fprintf(stderr, "cairn: run %s: its parent %s is not told of its end here (it will be when"
+                " it is next resumed): %s\n", child->st->id, parent,
+                cairn_err_format(&err, msg, sizeof msg));
+}
+
+void eng_child_told(cairn_engine *e, eng_run *parent, const char *data, int64_t command_id) {
+    jv d = cairn_json_parse(data, strlen(data));
+    jv child = get(d, "child");
+    int i = jv_get_kind(child) == JV_KIND_STRING ? step_waiting_for(parent, jv_string_value(child)) : -1;
+    jv_free(child);
+    jv_free(d);
+    if (i >= 0 && !eng_find_run(e, parent->st->steps[i].child) && outcome_from_journal(e, parent, i))
+        eng_mark_answer(e, command_id);
+    else if (command_id > 0)
+        cairn_journal_drop_command(e->journal, command_id);   /* moot: taken already, or no such child */
 }
 
 void eng_cancel_children(cairn_engine *e, eng_run *r) {

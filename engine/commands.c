@@ -113,6 +113,11 @@ static void on_resolve(cairn_engine *e, eng_run *r, const cairn_command *c) {
     eng_schedule(e, r);
 }
 
+/* {"child": ID}: a child run another engine held has ended (child.c). */
+static void on_child(cairn_engine *e, eng_run *r, const cairn_command *c) {
+    eng_child_told(e, r, c->data, c->id);
+}
+
 typedef void (*command_fn)(cairn_engine *e, eng_run *r, const cairn_command *c);
 
 /* The commands a run takes, whichever way they arrive (the commands table
@@ -122,7 +127,7 @@ static const struct {
     command_fn apply;
 } kinds[] = {
     {"cancel", on_cancel}, {"pause", on_pause}, {"unpause", on_unpause}, {"decide", on_decide},
-    {"resolve", on_resolve},
+    {"resolve", on_resolve}, {"child", on_child},
 };
 
 static command_fn apply_of(const char *type) {

@@ -244,7 +244,10 @@ static void handle(cairn_engine *e, eng_msg *m) {
 
 /* Drop runs whose last event is durable: memory stays flat. */
 static void drop_ended_runs(cairn_engine *e) {
-    for (eng_run *r; (r = eng_take_ended(e)) != NULL;) eng_drop_run(e, r);
+    for (eng_run *r; (r = eng_take_ended(e)) != NULL;) {
+        eng_tell_parent_elsewhere(e, r);   /* its end is durable: the parent may read it */
+        eng_drop_run(e, r);
+    }
 }
 
 /* Whether the loop has more to do.  After a journal failure nothing more can

@@ -563,6 +563,13 @@ void eng_start_child(cairn_engine *e, eng_run *r, int step, int index);
 void eng_child_ended(cairn_engine *e, eng_run *child);
 /* After recovery: a parent step whose child ended meanwhile takes its outcome. */
 void eng_reconcile_children(cairn_engine *e, eng_run *parent);
+/* A child whose end is durable, and whose parent this engine does not
+ * hold: the parent's holder is told by a "child" command (whoever holds
+ * it, or the next engine to resume it). */
+void eng_tell_parent_elsewhere(cairn_engine *e, const eng_run *child);
+/* The "child" command for parent: {"child": ID} ended; answered by the
+ * outcome taken (command_id), or dropped when no step waits for it. */
+void eng_child_told(cairn_engine *e, eng_run *parent, const char *data, int64_t command_id);
 /* Cancel the live children of r. */
 void eng_cancel_children(cairn_engine *e, eng_run *r);
 

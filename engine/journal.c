@@ -495,6 +495,8 @@ bool cairn_journal_owner_alive(cairn_journal *j, const char *owner) {
 
 /* ---- several engines: the lease (journal_lease.h), none on SQLite -------- */
 
+bool cairn_journal_shared(const cairn_journal *j) { return j->lease != NULL; }
+
 bool cairn_journal_lease_held(cairn_journal *j) {
     return j->lease == NULL || cairn_lease_held(j->lease);
 }

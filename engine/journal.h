@@ -317,6 +317,10 @@ bool cairn_journal_owner_alive(cairn_journal *j, const char *owner);
 #define CAIRN_LEASE_MS_MIN 500
 #define CAIRN_LEASE_MS_MAX 3600000
 
+/* Engine: whether other engines may hold runs of this journal while it
+ * runs (PostgreSQL: it holds a lease).  Any thread. */
+bool cairn_journal_shared(const cairn_journal *j);
+
 /* Engine: whether its lease holds now (always on SQLite).  Any thread. */
 bool cairn_journal_lease_held(cairn_journal *j);
 

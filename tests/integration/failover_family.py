@@ -27,7 +27,13 @@ ever by the node that claimed it: that node lets it go (no owner) and
 never claims it again, the next node does the same, and then no node takes
 it, however long they look (each node tries a run once).  Once the
 definition is mended, a node started afterwards resumes it and it ends,
-its finished step not run again."""
+its finished step not run again.
+
+A child run held apart from its parent (resumed on its own by `cairn
+resume CHILD` while the parent's row was locked, so that a node then took
+the parent alone): when the child ends, the node holding the parent is
+told through the journal (a "child" command) and the parent goes on to its
+end."""
 import os
 import signal
 import subprocess
@@ -36,8 +42,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
-from cairn_test import Suite, wait_for  # noqa: E402
-from cluster import LEASE_MS, Cluster, cairn_on  # noqa: E402
+from cairn_test import CAIRN, Suite, wait_for  # noqa: E402
+from cluster import KEY, LEASE_MS, Cluster, cairn_on  # noqa: E402
 from serve import Server, wfdir  # noqa: E402
 
 FAMILIES = 3
@@ -264,11 +270,86 @@ def test_unresumable_run_let_go(s, pg):
     s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
 
 
+UP = """cairn: 1
+name: up
+steps:
+  - id: kid
+    uses: workflow
+    with: { name: down }
+  - id: after
+    needs: [kid]
+    run: echo up >> %(log)s
+"""
+
+DOWN = """cairn: 1
+name: down
+steps:
+  - id: wait
+    run: |
+      while [ ! -e %(gate)s ]; do sleep 0.05; done
+      echo down >> %(log)s
+"""
+
+
+def test_child_apart_tells_its_parent(s, pg):
+    log, gate = s.path("apart.log"), s.path("apart-gate")
+    c = Cluster(s, pg, "apart", {n + ".yaml": w % {"log": log, "gate": gate}
+                                 for n, w in (("up", UP), ("down", DOWN))})
+    lock, resumer = None, None
+    try:
+        a = c.start_node()
+        parent = a.start_run("up")
+        kids = lambda: [r for r, (p, _o, _s) in family_rows(c).items() if p == parent]
+        wait_for(lambda: kids() and spawned(a, kids()[0], "wait"), "the child to be in its step", 60)
+        kid = kids()[0]
+        b = c.start_node()
+        lock = RowLock(c, "id = '%s'" % parent)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        a.err.close()
+        c.nodes.remove(a)
+        lapse = lease_until(c, a)
+        wait_for(lambda: db_now(c) > lapse, "the dead node's lease to lapse", 60)
+        env = dict(os.environ, CAIRN_JOURNAL_KEY=KEY, CAIRN_FILES=s.path("resumer"))
+        err = open(s.path("resumer.err"), "w")
+        resumer = subprocess.Popen([CAIRN, "--db", c.url, "resume", kid], stdout=subprocess.DEVNULL,
+                                   stderr=err, env=env)
+        wait_for(lambda: ":%d:" % resumer.pid in family_rows(c)[kid][1],
+                 "`cairn resume` to hold the child", 60)
+        lock.release()
+        lock = None
+        wait_for(lambda: b.owner in family_rows(c)[parent][1], "the node to take the parent", 60)
+        s.check(b.owner not in family_rows(c)[kid][1], "the parent and its child are held apart",
+                family_rows(c))
+        with open(gate, "w"):
+            pass
+        s.check(resumer.wait(60) == 0, "`cairn resume` runs the child to its end")
+        err.close()
+        ended = wait_for(lambda: family_rows(c)[parent][2] == "succeeded",
+                         "the parent to succeed", 60)
+        s.check(ended, "the node holding the parent is told of the child's end; the parent ends",
+                (family_rows(c), b.stderr()[-600:]))
+        with open(log) as f:
+            s.check(sorted(f.read().split()) == ["down", "up"], "every step ran once")
+        s.check(c.sql("SELECT count(*) FROM commands") == [("0",)],
+                "no command is left behind")
+    finally:
+        if lock:
+            lock.release()
+        if resumer and resumer.poll() is None:
+            resumer.kill()
+            resumer.wait()
+        c.stop()
+    v = cairn_on(c, "verify")
+    s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
+
+
 def main():
     s = Suite("failover_family")
     pg = servers.Postgres()
     try:
-        for t in (test_family_moves_whole, test_unresumable_run_let_go):
+        for t in (test_family_moves_whole, test_unresumable_run_let_go,
+                  test_child_apart_tells_its_parent):
             try:
                 t(s, pg)
             except Exception as e:
