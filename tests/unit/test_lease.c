@@ -273,6 +273,79 @@ static void lapsed_runs_are_claimed_once(void) {
     cairn_store_close(live);
 }
 
+static int by_text(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Claim what lapsed, as owner: the ids claimed, sorted, joined by ' '
+ * (the caller's). */
+static char *claim_ids(cairn_store *s, const char *owner) {
+    char **ids = NULL;
+    int64_t *epochs = NULL;
+    int n = 0;
+    cairn_err err;
+    if (cairn_pg_claim_lapsed(s, owner, 7, false, NULL, 0, &ids, &epochs, &n, &err))
+        TEST_FAIL("claim: %s", err.msg);
+    qsort(ids, (size_t)n, sizeof *ids, by_text);
+    cairn_buf b = CAIRN_BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        if (i) cairn_buf_putc(&b, ' ');
+        cairn_buf_puts(&b, ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+    free(epochs);
+    return cairn_buf_detach(&b);
+}
+
+/* Runs of a lapsed engine in families (run_created's parent): a family
+ * with a run whose row another transaction has locked is not claimed at
+ * all, not even its other runs, while a run of no family is; once the
+ * lock goes, the family is claimed whole (its ended child left alone),
+ * and a family whose root has ended is claimed by its unfinished runs. */
+static void families_are_claimed_whole(void) {
+    cairn_store *dead = store_as(6, "gone:1:1");
+    fx_put_def(dead);
+    const char *made[][2] = {{"root", "{}"}, {"kid", "{\"parent\":\"root\"}"},
+                             {"grandkid", "{\"parent\":\"kid\"}"},
+                             {"done", "{\"parent\":\"root\"}"}, {"lone", "{}"},
+                             {"old", "{}"}, {"orphan", "{\"parent\":\"old\"}"}};
+    int n = (int)(sizeof made / sizeof made[0]);
+    cairn_event **evs = cairn_calloc((size_t)n, sizeof *evs);
+    for (int i = 0; i < n; i++) evs[i] = fx_event(made[i][0], 1, CAIRN_EV_RUN_CREATED, made[i][1]);
+    cairn_err err;
+    if (dead->ops->append(dead, evs, n, &err)) TEST_FAIL("append: %s", err.msg);
+    fx_free_events(evs, n);
+    free(evs);
+    fx_psql(6, "UPDATE runs SET status = 'succeeded' WHERE id IN ('done', 'old')");
+    CHECK_INT(cairn_pg_lease_renew(dead, "gone:1:1", 1, &err), 0);
+    for (int64_t end = cairn_now_ms() + WAIT_MS;
+         value_ll(6, "SELECT count(*) FROM engines WHERE owner = 'gone:1:1'"
+                     " AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+         && cairn_now_ms() < end;)
+        nap();
+    cairn_store *claimer = fx_pg_open(6);
+    CHECK_INT(cairn_pg_lease_renew(claimer, "x:1:1", 60000, &err), 0);
+    char *conninfo = fx_pg_url(6, "postgres");
+    PGconn *blocker = PQconnectdb(conninfo);
+    CHECK_INT(PQstatus(blocker), CONNECTION_OK);
+    PQclear(PQexec(blocker, "BEGIN; SELECT 1 FROM runs WHERE id = 'grandkid' FOR UPDATE"));
+    char *got = claim_ids(claimer, "x:1:1");
+    CHECK_STR(got, "lone orphan");
+    free(got);
+    CHECK_INT(value_ll(6, "SELECT count(*) FROM runs WHERE owner = 'gone:1:1'"), 5);
+    PQclear(PQexec(blocker, "COMMIT"));
+    got = claim_ids(claimer, "x:1:1");
+    CHECK_STR(got, "grandkid kid root");
+    free(got);
+    CHECK_INT(value_ll(6, "SELECT count(*) FROM runs WHERE owner = 'x:1:1' AND epoch = 1"), 5);
+    CHECK_INT(value_ll(6, "SELECT count(*) FROM runs WHERE owner = 'gone:1:1'"), 2);   /* ended */
+    PQfinish(blocker);
+    free(conninfo);
+    cairn_store_close(claimer);
+    cairn_store_close(dead);
+}
+
 /* ---- fencing -------------------------------------------------------------------- */
 
 /* A batch writing to two runs, one of them claimed since by another engine
@@ -451,10 +524,11 @@ static void survives_losing_the_database(void) {
 
 /* One server for every check (starting one is most of the time). */
 TEST(lease_postgres) {
-    fx_pg_start(6);
+    fx_pg_start(7);
     renews_and_lapses();
     liveness_by_lease();
     lapsed_runs_are_claimed_once();
+    families_are_claimed_whole();
     fencing_refuses_a_stale_epoch();
     journal_loses_a_fenced_run();
     survives_losing_the_database();
