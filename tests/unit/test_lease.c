@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -522,6 +523,44 @@ static void survives_losing_the_database(void) {
     cairn_journal_close(j);
 }
 
+static int64_t half_a_second(void *ud) {
+    (void)ud;
+    return cairn_now_ms() + 500;
+}
+
+/* The server stopped (SIGSTOP: the kernel still completes the handshake of
+ * a new connection, and nothing answers it) after the store's session was
+ * ended: making the connection again gives up at the store's bound (half a
+ * second from each attempt), not after libpq's connect_timeout (10 s); the
+ * bound checked is generous (5 s).  With the server back, the store
+ * connects again at its next statement. */
+static void reconnect_gives_up_at_the_bound(void) {
+    cairn_store *s = fx_pg_open(6);
+    cairn_pg_bound bound = {half_a_second, NULL};
+    cairn_pg_bound_connects(s, &bound);
+    fx_psql(6, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'cairn6'"
+               " AND pid <> pg_backend_pid()");
+    char *pidfile = cairn_sprintf("%s/data/postmaster.pid", fx_pg_dir());
+    FILE *f = fopen(pidfile, "r");
+    int server = 0;
+    CHECK(f && fscanf(f, "%d", &server) == 1 && server > 0);
+    if (f) fclose(f);
+    cairn_run_row row;
+    cairn_err err;
+    CHECK_INT(s->ops->get_run(s, "r", &row, &err), CAIRN_EIO);   /* the session is gone */
+    CHECK_INT(kill(server, SIGSTOP), 0);
+    int64_t start = cairn_now_ms();
+    int rc = s->ops->get_run(s, "r", &row, &err);
+    int64_t took = cairn_now_ms() - start;
+    kill(server, SIGCONT);
+    CHECK_INT(rc, CAIRN_EIO);
+    CHECK(took < 5000);
+    CHECK(strstr(err.msg, "reconnecting: no answer from the server within") != NULL);
+    CHECK_INT(s->ops->get_run(s, "r", &row, &err), CAIRN_ENOTFOUND);   /* back */
+    cairn_store_close(s);
+    free(pidfile);
+}
+
 /* One server for every check (starting one is most of the time). */
 TEST(lease_postgres) {
     fx_pg_start(7);
@@ -532,6 +571,7 @@ TEST(lease_postgres) {
     fencing_refuses_a_stale_epoch();
     journal_loses_a_fenced_run();
     survives_losing_the_database();
+    reconnect_gives_up_at_the_bound();
 }
 
 /* A server that takes the connection and never answers (a socket that
