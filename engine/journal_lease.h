@@ -43,7 +43,7 @@
 #include "common/err.h"
 
 #define CAIRN_LEASE_BEATS 3          /* renewals a lease */
-#define CAIRN_TAKE_OVER_BATCH 64     /* run families of lapsed engines, or runs placed here, claimed at one look */
+#define CAIRN_TAKE_OVER_BATCH 64     /* lapsed run families, or runs placed here, at one look */
 
 typedef struct cairn_lease cairn_lease;
 
