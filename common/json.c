@@ -54,11 +54,14 @@ typedef struct {
     jv key, val;
 } key_ref;
 
+int cairn_json_key_cmp(const char *a, size_t alen, const char *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
 static int cmp_keys(const void *a, const void *b) {
     const key_ref *x = a, *y = b;
-    int n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->s, y->s, (size_t)n);
-    return c ? c : x->len - y->len;
+    return cairn_json_key_cmp(x->s, (size_t)x->len, y->s, (size_t)y->len);
 }
 
 /* Most objects in events have a handful of keys: insertion sort them. */

@@ -49,5 +49,8 @@ bool cairn_json_members(const char *s, size_t n, const char *const *keys, int n_
 void cairn_json_write(cairn_buf *out, jv v);
 void cairn_json_write_string(cairn_buf *out, const char *s, size_t len);   /* quoted, escaped */
 char *cairn_json_text(jv v);
+/* The order cairn_json_write gives object keys (a, b: alen, blen bytes):
+ * negative, zero or positive, by their bytes, a prefix first. */
+int cairn_json_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
 #endif

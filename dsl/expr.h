@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "dsl/diag.h"
 #include "dsl/yaml.h"
 
@@ -95,15 +96,15 @@ int cairn_exprset_eval(cairn_exprset *set, int idx, jv doc, jv *out, cairn_err *
  * whole first (a run's, whose `.steps` is brought up to date only when an
  * expression needs it).  whole gives the document (borrowed: the
  * cairn_doc's, valid until the evaluation returns); path, when not NULL,
- * may give the value at a prefix of a path (path: its keys as an array,
- * borrowed), the very value indexing the whole document along that prefix
- * gives, with *used set to the prefix's length; or decline with
- * jv_invalid() (no message), and the path is followed in the whole
- * document. */
+ * may give the value at a prefix of a path (keys[0..n): its keys, NULL
+ * where a key is not a string; borrowed), the very value indexing the whole
+ * document along that prefix gives, with *used set to the prefix's length;
+ * or decline with jv_invalid() (no message), and the path is followed in
+ * the whole document. */
 typedef struct cairn_doc cairn_doc;
 struct cairn_doc {
     jv (*whole)(cairn_doc *d);
-    jv (*path)(cairn_doc *d, jv path, int *used);
+    jv (*path)(cairn_doc *d, const char *const *keys, int n, int *used);
 };
 
 /* As cairn_exprset_eval, over doc. */
@@ -184,6 +185,12 @@ int cairn_tmpl_render(const cairn_tmpl *t, cairn_exprset *set, jv doc, jv *out,
 /* As cairn_tmpl_render, over doc. */
 int cairn_tmpl_render_doc(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
                           cairn_err *err);
+
+/* As cairn_tmpl_render_doc, and *out's canonical text (cairn_json_write's,
+ * json.h) appended to text: a small map writes it from texts made at load
+ * and its dynamic values alone, rather than walking the value again. */
+int cairn_tmpl_render_text(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
+                           cairn_buf *text, cairn_err *err);
 
 void cairn_tmpl_free(cairn_tmpl *t);
 

@@ -269,25 +269,25 @@ static bool gen_call(ev *st, const nat_node *x, jv in, outs *o) {
 /* ---- nodes ----------------------------------------------------------------- */
 
 /* v indexed by each key of path in turn, as jq's INDEX does, through jv_get. */
-static jv walk_path_from(jv path, jv v, int from) {
-    int n = jv_array_length(jv_copy(path));
-    for (int i = from; i < n && jv_is_valid(v); i++) v = jv_get(v, jv_array_get(jv_copy(path), i));
+static jv walk_path_from(const nat_node *x, jv v, int from) {
+    for (int i = from; i < x->nkeys && jv_is_valid(v); i++) v = jv_get(v, jv_copy(x->keyv[i]));
     return v;
 }
 
-static jv walk_path(jv path, jv v) { return walk_path_from(path, v, 0); }
+static jv walk_path(const nat_node *x, jv v) { return walk_path_from(x, v, 0); }
 
 /* path over in; over a document not yet made whole, the prefix the
  * document resolves itself (cairn_doc.path) is taken as it gives it. */
-static jv root_path(ev *st, jv path, jv in) {
+static jv root_path(ev *st, const nat_node *x, jv in) {
     int used = 0;
-    jv cur = !jv_is_valid(in) && st->doc->path ? st->doc->path(st->doc, path, &used) : jv_invalid();
+    jv cur = !jv_is_valid(in) && st->doc->path
+                 ? st->doc->path(st->doc, x->keys, x->nkeys, &used) : jv_invalid();
     if (!jv_is_valid(cur)) {
         jv_free(cur);
         cur = jv_copy(input(st, in));
         used = 0;
     }
-    return walk_path_from(path, cur, used);
+    return walk_path_from(x, cur, used);
 }
 
 /* For N_PATH, N_EACH: f over the input, or over each value of a. */
@@ -297,7 +297,7 @@ static bool each_base(ev *st, const nat_node *x, jv in, outs *o, each_fn f) {
 
 static bool path_of(ev *st, const nat_node *x, jv v, jv in, outs *o) {
     (void)in;
-    return emit(st, o, walk_path(x->v, jv_copy(v)));
+    return emit(st, o, walk_path(x, jv_copy(v)));
 }
 
 static bool values_out(ev *st, const nat_node *x, jv v, jv in, outs *o) {
@@ -513,9 +513,9 @@ static jv eval1(ev *st, int k, jv in) {
     switch (x->op) {
     case N_CONST: return jv_copy(x->v);
     case N_PATH: {
-        if (x->a < 0) return root_path(st, x->v, in);
+        if (x->a < 0) return root_path(st, x, in);
         jv base = eval1(st, x->a, in);
-        return jv_is_valid(base) ? walk_path(x->v, base) : base;
+        return jv_is_valid(base) ? walk_path(x, base) : base;
     }
     case N_NEG: {
         jv v = eval1(st, x->a, in);
@@ -572,7 +572,26 @@ static bool mark_single(cairn_exprnative *e, int k) {
     return x->single;
 }
 
-void cairn__natfn_prepare(cairn_exprnative *e) { mark_single(e, e->root); }
+/* Each path's keys as C strings, for a document that resolves a path's
+ * prefix itself (cairn_doc.path) without taking the array apart. */
+static void path_keys(cairn_exprnative *e) {
+    for (int k = 0; k < e->n; k++) {
+        nat_node *x = &e->nodes[k];
+        if (x->op != N_PATH || x->keys) continue;
+        x->nkeys = jv_array_length(jv_copy(x->v));
+        x->keys = cairn_calloc((size_t)(x->nkeys > 0 ? x->nkeys : 1), sizeof *x->keys);
+        x->keyv = cairn_calloc((size_t)(x->nkeys > 0 ? x->nkeys : 1), sizeof *x->keyv);
+        for (int i = 0; i < x->nkeys; i++) {
+            jv key = x->keyv[i] = jv_array_get(jv_copy(x->v), i);
+            x->keys[i] = jv_get_kind(key) == JV_KIND_STRING ? jv_string_value(key) : NULL;
+        }
+    }
+}
+
+void cairn__natfn_prepare(cairn_exprnative *e) {
+    mark_single(e, e->root);
+    path_keys(e);
+}
 
 /* ---- the whole text --------------------------------------------------------- */
 

@@ -73,7 +73,12 @@
 
 void cairn__exprnative_free(cairn_exprnative *e) {
     if (e == NULL) return;
-    for (int i = 0; i < e->n; i++) jv_free(e->nodes[i].v);
+    for (int i = 0; i < e->n; i++) {
+        jv_free(e->nodes[i].v);
+        for (int k = 0; k < e->nodes[i].nkeys; k++) jv_free(e->nodes[i].keyv[k]);
+        free(e->nodes[i].keyv);
+        free(e->nodes[i].keys);
+    }
     free(e->nodes);
     free(e);
 }

@@ -36,6 +36,10 @@ typedef enum {
 typedef struct nat_node {
     nat_op op;
     jv v;                     /* N_CONST, N_PATH; else invalid */
+    jv *keyv;                 /* N_PATH: v's keys, each a reference */
+    const char **keys;        /* and as C strings (NULL: not a string);
+                                 both made once compiled */
+    int nkeys;
     int a, b, c;
     int fn;                   /* N_CALL: index into the builtin table */
     bool single;              /* yields exactly one value or an error */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/mem.h"
 #include "dsl/shlex.h"
 
@@ -39,6 +40,22 @@ typedef struct tmpl_kid {
     cairn_tmpl *t;
 } tmpl_kid;
 
+/* A small T_MAP (at most TMPL_MEMBERS_MAX members and kids, no shell
+ * field) renders without its base: made fresh, one jv_object_set a member
+ * in the base's order (so its keys keep their order), which costs less
+ * than unsharing a copy of the base and setting into it; and its canonical
+ * text (json.h) is written from texts made at load, only the dynamic
+ * members' values being written per render. */
+#define TMPL_MEMBERS_MAX 8
+
+typedef struct tmpl_member {
+    jv key;
+    jv value;            /* a constant member's value; invalid when dynamic */
+    int kid;             /* a dynamic member's kid (the last of its key), else -1 */
+    char *text;          /* "key": and a constant member's value, canonical */
+    size_t len;
+} tmpl_member;
+
 struct cairn_tmpl {
     tmpl_kind kind;
     jv value;            /* T_CONST: the value; T_MAP, T_SEQ: the base;
@@ -49,6 +66,9 @@ struct cairn_tmpl {
     int nparts;
     tmpl_kid *kids;
     int nkids;
+    tmpl_member *mem;    /* a small T_MAP's members, in the base's order, or NULL */
+    int nmem;
+    int *sorted;         /* mem's indexes in canonical key order */
 };
 
 static const char OPEN[] = "${{";
@@ -70,6 +90,13 @@ void cairn_tmpl_free(cairn_tmpl *t) {
         cairn_tmpl_free(t->kids[i].t);
     }
     free(t->kids);
+    for (int i = 0; i < t->nmem; i++) {
+        jv_free(t->mem[i].key);
+        jv_free(t->mem[i].value);
+        free(t->mem[i].text);
+    }
+    free(t->mem);
+    free(t->sorted);
     free(t);
 }
 
@@ -254,6 +281,49 @@ static void add_kid(cairn_tmpl *t, jv key, int index, cairn_tmpl *kid) {
 static cairn_tmpl *tmpl_dynamic(const cairn_node *n, cairn_exprset *set, const char *file,
                                 cairn_diags *diags);
 
+static int last_kid(const cairn_tmpl *t, jv key) {
+    for (int j = t->nkids - 1; j >= 0; j--)
+        if (jv_equal(jv_copy(t->kids[j].key), jv_copy(key))) return j;
+    return -1;
+}
+
+static const char *key_text(jv key, size_t *len) {
+    *len = (size_t)jv_string_length_bytes(jv_copy(key));
+    return jv_string_value(key);
+}
+
+/* A small T_MAP's members and their canonical order (see tmpl_member). */
+static void plan_members(cairn_tmpl *t) {
+    int n = jv_object_length(jv_copy(t->value));
+    if (n > TMPL_MEMBERS_MAX || t->nkids > TMPL_MEMBERS_MAX) return;
+    for (int j = 0; j < t->nkids; j++)
+        if (t->kids[j].t->kind == T_SHELL) return;
+    t->mem = cairn_calloc((size_t)(n > 0 ? n : 1), sizeof *t->mem);
+    t->sorted = cairn_calloc((size_t)(n > 0 ? n : 1), sizeof *t->sorted);
+    jv_object_foreach(t->value, k, v) {
+        tmpl_member *m = &t->mem[t->nmem];
+        m->key = k;
+        m->kid = last_kid(t, k);
+        m->value = m->kid < 0 ? v : (jv_free(v), jv_invalid());
+        cairn_buf b = CAIRN_BUF_INIT;
+        size_t len;
+        const char *s = key_text(k, &len);
+        cairn_json_write_string(&b, s, len);
+        cairn_buf_putc(&b, ':');
+        if (m->kid < 0) cairn_json_write(&b, m->value);
+        m->len = b.len;
+        m->text = cairn_buf_detach(&b);
+        int at = t->nmem++;   /* insertion sort: a handful of keys */
+        for (; at > 0; at--) {
+            size_t plen;
+            const char *p = key_text(t->mem[t->sorted[at - 1]].key, &plen);
+            if (cairn_json_key_cmp(p, plen, s, len) <= 0) break;
+            t->sorted[at] = t->sorted[at - 1];
+        }
+        t->sorted[at] = (int)(m - t->mem);
+    }
+}
+
 static cairn_tmpl *tmpl_children(const cairn_node *n, cairn_exprset *set, const char *file,
                                  cairn_diags *diags) {
     bool map = n->kind == CAIRN_NODE_MAP;
@@ -268,6 +338,7 @@ static cairn_tmpl *tmpl_children(const cairn_node *n, cairn_exprset *set, const 
         else value = cairn_node_to_jv(v);
         t->value = map ? jv_object_set(t->value, key, value) : jv_array_set(t->value, i, value);
     }
+    if (map) plan_members(t);
     return t;
 }
 
@@ -317,6 +388,7 @@ cairn_tmpl *cairn_tmpl_new_fields(const cairn_node *map, const char *const *shel
         else value = cairn_node_to_jv(v);
         t->value = jv_object_set(t->value, key, value);
     }
+    plan_members(t);
     return t;
 }
 
@@ -447,6 +519,50 @@ static int render_kids(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, 
     return 0;
 }
 
+/* A small map (t->mem): its kids rendered in order as render_kids renders
+ * them, the map made fresh in the base's order, and with text its canonical
+ * text appended. */
+static int render_members(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
+                          cairn_buf *text, cairn_err *err) {
+    jv kv[TMPL_MEMBERS_MAX];
+    int rc = 0, n = 0;
+    while (n < t->nkids && (rc = cairn_tmpl_render_doc(t->kids[n].t, set, doc, &kv[n], err)) == 0)
+        n++;
+    if (rc) {
+        for (int j = 0; j <= n; j++) jv_free(kv[j]);   /* kv[n]: the failed kid's */
+        return rc;
+    }
+    jv o = jv_object();
+    for (int i = 0; i < t->nmem; i++) {
+        const tmpl_member *m = &t->mem[i];
+        o = jv_object_set(o, jv_copy(m->key), jv_copy(m->kid < 0 ? m->value : kv[m->kid]));
+    }
+    if (text) {
+        cairn_buf_putc(text, '{');
+        for (int i = 0; i < t->nmem; i++) {
+            const tmpl_member *m = &t->mem[t->sorted[i]];
+            if (i) cairn_buf_putc(text, ',');
+            cairn_buf_append(text, m->text, m->len);
+            if (m->kid >= 0) cairn_json_write(text, kv[m->kid]);
+        }
+        cairn_buf_putc(text, '}');
+    }
+    for (int j = 0; j < t->nkids; j++) jv_free(kv[j]);
+    *out = o;
+    return 0;
+}
+
+int cairn_tmpl_render_text(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
+                           cairn_buf *text, cairn_err *err) {
+    if (t && t->mem) {
+        *out = jv_invalid();
+        return render_members(t, set, doc, out, text, err);
+    }
+    int rc = cairn_tmpl_render_doc(t, set, doc, out, err);
+    if (rc == 0) cairn_json_write(text, *out);
+    return rc;
+}
+
 int cairn_tmpl_render_doc(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
                           cairn_err *err) {
     *out = jv_invalid();
@@ -462,7 +578,8 @@ int cairn_tmpl_render_doc(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *do
     case T_STRING:
         return render_string(t, set, doc, out, err);
     default:
-        return render_kids(t, set, doc, out, err);
+        return t->mem ? render_members(t, set, doc, out, NULL, err)
+                      : render_kids(t, set, doc, out, err);
     }
 }
 

@@ -63,10 +63,13 @@ void eng_start_attempt(cairn_engine *e, eng_run *r, int i, int index) {
     }
     jv with = jv_invalid();
     cairn_err err;
-    if (eng_scoped_input(r, i, index, a->attempt, &with, &err) != 0) {
+    cairn_buf text = CAIRN_BUF_INIT;   /* with's text, written as it is rendered */
+    if (eng_scoped_input_text(r, i, index, a->attempt, &with, &text, &err) != 0) {
+        cairn_buf_free(&text);
         fail_before_start(e, a, eng_error("expression", err.msg));
         return;
     }
+    eng_text_memo_set(&a->input, with, &text);
     cairn_fail fail;
     cairn_fail_clear(&fail);
     if (a->action->prepare(with, &a->info, &a->job, &fail) != 0) {

@@ -170,12 +170,20 @@ void eng_text_memo_clear(eng_text_memo *m) {
     memset(m, 0, sizeof *m);
 }
 
+void eng_text_memo_set(eng_text_memo *m, jv value, cairn_buf *text) {
+    eng_text_memo_clear(m);
+    m->value = jv_copy(value);
+    m->len = text->len;
+    m->text = text->data ? cairn_buf_detach(text) : cairn_strdup("");
+}
+
 /* value's canonical text onto b.  A jv value never changes, and two that
  * are identical (the same object) have the same text: an input's text is
- * kept in memo (started), and an output identical to it takes it from
- * there (succeeded) rather than being walked again. */
+ * kept in memo (written as it was rendered, or here when started), and an
+ * event whose value is that very value takes it from there rather than
+ * walking it again.  A value masking changed is another value: written. */
 static void write_value(cairn_buf *b, bool started, eng_text_memo *memo, jv value) {
-    if (memo && !started && memo->text && jv_identical(jv_copy(memo->value), jv_copy(value))) {
+    if (memo && memo->text && jv_identical(jv_copy(memo->value), jv_copy(value))) {
         cairn_buf_append(b, memo->text, memo->len);
         return;
     }

@@ -64,14 +64,18 @@ static inline jv eng_status_name(const eng_plan *p, cairn_step_status s) {
 #define CAIRN_IDEM_KEY_MAX (CAIRN_RUN_ID_MAX + 2 * CAIRN_ID_MAX + 16)
 
 /* A value's canonical text kept beside the value: an attempt keeps its
- * input's, so that an output identical to the input (set, and any action
- * that passes its input on) is written without walking it again. */
+ * input's, written as `with` is rendered (cairn_tmpl_render_text), so that
+ * its step_started and an output identical to the input (set, and any
+ * action that passes its input on) are written without walking it again. */
 typedef struct eng_text_memo {
     jv value;                    /* valid while text is set */
     char *text;
     size_t len;
 } eng_text_memo;
 void eng_text_memo_clear(eng_text_memo *m);
+/* m takes value (borrowed: a reference is kept) and text, its canonical
+ * text (detached: text is left empty). */
+void eng_text_memo_set(eng_text_memo *m, jv value, cairn_buf *text);
 
 struct eng_attempt {
     eng_run *run;
@@ -485,6 +489,9 @@ void eng_idem_key(const eng_run *r, int i, int index, char *key, size_t len);
 /* sched.c: an attempt's `with` rendered, with the attempt's own fields
  * (.step, .item, .index) when it reads them. */
 int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err);
+/* As eng_scoped_input, and the canonical text of *with appended to text. */
+int eng_scoped_input_text(eng_run *r, int i, int index, int attempt, jv *with, cairn_buf *text,
+                          cairn_err *err);
 /* attempt.c: the `with` step i's step_started journals (before masking):
  * a carried step's own (eng_carried.input), else eng_scoped_input. */
 int eng_step_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err);
@@ -531,6 +538,10 @@ jv eng_attempt_scope(const eng_run *r, int step, int index, int attempt, const c
 /* Render t over the run's document with `extra` fields added (an object,
  * or jv_null() for none; consumed). */
 int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err);
+/* As eng_render; with text (may be NULL), *out's canonical text (json.h)
+ * appended to it. */
+int eng_render_text(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_buf *text,
+                    cairn_err *err);
 void eng_cancel_run(cairn_engine *e, eng_run *r, int64_t command_id);
 /* Pause (or unpause) a run: journaled; a paused run starts no new step. */
 void eng_pause_run(cairn_engine *e, eng_run *r, bool pause, int64_t command_id);

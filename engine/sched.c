@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/json.h"
 #include "common/mem.h"
 #include "engine/engine_int.h"
 
@@ -343,14 +344,19 @@ void eng_idem_key(const eng_run *r, int i, int index, char *key, size_t len) {
     *p = '\0';
 }
 
-int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
+int eng_scoped_input_text(eng_run *r, int i, int index, int attempt, jv *with, cairn_buf *text,
+                          cairn_err *err) {
     jv extra = jv_null();
     if (r->plan->with_reads_attempt[i]) {
         char key[CAIRN_IDEM_KEY_MAX];
         eng_idem_key(r, i, index, key, sizeof key);
         extra = eng_attempt_scope(r, i, index, attempt, key);
     }
-    return eng_render(r, r->plan->steps[i]->with, extra, with, err);
+    return eng_render_text(r, r->plan->steps[i]->with, extra, with, text, err);
+}
+
+int eng_scoped_input(eng_run *r, int i, int index, int attempt, jv *with, cairn_err *err) {
+    return eng_scoped_input_text(r, i, index, attempt, with, NULL, err);
 }
 
 /* The run's document for one render: `extra`'s fields over ctx.  A path
@@ -377,19 +383,11 @@ static jv run_doc_whole(cairn_doc *d) {
     return x->whole;
 }
 
-/* path[i] as a C string, or NULL when it is not a string. */
-static const char *path_key(jv path, int i) {
-    jv k = jv_array_get(jv_copy(path), i);
-    const char *s = jv_get_kind(k) == JV_KIND_STRING ? jv_string_value(k) : NULL;
-    jv_free(k);   /* path still holds it */
-    return s;
-}
-
-static jv run_doc_path(cairn_doc *d, jv path, int *used) {
+static jv run_doc_path(cairn_doc *d, const char *const *keys, int n, int *used) {
     run_doc *x = (run_doc *)d;
     const eng_plan *p = x->r->plan;
-    if (jv_array_length(jv_copy(path)) < 3) return jv_invalid();
-    const char *root = path_key(path, 0), *id = path_key(path, 1), *field = path_key(path, 2);
+    if (n < 3) return jv_invalid();
+    const char *root = keys[0], *id = keys[1], *field = keys[2];
     if (!root || !id || !field || strcmp(root, "steps") != 0) return jv_invalid();
     if (jv_get_kind(x->extra) == JV_KIND_OBJECT && jv_object_has(jv_copy(x->extra), eng_key(p, KEY_STEPS)))
         return jv_invalid();
@@ -404,18 +402,27 @@ static jv run_doc_path(cairn_doc *d, jv path, int *used) {
     return jv_null();   /* as jq indexes an object by a key it lacks */
 }
 
-/* Render a template over the run's document plus `extra` fields (consumed). */
-int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err) {
+/* Render a template over the run's document plus `extra` fields (consumed);
+ * with text, the value's canonical text appended to it. */
+int eng_render_text(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_buf *text,
+                    cairn_err *err) {
     if (cairn_tmpl_is_const(t)) {
         jv_free(extra);
         *out = cairn_tmpl_const_value(t);
+        if (text) cairn_json_write(text, *out);
         return 0;
     }
     run_doc d = {{run_doc_whole, run_doc_path}, r, extra, jv_invalid()};
-    int rc = cairn_tmpl_render_doc(t, r->plan->wf->exprs, &d.d, out, err);
+    cairn_exprset *set = r->plan->wf->exprs;
+    int rc = text ? cairn_tmpl_render_text(t, set, &d.d, out, text, err)
+                  : cairn_tmpl_render_doc(t, set, &d.d, out, err);
     jv_free(d.whole);
     jv_free(d.extra);
     return rc;
+}
+
+int eng_render(eng_run *r, const cairn_tmpl *t, jv extra, jv *out, cairn_err *err) {
+    return eng_render_text(r, t, extra, out, NULL, err);
 }
 
 int eng_foreach_window(const cairn_step *step) {
