@@ -16,7 +16,17 @@ void *cairn_malloc(size_t n) {
     return p;
 }
 
+/* glibc's calloc never takes a block from the thread's cache (tcache), so a
+ * small one costs a trip through the arena: a small block is taken with
+ * malloc and zeroed here.  A large one keeps calloc, which may get zeroed
+ * pages from the system without writing them. */
+#define SMALL_CALLOC 1024
+
 void *cairn_calloc(size_t n, size_t size) {
+    if (n != 0 && size != 0 && size <= SMALL_CALLOC / n) {
+        void *p = cairn_malloc(n * size);
+        return memset(p, 0, n * size);
+    }
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL) oom(n * size);
     return p;
@@ -73,7 +83,7 @@ void cairn_buf_append(cairn_buf *b, const void *p, size_t n) {
 
 void cairn_buf_puts(cairn_buf *b, const char *s) { cairn_buf_append(b, s, strlen(s)); }
 
-void cairn_buf_putc(cairn_buf *b, char c) { cairn_buf_append(b, &c, 1); }
+void cairn_buf_putc_slow(cairn_buf *b, char c) { cairn_buf_append(b, &c, 1); }
 
 void cairn_buf_printf(cairn_buf *b, const char *fmt, ...) {
     va_list ap;

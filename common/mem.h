@@ -32,7 +32,16 @@ typedef struct cairn_buf {
 void cairn_buf_reserve(cairn_buf *b, size_t extra);
 void cairn_buf_append(cairn_buf *b, const void *p, size_t n);
 void cairn_buf_puts(cairn_buf *b, const char *s);
-void cairn_buf_putc(cairn_buf *b, char c);
+void cairn_buf_putc_slow(cairn_buf *b, char c);
+/* One byte: inline while it fits, as event texts are written a byte at a time. */
+static inline void cairn_buf_putc(cairn_buf *b, char c) {
+    if (b->len + 2 > b->cap) {
+        cairn_buf_putc_slow(b, c);
+        return;
+    }
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
 /* Append v in decimal, as "%lld" writes it, without printf's cost. */
 void cairn_buf_put_ll(cairn_buf *b, long long v);
 void cairn_buf_printf(cairn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,7 +14,8 @@
 
 cairn_event *eng_event_new(eng_run *r, const char *step, const char *text, size_t len) {
     size_t step_len = step ? strlen(step) + 1 : 0;
-    eng_event *e = cairn_calloc(1, sizeof *e + step_len + len + 1);
+    eng_event *e = cairn_malloc(sizeof *e + step_len + len + 1);
+    memset(e, 0, sizeof *e);   /* the tail is written whole below */
     char *tail = (char *)(e + 1);
     cairn_event *ev = &e->ev;
     if (step) ev->step = memcpy(tail, step, step_len);

@@ -177,13 +177,19 @@ void eng_text_memo_set(eng_text_memo *m, jv value, cairn_buf *text) {
     m->text = text->data ? cairn_buf_detach(text) : cairn_strdup("");
 }
 
+/* Whether a and b (borrowed) are one value: their handles are the same
+ * bytes (one object, or one number).  Cheaper than jv_identical, which
+ * wants references to consume; handles that differ are simply "not known
+ * to be one value". */
+static bool same_value(jv a, jv b) { return memcmp(&a, &b, sizeof a) == 0; }
+
 /* value's canonical text onto b.  A jv value never changes, and two that
  * are identical (the same object) have the same text: an input's text is
  * kept in memo (written as it was rendered, or here when started), and an
  * event whose value is that very value takes it from there rather than
  * walking it again.  A value masking changed is another value: written. */
 static void write_value(cairn_buf *b, bool started, eng_text_memo *memo, jv value) {
-    if (memo && memo->text && jv_identical(jv_copy(memo->value), jv_copy(value))) {
+    if (memo && memo->text && same_value(memo->value, value)) {
         cairn_buf_append(b, memo->text, memo->len);
         return;
     }
