@@ -1,15 +1,29 @@
 #include "common/json.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Whether any of the 8 bytes of w must be escaped: one below 0x20, a '"' or
+ * a '\\' (each test is exact: a byte of the word is below n, n <= 128). */
+static bool word_needs_escape(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+}
 
 void cairn_json_write_string(cairn_buf *out, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     cairn_buf_putc(out, '"');
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
+        uint64_t w;   /* most text needs no escape: skip it eight bytes at a time */
+        if (i + 8 <= len && (memcpy(&w, s + i, 8), !word_needs_escape(w))) {
+            i += 7;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         cairn_buf_append(out, s + start, (size_t)(i - start));

@@ -47,6 +47,8 @@ typedef struct eng_plan {
     int *n_dependents;
     int **dependents;            /* dependents[i]: steps whose needs include i */
     jv pending_steps;            /* `.steps` of a run where nothing has started (sched.c) */
+    cairn_strmap *step_at;       /* ids -> index: a step an expression names, found in
+                                    the plan's one map, not in each run's sorted ids */
     bool *with_reads_attempt;    /* per step: `with` may read .step, .item or .index */
     jv keys[KEY_COUNT];
     jv *id_keys;                 /* ids[i] as jv strings */

@@ -252,6 +252,11 @@ eng_plan *eng_plan_new(cairn_workflow *wf) {
     for (int k = 0; k < KEY_COUNT; k++) p->keys[k] = jv_string(key_text[k]);
     p->id_keys = cairn_calloc((size_t)n + 1, sizeof *p->id_keys);
     for (int i = 0; i < n; i++) p->id_keys[i] = jv_string(p->ids[i]);
+    p->step_at = cairn_strmap_new();
+    for (int i = 0; i < n; i++) {
+        int64_t first;
+        if (!cairn_strmap_get(p->step_at, p->ids[i], &first)) cairn_strmap_put(p->step_at, p->ids[i], i);
+    }
     for (int k = 0; k < CAIRN_STEP_STATUS_COUNT; k++)
         p->status_names[k] = jv_string(cairn_step_status_name((cairn_step_status)k));
     /* most steps never read their attempt's own fields: then rendering
@@ -274,6 +279,7 @@ void eng_plan_free(eng_plan *p) {
     for (int k = 0; k < CAIRN_STEP_STATUS_COUNT; k++) jv_free(p->status_names[k]);
     for (int i = 0; i < p->n_all; i++) jv_free(p->id_keys[i]);
     free(p->id_keys);
+    cairn_strmap_free(p->step_at);
     for (int i = 0; i < p->n_all; i++) free(p->dependents[i]);
     free(p->dependents);
     free(p->n_dependents);

@@ -391,8 +391,8 @@ static jv run_doc_path(cairn_doc *d, const char *const *keys, int n, int *used) 
     if (!root || !id || !field || strcmp(root, "steps") != 0) return jv_invalid();
     if (jv_get_kind(x->extra) == JV_KIND_OBJECT && jv_object_has(jv_copy(x->extra), eng_key(p, KEY_STEPS)))
         return jv_invalid();
-    int i = cairn_run_state_step(x->r->st, id);
-    if (i < 0) return jv_invalid();
+    int64_t i;
+    if (!cairn_strmap_get(p->step_at, id, &i)) return jv_invalid();
     const eng_view *v = &x->r->views[i];
     *used = 3;
     if (strcmp(field, "output") == 0) return jv_copy(v->output);

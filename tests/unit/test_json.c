@@ -110,3 +110,38 @@ TEST(json_members_finds_values_in_the_text_and_refuses_what_is_ambiguous) {
         if (cairn_json_members(bad[i], strlen(bad[i]), keys, 2, at))
             TEST_FAIL("taken: %s", bad[i]);
 }
+
+/* Every byte value at every place of a string longer than a word (the
+ * writer skips text that needs no escape eight bytes at a time) is written
+ * as a byte-by-byte escaper writes it. */
+TEST(json_string_escapes_every_byte_wherever_it_stands) {
+    static const char hex[] = "0123456789abcdef";
+    char s[21];
+    for (int at = 0; at < (int)sizeof s; at++) {
+        for (int c = 0; c < 256; c++) {
+            memset(s, 'a', sizeof s);
+            s[at] = (char)c;
+            cairn_buf got = CAIRN_BUF_INIT, want = CAIRN_BUF_INIT;
+            cairn_json_write_string(&got, s, sizeof s);
+            cairn_buf_putc(&want, '"');
+            for (size_t i = 0; i < sizeof s; i++) {
+                unsigned char b = (unsigned char)s[i];
+                if (b == '"' || b == '\\') {
+                    cairn_buf_putc(&want, '\\');
+                    cairn_buf_putc(&want, (char)b);
+                } else if (b == '\n') cairn_buf_puts(&want, "\\n");
+                else if (b == '\t') cairn_buf_puts(&want, "\\t");
+                else if (b == '\r') cairn_buf_puts(&want, "\\r");
+                else if (b < 0x20) {
+                    char esc[7] = {'\\', 'u', '0', '0', hex[b >> 4], hex[b & 15], 0};
+                    cairn_buf_puts(&want, esc);
+                } else cairn_buf_putc(&want, (char)b);
+            }
+            cairn_buf_putc(&want, '"');
+            if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0)
+                TEST_FAIL("byte 0x%02x at %d: got %s, want %s", c, at, got.data, want.data);
+            cairn_buf_free(&got);
+            cairn_buf_free(&want);
+        }
+    }
+}
