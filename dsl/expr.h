@@ -37,7 +37,9 @@
  *   CAIRN_EXPR_MEMORY_DEFAULT, _MIN, _MAX                 memory budget in bytes
  *
  * Threads: jq and jv are not thread-safe; an exprset and everything rendered
- * from it are used on one thread only (the orchestrator's).
+ * from it are used on one thread only (the orchestrator's).  So are its
+ * templates: a small map keeps its last render, to give it again when its
+ * values come back the same (tmpl.c).
  *
  * Memory: cairn_exprset_free and cairn_tmpl_free free what they are given
  * (NULL is allowed).  jv arguments follow jq's convention and are consumed

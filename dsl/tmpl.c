@@ -48,6 +48,18 @@ typedef struct tmpl_kid {
  * members' values being written per render. */
 #define TMPL_MEMBERS_MAX 8
 
+/* A small map's last render whose dynamic values were all scalars.
+ * Rendered again with the same values (same_scalar), the map is the same
+ * value: its object and text are given again rather than made anew (the
+ * runs of one workflow render each step's `with` alike, over and over).
+ * A jv never changes, so a shared object is invisible to its readers. */
+typedef struct tmpl_last {
+    jv kv[TMPL_MEMBERS_MAX];     /* the dynamic values, by kid */
+    jv value;                    /* the map; invalid: none kept */
+    char *text;                  /* its canonical text */
+    size_t len;
+} tmpl_last;
+
 typedef struct tmpl_member {
     jv key;
     jv value;            /* a constant member's value; invalid when dynamic */
@@ -69,7 +81,17 @@ struct cairn_tmpl {
     tmpl_member *mem;    /* a small T_MAP's members, in the base's order, or NULL */
     int nmem;
     int *sorted;         /* mem's indexes in canonical key order */
+    tmpl_last *last;     /* a small map with kids: its last render, or none */
 };
+
+static void last_clear(tmpl_last *c, int nkids) {
+    if (!jv_is_valid(c->value)) return;
+    for (int j = 0; j < nkids; j++) jv_free(c->kv[j]);
+    jv_free(c->value);
+    c->value = jv_invalid();
+    free(c->text);
+    c->text = NULL;
+}
 
 static const char OPEN[] = "${{";
 
@@ -97,6 +119,8 @@ void cairn_tmpl_free(cairn_tmpl *t) {
     }
     free(t->mem);
     free(t->sorted);
+    if (t->last) last_clear(t->last, t->nkids);
+    free(t->last);
     free(t);
 }
 
@@ -298,6 +322,10 @@ static void plan_members(cairn_tmpl *t) {
     if (n > TMPL_MEMBERS_MAX || t->nkids > TMPL_MEMBERS_MAX) return;
     for (int j = 0; j < t->nkids; j++)
         if (t->kids[j].t->kind == T_SHELL) return;
+    if (t->nkids > 0) {
+        t->last = cairn_calloc(1, sizeof *t->last);
+        t->last->value = jv_invalid();
+    }
     t->mem = cairn_calloc((size_t)(n > 0 ? n : 1), sizeof *t->mem);
     t->sorted = cairn_calloc((size_t)(n > 0 ? n : 1), sizeof *t->sorted);
     jv_object_foreach(t->value, k, v) {
@@ -519,8 +547,69 @@ static int render_kids(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, 
     return 0;
 }
 
+/* The canonical text of a small map whose dynamic values are kv. */
+static void write_members(const cairn_tmpl *t, const jv *kv, cairn_buf *text) {
+    cairn_buf_putc(text, '{');
+    for (int i = 0; i < t->nmem; i++) {
+        const tmpl_member *m = &t->mem[t->sorted[i]];
+        if (i) cairn_buf_putc(text, ',');
+        cairn_buf_append(text, m->text, m->len);
+        if (m->kid >= 0) cairn_json_write(text, kv[m->kid]);
+    }
+    cairn_buf_putc(text, '}');
+}
+
+/* Whether a and b (borrowed) are one scalar as far as any reader can tell:
+ * null, a boolean, a number bit for bit (-0 is not 0), or a string byte
+ * for byte.  Arrays and objects never are (a key order may differ). */
+static bool same_scalar(jv a, jv b) {
+    jv_kind k = jv_get_kind(a);
+    if (k != jv_get_kind(b)) return false;
+    switch (k) {
+    case JV_KIND_NULL: case JV_KIND_TRUE: case JV_KIND_FALSE: return true;
+    case JV_KIND_NUMBER: {
+        double x = jv_number_value(a), y = jv_number_value(b);
+        return memcmp(&x, &y, sizeof x) == 0;
+    }
+    case JV_KIND_STRING: return jv_equal(jv_copy(a), jv_copy(b));
+    default: return false;
+    }
+}
+
+static bool scalar(jv v) {
+    jv_kind k = jv_get_kind(v);
+    return k != JV_KIND_ARRAY && k != JV_KIND_OBJECT && k != JV_KIND_INVALID;
+}
+
+/* Whether the last render kept in t->last had these dynamic values. */
+static bool last_matches(const cairn_tmpl *t, const jv *kv) {
+    const tmpl_last *c = t->last;
+    if (c == NULL || !jv_is_valid(c->value)) return false;
+    for (int j = 0; j < t->nkids; j++)
+        if (!same_scalar(kv[j], c->kv[j])) return false;
+    return true;
+}
+
+/* Keep the map o (borrowed) rendered from kv as t's last render, when every
+ * dynamic value is a scalar (see tmpl_last); false when not kept. */
+static bool keep_last(const cairn_tmpl *t, const jv *kv, jv o) {
+    tmpl_last *c = t->last;
+    if (c == NULL) return false;
+    for (int j = 0; j < t->nkids; j++)
+        if (!scalar(kv[j])) return false;
+    last_clear(c, t->nkids);
+    for (int j = 0; j < t->nkids; j++) c->kv[j] = jv_copy(kv[j]);
+    c->value = jv_copy(o);
+    cairn_buf b = CAIRN_BUF_INIT;
+    write_members(t, kv, &b);
+    c->len = b.len;
+    c->text = cairn_buf_detach(&b);
+    return true;
+}
+
 /* A small map (t->mem): its kids rendered in order as render_kids renders
- * them, the map made fresh in the base's order, and with text its canonical
+ * them, then the map given again when its dynamic values are the last
+ * render's, else made fresh in the base's order; with text, its canonical
  * text appended. */
 static int render_members(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *doc, jv *out,
                           cairn_buf *text, cairn_err *err) {
@@ -532,23 +621,23 @@ static int render_members(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *do
         for (int j = 0; j <= n; j++) jv_free(kv[j]);   /* kv[n]: the failed kid's */
         return rc;
     }
-    jv o = jv_object();
-    for (int i = 0; i < t->nmem; i++) {
-        const tmpl_member *m = &t->mem[i];
-        o = jv_object_set(o, jv_copy(m->key), jv_copy(m->kid < 0 ? m->value : kv[m->kid]));
-    }
-    if (text) {
-        cairn_buf_putc(text, '{');
+    if (!last_matches(t, kv)) {
+        jv o = jv_object();
         for (int i = 0; i < t->nmem; i++) {
-            const tmpl_member *m = &t->mem[t->sorted[i]];
-            if (i) cairn_buf_putc(text, ',');
-            cairn_buf_append(text, m->text, m->len);
-            if (m->kid >= 0) cairn_json_write(text, kv[m->kid]);
+            const tmpl_member *m = &t->mem[i];
+            o = jv_object_set(o, jv_copy(m->key), jv_copy(m->kid < 0 ? m->value : kv[m->kid]));
         }
-        cairn_buf_putc(text, '}');
+        if (!keep_last(t, kv, o)) {   /* a value is an array or object */
+            if (text) write_members(t, kv, text);
+            for (int j = 0; j < t->nkids; j++) jv_free(kv[j]);
+            *out = o;
+            return 0;
+        }
+        jv_free(o);   /* t->last holds it */
     }
     for (int j = 0; j < t->nkids; j++) jv_free(kv[j]);
-    *out = o;
+    *out = jv_copy(t->last->value);
+    if (text) cairn_buf_append(text, t->last->text, t->last->len);
     return 0;
 }
 

@@ -139,3 +139,32 @@ TEST(tmpl_text_a_failing_member_fails_the_render) {
     cairn_buf_free(&text);
     cairn_workflow_free(wf);
 }
+
+/* A small map rendered again with the same dynamic values is given again
+ * (its object and text kept from the last render); any other value, in
+ * any of its members, is rendered anew: a number that differs only in its
+ * sign bit, a string, a kind, and an object whose keys come in another
+ * order (equal to jq, but not the same text to a reader of the value). */
+TEST(tmpl_text_a_kept_render_is_given_only_for_the_same_values) {
+    static const char *const src =
+        "cairn: 1\nname: kept\nsteps:\n"
+        "  - id: a\n    uses: set\n    with: { a: \"${{ .p }}\", b: \"${{ .q }}\", c: 1 }\n";
+    static const char *const seq[][2] = {
+        {"{\"p\": 1, \"q\": \"x\"}", "{\"a\":1,\"b\":\"x\",\"c\":1}"},
+        {"{\"p\": 1, \"q\": \"x\"}", "{\"a\":1,\"b\":\"x\",\"c\":1}"},
+        {"{\"p\": 1, \"q\": \"z\"}", "{\"a\":1,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": 2, \"q\": \"z\"}", "{\"a\":2,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": -0, \"q\": \"z\"}", "{\"a\":-0,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": 0, \"q\": \"z\"}", "{\"a\":0,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": false, \"q\": \"z\"}", "{\"a\":false,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": null, \"q\": \"z\"}", "{\"a\":null,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": null, \"q\": \"z\"}", "{\"a\":null,\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": {\"k\": 1, \"j\": 2}, \"q\": \"z\"}", "{\"a\":{\"k\":1,\"j\":2},\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": {\"j\": 2, \"k\": 1}, \"q\": \"z\"}", "{\"a\":{\"j\":2,\"k\":1},\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": [1], \"q\": \"z\"}", "{\"a\":[1],\"b\":\"z\",\"c\":1}"},
+        {"{\"p\": 1, \"q\": \"x\"}", "{\"a\":1,\"b\":\"x\",\"c\":1}"},
+    };
+    cairn_workflow *wf = load_src(src);
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) CHECK_RENDERED(wf, 0, seq[i][0], seq[i][1]);
+    cairn_workflow_free(wf);
+}
