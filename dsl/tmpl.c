@@ -53,6 +53,8 @@ typedef struct tmpl_kid {
  * value: its object and text are given again rather than made anew (the
  * runs of one workflow render each step's `with` alike, over and over).
  * A jv never changes, so a shared object is invisible to its readers. */
+#define TMPL_KEEP_TEXT_MAX 4096   /* bytes of text: a larger render is not kept */
+
 typedef struct tmpl_last {
     jv kv[TMPL_MEMBERS_MAX];     /* the dynamic values, by kid */
     jv value;                    /* the map; invalid: none kept */
@@ -591,17 +593,22 @@ static bool last_matches(const cairn_tmpl *t, const jv *kv) {
 }
 
 /* Keep the map o (borrowed) rendered from kv as t's last render, when every
- * dynamic value is a scalar (see tmpl_last); false when not kept. */
+ * dynamic value is a scalar (see tmpl_last) and its text is at most
+ * TMPL_KEEP_TEXT_MAX bytes; false when not kept. */
 static bool keep_last(const cairn_tmpl *t, const jv *kv, jv o) {
     tmpl_last *c = t->last;
     if (c == NULL) return false;
     for (int j = 0; j < t->nkids; j++)
         if (!scalar(kv[j])) return false;
+    cairn_buf b = CAIRN_BUF_INIT;
+    write_members(t, kv, &b);
+    if (b.len > TMPL_KEEP_TEXT_MAX) {   /* a large value is not held past its runs */
+        cairn_buf_free(&b);
+        return false;
+    }
     last_clear(c, t->nkids);
     for (int j = 0; j < t->nkids; j++) c->kv[j] = jv_copy(kv[j]);
     c->value = jv_copy(o);
-    cairn_buf b = CAIRN_BUF_INIT;
-    write_members(t, kv, &b);
     c->len = b.len;
     c->text = cairn_buf_detach(&b);
     return true;
@@ -627,7 +634,7 @@ static int render_members(const cairn_tmpl *t, cairn_exprset *set, cairn_doc *do
             const tmpl_member *m = &t->mem[i];
             o = jv_object_set(o, jv_copy(m->key), jv_copy(m->kid < 0 ? m->value : kv[m->kid]));
         }
-        if (!keep_last(t, kv, o)) {   /* a value is an array or object */
+        if (!keep_last(t, kv, o)) {   /* a value is an array, an object or large */
             if (text) write_members(t, kv, text);
             for (int j = 0; j < t->nkids; j++) jv_free(kv[j]);
             *out = o;

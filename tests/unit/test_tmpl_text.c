@@ -168,3 +168,26 @@ TEST(tmpl_text_a_kept_render_is_given_only_for_the_same_values) {
     for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) CHECK_RENDERED(wf, 0, seq[i][0], seq[i][1]);
     cairn_workflow_free(wf);
 }
+
+/* The kept render is the very object rendered before; a render whose text
+ * is larger than the bound is not kept, so a large value is not held once
+ * its runs let it go. */
+TEST(tmpl_text_keeps_small_renders_only) {
+    static const char *const src =
+        "cairn: 1\nname: big\nsteps:\n  - id: a\n    uses: set\n    with: { a: \"${{ .p }}\" }\n";
+    cairn_workflow *wf = load_src(src);
+    char *big = cairn_malloc(5001);
+    memset(big, 'x', 5000);
+    big[5000] = '\0';
+    const char *const values[] = {"small", big};
+    for (int k = 0; k < 2; k++) {
+        jv doc = jv_object_set(jv_object(), jv_string("p"), jv_string(values[k])), first, again;
+        cairn_err err;
+        CHECK_INT(cairn_tmpl_render(wf->steps[0].with, wf->exprs, doc, &first, &err), 0);
+        CHECK_INT(cairn_tmpl_render(wf->steps[0].with, wf->exprs, doc, &again, &err), 0);
+        CHECK_INT(jv_identical(first, again), k == 0);
+        jv_free(doc);
+    }
+    free(big);
+    cairn_workflow_free(wf);
+}
