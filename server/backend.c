@@ -368,7 +368,12 @@ int srv_backend_run(srv_backend *b, cairn_err *err) {
 
 bool srv_backend_running(srv_backend *b) { return atomic_load(&b->running); }
 
-int srv_backend_runs_held(srv_backend *b) { return cairn_engine_runs_held(b->engine); }
+int srv_backend_runs_held(srv_backend *b) {
+    pthread_mutex_lock(&b->mu);   /* the engine is closed once `closed` is set */
+    int n = b->closed ? 0 : cairn_engine_runs_held(b->engine);
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
 
 void srv_backend_stop(srv_backend *b) {
     atomic_store(&b->stopping, true);

@@ -99,7 +99,8 @@ int srv_backend_run(srv_backend *b, cairn_err *err);
  * calls from the opening thread again only once this says so. */
 bool srv_backend_running(srv_backend *b);
 
-/* How many runs this server's engine holds now (cairn_engine_runs_held). */
+/* How many runs this server's engine holds now (cairn_engine_runs_held);
+ * 0 once the loop has ended and the engine is closed. */
 int srv_backend_runs_held(srv_backend *b);
 
 /* Stop taking work and drain (from any thread; not from a signal
