@@ -385,6 +385,11 @@ def chain(log, pause):
     return "cairn: 1\nname: chain\nsteps:\n" + "".join(steps)
 
 
+def check_verifies(s, c, what="the journal verifies"):
+    v = cairn_on(c, "verify")
+    s.check(v.returncode == 0, what, v.stdout[-300:] + v.stderr[-300:])
+
+
 def start_runs(nodes, n):
     """n runs of chain started through the API, spread over nodes."""
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -527,8 +532,7 @@ def full_trial(s, pg, _rng):
                     " (its log)" % held, late[-800:])
         else:
             print("skip - the stopped node's late writes refused (this cairn has no leases)")
-        v = cairn_on(c, "verify")
-        s.check(v.returncode == 0, "the journal verifies", v.stdout[-300:] + v.stderr[-300:])
+        check_verifies(s, c)
         p = cairn_on(c, "replay", "--json")
         bad = [l for l in p.stdout.splitlines() if '"diverged"' in l]
         s.check(p.returncode == 0 and not bad, "every run replays consistent", (bad[:1], p.stderr[-300:]))
@@ -556,8 +560,7 @@ def short_trials(s, pg, rng):
         s.check(rows == [("succeeded", str(TRIALS * SHORT_RUNS))],
                 "%d short trials: every run ended succeeded" % TRIALS, rows)
         check_nodes(s, c, "%d short trials" % TRIALS)
-        v = cairn_on(c, "verify")
-        s.check(v.returncode == 0, "the short trials' journal verifies", v.stdout[-300:])
+        check_verifies(s, c, "the short trials' journal verifies")
     finally:
         c.stop()
 
@@ -673,8 +676,7 @@ def test_placement_spread(s, pg, _rng):
             victim.proc.send_signal(signal.SIGCONT)
         check_lines(s, c, log, ids + more + late, "placed runs")
         check_nodes(s, c, "placement")
-        v = cairn_on(c, "verify")
-        s.check(v.returncode == 0, "the journal verifies", v.stdout[-300:] + v.stderr[-300:])
+        check_verifies(s, c)
     finally:
         c.stop()
 

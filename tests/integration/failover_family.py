@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
 from cairn_test import CAIRN, Suite, wait_for  # noqa: E402
-from cluster import KEY, LEASE_MS, Cluster, cairn_on  # noqa: E402
+from cluster import KEY, LEASE_MS, Cluster, check_verifies  # noqa: E402
 from serve import Server, wfdir  # noqa: E402
 
 FAMILIES = 3
@@ -192,8 +192,7 @@ def test_family_moves_whole(s, pg):
         if lock:
             lock.release()
         c.stop()
-    v = cairn_on(c, "verify")
-    s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
+    check_verifies(s, c, "verify passes")
 
 
 LONE = """cairn: 1
@@ -266,8 +265,7 @@ def test_unresumable_run_let_go(s, pg):
             s.check(f.read().split() == ["one", "two"], "its finished step did not run again")
     finally:
         c.stop()
-    v = cairn_on(c, "verify")
-    s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
+    check_verifies(s, c, "verify passes")
 
 
 UP = """cairn: 1
@@ -340,8 +338,7 @@ def test_child_apart_tells_its_parent(s, pg):
             resumer.kill()
             resumer.wait()
         c.stop()
-    v = cairn_on(c, "verify")
-    s.check(v.returncode == 0, "verify passes", v.stdout[-300:] + v.stderr[-300:])
+    check_verifies(s, c, "verify passes")
 
 
 def main():

@@ -109,6 +109,13 @@ char *fx_pg_value(int i, const char *sql) {
     return cairn_strdup(buf);
 }
 
+int64_t fx_pg_int(int i, const char *sql) {
+    char *v = fx_pg_value(i, sql);
+    int64_t n = atoll(v);
+    free(v);
+    return n;
+}
+
 int64_t fx_at(const char *rfc3339) {
     int64_t ms;
     if (cairn_rfc3339_parse(rfc3339, &ms) != 0) TEST_FAIL("bad time %s", rfc3339);

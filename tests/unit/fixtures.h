@@ -41,6 +41,8 @@ void fx_psql(int i, const char *sql);
 cairn_store *fx_pg_open(int i);
 /* The first line sql's answer prints in database i, the caller's. */
 char *fx_pg_value(int i, const char *sql);
+/* That line read as an integer. */
+int64_t fx_pg_int(int i, const char *sql);
 
 /* Seconds since the epoch of an RFC 3339 time (the test fails on a bad one). */
 int64_t fx_at(const char *rfc3339);

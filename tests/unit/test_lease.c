@@ -77,13 +77,6 @@ static void create_runs(cairn_store *s, const char *prefix, int n) {
     free(evs);
 }
 
-static int64_t value_ll(int db, const char *sql) {
-    char *v = fx_pg_value(db, sql);
-    int64_t n = atoll(v);
-    free(v);
-    return n;
-}
-
 /* ---- the lease ---------------------------------------------------------------- */
 
 /* The heartbeat renews the lease (lease_until moves on by the database's
@@ -105,9 +98,9 @@ static void renews_and_lapses(void) {
     fx_free_events(made, 2);
     char *sql = cairn_sprintf("SELECT lease_until FROM engines WHERE owner = '%s'",
                               cairn_journal_owner(j));
-    int64_t first = value_ll(0, sql), later = first;
+    int64_t first = fx_pg_int(0, sql), later = first;
     for (int64_t end = cairn_now_ms() + WAIT_MS; later <= first && cairn_now_ms() < end; nap())
-        later = value_ll(0, sql);
+        later = fx_pg_int(0, sql);
     CHECK(later > first);   /* renewed, with no call of ours */
     CHECK(cairn_journal_lease_held(j));
 
@@ -165,9 +158,9 @@ static void liveness_by_lease(void) {
     CHECK(!alive);
     char *row = cairn_sprintf("SELECT count(*) FROM engines WHERE owner = '%s'",
                               cairn_journal_owner(e));
-    CHECK_INT(value_ll(1, row), 1);
+    CHECK_INT(fx_pg_int(1, row), 1);
     cairn_journal_close(e);
-    CHECK_INT(value_ll(1, row), 0);   /* closed: its lease ended with it */
+    CHECK_INT(fx_pg_int(1, row), 0);   /* closed: its lease ended with it */
     free(row);
     cairn_store_close(s);
     cairn_journal_close(r);
@@ -225,7 +218,7 @@ static void lapsed_runs_are_claimed_once(void) {
     CHECK_INT(cairn_pg_lease_renew(live, "here:1:1", 60000, &err), 0);
     fx_psql(2, "UPDATE runs SET status = 'succeeded' WHERE id = 'lapsed00'");
     for (int64_t end = cairn_now_ms() + WAIT_MS;
-         value_ll(2, "SELECT count(*) FROM engines WHERE owner = 'gone:1:1'"
+         fx_pg_int(2, "SELECT count(*) FROM engines WHERE owner = 'gone:1:1'"
                      " AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
          && cairn_now_ms() < end;)
         nap();
@@ -269,7 +262,7 @@ static void lapsed_runs_are_claimed_once(void) {
             free(cs[k]->ids[i]);
         }
     for (int i = 1; i < LAPSED_RUNS; i++) CHECK_INT(seen[i], 1);
-    CHECK_INT(value_ll(2, "SELECT count(*) FROM runs WHERE owner = 'here:1:1'"), 3);
+    CHECK_INT(fx_pg_int(2, "SELECT count(*) FROM runs WHERE owner = 'here:1:1'"), 3);
     cairn_store_close(dead);
     cairn_store_close(live);
 }
@@ -321,7 +314,7 @@ static void families_are_claimed_whole(void) {
     fx_psql(6, "UPDATE runs SET status = 'succeeded' WHERE id IN ('done', 'old')");
     CHECK_INT(cairn_pg_lease_renew(dead, "gone:1:1", 1, &err), 0);
     for (int64_t end = cairn_now_ms() + WAIT_MS;
-         value_ll(6, "SELECT count(*) FROM engines WHERE owner = 'gone:1:1'"
+         fx_pg_int(6, "SELECT count(*) FROM engines WHERE owner = 'gone:1:1'"
                      " AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
          && cairn_now_ms() < end;)
         nap();
@@ -334,13 +327,13 @@ static void families_are_claimed_whole(void) {
     char *got = claim_ids(claimer, "x:1:1");
     CHECK_STR(got, "lone orphan");
     free(got);
-    CHECK_INT(value_ll(6, "SELECT count(*) FROM runs WHERE owner = 'gone:1:1'"), 5);
+    CHECK_INT(fx_pg_int(6, "SELECT count(*) FROM runs WHERE owner = 'gone:1:1'"), 5);
     PQclear(PQexec(blocker, "COMMIT"));
     got = claim_ids(claimer, "x:1:1");
     CHECK_STR(got, "grandkid kid root");
     free(got);
-    CHECK_INT(value_ll(6, "SELECT count(*) FROM runs WHERE owner = 'x:1:1' AND epoch = 1"), 5);
-    CHECK_INT(value_ll(6, "SELECT count(*) FROM runs WHERE owner = 'gone:1:1'"), 2);   /* ended */
+    CHECK_INT(fx_pg_int(6, "SELECT count(*) FROM runs WHERE owner = 'x:1:1' AND epoch = 1"), 5);
+    CHECK_INT(fx_pg_int(6, "SELECT count(*) FROM runs WHERE owner = 'gone:1:1'"), 2);   /* ended */
     PQfinish(blocker);
     free(conninfo);
     cairn_store_close(claimer);
@@ -380,14 +373,14 @@ static void fencing_refuses_a_stale_epoch(void) {
     CHECK_INT(cairn_pg_append_held(a, more, 2, theirs, 2, "a:1:1", false, &err), 0);
     CHECK(theirs[0].refused);   /* another owner */
     CHECK(!theirs[1].refused);
-    CHECK_INT(value_ll(3, "SELECT count(*) FROM events WHERE run_id = 'f00'"), 1);
-    CHECK_INT(value_ll(3, "SELECT count(*) FROM events WHERE run_id = 'f01'"), 3);
-    CHECK_INT(value_ll(3, "SELECT count(*) FROM events WHERE run_id = 'g00'"), 1);
+    CHECK_INT(fx_pg_int(3, "SELECT count(*) FROM events WHERE run_id = 'f00'"), 1);
+    CHECK_INT(fx_pg_int(3, "SELECT count(*) FROM events WHERE run_id = 'f01'"), 3);
+    CHECK_INT(fx_pg_int(3, "SELECT count(*) FROM events WHERE run_id = 'g00'"), 1);
     /* the hold at the new epoch writes on */
     cairn_pg_hold now[] = {{.run_id = "f00", .epoch = 2}};
     CHECK_INT(cairn_pg_append_held(a, evs, 1, now, 1, "a:1:1", false, &err), 0);
     CHECK(!now[0].refused);
-    CHECK_INT(value_ll(3, "SELECT count(*) FROM events WHERE run_id = 'f00'"), 2);
+    CHECK_INT(fx_pg_int(3, "SELECT count(*) FROM events WHERE run_id = 'f00'"), 2);
     fx_free_events(evs, 4);
     cairn_store_close(a);
     cairn_store_close(b);
@@ -420,8 +413,8 @@ static void journal_loses_a_fenced_run(void) {
           (strcmp(lost[0], "j02") == 0 && strcmp(lost[1], "j00") == 0));
     for (int i = 0; i < 2; i++) free(lost[i]);
     free(lost);
-    CHECK_INT(value_ll(4, "SELECT count(*) FROM events WHERE run_id = 'j00'"), 1);
-    CHECK_INT(value_ll(4, "SELECT count(*) FROM events WHERE run_id = 'j01'"), 2);
+    CHECK_INT(fx_pg_int(4, "SELECT count(*) FROM events WHERE run_id = 'j00'"), 1);
+    CHECK_INT(fx_pg_int(4, "SELECT count(*) FROM events WHERE run_id = 'j01'"), 2);
     /* a run it never held is refused too, without a statement */
     cairn_event *stray[] = {fx_event("j00", 3, CAIRN_EV_STEP_STARTED, "{}")};
     CHECK_INT(cairn_journal_append_batch(j, stray, 1, &mark, &err), CAIRN_EFENCED);
@@ -496,7 +489,7 @@ static void survives_losing_the_database(void) {
     cut_off(admin, false);
     pthread_join(t, NULL);
     CHECK_INT(a.rc, 0);
-    CHECK_INT(value_ll(5, "SELECT count(*) FROM events WHERE run_id = 'd00'"), 2);
+    CHECK_INT(fx_pg_int(5, "SELECT count(*) FROM events WHERE run_id = 'd00'"), 2);
     CHECK(wait_state(j, 0));
 
     cut_off(admin, true);
@@ -514,7 +507,7 @@ static void survives_losing_the_database(void) {
     cut_off(admin, false);
     CHECK(wait_state(j, 0));
     CHECK(cairn_journal_lease_held(j));
-    CHECK_INT(value_ll(5, "SELECT count(*) FROM events WHERE run_id = 'd00'"), 2);
+    CHECK_INT(fx_pg_int(5, "SELECT count(*) FROM events WHERE run_id = 'd00'"), 2);
     fx_free_events(made, 2);
     fx_free_events(next, 1);
     fx_free_events(late, 1);

@@ -51,13 +51,6 @@ TEST(place_pick) {
 
 /* ---- on PostgreSQL --------------------------------------------------------------- */
 
-static int64_t value_ll(int db, const char *sql) {
-    char *v = fx_pg_value(db, sql);
-    int64_t n = atoll(v);
-    free(v);
-    return n;
-}
-
 /* Nodes a, b, c serve and live; d serves and its lease lapsed; e lives and
  * does not serve (a `cairn run`).  a holds 2 unfinished runs (one placed,
  * not taken) and 3 ended; b 1; c none; d and e 1 each. */
@@ -171,9 +164,9 @@ static void placed_runs_are_taken_at_once(void) {
     cairn_journal_take_over(target, true);
     char *marked = cairn_sprintf("SELECT count(*) FROM claims WHERE space = 'serving' AND key = '%s'",
                                  cairn_journal_owner(target));
-    for (int64_t end = cairn_now_ms() + WOKEN_WITHIN_MS; value_ll(1, marked) == 0 && cairn_now_ms() < end;)
+    for (int64_t end = cairn_now_ms() + WOKEN_WITHIN_MS; fx_pg_int(1, marked) == 0 && cairn_now_ms() < end;)
         nap();
-    CHECK_INT(value_ll(1, marked), 1);
+    CHECK_INT(fx_pg_int(1, marked), 1);
     cairn_err err;
     CHECK_INT(cairn_journal_place(creator, "p00", cairn_journal_owner(target), &err), 0);
     CHECK_INT(cairn_journal_place(creator, "p01", cairn_journal_owner(target), &err), 0);
@@ -193,21 +186,21 @@ static void placed_runs_are_taken_at_once(void) {
     CHECK_INT(n, 2);
     char *row = cairn_sprintf("SELECT count(*) FROM runs WHERE owner = '%s' AND epoch = 0",
                               cairn_journal_owner(target));
-    CHECK_INT(value_ll(1, row), 2);
+    CHECK_INT(fx_pg_int(1, row), 2);
     cairn_event *next[] = {fx_event("p00", 2, CAIRN_EV_STEP_STARTED, "{}")};
     CHECK_INT(cairn_journal_append_batch(target, next, 1, &mark, &err), 0);
     cairn_journal_take_over(target, false);   /* draining: no longer chosen */
-    for (int64_t end = cairn_now_ms() + WOKEN_WITHIN_MS; value_ll(1, marked) == 1 && cairn_now_ms() < end;)
+    for (int64_t end = cairn_now_ms() + WOKEN_WITHIN_MS; fx_pg_int(1, marked) == 1 && cairn_now_ms() < end;)
         nap();
-    CHECK_INT(value_ll(1, marked), 0);
+    CHECK_INT(fx_pg_int(1, marked), 0);
     cairn_journal_close(target);   /* lets its runs go */
     CHECK_INT(cairn_journal_claim_run(creator, "p00", &err), 0);
     cairn_event *back[] = {fx_event("p00", 3, CAIRN_EV_STEP_SUCCEEDED, "{}")};
     CHECK_INT(cairn_journal_append_batch(creator, back, 1, &mark, &err), 0);
-    CHECK_INT(value_ll(1, "SELECT count(*) FROM events WHERE run_id = 'p00'"), 3);
+    CHECK_INT(fx_pg_int(1, "SELECT count(*) FROM events WHERE run_id = 'p00'"), 3);
     cairn_event *late[] = {fx_event("p01", 2, CAIRN_EV_STEP_STARTED, "{}")};
     CHECK_INT(cairn_journal_append_batch(creator, late, 1, &mark, &err), CAIRN_EFENCED);
-    CHECK_INT(value_ll(1, "SELECT count(*) FROM events WHERE run_id = 'p01'"), 1);
+    CHECK_INT(fx_pg_int(1, "SELECT count(*) FROM events WHERE run_id = 'p01'"), 1);
     fx_free_events(made, 2);
     fx_free_events(next, 1);
     fx_free_events(back, 1);
