@@ -4,7 +4,7 @@
  * them, and with a commit log keep them until they are applied to the
  * journal of record).  A batch's events are freed by whichever of its
  * holders lets go last: the orchestrator once it has seen them durable,
- * or the writer once it has applied them.
+ * or the applier once it has applied them.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -31,13 +31,15 @@
  *   writer        group commit: every event queued since its last write is
  *                 hashed into its run's chain and goes into one record of
  *                 the commit log (clog.h), or, when another engine holds
- *                 the log, one SQLite transaction (not yet synced).  It also
- *                 applies durable records to SQLite from the events it
- *                 still holds, in bulk and without a sync, and syncs SQLite
- *                 before the log starts over.
+ *                 the log, one SQLite transaction (not yet synced).  When
+ *                 the log is full it waits for the applier, applies the
+ *                 rest, syncs SQLite and starts the log over.
  *   syncer        one sync for every batch written since its last; then it
  *                 tells the orchestrator how far is durable.  So the
  *                 writer's next write overlaps the last one's sync (writer.c).
+ *   applier       with the commit log: applies durable records to SQLite
+ *                 from the events it still holds, in bulk and without a
+ *                 sync, while the writer writes the next records.
  *   workers       a pool running actions' execute() (blocking I/O).
  *
  * A waiting run holds no thread.  Finished runs are dropped from memory once
@@ -75,8 +77,8 @@
  *   batch.c     events and batches handed to the writer, who holds them
  *               (each the last to let go frees them); an event's link of
  *               its run's hash chain (eng_run.chain_head, the writer's).
- *   writer.c    the writer and syncer threads; the hash chain is computed
- *               where a batch is written.  pool.c  the workers.
+ *   writer.c    the writer, syncer and applier threads; the hash chain is
+ *               computed where a batch is written.  pool.c  the workers.
  *   journal*.c, store*.c, clog.c  the journal (journal.h is the door).
  *   replay*.c   no engine: a run of its own, folded from a journal, whose
  *               decisions it takes again with the step logic's decision

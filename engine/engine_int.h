@@ -633,7 +633,7 @@ void eng_writer_submit(eng_writer *w, eng_batch *batch);   /* takes the batch's 
  * would, and return true (taking its events); else return false and leave
  * the batch as it is. */
 bool eng_writer_commit_if_idle(eng_writer *w, eng_batch *batch);
-/* Have the writer apply what is durable now rather than at its deadline. */
+/* Have the applier apply what is durable now rather than at its deadline. */
 void eng_writer_apply_soon(eng_writer *w);
 /* Wait until every batch submitted is durable and in the store, where
  * another connection can read it.  CAIRN_EIO if the journal failed. */
@@ -651,7 +651,7 @@ void eng_pool_stop(eng_pool *p);
 void eng_batch_push(eng_batch *b, cairn_event *ev);
 /* Let go of b's events (b is emptied): they are freed by the last holder. */
 void eng_batch_free_events(eng_batch *b);
-/* A second holder of b's events (the writer, until it has applied them to
+/* A second holder of b's events (the applier, until it has applied them to
  * the journal of record): *copy receives b as it is; b and copy each let
  * go with eng_batch_free_events, on any thread (events hold no jv). */
 void eng_batch_share(eng_batch *b, eng_batch *copy);

@@ -39,7 +39,8 @@
  *
  * Threads: one thread at a time, except the writer operations at the end,
  * which belong to the engine's writer threads (engine/writer.c) once the
- * engine runs (sync may run beside append_batch, see there).
+ * engine runs (sync and apply_written may run beside append_batch, see
+ * there).
  *
  * Memory: what an operation returns belongs to the caller (free with the
  * *_free of store.h or fold.h); arguments are borrowed.
@@ -500,7 +501,9 @@ int64_t cairn_journal_written_end(const cairn_journal *j);
 /* Writing ahead: put the batches in [from, to) of the log (durable) into
  * the journal of record, in one transaction, without a sync.  evs[0..n)
  * are their events as appended, when the caller still holds them (the log
- * is then not read back); NULL to read them from the log. */
+ * is then not read back); NULL to read them from the log.  Given the
+ * events it touches only the journal of record, so it may run on a third
+ * thread beside append_batch and sync; not beside start_over. */
 int cairn_journal_apply_written(cairn_journal *j, int64_t from, int64_t to,
                                 cairn_event *const *evs, int n, cairn_err *err);
 

@@ -524,6 +524,8 @@ int cairn_lease_start(const char *url, const char *owner, int64_t lease_ms, cair
     if (rc == 0) rc = cairn_pg_lease_renew(l->conn, owner, lease_ms, err);
     if (rc == 0 && pthread_create(&l->thread, NULL, heartbeat, l) != 0)
         rc = cairn_err_set(err, CAIRN_EIO, "cannot start the lease's heartbeat thread");
+    else if (rc == 0)
+        pthread_setname_np(l->thread, "cairn-lease");
     if (rc) {
         cairn_store_close(l->conn);
         l->conn = NULL;

@@ -68,8 +68,10 @@ eng_pool *eng_pool_start(eng_inbox *inbox, int threads) {
     p->threads = cairn_calloc((size_t)threads, sizeof *p->threads);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < threads; i++) {
         if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) abort();
+        pthread_setname_np(p->threads[i], "cairn-worker");
+    }
     return p;
 }
 

@@ -1,9 +1,13 @@
 /*
- * Journal writer tests: the writer and syncer threads over a store double
- * whose sync the test holds and releases, so the order of appends, syncs
- * and posts is fixed by the test rather than by timing.
+ * Journal writer tests: the writer, syncer and applier threads over a store
+ * double whose sync and apply the test holds and releases, so the order of
+ * appends, syncs, applies and posts is fixed by the test rather than by
+ * timing.
  */
+#include <dirent.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "common/mem.h"
 #include "engine/clog.h"
@@ -25,6 +29,9 @@ typedef struct {
     int fail_sync;              /* the sync (1-based) that fails; 0: none */
     int applied, apply_calls;   /* with the commit log: events applied, and in how many calls */
     bool fail_apply;
+    int in_apply;               /* applies under way (the store's connection is one thread's) */
+    bool hold_apply;            /* applies wait while set */
+    bool overlap;               /* an apply or the store's sync began while an apply ran */
     /* what the writer posted, in order */
     int posted, posted_batch[8], posted_kind[8], posted_covered[8];
 } fake_store;
@@ -48,6 +55,7 @@ static int fake_append(cairn_store *base, cairn_event *const *evs, int n, cairn_
 static int fake_sync(cairn_store *base, cairn_err *err) {
     fake_store *f = (fake_store *)base;
     pthread_mutex_lock(&f->mu);
+    f->overlap |= f->in_apply > 0;
     int covers = f->appended;
     f->in_sync = true;
     pthread_cond_broadcast(&f->cond);
@@ -65,8 +73,13 @@ static int fake_append_missing(cairn_store *base, cairn_event *const *evs, int n
     (void)evs;
     fake_store *f = (fake_store *)base;
     pthread_mutex_lock(&f->mu);
+    f->overlap |= f->in_apply > 0;
+    f->in_apply++;
     f->apply_calls++;
+    pthread_cond_broadcast(&f->cond);
+    while (f->hold_apply) pthread_cond_wait(&f->cond, &f->mu);
     if (!f->fail_apply) f->applied += n;
+    f->in_apply--;
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
     return f->fail_apply ? cairn_err_set(err, CAIRN_EIO, "apply failed") : 0;
@@ -150,6 +163,33 @@ static bool commit_here_or_submit(eng_writer *w, int number) {
 static void wait_for(fake_store *f, const int *field, int want) {
     pthread_mutex_lock(&f->mu);
     while (*field < want) pthread_cond_wait(&f->cond, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* As wait_for, giving up after ms: whether it was reached.  For what must
+ * happen while the test holds something else back (the bug it guards
+ * against would hold it back too, for ever). */
+static bool wait_for_within(fake_store *f, const int *field, int want, int ms) {
+    struct timespec at;
+    clock_gettime(CLOCK_REALTIME, &at);
+    at.tv_sec += ms / 1000;
+    at.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (at.tv_nsec >= 1000000000) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&f->mu);
+    int rc = 0;
+    while (*field < want && rc == 0) rc = pthread_cond_timedwait(&f->cond, &f->mu, &at);
+    bool reached = *field >= want;
+    pthread_mutex_unlock(&f->mu);
+    return reached;
+}
+
+static void release_applies(fake_store *f) {
+    pthread_mutex_lock(&f->mu);
+    f->hold_apply = false;
+    pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -436,5 +476,113 @@ TEST(writer_with_the_log_leaves_a_batch_that_does_not_fit_to_its_thread) {
     CHECK_INT(f.applied, 5);
     for (int i = 0; i < 5; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
     stop_writer(w);
+    free(db);
+}
+
+/* A batch whose apply is due as soon as it is durable: its run ends. */
+static eng_batch ending_batch(int number) {
+    eng_batch b = log_batch(number, 1, 10);
+    b.events[0]->type = CAIRN_EV_RUN_SUCCEEDED;
+    return b;
+}
+
+static void submit_log_batch(eng_writer *w, eng_batch b) {
+    eng_writer_submit(w, &b);
+    free(b.events);
+}
+
+/* Start a logged writer whose first batch (a run's end, applied at once)
+ * is being applied, held; then submit batches 2-4 of `events` events of
+ * `size` bytes, each of which must be written, synced and posted
+ * meanwhile. */
+static eng_writer *batches_past_a_held_apply(fake_store *f, char **db, int events, size_t size) {
+    fake_init(f);
+    f->hold_apply = true;
+    eng_writer *w = start_logged(f, db);
+    submit_log_batch(w, ending_batch(1));
+    wait_for(f, &f->in_apply, 1);
+    for (int i = 2; i <= 4; i++) {
+        submit_log_batch(w, log_batch(i, events, size));
+        CHECK(wait_for_within(f, &f->posted, i, 10000));
+    }
+    return w;
+}
+
+TEST(writer_with_the_log_writes_syncs_and_posts_on_while_an_apply_runs) {
+    fake_store f;
+    char *db;
+    eng_writer *w = batches_past_a_held_apply(&f, &db, 2, 10);
+    pthread_mutex_lock(&f.mu);
+    CHECK_INT(f.apply_calls, 1);
+    CHECK_INT(f.applied, 0);
+    pthread_mutex_unlock(&f.mu);
+    release_applies(&f);
+    cairn_err err;
+    CHECK_INT(eng_writer_catch_up(w, &err), 0);
+    CHECK_INT(f.applied, 7);          /* each event once */
+    for (int i = 0; i < 4; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+    stop_writer(w);
+    CHECK(!f.overlap);
+    free(db);
+}
+
+TEST(writer_with_the_log_makes_room_only_once_an_apply_under_way_ends) {
+    fake_store f;
+    char *db;   /* 1 MiB each: the log holds three */
+    eng_writer *w = batches_past_a_held_apply(&f, &db, 1, 1024 * 1024);
+    submit_log_batch(w, log_batch(5, 1, 1024 * 1024));   /* needs room */
+    /* Nothing may apply beside the held apply, nor sync the store: the
+     * writer waits for it.  A writer that did not would start within this
+     * window; one that waits is seen to post nothing in it. */
+    CHECK(!wait_for_within(&f, &f.apply_calls, 2, 300));
+    pthread_mutex_lock(&f.mu);
+    CHECK_INT(f.posted, 4);
+    CHECK_INT(f.syncs, 0);
+    pthread_mutex_unlock(&f.mu);
+    release_applies(&f);
+    CHECK(wait_for_within(&f, &f.posted, 5, 10000));
+    cairn_err err;
+    CHECK_INT(eng_writer_catch_up(w, &err), 0);
+    CHECK_INT(f.applied, 5);          /* each event once */
+    CHECK_INT(f.syncs, 1);            /* the store, before the log started over */
+    for (int i = 0; i < 5; i++) CHECK_INT(f.posted_kind[i], MSG_DURABLE);
+    stop_writer(w);
+    CHECK(!f.overlap);
+    free(db);
+}
+
+/* How many of this process's threads carry name (docs/operations.md lists
+ * them, for top -H). */
+static int threads_named(const char *name) {
+    DIR *d = opendir("/proc/self/task");
+    int count = 0;
+    for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.') continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) continue;
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        count += strcmp(comm, name) == 0;
+    }
+    if (d) closedir(d);
+    return count;
+}
+
+TEST(writer_threads_carry_their_names_and_the_applier_only_with_the_log) {
+    fake_store f;
+    fake_init(&f);
+    eng_writer *w = start_writer(&f.base, NULL, &f);
+    CHECK_INT(threads_named("cairn-writer"), 1);
+    CHECK_INT(threads_named("cairn-syncer"), 1);
+    CHECK_INT(threads_named("cairn-applier"), 0);
+    stop_writer(w);
+    char *db;
+    w = start_logged(&f, &db);
+    CHECK_INT(threads_named("cairn-writer"), 1);
+    CHECK_INT(threads_named("cairn-applier"), 1);
+    stop_writer(w);
+    CHECK_INT(threads_named("cairn-writer"), 0);   /* joined */
     free(db);
 }
