@@ -6,9 +6,11 @@
  * runs table (the store's run_ids), so that a run whose row was deleted is
  * still found.
  *
- * Verifying every run of a SQLite journal reads the events once, in id
- * order (the order they were appended), in one read transaction with the
- * runs rows and the event index, and folds each run as its events go by; a
+ * Verifying every run reads the events once, in id order (the order they
+ * were appended), in one read transaction with the runs rows and, where
+ * the store keeps one, the event index (store.h, scan: SQLite's in
+ * store_sqlite_scan.c, PostgreSQL's in store_pg_audit.c), and folds each
+ * run as its events go by; a
  * run that ends is checked against its row and its state dropped.  Loading
  * runs one by one instead cost a B-tree descent per event through the
  * index, on pages far apart when runs ran side by side.  The pass only ever
@@ -21,16 +23,13 @@
  * rest follow in id order, so a load reads the very events the pass
  * folded.
  *
- * Another store that can be read whole in one snapshot (store.h, scan:
- * PostgreSQL's, store_pg_audit.c) gives the same pass its runs rows and
- * then its events in id order; having no event index, every event counts
- * as the tail.  The definitions the runs pin are read before the events
- * (the store's one connection streams them), so the pass asks nothing of
- * the store while they come.  A store without scan has its runs verified
- * one by one.
+ * A store without an event index (PostgreSQL's) gives none, and every
+ * event counts as the tail.  The definitions the runs pin are read before
+ * the events (the store's one connection streams them), so the pass asks
+ * nothing of the store while they come.  A store without scan has its runs
+ * verified one by one.
  */
 #include <openssl/hmac.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,7 +165,6 @@ typedef struct {
 
 typedef struct {
     cairn_journal *j;
-    sqlite3 *db;
     cairn_strmap *by_id;         /* run id -> index in runs */
     scan_run *runs;
     int n, cap, held;
@@ -196,38 +194,11 @@ static scan_run *scan_find(scan *s, const char *run_id) {
     return cairn_strmap_get(s->by_id, run_id, &k) ? &s->runs[k] : NULL;
 }
 
-static char *col_dup(sqlite3_stmt *st, int i) {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? cairn_strdup((const char *)t) : NULL;
-}
-
-static int scan_error(scan *s, const char *what, cairn_err *err) {
-    return cairn_err_set(err, CAIRN_EIO, "%s: %s: %s", s->j->where, what,
-                         s->db ? sqlite3_errmsg(s->db) : "out of memory");
-}
-
 /* A runs row, moved into the pass. */
 static void scan_row(void *ud, cairn_run_row *row) {
     scan_run *r = scan_add(ud, row->id);
     r->row = *row;
     r->v.has_row = true;
-}
-
-/* Every runs row, as the store reads one (cairn_run_row). */
-static int scan_rows(scan *s, cairn_err *err) {
-    static const char sql[] = "SELECT id, workflow, def_hash, parent_id, status, created_at,"
-                              " updated_at FROM runs";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cairn_run_row row = {col_dup(st, 0), col_dup(st, 1), col_dup(st, 2), col_dup(st, 3),
-                             col_dup(st, 4), NULL, sqlite3_column_int64(st, 5),
-                             sqlite3_column_int64(st, 6)};
-        scan_row(s, &row);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : scan_error(s, "reading the runs", err);
 }
 
 /* One event_index row of a run with a runs row: its ids at seqs first_seq
@@ -246,36 +217,15 @@ static void scan_index_row(scan_run *r, int64_t first_seq, const unsigned char *
     while (cairn_idlist_next(p, len, &pos, id, &id) == 0) r->index[r->n_index++] = id;
 }
 
-static int scan_index(scan *s, cairn_err *err) {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
-    int version = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc != SQLITE_OK) return scan_error(s, "reading the schema's version", err);
-    if (version == 1) {   /* no event index: every event counts as the tail */
-        s->upto = 0;
-        return 0;
-    }
-    rc = sqlite3_prepare_v2(s->db, "SELECT upto FROM index_state", -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        s->upto = sqlite3_column_int64(st, 0);
-        rc = SQLITE_DONE;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(s->db, "SELECT run_id, first_seq, ids FROM event_index"
-                                " ORDER BY run_id, first_seq", -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        scan_run *r = scan_find(s, (const char *)sqlite3_column_text(st, 0));
-        if (r && r->v.has_row)
-            scan_index_row(r, sqlite3_column_int64(st, 1), sqlite3_column_blob(st, 2),
-                           (size_t)sqlite3_column_bytes(st, 2));
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : scan_error(s, "reading the event index", err);
+static void scan_indexed(void *ud, int64_t upto) {
+    scan *s = ud;
+    s->upto = upto;
+}
+
+static void scan_index_rows(void *ud, const char *run_id, int64_t first_seq,
+                            const unsigned char *ids, size_t len) {
+    scan_run *r = scan_find(ud, run_id);
+    if (r && r->v.has_row) scan_index_row(r, first_seq, ids, len);
 }
 
 /* The step ids of a definition, its source checked once however many
@@ -413,44 +363,6 @@ static void scan_event(scan *s, int64_t id, const cairn_event *ev) {
     if (cairn_event_ends_run(ev->type)) scan_settle(s, r);
 }
 
-/* An event's type from its text (len bytes): cairn_event_type_parse,
- * its lengths compared before its bytes, a million times a pass. */
-static cairn_event_type scan_type(const char *text, int len) {
-    static const cairn_event_type hot[] = {CAIRN_EV_STEP_STARTED, CAIRN_EV_STEP_SUCCEEDED};
-    for (size_t k = 0; text && k < sizeof hot / sizeof hot[0]; k++) {
-        const char *name = cairn_event_type_name(hot[k]);
-        if ((int)strlen(name) == len && memcmp(name, text, (size_t)len) == 0) return hot[k];
-    }
-    return text ? cairn_event_type_parse(text) : CAIRN_EV_NONE;
-}
-
-static int scan_events(scan *s, cairn_err *err) {
-    static const char sql[] = "SELECT id, run_id, seq, time, type, step, attempt, data, hash"
-                              " FROM events ORDER BY id";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cairn_event ev = {0};
-        const char *run_id = (const char *)sqlite3_column_text(st, 1);
-        const char *data = (const char *)sqlite3_column_text(st, 7);
-        rc = SQLITE_OK;
-        if (run_id == NULL || strlen(run_id) >= sizeof ev.run_id) continue;   /* no run's */
-        memcpy(ev.run_id, run_id, strlen(run_id) + 1);
-        ev.seq = sqlite3_column_int64(st, 2);
-        ev.time_ms = sqlite3_column_int64(st, 3);
-        ev.type = scan_type((const char *)sqlite3_column_text(st, 4), sqlite3_column_bytes(st, 4));
-        ev.step = (char *)sqlite3_column_text(st, 5);
-        ev.attempt = sqlite3_column_int(st, 6);
-        ev.data = (char *)(data ? data : "");
-        ev.data_len = data ? (size_t)sqlite3_column_bytes(st, 7) : 0;
-        if (sqlite3_column_bytes(st, 8) == CAIRN_HASH_LEN)
-            memcpy(ev.hash, sqlite3_column_blob(st, 8), CAIRN_HASH_LEN);
-        scan_event(s, sqlite3_column_int64(st, 0), &ev);
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : scan_error(s, "reading the events", err);
-}
-
 /* Runs still folding when the events end (not ended: running, waiting,
  * paused), and the index's count of each run's events. */
 static void scan_finish(scan *s) {
@@ -485,7 +397,6 @@ static void scan_free(scan *s) {
     free(s->n_steps);
     cairn_strmap_free(s->by_id);
     cairn_strmap_free(s->defs);
-    sqlite3_close(s->db);
 }
 
 /* The steps of every definition a runs row pins, read before the events
@@ -504,18 +415,6 @@ static int scan_pins(void *ud, cairn_err *err) {
 
 static void scan_streamed(void *ud, int64_t id, const cairn_event *ev) { scan_event(ud, id, ev); }
 
-/* The pass over SQLite's file: its own read-only connection, one read
- * transaction, the event index checked on the way. */
-static int scan_sqlite(scan *s, cairn_err *err) {
-    int rc = sqlite3_open_v2(s->j->where, &s->db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-                     sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
-                 ? 0 : scan_error(s, "opening the journal", err);
-    if (rc == 0) rc = scan_rows(s, err);
-    if (rc == 0) rc = scan_index(s, err);
-    if (rc == 0) rc = scan_events(s, err);
-    return rc;
-}
-
 /* Every run verified alone: a store the one pass does not read. */
 static int verify_each(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err) {
     char **ids = NULL;
@@ -533,13 +432,12 @@ static int verify_each(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_
 }
 
 int cairn_journal_verify_runs(cairn_journal *j, cairn_run_verdict **out, int *n, cairn_err *err) {
-    bool sqlite = j->backend == &cairn_journal_sqlite;
-    if (!sqlite && j->reader->ops->scan == NULL) return verify_each(j, out, n, err);
+    if (j->reader->ops->scan == NULL) return verify_each(j, out, n, err);
     scan s = {.j = j, .by_id = cairn_strmap_new(), .defs = cairn_strmap_new(), .empty = jv_object()};
-    cairn_scan_cb cb = {scan_row, scan_pins, scan_streamed, &s};
+    cairn_scan_cb cb = {scan_row, scan_indexed, scan_index_rows, scan_pins, scan_streamed, &s};
     *out = NULL;
     *n = 0;
-    int rc = sqlite ? scan_sqlite(&s, err) : j->reader->ops->scan(j->reader, &cb, err);
+    int rc = j->reader->ops->scan(j->reader, &cb, err);
     if (rc == 0) {
         scan_finish(&s);
         cairn_run_verdict *v = cairn_calloc((size_t)(s.n ? s.n : 1), sizeof *v);

@@ -85,11 +85,19 @@ typedef int (*cairn_dump_cb)(const cairn_dump_row *row, void *ud, cairn_err *err
 
 /* What verify's one pass over a whole journal (journal_audit.c) is given
  * by a store's scan: row() with every runs row (its strings become the
- * callee's), then between() once, which may read through the same store
- * (inside the pass's snapshot; non-zero stops), then event() with every
- * event in the order they were appended (id), borrowed for the call. */
+ * callee's); then, from a store that keeps an event index (SQLite's),
+ * indexed() once with the last event id it covers and index_row() with
+ * each of its rows (a run's events from first_seq on, as an idlist.h list
+ * of ids; a run's rows in first_seq order), borrowed; then between() once,
+ * which may read through the same store (inside the pass's snapshot;
+ * non-zero stops); then event() with every event in the order they were
+ * appended (id), borrowed for the call.  Without an index every event
+ * counts as the tail. */
 typedef struct cairn_scan_cb {
     void (*row)(void *ud, cairn_run_row *row);
+    void (*indexed)(void *ud, int64_t upto);
+    void (*index_row)(void *ud, const char *run_id, int64_t first_seq, const unsigned char *ids,
+                      size_t len);
     int (*between)(void *ud, cairn_err *err);
     void (*event)(void *ud, int64_t id, const cairn_event *ev);
     void *ud;
@@ -196,8 +204,7 @@ typedef struct cairn_store_ops {
     int (*load)(cairn_store *s, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
     /* The whole journal as cairn_scan_cb says, in one read transaction that
      * sees one snapshot, the events streamed rather than loaded at once.
-     * NULL in a store without it (SQLite's pass reads its file itself;
-     * elsewhere runs are then verified one by one). */
+     * NULL in a store without it (runs are then verified one by one). */
     int (*scan)(cairn_store *s, const cairn_scan_cb *cb, cairn_err *err);
     void (*close)(cairn_store *s);
 } cairn_store_ops;

@@ -1130,5 +1130,6 @@ static const cairn_store_ops sqlite_ops = {
     .run_ids = sq_run_ids,
     .dump = sq_dump,
     .load = sq_load,
+    .scan = sq_scan,
     .close = sq_close,
 };

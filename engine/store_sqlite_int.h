@@ -1,5 +1,5 @@
 /*
- * store_sqlite_int.h - what store_sqlite.c, store_sqlite_index.c and store_sqlite_claim.c share:
+ * store_sqlite_int.h - what store_sqlite.c and its store_sqlite_*.c files share:
  * the connection, its prepared statements, and the entry points of the
  * event index and the claims.  Private to the store's own files.
  */
@@ -64,6 +64,8 @@ int sq_get_claim(cairn_store *base, const char *space, const char *key, char **v
 int sq_run_ids(cairn_store *base, char ***ids, bool **in_runs, int *n, cairn_err *err);
 int sq_dump(cairn_store *base, cairn_dump_kind kind, cairn_dump_cb cb, void *ud, cairn_err *err);
 int sq_load(cairn_store *base, cairn_dump_kind kind, const cairn_dump_row *row, cairn_err *err);
+/* Verify's one pass (store.h, scan; store_sqlite_scan.c). */
+int sq_scan(cairn_store *base, const cairn_scan_cb *cb, cairn_err *err);
 
 /* The event index (store_sqlite_index.c). */
 int sq_index_tail(sqlite_store *s, int64_t through);   /* index upto < id <= through */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/idlist.h"
 #include "common/mem.h"
 #include "engine/journal.h"
 #include "engine/store_pg.h"
@@ -333,6 +334,116 @@ static void contract(opener open) {
 
 /* ---- SQLite ---------------------------------------------------------------- */
 
+/* What verify's pass (store.h, scan) saw. */
+typedef struct {
+    cairn_store *other;          /* commits a run while the pass is between */
+    int rows, events, r1_same;
+    int64_t last_id;
+    bool in_order, saw_late;
+    int indexed_calls, index_rows, r1_indexed;   /* the event index, where the store keeps one */
+    int64_t upto;
+    bool between_after_index;
+} scan_seen;
+
+static void seen_row(void *ud, cairn_run_row *row) {
+    ((scan_seen *)ud)->rows++;
+    cairn_run_row_clear(row);
+}
+
+static void seen_indexed(void *ud, int64_t upto) {
+    scan_seen *v = ud;
+    v->indexed_calls++;
+    v->upto = upto;
+}
+
+/* r1's index rows list its events: as many ids as the rows say, each at or
+ * below upto. */
+static void seen_index_row(void *ud, const char *run_id, int64_t first_seq,
+                           const unsigned char *ids, size_t len) {
+    scan_seen *v = ud;
+    v->index_rows++;
+    if (strcmp(run_id, "r1") != 0 || first_seq != v->r1_indexed + 1) return;
+    size_t pos = 0;
+    for (int64_t id = 0; cairn_idlist_next(ids, len, &pos, id, &id) == 0;)
+        if (id <= v->upto) v->r1_indexed++;
+}
+
+static int seen_between(void *ud, cairn_err *err) {
+    scan_seen *v = ud;
+    v->between_after_index = v->indexed_calls > 0;
+    cairn_event *late[1] = {fx_event("r9", 1, CAIRN_EV_RUN_CREATED, "{}")};
+    int rc = v->other->ops->append(v->other, late, 1, err);
+    fx_free_events(late, 1);
+    return rc;
+}
+
+/* Each event of r1 as load_events gives it, byte for byte. */
+static void seen_event(void *ud, int64_t id, const cairn_event *ev) {
+    scan_seen *v = ud;
+    cairn_event *got = NULL;
+    int n = 0;
+    cairn_err err;
+    v->events++;
+    v->in_order = v->in_order && id > v->last_id;
+    v->last_id = id;
+    v->saw_late = v->saw_late || strcmp(ev->run_id, "r9") == 0;
+    if (strcmp(ev->run_id, "r1") != 0 || v->other->ops->load_events(v->other, "r1", &got, &n, &err))
+        return;
+    const cairn_event *w = ev->seq >= 1 && ev->seq <= n ? &got[ev->seq - 1] : NULL;
+    v->r1_same += w && w->time_ms == ev->time_ms && w->type == ev->type && w->attempt == ev->attempt &&
+                  (w->step == NULL) == (ev->step == NULL) && (!w->step || !strcmp(w->step, ev->step)) &&
+                  w->data_len == ev->data_len && !memcmp(w->data, ev->data, ev->data_len) &&
+                  !memcmp(w->hash, ev->hash, CAIRN_HASH_LEN);
+    cairn_events_free(got, n);
+}
+
+/* The runs rows and the events a store holds, counted through its
+ * operations. */
+static void count_held(cairn_store *s, int *rows, int *events) {
+    char **ids = NULL;
+    bool *in_runs = NULL;
+    int n = 0;
+    cairn_err err;
+    if (s->ops->run_ids(s, &ids, &in_runs, &n, &err)) TEST_FAIL("run ids: %s", err.msg);
+    *rows = *events = 0;
+    for (int i = 0; i < n; i++) {
+        *rows += in_runs[i];
+        *events += events_of(s, ids[i]);
+    }
+    for (int i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    free(in_runs);
+}
+
+/* verify's pass reads every row and event, the events in id order and as
+ * load_events gives them, in one snapshot: a run committed by another
+ * connection once the pass began is not in it.  A store with an event
+ * index (indexed: SQLite's) gives it before between(), r1's rows listing
+ * as many of its events as the index covers. */
+static void scan_is_one_snapshot(cairn_store *(*open)(int), bool indexed) {
+    cairn_store *s = open(0);
+    scan_seen v = {.other = open(0), .in_order = true};
+    cairn_scan_cb cb = {seen_row, seen_indexed, seen_index_row, seen_between, seen_event, &v};
+    cairn_err err;
+    int rows, events;
+    count_held(s, &rows, &events);
+    CHECK_INT(s->ops->scan(s, &cb, &err), 0);
+    CHECK_INT(v.rows, rows);
+    CHECK_INT(v.events, events);
+    CHECK(v.r1_same > 0 && v.r1_same == events_of(s, "r1"));
+    CHECK(v.in_order);
+    CHECK(!v.saw_late);
+    CHECK_INT(events_of(s, "r9"), 1);   /* it was committed */
+    CHECK_INT(v.indexed_calls, indexed ? 1 : 0);
+    CHECK(v.between_after_index == indexed);
+    if (indexed) {
+        CHECK(v.index_rows > 0);
+        CHECK_INT(v.r1_indexed, events_of(s, "r1"));   /* the contract's runs are all indexed */
+    }
+    cairn_store_close(v.other);
+    cairn_store_close(s);
+}
+
 static cairn_store *open_sqlite(int i) {
     char *path = cairn_sprintf("%s/j%d.db", test_tmpdir(), i);
     cairn_store *s = NULL;
@@ -343,7 +454,10 @@ static cairn_store *open_sqlite(int i) {
     return s;
 }
 
-TEST(store_contract_sqlite) { contract(open_sqlite); }
+TEST(store_contract_sqlite) {
+    contract(open_sqlite);
+    scan_is_one_snapshot(open_sqlite, true);
+}
 
 /* ---- PostgreSQL -------------------------------------------------------------- */
 
@@ -440,70 +554,6 @@ static void pg_reconnects(void) {
     free(url);
 }
 
-/* What verify's pass (store.h, scan) saw. */
-typedef struct {
-    cairn_store *other;          /* commits a run while the pass is between */
-    int rows, events, r1_same;
-    int64_t last_id;
-    bool in_order, saw_late;
-} scan_seen;
-
-static void seen_row(void *ud, cairn_run_row *row) {
-    ((scan_seen *)ud)->rows++;
-    cairn_run_row_clear(row);
-}
-
-static int seen_between(void *ud, cairn_err *err) {
-    scan_seen *v = ud;
-    cairn_event *late[1] = {fx_event("r9", 1, CAIRN_EV_RUN_CREATED, "{}")};
-    int rc = v->other->ops->append(v->other, late, 1, err);
-    fx_free_events(late, 1);
-    return rc;
-}
-
-/* Each event of r1 as load_events gives it, byte for byte. */
-static void seen_event(void *ud, int64_t id, const cairn_event *ev) {
-    scan_seen *v = ud;
-    cairn_event *got = NULL;
-    int n = 0;
-    cairn_err err;
-    v->events++;
-    v->in_order = v->in_order && id > v->last_id;
-    v->last_id = id;
-    v->saw_late = v->saw_late || strcmp(ev->run_id, "r9") == 0;
-    if (strcmp(ev->run_id, "r1") != 0 || v->other->ops->load_events(v->other, "r1", &got, &n, &err))
-        return;
-    const cairn_event *w = ev->seq >= 1 && ev->seq <= n ? &got[ev->seq - 1] : NULL;
-    v->r1_same += w && w->time_ms == ev->time_ms && w->type == ev->type && w->attempt == ev->attempt &&
-                  (w->step == NULL) == (ev->step == NULL) && (!w->step || !strcmp(w->step, ev->step)) &&
-                  w->data_len == ev->data_len && !memcmp(w->data, ev->data, ev->data_len) &&
-                  !memcmp(w->hash, ev->hash, CAIRN_HASH_LEN);
-    cairn_events_free(got, n);
-}
-
-/* verify's pass reads every row and event, the events in id order and as
- * load_events gives them, in one snapshot: a run committed by another
- * connection once the pass began is not in it. */
-static void pg_scan_is_one_snapshot(void) {
-    cairn_store *s = fx_pg_open(0);
-    scan_seen v = {.other = fx_pg_open(0), .in_order = true};
-    cairn_scan_cb cb = {seen_row, seen_between, seen_event, &v};
-    cairn_err err;
-    char *rows = fx_pg_value(0, "SELECT count(*) FROM runs");
-    char *events = fx_pg_value(0, "SELECT count(*) FROM events");
-    CHECK_INT(s->ops->scan(s, &cb, &err), 0);
-    CHECK_INT(v.rows, atoi(rows));
-    CHECK_INT(v.events, atoi(events));
-    CHECK(v.r1_same > 0 && v.r1_same == events_of(s, "r1"));
-    CHECK(v.in_order);
-    CHECK(!v.saw_late);
-    CHECK_INT(events_of(s, "r9"), 1);   /* it was committed */
-    free(rows);
-    free(events);
-    cairn_store_close(v.other);
-    cairn_store_close(s);
-}
-
 /* What a copy moves from one store goes into the other as it was, both
  * ways (cairn migrate): SQLite into PostgreSQL database 5, database 6 into
  * SQLite. */
@@ -537,7 +587,7 @@ TEST(store_contract_postgres) {
     CHECK_STR(epoch, "1\n");
     free(epoch);
     pg_commands_are_heard();
-    pg_scan_is_one_snapshot();
+    scan_is_one_snapshot(fx_pg_open, false);
     pg_reconnects();
     pg_refusals();
     rows_move_between_stores();
