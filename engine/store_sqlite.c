@@ -467,12 +467,6 @@ static int run_row(sqlite_store *s, const char *run_id) {
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Refuse an event that does not follow its run's last one: the whole batch
- * goes with it.  A run starts with run_created at 1 (the runs table refuses
- * a second run_created of the same id).  A run_created applied from the
- * log (held) is looked for in the runs table first: a run new to the
- * journal then costs one lookup by key, not a scan of the unindexed tail
- * for its last seq (a tenth of the writer's work in W2). */
 /* Events accepted and not yet inserted: one statement inserts a whole
  * group (CAIRN_INSERT_ROWS), rather than a statement per event, whose
  * start and finish cost SQLite as much again as the row. */
@@ -661,7 +655,7 @@ char *sq_col_text(sqlite3_stmt *st, int i) {
     return t ? cairn_strdup((const char *)t) : NULL;
 }
 
-static void fill_run(sqlite3_stmt *st, cairn_run_row *r) {
+void sq_fill_run(sqlite3_stmt *st, cairn_run_row *r) {
     r->id = sq_col_text(st, 0);
     r->workflow = sq_col_text(st, 1);
     r->def_hash = sq_col_text(st, 2);
@@ -672,7 +666,6 @@ static void fill_run(sqlite3_stmt *st, cairn_run_row *r) {
     r->owner = sq_col_text(st, 7);
 }
 
-#define RUN_COLUMNS "id, workflow, def_hash, parent_id, status, created_at, updated_at, owner"
 
 /* Every row st selects (RUN_COLUMNS); st is finalized. */
 static int collect_runs(sqlite_store *s, sqlite3_stmt *st, cairn_run_row **out, int *n,
@@ -684,7 +677,7 @@ static int collect_runs(sqlite_store *s, sqlite3_stmt *st, cairn_run_row **out, 
             cap *= 2;
             rows = cairn_realloc(rows, (size_t)cap * sizeof *rows);
         }
-        fill_run(st, &rows[count++]);
+        sq_fill_run(st, &rows[count++]);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -717,7 +710,7 @@ static int sq_get_run(cairn_store *base, const char *run_id, cairn_run_row *out,
     int rc = sqlite3_step(st), out_rc = 0;
     memset(out, 0, sizeof *out);
     if (rc == SQLITE_ROW)
-        fill_run(st, out);
+        sq_fill_run(st, out);
     else if (rc == SQLITE_DONE)
         out_rc = cairn_err_set(err, CAIRN_ENOTFOUND, "no run '%s' in %s", run_id, s->path);
     else

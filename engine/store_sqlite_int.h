@@ -53,6 +53,9 @@ sqlite3_stmt *sq_kept(sqlite_store *s, sqlite3_stmt **slot, const char *sql);   
 int sq_step_done(sqlite3_stmt *st);                  /* step, reset, unbind: 0 or SQLite's code */
 int64_t sq_step_int(sqlite3_stmt *st, int col, int *rc);   /* one row's integer; reset */
 char *sq_col_text(sqlite3_stmt *st, int i);          /* a copy, or NULL */
+/* A runs row as st selects its RUN_COLUMNS, the strings copied. */
+#define RUN_COLUMNS "id, workflow, def_hash, parent_id, status, created_at, updated_at, owner"
+void sq_fill_run(sqlite3_stmt *st, cairn_run_row *r);
 
 /* Claims (store_sqlite_claim.c): the store ops of the same names. */
 int sq_claim(cairn_store *base, const char *space, const char *key, const char *value,

@@ -28,14 +28,11 @@ static cairn_event_type scan_type(const char *text, int len) {
 }
 
 static int scan_rows(sqlite_store *s, const cairn_scan_cb *cb) {
-    static const char sql[] = "SELECT id, workflow, def_hash, parent_id, status, created_at,"
-                              " updated_at FROM runs";
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->db, "SELECT " RUN_COLUMNS " FROM runs", -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        cairn_run_row row = {sq_col_text(st, 0), sq_col_text(st, 1), sq_col_text(st, 2),
-                             sq_col_text(st, 3), sq_col_text(st, 4), NULL,
-                             sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6)};
+        cairn_run_row row;
+        sq_fill_run(st, &row);
         cb->row(cb->ud, &row);
         rc = SQLITE_OK;
     }

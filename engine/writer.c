@@ -501,8 +501,10 @@ void eng_writer_stop(eng_writer *w) {
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->writer, NULL);
     pthread_join(w->syncer, NULL);
-    if (w->ahead) pthread_join(w->applier, NULL);
-    if (w->ahead) drain_log(w);
+    if (w->ahead) {
+        pthread_join(w->applier, NULL);
+        drain_log(w);
+    }
     let_go(w->held, w->n_held);   /* left after a failure: the log keeps them */
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
