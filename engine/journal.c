@@ -484,9 +484,10 @@ int cairn_journal_claim_run(cairn_journal *j, const char *run_id, cairn_err *err
     return j->reader->ops->claim_run(j->reader, run_id, j->owner, cairn_owner_alive, err);
 }
 
-int cairn_journal_let_go(cairn_journal *j, const char *run_id, bool *done, cairn_err *err) {
+int cairn_journal_let_go(cairn_journal *j, const char *run_id, bool again, bool *done,
+                         cairn_err *err) {
     *done = false;
-    return j->backend->let_go ? j->backend->let_go(j, run_id, done, err) : 0;
+    return j->backend->let_go ? j->backend->let_go(j, run_id, again, done, err) : 0;
 }
 
 bool cairn_journal_owner_alive(cairn_journal *j, const char *owner) {

@@ -342,13 +342,20 @@ void cairn_journal_take_over(cairn_journal *j, bool on);
 /* Engine: it holds run_id but could not resume it (its definition does
  * not load here, its secrets cannot be read here, ...): on PostgreSQL the
  * run is no longer held (its owner cleared, when still this engine's at
- * the epoch held), so that another engine may try it, and this engine
- * does not claim it again while it lives: each engine tries a run once,
- * so a run no engine can resume does not pass from one to the next for
- * ever, and a new engine (one restarted once the cause is mended) tries
- * it again.  Nothing on SQLite (its next start tries again).  *done: a
- * run held here was let go. */
-int cairn_journal_let_go(cairn_journal *j, const char *run_id, bool *done, cairn_err *err);
+ * the epoch held), so that another engine may try it.  With `again`
+ * false this engine does not claim it again while it lives: each engine
+ * tries a run once, so a run no engine can resume does not pass from one
+ * to the next for ever, and a new engine (one restarted once the cause is
+ * mended) tries it again.  With `again` (the cause may pass: the
+ * database's or the disk's error) any engine may claim it at its next
+ * look, this one too.  When the owner cannot be cleared, the run is no
+ * longer held either, and this engine's next look claims it back from
+ * itself (a new epoch), so the resume and the let-go are tried again
+ * rather than the run left held by an engine that does not run it.
+ * Nothing on SQLite (its next start tries again).  *done: a run held here
+ * was let go. */
+int cairn_journal_let_go(cairn_journal *j, const char *run_id, bool again, bool *done,
+                         cairn_err *err);
 
 /* Engine: the runs lost to another engine (or to a lapse), and the runs
  * taken over, since the last call: *ids (each and the array the caller's,

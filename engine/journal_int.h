@@ -48,7 +48,7 @@ typedef struct cairn_journal_backend {
      * on): cairn_journal_node_loads. */
     int (*node_loads)(cairn_journal *j, char ***nodes, int64_t **runs, int *n, cairn_err *err);
     /* Optional (NULL: nothing to do): cairn_journal_let_go. */
-    int (*let_go)(cairn_journal *j, const char *run_id, bool *done, cairn_err *err);
+    int (*let_go)(cairn_journal *j, const char *run_id, bool again, bool *done, cairn_err *err);
     int (*settle_others)(cairn_journal *j, cairn_err *err);
     void (*secrets_paths)(const cairn_journal *j, char **file, char **key_file);
     /* The writer's operations (journal.h): sync, and for a backend that

@@ -149,10 +149,11 @@ void cairn_lease_release(cairn_lease *l, const char *run_id) {
     pthread_mutex_unlock(&l->mu);
 }
 
-void cairn_lease_let_go(cairn_lease *l, const char *run_id) {
+void cairn_lease_let_go(cairn_lease *l, const char *run_id, bool released, bool again) {
     pthread_mutex_lock(&l->mu);
     drop_locked(l, run_id);
-    set_add(&l->tried, run_id);
+    if (!released) l->mine_too = true;
+    else if (!again) set_add(&l->tried, run_id);
     pthread_mutex_unlock(&l->mu);
 }
 

@@ -77,9 +77,11 @@ void cairn_lease_take_over(cairn_lease *l, bool on);
 void cairn_lease_hold(cairn_lease *l, const char *run_id, int64_t epoch);
 bool cairn_lease_epoch(cairn_lease *l, const char *run_id, int64_t *epoch);
 void cairn_lease_release(cairn_lease *l, const char *run_id);   /* it ended */
-/* The engine could not resume it: no longer held, and never claimed
- * again by this lease (journal.h, cairn_journal_let_go). */
-void cairn_lease_let_go(cairn_lease *l, const char *run_id);
+/* The engine could not resume it: no longer held.  Released (its owner
+ * cleared): never claimed again by this lease, unless `again`.  Not
+ * released: claimed back from this engine itself at the next look
+ * (journal.h, cairn_journal_let_go). */
+void cairn_lease_let_go(cairn_lease *l, const char *run_id, bool released, bool again);
 /* Another engine holds it now: no longer held, and listed as lost. */
 void cairn_lease_lose(cairn_lease *l, const char *run_id);
 /* Lose every run held (the lease lapsed out of the database's reach). */

@@ -290,14 +290,16 @@ static int pg_node_loads(cairn_journal *j, char ***nodes, int64_t **runs, int *n
     return cairn_pg_node_loads(j->reader, nodes, runs, n, err);
 }
 
-/* Held here at an epoch: released in the journal at that epoch, and never
- * claimed again by this engine. */
-static int pg_let_go(cairn_journal *j, const char *run_id, bool *done, cairn_err *err) {
+/* Held here at an epoch: released in the journal at that epoch first, and
+ * only then no longer held (journal.h says what follows a failure). */
+static int pg_let_go(cairn_journal *j, const char *run_id, bool again, bool *done,
+                     cairn_err *err) {
     int64_t epoch;
     if (j->lease == NULL || !cairn_lease_epoch(j->lease, run_id, &epoch)) return 0;
-    cairn_lease_let_go(j->lease, run_id);
-    *done = true;
-    return cairn_pg_release_run(j->reader, run_id, j->owner, epoch, err);
+    int rc = cairn_pg_release_run(j->reader, run_id, j->owner, epoch, err);
+    cairn_lease_let_go(j->lease, run_id, rc == 0, again);
+    *done = rc == 0;
+    return rc;
 }
 
 static void pg_close(cairn_journal *j) {

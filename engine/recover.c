@@ -69,16 +69,18 @@ static void handle_crashed(cairn_engine *e, eng_run *r) {
 /* A run this engine holds and could not resume: let go (journal.h), so
  * that it is not held here for ever while another engine might resume
  * it; the log says so. */
-static void let_go(cairn_engine *e, const char *run_id) {
+/* again: the resume failed for a cause that may pass (CAIRN_EIO: the
+ * database's or the disk's), so the run may be claimed again, here too. */
+static void let_go(cairn_engine *e, const char *run_id, bool again) {
     char msg[CAIRN_ERR_MSG_MAX + 300];
     cairn_err err;
     bool done = false;
-    if (cairn_journal_let_go(e->journal, run_id, &done, &err) != 0)
+    if (cairn_journal_let_go(e->journal, run_id, again, &done, &err) != 0)
         fprintf(stderr, "cairn: run %s: cannot let it go: %s\n", run_id,
                 cairn_err_format(&err, msg, sizeof msg));
     else if (done)
-        fprintf(stderr, "cairn: run %s: let go, for another engine to resume (this one will not"
-                " try it again)\n", run_id);
+        fprintf(stderr, "cairn: run %s: let go, for another engine to resume (%s)\n", run_id,
+                again ? "any engine may try it again" : "this one will not try it again");
 }
 
 int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
@@ -111,7 +113,8 @@ int eng_resume_run(cairn_engine *e, const char *run_id, cairn_err *err) {
         eng_schedule(e, r);
         r = NULL;
     }
-    if (rc && claim != CAIRN_EBUSY) let_go(e, run_id);   /* held here, as it may be, taken over */
+    if (rc && claim != CAIRN_EBUSY)   /* held here, as it may be, taken over */
+        let_go(e, run_id, rc == CAIRN_EIO);
     eng_run_free(r);
     cairn_events_free(evs, n);
     jv_free(created);

@@ -340,6 +340,41 @@ static void families_are_claimed_whole(void) {
     cairn_store_close(dead);
 }
 
+/* A run the engine could not resume (journal.h, cairn_journal_let_go):
+ * released for good (never claimed again by this lease), released with
+ * `again` (claimed again at the next look), and not released at all (its
+ * owner still this engine: claimed back from itself, at a new epoch,
+ * rather than left held by an engine that does not run it). */
+static void let_go_retries_only_what_may_pass(void) {
+    cairn_store *s = store_as(7, "me:1:1");
+    fx_put_def(s);
+    create_runs(s, "g", 3);
+    int64_t epoch = fx_pg_int(7, "SELECT max(epoch) FROM runs");
+    char *url = fx_pg_url(7, "postgres");
+    cairn_lease *l = NULL;
+    cairn_err err;
+    CHECK_INT(cairn_lease_start(url, "me:1:1", 600, &l, &err), 0);
+    const char *ids[] = {"g00", "g01", "g02"};
+    for (int i = 0; i < 3; i++) cairn_lease_hold(l, ids[i], epoch);
+    CHECK_INT(cairn_pg_release_run(s, "g00", "me:1:1", epoch, &err), 0);
+    cairn_lease_let_go(l, "g00", true, false);
+    CHECK_INT(cairn_pg_release_run(s, "g01", "me:1:1", epoch, &err), 0);
+    cairn_lease_let_go(l, "g01", true, true);
+    cairn_lease_let_go(l, "g02", false, false);   /* its owner could not be cleared */
+    cairn_lease_take_over(l, true);
+    for (int64_t end = cairn_now_ms() + WAIT_MS;
+         fx_pg_int(7, "SELECT count(*) FROM runs WHERE owner = 'me:1:1' AND epoch > (SELECT"
+                      " min(epoch) FROM runs)") < 2 && cairn_now_ms() < end;)
+        nap();
+    CHECK_INT(fx_pg_int(7, "SELECT count(*) FROM runs WHERE id IN ('g01', 'g02')"
+                           " AND owner = 'me:1:1' AND epoch > (SELECT epoch FROM runs"
+                           " WHERE id = 'g00')"), 2);
+    CHECK_INT(fx_pg_int(7, "SELECT count(*) FROM runs WHERE id = 'g00' AND owner IS NULL"), 1);
+    cairn_lease_stop(l);
+    free(url);
+    cairn_store_close(s);
+}
+
 /* ---- fencing -------------------------------------------------------------------- */
 
 /* A batch writing to two runs, one of them claimed since by another engine
@@ -554,13 +589,15 @@ static void reconnect_gives_up_at_the_bound(void) {
     free(pidfile);
 }
 
-/* One server for every check (starting one is most of the time). */
+/* One server for every check (starting one is most of the time); each
+ * check has a database of its own. */
 TEST(lease_postgres) {
-    fx_pg_start(7);
+    fx_pg_start(8);
     renews_and_lapses();
     liveness_by_lease();
     lapsed_runs_are_claimed_once();
     families_are_claimed_whole();
+    let_go_retries_only_what_may_pass();
     fencing_refuses_a_stale_epoch();
     journal_loses_a_fenced_run();
     survives_losing_the_database();
