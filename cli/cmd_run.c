@@ -308,10 +308,7 @@ static int run_status(const char *db, const char *run_id, cairn_run_row *row, bo
     return out;
 }
 
-static bool row_ended(const cairn_run_row *row) {
-    return strcmp(row->status, "succeeded") == 0 || strcmp(row->status, "failed") == 0 ||
-           strcmp(row->status, "cancelled") == 0;
-}
+static bool row_ended(const cairn_run_row *row) { return cairn_run_status_name_ends(row->status); }
 
 /* Another engine holds the run: wait (bounded) for it to carry out the cancel. */
 static int wait_for_end(const cli_opts *o, const char *run_id) {

@@ -124,12 +124,20 @@ void eng_child_ended(cairn_engine *e, eng_run *child) {
 }
 
 /* Step i of parent waits for a child this engine does not hold: its
- * outcome from the journal, when it has ended there.  Whether it had. */
-static bool outcome_from_journal(cairn_engine *e, eng_run *parent, int i) {
+ * outcome from the journal, when it has ended there.  1: it had, and the
+ * step took it; 0: it had not; -1: the child could not be read (said, and
+ * to be tried again). */
+static int outcome_from_journal(cairn_engine *e, eng_run *parent, int i) {
     cairn_run_state *st = NULL;
     cairn_err err;
-    bool ended = cairn_journal_load_run(e->journal, parent->st->steps[i].child, &st, NULL, &err) == 0 &&
-                 cairn_run_status_terminal(st->status);
+    char msg[CAIRN_ERR_MSG_MAX + 300];
+    const char *child = parent->st->steps[i].child;
+    if (cairn_journal_load_run(e->journal, child, &st, NULL, &err) != 0) {
+        fprintf(stderr, "cairn: run %s: its child %s cannot be read yet: %s\n", parent->st->id,
+                child, cairn_err_format(&err, msg, sizeof msg));
+        return -1;
+    }
+    bool ended = cairn_run_status_terminal(st->status);
     if (ended) take_outcome(e, parent, i, st);
     cairn_run_state_free(st);
     return ended;
@@ -143,14 +151,6 @@ void eng_reconcile_children(cairn_engine *e, eng_run *parent) {
     }
 }
 
-/* Whether a runs row's status names an end. */
-static bool row_ended(const char *status) {
-    static const cairn_run_status ends[] = {CAIRN_RUN_SUCCEEDED, CAIRN_RUN_FAILED, CAIRN_RUN_CANCELLED};
-    for (size_t k = 0; status && k < sizeof ends / sizeof ends[0]; k++)
-        if (strcmp(status, cairn_run_status_name(ends[k])) == 0) return true;
-    return false;
-}
-
 void eng_tell_parent_elsewhere(cairn_engine *e, const eng_run *child) {
     const char *parent = child->st->parent;
     /* alone on its journal, the engine holds every live run: a parent not
@@ -160,7 +160,7 @@ void eng_tell_parent_elsewhere(cairn_engine *e, const eng_run *child) {
     cairn_err err;
     char msg[CAIRN_ERR_MSG_MAX + 300];
     int rc = cairn_journal_get_run(e->journal, parent, &row, &err);
-    bool waits = rc == 0 && !row_ended(row.status);
+    bool waits = rc == 0 && !cairn_run_status_name_ends(row.status);
     cairn_run_row_clear(&row);
     if (waits) {
         jv data = jv_object_set(jv_object(), jv_string("child"), jv_string(child->st->id));
@@ -182,10 +182,13 @@ void eng_child_told(cairn_engine *e, eng_run *parent, const char *data, int64_t 
     int i = jv_get_kind(child) == JV_KIND_STRING ? step_waiting_for(parent, jv_string_value(child)) : -1;
     jv_free(child);
     jv_free(d);
-    if (i >= 0 && !eng_find_run(e, parent->st->steps[i].child) && outcome_from_journal(e, parent, i))
+    int got = i >= 0 && !eng_find_run(e, parent->st->steps[i].child)
+                  ? outcome_from_journal(e, parent, i) : 0;
+    if (got > 0)
         eng_mark_answer(e, command_id);
-    else if (command_id > 0)
+    else if (got == 0 && command_id > 0)
         cairn_journal_drop_command(e->journal, command_id);   /* moot: taken already, or no such child */
+    /* got < 0: the row stays, and the next look at the commands tries again */
 }
 
 void eng_cancel_children(cairn_engine *e, eng_run *r) {

@@ -29,6 +29,13 @@ bool cairn_run_status_terminal(cairn_run_status s) {
     return s == CAIRN_RUN_SUCCEEDED || s == CAIRN_RUN_FAILED || s == CAIRN_RUN_CANCELLED;
 }
 
+bool cairn_run_status_name_ends(const char *name) {
+    static const cairn_run_status ends[] = {CAIRN_RUN_SUCCEEDED, CAIRN_RUN_FAILED, CAIRN_RUN_CANCELLED};
+    for (size_t k = 0; name && k < sizeof ends / sizeof ends[0]; k++)
+        if (strcmp(name, cairn_run_status_name(ends[k])) == 0) return true;
+    return false;
+}
+
 /* ---- construction ------------------------------------------------------- */
 
 /* qsort_r, not a static for the ids: a program may build run states on

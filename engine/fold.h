@@ -96,6 +96,9 @@ typedef enum {
 const char *cairn_step_status_name(cairn_step_status s);
 const char *cairn_run_status_name(cairn_run_status s);
 bool cairn_run_status_terminal(cairn_run_status s);
+/* Whether a status as the runs table spells it (cairn_run_status_name)
+ * names an end; NULL: no. */
+bool cairn_run_status_name_ends(const char *name);
 
 typedef struct cairn_item_state {
     cairn_step_status status;

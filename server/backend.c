@@ -527,9 +527,7 @@ int srv_backend_run_ended(srv_backend *b, const char *run_id, bool *ended, cairn
     int rc = open_read(b, &j, err);
     if (rc == 0) rc = cairn_journal_get_run(j, run_id, &row, err);
     if (rc == 0)
-        *ended = row.status && (strcmp(row.status, "succeeded") == 0 ||
-                                strcmp(row.status, "failed") == 0 ||
-                                strcmp(row.status, "cancelled") == 0);
+        *ended = cairn_run_status_name_ends(row.status);
     else if (rc == CAIRN_ENOTFOUND && durable_seq(b, run_id) > 0)
         rc = 0, *ended = false;   /* handed out here, not applied to SQLite yet */
     cairn_run_row_clear(&row);
@@ -803,11 +801,7 @@ static int command_anywhere(srv_backend *b, const char *run_id, const char *type
     int64_t last = 0;
     rc = open_read(b, &j, err);
     if (rc == 0) rc = cairn_journal_get_run(j, run_id, &row, err);
-    if (rc == 0 && cairn_run_status_terminal(
-                       strcmp(row.status, "succeeded") == 0 ? CAIRN_RUN_SUCCEEDED
-                       : strcmp(row.status, "failed") == 0  ? CAIRN_RUN_FAILED
-                       : strcmp(row.status, "cancelled") == 0 ? CAIRN_RUN_CANCELLED
-                                                              : CAIRN_RUN_RUNNING))
+    if (rc == 0 && cairn_run_status_name_ends(row.status))
         rc = cairn_err_set(err, CAIRN_ESTATE, "run %s has already ended (%s)", run_id, row.status);
     else if (rc == 0 && strcmp(type, "decide") == 0)
         rc = decision_check(b, run_id, data, &last, err);

@@ -45,12 +45,9 @@ static int waiting(cairn_journal *j, const char *run_id, int64_t id, int64_t at,
 /* Whether run_id has ended (its row's status): the holder takes no more
  * commands for it, so one still waiting will not be carried out. */
 static int run_ended(cairn_journal *j, const char *run_id, bool *ended, cairn_err *err) {
-    static const char *const last[] = {"succeeded", "failed", "cancelled"};
     cairn_run_row row = {0};
     int rc = cairn_journal_get_run(j, run_id, &row, err);
-    *ended = false;
-    for (size_t i = 0; rc == 0 && i < sizeof last / sizeof last[0]; i++)
-        *ended |= row.status && strcmp(row.status, last[i]) == 0;
+    *ended = rc == 0 && cairn_run_status_name_ends(row.status);
     cairn_run_row_clear(&row);
     return rc;
 }

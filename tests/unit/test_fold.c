@@ -237,3 +237,17 @@ TEST(fold_refuses_carried_results_outside_a_forks_start) {
     apply(st, 3, CAIRN_EV_STEP_CARRIED, "a", 0, carried, CAIRN_ECORRUPT);   /* after a step began */
     cairn_run_state_free(st);
 }
+
+/* A status as the runs table spells it names an end exactly when the
+ * status it names is terminal: every status, spelled exactly. */
+TEST(fold_run_status_names_end_as_their_statuses_do) {
+    for (int s = 0; s <= CAIRN_RUN_PAUSED; s++) {
+        const char *name = cairn_run_status_name((cairn_run_status)s);
+        CHECK(cairn_run_status_name_ends(name) == cairn_run_status_terminal((cairn_run_status)s));
+    }
+    CHECK(cairn_run_status_name_ends("succeeded"));
+    CHECK(!cairn_run_status_name_ends("succeeded "));
+    CHECK(!cairn_run_status_name_ends("Failed"));
+    CHECK(!cairn_run_status_name_ends(""));
+    CHECK(!cairn_run_status_name_ends(NULL));
+}
