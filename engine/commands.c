@@ -121,23 +121,26 @@ static void on_child(cairn_engine *e, eng_run *r, const cairn_command *c) {
 typedef void (*command_fn)(cairn_engine *e, eng_run *r, const cairn_command *c);
 
 /* The commands a run takes, whichever way they arrive (the commands table
- * or cairn_engine_command). */
+ * or cairn_engine_command); an engine's own (`child`, which one engine
+ * sends another through the table) only from the table. */
 static const struct {
     const char *type;
     command_fn apply;
+    bool engines_only;
 } kinds[] = {
-    {"cancel", on_cancel}, {"pause", on_pause}, {"unpause", on_unpause}, {"decide", on_decide},
-    {"resolve", on_resolve}, {"child", on_child},
+    {"cancel", on_cancel, false}, {"pause", on_pause, false}, {"unpause", on_unpause, false},
+    {"decide", on_decide, false}, {"resolve", on_resolve, false}, {"child", on_child, true},
 };
 
-static command_fn apply_of(const char *type) {
+static command_fn apply_of(const char *type, bool from_caller) {
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-        if (strcmp(kinds[k].type, type) == 0) return kinds[k].apply;
+        if (strcmp(kinds[k].type, type) == 0)
+            return from_caller && kinds[k].engines_only ? NULL : kinds[k].apply;
     return NULL;
 }
 
 static void apply_one(cairn_engine *e, eng_run *r, const cairn_command *c) {
-    command_fn apply = apply_of(c->type);
+    command_fn apply = apply_of(c->type, false);
     if (apply) apply(e, r, c);
 }
 
@@ -166,7 +169,7 @@ static int decision_check(const eng_run *r, const char *data, cairn_err *err) {
 
 int cairn_engine_command(cairn_engine *e, const char *run_id, const char *type, const char *data,
                          int64_t *seq, cairn_err *err) {
-    command_fn apply = apply_of(type);
+    command_fn apply = apply_of(type, true);
     eng_run *r = eng_find_run(e, run_id);
     *seq = r ? r->st->last_seq : -1;
     if (apply == NULL) return cairn_err_set(err, CAIRN_EINVAL, "no command '%s'", type);

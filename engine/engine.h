@@ -203,6 +203,7 @@ void cairn_engine_call(cairn_engine *e, cairn_engine_call_fn fn, void *ud);
  * once the command's events are appended: they are durable once on_event
  * has reported that seq; 0 when the command appended nothing (a pause of a
  * paused run, a run resolved already).
+ * CAIRN_EINVAL for any other type (the engines' own "child" included);
  * CAIRN_ENOTFOUND with *seq -1 when this engine holds no such run;
  * CAIRN_ESTATE when it has ended; for "decide" the error of
  * cairn_approval_check. */

@@ -973,3 +973,21 @@ TEST(engine_finds_parked_runs_after_many_others_ended) {
     }
     free_h(&h);
 }
+
+/* A caller's command (cairn_engine_command: the local socket, the API)
+ * is one of the five a user may send: the engines' own "child", forged or
+ * not, and an unknown type are refused as types, before any run is looked
+ * for; a user's type goes on to look for the run (none here). */
+TEST(engine_command_refuses_the_engines_own_and_unknown_types) {
+    harness h = {0};
+    open_engine(&h, false);
+    cairn_err err;
+    int64_t seq = 0;
+    CHECK_INT(cairn_engine_command(h.e, "r1", "child", "{\"child\":\"r2\"}", &seq, &err),
+              CAIRN_EINVAL);
+    CHECK(strstr(err.msg, "no command 'child'") != NULL);
+    CHECK_INT(cairn_engine_command(h.e, "r1", "explode", "{}", &seq, &err), CAIRN_EINVAL);
+    CHECK_INT(cairn_engine_command(h.e, "r1", "pause", "{}", &seq, &err), CAIRN_ENOTFOUND);
+    CHECK_INT(seq, -1);
+    free_h(&h);
+}
