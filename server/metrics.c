@@ -290,7 +290,12 @@ static void write_series(cairn_buf *out, const family *f, const series *s) {
 void srv_metrics_write(srv_metrics *m, cairn_buf *out) {
     static const char *const kind_name[] = {"counter", "gauge", "histogram"};
     pthread_mutex_lock(&m->mu);
-    if (m->active) find(m, F_ACTIVE, "")->value = m->active(m->active_ud);
+    int (*active)(void *) = m->active;
+    void *ud = m->active_ud;
+    pthread_mutex_unlock(&m->mu);
+    int held = active ? active(ud) : 0;   /* takes the backend's lock: not under this one */
+    pthread_mutex_lock(&m->mu);
+    if (active) find(m, F_ACTIVE, "")->value = held;
     for (int f = 0; f < F_COUNT; f++) {
         cairn_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
                          families[f].name, kind_name[families[f].kind]);
