@@ -100,12 +100,13 @@ class Cluster:
         self.every = []          # every node started
         self.started = 0
 
-    def start_node(self):
-        n = "%s-n%d" % (self.name, self.started)
+    def start_node(self, wf=None, name=None):
+        """A node serving c's workflows, or those in the folder wf."""
+        n = name or "%s-n%d" % (self.name, self.started)
         self.started += 1
         env = dict(self.env, CAIRN_FILES=self.s.path(n))
         extra = ["--lease-ms", str(self.lease_ms)] if LEASES else []
-        node = Server(self.s, n, self.wf, env=env, db=self.url, extra=extra + self.extra)
+        node = Server(self.s, n, wf or self.wf, env=env, db=self.url, extra=extra + self.extra)
         node.owner = ":%d:" % node.proc.pid     # runs.owner is host:pid:start
         self.nodes.append(node)
         self.every.append(node)
@@ -441,9 +442,27 @@ def check_lines(s, c, log, ids, what):
 
 def unfinished(c, node):
     """How many unfinished runs node holds."""
-    rows = c.sql("SELECT count(*) FROM runs WHERE status NOT IN ('succeeded','failed','cancelled')"
-                 " AND owner LIKE '%%%s%%'" % node.owner)
-    return int(rows[0][0])
+    return int(c.sql("SELECT count(*) FROM runs WHERE owner LIKE '%%%s%%' AND status NOT IN %s"
+                     % (node.owner, str(ENDED)))[0][0])
+
+
+def kill(c, node):
+    """kill -9 node, and count it out of c."""
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait()
+    node.err.close()
+    c.nodes.remove(node)
+
+
+def lease_until(c, node):
+    """node's lease_until (the database's ms), 0 once its row is gone."""
+    rows = c.sql("SELECT lease_until FROM engines WHERE owner LIKE '%%%s%%'" % node.owner)
+    return int(rows[0][0]) if rows else 0
+
+
+def db_now(c):
+    """The database's clock, in ms."""
+    return int(c.sql("SELECT %s::bigint" % DB_NOW)[0][0])
 
 
 def wait_moved(c, node):
@@ -456,10 +475,7 @@ def wait_moved(c, node):
 def disrupt(c, kind, victim, replace=True):
     """kill -9 victim, or stop it past its lease and continue it."""
     if kind == "kill":
-        victim.proc.send_signal(signal.SIGKILL)
-        victim.proc.wait()
-        victim.err.close()
-        c.nodes.remove(victim)
+        kill(c, victim)
         if replace and not LEASES:
             c.start_node()      # its replacement takes the runs at start
         return
@@ -599,11 +615,6 @@ def runs_active(node):
     return int(float(m.group(1))) if m else None
 
 
-def unfinished_held(c, node):
-    return int(c.sql("SELECT count(*) FROM runs WHERE owner LIKE '%%%s%%' AND status NOT IN %s"
-                     % (node.owner, str(ENDED)))[0][0])
-
-
 def start_through(node, n, wf="chain"):
     """n runs of wf started through node's API, 16 at a time."""
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -619,9 +630,8 @@ def all_succeeded(c, ids):
 def stop_after_renewal(c, node):
     """SIGSTOP node right after it renewed its lease: it counts as live for
     most of a lease more, and takes nothing meanwhile."""
-    q = "SELECT lease_until FROM engines WHERE owner LIKE '%%%s%%'" % node.owner
-    first = c.sql(q)[0][0]
-    wait_for(lambda: c.sql(q)[0][0] != first, "the node to renew its lease")
+    first = lease_until(c, node)
+    wait_for(lambda: lease_until(c, node) != first, "the node to renew its lease")
     node.proc.send_signal(signal.SIGSTOP)
 
 
@@ -704,7 +714,7 @@ def test_placement_wakes(s, pg, _rng):
                 "runs placed on the other node (%d of 6) start within %d s with a %d s lease"
                 % (len(on_b), WAKE_WITHIN_S, WAKE_LEASE_MS // 1000), (took, on_b))
         print("# seconds to the first step of a placed run: %s" % on_b)
-        gauges = [(runs_active(n), unfinished_held(c, n)) for n in (a, b)]
+        gauges = [(runs_active(n), unfinished(c, n)) for n in (a, b)]
         s.check(all(g == held for g, held in gauges),
                 "each node's cairn_runs_active counts the runs it holds, placed ones too",
                 gauges)

@@ -35,7 +35,6 @@ the parent alone): when the child ends, the node holding the parent is
 told through the journal (a "child" command) and the parent goes on to its
 end."""
 import os
-import signal
 import subprocess
 import sys
 
@@ -43,8 +42,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
 from cairn_test import CAIRN, Suite, wait_for  # noqa: E402
-from cluster import KEY, LEASE_MS, Cluster, check_verifies  # noqa: E402
-from serve import Server, wfdir  # noqa: E402
+from cluster import (KEY, LEASE_MS, Cluster, check_verifies, db_now, kill,  # noqa: E402
+                     lease_until)
+from serve import wfdir  # noqa: E402
 
 FAMILIES = 3
 
@@ -129,11 +129,6 @@ def root_of(rows, run):
     return run
 
 
-def lease_until(c, node):
-    rows = c.sql("SELECT lease_until FROM engines WHERE owner LIKE '%%%s%%'" % node.owner)
-    return int(rows[0][0]) if rows else 0
-
-
 def spawned(node, run, step):
     st, _, body = node.request("GET", "/v1/runs/%s/events" % run)
     return st == 200 and any(e["type"] == "step_spawned" and e.get("step") == step
@@ -158,10 +153,7 @@ def test_family_moves_whole(s, pg):
         b, d = c.start_node(), c.start_node()
         lock = RowLock(c, "parent_id IS NOT NULL")
         s.check(lock.count == 3 * FAMILIES, "the children's rows are locked", lock.count)
-        a.proc.send_signal(signal.SIGKILL)
-        a.proc.wait()
-        a.err.close()
-        c.nodes.remove(a)
+        kill(c, a)
         lapse = lease_until(c, a)
         looked = wait_for(lambda: all(lease_until(c, n) > lapse + 2 * LEASE_MS for n in (b, d)),
                           "both nodes to renew twice after the dead node's lease lapsed", 60)
@@ -208,34 +200,17 @@ steps:
 """
 
 
-def lone_node(c, name, wf):
-    """A node of c serving the workflows in wf (not c's)."""
-    env = dict(c.env, CAIRN_FILES=c.s.path(name))
-    node = Server(c.s, name, wf, env=env, db=c.url, extra=["--lease-ms", str(LEASE_MS)])
-    node.owner = ":%d:" % node.proc.pid
-    c.nodes.append(node)
-    c.every.append(node)
-    return node
-
-
-def db_now(c):
-    return int(c.sql("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")[0][0])
-
-
 def test_unresumable_run_let_go(s, pg):
     log, gate = s.path("lone.log"), s.path("lone-gate")
     c = Cluster(s, pg, "lone", {"fam.yaml": FAM % {"log": log, "gate": gate}})
     try:
-        a = lone_node(c, "lone-a", wfdir(s, "lone-a-wf", {"lone.yaml": LONE % {"log": log,
-                                                                             "gate": gate}}))
+        a = c.start_node(wfdir(s, "lone-a-wf", {"lone.yaml": LONE % {"log": log, "gate": gate}}),
+                         "lone-a")
         run = a.start_run("lone")
         wait_for(lambda: spawned(a, run, "two"), "the run to be in its second step", 60)
         b, d = c.start_node(), c.start_node()   # they serve fam only
         c.sql("UPDATE definitions SET source = source || '\\x0a'::bytea WHERE name = 'lone'")
-        a.proc.send_signal(signal.SIGKILL)
-        a.proc.wait()
-        a.err.close()
-        c.nodes.remove(a)
+        kill(c, a)
         line = "run %s: let go" % run
         let_go = wait_for(lambda: all(line in n.stderr() for n in (b, d)),
                           "both nodes to try the run and let it go", 60)
@@ -302,10 +277,7 @@ def test_child_apart_tells_its_parent(s, pg):
         kid = kids()[0]
         b = c.start_node()
         lock = RowLock(c, "id = '%s'" % parent)
-        a.proc.send_signal(signal.SIGKILL)
-        a.proc.wait()
-        a.err.close()
-        c.nodes.remove(a)
+        kill(c, a)
         lapse = lease_until(c, a)
         wait_for(lambda: db_now(c) > lapse, "the dead node's lease to lapse", 60)
         env = dict(os.environ, CAIRN_JOURNAL_KEY=KEY, CAIRN_FILES=s.path("resumer"))
