@@ -305,14 +305,27 @@ static int set_up(pg_store *s, cairn_err *err) {
     return rc;
 }
 
+/* The connection's connect_timeout in ms: the URL's when it sets one
+ * (libpq leaves it to whoever polls), else CAIRN_PG_CONNECT_TIMEOUT_S. */
+static int64_t connect_timeout_ms(PGconn *conn) {
+    int64_t seconds = CAIRN_PG_CONNECT_TIMEOUT_S;
+    PQconninfoOption *opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && atoi(o->val) > 0)
+            seconds = atoi(o->val);
+    PQconninfoFree(opts);
+    return seconds * 1000;
+}
+
 /* Drive the connection started on s->conn (poll: PQconnectPoll or
- * PQresetPoll) to its end, or give up at the bound's deadline: libpq's own
- * connect_timeout counts whole seconds, two at the least, per address. */
+ * PQresetPoll) to its end, or give up at the bound's deadline, else at
+ * the connection's connect_timeout (libpq does not keep it for a caller
+ * that polls). */
 static int finish_connect(pg_store *s, PostgresPollingStatusType (*poll_fn)(PGconn *),
                           const char *what, cairn_err *err) {
     int64_t start = cairn_now_ms();
     int64_t deadline = s->bound.deadline ? s->bound.deadline(s->bound.ud)
-                                         : start + CAIRN_PG_CONNECT_TIMEOUT_S * 1000;
+                                         : start + connect_timeout_ms(s->conn);
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;   /* as libpq asks, to begin */
     while (PQstatus(s->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
            st != PGRES_POLLING_FAILED) {

@@ -47,7 +47,7 @@ int cairn_store_open_pg(const char *url, cairn_pg_mode mode, cairn_sync_mode syn
  * cairn_now_ms's clock, asked as each attempt starts; an engine's is the
  * time its lease has left (journal_lease.h), so that a node cut off from
  * the database does not wait past its lease for one attempt.  Without
- * one, CAIRN_PG_CONNECT_TIMEOUT_S.  (A host name is looked up before the
+ * one, the URL's connect_timeout, else CAIRN_PG_CONNECT_TIMEOUT_S.  (A host name is looked up before the
  * clock starts: the bound is for the connection and the server's answer.) */
 typedef struct {
     int64_t (*deadline)(void *ud);

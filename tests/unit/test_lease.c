@@ -610,14 +610,22 @@ TEST(lease_postgres) {
  * libpq's connect_timeout (10 s), and says so.  The bound checked is
  * generous (5 s): what is asserted is that the attempt ends before the
  * connect timeout would have ended it. */
-TEST(lease_connect_gives_up_within_the_lease) {
+/* A socket on loopback that listens and never answers: its fd, and in
+ * *port where. */
+static int silent_server(int *port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof at;
     CHECK_INT(bind(fd, (struct sockaddr *)&at, sizeof at), 0);
     CHECK_INT(listen(fd, 8), 0);
     CHECK_INT(getsockname(fd, (struct sockaddr *)&at, &len), 0);
-    char *url = cairn_sprintf("postgres://cairn@127.0.0.1:%d/silent", ntohs(at.sin_port));
+    *port = ntohs(at.sin_port);
+    return fd;
+}
+
+TEST(lease_connect_gives_up_within_the_lease) {
+    int port, fd = silent_server(&port);
+    char *url = cairn_sprintf("postgres://cairn@127.0.0.1:%d/silent", port);
     cairn_lease *l = NULL;
     cairn_err err = {0};
     int64_t start = cairn_now_ms();
@@ -626,6 +634,24 @@ TEST(lease_connect_gives_up_within_the_lease) {
     CHECK_INT(rc, CAIRN_EIO);
     CHECK(l == NULL);
     CHECK(took < 5000);
+    CHECK(strstr(err.msg, "no answer from the server within") != NULL);
+    close(fd);
+    free(url);
+}
+
+/* Without a lease to bound it, a connection gives up at the URL's own
+ * connect_timeout (1 s here), not at the default 10 s: libpq leaves the
+ * timeout to whoever polls the connection. */
+TEST(pg_connect_gives_up_at_the_urls_connect_timeout) {
+    int port, fd = silent_server(&port);
+    char *url = cairn_sprintf("postgres://cairn@127.0.0.1:%d/silent?connect_timeout=1", port);
+    cairn_store *st = NULL;
+    cairn_err err = {0};
+    int64_t start = cairn_now_ms();
+    int rc = cairn_store_open_pg(url, CAIRN_PG_CREATE, CAIRN_SYNC_FULL, &st, &err);
+    int64_t took = cairn_now_ms() - start;
+    CHECK_INT(rc, CAIRN_EIO);
+    CHECK(took >= 900 && took < 5000);
     CHECK(strstr(err.msg, "no answer from the server within") != NULL);
     close(fd);
     free(url);
