@@ -344,6 +344,11 @@ static int lose_taken(cairn_lease *l, cairn_err *err) {
     return rc;
 }
 
+/* Copies of list's ids at dst[*n] on. */
+static void copy_ids(char **dst, int *n, const id_list *list) {
+    for (int i = 0; i < list->n; i++) dst[(*n)++] = cairn_strdup(list->ids[i]);
+}
+
 /* Claim what lapsed engines held: true when a full batch came (look again
  * at once). */
 static bool take_over(cairn_lease *l) {
@@ -352,12 +357,12 @@ static bool take_over(cairn_lease *l) {
     /* not claimed: the runs held (when our own are looked for), the runs
      * lost whose old events may still be on their way to the writer, and
      * those that could not be resumed here */
-    int n_mine = mine ? l->held.n : 0, n_held = n_mine + l->gone.list.n + l->tried.list.n;
-    char **held = cairn_calloc((size_t)n_held + 1, sizeof *held);
-    for (int i = 0; i < n_mine; i++) held[i] = cairn_strdup(l->held.ids[i]);
-    for (int i = 0; i < l->gone.list.n; i++) held[n_mine + i] = cairn_strdup(l->gone.list.ids[i]);
-    for (int i = 0; i < l->tried.list.n; i++)
-        held[n_mine + l->gone.list.n + i] = cairn_strdup(l->tried.list.ids[i]);
+    int n_held = 0;
+    char **held = cairn_calloc((size_t)((mine ? l->held.n : 0) + l->gone.list.n +
+                                        l->tried.list.n + 1), sizeof *held);
+    if (mine) copy_ids(held, &n_held, &l->held);
+    copy_ids(held, &n_held, &l->gone.list);
+    copy_ids(held, &n_held, &l->tried.list);
     pthread_mutex_unlock(&l->mu);
     char **ids = NULL;
     int64_t *epochs = NULL;
